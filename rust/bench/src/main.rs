@@ -1,0 +1,2 @@
+//! TODO(stub): scenario benchmarks, being written.
+fn main() {}

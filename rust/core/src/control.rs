@@ -1,0 +1,1 @@
+//! TODO(stub): control, being written.

@@ -1,0 +1,1 @@
+//! TODO(stub): detmath, being written.

@@ -1,0 +1,1 @@
+//! TODO(stub): interpolation, being written.

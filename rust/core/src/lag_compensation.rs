@@ -1,0 +1,1 @@
+//! TODO(stub): lag_compensation, being written.

@@ -1,0 +1,1 @@
+//! TODO(stub): movement, being written.

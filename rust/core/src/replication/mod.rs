@@ -1,0 +1,1 @@
+//! TODO(stub): replication, being written.

@@ -1,0 +1,1 @@
+//! TODO(stub): session, being written.

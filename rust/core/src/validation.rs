@@ -1,0 +1,1 @@
+//! TODO(stub): validation, being written.

@@ -1,0 +1,1 @@
+//! TODO(stub): test kit, being written.
