@@ -1,1 +1,456 @@
-//! TODO(stub): control, being written.
+//! Control messages: the reliable, ordered messages of the control stream (login, welcome,
+//! chat, disconnect reasons; gameplay requests arrive with later issues), and their framing.
+//!
+//! Messages are serde types encoded with postcard. On the stream each message is one frame:
+//! an unsigned LEB128 length (at most [`MAX_FRAME_LEN_BYTES`]) followed by that many bytes of
+//! postcard. [`FrameDecoder`] reassembles frames from arbitrary stream chunks and refuses a
+//! declared length over the limit before buffering it, so a hostile peer cannot make us
+//! allocate. The byte layout is specified in `codec/WIRE_FORMAT.md`.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::entity::{CharacterState, EntityId};
+use crate::time::Tick;
+
+/// Largest control frame body accepted or produced, in bytes.
+pub const MAX_FRAME_LEN_BYTES: usize = 16 * 1024;
+
+/// Longest chat text accepted, in bytes of UTF-8.
+pub const MAX_CHAT_LEN_BYTES: usize = 512;
+
+/// Longest login token accepted, in bytes.
+pub const MAX_TOKEN_LEN_BYTES: usize = 4096;
+
+/// Why a connection ended or a login was refused. The numeric codes are stable and never
+/// reused: they reach logs, metrics and the C ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u16)]
+pub enum DisconnectReason {
+    /// The client asked to leave.
+    ClientQuit = 1,
+    /// The server is shutting down.
+    ServerShutdown = 2,
+    /// Client and server speak different protocol versions.
+    ProtocolMismatch = 3,
+    /// The login token is malformed, forged or expired.
+    BadToken = 4,
+    /// The server or zone is at capacity.
+    ServerFull = 5,
+    /// The peer broke the protocol (undecodable frame or datagram, message out of order).
+    ProtocolViolation = 6,
+    /// Nothing was heard from the peer for too long.
+    Timeout = 7,
+    /// Removed by the server (anti-cheat strikes, an operator).
+    Kicked = 8,
+    /// Logged in again from elsewhere.
+    DuplicateLogin = 9,
+}
+
+impl DisconnectReason {
+    /// The stable numeric code.
+    #[must_use]
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// A short snake_case name for logs and metric labels.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ClientQuit => "client_quit",
+            DisconnectReason::ServerShutdown => "server_shutdown",
+            DisconnectReason::ProtocolMismatch => "protocol_mismatch",
+            DisconnectReason::BadToken => "bad_token",
+            DisconnectReason::ServerFull => "server_full",
+            DisconnectReason::ProtocolViolation => "protocol_violation",
+            DisconnectReason::Timeout => "timeout",
+            DisconnectReason::Kicked => "kicked",
+            DisconnectReason::DuplicateLogin => "duplicate_login",
+        }
+    }
+}
+
+/// Chat channel of a chat message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChatChannel {
+    /// Everyone in the sender's zone.
+    Zone,
+    /// Everyone on the server.
+    Global,
+}
+
+/// Messages from client to server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientControl {
+    /// First message on the stream.
+    Login {
+        /// The client's [`crate::PROTOCOL_VERSION`].
+        protocol_version: u16,
+        /// Session token issued by the login service (at most [`MAX_TOKEN_LEN_BYTES`]).
+        token: String,
+    },
+    /// A chat line (at most [`MAX_CHAT_LEN_BYTES`]).
+    Chat {
+        /// Where to say it.
+        channel: ChatChannel,
+        /// What to say.
+        text: String,
+    },
+    /// The client is leaving.
+    Disconnect,
+}
+
+/// Messages from server to client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerControl {
+    /// Login accepted.
+    Welcome {
+        /// The server's [`crate::PROTOCOL_VERSION`].
+        protocol_version: u16,
+        /// The entity the client controls.
+        entity_id: EntityId,
+        /// Server tick at the time of the welcome.
+        tick: Tick,
+        /// Simulation rate in Hz.
+        tick_rate_hz: u32,
+        /// Where the character starts.
+        spawn: CharacterState,
+    },
+    /// A chat line from someone.
+    Chat {
+        /// Who said it.
+        from: EntityId,
+        /// Where it was said.
+        channel: ChatChannel,
+        /// What was said.
+        text: String,
+    },
+    /// The connection is ending; sent before the server closes it.
+    Disconnect {
+        /// Why.
+        reason: DisconnectReason,
+        /// Human-readable detail for logs and the player.
+        message: String,
+    },
+}
+
+/// What can go wrong reading or writing control frames.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The declared frame length exceeds the limit.
+    #[error("control frame of {len_bytes} bytes exceeds the limit of {max_bytes} bytes")]
+    FrameTooLong {
+        /// Declared or produced length.
+        len_bytes: usize,
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// The length prefix is not a valid LEB128 value.
+    #[error("control frame length prefix is malformed")]
+    BadLengthPrefix,
+    /// The frame body is not a valid message.
+    #[error("control frame body does not decode: {0}")]
+    Body(String),
+    /// A field is outside its documented limit.
+    #[error("control message field {field} is {len_bytes} bytes, over the limit of {max_bytes}")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length.
+        len_bytes: usize,
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// The peer speaks another protocol version.
+    #[error("protocol version {peer} does not match ours ({ours})")]
+    VersionMismatch {
+        /// The peer's version.
+        peer: u16,
+        /// Ours.
+        ours: u16,
+    },
+}
+
+impl ClientControl {
+    /// Checks the documented field limits (a decoded message may still be hostile).
+    pub fn validate(&self) -> Result<(), ControlError> {
+        match self {
+            ClientControl::Login { token, .. } => check_len("token", token, MAX_TOKEN_LEN_BYTES),
+            ClientControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
+            ClientControl::Disconnect => Ok(()),
+        }
+    }
+}
+
+impl ServerControl {
+    /// Checks the documented field limits.
+    pub fn validate(&self) -> Result<(), ControlError> {
+        match self {
+            ServerControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
+            ServerControl::Welcome { .. } | ServerControl::Disconnect { .. } => Ok(()),
+        }
+    }
+}
+
+fn check_len(field: &'static str, text: &str, max_bytes: usize) -> Result<(), ControlError> {
+    if text.len() > max_bytes {
+        Err(ControlError::FieldTooLong {
+            field,
+            len_bytes: text.len(),
+            max_bytes,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Compares a peer's protocol version with [`crate::PROTOCOL_VERSION`].
+pub fn check_protocol_version(peer: u16) -> Result<(), ControlError> {
+    if peer == crate::PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(ControlError::VersionMismatch {
+            peer,
+            ours: crate::PROTOCOL_VERSION,
+        })
+    }
+}
+
+/// Appends one frame (length prefix + postcard body) carrying `message` to `out`.
+pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), ControlError> {
+    let body = postcard::to_stdvec(message).map_err(|e| ControlError::Body(e.to_string()))?;
+    if body.len() > MAX_FRAME_LEN_BYTES {
+        return Err(ControlError::FrameTooLong {
+            len_bytes: body.len(),
+            max_bytes: MAX_FRAME_LEN_BYTES,
+        });
+    }
+    let mut len = body.len();
+    loop {
+        // Low 7 bits of what is left, so the cast cannot truncate meaningful bits.
+        let byte = (len & 0x7F) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// Reassembles frames from stream chunks.
+///
+/// Invariant: `buf` holds at most one partial frame plus whatever complete frames were pushed
+/// and not yet taken; a declared length over [`MAX_FRAME_LEN_BYTES`] is refused at once.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    /// An empty decoder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet returned as frames.
+    #[must_use]
+    pub fn buffered_len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete message, `Ok(None)` when more bytes are needed, or an error when the
+    /// stream is corrupt (the connection should then be closed with
+    /// [`DisconnectReason::ProtocolViolation`]).
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ControlError> {
+        let Some((body_len, prefix_len)) = read_length_prefix(&self.buf)? else {
+            return Ok(None);
+        };
+        let frame_len = prefix_len + body_len;
+        if self.buf.len() < frame_len {
+            return Ok(None);
+        }
+        let result = postcard::from_bytes::<T>(&self.buf[prefix_len..frame_len])
+            .map_err(|e| ControlError::Body(e.to_string()));
+        self.buf.drain(..frame_len);
+        result.map(Some)
+    }
+}
+
+/// Parses a LEB128 length prefix: `Ok(None)` if incomplete, else `(body_len, prefix_len)`.
+fn read_length_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, ControlError> {
+    let mut value = 0usize;
+    for (i, &byte) in buf.iter().enumerate() {
+        // MAX_FRAME_LEN_BYTES fits in 3 LEB128 bytes; a 4th byte can only mean too long.
+        if i >= 3 {
+            return Err(ControlError::BadLengthPrefix);
+        }
+        value |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            if i > 0 && byte == 0 {
+                return Err(ControlError::BadLengthPrefix); // non-minimal encoding
+            }
+            if value > MAX_FRAME_LEN_BYTES {
+                return Err(ControlError::FrameTooLong {
+                    len_bytes: value,
+                    max_bytes: MAX_FRAME_LEN_BYTES,
+                });
+            }
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glam::Vec3;
+    use proptest::prelude::*;
+
+    fn welcome() -> ServerControl {
+        ServerControl::Welcome {
+            protocol_version: crate::PROTOCOL_VERSION,
+            entity_id: EntityId(7),
+            tick: Tick(1234),
+            tick_rate_hz: 30,
+            spawn: CharacterState::at(Vec3::new(1.0, 2.0, 0.0)),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_across_arbitrary_chunking() {
+        let messages = vec![
+            ClientControl::Login {
+                protocol_version: 1,
+                token: "abc".into(),
+            },
+            ClientControl::Chat {
+                channel: ChatChannel::Zone,
+                text: "x".repeat(300),
+            },
+            ClientControl::Disconnect,
+        ];
+        let mut stream = Vec::new();
+        for m in &messages {
+            encode_frame(m, &mut stream).unwrap();
+        }
+        for chunk in [1, 2, 7, stream.len()] {
+            let mut decoder = FrameDecoder::new();
+            let mut got = Vec::new();
+            for piece in stream.chunks(chunk) {
+                decoder.push(piece);
+                while let Some(m) = decoder.next_message::<ClientControl>().unwrap() {
+                    got.push(m);
+                }
+            }
+            assert_eq!(got, messages, "chunk size {chunk}");
+            assert_eq!(decoder.buffered_len_bytes(), 0);
+        }
+        let mut out = Vec::new();
+        encode_frame(&welcome(), &mut out).unwrap();
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&out);
+        assert_eq!(
+            decoder.next_message::<ServerControl>().unwrap(),
+            Some(welcome())
+        );
+    }
+
+    #[test]
+    fn oversized_declared_length_is_refused_before_buffering() {
+        let mut decoder = FrameDecoder::new();
+        // 0x80 0x80 0x02 = 32768 > 16384
+        decoder.push(&[0x80, 0x80, 0x02]);
+        assert_eq!(
+            decoder.next_message::<ClientControl>(),
+            Err(ControlError::FrameTooLong {
+                len_bytes: 32768,
+                max_bytes: MAX_FRAME_LEN_BYTES
+            })
+        );
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[0x80, 0x80, 0x80, 0x01]);
+        assert_eq!(
+            decoder.next_message::<ClientControl>(),
+            Err(ControlError::BadLengthPrefix)
+        );
+    }
+
+    #[test]
+    fn oversized_message_is_not_encoded() {
+        let big = ClientControl::Chat {
+            channel: ChatChannel::Global,
+            text: "y".repeat(20_000),
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            encode_frame(&big, &mut out),
+            Err(ControlError::FrameTooLong { .. })
+        ));
+        assert!(out.is_empty(), "nothing written on failure");
+    }
+
+    #[test]
+    fn field_limits_and_versions_are_checked() {
+        let chat = ClientControl::Chat {
+            channel: ChatChannel::Zone,
+            text: "z".repeat(513),
+        };
+        assert!(matches!(
+            chat.validate(),
+            Err(ControlError::FieldTooLong {
+                field: "chat text",
+                ..
+            })
+        ));
+        assert!(check_protocol_version(crate::PROTOCOL_VERSION).is_ok());
+        assert_eq!(
+            check_protocol_version(crate::PROTOCOL_VERSION + 1),
+            Err(ControlError::VersionMismatch {
+                peer: crate::PROTOCOL_VERSION + 1,
+                ours: crate::PROTOCOL_VERSION
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_body_is_an_error_and_the_frame_is_consumed() {
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[2, 0xFF, 0xFF]);
+        assert!(matches!(
+            decoder.next_message::<ClientControl>(),
+            Err(ControlError::Body(_))
+        ));
+        assert_eq!(decoder.buffered_len_bytes(), 0);
+    }
+
+    #[test]
+    fn disconnect_codes_are_stable() {
+        assert_eq!(DisconnectReason::ClientQuit.code(), 1);
+        assert_eq!(DisconnectReason::DuplicateLogin.code(), 9);
+        assert_eq!(DisconnectReason::Kicked.as_str(), "kicked");
+    }
+
+    proptest! {
+        #[test]
+        fn random_stream_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut decoder = FrameDecoder::new();
+            decoder.push(&bytes);
+            for _ in 0..8 {
+                match decoder.next_message::<ClientControl>() {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The project's test command (the README's second command, called by .ci/run).
+#
+# Works on a fresh Debian machine with the Rust toolchain: it installs what is missing
+# (apt packages, rustup components), then runs formatting, lints and the whole test suite.
+# Later issues add jobs here (C/C++ programs under sanitizers, PostgreSQL and Redis).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+ensure_rust_component() {
+    # rustfmt and clippy ship with the rustup toolchain; add them only where missing.
+    local component=$1 probe=$2
+    if ! cargo "$probe" --version >/dev/null 2>&1; then
+        log "installing rustup component $component"
+        rustup component add "$component"
+    fi
+}
+
+log "toolchain"
+cargo --version
+rustc --version
+ensure_rust_component rustfmt fmt
+ensure_rust_component clippy clippy
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy (workspace, all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test (workspace)"
+cargo test --workspace --locked
+
+log "benchmarks compile (not run: figures come from mmo-bench and criterion by hand)"
+cargo bench --workspace --locked --no-run
+
+log "all checks passed"
