@@ -7,6 +7,9 @@
 //! Rust never contracts `a * b + c` into a fused multiply-add on its own, so the same source
 //! gives the same result on every conforming target (x86-64 SSE2, AArch64).
 //!
+//! Beware `f32::min`/`max`/`clamp` in the step: with `-0.0` and `+0.0` they may return
+//! either zero depending on the target's instruction, so the step uses explicit comparisons.
+//!
 //! Trigonometry takes the *quantized* yaw (`u16`, 65536 steps per turn) that the input
 //! carries on the wire, so client and server evaluate the polynomial on identical inputs.
 

@@ -16,7 +16,7 @@
 //!
 //! Performance contract: the ring is allocated once in [`Predictor::new`]; `push_input`,
 //! `reconcile` and `advance_visual` never allocate. A replay costs one
-//! [`movement::step`](crate::movement::step) per replayed input.
+//! [`movement::step`] per replayed input.
 //!
 //! Sequence numbers start at 1 (0 means "nothing acknowledged yet") and are `u32`: at 60 Hz
 //! they last about 2.2 years, so wrap-around within one session is not handled.
