@@ -801,6 +801,56 @@ mod tests {
         assert!(a.iter().any(|s| !s.on_ground));
     }
 
+    /// FNV-1a over the bits of every state of a trace.
+    fn trace_digest(trace: &[CharacterState]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for s in trace {
+            let words = [
+                s.position_m.x,
+                s.position_m.y,
+                s.position_m.z,
+                s.velocity_mps.x,
+                s.velocity_mps.y,
+                s.velocity_mps.z,
+                s.yaw_rad,
+            ]
+            .map(f32::to_bits);
+            for w in words.into_iter().chain([u32::from(s.on_ground)]) {
+                for b in w.to_le_bytes() {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        h
+    }
+
+    /// Golden trace: pins the exact bits the step produces for a fixed input sequence. If
+    /// this fails after a change to the step, the change altered simulation results (update
+    /// the constant deliberately, client and server must ship together). If it fails on a
+    /// new target or compiler with no code change, the step is not portable there: that is
+    /// a determinism bug to fix, never a constant to update.
+    #[test]
+    fn golden_trace_is_stable() {
+        let cfg = arena();
+        let mut rng = XorShift(0x005E_ED0F_601D);
+        let mut s = CharacterState::at(Vec3::new(-3.0, 2.0, 0.0));
+        let trace: Vec<CharacterState> = (0..5000)
+            .map(|_| {
+                s = step(&cfg, &s, &rng.input(), TickRate::DEFAULT.dt_s());
+                s
+            })
+            .collect();
+        assert_eq!(
+            trace_digest(&trace),
+            GOLDEN_TRACE_DIGEST,
+            "{:#018x}",
+            trace_digest(&trace)
+        );
+    }
+
+    const GOLDEN_TRACE_DIGEST: u64 = 0xb8f3_5f89_4f17_eb47;
+
     proptest::proptest! {
         #[test]
         fn step_stays_finite_and_inside(
