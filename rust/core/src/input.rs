@@ -56,13 +56,27 @@ pub struct MoveInput {
 }
 
 impl MoveInput {
-    /// Quantizes controls as sampled from the device. Axes are clamped to `[-1, 1]`, NaN
-    /// becomes 0, and yaw is wrapped into `[0, 2*pi)`.
+    /// Quantizes controls as sampled from the device. NaN axes become 0, the (forward,
+    /// right) vector is scaled down to length 1 when longer (a keyboard diagonal is
+    /// `(0.707, 0.707)`, not `(1, 1)`, so it passes the server's magnitude check), and yaw is
+    /// wrapped into `[0, 2*pi)`.
     #[must_use]
     pub fn from_controls(forward: f32, right: f32, yaw_rad: f32, buttons: Buttons) -> Self {
+        let forward = if forward.is_nan() {
+            0.0
+        } else {
+            forward.clamp(-1.0, 1.0)
+        };
+        let right = if right.is_nan() {
+            0.0
+        } else {
+            right.clamp(-1.0, 1.0)
+        };
+        let length = (forward * forward + right * right).sqrt();
+        let scale = if length > 1.0 { 1.0 / length } else { 1.0 };
         MoveInput {
-            forward_q: quantize_axis(forward),
-            right_q: quantize_axis(right),
+            forward_q: quantize_axis(forward * scale),
+            right_q: quantize_axis(right * scale),
             yaw_q: quantize_yaw(yaw_rad),
             buttons,
         }
@@ -110,11 +124,25 @@ mod tests {
 
     #[test]
     fn axes_clamp_and_round() {
-        let i = MoveInput::from_controls(2.0, -0.5, 0.0, Buttons::default());
-        assert_eq!(i.forward_q, 127);
-        assert_eq!(i.right_q, -64);
+        let i = MoveInput::from_controls(2.0, 0.0, 0.0, Buttons::default());
+        assert_eq!((i.forward_q, i.right_q), (127, 0));
+        let j = MoveInput::from_controls(0.3, -0.5, 0.0, Buttons::default());
+        assert_eq!((j.forward_q, j.right_q), (38, -64));
         let n = MoveInput::from_controls(f32::NAN, f32::NEG_INFINITY, f32::NAN, Buttons::default());
         assert_eq!((n.forward_q, n.right_q, n.yaw_q), (0, -127, 0));
+    }
+
+    #[test]
+    fn diagonals_are_scaled_to_unit_length_and_pass_validation() {
+        let d = MoveInput::from_controls(1.0, 1.0, 0.0, Buttons::default());
+        assert_eq!((d.forward_q, d.right_q), (90, 90));
+        for (f, r) in [(1.0, 1.0), (-1.0, 1.0), (5.0, -3.0), (0.9, 0.9), (1.0, 0.0)] {
+            let i = MoveInput::from_controls(f, r, 0.0, Buttons::default());
+            assert!(
+                crate::validation::validate_input(&i).is_ok(),
+                "({f}, {r}) -> {i:?}"
+            );
+        }
     }
 
     #[test]
