@@ -7,10 +7,16 @@
 //! `Result<_, CodecError>`, bounds every count and allocation, and never panics on any input.
 
 pub mod ack;
+pub mod baseline;
 pub mod bits;
+pub mod entity_state;
 pub mod error;
+pub mod input_codec;
 pub mod packet;
 pub mod quantize;
+pub mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 pub mod varint;
 
 pub use error::CodecError;
