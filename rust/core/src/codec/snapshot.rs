@@ -1,0 +1,613 @@
+//! The server-to-client snapshot datagram: encoder and decoder.
+//!
+//! A snapshot carries the server tick, the last input sequence the server processed for
+//! this client, the owner's own [`CharacterState`] losslessly (raw `f32` bits, compared bit
+//! for bit by reconciliation), leave records, and one record per remote entity: *enter*
+//! (archetype + absolute state) for entities the client does not have, *full* (absolute
+//! state) when no usable baseline exists, or *delta* (changed-field mask + residuals against
+//! a prediction from the entity's baseline, see `entity_state`). The bit layout is specified
+//! in `WIRE_FORMAT.md`.
+//!
+//! Budget: the encoder writes records in the order given (ids strictly ascending) and skips
+//! any record that would push the datagram over `max_len_bytes`, then carries on with the
+//! next one (a smaller record may still fit). It reports exactly what it wrote through
+//! [`WrittenRecord`]s so the caller's history and priority accumulators stay honest. The
+//! encode path does no per-entity heap allocation (the output vectors are reused).
+//!
+//! Unfinished: the position predictor is first-order (derived velocity); a second-order
+//! predictor and per-snapshot adaptive exp-Golomb orders were not evaluated yet.
+
+use super::bits::{BitReader, BitWriter};
+use super::entity_state::{Quantization, QuantizedEntity, derive_velocity, predict};
+use super::error::CodecError;
+use super::packet::{AckFields, PacketHeader, PacketKind};
+use super::varint::{
+    read_exp_golomb, read_signed_exp_golomb, write_exp_golomb, write_signed_exp_golomb,
+};
+use crate::entity::{CharacterState, EntityId};
+use crate::time::Tick;
+
+/// Baselines further back than this many seqs are never referenced.
+pub const BASELINE_WINDOW: u64 = 32;
+/// Most leave records in one snapshot.
+pub const MAX_LEAVES: usize = 255;
+/// Most entity records in one snapshot (11-bit count).
+pub const MAX_RECORDS: usize = 2047;
+
+/// Mask bit: X/Y residual present.
+pub const MASK_XY: u32 = 1;
+/// Mask bit: Z residual present.
+pub const MASK_Z: u32 = 2;
+/// Mask bit: yaw residual present.
+pub const MASK_YAW: u32 = 4;
+/// Mask bit: flags byte present.
+pub const MASK_FLAGS: u32 = 8;
+/// The mask the one-bit short record head stands for.
+const SHORT_MASK: u32 = MASK_XY | MASK_YAW;
+
+const KIND_DELTA: u32 = 0;
+const KIND_DELTA_OLDER: u32 = 1;
+const KIND_FULL: u32 = 2;
+const KIND_ENTER: u32 = 3;
+
+/// What an entity record is coded against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecordBase {
+    /// The client does not have the entity: send archetype and absolute state.
+    Enter {
+        /// Game-defined archetype (which actor class to spawn).
+        archetype: u16,
+    },
+    /// The client has the entity but no usable baseline: absolute state.
+    Full,
+    /// Residuals against the client's copy of the state sent in snapshot `seq` (extended).
+    Delta {
+        /// Extended seq of the snapshot that carried the baseline state.
+        seq: u64,
+        /// That baseline state.
+        state: QuantizedEntity,
+    },
+}
+
+/// One entity the caller wants in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntityRecordIn {
+    /// Entity id (ids must be strictly ascending within one encode call).
+    pub id: EntityId,
+    /// The state to send.
+    pub state: super::entity_state::NetEntityState,
+    /// What to code it against.
+    pub base: RecordBase,
+}
+
+/// A record the encoder wrote (in wire order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WrittenRecord {
+    /// Index of the record in the caller's input slice.
+    pub index: usize,
+    /// Entity id.
+    pub id: EntityId,
+    /// The quantized state the client will hold (derived velocity included).
+    pub state: QuantizedEntity,
+    /// True when written as an enter record.
+    pub enter: bool,
+}
+
+/// The per-snapshot fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotIn {
+    /// Extended seq of this datagram (the wire carries its low 16 bits).
+    pub seq: u64,
+    /// Ack of the client's input datagrams.
+    pub ack: Option<AckFields>,
+    /// Server tick of the snapshot.
+    pub tick: Tick,
+    /// Last input sequence the server processed for this client.
+    pub ack_input_seq: u32,
+    /// Extended seq of the newest snapshot known delivered, within [`BASELINE_WINDOW`].
+    pub baseline_seq: Option<u64>,
+    /// The owner's own character, sent losslessly.
+    pub owner: Option<CharacterState>,
+}
+
+/// What the encoder produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodeReport {
+    /// Datagram length, bytes (header included).
+    pub len_bytes: usize,
+    /// Entity records written.
+    pub records_written: usize,
+    /// Entity records skipped because they did not fit (or were out of order).
+    pub records_skipped: usize,
+    /// Leave records written (the first `leaves_written` of the caller's slice).
+    pub leaves_written: usize,
+    /// Bits spent on entity records (ids, heads, masks, fields).
+    pub record_bits: usize,
+}
+
+/// A decoded entity record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodedEntity {
+    /// Entity id.
+    pub id: EntityId,
+    /// `Some(archetype)` for an enter record.
+    pub enter_archetype: Option<u16>,
+    /// Extended seq of the baseline it was coded against (`None`: enter/full).
+    pub baseline_seq: Option<u64>,
+    /// The reconstructed quantized state.
+    pub state: QuantizedEntity,
+}
+
+/// A decoded snapshot. Reuse one across calls to avoid allocation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodedSnapshot {
+    /// Extended seq of the datagram.
+    pub seq: u64,
+    /// Server tick.
+    pub tick: Tick,
+    /// Last input sequence the server processed.
+    pub ack_input_seq: u32,
+    /// Extended seq of the snapshot baseline, if any.
+    pub baseline_seq: Option<u64>,
+    /// The owner's character, bit-exact.
+    pub owner: Option<CharacterState>,
+    /// Leave records.
+    pub leaves: Vec<EntityId>,
+    /// Entity records, ids ascending.
+    pub entities: Vec<DecodedEntity>,
+}
+
+/// Where the decoder finds baselines (the client's `ReceivedHistory` implements it).
+pub trait BaselineLookup {
+    /// The state of `id` that arrived in snapshot `seq` (extended), if still held.
+    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity>;
+}
+
+/// A lookup with no baselines (decodes only snapshots without delta records).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBaselines;
+
+impl BaselineLookup for NoBaselines {
+    fn baseline(&self, _id: EntityId, _seq: u64) -> Option<&QuantizedEntity> {
+        None
+    }
+}
+
+/// The snapshot codec for one validated configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotCodec {
+    q: Quantization,
+}
+
+fn write_owner(w: &mut BitWriter, c: &CharacterState) {
+    for v in c
+        .position_m
+        .to_array()
+        .into_iter()
+        .chain(c.velocity_mps.to_array())
+    {
+        w.write_bits(v.to_bits(), 32);
+    }
+    w.write_bits(c.yaw_rad.to_bits(), 32);
+    w.write_bool(c.on_ground);
+}
+
+fn read_owner(r: &mut BitReader<'_>) -> Result<CharacterState, CodecError> {
+    let mut f = [0f32; 7];
+    for v in &mut f {
+        *v = f32::from_bits(r.read_bits(32, "owner state")?);
+    }
+    let [px, py, pz, vx, vy, vz, yaw] = f;
+    Ok(CharacterState {
+        position_m: glam::Vec3::new(px, py, pz),
+        velocity_mps: glam::Vec3::new(vx, vy, vz),
+        yaw_rad: yaw,
+        on_ground: r.read_bool("owner on_ground")?,
+    })
+}
+
+impl SnapshotCodec {
+    /// A codec for the validated quantization `q`.
+    #[must_use]
+    pub fn new(q: Quantization) -> Self {
+        SnapshotCodec { q }
+    }
+
+    /// The quantization in use.
+    #[must_use]
+    pub fn quantization(&self) -> &Quantization {
+        &self.q
+    }
+
+    fn write_absolute(&self, w: &mut BitWriter, s: &QuantizedEntity) {
+        let q = &self.q;
+        w.write_bits((s.pos_q[0] + q.half_q_xy) as u32, q.bits_xy);
+        w.write_bits((s.pos_q[1] + q.half_q_xy) as u32, q.bits_xy);
+        w.write_bits((s.pos_q[2] + q.half_q_z) as u32, q.bits_z);
+        w.write_bits(u32::from(s.yaw_q), q.config.yaw_bits);
+        w.write_bits(u32::from(s.flags), 8);
+    }
+
+    fn read_absolute(
+        &self,
+        r: &mut BitReader<'_>,
+        tick: Tick,
+    ) -> Result<QuantizedEntity, CodecError> {
+        let q = &self.q;
+        let mut axis = |bits: u32, half: i32| -> Result<i32, CodecError> {
+            let v = r.read_bits(bits, "absolute position")?;
+            if v > 2 * half as u32 {
+                return Err(CodecError::ValueOutOfRange {
+                    field: "absolute position",
+                });
+            }
+            Ok(v as i32 - half)
+        };
+        let x = axis(q.bits_xy, q.half_q_xy)?;
+        let y = axis(q.bits_xy, q.half_q_xy)?;
+        let z = axis(q.bits_z, q.half_q_z)?;
+        let yaw_q = r.read_bits(q.config.yaw_bits, "yaw")? as u16;
+        let flags = r.read_bits(8, "flags")? as u8;
+        Ok(QuantizedEntity {
+            pos_q: [x, y, z],
+            yaw_q,
+            flags,
+            vel_fp: [0; 3],
+            yaw_rate_fp: 0,
+            tick,
+        })
+    }
+
+    /// Encodes a snapshot datagram (header included) into `out` (cleared first), writing
+    /// `written` (cleared first) with the records that made it in. `leaves` must be
+    /// ascending; at most [`MAX_LEAVES`] are written. Fails only when the fixed part (header,
+    /// owner, leaves) does not fit `max_len_bytes`.
+    pub fn encode(
+        &self,
+        snap: &SnapshotIn,
+        leaves: &[EntityId],
+        records: &[EntityRecordIn],
+        out: &mut Vec<u8>,
+        written: &mut Vec<WrittenRecord>,
+    ) -> Result<EncodeReport, CodecError> {
+        out.clear();
+        written.clear();
+        let q = &self.q;
+        let max_bits = q.config.max_len_bytes * 8;
+        PacketHeader {
+            kind: PacketKind::Snapshot,
+            seq: snap.seq as u16,
+            ack: snap.ack,
+        }
+        .encode(out);
+        let mut w = BitWriter::from_vec(std::mem::take(out));
+        w.write_bits(snap.tick.0, 32);
+        w.write_bits(snap.ack_input_seq, 32);
+        // The baseline must be 1..=32 seqs back; anything else is treated as absent.
+        let header_back = snap
+            .baseline_seq
+            .and_then(|b| snap.seq.checked_sub(b))
+            .filter(|d| (1..=BASELINE_WINDOW).contains(d));
+        match header_back {
+            Some(d) => {
+                w.write_bool(true);
+                w.write_bits((d - 1) as u32, 5);
+            }
+            None => w.write_bool(false),
+        }
+        match &snap.owner {
+            Some(c) => {
+                w.write_bool(true);
+                write_owner(&mut w, c);
+            }
+            None => w.write_bool(false),
+        }
+        let n_leaves = leaves.len().min(MAX_LEAVES);
+        w.write_bits(n_leaves as u32, 8);
+        let mut prev = 0u32;
+        for id in leaves.iter().take(n_leaves) {
+            debug_assert!(
+                id.0 > prev,
+                "leaves must be strictly ascending and non-zero"
+            );
+            write_exp_golomb(&mut w, id.0.wrapping_sub(prev).wrapping_sub(1), 0);
+            prev = id.0;
+        }
+        let count_pos = w.bit_len();
+        w.write_bits(0, 11);
+        if w.bit_len() > max_bits {
+            return Err(CodecError::LengthOverLimit {
+                field: "snapshot fixed part",
+                len: w.byte_len(),
+                max: q.config.max_len_bytes,
+            });
+        }
+        let mut report = EncodeReport {
+            leaves_written: n_leaves,
+            ..EncodeReport::default()
+        };
+        let mut prev_id = 0u32;
+        for (index, rec) in records.iter().enumerate() {
+            if rec.id.0 <= prev_id || written.len() >= MAX_RECORDS {
+                debug_assert!(
+                    rec.id.0 > prev_id,
+                    "entity ids must be strictly ascending and non-zero"
+                );
+                report.records_skipped += 1;
+                continue;
+            }
+            let mark = w.mark();
+            let state = self.write_record(&mut w, snap, header_back, prev_id, rec);
+            if w.bit_len() > max_bits {
+                w.rewind(mark);
+                report.records_skipped += 1;
+                continue;
+            }
+            report.record_bits += w.bit_len() - mark;
+            prev_id = rec.id.0;
+            written.push(WrittenRecord {
+                index,
+                id: rec.id,
+                state,
+                enter: matches!(rec.base, RecordBase::Enter { .. }),
+            });
+        }
+        report.records_written = written.len();
+        w.patch_bits(count_pos, written.len() as u32, 11);
+        *out = w.finish();
+        report.len_bytes = out.len();
+        Ok(report)
+    }
+
+    /// Writes one record; returns the quantized state the client will reconstruct.
+    #[inline]
+    fn write_record(
+        &self,
+        w: &mut BitWriter,
+        snap: &SnapshotIn,
+        header_back: Option<u64>,
+        prev_id: u32,
+        rec: &EntityRecordIn,
+    ) -> QuantizedEntity {
+        let q = &self.q;
+        let cfg = &q.config;
+        write_exp_golomb(w, rec.id.0 - prev_id - 1, 0);
+        let mut state = q.quantize(&rec.state, snap.tick);
+        // A delta is only possible against a baseline within the window, not newer than the
+        // header baseline, and older than this snapshot's tick-wise state.
+        let delta = match (rec.base, header_back) {
+            (RecordBase::Delta { seq, state: base }, Some(hb)) => snap
+                .seq
+                .checked_sub(seq)
+                .filter(|&d| d >= hb && d <= BASELINE_WINDOW)
+                .map(|d| (d - hb, base)),
+            _ => None,
+        };
+        match (delta, rec.base) {
+            (Some((extra_back, base)), _) => {
+                derive_velocity(&mut state, &base, &q.yaw);
+                let (pred, pred_yaw) = predict(&base, snap.tick, &q.yaw);
+                let r = [
+                    (i64::from(state.pos_q[0]) - pred[0]) as i32,
+                    (i64::from(state.pos_q[1]) - pred[1]) as i32,
+                    (i64::from(state.pos_q[2]) - pred[2]) as i32,
+                ];
+                let ryaw = q.yaw.wrapping_diff(u32::from(state.yaw_q), pred_yaw);
+                let mut mask = 0;
+                if r[0] != 0 || r[1] != 0 {
+                    mask |= MASK_XY;
+                }
+                if r[2] != 0 {
+                    mask |= MASK_Z;
+                }
+                if ryaw != 0 {
+                    mask |= MASK_YAW;
+                }
+                if state.flags != base.flags {
+                    mask |= MASK_FLAGS;
+                }
+                if extra_back == 0 && mask == SHORT_MASK {
+                    w.write_bits(0, 1);
+                } else if extra_back == 0 {
+                    // 1, kind (2 bits), mask (4 bits) in one field.
+                    w.write_bits(1 | (KIND_DELTA << 1) | (mask << 3), 7);
+                } else {
+                    w.write_bits(1 | (KIND_DELTA_OLDER << 1), 3);
+                    write_exp_golomb(w, (extra_back - 1) as u32, 0);
+                    w.write_bits(mask, 4);
+                }
+                if mask & MASK_XY != 0 {
+                    write_signed_exp_golomb(w, r[0], cfg.position_k);
+                    write_signed_exp_golomb(w, r[1], cfg.position_k);
+                }
+                if mask & MASK_Z != 0 {
+                    write_signed_exp_golomb(w, r[2], cfg.position_k);
+                }
+                if mask & MASK_YAW != 0 {
+                    write_signed_exp_golomb(w, ryaw, cfg.yaw_k);
+                }
+                if mask & MASK_FLAGS != 0 {
+                    w.write_bits(u32::from(state.flags), 8);
+                }
+            }
+            (None, RecordBase::Enter { archetype }) => {
+                w.write_bits(1 | (KIND_ENTER << 1), 3);
+                w.write_bits(u32::from(archetype), 16);
+                self.write_absolute(w, &state);
+            }
+            (None, _) => {
+                w.write_bits(1 | (KIND_FULL << 1), 3);
+                self.write_absolute(w, &state);
+            }
+        }
+        state
+    }
+
+    /// Decodes the payload of a snapshot datagram (the bytes after the header) whose
+    /// extended seq is `seq`, resolving delta records through `baselines`, into `out`.
+    /// On error `out` holds partial data and must not be applied.
+    pub fn decode(
+        &self,
+        payload: &[u8],
+        seq: u64,
+        baselines: &impl BaselineLookup,
+        out: &mut DecodedSnapshot,
+    ) -> Result<(), CodecError> {
+        let q = &self.q;
+        let cfg = &q.config;
+        out.leaves.clear();
+        out.entities.clear();
+        out.seq = seq;
+        let mut r = BitReader::new(payload);
+        out.tick = Tick(r.read_bits(32, "tick")?);
+        out.ack_input_seq = r.read_bits(32, "ack_input_seq")?;
+        let header_back = if r.read_bool("has_baseline")? {
+            let d = u64::from(r.read_bits(5, "baseline_back")?) + 1;
+            if d > seq {
+                return Err(CodecError::ValueOutOfRange {
+                    field: "baseline_back",
+                });
+            }
+            Some(d)
+        } else {
+            None
+        };
+        out.baseline_seq = header_back.map(|d| seq - d);
+        out.owner = if r.read_bool("has_owner")? {
+            Some(read_owner(&mut r)?)
+        } else {
+            None
+        };
+        let n_leaves = r.read_bits(8, "leave_count")? as usize;
+        let mut prev = 0u32;
+        for _ in 0..n_leaves {
+            let gap = read_exp_golomb(&mut r, 0, "leave id")?;
+            prev = prev
+                .checked_add(gap)
+                .and_then(|v| v.checked_add(1))
+                .ok_or(CodecError::ValueOutOfRange { field: "leave id" })?;
+            out.leaves.push(EntityId(prev));
+        }
+        let n_records = r.read_bits(11, "record_count")? as usize;
+        // Each record takes at least 2 bits: bound the allocation by what the bytes can hold.
+        if n_records * 2 > r.remaining_bits() {
+            return Err(CodecError::Truncated {
+                field: "entity records",
+            });
+        }
+        out.entities.reserve(n_records);
+        let mut prev_id = 0u32;
+        for _ in 0..n_records {
+            let gap = read_exp_golomb(&mut r, 0, "entity id")?;
+            let id = prev_id
+                .checked_add(gap)
+                .and_then(|v| v.checked_add(1))
+                .ok_or(CodecError::ValueOutOfRange { field: "entity id" })?;
+            prev_id = id;
+            let short = !r.read_bool("record head")?;
+            let (kind, extra_back, mask) = if short {
+                (KIND_DELTA, 0, SHORT_MASK)
+            } else {
+                match r.read_bits(2, "record kind")? {
+                    KIND_DELTA => (KIND_DELTA, 0, r.read_bits(4, "mask")?),
+                    KIND_DELTA_OLDER => {
+                        let e = u64::from(read_exp_golomb(&mut r, 0, "baseline extra back")?) + 1;
+                        (KIND_DELTA_OLDER, e, r.read_bits(4, "mask")?)
+                    }
+                    k => (k, 0, 0),
+                }
+            };
+            let rec = match kind {
+                KIND_ENTER => {
+                    let archetype = r.read_bits(16, "archetype")? as u16;
+                    DecodedEntity {
+                        id: EntityId(id),
+                        enter_archetype: Some(archetype),
+                        baseline_seq: None,
+                        state: self.read_absolute(&mut r, out.tick)?,
+                    }
+                }
+                KIND_FULL => DecodedEntity {
+                    id: EntityId(id),
+                    enter_archetype: None,
+                    baseline_seq: None,
+                    state: self.read_absolute(&mut r, out.tick)?,
+                },
+                _ => {
+                    let hb = header_back.ok_or(CodecError::ValueOutOfRange {
+                        field: "delta record without a snapshot baseline",
+                    })?;
+                    let back = hb + extra_back;
+                    if back > BASELINE_WINDOW || back > seq {
+                        return Err(CodecError::ValueOutOfRange {
+                            field: "baseline extra back",
+                        });
+                    }
+                    let base_seq = seq - back;
+                    let base = baselines.baseline(EntityId(id), base_seq).ok_or(
+                        CodecError::UnknownBaseline {
+                            entity: id,
+                            seq: base_seq as u16,
+                        },
+                    )?;
+                    let (pred, pred_yaw) = predict(base, out.tick, &q.yaw);
+                    let mut res = [0i64; 3];
+                    if mask & MASK_XY != 0 {
+                        res[0] = i64::from(read_signed_exp_golomb(
+                            &mut r,
+                            cfg.position_k,
+                            "residual x",
+                        )?);
+                        res[1] = i64::from(read_signed_exp_golomb(
+                            &mut r,
+                            cfg.position_k,
+                            "residual y",
+                        )?);
+                    }
+                    if mask & MASK_Z != 0 {
+                        res[2] = i64::from(read_signed_exp_golomb(
+                            &mut r,
+                            cfg.position_k,
+                            "residual z",
+                        )?);
+                    }
+                    let pos = [pred[0] + res[0], pred[1] + res[1], pred[2] + res[2]];
+                    if !q.position_in_bounds(pos) {
+                        return Err(CodecError::ValueOutOfRange {
+                            field: "delta position",
+                        });
+                    }
+                    let yaw_q = if mask & MASK_YAW != 0 {
+                        let ry = read_signed_exp_golomb(&mut r, cfg.yaw_k, "residual yaw")?;
+                        q.yaw.wrapping_add(pred_yaw, ry)
+                    } else {
+                        pred_yaw
+                    };
+                    let flags = if mask & MASK_FLAGS != 0 {
+                        r.read_bits(8, "flags")? as u8
+                    } else {
+                        base.flags
+                    };
+                    let mut state = QuantizedEntity {
+                        // In bounds (checked above), so the casts are exact.
+                        pos_q: pos.map(|c| c as i32),
+                        yaw_q: yaw_q as u16,
+                        flags,
+                        vel_fp: [0; 3],
+                        yaw_rate_fp: 0,
+                        tick: out.tick,
+                    };
+                    derive_velocity(&mut state, base, &q.yaw);
+                    DecodedEntity {
+                        id: EntityId(id),
+                        enter_archetype: None,
+                        baseline_seq: Some(base_seq),
+                        state,
+                    }
+                }
+            };
+            out.entities.push(rec);
+        }
+        r.expect_end()
+    }
+}

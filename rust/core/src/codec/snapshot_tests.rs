@@ -1,0 +1,424 @@
+//! Tests of the snapshot codec and the baseline bookkeeping working together: round trips
+//! (full and delta), hostile input, enter/leave repetition, loss, and unknown baselines.
+
+use std::collections::HashMap;
+
+use glam::Vec3;
+use proptest::prelude::*;
+
+use super::baseline::{ApplyOutcome, ReceivedHistory, SentHistory};
+use super::entity_state::{NetEntityState, Quantization, QuantizedEntity, SnapshotConfig};
+use super::error::CodecError;
+use super::packet::{AckFields, PacketHeader};
+use super::snapshot::{
+    BaselineLookup, DecodedSnapshot, EntityRecordIn, RecordBase, SnapshotCodec, SnapshotIn,
+    WrittenRecord,
+};
+use crate::entity::{CharacterState, EntityId};
+use crate::time::Tick;
+
+fn codec() -> SnapshotCodec {
+    SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap())
+}
+
+struct MapLookup(HashMap<(EntityId, u64), QuantizedEntity>);
+
+impl BaselineLookup for MapLookup {
+    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity> {
+        self.0.get(&(id, seq))
+    }
+}
+
+/// Any lookup answers with this state: lets garbage reach the delta path.
+struct AnyLookup(QuantizedEntity);
+
+impl BaselineLookup for AnyLookup {
+    fn baseline(&self, _id: EntityId, _seq: u64) -> Option<&QuantizedEntity> {
+        Some(&self.0)
+    }
+}
+
+fn arb_state() -> impl Strategy<Value = NetEntityState> {
+    (
+        -8000.0f32..8000.0,
+        -8000.0f32..8000.0,
+        -1000.0f32..1000.0,
+        -7.0f32..7.0,
+        any::<u8>(),
+    )
+        .prop_map(|(x, y, z, yaw, flags)| NetEntityState {
+            position_m: Vec3::new(x, y, z),
+            yaw_rad: yaw,
+            flags,
+        })
+}
+
+/// One generated record: (id gap, state, base kind 0 enter / 1 full / 2 delta, extra
+/// baseline back, baseline state, baseline tick back, baseline velocity).
+type GenRecord = (u32, NetEntityState, u8, u64, NetEntityState, u32, [i32; 3]);
+
+#[derive(Debug, Clone)]
+struct Case {
+    recs: Vec<GenRecord>,
+    header_back: u64,
+    owner: Option<(f32, f32, bool)>,
+}
+
+fn arb_case() -> impl Strategy<Value = Case> {
+    let rec = (
+        0u32..5000,
+        arb_state(),
+        0u8..3,
+        0u64..8,
+        arb_state(),
+        1u32..40,
+        proptest::array::uniform3(-100_000i32..100_000),
+    );
+    (
+        proptest::collection::vec(rec, 0..60),
+        1u64..=24,
+        proptest::option::of((any::<f32>(), any::<f32>(), any::<bool>())),
+    )
+        .prop_map(|(recs, header_back, owner)| Case {
+            recs,
+            header_back,
+            owner,
+        })
+}
+
+fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, MapLookup) {
+    let seq = 1000u64;
+    let tick = Tick(50_000);
+    let mut lookup = MapLookup(HashMap::new());
+    let mut id = 0u32;
+    let mut recs = Vec::new();
+    for (gap, state, kind, extra, base_state, tick_back, vel) in &case.recs {
+        id = id.saturating_add(gap + 1);
+        if id == u32::MAX {
+            break;
+        }
+        let base = match kind {
+            0 => RecordBase::Enter {
+                archetype: (id % 7) as u16,
+            },
+            1 => RecordBase::Full,
+            _ => {
+                let bseq = seq - case.header_back - extra;
+                let mut bs = q.quantize(base_state, Tick(tick.0 - tick_back));
+                bs.vel_fp = *vel;
+                bs.yaw_rate_fp = vel[0] / 4;
+                lookup.0.insert((EntityId(id), bseq), bs);
+                RecordBase::Delta {
+                    seq: bseq,
+                    state: bs,
+                }
+            }
+        };
+        recs.push(EntityRecordIn {
+            id: EntityId(id),
+            state: *state,
+            base,
+        });
+    }
+    let snap = SnapshotIn {
+        seq,
+        ack: Some(AckFields {
+            ack: 77,
+            ack_bits: 0xF0F0,
+        }),
+        tick,
+        ack_input_seq: 4242,
+        baseline_seq: Some(seq - case.header_back),
+        owner: case.owner.map(|(a, b, g)| CharacterState {
+            position_m: Vec3::new(a, b, -a),
+            velocity_mps: Vec3::new(b, 0.5, -0.0),
+            yaw_rad: a,
+            on_ground: g,
+        }),
+    };
+    (snap, recs, lookup)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn snapshot_round_trip(case in arb_case()) {
+        let c = codec();
+        let q = *c.quantization();
+        let (snap, recs, lookup) = build(&case, &q);
+        let mut out = Vec::new();
+        let mut written = Vec::new();
+        let report = c.encode(&snap, &[EntityId(3), EntityId(90)], &recs, &mut out, &mut written).unwrap();
+        prop_assert!(out.len() <= q.config.max_len_bytes);
+        prop_assert_eq!(report.records_written + report.records_skipped, recs.len());
+        let (h, payload) = PacketHeader::decode(&out).unwrap();
+        prop_assert_eq!(h.seq, snap.seq as u16);
+        prop_assert_eq!(h.ack, snap.ack);
+        let mut dec = DecodedSnapshot::default();
+        c.decode(payload, snap.seq, &lookup, &mut dec).unwrap();
+        prop_assert_eq!(dec.tick, snap.tick);
+        prop_assert_eq!(dec.ack_input_seq, 4242);
+        prop_assert_eq!(dec.leaves, vec![EntityId(3), EntityId(90)]);
+        match (dec.owner, snap.owner) {
+            (Some(a), Some(b)) => prop_assert!(a.bits_eq(&b)),
+            (None, None) => {}
+            _ => prop_assert!(false, "owner presence differs"),
+        }
+        prop_assert_eq!(dec.entities.len(), written.len());
+        for (d, w) in dec.entities.iter().zip(&written) {
+            prop_assert_eq!(d.id, w.id);
+            prop_assert_eq!(d.state, w.state);
+            prop_assert_eq!(d.enter_archetype.is_some(), w.enter);
+            let orig = recs[w.index].state;
+            let back = q.dequantize(&d.state);
+            prop_assert!((back.position_m - orig.position_m).abs().max_element() <= 0.0051);
+            prop_assert_eq!(back.flags, orig.flags);
+        }
+    }
+
+    #[test]
+    fn truncated_or_corrupted_never_panics(case in arb_case(), cut in any::<usize>(), flip in any::<usize>()) {
+        let c = codec();
+        let q = *c.quantization();
+        let (snap, recs, lookup) = build(&case, &q);
+        let mut out = Vec::new();
+        let mut written = Vec::new();
+        c.encode(&snap, &[], &recs, &mut out, &mut written).unwrap();
+        let payload = &out[9..];
+        let mut dec = DecodedSnapshot::default();
+        let cut = cut % (payload.len() + 1);
+        let _ = c.decode(&payload[..cut], snap.seq, &lookup, &mut dec);
+        let mut bad = payload.to_vec();
+        if !bad.is_empty() {
+            let i = flip % bad.len();
+            bad[i] ^= 1 << (flip % 8);
+        }
+        let _ = c.decode(&bad, snap.seq, &lookup, &mut dec);
+    }
+
+    #[test]
+    fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..1500), seq in any::<u64>()) {
+        let c = codec();
+        let mut dec = DecodedSnapshot::default();
+        let _ = c.decode(&data, seq, &AnyLookup(QuantizedEntity::default()), &mut dec);
+        let _ = PacketHeader::decode(&data);
+        let mut h = ReceivedHistory::new();
+        let _ = h.on_snapshot(&c, seq as u16, &data, &mut dec);
+    }
+}
+
+#[test]
+fn budget_skips_what_does_not_fit() {
+    let cfg = SnapshotConfig {
+        max_len_bytes: 100,
+        ..SnapshotConfig::default()
+    };
+    let c = SnapshotCodec::new(Quantization::new(cfg).unwrap());
+    let recs: Vec<EntityRecordIn> = (1..=40)
+        .map(|i| EntityRecordIn {
+            id: EntityId(i),
+            state: NetEntityState {
+                position_m: Vec3::new(i as f32, 2.0, 0.0),
+                yaw_rad: 0.0,
+                flags: 0,
+            },
+            base: RecordBase::Enter { archetype: 1 },
+        })
+        .collect();
+    let snap = SnapshotIn {
+        seq: 5,
+        ack: None,
+        tick: Tick(5),
+        ack_input_seq: 0,
+        baseline_seq: None,
+        owner: None,
+    };
+    let mut out = Vec::new();
+    let mut written = Vec::new();
+    let r = c.encode(&snap, &[], &recs, &mut out, &mut written).unwrap();
+    assert!(out.len() <= 100);
+    assert!(r.records_written > 0 && r.records_skipped > 0);
+    assert_eq!(r.records_written + r.records_skipped, 40);
+    let mut dec = DecodedSnapshot::default();
+    c.decode(&out[9..], 5, &super::snapshot::NoBaselines, &mut dec)
+        .unwrap();
+    assert_eq!(dec.entities.len(), r.records_written);
+    // An owner that does not fit is an error, not a panic.
+    let tiny = SnapshotConfig {
+        max_len_bytes: 64,
+        ..SnapshotConfig::default()
+    };
+    let c = SnapshotCodec::new(Quantization::new(tiny).unwrap());
+    let leaves: Vec<EntityId> = (1..=255).map(|i| EntityId(i * 1000)).collect();
+    assert!(
+        c.encode(&snap, &leaves, &[], &mut out, &mut written)
+            .is_err()
+    );
+}
+
+/// A server and a client joined by a lossy "link" the test controls.
+struct Pair {
+    codec: SnapshotCodec,
+    server: SentHistory,
+    client: ReceivedHistory,
+    tick: u32,
+    out: Vec<u8>,
+    written: Vec<WrittenRecord>,
+    dec: DecodedSnapshot,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Pair {
+            codec: codec(),
+            server: SentHistory::new(),
+            client: ReceivedHistory::new(),
+            tick: 100,
+            out: Vec::new(),
+            written: Vec::new(),
+            dec: DecodedSnapshot::default(),
+        }
+    }
+
+    /// Sends the given entities (x position = value); returns the datagram.
+    fn send(&mut self, ents: &[(u32, f32)]) -> Vec<u8> {
+        self.tick += 1;
+        let recs: Vec<EntityRecordIn> = ents
+            .iter()
+            .map(|&(id, x)| EntityRecordIn {
+                id: EntityId(id),
+                state: NetEntityState {
+                    position_m: Vec3::new(x, 0.0, 0.0),
+                    yaw_rad: 0.0,
+                    flags: 0,
+                },
+                base: self.server.base_for(EntityId(id), 9),
+            })
+            .collect();
+        let seq = self.server.next_seq();
+        let snap = SnapshotIn {
+            seq,
+            ack: None,
+            tick: Tick(self.tick),
+            ack_input_seq: 0,
+            baseline_seq: self.server.baseline_seq(),
+            owner: None,
+        };
+        let leaves = self.server.pending_leaves().to_vec();
+        let r = self
+            .codec
+            .encode(&snap, &leaves, &recs, &mut self.out, &mut self.written)
+            .unwrap();
+        self.server.on_sent(seq, &self.written, r.leaves_written);
+        self.out.clone()
+    }
+
+    fn deliver(&mut self, dgram: &[u8]) -> Result<ApplyOutcome, CodecError> {
+        let (h, payload) = PacketHeader::decode(dgram).unwrap();
+        self.client
+            .on_snapshot(&self.codec, h.seq, payload, &mut self.dec)
+    }
+
+    fn ack(&mut self) {
+        if let Some(a) = self.client.ack_fields() {
+            self.server.on_ack(a);
+        }
+    }
+}
+
+#[test]
+fn enter_repeats_until_acked_then_delta() {
+    let mut p = Pair::new();
+    let d0 = p.send(&[(1, 1.0)]);
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Enter { .. }
+    ));
+    let d1 = p.send(&[(1, 1.1)]);
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Enter { .. }
+    ));
+    drop(d0); // lost
+    assert_eq!(p.deliver(&d1), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].enter_archetype, Some(9));
+    p.ack();
+    assert_eq!(p.server.delivered(EntityId(1)).unwrap().0, 1);
+    let d2 = p.send(&[(1, 1.2)]);
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Delta { seq: 1, .. }
+    ));
+    assert_eq!(p.deliver(&d2), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(1));
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 120);
+    // A stale (reordered) datagram is dropped and not acked.
+    assert_eq!(p.deliver(&d1), Ok(ApplyOutcome::Stale));
+}
+
+#[test]
+fn leave_repeats_until_acked() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 2.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    p.server.remove(EntityId(2));
+    let lost = p.send(&[(1, 1.0)]);
+    assert_eq!(p.dec.leaves, Vec::<EntityId>::new());
+    drop(lost);
+    assert_eq!(p.server.pending_leaves(), &[EntityId(2)]);
+    let d = p.send(&[(1, 1.0)]);
+    p.deliver(&d).unwrap();
+    assert_eq!(p.dec.leaves, vec![EntityId(2)]);
+    assert_eq!(p.client.entity_count(), 1);
+    p.ack();
+    assert!(p.server.pending_leaves().is_empty());
+    // Re-enter after the leave: an enter again.
+    assert!(matches!(
+        p.server.base_for(EntityId(2), 9),
+        RecordBase::Enter { .. }
+    ));
+}
+
+#[test]
+fn lost_snapshots_keep_the_older_baseline() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    for i in 0..5 {
+        let _lost = p.send(&[(1, 2.0 + i as f32)]);
+    }
+    // Still coded against seq 0, which the client holds.
+    let d = p.send(&[(1, 9.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 900);
+    p.ack();
+    // Past the window without acks: a full record.
+    for _ in 0..40 {
+        let _lost = p.send(&[(1, 3.0)]);
+    }
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Full
+    ));
+    let d = p.send(&[(1, 4.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, None);
+}
+
+#[test]
+fn unknown_baseline_is_an_error_and_not_applied() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    let d = p.send(&[(1, 2.0)]);
+    let mut fresh = ReceivedHistory::new();
+    let (h, payload) = PacketHeader::decode(&d).unwrap();
+    let err = fresh.on_snapshot(&p.codec, h.seq, payload, &mut p.dec);
+    assert_eq!(err, Err(CodecError::UnknownBaseline { entity: 1, seq: 0 }));
+    assert!(fresh.ack_fields().is_none());
+}
