@@ -1,0 +1,193 @@
+//! The [`Replicator`] facade: one spatial grid of entities plus one [`ClientView`] per
+//! client, driven tick by tick by the server (sans-IO: the tick is an argument).
+//!
+//! Per tick and client: `plan_tick` → encode `plan.candidates` from the front → `commit`
+//! with the ids actually written and the datagram's size. Or, without an encoder at hand,
+//! `select_within_budget` does all three with a per-entity size estimate.
+
+use std::collections::BTreeMap;
+
+use glam::Vec3;
+use serde::{Deserialize, Serialize};
+
+use super::budget::ByteBudget;
+use super::client_view::{ClientView, PlanContext};
+use super::grid::SpatialGrid;
+use super::{
+    ConfigError, Plan, PriorityCategory, ReplicationConfig, ReplicationError, TierTable, Viewer,
+};
+use crate::entity::EntityId;
+use crate::time::Tick;
+
+/// Identifies a client (a connection) of the replicator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientId(pub u32);
+
+/// Interest management and replication priority for every client of one zone.
+#[derive(Clone, Debug)]
+pub struct Replicator {
+    config: ReplicationConfig,
+    tiers: TierTable,
+    /// Every replicated entity, with its category as payload.
+    grid: SpatialGrid<PriorityCategory>,
+    /// Ordered by id, so iteration (e.g. by a driver planning all clients) is deterministic.
+    clients: BTreeMap<ClientId, ClientView>,
+}
+
+impl Replicator {
+    /// A replicator with no entities and no clients, or the reason `config` is invalid.
+    pub fn new(config: ReplicationConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let tiers = TierTable::new(&config.tiers, config.tick_rate)?;
+        let grid = SpatialGrid::new(config.cell_size_m)
+            .map_err(|_| ConfigError::new("cell_size_m", "must be finite and positive"))?;
+        Ok(Replicator {
+            config,
+            tiers,
+            grid,
+            clients: BTreeMap::new(),
+        })
+    }
+
+    /// The configuration in use.
+    #[must_use]
+    pub fn config(&self) -> &ReplicationConfig {
+        &self.config
+    }
+
+    /// The resolved distance tiers.
+    #[must_use]
+    pub fn tiers(&self) -> &TierTable {
+        &self.tiers
+    }
+
+    /// The entity grid (read-only), e.g. for other interest queries.
+    #[must_use]
+    pub fn grid(&self) -> &SpatialGrid<PriorityCategory> {
+        &self.grid
+    }
+
+    /// Adds the entity or updates its position and category. Call whenever it moves (every
+    /// tick for moving entities). Only X and Y matter for interest.
+    pub fn update_entity(&mut self, id: EntityId, position_m: Vec3, category: PriorityCategory) {
+        self.grid.insert(id, position_m, category);
+    }
+
+    /// Removes the entity; it appears in `left` of every client that saw it at their next
+    /// plan. Returns false when it was not present.
+    pub fn remove_entity(&mut self, id: EntityId) -> bool {
+        self.grid.remove(id)
+    }
+
+    /// Number of entities.
+    #[must_use]
+    pub fn entity_count(&self) -> usize {
+        self.grid.len()
+    }
+
+    /// Adds a client looking from `viewer`, with an empty visible set and an empty byte
+    /// budget.
+    pub fn add_client(&mut self, client: ClientId, viewer: Viewer) -> Result<(), ReplicationError> {
+        if self.clients.contains_key(&client) {
+            return Err(ReplicationError::DuplicateClient(client));
+        }
+        let budget = ByteBudget::new(
+            self.config.budget_bytes_per_s,
+            self.config.max_carry_ticks,
+            self.config.tick_rate,
+        );
+        self.clients.insert(client, ClientView::new(viewer, budget));
+        Ok(())
+    }
+
+    /// Changes what the client looks from (possession, spectating, a teleport of a fixed
+    /// camera). Takes effect at the next plan.
+    pub fn set_viewer(&mut self, client: ClientId, viewer: Viewer) -> Result<(), ReplicationError> {
+        self.view_mut(client)?.set_viewer(viewer);
+        Ok(())
+    }
+
+    /// Forgets the client. Returns false when it was not present.
+    pub fn remove_client(&mut self, client: ClientId) -> bool {
+        self.clients.remove(&client).is_some()
+    }
+
+    /// Client ids in ascending order.
+    pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.clients.keys().copied()
+    }
+
+    /// Number of entities currently in the client's visible set.
+    pub fn visible_count(&self, client: ClientId) -> Result<usize, ReplicationError> {
+        self.clients
+            .get(&client)
+            .map(ClientView::visible_count)
+            .ok_or(ReplicationError::UnknownClient(client))
+    }
+
+    /// Plans `tick` for `client`: entered/left lists and the ordered send candidates. Ticks
+    /// must not go backwards; skipped ticks are accounted for (accumulators grow and the
+    /// budget refills by the elapsed ticks). Follow with [`Replicator::commit`].
+    pub fn plan_tick(&mut self, tick: Tick, client: ClientId) -> Result<&Plan, ReplicationError> {
+        let radius = self.config.area_of_interest_radius_m;
+        let ctx = PlanContext {
+            grid: &self.grid,
+            tiers: &self.tiers,
+            aoi_sq_m2: radius * radius,
+            query_radius_m: radius + self.config.aoi_hysteresis_m,
+        };
+        let view = self
+            .clients
+            .get_mut(&client)
+            .ok_or(ReplicationError::UnknownClient(client))?;
+        Ok(view.plan(tick, &ctx))
+    }
+
+    /// The client's most recent plan.
+    pub fn plan(&self, client: ClientId) -> Result<&Plan, ReplicationError> {
+        self.clients
+            .get(&client)
+            .map(ClientView::plan_ref)
+            .ok_or(ReplicationError::UnknownClient(client))
+    }
+
+    /// Reports what the last plan's datagram carried: `sent_ids` (any order; each must be a
+    /// candidate or visible entity of that plan) get their accumulator reset and last-sent
+    /// tick set, everything else keeps accumulating; `bytes_used` (the whole datagram, even
+    /// beyond `budget_bytes`) is charged to the budget. One commit per plan.
+    pub fn commit(
+        &mut self,
+        client: ClientId,
+        sent_ids: &[EntityId],
+        bytes_used: u32,
+    ) -> Result<(), ReplicationError> {
+        if self.view_mut(client)?.commit(sent_ids, bytes_used) {
+            Ok(())
+        } else {
+            Err(ReplicationError::NothingPlanned(client))
+        }
+    }
+
+    /// Estimate-based mode for callers that bring their own encoder: plans `tick`, takes
+    /// candidates in order while `estimated_bytes_per_entity` (0 counts as 1) still fits the
+    /// tick's budget, commits them as sent with `count × estimate` bytes, and returns the
+    /// plan with [`Plan::selected`] filled. Do not call `commit` afterwards.
+    pub fn select_within_budget(
+        &mut self,
+        tick: Tick,
+        client: ClientId,
+        estimated_bytes_per_entity: u32,
+    ) -> Result<&Plan, ReplicationError> {
+        self.plan_tick(tick, client)?;
+        let view = self.view_mut(client)?;
+        let committed = view.select_and_commit(estimated_bytes_per_entity);
+        debug_assert!(committed, "plan_tick just left a pending plan");
+        Ok(view.plan_ref())
+    }
+
+    fn view_mut(&mut self, client: ClientId) -> Result<&mut ClientView, ReplicationError> {
+        self.clients
+            .get_mut(&client)
+            .ok_or(ReplicationError::UnknownClient(client))
+    }
+}

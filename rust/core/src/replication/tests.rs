@@ -1,0 +1,360 @@
+//! Scenario tests of the replication facade: tiers, budget, starvation, order, enter/leave,
+//! determinism.
+
+use std::collections::BTreeMap;
+
+use glam::Vec3;
+
+use super::*;
+use crate::entity::EntityId;
+use crate::time::Tick;
+
+const VIEWER: ClientId = ClientId(1);
+
+fn replicator(budget_bytes_per_s: u32) -> Replicator {
+    Replicator::new(ReplicationConfig {
+        budget_bytes_per_s,
+        ..ReplicationConfig::default()
+    })
+    .expect("default config with a positive budget is valid")
+}
+
+fn at(x: f32, y: f32) -> Vec3 {
+    Vec3::new(x, y, 0.0)
+}
+
+/// Places `n` entities (ids 1..=n) on a ring spiral between 5 m and 290 m of the origin,
+/// cycling through the non-Critical categories.
+fn populate(r: &mut Replicator, n: u32) {
+    for i in 1..=n {
+        let angle = i as f32 * 2.399_963; // golden angle
+        let dist = 5.0 + 285.0 * (i as f32 / n as f32);
+        let category = PriorityCategory::ALL[1 + (i as usize % 3)];
+        r.update_entity(
+            EntityId(i),
+            at(dist * angle.cos(), dist * angle.sin()),
+            category,
+        );
+    }
+}
+
+#[test]
+fn tiers_respected_at_30_hz() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(1), at(10.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(2), at(0.0, 100.0), PriorityCategory::Low);
+    r.update_entity(EntityId(3), at(-250.0, 0.0), PriorityCategory::High);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let mut sent: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for t in 0..60 {
+        let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+        let ids = plan.candidates.clone();
+        for id in &ids {
+            sent.entry(id.0).or_default().push(t);
+        }
+        r.commit(VIEWER, &ids, 100).unwrap();
+    }
+    assert_eq!(sent[&1], (0..60).collect::<Vec<_>>(), "near: every tick");
+    assert_eq!(
+        sent[&2],
+        (0..60).step_by(3).collect::<Vec<_>>(),
+        "mid: every 3rd"
+    );
+    assert_eq!(
+        sent[&3],
+        (0..60).step_by(15).collect::<Vec<_>>(),
+        "far: every 15th"
+    );
+}
+
+#[test]
+fn ineligible_entities_still_accumulate_and_are_sent_late_when_skipped() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(2), at(0.0, 100.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[EntityId(2)], 10).unwrap();
+    for t in 1..=3 {
+        let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+        assert_eq!(plan.candidates.is_empty(), t < 3, "tick {t}");
+        // Not sent at tick 3 (say the encoder ran out of room): still eligible after.
+        r.commit(VIEWER, &[], 0).unwrap();
+    }
+    assert_eq!(
+        r.plan_tick(Tick(4), VIEWER).unwrap().candidates,
+        vec![EntityId(2)]
+    );
+}
+
+#[test]
+fn critical_goes_first_and_ignores_tier_interval() {
+    let mut r = replicator(10_000_000);
+    populate(&mut r, 50);
+    r.update_entity(EntityId(999), at(280.0, 0.0), PriorityCategory::Critical);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    for t in 0..40 {
+        let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+        assert_eq!(plan.candidates[0], EntityId(999), "tick {t}");
+        // Send only the Critical entity: everyone else accumulates a lot of priority.
+        r.commit(VIEWER, &[EntityId(999)], 50).unwrap();
+    }
+}
+
+#[test]
+fn candidates_are_ordered_by_priority_then_id() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(5), at(10.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(4), at(20.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(9), at(30.0, 0.0), PriorityCategory::High);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let plan = r.plan_tick(Tick(0), VIEWER).unwrap();
+    // High near: 4 × 30 = 120; Low near: 30 each, tie broken by id.
+    assert_eq!(plan.candidates, vec![EntityId(9), EntityId(4), EntityId(5)]);
+}
+
+/// A toy encoder: header 12 B, each entity 30 B; writes candidates in order while they fit
+/// `budget_bytes`; if `force_one` writes at least one entity whenever the budget is not
+/// zero (overshooting it, as an encoder must when one entity is larger than the budget).
+fn encode(plan: &Plan, force_one: bool, out: &mut Vec<EntityId>) -> u32 {
+    const HEADER: u32 = 12;
+    const PER_ENTITY: u32 = 30;
+    out.clear();
+    let mut bytes = HEADER;
+    if plan.budget_bytes == 0 {
+        return 0;
+    }
+    for &id in &plan.candidates {
+        if bytes + PER_ENTITY > plan.budget_bytes && !(force_one && out.is_empty()) {
+            break;
+        }
+        bytes += PER_ENTITY;
+        out.push(id);
+    }
+    if out.is_empty() { 0 } else { bytes }
+}
+
+#[test]
+fn long_run_bytes_never_exceed_the_budget() {
+    for (budget, force_one) in [
+        (10_000, false),
+        (10_000, true),
+        (1_000, true),
+        (4_321, false),
+    ] {
+        let mut r = replicator(budget);
+        populate(&mut r, 300);
+        r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+        let mut total: u64 = 0;
+        let mut sent = Vec::new();
+        for t in 0..3_000u32 {
+            // A quiet stretch: the carry must stay bounded.
+            if (1_000..1_100).contains(&t) {
+                continue;
+            }
+            let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+            let bytes = encode(plan, force_one, &mut sent);
+            r.commit(VIEWER, &sent, bytes).unwrap();
+            total += u64::from(bytes);
+            let ticks = u64::from(t) + 1;
+            // Budget per tick is budget/30; one forced datagram of overshoot may be owed.
+            let allowed = ticks * u64::from(budget) / 30 + if force_one { 42 } else { 0 };
+            assert!(
+                total <= allowed,
+                "budget {budget}: {total} B > {allowed} B after {ticks} ticks"
+            );
+        }
+        // And the budget is actually used (within 10 % of the allowance).
+        let allowance = 3_000 * u64::from(budget) / 30;
+        assert!(
+            total * 10 >= allowance * 8,
+            "budget {budget}: only {total} of {allowance} B used"
+        );
+    }
+}
+
+#[test]
+fn burst_after_quiet_ticks_is_bounded() {
+    let mut r = replicator(3_000); // 100 B per tick, carry 2 ticks.
+    populate(&mut r, 100);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[], 0).unwrap();
+    let plan = r.plan_tick(Tick(1_000), VIEWER).unwrap();
+    assert_eq!(plan.budget_bytes, 300);
+}
+
+#[test]
+fn starved_entities_are_eventually_sent() {
+    // 300 entities in view, 30 B each, 300 B per tick: 10 per tick.
+    let mut r = replicator(9_000);
+    populate(&mut r, 300);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let mut last_sent: BTreeMap<EntityId, u32> = BTreeMap::new();
+    let mut max_gap = 0;
+    // Gap = ticks since the previous send (or since tick 0 for the first send, plus one).
+    const TICKS: u32 = 3_000;
+    for t in 0..TICKS {
+        let plan = r.select_within_budget(Tick(t), VIEWER, 30).unwrap();
+        assert_eq!(plan.selected.len(), 10, "tick {t}");
+        for &id in &plan.selected {
+            let previous = last_sent.insert(id, t).map_or(t + 1, |p| t - p);
+            max_gap = max_gap.max(previous);
+        }
+    }
+    assert_eq!(last_sent.len(), 300, "every entity was sent at least once");
+    // Proportional share: if every entity i is sent when its accumulator reaches a common
+    // threshold T, then sends per tick = sum(g_i) / T = 10, so the slowest-growing entity
+    // (g_min) waits sum(g_i) / (10 g_min) ticks. Allow 25 % over that for the discreteness.
+    let tiers = r.tiers().clone();
+    let mut growth_sum = 0u64;
+    let mut growth_min = u64::MAX;
+    for i in 1..=300 {
+        let (p, category) = r.grid().get(EntityId(i)).expect("populated");
+        let tier = tiers.tier(tiers.tier_for(p.length_squared()));
+        let g = u64::from(category.base_weight() * tier.rate_hz);
+        growth_sum += g;
+        growth_min = growth_min.min(g);
+    }
+    let fair_wait = growth_sum.div_ceil(10 * growth_min) as u32;
+    let bound = fair_wait + fair_wait / 4;
+    assert!(
+        max_gap <= bound,
+        "max gap {max_gap} ticks > bound {bound} (fair share {fair_wait})"
+    );
+    for (&id, &t) in &last_sent {
+        assert!(TICKS - 1 - t <= bound, "{id:?} last sent at tick {t}");
+    }
+}
+
+#[test]
+fn enter_and_leave_follow_entities_and_viewer() {
+    let mut r = replicator(10_000);
+    r.update_entity(EntityId(10), at(0.0, 0.0), PriorityCategory::High); // the viewer
+    r.update_entity(EntityId(3), at(100.0, 0.0), PriorityCategory::Medium);
+    r.update_entity(EntityId(1), at(0.0, 299.0), PriorityCategory::Medium);
+    r.update_entity(EntityId(2), at(305.0, 0.0), PriorityCategory::Medium); // in hysteresis ring
+    r.add_client(VIEWER, Viewer::Entity(EntityId(10))).unwrap();
+
+    let plan = r.plan_tick(Tick(0), VIEWER).unwrap();
+    assert_eq!(
+        plan.entered,
+        vec![EntityId(1), EntityId(3)],
+        "viewer and ring excluded"
+    );
+    assert!(plan.left.is_empty());
+
+    // Entity 1 steps just outside the radius but inside the hysteresis: stays.
+    r.update_entity(EntityId(1), at(0.0, 305.0), PriorityCategory::Medium);
+    let plan = r.plan_tick(Tick(1), VIEWER).unwrap();
+    assert!(plan.entered.is_empty() && plan.left.is_empty());
+
+    // The viewer walks +X by 100 m: 2 enters (now 205 m), 1 leaves (sqrt(100² + 305²) > 310).
+    r.update_entity(EntityId(10), at(100.0, 0.0), PriorityCategory::High);
+    let plan = r.plan_tick(Tick(2), VIEWER).unwrap();
+    assert_eq!(plan.entered, vec![EntityId(2)]);
+    assert_eq!(plan.left, vec![EntityId(1)]);
+
+    // Removal and a new entity in the same tick; lists are sorted by id.
+    r.remove_entity(EntityId(3));
+    r.update_entity(EntityId(7), at(150.0, 10.0), PriorityCategory::Low);
+    r.update_entity(EntityId(4), at(90.0, -10.0), PriorityCategory::Low);
+    let plan = r.plan_tick(Tick(3), VIEWER).unwrap();
+    assert_eq!(plan.entered, vec![EntityId(4), EntityId(7)]);
+    assert_eq!(plan.left, vec![EntityId(3)]);
+    assert_eq!(r.visible_count(VIEWER).unwrap(), 3);
+
+    // Switching to a fixed camera far away: everything leaves.
+    r.set_viewer(VIEWER, Viewer::Position(at(5_000.0, 0.0)))
+        .unwrap();
+    let plan = r.plan_tick(Tick(4), VIEWER).unwrap();
+    assert_eq!(plan.left, vec![EntityId(2), EntityId(4), EntityId(7)]);
+    assert!(plan.candidates.is_empty());
+}
+
+#[test]
+fn re_entered_entity_starts_fresh() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[EntityId(1)], 10).unwrap();
+    r.update_entity(EntityId(1), at(1_000.0, 0.0), PriorityCategory::Low);
+    assert_eq!(
+        r.plan_tick(Tick(1), VIEWER).unwrap().left,
+        vec![EntityId(1)]
+    );
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    let plan = r.plan_tick(Tick(2), VIEWER).unwrap();
+    assert_eq!(plan.entered, vec![EntityId(1)]);
+    assert_eq!(
+        plan.candidates,
+        vec![EntityId(1)],
+        "never sent since entering: eligible"
+    );
+}
+
+#[test]
+fn order_does_not_depend_on_insertion_order() {
+    let run = |reverse: bool| {
+        let mut r = replicator(9_000);
+        let mut ids: Vec<u32> = (1..=200).collect();
+        if reverse {
+            ids.reverse();
+        }
+        for &i in &ids {
+            // Many exact ties: 4 distances, 2 categories.
+            let d = [20.0, 60.0, 120.0, 250.0][i as usize % 4];
+            let a = i as f32;
+            r.update_entity(
+                EntityId(i * 7919 % 10_007),
+                at(d * a.cos(), d * a.sin()),
+                PriorityCategory::ALL[1 + i as usize % 2],
+            );
+        }
+        for c in [3, 1, 2] {
+            r.add_client(ClientId(c), Viewer::Position(at(c as f32, 0.0)))
+                .unwrap();
+        }
+        let mut log = Vec::new();
+        for t in 0..50 {
+            for c in [1, 2, 3] {
+                let plan = r.select_within_budget(Tick(t), ClientId(c), 25).unwrap();
+                log.push(plan.clone());
+            }
+        }
+        log
+    };
+    assert_eq!(run(false), run(true));
+}
+
+#[test]
+fn caller_errors_are_reported() {
+    let mut r = replicator(10_000);
+    assert_eq!(
+        r.plan_tick(Tick(0), ClientId(9)).unwrap_err(),
+        ReplicationError::UnknownClient(ClientId(9))
+    );
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    assert_eq!(
+        r.add_client(VIEWER, Viewer::Position(Vec3::ZERO))
+            .unwrap_err(),
+        ReplicationError::DuplicateClient(VIEWER)
+    );
+    assert_eq!(
+        r.commit(VIEWER, &[], 0).unwrap_err(),
+        ReplicationError::NothingPlanned(VIEWER)
+    );
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[], 0).unwrap();
+    assert_eq!(
+        r.commit(VIEWER, &[], 0).unwrap_err(),
+        ReplicationError::NothingPlanned(VIEWER)
+    );
+    assert!(r.remove_client(VIEWER));
+    assert!(!r.remove_client(VIEWER));
+    let bad = ReplicationConfig {
+        cell_size_m: -1.0,
+        ..ReplicationConfig::default()
+    };
+    assert_eq!(Replicator::new(bad).unwrap_err().field, "cell_size_m");
+}
