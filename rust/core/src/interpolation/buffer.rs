@@ -115,14 +115,14 @@ impl InterpolationBuffer {
     }
 
     /// Advances the render clock to local time `now_us` and returns where to draw the entity
-    /// then; `None` before the first sample.
+    /// then; `None` before the first sample. Until a second sample arrives (the render clock
+    /// needs the sample spacing to start) the first one is shown as is.
     pub fn sample(&mut self, now_us: u64) -> Option<InterpOutput> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let render_time_us = self
-            .clock
-            .advance(&self.config, now_us, self.samples_seen)?;
+        let first = self.entries.front()?.sample;
+        let Some(render_time_us) = self.clock.advance(&self.config, now_us, self.samples_seen)
+        else {
+            return Some(output(first, false));
+        };
         // Drop samples no longer needed: keep the newest one at or before the render time,
         // and always the newest two (extrapolation needs a velocity).
         while self.entries.len() > 2
@@ -207,7 +207,8 @@ impl InterpolationBuffer {
         self.entries.back().map(|e| e.server_time_us)
     }
 
-    /// The server time rendered at the last [`InterpolationBuffer::sample`].
+    /// The server time rendered at the last [`InterpolationBuffer::sample`]; `None` until
+    /// the render clock has started (two samples). Never decreases until a reset.
     #[must_use]
     pub fn render_time_us(&self) -> Option<f64> {
         self.clock.render_time_us()

@@ -24,9 +24,6 @@ pub struct RenderClock {
     render_time_us: Option<f64>,
     /// Latest `now_us` given to [`RenderClock::advance`].
     last_now_us: Option<u64>,
-    /// False while the render time may snap (fewer than two samples, so nothing moves on
-    /// screen yet); true once it only slews.
-    locked: bool,
 }
 
 impl RenderClock {
@@ -41,7 +38,6 @@ impl RenderClock {
             offsets_seen: 0,
             render_time_us: None,
             last_now_us: None,
-            locked: false,
         }
     }
 
@@ -135,28 +131,35 @@ impl RenderClock {
     }
 
     /// How far the render time is behind the server-time estimate at the last advance,
-    /// microseconds.
+    /// microseconds; `None` until the render time has started.
     #[must_use]
     pub fn effective_delay_us(&self) -> Option<f64> {
         let now_us = self.last_now_us?;
         Some(self.server_now_estimate_us(now_us)? - self.render_time_us?)
     }
 
-    /// Advances the render time to local time `now_us` and returns it; `None` before the
-    /// first arrival. `samples_seen` is how many samples the buffer has accepted since the
-    /// last reset: with fewer than two the render time snaps to its target (nothing moves on
-    /// screen yet); afterwards it runs at `1 ± max_slew` times real speed toward the target,
-    /// jumping only forward and only when behind by more than `snap_forward_us`. A `now_us`
-    /// smaller than the previous one is treated as no time passing.
+    /// Advances the render time to local time `now_us` and returns it.
+    ///
+    /// `samples_seen` is how many samples the buffer has accepted since the last reset. The
+    /// render time starts once two have been seen (the spacing is then known): it is set to
+    /// its target then and returned from then on; before that this returns `None`. Once
+    /// started it runs at `1 ± max_slew` times real speed toward the target, so it never
+    /// goes backwards, and jumps (forward only) when behind by more than
+    /// `snap_forward_us`. A `now_us` smaller than the previous one counts as no time passing.
     pub fn advance(
         &mut self,
         config: &InterpolationConfig,
         now_us: u64,
         samples_seen: u64,
     ) -> Option<f64> {
+        let previous_now_us = self.last_now_us;
+        self.last_now_us = Some(previous_now_us.map_or(now_us, |last| last.max(now_us)));
+        if samples_seen < 2 {
+            return None;
+        }
         let target = self.server_now_estimate_us(now_us)? - self.target_delay_us(config);
-        let next = match (self.render_time_us, self.last_now_us) {
-            (Some(render), Some(last_now_us)) if self.locked => {
+        let next = match (self.render_time_us, previous_now_us) {
+            (Some(render), Some(last_now_us)) => {
                 let dt = now_us.saturating_sub(last_now_us) as f64;
                 let free = render + dt;
                 let error = target - free;
@@ -169,8 +172,6 @@ impl RenderClock {
             }
             _ => target,
         };
-        self.locked = samples_seen >= 2;
-        self.last_now_us = Some(self.last_now_us.map_or(now_us, |last| last.max(now_us)));
         self.render_time_us = Some(next);
         Some(next)
     }
@@ -201,7 +202,7 @@ mod tests {
             let t = clock.advance(&config, now, 10).unwrap();
             assert!(t >= last, "render time went back at frame {frame}");
             // At most 10 % slower than real time.
-            assert!(t - last >= 0.9 * 16_667.0 - 1e-6);
+            assert!(t - last >= 0.9 * 16_667.0 - 1e-3, "{frame}: {t} {last}");
             last = t;
         }
     }
