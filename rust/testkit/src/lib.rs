@@ -15,3 +15,6 @@ pub mod link;
 
 pub use clock::VirtualClock;
 pub use link::{BurstLoss, LinkConditioner, LinkConfig, LinkConfigError, LinkPair, LinkStats};
+
+#[cfg(test)]
+mod interp_over_link;
