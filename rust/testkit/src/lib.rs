@@ -1,1 +1,20 @@
-//! TODO(stub): test kit, being written.
+//! `mmo-testkit`: drive the sans-IO core of MMO Netcore through time and a bad network,
+//! deterministically.
+//!
+//! - [`clock::VirtualClock`]: the only clock tests use; time is passed into the core as
+//!   `now_us`.
+//! - [`link::LinkConditioner`]: one direction of a simulated link (latency, jitter, loss,
+//!   Gilbert-Elliott burst loss, duplication, reordering, bandwidth cap), seeded with ChaCha8
+//!   so a failing run replays exactly from its seed. [`link::LinkPair`] bundles the two
+//!   directions of a client/server connection.
+//!
+//! A client/server session harness built on these comes later (its own module).
+
+pub mod clock;
+pub mod link;
+
+pub use clock::VirtualClock;
+pub use link::{BurstLoss, LinkConditioner, LinkConfig, LinkConfigError, LinkPair, LinkStats};
+
+#[cfg(test)]
+mod interp_over_link;

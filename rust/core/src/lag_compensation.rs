@@ -1,1 +1,0 @@
-//! TODO(stub): lag_compensation, being written.
