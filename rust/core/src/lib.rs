@@ -22,6 +22,7 @@ pub mod replication;
 pub mod session;
 pub mod time;
 pub mod validation;
+pub mod zone;
 
 /// Version of the wire protocol (datagrams and control frames, see `WIRE_FORMAT.md`). A
 /// client and server with different versions refuse each other at login with a clear reason.

@@ -8,12 +8,15 @@
 //!   so a failing run replays exactly from its seed. [`link::LinkPair`] bundles the two
 //!   directions of a client/server connection.
 //!
-//! A client/server session harness built on these comes later (its own module).
+//! - [`harness::Harness`]: a zone and client sessions over link pairs, stepped on the
+//!   virtual clock: the whole client/server loop without a socket.
 
 pub mod clock;
+pub mod harness;
 pub mod link;
 
 pub use clock::VirtualClock;
+pub use harness::{Harness, HarnessClient, InputSource, ReliableLink};
 pub use link::{BurstLoss, LinkConditioner, LinkConfig, LinkConfigError, LinkPair, LinkStats};
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! `handle_stream(now_us, bytes)`, sends whatever `poll_transmit(now_us)` returns, reacts to
 //! `poll_event()`, and wakes up at `poll_timeout()`. quinn-proto's `Connection` is the model.
 
+pub mod client;
 pub mod input_queue;
+pub mod server;
 
 /// Something a session wants sent.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,593 @@
+//! The client session: logs in over the control stream, predicts the local character with
+//! the same movement step as the server, sends inputs redundantly in datagrams, and turns
+//! snapshot datagrams into reconciliation of the local character and interpolation buffers
+//! for remote entities.
+//!
+//! Sans-IO: the driver (the QUIC driver, the C ABI's runtime, the test harness) feeds bytes
+//! in and sends what [`ClientSession::poll_transmit`] returns. The game calls
+//! [`ClientSession::send_input`] once per simulation tick and samples remote entities at its
+//! render time with [`ClientSession::sample_entity`].
+//!
+//! Known limit: a server-side change to the local character (a knockback) reaches the client
+//! with the next acknowledged input; a client that sends no inputs sees none.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use glam::Vec3;
+
+use crate::codec::baseline::{ApplyOutcome, ReceivedHistory};
+use crate::codec::entity_state::{Quantization, SnapshotConfig};
+use crate::codec::input_codec::{InputBatch, MAX_INPUTS, encode_input_datagram};
+use crate::codec::packet::{PacketHeader, PacketKind};
+use crate::codec::snapshot::{DecodedSnapshot, SnapshotCodec};
+use crate::control::{
+    self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
+};
+use crate::entity::{CharacterState, EntityId};
+use crate::input::MoveInput;
+use crate::interpolation::{InterpOutput, InterpSample, InterpolationBuffer, InterpolationConfig};
+use crate::movement::MovementConfig;
+use crate::prediction::{PredictionConfig, Predictor, ReconcileOutcome};
+use crate::time::{Tick, TickRate};
+
+use super::Transmit;
+
+/// Configuration of a [`ClientSession`]. Movement and snapshot settings must match the
+/// server's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    /// The movement rules (the server's).
+    pub movement: MovementConfig,
+    /// Prediction history and correction smoothing.
+    pub prediction: PredictionConfig,
+    /// Remote-entity interpolation.
+    pub interpolation: InterpolationConfig,
+    /// Snapshot quantization (the server's).
+    pub snapshot: SnapshotConfig,
+    /// Most inputs repeated in each input datagram, `1..=16`.
+    pub redundant_inputs: usize,
+    /// Give up when nothing was heard from the server for this long.
+    pub idle_timeout_us: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            movement: MovementConfig::default(),
+            prediction: PredictionConfig::default(),
+            interpolation: InterpolationConfig::default(),
+            snapshot: SnapshotConfig::default(),
+            redundant_inputs: MAX_INPUTS,
+            idle_timeout_us: 10_000_000,
+        }
+    }
+}
+
+/// Something the game should react to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientEvent {
+    /// Logged in; the local character exists from now on.
+    Welcome {
+        /// The entity the client controls.
+        entity_id: EntityId,
+        /// Where it starts.
+        spawn: CharacterState,
+    },
+    /// A remote entity came into view: spawn its actor.
+    EntityEntered {
+        /// Its id.
+        id: EntityId,
+        /// Which actor class.
+        archetype: u16,
+        /// Where it is.
+        position_m: Vec3,
+    },
+    /// A remote entity left the view: destroy its actor.
+    EntityLeft {
+        /// Its id.
+        id: EntityId,
+    },
+    /// The server disagreed with the prediction; it was corrected and smoothed.
+    Corrected {
+        /// Distance between predicted and authoritative position, metres.
+        position_error_m: f32,
+        /// Inputs replayed.
+        replayed_inputs: usize,
+    },
+    /// A chat line.
+    Chat {
+        /// Who said it.
+        from: EntityId,
+        /// Where.
+        channel: ChatChannel,
+        /// What.
+        text: String,
+    },
+    /// The session is over.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+        /// Detail from the server, or a local explanation.
+        message: String,
+    },
+}
+
+/// Counters and estimates of a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClientStats {
+    /// Smoothed round-trip time, microseconds (0 before the first sample).
+    pub rtt_us: u64,
+    /// Snapshots applied.
+    pub snapshots_applied: u64,
+    /// Snapshots dropped as older than one already applied.
+    pub snapshots_stale: u64,
+    /// Snapshots that could not be applied because a baseline was gone.
+    pub snapshots_undecodable: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes received (datagrams and stream).
+    pub bytes_in: u64,
+    /// Bytes sent (datagrams and stream).
+    pub bytes_out: u64,
+    /// Prediction corrections.
+    pub corrections: u64,
+}
+
+/// Where the session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    /// Login sent, waiting for the welcome.
+    LoggingIn,
+    /// Playing.
+    Active,
+    /// Over.
+    Closed,
+}
+
+#[derive(Debug)]
+struct RemoteEntity {
+    archetype: u16,
+    buffer: InterpolationBuffer,
+}
+
+/// Send times of recent input datagrams, for RTT samples from the server's acks.
+const SEND_TIMES: usize = 64;
+
+/// One client session. See the module docs.
+#[derive(Debug)]
+pub struct ClientSession {
+    config: ClientConfig,
+    state: ClientState,
+    control: FrameDecoder,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+    codec: SnapshotCodec,
+    received: ReceivedHistory,
+    decoded: DecodedSnapshot,
+    /// Present once welcomed.
+    predictor: Option<Predictor>,
+    entity_id: Option<EntityId>,
+    rate: TickRate,
+    remotes: BTreeMap<EntityId, RemoteEntity>,
+    /// Extended seq of the next input datagram.
+    next_datagram_seq: u64,
+    /// `(seq, sent_at_us)` of recent datagrams, indexed by `seq % SEND_TIMES`.
+    send_times: [(u64, u64); SEND_TIMES],
+    newest_acked_datagram: Option<u16>,
+    last_heard_us: u64,
+    last_server_tick: Option<Tick>,
+    stats: ClientStats,
+    datagram: Vec<u8>,
+}
+
+impl ClientSession {
+    /// A session that logs in with `token`; the login frame is queued at once.
+    ///
+    /// Fails with a message naming the bad field when the configuration is invalid.
+    pub fn new(now_us: u64, config: ClientConfig, token: &str) -> Result<Self, String> {
+        config.movement.validate().map_err(|e| e.to_string())?;
+        config.prediction.validate().map_err(|e| e.to_string())?;
+        config.interpolation.validate().map_err(|e| e.to_string())?;
+        let quantization = Quantization::new(config.snapshot).map_err(|e| e.to_string())?;
+        if !(1..=MAX_INPUTS).contains(&config.redundant_inputs) {
+            return Err(format!("redundant_inputs must be in 1..={MAX_INPUTS}"));
+        }
+        if token.len() > control::MAX_TOKEN_LEN_BYTES {
+            return Err(format!(
+                "token is longer than {} bytes",
+                control::MAX_TOKEN_LEN_BYTES
+            ));
+        }
+        let mut session = ClientSession {
+            config,
+            state: ClientState::LoggingIn,
+            control: FrameDecoder::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            codec: SnapshotCodec::new(quantization),
+            received: ReceivedHistory::new(),
+            decoded: DecodedSnapshot::default(),
+            predictor: None,
+            entity_id: None,
+            rate: TickRate::DEFAULT,
+            remotes: BTreeMap::new(),
+            next_datagram_seq: 0,
+            send_times: [(u64::MAX, 0); SEND_TIMES],
+            newest_acked_datagram: None,
+            last_heard_us: now_us,
+            last_server_tick: None,
+            stats: ClientStats::default(),
+            datagram: Vec::with_capacity(256),
+        };
+        session.send_control(&ClientControl::Login {
+            protocol_version: crate::PROTOCOL_VERSION,
+            token: token.to_owned(),
+        });
+        Ok(session)
+    }
+
+    /// Where the session is.
+    #[must_use]
+    pub fn state(&self) -> ClientState {
+        self.state
+    }
+
+    /// The controlled entity, once welcomed.
+    #[must_use]
+    pub fn entity_id(&self) -> Option<EntityId> {
+        self.entity_id
+    }
+
+    /// Counters and estimates.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        let mut stats = self.stats;
+        stats.corrections = self.predictor.as_ref().map_or(0, Predictor::corrections);
+        stats
+    }
+
+    /// The predictor of the local character, once welcomed.
+    #[must_use]
+    pub fn predictor(&self) -> Option<&Predictor> {
+        self.predictor.as_ref()
+    }
+
+    /// The server tick of the newest applied snapshot.
+    #[must_use]
+    pub fn last_server_tick(&self) -> Option<Tick> {
+        self.last_server_tick
+    }
+
+    /// Remote entities currently in view, ascending id.
+    pub fn remote_ids(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.remotes.keys().copied()
+    }
+
+    /// Archetype of a remote entity in view.
+    #[must_use]
+    pub fn remote_archetype(&self, id: EntityId) -> Option<u16> {
+        self.remotes.get(&id).map(|r| r.archetype)
+    }
+
+    /// Where remote entity `id` should be drawn at `now_us` (advances its render clock).
+    pub fn sample_entity(&mut self, id: EntityId, now_us: u64) -> Option<InterpOutput> {
+        self.remotes.get_mut(&id)?.buffer.sample(now_us)
+    }
+
+    /// Samples applies one predicted simulation tick: the input is applied to the local
+    /// character at once and sent (with the unacknowledged ones before it) in a datagram.
+    /// Returns the input's sequence number, or `None` before the welcome or after close.
+    pub fn send_input(&mut self, now_us: u64, input: MoveInput) -> Option<u32> {
+        let predictor = self.predictor.as_mut()?;
+        let seq = predictor.push_input(input);
+        let unacked = predictor.unacked_inputs();
+        let skip = unacked.len().saturating_sub(self.config.redundant_inputs);
+        let mut batch: Option<InputBatch> = None;
+        for (s, i) in unacked.skip(skip) {
+            let b = batch.get_or_insert_with(|| InputBatch::new(s));
+            // At most `redundant_inputs <= MAX_INPUTS` inputs are pushed.
+            let pushed = b.push(i);
+            debug_assert!(pushed);
+        }
+        let batch = batch?;
+        let datagram_seq = self.next_datagram_seq;
+        self.next_datagram_seq += 1;
+        encode_input_datagram(
+            datagram_seq as u16,
+            self.received.ack_fields(),
+            &batch,
+            &mut self.datagram,
+        );
+        self.send_times[(datagram_seq % SEND_TIMES as u64) as usize] = (datagram_seq, now_us);
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += self.datagram.len() as u64;
+        self.transmits
+            .push_back(Transmit::Datagram(self.datagram.clone()));
+        Some(seq)
+    }
+
+    /// Decays the visual correction offset of the local character by a frame of `dt_s`.
+    pub fn advance_visual(&mut self, dt_s: f32) {
+        if let Some(p) = self.predictor.as_mut() {
+            p.advance_visual(dt_s);
+        }
+    }
+
+    /// Sends a chat line (at most [`control::MAX_CHAT_LEN_BYTES`]; longer is refused).
+    pub fn send_chat(&mut self, channel: ChatChannel, text: &str) -> Result<(), String> {
+        if self.state != ClientState::Active {
+            return Err("not logged in".to_owned());
+        }
+        let message = ClientControl::Chat {
+            channel,
+            text: text.to_owned(),
+        };
+        message.validate().map_err(|e| e.to_string())?;
+        self.send_control(&message);
+        Ok(())
+    }
+
+    /// Leaves: tells the server and closes the session.
+    pub fn disconnect(&mut self) {
+        if self.state == ClientState::Closed {
+            return;
+        }
+        self.send_control(&ClientControl::Disconnect);
+        self.finish(
+            DisconnectReason::ClientQuit,
+            "disconnected by the player".to_owned(),
+        );
+    }
+
+    fn finish(&mut self, reason: DisconnectReason, message: String) {
+        self.state = ClientState::Closed;
+        self.events
+            .push_back(ClientEvent::Disconnected { reason, message });
+    }
+
+    fn send_control(&mut self, message: &ClientControl) {
+        let mut frame = Vec::new();
+        match control::encode_frame(message, &mut frame) {
+            Ok(()) => {
+                self.stats.bytes_out += frame.len() as u64;
+                self.transmits.push_back(Transmit::Stream(frame));
+            }
+            // Messages are validated against their limits before they get here.
+            Err(e) => tracing::error!(error = %e, "control message not encodable"),
+        }
+    }
+
+    /// Bytes received on the control stream.
+    pub fn handle_stream(&mut self, now_us: u64, bytes: &[u8]) {
+        if self.state == ClientState::Closed {
+            return;
+        }
+        self.last_heard_us = now_us;
+        self.stats.bytes_in += bytes.len() as u64;
+        self.control.push(bytes);
+        while self.state != ClientState::Closed {
+            match self.control.next_message::<ServerControl>() {
+                Ok(Some(message)) => self.on_control(message),
+                Ok(None) => break,
+                Err(e) => {
+                    self.finish(
+                        DisconnectReason::ProtocolViolation,
+                        format!("control stream: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, message: ServerControl) {
+        match message {
+            ServerControl::Welcome {
+                protocol_version,
+                entity_id,
+                tick,
+                tick_rate_hz,
+                spawn,
+            } => {
+                if self.state != ClientState::LoggingIn {
+                    self.finish(
+                        DisconnectReason::ProtocolViolation,
+                        "second welcome".to_owned(),
+                    );
+                    return;
+                }
+                if let Err(e) = control::check_protocol_version(protocol_version) {
+                    self.finish(DisconnectReason::ProtocolMismatch, e.to_string());
+                    return;
+                }
+                let rate = match TickRate::new(tick_rate_hz) {
+                    Ok(rate) => rate,
+                    Err(e) => {
+                        self.finish(DisconnectReason::ProtocolViolation, e.to_string());
+                        return;
+                    }
+                };
+                let predictor = Predictor::new(
+                    self.config.movement.clone(),
+                    rate,
+                    spawn,
+                    self.config.prediction,
+                );
+                match predictor {
+                    Ok(p) => {
+                        self.predictor = Some(p);
+                        self.entity_id = Some(entity_id);
+                        self.rate = rate;
+                        self.last_server_tick = Some(tick);
+                        self.state = ClientState::Active;
+                        self.events
+                            .push_back(ClientEvent::Welcome { entity_id, spawn });
+                    }
+                    Err(e) => self.finish(DisconnectReason::ProtocolViolation, e.to_string()),
+                }
+            }
+            ServerControl::Chat {
+                from,
+                channel,
+                text,
+            } => {
+                self.events.push_back(ClientEvent::Chat {
+                    from,
+                    channel,
+                    text,
+                });
+            }
+            ServerControl::Disconnect { reason, message } => self.finish(reason, message),
+        }
+    }
+
+    /// A datagram received from the server. Undecodable datagrams are counted and dropped
+    /// (the server is trusted to be correct; a corrupt one is not worth dying for).
+    pub fn handle_datagram(&mut self, now_us: u64, datagram: &[u8]) {
+        if self.state != ClientState::Active {
+            return;
+        }
+        self.last_heard_us = now_us;
+        self.stats.bytes_in += datagram.len() as u64;
+        let Ok((header, payload)) = PacketHeader::decode(datagram) else {
+            self.stats.snapshots_undecodable += 1;
+            return;
+        };
+        if header.kind != PacketKind::Snapshot {
+            self.stats.snapshots_undecodable += 1;
+            return;
+        }
+        match self
+            .received
+            .on_snapshot(&self.codec, header.seq, payload, &mut self.decoded)
+        {
+            Ok(ApplyOutcome::Applied) => {}
+            Ok(ApplyOutcome::Stale) => {
+                self.stats.snapshots_stale += 1;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "snapshot not applied");
+                self.stats.snapshots_undecodable += 1;
+                return;
+            }
+        }
+        self.stats.snapshots_applied += 1;
+        if let Some(ack) = header.ack {
+            self.on_datagram_ack(now_us, ack.ack);
+        }
+        self.apply_decoded(now_us);
+    }
+
+    fn on_datagram_ack(&mut self, now_us: u64, ack: u16) {
+        let newer = self
+            .newest_acked_datagram
+            .is_none_or(|prev| crate::codec::packet::seq_more_recent(ack, prev));
+        if !newer {
+            return;
+        }
+        self.newest_acked_datagram = Some(ack);
+        let (seq, sent_us) = self.send_times[usize::from(ack) % SEND_TIMES];
+        if seq as u16 != ack || sent_us > now_us {
+            return;
+        }
+        let sample_us = now_us - sent_us;
+        self.stats.rtt_us = if self.stats.rtt_us == 0 {
+            sample_us
+        } else {
+            // RFC 6298 style smoothing, weight 1/8.
+            (self.stats.rtt_us * 7 + sample_us) / 8
+        };
+    }
+
+    fn apply_decoded(&mut self, now_us: u64) {
+        let decoded = &self.decoded;
+        self.last_server_tick = Some(decoded.tick);
+        if let (Some(owner), Some(predictor)) = (decoded.owner, self.predictor.as_mut()) {
+            match predictor.reconcile(decoded.ack_input_seq, &owner) {
+                Ok(ReconcileOutcome::Corrected {
+                    replayed_inputs,
+                    position_error_m,
+                    ..
+                }) => {
+                    self.events.push_back(ClientEvent::Corrected {
+                        position_error_m,
+                        replayed_inputs,
+                    });
+                }
+                Ok(ReconcileOutcome::Resynced {
+                    replayed_inputs, ..
+                }) => {
+                    self.events.push_back(ClientEvent::Corrected {
+                        position_error_m: 0.0,
+                        replayed_inputs,
+                    });
+                }
+                Ok(ReconcileOutcome::Confirmed | ReconcileOutcome::Stale) => {}
+                Err(e) => tracing::debug!(error = %e, "server state not reconciled"),
+            }
+        }
+        for id in &decoded.leaves {
+            if self.remotes.remove(id).is_some() {
+                self.events.push_back(ClientEvent::EntityLeft { id: *id });
+            }
+        }
+        let server_time_us = self.rate.tick_start_us(decoded.tick);
+        let q = self.codec.quantization();
+        for record in &decoded.entities {
+            let state = q.dequantize(&record.state);
+            let sample = InterpSample {
+                position_m: state.position_m,
+                yaw_rad: state.yaw_rad,
+            };
+            let remote = match self.remotes.entry(record.id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let Ok(buffer) = InterpolationBuffer::new(self.config.interpolation) else {
+                        // The configuration was validated in `new`.
+                        continue;
+                    };
+                    let archetype = record.enter_archetype.unwrap_or(0);
+                    self.events.push_back(ClientEvent::EntityEntered {
+                        id: record.id,
+                        archetype,
+                        position_m: state.position_m,
+                    });
+                    e.insert(RemoteEntity { archetype, buffer })
+                }
+            };
+            if let Some(archetype) = record.enter_archetype {
+                remote.archetype = archetype;
+            }
+            remote.buffer.push(server_time_us, now_us, sample);
+        }
+    }
+
+    /// The next thing to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`ClientSession::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        (self.state != ClientState::Closed)
+            .then_some(self.last_heard_us + self.config.idle_timeout_us)
+    }
+
+    /// Ends the session if the server has been silent for too long.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        if self.state != ClientState::Closed
+            && now_us >= self.last_heard_us + self.config.idle_timeout_us
+        {
+            self.finish(
+                DisconnectReason::Timeout,
+                "nothing heard from the server".to_owned(),
+            );
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The server's state for one client connection: login handshake on the control stream,
+//! input datagrams through validation into the input queue, and snapshot datagrams built
+//! against the baselines the client acknowledged.
+//!
+//! It owns no socket and no clock. The zone (see [`crate::zone`]) calls it once per tick to
+//! take the inputs to simulate and to send a snapshot; the driver feeds it received bytes and
+//! drains [`ServerConnection::poll_transmit`] and [`ServerConnection::poll_event`].
+//!
+//! Wire data is never trusted: an undecodable control frame or datagram closes the
+//! connection with [`DisconnectReason::ProtocolViolation`] (over QUIC, datagrams are
+//! authenticated, so only a broken or hostile client sends one); a rejected input is dropped,
+//! counted by kind and reported as [`ServerEvent::InputRejected`].
+
+use std::collections::VecDeque;
+
+use crate::codec::CodecError;
+use crate::codec::ack::ReceiveTracker;
+use crate::codec::baseline::SentHistory;
+use crate::codec::input_codec::decode_input_payload;
+use crate::codec::packet::{PacketHeader, PacketKind};
+use crate::codec::snapshot::{
+    EncodeReport, EntityRecordIn, RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
+};
+use crate::control::{
+    self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
+};
+use crate::entity::{CharacterState, EntityId};
+use crate::input::MoveInput;
+use crate::time::{Tick, TickRate};
+use crate::validation::{
+    InputRateConfig, InputRateLimiter, Rejection, RejectionCounts, SequenceGuard,
+    SequenceGuardConfig, SequenceVerdict, validate_input,
+};
+
+use super::Transmit;
+use super::input_queue::{InputQueue, InputQueueConfig, Inserted};
+
+/// Tuning of a [`ServerConnection`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerConnectionConfig {
+    /// Input queue tuning.
+    pub input_queue: InputQueueConfig,
+    /// Input-rate limit (speed hacks by time dilation). Its tick rate must be the zone's.
+    pub input_rate: InputRateConfig,
+    /// Input sequence monotonicity.
+    pub sequence: SequenceGuardConfig,
+    /// Close the connection when nothing was heard for this long.
+    pub idle_timeout_us: u64,
+    /// Close the connection when no login arrived within this long of its creation.
+    pub login_timeout_us: u64,
+}
+
+impl Default for ServerConnectionConfig {
+    fn default() -> Self {
+        ServerConnectionConfig {
+            input_queue: InputQueueConfig::default(),
+            input_rate: InputRateConfig::default(),
+            sequence: SequenceGuardConfig::default(),
+            idle_timeout_us: 10_000_000,
+            login_timeout_us: 5_000_000,
+        }
+    }
+}
+
+/// Something the zone or the driver must react to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerEvent {
+    /// The client asks to log in with `token` (its protocol version already matched). Answer
+    /// with [`ServerConnection::accept_login`] or [`ServerConnection::close`].
+    LoginRequested {
+        /// The session token to verify.
+        token: String,
+    },
+    /// The client said something.
+    Chat {
+        /// Where.
+        channel: ChatChannel,
+        /// What (within the length limit).
+        text: String,
+    },
+    /// An input was refused by validation (it was dropped and counted).
+    InputRejected(Rejection),
+    /// The connection is closed; the driver should close the transport after flushing.
+    Closed {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Waiting for the client's login message.
+    AwaitingLogin,
+    /// Login sent to the driver for verification.
+    LoginPending,
+    /// Logged in and controlling `entity`.
+    Active {
+        /// The controlled entity.
+        entity: EntityId,
+    },
+    /// Closed for `reason`; nothing more is accepted.
+    Closed {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// Counters of one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Datagrams received (valid or not).
+    pub datagrams_in: u64,
+    /// Bytes received in datagrams and on the stream.
+    pub bytes_in: u64,
+    /// Bytes queued for sending in datagrams and on the stream.
+    pub bytes_out: u64,
+    /// Snapshots sent.
+    pub snapshots_sent: u64,
+    /// Datagrams ignored because they arrived before login completed.
+    pub datagrams_before_login: u64,
+    /// Inputs dropped because the queue was full.
+    pub inputs_overflowed: u64,
+}
+
+/// One client connection, server side. See the module docs.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConnectionConfig,
+    state: ConnectionState,
+    control: FrameDecoder,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ServerEvent>,
+    /// Tracks the client's input datagram seqs, to acknowledge them in snapshot headers.
+    input_datagrams: ReceiveTracker,
+    sent: SentHistory,
+    inputs: InputQueue,
+    rate: InputRateLimiter,
+    sequence: SequenceGuard,
+    created_us: u64,
+    last_heard_us: u64,
+    rejections: RejectionCounts,
+    stats: ConnectionStats,
+    /// Running mean of bits per entity record (fixed point, 1/16 bit), for budget estimates.
+    record_bits_x16: u32,
+}
+
+/// Bits per record assumed before the first snapshot measured it.
+const INITIAL_RECORD_BITS: u32 = 48;
+
+impl ServerConnection {
+    /// A new connection created at `now_us`, waiting for the client's login.
+    ///
+    /// Fails with a message naming the bad field when the configuration is invalid.
+    pub fn new(now_us: u64, config: ServerConnectionConfig) -> Result<Self, String> {
+        let rate = InputRateLimiter::new(config.input_rate).map_err(|e| e.to_string())?;
+        let sequence = SequenceGuard::new(config.sequence).map_err(|e| e.to_string())?;
+        if config.input_queue.capacity == 0 || config.input_queue.max_per_tick == 0 {
+            return Err(
+                "input_queue.capacity and input_queue.max_per_tick must be at least 1".to_owned(),
+            );
+        }
+        Ok(ServerConnection {
+            config,
+            state: ConnectionState::AwaitingLogin,
+            control: FrameDecoder::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            input_datagrams: ReceiveTracker::new(),
+            sent: SentHistory::new(),
+            inputs: InputQueue::new(config.input_queue),
+            rate,
+            sequence,
+            created_us: now_us,
+            last_heard_us: now_us,
+            rejections: RejectionCounts::default(),
+            stats: ConnectionStats::default(),
+            record_bits_x16: INITIAL_RECORD_BITS * 16,
+        })
+    }
+
+    /// Where the connection is.
+    #[must_use]
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// The controlled entity, once logged in.
+    #[must_use]
+    pub fn entity(&self) -> Option<EntityId> {
+        match self.state {
+            ConnectionState::Active { entity } => Some(entity),
+            _ => None,
+        }
+    }
+
+    /// True once closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, ConnectionState::Closed { .. })
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// Validation rejections by kind.
+    #[must_use]
+    pub fn rejections(&self) -> &RejectionCounts {
+        &self.rejections
+    }
+
+    /// Last input sequence simulated for this client.
+    #[must_use]
+    pub fn last_input_seq(&self) -> u32 {
+        self.inputs.last_consumed_seq()
+    }
+
+    /// Bytes received on the control stream.
+    pub fn handle_stream(&mut self, now_us: u64, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.last_heard_us = now_us;
+        self.stats.bytes_in += bytes.len() as u64;
+        self.control.push(bytes);
+        loop {
+            match self.control.next_message::<ClientControl>() {
+                Ok(Some(message)) => self.on_control(message),
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(
+                        DisconnectReason::ProtocolViolation,
+                        &format!("control stream: {e}"),
+                    );
+                    break;
+                }
+            }
+            if self.is_closed() {
+                break;
+            }
+        }
+    }
+
+    fn on_control(&mut self, message: ClientControl) {
+        if let Err(e) = message.validate() {
+            self.close(DisconnectReason::ProtocolViolation, &e.to_string());
+            return;
+        }
+        match (self.state, message) {
+            (
+                ConnectionState::AwaitingLogin,
+                ClientControl::Login {
+                    protocol_version,
+                    token,
+                },
+            ) => {
+                if let Err(e) = control::check_protocol_version(protocol_version) {
+                    self.close(DisconnectReason::ProtocolMismatch, &e.to_string());
+                    return;
+                }
+                self.state = ConnectionState::LoginPending;
+                self.events.push_back(ServerEvent::LoginRequested { token });
+            }
+            (ConnectionState::Active { .. }, ClientControl::Chat { channel, text }) => {
+                self.events.push_back(ServerEvent::Chat { channel, text });
+            }
+            (_, ClientControl::Disconnect) => {
+                self.close(DisconnectReason::ClientQuit, "client quit");
+            }
+            (state, message) => {
+                let detail = format!("{} not allowed while {:?}", message_name(&message), state);
+                self.close(DisconnectReason::ProtocolViolation, &detail);
+            }
+        }
+    }
+
+    /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`.
+    /// Ignored unless a login is pending.
+    pub fn accept_login(
+        &mut self,
+        entity: EntityId,
+        tick: Tick,
+        rate: TickRate,
+        spawn: CharacterState,
+    ) {
+        if self.state != ConnectionState::LoginPending {
+            debug_assert!(false, "accept_login without a pending login");
+            return;
+        }
+        self.state = ConnectionState::Active { entity };
+        self.send_control(&ServerControl::Welcome {
+            protocol_version: crate::PROTOCOL_VERSION,
+            entity_id: entity,
+            tick,
+            tick_rate_hz: rate.hz(),
+            spawn,
+        });
+    }
+
+    /// Sends a chat line to this client.
+    pub fn send_chat(&mut self, from: EntityId, channel: ChatChannel, text: &str) {
+        if matches!(self.state, ConnectionState::Active { .. }) {
+            self.send_control(&ServerControl::Chat {
+                from,
+                channel,
+                text: text.to_owned(),
+            });
+        }
+    }
+
+    /// Tells the client why, then closes. Idempotent: the first reason wins.
+    pub fn close(&mut self, reason: DisconnectReason, message: &str) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::debug!(reason = reason.as_str(), message, "closing connection");
+        self.send_control(&ServerControl::Disconnect {
+            reason,
+            message: message.to_owned(),
+        });
+        self.state = ConnectionState::Closed { reason };
+        self.events.push_back(ServerEvent::Closed { reason });
+    }
+
+    fn send_control(&mut self, message: &ServerControl) {
+        let mut frame = Vec::new();
+        match control::encode_frame(message, &mut frame) {
+            Ok(()) => {
+                self.stats.bytes_out += frame.len() as u64;
+                self.transmits.push_back(Transmit::Stream(frame));
+            }
+            // Only an oversized message fails, and every server message is bounded.
+            Err(e) => tracing::error!(error = %e, "control message not encodable"),
+        }
+    }
+
+    /// A datagram received from the client.
+    pub fn handle_datagram(&mut self, now_us: u64, datagram: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.last_heard_us = now_us;
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        if let Err(e) = self.on_datagram(now_us, datagram) {
+            self.close(
+                DisconnectReason::ProtocolViolation,
+                &format!("datagram: {e}"),
+            );
+        }
+    }
+
+    fn on_datagram(&mut self, now_us: u64, datagram: &[u8]) -> Result<(), CodecError> {
+        let (header, payload) = PacketHeader::decode(datagram)?;
+        if header.kind != PacketKind::Input {
+            return Err(CodecError::ValueOutOfRange {
+                field: "datagram kind (client sent a snapshot)",
+            });
+        }
+        let batch = decode_input_payload(payload)?;
+        if !matches!(self.state, ConnectionState::Active { .. }) {
+            self.stats.datagrams_before_login += 1;
+            return Ok(());
+        }
+        self.input_datagrams.record(header.seq);
+        if let Some(ack) = header.ack {
+            self.sent.on_ack(ack);
+        }
+        // New inputs only: redundant copies of inputs already seen are expected.
+        let mut fresh: [(u32, MoveInput); crate::codec::input_codec::MAX_INPUTS] =
+            [(0, MoveInput::default()); crate::codec::input_codec::MAX_INPUTS];
+        let mut fresh_len = 0;
+        for (seq, input) in batch.iter() {
+            match self.sequence.check(seq) {
+                Ok(SequenceVerdict::New { .. }) => {}
+                Ok(SequenceVerdict::Duplicate) => continue,
+                Err(rejection) => {
+                    self.reject(rejection);
+                    continue;
+                }
+            }
+            if let Err(rejection) = validate_input(&input) {
+                self.reject(rejection);
+                continue;
+            }
+            // The batch holds at most MAX_INPUTS inputs, so the index is in bounds.
+            fresh[fresh_len] = (seq, input);
+            fresh_len += 1;
+        }
+        if fresh_len == 0 {
+            return Ok(());
+        }
+        let admission = self.rate.admit(now_us, fresh_len as u32);
+        if let Some(rejection) = admission.rejection() {
+            self.reject(rejection);
+        }
+        for &(seq, input) in fresh.iter().take(admission.accepted as usize) {
+            if self.inputs.insert(seq, input) == Inserted::Overflow {
+                self.stats.inputs_overflowed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, rejection: Rejection) {
+        self.rejections.record(rejection.kind);
+        tracing::debug!(kind = rejection.kind.as_str(), detail = %rejection.detail, "input rejected");
+        self.events.push_back(ServerEvent::InputRejected(rejection));
+    }
+
+    /// Takes the inputs to simulate this tick, in order, into `out` (cleared first).
+    pub fn take_inputs_for_tick(&mut self, out: &mut Vec<(u32, MoveInput)>) {
+        if matches!(self.state, ConnectionState::Active { .. }) {
+            self.inputs.take_for_tick(out);
+        } else {
+            out.clear();
+        }
+    }
+
+    /// How entity `id` must be coded in the next snapshot.
+    #[must_use]
+    pub fn record_base(&self, id: EntityId, archetype: u16) -> RecordBase {
+        self.sent.base_for(id, archetype)
+    }
+
+    /// The client must forget `id` (it left the area of interest or was removed): a leave
+    /// record is repeated until delivered.
+    pub fn forget_entity(&mut self, id: EntityId) {
+        self.sent.remove(id);
+    }
+
+    /// Estimated encoded size of one entity record, bits (running mean of what was sent).
+    #[must_use]
+    pub fn estimated_record_bits(&self) -> u32 {
+        self.record_bits_x16.div_ceil(16)
+    }
+
+    /// Encodes and queues this tick's snapshot: `owner` losslessly, then `records` (ids
+    /// strictly ascending, bases from [`ServerConnection::record_base`]) until the datagram is
+    /// full. `written` receives the records that made it in. Returns the encoder's report.
+    pub fn send_snapshot(
+        &mut self,
+        codec: &SnapshotCodec,
+        tick: Tick,
+        owner: Option<&CharacterState>,
+        records: &[EntityRecordIn],
+        datagram: &mut Vec<u8>,
+        written: &mut Vec<WrittenRecord>,
+    ) -> Result<EncodeReport, CodecError> {
+        let seq = self.sent.next_seq();
+        let snap = SnapshotIn {
+            seq,
+            ack: self.input_datagrams.ack_fields(),
+            tick,
+            ack_input_seq: self.inputs.last_consumed_seq(),
+            baseline_seq: self.sent.baseline_seq(),
+            owner: owner.copied(),
+        };
+        let report = {
+            let leaves = self.sent.pending_leaves();
+            codec.encode(&snap, leaves, records, datagram, written)?
+        };
+        self.sent.on_sent(seq, written, report.leaves_written);
+        if let Some(bits) = report.record_bits.checked_div(report.records_written) {
+            // Exponential mean with weight 1/8 on the newest snapshot.
+            self.record_bits_x16 = (self.record_bits_x16 * 7 + bits as u32 * 16) / 8;
+        }
+        self.stats.snapshots_sent += 1;
+        self.stats.bytes_out += datagram.len() as u64;
+        self.transmits
+            .push_back(Transmit::Datagram(datagram.clone()));
+        Ok(report)
+    }
+
+    /// The next thing to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`ServerConnection::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.state {
+            ConnectionState::Closed { .. } => None,
+            ConnectionState::AwaitingLogin | ConnectionState::LoginPending => Some(
+                (self.created_us + self.config.login_timeout_us)
+                    .min(self.last_heard_us + self.config.idle_timeout_us),
+            ),
+            ConnectionState::Active { .. } => {
+                Some(self.last_heard_us + self.config.idle_timeout_us)
+            }
+        }
+    }
+
+    /// Closes the connection if a deadline passed.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        match self.state {
+            ConnectionState::Closed { .. } => {}
+            ConnectionState::AwaitingLogin | ConnectionState::LoginPending
+                if now_us >= self.created_us + self.config.login_timeout_us =>
+            {
+                self.close(DisconnectReason::Timeout, "no login in time");
+            }
+            _ if now_us >= self.last_heard_us + self.config.idle_timeout_us => {
+                self.close(DisconnectReason::Timeout, "nothing heard from the client");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn message_name(message: &ClientControl) -> &'static str {
+    match message {
+        ClientControl::Login { .. } => "login",
+        ClientControl::Chat { .. } => "chat",
+        ClientControl::Disconnect => "disconnect",
+    }
+}
