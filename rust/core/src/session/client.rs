@@ -269,6 +269,18 @@ impl ClientSession {
         self.remotes.get(&id).map(|r| r.archetype)
     }
 
+    /// The newest applied snapshot as decoded (for diagnostics and measurements).
+    #[must_use]
+    pub fn last_snapshot(&self) -> &DecodedSnapshot {
+        &self.decoded
+    }
+
+    /// The interpolation buffer of a remote entity in view (its render clock and delay).
+    #[must_use]
+    pub fn remote_buffer(&self, id: EntityId) -> Option<&InterpolationBuffer> {
+        self.remotes.get(&id).map(|r| &r.buffer)
+    }
+
     /// Where remote entity `id` should be drawn at `now_us` (advances its render clock).
     pub fn sample_entity(&mut self, id: EntityId, now_us: u64) -> Option<InterpOutput> {
         self.remotes.get_mut(&id)?.buffer.sample(now_us)
