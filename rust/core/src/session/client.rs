@@ -163,7 +163,10 @@ pub struct ClientSession {
     events: VecDeque<ClientEvent>,
     codec: SnapshotCodec,
     received: ReceivedHistory,
+    /// The newest applied snapshot. Invariant: never holds a partially decoded one.
     decoded: DecodedSnapshot,
+    /// Decode target; swapped into `decoded` only when the snapshot was applied.
+    decoding: DecodedSnapshot,
     /// Present once welcomed.
     predictor: Option<Predictor>,
     entity_id: Option<EntityId>,
@@ -207,6 +210,7 @@ impl ClientSession {
             codec: SnapshotCodec::new(quantization),
             received: ReceivedHistory::new(),
             decoded: DecodedSnapshot::default(),
+            decoding: DecodedSnapshot::default(),
             predictor: None,
             entity_id: None,
             rate: TickRate::DEFAULT,
