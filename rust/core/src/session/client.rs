@@ -474,9 +474,9 @@ impl ClientSession {
         }
         match self
             .received
-            .on_snapshot(&self.codec, header.seq, payload, &mut self.decoded)
+            .on_snapshot(&self.codec, header.seq, payload, &mut self.decoding)
         {
-            Ok(ApplyOutcome::Applied) => {}
+            Ok(ApplyOutcome::Applied) => std::mem::swap(&mut self.decoded, &mut self.decoding),
             Ok(ApplyOutcome::Stale) => {
                 self.stats.snapshots_stale += 1;
                 return;
