@@ -9,6 +9,8 @@
 pub mod client;
 pub mod input_queue;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 /// Something a session wants sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
