@@ -305,12 +305,14 @@ impl ReceivedHistory {
         }
         for rec in &out.entities {
             let ring = self.entities.entry(rec.id).or_default();
-            match rec.baseline_seq {
-                None => ring.clear(),
-                Some(b) => {
-                    while ring.front().is_some_and(|(s, _)| *s < b) {
-                        ring.pop_front();
-                    }
+            // Enter and full records keep older states: an enter is repeated until the
+            // server learns one was delivered, and it may then reference any of them. States
+            // of an earlier incarnation (re-enter without the leave arriving) sit at older
+            // seqs the server never references again.
+            if let Some(b) = rec.baseline_seq {
+                // The server's baseline only moves forward: older states are useless.
+                while ring.front().is_some_and(|(s, _)| *s < b) {
+                    ring.pop_front();
                 }
             }
             while ring.len() >= RING_LEN {
