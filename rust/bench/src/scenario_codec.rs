@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use glam::Vec3;
 use mmo_core::codec::baseline::{ReceivedHistory, SentHistory};
-use mmo_core::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
+use mmo_core::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig, predict};
 use mmo_core::codec::packet::{AckFields, PacketHeader};
 use mmo_core::codec::snapshot::{
     DecodedSnapshot, EntityRecordIn, RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
 };
+use mmo_core::codec::varint::{exp_golomb_len_bits, zigzag_encode};
 use mmo_core::entity::EntityId;
 use mmo_core::time::{Tick, TickRate};
 use rand::{Rng, SeedableRng};
@@ -93,6 +94,9 @@ struct Figures {
     encode_ns: u128,
     decode_ns: u128,
     history_ns: u128,
+    /// Exp-Golomb bits of delta residuals: X, Y, Z, yaw (diagnostic breakdown).
+    residual_bits: [u64; 4],
+    residual_count: u64,
 }
 
 fn simulate(seed: u64, config: SnapshotConfig, check: bool) -> Result<Figures, String> {
@@ -172,6 +176,30 @@ fn simulate(seed: u64, config: SnapshotConfig, check: bool) -> Result<Figures, S
         f.bytes_total += report.len_bytes as u64;
         f.bytes_max = f.bytes_max.max(report.len_bytes);
         f.snapshots += 1;
+        for (w, r) in written.iter().map(|w| (w, records.get(w.index))) {
+            if let Some(EntityRecordIn {
+                base: RecordBase::Delta { state: base, .. },
+                ..
+            }) = r
+            {
+                let (p, py) = predict(base, Tick(t), &q.yaw);
+                let res = [
+                    i64::from(w.state.pos_q[0]) - p[0],
+                    i64::from(w.state.pos_q[1]) - p[1],
+                    i64::from(w.state.pos_q[2]) - p[2],
+                ];
+                for (i, r) in res.iter().enumerate() {
+                    f.residual_bits[i] += u64::from(exp_golomb_len_bits(
+                        zigzag_encode(*r as i32),
+                        config.position_k,
+                    ));
+                }
+                let ry = q.yaw.wrapping_diff(u32::from(w.state.yaw_q), py);
+                f.residual_bits[3] +=
+                    u64::from(exp_golomb_len_bits(zigzag_encode(ry), config.yaw_k));
+                f.residual_count += 1;
+            }
+        }
         if written.iter().all(|w| !w.enter)
             && records
                 .iter()
@@ -227,18 +255,21 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
     let f = simulate(seed, config, true)?;
     let timed = simulate(seed, config, false)?;
     let mut sweep = serde_json::Map::new();
-    for position_k in 0..=3 {
-        for yaw_k in 0..=3 {
-            let c = SnapshotConfig {
-                position_k,
-                yaw_k,
-                ..config
-            };
-            let s = simulate(seed, c, false)?;
-            sweep.insert(
-                format!("pos_k{position_k}_yaw_k{yaw_k}"),
-                json!((per(u128::from(s.delta_bits), s.delta_records) * 100.0).round() / 100.0),
-            );
+    for (order, second_order) in [(1, false), (2, true)] {
+        for position_k in 0..=3 {
+            for yaw_k in 0..=3 {
+                let c = SnapshotConfig {
+                    position_k,
+                    yaw_k,
+                    second_order,
+                    ..config
+                };
+                let s = simulate(seed, c, false)?;
+                sweep.insert(
+                    format!("order{order}_pos_k{position_k}_yaw_k{yaw_k}"),
+                    json!((per(u128::from(s.delta_bits), s.delta_records) * 100.0).round() / 100.0),
+                );
+            }
         }
     }
     Ok(json!({
@@ -262,6 +293,7 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         "decode_ns_per_entity": per(timed.decode_ns, timed.records),
         "history_ns_per_entity": per(timed.history_ns, timed.records),
         "exact": true,
+        "residual_code_bits_mean_x_y_z_yaw": f.residual_bits.map(|b| per(u128::from(b), f.residual_count)),
         "delta_bits_by_exp_golomb_order": sweep,
     }))
 }

@@ -22,11 +22,12 @@
 //! client keeps at most [`RING_LEN`] states per entity and prunes states older than the
 //! baseline the server last referenced.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::ack::{ReceiveOutcome, ReceiveTracker, SendTracker};
 use super::entity_state::QuantizedEntity;
 use super::error::CodecError;
+use super::id_map::IdMap;
 use super::packet::AckFields;
 use super::snapshot::{
     BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, WrittenRecord,
@@ -59,7 +60,7 @@ struct SentEntity {
 pub struct SentHistory {
     tracker: SendTracker,
     slots: Vec<SentSlot>,
-    entities: HashMap<EntityId, SentEntity>,
+    entities: IdMap<SentEntity>,
     pending_leaves: BTreeSet<EntityId>,
     /// Scratch copy of `pending_leaves` in ascending order, for the encoder.
     leave_list: Vec<EntityId>,
@@ -79,7 +80,7 @@ impl SentHistory {
         SentHistory {
             tracker: SendTracker::new(),
             slots: vec![SentSlot::default(); SLOTS],
-            entities: HashMap::new(),
+            entities: IdMap::default(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
             newest_delivered: None,
@@ -247,7 +248,7 @@ pub enum ApplyOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedHistory {
     tracker: ReceiveTracker,
-    entities: HashMap<EntityId, VecDeque<(u64, QuantizedEntity)>>,
+    entities: IdMap<VecDeque<(u64, QuantizedEntity)>>,
 }
 
 impl BaselineLookup for ReceivedHistory {

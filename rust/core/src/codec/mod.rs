@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod bits;
 pub mod entity_state;
 pub mod error;
+pub mod id_map;
 pub mod input_codec;
 pub mod packet;
 pub mod quantize;

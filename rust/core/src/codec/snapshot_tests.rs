@@ -105,8 +105,9 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
             _ => {
                 let bseq = seq - case.header_back - extra;
                 let mut bs = q.quantize(base_state, Tick(tick.0 - tick_back));
-                bs.vel_fp = *vel;
-                bs.yaw_rate_fp = vel[0] / 4;
+                bs.vel_fp = [vel[0], vel[1], vel[2], vel[0] / 4];
+                bs.acc_fp = [vel[1] / 8, vel[2] / 8, vel[0] / 8, vel[1] / 16];
+                bs.span_ticks = 6;
                 lookup.0.insert((EntityId(id), bseq), bs);
                 RecordBase::Delta {
                     seq: bseq,
