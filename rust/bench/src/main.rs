@@ -12,7 +12,10 @@ use clap::{Parser, ValueEnum};
 
 /// Command line of `mmo-bench`.
 #[derive(Parser, Debug)]
-#[command(version, about = "Scenario benchmarks of MMO Netcore (prints measured figures)")]
+#[command(
+    version,
+    about = "Scenario benchmarks of MMO Netcore (prints measured figures)"
+)]
 struct Cli {
     /// Which scenario to run.
     scenario: Scenario,

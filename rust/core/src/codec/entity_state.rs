@@ -133,12 +133,15 @@ impl Quantization {
         })
     }
 
+    #[inline]
     fn quantize_axis(&self, v: f32, half_q: i32) -> i32 {
         if v.is_nan() {
             return 0;
         }
-        let q = (f64::from(v) * self.inv_precision).round();
-        q.clamp(-f64::from(half_q), f64::from(half_q)) as i32
+        let x = f64::from(v) * self.inv_precision;
+        // Round half away from zero without a libm call (`as` truncates and saturates).
+        let q = (x + 0.5f64.copysign(x)) as i64;
+        q.clamp(-i64::from(half_q), i64::from(half_q)) as i32
     }
 
     /// Quantized position (clamped into the bounds; NaN gives 0).
@@ -172,7 +175,7 @@ impl Quantization {
     pub fn quantize(&self, s: &NetEntityState, tick: Tick) -> QuantizedEntity {
         QuantizedEntity {
             pos_q: self.quantize_position(s.position_m),
-            yaw_q: self.yaw.quantize(s.yaw_rad) as u16,
+            yaw_q: self.yaw.quantize_fast(s.yaw_rad) as u16,
             flags: s.flags,
             vel_fp: [0; CHANNELS],
             acc_fp: [0; CHANNELS],
