@@ -256,7 +256,8 @@ impl BaselineLookup for ReceivedHistory {
         self.entities
             .get(&id)?
             .iter()
-            .rev()
+            // Pruning keeps the last referenced baseline at the front, and the server's
+            // next reference is usually at or just after it: search from the front.
             .find(|(s, _)| *s == seq)
             .map(|(_, st)| st)
     }

@@ -152,7 +152,7 @@ impl AngleQuantizer {
     #[must_use]
     pub fn quantize_fast(&self, rad: f32) -> u32 {
         let x = f64::from(rad) * (f64::from(1u32 << self.bits) / std::f64::consts::TAU);
-        if !(x.abs() < (1u64 << 40) as f64) {
+        if x.is_nan() || x.abs() >= (1u64 << 40) as f64 {
             return 0;
         }
         let q = (x + 0.5f64.copysign(x)) as i64;
