@@ -11,6 +11,8 @@ pub mod baseline;
 pub mod bits;
 pub mod entity_state;
 pub mod error;
+#[cfg(test)]
+mod golden;
 pub mod id_map;
 pub mod input_codec;
 pub mod packet;
