@@ -272,6 +272,29 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
             }
         }
     }
+    for (name, c) in [
+        (
+            "order2_pos_k2_yaw_k3_precision_2cm",
+            SnapshotConfig {
+                precision_m: 0.02,
+                ..config
+            },
+        ),
+        (
+            "order2_pos_k2_yaw_k3_yaw_10_bits",
+            SnapshotConfig {
+                yaw_bits: 10,
+                yaw_k: 1,
+                ..config
+            },
+        ),
+    ] {
+        let s = simulate(seed, c, false)?;
+        sweep.insert(
+            name.to_owned(),
+            json!((per(u128::from(s.delta_bits), s.delta_records) * 100.0).round() / 100.0),
+        );
+    }
     Ok(json!({
         "scenario": "codec",
         "seed": seed,

@@ -14,8 +14,12 @@
 //! [`WrittenRecord`]s so the caller's history and priority accumulators stay honest. The
 //! encode path does no per-entity heap allocation (the output vectors are reused).
 //!
-//! Unfinished: the position predictor is first-order (derived velocity); a second-order
-//! predictor and per-snapshot adaptive exp-Golomb orders were not evaluated yet.
+//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): about 15
+//! bits per delta record, above the 12-bit target. Tried and not kept: a per-entity
+//! adaptive exp-Golomb order (no gain over the fixed orders). Not tried yet: residuals in a
+//! frame aligned with the predicted velocity, predicting yaw from the direction of motion.
+//! The caller must pass records sorted by id; choosing *which* entities go in (priority)
+//! is the replication module's job.
 
 use super::bits::{BitReader, BitWriter};
 use super::entity_state::{CHANNELS, Quantization, QuantizedEntity, derive_velocity, predict};
