@@ -145,6 +145,7 @@ impl Quantization {
     }
 
     /// Quantized position (clamped into the bounds; NaN gives 0).
+    #[inline]
     #[must_use]
     pub fn quantize_position(&self, p: Vec3) -> [i32; 3] {
         [
@@ -171,6 +172,7 @@ impl Quantization {
     }
 
     /// Quantizes a state with zero derived velocity, at `tick`.
+    #[inline]
     #[must_use]
     pub fn quantize(&self, s: &NetEntityState, tick: Tick) -> QuantizedEntity {
         QuantizedEntity {
@@ -271,7 +273,7 @@ pub fn elapsed_ticks(base: &QuantizedEntity, tick: Tick) -> i64 {
 ///
 /// `p = base + (2 * vel * dt + acc * dt * (dt + span) + 2^8) >> 9` per channel: the exact
 /// continuation of a parabola whose mean slope over the previous `span` ticks is `vel`.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i64; 3], u32) {
     let dt = elapsed_ticks(base, tick);
@@ -290,7 +292,7 @@ pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i6
 /// Fills `new`'s derived motion from the change since `base`: the mean rate over the
 /// ticks between them and, when `second_order`, the change of rate against `base`'s own
 /// rate. Zero elapsed ticks gives no motion.
-#[inline]
+#[inline(always)]
 pub fn derive_velocity(
     new: &mut QuantizedEntity,
     base: &QuantizedEntity,
