@@ -122,7 +122,8 @@ impl SentHistory {
     }
 
     /// The client must forget `id`: a leave is repeated until delivered, and the entity's
-    /// baselines are dropped (if it comes back it enters again).
+    /// baselines are dropped (if it comes back it enters again). Callers must call this when
+    /// an entity leaves the client's interest or despawns: entries are only freed here.
     pub fn remove(&mut self, id: EntityId) {
         if self.entities.remove(&id).is_some() {
             self.pending_leaves.insert(id);
