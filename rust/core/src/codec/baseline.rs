@@ -22,11 +22,12 @@
 //! client keeps at most [`RING_LEN`] states per entity and prunes states older than the
 //! baseline the server last referenced.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::ack::{ReceiveOutcome, ReceiveTracker, SendTracker};
 use super::entity_state::QuantizedEntity;
 use super::error::CodecError;
+use super::id_map::IdMap;
 use super::packet::AckFields;
 use super::snapshot::{
     BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, WrittenRecord,
@@ -59,7 +60,7 @@ struct SentEntity {
 pub struct SentHistory {
     tracker: SendTracker,
     slots: Vec<SentSlot>,
-    entities: HashMap<EntityId, SentEntity>,
+    entities: IdMap<SentEntity>,
     pending_leaves: BTreeSet<EntityId>,
     /// Scratch copy of `pending_leaves` in ascending order, for the encoder.
     leave_list: Vec<EntityId>,
@@ -79,7 +80,7 @@ impl SentHistory {
         SentHistory {
             tracker: SendTracker::new(),
             slots: vec![SentSlot::default(); SLOTS],
-            entities: HashMap::new(),
+            entities: IdMap::default(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
             newest_delivered: None,
@@ -121,7 +122,8 @@ impl SentHistory {
     }
 
     /// The client must forget `id`: a leave is repeated until delivered, and the entity's
-    /// baselines are dropped (if it comes back it enters again).
+    /// baselines are dropped (if it comes back it enters again). Callers must call this when
+    /// an entity leaves the client's interest or despawns: entries are only freed here.
     pub fn remove(&mut self, id: EntityId) {
         if self.entities.remove(&id).is_some() {
             self.pending_leaves.insert(id);
@@ -247,7 +249,7 @@ pub enum ApplyOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedHistory {
     tracker: ReceiveTracker,
-    entities: HashMap<EntityId, VecDeque<(u64, QuantizedEntity)>>,
+    entities: IdMap<VecDeque<(u64, QuantizedEntity)>>,
 }
 
 impl BaselineLookup for ReceivedHistory {
@@ -255,7 +257,8 @@ impl BaselineLookup for ReceivedHistory {
         self.entities
             .get(&id)?
             .iter()
-            .rev()
+            // Pruning keeps the last referenced baseline at the front, and the server's
+            // next reference is usually at or just after it: search from the front.
             .find(|(s, _)| *s == seq)
             .map(|(_, st)| st)
     }
@@ -305,12 +308,14 @@ impl ReceivedHistory {
         }
         for rec in &out.entities {
             let ring = self.entities.entry(rec.id).or_default();
-            match rec.baseline_seq {
-                None => ring.clear(),
-                Some(b) => {
-                    while ring.front().is_some_and(|(s, _)| *s < b) {
-                        ring.pop_front();
-                    }
+            // Enter and full records keep older states: an enter is repeated until the
+            // server learns one was delivered, and it may then reference any of them. States
+            // of an earlier incarnation (re-enter without the leave arriving) sit at older
+            // seqs the server never references again.
+            if let Some(b) = rec.baseline_seq {
+                // The server's baseline only moves forward: older states are useless.
+                while ring.front().is_some_and(|(s, _)| *s < b) {
+                    ring.pop_front();
                 }
             }
             while ring.len() >= RING_LEN {

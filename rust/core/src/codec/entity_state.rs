@@ -51,6 +51,8 @@ pub struct SnapshotConfig {
     pub yaw_k: u32,
     /// Largest datagram the encoder produces, bytes (header included; default 1200).
     pub max_len_bytes: usize,
+    /// Predict with the derived second difference too (parabolic), not only the rate.
+    pub second_order: bool,
 }
 
 impl Default for SnapshotConfig {
@@ -60,9 +62,10 @@ impl Default for SnapshotConfig {
             half_extent_xy_m: 8192.0,
             half_extent_z_m: 1024.0,
             yaw_bits: 12,
-            position_k: 1,
-            yaw_k: 1,
+            position_k: 2,
+            yaw_k: 3,
             max_len_bytes: 1200,
+            second_order: true,
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Quantization {
     pub bits_z: u32,
     /// The yaw quantizer.
     pub yaw: AngleQuantizer,
+    /// `1 / precision_m` (server-side quantization only; the client never quantizes).
+    pub inv_precision: f64,
 }
 
 impl Quantization {
@@ -124,18 +129,23 @@ impl Quantization {
             bits_xy: bits(half_q_xy),
             bits_z: bits(half_q_z),
             yaw: AngleQuantizer::new(config.yaw_bits)?,
+            inv_precision: 1.0 / f64::from(p),
         })
     }
 
+    #[inline]
     fn quantize_axis(&self, v: f32, half_q: i32) -> i32 {
         if v.is_nan() {
             return 0;
         }
-        let q = (f64::from(v) / f64::from(self.config.precision_m)).round();
-        q.clamp(-f64::from(half_q), f64::from(half_q)) as i32
+        let x = f64::from(v) * self.inv_precision;
+        // Round half away from zero without a libm call (`as` truncates and saturates).
+        let q = (x + 0.5f64.copysign(x)) as i64;
+        q.clamp(-i64::from(half_q), i64::from(half_q)) as i32
     }
 
     /// Quantized position (clamped into the bounds; NaN gives 0).
+    #[inline]
     #[must_use]
     pub fn quantize_position(&self, p: Vec3) -> [i32; 3] {
         [
@@ -162,14 +172,16 @@ impl Quantization {
     }
 
     /// Quantizes a state with zero derived velocity, at `tick`.
+    #[inline]
     #[must_use]
     pub fn quantize(&self, s: &NetEntityState, tick: Tick) -> QuantizedEntity {
         QuantizedEntity {
             pos_q: self.quantize_position(s.position_m),
-            yaw_q: self.yaw.quantize(s.yaw_rad) as u16,
+            yaw_q: self.yaw.quantize_fast(s.yaw_rad) as u16,
             flags: s.flags,
-            vel_fp: [0; 3],
-            yaw_rate_fp: 0,
+            vel_fp: [0; CHANNELS],
+            acc_fp: [0; CHANNELS],
+            span_ticks: 0,
             tick,
         }
     }
@@ -185,10 +197,13 @@ impl Quantization {
     }
 }
 
+/// Motion channels of a [`QuantizedEntity`]: X, Y, Z position and yaw.
+pub const CHANNELS: usize = 4;
+
 /// A remote entity state as both ends hold it after quantization.
 ///
 /// Invariants: `pos_q` within the configured bounds; `yaw_q < 2^yaw_bits`;
-/// `|vel_fp|, |yaw_rate_fp| <= 2^30`.
+/// `|vel_fp[i]|, |acc_fp[i]| <= 2^30`; `span_ticks == 0` implies zero `vel_fp` and `acc_fp`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct QuantizedEntity {
     /// Position in steps of `precision_m`.
@@ -197,32 +212,53 @@ pub struct QuantizedEntity {
     pub yaw_q: u16,
     /// Flags, verbatim.
     pub flags: u8,
-    /// Derived velocity, position steps per tick, 24.8 fixed point.
-    pub vel_fp: [i32; 3],
-    /// Derived yaw rate, yaw steps per tick, 24.8 fixed point.
-    pub yaw_rate_fp: i32,
+    /// Derived rate per channel (X, Y, Z steps, yaw steps) per tick, 24.8 fixed point: the
+    /// mean over the `span_ticks` before this state.
+    pub vel_fp: [i32; CHANNELS],
+    /// Derived second difference per channel, steps per tick squared, 24.8 fixed point
+    /// (zero unless the config enables the second-order predictor).
+    pub acc_fp: [i32; CHANNELS],
+    /// Ticks between this state and the baseline it was coded against (0: none).
+    pub span_ticks: u16,
     /// The server tick of this state.
     pub tick: Tick,
 }
 
-#[inline]
-fn extrapolate(value: i32, rate_fp: i32, dt: i64) -> i64 {
-    i64::from(value) + ((i64::from(rate_fp) * dt + (1 << (VEL_FRAC_BITS - 1))) >> VEL_FRAC_BITS)
+impl QuantizedEntity {
+    #[inline]
+    fn channel(&self, i: usize) -> i64 {
+        match i {
+            0..=2 => i64::from(self.pos_q.get(i).copied().unwrap_or(0)),
+            _ => i64::from(self.yaw_q),
+        }
+    }
 }
 
-#[inline]
-fn rate_fp(delta: i64, dt: i64) -> i32 {
-    if dt <= 0 {
-        return 0;
+/// Fixed-point reciprocal of `d` (`1..=510`): `(2^16 + d / 2) / d`.
+const fn recip(d: u32) -> i64 {
+    ((65536 + d / 2) / d) as i64
+}
+
+const RECIP_TABLE: [i64; 511] = {
+    let mut t = [0i64; 511];
+    let mut d = 1;
+    while d < 511 {
+        t[d] = recip(d as u32);
+        d += 1;
     }
-    let num = delta << VEL_FRAC_BITS;
-    // Round half away from zero; integer division is exact and identical on both ends.
-    let r = if num >= 0 {
-        (num + dt / 2) / dt
-    } else {
-        (num - dt / 2) / dt
-    };
-    r.clamp(-VEL_FP_LIMIT, VEL_FP_LIMIT) as i32
+    t
+};
+
+/// `num / den` as both ends compute it: `(num * recip(den) + 2^15) >> 16` (arithmetic
+/// shift), with `recip` from [`RECIP_TABLE`] for `den` in `1..=510`; 0 otherwise. Not
+/// exactly a rounded division, but integer-only and identical everywhere, which is all the
+/// prediction needs, and several times faster than a 64-bit divide.
+#[inline]
+fn approx_div(num: i64, den: i64) -> i64 {
+    match usize::try_from(den).ok().and_then(|d| RECIP_TABLE.get(d)) {
+        Some(&r) if den > 0 => (num * r + (1 << 15)) >> 16,
+        _ => 0,
+    }
 }
 
 /// The elapsed ticks the prediction uses from `base` to `tick` (clamped).
@@ -234,29 +270,65 @@ pub fn elapsed_ticks(base: &QuantizedEntity, tick: Tick) -> i64 {
 
 /// The predicted quantized position and yaw at `tick` from `base` (may be out of bounds;
 /// residuals are coded against it as is). Yaw wraps modulo `2^yaw_bits`.
-#[inline]
+///
+/// `p = base + (2 * vel * dt + acc * dt * (dt + span) + 2^8) >> 9` per channel: the exact
+/// continuation of a parabola whose mean slope over the previous `span` ticks is `vel`.
+#[inline(always)]
 #[must_use]
 pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i64; 3], u32) {
     let dt = elapsed_ticks(base, tick);
-    let p = [
-        extrapolate(base.pos_q[0], base.vel_fp[0], dt),
-        extrapolate(base.pos_q[1], base.vel_fp[1], dt),
-        extrapolate(base.pos_q[2], base.vel_fp[2], dt),
-    ];
-    let y = extrapolate(i32::from(base.yaw_q), base.yaw_rate_fp, dt);
-    (p, yaw.wrapping_add(0, y as i32))
+    let span = i64::from(base.span_ticks);
+    let mut out = [0i64; CHANNELS];
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = i64::from(base.vel_fp.get(i).copied().unwrap_or(0));
+        let a = i64::from(base.acc_fp.get(i).copied().unwrap_or(0));
+        let term = 2 * v * dt + a * dt * (dt + span);
+        *o = base.channel(i) + ((term + (1 << VEL_FRAC_BITS)) >> (VEL_FRAC_BITS + 1));
+    }
+    let [x, y, z, w] = out;
+    ([x, y, z], yaw.wrapping_add(0, w as i32))
 }
 
-/// Fills `new`'s derived velocity from the change since `base` (zero elapsed ticks gives
-/// zero velocity).
-#[inline]
-pub fn derive_velocity(new: &mut QuantizedEntity, base: &QuantizedEntity, yaw: &AngleQuantizer) {
-    let dt = i64::from(new.tick.since(base.tick));
-    for i in 0..3 {
-        new.vel_fp[i] = rate_fp(i64::from(new.pos_q[i]) - i64::from(base.pos_q[i]), dt);
+/// Fills `new`'s derived motion from the change since `base`: the mean rate over the
+/// ticks between them and, when `second_order`, the change of rate against `base`'s own
+/// rate. Zero elapsed ticks gives no motion.
+#[inline(always)]
+pub fn derive_velocity(
+    new: &mut QuantizedEntity,
+    base: &QuantizedEntity,
+    yaw: &AngleQuantizer,
+    second_order: bool,
+) {
+    let d = i64::from(new.tick.since(base.tick));
+    if d <= 0 {
+        new.vel_fp = [0; CHANNELS];
+        new.acc_fp = [0; CHANNELS];
+        new.span_ticks = 0;
+        return;
     }
-    let dy = yaw.wrapping_diff(u32::from(new.yaw_q), u32::from(base.yaw_q));
-    new.yaw_rate_fp = rate_fp(i64::from(dy), dt);
+    let d = d.min(i64::from(MAX_PREDICT_TICKS));
+    new.span_ticks = d as u16;
+    let base_span = i64::from(base.span_ticks);
+    for i in 0..CHANNELS {
+        let delta = if i < 3 {
+            new.channel(i) - base.channel(i)
+        } else {
+            i64::from(yaw.wrapping_diff(u32::from(new.yaw_q), u32::from(base.yaw_q)))
+        };
+        let v = approx_div(delta << VEL_FRAC_BITS, d).clamp(-VEL_FP_LIMIT, VEL_FP_LIMIT);
+        let a = if second_order && base_span > 0 {
+            let bv = i64::from(base.vel_fp.get(i).copied().unwrap_or(0));
+            approx_div(2 * (v - bv), d + base_span).clamp(-VEL_FP_LIMIT, VEL_FP_LIMIT)
+        } else {
+            0
+        };
+        if let Some(slot) = new.vel_fp.get_mut(i) {
+            *slot = v as i32;
+        }
+        if let Some(slot) = new.acc_fp.get_mut(i) {
+            *slot = a as i32;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -291,7 +363,7 @@ mod tests {
             ..Default::default()
         };
         a.yaw_q = 4000;
-        derive_velocity(&mut b, &a, &q.yaw);
+        derive_velocity(&mut b, &a, &q.yaw, false);
         let (p, y) = predict(&b, Tick(12), &q.yaw);
         assert_eq!(p, [200, -120, 0]);
         assert_eq!(y, (4090 + 90) % 4096);

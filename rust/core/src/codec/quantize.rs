@@ -145,6 +145,20 @@ impl AngleQuantizer {
         ((turns * steps).round() as u32) & ((1u32 << self.bits) - 1)
     }
 
+    /// Like [`AngleQuantizer::quantize`] without a libm call (hot path): the nearest step
+    /// of `rad` (half away from zero), modulo `2^bits`. May differ from `quantize` by one
+    /// step exactly at a half-way point; non-finite and huge (`|rad| >= 2^40`) give 0.
+    #[inline]
+    #[must_use]
+    pub fn quantize_fast(&self, rad: f32) -> u32 {
+        let x = f64::from(rad) * (f64::from(1u32 << self.bits) / std::f64::consts::TAU);
+        if x.is_nan() || x.abs() >= (1u64 << 40) as f64 {
+            return 0;
+        }
+        let q = (x + 0.5f64.copysign(x)) as i64;
+        (q as u32) & ((1u32 << self.bits) - 1)
+    }
+
     /// The angle `q` stands for, in `[0, 2*pi)` (bits above `bits` are ignored).
     #[must_use]
     pub fn dequantize(&self, q: u32) -> f32 {

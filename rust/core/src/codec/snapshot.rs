@@ -14,11 +14,15 @@
 //! [`WrittenRecord`]s so the caller's history and priority accumulators stay honest. The
 //! encode path does no per-entity heap allocation (the output vectors are reused).
 //!
-//! Unfinished: the position predictor is first-order (derived velocity); a second-order
-//! predictor and per-snapshot adaptive exp-Golomb orders were not evaluated yet.
+//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): about 15
+//! bits per delta record, above the 12-bit target. Tried and not kept: a per-entity
+//! adaptive exp-Golomb order (no gain over the fixed orders). Not tried yet: residuals in a
+//! frame aligned with the predicted velocity, predicting yaw from the direction of motion.
+//! The caller must pass records sorted by id; choosing *which* entities go in (priority)
+//! is the replication module's job.
 
 use super::bits::{BitReader, BitWriter};
-use super::entity_state::{Quantization, QuantizedEntity, derive_velocity, predict};
+use super::entity_state::{CHANNELS, Quantization, QuantizedEntity, derive_velocity, predict};
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader, PacketKind};
 use super::varint::{
@@ -42,13 +46,29 @@ pub const MASK_Z: u32 = 2;
 pub const MASK_YAW: u32 = 4;
 /// Mask bit: flags byte present.
 pub const MASK_FLAGS: u32 = 8;
-/// The mask the one-bit short record head stands for.
-const SHORT_MASK: u32 = MASK_XY | MASK_YAW;
+/// Record head: the number `h` of one bits before a zero bit (at most 5, then no zero).
+const HEAD_DELTA_XY_YAW: u32 = 0;
+const HEAD_DELTA_XY: u32 = 1;
+const HEAD_DELTA_MASK: u32 = 2;
+const HEAD_DELTA_OLDER: u32 = 3;
+const HEAD_FULL: u32 = 4;
+const HEAD_ENTER: u32 = 5;
 
-const KIND_DELTA: u32 = 0;
-const KIND_DELTA_OLDER: u32 = 1;
-const KIND_FULL: u32 = 2;
-const KIND_ENTER: u32 = 3;
+#[inline]
+fn write_head(w: &mut BitWriter, h: u32) {
+    if h >= HEAD_ENTER {
+        w.write_bits(0b11111, 5);
+    } else {
+        w.write_bits((1 << h) - 1, h + 1);
+    }
+}
+
+#[inline]
+fn read_head(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
+    let h = r.peek_bits(5).trailing_ones().min(HEAD_ENTER);
+    r.read_bits((h + 1).min(5), "record head")?;
+    Ok(h)
+}
 
 /// What an entity record is coded against.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,8 +272,9 @@ impl SnapshotCodec {
             pos_q: [x, y, z],
             yaw_q,
             flags,
-            vel_fp: [0; 3],
-            yaw_rate_fp: 0,
+            vel_fp: [0; CHANNELS],
+            acc_fp: [0; CHANNELS],
+            span_ticks: 0,
             tick,
         })
     }
@@ -385,7 +406,7 @@ impl SnapshotCodec {
         };
         match (delta, rec.base) {
             (Some((extra_back, base)), _) => {
-                derive_velocity(&mut state, &base, &q.yaw);
+                derive_velocity(&mut state, &base, &q.yaw, cfg.second_order);
                 let (pred, pred_yaw) = predict(&base, snap.tick, &q.yaw);
                 let r = [
                     (i64::from(state.pos_q[0]) - pred[0]) as i32,
@@ -406,13 +427,15 @@ impl SnapshotCodec {
                 if state.flags != base.flags {
                     mask |= MASK_FLAGS;
                 }
-                if extra_back == 0 && mask == SHORT_MASK {
-                    w.write_bits(0, 1);
+                if extra_back == 0 && mask == MASK_XY | MASK_YAW {
+                    write_head(w, HEAD_DELTA_XY_YAW);
+                } else if extra_back == 0 && mask == MASK_XY {
+                    write_head(w, HEAD_DELTA_XY);
                 } else if extra_back == 0 {
-                    // 1, kind (2 bits), mask (4 bits) in one field.
-                    w.write_bits(1 | (KIND_DELTA << 1) | (mask << 3), 7);
+                    write_head(w, HEAD_DELTA_MASK);
+                    w.write_bits(mask, 4);
                 } else {
-                    w.write_bits(1 | (KIND_DELTA_OLDER << 1), 3);
+                    write_head(w, HEAD_DELTA_OLDER);
                     write_exp_golomb(w, (extra_back - 1) as u32, 0);
                     w.write_bits(mask, 4);
                 }
@@ -431,12 +454,12 @@ impl SnapshotCodec {
                 }
             }
             (None, RecordBase::Enter { archetype }) => {
-                w.write_bits(1 | (KIND_ENTER << 1), 3);
+                write_head(w, HEAD_ENTER);
                 w.write_bits(u32::from(archetype), 16);
                 self.write_absolute(w, &state);
             }
             (None, _) => {
-                w.write_bits(1 | (KIND_FULL << 1), 3);
+                write_head(w, HEAD_FULL);
                 self.write_absolute(w, &state);
             }
         }
@@ -504,21 +527,19 @@ impl SnapshotCodec {
                 .and_then(|v| v.checked_add(1))
                 .ok_or(CodecError::ValueOutOfRange { field: "entity id" })?;
             prev_id = id;
-            let short = !r.read_bool("record head")?;
-            let (kind, extra_back, mask) = if short {
-                (KIND_DELTA, 0, SHORT_MASK)
-            } else {
-                match r.read_bits(2, "record kind")? {
-                    KIND_DELTA => (KIND_DELTA, 0, r.read_bits(4, "mask")?),
-                    KIND_DELTA_OLDER => {
-                        let e = u64::from(read_exp_golomb(&mut r, 0, "baseline extra back")?) + 1;
-                        (KIND_DELTA_OLDER, e, r.read_bits(4, "mask")?)
-                    }
-                    k => (k, 0, 0),
+            let head = read_head(&mut r)?;
+            let (kind, extra_back, mask) = match head {
+                HEAD_DELTA_XY_YAW => (HEAD_DELTA_MASK, 0, MASK_XY | MASK_YAW),
+                HEAD_DELTA_XY => (HEAD_DELTA_MASK, 0, MASK_XY),
+                HEAD_DELTA_MASK => (HEAD_DELTA_MASK, 0, r.read_bits(4, "mask")?),
+                HEAD_DELTA_OLDER => {
+                    let e = u64::from(read_exp_golomb(&mut r, 0, "baseline extra back")?) + 1;
+                    (HEAD_DELTA_OLDER, e, r.read_bits(4, "mask")?)
                 }
+                h => (h, 0, 0),
             };
             let rec = match kind {
-                KIND_ENTER => {
+                HEAD_ENTER => {
                     let archetype = r.read_bits(16, "archetype")? as u16;
                     DecodedEntity {
                         id: EntityId(id),
@@ -527,7 +548,7 @@ impl SnapshotCodec {
                         state: self.read_absolute(&mut r, out.tick)?,
                     }
                 }
-                KIND_FULL => DecodedEntity {
+                HEAD_FULL => DecodedEntity {
                     id: EntityId(id),
                     enter_archetype: None,
                     baseline_seq: None,
@@ -593,11 +614,12 @@ impl SnapshotCodec {
                         pos_q: pos.map(|c| c as i32),
                         yaw_q: yaw_q as u16,
                         flags,
-                        vel_fp: [0; 3],
-                        yaw_rate_fp: 0,
+                        vel_fp: [0; CHANNELS],
+                        acc_fp: [0; CHANNELS],
+                        span_ticks: 0,
                         tick: out.tick,
                     };
-                    derive_velocity(&mut state, base, &q.yaw);
+                    derive_velocity(&mut state, base, &q.yaw, cfg.second_order);
                     DecodedEntity {
                         id: EntityId(id),
                         enter_archetype: None,

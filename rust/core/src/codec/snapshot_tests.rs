@@ -105,8 +105,9 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
             _ => {
                 let bseq = seq - case.header_back - extra;
                 let mut bs = q.quantize(base_state, Tick(tick.0 - tick_back));
-                bs.vel_fp = *vel;
-                bs.yaw_rate_fp = vel[0] / 4;
+                bs.vel_fp = [vel[0], vel[1], vel[2], vel[0] / 4];
+                bs.acc_fp = [vel[1] / 8, vel[2] / 8, vel[0] / 8, vel[1] / 16];
+                bs.span_ticks = 6;
                 lookup.0.insert((EntityId(id), bseq), bs);
                 RecordBase::Delta {
                     seq: bseq,
@@ -421,4 +422,40 @@ fn unknown_baseline_is_an_error_and_not_applied() {
     let err = fresh.on_snapshot(&p.codec, h.seq, payload, &mut p.dec);
     assert_eq!(err, Err(CodecError::UnknownBaseline { entity: 1, seq: 0 }));
     assert!(fresh.ack_fields().is_none());
+}
+
+#[test]
+fn long_run_with_loss_and_reordering_crosses_the_u16_wrap() {
+    let mut p = Pair::new();
+    let mut held: Option<Vec<u8>> = None;
+    for i in 0..70_000u32 {
+        let x = (i % 5000) as f32 * 0.07;
+        let d = p.send(&[(1, x), (2, -x), (3 + i % 3, 1.0)]);
+        if i == 3 {
+            p.server.remove(EntityId(4));
+        }
+        match i % 13 {
+            // Lost.
+            3 | 7 => {}
+            // Held back and delivered after the next one (stale when it arrives).
+            5 => held = Some(d),
+            _ => {
+                assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied), "at {i}");
+                assert_eq!(
+                    p.client.latest(EntityId(1)).unwrap().pos_q[0],
+                    (x * 100.0).round() as i32
+                );
+                if let Some(h) = held.take() {
+                    assert_eq!(p.deliver(&h), Ok(ApplyOutcome::Stale));
+                }
+            }
+        }
+        // Acks get lost too.
+        if i % 4 != 0 {
+            p.ack();
+        }
+    }
+    assert!(p.server.next_seq() > 65_536);
+    // Entity 4 was removed once (and re-entered); 3, 4 and 5 appear every third snapshot.
+    assert!(p.client.latest(EntityId(1)).is_some());
 }

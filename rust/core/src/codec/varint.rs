@@ -80,25 +80,30 @@ pub fn exp_golomb_len_bits(value: u32, k: u32) -> u32 {
 }
 
 /// Writes `value` as exp-Golomb of order `k` (`k <= EXP_GOLOMB_MAX_K`).
-#[inline]
+#[inline(always)]
 pub fn write_exp_golomb(w: &mut BitWriter, value: u32, k: u32) {
     debug_assert!(k <= EXP_GOLOMB_MAX_K);
+    let k = k.min(EXP_GOLOMB_MAX_K);
     let x = (u64::from(value) >> k) + 1;
     let m = 64 - x.leading_zeros(); // 1..=33
     let zeros = m - 1;
-    if zeros < 32 {
-        // `zeros` zero bits then a one bit, as one field.
-        w.write_bits(1u32 << zeros, zeros + 1);
+    let low = u64::from(value) & ((1u64 << k) - 1);
+    let total = 2 * zeros + 1 + k; // <= 65 + 16
+    if total <= 64 {
+        // `zeros` zero bits, the one bit, the low `zeros` bits of x, the low k bits of value.
+        let rest = x & ((1u64 << zeros) - 1);
+        let code = (1u64 << zeros) | (rest << (zeros + 1)) | (low << (2 * zeros + 1));
+        w.write_u64(code, total);
     } else {
-        w.write_bits(0, 32);
+        w.write_bits(0, zeros.min(32));
         w.write_bits(1, 1);
+        w.write_u64(x, zeros); // the low `zeros` bits; the leading one is implicit
+        w.write_bits(low as u32, k);
     }
-    w.write_u64(x, zeros); // the low `m - 1` bits; the leading one is implicit
-    w.write_bits(value, k);
 }
 
 /// Reads an exp-Golomb value of order `k`.
-#[inline]
+#[inline(always)]
 pub fn read_exp_golomb(
     r: &mut BitReader<'_>,
     k: u32,
@@ -108,23 +113,32 @@ pub fn read_exp_golomb(
         return Err(CodecError::BadCode { field });
     }
     let peek = r.peek_bits(32);
-    let zeros = if peek != 0 {
-        peek.trailing_zeros()
-    } else {
-        // 32 zero bits (or the end): only valid when the 33rd bit is the one.
-        r.read_bits(32, field)?;
-        if !r.read_bool(field)? {
-            return Err(CodecError::BadCode { field });
+    if peek != 0 {
+        let zeros = peek.trailing_zeros();
+        let total = 2 * zeros + 1 + k;
+        if total <= 32 {
+            // The whole code is in the peeked word.
+            r.read_bits(total, field)?;
+            let rest = (u64::from(peek) >> (zeros + 1)) & ((1u64 << zeros) - 1);
+            let x = (1u64 << zeros) | rest;
+            let low = (u64::from(peek) >> (2 * zeros + 1)) & ((1u64 << k) - 1);
+            let v = ((x - 1) << k) | low;
+            return u32::try_from(v).map_err(|_| CodecError::BadCode { field });
         }
-        let rest = r.read_u64(32, field)?;
-        let x = (1u64 << 32) | rest;
+        r.read_bits(zeros + 1, field)?;
+        let rest = r.read_bits(zeros, field)?;
+        let x = (1u64 << zeros) | u64::from(rest);
         let low = r.read_bits(k, field)?;
         let v = ((x - 1) << k) | u64::from(low);
         return u32::try_from(v).map_err(|_| CodecError::BadCode { field });
-    };
-    r.read_bits(zeros + 1, field)?;
-    let rest = r.read_bits(zeros, field)?;
-    let x = (1u64 << zeros) | u64::from(rest);
+    }
+    // 32 zero bits (or the end): only valid when the 33rd bit is the one.
+    r.read_bits(32, field)?;
+    if !r.read_bool(field)? {
+        return Err(CodecError::BadCode { field });
+    }
+    let rest = r.read_u64(32, field)?;
+    let x = (1u64 << 32) | rest;
     let low = r.read_bits(k, field)?;
     let v = ((x - 1) << k) | u64::from(low);
     u32::try_from(v).map_err(|_| CodecError::BadCode { field })
