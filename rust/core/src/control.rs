@@ -22,8 +22,9 @@ pub const MAX_CHAT_LEN_BYTES: usize = 512;
 pub const MAX_TOKEN_LEN_BYTES: usize = 4096;
 
 /// Why a connection ended or a login was refused. The numeric codes are stable and never
-/// reused: they reach logs, metrics and the C ABI.
+/// reused: they reach logs, metrics, the C ABI and the wire (encoded as the code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
 #[repr(u16)]
 pub enum DisconnectReason {
     /// The client asked to leave.
@@ -67,6 +68,37 @@ impl DisconnectReason {
             DisconnectReason::Kicked => "kicked",
             DisconnectReason::DuplicateLogin => "duplicate_login",
         }
+    }
+}
+
+impl DisconnectReason {
+    /// Every reason, in code order.
+    pub const ALL: [DisconnectReason; 9] = [
+        DisconnectReason::ClientQuit,
+        DisconnectReason::ServerShutdown,
+        DisconnectReason::ProtocolMismatch,
+        DisconnectReason::BadToken,
+        DisconnectReason::ServerFull,
+        DisconnectReason::ProtocolViolation,
+        DisconnectReason::Timeout,
+        DisconnectReason::Kicked,
+        DisconnectReason::DuplicateLogin,
+    ];
+}
+
+impl From<DisconnectReason> for u16 {
+    fn from(reason: DisconnectReason) -> u16 {
+        reason.code()
+    }
+}
+
+impl TryFrom<u16> for DisconnectReason {
+    type Error = String;
+    fn try_from(code: u16) -> Result<Self, Self::Error> {
+        DisconnectReason::ALL
+            .into_iter()
+            .find(|r| r.code() == code)
+            .ok_or_else(|| format!("unknown disconnect reason code {code}"))
     }
 }
 
@@ -433,8 +465,50 @@ mod tests {
         assert_eq!(decoder.buffered_len_bytes(), 0);
     }
 
+    /// The byte layout of `WIRE_FORMAT.md` section 7, computed by hand.
+    #[test]
+    fn frames_match_the_specified_bytes() {
+        let mut out = Vec::new();
+        encode_frame(
+            &ClientControl::Login {
+                protocol_version: 1,
+                token: "abc".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [0x06, 0x00, 0x01, 0x03, b'a', b'b', b'c']);
+        out.clear();
+        let bye = ServerControl::Disconnect {
+            reason: DisconnectReason::ServerShutdown,
+            message: "bye".into(),
+        };
+        encode_frame(&bye, &mut out).unwrap();
+        assert_eq!(out, [0x06, 0x02, 0x02, 0x03, b'b', b'y', b'e']);
+        out.clear();
+        encode_frame(
+            &ClientControl::Chat {
+                channel: ChatChannel::Global,
+                text: "hi".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [0x05, 0x01, 0x01, 0x02, b'h', b'i']);
+        // An unknown reason code is a decode error, not a panic.
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[0x03, 0x02, 0x63, 0x00]);
+        assert!(matches!(
+            decoder.next_message::<ServerControl>(),
+            Err(ControlError::Body(_))
+        ));
+    }
+
     #[test]
     fn disconnect_codes_are_stable() {
+        for reason in DisconnectReason::ALL {
+            assert_eq!(DisconnectReason::try_from(reason.code()), Ok(reason));
+        }
         assert_eq!(DisconnectReason::ClientQuit.code(), 1);
         assert_eq!(DisconnectReason::DuplicateLogin.code(), 9);
         assert_eq!(DisconnectReason::Kicked.as_str(), "kicked");
