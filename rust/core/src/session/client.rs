@@ -362,15 +362,7 @@ impl ClientSession {
     }
 
     fn send_control(&mut self, message: &ClientControl) {
-        let mut frame = Vec::new();
-        match control::encode_frame(message, &mut frame) {
-            Ok(()) => {
-                self.stats.bytes_out += frame.len() as u64;
-                self.transmits.push_back(Transmit::Stream(frame));
-            }
-            // Messages are validated against their limits before they get here.
-            Err(e) => tracing::error!(error = %e, "control message not encodable"),
-        }
+        self.stats.bytes_out += super::queue_control(message, &mut self.transmits) as u64;
     }
 
     /// Bytes received on the control stream.

@@ -20,3 +20,24 @@ pub enum Transmit {
     /// Bytes for the reliable, ordered control stream (one or more control frames).
     Stream(Vec<u8>),
 }
+
+/// Encodes `message` as a control frame and queues it on `transmits`; returns the bytes
+/// queued (0 when the message could not be encoded, which only an oversized message causes:
+/// callers validate field limits first, so that is logged as a bug, not returned).
+fn queue_control<T: serde::Serialize>(
+    message: &T,
+    transmits: &mut std::collections::VecDeque<Transmit>,
+) -> usize {
+    let mut frame = Vec::new();
+    match crate::control::encode_frame(message, &mut frame) {
+        Ok(()) => {
+            let len_bytes = frame.len();
+            transmits.push_back(Transmit::Stream(frame));
+            len_bytes
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "control message not encodable");
+            0
+        }
+    }
+}

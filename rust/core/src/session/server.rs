@@ -326,15 +326,7 @@ impl ServerConnection {
     }
 
     fn send_control(&mut self, message: &ServerControl) {
-        let mut frame = Vec::new();
-        match control::encode_frame(message, &mut frame) {
-            Ok(()) => {
-                self.stats.bytes_out += frame.len() as u64;
-                self.transmits.push_back(Transmit::Stream(frame));
-            }
-            // Only an oversized message fails, and every server message is bounded.
-            Err(e) => tracing::error!(error = %e, "control message not encodable"),
-        }
+        self.stats.bytes_out += super::queue_control(message, &mut self.transmits) as u64;
     }
 
     /// A datagram received from the client.
