@@ -2,6 +2,9 @@
 //! so 150 ms RTT, up to 30 ms jitter, 5 % loss and 10 % duplication each way), driven through
 //! the test kit's [`Harness`] for 60 s with random legal inputs (walk, sprint, jump, stop).
 //!
+//! Nothing is unfinished. The render position is recorded once per client input tick (when
+//! the harness asks for the input), so steps are per 33 ms client tick, not per render frame.
+//!
 //! Phases:
 //! 1. 60 s of play: `corrections` is the predictor's correction count at the end (legal
 //!    inputs only, so the expectation is 0; it is read, not assumed). `normal_max_step_cm`

@@ -14,7 +14,10 @@
 //! 5. every snapshot is delivered to its client at once;
 //! 6. 50 sampled observers measure update rates and interpolation error (see below).
 //!
-//! Caveat on `server_us_per_tick_*` (unfinished in the core's API): `Zone::replicate` uses
+//! Unfinished: the link is perfect only (the optional fixed 1-tick delay is not
+//! implemented), and replicate is not timed on its own (next paragraph).
+//!
+//! Caveat on `server_us_per_tick_*` (a gap in the core's API): `Zone::replicate` uses
 //! the zone's tick counter, which only `Zone::run_tick` advances, so `replicate` cannot be
 //! called on its own. The figure is the wall time of `run_tick` after the tick's inputs were
 //! already applied by a separate `simulate` call: it is replicate (interest + priority +
