@@ -7,6 +7,7 @@
 mod scenario_codec;
 mod scenario_prediction;
 mod scenario_replication;
+mod walk;
 
 use clap::{Parser, ValueEnum};
 
