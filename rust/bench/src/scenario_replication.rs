@@ -7,23 +7,16 @@
 //! order). Per tick `t` (virtual time `now = tick_start_us(t)`):
 //! 1. every client sends one input (steering random walk, see [`Steering`]), delivered to
 //!    the zone at once;
-//! 2. `Zone::simulate` applies the inputs (timed: `simulate_us_*`);
-//! 3. `Zone::run_tick` advances the tick and replicates (timed: `server_us_per_tick_*`, see
-//!    the caveat below);
+//! 2. `Zone::advance_tick`, then `Zone::simulate` applies the inputs (timed:
+//!    `simulate_us_*`);
+//! 3. `Zone::replicate`: interest + priority + encode for every client (timed:
+//!    `server_us_per_tick_*`);
 //! 4. the true position of every character is recorded (truth history, one per tick);
 //! 5. every snapshot is delivered to its client at once;
 //! 6. 50 sampled observers measure update rates and interpolation error (see below).
 //!
 //! Unfinished: the link is perfect only (the optional fixed 1-tick delay is not
-//! implemented), and replicate is not timed on its own (next paragraph).
-//!
-//! Caveat on `server_us_per_tick_*` (a gap in the core's API): `Zone::replicate` uses
-//! the zone's tick counter, which only `Zone::run_tick` advances, so `replicate` cannot be
-//! called on its own. The figure is the wall time of `run_tick` after the tick's inputs were
-//! already applied by a separate `simulate` call: it is replicate (interest + priority +
-//! encode for every client) plus one input-less `simulate` pass (1000 grid updates of
-//! unchanged positions). That pass is timed separately as `idle_simulate_us_p50` so its
-//! share is visible; the figure is an upper bound of replicate alone.
+//! implemented).
 //!
 //! Definitions of the observer figures (measured window only, observers = a seeded sample of
 //! 50 clients):
@@ -201,33 +194,28 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
             requests.len()
         ));
     }
-    // Connection ids are dense from 1 in creation order.
+    // Connection ids are dense from 1 in creation order. Each character spawns at a random
+    // point of the square, so the clients start predicting from the right place.
+    let half = SIDE_M / 2.0;
+    let mut truth: Vec<Vec<Vec3>> = Vec::new();
+    let mut spawn = vec![Vec3::ZERO; PLAYERS];
     for c in requests {
+        let at = Vec3::new(
+            rng.random_range(-half..half),
+            rng.random_range(-half..half),
+            0.0,
+        );
         let entity = zone
-            .accept_login(c)
+            .accept_login_at(c, CharacterState::at(at))
             .ok_or_else(|| format!("login of connection {} refused", c.0))?;
         players[c.0 as usize - 1].entity = entity;
+        spawn[c.0 as usize - 1] = at;
     }
     // Entity id -> index into the truth tables.
     let max_id = players.iter().map(|p| p.entity.0).max().unwrap_or(0) as usize;
     let mut index_of = vec![usize::MAX; max_id + 1];
     for (i, p) in players.iter().enumerate() {
         index_of[p.entity.0 as usize] = i;
-    }
-    // Spread the crowd over the square (the clients learn it through reconciliation).
-    let half = SIDE_M / 2.0;
-    let mut truth: Vec<Vec<Vec3>> = Vec::new();
-    let mut spawn = Vec::with_capacity(PLAYERS);
-    for p in &players {
-        let at = Vec3::new(
-            rng.random_range(-half..half),
-            rng.random_range(-half..half),
-            0.0,
-        );
-        if !zone.set_character(p.connection, CharacterState::at(at)) {
-            return Err("set_character refused a logged-in connection".to_owned());
-        }
-        spawn.push(at);
     }
     truth.push(spawn); // tick 0
     for p in &mut players {
@@ -251,7 +239,6 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
     let total_ticks = (WARMUP_S + MEASURE_S) * hz;
     let mut replicate_ns = ns_histogram()?;
     let mut simulate_ns = ns_histogram()?;
-    let mut idle_simulate_ns = ns_histogram()?;
     let mut window = TickReport::default();
     let mut rejected_inputs = 0u64;
     let mut totals = ObserverTotals::default();
@@ -278,20 +265,21 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
             .count() as u64;
 
         // 2-3. Server tick.
+        let mut report = TickReport {
+            tick: zone.advance_tick(),
+            ..TickReport::default()
+        };
         let started = Instant::now();
-        zone.simulate();
+        report.inputs_applied = zone.simulate();
         let simulated = Instant::now();
-        zone.simulate(); // input-less pass, to size its share of the run_tick figure
-        let idle_done = Instant::now();
-        let report = zone.run_tick();
+        zone.replicate(&mut report);
         let ticked = Instant::now();
         if zone.tick() != Tick(t) {
             return Err(format!("zone at tick {:?}, expected {t}", zone.tick()));
         }
         if measuring {
             record_ns(&mut simulate_ns, simulated - started);
-            record_ns(&mut idle_simulate_ns, idle_done - simulated);
-            record_ns(&mut replicate_ns, ticked - idle_done);
+            record_ns(&mut replicate_ns, ticked - simulated);
             window.snapshots_sent += report.snapshots_sent;
             window.records_written += report.records_written;
             window.snapshot_bytes += report.snapshot_bytes;
@@ -437,8 +425,7 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         "server_us_per_tick_p50": round(quantile_us(&replicate_ns, 0.5), 1),
         "server_us_per_tick_p99": round(quantile_us(&replicate_ns, 0.99), 1),
         "server_us_per_tick_max": round(quantile_us(&replicate_ns, 1.0), 1),
-        "server_us_per_tick_note": "wall time of Zone::run_tick after the inputs were applied: replicate + one input-less simulate pass (see idle_simulate_us_p50)",
-        "idle_simulate_us_p50": round(quantile_us(&idle_simulate_ns, 0.5), 1),
+        "server_us_per_tick_note": "wall time of Zone::replicate: interest + priority + encode for every client, one core",
         "simulate_us_p50": round(quantile_us(&simulate_ns, 0.5), 1),
         "simulate_us_p99": round(quantile_us(&simulate_ns, 0.99), 1),
         "bytes_per_client_per_s_p50": round(quantile_sorted(&bytes_per_s, 0.5), 1),

@@ -238,12 +238,18 @@ impl Zone {
         self.events.drain(..)
     }
 
-    /// Accepts a pending login (after the driver verified the token): spawns the character.
+    /// Accepts a pending login (after the driver verified the token): spawns the character
+    /// at the zone's spawn point.
     pub fn accept_login(&mut self, id: ConnectionId) -> Option<EntityId> {
+        self.accept_login_at(id, CharacterState::at(self.config.spawn_position_m))
+    }
+
+    /// Accepts a pending login and spawns the character as `spawn` (a saved position, a
+    /// zone-transfer arrival). Returns `None` when no login is pending on `id`.
+    pub fn accept_login_at(&mut self, id: ConnectionId, spawn: CharacterState) -> Option<EntityId> {
         let player = self.players.get_mut(&id)?;
         let entity = EntityId(self.next_entity);
         self.next_entity += 1;
-        let spawn = CharacterState::at(self.config.spawn_position_m);
         player
             .connection
             .accept_login(entity, self.tick, self.config.tick_rate, spawn);
@@ -301,16 +307,23 @@ impl Zone {
         }
     }
 
-    /// Runs one tick: simulate, then replicate. See the module docs.
+    /// Runs one tick: [`Zone::advance_tick`], [`Zone::simulate`], [`Zone::replicate`]. See
+    /// the module docs.
     pub fn run_tick(&mut self) -> TickReport {
-        self.tick = self.tick.next();
         let mut report = TickReport {
-            tick: self.tick,
+            tick: self.advance_tick(),
             ..TickReport::default()
         };
         report.inputs_applied = self.simulate();
         self.replicate(&mut report);
         report
+    }
+
+    /// Starts the next tick and returns it. [`Zone::run_tick`] does this; call it directly
+    /// only to run (and time) the phases one by one.
+    pub fn advance_tick(&mut self) -> Tick {
+        self.tick = self.tick.next();
+        self.tick
     }
 
     /// Steps every character through its queued inputs; returns the inputs applied.
