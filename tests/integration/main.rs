@@ -2,6 +2,7 @@
 //! loop of the sans-IO core over the test kit's simulated network.
 
 mod common;
+mod ffi_header;
 mod loop_determinism;
 mod reconciliation;
 mod replication_loss;
