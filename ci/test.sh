@@ -18,6 +18,24 @@ ensure_rust_component() {
     fi
 }
 
+ensure_apt_packages() {
+    # Installs the Debian packages whose commands are missing (one apt-get run for all).
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+# C and C++ compilers for the C ABI programs (tests/c), built under ASan + UBSan with both.
+ensure_apt_packages gcc:gcc g++:g++ clang:clang clang++:clang nm:binutils
+
 log "toolchain"
 cargo --version
 rustc --version

@@ -42,17 +42,21 @@ pub struct mmo_snapshot_config {
     pub half_extent_z_m: f32,
     /// Bits of the yaw angle, 4..=16. Default 12.
     pub yaw_bits: u32,
-    /// Exp-Golomb order of position residuals, 0..=8. Default 1.
+    /// Exp-Golomb order of position residuals, 0..=8. Default 2.
     pub position_k: u32,
-    /// Exp-Golomb order of yaw residuals, 0..=8. Default 1.
+    /// Exp-Golomb order of yaw residuals, 0..=8. Default 3.
     pub yaw_k: u32,
     /// Largest datagram produced, bytes, header included (64..=65507). Default 1200.
     pub max_len_bytes: u32,
+    /// 1: predict positions with the second difference too (parabolic); 0: rate only.
+    /// Must be 0 or 1. Default 1.
+    pub second_order: u8,
 }
 
 impl mmo_snapshot_config {
     /// Validates into the codec.
     pub(crate) fn to_codec(self) -> Result<SnapshotCodec, FfiError> {
+        let second_order = boundary::flag(self.second_order, "config.second_order")?;
         let config = SnapshotConfig {
             precision_m: self.precision_m,
             half_extent_xy_m: self.half_extent_xy_m,
@@ -61,6 +65,7 @@ impl mmo_snapshot_config {
             position_k: self.position_k,
             yaw_k: self.yaw_k,
             max_len_bytes: usize::try_from(self.max_len_bytes).unwrap_or(usize::MAX),
+            second_order,
         };
         let q = Quantization::new(config).map_err(|e| {
             FfiError::config(format!(
@@ -158,6 +163,7 @@ pub unsafe extern "C" fn mmo_snapshot_config_default(out: *mut mmo_snapshot_conf
             position_k: d.position_k,
             yaw_k: d.yaw_k,
             max_len_bytes: u32::try_from(d.max_len_bytes).unwrap_or(u32::MAX),
+            second_order: u8::from(d.second_order),
         };
         // SAFETY: `out` is valid per the caller.
         unsafe { out.write(value) };
