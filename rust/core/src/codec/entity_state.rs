@@ -279,24 +279,29 @@ const HALF_PI_Q30: i64 = 1_686_629_713;
 const ARC_MIN_SPEED_SQ: i64 = 128 * 128;
 
 /// Sine and cosine of the binary angle `a` (`2^32` = one turn), Q30, integer only: the
-/// quadrant by symmetry, then Taylor polynomials (to `x^11` and `x^12`) on `[0, pi/2)`
-/// evaluated with truncating shifts and divisions. Both ends compute the same integers;
-/// the error against the true functions is below `2^-22`.
+/// octant by symmetry, then Taylor polynomials (to `x^7` and `x^8`) on `[0, pi/4]` evaluated
+/// with arithmetic shifts. Both ends compute the same integers; the error against the true
+/// functions is below `2^-21`.
 #[inline]
 #[must_use]
 pub fn sin_cos_q30(a: u32) -> (i64, i64) {
     let quadrant = a >> 30;
-    let x = (i64::from(a & 0x3fff_ffff) * HALF_PI_Q30) >> 30;
+    let r = a & 0x3fff_ffff;
+    let upper = r > 0x2000_0000;
+    let r = if upper { 0x4000_0000 - r } else { r };
+    let x = (i64::from(r) * HALF_PI_Q30) >> 30;
     let x2 = (x * x) >> 30;
-    let mut s = ONE_Q30;
-    let mut c = ONE_Q30;
-    for k in [10i64, 8, 6, 4, 2] {
-        s = ONE_Q30 - ((x2 * s) >> 30) / (k * (k + 1));
-    }
+    // Taylor coefficients in Q30: 1/3!, 1/5!, 1/7! and 1/2!, 1/4!, 1/6!, 1/8!.
+    let s = ONE_Q30
+        - ((x2 * (178_956_971 - ((x2 * (8_947_849 - ((x2 * 213_044) >> 30))) >> 30))) >> 30);
     let s = (x * s) >> 30;
-    for k in [11i64, 9, 7, 5, 3, 1] {
-        c = ONE_Q30 - ((x2 * c) >> 30) / (k * (k + 1));
-    }
+    let c = ONE_Q30
+        - ((x2
+            * (536_870_912
+                - ((x2 * (44_739_243 - ((x2 * (1_491_308 - ((x2 * 26_631) >> 30))) >> 30)))
+                    >> 30)))
+            >> 30);
+    let (s, c) = if upper { (c, s) } else { (s, c) };
     match quadrant {
         0 => (s, c),
         1 => (c, -s),
@@ -350,9 +355,9 @@ pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i6
 
 /// Shortest predicted planar displacement (steps) for which X/Y residuals are coded in the
 /// along-track / cross-track frame.
-const TRACK_MIN_LEN: u64 = 8;
+const TRACK_MIN_LEN: u32 = 8;
 /// Largest predicted planar displacement component (steps) for which they are.
-const TRACK_MAX_COMPONENT: i64 = 1 << 20;
+const TRACK_MAX_COMPONENT: i64 = 1 << 15;
 
 /// The along-track / cross-track frame of a predicted planar displacement: X/Y residuals
 /// are rotated into it by an exactly invertible integer rotation (a quarter turn, then three
@@ -361,20 +366,21 @@ const TRACK_MAX_COMPONENT: i64 = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackFrame {
     quarter: u8,
-    /// `sin` of the remaining angle, Q16.
-    sin_q16: i64,
-    /// `tan` of half the remaining angle, Q16.
-    tan_half_q16: i64,
+    /// `sin` of the remaining angle, Q14.
+    sin_q14: i64,
+    /// `tan` of half the remaining angle, Q14.
+    tan_half_q14: i64,
 }
 
 #[inline]
-fn mul_q16(a: i64, b: i64) -> i64 {
-    (a * b + (1 << 15)) >> 16
+fn mul_q14(a: i64, b: i64) -> i64 {
+    (a * b + (1 << 13)) >> 14
 }
 
 impl TrackFrame {
     /// The frame of the predicted displacement `d` (X, Y steps), or `None` (residuals stay in
-    /// X/Y) when it is shorter than 8 steps or a component exceeds `2^20` steps.
+    /// X/Y) when it is shorter than 8 steps or a component exceeds `2^15` steps (327 m at
+    /// 1 cm: no character moves that far between a baseline and a snapshot).
     #[inline]
     #[must_use]
     pub fn new(d: [i64; 2]) -> Option<Self> {
@@ -382,7 +388,8 @@ impl TrackFrame {
         if dx.abs() > TRACK_MAX_COMPONENT || dy.abs() > TRACK_MAX_COMPONENT {
             return None;
         }
-        let len = ((dx * dx + dy * dy) as u64).isqrt();
+        // Both components are within 2^15: the square sum fits a u32.
+        let len = ((dx * dx + dy * dy) as u32).isqrt();
         if len < TRACK_MIN_LEN {
             return None;
         }
@@ -396,11 +403,13 @@ impl TrackFrame {
         } else {
             (3, -dy, dx)
         };
-        let len = len as i64;
+        // |ay| <= len < 2^16: the Q14 numerator fits 32 bits.
+        let num = (ay.unsigned_abs() as u32) << 14;
+        let sign = ay.signum();
         Some(TrackFrame {
             quarter,
-            sin_q16: (ay << 16) / len,
-            tan_half_q16: (ay << 16) / (len + ax),
+            sin_q14: sign * i64::from(num / len),
+            tan_half_q14: sign * i64::from(num / (len + ax as u32)),
         })
     }
 
@@ -412,9 +421,9 @@ impl TrackFrame {
         for _ in 0..self.quarter {
             (x, y) = (y, -x);
         }
-        let x1 = x + mul_q16(self.tan_half_q16, y);
-        let y1 = y - mul_q16(self.sin_q16, x1);
-        let x2 = x1 + mul_q16(self.tan_half_q16, y1);
+        let x1 = x + mul_q14(self.tan_half_q14, y);
+        let y1 = y - mul_q14(self.sin_q14, x1);
+        let x2 = x1 + mul_q14(self.tan_half_q14, y1);
         [x2, y1]
     }
 
@@ -423,9 +432,9 @@ impl TrackFrame {
     #[must_use]
     pub fn from_track(&self, t: [i64; 2]) -> [i64; 2] {
         let [x2, y1] = t;
-        let x1 = x2 - mul_q16(self.tan_half_q16, y1);
-        let y = y1 + mul_q16(self.sin_q16, x1);
-        let mut x = x1 - mul_q16(self.tan_half_q16, y);
+        let x1 = x2 - mul_q14(self.tan_half_q14, y1);
+        let y = y1 + mul_q14(self.sin_q14, x1);
+        let mut x = x1 - mul_q14(self.tan_half_q14, y);
         let mut y = y;
         for _ in 0..self.quarter {
             (x, y) = (-y, x);
@@ -487,8 +496,8 @@ mod tests {
             let (s, c) = sin_cos_q30(a);
             let rad = f64::from(a) / 4_294_967_296.0 * std::f64::consts::TAU;
             let one = (1u64 << 30) as f64;
-            assert!((s as f64 / one - rad.sin()).abs() < 1e-7, "sin {a}");
-            assert!((c as f64 / one - rad.cos()).abs() < 1e-7, "cos {a}");
+            assert!((s as f64 / one - rad.sin()).abs() < 5e-7, "sin {a}");
+            assert!((c as f64 / one - rad.cos()).abs() < 5e-7, "cos {a}");
         }
         assert_eq!(sin_cos_q30(0), (0, 1 << 30));
         assert_eq!(sin_cos_q30(1 << 30), (1 << 30, 0));
@@ -505,7 +514,7 @@ mod tests {
             [-70, 70],
             [-70, -70],
             [70, -71],
-            [1 << 20, -(1 << 20)],
+            [1 << 15, -(1 << 15)],
         ]
         .into_iter()
         .enumerate()
@@ -522,7 +531,7 @@ mod tests {
             assert!(t[0] > 0 && t[1].abs() <= 1 + t[0] / 1000, "{d:?} -> {t:?}");
         }
         assert!(TrackFrame::new([5, 5]).is_none());
-        assert!(TrackFrame::new([(1 << 20) + 1, 0]).is_none());
+        assert!(TrackFrame::new([(1 << 15) + 1, 0]).is_none());
     }
 
     #[test]
