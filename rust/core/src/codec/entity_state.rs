@@ -7,8 +7,10 @@
 //! from the baseline it was coded against, divided by the ticks between them, in 24.8 fixed
 //! point. Both ends compute it with the same integer arithmetic from the same integers, so it
 //! costs no bits and never drifts. A state coded without a baseline (enter, full) has zero
-//! derived velocity. The prediction for a later tick is `position + vel * elapsed_ticks`
-//! (see [`predict`]); a delta record only carries the residual against that prediction.
+//! derived velocity. The prediction for a later tick extrapolates it (see [`predict`]: a
+//! circular arc turned by the yaw rate for a moving entity's X/Y); a delta record only
+//! carries the residual against that prediction, X/Y rotated into the along/cross-track
+//! frame of the predicted displacement ([`TrackFrame`]).
 
 use glam::Vec3;
 
@@ -62,10 +64,10 @@ impl Default for SnapshotConfig {
             half_extent_xy_m: 8192.0,
             half_extent_z_m: 1024.0,
             yaw_bits: 12,
-            position_k: 2,
-            yaw_k: 3,
+            position_k: 0,
+            yaw_k: 2,
             max_len_bytes: 1200,
-            second_order: true,
+            second_order: false,
         }
     }
 }
@@ -268,11 +270,57 @@ pub fn elapsed_ticks(base: &QuantizedEntity, tick: Tick) -> i64 {
     i64::from(tick.since(base.tick).min(MAX_PREDICT_TICKS))
 }
 
+/// `1.0` in the Q30 fixed point of [`sin_cos_q30`].
+const ONE_Q30: i64 = 1 << 30;
+/// `round(pi / 2 * 2^30)`.
+const HALF_PI_Q30: i64 = 1_686_629_713;
+/// Below this squared derived planar speed (24.8 fixed point squared: 0.5 steps per tick)
+/// the planar prediction stays parabolic instead of following a circular arc.
+const ARC_MIN_SPEED_SQ: i64 = 128 * 128;
+
+/// Sine and cosine of the binary angle `a` (`2^32` = one turn), Q30, integer only: the
+/// octant by symmetry, then Taylor polynomials (to `x^7` and `x^8`) on `[0, pi/4]` evaluated
+/// with arithmetic shifts. Both ends compute the same integers; the error against the true
+/// functions is below `2^-21`.
+#[inline]
+#[must_use]
+pub fn sin_cos_q30(a: u32) -> (i64, i64) {
+    let quadrant = a >> 30;
+    let r = a & 0x3fff_ffff;
+    let upper = r > 0x2000_0000;
+    let r = if upper { 0x4000_0000 - r } else { r };
+    let x = (i64::from(r) * HALF_PI_Q30) >> 30;
+    let x2 = (x * x) >> 30;
+    // Taylor coefficients in Q30: 1/3!, 1/5!, 1/7! and 1/2!, 1/4!, 1/6!, 1/8!.
+    let s = ONE_Q30
+        - ((x2 * (178_956_971 - ((x2 * (8_947_849 - ((x2 * 213_044) >> 30))) >> 30))) >> 30);
+    let s = (x * s) >> 30;
+    let c = ONE_Q30
+        - ((x2
+            * (536_870_912
+                - ((x2 * (44_739_243 - ((x2 * (1_491_308 - ((x2 * 26_631) >> 30))) >> 30)))
+                    >> 30)))
+            >> 30);
+    let (s, c) = if upper { (c, s) } else { (s, c) };
+    match quadrant {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
 /// The predicted quantized position and yaw at `tick` from `base` (may be out of bounds;
 /// residuals are coded against it as is). Yaw wraps modulo `2^yaw_bits`.
 ///
-/// `p = base + (2 * vel * dt + acc * dt * (dt + span) + 2^8) >> 9` per channel: the exact
+/// Per channel, `p = base + (2 * vel * dt + acc * dt * (dt + span) + 2^8) >> 9`: the exact
 /// continuation of a parabola whose mean slope over the previous `span` ticks is `vel`.
+/// X and Y instead follow a circular arc when the entity moves (derived planar speed at
+/// least 0.5 steps per tick): characters face where they move, so the derived yaw rate is
+/// the turn rate of the path. The mean planar velocity over the previous `span` ticks is
+/// rotated by the yaw rate times `(span + dt) / 2` (from the middle of the previous span
+/// to the middle of the predicted one) and extrapolated over `dt` ticks at constant speed.
+/// See `WIRE_FORMAT.md` 5.4 for the exact integer arithmetic.
 #[inline(always)]
 #[must_use]
 pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i64; 3], u32) {
@@ -281,12 +329,118 @@ pub fn predict(base: &QuantizedEntity, tick: Tick, yaw: &AngleQuantizer) -> ([i6
     let mut out = [0i64; CHANNELS];
     for (i, o) in out.iter_mut().enumerate() {
         let v = i64::from(base.vel_fp.get(i).copied().unwrap_or(0));
-        let a = i64::from(base.acc_fp.get(i).copied().unwrap_or(0));
+        // Yaw is predicted at a constant rate: the turn rate changes in short ramps, and a
+        // parabola through them overshoots (measured: 1.4 bits more per record).
+        let a = if i < 3 {
+            i64::from(base.acc_fp.get(i).copied().unwrap_or(0))
+        } else {
+            0
+        };
         let term = 2 * v * dt + a * dt * (dt + span);
         *o = base.channel(i) + ((term + (1 << VEL_FRAC_BITS)) >> (VEL_FRAC_BITS + 1));
     }
+    let [vx, vy, _, vyaw] = base.vel_fp.map(i64::from);
+    if vx * vx + vy * vy >= ARC_MIN_SPEED_SQ {
+        // Binary angle (2^32 per turn) of vyaw * (span + dt) / 2 yaw steps; exact, wraps.
+        let turn = ((vyaw * (span + dt)) << (23 - yaw.bits())) as u32;
+        let (sin, cos) = sin_cos_q30(turn);
+        let rx = (vx * cos - vy * sin) >> 30;
+        let ry = (vx * sin + vy * cos) >> 30;
+        out[0] = base.channel(0) + ((rx * dt + (1 << (VEL_FRAC_BITS - 1))) >> VEL_FRAC_BITS);
+        out[1] = base.channel(1) + ((ry * dt + (1 << (VEL_FRAC_BITS - 1))) >> VEL_FRAC_BITS);
+    }
     let [x, y, z, w] = out;
     ([x, y, z], yaw.wrapping_add(0, w as i32))
+}
+
+/// Shortest predicted planar displacement (steps) for which X/Y residuals are coded in the
+/// along-track / cross-track frame.
+const TRACK_MIN_LEN: u32 = 8;
+/// Largest predicted planar displacement component (steps) for which they are.
+const TRACK_MAX_COMPONENT: i64 = 1 << 15;
+
+/// The along-track / cross-track frame of a predicted planar displacement: X/Y residuals
+/// are rotated into it by an exactly invertible integer rotation (a quarter turn, then three
+/// lifting shears), so the decoder recovers the residuals bit for bit. See `WIRE_FORMAT.md`
+/// 5.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackFrame {
+    quarter: u8,
+    /// `sin` of the remaining angle, Q14.
+    sin_q14: i64,
+    /// `tan` of half the remaining angle, Q14.
+    tan_half_q14: i64,
+}
+
+#[inline]
+fn mul_q14(a: i64, b: i64) -> i64 {
+    (a * b + (1 << 13)) >> 14
+}
+
+impl TrackFrame {
+    /// The frame of the predicted displacement `d` (X, Y steps), or `None` (residuals stay in
+    /// X/Y) when it is shorter than 8 steps or a component exceeds `2^15` steps (327 m at
+    /// 1 cm: no character moves that far between a baseline and a snapshot).
+    #[inline]
+    #[must_use]
+    pub fn new(d: [i64; 2]) -> Option<Self> {
+        let [dx, dy] = d;
+        if dx.abs() > TRACK_MAX_COMPONENT || dy.abs() > TRACK_MAX_COMPONENT {
+            return None;
+        }
+        // Both components are within 2^15: the square sum fits a u32.
+        let len = ((dx * dx + dy * dy) as u32).isqrt();
+        if len < TRACK_MIN_LEN {
+            return None;
+        }
+        // Quarter turns bring the direction within 45 degrees of +X.
+        let (quarter, ax, ay) = if dx > 0 && dy.abs() <= dx {
+            (0, dx, dy)
+        } else if dy > 0 && dx.abs() <= dy {
+            (1, dy, -dx)
+        } else if dx < 0 && dy.abs() <= -dx {
+            (2, -dx, -dy)
+        } else {
+            (3, -dy, dx)
+        };
+        // |ay| <= len < 2^16: the Q14 numerator fits 32 bits.
+        let num = (ay.unsigned_abs() as u32) << 14;
+        let sign = ay.signum();
+        Some(TrackFrame {
+            quarter,
+            sin_q14: sign * i64::from(num / len),
+            tan_half_q14: sign * i64::from(num / (len + ax as u32)),
+        })
+    }
+
+    /// X/Y residual to (along, cross).
+    #[inline]
+    #[must_use]
+    pub fn to_track(&self, r: [i64; 2]) -> [i64; 2] {
+        let [mut x, mut y] = r;
+        for _ in 0..self.quarter {
+            (x, y) = (y, -x);
+        }
+        let x1 = x + mul_q14(self.tan_half_q14, y);
+        let y1 = y - mul_q14(self.sin_q14, x1);
+        let x2 = x1 + mul_q14(self.tan_half_q14, y1);
+        [x2, y1]
+    }
+
+    /// (along, cross) back to the X/Y residual (exact inverse of [`TrackFrame::to_track`]).
+    #[inline]
+    #[must_use]
+    pub fn from_track(&self, t: [i64; 2]) -> [i64; 2] {
+        let [x2, y1] = t;
+        let x1 = x2 - mul_q14(self.tan_half_q14, y1);
+        let y = y1 + mul_q14(self.sin_q14, x1);
+        let mut x = x1 - mul_q14(self.tan_half_q14, y);
+        let mut y = y;
+        for _ in 0..self.quarter {
+            (x, y) = (-y, x);
+        }
+        [x, y]
+    }
 }
 
 /// Fills `new`'s derived motion from the change since `base`: the mean rate over the
@@ -336,6 +490,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sin_cos_q30_is_accurate() {
+        for i in 0..4096u32 {
+            let a = i.wrapping_mul(1_048_573).wrapping_add(i << 20);
+            let (s, c) = sin_cos_q30(a);
+            let rad = f64::from(a) / 4_294_967_296.0 * std::f64::consts::TAU;
+            let one = (1u64 << 30) as f64;
+            assert!((s as f64 / one - rad.sin()).abs() < 5e-7, "sin {a}");
+            assert!((c as f64 / one - rad.cos()).abs() < 5e-7, "cos {a}");
+        }
+        assert_eq!(sin_cos_q30(0), (0, 1 << 30));
+        assert_eq!(sin_cos_q30(1 << 30), (1 << 30, 0));
+    }
+
+    #[test]
+    fn track_frame_round_trips_and_aligns() {
+        for (i, d) in [
+            [100i64, 0],
+            [0, 100],
+            [-100, 3],
+            [5, -100],
+            [70, 70],
+            [-70, 70],
+            [-70, -70],
+            [70, -71],
+            [1 << 15, -(1 << 15)],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let f = TrackFrame::new(d).unwrap();
+            for rx in -40i64..=40 {
+                for ry in -40i64..=40 {
+                    let r = [rx * 977 % 2000 + i as i64, ry * 31];
+                    assert_eq!(f.from_track(f.to_track(r)), r, "{d:?} {r:?}");
+                }
+            }
+            // The displacement itself lies along the track.
+            let t = f.to_track(d);
+            assert!(t[0] > 0 && t[1].abs() <= 1 + t[0] / 1000, "{d:?} -> {t:?}");
+        }
+        assert!(TrackFrame::new([5, 5]).is_none());
+        assert!(TrackFrame::new([(1 << 15) + 1, 0]).is_none());
+    }
+
+    #[test]
     fn default_config_is_valid() {
         let q = Quantization::new(SnapshotConfig::default()).unwrap();
         assert_eq!(q.half_q_xy, 819_200);
@@ -353,19 +552,57 @@ mod tests {
         let q = Quantization::new(SnapshotConfig::default()).unwrap();
         let mut a = QuantizedEntity {
             pos_q: [0, 0, 0],
+            yaw_q: 4000,
             tick: Tick(0),
             ..Default::default()
         };
         let mut b = QuantizedEntity {
             pos_q: [100, -60, 0],
-            yaw_q: 4090,
+            yaw_q: 4000,
             tick: Tick(6),
             ..Default::default()
         };
-        a.yaw_q = 4000;
         derive_velocity(&mut b, &a, &q.yaw, false);
         let (p, y) = predict(&b, Tick(12), &q.yaw);
         assert_eq!(p, [200, -120, 0]);
+        assert_eq!(y, 4000);
+        // Turning in place: the yaw rate continues, the position holds.
+        a.pos_q = [0, 0, 0];
+        b.pos_q = [0, 0, 0];
+        b.yaw_q = 4090;
+        derive_velocity(&mut b, &a, &q.yaw, false);
+        let (p, y) = predict(&b, Tick(12), &q.yaw);
+        assert_eq!(p, [0, 0, 0]);
         assert_eq!(y, (4090 + 90) % 4096);
+    }
+
+    #[test]
+    fn moving_while_turning_follows_an_arc() {
+        // A quarter turn (1024 steps) over 6 ticks on a circle of radius 1000 steps: the
+        // chord from 0 to 6 and the rate carry on around the circle.
+        let q = Quantization::new(SnapshotConfig::default()).unwrap();
+        let r = 1000.0f64;
+        let at = |quarter: f64, yaw_q: u16, tick: u32| QuantizedEntity {
+            pos_q: [
+                (r * (quarter * std::f64::consts::FRAC_PI_2).sin()).round() as i32,
+                (r - r * (quarter * std::f64::consts::FRAC_PI_2).cos()).round() as i32,
+                0,
+            ],
+            yaw_q,
+            tick: Tick(tick),
+            ..Default::default()
+        };
+        let a = at(0.0, 0, 0);
+        let mut b = at(1.0, 1024, 6);
+        derive_velocity(&mut b, &a, &q.yaw, false);
+        let (p, y) = predict(&b, Tick(12), &q.yaw);
+        let want = at(2.0, 2048, 12);
+        assert_eq!(y, 2048);
+        for c in 0..2 {
+            assert!(
+                (p[c] - i64::from(want.pos_q[c])).abs() <= 2,
+                "{p:?} {want:?}"
+            );
+        }
     }
 }

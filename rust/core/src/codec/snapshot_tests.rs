@@ -7,7 +7,9 @@ use glam::Vec3;
 use proptest::prelude::*;
 
 use super::baseline::{ApplyOutcome, ReceivedHistory, SentHistory};
-use super::entity_state::{NetEntityState, Quantization, QuantizedEntity, SnapshotConfig};
+use super::entity_state::{
+    NetEntityState, Quantization, QuantizedEntity, SnapshotConfig, TrackFrame,
+};
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader};
 use super::snapshot::{
@@ -142,6 +144,23 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn track_frame_is_exactly_invertible(
+        dx in -(1i64 << 16)..=(1 << 16),
+        dy in -(1i64 << 16)..=(1 << 16),
+        small in any::<bool>(),
+        rx in any::<i32>(),
+        ry in any::<i32>(),
+    ) {
+        let (dx, dy) = if small { (dx >> 9, dy >> 9) } else { (dx, dy) };
+        let r = [i64::from(rx), i64::from(ry)];
+        if let Some(f) = TrackFrame::new([dx, dy]) {
+            prop_assert_eq!(f.from_track(f.to_track(r)), r);
+            let small_r = [r[0] >> 20, r[1] >> 20];
+            prop_assert_eq!(f.from_track(f.to_track(small_r)), small_r);
+        }
+    }
 
     #[test]
     fn snapshot_round_trip(case in arb_case()) {
