@@ -507,14 +507,15 @@ typedef struct mmo_snapshot_config {
   float half_extent_z_m;
   // Bits of the yaw angle, 4..=16. Default 12.
   uint32_t yaw_bits;
-  // Exp-Golomb order of position residuals, 0..=8. Default 2.
+  // Exp-Golomb order of position residuals, 0..=8 (default: see
+  // `mmo_snapshot_config_default`).
   uint32_t position_k;
-  // Exp-Golomb order of yaw residuals, 0..=8. Default 3.
+  // Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
   uint32_t yaw_k;
   // Largest datagram produced, bytes, header included (64..=65507). Default 1200.
   uint32_t max_len_bytes;
   // 1: predict positions with the second difference too (parabolic); 0: rate only.
-  // Must be 0 or 1. Default 1.
+  // Must be 0 or 1 (default: see `mmo_snapshot_config_default`).
   uint8_t second_order;
 } mmo_snapshot_config;
 

@@ -42,14 +42,15 @@ pub struct mmo_snapshot_config {
     pub half_extent_z_m: f32,
     /// Bits of the yaw angle, 4..=16. Default 12.
     pub yaw_bits: u32,
-    /// Exp-Golomb order of position residuals, 0..=8. Default 2.
+    /// Exp-Golomb order of position residuals, 0..=8 (default: see
+    /// `mmo_snapshot_config_default`).
     pub position_k: u32,
-    /// Exp-Golomb order of yaw residuals, 0..=8. Default 3.
+    /// Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
     pub yaw_k: u32,
     /// Largest datagram produced, bytes, header included (64..=65507). Default 1200.
     pub max_len_bytes: u32,
     /// 1: predict positions with the second difference too (parabolic); 0: rate only.
-    /// Must be 0 or 1. Default 1.
+    /// Must be 0 or 1 (default: see `mmo_snapshot_config_default`).
     pub second_order: u8,
 }
 
