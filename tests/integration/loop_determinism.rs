@@ -46,8 +46,12 @@ fn prediction_and_server_agree_at_250ms_latency_250ms_jitter_5pct_loss_10pct_dup
             Some(walkers.next(i))
         },
     );
-    // Stop sending; let every input reach the server and every ack come back.
-    harness.run_until(moving_until_us + 3_000_000, &mut |_, _: &_| None);
+    // Stand still for 3 s, as a real client does: it keeps sending (idle) inputs every tick,
+    // which also carries the redundant copies of the last moving inputs. Once braked, an idle
+    // step is a fixed point, so both ends hold the same state however many idle inputs the
+    // server has simulated yet.
+    let idle = mmo_core::input::MoveInput::default();
+    harness.run_until(moving_until_us + 3_000_000, &mut |_, _: &_| Some(idle));
 
     for (i, client) in harness.clients.iter().enumerate() {
         let predictor = client.session.predictor().expect("logged in");
@@ -72,14 +76,20 @@ fn prediction_and_server_agree_at_250ms_latency_250ms_jitter_5pct_loss_10pct_dup
             .zone
             .character(client.connection)
             .expect("server character");
-        assert_eq!(
-            harness
-                .zone
-                .connection(client.connection)
-                .unwrap()
-                .last_input_seq(),
-            client.inputs_sent,
-            "client {i}: the server simulated every input"
+        // Inputs in flight (one-way delay up to 500 ms, 15 ticks) may not be simulated yet.
+        let simulated = harness
+            .zone
+            .connection(client.connection)
+            .unwrap()
+            .last_input_seq();
+        assert!(
+            simulated + 16 >= client.inputs_sent,
+            "client {i}: the server simulated {simulated} of {} inputs",
+            client.inputs_sent
+        );
+        assert!(
+            predictor.predicted().velocity_mps.length() == 0.0,
+            "client {i} came to rest"
         );
         assert!(
             predictor.predicted().bits_eq(server),
