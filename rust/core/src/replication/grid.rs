@@ -21,7 +21,7 @@ use crate::entity::EntityId;
 
 /// splitmix64's finalizer as a `Hasher` for the grid's integer keys.
 #[derive(Default, Clone, Copy, Debug)]
-struct MixHasher(u64);
+pub(crate) struct MixHasher(u64);
 
 impl Hasher for MixHasher {
     fn finish(&self) -> u64 {
@@ -43,7 +43,9 @@ impl Hasher for MixHasher {
     }
 }
 
-type MixMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+/// A `HashMap` with the grid's fast integer hasher: for lookups keyed by server-assigned
+/// ids (never iterated where the order could matter).
+pub(crate) type MixMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
 
 /// Cell coordinates packed as `(x as u32) << 32 | (y as u32)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +60,7 @@ impl CellKey {
 #[derive(Clone, Copy, Debug)]
 struct CellEntry<T> {
     id: EntityId,
+    slot: u32,
     position_m: Vec2,
     data: T,
 }
@@ -67,6 +70,7 @@ struct CellEntry<T> {
 struct Location {
     cell: u32,
     index: u32,
+    slot: u32,
 }
 
 /// One result of [`SpatialGrid::query_radius_hits`].
@@ -74,6 +78,8 @@ struct Location {
 pub struct GridHit<T> {
     /// The entity.
     pub id: EntityId,
+    /// The entity's dense slot (see [`SpatialGrid::slot_of`]).
+    pub slot: u32,
     /// Squared horizontal distance from the query centre, m².
     pub distance_sq_m2: f32,
     /// The payload stored with the entity.
@@ -95,6 +101,10 @@ pub struct SpatialGrid<T = ()> {
     /// Cells by index; `cell_index` maps coordinates to these. Never shrinks.
     cells: Vec<Vec<CellEntry<T>>>,
     locations: MixMap<EntityId, Location>,
+    /// Slots released by removed entities, reused last-in first-out.
+    free_slots: Vec<u32>,
+    /// One past the highest slot ever handed out.
+    slot_capacity: u32,
 }
 
 impl<T: Copy> SpatialGrid<T> {
@@ -109,6 +119,8 @@ impl<T: Copy> SpatialGrid<T> {
             cell_index: MixMap::default(),
             cells: Vec::new(),
             locations: MixMap::default(),
+            free_slots: Vec::new(),
+            slot_capacity: 0,
         })
     }
 
@@ -148,6 +160,22 @@ impl<T: Copy> SpatialGrid<T> {
         slot
     }
 
+    /// One past the highest slot in use or ever used: every [`SpatialGrid::slot_of`] is
+    /// below this. Never shrinks.
+    #[must_use]
+    pub fn slot_capacity(&self) -> usize {
+        self.slot_capacity as usize
+    }
+
+    /// The entity's dense slot: a small integer unique among the entities present, kept
+    /// while the entity stays in the grid and reused after it is removed. Lets per-client
+    /// state be indexed by slot instead of hashed by id (check the id: a slot may have been
+    /// reused by another entity since).
+    #[must_use]
+    pub fn slot_of(&self, id: EntityId) -> Option<u32> {
+        self.locations.get(&id).map(|loc| loc.slot)
+    }
+
     /// Inserts `id` at `position_m` with `data`, or moves it and replaces its data if it is
     /// already present. Returns true when the entity is new. Only X and Y are used.
     pub fn insert(&mut self, id: EntityId, position_m: Vec3, data: T) -> bool {
@@ -156,7 +184,7 @@ impl<T: Copy> SpatialGrid<T> {
         let key = self.cell_of(position_m);
         let cell = self.cell_slot(key);
         let existing = self.locations.get(&id).copied();
-        if let Some(loc) = existing {
+        let slot = if let Some(loc) = existing {
             if loc.cell == cell {
                 let entry = &mut self.cells[loc.cell as usize][loc.index as usize];
                 entry.position_m = position_m;
@@ -164,15 +192,22 @@ impl<T: Copy> SpatialGrid<T> {
                 return false;
             }
             self.detach(loc);
-        }
+            loc.slot
+        } else if let Some(free) = self.free_slots.pop() {
+            free
+        } else {
+            self.slot_capacity += 1;
+            self.slot_capacity - 1
+        };
         let entries = &mut self.cells[cell as usize];
         entries.push(CellEntry {
             id,
+            slot,
             position_m,
             data,
         });
         let index = (entries.len() - 1) as u32;
-        self.locations.insert(id, Location { cell, index });
+        self.locations.insert(id, Location { cell, index, slot });
         existing.is_none()
     }
 
@@ -192,6 +227,7 @@ impl<T: Copy> SpatialGrid<T> {
         match self.locations.remove(&id) {
             Some(loc) => {
                 self.detach(loc);
+                self.free_slots.push(loc.slot);
                 true
             }
             None => false,
@@ -229,9 +265,21 @@ impl<T: Copy> SpatialGrid<T> {
     /// Like [`SpatialGrid::query_radius`] but with squared distances and payloads; `out` is
     /// cleared first and sorted by id.
     pub fn query_radius_hits(&self, center_m: Vec3, radius_m: f32, out: &mut Vec<GridHit<T>>) {
+        self.query_radius_hits_unsorted(center_m, radius_m, out);
+        out.sort_unstable_by_key(|h| h.id);
+    }
+
+    /// Like [`SpatialGrid::query_radius_hits`] but in an unspecified order (it depends on the
+    /// history of inserts and moves, never on hashing): for callers that index the hits by
+    /// slot and do not need the sort.
+    pub fn query_radius_hits_unsorted(
+        &self,
+        center_m: Vec3,
+        radius_m: f32,
+        out: &mut Vec<GridHit<T>>,
+    ) {
         out.clear();
         self.for_each_in_radius(center_m, radius_m, |hit| out.push(hit));
-        out.sort_unstable_by_key(|h| h.id);
     }
 
     /// Calls `f` for every entity within `radius_m` of `center_m`, in unspecified order.
@@ -248,6 +296,7 @@ impl<T: Copy> SpatialGrid<T> {
                 if d2 <= r2 {
                     f(GridHit {
                         id: e.id,
+                        slot: e.slot,
                         distance_sq_m2: d2,
                         data: e.data,
                     });

@@ -1,7 +1,8 @@
 //! Priority categories, the per-client priority accumulator and the send order.
 //!
 //! Every tick an entity stays in a client's area of interest, its accumulator grows by
-//! `category weight × tier rate_hz` (integers, so the order is exactly reproducible); it is
+//! `category weight × tier priority_weight` (integers, so the order is exactly reproducible;
+//! see `tiers.rs` for why the tier weight is separate from the tier rate); it is
 //! reset to zero when the entity is sent. An entity that the byte budget keeps out keeps
 //! growing until it outranks the ones that were just sent, which is what makes the scheme
 //! starvation-free.
@@ -43,7 +44,8 @@ impl PriorityCategory {
         PriorityCategory::Low,
     ];
 
-    /// The base weight: the accumulator grows by `base_weight() × tier rate_hz` per tick.
+    /// The base weight: the accumulator grows by `base_weight() × tier priority_weight` per
+    /// tick.
     /// Critical 8, High 4, Medium 2, Low 1.
     #[must_use]
     pub const fn base_weight(self) -> u32 {
@@ -68,20 +70,24 @@ impl PriorityCategory {
     }
 }
 
-/// Largest accumulator value; accumulation saturates here (about 2.2 million seconds of a
-/// Critical entity starved in the nearest tier, so never in practice).
+/// Largest accumulator value; accumulation saturates here (at the default near weight of
+/// 1000, after about 5 hours of a High entity never being sent; at the largest allowed
+/// weight, after about 15 minutes of a Critical one, which is always sent first anyway).
+/// Saturated entities tie and fall back to the id order.
 pub const ACCUMULATOR_MAX: u32 = (1 << 31) - 1;
 
-/// The accumulator after `elapsed_ticks` more ticks in `category` and a tier of `rate_hz`.
+/// The accumulator after `elapsed_ticks` more ticks in `category` and a tier of
+/// `tier_weight` (its priority weight).
 #[must_use]
 #[inline]
 pub fn accumulate(
     accumulator: u32,
     category: PriorityCategory,
-    rate_hz: u32,
+    tier_weight: u32,
     elapsed_ticks: u32,
 ) -> u32 {
-    let growth = u64::from(category.base_weight()) * u64::from(rate_hz) * u64::from(elapsed_ticks);
+    let growth =
+        u64::from(category.base_weight()) * u64::from(tier_weight) * u64::from(elapsed_ticks);
     (u64::from(accumulator) + growth).min(u64::from(ACCUMULATOR_MAX)) as u32
 }
 

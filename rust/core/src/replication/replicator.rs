@@ -1,8 +1,9 @@
 //! The [`Replicator`] facade: one spatial grid of entities plus one [`ClientView`] per
 //! client, driven tick by tick by the server (sans-IO: the tick is an argument).
 //!
-//! Per tick and client: `plan_tick` → encode `plan.candidates` from the front → `commit`
-//! with the ids actually written and the datagram's size. Or, without an encoder at hand,
+//! Per tick and client: `plan_tick` (or `plan_tick_limited`, which ranks only the best `k`)
+//! → encode `plan.candidates` from the front → `commit` with the ids actually written and
+//! the datagram's size. Or, without an encoder at hand,
 //! `select_within_budget` does all three with a per-entity size estimate.
 
 use std::collections::BTreeMap;
@@ -129,6 +130,20 @@ impl Replicator {
     /// must not go backwards; skipped ticks are accounted for (accumulators grow and the
     /// budget refills by the elapsed ticks). Follow with [`Replicator::commit`].
     pub fn plan_tick(&mut self, tick: Tick, client: ClientId) -> Result<&Plan, ReplicationError> {
+        self.plan_tick_limited(tick, client, |_| usize::MAX)
+    }
+
+    /// Like [`Replicator::plan_tick`], but ranks only the best `max_candidates(budget_bytes)`
+    /// candidates (the closure gets the tick's [`Plan::budget_bytes`]): `plan.candidates` is
+    /// exactly the first that many of the full order. A caller that can only send what its
+    /// budget carries saves sorting the rest (O(visible + k log k) instead of
+    /// O(visible log visible)).
+    pub fn plan_tick_limited(
+        &mut self,
+        tick: Tick,
+        client: ClientId,
+        max_candidates: impl FnOnce(u32) -> usize,
+    ) -> Result<&Plan, ReplicationError> {
         let radius = self.config.area_of_interest_radius_m;
         let ctx = PlanContext {
             grid: &self.grid,
@@ -140,7 +155,7 @@ impl Replicator {
             .clients
             .get_mut(&client)
             .ok_or(ReplicationError::UnknownClient(client))?;
-        Ok(view.plan(tick, &ctx))
+        Ok(view.plan(tick, &ctx, max_candidates))
     }
 
     /// The client's most recent plan.
@@ -161,7 +176,11 @@ impl Replicator {
         sent_ids: &[EntityId],
         bytes_used: u32,
     ) -> Result<(), ReplicationError> {
-        if self.view_mut(client)?.commit(sent_ids, bytes_used) {
+        let view = self
+            .clients
+            .get_mut(&client)
+            .ok_or(ReplicationError::UnknownClient(client))?;
+        if view.commit(&self.grid, sent_ids, bytes_used) {
             Ok(())
         } else {
             Err(ReplicationError::NothingPlanned(client))
@@ -178,9 +197,13 @@ impl Replicator {
         client: ClientId,
         estimated_bytes_per_entity: u32,
     ) -> Result<&Plan, ReplicationError> {
-        self.plan_tick(tick, client)?;
-        let view = self.view_mut(client)?;
-        let committed = view.select_and_commit(estimated_bytes_per_entity);
+        let per_entity = estimated_bytes_per_entity.max(1);
+        self.plan_tick_limited(tick, client, |budget| (budget / per_entity) as usize)?;
+        let view = self
+            .clients
+            .get_mut(&client)
+            .ok_or(ReplicationError::UnknownClient(client))?;
+        let committed = view.select_and_commit(&self.grid, per_entity);
         debug_assert!(committed, "plan_tick just left a pending plan");
         Ok(view.plan_ref())
     }

@@ -108,7 +108,7 @@ fn candidates_are_ordered_by_priority_then_id() {
     r.update_entity(EntityId(9), at(30.0, 0.0), PriorityCategory::High);
     r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
     let plan = r.plan_tick(Tick(0), VIEWER).unwrap();
-    // High near: 4 × 30 = 120; Low near: 30 each, tie broken by id.
+    // High near: 4 × 1000 = 4000; Low near: 1000 each, tie broken by id.
     assert_eq!(plan.candidates, vec![EntityId(9), EntityId(4), EntityId(5)]);
 }
 
@@ -183,17 +183,43 @@ fn burst_after_quiet_ticks_is_bounded() {
     assert_eq!(plan.budget_bytes, 300);
 }
 
+/// The proportional-share bound on the longest wait of any entity when `per_tick`
+/// entities are sent per tick: if every entity `i` is sent when its accumulator reaches a
+/// common threshold T, then sends per tick = sum(g_i) / T, so the slowest-growing entity
+/// (g_min) waits sum(g_i) / (per_tick × g_min) ticks. Holds while no tier's interval caps
+/// its entities (true below: the budget is far smaller than what the tiers would allow).
+fn fair_wait_ticks(r: &Replicator, ids: impl Iterator<Item = u32>, per_tick: u64) -> u32 {
+    let tiers = r.tiers().clone();
+    let mut growth_sum = 0u64;
+    let mut growth_min = u64::MAX;
+    for i in ids {
+        let (p, category) = r.grid().get(EntityId(i)).expect("populated");
+        let tier = tiers.tier(tiers.tier_for(p.length_squared()));
+        let g = u64::from(category.base_weight() * tier.priority_weight);
+        growth_sum += g;
+        growth_min = growth_min.min(g);
+    }
+    growth_sum.div_ceil(per_tick * growth_min) as u32
+}
+
 #[test]
 fn starved_entities_are_eventually_sent() {
     // 300 entities in view, 30 B each, 300 B per tick: 10 per tick.
     let mut r = replicator(9_000);
     populate(&mut r, 300);
     r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    // Allow 25 % over the proportional share for the discreteness. With the default tier
+    // weights (1000 / 10 / 2) the ~47 near entities take ~96 % of the sends, so the
+    // slowest entity (Low, beyond 200 m) waits ~5,700 ticks rather than the ~200 of the
+    // old rate-proportional growth: the run is long enough to see every entity sent at
+    // least twice.
+    let fair_wait = fair_wait_ticks(&r, 1..=300, 10);
+    let bound = fair_wait + fair_wait / 4;
+    let ticks: u32 = 3_000.max(3 * bound);
     let mut last_sent: BTreeMap<EntityId, u32> = BTreeMap::new();
     let mut max_gap = 0;
     // Gap = ticks since the previous send (or since tick 0 for the first send, plus one).
-    const TICKS: u32 = 3_000;
-    for t in 0..TICKS {
+    for t in 0..ticks {
         let plan = r.select_within_budget(Tick(t), VIEWER, 30).unwrap();
         assert_eq!(plan.selected.len(), 10, "tick {t}");
         for &id in &plan.selected {
@@ -202,28 +228,57 @@ fn starved_entities_are_eventually_sent() {
         }
     }
     assert_eq!(last_sent.len(), 300, "every entity was sent at least once");
-    // Proportional share: if every entity i is sent when its accumulator reaches a common
-    // threshold T, then sends per tick = sum(g_i) / T = 10, so the slowest-growing entity
-    // (g_min) waits sum(g_i) / (10 g_min) ticks. Allow 25 % over that for the discreteness.
-    let tiers = r.tiers().clone();
-    let mut growth_sum = 0u64;
-    let mut growth_min = u64::MAX;
-    for i in 1..=300 {
-        let (p, category) = r.grid().get(EntityId(i)).expect("populated");
-        let tier = tiers.tier(tiers.tier_for(p.length_squared()));
-        let g = u64::from(category.base_weight() * tier.rate_hz);
-        growth_sum += g;
-        growth_min = growth_min.min(g);
-    }
-    let fair_wait = growth_sum.div_ceil(10 * growth_min) as u32;
-    let bound = fair_wait + fair_wait / 4;
     assert!(
         max_gap <= bound,
         "max gap {max_gap} ticks > bound {bound} (fair share {fair_wait})"
     );
     for (&id, &t) in &last_sent {
-        assert!(TICKS - 1 - t <= bound, "{id:?} last sent at tick {t}");
+        assert!(ticks - 1 - t <= bound, "{id:?} last sent at tick {t}");
     }
+}
+
+#[test]
+fn near_tier_dominates_a_crowded_budget() {
+    // 20 near (10-40 m) and 200 mid (60-190 m) entities, all Low; the budget carries 10
+    // per tick. Growth near : mid = 1000 : 10, so near gets 20,000 / 22,000 ≈ 91 % of the
+    // sends (each near entity ~13 Hz); with rate-proportional growth it would have had
+    // 600 / 2,600 ≈ 23 %.
+    let mut r = replicator(9_000);
+    for i in 1..=220u32 {
+        let (d, a) = if i <= 20 {
+            (10.0 + 30.0 * i as f32 / 20.0, i as f32)
+        } else {
+            (60.0 + 130.0 * (i - 20) as f32 / 200.0, i as f32 * 2.4)
+        };
+        r.update_entity(
+            EntityId(i),
+            at(d * a.cos(), d * a.sin()),
+            PriorityCategory::Low,
+        );
+    }
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let fair_wait = fair_wait_ticks(&r, 1..=220, 10);
+    let bound = fair_wait + fair_wait / 4;
+    let ticks = 3 * bound;
+    let (mut near, mut total) = (0u64, 0u64);
+    let mut sent: BTreeMap<EntityId, u32> = BTreeMap::new();
+    for t in 0..ticks {
+        let plan = r.select_within_budget(Tick(t), VIEWER, 30).unwrap();
+        // Skip the first ticks, where every entity is new and sent once.
+        if t >= bound {
+            total += plan.selected.len() as u64;
+            near += plan.selected.iter().filter(|id| id.0 <= 20).count() as u64;
+        }
+        for &id in &plan.selected {
+            *sent.entry(id).or_default() += 1;
+        }
+    }
+    assert!(near * 100 >= total * 88, "near got {near} of {total} sends");
+    assert_eq!(sent.len(), 220, "every mid entity was still sent");
+    assert!(
+        sent.iter().all(|(_, &n)| n >= 2),
+        "and more than its enter record: {sent:?}"
+    );
 }
 
 #[test]
@@ -357,4 +412,58 @@ fn caller_errors_are_reported() {
         ..ReplicationConfig::default()
     };
     assert_eq!(Replicator::new(bad).unwrap_err().field, "cell_size_m");
+}
+
+#[test]
+fn removed_and_re_added_between_plans_keeps_its_state_and_slots_are_reused() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(2), at(120.0, 0.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[EntityId(1), EntityId(2)], 20).unwrap();
+    // 1 leaves the grid, 3 takes its slot, 1 comes back under a new slot.
+    let slot_1 = r.grid().slot_of(EntityId(1)).unwrap();
+    r.remove_entity(EntityId(1));
+    r.update_entity(EntityId(3), at(-100.0, 0.0), PriorityCategory::Low);
+    assert_eq!(r.grid().slot_of(EntityId(3)), Some(slot_1));
+    r.update_entity(EntityId(1), at(100.0, 5.0), PriorityCategory::Low);
+    let plan = r.plan_tick(Tick(1), VIEWER).unwrap();
+    assert_eq!(plan.entered, vec![EntityId(3)]);
+    assert!(plan.left.is_empty(), "{:?}", plan.left);
+    // 1 and 2 were sent at tick 0 (mid tier, every 3 ticks): only 3 is eligible.
+    assert_eq!(plan.candidates, vec![EntityId(3)]);
+    r.commit(VIEWER, &[EntityId(3)], 10).unwrap();
+    assert_eq!(r.visible_count(VIEWER).unwrap(), 3);
+    let plan = r.plan_tick(Tick(3), VIEWER).unwrap();
+    assert_eq!(plan.candidates, vec![EntityId(1), EntityId(2)]);
+    r.commit(VIEWER, &[EntityId(1)], 10).unwrap();
+    r.remove_entity(EntityId(2));
+    let plan = r.plan_tick(Tick(4), VIEWER).unwrap();
+    assert_eq!(plan.left, vec![EntityId(2)]);
+    assert!(plan.entered.is_empty());
+}
+
+#[test]
+fn limited_plan_is_the_prefix_of_the_full_order() {
+    let build = || {
+        let mut r = replicator(9_000);
+        populate(&mut r, 300);
+        r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+        r
+    };
+    let (mut full, mut limited) = (build(), build());
+    for t in 0..200 {
+        let all = full.plan_tick(Tick(t), VIEWER).unwrap().candidates.clone();
+        let k = (t as usize * 7) % 40;
+        let top = limited
+            .plan_tick_limited(Tick(t), VIEWER, |_| k)
+            .unwrap()
+            .candidates
+            .clone();
+        assert_eq!(top, all[..k.min(all.len())], "tick {t}");
+        let sent = &top[..top.len().min(10)];
+        full.commit(VIEWER, sent, 300).unwrap();
+        limited.commit(VIEWER, sent, 300).unwrap();
+    }
 }

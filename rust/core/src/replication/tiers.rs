@@ -5,6 +5,30 @@
 //! to the area-of-interest radius). A rate becomes a send *interval in ticks*,
 //! `ceil(tick_hz / rate_hz)`, so at a 30 Hz tick the defaults give intervals of 1, 3 and 15
 //! ticks. Rounding up means a tier is never sent faster than its configured rate.
+//!
+//! Each band also has a **priority weight**: how fast an entity's priority accumulator grows
+//! per tick while it sits in that band (times its category's base weight). The rate is a
+//! *cap*; the weight decides who gets the byte budget when there is not enough for every
+//! band to run at its cap.
+//!
+//! Why a separate weight, and why the defaults (1000 near, 10 mid, 2 beyond) favour the near
+//! band so strongly: under a binding budget every entity is sent when its accumulator reaches
+//! a common threshold, so send rates are proportional to growth rates. If growth were the
+//! tier rate (30 / 10 / 2), a crowd with 150 entities within 50 m and 800 between 50 and
+//! 200 m would give the mid band 800 × 10 / (150 × 30 + 800 × 10) ≈ 64 % of the sends, and
+//! the near entities — the ones a player looks at and fights — would update at about 2 Hz.
+//! With weights 1000 / 10 the ratio near : mid is 100 : 1, so a mid entity outranks a near
+//! one only after waiting 100 times as long: the near band takes what it needs up to its
+//! 30 Hz cap, and mid and beyond share what is left 5 : 1 (their old ratio). Near entities
+//! sent every tick also have fresh baselines, so their delta records are the cheapest ones,
+//! which leaves more of the budget for the others.
+//!
+//! Starvation freedom is kept: every weight is positive, so the accumulator of a visible
+//! entity that is never sent grows without bound (up to saturation) until it outranks
+//! entities that were just sent. What the weights change is *how long* the far ones wait:
+//! when the near band alone needs more than the budget, a mid entity waits about 100 times
+//! (and a beyond entity about 500 times) as long as a near one. Configure flatter weights for
+//! zones where distant entities matter more (open-field PvP with long-range weapons).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,25 +44,36 @@ pub struct DistanceTier {
     /// Highest send rate inside the band, Hz. Positive; rates above the tick rate act as
     /// "every tick".
     pub rate_hz: u32,
+    /// Per-tick growth of the priority accumulator inside the band (times the category's
+    /// base weight); see the module docs. In `1..=`[`TierConfig::MAX_PRIORITY_WEIGHT`].
+    pub priority_weight: u32,
 }
 
 /// The configured list of distance bands.
 ///
 /// Invariants checked by [`TierConfig::validate`]: `tiers` sorted by strictly increasing
 /// `max_distance_m`, every distance finite and positive, every rate positive, rates never
-/// increasing with distance (`beyond_rate_hz` included), at most [`TierConfig::MAX_TIERS`]
-/// bands.
+/// increasing with distance (`beyond_rate_hz` included), every priority weight in
+/// `1..=`[`TierConfig::MAX_PRIORITY_WEIGHT`] and never increasing with distance
+/// (`beyond_priority_weight` included), at most [`TierConfig::MAX_TIERS`] bands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TierConfig {
     /// Bands from nearest to farthest.
     pub tiers: Vec<DistanceTier>,
     /// Rate of entities beyond the last band (still inside the area of interest), Hz.
     pub beyond_rate_hz: u32,
+    /// Priority weight of entities beyond the last band.
+    pub beyond_priority_weight: u32,
 }
 
 impl TierConfig {
     /// Most bands a configuration may list (the tier index is stored in a byte).
     pub const MAX_TIERS: usize = 16;
+
+    /// Largest priority weight. With the largest category weight (8) an accumulator grows
+    /// by at most 80,000 per tick, so it takes 26,843 ticks (about 15 minutes at 30 Hz) of
+    /// never being sent to saturate at [`ACCUMULATOR_MAX`](super::ACCUMULATOR_MAX).
+    pub const MAX_PRIORITY_WEIGHT: u32 = 10_000;
 
     /// Checks the invariants listed on the type; the error names the offending field.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -59,6 +94,12 @@ impl TierConfig {
                     "must be positive",
                 ));
             }
+            if !(1..=Self::MAX_PRIORITY_WEIGHT).contains(&tier.priority_weight) {
+                return Err(ConfigError::new(
+                    format!("tiers.tiers[{i}].priority_weight"),
+                    "must be between 1 and 10000",
+                ));
+            }
             if let Some(prev) = previous {
                 if tier.max_distance_m <= prev.max_distance_m {
                     return Err(ConfigError::new(
@@ -70,6 +111,12 @@ impl TierConfig {
                     return Err(ConfigError::new(
                         format!("tiers.tiers[{i}].rate_hz"),
                         "must not exceed the previous (nearer) tier's rate",
+                    ));
+                }
+                if tier.priority_weight > prev.priority_weight {
+                    return Err(ConfigError::new(
+                        format!("tiers.tiers[{i}].priority_weight"),
+                        "must not exceed the previous (nearer) tier's weight",
                     ));
                 }
             }
@@ -84,6 +131,18 @@ impl TierConfig {
                 "must not exceed the last tier's rate",
             ));
         }
+        if !(1..=Self::MAX_PRIORITY_WEIGHT).contains(&self.beyond_priority_weight) {
+            return Err(ConfigError::new(
+                "tiers.beyond_priority_weight",
+                "must be between 1 and 10000",
+            ));
+        }
+        if previous.is_some_and(|p| self.beyond_priority_weight > p.priority_weight) {
+            return Err(ConfigError::new(
+                "tiers.beyond_priority_weight",
+                "must not exceed the last tier's weight",
+            ));
+        }
         Ok(())
     }
 }
@@ -95,13 +154,16 @@ impl Default for TierConfig {
                 DistanceTier {
                     max_distance_m: 50.0,
                     rate_hz: 30,
+                    priority_weight: 1000,
                 },
                 DistanceTier {
                     max_distance_m: 200.0,
                     rate_hz: 10,
+                    priority_weight: 10,
                 },
             ],
             beyond_rate_hz: 2,
+            beyond_priority_weight: 2,
         }
     }
 }
@@ -113,8 +175,10 @@ pub struct ResolvedTier {
     pub max_distance_sq_m2: f32,
     /// Minimum ticks between two sends of one entity in this band; at least 1.
     pub interval_ticks: u32,
-    /// The configured rate, Hz: the per-tick growth factor of the priority accumulator.
+    /// The configured rate, Hz.
     pub rate_hz: u32,
+    /// Per-tick growth factor of the priority accumulator (times the category weight).
+    pub priority_weight: u32,
 }
 
 /// A validated [`TierConfig`] resolved against a tick rate, ready for the hot loop: squared
@@ -130,17 +194,28 @@ impl TierTable {
     pub fn new(config: &TierConfig, tick_rate: TickRate) -> Result<Self, ConfigError> {
         config.validate()?;
         let tick_hz = tick_rate.hz();
-        let resolve = |max_distance_sq_m2: f32, rate_hz: u32| ResolvedTier {
+        let resolve = |max_distance_sq_m2: f32, rate_hz: u32, priority_weight: u32| ResolvedTier {
             max_distance_sq_m2,
             interval_ticks: tick_hz.div_ceil(rate_hz).max(1),
             rate_hz,
+            priority_weight,
         };
         let mut tiers: Vec<ResolvedTier> = config
             .tiers
             .iter()
-            .map(|t| resolve(t.max_distance_m * t.max_distance_m, t.rate_hz))
+            .map(|t| {
+                resolve(
+                    t.max_distance_m * t.max_distance_m,
+                    t.rate_hz,
+                    t.priority_weight,
+                )
+            })
             .collect();
-        tiers.push(resolve(f32::INFINITY, config.beyond_rate_hz));
+        tiers.push(resolve(
+            f32::INFINITY,
+            config.beyond_rate_hz,
+            config.beyond_priority_weight,
+        ));
         Ok(TierTable { tiers })
     }
 
@@ -194,8 +269,10 @@ mod tests {
             tiers: vec![DistanceTier {
                 max_distance_m: 10.0,
                 rate_hz: 60,
+                priority_weight: 5,
             }],
             beyond_rate_hz: 7,
+            beyond_priority_weight: 5,
         };
         let table = TierTable::new(&config, TickRate::new(20).unwrap()).unwrap();
         assert_eq!(table.tier(0).interval_ticks, 1, "faster than the tick rate");
@@ -231,9 +308,37 @@ mod tests {
             ..TierConfig::default()
         };
         assert_eq!(config.validate().unwrap_err().field, "tiers.beyond_rate_hz");
+        let mut config = TierConfig::default();
+        config.tiers[1].priority_weight = 0;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "tiers.tiers[1].priority_weight"
+        );
+        let mut config = TierConfig::default();
+        config.tiers[1].priority_weight = 2000;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "tiers.tiers[1].priority_weight",
+            "farther tiers must not weigh more"
+        );
+        let mut config = TierConfig::default();
+        config.tiers[0].priority_weight = TierConfig::MAX_PRIORITY_WEIGHT + 1;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "tiers.tiers[0].priority_weight"
+        );
+        let config = TierConfig {
+            beyond_priority_weight: 11,
+            ..TierConfig::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "tiers.beyond_priority_weight"
+        );
         let config = TierConfig {
             tiers: Vec::new(),
             beyond_rate_hz: 5,
+            beyond_priority_weight: 1,
         };
         assert!(
             config.validate().is_ok(),
