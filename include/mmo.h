@@ -595,9 +595,6 @@ typedef struct mmo_input_batch {
   struct mmo_move_input inputs[MMO_MAX_INPUTS_PER_DATAGRAM];
 } mmo_input_batch;
 
-// Every code, for tests and for the message table.
-#define mmo_result_ALL { mmo_result_Ok, mmo_result_NullArgument, mmo_result_InvalidEnum, mmo_result_BufferTooSmall, mmo_result_InvalidConfig, mmo_result_InvalidArgument, mmo_result_DecodeFailed, mmo_result_UnknownBaseline, mmo_result_AckAhead, mmo_result_Empty, mmo_result_NotFound, mmo_result_AlreadyExists, mmo_result_LogUnavailable, mmo_result_Panic, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

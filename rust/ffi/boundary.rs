@@ -227,6 +227,32 @@ impl<T: Copy> OutSlice<T> {
     }
 }
 
+impl<T> OutSlice<T> {
+    /// Writes the items of an exact-size iterator to the front of the array, without
+    /// allocating (for per-frame outputs).
+    ///
+    /// # Safety
+    /// The array given to [`OutSlice::new`] is valid for `capacity` writes of `T`.
+    pub(crate) unsafe fn write_iter<I>(self, items: I) -> Result<(), FfiError>
+    where
+        I: ExactSizeIterator<Item = T>,
+    {
+        if items.len() > self.capacity {
+            return Err(FfiError::new(
+                mmo_result::BufferTooSmall,
+                format!("needs {} elements, capacity {}", items.len(), self.capacity),
+            ));
+        }
+        // `take` guards against an iterator whose `len` under-reports.
+        for (i, item) in items.take(self.capacity).enumerate() {
+            // SAFETY: `i < capacity`, so `ptr` is non-NULL and valid for this write per the
+            // caller.
+            unsafe { self.ptr.add(i).write(item) };
+        }
+        Ok(())
+    }
+}
+
 /// The shared string output convention: NUL-terminated UTF-8 into `buf` (`len` bytes,
 /// NUL included), `*out_len` = length without the NUL, written on success and on
 /// `MMO_RESULT_BUFFER_TOO_SMALL` (the buffer is left untouched then).

@@ -524,18 +524,14 @@ pub unsafe extern "C" fn mmo_predictor_unacked_inputs(
         let out_first_seq = Out::new(out_first_seq, "out_first_seq")?;
         let unacked = p.inner.unacked_inputs();
         let skip = unacked.len().saturating_sub(capacity);
-        let mut first_seq = 0;
-        let mut inputs = Vec::with_capacity(unacked.len() - skip);
-        for (seq, input) in unacked.skip(skip) {
-            if inputs.is_empty() {
-                first_seq = seq;
-            }
-            inputs.push(mmo_move_input::from(input));
-        }
-        // SAFETY: `out_inputs` is valid for `capacity >= inputs.len()` elements.
-        unsafe { out_inputs.write(&inputs)? };
+        let newest = unacked.skip(skip);
+        let count = newest.len();
+        let first_seq = newest.clone().next().map_or(0, |(seq, _)| seq);
+        // Written straight into the caller's array: no allocation (called every frame).
+        // SAFETY: `out_inputs` is valid for `capacity >= count` elements.
+        unsafe { out_inputs.write_iter(newest.map(|(_, i)| mmo_move_input::from(i)))? };
         // SAFETY: valid per the caller.
-        unsafe { out_count.write(inputs.len()) };
+        unsafe { out_count.write(count) };
         // SAFETY: valid per the caller.
         unsafe { out_first_seq.write(first_seq) };
         Ok(())

@@ -54,8 +54,10 @@ pub enum mmo_result {
 }
 
 impl mmo_result {
-    /// Every code, for tests and for the message table.
-    pub const ALL: [mmo_result; 14] = [
+    /// Every code, for tests and for the message table. Crate-private: cbindgen exports
+    /// `pub` associated constants, and this one would become an unusable
+    /// `#define mmo_result_ALL { mmo_result_Ok, ... }` (Rust names) in the header.
+    pub(crate) const ALL: [mmo_result; 14] = [
         mmo_result::Ok,
         mmo_result::NullArgument,
         mmo_result::InvalidEnum,

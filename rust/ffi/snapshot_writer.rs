@@ -57,7 +57,9 @@ pub struct mmo_snapshot_config {
 impl mmo_snapshot_config {
     /// Validates into the codec.
     pub(crate) fn to_codec(self) -> Result<SnapshotCodec, FfiError> {
-        let second_order = boundary::flag(self.second_order, "config.second_order")?;
+        // A bad flag is a config field out of range: INVALID_CONFIG, as `_new` documents.
+        let second_order = boundary::flag(self.second_order, "config.second_order")
+            .map_err(|e| FfiError::config(e.message))?;
         let config = SnapshotConfig {
             precision_m: self.precision_m,
             half_extent_xy_m: self.half_extent_xy_m,

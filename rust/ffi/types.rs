@@ -81,11 +81,18 @@ impl mmo_character_state {
     /// As the core's state; `on_ground` must be 0 or 1. Finiteness is left to the core,
     /// which reports it with its own error.
     pub(crate) fn to_core(self, name: &str) -> Result<CharacterState, FfiError> {
+        // The field's name is only formatted on failure: this runs every frame
+        // (`mmo_predictor_reconcile`), which must not allocate.
+        let on_ground = match self.on_ground {
+            0 => false,
+            1 => true,
+            _ => boundary::flag(self.on_ground, &format!("{name}.on_ground"))?,
+        };
         Ok(CharacterState {
             position_m: self.position_m.to_vec3(),
             velocity_mps: self.velocity_mps.to_vec3(),
             yaw_rad: self.yaw_rad,
-            on_ground: boundary::flag(self.on_ground, &format!("{name}.on_ground"))?,
+            on_ground,
         })
     }
 }
