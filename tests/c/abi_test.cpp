@@ -440,10 +440,15 @@ void replicator() {
     CHECK(sel.ok() && sel->selected_count <= 1);
     std::array<uint32_t, 1> one{};
     std::array<uint32_t, 0> zero{};
+    // A budget selection ranks only the candidates that fit (top-k), so the list's length
+    // is what the plan reports: with a 1-byte estimate every eligible entity fits, and the
+    // near one (30 Hz tier) is eligible on every tick.
+    mmo::Result<mmo_plan_info> sel2 = rep.select_within_budget(8, 7, 1);
+    CHECK(sel2.ok() && sel2->candidate_count >= 1);
     CHECK(rep.plan_ids(7, mmo::PlanList::Candidates, zero).code() ==
           MMO_RESULT_BUFFER_TOO_SMALL);
-    CHECK(rep.plan_ids(7, mmo::PlanList::Candidates, one).code() ==
-          MMO_RESULT_BUFFER_TOO_SMALL);
+    mmo::Result<std::size_t> fits = rep.plan_ids(7, mmo::PlanList::Candidates, one);
+    CHECK(sel2.ok() && fits.ok() == (sel2->candidate_count <= 1));
     CHECK(rep.plan_ids(7, static_cast<mmo::PlanList>(12), order).code() ==
           MMO_RESULT_INVALID_ENUM);
     CHECK(rep.plan_ids(8, mmo::PlanList::Left, order).code() == MMO_RESULT_NOT_FOUND);
