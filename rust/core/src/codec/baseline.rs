@@ -5,8 +5,12 @@
 //! which were delivered. Per entity, the baseline is the newest *delivered* state (the
 //! client is guaranteed to hold it). An entity with no delivered state since it (re)entered
 //! is sent as an enter record again and again until one is delivered; a leave is repeated in
-//! every snapshot until a snapshot carrying it is delivered. Baselines more than
-//! [`BASELINE_WINDOW`] seqs old are not used (a full record is sent instead).
+//! every snapshot until a snapshot carrying it is delivered. A delivered baseline (seq `S`)
+//! is used while `next - S <= BASELINE_WINDOW`, or, for rarely sent entities, while fewer
+//! than `RING_LEN - 1` records of the entity were sent after `S` and
+//! `next - S <= MAX_ENTITY_BASELINE_AGE`; otherwise a full record is sent. The second arm
+//! counts records with a per-entity send counter (reset when the entity is removed): each
+//! slot record stores the entity's send index, and the delivered baseline keeps it.
 //!
 //! **Client** ([`ReceivedHistory`]): applies decoded snapshots and keeps, per entity, a
 //! bounded ring of the states it received (seq + quantized state) so it can resolve any
@@ -14,13 +18,29 @@
 //! one received is dropped and not acknowledged.** So "delivered" on the server means
 //! "applied" on the client, which is what makes both ends agree on what the client holds.
 //! A snapshot whose delta references a state the client no longer has fails with
-//! [`CodecError::UnknownBaseline`]; it is not applied nor acknowledged (the session may ask
-//! for a full resend; in any case the server stops using the baseline once it leaves the
-//! window).
+//! [`CodecError::UnknownBaseline`]; it is not applied nor acknowledged. With a conforming
+//! server this cannot happen (see below); the server stops using a baseline once it is
+//! unusable by the rule above in any case.
 //!
-//! Memory: the server keeps 64 seq slots (reused vectors) and one baseline per entity; the
-//! client keeps at most [`RING_LEN`] states per entity and prunes states older than the
-//! baseline the server last referenced.
+//! **Why the client always holds a referenced baseline.** Invariant: when a snapshot `N`
+//! whose record of entity `E` references `E`'s state from snapshot `S` is applied, the
+//! client's ring for `E` holds `S`. Proof: the server references `S` only after learning
+//! that `S` was delivered (= applied), and only while fewer than `RING_LEN - 1` records of
+//! `E` were sent after `S` (both arms of the rule imply this: `next - S <= BASELINE_WINDOW`
+//! leaves at most 31 seqs after `S`). The client applies snapshots in increasing seq order,
+//! so the states of `E` it stored after `S` and before `N` come from those records: at most
+//! `RING_LEN - 2`. The ring drops states only (a) from the front when it holds `RING_LEN`
+//! states, and `S` plus at most `RING_LEN - 2` newer ones is fewer, so only states older
+//! than `S` are dropped; (b) older than a baseline some earlier applied record referenced,
+//! which is `<= S` because the server's delivered baseline of an incarnation only moves
+//! forward and snapshots are applied in seq order (states of an earlier incarnation are
+//! older than any baseline of the current one); (c) on a leave, after which the server
+//! references nothing of the old incarnation. The age bound keeps every referenced seq well
+//! inside the range where 16-bit seqs extend unambiguously.
+//!
+//! Memory: the server keeps 64 seq slots (reused vectors) and one baseline and send
+//! counter per entity; the client keeps at most [`RING_LEN`] states per entity and prunes
+//! states older than the baseline the server last referenced.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -30,11 +50,13 @@ use super::error::CodecError;
 use super::id_map::IdMap;
 use super::packet::AckFields;
 use super::snapshot::{
-    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, WrittenRecord,
+    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, MAX_ENTITY_BASELINE_AGE, RecordBase,
+    SnapshotCodec, WrittenRecord,
 };
 use crate::entity::EntityId;
 
-/// States kept per entity on the client.
+/// States kept per entity on the client. The server references a state only while fewer
+/// than `RING_LEN - 1` records of the entity were sent after it (see the module docs).
 pub const RING_LEN: usize = BASELINE_WINDOW as usize + 1;
 const SLOTS: usize = 64;
 
@@ -43,7 +65,8 @@ struct SentSlot {
     /// Extended seq this slot holds; meaningful only when `live`.
     seq: u64,
     live: bool,
-    records: Vec<(EntityId, QuantizedEntity)>,
+    /// (entity, state, the entity's send index of this record).
+    records: Vec<(EntityId, QuantizedEntity, u64)>,
     leaves: Vec<EntityId>,
 }
 
@@ -51,8 +74,10 @@ struct SentSlot {
 struct SentEntity {
     /// Deliveries of snapshots older than this seq are ignored (they predate a re-enter).
     since_seq: u64,
-    /// Newest delivered state and its seq.
-    delivered: Option<(u64, QuantizedEntity)>,
+    /// Records of the entity sent since it (re)entered; the next record's send index.
+    sends: u64,
+    /// Newest delivered state: its seq, the state and its send index.
+    delivered: Option<(u64, QuantizedEntity, u64)>,
 }
 
 /// Server-side record of what was sent to one client and what it acknowledged.
@@ -103,13 +128,32 @@ impl SentHistory {
     }
 
     /// How `id` must be coded in the next snapshot. `archetype` is used if it must enter.
+    ///
+    /// The delivered baseline (seq `S`) is used when `next - S <= BASELINE_WINDOW`, or when
+    /// fewer than `RING_LEN - 1` records of `id` were sent after `S` and
+    /// `next - S <= MAX_ENTITY_BASELINE_AGE` (the client still holds it, see the module
+    /// docs); otherwise the record is full.
     #[must_use]
     pub fn base_for(&self, id: EntityId, archetype: u16) -> RecordBase {
         let next = self.next_seq();
-        match self.entities.get(&id).and_then(|e| e.delivered) {
+        let Some(e) = self.entities.get(&id) else {
+            return RecordBase::Enter { archetype };
+        };
+        match e.delivered {
             None => RecordBase::Enter { archetype },
-            Some((seq, state)) if next - seq <= BASELINE_WINDOW => RecordBase::Delta { seq, state },
-            Some(_) => RecordBase::Full,
+            Some((seq, state, index)) => {
+                let age = next.saturating_sub(seq);
+                // `None` cannot happen (the index was taken before a later send); be safe.
+                let sent_after = e.sends.checked_sub(index + 1);
+                let few_sends = sent_after.is_some_and(|n| n < RING_LEN as u64 - 1);
+                if (age <= BASELINE_WINDOW && sent_after.is_some())
+                    || (few_sends && age <= MAX_ENTITY_BASELINE_AGE)
+                {
+                    RecordBase::Delta { seq, state }
+                } else {
+                    RecordBase::Full
+                }
+            }
         }
     }
 
@@ -158,13 +202,15 @@ impl SentHistory {
         for rec in written {
             let e = entities.entry(rec.id).or_insert(SentEntity {
                 since_seq: seq,
+                sends: 0,
                 delivered: None,
             });
-            let _ = e;
+            let index = e.sends;
+            e.sends += 1;
             // A record for an entity with a pending leave is its re-enter: the client applies
             // leaves before records, so the leave is no longer needed.
             pending_leaves.remove(&rec.id);
-            slot.records.push((rec.id, rec.state));
+            slot.records.push((rec.id, rec.state, index));
         }
         slot.leaves.extend(
             leave_list
@@ -199,12 +245,12 @@ impl SentHistory {
                 if newest_delivered.is_none_or(|n| seq > n) {
                     *newest_delivered = Some(seq);
                 }
-                for (id, state) in &slot.records {
+                for (id, state, index) in &slot.records {
                     if let Some(e) = entities.get_mut(id)
                         && seq >= e.since_seq
-                        && e.delivered.is_none_or(|(s, _)| seq > s)
+                        && e.delivered.is_none_or(|(s, _, _)| seq > s)
                     {
-                        e.delivered = Some((seq, *state));
+                        e.delivered = Some((seq, *state, *index));
                     }
                 }
                 for id in &slot.leaves {
@@ -232,7 +278,10 @@ impl SentHistory {
     /// The newest delivered state of `id` and its seq (for tests and diagnostics).
     #[must_use]
     pub fn delivered(&self, id: EntityId) -> Option<(u64, QuantizedEntity)> {
-        self.entities.get(&id).and_then(|e| e.delivered)
+        self.entities
+            .get(&id)
+            .and_then(|e| e.delivered)
+            .map(|(seq, state, _)| (seq, state))
     }
 }
 

@@ -27,6 +27,13 @@
 //! parabolically).
 //! The caller must pass records sorted by id; choosing *which* entities go in (priority)
 //! is the replication module's job.
+//!
+//! Baselines: the snapshot baseline `B` (header) is at most [`BASELINE_WINDOW`] seqs back;
+//! a record's own baseline may be older, up to [`MAX_ENTITY_BASELINE_AGE`] (protocol 3), so
+//! rarely sent entities still get deltas; `SentHistory::base_for` only offers such a
+//! baseline when the client provably still holds it. A delta whose residuals would not fit
+//! 32 bits (a prediction held 255 ticks from extreme derived motion) is written as a full
+//! record instead.
 
 use super::bits::{BitReader, BitWriter};
 use super::entity_state::{
@@ -40,8 +47,15 @@ use super::varint::{
 use crate::entity::{CharacterState, EntityId};
 use crate::time::Tick;
 
-/// Baselines further back than this many seqs are never referenced.
+/// Largest distance of the snapshot baseline `B` (header), and of any per-entity baseline
+/// the client is guaranteed to hold whatever was sent since (see `baseline`).
 pub const BASELINE_WINDOW: u64 = 32;
+/// Largest distance `seq - baseline` of a per-entity baseline (older-baseline records,
+/// head 3). Beyond [`BASELINE_WINDOW`] the sender may use one only when the client provably
+/// still holds it (fewer than `RING_LEN - 1` records of the entity sent after it, see
+/// `baseline`); decoders reject larger distances. Well inside the 32768-seq range in which
+/// 16-bit seqs extend unambiguously.
+pub const MAX_ENTITY_BASELINE_AGE: u64 = 8192;
 /// Most leave records in one snapshot.
 pub const MAX_LEAVES: usize = 255;
 /// Most entity records in one snapshot (11-bit count).
@@ -403,33 +417,41 @@ impl SnapshotCodec {
         let cfg = &q.config;
         write_exp_golomb(w, rec.id.0 - prev_id - 1, 0);
         let mut state = q.quantize(&rec.state, snap.tick);
-        // A delta is only possible against a baseline within the window, not newer than the
-        // header baseline, and older than this snapshot's tick-wise state.
+        // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back,
+        // not newer than the header baseline, and only when its residuals fit the wire's
+        // 32-bit signed codes (a prediction far outside the bounds, e.g. a parabola held
+        // for 255 ticks after a teleport, falls back to a full record).
         let delta = match (rec.base, header_back) {
             (RecordBase::Delta { seq, state: base }, Some(hb)) => snap
                 .seq
                 .checked_sub(seq)
-                .filter(|&d| d >= hb && d <= BASELINE_WINDOW)
-                .map(|d| (d - hb, base)),
+                .filter(|&d| d >= hb && d <= MAX_ENTITY_BASELINE_AGE)
+                .and_then(|d| {
+                    let mut moved = state;
+                    derive_velocity(&mut moved, &base, &q.yaw, cfg.second_order);
+                    let (pred, pred_yaw) = predict(&base, snap.tick, &q.yaw);
+                    let mut r = [
+                        i64::from(moved.pos_q[0]) - pred[0],
+                        i64::from(moved.pos_q[1]) - pred[1],
+                        i64::from(moved.pos_q[2]) - pred[2],
+                    ];
+                    let disp = [
+                        pred[0] - i64::from(base.pos_q[0]),
+                        pred[1] - i64::from(base.pos_q[1]),
+                    ];
+                    if let Some(frame) = TrackFrame::new(disp) {
+                        [r[0], r[1]] = frame.to_track([r[0], r[1]]);
+                    }
+                    let [Ok(r0), Ok(r1), Ok(r2)] = r.map(i32::try_from) else {
+                        return None;
+                    };
+                    Some((d - hb, base, moved, [r0, r1, r2], pred_yaw))
+                }),
             _ => None,
         };
         match (delta, rec.base) {
-            (Some((extra_back, base)), _) => {
-                derive_velocity(&mut state, &base, &q.yaw, cfg.second_order);
-                let (pred, pred_yaw) = predict(&base, snap.tick, &q.yaw);
-                let mut r = [
-                    i64::from(state.pos_q[0]) - pred[0],
-                    i64::from(state.pos_q[1]) - pred[1],
-                    i64::from(state.pos_q[2]) - pred[2],
-                ];
-                let disp = [
-                    pred[0] - i64::from(base.pos_q[0]),
-                    pred[1] - i64::from(base.pos_q[1]),
-                ];
-                if let Some(frame) = TrackFrame::new(disp) {
-                    [r[0], r[1]] = frame.to_track([r[0], r[1]]);
-                }
-                let r = r.map(|c| c as i32);
+            (Some((extra_back, base, moved, r, pred_yaw)), _) => {
+                state = moved;
                 let ryaw = q.yaw.wrapping_diff(u32::from(state.yaw_q), pred_yaw);
                 let mut mask = 0;
                 if r[0] != 0 || r[1] != 0 {
@@ -576,7 +598,7 @@ impl SnapshotCodec {
                         field: "delta record without a snapshot baseline",
                     })?;
                     let back = hb + extra_back;
-                    if back > BASELINE_WINDOW || back > seq {
+                    if back > MAX_ENTITY_BASELINE_AGE || back > seq {
                         return Err(CodecError::ValueOutOfRange {
                             field: "baseline extra back",
                         });

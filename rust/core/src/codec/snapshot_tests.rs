@@ -7,15 +7,17 @@ use glam::Vec3;
 use proptest::prelude::*;
 
 use super::baseline::{ApplyOutcome, ReceivedHistory, SentHistory};
+use super::bits::BitWriter;
 use super::entity_state::{
     NetEntityState, Quantization, QuantizedEntity, SnapshotConfig, TrackFrame,
 };
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader};
 use super::snapshot::{
-    BaselineLookup, DecodedSnapshot, EntityRecordIn, RecordBase, SnapshotCodec, SnapshotIn,
-    WrittenRecord,
+    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, EntityRecordIn, MAX_ENTITY_BASELINE_AGE,
+    RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
 };
+use super::varint::write_exp_golomb;
 use crate::entity::{CharacterState, EntityId};
 use crate::time::Tick;
 
@@ -71,10 +73,17 @@ fn arb_case() -> impl Strategy<Value = Case> {
         0u32..5000,
         arb_state(),
         0u8..3,
-        0u64..8,
+        // Mostly recent baselines; some up to and past MAX_ENTITY_BASELINE_AGE.
+        prop_oneof![3 => 0u64..8, 1 => 0u64..8300],
         arb_state(),
-        1u32..40,
-        proptest::array::uniform3(-100_000i32..100_000),
+        // Mostly short horizons; some past the 255-tick prediction cap.
+        prop_oneof![3 => 1u32..40, 1 => 1u32..700],
+        // Mostly plausible derived motion; some extreme (predictions far out of bounds,
+        // residuals beyond 32 bits: the encoder must fall back to a full record).
+        prop_oneof![
+            3 => proptest::array::uniform3(-100_000i32..100_000),
+            1 => proptest::array::uniform3(-(1i32 << 30)..=(1 << 30)),
+        ],
     );
     (
         proptest::collection::vec(rec, 0..60),
@@ -89,7 +98,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
 }
 
 fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, MapLookup) {
-    let seq = 1000u64;
+    let seq = 20_000u64;
     let tick = Tick(50_000);
     let mut lookup = MapLookup(HashMap::new());
     let mut id = 0u32;
@@ -477,4 +486,375 @@ fn long_run_with_loss_and_reordering_crosses_the_u16_wrap() {
     assert!(p.server.next_seq() > 65_536);
     // Entity 4 was removed once (and re-entered); 3, 4 and 5 appear every third snapshot.
     assert!(p.client.latest(EntityId(1)).is_some());
+}
+
+#[test]
+fn rarely_sent_entity_gets_deltas_from_old_baselines() {
+    let mut p = Pair::new();
+    // Entity 1 is sent every seq (keeps the snapshot baseline fresh), entity 2 every 100.
+    let mut prev_2: Option<u64> = None;
+    let mut old_deltas = 0;
+    for i in 0..1000u32 {
+        let seq = p.server.next_seq();
+        let mut ents = vec![(1, i as f32 * 0.05)];
+        let rare = i % 100 == 0;
+        if rare {
+            ents.push((2, 100.0 + i as f32 * 0.013));
+        }
+        let d = p.send(&ents);
+        let written_2 = p.written.iter().find(|w| w.id == EntityId(2)).copied();
+        assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+        p.ack();
+        if let Some(w) = written_2 {
+            let rec = p.dec.entities.iter().find(|e| e.id == EntityId(2)).unwrap();
+            assert_eq!(rec.state, w.state, "exact at {i}");
+            assert_eq!(p.client.latest(EntityId(2)), Some(&w.state));
+            if let Some(s) = prev_2 {
+                // A delta against the state sent 100 seqs ago, not a full record.
+                assert_eq!(rec.baseline_seq, Some(s), "at {i}");
+                assert_eq!(seq - s, 100);
+                old_deltas += 1;
+            }
+            prev_2 = Some(seq);
+        }
+    }
+    assert_eq!(old_deltas, 9);
+    // The delta is much smaller than a full record (80 bits of absolute state).
+    let (seq, _) = p.server.delivered(EntityId(2)).unwrap();
+    for _ in 0..99 {
+        let d = p.send(&[(1, 3.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    let base = p.server.base_for(EntityId(2), 9);
+    assert!(matches!(base, RecordBase::Delta { seq: s, .. } if s == seq));
+    let snap = SnapshotIn {
+        seq: p.server.next_seq(),
+        ack: None,
+        tick: Tick(p.tick + 1),
+        ack_input_seq: 0,
+        baseline_seq: p.server.baseline_seq(),
+        owner: None,
+    };
+    let rec = |base| EntityRecordIn {
+        id: EntityId(2),
+        state: NetEntityState {
+            position_m: Vec3::new(113.5, 0.0, 0.0),
+            yaw_rad: 0.0,
+            flags: 0,
+        },
+        base,
+    };
+    let mut out = Vec::new();
+    let mut written = Vec::new();
+    let delta = p
+        .codec
+        .encode(&snap, &[], &[rec(base)], &mut out, &mut written)
+        .unwrap();
+    let full = p
+        .codec
+        .encode(&snap, &[], &[rec(RecordBase::Full)], &mut out, &mut written)
+        .unwrap();
+    assert!(
+        delta.record_bits + 40 < full.record_bits,
+        "{delta:?} {full:?}"
+    );
+}
+
+#[test]
+fn old_baseline_is_not_used_after_too_many_unacked_sends() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    // 31 records of entity 1 after its delivered state, none delivered.
+    for i in 0..31 {
+        let _lost = p.send(&[(1, 2.0 + i as f32)]);
+    }
+    // Time passes (only entity 2 is sent and acked): the baseline is 40+ seqs old but the
+    // client holds at most 32 states of entity 1 since: still usable.
+    for _ in 0..10 {
+        let d = p.send(&[(2, 1.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    assert!(p.server.next_seq() > BASELINE_WINDOW + 1);
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Delta { seq: 0, .. }
+    ));
+    // The 32nd unacknowledged record: the client's ring may have dropped seq 0 by now.
+    let _lost = p.send(&[(1, 5.0)]);
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Full
+    ));
+    let d = p.send(&[(1, 6.0), (2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, None);
+    assert!(p.dec.entities[1].baseline_seq.is_some());
+    p.ack();
+    // Once that full record is delivered, old-baseline deltas resume after a long gap.
+    let (s, _) = p.server.delivered(EntityId(1)).unwrap();
+    for _ in 0..500 {
+        let d = p.send(&[(2, 1.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    let d = p.send(&[(1, 7.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(s));
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 700);
+}
+
+#[test]
+fn entity_baseline_age_is_capped() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    while p.server.next_seq() < MAX_ENTITY_BASELINE_AGE {
+        let d = p.send(&[(2, 1.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    assert_eq!(p.server.next_seq(), MAX_ENTITY_BASELINE_AGE);
+    // Distance exactly MAX_ENTITY_BASELINE_AGE: the sender still uses it.
+    let d = p.send(&[(1, 2.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
+    // (Not acked:) one seq later it is too old.
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Full
+    ));
+}
+
+#[test]
+fn re_enter_resets_the_send_counter() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    for _ in 0..40 {
+        let _lost = p.send(&[(1, 2.0)]);
+    }
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Full
+    ));
+    p.server.remove(EntityId(1));
+    let d = p.send(&[(1, 3.0), (2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].enter_archetype, Some(9));
+    p.ack();
+    for _ in 0..100 {
+        let d = p.send(&[(2, 1.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    let (s, _) = p.server.delivered(EntityId(1)).unwrap();
+    let d = p.send(&[(1, 4.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(s));
+}
+
+#[test]
+fn decoder_rejects_entity_baselines_past_the_age_limit() {
+    let c = codec();
+    let payload = |e: u32| {
+        let mut w = BitWriter::new();
+        w.write_bits(9000, 32); // tick
+        w.write_bits(0, 32); // ack_input_seq
+        w.write_bool(true); // has_baseline
+        w.write_bits(0, 5); // B = seq - 1
+        w.write_bool(false); // no owner
+        w.write_bits(0, 8); // no leaves
+        w.write_bits(1, 11); // one record
+        write_exp_golomb(&mut w, 0, 0); // id 1
+        w.write_bits(0b0111, 4); // head 3
+        write_exp_golomb(&mut w, e, 0); // baseline B - (e + 1)
+        w.write_bits(0, 4); // empty mask
+        w.finish()
+    };
+    let base = QuantizedEntity {
+        pos_q: [5, 6, 7],
+        tick: Tick(100),
+        ..QuantizedEntity::default()
+    };
+    let mut dec = DecodedSnapshot::default();
+    let seq = 100_000;
+    // Distance 1 + (e + 1) = MAX_ENTITY_BASELINE_AGE: accepted.
+    let ok = payload(MAX_ENTITY_BASELINE_AGE as u32 - 2);
+    c.decode(&ok, seq, &AnyLookup(base), &mut dec).unwrap();
+    assert_eq!(
+        dec.entities[0].baseline_seq,
+        Some(seq - MAX_ENTITY_BASELINE_AGE)
+    );
+    assert_eq!(dec.entities[0].state.pos_q, [5, 6, 7]);
+    for e in [MAX_ENTITY_BASELINE_AGE as u32 - 1, u32::MAX - 1] {
+        assert_eq!(
+            c.decode(&payload(e), seq, &AnyLookup(base), &mut dec),
+            Err(CodecError::ValueOutOfRange {
+                field: "baseline extra back"
+            })
+        );
+    }
+}
+
+#[test]
+fn residuals_beyond_32_bits_fall_back_to_a_full_record() {
+    // Second-order prediction held for 255 ticks from a baseline that "teleported" on Z:
+    // the parabola lands ~2^37 steps outside the bounds.
+    let c = SnapshotCodec::new(
+        Quantization::new(SnapshotConfig {
+            second_order: true,
+            ..SnapshotConfig::default()
+        })
+        .unwrap(),
+    );
+    let base = QuantizedEntity {
+        pos_q: [800_000, 0, 0],
+        vel_fp: [0, 0, 100_000_000, 0],
+        acc_fp: [0, 0, 100_000_000, 0],
+        span_ticks: 1,
+        tick: Tick(1000),
+        ..QuantizedEntity::default()
+    };
+    let seq = 5000;
+    let mut lookup = MapLookup(HashMap::new());
+    lookup.0.insert((EntityId(1), seq - 300), base);
+    let snap = SnapshotIn {
+        seq,
+        ack: None,
+        tick: Tick(1300),
+        ack_input_seq: 0,
+        baseline_seq: Some(seq - 1),
+        owner: None,
+    };
+    let rec = EntityRecordIn {
+        id: EntityId(1),
+        state: NetEntityState::default(),
+        base: RecordBase::Delta {
+            seq: seq - 300,
+            state: base,
+        },
+    };
+    let mut out = Vec::new();
+    let mut written = Vec::new();
+    c.encode(&snap, &[], &[rec], &mut out, &mut written)
+        .unwrap();
+    let mut dec = DecodedSnapshot::default();
+    c.decode(&out[9..], seq, &lookup, &mut dec).unwrap();
+    assert_eq!(dec.entities[0].baseline_seq, None);
+    assert_eq!(dec.entities[0].state, written[0].state);
+    assert_eq!(dec.entities[0].state.pos_q, [0, 0, 0]);
+}
+
+/// Deterministic xorshift for the randomized link below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+#[test]
+fn long_random_run_with_varied_send_rates_and_old_baselines() {
+    // 24 entities sent every 1, 3, 17, 45, 120 or 290 seqs (plus random skips), switching
+    // at random to every seq for a while (an entity coming close, then going away), random
+    // loss, reordering, ack loss, bursts of total loss and of ack loss (the client applies
+    // many states the server never learns about: the unsafe case for old baselines);
+    // entities leave and re-enter.
+    // Every applied snapshot must decode (no UnknownBaseline) and the client must hold
+    // exactly what the server wrote.
+    let periods = [1u32, 3, 17, 45, 120, 290];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut p = Pair::new();
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut burst = 0u32;
+    let mut ack_burst = 0u32;
+    let mut old_deltas = 0u32;
+    let mut absent = [false; 25];
+    let mut hot = [false; 25];
+    for i in 0..80_000u32 {
+        let mut ents = Vec::new();
+        for id in 1..=24u32 {
+            if rng.chance(1) {
+                hot[id as usize] = !hot[id as usize];
+            }
+            let period = if hot[id as usize] {
+                1
+            } else {
+                periods[id as usize % periods.len()]
+            };
+            if absent[id as usize] {
+                if rng.chance(1) {
+                    absent[id as usize] = false;
+                }
+                continue;
+            }
+            if (i + id * 7) % period == 0 && !rng.chance(10) {
+                let x = ((i / 3 + id * 1000) % 20_000) as f32 * 0.03 - 300.0;
+                ents.push((id, x));
+            }
+        }
+        let seq = p.server.next_seq();
+        let d = p.send(&ents);
+        let written = p.written.clone();
+        // Leaves (applied by the client next time a snapshot carries them).
+        if rng.chance(1) {
+            let id = 1 + (rng.next() % 24) as u32;
+            absent[id as usize] = true;
+            p.server.remove(EntityId(id));
+        }
+        if burst == 0 && rng.chance(1) {
+            burst = 1 + (rng.next() % 60) as u32;
+        }
+        if burst > 0 {
+            burst -= 1;
+            continue;
+        }
+        if rng.chance(10) {
+            continue; // lost
+        }
+        if rng.chance(8) {
+            held.push(d); // delivered late
+            continue;
+        }
+        assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied), "at {i}");
+        assert_eq!(p.dec.entities.len(), written.len());
+        for (dec, w) in p.dec.entities.iter().zip(&written) {
+            assert_eq!(dec.id, w.id);
+            assert_eq!(dec.state, w.state, "at {i}");
+            assert_eq!(p.client.latest(w.id), Some(&w.state));
+            if let Some(b) = dec.baseline_seq
+                && seq - b > BASELINE_WINDOW
+            {
+                old_deltas += 1;
+            }
+        }
+        if rng.chance(30) {
+            for h in held.drain(..) {
+                assert_eq!(p.deliver(&h), Ok(ApplyOutcome::Stale));
+            }
+        }
+        if ack_burst == 0 && rng.chance(2) {
+            ack_burst = 1 + (rng.next() % 100) as u32;
+        }
+        if ack_burst > 0 {
+            ack_burst -= 1;
+        } else if !rng.chance(25) {
+            p.ack();
+        }
+    }
+    assert!(p.server.next_seq() > 65_536);
+    assert!(old_deltas > 1000, "{old_deltas}");
 }
