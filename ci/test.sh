@@ -51,6 +51,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test (workspace)"
 cargo test --workspace --locked
 
+log "miri: C ABI unit tests checked for undefined behaviour"
+bash ci/miri.sh
+
 log "benchmarks compile (not run: figures come from mmo-bench and criterion by hand)"
 cargo bench --workspace --locked --no-run
 

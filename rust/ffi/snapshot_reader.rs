@@ -291,16 +291,17 @@ pub unsafe extern "C" fn mmo_snapshot_reader_encode_input(
     boundary::guard(|| {
         // SAFETY: per the caller, NULL or a live, unaliased handle.
         let r = unsafe { boundary::in_mut(reader, "reader") }?;
-        // SAFETY: per the caller, NULL or readable for `count` elements.
-        let inputs = unsafe { boundary::in_slice(inputs, count, "inputs") }?;
-        let buf = OutSlice::new(buf, len, "buf")?;
-        let out_len = Out::new(out_len, "out_len")?;
-        if inputs.len() > MAX_INPUTS {
+        // Checked before the slice is formed, so an over-long count never reaches it.
+        if count > MAX_INPUTS {
             return Err(FfiError::invalid(
                 "count",
                 format!("is {count}, at most {MAX_INPUTS}"),
             ));
         }
+        // SAFETY: per the caller, NULL or readable for `count` elements.
+        let inputs = unsafe { boundary::in_slice(inputs, count, "inputs") }?;
+        let buf = OutSlice::new(buf, len, "buf")?;
+        let out_len = Out::new(out_len, "out_len")?;
         let mut batch = InputBatch::new(first_seq);
         for input in inputs {
             // At most MAX_INPUTS inputs (checked above), so every push fits.

@@ -741,12 +741,13 @@ fn codec_round_trip_snapshots_inputs_and_acks() {
             mmo_snapshot_writer_receive_input(w, buf.as_ptr(), report.len_bytes, &mut batch),
             mmo_result::DecodeFailed
         );
+        let too_many = [inputs[0]; 17];
         assert_eq!(
             mmo_snapshot_reader_encode_input(
                 r,
                 1,
-                inputs.as_ptr(),
-                17,
+                too_many.as_ptr(),
+                too_many.len(),
                 dgram.as_mut_ptr(),
                 dgram.len(),
                 &mut len
