@@ -134,6 +134,27 @@ pub(crate) unsafe fn in_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, F
     unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null(name))
 }
 
+/// The whole body of a read-only getter: checks `handle` and `out` for NULL (naming them
+/// `handle_name` and `"out"`), then writes `read(handle)` to `*out`, inside the panic guard.
+///
+/// # Safety
+/// `handle` is NULL or valid for reads of an `H`; `out` is NULL or valid for a write of a `T`.
+pub(crate) unsafe fn getter<H, T>(
+    handle: *const H,
+    handle_name: &str,
+    out: *mut T,
+    read: impl FnOnce(&H) -> T,
+) -> mmo_result {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let h = unsafe { in_ref(handle, handle_name) }?;
+        let out = Out::new(out, "out")?;
+        // SAFETY: `out` is non-NULL and valid per this function's contract.
+        unsafe { out.write(read(h)) };
+        Ok(())
+    })
+}
+
 /// Borrows `*ptr` mutably (handles).
 ///
 /// # Safety

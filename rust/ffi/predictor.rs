@@ -350,14 +350,8 @@ pub unsafe extern "C" fn mmo_predictor_predicted(
     predictor: *const mmo_predictor,
     out: *mut mmo_character_state,
 ) -> mmo_result {
-    boundary::guard(|| {
-        // SAFETY: per the caller, NULL or a live handle.
-        let p = unsafe { boundary::in_ref(predictor, "predictor") }?;
-        let out = Out::new(out, "out")?;
-        // SAFETY: `out` is valid per the caller.
-        unsafe { out.write(p.inner.predicted().into()) };
-        Ok(())
-    })
+    // SAFETY: per the caller, `predictor` is NULL or a live handle, `out` NULL or writable.
+    unsafe { boundary::getter(predictor, "predictor", out, |p| p.inner.predicted().into()) }
 }
 
 /// Reconciles with the server's state `*server_state` after input `ack_input_seq` (both
@@ -437,14 +431,12 @@ pub unsafe extern "C" fn mmo_predictor_visual_offset(
     predictor: *const mmo_predictor,
     out: *mut mmo_vec3,
 ) -> mmo_result {
-    boundary::guard(|| {
-        // SAFETY: per the caller, NULL or a live handle.
-        let p = unsafe { boundary::in_ref(predictor, "predictor") }?;
-        let out = Out::new(out, "out")?;
-        // SAFETY: `out` is valid per the caller.
-        unsafe { out.write(p.inner.visual_offset_m().into()) };
-        Ok(())
-    })
+    // SAFETY: per the caller, `predictor` is NULL or a live handle, `out` NULL or writable.
+    unsafe {
+        boundary::getter(predictor, "predictor", out, |p| {
+            p.inner.visual_offset_m().into()
+        })
+    }
 }
 
 /// Writes where to draw the character (predicted position plus visual offset), metres, to
@@ -459,14 +451,12 @@ pub unsafe extern "C" fn mmo_predictor_render_position(
     predictor: *const mmo_predictor,
     out: *mut mmo_vec3,
 ) -> mmo_result {
-    boundary::guard(|| {
-        // SAFETY: per the caller, NULL or a live handle.
-        let p = unsafe { boundary::in_ref(predictor, "predictor") }?;
-        let out = Out::new(out, "out")?;
-        // SAFETY: `out` is valid per the caller.
-        unsafe { out.write(p.inner.render_position_m().into()) };
-        Ok(())
-    })
+    // SAFETY: per the caller, `predictor` is NULL or a live handle, `out` NULL or writable.
+    unsafe {
+        boundary::getter(predictor, "predictor", out, |p| {
+            p.inner.render_position_m().into()
+        })
+    }
 }
 
 /// Forgets all history and continues from `*state` (zone transfer, respawn, server-driven
