@@ -39,9 +39,12 @@
 //!    prefix of the fully sorted order;
 //! 4. sort the (short) entered and left lists by id.
 //!
-//! Stale queue items (an entry sent, moved or gone since it was queued) are recognised by a
-//! per-entry token, skipped, dropped when they reach a front, and compacted away at a
-//! refresh when they outnumber the live ones. All buffers live in the view and are reused,
+//! Selection reads only the queues, never the entries: outside a refresh every queued item
+//! is valid. `commit` finds the sent candidates through the plan's list (a merge join by
+//! id, no lookup) and takes them out of their queues in one pass per group (binary search
+//! by key); a removal takes its entry's item out the same way. Inside a refresh, items of
+//! moved or departed entries are left stale (recognised by a per-entry token) and dropped
+//! before the refresh ends. All buffers live in the view and are reused,
 //! so a steady-state tick does not allocate. Nothing observable depends on the order of the
 //! grid's hits: queues are ordered by unique integer keys, entered/left by id.
 
@@ -144,8 +147,36 @@ impl QueueItem {
 #[derive(Clone, Debug, Default)]
 struct Group {
     items: VecDeque<QueueItem>,
-    /// Valid items in `items`.
-    live: u32,
+    /// Stale items in `items`; zero outside a refresh.
+    stale: u32,
+}
+
+impl Group {
+    /// Position of the valid item of `entry` (which must be queued here at or after
+    /// `from`; the items from `from` on are sorted and hold no key below those before).
+    fn position_of(&self, entries: &[Entry], entry: u32, from: usize) -> Option<usize> {
+        let e = &entries[entry as usize];
+        let key = (u64::from(e.since) << 32) | u64::from(e.id.0);
+        let (mut lo, mut hi) = (from, self.items.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.items[mid].key() < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo..self.items.len())
+            .take_while(|&i| self.items[i].key() == key)
+            .find(|&i| self.items[i].entry == entry && self.items[i].token == e.token)
+    }
+}
+
+/// A candidate of the current plan: where its queue item is.
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    id: u32,
+    entry: u32,
 }
 
 /// Read-only inputs shared by every client's plan in one tick.
@@ -177,6 +208,9 @@ pub(crate) struct ClientView {
     pending_removals: Vec<(EntityId, u32)>,
     hits: Vec<GridHit<PriorityCategory>>,
     moved: Vec<u32>,
+    /// The current plan's candidates, for `commit`.
+    chosen: Vec<Chosen>,
+    sent_scratch: Vec<u32>,
     merge_scratch: VecDeque<QueueItem>,
     cursors: Vec<usize>,
     heap: BinaryHeap<Reverse<(u128, u32)>>,
@@ -203,6 +237,8 @@ impl ClientView {
             pending_removals: Vec::new(),
             hits: Vec::new(),
             moved: Vec::new(),
+            chosen: Vec::new(),
+            sent_scratch: Vec::new(),
             merge_scratch: VecDeque::new(),
             cursors: Vec::new(),
             heap: BinaryHeap::new(),
@@ -313,7 +349,7 @@ impl ClientView {
                 }
                 None => {
                     self.plan.left.push(id);
-                    self.free_entry(index);
+                    self.free_entry(index, true);
                 }
             }
         }
@@ -321,16 +357,34 @@ impl ClientView {
         self.pending_removals = removals;
     }
 
-    fn free_entry(&mut self, index: u32) {
+    /// Frees entry `index`; its queue item is removed at once if `eager`, else left stale
+    /// (a refresh compacts before it ends).
+    fn free_entry(&mut self, index: u32, eager: bool) {
+        let group = self.entries[index as usize].group();
+        if eager {
+            self.unqueue(group, index);
+        } else {
+            self.groups[group].stale += 1;
+        }
         let entry = &mut self.entries[index as usize];
         entry.alive = false;
         entry.token = entry.token.wrapping_add(1);
-        let (slot, group) = (entry.slot, entry.group());
-        self.groups[group].live -= 1;
+        let slot = entry.slot;
         if self.slot_index[slot as usize] == index {
             self.slot_index[slot as usize] = NO_ENTRY;
         }
         self.free.push(index);
+    }
+
+    /// Removes the valid item of `entry` from `group` (binary search by key).
+    fn unqueue(&mut self, group: usize, entry: u32) {
+        let g = &mut self.groups[group];
+        match g.position_of(&self.entries, entry, 0) {
+            Some(position) => {
+                g.items.remove(position);
+            }
+            None => debug_assert!(false, "entry {entry} not queued in group {group}"),
+        }
     }
 
     /// Step 2 of the plan: the grid query, enter/leave, tier and category changes.
@@ -365,7 +419,7 @@ impl ClientView {
                 Some(e) if e.alive && e.id == hit.id => {
                     e.seen = epoch;
                     if e.tier != tier || e.category != hit.data {
-                        self.groups[e.group()].live -= 1;
+                        self.groups[e.group()].stale += 1;
                         e.token = e.token.wrapping_add(1);
                         e.tier = tier;
                         e.category = hit.data;
@@ -409,7 +463,7 @@ impl ClientView {
             let e = &self.entries[index as usize];
             if e.alive && e.seen != epoch {
                 self.plan.left.push(e.id);
-                self.free_entry(index);
+                self.free_entry(index, false);
             }
         }
 
@@ -434,20 +488,21 @@ impl ClientView {
         moved.clear();
         self.moved = moved;
 
-        // Compact queues where stale items dominate.
+        // Drop the stale items, so that selection never has to check.
         for group in &mut self.groups {
-            if group.items.len() > 2 * group.live as usize + 16 {
+            if group.stale > 0 {
                 let entries = &self.entries;
                 group
                     .items
                     .retain(|it| entries[it.entry as usize].token == it.token);
+                group.stale = 0;
             }
         }
     }
 
     /// Queues `batch` (entry indices, sorted by key, all of `group`, tokens already
     /// bumped) into `group`: appended when they all sort after the back (the usual case),
-    /// merged otherwise (dropping stale items on the way).
+    /// merged otherwise.
     fn insert_sorted(&mut self, group: usize, batch: &[u32]) {
         let entries = &self.entries;
         let item = |i: u32| {
@@ -460,7 +515,6 @@ impl ClientView {
             }
         };
         let g = &mut self.groups[group];
-        g.live += batch.len() as u32;
         let first = item(batch[0]);
         if g.items.back().is_none_or(|b| b.key() <= first.key()) {
             g.items.extend(batch.iter().map(|&i| item(i)));
@@ -470,9 +524,6 @@ impl ClientView {
         out.clear();
         let mut new = batch.iter().map(|&i| item(i)).peekable();
         for old in g.items.drain(..) {
-            if entries[old.entry as usize].token != old.token {
-                continue;
-            }
             while let Some(n) = new.next_if(|n| n.key() < old.key()) {
                 out.push_back(n);
             }
@@ -485,27 +536,28 @@ impl ClientView {
     /// Step 3 of the plan: the best `k` eligible entries into `plan.candidates`.
     fn select(&mut self, tick: Tick, ctx: &PlanContext<'_>, k: usize) {
         let ClientView {
-            entries,
             groups,
             cursors,
             heap,
             plan,
+            chosen,
             ..
         } = self;
         heap.clear();
+        chosen.clear();
         cursors.clear();
         cursors.resize(groups.len(), 0);
         if k == 0 {
             return;
         }
-        let valid = |it: &QueueItem| entries[it.entry as usize].token == it.token;
-        // The item at or after `from` that is valid, if eligible, with its key.
-        let front = |g: &Group, group: usize, from: usize| -> Option<(usize, u128)> {
+        // Outside a refresh no queue holds a stale item, so entries are not read here.
+        debug_assert!(groups.iter().all(|g| g.stale == 0));
+        // The item at `position`, if eligible, with its key.
+        let front = |g: &Group, group: usize, position: usize| -> Option<(usize, u128)> {
             let tier_index = (group / 8) as u8;
             let category = PriorityCategory::ALL[(group / 2) % 4];
             let sent = group % 2 == 1;
-            let position = (from..g.items.len()).find(|&i| valid(&g.items[i]))?;
-            let it = &g.items[position];
+            let it = g.items.get(position)?;
             let tier = ctx.tiers.tier(tier_index);
             let age = tick.since(Tick(it.since)) + u32::from(!sent);
             if sent && category != PriorityCategory::Critical && age < tier.interval_ticks {
@@ -520,10 +572,7 @@ impl ClientView {
                 | u128::from(it.id);
             Some((position, key))
         };
-        for (group, g) in groups.iter_mut().enumerate() {
-            while g.items.front().is_some_and(|it| !valid(it)) {
-                g.items.pop_front();
-            }
+        for (group, g) in groups.iter().enumerate() {
             if let Some((position, key)) = front(g, group, 0) {
                 cursors[group] = position;
                 heap.push(Reverse((key, group as u32)));
@@ -533,8 +582,12 @@ impl ClientView {
             let Some(Reverse((key, group))) = heap.pop() else {
                 break;
             };
-            plan.candidates.push(EntityId(key as u32));
             let group = group as usize;
+            plan.candidates.push(EntityId(key as u32));
+            chosen.push(Chosen {
+                id: key as u32,
+                entry: groups[group].items[cursors[group]].entry,
+            });
             if let Some((position, key)) = front(&groups[group], group, cursors[group] + 1) {
                 cursors[group] = position;
                 heap.push(Reverse((key, group as u32)));
@@ -557,7 +610,22 @@ impl ClientView {
         };
         let mut moved = std::mem::take(&mut self.moved);
         moved.clear();
-        for &id in sent {
+        // Candidates are resolved by a merge join with the plan's chosen list (no lookup);
+        // other visible ids through the grid's slot (rare).
+        let mut ids = std::mem::take(&mut self.sent_scratch);
+        ids.clear();
+        ids.extend(sent.iter().map(|id| id.0));
+        ids.sort_unstable();
+        ids.dedup();
+        self.chosen.sort_unstable_by_key(|c| c.id);
+        let mut chosen = self.chosen.iter().peekable();
+        for &raw in &ids {
+            let id = EntityId(raw);
+            while chosen.next_if(|c| c.id < raw).is_some() {}
+            if let Some(c) = chosen.next_if(|c| c.id == raw) {
+                moved.push(c.entry);
+                continue;
+            }
             let by_slot = grid
                 .slot_of(id)
                 .and_then(|slot| self.slot_index.get(slot as usize))
@@ -579,15 +647,27 @@ impl ClientView {
                 None => debug_assert!(false, "committed {id:?}, which is not visible"),
             }
         }
+        self.chosen.clear();
+        self.sent_scratch = ids;
+        // Take the sent entries out of their queues, group by group, in queue order.
         let entries = &self.entries;
         moved.sort_unstable_by_key(|&i| {
             let e = &entries[i as usize];
-            (e.group(), e.id)
+            (e.group(), e.since, e.id)
         });
-        moved.dedup();
+        let mut start = 0;
+        while start < moved.len() {
+            let group = self.entries[moved[start] as usize].group();
+            let end = start
+                + moved[start..]
+                    .iter()
+                    .take_while(|&&i| self.entries[i as usize].group() == group)
+                    .count();
+            self.unqueue_batch(group, start..end, &moved);
+            start = end;
+        }
         for &index in &moved {
             let e = &mut self.entries[index as usize];
-            self.groups[e.group()].live -= 1;
             e.token = e.token.wrapping_add(1);
             e.since = tick.0;
             e.sent = true;
@@ -613,6 +693,30 @@ impl ClientView {
         self.moved = moved;
         self.budget.spend(bytes_used);
         true
+    }
+
+    /// Removes the valid items of `moved[range]` (entries of `group`, sorted by key) from
+    /// `group`: one pass over the queue up to the last of them.
+    fn unqueue_batch(&mut self, group: usize, range: std::ops::Range<usize>, moved: &[u32]) {
+        let g = &mut self.groups[group];
+        let entries = &self.entries;
+        let mut write = 0;
+        let mut read = 0;
+        // Compacts in place: [0, write) is kept, [write, read) is free; the targets are in
+        // queue order, so each is searched in the untouched [read, len).
+        for &entry in &moved[range] {
+            let Some(position) = g.position_of(entries, entry, read) else {
+                debug_assert!(false, "entry {entry} not queued in group {group}");
+                continue;
+            };
+            while read < position {
+                g.items[write] = g.items[read];
+                write += 1;
+                read += 1;
+            }
+            read = position + 1;
+        }
+        g.items.drain(write..read);
     }
 
     /// Estimate-based selection for callers without an encoder: takes candidates in order
