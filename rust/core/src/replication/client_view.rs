@@ -40,9 +40,10 @@
 //! 4. sort the (short) entered and left lists by id.
 //!
 //! Selection reads only the queues, never the entries: outside a refresh every queued item
-//! is valid. `commit` finds the sent candidates through the plan's list (a merge join by
-//! id, no lookup) and takes them out of their queues in one pass per group (binary search
-//! by key); a removal takes its entry's item out the same way. Inside a refresh, items of
+//! is valid. `commit` marks the sent entries, takes them out of the queue prefixes the
+//! selection consumed (one compaction pass per group, no search, no sort when the ids come
+//! sorted) and appends them to their groups; a sent non-candidate or a removal takes its
+//! entry's item out by binary search on the key. Inside a refresh, items of
 //! moved or departed entries are left stale (recognised by a per-entry token) and dropped
 //! before the refresh ends. All buffers live in the view and are reused,
 //! so a steady-state tick does not allocate. Nothing observable depends on the order of the
@@ -116,6 +117,8 @@ struct Entry {
     category: PriorityCategory,
     sent: bool,
     alive: bool,
+    /// Scratch flag of `commit`: sent in the plan being committed.
+    marked: bool,
 }
 
 impl Entry {
@@ -172,13 +175,6 @@ impl Group {
     }
 }
 
-/// A candidate of the current plan: where its queue item is.
-#[derive(Clone, Copy, Debug)]
-struct Chosen {
-    id: u32,
-    entry: u32,
-}
-
 /// Read-only inputs shared by every client's plan in one tick.
 pub(crate) struct PlanContext<'a> {
     pub grid: &'a SpatialGrid<PriorityCategory>,
@@ -208,9 +204,9 @@ pub(crate) struct ClientView {
     pending_removals: Vec<(EntityId, u32)>,
     hits: Vec<GridHit<PriorityCategory>>,
     moved: Vec<u32>,
-    /// The current plan's candidates, for `commit`.
-    chosen: Vec<Chosen>,
-    sent_scratch: Vec<u32>,
+    /// Per group, how many front items the current plan's selection consumed (its
+    /// candidates), for `commit`.
+    consumed: Vec<usize>,
     merge_scratch: VecDeque<QueueItem>,
     cursors: Vec<usize>,
     heap: BinaryHeap<Reverse<(u128, u32)>>,
@@ -237,8 +233,7 @@ impl ClientView {
             pending_removals: Vec::new(),
             hits: Vec::new(),
             moved: Vec::new(),
-            chosen: Vec::new(),
-            sent_scratch: Vec::new(),
+            consumed: Vec::new(),
             merge_scratch: VecDeque::new(),
             cursors: Vec::new(),
             heap: BinaryHeap::new(),
@@ -437,6 +432,7 @@ impl ClientView {
                         category: hit.data,
                         sent: false,
                         alive: true,
+                        marked: false,
                     };
                     let index = match self.free.pop() {
                         Some(i) => {
@@ -540,13 +536,14 @@ impl ClientView {
             cursors,
             heap,
             plan,
-            chosen,
+            consumed,
             ..
         } = self;
         heap.clear();
-        chosen.clear();
         cursors.clear();
         cursors.resize(groups.len(), 0);
+        consumed.clear();
+        consumed.resize(groups.len(), 0);
         if k == 0 {
             return;
         }
@@ -584,10 +581,7 @@ impl ClientView {
             };
             let group = group as usize;
             plan.candidates.push(EntityId(key as u32));
-            chosen.push(Chosen {
-                id: key as u32,
-                entry: groups[group].items[cursors[group]].entry,
-            });
+            consumed[group] = cursors[group] + 1;
             if let Some((position, key)) = front(&groups[group], group, cursors[group] + 1) {
                 cursors[group] = position;
                 heap.push(Reverse((key, group as u32)));
@@ -610,22 +604,9 @@ impl ClientView {
         };
         let mut moved = std::mem::take(&mut self.moved);
         moved.clear();
-        // Candidates are resolved by a merge join with the plan's chosen list (no lookup);
-        // other visible ids through the grid's slot (rare).
-        let mut ids = std::mem::take(&mut self.sent_scratch);
-        ids.clear();
-        ids.extend(sent.iter().map(|id| id.0));
-        ids.sort_unstable();
-        ids.dedup();
-        self.chosen.sort_unstable_by_key(|c| c.id);
-        let mut chosen = self.chosen.iter().peekable();
-        for &raw in &ids {
-            let id = EntityId(raw);
-            while chosen.next_if(|c| c.id < raw).is_some() {}
-            if let Some(c) = chosen.next_if(|c| c.id == raw) {
-                moved.push(c.entry);
-                continue;
-            }
+        // 1. Resolve and mark the sent entries (in `sent` order, duplicates dropped).
+        let mut marked = 0usize;
+        for &id in sent {
             let by_slot = grid
                 .slot_of(id)
                 .and_then(|slot| self.slot_index.get(slot as usize))
@@ -643,80 +624,76 @@ impl ClientView {
                     .map(|i| i as u32)
             });
             match found {
-                Some(index) => moved.push(index),
+                Some(index) if !self.entries[index as usize].marked => {
+                    self.entries[index as usize].marked = true;
+                    moved.push(index);
+                    marked += 1;
+                }
+                Some(_) => {}
                 None => debug_assert!(false, "committed {id:?}, which is not visible"),
             }
         }
-        self.chosen.clear();
-        self.sent_scratch = ids;
-        // Take the sent entries out of their queues, group by group, in queue order.
+        // 2. Take them out of their queues: the candidates are in the prefixes the
+        // selection consumed (one compaction pass each, no search) ...
+        for (group, &count) in self.consumed.iter().enumerate() {
+            if count == 0 || marked == 0 {
+                continue;
+            }
+            let items = &mut self.groups[group].items;
+            let mut write = 0;
+            for read in 0..count {
+                let it = items[read];
+                let e = &mut self.entries[it.entry as usize];
+                if e.marked {
+                    e.marked = false;
+                    marked -= 1;
+                } else {
+                    items[write] = it;
+                    write += 1;
+                }
+            }
+            items.drain(write..count);
+        }
+        self.consumed.clear();
+        // ... other visible entities (rare) by binary search.
+        if marked > 0 {
+            for &index in &moved {
+                if self.entries[index as usize].marked {
+                    self.entries[index as usize].marked = false;
+                    let group = self.entries[index as usize].group();
+                    self.unqueue(group, index);
+                }
+            }
+        }
+        // 3. Restart their age and append them to their (sent) group, in id order.
         let entries = &self.entries;
-        moved.sort_unstable_by_key(|&i| {
-            let e = &entries[i as usize];
-            (e.group(), e.since, e.id)
-        });
-        let mut start = 0;
-        while start < moved.len() {
-            let group = self.entries[moved[start] as usize].group();
-            let end = start
-                + moved[start..]
-                    .iter()
-                    .take_while(|&&i| self.entries[i as usize].group() == group)
-                    .count();
-            self.unqueue_batch(group, start..end, &moved);
-            start = end;
+        if !moved.is_sorted_by_key(|&i| entries[i as usize].id) {
+            moved.sort_unstable_by_key(|&i| entries[i as usize].id);
         }
         for &index in &moved {
             let e = &mut self.entries[index as usize];
             e.token = e.token.wrapping_add(1);
             e.since = tick.0;
             e.sent = true;
-        }
-        // Regroup: the groups changed for never-sent entries.
-        let entries = &self.entries;
-        moved.sort_unstable_by_key(|&i| {
-            let e = &entries[i as usize];
-            (e.group(), e.id)
-        });
-        let mut start = 0;
-        while start < moved.len() {
-            let group = self.entries[moved[start] as usize].group();
-            let end = start
-                + moved[start..]
-                    .iter()
-                    .take_while(|&&i| self.entries[i as usize].group() == group)
-                    .count();
-            self.insert_sorted(group, &moved[start..end]);
-            start = end;
+            let item = QueueItem {
+                since: e.since,
+                id: e.id.0,
+                entry: index,
+                token: e.token,
+            };
+            let items = &mut self.groups[e.group()].items;
+            if items.back().is_none_or(|b| b.key() <= item.key()) {
+                items.push_back(item);
+            } else {
+                // Planned and committed twice in one tick: insert in order.
+                let position = items.partition_point(|it| it.key() < item.key());
+                items.insert(position, item);
+            }
         }
         moved.clear();
         self.moved = moved;
         self.budget.spend(bytes_used);
         true
-    }
-
-    /// Removes the valid items of `moved[range]` (entries of `group`, sorted by key) from
-    /// `group`: one pass over the queue up to the last of them.
-    fn unqueue_batch(&mut self, group: usize, range: std::ops::Range<usize>, moved: &[u32]) {
-        let g = &mut self.groups[group];
-        let entries = &self.entries;
-        let mut write = 0;
-        let mut read = 0;
-        // Compacts in place: [0, write) is kept, [write, read) is free; the targets are in
-        // queue order, so each is searched in the untouched [read, len).
-        for &entry in &moved[range] {
-            let Some(position) = g.position_of(entries, entry, read) else {
-                debug_assert!(false, "entry {entry} not queued in group {group}");
-                continue;
-            };
-            while read < position {
-                g.items[write] = g.items[read];
-                write += 1;
-                read += 1;
-            }
-            read = position + 1;
-        }
-        g.items.drain(write..read);
     }
 
     /// Estimate-based selection for callers without an encoder: takes candidates in order
