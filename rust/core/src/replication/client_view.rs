@@ -40,10 +40,11 @@
 //! 4. sort the (short) entered and left lists by id.
 //!
 //! Selection reads only the queues, never the entries: outside a refresh every queued item
-//! is valid. `commit` marks the sent entries, takes them out of the queue prefixes the
-//! selection consumed (one compaction pass per group, no search, no sort when the ids come
-//! sorted) and appends them to their groups; a sent non-candidate or a removal takes its
-//! entry's item out by binary search on the key. Inside a refresh, items of
+//! is valid. `commit` puts the sent ids in a small hash table, takes them out of the queue
+//! prefixes the selection consumed (one compaction pass per group, reading only queue
+//! items) and appends them to their groups in `sent` order, so the only per-entry access
+//! is the update of each sent entry; a sent non-candidate or a removal takes its entry's
+//! item out by binary search on the key. Inside a refresh, items of
 //! moved or departed entries are left stale (recognised by a per-entry token) and dropped
 //! before the refresh ends. All buffers live in the view and are reused,
 //! so a steady-state tick does not allocate. Nothing observable depends on the order of the
@@ -99,6 +100,9 @@ pub struct Plan {
 /// `slot_index` value of a slot with no visible entry.
 const NO_ENTRY: u32 = u32::MAX;
 
+/// `commit`'s table value of an id already handled (a duplicate in `sent`).
+const USED: u32 = u32::MAX - 1;
+
 /// One visible entity as seen by one client (or a free entry when `!alive`).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -117,8 +121,6 @@ struct Entry {
     category: PriorityCategory,
     sent: bool,
     alive: bool,
-    /// Scratch flag of `commit`: sent in the plan being committed.
-    marked: bool,
 }
 
 impl Entry {
@@ -207,6 +209,9 @@ pub(crate) struct ClientView {
     /// Per group, how many front items the current plan's selection consumed (its
     /// candidates), for `commit`.
     consumed: Vec<usize>,
+    /// `commit`'s small open-addressing table: sent id + 1 (0 = empty slot) → entry index.
+    sent_keys: Vec<u64>,
+    sent_entries: Vec<u32>,
     merge_scratch: VecDeque<QueueItem>,
     cursors: Vec<usize>,
     heap: BinaryHeap<Reverse<(u128, u32)>>,
@@ -234,6 +239,8 @@ impl ClientView {
             hits: Vec::new(),
             moved: Vec::new(),
             consumed: Vec::new(),
+            sent_keys: Vec::new(),
+            sent_entries: Vec::new(),
             merge_scratch: VecDeque::new(),
             cursors: Vec::new(),
             heap: BinaryHeap::new(),
@@ -432,7 +439,6 @@ impl ClientView {
                         category: hit.data,
                         sent: false,
                         alive: true,
-                        marked: false,
                     };
                     let index = match self.free.pop() {
                         Some(i) => {
@@ -604,9 +610,68 @@ impl ClientView {
         };
         let mut moved = std::mem::take(&mut self.moved);
         moved.clear();
-        // 1. Resolve and mark the sent entries (in `sent` order, duplicates dropped).
-        let mut marked = 0usize;
+        // 1. The sent ids in a small hash table (cache-resident: no per-id lookup in the
+        //    grid or the client's tables).
+        let bits = (2 * sent.len().max(1))
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(4);
+        let mask = (1usize << bits) - 1;
+        let home = |id: u32| ((u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 40) as usize;
+        self.sent_keys.clear();
+        self.sent_keys.resize(mask + 1, 0);
+        self.sent_entries.clear();
+        self.sent_entries.resize(mask + 1, NO_ENTRY);
+        let find = |keys: &[u64], id: u32| -> (usize, bool) {
+            let mut i = home(id) & mask;
+            loop {
+                match keys[i] {
+                    0 => return (i, false),
+                    k if k == u64::from(id) + 1 => return (i, true),
+                    _ => i = (i + 1) & mask,
+                }
+            }
+        };
         for &id in sent {
+            let (i, present) = find(&self.sent_keys, id.0);
+            if !present {
+                self.sent_keys[i] = u64::from(id.0) + 1;
+            }
+        }
+        // 2. Take the sent candidates out of the queue prefixes the selection consumed (one
+        //    compaction pass each, reading only the queues) and note their entries.
+        for (group, &count) in self.consumed.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let items = &mut self.groups[group].items;
+            let mut write = 0;
+            for read in 0..count {
+                let it = items[read];
+                let (i, present) = find(&self.sent_keys, it.id);
+                if present {
+                    self.sent_entries[i] = it.entry;
+                } else {
+                    items[write] = it;
+                    write += 1;
+                }
+            }
+            items.drain(write..count);
+        }
+        self.consumed.clear();
+        // ... in `sent` order (duplicates dropped); other visible entities (rare) are
+        // found through the grid's slot and unqueued by binary search.
+        for &id in sent {
+            let (i, _) = find(&self.sent_keys, id.0);
+            let entry = self.sent_entries[i];
+            if entry == USED {
+                continue;
+            }
+            self.sent_entries[i] = USED;
+            if entry != NO_ENTRY {
+                moved.push(entry);
+                continue;
+            }
             let by_slot = grid
                 .slot_of(id)
                 .and_then(|slot| self.slot_index.get(slot as usize))
@@ -624,52 +689,16 @@ impl ClientView {
                     .map(|i| i as u32)
             });
             match found {
-                Some(index) if !self.entries[index as usize].marked => {
-                    self.entries[index as usize].marked = true;
+                Some(index) => {
+                    let group = self.entries[index as usize].group();
+                    self.unqueue(group, index);
                     moved.push(index);
-                    marked += 1;
                 }
-                Some(_) => {}
                 None => debug_assert!(false, "committed {id:?}, which is not visible"),
             }
         }
-        // 2. Take them out of their queues: the candidates are in the prefixes the
-        // selection consumed (one compaction pass each, no search) ...
-        for (group, &count) in self.consumed.iter().enumerate() {
-            if count == 0 || marked == 0 {
-                continue;
-            }
-            let items = &mut self.groups[group].items;
-            let mut write = 0;
-            for read in 0..count {
-                let it = items[read];
-                let e = &mut self.entries[it.entry as usize];
-                if e.marked {
-                    e.marked = false;
-                    marked -= 1;
-                } else {
-                    items[write] = it;
-                    write += 1;
-                }
-            }
-            items.drain(write..count);
-        }
-        self.consumed.clear();
-        // ... other visible entities (rare) by binary search.
-        if marked > 0 {
-            for &index in &moved {
-                if self.entries[index as usize].marked {
-                    self.entries[index as usize].marked = false;
-                    let group = self.entries[index as usize].group();
-                    self.unqueue(group, index);
-                }
-            }
-        }
-        // 3. Restart their age and append them to their (sent) group, in id order.
-        let entries = &self.entries;
-        if !moved.is_sorted_by_key(|&i| entries[i as usize].id) {
-            moved.sort_unstable_by_key(|&i| entries[i as usize].id);
-        }
+        // 3. Restart their age and append them to their (sent) group, in `sent` order
+        //    (ascending id from `Zone::replicate`; otherwise each is inserted in order).
         for &index in &moved {
             let e = &mut self.entries[index as usize];
             e.token = e.token.wrapping_add(1);
