@@ -1,5 +1,7 @@
 //! Criterion microbenchmarks of `mmo_core::replication`: interest query + priority plan +
 //! commit, for one client with 250 visible entities and for a full tick of 1000 clients.
+//! Plans use `plan_tick_limited` and the default `interest_refresh_ticks` (6), so a
+//! benchmark iteration (one tick) includes the refreshes of about a sixth of the clients.
 //!
 //! `cargo bench -p mmo-bench --bench priority`
 
@@ -20,13 +22,14 @@ fn category(rng: &mut ChaCha8Rng) -> PriorityCategory {
     PriorityCategory::ALL[rng.random_range(1..4)]
 }
 
-/// Plans and commits one client the way a server tick would (encoder: candidates in order
-/// while they fit the budget).
+/// Plans and commits one client the way a server tick would: ranks only what the budget
+/// carries (`plan_tick_limited`, as `Zone::replicate` does), sends those candidates.
 fn plan_and_commit(r: &mut Replicator, tick: Tick, client: ClientId, sent: &mut Vec<EntityId>) {
-    let plan = r.plan_tick(tick, client).expect("client exists");
-    let fit = (plan.budget_bytes / BYTES_PER_ENTITY) as usize;
+    let plan = r
+        .plan_tick_limited(tick, client, |budget| (budget / BYTES_PER_ENTITY) as usize)
+        .expect("client exists");
     sent.clear();
-    sent.extend(plan.candidates.iter().take(fit));
+    sent.extend(plan.candidates.iter());
     let bytes = sent.len() as u32 * BYTES_PER_ENTITY;
     r.commit(client, sent, bytes).expect("planned above");
 }
@@ -57,7 +60,7 @@ fn one_client_250_visible(c: &mut Criterion) {
     let mut tick = Tick(0);
     plan_and_commit(&mut r, tick, client, &mut sent);
     assert_eq!(r.visible_count(client).expect("added"), 250);
-    c.bench_function("plan_tick+commit, 1 client, 250 visible", |b| {
+    c.bench_function("plan_tick_limited+commit, 1 client, 250 visible", |b| {
         b.iter(|| {
             tick = tick.next();
             plan_and_commit(&mut r, black_box(tick), client, &mut sent);
@@ -107,14 +110,17 @@ fn thousand_clients(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("full tick");
     group.sample_size(20);
-    group.bench_function("plan_tick+commit, 1000 clients (2000 entities)", |b| {
-        b.iter(|| {
-            tick = tick.next();
-            for &client in &clients {
-                plan_and_commit(&mut r, tick, client, &mut sent);
-            }
-        });
-    });
+    group.bench_function(
+        "plan_tick_limited+commit, 1000 clients (2000 entities)",
+        |b| {
+            b.iter(|| {
+                tick = tick.next();
+                for &client in &clients {
+                    plan_and_commit(&mut r, tick, client, &mut sent);
+                }
+            });
+        },
+    );
     group.bench_function("update_entity x2000 (everyone moves 1 m)", |b| {
         let mut step = 0u32;
         b.iter(|| {

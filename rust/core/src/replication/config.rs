@@ -9,7 +9,7 @@ use crate::time::TickRate;
 ///
 /// Invariants checked by [`ReplicationConfig::validate`]: distances finite and positive
 /// (the hysteresis may be zero), the area of interest reaches beyond the last distance tier,
-/// a positive byte budget, valid tiers.
+/// a positive byte budget, an interest refresh interval in range, valid tiers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReplicationConfig {
@@ -32,6 +32,14 @@ pub struct ReplicationConfig {
     /// How many ticks' worth of unused budget may carry over into a later tick. Default 2
     /// (a tick after a quiet spell may send at most 3 ticks' worth).
     pub max_carry_ticks: u32,
+    /// Each client re-queries the grid (interest, distance tiers, categories) every this
+    /// many ticks, staggered by client id; in between its visible set and each entry's tier
+    /// and category are reused, so enter and leave caused by movement, tier changes and
+    /// category changes show up to `interest_refresh_ticks - 1` ticks late. Removed
+    /// entities still leave at the next plan. In `1..=`[`Self::MAX_INTEREST_REFRESH_TICKS`];
+    /// 1 refreshes every tick. Default 6 (200 ms at 30 Hz: a runner moves about 1.4 m,
+    /// well inside the 10 m hysteresis).
+    pub interest_refresh_ticks: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -44,11 +52,15 @@ impl Default for ReplicationConfig {
             tiers: TierConfig::default(),
             budget_bytes_per_s: 10_000,
             max_carry_ticks: 2,
+            interest_refresh_ticks: 6,
         }
     }
 }
 
 impl ReplicationConfig {
+    /// Largest [`ReplicationConfig::interest_refresh_ticks`].
+    pub const MAX_INTEREST_REFRESH_TICKS: u32 = 1_000;
+
     /// Checks the invariants listed on the type; the error names the offending field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = |v: f32| v.is_finite() && v > 0.0;
@@ -72,6 +84,12 @@ impl ReplicationConfig {
         }
         if self.budget_bytes_per_s == 0 {
             return Err(ConfigError::new("budget_bytes_per_s", "must be positive"));
+        }
+        if !(1..=Self::MAX_INTEREST_REFRESH_TICKS).contains(&self.interest_refresh_ticks) {
+            return Err(ConfigError::new(
+                "interest_refresh_ticks",
+                "must be between 1 and 1000",
+            ));
         }
         self.tiers.validate()?;
         if let Some(last) = self.tiers.tiers.last() {
@@ -98,7 +116,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         type Mutation = fn(&mut ReplicationConfig);
-        let cases: [(Mutation, &str); 5] = [
+        let cases: [(Mutation, &str); 6] = [
             (
                 |c| c.area_of_interest_radius_m = 0.0,
                 "area_of_interest_radius_m",
@@ -110,6 +128,7 @@ mod tests {
             (|c| c.aoi_hysteresis_m = -1.0, "aoi_hysteresis_m"),
             (|c| c.cell_size_m = f32::INFINITY, "cell_size_m"),
             (|c| c.budget_bytes_per_s = 0, "budget_bytes_per_s"),
+            (|c| c.interest_refresh_ticks = 0, "interest_refresh_ticks"),
         ];
         for (mutate, field) in cases {
             let mut config = ReplicationConfig::default();

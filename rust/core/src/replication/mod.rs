@@ -6,12 +6,16 @@
 //!   (default 30 Hz within 50 m, 10 Hz within 200 m, 2 Hz beyond) and per-tier priority
 //!   weights (default 1000 / 10 / 2, so the near tier dominates a crowded budget; the
 //!   reasoning is in `tiers.rs`).
-//! * [`PriorityCategory`] and the accumulator (`priority.rs`): growth `category weight ×
-//!   tier priority weight` per tick, reset on send; order Critical first, then accumulator,
-//!   then id.
+//! * [`PriorityCategory`] and the accumulator (`priority.rs`): `category weight × tier
+//!   priority weight × ticks since the last send`, computed lazily; order Critical first,
+//!   then accumulator, then id.
 //! * [`ByteBudget`] (`budget.rs`): token bucket, `budget_bytes_per_s / tick_hz` per tick,
 //!   bounded carry, debt for overshoot, so the long-run rate never exceeds the budget.
-//! * `client_view.rs`: per-client visible set, entered/left lists, the [`Plan`].
+//! * `client_view.rs`: per-client visible set, refreshed from the grid every
+//!   `interest_refresh_ticks` (default 6, staggered by client id); per (tier, category)
+//!   send queues in least-recently-sent order, so a tick's selection is a k-way merge of
+//!   the queue fronts, O(k log groups) rather than O(visible); entered/left lists; the
+//!   [`Plan`].
 //! * [`Replicator`] (`replicator.rs`): the facade — `update_entity`, `add_client`,
 //!   `plan_tick` / `plan_tick_limited`, `commit`, `select_within_budget`.
 //!
@@ -19,12 +23,28 @@
 //! maps are only used for lookups (never iterated), and priorities are integers. Nothing here reads a clock; the tick is an argument.
 //!
 //! Not done yet (honest list):
+//! * Between interest refreshes, movement is not looked at: enter and leave caused by
+//!   movement, and tier or category changes (a target becoming Critical included), show up
+//!   to `interest_refresh_ticks - 1` ticks late (removals are reported at the next plan).
+//!   A refresh still costs O(visible) for the clients refreshing that tick.
+//! * When an entity changes tier, its whole age since the last send is weighed at the new
+//!   tier's weight (the old per-tick accumulator weighed each tick at that tick's tier).
+//! * `remove_entity` costs O(clients) (one slot-table lookup per client).
+//! * What a tick still costs (replication scenario, 1000 clients, ~96 records each,
+//!   profiled): planning fell from about 18 to 11 ms per tick; `commit` is now its largest
+//!   part (updating each sent entry, a likely cache miss per record, 1000 clients' state
+//!   does not fit in cache), then the refreshes of 1/N of the clients, then selection. The
+//!   rest of `Zone::replicate` (per-connection baseline lookups, encoding) is about 17 ms
+//!   and outside this module, so the scenario's 8 ms p99 target is not met yet.
+//! * `interest_refresh_ticks` is not in the C ABI's `mmo_replication_config` yet (the C
+//!   replicator uses the default).
 //! * Planning is single-threaded; clients are independent given the grid, so a driver can
 //!   later split clients over threads, but no API for that exists yet.
 //! * Distance is horizontal only (XY); there is no occlusion or vertical culling.
 //! * Category weights are fixed constants, not configuration (tier weights are configured).
 //! * Per-client slot tables take 4 bytes per grid slot (entities present at once), so
-//!   memory is clients × entities × 4 B (4 MB for 1000 × 1000).
+//!   memory is clients × entities × 4 B (4 MB for 1000 × 1000), plus per visible entity a
+//!   24 B entry and a 16 B queue item (stale items are dropped within the refresh).
 //! * The viewer's own entity is excluded from its visible set, assuming the codec sends the
 //!   owner's state separately; revisit when the snapshot codec lands.
 //! * Grid cells are never freed once created.

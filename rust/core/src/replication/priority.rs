@@ -7,6 +7,12 @@
 //! growing until it outranks the ones that were just sent, which is what makes the scheme
 //! starvation-free.
 //!
+//! The planner (`client_view.rs`) does not store or increment accumulators: it computes
+//! `category weight × tier weight × ticks since the last send` (one tick at entering) as a
+//! `u64`, only for the queue fronts it compares, and does not saturate. [`accumulate`] and
+//! [`send_order_key`] describe the same order for callers and tests (with saturation at
+//! [`ACCUMULATOR_MAX`]).
+//!
 //! Send order: [`PriorityCategory::Critical`] entities first (they are meant for a handful
 //! of entities such as the client's current target or a boss), then by accumulated priority,
 //! highest first, ties broken by ascending [`EntityId`]. The three keys are packed into one

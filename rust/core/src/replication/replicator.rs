@@ -77,6 +77,14 @@ impl Replicator {
     /// Removes the entity; it appears in `left` of every client that saw it at their next
     /// plan. Returns false when it was not present.
     pub fn remove_entity(&mut self, id: EntityId) -> bool {
+        let Some(slot) = self.grid.slot_of(id) else {
+            return false;
+        };
+        // O(clients): each client checks its slot table, so the removal needs no scan of
+        // any visible set and is reported at the client's next plan, refresh or not.
+        for view in self.clients.values_mut() {
+            view.note_removed(id, slot);
+        }
         self.grid.remove(id)
     }
 
@@ -97,12 +105,17 @@ impl Replicator {
             self.config.max_carry_ticks,
             self.config.tick_rate,
         );
-        self.clients.insert(client, ClientView::new(viewer, budget));
+        // Stagger the interest refreshes by client id, so that about 1 / N of the clients
+        // query the grid on any one tick.
+        let phase = client.0 % self.config.interest_refresh_ticks.max(1);
+        self.clients
+            .insert(client, ClientView::new(viewer, budget, phase));
         Ok(())
     }
 
     /// Changes what the client looks from (possession, spectating, a teleport of a fixed
-    /// camera). Takes effect at the next plan.
+    /// camera). Takes effect at the next plan, which refreshes interest whatever the
+    /// refresh schedule.
     pub fn set_viewer(&mut self, client: ClientId, viewer: Viewer) -> Result<(), ReplicationError> {
         self.view_mut(client)?.set_viewer(viewer);
         Ok(())
@@ -136,8 +149,8 @@ impl Replicator {
     /// Like [`Replicator::plan_tick`], but ranks only the best `max_candidates(budget_bytes)`
     /// candidates (the closure gets the tick's [`Plan::budget_bytes`]): `plan.candidates` is
     /// exactly the first that many of the full order. A caller that can only send what its
-    /// budget carries saves sorting the rest (O(visible + k log k) instead of
-    /// O(visible log visible)).
+    /// budget carries saves ranking the rest: between interest refreshes a plan costs
+    /// O(k log groups + removals), not O(visible).
     pub fn plan_tick_limited(
         &mut self,
         tick: Tick,
@@ -150,6 +163,7 @@ impl Replicator {
             tiers: &self.tiers,
             aoi_sq_m2: radius * radius,
             query_radius_m: radius + self.config.aoi_hysteresis_m,
+            refresh_ticks: self.config.interest_refresh_ticks,
         };
         let view = self
             .clients

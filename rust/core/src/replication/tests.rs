@@ -19,6 +19,18 @@ fn replicator(budget_bytes_per_s: u32) -> Replicator {
     .expect("default config with a positive budget is valid")
 }
 
+/// A replicator that refreshes interest every tick: for the tests that check on which tick
+/// movement makes an entity enter or leave (with the default refresh interval, that happens
+/// up to `interest_refresh_ticks - 1` ticks later; see the `refresh_*` tests).
+fn replicator_refreshing_every_tick(budget_bytes_per_s: u32) -> Replicator {
+    Replicator::new(ReplicationConfig {
+        budget_bytes_per_s,
+        interest_refresh_ticks: 1,
+        ..ReplicationConfig::default()
+    })
+    .expect("valid config")
+}
+
 fn at(x: f32, y: f32) -> Vec3 {
     Vec3::new(x, y, 0.0)
 }
@@ -283,7 +295,7 @@ fn near_tier_dominates_a_crowded_budget() {
 
 #[test]
 fn enter_and_leave_follow_entities_and_viewer() {
-    let mut r = replicator(10_000);
+    let mut r = replicator_refreshing_every_tick(10_000);
     r.update_entity(EntityId(10), at(0.0, 0.0), PriorityCategory::High); // the viewer
     r.update_entity(EntityId(3), at(100.0, 0.0), PriorityCategory::Medium);
     r.update_entity(EntityId(1), at(0.0, 299.0), PriorityCategory::Medium);
@@ -328,7 +340,7 @@ fn enter_and_leave_follow_entities_and_viewer() {
 
 #[test]
 fn re_entered_entity_starts_fresh() {
-    let mut r = replicator(10_000_000);
+    let mut r = replicator_refreshing_every_tick(10_000_000);
     r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
     r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
     let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
@@ -416,7 +428,7 @@ fn caller_errors_are_reported() {
 
 #[test]
 fn removed_and_re_added_between_plans_keeps_its_state_and_slots_are_reused() {
-    let mut r = replicator(10_000_000);
+    let mut r = replicator_refreshing_every_tick(10_000_000);
     r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
     r.update_entity(EntityId(2), at(120.0, 0.0), PriorityCategory::Low);
     r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
@@ -465,5 +477,182 @@ fn limited_plan_is_the_prefix_of_the_full_order() {
         let sent = &top[..top.len().min(10)];
         full.commit(VIEWER, sent, 300).unwrap();
         limited.commit(VIEWER, sent, 300).unwrap();
+    }
+}
+
+/// Ticks on which client 1 refreshes with the default 6-tick interval: the first plan, then
+/// `(tick + 1) % 6 == 0`.
+const REFRESH_N: u32 = 6;
+
+#[test]
+fn refresh_delays_movement_enter_and_leave_by_at_most_n_minus_1_ticks() {
+    assert_eq!(
+        ReplicationConfig::default().interest_refresh_ticks,
+        REFRESH_N
+    );
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    assert_eq!(
+        r.plan_tick(Tick(0), VIEWER).unwrap().entered,
+        vec![EntityId(1)]
+    );
+    r.commit(VIEWER, &[], 0).unwrap();
+    // Leaves at a refresh (tick 5 for client 1), not before, not later.
+    r.update_entity(EntityId(1), at(1_000.0, 0.0), PriorityCategory::Low);
+    let mut left_at = None;
+    for t in 1..=REFRESH_N {
+        let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+        if plan.left == vec![EntityId(1)] {
+            left_at.get_or_insert(t);
+        }
+        r.commit(VIEWER, &[], 0).unwrap();
+    }
+    assert_eq!(left_at, Some(5), "delay at most {} ticks", REFRESH_N - 1);
+    // Enters at the next refresh (tick 11).
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    let mut entered_at = None;
+    for t in 6..6 + REFRESH_N {
+        let plan = r.plan_tick(Tick(t), VIEWER).unwrap();
+        if plan.entered == vec![EntityId(1)] {
+            entered_at.get_or_insert(t);
+        }
+        r.commit(VIEWER, &[], 0).unwrap();
+    }
+    assert_eq!(entered_at, Some(11));
+    // Skipped ticks: a plan at least N ticks after the last refresh refreshes.
+    r.update_entity(EntityId(1), at(1_000.0, 0.0), PriorityCategory::Low);
+    let plan = r.plan_tick(Tick(12 + 30), VIEWER).unwrap();
+    assert_eq!(plan.left, vec![EntityId(1)]);
+    r.commit(VIEWER, &[], 0).unwrap();
+    // set_viewer refreshes at once.
+    r.update_entity(EntityId(1), at(5_000.0, 0.0), PriorityCategory::Low);
+    r.set_viewer(VIEWER, Viewer::Position(at(5_000.0, 10.0)))
+        .unwrap();
+    assert_eq!(
+        r.plan_tick(Tick(43), VIEWER).unwrap().entered,
+        vec![EntityId(1)]
+    );
+}
+
+#[test]
+fn refresh_removal_leaves_at_the_next_plan_and_re_added_keeps_state() {
+    let mut r = replicator(10_000_000);
+    r.update_entity(EntityId(1), at(100.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(2), at(120.0, 0.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let _ = r.plan_tick(Tick(0), VIEWER).unwrap();
+    r.commit(VIEWER, &[EntityId(1), EntityId(2)], 20).unwrap();
+    // Between refreshes (client 1 refreshes at tick 5): 1 is removed and re-added under a
+    // new slot, 2 is removed; 3 takes a freed slot.
+    r.remove_entity(EntityId(1));
+    r.remove_entity(EntityId(2));
+    r.update_entity(EntityId(3), at(-100.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(1), at(100.0, 5.0), PriorityCategory::Low);
+    let plan = r.plan_tick(Tick(1), VIEWER).unwrap();
+    assert_eq!(plan.left, vec![EntityId(2)], "removal is prompt");
+    assert!(plan.entered.is_empty(), "3 enters at the refresh");
+    assert!(plan.candidates.is_empty(), "1 was sent at 0 (mid tier)");
+    r.commit(VIEWER, &[], 0).unwrap();
+    let plan = r.plan_tick(Tick(3), VIEWER).unwrap();
+    assert_eq!(plan.candidates, vec![EntityId(1)], "1 kept its state");
+    r.commit(VIEWER, &[EntityId(1)], 10).unwrap();
+    let plan = r.plan_tick(Tick(5), VIEWER).unwrap();
+    assert_eq!(plan.entered, vec![EntityId(3)]);
+    assert!(plan.left.is_empty());
+    assert_eq!(plan.candidates, vec![EntityId(3)]);
+    assert_eq!(r.visible_count(VIEWER).unwrap(), 2);
+}
+
+/// Brute-force reference for the queue-based selection: static entities (so tiers and
+/// categories never change between refreshes), random commits of candidate subsets and of
+/// non-candidates; the candidates must equal the eligible set sorted by (Critical first,
+/// `category weight × tier weight × age` descending, id).
+#[test]
+fn selection_matches_brute_force() {
+    /// splitmix64: enough randomness for a test, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32
+        }
+    }
+    for seed in 0..20u64 {
+        let mut rng = Rng(seed);
+        let mut r = replicator(1_000_000);
+        let n = 1 + rng.below(199) as u32;
+        for i in 1..=n {
+            let d = 299.0 * rng.unit();
+            let a = std::f32::consts::TAU * rng.unit();
+            let c = PriorityCategory::ALL[rng.below(4) as usize];
+            r.update_entity(EntityId(i), at(d * a.cos(), d * a.sin()), c);
+        }
+        r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+        let tiers = r.tiers().clone();
+        // id → (since, sent)
+        let mut state: BTreeMap<u32, (u32, bool)> = BTreeMap::new();
+        let mut t = 0u32;
+        for step in 0..150 {
+            t += 1 + rng.below(2) as u32;
+            let k = if step % 3 == 0 {
+                usize::MAX
+            } else {
+                rng.below(40) as usize
+            };
+            let plan = r.plan_tick_limited(Tick(t), VIEWER, |_| k).unwrap().clone();
+            for id in &plan.entered {
+                state.insert(id.0, (t, false));
+            }
+            let mut expected: Vec<(u128, u32)> = Vec::new();
+            for (&id, &(since, sent)) in &state {
+                let (p, c) = r.grid().get(EntityId(id)).unwrap();
+                let tier = tiers.tier(tiers.tier_for(p.length_squared()));
+                let age = t - since + u32::from(!sent);
+                let critical = c == PriorityCategory::Critical;
+                if sent && !critical && age < tier.interval_ticks {
+                    continue;
+                }
+                let acc =
+                    u64::from(c.base_weight()) * u64::from(tier.priority_weight) * u64::from(age);
+                expected.push((
+                    (u128::from(!critical) << 96) | (u128::from(u64::MAX - acc) << 32),
+                    id,
+                ));
+            }
+            expected.sort_unstable();
+            let expected: Vec<EntityId> = expected
+                .into_iter()
+                .take(k)
+                .map(|(_, id)| EntityId(id))
+                .collect();
+            assert_eq!(plan.candidates, expected, "seed {seed} tick {t}");
+            // Commit a random subset of candidates plus a random visible non-candidate.
+            let mut sent: Vec<EntityId> = plan
+                .candidates
+                .iter()
+                .copied()
+                .filter(|_| rng.below(10) < 6)
+                .collect();
+            if let Some((&extra, _)) = state
+                .iter()
+                .nth(rng.below(state.len().max(1) as u64) as usize)
+            {
+                sent.push(EntityId(extra));
+            }
+            for id in &sent {
+                state.insert(id.0, (t, true));
+            }
+            r.commit(VIEWER, &sent, 0).unwrap();
+        }
     }
 }
