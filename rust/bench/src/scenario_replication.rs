@@ -448,7 +448,6 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         "near_render_delay_ms_mean": round(totals.near_delay_us_sum / totals.near_delay_samples.max(1) as f64 / 1000.0, 1),
         "inputs_rejected": rejected_inputs,
         "client_corrections_total": corrections,
-        "client_corrections_note": "each client snaps once at the start: it predicts from the login spawn, then the server places it in the square",
         "run_wall_s": round(run_wall_s, 2),
     }))
 }
