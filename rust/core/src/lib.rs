@@ -13,6 +13,7 @@ pub mod codec;
 pub mod control;
 pub mod detmath;
 pub mod entity;
+pub mod fast_hash;
 pub mod input;
 pub mod interpolation;
 pub mod lag_compensation;

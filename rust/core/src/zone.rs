@@ -22,11 +22,10 @@ use crate::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
 use crate::codec::snapshot::{EntityRecordIn, SnapshotCodec, WrittenRecord};
 use crate::control::DisconnectReason;
 use crate::entity::{CharacterState, EntityId};
+use crate::fast_hash::FastMap;
 use crate::input::MoveInput;
 use crate::movement::{self, MovementConfig};
-use crate::replication::{
-    ClientId, MixMap, PriorityCategory, ReplicationConfig, Replicator, Viewer,
-};
+use crate::replication::{ClientId, PriorityCategory, ReplicationConfig, Replicator, Viewer};
 use crate::session::Transmit;
 use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEvent};
 use crate::time::{Tick, TickRate};
@@ -103,8 +102,8 @@ pub struct Zone {
     players: BTreeMap<ConnectionId, Player>,
     /// Current replicated state of every entity, for snapshot records. Looked up once per
     /// record written (about 100k times per tick at 1000 clients), so it uses the
-    /// replication grid's integer hasher rather than SipHash; never iterated.
-    net_states: MixMap<EntityId, NetEntityState>,
+    /// crate's fast integer hasher (`fast_hash`) rather than SipHash; never iterated.
+    net_states: FastMap<EntityId, NetEntityState>,
     next_connection: u32,
     next_entity: u32,
     events: Vec<(ConnectionId, ServerEvent)>,
@@ -139,7 +138,7 @@ impl Zone {
             codec: SnapshotCodec::new(quantization),
             replicator,
             players: BTreeMap::new(),
-            net_states: MixMap::default(),
+            net_states: FastMap::default(),
             next_connection: 1,
             next_entity: 1,
             events: Vec::new(),

@@ -47,13 +47,13 @@ use std::collections::{BTreeSet, VecDeque};
 use super::ack::{ReceiveOutcome, ReceiveTracker, SendTracker};
 use super::entity_state::QuantizedEntity;
 use super::error::CodecError;
-use super::id_map::IdMap;
 use super::packet::AckFields;
 use super::snapshot::{
     BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, MAX_ENTITY_BASELINE_AGE, RecordBase,
     SnapshotCodec, WrittenRecord,
 };
 use crate::entity::EntityId;
+use crate::fast_hash::IdMap;
 
 /// States kept per entity on the client. The server references a state only while fewer
 /// than `RING_LEN - 1` records of the entity were sent after it (see the module docs).

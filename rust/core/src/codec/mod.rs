@@ -29,7 +29,6 @@ pub mod entity_state;
 pub mod error;
 #[cfg(test)]
 mod golden;
-pub mod id_map;
 pub mod input_codec;
 pub mod packet;
 pub mod quantize;

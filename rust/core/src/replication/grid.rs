@@ -12,40 +12,11 @@
 //! ~170 cells per client per tick. Cells are never freed once created (a 10 km × 10 km zone
 //! at 50 m cells is at most 40,000 small entries).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::fast_hash::FastMap;
 
 use glam::{Vec2, Vec3};
 
 use crate::entity::EntityId;
-
-/// splitmix64's finalizer as a `Hasher` for the grid's integer keys.
-#[derive(Default, Clone, Copy, Debug)]
-pub(crate) struct MixHasher(u64);
-
-impl Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = self.0.rotate_left(32) ^ u64::from(n);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = self.0.rotate_left(32) ^ n;
-    }
-}
-
-/// A `HashMap` with the grid's fast integer hasher: for lookups keyed by server-assigned
-/// ids (never iterated where the order could matter).
-pub(crate) type MixMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
 
 /// Cell coordinates packed as `(x as u32) << 32 | (y as u32)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,10 +68,10 @@ pub struct SpatialGrid<T = ()> {
     /// Invariant: finite and positive.
     cell_size_m: f32,
     inv_cell_size: f32,
-    cell_index: MixMap<CellKey, u32>,
+    cell_index: FastMap<CellKey, u32>,
     /// Cells by index; `cell_index` maps coordinates to these. Never shrinks.
     cells: Vec<Vec<CellEntry<T>>>,
-    locations: MixMap<EntityId, Location>,
+    locations: FastMap<EntityId, Location>,
     /// Slots released by removed entities, reused last-in first-out.
     free_slots: Vec<u32>,
     /// One past the highest slot ever handed out.
@@ -116,9 +87,9 @@ impl<T: Copy> SpatialGrid<T> {
         Ok(SpatialGrid {
             cell_size_m,
             inv_cell_size: 1.0 / cell_size_m,
-            cell_index: MixMap::default(),
+            cell_index: FastMap::default(),
             cells: Vec::new(),
-            locations: MixMap::default(),
+            locations: FastMap::default(),
             free_slots: Vec::new(),
             slot_capacity: 0,
         })

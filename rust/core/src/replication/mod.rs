@@ -62,7 +62,6 @@ pub use budget::ByteBudget;
 pub use client_view::{Plan, Viewer};
 pub use config::ReplicationConfig;
 pub use error::{ConfigError, ReplicationError};
-pub(crate) use grid::MixMap;
 pub use grid::{CellSizeError, GridHit, SpatialGrid};
 pub use priority::{ACCUMULATOR_MAX, PriorityCategory, accumulate, key_entity, send_order_key};
 pub use replicator::{ClientId, Replicator};
