@@ -290,10 +290,21 @@ impl ClientSession {
         self.remotes.get_mut(&id)?.buffer.sample(now_us)
     }
 
-    /// Samples applies one predicted simulation tick: the input is applied to the local
-    /// character at once and sent (with the unacknowledged ones before it) in a datagram.
-    /// Returns the input's sequence number, or `None` before the welcome or after close.
+    /// Runs one predicted simulation tick: the input is applied to the local character at
+    /// once and sent (with the unacknowledged ones before it) in a datagram. Returns the
+    /// input's sequence number, or `None` before the welcome or after close.
+    ///
+    /// Contract: `input` comes from [`MoveInput::from_controls`] or is otherwise valid for
+    /// [`crate::validation::validate_input`]; the server drops invalid inputs, so predicting one
+    /// would only cause a correction.
     pub fn send_input(&mut self, now_us: u64, input: MoveInput) -> Option<u32> {
+        if self.state != ClientState::Active {
+            return None;
+        }
+        debug_assert!(
+            crate::validation::validate_input(&input).is_ok(),
+            "invalid input {input:?}: build it with MoveInput::from_controls"
+        );
         let predictor = self.predictor.as_mut()?;
         let seq = predictor.push_input(input);
         let unacked = predictor.unacked_inputs();

@@ -258,6 +258,20 @@ fn client_reports_the_servers_disconnect_reason() {
 }
 
 #[test]
+fn no_input_is_sent_before_the_welcome_or_after_close() {
+    let mut client = ClientSession::new(0, ClientConfig::default(), "token").unwrap();
+    assert_eq!(client.send_input(1, MoveInput::default()), None);
+    let (mut client, _server) = pair();
+    assert_eq!(client.send_input(1, MoveInput::default()), Some(1));
+    client.disconnect();
+    assert_eq!(client.send_input(2, MoveInput::default()), None);
+    let datagrams = std::iter::from_fn(|| client.poll_transmit())
+        .filter(|t| matches!(t, Transmit::Datagram(_)))
+        .count();
+    assert_eq!(datagrams, 1, "only the input sent while active");
+}
+
+#[test]
 fn client_survives_garbage_datagrams() {
     let (mut client, _server) = pair();
     for len in [0, 1, 8, 9, 40, 1200] {
