@@ -252,13 +252,13 @@ impl Zone {
     pub fn accept_login_at(&mut self, id: ConnectionId, spawn: CharacterState) -> Option<EntityId> {
         let player = self.players.get_mut(&id)?;
         let entity = EntityId(self.next_entity);
-        self.next_entity += 1;
-        player
+        if !player
             .connection
-            .accept_login(entity, self.tick, self.config.tick_rate, spawn);
-        if player.connection.entity() != Some(entity) {
+            .accept_login(entity, self.tick, self.config.tick_rate, spawn)
+        {
             return None;
         }
+        self.next_entity += 1;
         player.character = Some(spawn);
         self.replicator
             .update_entity(entity, spawn.position_m, PriorityCategory::High);

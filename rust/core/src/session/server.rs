@@ -278,17 +278,17 @@ impl ServerConnection {
     }
 
     /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`.
-    /// Ignored unless a login is pending.
+    /// Returns false, changing nothing, unless a login is pending: the connection may have
+    /// closed while the token was being verified, which is a race, not a caller mistake.
     pub fn accept_login(
         &mut self,
         entity: EntityId,
         tick: Tick,
         rate: TickRate,
         spawn: CharacterState,
-    ) {
+    ) -> bool {
         if self.state != ConnectionState::LoginPending {
-            debug_assert!(false, "accept_login without a pending login");
-            return;
+            return false;
         }
         self.state = ConnectionState::Active { entity };
         self.send_control(&ServerControl::Welcome {
@@ -298,6 +298,7 @@ impl ServerConnection {
             tick_rate_hz: rate.hz(),
             spawn,
         });
+        true
     }
 
     /// Sends a chat line to this client.

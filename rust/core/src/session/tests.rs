@@ -150,6 +150,30 @@ fn oversized_chat_is_refused() {
 }
 
 #[test]
+fn a_login_answered_after_the_client_left_is_ignored() {
+    let mut c = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
+    c.handle_stream(0, &login(crate::PROTOCOL_VERSION));
+    assert!(matches!(
+        c.poll_event(),
+        Some(ServerEvent::LoginRequested { .. })
+    ));
+    // The client quits while its token is being verified.
+    c.handle_stream(1, &frame(&ClientControl::Disconnect));
+    assert!(!c.accept_login(
+        EntityId(1),
+        Tick(0),
+        TickRate::DEFAULT,
+        CharacterState::default()
+    ));
+    assert_eq!(
+        c.state(),
+        ConnectionState::Closed {
+            reason: DisconnectReason::ClientQuit
+        }
+    );
+}
+
+#[test]
 fn silent_clients_time_out() {
     let mut c = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
     let deadline = c.poll_timeout().unwrap();
