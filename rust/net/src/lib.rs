@@ -22,6 +22,8 @@
 //!   memory at start, and clients must be given its fingerprint.
 //! - **Metrics**: no Prometheus counters; dropped datagrams and slow connections are only
 //!   logged with `tracing`.
+//! - **Transport loss on the client**: when the QUIC connection dies without a disconnect
+//!   frame, the client session notices only through its own idle timeout (10 s by default).
 //! - **Zone transfer, multiple zones, persistence**: one zone per server.
 
 mod bridge;

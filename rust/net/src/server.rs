@@ -172,6 +172,18 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A server dropped without [`Server::shutdown`] still stops: no more connections are
+    /// accepted and the zone thread is told to close everything and exit (without waiting).
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        if self.zone_thread.is_some() {
+            self.endpoint.set_server_config(None);
+            let _ = self.inbox.try_send(ZoneMsg::Shutdown);
+        }
+    }
+}
+
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     inbox: mpsc::Sender<ZoneMsg>,
