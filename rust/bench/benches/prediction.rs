@@ -105,7 +105,7 @@ fn corrected_replay(c: &mut Criterion) {
                 // Alternating 1 cm offsets: the stored prediction was replayed from the
                 // previous (opposite) offset, so it always mismatches.
                 rep += 1;
-                server.position_m.y += if rep % 2 == 0 { 0.01 } else { -0.01 };
+                server.position_m.y += if rep.is_multiple_of(2) { 0.01 } else { -0.01 };
                 let started = Instant::now();
                 let outcome = f.predictor.reconcile(ack, black_box(&server));
                 total += started.elapsed();

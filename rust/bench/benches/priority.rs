@@ -125,7 +125,7 @@ fn thousand_clients(c: &mut Criterion) {
         let mut step = 0u32;
         b.iter(|| {
             step += 1;
-            let dx = if step % 2 == 0 { 1.0 } else { -1.0 };
+            let dx = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
             for (id, p, cat) in &mut positions {
                 p.x += dx;
                 r.update_entity(*id, *p, *cat);

@@ -336,10 +336,10 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
                         .get(rec.id.0 as usize)
                         .copied()
                         .unwrap_or(usize::MAX);
-                    if let Some(&b) = near.get(e) {
-                        if b != u8::MAX {
-                            totals.updates[b as usize] += 1;
-                        }
+                    if let Some(&b) = near.get(e)
+                        && b != u8::MAX
+                    {
+                        totals.updates[b as usize] += 1;
                     }
                 }
             }

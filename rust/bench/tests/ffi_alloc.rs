@@ -170,7 +170,7 @@ impl Client {
             if seq > LAG {
                 let ack = seq - LAG;
                 let mut server = mmo_character_state::from(&self.path[ack as usize % 64]);
-                let corrected = i % 16 == 0;
+                let corrected = i.is_multiple_of(16);
                 if corrected {
                     server.position_m.y += 0.02;
                 }

@@ -508,7 +508,7 @@ mod tests {
                 // Jump rarely, sprint half the time.
                 buttons: Buttons(
                     (((r >> 32) & 1) as u8)
-                        | if (r >> 33) % 16 == 0 {
+                        | if (r >> 33).is_multiple_of(16) {
                             Buttons::JUMP
                         } else {
                             0

@@ -520,7 +520,7 @@ mod tests {
                 yaw_q: (r >> 16) as u16,
                 buttons: Buttons(
                     (((r >> 32) & 1) as u8)
-                        | if (r >> 33) % 20 == 0 {
+                        | if (r >> 33).is_multiple_of(20) {
                             Buttons::JUMP
                         } else {
                             0

@@ -301,10 +301,10 @@ impl Zone {
     pub fn handle_timeouts(&mut self, now_us: u64) {
         let ids: Vec<ConnectionId> = self.players.keys().copied().collect();
         for id in ids {
-            if let Some(p) = self.players.get_mut(&id) {
-                if p.connection.poll_timeout().is_some_and(|t| now_us >= t) {
-                    p.connection.handle_timeout(now_us);
-                }
+            if let Some(p) = self.players.get_mut(&id)
+                && p.connection.poll_timeout().is_some_and(|t| now_us >= t)
+            {
+                p.connection.handle_timeout(now_us);
             }
             self.collect_events(id);
         }

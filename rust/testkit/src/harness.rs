@@ -180,10 +180,10 @@ impl Harness {
             let c = &mut self.clients[index];
             let due = now_us >= c.phase_us && (now_us - c.phase_us) % self.tick_us < STEP_US;
             if due && c.session.state() == ClientState::Active {
-                if let Some(input) = inputs.next_input(index, &c.session) {
-                    if c.session.send_input(now_us, input).is_some() {
-                        c.inputs_sent += 1;
-                    }
+                if let Some(input) = inputs.next_input(index, &c.session)
+                    && c.session.send_input(now_us, input).is_some()
+                {
+                    c.inputs_sent += 1;
                 }
                 c.session.advance_visual(self.tick_us as f32 / 1e6);
             }

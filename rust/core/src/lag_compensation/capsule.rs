@@ -125,10 +125,10 @@ pub fn ray_vs_capsule(
     // into a part. The body's flat ends lie inside the spheres and need no test.
     let mut best: Option<f32> = None;
     let mut consider = |t: Option<f32>| {
-        if let Some(t) = t {
-            if best.is_none_or(|b| t < b) {
-                best = Some(t);
-            }
+        if let Some(t) = t
+            && best.is_none_or(|b| t < b)
+        {
+            best = Some(t);
         }
     };
     consider(ray_vs_sphere(origin_m, dir, a, radius_m));

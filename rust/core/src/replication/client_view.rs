@@ -268,14 +268,13 @@ impl ClientView {
     /// The entity `id` (at grid `slot`) is being removed from the grid: if this client sees
     /// it, it leaves at the next plan (unless it is back in the grid by then). O(1).
     pub(crate) fn note_removed(&mut self, id: EntityId, slot: u32) {
-        if let Some(&index) = self.slot_index.get(slot as usize) {
-            if self
+        if let Some(&index) = self.slot_index.get(slot as usize)
+            && self
                 .entries
                 .get(index as usize)
                 .is_some_and(|e| e.alive && e.id == id)
-            {
-                self.pending_removals.push((id, slot));
-            }
+        {
+            self.pending_removals.push((id, slot));
         }
     }
 
@@ -317,8 +316,7 @@ impl ClientView {
                     last != tick
                         && (tick.since(last) >= refresh_ticks
                             || (tick.0 % refresh_ticks + self.phase % refresh_ticks)
-                                % refresh_ticks
-                                == 0)
+                                .is_multiple_of(refresh_ticks))
                 }
             };
         if due {

@@ -92,13 +92,13 @@ impl ReplicationConfig {
             ));
         }
         self.tiers.validate()?;
-        if let Some(last) = self.tiers.tiers.last() {
-            if last.max_distance_m >= self.area_of_interest_radius_m {
-                return Err(ConfigError::new(
-                    "area_of_interest_radius_m",
-                    "must be greater than the last tier's max_distance_m",
-                ));
-            }
+        if let Some(last) = self.tiers.tiers.last()
+            && last.max_distance_m >= self.area_of_interest_radius_m
+        {
+            return Err(ConfigError::new(
+                "area_of_interest_radius_m",
+                "must be greater than the last tier's max_distance_m",
+            ));
         }
         Ok(())
     }

@@ -210,10 +210,10 @@ impl<T: Copy> SpatialGrid<T> {
     fn detach(&mut self, loc: Location) {
         let entries = &mut self.cells[loc.cell as usize];
         entries.swap_remove(loc.index as usize);
-        if let Some(moved) = entries.get(loc.index as usize) {
-            if let Some(moved_loc) = self.locations.get_mut(&moved.id) {
-                moved_loc.index = loc.index;
-            }
+        if let Some(moved) = entries.get(loc.index as usize)
+            && let Some(moved_loc) = self.locations.get_mut(&moved.id)
+        {
+            moved_loc.index = loc.index;
         }
     }
 
