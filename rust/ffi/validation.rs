@@ -8,7 +8,7 @@ use std::ffi::{CStr, c_char};
 
 use mmo_core::validation::{self as core, Rejection, RejectionKind};
 
-use crate::boundary::{self, Out};
+use crate::boundary::{self, FfiResult, Out};
 use crate::result::mmo_result;
 use crate::types::{mmo_move_input, mmo_vec3};
 
@@ -58,6 +58,16 @@ impl From<RejectionKind> for mmo_rejection_kind {
             RejectionKind::Range => mmo_rejection_kind::Range,
         }
     }
+}
+
+/// Writes the verdict of a check (`MMO_REJECTION_KIND_NONE` when it passed) to `out_kind`.
+///
+/// # Safety
+/// `out_kind` (non-NULL, checked by `Out::new`) must be valid for a write.
+unsafe fn report(out_kind: Out<mmo_rejection_kind>, check: Result<(), Rejection>) -> FfiResult {
+    // SAFETY: per this function's contract.
+    unsafe { out_kind.write(verdict(check)) };
+    Ok(())
 }
 
 fn verdict(r: Result<(), Rejection>) -> mmo_rejection_kind {
@@ -118,10 +128,8 @@ pub unsafe extern "C" fn mmo_validate_input(
         // SAFETY: per the caller, NULL or readable.
         let input = unsafe { boundary::in_ref(input, "input") }?;
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::validate_input(&(*input).into()));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe { report(out_kind, core::validate_input(&(*input).into())) }
     })
 }
 
@@ -148,16 +156,19 @@ pub unsafe extern "C" fn mmo_check_speed(
         // SAFETY: per the caller, NULL or readable.
         let new = unsafe { boundary::in_ref(new_pos_m, "new_pos_m") }?;
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::check_speed(
-            prev.to_vec3(),
-            new.to_vec3(),
-            elapsed_s,
-            max_speed_mps,
-            tolerance_frac,
-        ));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe {
+            report(
+                out_kind,
+                core::check_speed(
+                    prev.to_vec3(),
+                    new.to_vec3(),
+                    elapsed_s,
+                    max_speed_mps,
+                    tolerance_frac,
+                ),
+            )
+        }
     })
 }
 
@@ -181,14 +192,13 @@ pub unsafe extern "C" fn mmo_check_teleport(
         // SAFETY: per the caller, NULL or readable.
         let new = unsafe { boundary::in_ref(new_pos_m, "new_pos_m") }?;
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::check_teleport(
-            prev.to_vec3(),
-            new.to_vec3(),
-            max_jump_m,
-        ));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe {
+            report(
+                out_kind,
+                core::check_teleport(prev.to_vec3(), new.to_vec3(), max_jump_m),
+            )
+        }
     })
 }
 
@@ -207,10 +217,8 @@ pub unsafe extern "C" fn mmo_check_resource_cost(
 ) -> mmo_result {
     boundary::guard(|| {
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::check_resource_cost(available, cost));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe { report(out_kind, core::check_resource_cost(available, cost)) }
     })
 }
 
@@ -228,10 +236,8 @@ pub unsafe extern "C" fn mmo_check_cooldown(
 ) -> mmo_result {
     boundary::guard(|| {
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::check_cooldown(now_us, ready_at_us));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe { report(out_kind, core::check_cooldown(now_us, ready_at_us)) }
     })
 }
 
@@ -254,13 +260,12 @@ pub unsafe extern "C" fn mmo_check_range(
         // SAFETY: per the caller, NULL or readable.
         let target = unsafe { boundary::in_ref(target_m, "target_m") }?;
         let out_kind = Out::new(out_kind, "out_kind")?;
-        let kind = verdict(core::check_range(
-            origin.to_vec3(),
-            target.to_vec3(),
-            max_range_m,
-        ));
-        // SAFETY: valid per the caller.
-        unsafe { out_kind.write(kind) };
-        Ok(())
+        // SAFETY: `out_kind` is writable per the caller.
+        unsafe {
+            report(
+                out_kind,
+                core::check_range(origin.to_vec3(), target.to_vec3(), max_range_m),
+            )
+        }
     })
 }
