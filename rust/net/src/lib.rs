@@ -14,7 +14,6 @@
 //!
 //! # Not done yet (this is the first slice)
 //!
-//! - **Token authentication**: the server accepts every login; tokens are not checked.
 //! - **Address validation**: no QUIC Retry, no per-address handshake rate limit.
 //! - **Connection cap**: no limit on concurrent connections (quinn's defaults only).
 //! - **UDP buffer sizing**: the OS default socket buffers are used.
@@ -26,8 +25,10 @@
 //!   frame, the client session notices only through its own idle timeout (10 s by default).
 //! - **Zone transfer, multiple zones, persistence**: one zone per server.
 
+pub mod auth;
 mod bridge;
 pub mod client;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 

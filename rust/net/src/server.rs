@@ -8,15 +8,17 @@
 //!   is full: they are unreliable anyway) and control-stream bytes (waiting for room, which
 //!   pushes back on the client through QUIC flow control) to the zone's bounded inbox.
 //! - The zone runs on its own thread (a current-thread tokio runtime used only for its
-//!   timer and channel waits). Between ticks it applies what arrives; at each tick it
-//!   handles timeouts and logins (every login is accepted: tokens are not checked yet),
-//!   runs [`Zone::run_tick`], and moves each connection's transmits to that connection's
+//!   timer and channel waits). Between ticks it applies what arrives, and decides each login
+//!   with the configured [`LoginAuthority`] (a refused token closes the connection with the
+//!   authority's reason; a second login of an account closes the first with
+//!   [`DisconnectReason::DuplicateLogin`]); at each tick it handles timeouts, runs [`Zone::run_tick`], and moves each connection's transmits to that connection's
 //!   bounded outbox with `try_send`. The tick never awaits the network: a full outbox drops
 //!   datagrams, and closes the connection when control bytes do not fit.
 //! - A writer task per connection drains its outbox to the QUIC connection.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
@@ -26,6 +28,7 @@ use mmo_core::zone::{ConnectionId, Zone, ZoneConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::NetError;
+use crate::auth::LoginAuthority;
 use crate::tls::{Fingerprint, ServerCert};
 
 /// How long a client has, after the QUIC handshake, to open its control stream.
@@ -48,18 +51,26 @@ pub struct ServerConfig {
     pub inbox_capacity: usize,
     /// Capacity of each connection's outbox (transmits waiting for the writer).
     pub outbox_capacity: usize,
+    /// Decides every login.
+    pub authority: Arc<dyn LoginAuthority>,
 }
 
 impl ServerConfig {
-    /// Defaults around an address, a zone and a certificate.
+    /// Defaults around an address, a zone, a certificate and a login authority.
     #[must_use]
-    pub fn new(bind_addr: SocketAddr, zone: ZoneConfig, cert: ServerCert) -> Self {
+    pub fn new(
+        bind_addr: SocketAddr,
+        zone: ZoneConfig,
+        cert: ServerCert,
+        authority: Arc<dyn LoginAuthority>,
+    ) -> Self {
         ServerConfig {
             bind_addr,
             zone,
             cert,
             inbox_capacity: 8_192,
             outbox_capacity: 256,
+            authority,
         }
     }
 }
@@ -110,9 +121,10 @@ impl Server {
         let endpoint = quinn::Endpoint::server(server_config, config.bind_addr)?;
         let local_addr = endpoint.local_addr()?;
         let (inbox, inbox_rx) = mpsc::channel(config.inbox_capacity);
-        let zone_thread = std::thread::Builder::new()
-            .name("mmo-zone".into())
-            .spawn(move || run_zone(zone, inbox_rx))?;
+        let zone_thread = std::thread::Builder::new().name("mmo-zone".into()).spawn({
+            let authority = config.authority.clone();
+            move || run_zone(zone, authority, inbox_rx)
+        })?;
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
             inbox.clone(),
@@ -254,12 +266,17 @@ async fn run_connection(
 /// The zone thread's state.
 struct ZoneLoop {
     zone: Zone,
+    authority: Arc<dyn LoginAuthority>,
     outboxes: BTreeMap<ConnectionId, mpsc::Sender<Transmit>>,
+    /// The account of each logged-in connection, and the connection of each account
+    /// (inverse maps; an entry is in both or in neither).
+    accounts: BTreeMap<ConnectionId, String>,
+    connections_by_account: BTreeMap<String, ConnectionId>,
     start: Instant,
     datagrams_dropped: u64,
 }
 
-fn run_zone(zone: Zone, inbox: mpsc::Receiver<ZoneMsg>) {
+fn run_zone(zone: Zone, authority: Arc<dyn LoginAuthority>, inbox: mpsc::Receiver<ZoneMsg>) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -272,7 +289,10 @@ fn run_zone(zone: Zone, inbox: mpsc::Receiver<ZoneMsg>) {
     };
     let mut zone_loop = ZoneLoop {
         zone,
+        authority,
         outboxes: BTreeMap::new(),
+        accounts: BTreeMap::new(),
+        connections_by_account: BTreeMap::new(),
         start: Instant::now(),
         datagrams_dropped: 0,
     };
@@ -331,6 +351,9 @@ impl ZoneLoop {
             ZoneMsg::Lost(id) => {
                 self.zone.remove(id);
                 self.outboxes.remove(&id);
+                if let Some(account) = self.accounts.remove(&id) {
+                    self.connections_by_account.remove(&account);
+                }
             }
             ZoneMsg::Inspect(f) => {
                 let ids: Vec<ConnectionId> = self.outboxes.keys().copied().collect();
@@ -360,13 +383,12 @@ impl ZoneLoop {
         let events: Vec<(ConnectionId, ServerEvent)> = self.zone.drain_events().collect();
         for (id, event) in events {
             match event {
-                ServerEvent::LoginRequested { .. } => {
-                    // Token checks come later: every login is accepted.
-                    self.zone.accept_login(id);
-                    self.flush(id);
-                }
+                ServerEvent::LoginRequested { token } => self.decide_login(id, &token),
                 ServerEvent::Closed { reason } => {
                     tracing::debug!(connection = id.0, reason = reason.as_str(), "closed");
+                    if let Some(account) = self.accounts.remove(&id) {
+                        self.connections_by_account.remove(&account);
+                    }
                     self.flush(id);
                     self.zone.remove(id);
                     // Dropping the outbox ends the writer, which closes the connection.
@@ -375,6 +397,40 @@ impl ZoneLoop {
                 ServerEvent::Chat { .. } | ServerEvent::InputRejected(_) => {}
             }
         }
+    }
+
+    /// Asks the authority about `token`; accepts the login, or closes the connection with
+    /// the refusal's reason. An account already logged in elsewhere is closed there first.
+    fn decide_login(&mut self, id: ConnectionId, token: &str) {
+        match self.authority.verify(token, crate::auth::unix_now_s()) {
+            Ok(grant) => {
+                if let Some(previous) = self.connections_by_account.remove(&grant.account) {
+                    self.accounts.remove(&previous);
+                    tracing::info!(account = %grant.account, connection = previous.0, "logged in again: closing the older connection");
+                    self.zone.close(
+                        previous,
+                        DisconnectReason::DuplicateLogin,
+                        "logged in from another connection",
+                    );
+                    self.flush(previous);
+                }
+                if self.zone.accept_login(id).is_some() {
+                    metrics::counter!(crate::metrics::LOGINS_TOTAL, "outcome" => "accepted")
+                        .increment(1);
+                    tracing::info!(account = %grant.account, connection = id.0, "logged in");
+                    self.connections_by_account
+                        .insert(grant.account.clone(), id);
+                    self.accounts.insert(id, grant.account);
+                }
+            }
+            Err(refusal) => {
+                metrics::counter!(crate::metrics::LOGINS_TOTAL, "outcome" => refusal.reason.as_str())
+                    .increment(1);
+                tracing::info!(connection = id.0, reason = refusal.reason.as_str(), message = %refusal.message, "login refused");
+                self.zone.close(id, refusal.reason, &refusal.message);
+            }
+        }
+        self.flush(id);
     }
 
     /// Moves a connection's transmits to its outbox without waiting.

@@ -1,12 +1,14 @@
 //! A real QUIC connection on 127.0.0.1: a server and two clients log in, client A walks for
 //! two seconds, and prediction, the server and client B's view of A agree.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mmo_core::entity::{CharacterState, EntityId};
 use mmo_core::input::{Buttons, MoveInput};
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
 use mmo_core::zone::ZoneConfig;
+use mmo_net::auth::StaticTokens;
 use mmo_net::client::NetClient;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert};
@@ -67,6 +69,11 @@ async fn run() {
         "127.0.0.1:0".parse().unwrap(),
         zone_config,
         cert,
+        Arc::new(
+            StaticTokens::new()
+                .with("player-a", "alice")
+                .with("player-b", "bob"),
+        ),
     ))
     .await
     .unwrap();
@@ -222,6 +229,7 @@ async fn a_client_pinning_another_certificate_is_refused() {
             "127.0.0.1:0".parse().unwrap(),
             ZoneConfig::default(),
             cert,
+            Arc::new(StaticTokens::new()),
         ))
         .await
         .unwrap();

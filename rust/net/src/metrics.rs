@@ -1,0 +1,100 @@
+//! The names of every metric the network layer and the zones record, in one place.
+//!
+//! Recording goes through the `metrics` facade: with no recorder installed (tests, tools)
+//! every record is a no-op. `mmo-server` installs a Prometheus recorder and serves it on
+//! `/metrics`; [`describe`] gives each metric its help text and unit there.
+//!
+//! Labels are bounded: `zone` (a zone id), `reason` / `kind` / `outcome` (fixed snake_case
+//! sets). Nothing is labelled per client or per address.
+
+/// Histogram, seconds, label `zone`: wall time of one zone tick (inputs, movement,
+/// replication, encode, hand-off to the writers).
+pub const TICK_DURATION_SECONDS: &str = "mmo_tick_duration_seconds";
+/// Gauge, seconds, label `zone`: the longest tick since the server started.
+pub const TICK_DURATION_MAX_SECONDS: &str = "mmo_tick_duration_max_seconds";
+/// Counter, label `zone`: ticks skipped because the zone fell too far behind.
+pub const TICKS_SKIPPED_TOTAL: &str = "mmo_ticks_skipped_total";
+/// Gauge, label `zone`: players logged in to the zone (CCU per zone).
+pub const ZONE_PLAYERS: &str = "mmo_zone_players";
+/// Gauge: open QUIC connections on the endpoint.
+pub const CONNECTIONS: &str = "mmo_connections";
+/// Counter, label `outcome` (`accepted`, `refused_full`, `refused_rate`, `retry`, `failed`):
+/// incoming QUIC handshakes.
+pub const HANDSHAKES_TOTAL: &str = "mmo_handshakes_total";
+/// Counter, label `outcome` (`accepted`, or a [`DisconnectReason`] name): logins decided.
+///
+/// [`DisconnectReason`]: mmo_core::control::DisconnectReason
+pub const LOGINS_TOTAL: &str = "mmo_logins_total";
+/// Counter, label `reason` (a [`DisconnectReason`] name): connections closed by the server
+/// or the client, by reason.
+///
+/// [`DisconnectReason`]: mmo_core::control::DisconnectReason
+pub const DISCONNECTS_TOTAL: &str = "mmo_disconnects_total";
+/// Counter, bytes: everything received from clients (datagrams and control stream).
+pub const BYTES_IN_TOTAL: &str = "mmo_bytes_in_total";
+/// Counter, bytes: everything sent to clients.
+pub const BYTES_OUT_TOTAL: &str = "mmo_bytes_out_total";
+/// Histogram, bytes per second: each client's received bytes per second, sampled once a
+/// second per client (bytes in per client).
+pub const CLIENT_BYTES_IN_PER_SECOND: &str = "mmo_client_bytes_in_per_second";
+/// Histogram, bytes per second: each client's sent bytes per second, sampled once a second
+/// per client (bytes out per client).
+pub const CLIENT_BYTES_OUT_PER_SECOND: &str = "mmo_client_bytes_out_per_second";
+/// Counter, label `reason` (`inbox_full`, `outbox_full`, `send_failed`, `undecodable`):
+/// datagrams dropped.
+pub const DATAGRAMS_DROPPED_TOTAL: &str = "mmo_datagrams_dropped_total";
+/// Counter, label `kind` (a validation rejection kind): inputs and requests rejected by
+/// server-side validation.
+pub const VALIDATION_REJECTIONS_TOTAL: &str = "mmo_validation_rejections_total";
+/// Counter, label `reason`: protocol violations (bad frames, bad datagrams, messages out of
+/// order) that closed a connection.
+pub const PROTOCOL_VIOLATIONS_TOTAL: &str = "mmo_protocol_violations_total";
+/// Counter: players handed from one zone to a neighbour.
+pub const ZONE_HANDOFFS_TOTAL: &str = "mmo_zone_handoffs_total";
+
+/// Registers the help text and unit of every metric above with the installed recorder.
+/// Call once after installing it.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        TICK_DURATION_SECONDS,
+        Unit::Seconds,
+        "Wall time of one zone tick"
+    );
+    describe_gauge!(
+        TICK_DURATION_MAX_SECONDS,
+        Unit::Seconds,
+        "Longest zone tick since start"
+    );
+    describe_counter!(
+        TICKS_SKIPPED_TOTAL,
+        "Ticks skipped because the zone fell behind"
+    );
+    describe_gauge!(ZONE_PLAYERS, "Players logged in, per zone");
+    describe_gauge!(CONNECTIONS, "Open QUIC connections");
+    describe_counter!(HANDSHAKES_TOTAL, "Incoming QUIC handshakes by outcome");
+    describe_counter!(LOGINS_TOTAL, "Logins decided, by outcome");
+    describe_counter!(DISCONNECTS_TOTAL, "Connections closed, by reason");
+    describe_counter!(BYTES_IN_TOTAL, Unit::Bytes, "Bytes received from clients");
+    describe_counter!(BYTES_OUT_TOTAL, Unit::Bytes, "Bytes sent to clients");
+    describe_histogram!(
+        CLIENT_BYTES_IN_PER_SECOND,
+        Unit::Bytes,
+        "Bytes per second received from each client, sampled each second"
+    );
+    describe_histogram!(
+        CLIENT_BYTES_OUT_PER_SECOND,
+        Unit::Bytes,
+        "Bytes per second sent to each client, sampled each second"
+    );
+    describe_counter!(DATAGRAMS_DROPPED_TOTAL, "Datagrams dropped, by reason");
+    describe_counter!(
+        VALIDATION_REJECTIONS_TOTAL,
+        "Inputs and requests rejected by validation, by kind"
+    );
+    describe_counter!(
+        PROTOCOL_VIOLATIONS_TOTAL,
+        "Connections closed for protocol violations"
+    );
+    describe_counter!(ZONE_HANDOFFS_TOTAL, "Players handed to a neighbour zone");
+}

@@ -1,0 +1,1 @@
+//! `mmo-server`: the dedicated server (work in progress; see issue 4).

@@ -1,0 +1,3 @@
+//! The `mmo-server` binary (work in progress; see issue 4).
+
+fn main() {}
