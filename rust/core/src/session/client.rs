@@ -131,6 +131,13 @@ pub struct ClientStats {
     pub bytes_out: u64,
     /// Prediction corrections.
     pub corrections: u64,
+    /// Snapshots the server sent from the first one received to the newest one received,
+    /// by their sequence numbers (so `received / expected` is the delivery ratio; snapshots
+    /// lost before the first or after the newest are not known to the client).
+    pub snapshots_expected: u64,
+    /// Snapshot datagrams received with a decodable header (applied, stale or undecodable
+    /// payload; a duplicate counts twice).
+    pub snapshots_received: u64,
 }
 
 /// Where the session is.
@@ -177,6 +184,9 @@ pub struct ClientSession {
     /// `(seq, sent_at_us)` of recent datagrams, indexed by `seq % SEND_TIMES`.
     send_times: [(u64, u64); SEND_TIMES],
     newest_acked_datagram: Option<u16>,
+    /// Extended sequence numbers of the first and the newest snapshot received
+    /// (`first <= newest`), for [`ClientStats::snapshots_expected`].
+    snapshot_seq_range: Option<(u64, u64)>,
     last_heard_us: u64,
     last_server_tick: Option<Tick>,
     stats: ClientStats,
@@ -218,6 +228,7 @@ impl ClientSession {
             next_datagram_seq: 0,
             send_times: [(u64::MAX, 0); SEND_TIMES],
             newest_acked_datagram: None,
+            snapshot_seq_range: None,
             last_heard_us: now_us,
             last_server_tick: None,
             stats: ClientStats::default(),
@@ -475,6 +486,7 @@ impl ClientSession {
             self.stats.snapshots_undecodable += 1;
             return;
         }
+        self.count_snapshot_seq(header.seq);
         match self
             .received
             .on_snapshot(&self.codec, header.seq, payload, &mut self.decoding)
@@ -495,6 +507,19 @@ impl ClientSession {
             self.on_datagram_ack(now_us, ack.ack);
         }
         self.apply_decoded(now_us);
+    }
+
+    fn count_snapshot_seq(&mut self, seq: u16) {
+        self.stats.snapshots_received += 1;
+        let (first, newest) = match self.snapshot_seq_range {
+            None => (u64::from(seq), u64::from(seq)),
+            Some((first, newest)) => {
+                let seq = crate::codec::packet::unwrap_seq(seq, newest);
+                (first.min(seq), newest.max(seq))
+            }
+        };
+        self.snapshot_seq_range = Some((first, newest));
+        self.stats.snapshots_expected = newest - first + 1;
     }
 
     fn on_datagram_ack(&mut self, now_us: u64, ack: u16) {
@@ -596,6 +621,15 @@ impl ClientSession {
     pub fn poll_timeout(&self) -> Option<u64> {
         (self.state != ClientState::Closed)
             .then_some(self.last_heard_us + self.config.idle_timeout_us)
+    }
+
+    /// The transport under the session is gone (the QUIC connection closed or failed): the
+    /// session closes with `reason` and emits [`ClientEvent::Disconnected`], unless it was
+    /// already closed (a disconnect frame that arrived first keeps its reason).
+    pub fn transport_closed(&mut self, reason: DisconnectReason, message: String) {
+        if self.state != ClientState::Closed {
+            self.finish(reason, message);
+        }
     }
 
     /// Ends the session if the server has been silent for too long.

@@ -304,3 +304,51 @@ fn client_survives_garbage_datagrams() {
     assert_eq!(client.state(), ClientState::Active);
     assert_eq!(client.stats().snapshots_undecodable, 6);
 }
+
+#[test]
+fn snapshot_delivery_is_counted_from_sequence_numbers() {
+    use crate::codec::entity_state::{Quantization, SnapshotConfig};
+    use crate::codec::snapshot::SnapshotCodec;
+    let (mut client, mut server) = pair();
+    let codec = SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap());
+    let (mut datagram, mut written) = (Vec::new(), Vec::new());
+    let owner = CharacterState::default();
+    for tick in 1..=10u32 {
+        server
+            .send_snapshot(
+                &codec,
+                Tick(tick),
+                Some(&owner),
+                &[],
+                &mut datagram,
+                &mut written,
+            )
+            .unwrap();
+        let Some(Transmit::Datagram(d)) = server.poll_transmit() else {
+            panic!("a snapshot datagram");
+        };
+        // Snapshots 4 and 7 are lost; 9 arrives twice.
+        if tick != 4 && tick != 7 {
+            client.handle_datagram(u64::from(tick) * 33_333, &d);
+        }
+        if tick == 9 {
+            client.handle_datagram(u64::from(tick) * 33_333, &d);
+        }
+    }
+    let stats = client.stats();
+    assert_eq!(stats.snapshots_expected, 10);
+    assert_eq!(stats.snapshots_received, 9);
+    client.transport_closed(DisconnectReason::Timeout, "connection lost".into());
+    assert_eq!(client.state(), ClientState::Closed);
+    let last = std::iter::from_fn(|| client.poll_event()).last();
+    assert_eq!(
+        last,
+        Some(ClientEvent::Disconnected {
+            reason: DisconnectReason::Timeout,
+            message: "connection lost".into()
+        })
+    );
+    // A second close keeps the first reason and emits nothing.
+    client.transport_closed(DisconnectReason::Kicked, "again".into());
+    assert_eq!(client.poll_event(), None);
+}
