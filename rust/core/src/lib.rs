@@ -23,6 +23,7 @@ pub mod replication;
 pub mod session;
 pub mod time;
 pub mod validation;
+pub mod world;
 pub mod zone;
 
 /// Version of the wire protocol (datagrams and control frames, see `WIRE_FORMAT.md`). A
