@@ -286,13 +286,8 @@ mod tests {
     use super::*;
 
     fn two_by_one() -> WorldLayout {
-        WorldLayout::new(
-            Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)),
-            2,
-            1,
-            30.0,
-        )
-        .expect("valid layout")
+        WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
+            .expect("valid layout")
     }
 
     fn three_by_three() -> WorldLayout {
@@ -352,7 +347,10 @@ mod tests {
             [0, 1, 2, 3, 5, 6, 7, 8].map(ZoneId).to_vec()
         );
         assert_eq!(g.neighbours(ZoneId(0)), [1, 3, 4].map(ZoneId).to_vec());
-        assert_eq!(g.neighbours(ZoneId(5)), [1, 2, 4, 7, 8].map(ZoneId).to_vec());
+        assert_eq!(
+            g.neighbours(ZoneId(5)),
+            [1, 2, 4, 7, 8].map(ZoneId).to_vec()
+        );
         assert!(g.neighbours(ZoneId(9)).is_empty());
         assert_eq!(two_by_one().neighbours(ZoneId(1)), vec![ZoneId(0)]);
         let single = WorldLayout::single(Rect::new(Vec2::ZERO, Vec2::ONE)).expect("valid");

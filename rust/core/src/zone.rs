@@ -13,6 +13,40 @@
 //!    the replicator so unsent entities keep accumulating priority.
 //!
 //! Iteration is over a `BTreeMap` keyed by connection id, so a run is deterministic.
+//!
+//! **Zones of a larger world.** With [`ZoneConfig::placement`] set, the zone owns one
+//! rectangle of a [`WorldLayout`] and cooperates with its neighbours (each on its own thread;
+//! everything below is sans-IO, the driver carries the values between zones):
+//! * *Handoff out*: after [`Zone::simulate`], a character more than
+//!   [`ZonePlacement::handoff_margin_m`] outside the rectangle (hysteresis, so someone on
+//!   the line does not bounce) is reported once by [`Zone::drain_departures`];
+//!   [`Zone::take_player`] then removes the player and returns a [`PlayerTransfer`] (its
+//!   [`ServerConnection`] with snapshot baselines, input queue and unsent transmits, its
+//!   character, the entities its client knows). If the old zone must still see the
+//!   character (within `border_m`), it stays there as a ghost of the new owner, so observers
+//!   see no leave.
+//! * *Handoff in*: [`Zone::insert_player`] continues the session under the same connection
+//!   and entity ids: snapshot sequence numbers and delta baselines continue (the first
+//!   snapshot is skipped if the zone's tick is not past the last one sent), entities the
+//!   client knew and this zone shows keep their baselines (no leave or enter), the others
+//!   get a leave at the first snapshot. A ghost of the arriving entity becomes local in
+//!   place (same grid entry: no leave or enter for observers).
+//! * *Border ghosts*: [`Zone::border_export`] lists this zone's characters within
+//!   `border_m` of a neighbour; the neighbour's [`Zone::set_ghosts`] replaces its previous
+//!   list from this zone. Ghosts are replicated like local entities (interest, priority,
+//!   enter, leave) but never simulated; one missing from a newer list leaves.
+//!
+//! Contract for the driver: all zones of a world run the same tick rate and tick numbering
+//! (tick `n` of every zone covers the same wall-clock interval) and the same movement and
+//! snapshot settings; the movement bounds contain the world rectangle (checked). See
+//! [`Zone::take_player`] for the per-tick order of calls. Ids are globally unique (see
+//! [`crate::world`]): a zone of a layout allocates entity and connection ids from its own
+//! residue class; without placement it numbers `1, 2, 3, …` as before.
+//!
+//! Not done: ghosts of a zone that stops sending exports stay until it sends an empty one;
+//! an entity moving between two neighbours of this zone (diagonal layouts) may leave and
+//! re-enter once if the old owner's list arrives before the new owner's; the client is not
+//! told about the zone change (nothing on the wire needs it).
 
 use std::collections::BTreeMap;
 
@@ -29,6 +63,7 @@ use crate::replication::{ClientId, PriorityCategory, ReplicationConfig, Replicat
 use crate::session::Transmit;
 use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEvent};
 use crate::time::{Tick, TickRate};
+use crate::world::{Rect, WorldLayout, ZoneId};
 
 /// Identifies a connection within a zone (assigned by [`Zone::connect`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,6 +90,157 @@ pub struct ZoneConfig {
     pub connection: ServerConnectionConfig,
     /// Where new characters appear.
     pub spawn_position_m: Vec3,
+    /// The zone's place in a multi-zone world; `None` (the default) simulates the whole
+    /// movement area alone, with no handoff and no ghosts.
+    pub placement: Option<ZonePlacement>,
+}
+
+/// Where a zone sits in a multi-zone world.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZonePlacement {
+    /// The world's split (every zone of the world uses the same).
+    pub layout: WorldLayout,
+    /// This zone (must be in `layout`).
+    pub zone: ZoneId,
+    /// How far outside its rectangle a character must be before it is handed over, metres
+    /// (hysteresis). Finite, `0 <= handoff_margin_m <= layout.border_m()`: a departing
+    /// character is still within the border, so the old zone keeps it as a ghost.
+    pub handoff_margin_m: f32,
+}
+
+impl ZonePlacement {
+    /// Zone `zone` of `layout` with a 2 m handoff margin (or the border, if smaller).
+    #[must_use]
+    pub fn new(layout: WorldLayout, zone: ZoneId) -> Self {
+        ZonePlacement {
+            layout,
+            zone,
+            handoff_margin_m: layout.border_m().min(2.0),
+        }
+    }
+}
+
+/// A validated [`ZonePlacement`] with what the tick needs precomputed.
+#[derive(Clone, Debug)]
+struct Placed {
+    layout: WorldLayout,
+    zone: ZoneId,
+    /// The rectangle this zone owns.
+    rect: Rect,
+    handoff_margin_m: f32,
+}
+
+/// A player to hand over: reported by [`Zone::drain_departures`] after the tick moved its
+/// character out of the zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Departure {
+    /// The connection to move.
+    pub connection: ConnectionId,
+    /// The zone that owns the character's position now.
+    pub to: ZoneId,
+}
+
+/// Everything needed to continue a player's session in another zone: made by
+/// [`Zone::take_player`], consumed by [`Zone::insert_player`]. `Send`, so it can cross to the
+/// other zone's thread.
+#[derive(Debug)]
+pub struct PlayerTransfer {
+    /// The session: snapshot sequence and baselines, input queue, validation state,
+    /// transmits not yet flushed. Invariant: `Active` controlling `entity`.
+    connection: ServerConnection,
+    character: CharacterState,
+    entity: EntityId,
+    from: ZoneId,
+    /// The tick of the last snapshot the old zone sent (the new zone sends only after it).
+    last_tick: Tick,
+    /// Entities the client may know (the old zone's visible set), ascending.
+    known: Vec<EntityId>,
+}
+
+impl PlayerTransfer {
+    /// The controlled entity (its id does not change).
+    #[must_use]
+    pub fn entity(&self) -> EntityId {
+        self.entity
+    }
+
+    /// The character as the old zone left it.
+    #[must_use]
+    pub fn character(&self) -> &CharacterState {
+        &self.character
+    }
+
+    /// The zone it comes from.
+    #[must_use]
+    pub fn from(&self) -> ZoneId {
+        self.from
+    }
+
+    /// The session, for inspection.
+    #[must_use]
+    pub fn connection(&self) -> &ServerConnection {
+        &self.connection
+    }
+}
+
+/// [`Zone::insert_player`] refused a transfer; the transfer is handed back (close its
+/// connection or try elsewhere).
+#[derive(Debug)]
+pub struct TransferRejected {
+    /// The transfer, unchanged.
+    pub transfer: PlayerTransfer,
+    /// Why.
+    pub reason: String,
+}
+
+/// One entity of a neighbour's border list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GhostState {
+    /// Its (globally unique) id.
+    pub id: EntityId,
+    /// Its replicated state.
+    pub state: NetEntityState,
+    /// Sent in enter records.
+    pub archetype: u16,
+    /// Replication priority.
+    pub category: PriorityCategory,
+}
+
+/// A zone's entities within the border of one neighbour, after one tick: made by
+/// [`Zone::border_export`], applied by the neighbour's [`Zone::set_ghosts`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BorderExport {
+    /// The exporting zone (owner of the entities).
+    pub from: ZoneId,
+    /// The exporting zone's tick.
+    pub tick: Tick,
+    /// The entities, in connection-id order.
+    pub states: Vec<GhostState>,
+}
+
+/// A neighbour's entity shown here.
+#[derive(Clone, Copy, Debug)]
+struct Ghost {
+    /// The zone whose lists carry it.
+    from: ZoneId,
+    /// Only a list exported after this tick can remove it (a character handed over at tick
+    /// `T` may be missing from its new owner's list of tick `T`).
+    since: Tick,
+}
+
+/// The last list applied from one neighbour.
+#[derive(Clone, Debug, Default)]
+struct GhostList {
+    tick: Option<Tick>,
+    /// Ascending.
+    ids: Vec<EntityId>,
+}
+
+/// What a snapshot record needs of an entity, local or ghost.
+#[derive(Clone, Copy, Debug)]
+struct Replicated {
+    state: NetEntityState,
+    archetype: u16,
 }
 
 impl Default for ZoneConfig {
@@ -66,6 +252,7 @@ impl Default for ZoneConfig {
             snapshot: SnapshotConfig::default(),
             connection: ServerConnectionConfig::default(),
             spawn_position_m: Vec3::ZERO,
+            placement: None,
         }
     }
 }
@@ -75,6 +262,25 @@ struct Player {
     connection: ServerConnection,
     /// The character, once logged in.
     character: Option<CharacterState>,
+    /// The zone it was reported departing to (reported once until it comes back inside).
+    departing: Option<ZoneId>,
+    /// After a handoff: no snapshot until the tick is past this one (the old zone's last).
+    resume_after: Option<Tick>,
+    /// After a handoff, until the first plan here: the entities the client may know; those
+    /// not visible here are forgotten (the client gets a leave).
+    handoff_known: Option<Vec<EntityId>>,
+}
+
+impl Player {
+    fn new(connection: ServerConnection, character: Option<CharacterState>) -> Self {
+        Player {
+            connection,
+            character,
+            departing: None,
+            resume_after: None,
+            handoff_known: None,
+        }
+    }
 }
 
 /// Per-tick measurements, for metrics and benchmarks.
@@ -100,12 +306,26 @@ pub struct Zone {
     codec: SnapshotCodec,
     replicator: Replicator,
     players: BTreeMap<ConnectionId, Player>,
-    /// Current replicated state of every entity, for snapshot records. Looked up once per
-    /// record written (about 100k times per tick at 1000 clients), so it uses the
-    /// crate's fast integer hasher (`fast_hash`) rather than SipHash; never iterated.
-    net_states: FastMap<EntityId, NetEntityState>,
-    next_connection: u32,
-    next_entity: u32,
+    /// Current replicated state of every entity (local and ghost), for snapshot records.
+    /// Looked up once per record written (about 100k times per tick at 1000 clients), so it
+    /// uses the crate's fast integer hasher (`fast_hash`) rather than SipHash; never
+    /// iterated. Invariant: holds exactly the entities in the replicator's grid.
+    net_states: FastMap<EntityId, Replicated>,
+    /// Present when the zone is part of a multi-zone world.
+    placement: Option<Placed>,
+    /// Entities of neighbours shown here. Invariant: each is in `net_states` and in the
+    /// `ghost_lists` entry of its `from` zone, and no local character has its id.
+    ghosts: FastMap<EntityId, Ghost>,
+    /// Per neighbour, the last list applied. Ordered so iteration is deterministic.
+    ghost_lists: BTreeMap<ZoneId, GhostList>,
+    departures: Vec<Departure>,
+    /// Connection ids allocated so far (`k` of the next one, see `allocate_id`).
+    connections_allocated: u32,
+    /// Entity ids allocated so far.
+    entities_allocated: u32,
+    /// Ids are `k * id_stride + id_offset` (see [`crate::world`]); 1 and 1 without placement.
+    id_stride: u32,
+    id_offset: u32,
     events: Vec<(ConnectionId, ServerEvent)>,
     scratch_inputs: Vec<(u32, MoveInput)>,
     scratch_candidates: Vec<EntityId>,
@@ -113,6 +333,7 @@ pub struct Zone {
     scratch_written: Vec<WrittenRecord>,
     scratch_sent: Vec<EntityId>,
     scratch_datagram: Vec<u8>,
+    scratch_visible: Vec<EntityId>,
 }
 
 impl Zone {
@@ -132,6 +353,14 @@ impl Zone {
             Quantization::new(config.snapshot).map_err(|e| format!("snapshot: {e}"))?;
         // Probe the connection settings once so `connect` cannot fail later.
         ServerConnection::new(0, config.connection).map_err(|e| format!("connection: {e}"))?;
+        let placement = match config.placement {
+            None => None,
+            Some(p) => Some(place(&p, &config.movement)?),
+        };
+        let (id_stride, id_offset) = match &placement {
+            None => (1, 1),
+            Some(p) => (u32::from(p.layout.zone_count()), u32::from(p.zone.0) + 1),
+        };
         Ok(Zone {
             config,
             tick: Tick(0),
@@ -139,8 +368,14 @@ impl Zone {
             replicator,
             players: BTreeMap::new(),
             net_states: FastMap::default(),
-            next_connection: 1,
-            next_entity: 1,
+            placement,
+            ghosts: FastMap::default(),
+            ghost_lists: BTreeMap::new(),
+            departures: Vec::new(),
+            connections_allocated: 0,
+            entities_allocated: 0,
+            id_stride,
+            id_offset,
             events: Vec::new(),
             scratch_inputs: Vec::new(),
             scratch_candidates: Vec::new(),
@@ -148,7 +383,20 @@ impl Zone {
             scratch_written: Vec::new(),
             scratch_sent: Vec::new(),
             scratch_datagram: Vec::with_capacity(1500),
+            scratch_visible: Vec::new(),
         })
+    }
+
+    /// The `k`-th id of this zone's residue class (see [`crate::world`]). Ids repeat only
+    /// after `u32::MAX / zone_count` allocations.
+    fn allocate_id(&self, k: u32) -> u32 {
+        k.wrapping_mul(self.id_stride).wrapping_add(self.id_offset)
+    }
+
+    /// This zone's id in its world (`ZoneId(0)` without placement).
+    #[must_use]
+    pub fn zone_id(&self) -> ZoneId {
+        self.placement.as_ref().map_or(ZoneId(0), |p| p.zone)
     }
 
     /// The configuration in force.
@@ -171,18 +419,12 @@ impl Zone {
 
     /// A new connection, waiting for its login.
     pub fn connect(&mut self, now_us: u64) -> ConnectionId {
-        let id = ConnectionId(self.next_connection);
-        self.next_connection += 1;
+        let id = ConnectionId(self.allocate_id(self.connections_allocated));
+        self.connections_allocated = self.connections_allocated.wrapping_add(1);
         // The settings were validated in `new` with the same config.
         let connection = ServerConnection::new(now_us, self.config.connection)
             .unwrap_or_else(|e| unreachable!("connection config validated in Zone::new: {e}"));
-        self.players.insert(
-            id,
-            Player {
-                connection,
-                character: None,
-            },
-        );
+        self.players.insert(id, Player::new(connection, None));
         id
     }
 
@@ -250,19 +492,19 @@ impl Zone {
     /// Accepts a pending login and spawns the character as `spawn` (a saved position, a
     /// zone-transfer arrival). Returns `None` when no login is pending on `id`.
     pub fn accept_login_at(&mut self, id: ConnectionId, spawn: CharacterState) -> Option<EntityId> {
+        let entity = EntityId(self.allocate_id(self.entities_allocated));
         let player = self.players.get_mut(&id)?;
-        let entity = EntityId(self.next_entity);
         if !player
             .connection
             .accept_login(entity, self.tick, self.config.tick_rate, spawn)
         {
             return None;
         }
-        self.next_entity += 1;
+        self.entities_allocated = self.entities_allocated.wrapping_add(1);
         player.character = Some(spawn);
         self.replicator
             .update_entity(entity, spawn.position_m, PriorityCategory::High);
-        self.net_states.insert(entity, net_state(&spawn));
+        self.net_states.insert(entity, player_replicated(&spawn));
         // The client id mirrors the connection id; both are unique within the zone.
         if let Err(e) = self
             .replicator
@@ -290,6 +532,277 @@ impl Zone {
             }
             self.replicator.remove_client(ClientId(id.0));
         }
+    }
+
+    /// Players reported since the last call whose character left this zone (see
+    /// [`Zone::simulate`]); each is reported once while it stays outside. Empty without
+    /// placement. Hand each over with [`Zone::take_player`].
+    pub fn drain_departures(&mut self) -> std::vec::Drain<'_, Departure> {
+        self.departures.drain(..)
+    }
+
+    /// Removes a logged-in player for a handoff and returns its session; `None` when `id`
+    /// is unknown or not logged in. If this zone must still see the character (within
+    /// `border_m` of its rectangle) it stays here as a ghost of the zone that owns its
+    /// position, so observers here see no leave; otherwise it leaves.
+    ///
+    /// Per tick, the driver of a multi-zone world calls, for every zone:
+    /// 1. apply what neighbours sent since the last tick: [`Zone::insert_player`] for each
+    ///    transfer (and route the connection's bytes to this zone from now on; bytes that
+    ///    reached the old zone after the take must be forwarded, the control stream is
+    ///    ordered), [`Zone::set_ghosts`] for each border export;
+    /// 2. the usual: received bytes, [`Zone::handle_timeouts`], [`Zone::drain_events`],
+    ///    [`Zone::run_tick`];
+    /// 3. [`Zone::drain_departures`], then `take_player` for each and send the transfer
+    ///    (with the connection's outbox) to the zone `to`;
+    /// 4. for each neighbour, [`Zone::border_export`] and send it there;
+    /// 5. flush transmits of the connections still here ([`Zone::poll_transmit`]; a
+    ///    transfer carries those not yet flushed).
+    pub fn take_player(&mut self, id: ConnectionId) -> Option<PlayerTransfer> {
+        let player = self.players.get(&id)?;
+        let (Some(character), Some(entity)) = (player.character, player.connection.entity()) else {
+            return None;
+        };
+        let player = self.players.remove(&id)?;
+        let client = ClientId(id.0);
+        let mut known = Vec::new();
+        if let Err(e) = self.replicator.visible_ids(client, &mut known) {
+            tracing::error!(error = %e, "handoff: replication client missing");
+        }
+        // A player still waiting for its first snapshot here carries the old zone's set.
+        if let Some(old_known) = player.handoff_known {
+            known.extend(old_known);
+            known.sort_unstable();
+            known.dedup();
+        }
+        self.replicator.remove_client(client);
+        let from = self.zone_id();
+        let owner = self
+            .placement
+            .as_ref()
+            .map(|p| p.layout.zone_at(character.position_m))
+            .filter(|&owner| owner != from);
+        let still_seen = self
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.layout.sees(p.zone, character.position_m));
+        match owner {
+            Some(owner) if still_seen => {
+                self.ghosts.insert(
+                    entity,
+                    Ghost {
+                        from: owner,
+                        since: self.tick,
+                    },
+                );
+                let list = self.ghost_lists.entry(owner).or_default();
+                if let Err(at) = list.ids.binary_search(&entity) {
+                    list.ids.insert(at, entity);
+                }
+            }
+            _ => {
+                self.replicator.remove_entity(entity);
+                self.net_states.remove(&entity);
+            }
+        }
+        Some(PlayerTransfer {
+            connection: player.connection,
+            character,
+            entity,
+            from,
+            last_tick: player.resume_after.map_or(self.tick, |t| t.max(self.tick)),
+            known,
+        })
+    }
+
+    /// Continues a handed-over session here under the same connection id (ids are
+    /// globally unique, see [`crate::world`]). Its next snapshot continues the sequence and
+    /// baselines. Refused, handing the transfer back, when `id` or the entity is already
+    /// local here.
+    pub fn insert_player(
+        &mut self,
+        id: ConnectionId,
+        transfer: PlayerTransfer,
+    ) -> Result<(), Box<TransferRejected>> {
+        let reject =
+            |transfer, reason: String| Err(Box::new(TransferRejected { transfer, reason }));
+        let entity = transfer.entity;
+        if self.players.contains_key(&id) {
+            return reject(
+                transfer,
+                format!("connection {} is already in this zone", id.0),
+            );
+        }
+        if transfer.connection.entity() != Some(entity) {
+            return reject(
+                transfer,
+                "the transferred connection is not active".to_owned(),
+            );
+        }
+        if self.net_states.contains_key(&entity) && !self.ghosts.contains_key(&entity) {
+            return reject(
+                transfer,
+                format!("entity {} is already local here", entity.0),
+            );
+        }
+        if let Some(ghost) = self.ghosts.remove(&entity)
+            && let Some(list) = self.ghost_lists.get_mut(&ghost.from)
+            && let Ok(at) = list.ids.binary_search(&entity)
+        {
+            list.ids.remove(at);
+        }
+        let PlayerTransfer {
+            connection,
+            character,
+            last_tick,
+            known,
+            ..
+        } = transfer;
+        // Same id as the ghost, if there was one: the grid entry is updated in place.
+        self.replicator
+            .update_entity(entity, character.position_m, PriorityCategory::High);
+        self.net_states
+            .insert(entity, player_replicated(&character));
+        if let Err(e) = self
+            .replicator
+            .add_client(ClientId(id.0), Viewer::Entity(entity))
+        {
+            tracing::error!(error = %e, "replication client not added");
+        }
+        let mut player = Player::new(connection, Some(character));
+        player.resume_after = Some(last_tick);
+        player.handoff_known = Some(known);
+        self.players.insert(id, player);
+        self.collect_events(id);
+        Ok(())
+    }
+
+    /// This zone's characters within `border_m` of `neighbour`'s rectangle, for the
+    /// neighbour's [`Zone::set_ghosts`]. Empty without placement or for a zone that is not a
+    /// neighbour. Call after [`Zone::run_tick`].
+    #[must_use]
+    pub fn border_export(&self, neighbour: ZoneId) -> BorderExport {
+        let mut export = BorderExport {
+            from: self.zone_id(),
+            tick: self.tick,
+            states: Vec::new(),
+        };
+        let Some(placed) = &self.placement else {
+            return export;
+        };
+        if neighbour == placed.zone {
+            return export;
+        }
+        let Some(rect) = placed.layout.bounds(neighbour) else {
+            return export;
+        };
+        let border_m = placed.layout.border_m();
+        for player in self.players.values() {
+            if let (Some(c), Some(id)) = (&player.character, player.connection.entity())
+                && rect.distance_m(c.position_m) <= border_m
+            {
+                export.states.push(GhostState {
+                    id,
+                    state: net_state(c),
+                    archetype: PLAYER_ARCHETYPE,
+                    category: PriorityCategory::High,
+                });
+            }
+        }
+        export
+    }
+
+    /// Shows a neighbour's border entities here, replacing the previous list from
+    /// `export.from`: new ids enter (for the clients that see them), listed ones move, ids
+    /// missing from the list leave. Entities local here (a character just handed over) are
+    /// skipped; an export older than the last one applied from that zone is ignored. Fails,
+    /// changing nothing, without placement or when `export.from` is not a neighbour.
+    pub fn set_ghosts(&mut self, export: &BorderExport) -> Result<(), String> {
+        let Some(placed) = &self.placement else {
+            return Err("set_ghosts: this zone has no placement in a world".to_owned());
+        };
+        let from = export.from;
+        if !placed.layout.neighbours(placed.zone).contains(&from) {
+            return Err(format!(
+                "set_ghosts: zone {} is not a neighbour of zone {}",
+                from.0, placed.zone.0
+            ));
+        }
+        let mut list = self.ghost_lists.remove(&from).unwrap_or_default();
+        if list.tick.is_some_and(|t| export.tick < t) {
+            self.ghost_lists.insert(from, list);
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(export.states.len());
+        for g in &export.states {
+            match self.ghosts.get_mut(&g.id) {
+                Some(ghost) => ghost.from = from,
+                None if self.net_states.contains_key(&g.id) => continue,
+                None => {
+                    self.ghosts.insert(
+                        g.id,
+                        Ghost {
+                            from,
+                            since: export.tick,
+                        },
+                    );
+                }
+            }
+            self.replicator
+                .update_entity(g.id, g.state.position_m, g.category);
+            self.net_states.insert(
+                g.id,
+                Replicated {
+                    state: g.state,
+                    archetype: g.archetype,
+                },
+            );
+            ids.push(g.id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for &old in &list.ids {
+            if ids.binary_search(&old).is_ok() {
+                continue;
+            }
+            let Some(ghost) = self.ghosts.get(&old).copied() else {
+                continue;
+            };
+            if ghost.from != from {
+                // Now listed by another neighbour.
+                continue;
+            }
+            if ghost.since < export.tick {
+                self.ghosts.remove(&old);
+                self.replicator.remove_entity(old);
+                self.net_states.remove(&old);
+            } else {
+                ids.push(old);
+            }
+        }
+        ids.sort_unstable();
+        list.ids = ids;
+        list.tick = Some(export.tick);
+        self.ghost_lists.insert(from, list);
+        Ok(())
+    }
+
+    /// Number of neighbours' entities shown here.
+    #[must_use]
+    pub fn ghost_count(&self) -> usize {
+        self.ghosts.len()
+    }
+
+    /// True when `entity` is a neighbour's entity shown here.
+    #[must_use]
+    pub fn is_ghost(&self, entity: EntityId) -> bool {
+        self.ghosts.contains_key(&entity)
+    }
+
+    /// The replicated state of a local or ghost entity.
+    #[must_use]
+    pub fn entity_state(&self, entity: EntityId) -> Option<NetEntityState> {
+        self.net_states.get(&entity).map(|r| r.state)
     }
 
     /// The next thing to send on a connection.
@@ -330,10 +843,12 @@ impl Zone {
     }
 
     /// Steps every character through its queued inputs; returns the inputs applied.
+    /// With placement, characters that left the zone are reported for
+    /// [`Zone::drain_departures`].
     pub fn simulate(&mut self) -> u32 {
         let dt_s = self.config.tick_rate.dt_s();
         let mut applied = 0;
-        for player in self.players.values_mut() {
+        for (id, player) in &mut self.players {
             let (Some(character), Some(entity)) =
                 (player.character.as_mut(), player.connection.entity())
             else {
@@ -348,7 +863,21 @@ impl Zone {
             }
             self.replicator
                 .update_entity(entity, character.position_m, PriorityCategory::High);
-            self.net_states.insert(entity, net_state(character));
+            self.net_states.insert(entity, player_replicated(character));
+            if let Some(placed) = &self.placement {
+                if placed.rect.distance_m(character.position_m) > placed.handoff_margin_m {
+                    let to = placed.layout.zone_at(character.position_m);
+                    if to != placed.zone && player.departing.is_none() {
+                        player.departing = Some(to);
+                        self.departures.push(Departure {
+                            connection: *id,
+                            to,
+                        });
+                    }
+                } else {
+                    player.departing = None;
+                }
+            }
         }
         applied
     }
@@ -358,7 +887,9 @@ impl Zone {
         let tick = self.tick;
         let fixed_bytes = 64; // header + owner state + record count, rounded up
         for (id, player) in &mut self.players {
-            if player.connection.entity().is_none() {
+            if player.connection.entity().is_none()
+                || player.resume_after.is_some_and(|last| tick <= last)
+            {
                 continue;
             }
             let client = ClientId(id.0);
@@ -379,13 +910,28 @@ impl Zone {
             self.scratch_candidates.clear();
             self.scratch_candidates.extend_from_slice(&plan.candidates);
             self.scratch_candidates.sort_unstable();
+            if let Some(known) = player.handoff_known.take() {
+                // First plan after a handoff: what the client knew and this zone does not
+                // show leaves now; the rest keeps its baselines.
+                if self
+                    .replicator
+                    .visible_ids(client, &mut self.scratch_visible)
+                    .is_ok()
+                {
+                    for id in known {
+                        if self.scratch_visible.binary_search(&id).is_err() {
+                            player.connection.forget_entity(id);
+                        }
+                    }
+                }
+            }
             self.scratch_records.clear();
             for &entity in &self.scratch_candidates {
-                if let Some(state) = self.net_states.get(&entity) {
+                if let Some(r) = self.net_states.get(&entity) {
                     self.scratch_records.push(EntityRecordIn {
                         id: entity,
-                        state: *state,
-                        base: player.connection.record_base(entity, PLAYER_ARCHETYPE),
+                        state: r.state,
+                        base: player.connection.record_base(entity, r.archetype),
                     });
                 }
             }
@@ -418,6 +964,53 @@ impl Zone {
     }
 }
 
+fn player_replicated(c: &CharacterState) -> Replicated {
+    Replicated {
+        state: net_state(c),
+        archetype: PLAYER_ARCHETYPE,
+    }
+}
+
+/// Validates a placement against the movement rules.
+fn place(p: &ZonePlacement, movement: &MovementConfig) -> Result<Placed, String> {
+    let rect = p.layout.bounds(p.zone).ok_or_else(|| {
+        format!(
+            "placement.zone: zone {} is not in the {}-zone layout",
+            p.zone.0,
+            p.layout.zone_count()
+        )
+    })?;
+    if !(p.handoff_margin_m.is_finite()
+        && p.handoff_margin_m >= 0.0
+        && p.handoff_margin_m <= p.layout.border_m())
+    {
+        return Err(format!(
+            "placement.handoff_margin_m: {} must be finite and within 0..={} (the border)",
+            p.handoff_margin_m,
+            p.layout.border_m()
+        ));
+    }
+    let world = p.layout.world();
+    let b = movement.bounds;
+    if b.min_xy_m.x > world.min_xy_m.x
+        || b.min_xy_m.y > world.min_xy_m.y
+        || b.max_xy_m.x < world.max_xy_m.x
+        || b.max_xy_m.y < world.max_xy_m.y
+    {
+        return Err(
+            "placement: movement.bounds must contain the world rectangle, or characters \
+             cannot cross into neighbour zones"
+                .to_owned(),
+        );
+    }
+    Ok(Placed {
+        layout: p.layout,
+        zone: p.zone,
+        rect,
+        handoff_margin_m: p.handoff_margin_m,
+    })
+}
+
 /// The replicated view of a character.
 #[must_use]
 pub fn net_state(c: &CharacterState) -> NetEntityState {
@@ -425,5 +1018,291 @@ pub fn net_state(c: &CharacterState) -> NetEntityState {
         position_m: c.position_m,
         yaw_rad: c.yaw_rad,
         flags: if c.on_ground { FLAG_ON_GROUND } else { 0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use glam::Vec2;
+
+    use super::*;
+    use crate::control::{self, ClientControl};
+    use crate::session::server::ConnectionState;
+
+    const BORDER_M: f32 = 30.0;
+
+    fn layout() -> WorldLayout {
+        WorldLayout::new(
+            Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)),
+            2,
+            1,
+            BORDER_M,
+        )
+        .expect("valid layout")
+    }
+
+    fn zone(index: u16) -> Zone {
+        Zone::new(ZoneConfig {
+            placement: Some(ZonePlacement::new(layout(), ZoneId(index))),
+            ..ZoneConfig::default()
+        })
+        .expect("valid zone")
+    }
+
+    /// A logged-in player standing at `(x, 50)`.
+    fn player_at(zone: &mut Zone, x_m: f32) -> (ConnectionId, EntityId) {
+        let id = zone.connect(0);
+        let mut login = Vec::new();
+        control::encode_frame(
+            &ClientControl::Login {
+                protocol_version: crate::PROTOCOL_VERSION,
+                token: "t".into(),
+            },
+            &mut login,
+        )
+        .expect("encodable");
+        zone.handle_stream(id, 0, &login);
+        let _ = zone.drain_events().count();
+        let entity = zone
+            .accept_login_at(id, CharacterState::at(Vec3::new(x_m, 50.0, 0.0)))
+            .expect("login pending");
+        (id, entity)
+    }
+
+    fn move_to(zone: &mut Zone, id: ConnectionId, x_m: f32) {
+        assert!(zone.set_character(id, CharacterState::at(Vec3::new(x_m, 50.0, 0.0))));
+    }
+
+    #[test]
+    fn single_zone_numbers_ids_as_before() {
+        let mut z = Zone::new(ZoneConfig::default()).expect("valid");
+        let (c1, e1) = player_at(&mut z, 0.0);
+        let (c2, e2) = player_at(&mut z, 1.0);
+        assert_eq!((c1, c2), (ConnectionId(1), ConnectionId(2)));
+        assert_eq!((e1, e2), (EntityId(1), EntityId(2)));
+        z.run_tick();
+        assert_eq!(z.drain_departures().count(), 0);
+        assert!(z.set_ghosts(&z.border_export(ZoneId(1))).is_err());
+    }
+
+    #[test]
+    fn zones_allocate_disjoint_ids() {
+        let (mut a, mut b) = (zone(0), zone(1));
+        let ids: Vec<_> = (0..3)
+            .flat_map(|i| [player_at(&mut a, 10.0 + i as f32), player_at(&mut b, 150.0)])
+            .collect();
+        let mut connections: Vec<u32> = ids.iter().map(|(c, _)| c.0).collect();
+        let mut entities: Vec<u32> = ids.iter().map(|(_, e)| e.0).collect();
+        connections.sort_unstable();
+        entities.sort_unstable();
+        assert_eq!(connections, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(entities, vec![1, 2, 3, 4, 5, 6]);
+        assert!(
+            ids.iter()
+                .step_by(2)
+                .all(|(c, e)| c.0 % 2 == 1 && e.0 % 2 == 1)
+        );
+    }
+
+    #[test]
+    fn departure_waits_for_the_margin_and_is_reported_once() {
+        let mut z0 = zone(0);
+        let (id, _) = player_at(&mut z0, 95.0);
+        z0.run_tick();
+        move_to(&mut z0, id, 101.9);
+        z0.run_tick();
+        assert_eq!(z0.drain_departures().count(), 0, "within the 2 m margin");
+        move_to(&mut z0, id, 102.5);
+        z0.run_tick();
+        let d: Vec<_> = z0.drain_departures().collect();
+        assert_eq!(
+            d,
+            vec![Departure {
+                connection: id,
+                to: ZoneId(1)
+            }]
+        );
+        z0.run_tick();
+        assert_eq!(z0.drain_departures().count(), 0, "reported once");
+        // Back inside, out again: reported again.
+        move_to(&mut z0, id, 99.0);
+        z0.run_tick();
+        move_to(&mut z0, id, 103.0);
+        z0.run_tick();
+        assert_eq!(z0.drain_departures().count(), 1);
+    }
+
+    #[test]
+    fn handoff_moves_the_session_and_keeps_a_ghost_behind() {
+        let (mut z0, mut z1) = (zone(0), zone(1));
+        let (id, entity) = player_at(&mut z0, 95.0);
+        // Zone 1 already shows the character as a ghost.
+        z0.run_tick();
+        z1.run_tick();
+        z1.set_ghosts(&z0.border_export(ZoneId(1)))
+            .expect("neighbour");
+        assert!(z1.is_ghost(entity));
+        move_to(&mut z0, id, 103.0);
+        z0.run_tick();
+        z1.run_tick();
+        let Departure { connection, to } = z0.drain_departures().next().expect("departed");
+        assert_eq!((connection, to), (id, ZoneId(1)));
+        let snapshots_before = z0.connection(id).expect("present").stats().snapshots_sent;
+        let transfer = z0.take_player(id).expect("logged in");
+        assert_eq!(transfer.entity(), entity);
+        assert_eq!(transfer.from(), ZoneId(0));
+        assert!(z0.connection(id).is_none());
+        assert!(z0.is_ghost(entity), "still within zone 0's border");
+        z1.insert_player(id, transfer).expect("accepted");
+        assert!(!z1.is_ghost(entity), "local now");
+        assert_eq!(
+            z1.connection(id).map(ServerConnection::state),
+            Some(ConnectionState::Active { entity })
+        );
+        assert_eq!(
+            z1.character(id).map(|c| c.position_m.x),
+            Some(103.0),
+            "character carried over"
+        );
+        // Same tick as the old zone's last snapshot: nothing sent yet; then it continues.
+        let report = z1.replicate_for_test();
+        assert_eq!(report.snapshots_sent, 0);
+        z1.run_tick();
+        assert_eq!(
+            z1.connection(id).expect("present").stats().snapshots_sent,
+            snapshots_before + 1
+        );
+        // Zone 1's next export lists it (as zone 0's ghost); once it is far, it goes.
+        z0.set_ghosts(&z1.border_export(ZoneId(0)))
+            .expect("neighbour");
+        assert!(z0.is_ghost(entity));
+        move_to(&mut z1, id, 150.0);
+        z1.run_tick();
+        z0.run_tick();
+        z0.set_ghosts(&z1.border_export(ZoneId(0)))
+            .expect("neighbour");
+        assert!(!z0.is_ghost(entity));
+        assert_eq!(z0.entity_state(entity), None);
+    }
+
+    #[test]
+    fn handoff_ghost_survives_the_new_owners_export_of_the_same_tick() {
+        let (mut z0, mut z1) = (zone(0), zone(1));
+        let (id, entity) = player_at(&mut z0, 103.0);
+        z0.run_tick();
+        z1.run_tick();
+        // Zone 1 exported before the player arrived (another thread's order).
+        let early = z1.border_export(ZoneId(0));
+        let transfer = z0.take_player(id).expect("logged in");
+        z0.set_ghosts(&early).expect("neighbour");
+        assert!(
+            z0.is_ghost(entity),
+            "an export of the take's tick cannot remove it"
+        );
+        // A stale export of zone 0 listing the player reaches zone 1 after the insert.
+        let stale = BorderExport {
+            from: ZoneId(0),
+            tick: z0.tick(),
+            states: vec![GhostState {
+                id: entity,
+                state: net_state(&CharacterState::at(Vec3::new(99.0, 50.0, 0.0))),
+                archetype: PLAYER_ARCHETYPE,
+                category: PriorityCategory::High,
+            }],
+        };
+        z1.insert_player(id, transfer).expect("accepted");
+        z1.set_ghosts(&stale).expect("neighbour");
+        assert!(
+            !z1.is_ghost(entity),
+            "a local character is not overwritten by a ghost"
+        );
+        assert_eq!(z1.character(id).map(|c| c.position_m.x), Some(103.0));
+    }
+
+    #[test]
+    fn ghosts_follow_the_lists() {
+        let (mut z0, mut z1) = (zone(0), zone(1));
+        let (id, entity) = player_at(&mut z0, 75.0);
+        z0.run_tick();
+        let first = z0.border_export(ZoneId(1));
+        assert_eq!(first.states.len(), 1);
+        assert!(
+            z0.border_export(ZoneId(0)).states.is_empty(),
+            "not a neighbour"
+        );
+        z1.set_ghosts(&first).expect("neighbour");
+        assert_eq!(z1.ghost_count(), 1);
+        move_to(&mut z0, id, 40.0);
+        z0.run_tick();
+        let second = z0.border_export(ZoneId(1));
+        assert!(second.states.is_empty(), "40 m is outside the 30 m border");
+        z1.set_ghosts(&second).expect("neighbour");
+        assert_eq!(z1.ghost_count(), 0);
+        // An older list arriving late changes nothing.
+        z1.set_ghosts(&first).expect("neighbour");
+        assert_eq!(z1.ghost_count(), 0);
+        assert!(!z1.is_ghost(entity));
+        let bad = BorderExport {
+            from: ZoneId(1),
+            tick: Tick(9),
+            states: Vec::new(),
+        };
+        let e = z1.set_ghosts(&bad).expect_err("own id");
+        assert!(e.contains("not a neighbour"), "{e}");
+    }
+
+    #[test]
+    fn insert_refuses_a_duplicate_connection() {
+        let (mut z0, mut z1) = (zone(0), zone(1));
+        let (id, _) = player_at(&mut z0, 103.0);
+        z0.run_tick();
+        let transfer = z0.take_player(id).expect("logged in");
+        let other = z1.connect(0);
+        let rejected = z1.insert_player(other, transfer).expect_err("id in use");
+        assert!(rejected.reason.contains("already"), "{}", rejected.reason);
+        assert!(z1.insert_player(id, rejected.transfer).is_ok());
+        assert!(z1.take_player(other).is_none(), "not logged in");
+    }
+
+    #[test]
+    fn bad_placements_are_rejected() {
+        let mk = |placement: ZonePlacement, movement: MovementConfig| {
+            Zone::new(ZoneConfig {
+                placement: Some(placement),
+                movement,
+                ..ZoneConfig::default()
+            })
+            .expect_err("invalid")
+        };
+        let e = mk(
+            ZonePlacement::new(layout(), ZoneId(2)),
+            MovementConfig::default(),
+        );
+        assert!(e.contains("placement.zone"), "{e}");
+        let mut p = ZonePlacement::new(layout(), ZoneId(0));
+        p.handoff_margin_m = BORDER_M + 1.0;
+        assert!(
+            mk(p, MovementConfig::default()).contains("handoff_margin_m"),
+            "margin"
+        );
+        let mut small = MovementConfig::default();
+        small.bounds.max_xy_m = Vec2::new(100.0, 100.0);
+        let e = mk(ZonePlacement::new(layout(), ZoneId(0)), small);
+        assert!(e.contains("movement.bounds"), "{e}");
+    }
+
+    #[test]
+    fn transfer_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<PlayerTransfer>();
+        assert_send::<BorderExport>();
+    }
+
+    impl Zone {
+        fn replicate_for_test(&mut self) -> TickReport {
+            let mut report = TickReport::default();
+            self.replicate(&mut report);
+            report
+        }
     }
 }

@@ -265,6 +265,13 @@ impl ClientView {
         self.entries.len() - self.free.len()
     }
 
+    /// The visible set's ids into `out` (cleared first), ascending. O(visible).
+    pub(crate) fn visible_ids(&self, out: &mut Vec<EntityId>) {
+        out.clear();
+        out.extend(self.entries.iter().filter(|e| e.alive).map(|e| e.id));
+        out.sort_unstable();
+    }
+
     /// The entity `id` (at grid `slot`) is being removed from the grid: if this client sees
     /// it, it leaves at the next plan (unless it is back in the grid by then). O(1).
     pub(crate) fn note_removed(&mut self, id: EntityId, slot: u32) {

@@ -139,6 +139,21 @@ impl Replicator {
             .ok_or(ReplicationError::UnknownClient(client))
     }
 
+    /// The ids in the client's visible set into `out` (cleared first), ascending; O(visible).
+    /// For occasional use (a zone handoff compares what the client knew with what the new
+    /// zone shows), not per tick.
+    pub fn visible_ids(
+        &self,
+        client: ClientId,
+        out: &mut Vec<EntityId>,
+    ) -> Result<(), ReplicationError> {
+        self.clients
+            .get(&client)
+            .ok_or(ReplicationError::UnknownClient(client))?
+            .visible_ids(out);
+        Ok(())
+    }
+
     /// Plans `tick` for `client`: entered/left lists and the ordered send candidates. Ticks
     /// must not go backwards; skipped ticks are accounted for (accumulators grow and the
     /// budget refills by the elapsed ticks). Follow with [`Replicator::commit`].
