@@ -181,7 +181,7 @@ impl WorldLayout {
     }
 
     /// Every zone id, ascending.
-    pub fn zones(&self) -> impl Iterator<Item = ZoneId> {
+    pub fn zones(&self) -> impl Iterator<Item = ZoneId> + use<> {
         (0..self.zone_count()).map(ZoneId)
     }
 

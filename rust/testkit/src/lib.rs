@@ -10,14 +10,18 @@
 //!
 //! - [`harness::Harness`]: a zone and client sessions over link pairs, stepped on the
 //!   virtual clock: the whole client/server loop without a socket.
+//! - [`world_harness::WorldHarness`]: every zone of a world layout and client sessions, with
+//!   handoffs across borders and border ghosts carried between neighbours.
 
 pub mod clock;
 pub mod harness;
 pub mod link;
+pub mod world_harness;
 
 pub use clock::VirtualClock;
 pub use harness::{Harness, HarnessClient, InputSource, ReliableLink};
 pub use link::{BurstLoss, LinkConditioner, LinkConfig, LinkConfigError, LinkPair, LinkStats};
+pub use world_harness::{Handoff, WorldClient, WorldHarness};
 
 #[cfg(test)]
 mod interp_over_link;
