@@ -65,7 +65,9 @@ use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEve
 use crate::time::{Tick, TickRate};
 use crate::world::{Rect, WorldLayout, ZoneId};
 
-/// Identifies a connection within a zone (assigned by [`Zone::connect`]).
+/// Identifies a connection (assigned by [`Zone::connect`]). Unique within a zone, and within
+/// a world when zones are placed in one (see [`crate::world`]): a handed-over connection
+/// keeps its id in the new zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnectionId(pub u32);
 

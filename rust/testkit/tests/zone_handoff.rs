@@ -211,3 +211,60 @@ fn walk_across(link: LinkConfig, seed: u64) {
     assert!(h.zones[0].is_ghost(b_id));
     assert!(!h.zones[1].is_ghost(a_id));
 }
+
+/// What the client knew in the old zone and the new zone does not show leaves at the
+/// handoff, once; what both show stays without a leave.
+#[test]
+fn entities_the_new_zone_does_not_show_leave_at_the_handoff() {
+    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
+        .expect("valid layout");
+    // Default area of interest (300 m): in one zone everyone sees everyone.
+    let mut h = WorldHarness::new(ZoneConfig::default(), layout, 0x5EED_0006).expect("valid world");
+    let at = |x: f32| CharacterState::at(Vec3::new(x, 50.0, 0.0));
+    // A walks from 95 to 110; D stands at 50 (beyond zone 1's 30 m border, x < 70);
+    // E stands at 80 (within it).
+    for (token, x) in [("a", 95.0), ("d", 50.0), ("e", 80.0)] {
+        h.add_client(
+            ClientConfig::default(),
+            LinkConfig::broadband(),
+            token,
+            at(x),
+        )
+        .expect("client added");
+    }
+    let mut inputs = |index: usize, session: &ClientSession| {
+        let x = session
+            .predictor()
+            .map_or(0.0, |p| p.predicted().position_m.x);
+        let forward = if index == 0 && x < 110.0 { 1.0 } else { 0.0 };
+        Some(MoveInput::from_controls(
+            forward,
+            0.0,
+            0.0,
+            Buttons::default(),
+        ))
+    };
+    h.run_until(1_000_000, &mut inputs);
+    let d_id = h.clients[1].session.entity_id().expect("D welcomed");
+    let e_id = h.clients[2].session.entity_id().expect("E welcomed");
+    let a = &h.clients[0];
+    assert!(sees(&a.session, d_id) && sees(&a.session, e_id), "before");
+    assert!(h.handoffs.is_empty(), "A is still in zone 0");
+    h.run_until(8_000_000, &mut inputs);
+    assert_eq!(h.handoffs.len(), 1);
+    let a = &h.clients[0];
+    assert_eq!(a.zone, ZoneId(1));
+    assert_eq!(left(&a.events, d_id), 1, "D is not shown by zone 1");
+    assert!(!sees(&a.session, d_id));
+    assert_eq!(left(&a.events, e_id), 0, "E is a ghost in zone 1");
+    assert_eq!(entered(&a.events, e_id), 1);
+    assert!(sees(&a.session, e_id));
+    assert_eq!(a.session.stats().corrections, 0);
+    assert_eq!(a.session.state(), ClientState::Active);
+    // D and E, in zone 0, still see A (within zone 0's border, a ghost there now).
+    let a_id = a.session.entity_id().expect("welcomed");
+    for observer in &h.clients[1..] {
+        assert!(sees(&observer.session, a_id));
+        assert_eq!(left(&observer.events, a_id), 0);
+    }
+}

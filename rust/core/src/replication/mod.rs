@@ -17,7 +17,8 @@
 //!   the queue fronts, O(k log groups) rather than O(visible); entered/left lists; the
 //!   [`Plan`].
 //! * [`Replicator`] (`replicator.rs`): the facade — `update_entity`, `add_client`,
-//!   `plan_tick` / `plan_tick_limited`, `commit`, `select_within_budget`.
+//!   `plan_tick` / `plan_tick_limited`, `commit`, `select_within_budget`; `visible_ids` for
+//!   occasional inspection (the zone handoff).
 //!
 //! Everything is deterministic: outputs are sorted by id or by unique integer keys, hash
 //! maps are only used for lookups (never iterated), and priorities are integers. Nothing here reads a clock; the tick is an argument.
