@@ -412,7 +412,7 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u32>,
     /// Operator certificate chain, PEM; needs --key-file [env: MMO_CERT_FILE]
-    /// [default: none: a self-signed certificate kept in the data dir]
+    /// [default: none: a self-signed certificate]
     #[arg(long, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
     /// Operator private key, PEM; needs --cert-file [env: MMO_KEY_FILE] [default: none]
@@ -454,7 +454,13 @@ pub fn read_file(path: &Path) -> Result<ServerSettings, ConfigError> {
 
 /// Parses TOML settings over the defaults; unknown keys are refused with their name.
 pub fn parse_toml(text: &str) -> Result<ServerSettings, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+    toml::from_str(text).map_err(|e: toml::de::Error| match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    })
 }
 
 fn parse_env<T>(
