@@ -251,14 +251,14 @@ impl ServerSettings {
             ));
         }
         if self.data_dir.as_os_str().is_empty() {
-            return Err(error("data_dir", "", "must not be empty"));
+            return Err(error("data_dir", "(empty)", "must not be empty"));
         }
         match (&self.cert_file, &self.key_file) {
             (Some(_), Some(_)) | (None, None) => {}
             (Some(c), None) => {
                 return Err(error(
                     "key_file",
-                    "",
+                    "(unset)",
                     format!(
                         "missing: --cert-file {} is set, so --key-file is needed too",
                         c.display()
@@ -268,7 +268,7 @@ impl ServerSettings {
             (None, Some(k)) => {
                 return Err(error(
                     "cert_file",
-                    "",
+                    "(unset)",
                     format!(
                         "missing: --key-file {} is set, so --cert-file is needed too",
                         k.display()
@@ -277,7 +277,11 @@ impl ServerSettings {
             }
         }
         if self.server_names.is_empty() {
-            return Err(error("server_names", "", "at least one name is needed"));
+            return Err(error(
+                "server_names",
+                "(empty)",
+                "at least one name is needed",
+            ));
         }
         if let Some(bad) = self
             .server_names
