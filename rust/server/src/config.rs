@@ -427,7 +427,7 @@ pub struct Cli {
     #[arg(long = "server-name", value_name = "NAME", value_delimiter = ',')]
     pub server_names: Vec<String>,
     /// HMAC secret of login tokens (at least 32 bytes) [env: MMO_JWT_SECRET_FILE]
-    /// [default: <data-dir>/jwt_secret, generated with mode 0600 if missing]
+    /// [default: DATA_DIR/jwt_secret, generated with mode 0600 if missing]
     #[arg(long, value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
     /// Lifetime of issued login tokens, 1..=86400 s [env: MMO_TOKEN_TTL_S] [default: 900]

@@ -1,6 +1,6 @@
 //! The Prometheus exposition served on `GET /metrics`.
 //!
-//! One [`PrometheusRecorder`] is installed as the process's global `metrics` recorder, the
+//! One [`PrometheusRecorder`](metrics_exporter_prometheus::PrometheusRecorder) is installed as the process's global `metrics` recorder, the
 //! first time [`global`] is called (later calls, e.g. a second [`crate::app::App`] in one
 //! test process, share it). Histograms get explicit buckets: the tick duration from 0.25 ms
 //! to 50 ms, fine between 1 and 10 ms; the per-client bytes/s histograms from 100 B/s to
