@@ -1,1 +1,24 @@
-//! `mmo-server`: the dedicated server (work in progress; see issue 4).
+//! `mmo-server`: the dedicated server, as a library (for tests and tools) under the
+//! `mmo-server` binary.
+//!
+//! - [`config`]: settings from defaults, a TOML file, the environment and flags.
+//! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
+//! - [`http`]: `/v1/login`, `/metrics`, `/healthz`, `/readyz` on their own port.
+//! - [`metrics`]: the Prometheus recorder and process gauges.
+//! - [`zones`]: zone set-up behind the QUIC endpoint (one zone for now).
+//! - [`app`]: starts and stops all of it.
+//!
+//! # Not done yet
+//!
+//! - Multiple zones: `[world]` is validated but one zone simulates everything.
+//! - `max_connections` is validated but not enforced (`mmo-net` has no connection cap yet).
+//! - Operator PEM certificates and a self-signed certificate kept across restarts wait for
+//!   `mmo-net`'s `ServerCert::from_pem_files` / `load_or_generate`.
+//! - Real accounts (a database): only dev accounts log in.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod zones;

@@ -1,0 +1,258 @@
+//! The running server: the zones behind the QUIC endpoint and the HTTP endpoint, started
+//! and stopped together.
+//!
+//! [`App::start`] creates the data directory, loads (or generates) the JWT secret and the
+//! certificate, starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
+//! marks the server ready. [`App::shutdown`] is graceful: `/readyz` turns 503, the QUIC
+//! endpoint stops accepting, every client is told `ServerShutdown` and the zone finishes
+//! its tick, then HTTP stops. The zones never wait for HTTP: they share nothing but the
+//! token secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mmo_net::NetError;
+use mmo_net::tls::{Fingerprint, ServerCert};
+use tokio::sync::oneshot;
+
+use crate::auth::{DevAccounts, JwtAuthority, SecretError, TokenIssuer};
+use crate::config::{ConfigError, ServerSettings};
+use crate::http::HttpState;
+use crate::zones::Zones;
+
+/// Why the server did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting is invalid (exit status 2).
+    Config(ConfigError),
+    /// The data directory could not be created.
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The JWT secret could not be read or created.
+    Secret(SecretError),
+    /// The certificate could not be loaded or generated.
+    Certificate(String),
+    /// The QUIC endpoint or the zone did not start.
+    Quic(NetError),
+    /// The HTTP listener could not be bound.
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// The process exit status for this error: 2 for configuration errors, else 1.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::DataDir { path, source } => {
+                write!(f, "cannot create data dir {}: {source}", path.display())
+            }
+            StartError::Secret(e) => write!(f, "{e}"),
+            StartError::Certificate(m) => write!(f, "certificate: {m}"),
+            StartError::Quic(e) => write!(f, "QUIC endpoint: {e}"),
+            StartError::Http { addr, source } => {
+                write!(f, "cannot bind the HTTP endpoint on {addr}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running server. See the module docs.
+#[derive(Debug)]
+pub struct App {
+    zones: Option<Zones>,
+    quic_addr: SocketAddr,
+    http_addr: SocketAddr,
+    fingerprint: Fingerprint,
+    /// True from the end of [`App::start`] until [`App::shutdown`] begins (shared with
+    /// `/readyz`).
+    ready: Arc<AtomicBool>,
+    issuer: Arc<TokenIssuer>,
+    http_stop: Option<oneshot::Sender<()>>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The server certificate: the operator's PEM files when configured, else a self-signed
+/// certificate for `server_names`.
+///
+/// Interim: this will call `mmo_net::tls::ServerCert::from_pem_files(cert, key)` and
+/// `ServerCert::load_or_generate(data_dir, names)` (being added to mmo-net) at merge. Until
+/// then the self-signed certificate is generated anew at each start (not stored in the data
+/// dir, so its fingerprint changes across restarts), and configured PEM files are refused
+/// with a clear error.
+fn load_certificate(settings: &ServerSettings) -> Result<ServerCert, StartError> {
+    if let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) {
+        return Err(StartError::Certificate(format!(
+            "operator certificates (--cert-file {} --key-file {}) are not supported by this build yet",
+            cert.display(),
+            key.display()
+        )));
+    }
+    let names: Vec<&str> = settings.server_names.iter().map(String::as_str).collect();
+    ServerCert::self_signed(&names).map_err(|e| StartError::Certificate(e.to_string()))
+}
+
+impl App {
+    /// Starts everything (see the module docs). Must be called within a multi-threaded
+    /// tokio runtime with I/O and time enabled.
+    pub async fn start(settings: ServerSettings) -> Result<App, StartError> {
+        settings.validate().map_err(StartError::Config)?;
+        if settings.dev_open_login {
+            tracing::warn!(
+                "!!! DEV OPEN LOGIN IS ON: ANY USERNAME LOGS IN WITH THE PASSWORD `{}`. NEVER USE THIS IN PRODUCTION !!!",
+                crate::auth::DEV_OPEN_PASSWORD
+            );
+        }
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.clone(),
+            source,
+        })?;
+        let secret = crate::auth::load_or_create_secret(&settings.jwt_secret_path())
+            .map_err(StartError::Secret)?;
+        let cert = load_certificate(&settings)?;
+        let metrics = crate::metrics::global();
+        let listener = tokio::net::TcpListener::bind(settings.http_addr)
+            .await
+            .map_err(|source| StartError::Http {
+                addr: settings.http_addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Http {
+            addr: settings.http_addr,
+            source,
+        })?;
+        let zones =
+            crate::zones::start_zones(&settings, cert, Arc::new(JwtAuthority::new(&secret)))
+                .await
+                .map_err(StartError::Quic)?;
+        let quic_addr = zones.quic_addr();
+        let fingerprint = zones.fingerprint();
+        let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(HttpState {
+            issuer: issuer.clone(),
+            accounts: DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
+            quic_addr,
+            fingerprint_hex: fingerprint.to_hex(),
+            ready: ready.clone(),
+            metrics,
+        });
+        let (http_stop, stopped) = oneshot::channel::<()>();
+        let http_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::http::serve(listener, crate::http::router(state), shutdown).await
+            {
+                tracing::error!(error = %e, "HTTP endpoint failed");
+            }
+        });
+        ready.store(true, Ordering::Release);
+        tracing::info!(%quic_addr, %http_addr, fingerprint = %fingerprint.to_hex(), "server ready");
+        Ok(App {
+            zones: Some(zones),
+            quic_addr,
+            http_addr,
+            fingerprint,
+            ready,
+            issuer,
+            http_stop: Some(http_stop),
+            http_task: Some(http_task),
+        })
+    }
+
+    /// The bound UDP address of the QUIC endpoint.
+    #[must_use]
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.quic_addr
+    }
+
+    /// The bound TCP address of the HTTP endpoint.
+    #[must_use]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The certificate fingerprint clients pin.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The token issuer (the one `/v1/login` uses).
+    #[must_use]
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    /// The zones (for inspection).
+    #[must_use]
+    pub fn zones(&self) -> Option<&Zones> {
+        self.zones.as_ref()
+    }
+
+    /// The line printed on stdout once both listeners are bound:
+    /// `MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>`.
+    #[must_use]
+    pub fn ready_line(&self) -> String {
+        format!(
+            "MMO_SERVER_READY quic={} http={} fingerprint={}",
+            self.quic_addr,
+            self.http_addr,
+            self.fingerprint.to_hex()
+        )
+    }
+
+    /// Stops gracefully (see the module docs), waiting up to `grace` for QUIC connections
+    /// to close and up to `grace` for HTTP requests in flight.
+    pub async fn shutdown(mut self, grace: Duration) {
+        tracing::info!("shutting down");
+        self.ready.store(false, Ordering::Release);
+        if let Some(zones) = self.zones.take() {
+            zones.shutdown(grace).await;
+        }
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.http_task.take()
+            && tokio::time::timeout(grace, task).await.is_err()
+        {
+            tracing::warn!("HTTP requests still running after the grace period; dropped");
+        }
+        tracing::info!("shut down");
+    }
+}
+
+impl Drop for App {
+    /// An app dropped without [`App::shutdown`] still stops: not ready, HTTP told to stop,
+    /// and the zones stop as their server is dropped.
+    fn drop(&mut self) {
+        self.ready.store(false, Ordering::Release);
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

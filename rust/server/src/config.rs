@@ -1,0 +1,838 @@
+//! The server's settings and where they come from.
+//!
+//! Layers, each overriding the one before: built-in safe defaults ([`ServerSettings::default`],
+//! which run with no file at all), then an optional TOML file (`--config <FILE>` or
+//! `MMO_CONFIG`), then `MMO_*` environment variables, then command-line flags ([`Cli`]).
+//! [`load`] merges them and [`ServerSettings::validate`] checks the result; every error names
+//! the option and the bad value ([`ConfigError`]), and the binary exits with status 2.
+//!
+//! The environment layer is read here rather than by clap, so tests can hand it a table
+//! instead of the process environment.
+//!
+//! | flag | env | TOML key | default |
+//! |---|---|---|---|
+//! | `--config` | `MMO_CONFIG` | - | none |
+//! | `--quic-addr` | `MMO_QUIC_ADDR` | `quic_addr` | `0.0.0.0:7777` |
+//! | `--http-addr` | `MMO_HTTP_ADDR` | `http_addr` | `127.0.0.1:8080` |
+//! | `--data-dir` | `MMO_DATA_DIR` | `data_dir` | `mmo-data` |
+//! | `--tick-rate-hz` | `MMO_TICK_RATE_HZ` | `tick_rate_hz` | 30 |
+//! | `--max-connections` | `MMO_MAX_CONNECTIONS` | `max_connections` | 5000 |
+//! | `--cert-file` | `MMO_CERT_FILE` | `cert_file` | none (self-signed) |
+//! | `--key-file` | `MMO_KEY_FILE` | `key_file` | none (self-signed) |
+//! | `--server-name` | `MMO_SERVER_NAME` | `server_names` | `localhost` |
+//! | `--jwt-secret-file` | `MMO_JWT_SECRET_FILE` | `jwt_secret_file` | `<data_dir>/jwt_secret` |
+//! | `--token-ttl-s` | `MMO_TOKEN_TTL_S` | `token_ttl_s` | 900 |
+//! | `--dev-open-login` | `MMO_DEV_OPEN_LOGIN` | `dev_open_login` | false |
+//! | - | `MMO_DEV_ACCOUNTS` (`name:pw,..`) | `[[dev_accounts]]` | none |
+//! | `--log-format` | `MMO_LOG_FORMAT` | `log_format` | `text` |
+//! | - | - | `[world]` | 2000 x 2000 m, 1 x 1 zones, 30 m border |
+//!
+//! `max_connections` and `[world]` are validated and passed on, but not acted on yet:
+//! `mmo-net`'s server has no connection cap, and one zone covers the world until multi-zone
+//! wiring lands (see [`crate::zones`]).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use mmo_core::time::TickRate;
+use serde::{Deserialize, Serialize};
+
+/// Longest account name accepted anywhere (dev accounts, login requests), bytes.
+pub const MAX_ACCOUNT_NAME_BYTES: usize = 64;
+/// Longest password accepted anywhere, bytes.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+/// Longest token lifetime, seconds (one day).
+pub const MAX_TOKEN_TTL_S: u64 = 86_400;
+/// Most concurrent connections that can be configured.
+pub const MAX_MAX_CONNECTIONS: u32 = 1_000_000;
+/// Most zone columns or rows.
+pub const MAX_ZONE_GRID: u32 = 64;
+
+/// How log records are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `text` or `json`".into()),
+        }
+    }
+}
+
+/// An account that may log in with a fixed password (development and tests; real accounts
+/// live in a database, not done yet).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevAccount {
+    /// Account name (1..=64 bytes: letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Its password (1..=256 bytes).
+    pub password: String,
+}
+
+impl std::fmt::Debug for DevAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is never printed.
+        f.debug_struct("DevAccount")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The world's extent and how it is cut into zones. Validated and passed on; until
+/// multi-zone wiring lands, one zone simulates the whole world.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorldSettings {
+    /// World size along X and Y, metres (each > 0 and finite).
+    pub size_m: [f32; 2],
+    /// Zones along X (1..=64).
+    pub zone_columns: u32,
+    /// Zones along Y (1..=64).
+    pub zone_rows: u32,
+    /// Width of the band along a zone border where neighbours see each other, metres
+    /// (>= 0, less than half a zone's width and height).
+    pub border_m: f32,
+}
+
+impl Default for WorldSettings {
+    fn default() -> Self {
+        WorldSettings {
+            size_m: [2000.0, 2000.0],
+            zone_columns: 1,
+            zone_rows: 1,
+            border_m: 30.0,
+        }
+    }
+}
+
+/// Every setting of the server. See the module docs for the sources and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// UDP address of the QUIC endpoint.
+    pub quic_addr: SocketAddr,
+    /// TCP address of the HTTP endpoint (login, metrics, health).
+    pub http_addr: SocketAddr,
+    /// Directory for the generated certificate and JWT secret; created if missing.
+    pub data_dir: PathBuf,
+    /// Simulation rate, Hz (within [`TickRate::MIN_HZ`]..=[`TickRate::MAX_HZ`]).
+    pub tick_rate_hz: u32,
+    /// Concurrent connection cap (1..=1,000,000). Not enforced yet (see module docs).
+    pub max_connections: u32,
+    /// Operator certificate chain, PEM. Set together with `key_file`, or neither (then a
+    /// self-signed certificate is used).
+    pub cert_file: Option<PathBuf>,
+    /// Operator private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// Names (DNS or IP) of a generated self-signed certificate; at least one.
+    pub server_names: Vec<String>,
+    /// HMAC secret of the login tokens (file content as is, at least 32 bytes). `None`:
+    /// `<data_dir>/jwt_secret`, generated (32 random bytes, mode 0600) when missing.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Lifetime of issued tokens, seconds (1..=86400).
+    pub token_ttl_s: u64,
+    /// Development only: any account name logs in with the password `dev_password`.
+    pub dev_open_login: bool,
+    /// Accounts with fixed passwords (development and tests).
+    pub dev_accounts: Vec<DevAccount>,
+    /// Log format on stderr.
+    pub log_format: LogFormat,
+    /// World layout.
+    pub world: WorldSettings,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            quic_addr: SocketAddr::from(([0, 0, 0, 0], 7777)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("mmo-data"),
+            tick_rate_hz: TickRate::DEFAULT.hz(),
+            max_connections: 5000,
+            cert_file: None,
+            key_file: None,
+            server_names: vec!["localhost".to_owned()],
+            jwt_secret_file: None,
+            token_ttl_s: 900,
+            dev_open_login: false,
+            dev_accounts: Vec::new(),
+            log_format: LogFormat::Text,
+            world: WorldSettings::default(),
+        }
+    }
+}
+
+/// A setting with a bad value, or a source that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The option, in all the spellings it has (`--tick-rate-hz / MMO_TICK_RATE_HZ /
+    /// tick_rate_hz`), or the file.
+    pub option: String,
+    /// The offending value as given (passwords are never shown).
+    pub value: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid value '{}' for {}: {}",
+            self.value, self.option, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The spellings of an option: flag (if any), environment variable, TOML key.
+fn option_name(key: &str) -> String {
+    let env = format!("MMO_{}", key.to_ascii_uppercase());
+    match key {
+        "dev_accounts" => "MMO_DEV_ACCOUNTS / [[dev_accounts]]".to_owned(),
+        "server_names" => "--server-name / MMO_SERVER_NAME / server_names".to_owned(),
+        k if k.starts_with("world.") => format!("[world] {}", &k["world.".len()..]),
+        k => format!("--{} / {env} / {k}", k.replace('_', "-")),
+    }
+}
+
+fn error(key: &str, value: impl std::fmt::Display, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        option: option_name(key),
+        value: value.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Whether `name` is an acceptable account name (1..=64 bytes of letters, digits, `_`,
+/// `-`, `.`).
+#[must_use]
+pub fn valid_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ACCOUNT_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl ServerSettings {
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        TickRate::new(self.tick_rate_hz).map_err(|_| {
+            error(
+                "tick_rate_hz",
+                self.tick_rate_hz,
+                format!(
+                    "must be within {}..={} Hz",
+                    TickRate::MIN_HZ,
+                    TickRate::MAX_HZ
+                ),
+            )
+        })?;
+        if self.max_connections == 0 || self.max_connections > MAX_MAX_CONNECTIONS {
+            return Err(error(
+                "max_connections",
+                self.max_connections,
+                format!("must be within 1..={MAX_MAX_CONNECTIONS}"),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(error("data_dir", "(empty)", "must not be empty"));
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), Some(_)) | (None, None) => {}
+            (Some(c), None) => {
+                return Err(error(
+                    "key_file",
+                    "(unset)",
+                    format!(
+                        "missing: --cert-file {} is set, so --key-file is needed too",
+                        c.display()
+                    ),
+                ));
+            }
+            (None, Some(k)) => {
+                return Err(error(
+                    "cert_file",
+                    "(unset)",
+                    format!(
+                        "missing: --key-file {} is set, so --cert-file is needed too",
+                        k.display()
+                    ),
+                ));
+            }
+        }
+        if self.server_names.is_empty() {
+            return Err(error(
+                "server_names",
+                "(empty)",
+                "at least one name is needed",
+            ));
+        }
+        if let Some(bad) = self
+            .server_names
+            .iter()
+            .find(|n| n.is_empty() || n.len() > 253 || n.contains(char::is_whitespace))
+        {
+            return Err(error(
+                "server_names",
+                bad,
+                "a DNS name or IP address (1..=253 characters, no spaces)",
+            ));
+        }
+        if self.token_ttl_s == 0 || self.token_ttl_s > MAX_TOKEN_TTL_S {
+            return Err(error(
+                "token_ttl_s",
+                self.token_ttl_s,
+                format!("must be within 1..={MAX_TOKEN_TTL_S} seconds"),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for account in &self.dev_accounts {
+            if !valid_account_name(&account.name) {
+                return Err(error(
+                    "dev_accounts",
+                    &account.name,
+                    format!(
+                        "an account name is 1..={MAX_ACCOUNT_NAME_BYTES} bytes of letters, digits, `_`, `-`, `.`"
+                    ),
+                ));
+            }
+            if account.password.is_empty() || account.password.len() > MAX_PASSWORD_BYTES {
+                return Err(error(
+                    "dev_accounts",
+                    &account.name,
+                    format!("the password must be 1..={MAX_PASSWORD_BYTES} bytes"),
+                ));
+            }
+            if !names.insert(account.name.as_str()) {
+                return Err(error("dev_accounts", &account.name, "listed twice"));
+            }
+        }
+        self.world.validate()
+    }
+
+    /// The JWT secret file: the configured one, or `<data_dir>/jwt_secret`.
+    #[must_use]
+    pub fn jwt_secret_path(&self) -> PathBuf {
+        self.jwt_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt_secret"))
+    }
+
+    /// The validated tick rate (call [`ServerSettings::validate`] first; falls back to the
+    /// default for an invalid value).
+    #[must_use]
+    pub fn tick_rate(&self) -> TickRate {
+        TickRate::new(self.tick_rate_hz).unwrap_or(TickRate::DEFAULT)
+    }
+}
+
+impl WorldSettings {
+    /// Checks the world layout; the error names the bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let [x, y] = self.size_m;
+        if !(x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0) {
+            return Err(error(
+                "world.size_m",
+                format!("[{x}, {y}]"),
+                "both sizes must be finite and > 0 metres",
+            ));
+        }
+        for (key, n) in [
+            ("world.zone_columns", self.zone_columns),
+            ("world.zone_rows", self.zone_rows),
+        ] {
+            if n == 0 || n > MAX_ZONE_GRID {
+                return Err(error(key, n, format!("must be within 1..={MAX_ZONE_GRID}")));
+            }
+        }
+        let zone_x_m = x / self.zone_columns as f32;
+        let zone_y_m = y / self.zone_rows as f32;
+        let limit_m = zone_x_m.min(zone_y_m) / 2.0;
+        if !(self.border_m.is_finite() && self.border_m >= 0.0 && self.border_m < limit_m) {
+            return Err(error(
+                "world.border_m",
+                self.border_m,
+                format!(
+                    "must be >= 0 and less than half a zone ({zone_x_m} x {zone_y_m} m), so < {limit_m} m"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The command line. Every option also has an environment variable and a TOML key (see the
+/// module docs); flags override both.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(
+    name = "mmo-server",
+    version,
+    about = "MMO Netcore dedicated server: QUIC game endpoint, HTTP login, metrics and health",
+    after_help = "Precedence: built-in defaults < TOML file < MMO_* environment < flags.\n\
+                  Dev accounts: TOML [[dev_accounts]] name = \"..\", password = \"..\", or \
+                  MMO_DEV_ACCOUNTS=\"alice:pw1,bob:pw2\".\n\
+                  World layout: TOML [world] size_m = [2000, 2000], zone_columns = 1, \
+                  zone_rows = 1, border_m = 30 (validated; one zone for now).\n\
+                  Once both listeners are bound, one line is printed on stdout:\n\
+                  MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>\n\
+                  Logs go to stderr; RUST_LOG sets the filter (default info)."
+)]
+pub struct Cli {
+    /// TOML settings file [env: MMO_CONFIG] [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// UDP address of the QUIC game endpoint [env: MMO_QUIC_ADDR] [default: 0.0.0.0:7777]
+    #[arg(long, value_name = "ADDR")]
+    pub quic_addr: Option<SocketAddr>,
+    /// TCP address of the HTTP endpoint: /v1/login, /metrics, /healthz, /readyz
+    /// [env: MMO_HTTP_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Directory for the generated certificate and JWT secret, created if missing
+    /// [env: MMO_DATA_DIR] [default: mmo-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Simulation rate, 10..=60 Hz [env: MMO_TICK_RATE_HZ] [default: 30]
+    #[arg(long, value_name = "HZ")]
+    pub tick_rate_hz: Option<u32>,
+    /// Concurrent connection cap (not enforced yet) [env: MMO_MAX_CONNECTIONS]
+    /// [default: 5000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Operator certificate chain, PEM; needs --key-file [env: MMO_CERT_FILE]
+    /// [default: none: a self-signed certificate]
+    #[arg(long, value_name = "FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Operator private key, PEM; needs --cert-file [env: MMO_KEY_FILE] [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Names of the self-signed certificate (repeat or comma-separate)
+    /// [env: MMO_SERVER_NAME] [default: localhost]
+    #[arg(long = "server-name", value_name = "NAME", value_delimiter = ',')]
+    pub server_names: Vec<String>,
+    /// HMAC secret of login tokens (at least 32 bytes) [env: MMO_JWT_SECRET_FILE]
+    /// [default: DATA_DIR/jwt_secret, generated with mode 0600 if missing]
+    #[arg(long, value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Lifetime of issued login tokens, 1..=86400 s [env: MMO_TOKEN_TTL_S] [default: 900]
+    #[arg(long = "token-ttl-s", value_name = "SECONDS")]
+    pub token_ttl_s: Option<u64>,
+    /// DEVELOPMENT ONLY: any username logs in with the password `dev_password`
+    /// [env: MMO_DEV_OPEN_LOGIN] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dev_open_login: Option<bool>,
+    /// Log format on stderr [env: MMO_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Reads the TOML file at `path` over the defaults.
+pub fn read_file(path: &Path) -> Result<ServerSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        option: "--config / MMO_CONFIG".into(),
+        value: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_toml(&text).map_err(|message| ConfigError {
+        option: "--config / MMO_CONFIG".into(),
+        value: path.display().to_string(),
+        message,
+    })
+}
+
+/// Parses TOML settings over the defaults; unknown keys are refused with their name.
+pub fn parse_toml(text: &str) -> Result<ServerSettings, String> {
+    toml::from_str(text).map_err(|e: toml::de::Error| match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    })
+}
+
+fn parse_env<T>(
+    key: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    parse(raw.trim()).map_err(|message| error(key, raw, message))
+}
+
+fn from_str<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>().map_err(|e| e.to_string())
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true/false (or 1/0, yes/no, on/off)".into()),
+    }
+}
+
+/// Parses `MMO_DEV_ACCOUNTS` (`name:password,name:password`).
+fn parse_dev_accounts(s: &str) -> Result<Vec<DevAccount>, String> {
+    s.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let (name, password) = item
+                .split_once(':')
+                .ok_or_else(|| "each entry is name:password, separated by commas".to_owned())?;
+            Ok(DevAccount {
+                name: name.trim().to_owned(),
+                password: password.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Applies the `MMO_*` variables `env` knows about over `settings`.
+pub fn apply_env(
+    settings: &mut ServerSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let get = |key: &str| env(&format!("MMO_{}", key.to_ascii_uppercase()));
+    if let Some(v) = get("quic_addr") {
+        settings.quic_addr = parse_env("quic_addr", &v, from_str)?;
+    }
+    if let Some(v) = get("http_addr") {
+        settings.http_addr = parse_env("http_addr", &v, from_str)?;
+    }
+    if let Some(v) = get("data_dir") {
+        settings.data_dir = PathBuf::from(v);
+    }
+    if let Some(v) = get("tick_rate_hz") {
+        settings.tick_rate_hz = parse_env("tick_rate_hz", &v, from_str)?;
+    }
+    if let Some(v) = get("max_connections") {
+        settings.max_connections = parse_env("max_connections", &v, from_str)?;
+    }
+    if let Some(v) = get("cert_file") {
+        settings.cert_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("key_file") {
+        settings.key_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("server_name") {
+        settings.server_names = v.split(',').map(|s| s.trim().to_owned()).collect();
+    }
+    if let Some(v) = get("jwt_secret_file") {
+        settings.jwt_secret_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("token_ttl_s") {
+        settings.token_ttl_s = parse_env("token_ttl_s", &v, from_str)?;
+    }
+    if let Some(v) = get("dev_open_login") {
+        settings.dev_open_login = parse_env("dev_open_login", &v, parse_bool)?;
+    }
+    if let Some(v) = get("dev_accounts") {
+        // Never echo the passwords back: the error shows only the variable.
+        settings.dev_accounts =
+            parse_dev_accounts(&v).map_err(|m| error("dev_accounts", "<hidden>", m))?;
+    }
+    if let Some(v) = get("log_format") {
+        settings.log_format = parse_env("log_format", &v, LogFormat::parse)?;
+    }
+    Ok(())
+}
+
+/// Applies the flags that were given over `settings`.
+pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
+    if let Some(v) = cli.quic_addr {
+        settings.quic_addr = v;
+    }
+    if let Some(v) = cli.http_addr {
+        settings.http_addr = v;
+    }
+    if let Some(v) = &cli.data_dir {
+        settings.data_dir = v.clone();
+    }
+    if let Some(v) = cli.tick_rate_hz {
+        settings.tick_rate_hz = v;
+    }
+    if let Some(v) = cli.max_connections {
+        settings.max_connections = v;
+    }
+    if let Some(v) = &cli.cert_file {
+        settings.cert_file = Some(v.clone());
+    }
+    if let Some(v) = &cli.key_file {
+        settings.key_file = Some(v.clone());
+    }
+    if !cli.server_names.is_empty() {
+        settings.server_names = cli.server_names.clone();
+    }
+    if let Some(v) = &cli.jwt_secret_file {
+        settings.jwt_secret_file = Some(v.clone());
+    }
+    if let Some(v) = cli.token_ttl_s {
+        settings.token_ttl_s = v;
+    }
+    if let Some(v) = cli.dev_open_login {
+        settings.dev_open_login = v;
+    }
+    if let Some(v) = cli.log_format {
+        settings.log_format = v;
+    }
+}
+
+/// Merges every layer (defaults < file < `env` < `cli`) and validates the result. `env`
+/// looks up an environment variable (the process environment in the binary, a table in
+/// tests).
+pub fn load(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServerSettings, ConfigError> {
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| env("MMO_CONFIG").map(PathBuf::from));
+    let mut settings = match file {
+        Some(path) => read_file(&path)?,
+        None => ServerSettings::default(),
+    };
+    apply_env(&mut settings, env)?;
+    apply_cli(&mut settings, cli);
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// Looks up `key` in the process environment (a value that is not UTF-8 counts as unset).
+#[must_use]
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let table: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| table.get(k).cloned()
+    }
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("mmo-server").chain(args.iter().copied())).unwrap()
+    }
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "mmo-server-config-{}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_apply_with_no_file_env_or_flags() {
+        let settings = load(&cli(&[]), &env_of(&[])).unwrap();
+        assert_eq!(settings, ServerSettings::default());
+        assert_eq!(settings.quic_addr.to_string(), "0.0.0.0:7777");
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.data_dir, PathBuf::from("mmo-data"));
+        assert_eq!(settings.tick_rate_hz, 30);
+        assert_eq!(settings.max_connections, 5000);
+        assert_eq!(settings.token_ttl_s, 900);
+        assert!(!settings.dev_open_login);
+        assert_eq!(settings.server_names, vec!["localhost".to_owned()]);
+        assert_eq!(
+            settings.jwt_secret_path(),
+            PathBuf::from("mmo-data/jwt_secret")
+        );
+        assert_eq!(settings.world.size_m, [2000.0, 2000.0]);
+        assert_eq!(
+            (settings.world.zone_columns, settings.world.zone_rows),
+            (1, 1)
+        );
+        assert_eq!(settings.world.border_m, 30.0);
+    }
+
+    #[test]
+    fn file_then_env_then_flags_take_precedence() {
+        let path = temp_file(
+            "precedence",
+            r#"
+                tick_rate_hz = 20
+                max_connections = 100
+                token_ttl_s = 60
+                http_addr = "127.0.0.1:9000"
+                [[dev_accounts]]
+                name = "alice"
+                password = "pw-file"
+                [world]
+                zone_columns = 2
+            "#,
+        );
+        let path_str = path.to_str().unwrap();
+        let env = env_of(&[
+            ("MMO_CONFIG", path_str),
+            ("MMO_MAX_CONNECTIONS", "200"),
+            ("MMO_TOKEN_TTL_S", "120"),
+        ]);
+        let settings = load(&cli(&["--token-ttl-s", "300"]), &env).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // File only.
+        assert_eq!(settings.tick_rate_hz, 20);
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(settings.dev_accounts[0].name, "alice");
+        assert_eq!(settings.world.zone_columns, 2);
+        assert_eq!(
+            settings.world.zone_rows, 1,
+            "unset world keys keep defaults"
+        );
+        // Env over file.
+        assert_eq!(settings.max_connections, 200);
+        // Flag over env over file.
+        assert_eq!(settings.token_ttl_s, 300);
+        // Untouched defaults.
+        assert_eq!(settings.quic_addr.to_string(), "0.0.0.0:7777");
+    }
+
+    #[test]
+    fn config_flag_wins_over_env_and_env_accounts_replace_the_file_table() {
+        let path = temp_file(
+            "accounts",
+            "[[dev_accounts]]\nname = \"alice\"\npassword = \"a\"\n",
+        );
+        let env = env_of(&[
+            ("MMO_CONFIG", "/nonexistent/ignored.toml"),
+            ("MMO_DEV_ACCOUNTS", "bob:pw1,carol:pw:2"),
+            ("MMO_DEV_OPEN_LOGIN", "yes"),
+            ("MMO_SERVER_NAME", "a.example, 10.0.0.1"),
+        ]);
+        let settings = load(&cli(&["--config", path.to_str().unwrap()]), &env).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let names: Vec<&str> = settings
+            .dev_accounts
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["bob", "carol"]);
+        assert_eq!(settings.dev_accounts[1].password, "pw:2");
+        assert!(settings.dev_open_login);
+        assert_eq!(settings.server_names, ["a.example", "10.0.0.1"]);
+        let off = load(&cli(&["--dev-open-login=false"]), &env).unwrap_err();
+        // MMO_CONFIG points nowhere and no --config: the file is named.
+        assert!(
+            off.to_string().contains("/nonexistent/ignored.toml"),
+            "{off}"
+        );
+    }
+
+    #[test]
+    fn unknown_toml_keys_are_refused_by_name() {
+        let err = parse_toml("quic_adr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("quic_adr"), "{err}");
+        let err = parse_toml("[world]\nzone_colums = 2\n").unwrap_err();
+        assert!(err.contains("zone_colums"), "{err}");
+        let err = parse_toml("[[dev_accounts]]\nname = \"a\"\npasword = \"b\"\n").unwrap_err();
+        assert!(err.contains("pasword"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_option_and_the_value() {
+        let err = load(&cli(&["--tick-rate-hz", "500"]), &env_of(&[])).unwrap_err();
+        assert!(err.option.contains("--tick-rate-hz"), "{err}");
+        assert_eq!(err.value, "500");
+        let err = load(&cli(&[]), &env_of(&[("MMO_QUIC_ADDR", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("MMO_QUIC_ADDR"), "{err}");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+        let err = load(&cli(&["--cert-file", "c.pem"]), &env_of(&[])).unwrap_err();
+        assert!(err.option.contains("--key-file"), "{err}");
+        let err = load(&cli(&["--max-connections", "0"]), &env_of(&[])).unwrap_err();
+        assert!(err.option.contains("--max-connections"), "{err}");
+        let err = load(&cli(&[]), &env_of(&[("MMO_DEV_ACCOUNTS", "nopassword")])).unwrap_err();
+        assert!(err.option.contains("MMO_DEV_ACCOUNTS"), "{err}");
+        let err = load(
+            &cli(&[]),
+            &env_of(&[("MMO_DEV_ACCOUNTS", "a:secret,a:other")]),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let mut settings = ServerSettings::default();
+        settings.world.border_m = 1500.0;
+        let err = settings.validate().unwrap_err();
+        assert!(err.option.contains("border_m"), "{err}");
+        settings.world = WorldSettings {
+            zone_rows: 0,
+            ..WorldSettings::default()
+        };
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .option
+                .contains("zone_rows")
+        );
+    }
+
+    #[test]
+    fn help_documents_every_option_with_its_default_and_env_var() {
+        let help = Cli::command().render_long_help().to_string();
+        let defaults = ServerSettings::default();
+        for needle in [
+            "--config",
+            "MMO_CONFIG",
+            "--quic-addr",
+            "MMO_QUIC_ADDR",
+            &defaults.quic_addr.to_string(),
+            "--http-addr",
+            "MMO_HTTP_ADDR",
+            &defaults.http_addr.to_string(),
+            "--data-dir",
+            "MMO_DATA_DIR",
+            "[default: mmo-data]",
+            "--tick-rate-hz",
+            "MMO_TICK_RATE_HZ",
+            &format!("[default: {}]", defaults.tick_rate_hz),
+            "--max-connections",
+            "MMO_MAX_CONNECTIONS",
+            &format!("[default: {}]", defaults.max_connections),
+            "--cert-file",
+            "--key-file",
+            "--server-name",
+            "[default: localhost]",
+            "--jwt-secret-file",
+            "--token-ttl-s",
+            &format!("[default: {}]", defaults.token_ttl_s),
+            "--dev-open-login",
+            "MMO_DEV_OPEN_LOGIN",
+            "MMO_DEV_ACCOUNTS",
+            "--log-format",
+            "[world]",
+            "MMO_SERVER_READY",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+        }
+    }
+}
