@@ -1,8 +1,20 @@
-//! The pieces both drivers share: the task that writes a session's transmits to a QUIC
-//! connection, and the task that reads the control stream.
+//! The pieces both drivers share: the per-connection [`Link`] state the tasks and the session
+//! owner both see, the task that writes a session's transmits to a QUIC connection, the task
+//! that reads the control stream, and how a QUIC connection error maps to a
+//! [`DisconnectReason`].
+//!
+//! Close codes: every application close either end makes carries a
+//! [`DisconnectReason::code`] as its QUIC error code and a short text. The writer closes with
+//! the reason recorded on its [`Link`] (the reason of the session's disconnect frame, set
+//! before the outbox is dropped), else with the link's default (`ServerShutdown` on the
+//! server, `ClientQuit` on the client). [`CLOSE_OK`] (0) is never sent by this crate: it is
+//! what quinn sends for a connection dropped without a close, and a peer reading it treats it
+//! as "no reason given".
 
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
+use mmo_core::control::DisconnectReason;
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
 
@@ -10,24 +22,98 @@ use tokio::sync::mpsc;
 /// (so the last frame, usually a disconnect reason, arrives) before closing the connection.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Application close code of a clean close.
+/// Application close code meaning "no reason given" (quinn's implicit close). Never sent
+/// deliberately; see the module docs.
 pub(crate) const CLOSE_OK: u32 = 0;
+
+/// State one connection's tasks share with the owner of its session (the zone thread or the
+/// [`crate::client::NetClient`]).
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Code of the reason the writer closes the connection with; 0 until set.
+    close_code: AtomicU16,
+    /// Used when `close_code` was never set.
+    default_reason: DisconnectReason,
+    /// Set (server side) once the zone accepted the login: datagrams before that are dropped
+    /// by the connection task without reaching the zone.
+    logged_in: AtomicBool,
+    /// Datagrams this connection dropped, for every reason.
+    datagrams_dropped: AtomicU64,
+    /// Record drops in the server's metrics (the client records no metrics).
+    server_metrics: bool,
+}
+
+impl Link {
+    pub(crate) fn new(default_reason: DisconnectReason, server_metrics: bool) -> Self {
+        Link {
+            close_code: AtomicU16::new(0),
+            default_reason,
+            logged_in: AtomicBool::new(false),
+            datagrams_dropped: AtomicU64::new(0),
+            server_metrics,
+        }
+    }
+
+    /// The reason the writer will close with (the first one set wins).
+    pub(crate) fn set_close_reason(&self, reason: DisconnectReason) {
+        let _ =
+            self.close_code
+                .compare_exchange(0, reason.code(), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The reason set with [`Link::set_close_reason`], else the default.
+    pub(crate) fn close_reason(&self) -> DisconnectReason {
+        DisconnectReason::try_from(self.close_code.load(Ordering::Acquire))
+            .unwrap_or(self.default_reason)
+    }
+
+    pub(crate) fn set_logged_in(&self) {
+        self.logged_in.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_logged_in(&self) -> bool {
+        self.logged_in.load(Ordering::Acquire)
+    }
+
+    /// Counts a dropped datagram; `reason` is a [`crate::metrics::DATAGRAMS_DROPPED_TOTAL`]
+    /// label.
+    pub(crate) fn drop_datagram(&self, reason: &'static str) {
+        self.datagrams_dropped.fetch_add(1, Ordering::Relaxed);
+        if self.server_metrics {
+            metrics::counter!(crate::metrics::DATAGRAMS_DROPPED_TOTAL, "reason" => reason)
+                .increment(1);
+        }
+    }
+
+    pub(crate) fn datagrams_dropped(&self) -> u64 {
+        self.datagrams_dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Closes `connection` with `reason`'s code and `text`.
+pub(crate) fn close_with(connection: &quinn::Connection, reason: DisconnectReason, text: &str) {
+    connection.close(u32::from(reason.code()).into(), text.as_bytes());
+}
 
 /// Writes transmits in order until the channel closes (the session is over) or the
 /// connection fails: datagrams with `send_datagram` (dropped, not queued, when they cannot
 /// be sent), stream bytes with `write_all`. Then finishes the control stream, waits up to
-/// [`LINGER`] for the peer to read it, and closes the connection.
+/// [`LINGER`] for the peer to read it, and closes the connection with the link's reason.
 pub(crate) async fn write_transmits(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
     mut transmits: mpsc::Receiver<Transmit>,
+    link: std::sync::Arc<Link>,
 ) {
     while let Some(t) = transmits.recv().await {
         match t {
             Transmit::Datagram(d) => match connection.send_datagram(d.into()) {
                 Ok(()) => {}
                 Err(quinn::SendDatagramError::ConnectionLost(_)) => return,
-                Err(e) => tracing::debug!(error = %e, "datagram dropped"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "datagram dropped");
+                    link.drop_datagram("send_failed");
+                }
             },
             Transmit::Stream(s) => {
                 if let Err(e) = send.write_all(&s).await {
@@ -40,7 +126,8 @@ pub(crate) async fn write_transmits(
     if send.finish().is_ok() {
         let _ = tokio::time::timeout(LINGER, send.stopped()).await;
     }
-    connection.close(CLOSE_OK.into(), b"closed");
+    let reason = link.close_reason();
+    close_with(&connection, reason, reason.as_str());
 }
 
 /// Reads the control stream and sends each chunk, wrapped by `wrap`, on `to` (waiting for
@@ -65,5 +152,61 @@ pub(crate) async fn read_stream<M>(
                 return;
             }
         }
+    }
+}
+
+/// Why a QUIC connection ended, as a session reason and a message. An application close
+/// with a known code is that reason (its text is the message); an idle timeout is
+/// [`DisconnectReason::Timeout`]; a stateless reset (the peer lost its state) or an
+/// application close without a known code is `peer_gone`; a transport-level error is
+/// [`DisconnectReason::ProtocolViolation`] and a version mismatch
+/// [`DisconnectReason::ProtocolMismatch`].
+pub(crate) fn reason_of(
+    error: &quinn::ConnectionError,
+    peer_gone: DisconnectReason,
+) -> (DisconnectReason, String) {
+    use quinn::ConnectionError as E;
+    match error {
+        E::ApplicationClosed(close) => {
+            let text = String::from_utf8_lossy(&close.reason).into_owned();
+            let known = u16::try_from(close.error_code.into_inner())
+                .ok()
+                .and_then(|code| DisconnectReason::try_from(code).ok());
+            match known {
+                Some(reason) => (reason, text),
+                None if close.error_code.into_inner() == u64::from(CLOSE_OK) => (
+                    peer_gone,
+                    format!("closed by peer without a reason: {text}"),
+                ),
+                None => (
+                    peer_gone,
+                    format!(
+                        "closed by peer with unknown code {}: {text}",
+                        close.error_code
+                    ),
+                ),
+            }
+        }
+        E::TimedOut => (
+            DisconnectReason::Timeout,
+            "QUIC idle timeout: nothing heard from the peer".to_owned(),
+        ),
+        E::Reset => (peer_gone, "connection reset by peer".to_owned()),
+        E::VersionMismatch => (DisconnectReason::ProtocolMismatch, error.to_string()),
+        E::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            (
+                DisconnectReason::ServerFull,
+                "connection refused by the server".to_owned(),
+            )
+        }
+        E::TransportError(_) | E::ConnectionClosed(_) | E::CidsExhausted => {
+            (DisconnectReason::ProtocolViolation, error.to_string())
+        }
+        E::LocallyClosed => (
+            DisconnectReason::ClientQuit,
+            "closed by this end".to_owned(),
+        ),
     }
 }

@@ -1,32 +1,85 @@
-//! The client driver: one QUIC connection to a server, whose certificate is pinned, and the
-//! [`ClientSession`] it carries.
+//! The client driver: one QUIC connection to a server, trusted as [`ServerTrust`] says, and
+//! the [`ClientSession`] it carries.
 //!
 //! The session lives in [`NetClient`], on the caller's thread (the game thread): nothing
 //! here blocks it. Tokio tasks read the connection (datagrams, control stream) into a
 //! bounded inbox and write the session's transmits from a bounded outbox;
 //! [`NetClient::pump`] moves bytes between those channels and the session.
+//!
+//! When the QUIC connection ends under a live session (the server vanished, timed out, or
+//! closed without a disconnect frame), the reading task delivers that to the session after
+//! the last control bytes, with [`ClientSession::transport_closed`]: an application close
+//! carries its [`DisconnectReason`] code (so a client the server turned away sees
+//! [`DisconnectReason::ServerFull`]), an idle timeout is [`DisconnectReason::Timeout`], so
+//! the game gets [`ClientEvent::Disconnected`] within the QUIC idle timeout. The client
+//! closes its own connection with [`DisconnectReason::ClientQuit`] (also when dropped), or
+//! [`DisconnectReason::Timeout`] when the server stops reading its control stream.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mmo_core::control::DisconnectReason;
 use mmo_core::input::MoveInput;
 use mmo_core::session::Transmit;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 use tokio::sync::mpsc;
 
 use crate::NetError;
-use crate::tls::Fingerprint;
+use crate::bridge::Link;
+use crate::tls::ServerTrust;
 
 /// Capacity of the inbox (datagrams and stream chunks waiting for [`NetClient::pump`]).
 const INBOX_CAPACITY: usize = 1_024;
 /// Capacity of the outbox (transmits waiting for the writer task).
 const OUTBOX_CAPACITY: usize = 1_024;
-/// Longest wait for the QUIC handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings beyond the session's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Size asked for the UDP socket's receive and send buffers, bytes. Default 1 MiB.
+    pub udp_buffer_bytes: usize,
+    /// Longest wait for the QUIC handshake. Default 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            udp_buffer_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Transport and session counters of a [`NetClient`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NetClientStats {
+    /// QUIC's smoothed round-trip time, microseconds.
+    pub rtt_us: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// QUIC packets declared lost.
+    pub packets_lost: u64,
+    /// `packets_lost / packets_sent` (0 before anything was sent).
+    pub loss_ratio: f64,
+    /// Payload bytes the session received (datagrams and control stream).
+    pub session_bytes_in: u64,
+    /// Payload bytes the session sent.
+    pub session_bytes_out: u64,
+    /// UDP bytes received (QUIC headers, acks, retransmissions included).
+    pub udp_bytes_in: u64,
+    /// UDP bytes sent.
+    pub udp_bytes_out: u64,
+    /// Datagrams dropped locally: outbox or inbox full, or not sendable.
+    pub datagrams_dropped: u64,
+}
 
 enum Inbound {
     Datagram(Vec<u8>),
     Stream(Vec<u8>),
+    /// The QUIC connection ended, for this reason.
+    Closed(DisconnectReason, String),
 }
 
 /// A connected client. See the module docs.
@@ -38,8 +91,8 @@ pub struct NetClient {
     inbox: mpsc::Receiver<Inbound>,
     outbox: Option<mpsc::Sender<Transmit>>,
     writer: tokio::task::JoinHandle<()>,
+    link: Arc<Link>,
     start: Instant,
-    datagrams_dropped: u64,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -47,60 +100,121 @@ impl std::fmt::Debug for Inbound {
         match self {
             Inbound::Datagram(d) => write!(f, "Datagram({} bytes)", d.len()),
             Inbound::Stream(s) => write!(f, "Stream({} bytes)", s.len()),
+            Inbound::Closed(r, m) => write!(f, "Closed({}: {m})", r.as_str()),
         }
     }
 }
 
+/// A connection error during connect: the server's refusal when it gave a reason.
+fn connect_error(error: &quinn::ConnectionError) -> NetError {
+    let refused = match error {
+        quinn::ConnectionError::ApplicationClosed(_) => true,
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+        }
+        _ => false,
+    };
+    if refused {
+        let (reason, message) = crate::bridge::reason_of(error, DisconnectReason::ServerShutdown);
+        NetError::Refused { reason, message }
+    } else {
+        NetError::Connection(error.to_string())
+    }
+}
+
 impl NetClient {
-    /// Connects to `server`, trusting only the certificate with fingerprint `pin`
-    /// (`server_name` is sent as SNI), opens the control stream and sends the login with
-    /// `token`. Returns once the QUIC handshake is done; the session is
-    /// [`ClientState::LoggingIn`] until the welcome arrives (see [`NetClient::pump`]).
-    /// Must be called within a tokio runtime with I/O and time enabled.
+    /// Connects to `server` with [`ConnectOptions::default`]; see [`NetClient::connect_with`].
     pub async fn connect(
         server: SocketAddr,
         server_name: &str,
-        pin: Fingerprint,
+        trust: ServerTrust,
         config: ClientConfig,
         token: &str,
     ) -> Result<NetClient, NetError> {
+        Self::connect_with(
+            server,
+            server_name,
+            trust,
+            &ConnectOptions::default(),
+            config,
+            token,
+        )
+        .await
+    }
+
+    /// Connects to `server`, trusting it as `trust` says (`server_name` is sent as SNI),
+    /// opens the control stream and sends the login with `token`. Returns once the QUIC
+    /// handshake is done; the session is [`ClientState::LoggingIn`] until the welcome
+    /// arrives (see [`NetClient::pump`]). A server that refuses or closes the connection
+    /// during the handshake gives [`NetError::Refused`] with its reason (a refusal that
+    /// arrives just after can also come as [`ClientEvent::Disconnected`]). Must be called
+    /// within a tokio runtime with I/O and time enabled.
+    pub async fn connect_with(
+        server: SocketAddr,
+        server_name: &str,
+        trust: ServerTrust,
+        options: &ConnectOptions,
+        config: ClientConfig,
+        token: &str,
+    ) -> Result<NetClient, NetError> {
+        if trust == ServerTrust::DangerousSkipVerification {
+            tracing::warn!(
+                %server,
+                "ServerTrust::DangerousSkipVerification: the server's certificate is NOT checked; \
+                 the server is not authenticated and anyone on the network path can impersonate \
+                 it. Development only: pin the server's fingerprint instead"
+            );
+        }
         let bind: SocketAddr = match server {
             SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(a) if a.ip().is_loopback() => (Ipv6Addr::LOCALHOST, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let mut endpoint = quinn::Endpoint::client(bind)?;
-        let mut client_config = quinn::ClientConfig::new(crate::tls::quic_client_crypto(pin)?);
+        let session = ClientSession::new(0, config, token).map_err(NetError::Config)?;
+        let (socket, _, _) = crate::udp::bind_udp(bind, options.udp_buffer_bytes)?;
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let mut client_config = quinn::ClientConfig::new(crate::tls::quic_client_crypto(trust)?);
         client_config.transport_config(crate::transport_config());
         endpoint.set_default_client_config(client_config);
         let connecting = endpoint
             .connect(server, server_name)
             .map_err(|e| NetError::Connection(e.to_string()))?;
-        let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        let connection = match tokio::time::timeout(options.connect_timeout, connecting).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(NetError::Connection(e.to_string())),
+            Ok(Err(e)) => return Err(connect_error(&e)),
             Err(_) => return Err(NetError::Connection("handshake timed out".into())),
         };
-        let (send, recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| NetError::Connection(e.to_string()))?;
+        if let Some(e) = connection.close_reason() {
+            return Err(connect_error(&e));
+        }
+        let (send, recv) = connection.open_bi().await.map_err(|e| connect_error(&e))?;
         let start = Instant::now();
-        let session = ClientSession::new(0, config, token).map_err(NetError::Config)?;
+        let link = Arc::new(Link::new(DisconnectReason::ClientQuit, false));
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let writer = tokio::spawn(crate::bridge::write_transmits(
             connection.clone(),
             send,
             outbox_rx,
+            link.clone(),
         ));
-        tokio::spawn(crate::bridge::read_stream(
+        let stream_reader = tokio::spawn(crate::bridge::read_stream(
             recv,
             inbox_tx.clone(),
             Inbound::Stream,
         ));
-        tokio::spawn(read_datagrams(connection.clone(), inbox_tx));
+        tokio::spawn(read_datagrams(
+            connection.clone(),
+            inbox_tx,
+            stream_reader,
+            link.clone(),
+        ));
         let mut client = NetClient {
             session,
             endpoint,
@@ -108,8 +222,8 @@ impl NetClient {
             inbox,
             outbox: Some(outbox),
             writer,
+            link,
             start,
-            datagrams_dropped: 0,
         };
         // The login frame.
         client.flush();
@@ -130,6 +244,7 @@ impl NetClient {
             match inbound {
                 Inbound::Datagram(d) => self.session.handle_datagram(now_us, &d),
                 Inbound::Stream(s) => self.session.handle_stream(now_us, &s),
+                Inbound::Closed(reason, message) => self.session.transport_closed(reason, message),
             }
         }
         if self.session.poll_timeout().is_some_and(|t| now_us >= t) {
@@ -173,10 +288,34 @@ impl NetClient {
         Ok(self.endpoint.local_addr()?)
     }
 
-    /// Datagrams dropped because the outbox was full.
+    /// Datagrams dropped locally (outbox or inbox full, or not sendable).
     #[must_use]
     pub fn datagrams_dropped(&self) -> u64 {
-        self.datagrams_dropped
+        self.link.datagrams_dropped()
+    }
+
+    /// Transport and session counters (QUIC's RTT and packet loss, bytes, drops).
+    #[must_use]
+    pub fn stats(&self) -> NetClientStats {
+        let quic = self.connection.stats();
+        let session = self.session.stats();
+        let packets_sent = quic.path.sent_packets;
+        let packets_lost = quic.path.lost_packets;
+        NetClientStats {
+            rtt_us: quic.path.rtt.as_micros() as u64,
+            packets_sent,
+            packets_lost,
+            loss_ratio: if packets_sent == 0 {
+                0.0
+            } else {
+                packets_lost as f64 / packets_sent as f64
+            },
+            session_bytes_in: session.bytes_in,
+            session_bytes_out: session.bytes_out,
+            udp_bytes_in: quic.udp_rx.bytes,
+            udp_bytes_out: quic.udp_tx.bytes,
+            datagrams_dropped: self.link.datagrams_dropped(),
+        }
     }
 
     /// Leaves cleanly: tells the server (a disconnect frame on the control stream), lets
@@ -189,8 +328,7 @@ impl NetClient {
         self.outbox = None;
         let deadline = tokio::time::Instant::now() + grace;
         let _ = tokio::time::timeout_at(deadline, &mut self.writer).await;
-        self.connection
-            .close(crate::bridge::CLOSE_OK.into(), b"bye");
+        crate::bridge::close_with(&self.connection, DisconnectReason::ClientQuit, "bye");
         let _ = tokio::time::timeout_at(deadline, self.endpoint.wait_idle()).await;
     }
 
@@ -202,13 +340,17 @@ impl NetClient {
             match outbox.try_send(t) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(Transmit::Datagram(_))) => {
-                    self.datagrams_dropped += 1;
+                    self.link.drop_datagram("outbox_full");
                 }
                 Err(mpsc::error::TrySendError::Full(Transmit::Stream(_))) => {
-                    // Only a stalled connection fills 1024 control frames; it is dead.
+                    // Only a stalled connection fills 1024 control frames: the server
+                    // stopped reading, which is as good as silent.
                     tracing::warn!("control stream backlog: closing");
-                    self.connection
-                        .close(2u32.into(), b"control stream backlog");
+                    let reason = DisconnectReason::Timeout;
+                    self.link.set_close_reason(reason);
+                    crate::bridge::close_with(&self.connection, reason, "control stream backlog");
+                    self.session
+                        .transport_closed(reason, "the server stopped reading".to_owned());
                     self.outbox = None;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => self.outbox = None,
@@ -217,10 +359,35 @@ impl NetClient {
     }
 }
 
-async fn read_datagrams(connection: quinn::Connection, inbox: mpsc::Sender<Inbound>) {
-    while let Ok(d) = connection.read_datagram().await {
-        if inbox.try_send(Inbound::Datagram(d.to_vec())).is_err() {
-            tracing::debug!("client inbox full: datagram dropped");
-        }
+impl Drop for NetClient {
+    /// A client dropped without [`NetClient::disconnect`] still tells the server why (no
+    /// effect when the connection is already closed).
+    fn drop(&mut self) {
+        crate::bridge::close_with(&self.connection, DisconnectReason::ClientQuit, "dropped");
     }
+}
+
+/// Reads datagrams into the inbox (dropped when it is full) until the connection ends;
+/// then, after the control stream reader has delivered its last bytes (so a disconnect frame
+/// keeps its reason), tells the session why the connection ended.
+async fn read_datagrams(
+    connection: quinn::Connection,
+    inbox: mpsc::Sender<Inbound>,
+    stream_reader: tokio::task::JoinHandle<()>,
+    link: Arc<Link>,
+) {
+    let error = loop {
+        match connection.read_datagram().await {
+            Ok(d) => {
+                if inbox.try_send(Inbound::Datagram(d.to_vec())).is_err() {
+                    link.drop_datagram("inbox_full");
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    let (reason, message) = crate::bridge::reason_of(&error, DisconnectReason::ServerShutdown);
+    tracing::debug!(reason = reason.as_str(), %message, "connection ended");
+    let _ = stream_reader.await;
+    let _ = inbox.send(Inbound::Closed(reason, message)).await;
 }

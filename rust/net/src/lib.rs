@@ -2,35 +2,46 @@
 //! that `mmo-core` deliberately does not, and runs the same loop as the test kit's harness,
 //! over real QUIC:
 //!
-//! - [`tls`]: a self-signed server certificate (rcgen), TLS 1.3 only, ALPN `mmo/1`, and a
-//!   client that pins the server certificate by its SHA-256 fingerprint.
-//! - [`server`]: a quinn endpoint that accepts connections and bridges each one (its
-//!   datagrams and its one bidirectional control stream) to a [`mmo_core::zone::Zone`]
-//!   simulating on its own thread at the zone's tick rate, through bounded channels. Nothing
-//!   on the tick waits for the network.
+//! - [`tls`]: the server certificate (operator PEM files, or self-signed with rcgen and kept
+//!   in a data directory), TLS 1.3 only, ALPN `mmo/1`, and a client that pins the server
+//!   certificate by its SHA-256 fingerprint ([`tls::ServerTrust`]).
+//! - [`udp`]: UDP sockets bound with sized kernel buffers.
+//! - [`gateway`]: what each incoming connection attempt goes through: QUIC Retry under
+//!   handshake load, a per-address handshake rate limit, a cap on open connections (refused
+//!   with [`DisconnectReason::ServerFull`]).
+//! - [`server`]: a quinn endpoint that bridges each accepted connection (its datagrams and
+//!   its one bidirectional control stream) to a [`mmo_core::zone::Zone`] simulating on its
+//!   own thread at the zone's tick rate, through bounded channels. Nothing on the tick waits
+//!   for the network.
 //! - [`client`]: a client driver that connects with the pinned certificate, opens the
 //!   control stream and bridges a [`mmo_core::session::client::ClientSession`], polled from
-//!   the caller's (game) thread.
+//!   the caller's (game) thread; a lost QUIC connection is delivered to the session with its
+//!   reason.
+//! - [`metrics`]: the names of everything recorded (Prometheus via `mmo-server`).
 //!
-//! # Not done yet (this is the first slice)
+//! Every QUIC application close carries a [`DisconnectReason`] code (see the `bridge`
+//! module's notes, mirrored in [`server`] and [`client`]).
 //!
-//! - **Address validation**: no QUIC Retry, no per-address handshake rate limit.
-//! - **Connection cap**: no limit on concurrent connections (quinn's defaults only).
-//! - **UDP buffer sizing**: the OS default socket buffers are used.
-//! - **Operator certificates**: no PEM file loading; the server certificate is generated in
-//!   memory at start, and clients must be given its fingerprint.
-//! - **Metrics**: no Prometheus counters; dropped datagrams and slow connections are only
-//!   logged with `tracing`.
-//! - **Transport loss on the client**: when the QUIC connection dies without a disconnect
-//!   frame, the client session notices only through its own idle timeout (10 s by default).
+//! # Not done yet
+//!
 //! - **Zone transfer, multiple zones, persistence**: one zone per server.
+//! - **Handshake rate per address is not shared** between server processes, and the gateway
+//!   does not learn from login failures (no ban list).
+//! - **Protocol-violation detail**: [`metrics::PROTOCOL_VIOLATIONS_TOTAL`] is labelled by
+//!   the disconnect reason only; the core does not report which rule was broken.
+//! - **Server-side QUIC statistics**: bytes per client are the session's payload bytes, not
+//!   QUIC's UDP bytes (the client's [`client::NetClientStats`] has both).
+
+use mmo_core::control::DisconnectReason;
 
 pub mod auth;
 mod bridge;
 pub mod client;
+pub mod gateway;
 pub mod metrics;
 pub mod server;
 pub mod tls;
+pub mod udp;
 
 /// What can go wrong setting up or running an endpoint.
 #[derive(Debug)]
@@ -43,6 +54,14 @@ pub enum NetError {
     Connection(String),
     /// A bad setting (the message names it).
     Config(String),
+    /// The server refused the connection or closed it during the handshake, with this
+    /// reason (e.g. [`DisconnectReason::ServerFull`]).
+    Refused {
+        /// The server's reason.
+        reason: DisconnectReason,
+        /// The server's text, or a local explanation.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for NetError {
@@ -52,6 +71,9 @@ impl std::fmt::Display for NetError {
             NetError::Io(e) => write!(f, "io: {e}"),
             NetError::Connection(m) => write!(f, "connection: {m}"),
             NetError::Config(m) => write!(f, "config: {m}"),
+            NetError::Refused { reason, message } => {
+                write!(f, "refused by the server: {} ({message})", reason.as_str())
+            }
         }
     }
 }
@@ -68,9 +90,13 @@ impl From<std::io::Error> for NetError {
 const STREAM_READ_BYTES: usize = 16 * 1024;
 
 /// The QUIC transport settings both ends use: datagrams on, a keep-alive well inside the
-/// idle timeout.
+/// idle timeout, and exactly one bidirectional stream (the control stream, which the client
+/// opens): a peer opening more, or any unidirectional stream, breaks QUIC's stream limits
+/// and is closed by quinn.
 fn transport_config() -> std::sync::Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(1u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
     t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     // 10 s, the sessions' own idle timeout; the conversion cannot fail for this value.
     if let Ok(idle) = quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)) {

@@ -16,7 +16,8 @@ pub const TICK_DURATION_MAX_SECONDS: &str = "mmo_tick_duration_max_seconds";
 pub const TICKS_SKIPPED_TOTAL: &str = "mmo_ticks_skipped_total";
 /// Gauge, label `zone`: players logged in to the zone (CCU per zone).
 pub const ZONE_PLAYERS: &str = "mmo_zone_players";
-/// Gauge: open QUIC connections on the endpoint.
+/// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
+/// [`crate::gateway::GatewayConfig::max_connections`] caps).
 pub const CONNECTIONS: &str = "mmo_connections";
 /// Counter, label `outcome` (`accepted`, `refused_full`, `refused_rate`, `retry`, `failed`):
 /// incoming QUIC handshakes.
@@ -40,16 +41,20 @@ pub const CLIENT_BYTES_IN_PER_SECOND: &str = "mmo_client_bytes_in_per_second";
 /// Histogram, bytes per second: each client's sent bytes per second, sampled once a second
 /// per client (bytes out per client).
 pub const CLIENT_BYTES_OUT_PER_SECOND: &str = "mmo_client_bytes_out_per_second";
-/// Counter, label `reason` (`inbox_full`, `outbox_full`, `send_failed`, `undecodable`):
-/// datagrams dropped.
+/// Counter, label `reason`: datagrams dropped by the server: `unauthenticated` (from a
+/// connection not logged in, dropped before the zone), `inbox_full` (the zone's inbox),
+/// `outbox_full` (a connection's outbox, at the tick), `send_failed` (QUIC would not send
+/// it: too large for the path, or the peer's datagram buffer).
 pub const DATAGRAMS_DROPPED_TOTAL: &str = "mmo_datagrams_dropped_total";
 /// Counter, label `kind` (a validation rejection kind): inputs and requests rejected by
 /// server-side validation.
 pub const VALIDATION_REJECTIONS_TOTAL: &str = "mmo_validation_rejections_total";
-/// Counter, label `reason`: protocol violations (bad frames, bad datagrams, messages out of
-/// order) that closed a connection.
+/// Counter, label `reason` (`protocol_violation` or `protocol_mismatch`): connections the
+/// zone closed for breaking the protocol (bad frames, bad datagrams, messages out of order,
+/// a wrong protocol version).
 pub const PROTOCOL_VIOLATIONS_TOTAL: &str = "mmo_protocol_violations_total";
-/// Counter: players handed from one zone to a neighbour.
+/// Counter: players handed from one zone to a neighbour. Not recorded yet (one zone per
+/// server).
 pub const ZONE_HANDOFFS_TOTAL: &str = "mmo_zone_handoffs_total";
 
 /// Registers the help text and unit of every metric above with the installed recorder.

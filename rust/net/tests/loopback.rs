@@ -11,7 +11,7 @@ use mmo_core::zone::ZoneConfig;
 use mmo_net::auth::StaticTokens;
 use mmo_net::client::NetClient;
 use mmo_net::server::{Server, ServerConfig};
-use mmo_net::tls::{Fingerprint, ServerCert};
+use mmo_net::tls::{Fingerprint, ServerCert, ServerTrust};
 
 /// Everything a client saw, and what it is.
 struct Player {
@@ -64,7 +64,7 @@ async fn run() {
     let tick = Duration::from_micros(zone_config.tick_rate.tick_us());
     let tick_s = tick.as_secs_f32();
     let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let pin = cert.fingerprint();
+    let pin = ServerTrust::Pinned(cert.fingerprint());
     let server = Server::start(ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         zone_config,
@@ -239,7 +239,7 @@ async fn a_client_pinning_another_certificate_is_refused() {
         let result = NetClient::connect(
             server.local_addr(),
             "localhost",
-            other,
+            ServerTrust::Pinned(other),
             ClientConfig::default(),
             "player",
         )
@@ -250,7 +250,7 @@ async fn a_client_pinning_another_certificate_is_refused() {
             NetClient::connect(
                 server.local_addr(),
                 "localhost",
-                wrong,
+                ServerTrust::Pinned(wrong),
                 ClientConfig::default(),
                 "player",
             )
