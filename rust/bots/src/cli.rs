@@ -133,8 +133,7 @@ mod tests {
             "mmo-loadtest",
             "--http",
             "127.0.0.1:8080",
-            "--duration-s",
-            "-1",
+            "--duration-s=-1",
         ])
         .unwrap();
         let err = cli.options(true).unwrap_err();

@@ -161,10 +161,11 @@ async fn drive(
 
     // Connect burst: until every bot is launched and has connected or failed.
     let stopped = || *stop.borrow();
-    while !(launcher.is_finished()
-        && Counters::get(&counters.attempted) >= Counters::get(&counters.launched))
-        && !stopped()
-    {
+    let burst_over = || {
+        launcher.is_finished()
+            && Counters::get(&counters.attempted) >= Counters::get(&counters.launched)
+    };
+    while !(burst_over() || stopped()) {
         tokio::time::sleep(PHASE_POLL).await;
     }
     let steady_start = scrape(metrics.as_ref(), &mut notes, "at the steady phase's start").await;
