@@ -27,6 +27,10 @@ pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
 /// Process resident memory (the Prometheus process collector's name).
 pub const RSS_BYTES: &str = "process_resident_memory_bytes";
 
+/// The shortest steady phase a CPU figure is computed over (a shorter one divides the
+/// collector's 10 ms CPU granularity by almost nothing).
+pub const MIN_CPU_WINDOW_S: f64 = 1.0;
+
 /// One scrape and when it was taken.
 #[derive(Clone, Debug)]
 pub struct TimedScrape {
@@ -118,10 +122,12 @@ pub fn figures(
     }
     let wall_s = (end.at - start.at).as_secs_f64();
     match (a.sum(CPU_SECONDS), b.sum(CPU_SECONDS)) {
-        (Some(c0), Some(c1)) if wall_s > 0.0 => f.cpu_cores = Some((c1 - c0).max(0.0) / wall_s),
-        (Some(_), Some(_)) => f
-            .notes
-            .push("steady phase too short for a CPU figure".into()),
+        (Some(c0), Some(c1)) if wall_s >= MIN_CPU_WINDOW_S => {
+            f.cpu_cores = Some((c1 - c0).max(0.0) / wall_s);
+        }
+        (Some(_), Some(_)) => f.notes.push(format!(
+            "steady phase shorter than {MIN_CPU_WINDOW_S} s: no CPU figure"
+        )),
         _ => f.notes.push(format!("{CPU_SECONDS} missing from /metrics")),
     }
     let rss_peak = match (a.sum(RSS_BYTES), b.sum(RSS_BYTES)) {
@@ -202,6 +208,14 @@ mod tests {
         assert_eq!(f.cpu_cores, Some(0.5));
         assert!((f.rss_mib.unwrap() - 110_240_000.0 / 1_048_576.0).abs() < 1e-9);
         assert!((f.memory_per_player_kib.unwrap() - 102_400.0 / 1024.0).abs() < 1e-9);
+
+        let short = timed(
+            "process_cpu_seconds_total 11\n",
+            t0 + Duration::from_millis(10),
+        );
+        let f = figures(Some(&base), Some(&start), Some(&short), 100);
+        assert_eq!(f.cpu_cores, None);
+        assert!(f.notes.iter().any(|n| n.contains("no CPU figure")));
 
         let none = figures(None, None, None, 10);
         assert_eq!(none.cpu_cores, None);

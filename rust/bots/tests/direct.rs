@@ -158,3 +158,48 @@ async fn bots_with_unknown_tokens_are_connect_failures_with_a_reason() {
     let why = report.failure().expect("connect failures fail the run");
     assert!(why.contains("refused_bad_token"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duration_cap_stops_the_bots_and_they_log_out() {
+    let mut tokens = StaticTokens::new();
+    for i in 0..5 {
+        tokens = tokens.with(&format!("bot-{i}"), &format!("account-{i}"));
+    }
+    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
+    let server = Server::start(ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ZoneConfig::default(),
+        cert,
+        Arc::new(tokens),
+    ))
+    .await
+    .unwrap();
+    let target = Target::Direct(DirectTarget {
+        quic_addr: server.local_addr(),
+        fingerprint: server.fingerprint(),
+        tokens: TokenSource::bot_names(),
+        metrics_http: None,
+    });
+    // 100 iterations of 0.3 s would take 30 s; the cap ends the run after 1.5 s.
+    let options = LoadOptions {
+        bots: 5,
+        iterations: 100,
+        iteration: Duration::from_millis(300),
+        duration_cap: Some(Duration::from_millis(1_500)),
+        ..LoadOptions::default()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
+        .await
+        .expect("the run finished within 60 s")
+        .expect("the run was set up");
+    server.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(report.connected, 5);
+    assert_eq!(report.disconnect_reasons.get("client_quit"), Some(&5));
+    assert!(
+        report.notes.iter().any(|n| n.contains("stopped early")),
+        "{:?}",
+        report.notes
+    );
+    // Stopped long before the 10th iteration of any bot.
+    assert_eq!(report.abilities_requested, 0);
+}
