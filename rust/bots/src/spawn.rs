@@ -247,7 +247,7 @@ fn terminate(_child: &Child) {}
 
 async fn exit_status_after(child: &mut Child, wait: Duration) -> String {
     match tokio::time::timeout(wait, child.wait()).await {
-        Ok(Ok(status)) => format!("exit status {status}"),
+        Ok(Ok(status)) => status.to_string(),
         _ => {
             let _ = child.start_kill();
             let _ = child.wait().await;

@@ -10,7 +10,8 @@ use mmo_loadtest::{LoadOptions, Target};
 
 fn workspace_root() -> PathBuf {
     // rust/bots -> the workspace root.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
