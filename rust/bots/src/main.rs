@@ -1,3 +1,50 @@
-//! The `mmo-loadtest` binary (work in progress; see issue 4).
+//! The `mmo-loadtest` binary: parses the flags, runs the load test on a multi-thread tokio
+//! runtime, prints the report (a table, or one JSON object with `--json`), and exits
+//! non-zero when a bot failed to connect or none connected.
 
-fn main() {}
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mmo_loadtest::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = match cli.options(std::io::stdout().is_terminal()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mmo-loadtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmo-loadtest: io: tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(mmo_loadtest::run(&options, cli.target())) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmo-loadtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    match report.failure() {
+        Some(why) => {
+            eprintln!("mmo-loadtest: FAILED: {why}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}

@@ -58,7 +58,7 @@ async fn connect_client(addr: SocketAddr, fingerprint: Fingerprint, token: &str)
     NetClient::connect(
         addr,
         "localhost",
-        fingerprint,
+        mmo_net::tls::ServerTrust::Pinned(fingerprint),
         ClientConfig::default(),
         token,
     )

@@ -1,0 +1,143 @@
+//! The command-line flags of `mmo-loadtest`, and how they become [`LoadOptions`] and a
+//! [`Target`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::{LoadError, LoadOptions, Target};
+
+/// Headless QUIC bots against an MMO Netcore server; prints a report.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "mmo-loadtest", version, about)]
+pub struct Cli {
+    /// Bots to run.
+    #[arg(long, default_value_t = 100)]
+    pub bots: usize,
+    /// Bots started per second.
+    #[arg(long, default_value_t = 200.0)]
+    pub ramp_per_s: f64,
+    /// Scenario iterations per bot.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: u32,
+    /// Length of one iteration, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub iteration_s: f64,
+    /// Cap on the whole run, seconds: then every bot logs out.
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Seed of the bots' walking directions.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Inputs per second (the server's tick rate).
+    #[arg(long, default_value_t = 30)]
+    pub tick_rate_hz: u32,
+    /// Tokio worker threads for the bots.
+    #[arg(long, default_value_t = 2)]
+    pub worker_threads: usize,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Start a local mmo-server for the run (killed at the end).
+    #[arg(long, conflicts_with = "http", required_unless_present = "http")]
+    pub spawn_server: bool,
+    /// The mmo-server binary for --spawn-server (default: next to this executable).
+    #[arg(long, requires = "spawn_server")]
+    pub server_bin: Option<PathBuf>,
+    /// Seconds a spawned server has to print its ready line.
+    #[arg(long, default_value_t = 60.0)]
+    pub server_ready_timeout_s: f64,
+    /// host:port of a running server's HTTP API.
+    #[arg(long)]
+    pub http: Option<String>,
+}
+
+fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            LoadError::BadOption(format!(
+                "--{flag} must be a positive number of seconds, got {s}"
+            ))
+        })
+}
+
+impl Cli {
+    /// The run's options (`progress_allowed`: whether stdout is a terminal).
+    pub fn options(&self, progress_allowed: bool) -> Result<LoadOptions, LoadError> {
+        Ok(LoadOptions {
+            bots: self.bots,
+            ramp_per_s: self.ramp_per_s,
+            iterations: self.iterations,
+            iteration: seconds("iteration-s", self.iteration_s)?,
+            duration_cap: self
+                .duration_s
+                .map(|s| seconds("duration-s", s))
+                .transpose()?,
+            seed: self.seed,
+            tick_rate_hz: self.tick_rate_hz,
+            progress: !self.no_progress && progress_allowed,
+            stop_on_ctrl_c: true,
+            server_ready_timeout: seconds("server-ready-timeout-s", self.server_ready_timeout_s)?,
+        })
+    }
+
+    /// The target.
+    #[must_use]
+    pub fn target(&self) -> Target {
+        match &self.http {
+            Some(http_addr) => Target::Http {
+                http_addr: http_addr.clone(),
+            },
+            None => Target::SpawnServer {
+                server_bin: self.server_bin.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seed_scenario() {
+        let cli = Cli::try_parse_from(["mmo-loadtest", "--spawn-server"]).unwrap();
+        let o = cli.options(false).unwrap();
+        assert_eq!(o.bots, 100);
+        assert_eq!(o.ramp_per_s, 200.0);
+        assert_eq!(o.iterations, 100);
+        assert_eq!(o.iteration, Duration::from_secs(1));
+        assert_eq!(o.tick_rate_hz, 30);
+        assert_eq!(o.duration_cap, None);
+        assert!(matches!(
+            cli.target(),
+            Target::SpawnServer { server_bin: None }
+        ));
+        assert_eq!(cli.worker_threads, 2);
+    }
+
+    #[test]
+    fn a_target_is_required_and_bad_numbers_are_named() {
+        assert!(Cli::try_parse_from(["mmo-loadtest"]).is_err());
+        assert!(
+            Cli::try_parse_from(["mmo-loadtest", "--spawn-server", "--http", "127.0.0.1:1"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "mmo-loadtest",
+            "--http",
+            "127.0.0.1:8080",
+            "--duration-s=-1",
+        ])
+        .unwrap();
+        let err = cli.options(true).unwrap_err();
+        assert!(err.to_string().contains("--duration-s"), "{err}");
+        assert!(matches!(cli.target(), Target::Http { .. }));
+    }
+}

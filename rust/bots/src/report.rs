@@ -1,0 +1,351 @@
+//! The final report of a run: aggregated over bots with hdrhistogram, printed as a table or
+//! as one JSON object (`--json`). Every figure is measured; one that could not be is `null`
+//! in JSON (`-` in the table) and a note says why.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::bot::BotOutcome;
+use crate::server_figures::ServerFigures;
+
+/// The machine the load tester ran on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Machine {
+    /// Cores available to this process (`std::thread::available_parallelism`).
+    pub cores: usize,
+}
+
+/// What a run measured. Field names are the JSON keys.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Bots launched.
+    pub bots: usize,
+    /// Bots that were welcomed.
+    pub connected: usize,
+    /// The most bots connected at once.
+    pub ccu_peak: usize,
+    /// Bots that never got a welcome.
+    pub connect_failures: usize,
+    /// Connect failures by reason code.
+    pub connect_failure_reasons: BTreeMap<String, usize>,
+    /// One example message per connect failure reason.
+    pub connect_failure_examples: BTreeMap<String, String>,
+    /// Successful connects per second of the connect burst (first attempt start to last
+    /// attempt end).
+    pub handshakes_per_s: Option<f64>,
+    /// Connect time (HTTP login + QUIC handshake + welcome), median, ms.
+    pub connect_ms_p50: Option<f64>,
+    /// Connect time, 99th percentile, ms.
+    pub connect_ms_p99: Option<f64>,
+    /// Input send to the first pump that sees it acknowledged, median, ms.
+    pub input_to_ack_ms_p50: Option<f64>,
+    /// Input-to-ack, 95th percentile, ms.
+    pub input_to_ack_ms_p95: Option<f64>,
+    /// Input-to-ack, 99th percentile, ms.
+    pub input_to_ack_ms_p99: Option<f64>,
+    /// Input-to-ack samples.
+    pub input_to_ack_samples: u64,
+    /// Sum of snapshots received over sum of snapshots expected (by sequence numbers).
+    pub snapshot_delivery_ratio: Option<f64>,
+    /// Per-client upload rate over its active time, median, bytes/s.
+    pub bytes_per_s_up_p50: Option<f64>,
+    /// Per-client upload rate, 99th percentile, bytes/s.
+    pub bytes_per_s_up_p99: Option<f64>,
+    /// Per-client download rate, median, bytes/s.
+    pub bytes_per_s_down_p50: Option<f64>,
+    /// Per-client download rate, 99th percentile, bytes/s.
+    pub bytes_per_s_down_p99: Option<f64>,
+    /// Abilities the bots would have used (a no-op until the gameplay messages exist).
+    pub abilities_requested: u64,
+    /// Inventory openings (a no-op until the gameplay messages exist).
+    pub inventory_opens: u64,
+    /// How connected bots' sessions ended, by reason (`client_quit`: graceful logout).
+    pub disconnect_reasons: BTreeMap<String, usize>,
+    /// Upper bound of the histogram bucket holding the server's median tick, ms.
+    pub server_tick_p50_ms_upper_bound: Option<f64>,
+    /// Upper bound of the bucket holding the server's 99th percentile tick, ms.
+    pub server_tick_p99_ms_upper_bound: Option<f64>,
+    /// The server's longest tick since it started, ms.
+    pub server_tick_max_ms: Option<f64>,
+    /// Server CPU during the steady phase, cores.
+    pub server_cpu_cores: Option<f64>,
+    /// Server resident memory at peak CCU, MiB.
+    pub server_rss_mib: Option<f64>,
+    /// Server memory added per connected player, KiB.
+    pub server_memory_per_player_kib: Option<f64>,
+    /// Wall time of the steady phase the server figures cover, s.
+    pub steady_phase_s: Option<f64>,
+    /// Wall time from the first bot's launch to the last bot's end, s.
+    pub duration_s: f64,
+    /// The run's seed.
+    pub seed: u64,
+    /// This machine.
+    pub machine: Machine,
+    /// How to read the figures, and why any is missing.
+    pub notes: Vec<String>,
+}
+
+/// Everything the run knows besides the bots' outcomes.
+pub(crate) struct RunFacts {
+    pub bots: usize,
+    pub ccu_peak: usize,
+    pub duration: Duration,
+    pub steady_phase: Option<Duration>,
+    pub seed: u64,
+    pub server: ServerFigures,
+    pub notes: Vec<String>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Invariant: 3 significant figures is within hdrhistogram's 0..=5.
+    let mut h = Histogram::new(3).expect("sigfig 3 is valid");
+    h.auto(true);
+    h
+}
+
+fn quantile(h: &Histogram<u64>, q: f64, scale: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 * scale)
+}
+
+impl Report {
+    pub(crate) fn aggregate(outcomes: &[BotOutcome], facts: RunFacts) -> Report {
+        let mut connect_us = histogram();
+        let mut ack_us = histogram();
+        let mut up = histogram();
+        let mut down = histogram();
+        let mut failure_reasons = BTreeMap::new();
+        let mut failure_examples = BTreeMap::new();
+        let mut disconnect_reasons = BTreeMap::new();
+        let (mut received, mut expected) = (0u64, 0u64);
+        let (mut abilities, mut inventories) = (0u64, 0u64);
+        let mut burst: Option<(Instant, Instant)> = None;
+        let mut connected = 0usize;
+        for o in outcomes {
+            burst = Some(match burst {
+                None => (o.connect_started, o.connect_ended),
+                Some((a, b)) => (a.min(o.connect_started), b.max(o.connect_ended)),
+            });
+            match &o.connect {
+                Ok(d) => {
+                    connected += 1;
+                    // Auto-resizing histograms accept any u64.
+                    let _ = connect_us.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                }
+                Err((code, message)) => {
+                    *failure_reasons.entry(code.clone()).or_insert(0) += 1;
+                    failure_examples
+                        .entry(code.clone())
+                        .or_insert_with(|| message.clone());
+                }
+            }
+            let _ = ack_us.add(&o.ack_latency_us);
+            received += o.snapshots_received;
+            expected += o.snapshots_expected;
+            if let Some(b) = o.bytes_up_per_s {
+                let _ = up.record(b.round() as u64);
+            }
+            if let Some(b) = o.bytes_down_per_s {
+                let _ = down.record(b.round() as u64);
+            }
+            abilities += o.abilities_requested;
+            inventories += o.inventory_opens;
+            if let Some(r) = &o.disconnect_reason {
+                *disconnect_reasons.entry(r.clone()).or_insert(0) += 1;
+            }
+        }
+        let handshakes_per_s = burst.and_then(|(a, b)| {
+            let s = (b - a).as_secs_f64();
+            (connected > 0 && s > 0.0).then(|| connected as f64 / s)
+        });
+        let mut notes = facts.notes;
+        notes.push(
+            "input_to_ack_ms: input send to the first tick pump that sees it acknowledged \
+             (resolution one tick)"
+                .into(),
+        );
+        notes.push(
+            "abilities_requested and inventory_opens are counted only: no-ops until the \
+             gameplay messages exist"
+                .into(),
+        );
+        notes.push(
+            "server_tick_*_upper_bound: upper bound of the Prometheus bucket holding the \
+             quantile, over the steady phase"
+                .into(),
+        );
+        notes.extend(facts.server.notes.iter().cloned());
+        Report {
+            bots: facts.bots,
+            connected,
+            ccu_peak: facts.ccu_peak,
+            connect_failures: outcomes.len() - connected,
+            connect_failure_reasons: failure_reasons,
+            connect_failure_examples: failure_examples,
+            handshakes_per_s,
+            connect_ms_p50: quantile(&connect_us, 0.5, 1e-3),
+            connect_ms_p99: quantile(&connect_us, 0.99, 1e-3),
+            input_to_ack_ms_p50: quantile(&ack_us, 0.5, 1e-3),
+            input_to_ack_ms_p95: quantile(&ack_us, 0.95, 1e-3),
+            input_to_ack_ms_p99: quantile(&ack_us, 0.99, 1e-3),
+            input_to_ack_samples: ack_us.len(),
+            snapshot_delivery_ratio: (expected > 0).then(|| received as f64 / expected as f64),
+            bytes_per_s_up_p50: quantile(&up, 0.5, 1.0),
+            bytes_per_s_up_p99: quantile(&up, 0.99, 1.0),
+            bytes_per_s_down_p50: quantile(&down, 0.5, 1.0),
+            bytes_per_s_down_p99: quantile(&down, 0.99, 1.0),
+            abilities_requested: abilities,
+            inventory_opens: inventories,
+            disconnect_reasons,
+            server_tick_p50_ms_upper_bound: facts.server.tick_p50_ms_upper_bound,
+            server_tick_p99_ms_upper_bound: facts.server.tick_p99_ms_upper_bound,
+            server_tick_max_ms: facts.server.tick_max_ms,
+            server_cpu_cores: facts.server.cpu_cores,
+            server_rss_mib: facts.server.rss_mib,
+            server_memory_per_player_kib: facts.server.memory_per_player_kib,
+            steady_phase_s: facts.steady_phase.map(|d| d.as_secs_f64()),
+            duration_s: facts.duration.as_secs_f64(),
+            seed: facts.seed,
+            machine: Machine {
+                cores: std::thread::available_parallelism().map_or(1, usize::from),
+            },
+            notes,
+        }
+    }
+
+    /// Why the run counts as failed (for a non-zero exit code): a connect failure, or no
+    /// bot connected at all.
+    #[must_use]
+    pub fn failure(&self) -> Option<String> {
+        if self.connected == 0 {
+            let first = self
+                .connect_failure_examples
+                .values()
+                .next()
+                .map_or(String::new(), |m| format!(" (e.g. {m})"));
+            return Some(format!("no bot connected{first}"));
+        }
+        if self.connect_failures > 0 {
+            let reasons: Vec<String> = self
+                .connect_failure_reasons
+                .iter()
+                .map(|(r, n)| format!("{r} x{n}"))
+                .collect();
+            return Some(format!(
+                "{} of {} bots failed to connect: {}",
+                self.connect_failures,
+                self.bots,
+                reasons.join(", ")
+            ));
+        }
+        None
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs, maps with string keys and numbers cannot fail.
+        serde_json::to_string(self).expect("a report always serializes")
+    }
+
+    /// The report as a human-readable table.
+    #[must_use]
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |name: &str, value: String| {
+            let _ = writeln!(out, "{name:<34} {value}");
+        };
+        let num = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.2}"));
+        let map = |m: &BTreeMap<String, usize>| {
+            if m.is_empty() {
+                "-".to_owned()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        row("bots", self.bots.to_string());
+        row("connected", self.connected.to_string());
+        row("ccu_peak", self.ccu_peak.to_string());
+        row("connect_failures", self.connect_failures.to_string());
+        row(
+            "connect_failure_reasons",
+            map(&self.connect_failure_reasons),
+        );
+        row("handshakes_per_s", num(self.handshakes_per_s));
+        row(
+            "connect_ms p50 / p99",
+            format!(
+                "{} / {}",
+                num(self.connect_ms_p50),
+                num(self.connect_ms_p99)
+            ),
+        );
+        row(
+            "input_to_ack_ms p50 / p95 / p99",
+            format!(
+                "{} / {} / {}  ({} samples)",
+                num(self.input_to_ack_ms_p50),
+                num(self.input_to_ack_ms_p95),
+                num(self.input_to_ack_ms_p99),
+                self.input_to_ack_samples
+            ),
+        );
+        row(
+            "snapshot_delivery_ratio",
+            num(self.snapshot_delivery_ratio.map(|r| r * 100.0)) + " %",
+        );
+        row(
+            "bytes_per_s_up p50 / p99",
+            format!(
+                "{} / {}",
+                num(self.bytes_per_s_up_p50),
+                num(self.bytes_per_s_up_p99)
+            ),
+        );
+        row(
+            "bytes_per_s_down p50 / p99",
+            format!(
+                "{} / {}",
+                num(self.bytes_per_s_down_p50),
+                num(self.bytes_per_s_down_p99)
+            ),
+        );
+        row(
+            "abilities_requested (no-op)",
+            self.abilities_requested.to_string(),
+        );
+        row("inventory_opens (no-op)", self.inventory_opens.to_string());
+        row("disconnect_reasons", map(&self.disconnect_reasons));
+        row(
+            "server tick ms p50 / p99 (bucket ub)",
+            format!(
+                "{} / {}",
+                num(self.server_tick_p50_ms_upper_bound),
+                num(self.server_tick_p99_ms_upper_bound)
+            ),
+        );
+        row("server_tick_max_ms", num(self.server_tick_max_ms));
+        row("server_cpu_cores", num(self.server_cpu_cores));
+        row("server_rss_mib", num(self.server_rss_mib));
+        row(
+            "server_memory_per_player_kib",
+            num(self.server_memory_per_player_kib),
+        );
+        row("steady_phase_s", num(self.steady_phase_s));
+        row("duration_s", format!("{:.2}", self.duration_s));
+        row("seed", self.seed.to_string());
+        row("machine cores", self.machine.cores.to_string());
+        for (code, example) in &self.connect_failure_examples {
+            let _ = writeln!(out, "connect failure {code}: {example}");
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}

@@ -1,0 +1,225 @@
+//! One load test run: resolve the target (spawn a server, or use the one given), launch the
+//! bots at the ramp rate, scrape the server's metrics around the steady phase, wait for
+//! every bot, stop what was spawned, and build the report.
+//!
+//! Phases: **connect burst** (from the first launch until every launched bot has been
+//! welcomed or failed), **steady phase** (from then until the first bot starts to log out,
+//! the duration cap, Ctrl-C, or every bot being done), then the bots' logouts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::access::Access;
+use crate::bot::{self, BotOutcome, BotPlan};
+use crate::progress::{Counters, Progress};
+use crate::report::{Report, RunFacts};
+use crate::server_figures::{self, TimedScrape};
+use crate::spawn::{SpawnedServer, find_server_bin};
+use crate::target::Target;
+use crate::{LoadError, LoadOptions, login};
+
+/// How often the run looks at the counters while waiting for a phase to end.
+const PHASE_POLL: Duration = Duration::from_millis(50);
+/// Grace after SIGTERM before a spawned server is killed.
+const SERVER_STOP_GRACE: Duration = Duration::from_secs(10);
+/// Connections the spawned server allows beyond the bots.
+const EXTRA_CONNECTIONS: usize = 100;
+
+/// Runs a load test against `target` with `options`. Must be called within a tokio
+/// multi-thread runtime (the bots are tasks on it). Fails only when the run could not be
+/// set up (bad options, server not started); bots' failures are in the report.
+pub async fn run(options: &LoadOptions, target: Target) -> Result<Report, LoadError> {
+    options.validate()?;
+    let http = || login::http_client().map_err(LoadError::Io);
+    match target {
+        Target::SpawnServer { server_bin } => {
+            let bin = find_server_bin(server_bin.as_deref())?;
+            let server = SpawnedServer::start(
+                &bin,
+                options.tick_rate_hz,
+                options.bots + EXTRA_CONNECTIONS,
+                options.server_ready_timeout,
+            )
+            .await?;
+            let http_base = server.ready.http_addr.to_string();
+            let client = http()?;
+            let access = Access::Http {
+                client: client.clone(),
+                http_base: http_base.clone(),
+            };
+            let report = drive(options, access, Some((client, http_base))).await;
+            let stopped = server.stop(SERVER_STOP_GRACE).await;
+            let mut report = report?;
+            report.notes.push(stopped);
+            Ok(report)
+        }
+        Target::Http { http_addr } => {
+            let client = http()?;
+            let access = Access::Http {
+                client: client.clone(),
+                http_base: http_addr.clone(),
+            };
+            drive(options, access, Some((client, http_addr))).await
+        }
+        Target::Direct(direct) => {
+            let metrics = match direct.metrics_http {
+                Some(base) => Some((http()?, base)),
+                None => None,
+            };
+            let access = Access::Direct {
+                quic_addr: direct.quic_addr,
+                fingerprint: direct.fingerprint,
+                tokens: direct.tokens,
+            };
+            drive(options, access, metrics).await
+        }
+    }
+}
+
+/// Scrapes `/metrics` if there is an endpoint; a failed scrape becomes a note.
+async fn scrape(
+    metrics: Option<&(reqwest::Client, String)>,
+    notes: &mut Vec<String>,
+    when: &str,
+) -> Option<TimedScrape> {
+    let (client, base) = metrics?;
+    match server_figures::scrape(client, base).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notes.push(format!("metrics scrape {when} failed: {e}"));
+            None
+        }
+    }
+}
+
+async fn drive(
+    options: &LoadOptions,
+    access: Access,
+    metrics: Option<(reqwest::Client, String)>,
+) -> Result<Report, LoadError> {
+    let plan = BotPlan {
+        iterations: options.iterations,
+        iteration: options.iteration,
+        tick: options.tick()?,
+        seed: options.seed,
+    };
+    let mut notes = Vec::new();
+    if metrics.is_none() {
+        notes.push("no metrics endpoint for this target".to_owned());
+    }
+    let baseline = scrape(metrics.as_ref(), &mut notes, "before the bots").await;
+
+    let counters = Arc::new(Counters::default());
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let mut watchers = Vec::new();
+    if let Some(cap) = options.duration_cap {
+        let stop_tx = stop_tx.clone();
+        watchers.push(tokio::spawn(async move {
+            tokio::time::sleep(cap).await;
+            let _ = stop_tx.send(true);
+        }));
+    }
+    if options.stop_on_ctrl_c {
+        let stop_tx = stop_tx.clone();
+        watchers.push(tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = stop_tx.send(true);
+            }
+        }));
+    }
+    let progress = Progress::start(options.progress, options.bots, counters.clone());
+    let started = Instant::now();
+
+    // The launcher starts bot `i` at `i / ramp_per_s` seconds.
+    let launcher = {
+        let counters = counters.clone();
+        let stop = stop.clone();
+        let (bots, ramp) = (options.bots, options.ramp_per_s);
+        tokio::spawn(async move {
+            let mut handles = Vec::with_capacity(bots);
+            for i in 0..bots {
+                let at = started + Duration::from_secs_f64(i as f64 / ramp);
+                tokio::time::sleep_until(at.into()).await;
+                if *stop.borrow() {
+                    break;
+                }
+                Counters::bump(&counters.launched);
+                handles.push(tokio::spawn(bot::run_bot(
+                    i,
+                    access.clone(),
+                    plan.clone(),
+                    counters.clone(),
+                    stop.clone(),
+                )));
+            }
+            handles
+        })
+    };
+
+    // Connect burst: until every bot is launched and has connected or failed.
+    let stopped = || *stop.borrow();
+    let burst_over = || {
+        launcher.is_finished()
+            && Counters::get(&counters.attempted) >= Counters::get(&counters.launched)
+    };
+    while !(burst_over() || stopped()) {
+        tokio::time::sleep(PHASE_POLL).await;
+    }
+    let steady_start = scrape(metrics.as_ref(), &mut notes, "at the steady phase's start").await;
+    let steady_started = Instant::now();
+    // Steady phase: until the first logout, the cap, Ctrl-C, or every bot done.
+    while Counters::get(&counters.leaving) == 0
+        && !stopped()
+        && Counters::get(&counters.done) < Counters::get(&counters.launched)
+    {
+        tokio::time::sleep(PHASE_POLL).await;
+    }
+    let steady_end = scrape(metrics.as_ref(), &mut notes, "at the steady phase's end").await;
+    let steady_phase = steady_started.elapsed();
+
+    let handles = launcher.await.unwrap_or_default();
+    let mut outcomes: Vec<BotOutcome> = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(o) => outcomes.push(o),
+            Err(e) => notes.push(format!("a bot task ended abnormally: {e}")),
+        }
+    }
+    let duration = started.elapsed();
+    for w in watchers {
+        w.abort();
+    }
+    progress.finish();
+    if *stop.borrow() {
+        notes.push("the run was stopped early (duration cap or Ctrl-C): bots logged out".into());
+    }
+    if outcomes.len() < options.bots {
+        notes.push(format!(
+            "{} of {} bots were launched before the stop",
+            outcomes.len(),
+            options.bots
+        ));
+    }
+    let ccu_peak = Counters::get(&counters.ccu_peak);
+    let server = server_figures::figures(
+        baseline.as_ref(),
+        steady_start.as_ref(),
+        steady_end.as_ref(),
+        ccu_peak,
+    );
+    Ok(Report::aggregate(
+        &outcomes,
+        RunFacts {
+            bots: options.bots,
+            ccu_peak,
+            duration,
+            steady_phase: Some(steady_phase),
+            seed: options.seed,
+            server,
+            notes,
+        },
+    ))
+}
