@@ -17,7 +17,8 @@
 //!   except `mmo_poll_log`, on the thread that calls it.
 //! - Borrowed pointers (inputs, buffers) are only used during the call; nothing is retained.
 //!
-//! One file per exported handle type: `predictor.rs`, `interpolator.rs`,
+//! One file per exported handle type: `client.rs` (a whole network session, with its
+//! config and event types in `client/`), `predictor.rs`, `interpolator.rs`,
 //! `snapshot_writer.rs`, `snapshot_reader.rs`, `replicator.rs`; free functions in
 //! `validation.rs` and `log.rs`; shared value types in `types.rs`; the boundary helpers in
 //! `boundary.rs`.
@@ -26,6 +27,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+pub mod client;
 pub mod interpolator;
 pub mod log;
 pub mod predictor;
