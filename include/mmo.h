@@ -569,9 +569,10 @@ typedef struct mmo_interp_output {
   uint8_t extrapolating;
 } mmo_interp_output;
 
-// Counters and estimates of a client connection (`mmo_client_stats`). They stay readable
+// Counters and estimates of a client connection (`mmo_client_stats`; the struct is not
+// named after the function, which C would not allow). They stay readable
 // after the session ends (the last values).
-typedef struct mmo_client_stats {
+typedef struct mmo_connection_stats {
   // Smoothed round-trip time, microseconds (0 before the first sample).
   uint64_t rtt_us;
   // Snapshot datagrams received (applied, stale or undecodable; a duplicate counts
@@ -596,7 +597,7 @@ typedef struct mmo_client_stats {
   uint64_t datagrams_dropped;
   // Prediction corrections.
   uint64_t corrections;
-} mmo_client_stats;
+} mmo_connection_stats;
 
 // The log callback: `level` is a `mmo_log_level` value, `target` the Rust module that
 // logged (e.g. `"mmo_core::interpolation::buffer"`), `message` the formatted text with its
@@ -988,7 +989,7 @@ mmo_result mmo_client_sample_entity(struct mmo_client *client,
 //
 // # Safety
 // `client` must be NULL or a live handle; `out` NULL or writable.
-mmo_result mmo_client_stats(const struct mmo_client *client, struct mmo_client_stats *out);
+mmo_result mmo_client_stats(const struct mmo_client *client, struct mmo_connection_stats *out);
 
 // Writes where the client is to `*out`.
 //

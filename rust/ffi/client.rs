@@ -84,11 +84,12 @@ pub enum mmo_connection_state {
     Closed = 5,
 }
 
-/// Counters and estimates of a client connection (`mmo_client_stats`). They stay readable
+/// Counters and estimates of a client connection (`mmo_client_stats`; the struct is not
+/// named after the function, which C would not allow). They stay readable
 /// after the session ends (the last values).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct mmo_client_stats {
+pub struct mmo_connection_stats {
     /// Smoothed round-trip time, microseconds (0 before the first sample).
     pub rtt_us: u64,
     /// Snapshot datagrams received (applied, stale or undecodable; a duplicate counts
@@ -174,7 +175,7 @@ pub struct mmo_client {
     /// Text of the event most recently returned by `mmo_client_poll_event`.
     text: String,
     /// The newest stats read from the session (kept after it ends).
-    stats: mmo_client_stats,
+    stats: mmo_connection_stats,
 }
 
 impl mmo_client {
@@ -316,9 +317,9 @@ impl Drop for mmo_client {
     }
 }
 
-fn stats_of(net: &NetClient) -> mmo_client_stats {
+fn stats_of(net: &NetClient) -> mmo_connection_stats {
     let s = net.session().stats();
-    mmo_client_stats {
+    mmo_connection_stats {
         rtt_us: s.rtt_us,
         snapshots_received: s.snapshots_received,
         snapshots_expected: s.snapshots_expected,
@@ -418,7 +419,7 @@ pub unsafe extern "C" fn mmo_client_new(
             conn: Conn::Idle,
             queue: VecDeque::new(),
             text: String::new(),
-            stats: mmo_client_stats::default(),
+            stats: mmo_connection_stats::default(),
         };
         // SAFETY: `out` is valid per the caller.
         unsafe { out.write(boundary::into_handle(client)) };
@@ -818,7 +819,7 @@ pub unsafe extern "C" fn mmo_client_sample_entity(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mmo_client_stats(
     client: *const mmo_client,
-    out: *mut mmo_client_stats,
+    out: *mut mmo_connection_stats,
 ) -> mmo_result {
     // SAFETY: per the caller, `client` is NULL or a live handle, `out` NULL or writable.
     unsafe {

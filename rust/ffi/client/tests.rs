@@ -165,7 +165,7 @@ fn null_client_is_reported_by_every_export_and_free_null_is_a_no_op() {
     let mut n = 0usize;
     let mut local = mmo_local_state::default();
     let mut sample = mmo_interp_output::default();
-    let mut stats = mmo_client_stats::default();
+    let mut stats = mmo_connection_stats::default();
     let mut state = mmo_connection_state::Idle;
     // SAFETY: the client is NULL (what is tested); the other pointers are live locals.
     unsafe {
@@ -251,7 +251,7 @@ fn calls_out_of_state_are_state_errors_and_connect_twice_is_refused() {
     let token = c"t";
     let input = mmo_move_input::default();
     let mut local = mmo_local_state::default();
-    let mut stats = mmo_client_stats {
+    let mut stats = mmo_connection_stats {
         rtt_us: 99,
         ..Default::default()
     };
@@ -271,7 +271,7 @@ fn calls_out_of_state_are_state_errors_and_connect_twice_is_refused() {
         );
         assert_eq!(mmo_client_disconnect(client), mmo_result::InvalidState);
         assert_eq!(mmo_client_stats(client, &mut stats), mmo_result::Ok);
-        assert_eq!(stats, mmo_client_stats::default());
+        assert_eq!(stats, mmo_connection_stats::default());
         // Bad arguments are refused before anything starts.
         assert_eq!(
             mmo_client_connect(client, c"".as_ptr(), 1, token.as_ptr()),
@@ -495,7 +495,7 @@ fn a_session_through_the_c_abi_logs_in_walks_and_leaves_cleanly() {
             corrections.iter().all(|e| *e < 0.5),
             "large corrections: {corrections:?}"
         );
-        let mut stats = mmo_client_stats::default();
+        let mut stats = mmo_connection_stats::default();
         assert_eq!(mmo_client_stats(client, &mut stats), mmo_result::Ok);
         assert!(stats.snapshots_received > 10, "{stats:?}");
         assert!(
@@ -524,7 +524,7 @@ fn a_session_through_the_c_abi_logs_in_walks_and_leaves_cleanly() {
         );
         assert_eq!(state_of(client), mmo_connection_state::Closed);
         // The stats stay readable after the end.
-        let mut after = mmo_client_stats::default();
+        let mut after = mmo_connection_stats::default();
         assert_eq!(mmo_client_stats(client, &mut after), mmo_result::Ok);
         assert!(after.snapshots_received >= stats.snapshots_received);
         mmo_client_free(client);
