@@ -13,8 +13,9 @@
 //!   NULL-checked, integers naming enum values are validated on entry
 //!   (`MMO_RESULT_INVALID_ENUM`), booleans from C are `uint8_t` 0/1.
 //! - Threading: a handle is used from one thread at a time (the game thread); free functions
-//!   without a handle are thread-safe. Nothing blocks; nothing calls back into the caller
-//!   except `mmo_poll_log`, on the thread that calls it.
+//!   without a handle are thread-safe. Nothing blocks (`mmo_client_free` waits at most
+//!   20 ms for the client's runtime to stop); nothing calls back into the caller except
+//!   `mmo_poll_log`, on the thread that calls it (the client's tokio threads never do).
 //! - Borrowed pointers (inputs, buffers) are only used during the call; nothing is retained.
 //!
 //! One file per exported handle type: `client.rs` (a whole network session, with its
