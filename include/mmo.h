@@ -42,7 +42,8 @@
 
 // Result of every fallible `mmo_` function. Bands (codes are never reused): 0 success;
 // 1000s the caller broke a documented contract; 2000s data from the wire was unusable;
-// 3000s the call does not fit the handle's state; 9000 a panic was caught (library bug).
+// 3000s the call does not fit the handle's state; 4000s the operating system refused a
+// resource; 9000 a panic was caught (library bug).
 enum mmo_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -75,6 +76,12 @@ enum mmo_result
   // Another `tracing` subscriber is already installed in this process, so log records
   // cannot be routed to the callback.
   MMO_RESULT_LOG_UNAVAILABLE = 3004,
+  // The handle is not in a state where this call makes sense (sending input before the
+  // welcome, connecting a client twice...); the last error says which state it is in.
+  MMO_RESULT_INVALID_STATE = 3005,
+  // The operating system refused a resource the library needed (a thread, a socket);
+  // the last error has the system's text.
+  MMO_RESULT_SYSTEM_ERROR = 4001,
   // A Rust panic was caught at the ABI boundary. The handle involved may be inconsistent:
   // free it. This is a bug in the library.
   MMO_RESULT_PANIC = 9000,
@@ -84,6 +91,127 @@ enum mmo_result
 typedef enum mmo_result mmo_result;
 #else
 typedef uint32_t mmo_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What an `mmo_client_event` reports (`mmo_client_event.kind`).
+enum mmo_client_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not an event (only in a zeroed struct; never returned).
+  MMO_CLIENT_EVENT_KIND_NONE = 0,
+  // Logged in: `entity_id` is the controlled entity, `spawn` its starting state. The
+  // local character exists from now on; inputs may be sent.
+  MMO_CLIENT_EVENT_KIND_WELCOME = 1,
+  // A remote entity came into view: `entity_id`, `archetype`, `position_m`.
+  MMO_CLIENT_EVENT_KIND_ENTITY_SPAWNED = 2,
+  // A remote entity left the view: `entity_id`.
+  MMO_CLIENT_EVENT_KIND_ENTITY_DESPAWNED = 3,
+  // The server disagreed with the prediction; it was corrected (and is smoothed):
+  // `position_error_m`, `replayed_inputs`.
+  MMO_CLIENT_EVENT_KIND_CORRECTION = 4,
+  // A chat line: `entity_id` is the sender, `chat_channel`, the text with
+  // `mmo_client_event_text` (`text_len_bytes` bytes).
+  MMO_CLIENT_EVENT_KIND_CHAT = 5,
+  // The session is over and the connection closed: `disconnect_reason`, the message
+  // with `mmo_client_event_text`. The last event of a client.
+  MMO_CLIENT_EVENT_KIND_DISCONNECTED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_client_event_kind mmo_client_event_kind;
+#else
+typedef uint32_t mmo_client_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Chat channel of a chat event.
+enum mmo_chat_channel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Everyone in the sender's zone.
+  MMO_CHAT_CHANNEL_ZONE = 0,
+  // Everyone on the server.
+  MMO_CHAT_CHANNEL_GLOBAL = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_chat_channel mmo_chat_channel;
+#else
+typedef uint32_t mmo_chat_channel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a client's session ended (`mmo_client_event.disconnect_reason`). Values 1..=999 are
+// the protocol's stable disconnect codes (never reused); 1000 and up are local to this
+// library and never sent on the wire.
+enum mmo_disconnect_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No reason (only in events of other kinds).
+  MMO_DISCONNECT_REASON_NONE = 0,
+  // The client asked to leave (`mmo_client_disconnect`).
+  MMO_DISCONNECT_REASON_CLIENT_QUIT = 1,
+  // The server is shutting down.
+  MMO_DISCONNECT_REASON_SERVER_SHUTDOWN = 2,
+  // Client and server speak different protocol versions.
+  MMO_DISCONNECT_REASON_PROTOCOL_MISMATCH = 3,
+  // The login token was refused (malformed, forged, expired, unknown).
+  MMO_DISCONNECT_REASON_BAD_TOKEN = 4,
+  // The server or zone is at capacity.
+  MMO_DISCONNECT_REASON_SERVER_FULL = 5,
+  // A peer broke the protocol.
+  MMO_DISCONNECT_REASON_PROTOCOL_VIOLATION = 6,
+  // Nothing was heard from the server for `idle_timeout_ms`.
+  MMO_DISCONNECT_REASON_TIMEOUT = 7,
+  // Removed by the server (anti-cheat, an operator).
+  MMO_DISCONNECT_REASON_KICKED = 8,
+  // The account logged in again from elsewhere.
+  MMO_DISCONNECT_REASON_DUPLICATE_LOGIN = 9,
+  // The connection could not be made: the host did not resolve, the QUIC handshake
+  // failed or timed out, or the server's certificate does not match the pinned
+  // fingerprint. The message says which.
+  MMO_DISCONNECT_REASON_CONNECT_FAILED = 1000,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_disconnect_reason mmo_disconnect_reason;
+#else
+typedef uint32_t mmo_disconnect_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Where a client handle is (`mmo_client_connection_state`).
+enum mmo_connection_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Made, `mmo_client_connect` not called yet.
+  MMO_CONNECTION_STATE_IDLE = 0,
+  // Resolving the host and doing the QUIC handshake.
+  MMO_CONNECTION_STATE_CONNECTING = 1,
+  // Connected, login sent, waiting for the welcome.
+  MMO_CONNECTION_STATE_LOGGING_IN = 2,
+  // Logged in: inputs may be sent.
+  MMO_CONNECTION_STATE_ACTIVE = 3,
+  // The session is over; the connection is being closed (the `DISCONNECTED` event is
+  // reported when it is).
+  MMO_CONNECTION_STATE_CLOSING = 4,
+  // Over: the `DISCONNECTED` event was queued.
+  MMO_CONNECTION_STATE_CLOSED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_connection_state mmo_connection_state;
+#else
+typedef uint32_t mmo_connection_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -295,6 +423,9 @@ typedef uint32_t mmo_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Opaque client session handle. See the module docs.
+typedef struct mmo_client mmo_client;
+
 // Opaque interpolation buffer of one remote entity.
 typedef struct mmo_interpolator mmo_interpolator;
 
@@ -330,6 +461,30 @@ typedef struct mmo_interpolation_config {
   float teleport_speed_mps;
 } mmo_interpolation_config;
 
+// Settings of a client connection. Start from `mmo_client_config_default` and set at least
+// `server_fingerprint_hex`.
+//
+// The strings are read (and copied) during `mmo_client_new` only. Movement and snapshot
+// settings are the core's defaults, which must match the server's.
+typedef struct mmo_client_config {
+  // SHA-256 fingerprint of the server certificate's DER encoding, 64 hex digits
+  // (NUL-terminated, either case). Required: the client trusts exactly this
+  // certificate. Default NULL (so `mmo_client_new` fails until it is set).
+  const char *server_fingerprint_hex;
+  // Server name sent as TLS SNI (NUL-terminated), or NULL to send the host given to
+  // `mmo_client_connect`. The pin, not the name, identifies the server. Default NULL.
+  const char *server_name;
+  // Give up when nothing was heard from the server for this long, milliseconds
+  // (1..=600,000). Default 10,000.
+  uint32_t idle_timeout_ms;
+  // Most inputs repeated in each input datagram (1..=16): more survive heavier loss at
+  // a few bytes per input. Default 16.
+  uint32_t redundant_inputs;
+  // Interpolation of remote entities (render delay, extrapolation, teleports).
+  // Default: `mmo_interpolation_config_default`.
+  struct mmo_interpolation_config interpolation;
+} mmo_client_config;
+
 // A 3D vector of `float`s (a position in metres, a velocity in m/s...).
 typedef struct mmo_vec3 {
   // X (forward).
@@ -340,6 +495,70 @@ typedef struct mmo_vec3 {
   float z;
 } mmo_vec3;
 
+// The simulation state of a character (what the movement step reads and writes).
+typedef struct mmo_character_state {
+  // Position of the capsule's base, metres.
+  struct mmo_vec3 position_m;
+  // Velocity, metres per second.
+  struct mmo_vec3 velocity_mps;
+  // Facing, radians in `[0, 2*pi)`.
+  float yaw_rad;
+  // 1 when standing on the ground or on a blocker, else 0 (other values are invalid).
+  uint8_t on_ground;
+} mmo_character_state;
+
+// One client event. Only the fields named by `kind` are meaningful; the others are zero.
+typedef struct mmo_client_event {
+  // What happened.
+  mmo_client_event_kind kind;
+  // Welcome: the controlled entity. Spawned/despawned: the remote entity. Chat: the
+  // sender.
+  uint32_t entity_id;
+  // Spawned: the actor class to spawn.
+  uint16_t archetype;
+  // Spawned: where the entity is, metres.
+  struct mmo_vec3 position_m;
+  // Welcome: the local character's starting state.
+  struct mmo_character_state spawn;
+  // Correction: distance between predicted and authoritative position, metres (0 for a
+  // resync after the history ran out).
+  float position_error_m;
+  // Correction: inputs replayed on top of the server's state.
+  uint32_t replayed_inputs;
+  // Chat: the channel.
+  mmo_chat_channel chat_channel;
+  // Disconnected: why.
+  mmo_disconnect_reason disconnect_reason;
+  // Chat and disconnected: length in bytes (without NUL) of the text read with
+  // `mmo_client_event_text`; 0 for other kinds.
+  size_t text_len_bytes;
+} mmo_client_event;
+
+// One tick of movement input, quantized exactly as simulated and sent on the wire.
+typedef struct mmo_move_input {
+  // Forward axis, `-127..=127` maps to `-1..=1` (`-128` is invalid).
+  int8_t forward_q;
+  // Right axis, same scale as `forward_q`.
+  int8_t right_q;
+  // Facing, `0..=65535` maps to `[0, 2*pi)`.
+  uint16_t yaw_q;
+  // `MMO_BUTTON_*` bits (other bits are invalid).
+  uint8_t buttons;
+} mmo_move_input;
+
+// The local character (`mmo_client_local_state`).
+typedef struct mmo_local_state {
+  // The controlled entity.
+  uint32_t entity_id;
+  // The predicted simulation state after the newest input.
+  struct mmo_character_state predicted;
+  // Where to draw the character: predicted position plus the smoothed correction,
+  // metres.
+  struct mmo_vec3 render_position_m;
+  // The smoothed correction offset still being decayed, metres.
+  struct mmo_vec3 visual_offset_m;
+} mmo_local_state;
+
 // Where to draw a remote entity this frame.
 typedef struct mmo_interp_output {
   // Position of the capsule's base, metres.
@@ -349,6 +568,44 @@ typedef struct mmo_interp_output {
   // 1 when past the newest sample (extrapolated, then held), else 0.
   uint8_t extrapolating;
 } mmo_interp_output;
+
+// Counters and estimates of a client connection (`mmo_client_stats`; the struct is not
+// named after the function, which C would not allow). They stay readable
+// after the session ends (the last values).
+typedef struct mmo_connection_stats {
+  // Smoothed round-trip time, microseconds (0 before the first sample).
+  uint64_t rtt_us;
+  // Snapshot datagrams received (applied, stale or undecodable; a duplicate counts
+  // twice).
+  uint64_t snapshots_received;
+  // Snapshots the server sent between the first and the newest one received, by their
+  // sequence numbers (`snapshots_received / snapshots_expected` is the delivery ratio).
+  uint64_t snapshots_expected;
+  // Snapshots applied.
+  uint64_t snapshots_applied;
+  // Snapshots dropped as older than one already applied.
+  uint64_t snapshots_stale;
+  // Snapshots that could not be applied (undecodable, lost baseline).
+  uint64_t snapshots_undecodable;
+  // Bytes received (datagrams and control stream).
+  uint64_t bytes_in;
+  // Bytes sent (datagrams and control stream).
+  uint64_t bytes_out;
+  // Input datagrams sent.
+  uint64_t datagrams_out;
+  // Input datagrams dropped because the send queue was full.
+  uint64_t datagrams_dropped;
+  // Prediction corrections.
+  uint64_t corrections;
+  // QUIC's smoothed round-trip time of the path, microseconds.
+  uint64_t path_rtt_us;
+  // QUIC packets declared lost / QUIC packets sent (0 before anything was sent).
+  double packet_loss_ratio;
+  // UDP bytes received, QUIC overhead and retransmissions included.
+  uint64_t udp_bytes_in;
+  // UDP bytes sent, QUIC overhead and retransmissions included.
+  uint64_t udp_bytes_out;
+} mmo_connection_stats;
 
 // The log callback: `level` is a `mmo_log_level` value, `target` the Rust module that
 // logged (e.g. `"mmo_core::interpolation::buffer"`), `message` the formatted text with its
@@ -414,30 +671,6 @@ typedef struct mmo_aabb {
   // Highest corner.
   struct mmo_vec3 max_m;
 } mmo_aabb;
-
-// The simulation state of a character (what the movement step reads and writes).
-typedef struct mmo_character_state {
-  // Position of the capsule's base, metres.
-  struct mmo_vec3 position_m;
-  // Velocity, metres per second.
-  struct mmo_vec3 velocity_mps;
-  // Facing, radians in `[0, 2*pi)`.
-  float yaw_rad;
-  // 1 when standing on the ground or on a blocker, else 0 (other values are invalid).
-  uint8_t on_ground;
-} mmo_character_state;
-
-// One tick of movement input, quantized exactly as simulated and sent on the wire.
-typedef struct mmo_move_input {
-  // Forward axis, `-127..=127` maps to `-1..=1` (`-128` is invalid).
-  int8_t forward_q;
-  // Right axis, same scale as `forward_q`.
-  int8_t right_q;
-  // Facing, `0..=65535` maps to `[0, 2*pi)`.
-  uint16_t yaw_q;
-  // `MMO_BUTTON_*` bits (other bits are invalid).
-  uint8_t buttons;
-} mmo_move_input;
 
 // Details of a reconciliation.
 typedef struct mmo_reconcile_result {
@@ -603,6 +836,198 @@ extern "C" {
 //
 // Thread-safe, never fails, takes no pointers.
 uint32_t mmo_abi_version(void);
+
+// Creates a client with `*config` (copied, strings included). Nothing is sent until
+// `mmo_client_connect`. On success `*out` receives a new handle owned by the caller: free
+// it with `mmo_client_free`.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_CONFIG` (missing or malformed
+// fingerprint, out-of-range field; the last error names it), `MMO_RESULT_SYSTEM_ERROR`
+// (the runtime's thread could not be started). Thread-safe (creates independent state).
+//
+// # Safety
+// `config` must be NULL or readable, its string fields NULL or NUL-terminated; `out` NULL
+// or writable.
+mmo_result mmo_client_new(const struct mmo_client_config *config, struct mmo_client **out);
+
+// Frees a client. NULL is a no-op. A connected client sends its disconnect frame
+// best-effort (call `mmo_client_disconnect` and wait for the `DISCONNECTED` event for a
+// clean leave); the runtime is given at most 20 ms to stop, then abandoned (its threads
+// exit on their own). The handle must not be used afterwards.
+//
+// # Safety
+// `client` must be NULL or a live handle from `mmo_client_new`, not used concurrently.
+void mmo_client_free(struct mmo_client *client);
+
+// Starts connecting to `host`:`port` (a name or an IP literal) and logging in with
+// `token`, and returns at once: `MMO_RESULT_OK` means started. The outcome comes from
+// `mmo_client_poll_event`: `WELCOME`, or `DISCONNECTED` with reason `CONNECT_FAILED`
+// (resolution, handshake, certificate pin), `BAD_TOKEN`, etc. and a message.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (empty host, port 0,
+// strings not UTF-8, token longer than 4096 bytes), `MMO_RESULT_INVALID_STATE` (connect was
+// already called on this handle: one handle is one session). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `host` and `token` NULL or NUL-terminated
+// strings (copied, not retained).
+mmo_result mmo_client_connect(struct mmo_client *client,
+                              const char *host,
+                              uint16_t port,
+                              const char *token);
+
+// Returns the next event: `*out_has_event` = 1 and `*out` written, or `*out_has_event` = 0
+// (and `*out` untouched) when there is none. Whenever no event is queued the call first
+// pumps the connection (picks up the connect result, feeds received datagrams and control
+// bytes to the session, checks its idle timeout, sends what it queued), so call it once per
+// frame in a loop until it reports no event. Never waits.
+//
+// The text of a chat or disconnected event is read with `mmo_client_event_text` until the
+// next call of this function. Polling an idle client (before connect) reports no event.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` and `out_has_event` NULL or writable.
+mmo_result mmo_client_poll_event(struct mmo_client *client,
+                                 struct mmo_client_event *out,
+                                 uint8_t *out_has_event);
+
+// Writes the text of the event most recently returned by `mmo_client_poll_event` (a chat
+// line or a disconnect message; empty for other kinds or when it returned none) into `buf`
+// as NUL-terminated UTF-8. Valid until the next `mmo_client_poll_event`.
+//
+// `*out_len` receives the length without the NUL, also on `MMO_RESULT_BUFFER_TOO_SMALL`
+// (then the buffer needs `*out_len + 1` bytes and is untouched); `buf` may be NULL when
+// `len` is 0. `MMO_RESULT_NULL_ARGUMENT` for NULL pointers. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `buf` NULL or writable for `len` bytes;
+// `out_len` NULL or writable.
+mmo_result mmo_client_event_text(const struct mmo_client *client,
+                                 char *buf,
+                                 size_t len,
+                                 size_t *out_len);
+
+// Runs one predicted simulation tick with `*input` (applied to the local character at
+// once) and sends it with the unacknowledged inputs before it. Call once per simulation
+// tick (the server's rate, 30 Hz by default), after the `WELCOME` event.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (an input the server
+// would reject: axis -128, vector longer than 1, unknown button bits),
+// `MMO_RESULT_INVALID_STATE` (not logged in: before the welcome or after the session
+// ended). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `input` NULL or readable.
+mmo_result mmo_client_send_input(struct mmo_client *client, const struct mmo_move_input *input);
+
+// Sends a chat line on `channel` (an `mmo_chat_channel` value); the text is at most 512
+// bytes of UTF-8.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (channel),
+// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long), `MMO_RESULT_INVALID_STATE`
+// (not logged in). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `text` NULL or a NUL-terminated string.
+mmo_result mmo_client_send_chat(struct mmo_client *client, uint32_t channel, const char *text);
+
+// Decays the local character's visual correction by a rendered frame of `dt_s` seconds
+// (call once per rendered frame; visual only). Does nothing before the welcome.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (`dt_s` negative or
+// non-finite), `MMO_RESULT_INVALID_STATE` (not connected). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle.
+mmo_result mmo_client_advance_visual(struct mmo_client *client, float dt_s);
+
+// Writes the local character (predicted state, render position with the smoothed
+// correction) to `*out`.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (before the welcome or
+// after the session ended). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_local_state(struct mmo_client *client, struct mmo_local_state *out);
+
+// Writes the number of remote entities in view to `*out` (0 when not connected).
+//
+// `MMO_RESULT_NULL_ARGUMENT` for NULL pointers. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_entity_count(const struct mmo_client *client, size_t *out);
+
+// Copies the ids of the remote entities in view (ascending) into `out_ids`, at most
+// `capacity`; `*out_count` receives the number in view. `out_ids` may be NULL when
+// `capacity` is 0.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_BUFFER_TOO_SMALL` (more in view than
+// `capacity`; `*out_count` is still written with the number needed). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out_ids` NULL or writable for `capacity`
+// elements; `out_count` NULL or writable.
+mmo_result mmo_client_entity_ids(const struct mmo_client *client,
+                                 uint32_t *out_ids,
+                                 size_t capacity,
+                                 size_t *out_count);
+
+// Writes where remote entity `entity_id` should be drawn now (interpolated in the past by
+// the adaptive delay, extrapolated when late) to `*out`, advancing its render clock to the
+// client's current time. Call once per rendered frame per entity.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_NOT_FOUND` (not in view),
+// `MMO_RESULT_EMPTY` (no state yet), `MMO_RESULT_INVALID_STATE` (not connected). Game
+// thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_sample_entity(struct mmo_client *client,
+                                    uint32_t entity_id,
+                                    struct mmo_interp_output *out);
+
+// Writes the connection's counters to `*out` (zeros before the connection; the last
+// values after it ended).
+//
+// `MMO_RESULT_NULL_ARGUMENT` for NULL pointers. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_stats(const struct mmo_client *client, struct mmo_connection_stats *out);
+
+// Writes where the client is to `*out`.
+//
+// `MMO_RESULT_NULL_ARGUMENT` for NULL pointers. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_connection_state(const struct mmo_client *client, mmo_connection_state *out);
+
+// Starts leaving cleanly and returns at once: the disconnect frame is sent and the
+// connection closed in the background; the `DISCONNECTED` event (reason `CLIENT_QUIT`)
+// follows from `mmo_client_poll_event` once it is closed (within 2 s). While connecting,
+// the attempt is abandoned and the event follows at once. Calling it again, or after the
+// session ended, does nothing.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (connect was never
+// called). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle.
+mmo_result mmo_client_disconnect(struct mmo_client *client);
+
+// Writes the default client config into `*out`: no fingerprint (set it), SNI from the
+// host, 10 s idle timeout, 16 redundant inputs, default interpolation.
+//
+// `MMO_RESULT_NULL_ARGUMENT` when `out` is NULL. Thread-safe.
+//
+// # Safety
+// `out` must be NULL or valid for one write.
+mmo_result mmo_client_config_default(struct mmo_client_config *out);
 
 // Writes the default interpolation config into `*out`.
 //

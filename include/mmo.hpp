@@ -2,8 +2,8 @@
 //
 // C++17, no exceptions and no RTTI needed (builds with -fno-exceptions -fno-rtti):
 //
-// - Handles (Predictor, Interpolator, SnapshotWriter, SnapshotReader, Replicator) are
-//   move-only owners of the C handles; the destructor calls the matching mmo_*_free.
+// - Handles (Predictor, Interpolator, SnapshotWriter, SnapshotReader, Replicator,
+//   Client) are move-only owners of the C handles; the destructor calls the matching mmo_*_free.
 //   A moved-from handle is empty (`valid()` false); calling a method on it is a
 //   MMO_RESULT_NULL_ARGUMENT status, not a crash.
 // - Fallible calls return `mmo::Status` or `mmo::Result<T>` ([[nodiscard]]): `ok()`,
@@ -729,6 +729,148 @@ inline Result<std::size_t> poll_log(std::size_t max_records = 0) {
     return detail::out<std::size_t>(
         [&](std::size_t *n) { return mmo_poll_log(max_records, n); });
 }
+
+
+// ---------------------------------------------------------------------------------------
+// Client: a whole network session (mmo_client)
+// ---------------------------------------------------------------------------------------
+
+/// The default client config: set `server_fingerprint_hex` (required) before create().
+inline mmo_client_config default_client_config() noexcept {
+    mmo_client_config c{};
+    (void)mmo_client_config_default(&c);
+    return c;
+}
+
+/// The stable snake_case name of a disconnect reason ("client_quit", "bad_token",
+/// "connect_failed"...), or "unknown".
+inline const char *disconnect_reason_name(mmo_disconnect_reason reason) noexcept {
+    switch (reason) {
+    case MMO_DISCONNECT_REASON_NONE: return "none";
+    case MMO_DISCONNECT_REASON_CLIENT_QUIT: return "client_quit";
+    case MMO_DISCONNECT_REASON_SERVER_SHUTDOWN: return "server_shutdown";
+    case MMO_DISCONNECT_REASON_PROTOCOL_MISMATCH: return "protocol_mismatch";
+    case MMO_DISCONNECT_REASON_BAD_TOKEN: return "bad_token";
+    case MMO_DISCONNECT_REASON_SERVER_FULL: return "server_full";
+    case MMO_DISCONNECT_REASON_PROTOCOL_VIOLATION: return "protocol_violation";
+    case MMO_DISCONNECT_REASON_TIMEOUT: return "timeout";
+    case MMO_DISCONNECT_REASON_KICKED: return "kicked";
+    case MMO_DISCONNECT_REASON_DUPLICATE_LOGIN: return "duplicate_login";
+    case MMO_DISCONNECT_REASON_CONNECT_FAILED: return "connect_failed";
+    }
+    return "unknown";
+}
+
+/// One client event with its text (the chat line or the disconnect message; empty for
+/// other kinds), copied so it outlives the next poll.
+struct ClientEvent {
+    mmo_client_event event{};
+    std::string text;
+
+    mmo_client_event_kind kind() const noexcept { return event.kind; }
+};
+
+/// A client session over QUIC (mmo_client): connect(), then once per frame poll_event()
+/// until it returns no event, send_input() once per simulation tick, local_state() and
+/// sample_entity() per rendered frame; disconnect() and wait for the DISCONNECTED event
+/// to leave cleanly. The destructor frees the handle (waiting at most ~20 ms).
+class Client {
+public:
+    Client() noexcept = default;
+
+    /// A client with `config` (copied, strings included).
+    static Result<Client> create(const mmo_client_config &config) {
+        mmo_client *raw = nullptr;
+        const mmo_result code = mmo_client_new(&config, &raw);
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        return Client(raw);
+    }
+
+    /// Starts connecting and logging in; returns at once (the outcome is an event).
+    Status connect(const char *host, uint16_t port, const char *token) {
+        return Status(mmo_client_connect(h_.get(), host, port, token));
+    }
+    /// The next event, or an empty optional when there is none (pumps the connection).
+    Result<std::optional<ClientEvent>> poll_event() {
+        ClientEvent e;
+        uint8_t has = 0;
+        const mmo_result code = mmo_client_poll_event(h_.get(), &e.event, &has);
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        if (has == 0) {
+            return std::optional<ClientEvent>();
+        }
+        if (e.event.text_len_bytes > 0) {
+            std::string text(e.event.text_len_bytes + 1, '\0');
+            std::size_t len = 0;
+            const mmo_result t = mmo_client_event_text(h_.get(), &text[0], text.size(), &len);
+            if (t != MMO_RESULT_OK) {
+                return Status(t);
+            }
+            text.resize(len);
+            e.text = std::move(text);
+        }
+        return std::optional<ClientEvent>(std::move(e));
+    }
+    /// Predicts one tick with `input` and sends it (after the WELCOME event).
+    Status send_input(const mmo_move_input &input) {
+        return Status(mmo_client_send_input(h_.get(), &input));
+    }
+    /// Sends a chat line (at most 512 bytes of UTF-8).
+    Status send_chat(mmo_chat_channel channel, const char *text) {
+        return Status(mmo_client_send_chat(h_.get(), static_cast<uint32_t>(channel), text));
+    }
+    /// Decays the local character's visual correction by a rendered frame.
+    Status advance_visual(float dt_s) {
+        return Status(mmo_client_advance_visual(h_.get(), dt_s));
+    }
+    /// The predicted local character and where to draw it (metres).
+    Result<mmo_local_state> local_state() {
+        return detail::out<mmo_local_state>(
+            [&](mmo_local_state *o) { return mmo_client_local_state(h_.get(), o); });
+    }
+    /// Remote entities in view.
+    Result<std::size_t> entity_count() const {
+        return detail::out<std::size_t>(
+            [&](std::size_t *o) { return mmo_client_entity_count(h_.get(), o); });
+    }
+    /// Copies the ids in view into `out`; returns how many are in view.
+    Result<std::size_t> entity_ids(span<uint32_t> out) const {
+        return detail::out<std::size_t>([&](std::size_t *n) {
+            return mmo_client_entity_ids(h_.get(), out.data(), out.size(), n);
+        });
+    }
+    /// Where to draw remote entity `entity_id` now.
+    Result<mmo_interp_output> sample_entity(uint32_t entity_id) {
+        return detail::out<mmo_interp_output>([&](mmo_interp_output *o) {
+            return mmo_client_sample_entity(h_.get(), entity_id, o);
+        });
+    }
+    /// Counters (rtt, snapshot delivery, bytes, corrections).
+    Result<mmo_connection_stats> stats() const {
+        return detail::out<mmo_connection_stats>(
+            [&](mmo_connection_stats *o) { return mmo_client_stats(h_.get(), o); });
+    }
+    /// Where the client is.
+    Result<mmo_connection_state> state() const {
+        return detail::out<mmo_connection_state>(
+            [&](mmo_connection_state *o) { return mmo_client_connection_state(h_.get(), o); });
+    }
+    /// Starts leaving cleanly; the DISCONNECTED event (CLIENT_QUIT) follows.
+    Status disconnect() { return Status(mmo_client_disconnect(h_.get())); }
+
+    mmo_client *get() const noexcept { return h_.get(); }
+    mmo_client *release() noexcept { return h_.release(); }
+    bool valid() const noexcept { return h_.valid(); }
+    explicit operator bool() const noexcept { return valid(); }
+
+private:
+    explicit Client(mmo_client *raw) noexcept : h_(raw) {}
+    detail::Owner<mmo_client, mmo_client_free> h_;
+};
 
 } // namespace mmo
 

@@ -51,7 +51,7 @@ impl From<&InterpolationConfig> for mmo_interpolation_config {
 }
 
 impl mmo_interpolation_config {
-    fn to_core(self) -> InterpolationConfig {
+    pub(crate) fn to_core(self) -> InterpolationConfig {
         InterpolationConfig {
             capacity: usize::try_from(self.capacity).unwrap_or(usize::MAX),
             min_delay_us: self.min_delay_us,

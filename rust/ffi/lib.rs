@@ -13,11 +13,13 @@
 //!   NULL-checked, integers naming enum values are validated on entry
 //!   (`MMO_RESULT_INVALID_ENUM`), booleans from C are `uint8_t` 0/1.
 //! - Threading: a handle is used from one thread at a time (the game thread); free functions
-//!   without a handle are thread-safe. Nothing blocks; nothing calls back into the caller
-//!   except `mmo_poll_log`, on the thread that calls it.
+//!   without a handle are thread-safe. Nothing blocks (`mmo_client_free` waits at most
+//!   20 ms for the client's runtime to stop); nothing calls back into the caller except
+//!   `mmo_poll_log`, on the thread that calls it (the client's tokio threads never do).
 //! - Borrowed pointers (inputs, buffers) are only used during the call; nothing is retained.
 //!
-//! One file per exported handle type: `predictor.rs`, `interpolator.rs`,
+//! One file per exported handle type: `client.rs` (a whole network session, with its
+//! config and event types in `client/`), `predictor.rs`, `interpolator.rs`,
 //! `snapshot_writer.rs`, `snapshot_reader.rs`, `replicator.rs`; free functions in
 //! `validation.rs` and `log.rs`; shared value types in `types.rs`; the boundary helpers in
 //! `boundary.rs`.
@@ -26,6 +28,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+pub mod client;
 pub mod interpolator;
 pub mod log;
 pub mod predictor;

@@ -8,7 +8,8 @@
 //! - `2000..3000`: data from the wire could not be used (undecodable datagram, unknown
 //!   baseline, a server acknowledging an input never sent);
 //! - `3000..4000`: the call does not fit the handle's current state (nothing to sample yet,
-//!   unknown or duplicate id, log subscriber unavailable);
+//!   unknown or duplicate id, log subscriber unavailable, a client not connected yet);
+//! - `4000..5000`: the operating system refused a resource (a thread, a socket);
 //! - `9000`: a Rust panic was caught at the boundary (a bug in this library: please report).
 
 use std::ffi::c_char;
@@ -17,7 +18,8 @@ use crate::boundary::{self, FfiError};
 
 /// Result of every fallible `mmo_` function. Bands (codes are never reused): 0 success;
 /// 1000s the caller broke a documented contract; 2000s data from the wire was unusable;
-/// 3000s the call does not fit the handle's state; 9000 a panic was caught (library bug).
+/// 3000s the call does not fit the handle's state; 4000s the operating system refused a
+/// resource; 9000 a panic was caught (library bug).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum mmo_result {
@@ -48,6 +50,12 @@ pub enum mmo_result {
     /// Another `tracing` subscriber is already installed in this process, so log records
     /// cannot be routed to the callback.
     LogUnavailable = 3004,
+    /// The handle is not in a state where this call makes sense (sending input before the
+    /// welcome, connecting a client twice...); the last error says which state it is in.
+    InvalidState = 3005,
+    /// The operating system refused a resource the library needed (a thread, a socket);
+    /// the last error has the system's text.
+    SystemError = 4001,
     /// A Rust panic was caught at the ABI boundary. The handle involved may be inconsistent:
     /// free it. This is a bug in the library.
     Panic = 9000,
@@ -57,7 +65,7 @@ impl mmo_result {
     /// Every code, for tests and for the message table. Crate-private: cbindgen exports
     /// `pub` associated constants, and this one would become an unusable
     /// `#define mmo_result_ALL { mmo_result_Ok, ... }` (Rust names) in the header.
-    pub(crate) const ALL: [mmo_result; 14] = [
+    pub(crate) const ALL: [mmo_result; 16] = [
         mmo_result::Ok,
         mmo_result::NullArgument,
         mmo_result::InvalidEnum,
@@ -71,6 +79,8 @@ impl mmo_result {
         mmo_result::NotFound,
         mmo_result::AlreadyExists,
         mmo_result::LogUnavailable,
+        mmo_result::InvalidState,
+        mmo_result::SystemError,
         mmo_result::Panic,
     ];
 
@@ -101,6 +111,8 @@ impl mmo_result {
             mmo_result::LogUnavailable => {
                 "another tracing subscriber is installed; log records cannot be routed"
             }
+            mmo_result::InvalidState => "the call does not fit the handle's current state",
+            mmo_result::SystemError => "the operating system refused a resource (thread, socket)",
             mmo_result::Panic => "internal panic caught at the C ABI boundary (library bug)",
         }
     }

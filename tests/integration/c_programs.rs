@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `target/<profile>` of this test binary: the executable is `target/<profile>/deps/x`.
-fn profile_dir() -> PathBuf {
+pub(crate) fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()
         .and_then(Path::parent)
@@ -24,7 +24,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// Builds the library so `libmmo.a` exists for this profile, and returns its path.
-fn static_library() -> PathBuf {
+pub(crate) fn static_library() -> PathBuf {
     let dir = profile_dir();
     let release = dir.file_name().is_some_and(|n| n == "release");
     let mut cargo = Command::new(env!("CARGO"));
@@ -57,17 +57,22 @@ const NATIVE_LIBS: &[&str] = &[
     "-lc",
 ];
 
-fn have(compiler: &str) -> bool {
+/// AddressSanitizer settings of every program run: leaks are errors, the first error stops.
+pub(crate) const ASAN_OPTIONS: &str = "detect_leaks=1:abort_on_error=0:halt_on_error=1";
+/// UBSan settings of every program run: a stack trace, and the first error stops.
+pub(crate) const UBSAN_OPTIONS: &str = "print_stacktrace=1:halt_on_error=1";
+
+pub(crate) fn have(compiler: &str) -> bool {
     Command::new(compiler)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-struct Program {
-    source: &'static str,
+pub(crate) struct Program {
+    pub(crate) source: &'static str,
     /// Language flag and standard.
-    std: &'static str,
+    pub(crate) std: &'static str,
 }
 
 const PROGRAMS: &[Program] = &[
@@ -85,7 +90,9 @@ const PROGRAMS: &[Program] = &[
     },
 ];
 
-fn build_and_run(compiler: &str, program: &Program, lib: &Path, out_dir: &Path) {
+/// Compiles `program` with `compiler` (gcc or clang; g++/clang++ for C++) under ASan +
+/// UBSan, checks the sanitizer runtimes are linked, and returns the executable's path.
+pub(crate) fn compile(compiler: &str, program: &Program, lib: &Path, out_dir: &Path) -> PathBuf {
     let root = repo_root();
     let stem = Path::new(program.source)
         .file_stem()
@@ -149,12 +156,14 @@ fn build_and_run(compiler: &str, program: &Program, lib: &Path, out_dir: &Path) 
         exe.display()
     );
 
+    exe
+}
+
+fn build_and_run(compiler: &str, program: &Program, lib: &Path, out_dir: &Path) {
+    let exe = compile(compiler, program, lib, out_dir);
     let run = Command::new(&exe)
-        .env(
-            "ASAN_OPTIONS",
-            "detect_leaks=1:abort_on_error=0:halt_on_error=1",
-        )
-        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        .env("ASAN_OPTIONS", ASAN_OPTIONS)
+        .env("UBSAN_OPTIONS", UBSAN_OPTIONS)
         .output()
         .expect("run the test program");
     let stdout = String::from_utf8_lossy(&run.stdout);

@@ -1,9 +1,11 @@
 //! The repository's integration tests, one binary (ripgrep's model): the whole client/server
-//! loop of the sans-IO core over the test kit's simulated network.
+//! loop of the sans-IO core over the test kit's simulated network, and the C ABI (C and C++
+//! programs, the headless C++ client over real QUIC).
 
 mod c_programs;
 mod common;
 mod ffi_header;
+mod headless_client;
 mod loop_determinism;
 mod reconciliation;
 mod replication_loss;
