@@ -41,6 +41,9 @@ pub(crate) struct Link {
     datagrams_dropped: AtomicU64,
     /// Record drops in the server's metrics (the client records no metrics).
     server_metrics: bool,
+    /// Server side: the zone (thread) that owns the session now, where the connection task
+    /// sends its datagrams and wake-ups. Switched by the old zone at a handoff.
+    zone: AtomicU16,
 }
 
 impl Link {
@@ -51,7 +54,18 @@ impl Link {
             logged_in: AtomicBool::new(false),
             datagrams_dropped: AtomicU64::new(0),
             server_metrics,
+            zone: AtomicU16::new(0),
         }
+    }
+
+    /// The zone that owns the session now (server side).
+    pub(crate) fn zone(&self) -> u16 {
+        self.zone.load(Ordering::Acquire)
+    }
+
+    /// Routes the connection's traffic to `zone` from now on (server side).
+    pub(crate) fn set_zone(&self, zone: u16) {
+        self.zone.store(zone, Ordering::Release);
     }
 
     /// The reason the writer will close with (the first one set wins).

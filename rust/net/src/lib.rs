@@ -10,9 +10,11 @@
 //!   handshake load, a per-address handshake rate limit, a cap on open connections (refused
 //!   with [`DisconnectReason::ServerFull`]).
 //! - [`server`]: a quinn endpoint that bridges each accepted connection (its datagrams and
-//!   its one bidirectional control stream) to a [`mmo_core::zone::Zone`] simulating on its
-//!   own thread at the zone's tick rate, through bounded channels. Nothing on the tick waits
-//!   for the network.
+//!   its one bidirectional control stream) to the [`mmo_core::zone::Zone`]s of a world, each
+//!   simulating on its own thread at the zone's tick rate, through bounded channels. A
+//!   player crossing a zone border is handed to the neighbour zone on the same connection,
+//!   and characters near a border are visible from both sides. Nothing on the tick waits
+//!   for the network or another zone.
 //! - [`client`]: a client driver that connects with the pinned certificate, opens the
 //!   control stream and bridges a [`mmo_core::session::client::ClientSession`], polled from
 //!   the caller's (game) thread; a lost QUIC connection is delivered to the session with its
@@ -24,7 +26,10 @@
 //!
 //! # Not done yet
 //!
-//! - **Zone transfer, multiple zones, persistence**: one zone per server.
+//! - **Zones across processes**: all zones of a world run in one server process; nothing
+//!   hands a player to another machine. No persistence (a later issue).
+//! - **A connection lost during its handoff** (the loss reaches the old zone just after the
+//!   player left it) is ended by the session's idle timeout in the new zone, not at once.
 //! - **Handshake rate per address is not shared** between server processes, and the gateway
 //!   does not learn from login failures (no ban list).
 //! - **Protocol-violation detail**: [`metrics::PROTOCOL_VIOLATIONS_TOTAL`] is labelled by
@@ -42,6 +47,7 @@ pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod udp;
+mod zone_thread;
 
 /// What can go wrong setting up or running an endpoint.
 #[derive(Debug)]

@@ -1,0 +1,623 @@
+//! One zone's thread: the fixed-tick loop that owns a [`Zone`] and the server side of every
+//! session in it, fed by the connection tasks of [`crate::server`] and by its neighbour
+//! zones.
+//!
+//! Channels into a zone thread:
+//!
+//! - its **inbox** (bounded, from the network tasks): new connections, datagrams, wake-ups
+//!   for control bytes, lost connections, inspection jobs, shutdown;
+//! - its **peer channel** (unbounded, from the other zone threads): players handed over,
+//!   border states, kicks. Unbounded because a zone thread never waits on another: it holds
+//!   at most one border export per neighbour per tick plus the players crossing, and the
+//!   receiving zone drains it every loop iteration.
+//!
+//! Control-stream bytes do not travel through the inbox: each connection has its own
+//! bounded chunk channel whose receiver is part of [`Conn`] and moves with the player at a
+//! handoff, so the control stream stays in order across zones. The connection task sends a
+//! [`ZoneMsg::Wake`] after each chunk; the tick also drains every channel.
+//!
+//! Per tick, in this order: control bytes, timeouts, [`Zone::run_tick`], departures (each
+//! taken out with [`Zone::take_player`] and sent with its [`Conn`] to the zone that owns its
+//! position; the connection's route is switched first), border exports to every neighbour,
+//! then every remaining connection's transmits to its outbox with `try_send`. Nothing on the
+//! tick awaits the network or another zone.
+//!
+//! Accounts are unique across zones: a shared registry maps each logged-in account to its
+//! connection, and a second login of an account kicks the first wherever it is.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mmo_core::control::DisconnectReason;
+use mmo_core::session::Transmit;
+use mmo_core::session::server::{ConnectionStats, ServerEvent};
+use mmo_core::zone::{BorderExport, ConnectionId, PlayerTransfer, Zone};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::LoginAuthority;
+use crate::bridge::Link;
+use crate::metrics as names;
+
+/// At most this many ticks are run back to back to catch up after a stall; the rest are
+/// skipped.
+const MAX_CATCH_UP_TICKS: u32 = 5;
+
+/// Per-client byte rates are sampled this often.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An inspection job: runs on the zone thread with the zone and its live connection ids.
+pub(crate) type Inspect = Box<dyn FnOnce(&Zone, &[ConnectionId]) + Send>;
+
+/// What network tasks tell a zone thread.
+pub(crate) enum ZoneMsg {
+    /// A connection finished its handshake and opened its control stream.
+    Connect {
+        outbox: mpsc::Sender<Transmit>,
+        control: mpsc::Receiver<Vec<u8>>,
+        link: Arc<Link>,
+        reply: oneshot::Sender<ConnectionId>,
+    },
+    Datagram(ConnectionId, Vec<u8>),
+    /// Control bytes are waiting in the connection's chunk channel.
+    Wake(ConnectionId),
+    /// The QUIC connection is gone, for this reason (as the network saw it).
+    Lost(ConnectionId, DisconnectReason),
+    /// Run a closure against the zone (tests, admin).
+    Inspect(Inspect),
+    /// Close every connection, flush, and stop.
+    Shutdown,
+}
+
+/// What zone threads tell each other.
+pub(crate) enum PeerMsg {
+    /// A player crossed into the receiving zone.
+    Arrive {
+        id: ConnectionId,
+        transfer: Box<PlayerTransfer>,
+        conn: Conn,
+        account: Option<String>,
+    },
+    /// The sender's characters near the receiver's border.
+    Border(BorderExport),
+    /// Close this connection if it is here (a duplicate login elsewhere).
+    Kick(ConnectionId, DisconnectReason, &'static str),
+}
+
+/// One connection as its zone thread knows it; moves with the player at a handoff.
+pub(crate) struct Conn {
+    outbox: mpsc::Sender<Transmit>,
+    /// Control-stream chunks in arrival order.
+    control: mpsc::Receiver<Vec<u8>>,
+    link: Arc<Link>,
+    /// The session's byte counters at the last sample.
+    sampled: ConnectionStats,
+}
+
+/// Account -> connection of every logged-in player of the server (all zones).
+pub(crate) type AccountRegistry = Arc<Mutex<BTreeMap<String, ConnectionId>>>;
+
+/// What every zone thread of a server shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) authority: Arc<dyn LoginAuthority>,
+    pub(crate) accounts: AccountRegistry,
+    /// Peer channel of each zone, indexed by zone id.
+    pub(crate) peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
+    /// The instant tick 0 started: every zone ticks on the same schedule.
+    pub(crate) start: Instant,
+}
+
+/// The zone thread's metric handles (registered once; recording is a no-op without a
+/// recorder).
+struct ZoneMetrics {
+    zone_label: String,
+    tick_duration: metrics::Histogram,
+    tick_duration_max: metrics::Gauge,
+    max_tick_s: f64,
+    ticks_skipped: metrics::Counter,
+    players: metrics::Gauge,
+    handoffs: metrics::Counter,
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
+    client_bytes_in_per_s: metrics::Histogram,
+    client_bytes_out_per_s: metrics::Histogram,
+}
+
+impl ZoneMetrics {
+    fn new(zone_label: String) -> Self {
+        let zone = zone_label.clone();
+        ZoneMetrics {
+            tick_duration: metrics::histogram!(names::TICK_DURATION_SECONDS, "zone" => zone.clone()),
+            tick_duration_max: metrics::gauge!(names::TICK_DURATION_MAX_SECONDS, "zone" => zone.clone()),
+            max_tick_s: 0.0,
+            ticks_skipped: metrics::counter!(names::TICKS_SKIPPED_TOTAL, "zone" => zone.clone()),
+            players: metrics::gauge!(names::ZONE_PLAYERS, "zone" => zone.clone()),
+            handoffs: metrics::counter!(names::ZONE_HANDOFFS_TOTAL, "zone" => zone),
+            bytes_in: metrics::counter!(names::BYTES_IN_TOTAL),
+            bytes_out: metrics::counter!(names::BYTES_OUT_TOTAL),
+            client_bytes_in_per_s: metrics::histogram!(names::CLIENT_BYTES_IN_PER_SECOND),
+            client_bytes_out_per_s: metrics::histogram!(names::CLIENT_BYTES_OUT_PER_SECOND),
+            zone_label,
+        }
+    }
+}
+
+/// Counts a connection's end by reason.
+pub(crate) fn count_disconnect(reason: DisconnectReason) {
+    metrics::counter!(names::DISCONNECTS_TOTAL, "reason" => reason.as_str()).increment(1);
+}
+
+/// The zone thread's state.
+struct ZoneLoop {
+    zone: Zone,
+    shared: Shared,
+    conns: BTreeMap<ConnectionId, Conn>,
+    /// The account of each logged-in connection here (the registry in `shared` maps back).
+    accounts: BTreeMap<ConnectionId, String>,
+    last_sample: Instant,
+    metrics: ZoneMetrics,
+    scratch_ids: Vec<ConnectionId>,
+}
+
+/// Runs `zone` until [`ZoneMsg::Shutdown`] or until every sender is gone. Blocks the calling
+/// thread (spawn one per zone).
+pub(crate) fn run(
+    zone: Zone,
+    shared: Shared,
+    inbox: mpsc::Receiver<ZoneMsg>,
+    peers: mpsc::UnboundedReceiver<PeerMsg>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "zone runtime not built");
+            return;
+        }
+    };
+    let zone_label = zone.zone_id().0.to_string();
+    let mut zone_loop = ZoneLoop {
+        zone,
+        shared,
+        conns: BTreeMap::new(),
+        accounts: BTreeMap::new(),
+        last_sample: Instant::now(),
+        metrics: ZoneMetrics::new(zone_label),
+        scratch_ids: Vec::new(),
+    };
+    zone_loop.metrics.players.set(0.0);
+    runtime.block_on(zone_loop.run(inbox, peers));
+}
+
+impl ZoneLoop {
+    fn now_us(&self) -> u64 {
+        self.shared.start.elapsed().as_micros() as u64
+    }
+
+    async fn run(
+        &mut self,
+        mut inbox: mpsc::Receiver<ZoneMsg>,
+        mut peers: mpsc::UnboundedReceiver<PeerMsg>,
+    ) {
+        let tick = Duration::from_micros(self.zone.config().tick_rate.tick_us());
+        let mut next_tick = self.shared.start + tick;
+        loop {
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(ZoneMsg::Shutdown) | None => break,
+                    Some(msg) => self.handle(msg),
+                },
+                Some(msg) = peers.recv() => self.handle_peer(msg),
+                () = tokio::time::sleep_until(next_tick.into()) => {
+                    self.tick();
+                    next_tick += tick;
+                    let now = Instant::now();
+                    if now > next_tick + tick * MAX_CATCH_UP_TICKS {
+                        let behind = now.saturating_duration_since(next_tick);
+                        let skipped = (behind.as_micros() / tick.as_micros().max(1)) as u64;
+                        tracing::warn!(zone = %self.metrics.zone_label, skipped, "zone tick overran; skipping ticks");
+                        self.metrics.ticks_skipped.increment(skipped);
+                        // Stay on the shared schedule so zones keep the same tick phase.
+                        next_tick += tick * skipped as u32;
+                    }
+                }
+            }
+        }
+        let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.zone
+                .close(id, DisconnectReason::ServerShutdown, "server shutting down");
+        }
+        self.handle_events();
+        // Dropping the outboxes lets each writer finish its stream and close.
+        self.conns.clear();
+        tracing::debug!(zone = %self.metrics.zone_label, "zone stopped");
+    }
+
+    fn handle(&mut self, msg: ZoneMsg) {
+        let now_us = self.now_us();
+        match msg {
+            ZoneMsg::Connect {
+                outbox,
+                control,
+                link,
+                reply,
+            } => {
+                let id = self.zone.connect(now_us);
+                if reply.send(id).is_ok() {
+                    let conn = Conn {
+                        outbox,
+                        control,
+                        link,
+                        sampled: ConnectionStats::default(),
+                    };
+                    self.conns.insert(id, conn);
+                    self.read_control(id, now_us);
+                } else {
+                    self.zone.remove(id);
+                }
+            }
+            ZoneMsg::Datagram(id, d) => self.zone.handle_datagram(id, now_us, &d),
+            ZoneMsg::Wake(id) => self.read_control(id, now_us),
+            ZoneMsg::Lost(id, reason) => {
+                // Control bytes read before the loss still count.
+                self.read_control(id, now_us);
+                // A session still open lost its transport: that is its disconnect. (One
+                // the zone closed was retired already and is not counted twice.) A loss
+                // that raced a handoff lands in the old zone and is ignored; the session's
+                // idle timeout ends it in the new zone.
+                if self.zone.connection(id).is_some_and(|c| !c.is_closed()) {
+                    count_disconnect(reason);
+                }
+                self.retire(id);
+            }
+            ZoneMsg::Inspect(f) => {
+                let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
+                f(&self.zone, &ids);
+            }
+            ZoneMsg::Shutdown => {}
+        }
+        self.handle_events();
+    }
+
+    fn handle_peer(&mut self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Arrive {
+                id,
+                transfer,
+                conn,
+                account,
+            } => match self.zone.insert_player(id, *transfer) {
+                Ok(()) => {
+                    self.conns.insert(id, conn);
+                    if let Some(account) = account {
+                        self.accounts.insert(id, account);
+                    }
+                    self.metrics.players.set(self.accounts.len() as f64);
+                    let now_us = self.now_us();
+                    self.read_control(id, now_us);
+                }
+                Err(rejected) => {
+                    // Unreachable while ids are globally unique (`mmo_core::world`); if it
+                    // happens the player cannot continue anywhere: close it loudly.
+                    tracing::error!(connection = id.0, reason = %rejected.reason, "handoff refused: closing the connection");
+                    conn.link.set_close_reason(DisconnectReason::Kicked);
+                    if let Some(account) = account {
+                        self.unregister(id, &account);
+                    }
+                    count_disconnect(DisconnectReason::Kicked);
+                    // Dropping `conn` ends its writer, which closes the connection.
+                }
+            },
+            PeerMsg::Border(export) => {
+                if let Err(e) = self.zone.set_ghosts(&export) {
+                    tracing::warn!(zone = %self.metrics.zone_label, from = export.from.0, error = %e, "border export refused");
+                }
+            }
+            PeerMsg::Kick(id, reason, message) => {
+                if self.conns.contains_key(&id) {
+                    self.zone.close(id, reason, message);
+                    self.flush(id);
+                }
+            }
+        }
+        self.handle_events();
+    }
+
+    /// Feeds the connection's waiting control chunks to its session, in order.
+    fn read_control(&mut self, id: ConnectionId, now_us: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while let Ok(chunk) = conn.control.try_recv() {
+            self.zone.handle_stream(id, now_us, &chunk);
+        }
+    }
+
+    fn tick(&mut self) {
+        let started = Instant::now();
+        let now_us = self.now_us();
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        ids.extend(self.conns.keys().copied());
+        for &id in &ids {
+            self.read_control(id, now_us);
+        }
+        self.zone.handle_timeouts(now_us);
+        self.handle_events();
+        self.zone.run_tick();
+        self.hand_over_departures();
+        self.export_borders();
+        ids.clear();
+        ids.extend(self.conns.keys().copied());
+        for &id in &ids {
+            self.flush(id);
+        }
+        self.scratch_ids = ids;
+        // A flush may have closed a slow connection.
+        self.handle_events();
+        let tick_s = started.elapsed().as_secs_f64();
+        self.metrics.tick_duration.record(tick_s);
+        if tick_s > self.metrics.max_tick_s {
+            self.metrics.max_tick_s = tick_s;
+            self.metrics.tick_duration_max.set(tick_s);
+        }
+        if self.last_sample.elapsed() >= SAMPLE_INTERVAL {
+            self.sample_bytes();
+        }
+    }
+
+    /// Sends every player whose character left this zone to the zone that owns its
+    /// position, with its connection (route switched first, so its next datagrams go
+    /// there).
+    fn hand_over_departures(&mut self) {
+        let departures: Vec<_> = self.zone.drain_departures().collect();
+        for departure in departures {
+            let id = departure.connection;
+            let Some(peer) = self.shared.peers.get(usize::from(departure.to.0)) else {
+                tracing::error!(zone = departure.to.0, "departure to an unknown zone");
+                continue;
+            };
+            if !self.conns.contains_key(&id) {
+                continue;
+            }
+            let Some(transfer) = self.zone.take_player(id) else {
+                continue;
+            };
+            let Some(mut conn) = self.conns.remove(&id) else {
+                continue;
+            };
+            // This zone's share of its bytes goes to the totals here.
+            record_delta(
+                &self.metrics,
+                transfer.connection().stats(),
+                &mut conn.sampled,
+            );
+            conn.link.set_zone(departure.to.0);
+            let account = self.accounts.remove(&id);
+            let arrive = PeerMsg::Arrive {
+                id,
+                transfer: Box::new(transfer),
+                conn,
+                account,
+            };
+            if peer.send(arrive).is_err() {
+                // The other zone stopped (shutdown): the player's connection is dropped
+                // with it, which closes it with the shutdown reason.
+                tracing::debug!(connection = id.0, "handoff target stopped");
+            }
+            self.metrics.handoffs.increment(1);
+            self.metrics.players.set(self.accounts.len() as f64);
+            tracing::debug!(connection = id.0, from = %self.metrics.zone_label, to = departure.to.0, "player handed over");
+        }
+    }
+
+    /// Sends this zone's border states to each neighbour.
+    fn export_borders(&mut self) {
+        let Some(layout) = self.zone.config().placement.map(|p| p.layout) else {
+            return;
+        };
+        for neighbour in layout.neighbours(self.zone.zone_id()) {
+            if let Some(peer) = self.shared.peers.get(usize::from(neighbour.0)) {
+                let _ = peer.send(PeerMsg::Border(self.zone.border_export(neighbour)));
+            }
+        }
+    }
+
+    /// Adds each connection's bytes since the last sample to the totals and records its
+    /// rates.
+    fn sample_bytes(&mut self) {
+        let now = Instant::now();
+        let elapsed_s = now.duration_since(self.last_sample).as_secs_f64().max(1e-3);
+        self.last_sample = now;
+        let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some((bytes_in, bytes_out)) = self.take_byte_delta(id) {
+                self.metrics
+                    .client_bytes_in_per_s
+                    .record(bytes_in as f64 / elapsed_s);
+                self.metrics
+                    .client_bytes_out_per_s
+                    .record(bytes_out as f64 / elapsed_s);
+            }
+        }
+    }
+
+    /// Bytes in and out of a connection's session since its last sample, added to the
+    /// totals.
+    fn take_byte_delta(&mut self, id: ConnectionId) -> Option<(u64, u64)> {
+        let stats = self.zone.connection(id)?.stats();
+        let conn = self.conns.get_mut(&id)?;
+        Some(record_delta(&self.metrics, stats, &mut conn.sampled))
+    }
+
+    /// Forgets a connection: its last bytes go to the totals, its session and character
+    /// leave the zone, its outbox is dropped (which ends the writer, which closes the QUIC
+    /// connection with the reason on its link).
+    fn retire(&mut self, id: ConnectionId) {
+        let _ = self.take_byte_delta(id);
+        self.zone.remove(id);
+        self.conns.remove(&id);
+        if let Some(account) = self.accounts.remove(&id) {
+            self.unregister(id, &account);
+        }
+        self.metrics.players.set(self.accounts.len() as f64);
+    }
+
+    /// Removes `account` from the registry if it still maps to `id`.
+    fn unregister(&self, id: ConnectionId, account: &str) {
+        let mut registry = lock(&self.shared.accounts);
+        if registry.get(account) == Some(&id) {
+            registry.remove(account);
+        }
+    }
+
+    /// Answers logins, counts rejections, and retires closed connections after flushing
+    /// their last frames.
+    fn handle_events(&mut self) {
+        let events: Vec<(ConnectionId, ServerEvent)> = self.zone.drain_events().collect();
+        for (id, event) in events {
+            match event {
+                ServerEvent::LoginRequested { token } => self.decide_login(id, &token),
+                ServerEvent::Closed { reason } => {
+                    tracing::debug!(connection = id.0, reason = reason.as_str(), "closed");
+                    count_disconnect(reason);
+                    if matches!(
+                        reason,
+                        DisconnectReason::ProtocolViolation | DisconnectReason::ProtocolMismatch
+                    ) {
+                        metrics::counter!(names::PROTOCOL_VIOLATIONS_TOTAL, "reason" => reason.as_str())
+                            .increment(1);
+                    }
+                    if let Some(conn) = self.conns.get(&id) {
+                        conn.link.set_close_reason(reason);
+                    }
+                    self.flush(id);
+                    self.retire(id);
+                }
+                ServerEvent::InputRejected(rejection) => {
+                    metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => rejection.kind.as_str())
+                        .increment(1);
+                }
+                ServerEvent::Chat { .. } => {}
+            }
+        }
+    }
+
+    /// Asks the authority about `token`; accepts the login, or closes the connection with
+    /// the refusal's reason. An account already logged in elsewhere (any zone) is closed
+    /// there with [`DisconnectReason::DuplicateLogin`].
+    fn decide_login(&mut self, id: ConnectionId, token: &str) {
+        match self
+            .shared
+            .authority
+            .verify(token, crate::auth::unix_now_s())
+        {
+            Ok(grant) => {
+                if self.zone.accept_login(id).is_none() {
+                    // The client left while its token was checked.
+                    return;
+                }
+                metrics::counter!(names::LOGINS_TOTAL, "outcome" => "accepted").increment(1);
+                tracing::info!(account = %grant.account, connection = id.0, zone = %self.metrics.zone_label, "logged in");
+                if let Some(conn) = self.conns.get(&id) {
+                    // Before the welcome is flushed, so the client's first input is let
+                    // through.
+                    conn.link.set_logged_in();
+                }
+                let previous = lock(&self.shared.accounts).insert(grant.account.clone(), id);
+                self.accounts.insert(id, grant.account.clone());
+                self.metrics.players.set(self.accounts.len() as f64);
+                if let Some(previous) = previous.filter(|p| *p != id) {
+                    tracing::info!(account = %grant.account, connection = previous.0, "logged in again: closing the older connection");
+                    self.kick(
+                        previous,
+                        DisconnectReason::DuplicateLogin,
+                        "logged in from another connection",
+                    );
+                }
+            }
+            Err(refusal) => {
+                metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str())
+                    .increment(1);
+                tracing::info!(connection = id.0, reason = refusal.reason.as_str(), message = %refusal.message, "login refused");
+                self.zone.close(id, refusal.reason, &refusal.message);
+            }
+        }
+        self.flush(id);
+    }
+
+    /// Closes `id` here, or asks every other zone to (it may have been handed over).
+    fn kick(&mut self, id: ConnectionId, reason: DisconnectReason, message: &'static str) {
+        // Its account now belongs to the newer connection: retiring it must not unregister.
+        self.accounts.remove(&id);
+        if self.conns.contains_key(&id) {
+            self.zone.close(id, reason, message);
+            self.flush(id);
+            return;
+        }
+        for (index, peer) in self.shared.peers.iter().enumerate() {
+            if index != usize::from(self.zone.zone_id().0) {
+                let _ = peer.send(PeerMsg::Kick(id, reason, message));
+            }
+        }
+    }
+
+    /// Moves a connection's transmits to its outbox without waiting.
+    fn flush(&mut self, id: ConnectionId) {
+        let Some(conn) = self.conns.get(&id) else {
+            // Not registered (or already retired): discard.
+            while self.zone.poll_transmit(id).is_some() {}
+            return;
+        };
+        let mut stalled = false;
+        while let Some(t) = self.zone.poll_transmit(id) {
+            match conn.outbox.try_send(t) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Transmit::Datagram(_))) => {
+                    conn.link.drop_datagram("outbox_full");
+                }
+                Err(mpsc::error::TrySendError::Full(Transmit::Stream(_))) => stalled = true,
+                // The writer is gone; `Lost` follows.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        if stalled {
+            tracing::warn!(connection = id.0, "control stream backlog: closing");
+            conn.link.set_close_reason(DisconnectReason::Kicked);
+            self.zone
+                .close(id, DisconnectReason::Kicked, "control stream backlog");
+            // Its events are handled by the caller's next `handle_events` (which retires
+            // it); the disconnect frame may not fit either, and the connection is closed
+            // with the Kicked code regardless.
+            while self.zone.poll_transmit(id).is_some() {}
+            self.conns.remove(&id);
+        }
+    }
+}
+
+/// Adds a session's bytes since `sampled` to the totals, moves `sampled` up to `stats`, and
+/// returns the bytes in and out.
+fn record_delta(
+    metrics: &ZoneMetrics,
+    stats: ConnectionStats,
+    sampled: &mut ConnectionStats,
+) -> (u64, u64) {
+    let bytes_in = stats.bytes_in.saturating_sub(sampled.bytes_in);
+    let bytes_out = stats.bytes_out.saturating_sub(sampled.bytes_out);
+    *sampled = stats;
+    metrics.bytes_in.increment(bytes_in);
+    metrics.bytes_out.increment(bytes_out);
+    (bytes_in, bytes_out)
+}
+
+/// Locks the account registry. A poisoned lock (a zone thread panicked while holding it)
+/// still holds a consistent map: every critical section is a single insert or remove.
+fn lock(registry: &AccountRegistry) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectionId>> {
+    registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,254 @@
+//! Two zones on two threads behind one QUIC endpoint on 127.0.0.1: player A walks from
+//! zone 0 across the border into zone 1 on the same connection while B, standing in zone 0
+//! near the border, watches; then the server shuts down and both hear why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glam::{Vec2, Vec3};
+use mmo_core::control::DisconnectReason;
+use mmo_core::entity::EntityId;
+use mmo_core::input::{Buttons, MoveInput};
+use mmo_core::movement::ZoneBounds;
+use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
+use mmo_core::world::{Rect, WorldLayout, ZoneId};
+use mmo_core::zone::ZoneConfig;
+use mmo_net::auth::StaticTokens;
+use mmo_net::client::NetClient;
+use mmo_net::server::{Server, ServerConfig};
+use mmo_net::tls::{ServerCert, ServerTrust};
+
+struct Player {
+    client: NetClient,
+    events: Vec<ClientEvent>,
+}
+
+impl Player {
+    fn pump(&mut self) {
+        self.client.pump();
+        while let Some(e) = self.client.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn tick(&mut self, input: MoveInput, tick_s: f32) {
+        self.pump();
+        if self.client.state() == ClientState::Active {
+            let _ = self.client.send_input(input);
+            self.client.session_mut().advance_visual(tick_s);
+        }
+    }
+
+    fn entity(&self) -> Option<EntityId> {
+        self.events.iter().find_map(|e| match e {
+            ClientEvent::Welcome { entity_id, .. } => Some(*entity_id),
+            _ => None,
+        })
+    }
+
+    fn sees(&self, id: EntityId) -> bool {
+        self.client.session().remote_ids().any(|r| r == id)
+    }
+
+    fn position_m(&self) -> Vec3 {
+        self.client
+            .session()
+            .predictor()
+            .unwrap()
+            .predicted()
+            .position_m
+    }
+}
+
+/// Which zone holds the connection whose character is `entity` (`None`: no zone does).
+async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
+    for z in 0..server.zone_count() as u16 {
+        let here = server
+            .inspect_zone(ZoneId(z), move |zone, ids| {
+                ids.iter()
+                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
+            })
+            .await
+            .unwrap_or(false);
+        if here {
+            return Some(ZoneId(z));
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_crosses_a_zone_border_on_the_same_connection() {
+    tokio::time::timeout(Duration::from_secs(40), run())
+        .await
+        .expect("finished within 40 s");
+}
+
+async fn run() {
+    // A 200 m x 100 m world centred on the origin, cut at x = 0 into two zones.
+    let world = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
+    let layout = WorldLayout::new(world, 2, 1, 30.0).unwrap();
+    let mut zone = ZoneConfig {
+        spawn_position_m: Vec3::new(-4.0, 0.0, 0.0),
+        ..ZoneConfig::default()
+    };
+    zone.movement.bounds = ZoneBounds {
+        min_xy_m: world.min_xy_m,
+        max_xy_m: world.max_xy_m,
+    };
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
+    let trust = ServerTrust::Pinned(cert.fingerprint());
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        zone.clone(),
+        cert,
+        Arc::new(StaticTokens::new().with("a", "alice").with("b", "bob")),
+    );
+    config.layout = Some(layout);
+    let server = Server::start(config).await.unwrap();
+    assert_eq!(server.zone_count(), 2);
+    let addr = server.local_addr();
+    let client_config = ClientConfig {
+        movement: zone.movement.clone(),
+        ..ClientConfig::default()
+    };
+    let connect = |token: &'static str| {
+        let client_config = client_config.clone();
+        async move {
+            Player {
+                client: NetClient::connect(addr, "localhost", trust, client_config, token)
+                    .await
+                    .unwrap(),
+                events: Vec::new(),
+            }
+        }
+    };
+    let mut a = connect("a").await;
+    let mut b = connect("b").await;
+    let idle = MoveInput::default();
+    let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    // Both log in at the spawn point in zone 0, 4 m from the border, and see each other.
+    for _ in 0..300 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+        if let (Some(ea), Some(eb)) = (a.entity(), b.entity())
+            && a.sees(eb)
+            && b.sees(ea)
+        {
+            break;
+        }
+    }
+    let a_entity = a.entity().expect("A welcomed");
+    let b_entity = b.entity().expect("B welcomed");
+    assert!(b.sees(a_entity), "B sees A before the walk");
+    assert_eq!(zone_of(&server, a_entity).await, Some(ZoneId(0)));
+
+    // A walks +X for 4 s (about 15 m: well past the border and its 2 m margin, well within
+    // B's view and the 30 m border band); B stands still and must see A the whole time.
+    let snapshots_before = a.client.session().stats().snapshots_applied;
+    let mut b_lost_a = 0;
+    for _ in 0..120 {
+        interval.tick().await;
+        a.tick(walk, tick_s);
+        b.tick(idle, tick_s);
+        if !b.sees(a_entity) {
+            b_lost_a += 1;
+        }
+    }
+    // Then A stops and both idle for 1.5 s (A comes to rest; the last snapshots arrive).
+    for _ in 0..45 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+        if !b.sees(a_entity) {
+            b_lost_a += 1;
+        }
+    }
+    let a_position = a.position_m();
+    assert!(
+        a_position.x > 5.0,
+        "A walked into zone 1 (x > 0 + margin): {a_position}"
+    );
+    assert_eq!(
+        zone_of(&server, a_entity).await,
+        Some(ZoneId(1)),
+        "zone 1 owns A now"
+    );
+    assert_eq!(zone_of(&server, b_entity).await, Some(ZoneId(0)));
+    assert_eq!(a.client.state(), ClientState::Active, "A stayed connected");
+    assert!(
+        !a.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+        "A was never disconnected: {:?}",
+        a.events
+    );
+    let stats = a.client.session().stats();
+    assert_eq!(
+        stats.corrections, 0,
+        "A's prediction agreed with both zones"
+    );
+    assert_eq!(stats.snapshots_undecodable, 0);
+    assert!(
+        stats.snapshots_applied > snapshots_before + 100,
+        "A kept receiving snapshots across the handoff: {} -> {}",
+        snapshots_before,
+        stats.snapshots_applied
+    );
+    assert_eq!(b_lost_a, 0, "B saw A in every frame");
+    assert!(
+        !b.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == a_entity)),
+        "B never got a leave for A"
+    );
+    assert!(
+        a.sees(b_entity),
+        "A, now in zone 1, still sees B across the border"
+    );
+    // The server's authoritative A (in zone 1) is where A predicted it.
+    let server_a = server
+        .inspect_zone(ZoneId(1), move |zone, ids| {
+            ids.iter()
+                .find(|id| zone.connection(**id).and_then(|c| c.entity()) == Some(a_entity))
+                .and_then(|id| zone.character(*id).copied())
+        })
+        .await
+        .flatten()
+        .expect("A's character in zone 1");
+    assert!(
+        (server_a.position_m - a_position).length() < 1e-3,
+        "server {} vs predicted {a_position}",
+        server_a.position_m
+    );
+
+    // Shutdown reaches both zones' players with its reason.
+    server.shutdown(Duration::from_secs(3)).await;
+    for _ in 0..100 {
+        a.pump();
+        b.pump();
+        if a.client.state() == ClientState::Closed && b.client.state() == ClientState::Closed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in [&a, &b] {
+        assert!(
+            p.events.iter().any(|e| matches!(
+                e,
+                ClientEvent::Disconnected {
+                    reason: DisconnectReason::ServerShutdown,
+                    ..
+                }
+            )),
+            "told why: {:?}",
+            p.events.last()
+        );
+    }
+}
