@@ -1,10 +1,10 @@
 //! The server: a quinn endpoint whose connections pass the [`crate::gateway`] and are bridged
-//! to the zones of one world, each simulated on its own thread ([`crate::zone_thread`]).
+//! to the zones of one world, each simulated on its own thread (the `zone_thread` module).
 //!
 //! Without a [`ServerConfig::layout`] one zone simulates the whole world. With one, each zone
 //! of the layout runs on its own thread; a new connection goes to the zone that owns the
 //! spawn position, and a player walking across a border is handed to the neighbour zone on
-//! the same connection (the connection's route is switched; see [`crate::zone_thread`]).
+//! the same connection (the connection's route is switched; see the `zone_thread` module).
 //!
 //! Tasks and channels:
 //!
@@ -20,7 +20,7 @@
 //!   accepted the login, datagrams (dropped when the zone's inbox is full: they are
 //!   unreliable anyway) to the bounded inbox of the zone the connection is routed to.
 //!   When the QUIC connection ends it tells the zone why.
-//! - Each zone runs on its own thread ([`crate::zone_thread`]): it decides logins with the
+//! - Each zone runs on its own thread (the `zone_thread` module): it decides logins with the
 //!   configured [`LoginAuthority`] (a refused token closes the connection with the
 //!   authority's reason; a second login of an account closes the first with
 //!   [`DisconnectReason::DuplicateLogin`]), ticks, hands players over, and moves each

@@ -1,16 +1,19 @@
 //! Zone set-up: everything between the settings and the running simulation, in one place
 //! ([`start_zones`]) so multi-zone wiring can replace it without touching the rest.
 //!
-//! Today one zone simulates the whole world through one [`mmo_net::server::Server`] (one
-//! QUIC endpoint, one zone thread). The `[world]` settings (size, zone grid, border) are
-//! validated and kept in [`Zones::world`], but not acted on yet: cutting the world into a
-//! `zone_columns x zone_rows` grid with hand-offs across `border_m` comes with the
-//! multi-zone work.
+//! The `[world]` settings become a [`WorldLayout`]: a `size_m[0] x size_m[1]` rectangle
+//! centred on the origin (new characters appear at the origin), cut into
+//! `zone_columns x zone_rows` equal zones, neighbours seeing each other across a
+//! `border_m` band. One [`mmo_net::server::Server`] (one QUIC endpoint) runs every zone on
+//! its own thread and hands players across borders on the same connection. The movement
+//! bounds are the world rectangle.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mmo_core::movement::ZoneBounds;
+use mmo_core::world::{Rect, WorldLayout};
 use mmo_core::zone::ZoneConfig;
 use mmo_net::NetError;
 use mmo_net::auth::LoginAuthority;
@@ -33,23 +36,45 @@ pub async fn start_zones(
     cert: ServerCert,
     authority: Arc<dyn LoginAuthority>,
 ) -> Result<Zones, NetError> {
-    let zone = ZoneConfig {
+    let layout = world_layout(&settings.world)?;
+    let mut zone = ZoneConfig {
         tick_rate: settings.tick_rate(),
         ..ZoneConfig::default()
     };
-    if settings.world.zone_columns * settings.world.zone_rows > 1 {
-        tracing::warn!(
-            columns = settings.world.zone_columns,
-            rows = settings.world.zone_rows,
-            "multi-zone worlds are not wired yet: one zone simulates the whole world"
-        );
-    }
-    let server =
-        Server::start(ServerConfig::new(settings.quic_addr, zone, cert, authority)).await?;
+    zone.movement.bounds = ZoneBounds {
+        min_xy_m: layout.world().min_xy_m,
+        max_xy_m: layout.world().max_xy_m,
+    };
+    let mut config = ServerConfig::new(settings.quic_addr, zone, cert, authority);
+    config.layout = (layout.zone_count() > 1).then_some(layout);
+    tracing::info!(
+        zones = layout.zone_count(),
+        columns = layout.columns(),
+        rows = layout.rows(),
+        border_m = layout.border_m(),
+        "world layout"
+    );
+    let server = Server::start(config).await?;
     Ok(Zones {
         server,
         world: settings.world.clone(),
     })
+}
+
+/// The layout of `world` (validated settings; the layout checks again and names the field).
+pub fn world_layout(world: &WorldSettings) -> Result<WorldLayout, NetError> {
+    let half = glam::Vec2::new(world.size_m[0], world.size_m[1]) * 0.5;
+    let columns = u16::try_from(world.zone_columns).map_err(|_| {
+        NetError::Config(format!(
+            "world.zone_columns {} is too large",
+            world.zone_columns
+        ))
+    })?;
+    let rows = u16::try_from(world.zone_rows).map_err(|_| {
+        NetError::Config(format!("world.zone_rows {} is too large", world.zone_rows))
+    })?;
+    WorldLayout::new(Rect::new(-half, half), columns, rows, world.border_m)
+        .map_err(|e| NetError::Config(format!("world: {e}")))
 }
 
 impl Zones {
@@ -83,5 +108,37 @@ impl Zones {
     /// [`ServerShutdown`]: mmo_core::control::DisconnectReason::ServerShutdown
     pub async fn shutdown(self, grace: Duration) {
         self.server.shutdown(grace).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_settings_become_a_layout_centred_on_the_origin() {
+        let single = world_layout(&WorldSettings::default()).unwrap();
+        assert_eq!(single.zone_count(), 1);
+        assert_eq!(single.world().min_xy_m, glam::Vec2::splat(-1000.0));
+        let grid = world_layout(&WorldSettings {
+            size_m: [400.0, 200.0],
+            zone_columns: 2,
+            zone_rows: 2,
+            border_m: 20.0,
+        })
+        .unwrap();
+        assert_eq!(grid.zone_count(), 4);
+        assert_eq!(grid.world().max_xy_m, glam::Vec2::new(200.0, 100.0));
+        // The origin, where characters appear, is a corner shared by the four zones.
+        let mut seeing = Vec::new();
+        grid.zones_seeing(glam::Vec3::ZERO, &mut seeing);
+        assert_eq!(seeing.len(), 4);
+        let too_wide = world_layout(&WorldSettings {
+            size_m: [100.0, 100.0],
+            zone_columns: 2,
+            zone_rows: 1,
+            border_m: 80.0,
+        });
+        assert!(too_wide.unwrap_err().to_string().contains("border"));
     }
 }
