@@ -55,26 +55,13 @@ pub(crate) struct ClientSettings {
     pub(crate) session: ClientConfig,
 }
 
-/// Parses 64 hex digits into a fingerprint; the error names what is wrong.
+/// Parses 64 hex digits (optionally `:`-separated pairs) into a fingerprint; the error
+/// names what is wrong. The parser is mmo-net's, so every client reads pins alike.
 pub(crate) fn parse_fingerprint(hex: &str) -> Result<Fingerprint, String> {
-    if hex.len() != 64 {
-        return Err(format!("must be 64 hex digits, has {} bytes", hex.len()));
-    }
-    let mut bytes = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-        let digit = |c: u8| char::from(c).to_digit(16);
-        match (digit(pair[0]), digit(pair[1])) {
-            // Both digits are < 16, so the byte fits.
-            (Some(hi), Some(lo)) => bytes[i] = (hi * 16 + lo) as u8,
-            _ => {
-                return Err(format!(
-                    "has a non-hex character at offset {} (only 0-9, a-f, A-F)",
-                    2 * i
-                ));
-            }
-        }
-    }
-    Ok(Fingerprint(bytes))
+    Fingerprint::from_hex(hex).map_err(|e| match e {
+        mmo_net::NetError::Config(message) => message,
+        other => other.to_string(),
+    })
 }
 
 /// Reads an optional NUL-terminated UTF-8 string.

@@ -64,7 +64,15 @@ fn fingerprint_hex_parses_both_cases_and_names_what_is_wrong() {
     );
     let mut bad = SOME_PIN.to_owned();
     bad.replace_range(10..11, "g");
-    assert!(parse_fingerprint(&bad).unwrap_err().contains("offset 10"));
+    assert!(
+        parse_fingerprint(&bad)
+            .unwrap_err()
+            .contains("character 10 is not a hex digit")
+    );
+    // A sign is not a digit (a bare integer parser would take "+f").
+    let mut signed = SOME_PIN.to_owned();
+    signed.replace_range(0..1, "+");
+    assert!(parse_fingerprint(&signed).is_err());
     // A multi-byte character of the right total length is refused, not split.
     let mut wide = SOME_PIN[..62].to_owned();
     wide.push('é');
@@ -89,14 +97,14 @@ fn bad_configs_are_refused_with_the_field_named() {
                 server_fingerprint_hex: short.as_ptr(),
                 ..base
             },
-            "must be 64 hex digits",
+            "expected 64 hex digits",
         ),
         (
             mmo_client_config {
                 server_fingerprint_hex: non_hex.as_ptr(),
                 ..base
             },
-            "non-hex character",
+            "is not a hex digit",
         ),
         (
             mmo_client_config {

@@ -68,10 +68,16 @@ impl Fingerprint {
                 digits.len()
             )));
         }
+        if let Some(at) = digits.bytes().position(|c| !c.is_ascii_hexdigit()) {
+            // `from_str_radix` alone would accept a sign ("+f").
+            return Err(NetError::Config(format!(
+                "fingerprint {text:?}: character {at} is not a hex digit (0-9, a-f, A-F)"
+            )));
+        }
         let mut bytes = [0u8; 32];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            // 64 characters checked above; a non-ASCII character fails `get` or the parse.
-            let pair = digits.get(2 * i..2 * i + 2).unwrap_or("");
+            // 64 ASCII hex digits, checked above: every pair parses.
+            let pair = &digits[2 * i..2 * i + 2];
             *byte = u8::from_str_radix(pair, 16).map_err(|_| {
                 NetError::Config(format!(
                     "fingerprint {text:?}: {pair:?} at digit {} is not hex",
@@ -464,7 +470,7 @@ mod tests {
         assert!(short.contains("64 hex digits"), "{short}");
         let bad = format!("zz{}", &hex[2..]);
         let bad = Fingerprint::from_hex(&bad).unwrap_err().to_string();
-        assert!(bad.contains("not hex"), "{bad}");
+        assert!(bad.contains("not a hex digit"), "{bad}");
         assert!(Fingerprint::from_hex(&format!("{}:{}", &hex[..32], &hex[32..])).is_err());
         assert!(Fingerprint::from_hex(&"é".repeat(32)).is_err());
     }
