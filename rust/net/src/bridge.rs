@@ -22,6 +22,10 @@ use tokio::sync::mpsc;
 /// (so the last frame, usually a disconnect reason, arrives) before closing the connection.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Longest wait for one control-stream write: a peer that stops reading (a zero receive
+/// window, or no reads) must not hold the connection open forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Application close code meaning "no reason given" (quinn's implicit close). Never sent
 /// deliberately; see the module docs.
 pub(crate) const CLOSE_OK: u32 = 0;
@@ -113,6 +117,11 @@ pub(crate) fn close_with(connection: &quinn::Connection, reason: DisconnectReaso
 /// connection fails: datagrams with `send_datagram` (dropped, not queued, when they cannot
 /// be sent), stream bytes with `write_all`. Then finishes the control stream, waits up to
 /// [`LINGER`] for the peer to read it, and closes the connection with the link's reason.
+///
+/// A control write that fails (the peer stopped the stream) or does not complete within
+/// [`WRITE_TIMEOUT`] (the peer stopped reading) closes the connection at once with
+/// [`DisconnectReason::ProtocolViolation`] or [`DisconnectReason::Timeout`]: every way out of
+/// this function closes the connection, so a stalled peer cannot keep its slot.
 pub(crate) async fn write_transmits(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
@@ -123,6 +132,7 @@ pub(crate) async fn write_transmits(
         match t {
             Transmit::Datagram(d) => match connection.send_datagram(d.into()) {
                 Ok(()) => {}
+                // Already closed: nothing left to close.
                 Err(quinn::SendDatagramError::ConnectionLost(_)) => return,
                 Err(e) => {
                     tracing::debug!(error = %e, "datagram dropped");
@@ -130,9 +140,20 @@ pub(crate) async fn write_transmits(
                 }
             },
             Transmit::Stream(s) => {
-                if let Err(e) = send.write_all(&s).await {
-                    tracing::debug!(error = %e, "control stream write failed");
-                    return;
+                match tokio::time::timeout(WRITE_TIMEOUT, send.write_all(&s)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "control stream write failed: closing");
+                        link.set_close_reason(DisconnectReason::ProtocolViolation);
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::debug!("control stream write stalled: closing");
+                        link.set_close_reason(DisconnectReason::Timeout);
+                        let reason = link.close_reason();
+                        close_with(&connection, reason, "control stream not read");
+                        return;
+                    }
                 }
             }
         }

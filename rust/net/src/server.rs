@@ -36,6 +36,7 @@
 //! bytes per client sampled about once a second from each session's counters).
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,8 @@ pub struct Server {
     inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
     /// Empty once the zones were stopped.
     zone_threads: Vec<std::thread::JoinHandle<()>>,
+    /// Stops every zone at once (used on drop; shutdown goes through the inboxes).
+    stop: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
@@ -154,11 +157,14 @@ impl Server {
             peers.push(tx);
             peer_rxs.push(rx);
         }
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let shared = Shared {
             authority: config.authority.clone(),
             accounts: Arc::new(Mutex::new(Default::default())),
             peers: peers.into(),
             start: Instant::now(),
+            border_backlog: (0..zones.len()).map(|_| AtomicUsize::new(0)).collect(),
+            stop: stop_rx,
         };
         let mut zone_threads = Vec::with_capacity(zones.len());
         for ((zone, inbox_rx), peer_rx) in zones.into_iter().zip(inbox_rxs).zip(peer_rxs) {
@@ -171,9 +177,7 @@ impl Server {
                 Ok(thread) => zone_threads.push(thread),
                 Err(e) => {
                     // Stop the zones already running before reporting.
-                    for inbox in &inboxes {
-                        let _ = inbox.try_send(ZoneMsg::Shutdown);
-                    }
+                    let _ = stop.send(true);
                     return Err(e.into());
                 }
             }
@@ -193,6 +197,7 @@ impl Server {
             fingerprint: config.cert.fingerprint(),
             inboxes,
             zone_threads,
+            stop,
             accept_task,
         })
     }
@@ -269,9 +274,7 @@ impl Drop for Server {
         self.accept_task.abort();
         if !self.zone_threads.is_empty() {
             self.endpoint.set_server_config(None);
-            for inbox in self.inboxes.iter() {
-                let _ = inbox.try_send(ZoneMsg::Shutdown);
-            }
+            let _ = self.stop.send(true);
         }
     }
 }

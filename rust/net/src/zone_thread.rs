@@ -6,10 +6,11 @@
 //!
 //! - its **inbox** (bounded, from the network tasks): new connections, datagrams, wake-ups
 //!   for control bytes, lost connections, inspection jobs, shutdown;
-//! - its **peer channel** (unbounded, from the other zone threads): players handed over,
-//!   border states, kicks. Unbounded because a zone thread never waits on another: it holds
-//!   at most one border export per neighbour per tick plus the players crossing, and the
-//!   receiving zone drains it every loop iteration.
+//! - its **peer channel** (from the other zone threads): players handed over, border states,
+//!   kicks. It is an unbounded channel because a zone thread never waits on another, and it
+//!   is bounded in practice: border exports stop while [`MAX_BORDER_BACKLOG`] of them wait
+//!   for the receiver (a stalled zone), players cross one at a time, and kicks follow
+//!   logins.
 //!
 //! Control-stream bytes do not travel through the inbox: each connection has its own
 //! bounded chunk channel whose receiver is part of [`Conn`] and moves with the player at a
@@ -26,6 +27,7 @@
 //! connection, and a second login of an account kicks the first wherever it is.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,10 @@ const MAX_CATCH_UP_TICKS: u32 = 5;
 
 /// Per-client byte rates are sampled this often.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Border exports queued for one zone (from all its neighbours, at most 8) beyond which
+/// more are not sent: the peer channel stays bounded even when that zone stalls.
+const MAX_BORDER_BACKLOG: usize = 32;
 
 /// An inspection job: runs on the zone thread with the zone and its live connection ids.
 pub(crate) type Inspect = Box<dyn FnOnce(&Zone, &[ConnectionId]) + Send>;
@@ -106,6 +112,11 @@ pub(crate) struct Shared {
     pub(crate) peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
     /// The instant tick 0 started: every zone ticks on the same schedule.
     pub(crate) start: Instant,
+    /// Border exports waiting in each zone's peer channel, indexed by zone id.
+    pub(crate) border_backlog: Arc<[AtomicUsize]>,
+    /// Set to `true` to stop every zone (a [`crate::server::Server`] dropped without
+    /// shutdown); works even when an inbox is full.
+    pub(crate) stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The zone thread's metric handles (registered once; recording is a no-op without a
@@ -197,6 +208,11 @@ impl ZoneLoop {
         self.shared.start.elapsed().as_micros() as u64
     }
 
+    /// This zone's index in the shared tables (its zone id).
+    fn index(&self) -> usize {
+        usize::from(self.zone.zone_id().0)
+    }
+
     async fn run(
         &mut self,
         mut inbox: mpsc::Receiver<ZoneMsg>,
@@ -204,8 +220,13 @@ impl ZoneLoop {
     ) {
         let tick = Duration::from_micros(self.zone.config().tick_rate.tick_us());
         let mut next_tick = self.shared.start + tick;
+        let mut stop = self.shared.stop.clone();
         loop {
             tokio::select! {
+                // A closed sender (the server is gone) also stops the zone.
+                changed = stop.changed() => if changed.is_err() || *stop.borrow() {
+                    break;
+                },
                 msg = inbox.recv() => match msg {
                     Some(ZoneMsg::Shutdown) | None => break,
                     Some(msg) => self.handle(msg),
@@ -220,8 +241,12 @@ impl ZoneLoop {
                         let skipped = (behind.as_micros() / tick.as_micros().max(1)) as u64;
                         tracing::warn!(zone = %self.metrics.zone_label, skipped, "zone tick overran; skipping ticks");
                         self.metrics.ticks_skipped.increment(skipped);
-                        // Stay on the shared schedule so zones keep the same tick phase.
+                        // Stay on the shared schedule, and keep the tick number on it too:
+                        // zones compare tick numbers at handoffs and border exports.
                         next_tick += tick * skipped as u32;
+                        for _ in 0..skipped {
+                            self.zone.advance_tick();
+                        }
                     }
                 }
             }
@@ -293,12 +318,26 @@ impl ZoneLoop {
             } => match self.zone.insert_player(id, *transfer) {
                 Ok(()) => {
                     self.conns.insert(id, conn);
-                    if let Some(account) = account {
+                    let now_us = self.now_us();
+                    self.read_control(id, now_us);
+                    let Some(account) = account else {
+                        return self.handle_events();
+                    };
+                    let current = lock(&self.shared.accounts).get(&account).copied();
+                    if current != Some(id) {
+                        // The account logged in again while this player was between zones:
+                        // a kick sent then found it nowhere.
+                        tracing::info!(%account, connection = id.0, "arrived after a newer login: closing");
+                        self.zone.close(
+                            id,
+                            DisconnectReason::DuplicateLogin,
+                            "logged in from another connection",
+                        );
+                        self.flush(id);
+                    } else {
                         self.accounts.insert(id, account);
                     }
                     self.metrics.players.set(self.accounts.len() as f64);
-                    let now_us = self.now_us();
-                    self.read_control(id, now_us);
                 }
                 Err(rejected) => {
                     // Unreachable while ids are globally unique (`mmo_core::world`); if it
@@ -313,6 +352,7 @@ impl ZoneLoop {
                 }
             },
             PeerMsg::Border(export) => {
+                self.shared.border_backlog[self.index()].fetch_sub(1, Ordering::AcqRel);
                 if let Err(e) = self.zone.set_ghosts(&export) {
                     tracing::warn!(zone = %self.metrics.zone_label, from = export.from.0, error = %e, "border export refused");
                 }
@@ -421,8 +461,23 @@ impl ZoneLoop {
             return;
         };
         for neighbour in layout.neighbours(self.zone.zone_id()) {
-            if let Some(peer) = self.shared.peers.get(usize::from(neighbour.0)) {
-                let _ = peer.send(PeerMsg::Border(self.zone.border_export(neighbour)));
+            let to = usize::from(neighbour.0);
+            let (Some(peer), Some(backlog)) =
+                (self.shared.peers.get(to), self.shared.border_backlog.get(to))
+            else {
+                continue;
+            };
+            // A neighbour that fell behind gets no more exports until it catches up: each
+            // replaces the previous one, so the queued ones are already stale.
+            if backlog.load(Ordering::Acquire) >= MAX_BORDER_BACKLOG {
+                continue;
+            }
+            backlog.fetch_add(1, Ordering::AcqRel);
+            if peer
+                .send(PeerMsg::Border(self.zone.border_export(neighbour)))
+                .is_err()
+            {
+                backlog.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
@@ -560,7 +615,7 @@ impl ZoneLoop {
             return;
         }
         for (index, peer) in self.shared.peers.iter().enumerate() {
-            if index != usize::from(self.zone.zone_id().0) {
+            if index != self.index() {
                 let _ = peer.send(PeerMsg::Kick(id, reason, message));
             }
         }
