@@ -2,7 +2,8 @@
 //! and stopped together.
 //!
 //! [`App::start`] creates the data directory, loads (or generates) the JWT secret and the
-//! certificate, starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
+//! certificate (the operator's PEM files, or a self-signed one kept in the data directory
+//! so its fingerprint survives restarts), starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
 //! marks the server ready. [`App::shutdown`] is graceful: `/readyz` turns 503, the QUIC
 //! endpoint stops accepting, every client is told `ServerShutdown` and the zone finishes
 //! its tick, then HTTP stops. The zones never wait for HTTP: they share nothing but the
@@ -95,24 +96,20 @@ pub struct App {
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The server certificate: the operator's PEM files when configured, else a self-signed
-/// certificate for `server_names`.
-///
-/// Interim: this will call `mmo_net::tls::ServerCert::from_pem_files(cert, key)` and
-/// `ServerCert::load_or_generate(data_dir, names)` (being added to mmo-net) at merge. Until
-/// then the self-signed certificate is generated anew at each start (not stored in the data
-/// dir, so its fingerprint changes across restarts), and configured PEM files are refused
-/// with a clear error.
+/// The server certificate: the operator's PEM files when `--cert-file`/`--key-file` are set
+/// ([`ServerCert::from_pem_files`]), else the persistent self-signed identity in the data
+/// dir ([`ServerCert::load_or_generate`]: generated once for `server_names`, then the same
+/// fingerprint across restarts). Errors name the file and the problem.
 fn load_certificate(settings: &ServerSettings) -> Result<ServerCert, StartError> {
-    if let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) {
-        return Err(StartError::Certificate(format!(
-            "operator certificates (--cert-file {} --key-file {}) are not supported by this build yet",
-            cert.display(),
-            key.display()
-        )));
-    }
-    let names: Vec<&str> = settings.server_names.iter().map(String::as_str).collect();
-    ServerCert::self_signed(&names).map_err(|e| StartError::Certificate(e.to_string()))
+    let loaded = match (&settings.cert_file, &settings.key_file) {
+        (Some(cert), Some(key)) => ServerCert::from_pem_files(cert, key),
+        // `validate` refused one file without the other: this is neither.
+        _ => {
+            let names: Vec<&str> = settings.server_names.iter().map(String::as_str).collect();
+            ServerCert::load_or_generate(&settings.data_dir, &names)
+        }
+    };
+    loaded.map_err(|e| StartError::Certificate(e.to_string()))
 }
 
 impl App {

@@ -12,8 +12,6 @@
 //!
 //! - Multiple zones: `[world]` is validated but one zone simulates everything.
 //! - `max_connections` is validated but not enforced (`mmo-net` has no connection cap yet).
-//! - Operator PEM certificates and a self-signed certificate kept across restarts wait for
-//!   `mmo-net`'s `ServerCert::from_pem_files` / `load_or_generate`.
 //! - Real accounts (a database): only dev accounts log in.
 
 pub mod app;
