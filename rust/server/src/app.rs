@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mmo_net::NetError;
+use mmo_net::gateway::GatewayConfig;
 use mmo_net::tls::{Fingerprint, ServerCert};
 use tokio::sync::oneshot;
 
@@ -112,6 +113,24 @@ fn load_certificate(settings: &ServerSettings) -> Result<ServerCert, StartError>
     loaded.map_err(|e| StartError::Certificate(e.to_string()))
 }
 
+/// The QUIC endpoint's gate for `settings` (validated): the connection cap, the per-address
+/// handshake rate, the Retry threshold and the UDP buffers from the settings; the rest
+/// (rate table size, control stream timeout) at `mmo-net`'s defaults.
+#[must_use]
+pub fn gateway_config(settings: &ServerSettings) -> GatewayConfig {
+    // Validated values are at most 1,000,000 (counts) and 1 GiB (bytes), so they fit a
+    // usize of 32 bits or more; the fallback is never taken there.
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    GatewayConfig {
+        max_connections: to_usize(settings.max_connections.into()),
+        handshake_burst: settings.handshake_burst,
+        handshake_refill_per_s: settings.handshake_refill_per_s,
+        retry_above_pending_handshakes: to_usize(settings.retry_above_pending_handshakes.into()),
+        udp_buffer_bytes: to_usize(settings.udp_buffer_bytes),
+        ..GatewayConfig::default()
+    }
+}
+
 impl App {
     /// Starts everything (see the module docs). Must be called within a multi-threaded
     /// tokio runtime with I/O and time enabled.
@@ -141,10 +160,16 @@ impl App {
             addr: settings.http_addr,
             source,
         })?;
-        let zones =
-            crate::zones::start_zones(&settings, cert, Arc::new(JwtAuthority::new(&secret)))
-                .await
-                .map_err(StartError::Quic)?;
+        // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
+        let gateway = gateway_config(&settings);
+        let zones = crate::zones::start_zones(
+            &settings,
+            cert,
+            Arc::new(JwtAuthority::new(&secret)),
+            gateway,
+        )
+        .await
+        .map_err(StartError::Quic)?;
         let quic_addr = zones.quic_addr();
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
@@ -251,5 +276,40 @@ impl Drop for App {
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_settings_become_the_gateway_config() {
+        let settings = ServerSettings {
+            max_connections: 300,
+            handshake_burst: 200,
+            handshake_refill_per_s: 1000,
+            retry_above_pending_handshakes: 0,
+            udp_buffer_bytes: 1 << 20,
+            ..ServerSettings::default()
+        };
+        let gateway = gateway_config(&settings);
+        assert_eq!(gateway.max_connections, 300);
+        assert_eq!(gateway.handshake_burst, 200);
+        assert_eq!(gateway.handshake_refill_per_s, 1000);
+        assert_eq!(gateway.retry_above_pending_handshakes, 0);
+        assert_eq!(gateway.udp_buffer_bytes, 1 << 20);
+        assert!(gateway.validate().is_ok());
+        // The defaults agree with mmo-net's.
+        let defaults = gateway_config(&ServerSettings::default());
+        let net = GatewayConfig::default();
+        assert_eq!(defaults.max_connections, net.max_connections);
+        assert_eq!(defaults.handshake_burst, net.handshake_burst);
+        assert_eq!(defaults.handshake_refill_per_s, net.handshake_refill_per_s);
+        assert_eq!(
+            defaults.retry_above_pending_handshakes,
+            net.retry_above_pending_handshakes
+        );
+        assert_eq!(defaults.udp_buffer_bytes, net.udp_buffer_bytes);
     }
 }

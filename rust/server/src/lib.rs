@@ -11,7 +11,6 @@
 //! # Not done yet
 //!
 //! - Multiple zones: `[world]` is validated but one zone simulates everything.
-//! - `max_connections` is validated but not enforced (`mmo-net` has no connection cap yet).
 //! - Real accounts (a database): only dev accounts log in.
 
 pub mod app;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use mmo_core::zone::ZoneConfig;
 use mmo_net::NetError;
 use mmo_net::auth::LoginAuthority;
+use mmo_net::gateway::GatewayConfig;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert};
 
@@ -27,11 +28,13 @@ pub struct Zones {
 }
 
 /// Starts the zones for `settings` (already validated) on `settings.quic_addr`, presenting
-/// `cert` and deciding logins with `authority`. Must be called within a tokio runtime.
+/// `cert`, deciding logins with `authority` and admitting connections through `gateway`.
+/// Must be called within a tokio runtime.
 pub async fn start_zones(
     settings: &ServerSettings,
     cert: ServerCert,
     authority: Arc<dyn LoginAuthority>,
+    gateway: GatewayConfig,
 ) -> Result<Zones, NetError> {
     let zone = ZoneConfig {
         tick_rate: settings.tick_rate(),
@@ -44,8 +47,11 @@ pub async fn start_zones(
             "multi-zone worlds are not wired yet: one zone simulates the whole world"
         );
     }
-    let server =
-        Server::start(ServerConfig::new(settings.quic_addr, zone, cert, authority)).await?;
+    let server = Server::start(ServerConfig {
+        gateway,
+        ..ServerConfig::new(settings.quic_addr, zone, cert, authority)
+    })
+    .await?;
     Ok(Zones {
         server,
         world: settings.world.clone(),
