@@ -165,7 +165,8 @@ async fn login_over_http_then_play_over_quic() {
         assert_eq!(reason, DisconnectReason::BadToken);
         assert!(message.contains("signature"), "{message}");
 
-        // Metrics: logins by outcome, the HTTP logins, the process gauges.
+        // Metrics: logins by outcome, the HTTP logins, the tick histogram, the process
+        // gauges.
         let metrics = http
             .get(format!("{base}/metrics"))
             .send()
@@ -184,6 +185,15 @@ async fn login_over_http_then_play_over_quic() {
         );
         assert!(
             metrics.contains("mmo_http_logins_total{outcome=\"ok\"}"),
+            "{metrics}"
+        );
+        // The zone's tick histogram, recorded by mmo-net, with this crate's buckets.
+        assert!(
+            metrics.contains("mmo_tick_duration_seconds_bucket{zone=\"0\",le=\"0.001\"}"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("mmo_tick_duration_max_seconds{zone=\"0\"}"),
             "{metrics}"
         );
         #[cfg(target_os = "linux")]
