@@ -7,8 +7,10 @@ use std::time::Duration;
 use mmo_net::tls::Fingerprint;
 use serde::{Deserialize, Serialize};
 
-/// The password every bot uses (the spawned server runs with `--dev-open-login`).
-pub const BOT_PASSWORD: &str = "dev";
+/// The password every bot uses: `mmo-server`'s open-login password
+/// (`mmo_server::auth::DEV_OPEN_PASSWORD`), which any username may use when the server runs
+/// with `--dev-open-login`, as the spawned one does.
+pub const BOT_PASSWORD: &str = "dev_password";
 /// Longest wait for one login request.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 

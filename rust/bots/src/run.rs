@@ -16,7 +16,7 @@ use crate::bot::{self, BotOutcome, BotPlan};
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, RunFacts};
 use crate::server_figures::{self, TimedScrape};
-use crate::spawn::{SpawnedServer, find_server_bin};
+use crate::spawn::{SpawnSettings, SpawnedServer, find_server_bin};
 use crate::target::Target;
 use crate::{LoadError, LoadOptions, login};
 
@@ -24,8 +24,6 @@ use crate::{LoadError, LoadOptions, login};
 const PHASE_POLL: Duration = Duration::from_millis(50);
 /// Grace after SIGTERM before a spawned server is killed.
 const SERVER_STOP_GRACE: Duration = Duration::from_secs(10);
-/// Connections the spawned server allows beyond the bots.
-const EXTRA_CONNECTIONS: usize = 100;
 
 /// Runs a load test against `target` with `options`. Must be called within a tokio
 /// multi-thread runtime (the bots are tasks on it). Fails only when the run could not be
@@ -38,8 +36,7 @@ pub async fn run(options: &LoadOptions, target: Target) -> Result<Report, LoadEr
             let bin = find_server_bin(server_bin.as_deref())?;
             let server = SpawnedServer::start(
                 &bin,
-                options.tick_rate_hz,
-                options.bots + EXTRA_CONNECTIONS,
+                &SpawnSettings::for_load(options),
                 options.server_ready_timeout,
             )
             .await?;

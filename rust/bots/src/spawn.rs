@@ -1,5 +1,6 @@
 //! A local `mmo-server` child process for `--spawn-server`: found next to this executable
-//! (or given), started on loopback with a fresh data directory, recognised as ready by the
+//! (or given), started on loopback with a fresh data directory and the gateway limits a
+//! load test from one address needs ([`SpawnSettings::for_load`]), recognised as ready by the
 //! one line `MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>` on its stdout, and
 //! stopped with SIGTERM, then SIGKILL after a grace period.
 //!
@@ -15,13 +16,53 @@ use mmo_net::tls::Fingerprint;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::LoadError;
 use crate::login::parse_fingerprint;
+use crate::{LoadError, LoadOptions};
 
 /// The name of the server binary.
 pub const SERVER_BIN_NAME: &str = "mmo-server";
 /// The marker that starts the ready line.
 pub const READY_MARKER: &str = "MMO_SERVER_READY";
+
+/// Connections the spawned server allows beyond the bots.
+pub const EXTRA_CONNECTIONS: usize = 100;
+/// The largest handshake burst or rate `mmo-server` accepts.
+pub const MAX_HANDSHAKE_RATE: u32 = 1_000_000;
+
+/// The settings a spawned server is started with (its flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnSettings {
+    /// `--tick-rate-hz`.
+    pub tick_rate_hz: u32,
+    /// `--max-connections`.
+    pub max_connections: usize,
+    /// `--handshake-burst`: handshakes one address may start at once.
+    pub handshake_burst: u32,
+    /// `--handshake-refill-per-s`: handshakes per second one address may start, sustained.
+    pub handshake_refill_per_s: u32,
+}
+
+impl SpawnSettings {
+    /// What a run of `options` needs. Every bot connects from 127.0.0.1, which the server's
+    /// per-address handshake limit (by default a burst of 20, then 10 per second) would
+    /// otherwise throttle: the burst is the number of bots (all may handshake at once), the
+    /// sustained rate at least the ramp rate, and the cap `bots + 100`
+    /// ([`EXTRA_CONNECTIONS`]). Burst and rate are clamped to `1..=1,000,000`, the range the
+    /// server accepts.
+    #[must_use]
+    pub fn for_load(options: &LoadOptions) -> Self {
+        let clamp = |n: f64| {
+            // The float-to-int cast saturates; the clamp keeps it within the server's range.
+            (n.ceil() as u64).clamp(1, u64::from(MAX_HANDSHAKE_RATE)) as u32
+        };
+        SpawnSettings {
+            tick_rate_hz: options.tick_rate_hz,
+            max_connections: options.bots.saturating_add(EXTRA_CONNECTIONS),
+            handshake_burst: clamp(options.bots as f64),
+            handshake_refill_per_s: clamp(options.ramp_per_s),
+        }
+    }
+}
 
 /// What the ready line says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,12 +161,12 @@ pub struct SpawnedServer {
 
 impl SpawnedServer {
     /// Starts `server_bin` on loopback (`--quic-addr 127.0.0.1:0 --http-addr 127.0.0.1:0
-    /// --data-dir <fresh> --dev-open-login --tick-rate-hz <rate> --max-connections <n>`)
-    /// and waits up to `ready_timeout` for its ready line.
+    /// --data-dir <fresh> --dev-open-login`, then `settings` as `--tick-rate-hz`
+    /// `--max-connections` `--handshake-burst` `--handshake-refill-per-s`) and waits up to
+    /// `ready_timeout` for its ready line.
     pub async fn start(
         server_bin: &Path,
-        tick_rate_hz: u32,
-        max_connections: usize,
+        settings: &SpawnSettings,
         ready_timeout: Duration,
     ) -> Result<SpawnedServer, LoadError> {
         let dir = tempfile::Builder::new()
@@ -147,9 +188,13 @@ impl SpawnedServer {
             .arg(&data_dir)
             .arg("--dev-open-login")
             .arg("--tick-rate-hz")
-            .arg(tick_rate_hz.to_string())
+            .arg(settings.tick_rate_hz.to_string())
             .arg("--max-connections")
-            .arg(max_connections.to_string())
+            .arg(settings.max_connections.to_string())
+            .arg("--handshake-burst")
+            .arg(settings.handshake_burst.to_string())
+            .arg("--handshake-refill-per-s")
+            .arg(settings.handshake_refill_per_s.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -289,6 +334,33 @@ mod tests {
             "MMO_SERVER_READY quic=x http=127.0.0.1:2 fingerprint={fp}"
         ));
         assert!(bad.unwrap().unwrap_err().contains("quic"));
+    }
+
+    #[test]
+    fn the_spawned_server_admits_every_bot_from_one_address() {
+        let options = LoadOptions {
+            bots: 1000,
+            ramp_per_s: 250.5,
+            ..LoadOptions::default()
+        };
+        let settings = SpawnSettings::for_load(&options);
+        assert_eq!(settings.max_connections, 1100);
+        assert_eq!(settings.handshake_burst, 1000);
+        assert_eq!(settings.handshake_refill_per_s, 251);
+        assert_eq!(settings.tick_rate_hz, 30);
+        let huge = SpawnSettings::for_load(&LoadOptions {
+            bots: 5_000_000,
+            ramp_per_s: 1e12,
+            ..LoadOptions::default()
+        });
+        assert_eq!(huge.handshake_burst, MAX_HANDSHAKE_RATE);
+        assert_eq!(huge.handshake_refill_per_s, MAX_HANDSHAKE_RATE);
+        let slow = SpawnSettings::for_load(&LoadOptions {
+            bots: 1,
+            ramp_per_s: 0.1,
+            ..LoadOptions::default()
+        });
+        assert_eq!((slow.handshake_burst, slow.handshake_refill_per_s), (1, 1));
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! End to end through the real server binary: builds `mmo-server`, then 200 bots for 10 s
-//! with `--spawn-server` semantics through the library. Ignored until the server binary
-//! from the parallel branch is merged.
+//! End to end through the real binaries: builds `mmo-server`, then runs the `mmo-loadtest`
+//! binary with `--spawn-server --json`: 200 bots for 10 iterations of 1 s against the
+//! server it spawns, and checks the JSON report it prints.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use mmo_loadtest::{LoadOptions, Target};
+use serde_json::Value;
+
+/// Bots in the run.
+const BOTS: u64 = 200;
 
 fn workspace_root() -> PathBuf {
     // rust/bots -> the workspace root.
@@ -14,55 +18,136 @@ fn workspace_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mmo-server from the parallel branch; enabled at merge"]
-async fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
+/// Builds `mmo-server` (debug) and returns its path.
+fn build_server() -> PathBuf {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "mmo-server"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "mmo-server"]).current_dir(&root);
+    // The variables cargo set for this test describe this package, not the build: a
+    // build script that watches one (ring's watches CARGO_MANIFEST_DIR) would otherwise
+    // rebuild, and again at the next ordinary build.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            build.env_remove(key);
+        }
+    }
+    let status = build.status().unwrap();
     assert!(status.success(), "cargo build -p mmo-server failed");
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let server_bin = target_dir
+    target_dir
         .join("debug")
-        .join(format!("mmo-server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("mmo-server{}", std::env::consts::EXE_SUFFIX))
+}
 
-    let options = LoadOptions {
-        bots: 200,
-        iterations: 10,
-        iteration: Duration::from_secs(1),
-        duration_cap: Some(Duration::from_secs(20)),
-        ..LoadOptions::default()
+fn number(report: &Value, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {report:#}"))
+}
+
+#[test]
+fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
+    let server_bin = build_server();
+    let bots = BOTS.to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmo-loadtest"))
+        .args([
+            "--spawn-server",
+            "--server-bin",
+            server_bin.to_str().unwrap(),
+            "--bots",
+            &bots,
+            "--ramp-per-s",
+            "200",
+            "--iterations",
+            "10",
+            "--iteration-s",
+            "1",
+            "--duration-s",
+            "20",
+            "--json",
+            "--no-progress",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read both pipes on threads so neither can fill up while we wait.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mmo-loadtest did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     };
-    let report = tokio::time::timeout(
-        Duration::from_secs(120),
-        mmo_loadtest::run(
-            &options,
-            Target::SpawnServer {
-                server_bin: Some(server_bin),
-            },
-        ),
-    )
-    .await
-    .expect("the run finished within 120 s")
-    .expect("the server started");
-    assert_eq!(report.connected, 200, "{}", report.to_table());
-    assert_eq!(report.connect_failures, 0);
-    assert_eq!(report.ccu_peak, 200);
-    assert!(report.snapshot_delivery_ratio.unwrap() > 0.9);
-    assert!(report.input_to_ack_ms_p99.unwrap() > 0.0);
-    assert_eq!(report.abilities_requested, 200);
-    assert_eq!(report.disconnect_reasons.get("client_quit"), Some(&200));
-    // A real server exposes its metrics: the server figures are measured.
-    assert!(report.server_tick_max_ms.is_some(), "{:?}", report.notes);
-    assert!(report.server_rss_mib.is_some(), "{:?}", report.notes);
+    let stdout = out.join().unwrap();
+    let stderr = err.join().unwrap();
     assert!(
-        report.notes.iter().any(|n| n.contains("server stopped")),
-        "{:?}",
-        report.notes
+        status.success(),
+        "{status}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+
+    // One JSON object on stdout.
+    let report: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    // The figures, for `--nocapture` (measured, not asserted: debug builds are slow).
+    println!("{report:#}");
+    assert_eq!(report["bots"], BOTS, "{report:#}");
+    assert_eq!(report["connected"], BOTS, "{report:#}");
+    assert_eq!(report["connect_failures"], 0, "{report:#}");
+    assert_eq!(report["ccu_peak"], BOTS, "{report:#}");
+    let delivery = number(&report, "snapshot_delivery_ratio");
+    assert!(delivery >= 0.95, "snapshot delivery {delivery}: {report:#}");
+    assert!(number(&report, "input_to_ack_ms_p99") > 0.0, "{report:#}");
+    // Every bot's 10th iteration "uses an ability"; every bot logs out itself.
+    assert_eq!(report["abilities_requested"], BOTS, "{report:#}");
+    assert_eq!(
+        report["disconnect_reasons"]["client_quit"], BOTS,
+        "{report:#}"
+    );
+    // The server's figures, scraped from its /metrics, are measured.
+    assert!(
+        number(&report, "server_tick_p99_ms_upper_bound") > 0.0,
+        "{report:#}"
+    );
+    assert!(number(&report, "server_tick_max_ms") > 0.0, "{report:#}");
+    assert!(number(&report, "server_rss_mib") > 0.0, "{report:#}");
+    let notes = report["notes"].as_array().expect("notes is an array");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("server stopped"))),
+        "{report:#}"
     );
 }

@@ -462,9 +462,10 @@ impl ZoneLoop {
         };
         for neighbour in layout.neighbours(self.zone.zone_id()) {
             let to = usize::from(neighbour.0);
-            let (Some(peer), Some(backlog)) =
-                (self.shared.peers.get(to), self.shared.border_backlog.get(to))
-            else {
+            let (Some(peer), Some(backlog)) = (
+                self.shared.peers.get(to),
+                self.shared.border_backlog.get(to),
+            ) else {
                 continue;
             };
             // A neighbour that fell behind gets no more exports until it catches up: each

@@ -2,7 +2,8 @@
 //! and stopped together.
 //!
 //! [`App::start`] creates the data directory, loads (or generates) the JWT secret and the
-//! certificate, starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
+//! certificate (the operator's PEM files, or a self-signed one kept in the data directory
+//! so its fingerprint survives restarts), starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
 //! marks the server ready. [`App::shutdown`] is graceful: `/readyz` turns 503, the QUIC
 //! endpoint stops accepting, every client is told `ServerShutdown` and the zone finishes
 //! its tick, then HTTP stops. The zones never wait for HTTP: they share nothing but the
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mmo_net::NetError;
+use mmo_net::gateway::GatewayConfig;
 use mmo_net::tls::{Fingerprint, ServerCert};
 use tokio::sync::oneshot;
 
@@ -95,24 +97,38 @@ pub struct App {
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The server certificate: the operator's PEM files when configured, else a self-signed
-/// certificate for `server_names`.
-///
-/// Interim: this will call `mmo_net::tls::ServerCert::from_pem_files(cert, key)` and
-/// `ServerCert::load_or_generate(data_dir, names)` (being added to mmo-net) at merge. Until
-/// then the self-signed certificate is generated anew at each start (not stored in the data
-/// dir, so its fingerprint changes across restarts), and configured PEM files are refused
-/// with a clear error.
+/// The server certificate: the operator's PEM files when `--cert-file`/`--key-file` are set
+/// ([`ServerCert::from_pem_files`]), else the persistent self-signed identity in the data
+/// dir ([`ServerCert::load_or_generate`]: generated once for `server_names`, then the same
+/// fingerprint across restarts). Errors name the file and the problem.
 fn load_certificate(settings: &ServerSettings) -> Result<ServerCert, StartError> {
-    if let (Some(cert), Some(key)) = (&settings.cert_file, &settings.key_file) {
-        return Err(StartError::Certificate(format!(
-            "operator certificates (--cert-file {} --key-file {}) are not supported by this build yet",
-            cert.display(),
-            key.display()
-        )));
+    let loaded = match (&settings.cert_file, &settings.key_file) {
+        (Some(cert), Some(key)) => ServerCert::from_pem_files(cert, key),
+        // `validate` refused one file without the other: this is neither.
+        _ => {
+            let names: Vec<&str> = settings.server_names.iter().map(String::as_str).collect();
+            ServerCert::load_or_generate(&settings.data_dir, &names)
+        }
+    };
+    loaded.map_err(|e| StartError::Certificate(e.to_string()))
+}
+
+/// The QUIC endpoint's gate for `settings` (validated): the connection cap, the per-address
+/// handshake rate, the Retry threshold and the UDP buffers from the settings; the rest
+/// (rate table size, control stream timeout) at `mmo-net`'s defaults.
+#[must_use]
+pub fn gateway_config(settings: &ServerSettings) -> GatewayConfig {
+    // Validated values are at most 1,000,000 (counts) and 1 GiB (bytes), so they fit a
+    // usize of 32 bits or more; the fallback is never taken there.
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    GatewayConfig {
+        max_connections: to_usize(settings.max_connections.into()),
+        handshake_burst: settings.handshake_burst,
+        handshake_refill_per_s: settings.handshake_refill_per_s,
+        retry_above_pending_handshakes: to_usize(settings.retry_above_pending_handshakes.into()),
+        udp_buffer_bytes: to_usize(settings.udp_buffer_bytes),
+        ..GatewayConfig::default()
     }
-    let names: Vec<&str> = settings.server_names.iter().map(String::as_str).collect();
-    ServerCert::self_signed(&names).map_err(|e| StartError::Certificate(e.to_string()))
 }
 
 impl App {
@@ -144,10 +160,16 @@ impl App {
             addr: settings.http_addr,
             source,
         })?;
-        let zones =
-            crate::zones::start_zones(&settings, cert, Arc::new(JwtAuthority::new(&secret)))
-                .await
-                .map_err(StartError::Quic)?;
+        // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
+        let gateway = gateway_config(&settings);
+        let zones = crate::zones::start_zones(
+            &settings,
+            cert,
+            Arc::new(JwtAuthority::new(&secret)),
+            gateway,
+        )
+        .await
+        .map_err(StartError::Quic)?;
         let quic_addr = zones.quic_addr();
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
@@ -254,5 +276,40 @@ impl Drop for App {
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_settings_become_the_gateway_config() {
+        let settings = ServerSettings {
+            max_connections: 300,
+            handshake_burst: 200,
+            handshake_refill_per_s: 1000,
+            retry_above_pending_handshakes: 0,
+            udp_buffer_bytes: 1 << 20,
+            ..ServerSettings::default()
+        };
+        let gateway = gateway_config(&settings);
+        assert_eq!(gateway.max_connections, 300);
+        assert_eq!(gateway.handshake_burst, 200);
+        assert_eq!(gateway.handshake_refill_per_s, 1000);
+        assert_eq!(gateway.retry_above_pending_handshakes, 0);
+        assert_eq!(gateway.udp_buffer_bytes, 1 << 20);
+        assert!(gateway.validate().is_ok());
+        // The defaults agree with mmo-net's.
+        let defaults = gateway_config(&ServerSettings::default());
+        let net = GatewayConfig::default();
+        assert_eq!(defaults.max_connections, net.max_connections);
+        assert_eq!(defaults.handshake_burst, net.handshake_burst);
+        assert_eq!(defaults.handshake_refill_per_s, net.handshake_refill_per_s);
+        assert_eq!(
+            defaults.retry_above_pending_handshakes,
+            net.retry_above_pending_handshakes
+        );
+        assert_eq!(defaults.udp_buffer_bytes, net.udp_buffer_bytes);
     }
 }

@@ -17,7 +17,11 @@
 //! | `--data-dir` | `MMO_DATA_DIR` | `data_dir` | `mmo-data` |
 //! | `--tick-rate-hz` | `MMO_TICK_RATE_HZ` | `tick_rate_hz` | 30 |
 //! | `--max-connections` | `MMO_MAX_CONNECTIONS` | `max_connections` | 5000 |
-//! | `--cert-file` | `MMO_CERT_FILE` | `cert_file` | none (self-signed) |
+//! | `--handshake-burst` | `MMO_HANDSHAKE_BURST` | `handshake_burst` | 20 |
+//! | `--handshake-refill-per-s` | `MMO_HANDSHAKE_REFILL_PER_S` | `handshake_refill_per_s` | 10 |
+//! | `--retry-above-pending-handshakes` | `MMO_RETRY_ABOVE_PENDING_HANDSHAKES` | `retry_above_pending_handshakes` | 256 |
+//! | `--udp-buffer-bytes` | `MMO_UDP_BUFFER_BYTES` | `udp_buffer_bytes` | 8388608 (8 MiB) |
+//! | `--cert-file` | `MMO_CERT_FILE` | `cert_file` | none (self-signed, kept in `data_dir`) |
 //! | `--key-file` | `MMO_KEY_FILE` | `key_file` | none (self-signed) |
 //! | `--server-name` | `MMO_SERVER_NAME` | `server_names` | `localhost` |
 //! | `--jwt-secret-file` | `MMO_JWT_SECRET_FILE` | `jwt_secret_file` | `<data_dir>/jwt_secret` |
@@ -27,9 +31,16 @@
 //! | `--log-format` | `MMO_LOG_FORMAT` | `log_format` | `text` |
 //! | - | - | `[world]` | 2000 x 2000 m, 1 x 1 zones, 30 m border |
 //!
-//! `max_connections` and `[world]` are validated and passed on, but not acted on yet:
-//! `mmo-net`'s server has no connection cap, and one zone covers the world until multi-zone
-//! wiring lands (see [`crate::zones`]).
+//! The gateway settings (`max_connections`, `handshake_burst`, `handshake_refill_per_s`,
+//! `retry_above_pending_handshakes`, `udp_buffer_bytes`) become the QUIC endpoint's
+//! [`mmo_net::gateway::GatewayConfig`] (see [`crate::app::gateway_config`]): the connection
+//! cap (past it, clients are refused with `ServerFull`), the per-address handshake rate (a
+//! token bucket: `handshake_burst` at once, `handshake_refill_per_s` sustained; a load test
+//! running many bots from one address must raise both), the number of handshakes in
+//! progress past which unvalidated addresses must answer a QUIC Retry (0: always), and the
+//! UDP socket buffers asked of the OS.
+//!
+//! `[world]` cuts the world into zones, each on its own thread (see [`crate::zones`]).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -49,6 +60,14 @@ pub const MAX_TOKEN_TTL_S: u64 = 86_400;
 pub const MAX_MAX_CONNECTIONS: u32 = 1_000_000;
 /// Most zone columns or rows.
 pub const MAX_ZONE_GRID: u32 = 64;
+/// Most handshakes per address that can be configured (burst, or per second).
+pub const MAX_HANDSHAKE_RATE: u32 = 1_000_000;
+/// Most handshakes in progress that can be configured as the Retry threshold.
+pub const MAX_RETRY_ABOVE_PENDING_HANDSHAKES: u32 = 1_000_000;
+/// Smallest UDP socket buffer that can be asked for, bytes (64 KiB).
+pub const MIN_UDP_BUFFER_BYTES: u64 = 64 << 10;
+/// Largest UDP socket buffer that can be asked for, bytes (1 GiB).
+pub const MAX_UDP_BUFFER_BYTES: u64 = 1 << 30;
 
 /// How log records are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -91,8 +110,8 @@ impl std::fmt::Debug for DevAccount {
     }
 }
 
-/// The world's extent and how it is cut into zones. Validated and passed on; until
-/// multi-zone wiring lands, one zone simulates the whole world.
+/// The world's extent (centred on the origin) and how it is cut into zones, each simulated
+/// on its own thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorldSettings {
@@ -130,10 +149,23 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// Simulation rate, Hz (within [`TickRate::MIN_HZ`]..=[`TickRate::MAX_HZ`]).
     pub tick_rate_hz: u32,
-    /// Concurrent connection cap (1..=1,000,000). Not enforced yet (see module docs).
+    /// Open connections at most, handshaking ones included (1..=1,000,000); past it a
+    /// client is refused with `ServerFull`.
     pub max_connections: u32,
+    /// Handshakes one address (IPv4, or IPv6 /64) may start at once after a quiet period
+    /// (1..=1,000,000).
+    pub handshake_burst: u32,
+    /// Handshakes per second one address may start, sustained (1..=1,000,000). Attempts
+    /// over the rate are ignored (the client's handshake times out).
+    pub handshake_refill_per_s: u32,
+    /// Handshakes in progress from which on an unvalidated address must answer a QUIC
+    /// Retry first (0..=1,000,000; 0: always).
+    pub retry_above_pending_handshakes: u32,
+    /// Size asked for the UDP socket's receive and send buffers, bytes (64 KiB..=1 GiB; the
+    /// OS may grant less, and the server warns then).
+    pub udp_buffer_bytes: u64,
     /// Operator certificate chain, PEM. Set together with `key_file`, or neither (then a
-    /// self-signed certificate is used).
+    /// self-signed certificate is generated once and kept in `data_dir`).
     pub cert_file: Option<PathBuf>,
     /// Operator private key, PEM.
     pub key_file: Option<PathBuf>,
@@ -162,6 +194,10 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("mmo-data"),
             tick_rate_hz: TickRate::DEFAULT.hz(),
             max_connections: 5000,
+            handshake_burst: 20,
+            handshake_refill_per_s: 10,
+            retry_above_pending_handshakes: 256,
+            udp_buffer_bytes: 8 << 20,
             cert_file: None,
             key_file: None,
             server_names: vec!["localhost".to_owned()],
@@ -248,6 +284,36 @@ impl ServerSettings {
                 "max_connections",
                 self.max_connections,
                 format!("must be within 1..={MAX_MAX_CONNECTIONS}"),
+            ));
+        }
+        for (key, value) in [
+            ("handshake_burst", self.handshake_burst),
+            ("handshake_refill_per_s", self.handshake_refill_per_s),
+        ] {
+            if value == 0 || value > MAX_HANDSHAKE_RATE {
+                return Err(error(
+                    key,
+                    value,
+                    format!("must be within 1..={MAX_HANDSHAKE_RATE}"),
+                ));
+            }
+        }
+        if self.retry_above_pending_handshakes > MAX_RETRY_ABOVE_PENDING_HANDSHAKES {
+            return Err(error(
+                "retry_above_pending_handshakes",
+                self.retry_above_pending_handshakes,
+                format!(
+                    "must be within 0..={MAX_RETRY_ABOVE_PENDING_HANDSHAKES} (0: always Retry)"
+                ),
+            ));
+        }
+        if !(MIN_UDP_BUFFER_BYTES..=MAX_UDP_BUFFER_BYTES).contains(&self.udp_buffer_bytes) {
+            return Err(error(
+                "udp_buffer_bytes",
+                self.udp_buffer_bytes,
+                format!(
+                    "must be within {MIN_UDP_BUFFER_BYTES}..={MAX_UDP_BUFFER_BYTES} bytes (64 KiB..=1 GiB)"
+                ),
             ));
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -388,7 +454,7 @@ impl WorldSettings {
                   Dev accounts: TOML [[dev_accounts]] name = \"..\", password = \"..\", or \
                   MMO_DEV_ACCOUNTS=\"alice:pw1,bob:pw2\".\n\
                   World layout: TOML [world] size_m = [2000, 2000], zone_columns = 1, \
-                  zone_rows = 1, border_m = 30 (validated; one zone for now).\n\
+                  zone_rows = 1, border_m = 30 (one thread per zone).\n\
                   Once both listeners are bound, one line is printed on stdout:\n\
                   MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>\n\
                   Logs go to stderr; RUST_LOG sets the filter (default info)."
@@ -411,12 +477,30 @@ pub struct Cli {
     /// Simulation rate, 10..=60 Hz [env: MMO_TICK_RATE_HZ] [default: 30]
     #[arg(long, value_name = "HZ")]
     pub tick_rate_hz: Option<u32>,
-    /// Concurrent connection cap (not enforced yet) [env: MMO_MAX_CONNECTIONS]
-    /// [default: 5000]
+    /// Open connections at most (handshaking ones included), 1..=1000000; past it clients
+    /// are refused with ServerFull [env: MMO_MAX_CONNECTIONS] [default: 5000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Handshakes one address (IPv4, or IPv6 /64) may start at once, 1..=1000000; raise it
+    /// for load tests from one address [env: MMO_HANDSHAKE_BURST] [default: 20]
+    #[arg(long, value_name = "N")]
+    pub handshake_burst: Option<u32>,
+    /// Handshakes per second one address may start, sustained, 1..=1000000; attempts over
+    /// the rate are ignored [env: MMO_HANDSHAKE_REFILL_PER_S] [default: 10]
+    #[arg(long = "handshake-refill-per-s", value_name = "N")]
+    pub handshake_refill_per_s: Option<u32>,
+    /// Handshakes in progress from which on unvalidated addresses must answer a QUIC Retry,
+    /// 0..=1000000 (0: always) [env: MMO_RETRY_ABOVE_PENDING_HANDSHAKES] [default: 256]
+    #[arg(long, value_name = "N")]
+    pub retry_above_pending_handshakes: Option<u32>,
+    /// UDP socket receive and send buffer size asked of the OS, 65536..=1073741824 bytes
+    /// (Linux caps it at net.core.rmem_max / wmem_max; a warning says so)
+    /// [env: MMO_UDP_BUFFER_BYTES] [default: 8388608 (8 MiB)]
+    #[arg(long, value_name = "BYTES")]
+    pub udp_buffer_bytes: Option<u64>,
     /// Operator certificate chain, PEM; needs --key-file [env: MMO_CERT_FILE]
-    /// [default: none: a self-signed certificate]
+    /// [default: none: a self-signed certificate generated once and kept as
+    /// DATA_DIR/server.crt.pem and DATA_DIR/server.key.pem]
     #[arg(long, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
     /// Operator private key, PEM; needs --cert-file [env: MMO_KEY_FILE] [default: none]
@@ -528,6 +612,19 @@ pub fn apply_env(
     if let Some(v) = get("max_connections") {
         settings.max_connections = parse_env("max_connections", &v, from_str)?;
     }
+    if let Some(v) = get("handshake_burst") {
+        settings.handshake_burst = parse_env("handshake_burst", &v, from_str)?;
+    }
+    if let Some(v) = get("handshake_refill_per_s") {
+        settings.handshake_refill_per_s = parse_env("handshake_refill_per_s", &v, from_str)?;
+    }
+    if let Some(v) = get("retry_above_pending_handshakes") {
+        settings.retry_above_pending_handshakes =
+            parse_env("retry_above_pending_handshakes", &v, from_str)?;
+    }
+    if let Some(v) = get("udp_buffer_bytes") {
+        settings.udp_buffer_bytes = parse_env("udp_buffer_bytes", &v, from_str)?;
+    }
     if let Some(v) = get("cert_file") {
         settings.cert_file = Some(PathBuf::from(v));
     }
@@ -573,6 +670,18 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = cli.max_connections {
         settings.max_connections = v;
+    }
+    if let Some(v) = cli.handshake_burst {
+        settings.handshake_burst = v;
+    }
+    if let Some(v) = cli.handshake_refill_per_s {
+        settings.handshake_refill_per_s = v;
+    }
+    if let Some(v) = cli.retry_above_pending_handshakes {
+        settings.retry_above_pending_handshakes = v;
+    }
+    if let Some(v) = cli.udp_buffer_bytes {
+        settings.udp_buffer_bytes = v;
     }
     if let Some(v) = &cli.cert_file {
         settings.cert_file = Some(v.clone());
@@ -662,6 +771,10 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("mmo-data"));
         assert_eq!(settings.tick_rate_hz, 30);
         assert_eq!(settings.max_connections, 5000);
+        assert_eq!(settings.handshake_burst, 20);
+        assert_eq!(settings.handshake_refill_per_s, 10);
+        assert_eq!(settings.retry_above_pending_handshakes, 256);
+        assert_eq!(settings.udp_buffer_bytes, 8 * 1024 * 1024);
         assert_eq!(settings.token_ttl_s, 900);
         assert!(!settings.dev_open_login);
         assert_eq!(settings.server_names, vec!["localhost".to_owned()]);
@@ -684,6 +797,10 @@ mod tests {
             r#"
                 tick_rate_hz = 20
                 max_connections = 100
+                handshake_burst = 30
+                handshake_refill_per_s = 40
+                retry_above_pending_handshakes = 50
+                udp_buffer_bytes = 1048576
                 token_ttl_s = 60
                 http_addr = "127.0.0.1:9000"
                 [[dev_accounts]]
@@ -698,8 +815,22 @@ mod tests {
             ("MMO_CONFIG", path_str),
             ("MMO_MAX_CONNECTIONS", "200"),
             ("MMO_TOKEN_TTL_S", "120"),
+            ("MMO_HANDSHAKE_REFILL_PER_S", "41"),
+            ("MMO_RETRY_ABOVE_PENDING_HANDSHAKES", "0"),
+            ("MMO_UDP_BUFFER_BYTES", "2097152"),
         ]);
-        let settings = load(&cli(&["--token-ttl-s", "300"]), &env).unwrap();
+        let settings = load(
+            &cli(&[
+                "--token-ttl-s",
+                "300",
+                "--handshake-refill-per-s",
+                "42",
+                "--udp-buffer-bytes",
+                "4194304",
+            ]),
+            &env,
+        )
+        .unwrap();
         std::fs::remove_file(&path).unwrap();
         // File only.
         assert_eq!(settings.tick_rate_hz, 20);
@@ -710,10 +841,14 @@ mod tests {
             settings.world.zone_rows, 1,
             "unset world keys keep defaults"
         );
+        assert_eq!(settings.handshake_burst, 30);
         // Env over file.
         assert_eq!(settings.max_connections, 200);
+        assert_eq!(settings.retry_above_pending_handshakes, 0);
         // Flag over env over file.
         assert_eq!(settings.token_ttl_s, 300);
+        assert_eq!(settings.handshake_refill_per_s, 42);
+        assert_eq!(settings.udp_buffer_bytes, 4 << 20);
         // Untouched defaults.
         assert_eq!(settings.quic_addr.to_string(), "0.0.0.0:7777");
     }
@@ -771,6 +906,23 @@ mod tests {
         assert!(err.option.contains("--key-file"), "{err}");
         let err = load(&cli(&["--max-connections", "0"]), &env_of(&[])).unwrap_err();
         assert!(err.option.contains("--max-connections"), "{err}");
+        for (flag, value) in [
+            ("--handshake-burst", "0"),
+            ("--handshake-refill-per-s", "0"),
+            ("--handshake-refill-per-s", "1000001"),
+            ("--retry-above-pending-handshakes", "1000001"),
+            ("--udp-buffer-bytes", "1024"),
+            ("--udp-buffer-bytes", "2147483648"),
+        ] {
+            let err = load(&cli(&[flag, value]), &env_of(&[])).unwrap_err();
+            assert!(err.option.contains(flag), "{flag}: {err}");
+            assert_eq!(err.value, value, "{err}");
+        }
+        let err = load(&cli(&[]), &env_of(&[("MMO_HANDSHAKE_BURST", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("MMO_HANDSHAKE_BURST"), "{err}");
+        assert!(err.to_string().contains("lots"), "{err}");
+        let err = parse_toml("udp_buffer_byte = 1\n").unwrap_err();
+        assert!(err.contains("udp_buffer_byte"), "{err}");
         let err = load(&cli(&[]), &env_of(&[("MMO_DEV_ACCOUNTS", "nopassword")])).unwrap_err();
         assert!(err.option.contains("MMO_DEV_ACCOUNTS"), "{err}");
         let err = load(
@@ -818,6 +970,18 @@ mod tests {
             "--max-connections",
             "MMO_MAX_CONNECTIONS",
             &format!("[default: {}]", defaults.max_connections),
+            "--handshake-burst",
+            "MMO_HANDSHAKE_BURST",
+            &format!("[default: {}]", defaults.handshake_burst),
+            "--handshake-refill-per-s",
+            "MMO_HANDSHAKE_REFILL_PER_S",
+            &format!("[default: {}]", defaults.handshake_refill_per_s),
+            "--retry-above-pending-handshakes",
+            "MMO_RETRY_ABOVE_PENDING_HANDSHAKES",
+            &format!("[default: {}]", defaults.retry_above_pending_handshakes),
+            "--udp-buffer-bytes",
+            "MMO_UDP_BUFFER_BYTES",
+            &format!("[default: {}", defaults.udp_buffer_bytes),
             "--cert-file",
             "--key-file",
             "--server-name",
@@ -834,5 +998,6 @@ mod tests {
         ] {
             assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
         }
+        assert!(!help.contains("not enforced"), "{help}");
     }
 }

@@ -5,15 +5,12 @@
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
 //! - [`http`]: `/v1/login`, `/metrics`, `/healthz`, `/readyz` on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
-//! - [`zones`]: zone set-up behind the QUIC endpoint (one zone for now).
+//! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
 //!
 //! # Not done yet
 //!
 //! - Multiple zones: `[world]` is validated but one zone simulates everything.
-//! - `max_connections` is validated but not enforced (`mmo-net` has no connection cap yet).
-//! - Operator PEM certificates and a self-signed certificate kept across restarts wait for
-//!   `mmo-net`'s `ServerCert::from_pem_files` / `load_or_generate`.
 //! - Real accounts (a database): only dev accounts log in.
 
 pub mod app;

@@ -55,6 +55,9 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(settings: ServerSettings) -> ExitCode {
+    // Installed before the READY line: a SIGTERM sent as soon as it is read must find the
+    // handler, not the default action (termination by signal).
+    let signal = ShutdownSignal::install();
     let app = match App::start(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -70,32 +73,72 @@ async fn run(settings: ServerSettings) -> ExitCode {
             tracing::warn!(error = %e, "READY line not written to stdout");
         }
     }
-    wait_for_signal().await;
+    signal.wait().await;
     app.shutdown(SHUTDOWN_GRACE).await;
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT (Ctrl-C), listened for from [`ShutdownSignal::install`] on (off unix:
+/// Ctrl-C, listened for from [`ShutdownSignal::wait`] on).
+struct ShutdownSignal {
+    /// SIGTERM's stream; `None` when its handler could not be installed (logged).
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
+    term: Option<tokio::signal::unix::Signal>,
+    /// SIGINT's stream; `None` when its handler could not be installed (logged).
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{name} handler not installed");
+                    None
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "SIGTERM handler not installed; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            ShutdownSignal {
+                term: install(SignalKind::terminate(), "SIGTERM"),
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignal {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C received");
+
+    /// Resolves on the first of the signals.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            /// A signal that never comes stands in for a stream that is missing.
+            async fn next(stream: Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            if self.term.is_none() && self.interrupt.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("Ctrl-C received");
+                return;
+            }
+            tokio::select! {
+                () = next(self.term) => tracing::info!("SIGTERM received"),
+                () = next(self.interrupt) => tracing::info!("SIGINT received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C received");
+        }
     }
 }

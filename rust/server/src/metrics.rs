@@ -3,7 +3,7 @@
 //! One [`PrometheusRecorder`](metrics_exporter_prometheus::PrometheusRecorder) is installed as the process's global `metrics` recorder, the
 //! first time [`global`] is called (later calls, e.g. a second [`crate::app::App`] in one
 //! test process, share it). Histograms get explicit buckets: the tick duration from 0.25 ms
-//! to 50 ms, fine between 1 and 10 ms; the per-client bytes/s histograms from 100 B/s to
+//! to 1 s, fine between 1 and 10 ms and coarse past the 33 ms of a 30 Hz tick; the per-client bytes/s histograms from 100 B/s to
 //! 1 MB/s. Other histograms use the exporter's default buckets.
 //!
 //! Two process gauges are read at scrape time, not recorded: `process_cpu_seconds_total`
@@ -14,10 +14,12 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Bucket upper bounds of `mmo_tick_duration_seconds`, seconds.
+/// Bucket upper bounds of `mmo_tick_duration_seconds`, seconds: fine within a 30 Hz tick's
+/// budget, then coarse up to 1 s so an overloaded zone's ticks are still measured (a
+/// quantile past the last finite bucket could only be reported as "more than that").
 pub const TICK_BUCKETS_S: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.015, 0.020, 0.033,
-    0.050,
+    0.050, 0.075, 0.100, 0.150, 0.250, 0.500, 1.0,
 ];
 /// Bucket upper bounds of the per-client bytes/s histograms.
 pub const CLIENT_BYTES_PER_SECOND_BUCKETS: &[f64] = &[
@@ -166,6 +168,7 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             metrics::histogram!(mmo_net::metrics::TICK_DURATION_SECONDS, "zone" => "0")
                 .record(0.003);
+            metrics::histogram!(mmo_net::metrics::TICK_DURATION_SECONDS, "zone" => "0").record(0.2);
         });
         let text = render(&handle);
         assert!(
@@ -174,6 +177,15 @@ mod tests {
         );
         assert!(
             text.contains("mmo_tick_duration_seconds_bucket{zone=\"0\",le=\"0.003\"} 1"),
+            "{text}"
+        );
+        // An overloaded tick still lands in a finite bucket.
+        assert!(
+            text.contains("mmo_tick_duration_seconds_bucket{zone=\"0\",le=\"0.15\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mmo_tick_duration_seconds_bucket{zone=\"0\",le=\"0.25\"} 2"),
             "{text}"
         );
         #[cfg(target_os = "linux")]

@@ -1,5 +1,5 @@
 //! Zone set-up: everything between the settings and the running simulation, in one place
-//! ([`start_zones`]) so multi-zone wiring can replace it without touching the rest.
+//! ([`start_zones`]).
 //!
 //! The `[world]` settings become a [`WorldLayout`]: a `size_m[0] x size_m[1]` rectangle
 //! centred on the origin (new characters appear at the origin), cut into
@@ -17,6 +17,7 @@ use mmo_core::world::{Rect, WorldLayout};
 use mmo_core::zone::ZoneConfig;
 use mmo_net::NetError;
 use mmo_net::auth::LoginAuthority;
+use mmo_net::gateway::GatewayConfig;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert};
 
@@ -30,11 +31,13 @@ pub struct Zones {
 }
 
 /// Starts the zones for `settings` (already validated) on `settings.quic_addr`, presenting
-/// `cert` and deciding logins with `authority`. Must be called within a tokio runtime.
+/// `cert`, deciding logins with `authority` and admitting connections through `gateway`.
+/// Must be called within a tokio runtime.
 pub async fn start_zones(
     settings: &ServerSettings,
     cert: ServerCert,
     authority: Arc<dyn LoginAuthority>,
+    gateway: GatewayConfig,
 ) -> Result<Zones, NetError> {
     let layout = world_layout(&settings.world)?;
     let mut zone = ZoneConfig {
@@ -45,7 +48,10 @@ pub async fn start_zones(
         min_xy_m: layout.world().min_xy_m,
         max_xy_m: layout.world().max_xy_m,
     };
-    let mut config = ServerConfig::new(settings.quic_addr, zone, cert, authority);
+    let mut config = ServerConfig {
+        gateway,
+        ..ServerConfig::new(settings.quic_addr, zone, cert, authority)
+    };
     config.layout = (layout.zone_count() > 1).then_some(layout);
     tracing::info!(
         zones = layout.zone_count(),

@@ -3,45 +3,20 @@
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
-use mmo_core::session::client::{ClientConfig, ClientEvent};
-use mmo_net::client::NetClient;
+use mmo_core::session::client::ClientEvent;
 use mmo_net::tls::Fingerprint;
 use mmo_server::app::App;
 use mmo_server::auth::{Claims, ISSUER, TokenIssuer};
 use mmo_server::config::{DevAccount, ServerSettings};
 use mmo_server::http::{ErrorResponse, LoginResponse};
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+mod common;
 
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "mmo-server-test-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{TempDir, connect_client, server_command, wait_for_event};
 
 fn parse_fingerprint(hex: &str) -> Fingerprint {
     assert_eq!(hex.len(), 64, "fingerprint {hex}");
@@ -50,38 +25,6 @@ fn parse_fingerprint(hex: &str) -> Fingerprint {
         *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     }
     Fingerprint(bytes)
-}
-
-/// Connects a client trusting `fingerprint` and logging in with `token` (the one place
-/// that calls `NetClient::connect`).
-async fn connect_client(addr: SocketAddr, fingerprint: Fingerprint, token: &str) -> NetClient {
-    NetClient::connect(
-        addr,
-        "localhost",
-        mmo_net::tls::ServerTrust::Pinned(fingerprint),
-        ClientConfig::default(),
-        token,
-    )
-    .await
-    .expect("QUIC handshake with the pinned certificate")
-}
-
-/// Pumps `client` until an event matches `want` (returning it) or 5 s pass.
-async fn wait_for_event(
-    client: &mut NetClient,
-    want: impl Fn(&ClientEvent) -> bool,
-) -> Option<ClientEvent> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        client.pump();
-        while let Some(event) = client.poll_event() {
-            if want(&event) {
-                return Some(event);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 fn is_disconnect(e: &ClientEvent) -> bool {
@@ -222,7 +165,8 @@ async fn login_over_http_then_play_over_quic() {
         assert_eq!(reason, DisconnectReason::BadToken);
         assert!(message.contains("signature"), "{message}");
 
-        // Metrics: logins by outcome, the HTTP logins, the process gauges.
+        // Metrics: logins by outcome, the HTTP logins, the tick histogram, the process
+        // gauges.
         let metrics = http
             .get(format!("{base}/metrics"))
             .send()
@@ -241,6 +185,15 @@ async fn login_over_http_then_play_over_quic() {
         );
         assert!(
             metrics.contains("mmo_http_logins_total{outcome=\"ok\"}"),
+            "{metrics}"
+        );
+        // The zone's tick histogram, recorded by mmo-net, with this crate's buckets.
+        assert!(
+            metrics.contains("mmo_tick_duration_seconds_bucket{zone=\"0\",le=\"0.001\"}"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("mmo_tick_duration_max_seconds{zone=\"0\"}"),
             "{metrics}"
         );
         #[cfg(target_os = "linux")]
@@ -265,13 +218,6 @@ async fn login_over_http_then_play_over_quic() {
     })
     .await
     .expect("finished within 60 s");
-}
-
-/// The binary with a clean environment and `args`.
-fn server_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mmo-server"));
-    command.env_clear().env("RUST_LOG", "info").args(args);
-    command
 }
 
 /// Reads the READY line from a spawned server's stdout (20 s at most).
@@ -410,6 +356,10 @@ fn help_mentions_every_option() {
         "--data-dir",
         "--tick-rate-hz",
         "--max-connections",
+        "--handshake-burst",
+        "--handshake-refill-per-s",
+        "--retry-above-pending-handshakes",
+        "--udp-buffer-bytes",
         "--cert-file",
         "--key-file",
         "--server-name",
