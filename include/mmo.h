@@ -475,7 +475,8 @@ typedef struct mmo_client_config {
   // `mmo_client_connect`. The pin, not the name, identifies the server. Default NULL.
   const char *server_name;
   // Give up when nothing was heard from the server for this long, milliseconds
-  // (1..=600,000). Default 10,000.
+  // (1..=10,000). Default 10,000, which is also the QUIC idle timeout of the transport:
+  // a longer session timeout would never be reached.
   uint32_t idle_timeout_ms;
   // Most inputs repeated in each input datagram (1..=16): more survive heavier loss at
   // a few bytes per input. Default 16.

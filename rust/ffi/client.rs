@@ -7,8 +7,8 @@
 //! runtime's blocking threads for name resolution) that does the socket I/O. The session
 //! itself lives in the handle and is driven only by the caller's calls, on the caller's
 //! thread: tokio threads never call back into the caller, and no call waits for the
-//! network. The longest wait is `mmo_client_free`, which gives the runtime at most
-//! [`FREE_WAIT`] to stop.
+//! network. The longest wait is `mmo_client_free`, which gives the disconnect at most
+//! [`FREE_WAIT`] to go out and the runtime at most [`FREE_WAIT`] to stop.
 //!
 //! Life of a handle (one handle is one session; make a new handle to reconnect):
 //!
@@ -310,21 +310,34 @@ impl mmo_client {
 }
 
 impl Drop for mmo_client {
-    /// Leaves best-effort (a disconnect frame, if the runtime gets to send it within
-    /// [`FREE_WAIT`]) and stops the runtime without waiting longer than that.
+    /// Leaves best-effort: the disconnect frame and the QUIC close are sent within
+    /// [`FREE_WAIT`] (the caller's thread waits that long at most), then the runtime stops.
+    /// Inside another tokio runtime (a Rust caller) waiting is not allowed: the close is
+    /// handed to the runtime's background shutdown and may not go out, and the server then
+    /// notices the departure by its idle timeout.
     fn drop(&mut self) {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
-        if let Conn::Connected(net) = std::mem::replace(&mut self.conn, Conn::Closed) {
-            runtime.spawn(async move { net.disconnect(DISCONNECT_GRACE).await });
-        }
+        let connected = match std::mem::replace(&mut self.conn, Conn::Closed) {
+            Conn::Connected(net) => Some(net),
+            _ => None,
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
-            // Inside some other runtime (a Rust caller): waiting is not allowed there.
+            if let Some(net) = connected {
+                runtime.spawn(async move { net.disconnect(DISCONNECT_GRACE).await });
+            }
             runtime.shutdown_background();
-        } else {
-            runtime.shutdown_timeout(FREE_WAIT);
+            return;
         }
+        if let Some(net) = connected {
+            // `disconnect` queues the frame and the CONNECTION_CLOSE at once; the wait
+            // lets the endpoint driver put them on the wire.
+            runtime.block_on(async move {
+                let _ = tokio::time::timeout(FREE_WAIT, net.disconnect(FREE_WAIT)).await;
+            });
+        }
+        runtime.shutdown_timeout(FREE_WAIT);
     }
 }
 

@@ -31,7 +31,8 @@ pub struct mmo_client_config {
     /// `mmo_client_connect`. The pin, not the name, identifies the server. Default NULL.
     pub server_name: *const c_char,
     /// Give up when nothing was heard from the server for this long, milliseconds
-    /// (1..=600,000). Default 10,000.
+    /// (1..=10,000). Default 10,000, which is also the QUIC idle timeout of the transport:
+    /// a longer session timeout would never be reached.
     pub idle_timeout_ms: u32,
     /// Most inputs repeated in each input datagram (1..=16): more survive heavier loss at
     /// a few bytes per input. Default 16.
@@ -42,7 +43,7 @@ pub struct mmo_client_config {
 }
 
 /// Longest idle timeout accepted, milliseconds (10 minutes).
-const MAX_IDLE_TIMEOUT_MS: u32 = 600_000;
+const MAX_IDLE_TIMEOUT_MS: u32 = 10_000;
 
 /// A validated configuration, owned by the client handle.
 #[derive(Clone, Debug)]

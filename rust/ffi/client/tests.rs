@@ -547,6 +547,36 @@ fn a_session_through_the_c_abi_logs_in_walks_and_leaves_cleanly() {
 
 #[test]
 #[cfg_attr(miri, ignore = "real sockets and threads")]
+fn freeing_a_connected_handle_tells_the_server_at_once() {
+    let server = TestServer::start();
+    let port = server.server().local_addr().port();
+    let client = client_for(&server, &server.server().fingerprint().to_hex());
+    connect(client, port, c"good-token");
+    poll_until(client, Duration::from_secs(10), |e| {
+        e.kind == mmo_client_event_kind::Welcome
+    });
+    assert_eq!(server.logged_in_players(), 1);
+    let freed = Instant::now();
+    // SAFETY: a live handle, not used again.
+    unsafe { mmo_client_free(client) };
+    let free_took = freed.elapsed();
+    assert!(
+        free_took < Duration::from_millis(500),
+        "free blocked the caller for {free_took:?}"
+    );
+    // Well inside the server's 10 s idle timeout: the close went out on free.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.logged_in_players() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server still has the player 3 s after free"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real sockets and threads")]
 fn a_wrong_pin_or_token_ends_with_a_clear_disconnected_event() {
     let server = TestServer::start();
     let port = server.server().local_addr().port();

@@ -35,6 +35,7 @@ use std::time::Duration;
 use mmo_core::control::DisconnectReason;
 
 use crate::NetError;
+use crate::token_bucket::TokenBucket;
 
 /// At most this many "server full" handshakes are completed at once; attempts beyond it are
 /// refused without a handshake.
@@ -61,6 +62,11 @@ pub struct GatewayConfig {
     /// Size asked for the UDP socket's receive and send buffers, bytes. Default 8 MiB. The
     /// OS may grant less (Linux caps at `net.core.rmem_max` / `wmem_max`); a warning says so.
     pub udp_buffer_bytes: usize,
+    /// Datagrams per second one logged-in connection may send, sustained (the burst is one
+    /// second's worth); the rest are dropped before they reach the zone and counted as
+    /// `rate_limited`, so one client cannot fill the zone's shared inbox. Default 120 (four
+    /// times a 30 Hz client's input rate).
+    pub max_datagrams_per_s: u32,
 }
 
 impl Default for GatewayConfig {
@@ -73,6 +79,7 @@ impl Default for GatewayConfig {
             retry_above_pending_handshakes: 256,
             control_stream_timeout: Duration::from_secs(5),
             udp_buffer_bytes: 8 << 20,
+            max_datagrams_per_s: 120,
         }
     }
 }
@@ -98,6 +105,9 @@ impl GatewayConfig {
         }
         if self.udp_buffer_bytes == 0 {
             return bad("udp_buffer_bytes", "must be positive");
+        }
+        if self.max_datagrams_per_s == 0 {
+            return bad("max_datagrams_per_s", "must be at least 1");
         }
         Ok(())
     }
@@ -268,10 +278,6 @@ pub(crate) const FULL_REASON: DisconnectReason = DisconnectReason::ServerFull;
 /// See [`FULL_REASON`].
 pub(crate) const FULL_TEXT: &str = "server full";
 
-/// Scale of the token counts: one handshake is this many micro-tokens, so a refill of
-/// `r` handshakes per second adds exactly `r` micro-tokens per microsecond.
-const MICRO_TOKENS_PER_HANDSHAKE: u64 = 1_000_000;
-
 /// Per-address token buckets for new handshakes, in a bounded table.
 #[derive(Debug)]
 pub struct HandshakeLimiter {
@@ -279,18 +285,10 @@ pub struct HandshakeLimiter {
     refill_per_s: u32,
     capacity: usize,
     /// Bucket per address key.
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: HashMap<IpAddr, TokenBucket>,
     /// The keys of `buckets` in insertion order; each key is in both or neither, so the
     /// front is the entry to evict.
     order: VecDeque<IpAddr>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    /// Tokens, in micro-tokens; at most `burst * MICRO_TOKENS_PER_HANDSHAKE`.
-    micro_tokens: u64,
-    /// When `micro_tokens` was last brought up to date.
-    updated_us: u64,
 }
 
 impl HandshakeLimiter {
@@ -327,38 +325,20 @@ impl HandshakeLimiter {
     /// Takes one handshake token for `ip` at `now_us`; false when it has none left.
     pub fn admit(&mut self, ip: IpAddr, now_us: u64) -> bool {
         let key = Self::key(ip);
-        let full = u64::from(self.burst) * MICRO_TOKENS_PER_HANDSHAKE;
         if !self.buckets.contains_key(&key) {
             if self.buckets.len() >= self.capacity
                 && let Some(oldest) = self.order.pop_front()
             {
                 self.buckets.remove(&oldest);
             }
-            self.buckets.insert(
-                key,
-                Bucket {
-                    micro_tokens: full,
-                    updated_us: now_us,
-                },
-            );
+            self.buckets
+                .insert(key, TokenBucket::new(self.burst, self.refill_per_s, now_us));
             self.order.push_back(key);
         }
-        let refill_per_s = u64::from(self.refill_per_s);
-        let Some(bucket) = self.buckets.get_mut(&key) else {
+        match self.buckets.get_mut(&key) {
+            Some(bucket) => bucket.take(now_us),
             // Inserted just above.
-            return true;
-        };
-        let elapsed_us = now_us.saturating_sub(bucket.updated_us);
-        bucket.micro_tokens = bucket
-            .micro_tokens
-            .saturating_add(elapsed_us.saturating_mul(refill_per_s))
-            .min(full);
-        bucket.updated_us = bucket.updated_us.max(now_us);
-        if bucket.micro_tokens >= MICRO_TOKENS_PER_HANDSHAKE {
-            bucket.micro_tokens -= MICRO_TOKENS_PER_HANDSHAKE;
-            true
-        } else {
-            false
+            None => true,
         }
     }
 

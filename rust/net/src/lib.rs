@@ -46,6 +46,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod server;
 pub mod tls;
+mod token_bucket;
 pub mod udp;
 mod zone_thread;
 

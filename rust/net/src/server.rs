@@ -51,6 +51,7 @@ use crate::bridge::Link;
 use crate::gateway::{Admission, CountGuard, Gateway, GatewayConfig, GatewayCounts};
 use crate::metrics as names;
 use crate::tls::{Fingerprint, ServerCert};
+use crate::token_bucket::TokenBucket;
 use crate::zone_thread::{Inspect, Shared, ZoneMsg, count_disconnect};
 
 /// Capacity of each connection's control chunk channel (chunks of up to
@@ -311,6 +312,7 @@ async fn accept_loop(
 ) {
     let counts = Arc::new(GatewayCounts::default());
     let control_stream_timeout = gateway.config().control_stream_timeout;
+    let max_datagrams_per_s = gateway.config().max_datagrams_per_s;
     let start = Instant::now();
     while let Some(incoming) = endpoint.accept().await {
         let remote = incoming.remote_address();
@@ -359,6 +361,7 @@ async fn accept_loop(
                     home,
                     outbox_capacity,
                     control_stream_timeout,
+                    max_datagrams_per_s,
                     (live, pending),
                 ));
             }
@@ -372,6 +375,7 @@ async fn run_connection(
     home: usize,
     outbox_capacity: usize,
     control_stream_timeout: Duration,
+    max_datagrams_per_s: u32,
     (_live, pending): (CountGuard, CountGuard),
 ) {
     let remote = incoming.remote_address();
@@ -450,11 +454,15 @@ async fn run_connection(
         inboxes.clone(),
         link.clone(),
     ));
+    let clock = Instant::now();
+    let mut datagram_rate = TokenBucket::new(max_datagrams_per_s, max_datagrams_per_s, 0);
     let error = loop {
         match connection.read_datagram().await {
             Ok(d) => {
                 if !link.is_logged_in() {
                     link.drop_datagram("unauthenticated");
+                } else if !datagram_rate.take(clock.elapsed().as_micros() as u64) {
+                    link.drop_datagram("rate_limited");
                 } else if routed(&inboxes, &link)
                     .is_none_or(|inbox| inbox.try_send(ZoneMsg::Datagram(id, d.to_vec())).is_err())
                 {

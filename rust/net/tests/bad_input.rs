@@ -13,8 +13,8 @@ use mmo_core::session::client::ClientEvent;
 use mmo_net::client::ConnectOptions;
 use mmo_net::gateway::GatewayConfig;
 use mmo_net::metrics::{
-    BYTES_IN_TOTAL, DATAGRAMS_DROPPED_TOTAL, DISCONNECTS_TOTAL, LOGINS_TOTAL,
-    PROTOCOL_VIOLATIONS_TOTAL, VALIDATION_REJECTIONS_TOTAL,
+    DATAGRAMS_DROPPED_TOTAL, DISCONNECTS_TOTAL, LOGINS_TOTAL, PROTOCOL_VIOLATIONS_TOTAL,
+    VALIDATION_REJECTIONS_TOTAL,
 };
 
 /// A deterministic byte generator (xorshift), so a failure can be replayed.
@@ -172,7 +172,6 @@ async fn inputs_faster_than_real_time_are_rejected_as_input_rate() {
         let server = start_server(GatewayConfig::default()).await;
         let labels = [("kind", "input_rate")];
         let rejected_before = counter(VALIDATION_REJECTIONS_TOTAL, &labels);
-        let bytes_before = counter(BYTES_IN_TOTAL, &[]);
         let mut speeder = connect(&server, "t4", &ConnectOptions::default())
             .await
             .unwrap();
@@ -205,18 +204,45 @@ async fn inputs_faster_than_real_time_are_rejected_as_input_rate() {
             "no input_rate rejection counted"
         );
         assert_serves_honest_client(&server, "t5").await;
+        // The speeder's connection was counted under its own kind; the byte totals are
+        // shared with the other tests of this binary, so they are not asserted here.
         speeder.disconnect(Duration::from_secs(1)).await;
-        // The speeder's inputs are in the byte totals once its connection is retired.
-        assert!(
-            wait_counter(
-                BYTES_IN_TOTAL,
-                &[],
-                bytes_before + 1_000,
-                Duration::from_secs(3)
-            )
-            .await
-                >= bytes_before + 1_000
+        server.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_control_stream_is_closed_anyway() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let server = start_server(GatewayConfig::default()).await;
+        // A raw client with a zero receive window: the server can never write to it.
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(0u32.into());
+        let mut config = quinn::ClientConfig::new(
+            mmo_net::tls::quic_client_crypto(mmo_net::tls::ServerTrust::Pinned(
+                server.fingerprint(),
+            ))
+            .unwrap(),
         );
+        config.transport_config(std::sync::Arc::new(transport));
+        endpoint.set_default_client_config(config);
+        let connection = endpoint
+            .connect(server.local_addr(), "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, _recv) = connection.open_bi().await.unwrap();
+        // The first byte of a frame that never completes: no login arrives.
+        send.write_all(&[5]).await.unwrap();
+        // The login timeout (5 s) closes the session; its disconnect frame cannot be
+        // written, and the stalled write (5 s) closes the connection with Timeout instead
+        // of holding it open.
+        let code = close_code(&connection, Duration::from_secs(20)).await;
+        assert_eq!(code, Some(u64::from(DisconnectReason::Timeout.code())));
+        assert_serves_honest_client(&server, "t6").await;
         server.shutdown(Duration::from_secs(1)).await;
     })
     .await

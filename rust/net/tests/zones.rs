@@ -50,6 +50,10 @@ impl Player {
         self.client.session().remote_ids().any(|r| r == id)
     }
 
+    fn position_m_if_welcomed(&self) -> Option<Vec3> {
+        Some(self.client.session().predictor()?.predicted().position_m)
+    }
+
     fn position_m(&self) -> Vec3 {
         self.client
             .session()
@@ -84,8 +88,9 @@ async fn a_player_crosses_a_zone_border_on_the_same_connection() {
         .expect("finished within 40 s");
 }
 
-async fn run() {
-    // A 200 m x 100 m world centred on the origin, cut at x = 0 into two zones.
+/// A 200 m x 100 m world centred on the origin, cut at x = 0 into two zones, served on
+/// 127.0.0.1 with tokens "a" (alice) and "b" (bob); players appear 4 m west of the border.
+async fn two_zone_server() -> (Server, ServerTrust, ZoneConfig) {
     let world = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
     let layout = WorldLayout::new(world, 2, 1, 30.0).unwrap();
     let mut zone = ZoneConfig {
@@ -96,8 +101,6 @@ async fn run() {
         min_xy_m: world.min_xy_m,
         max_xy_m: world.max_xy_m,
     };
-    let tick = Duration::from_micros(zone.tick_rate.tick_us());
-    let tick_s = tick.as_secs_f32();
     let cert = ServerCert::self_signed(&["localhost"]).unwrap();
     let trust = ServerTrust::Pinned(cert.fingerprint());
     let mut config = ServerConfig::new(
@@ -109,24 +112,34 @@ async fn run() {
     config.layout = Some(layout);
     let server = Server::start(config).await.unwrap();
     assert_eq!(server.zone_count(), 2);
-    let addr = server.local_addr();
+    (server, trust, zone)
+}
+
+async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: &str) -> Player {
     let client_config = ClientConfig {
         movement: zone.movement.clone(),
         ..ClientConfig::default()
     };
-    let connect = |token: &'static str| {
-        let client_config = client_config.clone();
-        async move {
-            Player {
-                client: NetClient::connect(addr, "localhost", trust, client_config, token)
-                    .await
-                    .unwrap(),
-                events: Vec::new(),
-            }
-        }
-    };
-    let mut a = connect("a").await;
-    let mut b = connect("b").await;
+    Player {
+        client: NetClient::connect(
+            server.local_addr(),
+            "localhost",
+            trust,
+            client_config,
+            token,
+        )
+        .await
+        .unwrap(),
+        events: Vec::new(),
+    }
+}
+
+async fn run() {
+    let (server, trust, zone) = two_zone_server().await;
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut a = connect(&server, trust, &zone, "a").await;
+    let mut b = connect(&server, trust, &zone, "b").await;
     let idle = MoveInput::default();
     let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
     let mut interval = tokio::time::interval(tick);
@@ -251,4 +264,63 @@ async fn run() {
             p.events.last()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_closes_the_first_in_another_zone() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (server, trust, zone) = two_zone_server().await;
+        let tick = Duration::from_micros(zone.tick_rate.tick_us());
+        let tick_s = tick.as_secs_f32();
+        let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        let mut interval = tokio::time::interval(tick);
+        // Alice logs in (zone 0) and walks into zone 1.
+        let mut first = connect(&server, trust, &zone, "a").await;
+        for _ in 0..150 {
+            interval.tick().await;
+            first.tick(walk, tick_s);
+            if first.position_m_if_welcomed().is_some_and(|p| p.x > 8.0) {
+                break;
+            }
+        }
+        let first_entity = first.entity().expect("first login welcomed");
+        for _ in 0..10 {
+            interval.tick().await;
+            first.tick(MoveInput::default(), tick_s);
+        }
+        assert_eq!(zone_of(&server, first_entity).await, Some(ZoneId(1)));
+        // Alice logs in again: the new connection lands in zone 0, the old one in zone 1
+        // is closed with DuplicateLogin.
+        let mut second = connect(&server, trust, &zone, "a").await;
+        for _ in 0..150 {
+            interval.tick().await;
+            first.pump();
+            second.tick(MoveInput::default(), tick_s);
+            if first.client.state() == ClientState::Closed && second.entity().is_some() {
+                break;
+            }
+        }
+        assert!(
+            first.events.iter().any(|e| matches!(
+                e,
+                ClientEvent::Disconnected {
+                    reason: DisconnectReason::DuplicateLogin,
+                    ..
+                }
+            )),
+            "the first connection was told why: {:?}",
+            first.events.last()
+        );
+        assert_eq!(second.client.state(), ClientState::Active);
+        let second_entity = second.entity().expect("second login welcomed");
+        assert_eq!(zone_of(&server, second_entity).await, Some(ZoneId(0)));
+        assert_eq!(
+            zone_of(&server, first_entity).await,
+            None,
+            "the old one is gone"
+        );
+        server.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 30 s");
 }
