@@ -28,8 +28,9 @@
 //!
 //! - **Zones across processes**: all zones of a world run in one server process; nothing
 //!   hands a player to another machine. No persistence (a later issue).
-//! - **A connection lost during its handoff** (the loss reaches the old zone just after the
-//!   player left it) is ended by the session's idle timeout in the new zone, not at once.
+//! - **A connection lost during its handoff** (the loss reaches the old zone after the
+//!   player left it, or the new zone before it arrived) is ended by the session's idle
+//!   timeout (10 s), not at once.
 //! - **Handshake rate per address is not shared** between server processes, and the gateway
 //!   does not learn from login failures (no ban list).
 //! - **Protocol-violation detail**: [`metrics::PROTOCOL_VIOLATIONS_TOTAL`] is labelled by

@@ -292,8 +292,9 @@ impl ZoneLoop {
                 self.read_control(id, now_us);
                 // A session still open lost its transport: that is its disconnect. (One
                 // the zone closed was retired already and is not counted twice.) A loss
-                // that raced a handoff lands in the old zone and is ignored; the session's
-                // idle timeout ends it in the new zone.
+                // that races a handoff (it reaches the old zone after the player left, or
+                // the new zone before the player arrived) finds nothing here; the
+                // session's idle timeout ends it in the zone that has it.
                 if self.zone.connection(id).is_some_and(|c| !c.is_closed()) {
                     count_disconnect(reason);
                 }
