@@ -29,7 +29,7 @@
 //! | `--dev-open-login` | `MMO_DEV_OPEN_LOGIN` | `dev_open_login` | false |
 //! | - | `MMO_DEV_ACCOUNTS` (`name:pw,..`) | `[[dev_accounts]]` | none |
 //! | `--log-format` | `MMO_LOG_FORMAT` | `log_format` | `text` |
-//! | - | - | `[world]` | 2000 x 2000 m, 1 x 1 zones, 30 m border |
+//! | - | - | `[world]` | 4000 x 4000 m, 1 x 1 zones, 30 m border |
 //!
 //! The gateway settings (`max_connections`, `handshake_burst`, `handshake_refill_per_s`,
 //! `retry_above_pending_handshakes`, `udp_buffer_bytes`) become the QUIC endpoint's
@@ -129,7 +129,7 @@ pub struct WorldSettings {
 impl Default for WorldSettings {
     fn default() -> Self {
         WorldSettings {
-            size_m: [2000.0, 2000.0],
+            size_m: [4000.0, 4000.0],
             zone_columns: 1,
             zone_rows: 1,
             border_m: 30.0,
@@ -453,7 +453,7 @@ impl WorldSettings {
     after_help = "Precedence: built-in defaults < TOML file < MMO_* environment < flags.\n\
                   Dev accounts: TOML [[dev_accounts]] name = \"..\", password = \"..\", or \
                   MMO_DEV_ACCOUNTS=\"alice:pw1,bob:pw2\".\n\
-                  World layout: TOML [world] size_m = [2000, 2000], zone_columns = 1, \
+                  World layout: TOML [world] size_m = [4000, 4000], zone_columns = 1, \
                   zone_rows = 1, border_m = 30 (one thread per zone).\n\
                   Once both listeners are bound, one line is printed on stdout:\n\
                   MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>\n\
@@ -782,7 +782,7 @@ mod tests {
             settings.jwt_secret_path(),
             PathBuf::from("mmo-data/jwt_secret")
         );
-        assert_eq!(settings.world.size_m, [2000.0, 2000.0]);
+        assert_eq!(settings.world.size_m, [4000.0, 4000.0]);
         assert_eq!(
             (settings.world.zone_columns, settings.world.zone_rows),
             (1, 1)
@@ -932,7 +932,7 @@ mod tests {
         .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
         let mut settings = ServerSettings::default();
-        settings.world.border_m = 1500.0;
+        settings.world.border_m = 2500.0;
         let err = settings.validate().unwrap_err();
         assert!(err.option.contains("border_m"), "{err}");
         settings.world = WorldSettings {

@@ -125,7 +125,7 @@ mod tests {
     fn world_settings_become_a_layout_centred_on_the_origin() {
         let single = world_layout(&WorldSettings::default()).unwrap();
         assert_eq!(single.zone_count(), 1);
-        assert_eq!(single.world().min_xy_m, glam::Vec2::splat(-1000.0));
+        assert_eq!(single.world().min_xy_m, glam::Vec2::splat(-2000.0));
         let grid = world_layout(&WorldSettings {
             size_m: [400.0, 200.0],
             zone_columns: 2,
