@@ -136,6 +136,12 @@ impl App {
     /// tokio runtime with I/O and time enabled.
     pub async fn start(settings: ServerSettings) -> Result<App, StartError> {
         settings.validate().map_err(StartError::Config)?;
+        if settings.dev_accounts.is_empty() && !settings.dev_open_login {
+            tracing::warn!(
+                "no accounts are configured: every login is refused (set [[dev_accounts]] in \
+                 the config file or MMO_DEV_ACCOUNTS; persistent accounts come later)"
+            );
+        }
         if settings.dev_open_login {
             tracing::warn!(
                 "!!! DEV OPEN LOGIN IS ON: ANY USERNAME LOGS IN WITH THE PASSWORD `{}`. NEVER USE THIS IN PRODUCTION !!!",
