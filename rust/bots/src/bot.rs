@@ -51,9 +51,12 @@ pub(crate) struct BotOutcome {
     pub ack_latency_us: Histogram<u64>,
     pub snapshots_received: u64,
     pub snapshots_expected: u64,
-    /// Bytes per second over the active time (`None` when never active).
+    /// Session payload bytes per second over the active time (`None` when never active).
     pub bytes_up_per_s: Option<f64>,
     pub bytes_down_per_s: Option<f64>,
+    /// UDP bytes per second (QUIC overhead, acks and retransmissions included).
+    pub udp_bytes_up_per_s: Option<f64>,
+    pub udp_bytes_down_per_s: Option<f64>,
     pub abilities_requested: u64,
     pub inventory_opens: u64,
     /// How the session ended (`client_quit` for a graceful logout), once connected.
@@ -78,6 +81,8 @@ pub(crate) async fn run_bot(
         snapshots_expected: 0,
         bytes_up_per_s: None,
         bytes_down_per_s: None,
+        udp_bytes_up_per_s: None,
+        udp_bytes_down_per_s: None,
         abilities_requested: 0,
         inventory_opens: 0,
         disconnect_reason: None,
@@ -165,42 +170,49 @@ async fn play(
     let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
     let idle = MoveInput::default();
     let mut ended_by_server: Option<DisconnectReason> = None;
-    'iterations: for i in 0..plan.iterations {
-        let step = scenario.plan(i);
-        let started = Instant::now();
-        if step.use_ability {
-            outcome.abilities_requested += 1;
+    // One loop over ticks for the whole scenario, so every tick sends one input; the
+    // iteration a tick belongs to is decided by time (iteration `i` covers
+    // `[i, i + 1) * plan.iteration` after the start), as the scenario's "1 s" is wall time.
+    let started = Instant::now();
+    let mut current: Option<(u32, crate::scenario::IterationPlan)> = None;
+    loop {
+        every.tick().await;
+        let elapsed = started.elapsed();
+        let i = (elapsed.as_secs_f64() / plan.iteration.as_secs_f64().max(1e-6)) as u32;
+        if i >= plan.iterations || *stop.borrow() {
+            break;
         }
-        if step.open_inventory {
-            outcome.inventory_opens += 1;
+        if current.as_ref().is_none_or(|(at, _)| *at != i) {
+            let step = scenario.plan(i);
+            if step.use_ability {
+                outcome.abilities_requested += 1;
+            }
+            if step.open_inventory {
+                outcome.inventory_opens += 1;
+            }
+            current = Some((i, step));
         }
-        loop {
-            every.tick().await;
-            let now = Instant::now();
-            if now >= started + plan.iteration {
-                break;
+        client.pump();
+        record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
+        while let Some(event) = client.poll_event() {
+            if let ClientEvent::Disconnected { reason, .. } = event {
+                ended_by_server = Some(reason);
             }
-            if *stop.borrow() {
-                break 'iterations;
-            }
-            client.pump();
-            record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
-            while let Some(event) = client.poll_event() {
-                if let ClientEvent::Disconnected { reason, .. } = event {
-                    ended_by_server = Some(reason);
-                }
-            }
-            if ended_by_server.is_some() || client.state() == ClientState::Closed {
-                break 'iterations;
-            }
-            let input = if now < started + step.walk_for {
-                step.walk
-            } else {
-                idle
-            };
-            if let Some(seq) = client.send_input(input) {
-                pending.push_back((seq, Instant::now()));
-            }
+        }
+        if ended_by_server.is_some() || client.state() == ClientState::Closed {
+            break;
+        }
+        let Some((_, step)) = &current else {
+            continue;
+        };
+        let into_iteration = elapsed.saturating_sub(plan.iteration * i);
+        let input = if into_iteration < step.walk_for {
+            step.walk
+        } else {
+            idle
+        };
+        if let Some(seq) = client.send_input(input) {
+            pending.push_back((seq, Instant::now()));
         }
     }
     Counters::bump(&counters.leaving);
@@ -211,6 +223,11 @@ async fn play(
     if active_s > 0.0 {
         outcome.bytes_up_per_s = Some(stats.bytes_out as f64 / active_s);
         outcome.bytes_down_per_s = Some(stats.bytes_in as f64 / active_s);
+        // The UDP counters also cover the handshake and login before the active time: a
+        // small overestimate on short runs.
+        let quic = client.stats();
+        outcome.udp_bytes_up_per_s = Some(quic.udp_bytes_out as f64 / active_s);
+        outcome.udp_bytes_down_per_s = Some(quic.udp_bytes_in as f64 / active_s);
     }
     outcome.disconnect_reason = Some(match ended_by_server {
         Some(reason) => reason.as_str().to_owned(),

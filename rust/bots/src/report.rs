@@ -35,7 +35,8 @@ pub struct Report {
     /// One example message per connect failure reason.
     pub connect_failure_examples: BTreeMap<String, String>,
     /// Successful connects per second of the connect burst (first attempt start to last
-    /// attempt end).
+    /// attempt end). Bots start at `--ramp-per-s`, so this is capped by the ramp: it
+    /// measures the server only when it falls clearly below the ramp rate.
     pub handshakes_per_s: Option<f64>,
     /// Connect time (HTTP login + QUIC handshake + welcome), median, ms.
     pub connect_ms_p50: Option<f64>,
@@ -51,14 +52,24 @@ pub struct Report {
     pub input_to_ack_samples: u64,
     /// Sum of snapshots received over sum of snapshots expected (by sequence numbers).
     pub snapshot_delivery_ratio: Option<f64>,
-    /// Per-client upload rate over its active time, median, bytes/s.
+    /// Per-client upload rate of session payload (input datagrams and control frames) over
+    /// its active time, median, bytes/s.
     pub bytes_per_s_up_p50: Option<f64>,
-    /// Per-client upload rate, 99th percentile, bytes/s.
+    /// Per-client upload payload rate, 99th percentile, bytes/s.
     pub bytes_per_s_up_p99: Option<f64>,
-    /// Per-client download rate, median, bytes/s.
+    /// Per-client download payload rate (snapshots and control frames), median, bytes/s.
     pub bytes_per_s_down_p50: Option<f64>,
-    /// Per-client download rate, 99th percentile, bytes/s.
+    /// Per-client download payload rate, 99th percentile, bytes/s.
     pub bytes_per_s_down_p99: Option<f64>,
+    /// Per-client upload rate on the wire (UDP payload: QUIC headers, acks, handshake
+    /// included), median, bytes/s.
+    pub udp_bytes_per_s_up_p50: Option<f64>,
+    /// Per-client UDP upload rate, 99th percentile, bytes/s.
+    pub udp_bytes_per_s_up_p99: Option<f64>,
+    /// Per-client UDP download rate, median, bytes/s.
+    pub udp_bytes_per_s_down_p50: Option<f64>,
+    /// Per-client UDP download rate, 99th percentile, bytes/s.
+    pub udp_bytes_per_s_down_p99: Option<f64>,
     /// Abilities the bots would have used (a no-op until the gameplay messages exist).
     pub abilities_requested: u64,
     /// Inventory openings (a no-op until the gameplay messages exist).
@@ -117,6 +128,8 @@ impl Report {
         let mut ack_us = histogram();
         let mut up = histogram();
         let mut down = histogram();
+        let mut udp_up = histogram();
+        let mut udp_down = histogram();
         let mut failure_reasons = BTreeMap::new();
         let mut failure_examples = BTreeMap::new();
         let mut disconnect_reasons = BTreeMap::new();
@@ -150,6 +163,12 @@ impl Report {
             }
             if let Some(b) = o.bytes_down_per_s {
                 let _ = down.record(b.round() as u64);
+            }
+            if let Some(b) = o.udp_bytes_up_per_s {
+                let _ = udp_up.record(b.round() as u64);
+            }
+            if let Some(b) = o.udp_bytes_down_per_s {
+                let _ = udp_down.record(b.round() as u64);
             }
             abilities += o.abilities_requested;
             inventories += o.inventory_opens;
@@ -197,6 +216,10 @@ impl Report {
             bytes_per_s_up_p99: quantile(&up, 0.99, 1.0),
             bytes_per_s_down_p50: quantile(&down, 0.5, 1.0),
             bytes_per_s_down_p99: quantile(&down, 0.99, 1.0),
+            udp_bytes_per_s_up_p50: quantile(&udp_up, 0.5, 1.0),
+            udp_bytes_per_s_up_p99: quantile(&udp_up, 0.99, 1.0),
+            udp_bytes_per_s_down_p50: quantile(&udp_down, 0.5, 1.0),
+            udp_bytes_per_s_down_p99: quantile(&udp_down, 0.99, 1.0),
             abilities_requested: abilities,
             inventory_opens: inventories,
             disconnect_reasons,
@@ -216,8 +239,9 @@ impl Report {
         }
     }
 
-    /// Why the run counts as failed (for a non-zero exit code): a connect failure, or no
-    /// bot connected at all.
+    /// Why the run counts as failed (for a non-zero exit code): no bot connected, a connect
+    /// failure, or a session that ended otherwise than by the bot's logout (kicked, timed
+    /// out, the server gone).
     #[must_use]
     pub fn failure(&self) -> Option<String> {
         if self.connected == 0 {
@@ -239,6 +263,18 @@ impl Report {
                 self.connect_failures,
                 self.bots,
                 reasons.join(", ")
+            ));
+        }
+        let other_ends: Vec<String> = self
+            .disconnect_reasons
+            .iter()
+            .filter(|(reason, _)| reason.as_str() != crate::bot::LOGOUT)
+            .map(|(r, n)| format!("{r} x{n}"))
+            .collect();
+        if !other_ends.is_empty() {
+            return Some(format!(
+                "sessions ended otherwise than by logging out: {}",
+                other_ends.join(", ")
             ));
         }
         None
@@ -313,6 +349,22 @@ impl Report {
                 "{} / {}",
                 num(self.bytes_per_s_down_p50),
                 num(self.bytes_per_s_down_p99)
+            ),
+        );
+        row(
+            "udp_bytes_per_s_up p50 / p99",
+            format!(
+                "{} / {}",
+                num(self.udp_bytes_per_s_up_p50),
+                num(self.udp_bytes_per_s_up_p99)
+            ),
+        );
+        row(
+            "udp_bytes_per_s_down p50 / p99",
+            format!(
+                "{} / {}",
+                num(self.udp_bytes_per_s_down_p50),
+                num(self.udp_bytes_per_s_down_p99)
             ),
         );
         row(

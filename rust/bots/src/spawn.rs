@@ -179,7 +179,19 @@ impl SpawnedServer {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| LoadError::Io(format!("{}: {e}", log_path.display())))?;
-        let mut child = Command::new(server_bin)
+        let mut command = Command::new(server_bin);
+        // The settings below are the whole configuration: none inherited from the user's
+        // environment (a stray MMO_CONFIG or MMO_JWT_SECRET_FILE must not leak in).
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("MMO_") {
+                command.env_remove(&name);
+            }
+        }
+        // Its own process group: a Ctrl-C in the terminal reaches the load tester, which
+        // logs the bots out and then stops the server, instead of both at once.
+        #[cfg(unix)]
+        command.process_group(0);
+        let mut child = command
             .arg("--quic-addr")
             .arg("127.0.0.1:0")
             .arg("--http-addr")

@@ -152,8 +152,11 @@ impl App {
             path: settings.data_dir.clone(),
             source,
         })?;
-        let secret = crate::auth::load_or_create_secret(&settings.jwt_secret_path())
-            .map_err(StartError::Secret)?;
+        let secret = match &settings.jwt_secret_file {
+            Some(path) => crate::auth::load_secret(path),
+            None => crate::auth::load_or_create_secret(&settings.jwt_secret_path()),
+        }
+        .map_err(StartError::Secret)?;
         let cert = load_certificate(&settings)?;
         let metrics = crate::metrics::global();
         let listener = tokio::net::TcpListener::bind(settings.http_addr)

@@ -257,26 +257,45 @@ impl std::fmt::Display for SecretError {
 
 impl std::error::Error for SecretError {}
 
+/// Reads the HMAC secret at `path` (its bytes as they are, at least [`MIN_SECRET_BYTES`]);
+/// `None` when the file does not exist.
+fn read_secret(path: &Path) -> Result<Option<Vec<u8>>, SecretError> {
+    match std::fs::read(path) {
+        Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(Some(secret)),
+        Ok(secret) => Err(SecretError(format!(
+            "JWT secret file {} holds {} bytes; at least {MIN_SECRET_BYTES} are needed",
+            path.display(),
+            secret.len()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SecretError(format!(
+            "cannot read JWT secret file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Reads the operator's HMAC secret at `path`, which must exist: a configured secret file
+/// is shared between server processes, so a typo must not silently give one process a
+/// key of its own.
+pub fn load_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
+    read_secret(path)?.ok_or_else(|| {
+        SecretError(format!(
+            "JWT secret file {} does not exist (a configured secret file is never \
+             generated: create it with at least {MIN_SECRET_BYTES} random bytes, or leave \
+             --jwt-secret-file unset to keep one in the data directory)",
+            path.display()
+        ))
+    })
+}
+
 /// Reads the HMAC secret at `path` (its bytes as they are, at least [`MIN_SECRET_BYTES`]).
 /// When the file does not exist, writes [`GENERATED_SECRET_BYTES`] random bytes there
-/// (mode 0600 on Unix, never overwriting a file that appeared meanwhile) and returns them.
+/// (mode 0600 on Unix, never overwriting a file that appeared meanwhile, removing a file it
+/// could not finish writing) and returns them.
 pub fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
-    match std::fs::read(path) {
-        Ok(secret) if secret.len() >= MIN_SECRET_BYTES => return Ok(secret),
-        Ok(secret) => {
-            return Err(SecretError(format!(
-                "JWT secret file {} holds {} bytes; at least {MIN_SECRET_BYTES} are needed",
-                path.display(),
-                secret.len()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(SecretError(format!(
-                "cannot read JWT secret file {}: {e}",
-                path.display()
-            )));
-        }
+    if let Some(secret) = read_secret(path)? {
+        return Ok(secret);
     }
     let mut secret = vec![0u8; GENERATED_SECRET_BYTES];
     rand::fill(secret.as_mut_slice());
@@ -287,21 +306,29 @@ pub fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let written = options
-        .open(path)
-        .and_then(|mut f| f.write_all(&secret).and_then(|()| f.sync_all()));
-    match written {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated a new JWT secret");
-            Ok(secret)
-        }
+    let mut file = match options.open(path) {
+        Ok(file) => file,
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(path),
-        Err(e) => Err(SecretError(format!(
-            "cannot create JWT secret file {}: {e}",
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return load_or_create_secret(path);
+        }
+        Err(e) => {
+            return Err(SecretError(format!(
+                "cannot create JWT secret file {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    if let Err(e) = file.write_all(&secret).and_then(|()| file.sync_all()) {
+        // A short file would make every later start fail: remove what this call created.
+        let _ = std::fs::remove_file(path);
+        return Err(SecretError(format!(
+            "cannot write JWT secret file {}: {e}",
             path.display()
-        ))),
+        )));
     }
+    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    Ok(secret)
 }
 
 #[cfg(test)]
@@ -393,9 +420,15 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        assert_eq!(load_secret(&path).unwrap(), first);
         std::fs::write(&path, b"short").unwrap();
         let err = load_or_create_secret(&path).unwrap_err();
         assert!(err.0.contains("at least 32"), "{err}");
+        // A configured secret file is read, never generated.
+        let missing = dir.join("typo_secret");
+        let err = load_secret(&missing).unwrap_err();
+        assert!(err.0.contains("does not exist"), "{err}");
+        assert!(!missing.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -171,8 +171,9 @@ pub struct ServerSettings {
     pub key_file: Option<PathBuf>,
     /// Names (DNS or IP) of a generated self-signed certificate; at least one.
     pub server_names: Vec<String>,
-    /// HMAC secret of the login tokens (file content as is, at least 32 bytes). `None`:
-    /// `<data_dir>/jwt_secret`, generated (32 random bytes, mode 0600) when missing.
+    /// HMAC secret of the login tokens (file content as is, at least 32 bytes; a configured
+    /// file must exist). `None`: `<data_dir>/jwt_secret`, generated (32 random bytes, mode
+    /// 0600) when missing.
     pub jwt_secret_file: Option<PathBuf>,
     /// Lifetime of issued tokens, seconds (1..=86400).
     pub token_ttl_s: u64,
@@ -510,7 +511,7 @@ pub struct Cli {
     /// [env: MMO_SERVER_NAME] [default: localhost]
     #[arg(long = "server-name", value_name = "NAME", value_delimiter = ',')]
     pub server_names: Vec<String>,
-    /// HMAC secret of login tokens (at least 32 bytes) [env: MMO_JWT_SECRET_FILE]
+    /// HMAC secret of login tokens (at least 32 bytes; must exist) [env: MMO_JWT_SECRET_FILE]
     /// [default: DATA_DIR/jwt_secret, generated with mode 0600 if missing]
     #[arg(long, value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
