@@ -82,6 +82,9 @@ pub struct Report {
     pub server_tick_p99_ms_upper_bound: Option<f64>,
     /// The server's longest tick since it started, ms.
     pub server_tick_max_ms: Option<f64>,
+    /// Ticks the server's zones skipped during the steady phase because they fell behind
+    /// (skipped ticks appear in no tick quantile).
+    pub server_ticks_skipped: Option<f64>,
     /// Server CPU during the steady phase, cores.
     pub server_cpu_cores: Option<f64>,
     /// Server resident memory at peak CCU, MiB.
@@ -226,6 +229,7 @@ impl Report {
             server_tick_p50_ms_upper_bound: facts.server.tick_p50_ms_upper_bound,
             server_tick_p99_ms_upper_bound: facts.server.tick_p99_ms_upper_bound,
             server_tick_max_ms: facts.server.tick_max_ms,
+            server_ticks_skipped: facts.server.ticks_skipped,
             server_cpu_cores: facts.server.cpu_cores,
             server_rss_mib: facts.server.rss_mib,
             server_memory_per_player_kib: facts.server.memory_per_player_kib,
@@ -382,6 +386,7 @@ impl Report {
             ),
         );
         row("server_tick_max_ms", num(self.server_tick_max_ms));
+        row("server_ticks_skipped", num(self.server_ticks_skipped));
         row("server_cpu_cores", num(self.server_cpu_cores));
         row("server_rss_mib", num(self.server_rss_mib));
         row(

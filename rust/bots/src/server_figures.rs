@@ -26,6 +26,8 @@ pub const TICK_MAX_GAUGE: &str = "mmo_tick_duration_max_seconds";
 pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
 /// Process resident memory (the Prometheus process collector's name).
 pub const RSS_BYTES: &str = "process_resident_memory_bytes";
+/// Counter of ticks the zones skipped because they fell behind (summed over zones).
+pub const TICKS_SKIPPED: &str = "mmo_ticks_skipped_total";
 
 /// The shortest steady phase a CPU figure is computed over (a shorter one divides the
 /// collector's 10 ms CPU granularity by almost nothing).
@@ -49,6 +51,8 @@ pub struct ServerFigures {
     pub tick_p99_ms_upper_bound: Option<f64>,
     /// Longest tick since the server started, milliseconds.
     pub tick_max_ms: Option<f64>,
+    /// Ticks the zones skipped during the steady phase (they are in no tick quantile).
+    pub ticks_skipped: Option<f64>,
     /// CPU used during the steady phase, in cores.
     pub cpu_cores: Option<f64>,
     /// Resident memory at peak CCU, MiB.
@@ -120,6 +124,12 @@ pub fn figures(
         f.notes
             .push(format!("{TICK_MAX_GAUGE} missing from /metrics"));
     }
+    match (a.sum(TICKS_SKIPPED), b.sum(TICKS_SKIPPED)) {
+        (Some(s0), Some(s1)) => f.ticks_skipped = Some((s1 - s0).max(0.0)),
+        _ => f
+            .notes
+            .push(format!("{TICKS_SKIPPED} missing from /metrics")),
+    }
     let wall_s = (end.at - start.at).as_secs_f64();
     match (a.sum(CPU_SECONDS), b.sum(CPU_SECONDS)) {
         (Some(c0), Some(c1)) if wall_s >= MIN_CPU_WINDOW_S => {
@@ -189,6 +199,7 @@ mod tests {
              mmo_tick_duration_seconds_bucket{zone=\"1\",le=\"0.004\"} 100\n\
              mmo_tick_duration_seconds_bucket{zone=\"1\",le=\"+Inf\"} 100\n\
              process_cpu_seconds_total 10\n\
+             mmo_ticks_skipped_total{zone=\"1\"} 3\n\
              process_resident_memory_bytes 110000000\n",
             t0,
         );
@@ -197,6 +208,7 @@ mod tests {
              mmo_tick_duration_seconds_bucket{zone=\"1\",le=\"0.004\"} 199\n\
              mmo_tick_duration_seconds_bucket{zone=\"1\",le=\"+Inf\"} 200\n\
              process_cpu_seconds_total 15\n\
+             mmo_ticks_skipped_total{zone=\"1\"} 10\n\
              process_resident_memory_bytes 110240000\n",
             t0 + Duration::from_secs(10),
         );
@@ -206,6 +218,7 @@ mod tests {
         assert_eq!(f.tick_max_ms, None);
         assert!(f.notes.iter().any(|n| n.contains(TICK_MAX_GAUGE)));
         assert_eq!(f.cpu_cores, Some(0.5));
+        assert_eq!(f.ticks_skipped, Some(7.0));
         assert!((f.rss_mib.unwrap() - 110_240_000.0 / 1_048_576.0).abs() < 1e-9);
         assert!((f.memory_per_player_kib.unwrap() - 102_400.0 / 1024.0).abs() < 1e-9);
 

@@ -36,6 +36,7 @@ const FIELDS: &[&str] = &[
     "server_tick_p50_ms_upper_bound",
     "server_tick_p99_ms_upper_bound",
     "server_tick_max_ms",
+    "server_ticks_skipped",
     "server_cpu_cores",
     "server_rss_mib",
     "server_memory_per_player_kib",

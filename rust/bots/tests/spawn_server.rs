@@ -142,6 +142,7 @@ fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
         "{report:#}"
     );
     assert!(number(&report, "server_tick_max_ms") > 0.0, "{report:#}");
+    assert!(number(&report, "server_ticks_skipped") >= 0.0, "{report:#}");
     assert!(number(&report, "server_rss_mib") > 0.0, "{report:#}");
     let notes = report["notes"].as_array().expect("notes is an array");
     assert!(
