@@ -14,6 +14,7 @@ pub mod control;
 pub mod detmath;
 pub mod entity;
 pub mod fast_hash;
+pub mod gameplay;
 pub mod input;
 pub mod interpolation;
 pub mod lag_compensation;
