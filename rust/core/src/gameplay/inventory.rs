@@ -17,10 +17,13 @@
 //! items between two inventories and conserves their sum; every other operation only moves
 //! items around inside one inventory.
 //!
-//! Not done yet: wire messages for these operations, the zone calling them, persistence,
-//! moving items directly between the bag and equipment except through
-//! [`Inventory::equip`] / [`Inventory::unequip`], and the content module's [`ItemCatalog`]
-//! implementation.
+//! Scope: move, split, merge, swap, drop, use and give act on bag slots; equipment is
+//! reached only through [`Inventory::equip`] / [`Inventory::unequip`] (a worn item must be
+//! unequipped before it is dropped, used or given). Equipping moves the whole stack.
+//!
+//! Not done yet: wire messages for these operations, the zone calling them, persistence
+//! (serde for [`Inventory`]), weight / currency limits, and the content module's
+//! [`ItemCatalog`] implementation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

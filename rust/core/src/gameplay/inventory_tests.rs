@@ -94,6 +94,19 @@ fn error_kind_names_are_stable_and_unique() {
 }
 
 #[test]
+fn equip_slots_and_catalogs() {
+    for (i, slot) in EquipSlot::ALL.iter().enumerate() {
+        assert_eq!(slot.index(), i);
+    }
+    let hashed: std::collections::HashMap<ItemId, ItemRules> = catalog().into_iter().collect();
+    let mut i = Inventory::new(2).unwrap();
+    i.add(&hashed, &stack(HELM, 1)).unwrap();
+    assert_eq!(i.equip(&hashed, 0).unwrap(), EquipSlot::Head);
+    assert_eq!(hashed.rules(UNKNOWN), None);
+    i.check_invariants(&hashed).unwrap();
+}
+
+#[test]
 fn bag_size_is_validated() {
     assert_eq!(
         Inventory::new(0).unwrap_err().kind(),
