@@ -5,3 +5,7 @@
 //! Not done yet (issue 5): the wire messages and results for abilities and inventory, the
 //! zone calling these rules, lag-compensated hit validation of abilities, the anti-cheat
 //! strike counter, the C ABI functions, and the load tester's real abilities.
+
+pub mod abilities;
+pub mod content;
+pub mod resources;
