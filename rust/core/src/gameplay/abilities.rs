@@ -353,7 +353,7 @@ impl AbilityState {
         };
         if let Some(p) = aim {
             let distance_m = caster_position.distance(p);
-            if !(distance_m <= def.range_m + RANGE_TOLERANCE_M) {
+            if !distance_m.is_finite() || distance_m > def.range_m + RANGE_TOLERANCE_M {
                 return Err(AbilityRejection::OutOfRange {
                     distance_m,
                     range_m: def.range_m,

@@ -7,7 +7,19 @@
 //! with [`ContentErrorKind::UnsupportedVersion`]). An optional `[rules]` table holds
 //! `global_cooldown_ms` and `respawn_delay_ms`. Then arrays of tables, in any order:
 //! `[[pools]]`, `[[classes]]`, `[[races]]`, `[[abilities]]`, `[[items]]`. See
-//! `rust/core/data/content.toml` (also [`DEFAULT_CONTENT_TOML`]) for every field.
+//! `rust/core/data/content.toml` (also [`DEFAULT_CONTENT_TOML`]) for an example. Fields
+//! (defaults in parentheses; unknown fields are refused):
+//!
+//! - pools: `id`, `max` (>= 1), `regen_per_s` (0), `regen_delay_ms` (0);
+//! - classes: `id`, `name`, `pool_max = { pool = max }` (none), `abilities = [id]` (none);
+//! - races: `id`, `name`, `pool_bonus = { pool = signed points }` (none), `abilities` (none);
+//! - abilities: `id`, `cost = { pool = points }` (free), `global_cooldown` (false),
+//!   `cooldown_ms` (0), `cast_time_ms` (0), `range_m` (0), `target` (`self`, `entity`,
+//!   `ground_point`, `direction`), `effects = [{ kind = ..., ... }]` (at least one):
+//!   `damage`/`heal` with `amount`, `damage_over_time` with `per_tick`, `ticks`,
+//!   `interval_ms`, `slow` with `factor`, `duration_ms`, `knockback` with `distance_m`;
+//! - items: `id`, `name`, `max_stack` (1), `equip_slot` (none; see [`EquipSlot`]),
+//!   `usable` (false), `properties = { key = "string" }` (none).
 //!
 //! Ids are strings in the file (`[a-z0-9_]`, 1..=64 bytes, unique per section) and get dense
 //! numeric ids ([`PoolId`], [`ClassId`], [`RaceId`], [`AbilityId`], [`ItemId`]) in file order,
@@ -27,6 +39,9 @@
 //! numeric ids depend on it); costs and pool modifiers are sorted by [`PoolId`]; item
 //! properties are sorted by key. Any change of a value, an id or an entry's position changes
 //! the hash.
+//!
+//! Not done yet: loading from a path (the server reads the file and passes the text),
+//! interpreting item properties (they are opaque strings for game code), and localised names.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -495,6 +510,20 @@ struct RawItem {
     properties: BTreeMap<String, String>,
 }
 
+/// A TOML or shape error, with the 1-based line it points at when known.
+fn parse_error(text: &str, e: &toml::de::Error) -> ContentError {
+    let line = e
+        .span()
+        .and_then(|s| text.get(..s.start))
+        .map(|before| format!(" (line {})", before.matches('\n').count() + 1))
+        .unwrap_or_default();
+    err(
+        ContentErrorKind::Parse,
+        "",
+        format!("{}{line}", e.message().trim_end()),
+    )
+}
+
 fn one() -> u32 {
     1
 }
@@ -706,8 +735,7 @@ fn effect(path: &str, raw: &RawEffect) -> Result<Effect, ContentError> {
 impl Content {
     /// Parses and validates a content document. Errors name the entry and field.
     pub fn from_toml(text: &str) -> Result<Content, ContentError> {
-        let version: RawVersion = toml::from_str(text)
-            .map_err(|e| err(ContentErrorKind::Parse, "", e.message().to_owned()))?;
+        let version: RawVersion = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         match version.version {
             Some(toml::Value::Integer(v)) if v == i64::from(CONTENT_VERSION) => {}
             Some(other) => {
@@ -727,20 +755,7 @@ impl Content {
                 ));
             }
         }
-        let raw: RawContent = toml::from_str(text).map_err(|e| {
-            let span = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            err(
-                ContentErrorKind::Parse,
-                "",
-                format!("{}{span}", e.message().trim_end()),
-            )
-        })?;
+        let raw: RawContent = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         Self::validate(raw)
     }
 
@@ -1185,10 +1200,13 @@ effects = [{ kind = "damage", amount = 5 }]
 
     #[test]
     fn parse_errors() {
-        assert_eq!(
-            load_err("version = 1\n[[pools]\n").kind,
-            ContentErrorKind::Parse
-        );
+        let e = load_err("version = 1\n[[pools]\n");
+        assert_eq!(e.kind, ContentErrorKind::Parse);
+        assert!(e.message.contains("(line 2)"), "{e}");
+        // Shape errors past the version check also carry the line.
+        let e = load_err("version = 1\n[[pools]]\nid = 5\nmax = 1\n");
+        assert_eq!(e.kind, ContentErrorKind::Parse);
+        assert!(e.message.contains("(line 3)"), "{e}");
         let e = load_err(&MINIMAL.replace("max = 50", "max = 50\nmaxx = 3"));
         assert_eq!(e.kind, ContentErrorKind::Parse);
         assert!(e.message.contains("maxx"), "{e}");
@@ -1399,6 +1417,12 @@ effects = [{ kind = "damage", amount = 5 }]
         assert_eq!(Content::from_toml(&reformatted).unwrap().hash(), a);
         let changed = MINIMAL.replace("amount = 5", "amount = 6");
         assert_ne!(Content::from_toml(&changed).unwrap().hash(), a);
+        // Swapping two entries renumbers them, so the hash changes.
+        let swapped = MINIMAL
+            .replace("id = \"health\"\nmax = 100", "id = \"tmp\"\nmax = 100")
+            .replace("id = \"mana\"\nmax = 50", "id = \"health\"\nmax = 100")
+            .replace("id = \"tmp\"\nmax = 100", "id = \"mana\"\nmax = 50");
+        assert_ne!(Content::from_toml(&swapped).unwrap().hash(), a);
         let d = Content::default_content().unwrap();
         assert_eq!(d.hash(), d.clone().hash());
         assert_ne!(d.hash(), a);

@@ -8,7 +8,8 @@
 //! per second times milliseconds is exactly milli-points), so the result is integer, exact,
 //! independent of the tick rate and of how the elapsed time is split into ticks. The visible
 //! value ([`ResourcePools::current`]) is `milli / 1000`, rounded down. Call `tick(now_ms)` once
-//! per simulation tick (e.g. with [`crate::time::TickRate::tick_start_us`]` / 1000`).
+//! per simulation tick, e.g. with the tick's start time
+//! ([`crate::time::TickRate::tick_start_us`] divided by 1000).
 //!
 //! # Rules
 //!
@@ -24,6 +25,9 @@
 //!
 //! Sans-IO: time is always an argument (`now_ms`, milliseconds since an arbitrary epoch that
 //! must not go backwards; a `now_ms` earlier than the last one is treated as no time passing).
+//!
+//! Not done yet: damage types and resistances, absorb shields, regeneration that depends on
+//! being in or out of combat, and persisting pools across logins.
 
 use std::fmt;
 
