@@ -269,13 +269,21 @@ impl ResourcePools {
         if self.is_dead() {
             return Err(ResourceError::Dead);
         }
-        for &(id, need) in costs {
+        for (i, &(id, _)) in costs.iter().enumerate() {
             let p = self.pool(id)?;
-            // Summing duplicates would be the strict rule; content costs have distinct pools.
-            if p.current_milli < u64::from(need) * MILLI_PER_POINT {
+            if costs[..i].iter().any(|(other, _)| *other == id) {
+                continue; // already checked with the sum below
+            }
+            // A pool listed more than once must cover the sum of its entries.
+            let need: u64 = costs
+                .iter()
+                .filter(|(other, _)| *other == id)
+                .map(|&(_, n)| u64::from(n))
+                .sum();
+            if p.current_milli < need * MILLI_PER_POINT {
                 return Err(ResourceError::NotEnough {
                     pool: id,
-                    need,
+                    need: u32::try_from(need).unwrap_or(u32::MAX),
                     have: p.points(),
                 });
             }
@@ -419,6 +427,15 @@ mod tests {
         assert_eq!(
             p.spend(&[(PoolId(7), 1)], 0),
             Err(ResourceError::UnknownPool(PoolId(7)))
+        );
+        // A pool listed twice must cover the sum.
+        assert_eq!(
+            p.spend(&[(m, 30), (m, 20)], 0),
+            Err(ResourceError::NotEnough {
+                pool: m,
+                need: 50,
+                have: 40
+            })
         );
         p.spend(&[(s, 10), (m, 40)], 0).unwrap();
         assert_eq!((p.current(s), p.current(m)), (90, 0));
