@@ -99,6 +99,12 @@ impl EquipSlot {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The slot named `s` (its [`EquipSlot::as_str`]), if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<EquipSlot> {
+        EquipSlot::ALL.into_iter().find(|slot| slot.as_str() == s)
+    }
 }
 
 impl fmt::Display for EquipSlot {

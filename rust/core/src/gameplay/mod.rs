@@ -6,4 +6,7 @@
 //! zone calling these rules, lag-compensated hit validation of abilities, the anti-cheat
 //! strike counter, the C ABI functions, and the load tester's real abilities.
 
+pub mod abilities;
+pub mod content;
 pub mod inventory;
+pub mod resources;
