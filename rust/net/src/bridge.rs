@@ -166,12 +166,13 @@ pub(crate) async fn write_transmits(
 }
 
 /// Reads the control stream and sends each chunk, wrapped by `wrap`, on `to` (waiting for
-/// room: the stream's flow control pushes back on the peer) until the stream ends or fails,
-/// or the receiver is gone.
+/// room: the stream's flow control pushes back on the peer), calling `after_chunk` once
+/// each chunk is queued, until the stream ends or fails, or the receiver is gone.
 pub(crate) async fn read_stream<M>(
     mut recv: quinn::RecvStream,
     to: mpsc::Sender<M>,
     wrap: impl Fn(Vec<u8>) -> M,
+    after_chunk: impl Fn(),
 ) {
     let mut buf = vec![0u8; crate::STREAM_READ_BYTES];
     loop {
@@ -180,6 +181,7 @@ pub(crate) async fn read_stream<M>(
                 if to.send(wrap(buf[..n].to_vec())).await.is_err() {
                     return;
                 }
+                after_chunk();
             }
             Ok(None) => return,
             Err(e) => {

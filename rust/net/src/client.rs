@@ -208,6 +208,7 @@ impl NetClient {
             recv,
             inbox_tx.clone(),
             Inbound::Stream,
+            || {},
         ));
         tokio::spawn(read_datagrams(
             connection.clone(),

@@ -447,13 +447,22 @@ async fn run_connection(
         outbox_rx,
         link.clone(),
     ));
-    let reader = tokio::spawn(read_control(
-        recv,
-        id,
-        control_tx,
-        inboxes.clone(),
-        link.clone(),
-    ));
+    // Control chunks go into the connection's own channel; after each one the zone the
+    // connection is routed to is woken. A lost wake-up (full inbox) only delays the chunk
+    // to the next tick, which drains every channel.
+    let reader = tokio::spawn({
+        let (inboxes, link) = (inboxes.clone(), link.clone());
+        crate::bridge::read_stream(
+            recv,
+            control_tx,
+            |chunk| chunk,
+            move || {
+                if let Some(inbox) = routed(&inboxes, &link) {
+                    let _ = inbox.try_send(ZoneMsg::Wake(id));
+                }
+            },
+        )
+    });
     let clock = Instant::now();
     let mut datagram_rate = TokenBucket::new(max_datagrams_per_s, max_datagrams_per_s, 0);
     let error = loop {
@@ -487,36 +496,4 @@ fn routed<'a>(
     link: &Link,
 ) -> Option<&'a mpsc::Sender<ZoneMsg>> {
     inboxes.get(usize::from(link.zone()))
-}
-
-/// Reads the control stream into the connection's chunk channel (waiting for room: the
-/// stream's flow control pushes back on the client) and wakes the zone the connection is
-/// routed to after each chunk. A lost wake-up (full inbox) only delays the chunk to the
-/// next tick, which drains every channel. Ends with the stream, or when the zone dropped
-/// the channel.
-async fn read_control(
-    mut recv: quinn::RecvStream,
-    id: ConnectionId,
-    chunks: mpsc::Sender<Vec<u8>>,
-    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
-    link: Arc<Link>,
-) {
-    let mut buf = vec![0u8; crate::STREAM_READ_BYTES];
-    loop {
-        match recv.read(&mut buf).await {
-            Ok(Some(n)) => {
-                if chunks.send(buf[..n].to_vec()).await.is_err() {
-                    return;
-                }
-                if let Some(inbox) = routed(&inboxes, &link) {
-                    let _ = inbox.try_send(ZoneMsg::Wake(id));
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "control stream read ended");
-                return;
-            }
-        }
-    }
 }
