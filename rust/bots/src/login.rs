@@ -117,30 +117,9 @@ fn parse_granted(body: &str) -> Result<Granted, String> {
     })
 }
 
-/// A SHA-256 fingerprint from 64 hex digits (either case).
+/// A SHA-256 fingerprint from 64 hex digits (either case), with mmo-net's parser.
 pub fn parse_fingerprint(hex: &str) -> Result<Fingerprint, String> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return Err(format!(
-            "fingerprint must be 64 hex digits, got {} characters",
-            bytes.len()
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        match (digit(pair[0]), digit(pair[1])) {
-            // Both digits are < 16, so the byte fits.
-            (Some(hi), Some(lo)) => out[i] = (hi * 16 + lo) as u8,
-            _ => {
-                return Err(format!(
-                    "fingerprint has a non-hex digit near position {}",
-                    2 * i
-                ));
-            }
-        }
-    }
-    Ok(Fingerprint(out))
+    Fingerprint::from_hex(hex).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -160,7 +139,7 @@ mod tests {
         assert!(
             parse_fingerprint(&"g".repeat(64))
                 .unwrap_err()
-                .contains("non-hex")
+                .contains("not a hex digit")
         );
     }
 

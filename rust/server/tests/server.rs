@@ -18,15 +18,6 @@ mod common;
 
 use common::{TempDir, connect_client, server_command, wait_for_event};
 
-fn parse_fingerprint(hex: &str) -> Fingerprint {
-    assert_eq!(hex.len(), 64, "fingerprint {hex}");
-    let mut bytes = [0u8; 32];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-    }
-    Fingerprint(bytes)
-}
-
 fn is_disconnect(e: &ClientEvent) -> bool {
     matches!(e, ClientEvent::Disconnected { .. })
 }
@@ -129,7 +120,8 @@ async fn login_over_http_then_play_over_quic() {
         }
 
         // Play: the token and the fingerprint from the login response.
-        let fingerprint = parse_fingerprint(&login.fingerprint_sha256);
+        let fingerprint =
+            Fingerprint::from_hex(&login.fingerprint_sha256).expect("a 64-hex fingerprint");
         let quic_addr: SocketAddr = login.quic_addr.parse().unwrap();
         let mut alice = connect_client(quic_addr, fingerprint, &login.token).await;
         let welcome = wait_for_event(&mut alice, |e| {
