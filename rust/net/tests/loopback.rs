@@ -1,9 +1,12 @@
 //! A real QUIC connection on 127.0.0.1: a server and two clients log in, client A walks for
 //! two seconds, and prediction, the server and client B's view of A agree.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::player::Player;
 use mmo_core::entity::{CharacterState, EntityId};
 use mmo_core::input::{Buttons, MoveInput};
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
@@ -12,39 +15,6 @@ use mmo_net::auth::StaticTokens;
 use mmo_net::client::NetClient;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert, ServerTrust};
-
-/// Everything a client saw, and what it is.
-struct Player {
-    client: NetClient,
-    events: Vec<ClientEvent>,
-    inputs_sent: u32,
-}
-
-impl Player {
-    fn pump(&mut self) {
-        self.client.pump();
-        while let Some(e) = self.client.poll_event() {
-            self.events.push(e);
-        }
-    }
-
-    fn tick(&mut self, input: MoveInput, tick_s: f32) {
-        self.pump();
-        if self.client.state() == ClientState::Active {
-            if self.client.send_input(input).is_some() {
-                self.inputs_sent += 1;
-            }
-            self.client.session_mut().advance_visual(tick_s);
-        }
-    }
-
-    fn entity(&self) -> Option<EntityId> {
-        self.events.iter().find_map(|e| match e {
-            ClientEvent::Welcome { entity_id, .. } => Some(*entity_id),
-            _ => None,
-        })
-    }
-}
 
 async fn server_character(server: &Server, entity: EntityId) -> Option<(CharacterState, u32)> {
     server
@@ -81,13 +51,11 @@ async fn run() {
     assert!(addr.ip().is_loopback());
 
     let connect = |token: &'static str| async move {
-        Player {
-            client: NetClient::connect(addr, "localhost", pin, ClientConfig::default(), token)
+        Player::new(
+            NetClient::connect(addr, "localhost", pin, ClientConfig::default(), token)
                 .await
                 .unwrap(),
-            events: Vec::new(),
-            inputs_sent: 0,
-        }
+        )
     };
     let mut a = connect("player-a").await;
     let mut b = connect("player-b").await;

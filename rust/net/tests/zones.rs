@@ -2,9 +2,12 @@
 //! zone 0 across the border into zone 1 on the same connection while B, standing in zone 0
 //! near the border, watches; then the server shuts down and both hear why.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::player::Player;
 use glam::{Vec2, Vec3};
 use mmo_core::control::DisconnectReason;
 use mmo_core::entity::EntityId;
@@ -17,52 +20,6 @@ use mmo_net::auth::StaticTokens;
 use mmo_net::client::NetClient;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{ServerCert, ServerTrust};
-
-struct Player {
-    client: NetClient,
-    events: Vec<ClientEvent>,
-}
-
-impl Player {
-    fn pump(&mut self) {
-        self.client.pump();
-        while let Some(e) = self.client.poll_event() {
-            self.events.push(e);
-        }
-    }
-
-    fn tick(&mut self, input: MoveInput, tick_s: f32) {
-        self.pump();
-        if self.client.state() == ClientState::Active {
-            let _ = self.client.send_input(input);
-            self.client.session_mut().advance_visual(tick_s);
-        }
-    }
-
-    fn entity(&self) -> Option<EntityId> {
-        self.events.iter().find_map(|e| match e {
-            ClientEvent::Welcome { entity_id, .. } => Some(*entity_id),
-            _ => None,
-        })
-    }
-
-    fn sees(&self, id: EntityId) -> bool {
-        self.client.session().remote_ids().any(|r| r == id)
-    }
-
-    fn position_m_if_welcomed(&self) -> Option<Vec3> {
-        Some(self.client.session().predictor()?.predicted().position_m)
-    }
-
-    fn position_m(&self) -> Vec3 {
-        self.client
-            .session()
-            .predictor()
-            .unwrap()
-            .predicted()
-            .position_m
-    }
-}
 
 /// Which zone holds the connection whose character is `entity` (`None`: no zone does).
 async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
@@ -120,8 +77,8 @@ async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: 
         movement: zone.movement.clone(),
         ..ClientConfig::default()
     };
-    Player {
-        client: NetClient::connect(
+    Player::new(
+        NetClient::connect(
             server.local_addr(),
             "localhost",
             trust,
@@ -130,8 +87,7 @@ async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: 
         )
         .await
         .unwrap(),
-        events: Vec::new(),
-    }
+    )
 }
 
 async fn run() {
