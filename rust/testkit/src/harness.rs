@@ -20,7 +20,7 @@ use mmo_core::session::server::ServerEvent;
 use mmo_core::zone::{ConnectionId, Zone, ZoneConfig};
 
 use crate::clock::VirtualClock;
-use crate::link::{LinkConfig, LinkPair};
+use crate::link::{LinkConditioner, LinkConfig, LinkPair};
 
 /// Resolution of the harness clock, microseconds.
 pub const STEP_US: u64 = 1_000;
@@ -246,22 +246,39 @@ impl Harness {
     fn flush_client(&mut self, index: usize) {
         let now_us = self.clock.now_us();
         let c = &mut self.clients[index];
-        while let Some(t) = c.session.poll_transmit() {
-            match t {
-                Transmit::Datagram(d) => c.link.client_to_server.send(now_us, d),
-                Transmit::Stream(s) => c.stream_up.send(now_us, s),
-            }
-        }
+        carry(
+            now_us,
+            std::iter::from_fn(|| c.session.poll_transmit()),
+            &mut c.link.client_to_server,
+            &mut c.stream_up,
+        );
     }
 
     fn flush_server(&mut self, index: usize) {
         let now_us = self.clock.now_us();
         let c = &mut self.clients[index];
-        while let Some(t) = self.zone.poll_transmit(c.connection) {
-            match t {
-                Transmit::Datagram(d) => c.link.server_to_client.send(now_us, d),
-                Transmit::Stream(s) => c.stream_down.send(now_us, s),
-            }
+        let zone = &mut self.zone;
+        carry(
+            now_us,
+            std::iter::from_fn(|| zone.poll_transmit(c.connection)),
+            &mut c.link.server_to_client,
+            &mut c.stream_down,
+        );
+    }
+}
+
+/// Puts `transmits` on their way at `now_us`: datagrams through the conditioned link,
+/// stream bytes through the reliable one (both harnesses use it, in both directions).
+pub(crate) fn carry(
+    now_us: u64,
+    transmits: impl Iterator<Item = Transmit>,
+    datagrams: &mut LinkConditioner,
+    stream: &mut ReliableLink,
+) {
+    for t in transmits {
+        match t {
+            Transmit::Datagram(d) => datagrams.send(now_us, d),
+            Transmit::Stream(s) => stream.send(now_us, s),
         }
     }
 }

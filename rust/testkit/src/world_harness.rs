@@ -12,14 +12,13 @@
 //! `set_ghosts`), then every connection's transmits are flushed from the zone holding it.
 
 use mmo_core::entity::CharacterState;
-use mmo_core::session::Transmit;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 use mmo_core::session::server::ServerEvent;
 use mmo_core::world::{WorldLayout, ZoneId};
 use mmo_core::zone::{ConnectionId, Zone, ZoneConfig, ZonePlacement};
 
 use crate::clock::VirtualClock;
-use crate::harness::{InputSource, ReliableLink, STEP_US};
+use crate::harness::{InputSource, ReliableLink, STEP_US, carry};
 use crate::link::{LinkConfig, LinkPair};
 
 /// One simulated player of the world harness.
@@ -288,23 +287,23 @@ impl WorldHarness {
     fn flush_client(&mut self, index: usize) {
         let now_us = self.clock.now_us();
         let c = &mut self.clients[index];
-        while let Some(t) = c.session.poll_transmit() {
-            match t {
-                Transmit::Datagram(d) => c.link.client_to_server.send(now_us, d),
-                Transmit::Stream(s) => c.stream_up.send(now_us, s),
-            }
-        }
+        carry(
+            now_us,
+            std::iter::from_fn(|| c.session.poll_transmit()),
+            &mut c.link.client_to_server,
+            &mut c.stream_up,
+        );
     }
 
     fn flush_server(&mut self, index: usize) {
         let now_us = self.clock.now_us();
         let c = &mut self.clients[index];
         let zone = &mut self.zones[usize::from(c.zone.0)];
-        while let Some(t) = zone.poll_transmit(c.connection) {
-            match t {
-                Transmit::Datagram(d) => c.link.server_to_client.send(now_us, d),
-                Transmit::Stream(s) => c.stream_down.send(now_us, s),
-            }
-        }
+        carry(
+            now_us,
+            std::iter::from_fn(|| zone.poll_transmit(c.connection)),
+            &mut c.link.server_to_client,
+            &mut c.stream_down,
+        );
     }
 }
