@@ -45,10 +45,11 @@ const FIELDS: &[&str] = &[
     "machine",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_bots_against_an_in_process_server() {
+/// An in-process server accepting the tokens `bot-0` .. `bot-{n-1}`, and the direct target
+/// the bots reach it by (their tokens are `bot-<index>`).
+async fn server_with_tokens_for(n: usize) -> (Server, Target) {
     let mut tokens = StaticTokens::new();
-    for i in 0..BOTS {
+    for i in 0..n {
         tokens = tokens.with(&format!("bot-{i}"), &format!("account-{i}"));
     }
     let cert = ServerCert::self_signed(&["localhost"]).unwrap();
@@ -66,6 +67,12 @@ async fn twenty_bots_against_an_in_process_server() {
         tokens: TokenSource::bot_names(),
         metrics_http: None,
     });
+    (server, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_bots_against_an_in_process_server() {
+    let (server, target) = server_with_tokens_for(BOTS).await;
     let options = LoadOptions {
         bots: BOTS,
         iterations: 3,
@@ -124,21 +131,8 @@ async fn twenty_bots_against_an_in_process_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_with_unknown_tokens_are_connect_failures_with_a_reason() {
-    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let server = Server::start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        ZoneConfig::default(),
-        cert,
-        Arc::new(StaticTokens::new().with("bot-0", "account-0")),
-    ))
-    .await
-    .unwrap();
-    let target = Target::Direct(DirectTarget {
-        quic_addr: server.local_addr(),
-        fingerprint: server.fingerprint(),
-        tokens: TokenSource::bot_names(),
-        metrics_http: None,
-    });
+    // Only bot-0 has a valid token.
+    let (server, target) = server_with_tokens_for(1).await;
     let options = LoadOptions {
         bots: 3,
         iterations: 1,
@@ -162,25 +156,7 @@ async fn bots_with_unknown_tokens_are_connect_failures_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duration_cap_stops_the_bots_and_they_log_out() {
-    let mut tokens = StaticTokens::new();
-    for i in 0..5 {
-        tokens = tokens.with(&format!("bot-{i}"), &format!("account-{i}"));
-    }
-    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let server = Server::start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        ZoneConfig::default(),
-        cert,
-        Arc::new(tokens),
-    ))
-    .await
-    .unwrap();
-    let target = Target::Direct(DirectTarget {
-        quic_addr: server.local_addr(),
-        fingerprint: server.fingerprint(),
-        tokens: TokenSource::bot_names(),
-        metrics_http: None,
-    });
+    let (server, target) = server_with_tokens_for(5).await;
     // 100 iterations of 0.3 s would take 30 s; the cap ends the run after 1.5 s.
     let options = LoadOptions {
         bots: 5,
