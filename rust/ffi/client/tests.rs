@@ -613,3 +613,15 @@ fn a_wrong_pin_or_token_ends_with_a_clear_disconnected_event() {
     }
     assert_eq!(server.logged_in_players(), 0);
 }
+
+#[test]
+fn c_disconnect_reasons_carry_the_protocol_codes() {
+    for reason in mmo_core::control::DisconnectReason::ALL {
+        assert_eq!(
+            mmo_disconnect_reason::from(reason) as u32,
+            u32::from(reason.code()),
+            "{}",
+            reason.as_str()
+        );
+    }
+}
