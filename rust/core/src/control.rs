@@ -1,5 +1,6 @@
 //! Control messages: the reliable, ordered messages of the control stream (login, welcome,
-//! chat, disconnect reasons; gameplay requests arrive with later issues), and their framing.
+//! chat, disconnect reasons, and the gameplay requests, results and events of
+//! [`crate::gameplay::messages`]), and their framing.
 //!
 //! Messages are serde types encoded with postcard. On the stream each message is one frame:
 //! an unsigned LEB128 length (at most [`MAX_FRAME_LEN_BYTES`]) followed by that many bytes of
@@ -10,6 +11,10 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::entity::{CharacterState, EntityId};
+use crate::gameplay::messages::{
+    AbilityRequest, AbilityResult, CombatEvent, InventoryRequest, InventoryResult, InventoryView,
+    MAX_COMBAT_EVENTS, MAX_KIND_LEN_BYTES, MAX_MESSAGE_LEN_BYTES, Refusal, ResourceView,
+};
 use crate::time::Tick;
 
 /// Largest control frame body accepted or produced, in bytes.
@@ -130,6 +135,12 @@ pub enum ClientControl {
     },
     /// The client is leaving.
     Disconnect,
+    /// `ServerExecuteAbility`: use an ability (answered by [`ServerControl::AbilityResult`]).
+    UseAbility(AbilityRequest),
+    /// Stop the cast in progress (no refund).
+    CancelCast,
+    /// An inventory operation (answered by [`ServerControl::InventoryResult`]).
+    Inventory(InventoryRequest),
 }
 
 /// Messages from server to client.
@@ -147,6 +158,10 @@ pub enum ServerControl {
         tick_rate_hz: u32,
         /// Where the character starts.
         spawn: CharacterState,
+        /// SHA-256 of the server's gameplay content
+        /// ([`crate::gameplay::content::Content::hash`]); a client with other content
+        /// shows wrong names and costs.
+        content_hash: [u8; 32],
     },
     /// A chat line from someone.
     Chat {
@@ -164,6 +179,16 @@ pub enum ServerControl {
         /// Human-readable detail for logs and the player.
         message: String,
     },
+    /// The answer to [`ClientControl::UseAbility`].
+    AbilityResult(AbilityResult),
+    /// The answer to [`ClientControl::Inventory`].
+    InventoryResult(InventoryResult),
+    /// The owner's inventory: after login and after every change.
+    Inventory(InventoryView),
+    /// The owner's pools: after login and whenever a whole point changes.
+    Resources(ResourceView),
+    /// Combat events of one tick (at most [`MAX_COMBAT_EVENTS`]).
+    Combat(Vec<CombatEvent>),
 }
 
 /// What can go wrong reading or writing control frames.
@@ -209,7 +234,10 @@ impl ClientControl {
         match self {
             ClientControl::Login { token, .. } => check_len("token", token, MAX_TOKEN_LEN_BYTES),
             ClientControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
-            ClientControl::Disconnect => Ok(()),
+            ClientControl::Disconnect
+            | ClientControl::UseAbility(_)
+            | ClientControl::CancelCast
+            | ClientControl::Inventory(_) => Ok(()),
         }
     }
 }
@@ -219,8 +247,33 @@ impl ServerControl {
     pub fn validate(&self) -> Result<(), ControlError> {
         match self {
             ServerControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
-            ServerControl::Welcome { .. } | ServerControl::Disconnect { .. } => Ok(()),
+            ServerControl::AbilityResult(AbilityResult { refusal, .. })
+            | ServerControl::InventoryResult(InventoryResult { refusal, .. }) => {
+                check_refusal(refusal.as_ref())
+            }
+            ServerControl::Combat(events) if events.len() > MAX_COMBAT_EVENTS => {
+                Err(ControlError::FieldTooLong {
+                    field: "combat events",
+                    len_bytes: events.len(),
+                    max_bytes: MAX_COMBAT_EVENTS,
+                })
+            }
+            ServerControl::Welcome { .. }
+            | ServerControl::Disconnect { .. }
+            | ServerControl::Inventory(_)
+            | ServerControl::Resources(_)
+            | ServerControl::Combat(_) => Ok(()),
         }
+    }
+}
+
+fn check_refusal(refusal: Option<&Refusal>) -> Result<(), ControlError> {
+    match refusal {
+        Some(r) => {
+            check_len("refusal kind", &r.kind, MAX_KIND_LEN_BYTES)?;
+            check_len("refusal message", &r.message, MAX_MESSAGE_LEN_BYTES)
+        }
+        None => Ok(()),
     }
 }
 
@@ -355,6 +408,7 @@ mod tests {
             tick: Tick(1234),
             tick_rate_hz: 30,
             spawn: CharacterState::at(Vec3::new(1.0, 2.0, 0.0)),
+            content_hash: [7; 32],
         }
     }
 

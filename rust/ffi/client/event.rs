@@ -146,7 +146,9 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
     let mut e = mmo_client_event::default();
     let mut text = String::new();
     match event {
-        ClientEvent::Welcome { entity_id, spawn } => {
+        ClientEvent::Welcome {
+            entity_id, spawn, ..
+        } => {
             e.kind = mmo_client_event_kind::Welcome;
             e.entity_id = entity_id.0;
             e.spawn = (&spawn).into();
@@ -186,6 +188,12 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
         ClientEvent::Disconnected { reason, message } => {
             return disconnected(reason.into(), message);
         }
+        // Not forwarded by the caller (gameplay events get their own C functions).
+        ClientEvent::AbilityResult(_)
+        | ClientEvent::InventoryResult(_)
+        | ClientEvent::Inventory(_)
+        | ClientEvent::Resources(_)
+        | ClientEvent::Combat(_) => {}
     }
     e.text_len_bytes = text.len();
     (e, text)

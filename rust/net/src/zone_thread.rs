@@ -558,8 +558,37 @@ impl ZoneLoop {
                 ServerEvent::InputRejected(rejection) => {
                     metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => rejection.kind.as_str())
                         .increment(1);
+                    tracing::info!(
+                        account = self.accounts.get(&id).map_or("-", String::as_str),
+                        connection = id.0,
+                        entity = self.zone.connection(id).and_then(|c| c.entity()).map_or(0, |e| e.0),
+                        kind = rejection.kind.as_str(),
+                        detail = %rejection.detail,
+                        "input rejected"
+                    );
                 }
-                ServerEvent::Chat { .. } => {}
+                ServerEvent::Refused {
+                    kind,
+                    detail,
+                    strikes,
+                } => {
+                    metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => kind)
+                        .increment(1);
+                    tracing::info!(
+                        account = self.accounts.get(&id).map_or("-", String::as_str),
+                        connection = id.0,
+                        entity = self.zone.connection(id).and_then(|c| c.entity()).map_or(0, |e| e.0),
+                        kind,
+                        strikes,
+                        detail = %detail,
+                        "request refused"
+                    );
+                }
+                // The zone consumes gameplay requests itself; chat is routed by issue 7.
+                ServerEvent::Chat { .. }
+                | ServerEvent::AbilityRequested(_)
+                | ServerEvent::CastCancelRequested
+                | ServerEvent::InventoryRequested(_) => {}
             }
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! The document starts with `version = 1` ([`CONTENT_VERSION`]; any other version is refused
 //! with [`ContentErrorKind::UnsupportedVersion`]). An optional `[rules]` table holds
-//! `global_cooldown_ms` and `respawn_delay_ms`. Then arrays of tables, in any order:
+//! `global_cooldown_ms` (1000), `respawn_delay_ms` (10000), `bag_slots` (24) and
+//! `starting_items = { item = quantity }` (none; the kit must fit in the bag). Then arrays of tables, in any order:
 //! `[[pools]]`, `[[classes]]`, `[[races]]`, `[[abilities]]`, `[[items]]`. See
 //! `rust/core/data/content.toml` (also [`DEFAULT_CONTENT_TOML`]) for an example. Fields
 //! (defaults in parentheses; unknown fields are refused):
@@ -90,6 +91,11 @@ pub struct Rules {
     pub global_cooldown_ms: u32,
     /// Time between death and the earliest respawn, ms.
     pub respawn_delay_ms: u32,
+    /// Bag slots of a new character, `1..=`[`super::inventory::MAX_BAG_SLOTS`].
+    pub bag_slots: u32,
+    /// What a new character carries, in item order. Invariant: every quantity is `>= 1`
+    /// and the whole kit fits in `bag_slots` (checked on load).
+    pub starting_items: Vec<(ItemId, u32)>,
 }
 
 impl Default for Rules {
@@ -97,6 +103,8 @@ impl Default for Rules {
         Rules {
             global_cooldown_ms: 1000,
             respawn_delay_ms: 10_000,
+            bag_slots: 24,
+            starting_items: Vec::new(),
         }
     }
 }
@@ -372,6 +380,9 @@ struct RawContent {
 struct RawRules {
     global_cooldown_ms: Option<u32>,
     respawn_delay_ms: Option<u32>,
+    bag_slots: Option<u32>,
+    #[serde(default)]
+    starting_items: BTreeMap<String, u32>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +526,54 @@ fn index_ids<'a>(
         ));
     }
     Ok(seen)
+}
+
+/// Builds the rules; the starting kit must name known items and fit in the bag.
+fn validate_rules(r: &RawRules, items: &[ItemDef]) -> Result<Rules, ContentError> {
+    let d = Rules::default();
+    let bag_slots = r.bag_slots.unwrap_or(d.bag_slots);
+    if !(1..=super::inventory::MAX_BAG_SLOTS).contains(&bag_slots) {
+        return Err(err(
+            ContentErrorKind::InvalidValue,
+            "rules.bag_slots",
+            format!(
+                "must be in 1..={}, got {bag_slots}",
+                super::inventory::MAX_BAG_SLOTS
+            ),
+        ));
+    }
+    let mut starting_items = Vec::with_capacity(r.starting_items.len());
+    let mut slots_needed: u64 = 0;
+    for (item, &quantity) in &r.starting_items {
+        let path = format!("rules.starting_items.{item}");
+        let Some(index) = items.iter().position(|i| i.id == *item) else {
+            return Err(err(
+                ContentErrorKind::UnknownReference,
+                path,
+                format!("no item with id {item:?}"),
+            ));
+        };
+        if quantity == 0 {
+            return Err(err(ContentErrorKind::InvalidValue, path, "must be >= 1"));
+        }
+        // Item count is bounded by u32::MAX (checked when indexing).
+        starting_items.push((ItemId(index as u32), quantity));
+        slots_needed += u64::from(quantity.div_ceil(items[index].max_stack));
+    }
+    if slots_needed > u64::from(bag_slots) {
+        return Err(err(
+            ContentErrorKind::InvalidValue,
+            "rules.starting_items",
+            format!("the kit needs {slots_needed} bag slots, the bag has {bag_slots}"),
+        ));
+    }
+    starting_items.sort_by_key(|(id, _)| *id);
+    Ok(Rules {
+        global_cooldown_ms: r.global_cooldown_ms.unwrap_or(d.global_cooldown_ms),
+        respawn_delay_ms: r.respawn_delay_ms.unwrap_or(d.respawn_delay_ms),
+        bag_slots,
+        starting_items,
+    })
 }
 
 fn find(ids: &[&str], id: &str) -> Option<usize> {
@@ -724,17 +783,6 @@ impl Content {
         let item_limit = usize::try_from(u32::MAX).unwrap_or(usize::MAX);
         index_ids("items", raw.items.iter().map(|i| i.id.as_str()), item_limit)?;
 
-        let rules = match raw.rules {
-            Some(r) => {
-                let d = Rules::default();
-                Rules {
-                    global_cooldown_ms: r.global_cooldown_ms.unwrap_or(d.global_cooldown_ms),
-                    respawn_delay_ms: r.respawn_delay_ms.unwrap_or(d.respawn_delay_ms),
-                }
-            }
-            None => Rules::default(),
-        };
-
         let mut pools = Vec::with_capacity(raw.pools.len());
         for p in &raw.pools {
             if p.max == 0 {
@@ -896,6 +944,11 @@ impl Content {
                 properties: it.properties,
             });
         }
+
+        let rules = match &raw.rules {
+            Some(r) => validate_rules(r, &items)?,
+            None => Rules::default(),
+        };
 
         Ok(Content {
             version: CONTENT_VERSION,

@@ -1,12 +1,13 @@
-//! Gameplay rules, sans-IO and authoritative on the server (issue 5, first slice): the
-//! content definitions every rule reads, and the rules themselves. Nothing here touches the
-//! network; the zone and the sessions call into it.
-//!
-//! Not done yet (issue 5): the wire messages and results for abilities and inventory, the
-//! zone calling these rules, lag-compensated hit validation of abilities, the anti-cheat
-//! strike counter, the C ABI functions, and the load tester's real abilities.
+//! Gameplay rules, sans-IO and authoritative on the server: the content definitions every
+//! rule reads, the rules themselves (resources, abilities, inventory, anti-cheat strikes),
+//! one character's gameplay state, and the messages that carry requests, results and events
+//! over the control stream. Nothing here touches the network; the zone's gameplay phase
+//! (`zone/gameplay.rs`) calls into it once per tick.
 
 pub mod abilities;
+pub mod character;
 pub mod content;
 pub mod inventory;
+pub mod messages;
 pub mod resources;
+pub mod strikes;

@@ -24,6 +24,11 @@ use crate::control::{
     self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
 };
 use crate::entity::{CharacterState, EntityId};
+use crate::gameplay::content::AbilityId;
+use crate::gameplay::messages::{
+    AbilityRequest, AbilityResult, CombatEvent, InventoryOp, InventoryRequest, InventoryResult,
+    InventoryView, ResourceView, WireTarget,
+};
 use crate::input::MoveInput;
 use crate::interpolation::{InterpOutput, InterpSample, InterpolationBuffer, InterpolationConfig};
 use crate::movement::MovementConfig;
@@ -31,6 +36,7 @@ use crate::prediction::{PredictionConfig, Predictor, ReconcileOutcome};
 use crate::time::{Tick, TickRate};
 
 use super::Transmit;
+use super::client_gameplay::{ClientGameplay, CooldownLeft};
 
 /// Configuration of a [`ClientSession`]. Movement and snapshot settings must match the
 /// server's.
@@ -72,7 +78,21 @@ pub enum ClientEvent {
         entity_id: EntityId,
         /// Where it starts.
         spawn: CharacterState,
+        /// SHA-256 of the server's gameplay content.
+        content_hash: [u8; 32],
     },
+    /// The server answered an ability request (see also
+    /// [`ClientSession::cooldown_left`]).
+    AbilityResult(AbilityResult),
+    /// The server answered an inventory request; on success the new contents arrived just
+    /// before as [`ClientEvent::Inventory`].
+    InventoryResult(InventoryResult),
+    /// The inventory changed (also after login).
+    Inventory(InventoryView),
+    /// The local character's pools changed (also after login).
+    Resources(ResourceView),
+    /// Something happened in combat near the local character (or to it).
+    Combat(CombatEvent),
     /// A remote entity came into view: spawn its actor.
     EntityEntered {
         /// Its id.
@@ -191,6 +211,7 @@ pub struct ClientSession {
     last_server_tick: Option<Tick>,
     stats: ClientStats,
     datagram: Vec<u8>,
+    gameplay: ClientGameplay,
 }
 
 impl ClientSession {
@@ -233,6 +254,7 @@ impl ClientSession {
             last_server_tick: None,
             stats: ClientStats::default(),
             datagram: Vec::with_capacity(256),
+            gameplay: ClientGameplay::default(),
         };
         session.send_control(&ClientControl::Login {
             protocol_version: crate::PROTOCOL_VERSION,
@@ -365,6 +387,98 @@ impl ClientSession {
         Ok(())
     }
 
+    /// `ServerExecuteAbility`: asks the server to use `ability` on `target` and returns the
+    /// request number its [`ClientEvent::AbilityResult`] will carry. The request states the
+    /// server time the player was looking at (the render time of the target's interpolation
+    /// buffer, or of any remote entity, or the newest snapshot's tick), so the server can
+    /// rewind the target to what the player saw.
+    pub fn use_ability(&mut self, ability: AbilityId, target: WireTarget) -> Result<u32, String> {
+        if self.state != ClientState::Active {
+            return Err("not logged in".to_owned());
+        }
+        let (view_tick, view_fraction) = self.view_time(match target {
+            WireTarget::Entity(id) => Some(id),
+            _ => None,
+        });
+        let request = self.gameplay.next_request();
+        self.send_control(&ClientControl::UseAbility(AbilityRequest {
+            request,
+            ability,
+            target,
+            view_tick,
+            view_fraction,
+        }));
+        Ok(request)
+    }
+
+    /// Asks the server to stop the cast in progress.
+    pub fn cancel_cast(&mut self) -> Result<(), String> {
+        if self.state != ClientState::Active {
+            return Err("not logged in".to_owned());
+        }
+        self.send_control(&ClientControl::CancelCast);
+        Ok(())
+    }
+
+    /// Asks the server for an inventory operation; returns the request number its
+    /// [`ClientEvent::InventoryResult`] will carry. Nothing changes locally until the server
+    /// answers.
+    pub fn inventory_op(&mut self, op: InventoryOp) -> Result<u32, String> {
+        if self.state != ClientState::Active {
+            return Err("not logged in".to_owned());
+        }
+        let request = self.gameplay.next_request();
+        self.send_control(&ClientControl::Inventory(InventoryRequest { request, op }));
+        Ok(request)
+    }
+
+    /// The inventory as the server last sent it.
+    #[must_use]
+    pub fn inventory(&self) -> Option<&InventoryView> {
+        self.gameplay.inventory()
+    }
+
+    /// The local character's pools as the server last sent them.
+    #[must_use]
+    pub fn resources(&self) -> Option<&ResourceView> {
+        self.gameplay.resources()
+    }
+
+    /// Cooldown left on `ability` at `now_us`, counted from the server's last answer.
+    #[must_use]
+    pub fn cooldown_left(&self, ability: AbilityId, now_us: u64) -> CooldownLeft {
+        self.gameplay.cooldown_left(ability, now_us)
+    }
+
+    /// The server's gameplay content hash, once welcomed.
+    #[must_use]
+    pub fn content_hash(&self) -> Option<[u8; 32]> {
+        self.gameplay.content_hash()
+    }
+
+    /// The server time remote entities are being drawn at, as a tick and a fraction.
+    fn view_time(&self, target: Option<EntityId>) -> (Tick, f32) {
+        let render_us = target
+            .and_then(|id| self.remotes.get(&id))
+            .and_then(|r| r.buffer.render_time_us())
+            .or_else(|| {
+                self.remotes
+                    .values()
+                    .find_map(|r| r.buffer.render_time_us())
+            });
+        let tick_us = self.rate.tick_us() as f64;
+        match render_us {
+            Some(us) if us.is_finite() && us >= 0.0 => {
+                let ticks = us / tick_us;
+                // Render times are far below 2^32 ticks; the cast saturates otherwise.
+                let whole = ticks.floor();
+                let fraction = ((ticks - whole) as f32).clamp(0.0, 0.999_999);
+                (Tick(whole as u32), fraction)
+            }
+            _ => (self.last_server_tick.unwrap_or_default(), 0.0),
+        }
+    }
+
     /// Leaves: tells the server and closes the session.
     pub fn disconnect(&mut self) {
         if self.state == ClientState::Closed {
@@ -397,7 +511,7 @@ impl ClientSession {
         self.control.push(bytes);
         while self.state != ClientState::Closed {
             match self.control.next_message::<ServerControl>() {
-                Ok(Some(message)) => self.on_control(message),
+                Ok(Some(message)) => self.on_control(message, now_us),
                 Ok(None) => break,
                 Err(e) => {
                     self.finish(
@@ -409,7 +523,7 @@ impl ClientSession {
         }
     }
 
-    fn on_control(&mut self, message: ServerControl) {
+    fn on_control(&mut self, message: ServerControl, now_us: u64) {
         match message {
             ServerControl::Welcome {
                 protocol_version,
@@ -417,6 +531,7 @@ impl ClientSession {
                 tick,
                 tick_rate_hz,
                 spawn,
+                content_hash,
             } => {
                 if self.state != ClientState::LoggingIn {
                     self.finish(
@@ -449,8 +564,12 @@ impl ClientSession {
                         self.rate = rate;
                         self.last_server_tick = Some(tick);
                         self.state = ClientState::Active;
-                        self.events
-                            .push_back(ClientEvent::Welcome { entity_id, spawn });
+                        self.gameplay.set_content_hash(content_hash);
+                        self.events.push_back(ClientEvent::Welcome {
+                            entity_id,
+                            spawn,
+                            content_hash,
+                        });
                     }
                     Err(e) => self.finish(DisconnectReason::ProtocolViolation, e.to_string()),
                 }
@@ -467,6 +586,25 @@ impl ClientSession {
                 });
             }
             ServerControl::Disconnect { reason, message } => self.finish(reason, message),
+            ServerControl::AbilityResult(result) => {
+                self.gameplay.on_ability_result(&result, now_us);
+                self.events.push_back(ClientEvent::AbilityResult(result));
+            }
+            ServerControl::InventoryResult(result) => {
+                self.events.push_back(ClientEvent::InventoryResult(result));
+            }
+            ServerControl::Inventory(view) => {
+                self.gameplay.set_inventory(view.clone());
+                self.events.push_back(ClientEvent::Inventory(view));
+            }
+            ServerControl::Resources(view) => {
+                self.gameplay.set_resources(view.clone());
+                self.events.push_back(ClientEvent::Resources(view));
+            }
+            ServerControl::Combat(events) => {
+                self.events
+                    .extend(events.into_iter().map(ClientEvent::Combat));
+            }
         }
     }
 

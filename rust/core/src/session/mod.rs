@@ -7,6 +7,7 @@
 //! `poll_event()`, and wakes up at `poll_timeout()`. quinn-proto's `Connection` is the model.
 
 pub mod client;
+pub mod client_gameplay;
 pub mod input_queue;
 pub mod server;
 #[cfg(test)]

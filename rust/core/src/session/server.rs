@@ -25,6 +25,7 @@ use crate::control::{
     self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
 };
 use crate::entity::{CharacterState, EntityId};
+use crate::gameplay::messages::{AbilityRequest, InventoryRequest};
 use crate::input::MoveInput;
 use crate::time::{Tick, TickRate};
 use crate::validation::{
@@ -80,6 +81,23 @@ pub enum ServerEvent {
     },
     /// An input was refused by validation (it was dropped and counted).
     InputRejected(Rejection),
+    /// The client asks to use an ability (the zone answers; the driver never sees it).
+    AbilityRequested(AbilityRequest),
+    /// The client asks to stop its cast (handled by the zone).
+    CastCancelRequested,
+    /// The client asks for an inventory operation (handled by the zone).
+    InventoryRequested(InventoryRequest),
+    /// The zone refused a gameplay request or an input as a likely cheat: for the
+    /// `validation_rejections_total{kind}` metric and a structured log line. Emitted by
+    /// [`crate::zone::Zone`], not by the connection.
+    Refused {
+        /// Stable kind label (`ability_cooldown`, `inventory_bad_slot`, `input_rate`...).
+        kind: &'static str,
+        /// What was wrong.
+        detail: String,
+        /// The player's strikes after this one.
+        strikes: u32,
+    },
     /// The connection is closed; the driver should close the transport after flushing.
     Closed {
         /// Why.
@@ -267,6 +285,17 @@ impl ServerConnection {
             (ConnectionState::Active { .. }, ClientControl::Chat { channel, text }) => {
                 self.events.push_back(ServerEvent::Chat { channel, text });
             }
+            (ConnectionState::Active { .. }, ClientControl::UseAbility(request)) => {
+                self.events
+                    .push_back(ServerEvent::AbilityRequested(request));
+            }
+            (ConnectionState::Active { .. }, ClientControl::CancelCast) => {
+                self.events.push_back(ServerEvent::CastCancelRequested);
+            }
+            (ConnectionState::Active { .. }, ClientControl::Inventory(request)) => {
+                self.events
+                    .push_back(ServerEvent::InventoryRequested(request));
+            }
             (_, ClientControl::Disconnect) => {
                 self.close(DisconnectReason::ClientQuit, "client quit");
             }
@@ -277,7 +306,8 @@ impl ServerConnection {
         }
     }
 
-    /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`.
+    /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`;
+    /// the welcome carries the server's gameplay `content_hash`.
     /// Returns false, changing nothing, unless a login is pending: the connection may have
     /// closed while the token was being verified, which is a race, not a caller mistake.
     pub fn accept_login(
@@ -286,6 +316,7 @@ impl ServerConnection {
         tick: Tick,
         rate: TickRate,
         spawn: CharacterState,
+        content_hash: [u8; 32],
     ) -> bool {
         if self.state != ConnectionState::LoginPending {
             return false;
@@ -297,8 +328,17 @@ impl ServerConnection {
             tick,
             tick_rate_hz: rate.hz(),
             spawn,
+            content_hash,
         });
         true
+    }
+
+    /// Sends a gameplay message (result, inventory, resources, combat events) to this
+    /// client; ignored unless logged in.
+    pub fn send_gameplay(&mut self, message: &ServerControl) {
+        if matches!(self.state, ConnectionState::Active { .. }) {
+            self.send_control(message);
+        }
     }
 
     /// Sends a chat line to this client.
@@ -515,5 +555,8 @@ fn message_name(message: &ClientControl) -> &'static str {
         ClientControl::Login { .. } => "login",
         ClientControl::Chat { .. } => "chat",
         ClientControl::Disconnect => "disconnect",
+        ClientControl::UseAbility(_) => "use_ability",
+        ClientControl::CancelCast => "cancel_cast",
+        ClientControl::Inventory(_) => "inventory",
     }
 }

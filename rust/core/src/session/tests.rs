@@ -62,6 +62,7 @@ fn active_connection() -> ServerConnection {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
+        [0; 32],
     );
     assert_eq!(
         c.state(),
@@ -163,7 +164,8 @@ fn a_login_answered_after_the_client_left_is_ignored() {
         EntityId(1),
         Tick(0),
         TickRate::DEFAULT,
-        CharacterState::default()
+        CharacterState::default(),
+        [0; 32]
     ));
     assert_eq!(
         c.state(),
@@ -198,6 +200,7 @@ fn pair() -> (ClientSession, ServerConnection) {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
+        [0; 32],
     );
     while let Some(Transmit::Stream(b)) = server.poll_transmit() {
         client.handle_stream(0, &b);

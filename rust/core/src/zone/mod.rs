@@ -57,13 +57,20 @@ use crate::codec::snapshot::{EntityRecordIn, SnapshotCodec, WrittenRecord};
 use crate::control::DisconnectReason;
 use crate::entity::{CharacterState, EntityId};
 use crate::fast_hash::FastMap;
+use crate::gameplay::character::CharacterGameplay;
 use crate::input::MoveInput;
+use crate::lag_compensation::{Capsule, HitboxHistory};
 use crate::movement::{self, MovementConfig};
 use crate::replication::{ClientId, PriorityCategory, ReplicationConfig, Replicator, Viewer};
 use crate::session::Transmit;
 use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEvent};
 use crate::time::{Tick, TickRate};
 use crate::world::{Rect, WorldLayout, ZoneId};
+
+mod gameplay;
+
+pub use gameplay::ZoneGameplayConfig;
+use gameplay::{Outgoing, Request};
 
 /// Identifies a connection (assigned by [`Zone::connect`]). Unique within a zone, and within
 /// a world when zones are placed in one (see [`crate::world`]): a handed-over connection
@@ -95,6 +102,8 @@ pub struct ZoneConfig {
     /// The zone's place in a multi-zone world; `None` (the default) simulates the whole
     /// movement area alone, with no handoff and no ghosts.
     pub placement: Option<ZonePlacement>,
+    /// Content, character defaults, lag compensation and anti-cheat settings.
+    pub gameplay: ZoneGameplayConfig,
 }
 
 /// Where a zone sits in a multi-zone world.
@@ -157,6 +166,10 @@ pub struct PlayerTransfer {
     last_tick: Tick,
     /// Entities the client may know (the old zone's visible set), ascending.
     known: Vec<EntityId>,
+    /// Pools, cooldowns, inventory and strikes travel with the character.
+    gameplay: Option<CharacterGameplay>,
+    /// View time of the cast in progress.
+    cast_view: Option<(Tick, f32)>,
 }
 
 impl PlayerTransfer {
@@ -255,6 +268,7 @@ impl Default for ZoneConfig {
             connection: ServerConnectionConfig::default(),
             spawn_position_m: Vec3::ZERO,
             placement: None,
+            gameplay: ZoneGameplayConfig::default(),
         }
     }
 }
@@ -271,6 +285,10 @@ struct Player {
     /// After a handoff, until the first plan here: the entities the client may know; those
     /// not visible here are forgotten (the client gets a leave).
     handoff_known: Option<Vec<EntityId>>,
+    /// Gameplay state, once logged in.
+    gameplay: Option<CharacterGameplay>,
+    /// The view time of the cast in progress (for direction abilities' hit test).
+    cast_view: Option<(Tick, f32)>,
 }
 
 impl Player {
@@ -281,6 +299,8 @@ impl Player {
             departing: None,
             resume_after: None,
             handoff_known: None,
+            gameplay: None,
+            cast_view: None,
         }
     }
 }
@@ -336,6 +356,18 @@ pub struct Zone {
     scratch_sent: Vec<EntityId>,
     scratch_datagram: Vec<u8>,
     scratch_visible: Vec<EntityId>,
+    /// Hitboxes of this zone's characters, for lag-compensated hit tests.
+    hitboxes: HitboxHistory,
+    /// Entity -> connection of every local character. Invariant: exactly the players with
+    /// an entity.
+    entity_connections: FastMap<EntityId, ConnectionId>,
+    /// Gameplay requests waiting for the gameplay phase, in arrival order.
+    requests: Vec<(ConnectionId, Request)>,
+    /// Combat events of the current gameplay phase.
+    combat_out: Vec<Outgoing>,
+    scratch_capsules: Vec<(EntityId, Capsule)>,
+    /// The content hash sent in every welcome.
+    content_hash: [u8; 32],
 }
 
 impl Zone {
@@ -359,6 +391,18 @@ impl Zone {
             None => None,
             Some(p) => Some(place(&p, &config.movement)?),
         };
+        config.gameplay.validate()?;
+        let hitboxes = HitboxHistory::new(config.gameplay.lag_compensation(config.tick_rate))
+            .map_err(|e| format!("gameplay lag compensation: {e}"))?;
+        // Builds one character to prove the content can (starting kit, class, race).
+        CharacterGameplay::new(
+            &config.gameplay.content,
+            config.gameplay.class,
+            config.gameplay.race,
+            0,
+        )
+        .map_err(|e| format!("gameplay: {e}"))?;
+        let content_hash = config.gameplay.content.hash();
         let (id_stride, id_offset) = match &placement {
             None => (1, 1),
             Some(p) => (u32::from(p.layout.zone_count()), u32::from(p.zone.0) + 1),
@@ -386,6 +430,12 @@ impl Zone {
             scratch_sent: Vec::new(),
             scratch_datagram: Vec::with_capacity(1500),
             scratch_visible: Vec::new(),
+            hitboxes,
+            entity_connections: FastMap::default(),
+            requests: Vec::new(),
+            combat_out: Vec::new(),
+            scratch_capsules: Vec::new(),
+            content_hash,
         })
     }
 
@@ -472,12 +522,39 @@ impl Zone {
         }
     }
 
+    /// Moves a connection's events to the zone's list; gameplay requests go to the
+    /// gameplay phase instead, and rejected inputs add an anti-cheat strike.
     fn collect_events(&mut self, id: ConnectionId) {
-        if let Some(p) = self.players.get_mut(&id) {
-            while let Some(event) = p.connection.poll_event() {
-                self.events.push((id, event));
+        while let Some(event) = self
+            .players
+            .get_mut(&id)
+            .and_then(|p| p.connection.poll_event())
+        {
+            match event {
+                ServerEvent::AbilityRequested(r) => self.queue_request(id, Request::Ability(r)),
+                ServerEvent::CastCancelRequested => self.queue_request(id, Request::Cancel),
+                ServerEvent::InventoryRequested(r) => {
+                    self.queue_request(id, Request::Inventory(r));
+                }
+                ServerEvent::InputRejected(rejection) => {
+                    self.strike_input(id, rejection.kind.as_str(), &rejection.detail);
+                    self.events
+                        .push((id, ServerEvent::InputRejected(rejection)));
+                }
+                other => self.events.push((id, other)),
             }
         }
+    }
+
+    /// The gameplay state of `id`'s character (tests, admin, persistence).
+    #[must_use]
+    pub fn character_gameplay(&self, id: ConnectionId) -> Option<&CharacterGameplay> {
+        self.players.get(&id)?.gameplay.as_ref()
+    }
+
+    /// Mutable gameplay state of `id`'s character (tests, admin, loot).
+    pub fn character_gameplay_mut(&mut self, id: ConnectionId) -> Option<&mut CharacterGameplay> {
+        self.players.get_mut(&id)?.gameplay.as_mut()
     }
 
     /// Events of all connections since the last call, in arrival order.
@@ -495,15 +572,23 @@ impl Zone {
     /// zone-transfer arrival). Returns `None` when no login is pending on `id`.
     pub fn accept_login_at(&mut self, id: ConnectionId, spawn: CharacterState) -> Option<EntityId> {
         let entity = EntityId(self.allocate_id(self.entities_allocated));
+        let gameplay = self.new_character();
+        let content_hash = self.content_hash;
         let player = self.players.get_mut(&id)?;
-        if !player
-            .connection
-            .accept_login(entity, self.tick, self.config.tick_rate, spawn)
-        {
+        if !player.connection.accept_login(
+            entity,
+            self.tick,
+            self.config.tick_rate,
+            spawn,
+            content_hash,
+        ) {
             return None;
         }
         self.entities_allocated = self.entities_allocated.wrapping_add(1);
         player.character = Some(spawn);
+        player.gameplay = gameplay;
+        self.entity_connections.insert(entity, id);
+        self.send_gameplay_state(id);
         self.replicator
             .update_entity(entity, spawn.position_m, PriorityCategory::High);
         self.net_states.insert(entity, player_replicated(&spawn));
@@ -531,6 +616,8 @@ impl Zone {
             if let Some(entity) = p.connection.entity() {
                 self.replicator.remove_entity(entity);
                 self.net_states.remove(&entity);
+                self.entity_connections.remove(&entity);
+                self.hitboxes.remove(entity);
             }
             self.replicator.remove_client(ClientId(id.0));
         }
@@ -565,7 +652,9 @@ impl Zone {
         let (Some(character), Some(entity)) = (player.character, player.connection.entity()) else {
             return None;
         };
-        let player = self.players.remove(&id)?;
+        let mut player = self.players.remove(&id)?;
+        self.entity_connections.remove(&entity);
+        self.hitboxes.remove(entity);
         let client = ClientId(id.0);
         let mut known = Vec::new();
         if let Err(e) = self.replicator.visible_ids(client, &mut known) {
@@ -614,6 +703,8 @@ impl Zone {
             from,
             last_tick: player.resume_after.map_or(self.tick, |t| t.max(self.tick)),
             known,
+            gameplay: player.gameplay.take(),
+            cast_view: player.cast_view.take(),
         })
     }
 
@@ -658,6 +749,8 @@ impl Zone {
             character,
             last_tick,
             known,
+            gameplay,
+            cast_view,
             ..
         } = transfer;
         // Same id as the ghost, if there was one: the grid entry is updated in place.
@@ -674,7 +767,10 @@ impl Zone {
         let mut player = Player::new(connection, Some(character));
         player.resume_after = Some(last_tick);
         player.handoff_known = Some(known);
+        player.gameplay = gameplay;
+        player.cast_view = cast_view;
         self.players.insert(id, player);
+        self.entity_connections.insert(entity, id);
         self.collect_events(id);
         Ok(())
     }
@@ -833,6 +929,7 @@ impl Zone {
             ..TickReport::default()
         };
         report.inputs_applied = self.simulate();
+        self.run_gameplay();
         self.replicate(&mut report);
         report
     }
@@ -849,6 +946,7 @@ impl Zone {
     /// [`Zone::drain_departures`].
     pub fn simulate(&mut self) -> u32 {
         let dt_s = self.config.tick_rate.dt_s();
+        let now_ms = self.config.tick_rate.tick_start_us(self.tick) / 1000;
         let mut applied = 0;
         for (id, player) in &mut self.players {
             let (Some(character), Some(entity)) =
@@ -859,8 +957,26 @@ impl Zone {
             player
                 .connection
                 .take_inputs_for_tick(&mut self.scratch_inputs);
+            let speed = player
+                .gameplay
+                .as_ref()
+                .map_or(1.0, |g| g.effects.speed_factor(now_ms));
+            let dead = player.gameplay.as_ref().is_some_and(|g| g.pools.is_dead());
             for (_, input) in &self.scratch_inputs {
-                *character = movement::step(&self.config.movement, character, input, dt_s);
+                // The dead do not move; a slow scales the stick (the client does not
+                // predict either and is corrected).
+                let input = if dead {
+                    MoveInput {
+                        forward_q: 0,
+                        right_q: 0,
+                        ..*input
+                    }
+                } else if speed < 1.0 {
+                    scaled_input(input, speed)
+                } else {
+                    *input
+                };
+                *character = movement::step(&self.config.movement, character, &input, dt_s);
                 applied += 1;
             }
             self.replicator
@@ -963,6 +1079,17 @@ impl Zone {
                 Err(e) => tracing::error!(error = %e, connection = id.0, "snapshot not encoded"),
             }
         }
+    }
+}
+
+/// `input` with its stick scaled by `factor` (`0..=1`), sprint cleared.
+fn scaled_input(input: &MoveInput, factor: f32) -> MoveInput {
+    let scale = |q: i8| (f32::from(q) * factor.clamp(0.0, 1.0)).round() as i8;
+    MoveInput {
+        forward_q: scale(input.forward_q),
+        right_q: scale(input.right_q),
+        buttons: crate::input::Buttons(input.buttons.0 & !crate::input::Buttons::SPRINT),
+        ..*input
     }
 }
 

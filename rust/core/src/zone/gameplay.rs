@@ -1,0 +1,832 @@
+//! The zone's gameplay phase: abilities with lag-compensated targeting, effects, resources,
+//! respawns, inventory requests and anti-cheat strikes, run once per tick after movement.
+//!
+//! Per tick ([`Zone::run_gameplay`], called by [`Zone::run_tick`] between
+//! [`Zone::simulate`] and [`Zone::replicate`]), with `now_ms` the tick's start time:
+//!
+//! 1. every character's hitbox (a capsule at its position) is recorded for this tick;
+//! 2. requests are handled in arrival order: ability requests are checked
+//!    ([`crate::gameplay::abilities`]) with the target **rewound** to the caster's view time
+//!    (the request's `view_tick + view_fraction`, clamped to `max_rewind_ms` before this tick:
+//!    a view older than the clamp is evaluated at the clamp), answered with an
+//!    `AbilityResult`; inventory requests are applied or refused atomically and answered
+//!    with an `InventoryResult` (preceded by the new `Inventory` on success);
+//! 3. casts that completed are applied: entity targets get the effects; self targets the
+//!    caster; ground points every character within [`ZoneGameplayConfig::area_radius_m`] of
+//!    the point; directions the first character whose rewound capsule the ray from the caster
+//!    hits within the ability's range. Knockback launches the target away from the caster
+//!    (an impulse the movement rules carry out, so the client reconciles it);
+//! 4. timed effects and regeneration advance; the dead respawn at the zone's spawn point
+//!    when their delay has passed;
+//! 5. owners get `Resources` when a whole point changed; combat events go, batched per
+//!    client, to the source, the target and every player within
+//!    [`ZoneGameplayConfig::observer_radius_m`] of the target; each target is replicated at
+//!    `Critical` priority this tick.
+//!
+//! **Anti-cheat.** Refusals that an honest client using this library does not produce
+//! (input validation failures, abilities that are unknown, off cooldown by more than
+//! [`ZoneGameplayConfig::cooldown_grace_ms`], unaffordable, out of range or with a bad target
+//! or view time, and inventory requests naming slots that do not exist, empty slots or bad
+//! quantities) add a strike ([`crate::gameplay::strikes`]); each is reported as
+//! [`ServerEvent::Refused`] for the metric and a log line, and a player above the threshold is
+//! closed with [`DisconnectReason::Kicked`]. Refusals caused by the game state (dead, already
+//! casting, a cooldown within the grace, inventory full, stack limits) are answered but not
+//! struck.
+//!
+//! Not done: combat across zone borders (targets are this zone's characters only; a ghost
+//! target is refused as `invalid_target`), loot on the ground (a drop destroys the items),
+//! interrupting casts on movement, and client-side prediction of cost and cooldown (the
+//! client counts down from the server's answers).
+
+use std::sync::Arc;
+
+use glam::Vec3;
+
+use crate::control::{DisconnectReason, ServerControl};
+use crate::entity::EntityId;
+use crate::gameplay::abilities::{
+    AbilityRejection, CompletedCast, EffectEvent, Target, apply_effects,
+};
+use crate::gameplay::character::CharacterGameplay;
+use crate::gameplay::content::{AbilityId, ClassId, Content, RaceId};
+use crate::gameplay::inventory::{InventoryError, InventoryErrorKind};
+use crate::gameplay::messages::{
+    AbilityRequest, AbilityResult, CombatEvent, CombatEventKind, InventoryOp, InventoryRequest,
+    InventoryResult, InventoryView, MAX_COMBAT_EVENTS, Refusal, WireTarget,
+};
+use crate::gameplay::strikes::StrikeConfig;
+use crate::lag_compensation::{Capsule, LagCompensationConfig, Ray, RewindError, ray_vs_capsule};
+use crate::replication::PriorityCategory;
+use crate::session::server::ServerEvent;
+use crate::time::{Tick, TickRate};
+
+use super::{ConnectionId, Zone};
+
+/// Gameplay settings of a zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneGameplayConfig {
+    /// The content every rule reads (clients are told its hash at login).
+    pub content: Arc<Content>,
+    /// Class of new characters (until accounts own characters).
+    pub class: ClassId,
+    /// Race of new characters.
+    pub race: RaceId,
+    /// Furthest a target is rewound behind the current tick, ms.
+    pub max_rewind_ms: u32,
+    /// Strike policy.
+    pub strikes: StrikeConfig,
+    /// Combat events reach players within this distance of the target, metres.
+    pub observer_radius_m: f32,
+    /// Ground point abilities hit characters within this distance of the point, metres.
+    pub area_radius_m: f32,
+    /// A cooldown refusal less than this early is not a strike (a request that raced the
+    /// cooldown over a jittery network), ms.
+    pub cooldown_grace_ms: u32,
+    /// Hitbox capsule radius, metres.
+    pub hitbox_radius_m: f32,
+    /// Hitbox capsule height, metres.
+    pub hitbox_height_m: f32,
+}
+
+impl Default for ZoneGameplayConfig {
+    fn default() -> Self {
+        ZoneGameplayConfig {
+            // The default content is compiled in and covered by content's tests.
+            content: Arc::new(Content::default_content().expect("the built-in content is valid")),
+            class: ClassId(0),
+            race: RaceId(0),
+            max_rewind_ms: 400,
+            strikes: StrikeConfig::default(),
+            observer_radius_m: 50.0,
+            area_radius_m: 5.0,
+            cooldown_grace_ms: 250,
+            hitbox_radius_m: 0.4,
+            hitbox_height_m: 1.8,
+        }
+    }
+}
+
+impl ZoneGameplayConfig {
+    /// Checks the settings; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.content.class(self.class).is_none() {
+            return Err(format!(
+                "gameplay.class: class {} is not in the content",
+                self.class.0
+            ));
+        }
+        if self.content.race(self.race).is_none() {
+            return Err(format!(
+                "gameplay.race: race {} is not in the content",
+                self.race.0
+            ));
+        }
+        for (name, v) in [
+            ("observer_radius_m", self.observer_radius_m),
+            ("area_radius_m", self.area_radius_m),
+            ("hitbox_radius_m", self.hitbox_radius_m),
+            ("hitbox_height_m", self.hitbox_height_m),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("gameplay.{name}: {v} must be finite and above 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The hitbox history settings for `tick_rate`.
+    pub(super) fn lag_compensation(&self, tick_rate: TickRate) -> LagCompensationConfig {
+        let mut config = LagCompensationConfig {
+            tick_rate,
+            max_history_ticks: 0,
+            max_rewind_ms: self.max_rewind_ms,
+            max_entities: 65_536,
+        };
+        config.max_history_ticks = config.required_history_ticks();
+        config
+    }
+}
+
+/// A caster's view time: a tick and the fraction of a tick after it.
+pub(super) type ViewTime = (Tick, f32);
+
+/// A gameplay request waiting for the tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Request {
+    Ability(AbilityRequest),
+    Cancel,
+    Inventory(InventoryRequest),
+}
+
+/// A combat event and where it happened (observers are chosen by distance to `at_m`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Outgoing {
+    event: CombatEvent,
+    at_m: Vec3,
+    /// Connections of the source and the target, always told.
+    parties: [Option<ConnectionId>; 2],
+}
+
+/// Why a request was refused, and whether it is a strike.
+struct Refused {
+    kind: &'static str,
+    detail: String,
+    strike: bool,
+}
+
+fn ability_refusal(r: &AbilityRejection, now_ms: u64, grace_ms: u32) -> Refused {
+    let strike = match r {
+        AbilityRejection::CasterDead | AbilityRejection::AlreadyCasting(_) => false,
+        AbilityRejection::GlobalCooldown { ready_at_ms }
+        | AbilityRejection::Cooldown { ready_at_ms } => {
+            ready_at_ms.saturating_sub(now_ms) > u64::from(grace_ms)
+        }
+        _ => true,
+    };
+    let kind = match r {
+        AbilityRejection::UnknownAbility(_) => "ability_unknown",
+        AbilityRejection::CasterDead => "ability_caster_dead",
+        AbilityRejection::AlreadyCasting(_) => "ability_already_casting",
+        AbilityRejection::GlobalCooldown { .. } => "ability_global_cooldown",
+        AbilityRejection::Cooldown { .. } => "ability_cooldown",
+        AbilityRejection::TargetMismatch { .. } => "ability_target_mismatch",
+        AbilityRejection::InvalidTarget(_) => "ability_invalid_target",
+        AbilityRejection::OutOfRange { .. } => "ability_out_of_range",
+        AbilityRejection::NotEnoughResources { .. } => "ability_not_enough_resources",
+    };
+    Refused {
+        kind,
+        detail: r.to_string(),
+        strike,
+    }
+}
+
+fn inventory_refusal(e: &InventoryError) -> Refused {
+    use InventoryErrorKind as K;
+    let kind = e.kind();
+    let strike = matches!(
+        kind,
+        K::BadSlot | K::SameSlot | K::ZeroQuantity | K::InsufficientQuantity | K::EmptySlot
+    );
+    Refused {
+        kind: match kind {
+            K::BadSlot => "inventory_bad_slot",
+            K::SameSlot => "inventory_same_slot",
+            K::EmptySlot => "inventory_empty_slot",
+            K::SlotOccupied => "inventory_slot_occupied",
+            K::DifferentItem => "inventory_different_item",
+            K::NotStackable => "inventory_not_stackable",
+            K::PropertiesMismatch => "inventory_properties_mismatch",
+            K::StackOverflow => "inventory_stack_overflow",
+            K::InsufficientQuantity => "inventory_insufficient_quantity",
+            K::ZeroQuantity => "inventory_zero_quantity",
+            K::NotUsable => "inventory_not_usable",
+            K::NotEquippable => "inventory_not_equippable",
+            K::WrongEquipSlot => "inventory_wrong_equip_slot",
+            K::UnknownItem => "inventory_unknown_item",
+            K::BadItemRules => "inventory_bad_item_rules",
+            K::InventoryFull => "inventory_full",
+            K::BadBagSize => "inventory_bad_bag_size",
+        },
+        detail: e.to_string(),
+        strike,
+    }
+}
+
+impl Zone {
+    /// The tick's start time in ms (gameplay's clock; deterministic).
+    fn now_ms(&self) -> u64 {
+        self.config.tick_rate.tick_start_us(self.tick) / 1000
+    }
+
+    /// Queues a gameplay request of `id` for the next gameplay phase.
+    pub(super) fn queue_request(&mut self, id: ConnectionId, request: Request) {
+        self.requests.push((id, request));
+    }
+
+    /// A new character's gameplay state, or `None` (logged) when the content cannot build
+    /// one (checked when the zone is created, so this does not happen).
+    pub(super) fn new_character(&self) -> Option<CharacterGameplay> {
+        let g = &self.config.gameplay;
+        match CharacterGameplay::new(&g.content, g.class, g.race, self.now_ms()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "character not created");
+                None
+            }
+        }
+    }
+
+    /// Sends the owner's inventory and pools (after login or a handoff).
+    pub(super) fn send_gameplay_state(&mut self, id: ConnectionId) {
+        let now_ms = self.now_ms();
+        let content = Arc::clone(&self.config.gameplay.content);
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let Some(g) = player.gameplay.as_mut() else {
+            return;
+        };
+        g.last_sent = None;
+        let resources = g.take_resource_change(&content, now_ms);
+        let inventory = InventoryView::of(&g.inventory);
+        player
+            .connection
+            .send_gameplay(&ServerControl::Inventory(inventory));
+        if let Some(view) = resources {
+            player
+                .connection
+                .send_gameplay(&ServerControl::Resources(view));
+        }
+    }
+
+    /// Records a refusal: strike, event for the driver, kick above the threshold.
+    fn refuse(&mut self, id: ConnectionId, refused: &Refused) {
+        let now_ms = self.now_ms();
+        let strikes_config = self.config.gameplay.strikes;
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let Some(g) = player.gameplay.as_mut() else {
+            return;
+        };
+        let outcome = if refused.strike {
+            Some(g.strikes.strike(&strikes_config, now_ms))
+        } else {
+            None
+        };
+        let strikes =
+            outcome.map_or_else(|| g.strikes.current(&strikes_config, now_ms), |o| o.strikes);
+        self.events.push((
+            id,
+            ServerEvent::Refused {
+                kind: refused.kind,
+                detail: refused.detail.clone(),
+                strikes,
+            },
+        ));
+        if outcome.is_some_and(|o| o.kick) {
+            let message = format!(
+                "kicked by anti-cheat: {strikes} strikes (last: {})",
+                refused.kind
+            );
+            self.close(id, DisconnectReason::Kicked, &message);
+        }
+    }
+
+    /// Strikes an input the connection rejected (called from event collection).
+    pub(super) fn strike_input(&mut self, id: ConnectionId, kind: &'static str, detail: &str) {
+        let now_ms = self.now_ms();
+        let config = self.config.gameplay.strikes;
+        let Some(g) = self.players.get_mut(&id).and_then(|p| p.gameplay.as_mut()) else {
+            return;
+        };
+        let outcome = g.strikes.strike(&config, now_ms);
+        if outcome.kick {
+            let message = format!(
+                "kicked by anti-cheat: {} strikes (last: {kind}: {detail})",
+                outcome.strikes
+            );
+            self.close(id, DisconnectReason::Kicked, &message);
+        }
+    }
+
+    /// The connection controlling `entity`, if it is a character of this zone.
+    fn connection_of(&self, entity: EntityId) -> Option<ConnectionId> {
+        self.entity_connections.get(&entity).copied()
+    }
+
+    fn capsule_at(&self, position_m: Vec3) -> Capsule {
+        let g = &self.config.gameplay;
+        Capsule::new(position_m, g.hitbox_radius_m, g.hitbox_height_m)
+    }
+
+    /// Runs the gameplay phase of the current tick. See the module docs.
+    pub fn run_gameplay(&mut self) {
+        let tick = self.tick;
+        let now_ms = self.now_ms();
+        self.record_hitboxes(tick);
+        let requests = std::mem::take(&mut self.requests);
+        for (id, request) in &requests {
+            match *request {
+                Request::Ability(r) => self.handle_ability(*id, &r, now_ms),
+                Request::Cancel => {
+                    if let Some(g) = self.players.get_mut(id).and_then(|p| p.gameplay.as_mut()) {
+                        g.abilities.cancel_cast();
+                    }
+                }
+                Request::Inventory(r) => self.handle_inventory(*id, &r),
+            }
+        }
+        self.requests = requests;
+        self.requests.clear();
+        self.complete_casts(tick, now_ms);
+        self.advance_effects(tick, now_ms);
+        self.send_resources(now_ms);
+        self.send_combat_events();
+    }
+
+    fn record_hitboxes(&mut self, tick: Tick) {
+        let mut capsules = std::mem::take(&mut self.scratch_capsules);
+        capsules.clear();
+        for player in self.players.values() {
+            if let (Some(c), Some(entity)) = (&player.character, player.connection.entity()) {
+                capsules.push((entity, self.capsule_at(c.position_m)));
+            }
+        }
+        for &(entity, capsule) in &capsules {
+            if let Err(e) = self.hitboxes.record(tick, entity, capsule) {
+                tracing::error!(error = %e, "hitbox not recorded");
+            }
+        }
+        self.scratch_capsules = capsules;
+    }
+
+    /// The view time of a request clamped to the rewind limit; `Err` for a time in the
+    /// future or a bad fraction.
+    fn clamp_view(&self, view_tick: Tick, fraction: f32) -> Result<(Tick, f32), String> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(format!("view fraction {fraction} is not in [0, 1)"));
+        }
+        if view_tick > self.tick || (view_tick == self.tick && fraction > 0.0) {
+            return Err(format!(
+                "view tick {} is after the current tick {}",
+                view_tick.0, self.tick.0
+            ));
+        }
+        let max_rewind_ticks = u64::from(self.config.gameplay.max_rewind_ms)
+            * u64::from(self.config.tick_rate.hz())
+            / 1000;
+        let oldest = Tick(
+            self.tick
+                .0
+                .saturating_sub(u32::try_from(max_rewind_ticks).unwrap_or(u32::MAX)),
+        );
+        if view_tick < oldest {
+            Ok((oldest, 0.0))
+        } else {
+            Ok((view_tick, fraction))
+        }
+    }
+
+    /// Where `entity` was at the (clamped) view time.
+    fn rewound_position(&self, entity: EntityId, view: (Tick, f32)) -> Result<Vec3, RewindError> {
+        match self.hitboxes.rewound(entity, view.0, view.1) {
+            Ok(c) => Ok(c.base_m),
+            // Spawned after the view time: its first known position.
+            Err(RewindError::NoHistory { .. }) => self
+                .hitboxes
+                .latest(entity)
+                .map(|c| c.base_m)
+                .ok_or(RewindError::UnknownEntity { entity }),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn handle_ability(&mut self, id: ConnectionId, r: &AbilityRequest, now_ms: u64) {
+        let content = Arc::clone(&self.config.gameplay.content);
+        let grace_ms = self.config.gameplay.cooldown_grace_ms;
+        let Some(caster_m) = self
+            .players
+            .get(&id)
+            .and_then(|p| p.character)
+            .map(|c| c.position_m)
+        else {
+            return;
+        };
+        let result = (|| -> Result<(), Refused> {
+            let view = self
+                .clamp_view(r.view_tick, r.view_fraction)
+                .map_err(|detail| Refused {
+                    kind: "ability_bad_view_time",
+                    detail,
+                    strike: true,
+                })?;
+            let (target, target_position) = match r.target {
+                WireTarget::SelfTarget => (Target::SelfTarget, None),
+                WireTarget::Entity(e) => {
+                    let position = if self.connection_of(e).is_some() {
+                        self.rewound_position(e, view).ok()
+                    } else {
+                        None
+                    };
+                    (Target::Entity(e), position)
+                }
+                WireTarget::GroundPoint(p) => (Target::GroundPoint(Vec3::from_array(p)), None),
+                WireTarget::Direction(d) => (Target::Direction(Vec3::from_array(d)), None),
+            };
+            let Some(player) = self.players.get_mut(&id) else {
+                return Ok(());
+            };
+            let Some(g) = player.gameplay.as_mut() else {
+                return Ok(());
+            };
+            g.abilities
+                .check_and_start(
+                    &content,
+                    r.ability,
+                    target,
+                    caster_m,
+                    target_position,
+                    &mut g.pools,
+                    now_ms,
+                )
+                .map_err(|e| ability_refusal(&e, now_ms, grace_ms))?;
+            player.cast_view = Some(view);
+            Ok(())
+        })();
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let Some(g) = player.gameplay.as_ref() else {
+            return;
+        };
+        let left = |at_ms: u64| u32::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(u32::MAX);
+        let cast_ms = match (&result, g.abilities.casting()) {
+            (Ok(()), Some(cast)) => left(cast.completes_at_ms),
+            _ => 0,
+        };
+        let answer = AbilityResult {
+            request: r.request,
+            ability: r.ability,
+            refusal: result.as_ref().err().map(|f| Refusal {
+                kind: f.kind.to_owned(),
+                message: f.detail.clone(),
+            }),
+            cast_ms,
+            global_cooldown_ms: left(g.abilities.global_ready_at_ms()),
+            cooldown_ms: left(g.abilities.ready_at_ms(r.ability)),
+        };
+        player
+            .connection
+            .send_gameplay(&ServerControl::AbilityResult(answer));
+        if let Err(refused) = result {
+            self.refuse(id, &refused);
+        }
+    }
+
+    fn handle_inventory(&mut self, id: ConnectionId, r: &InventoryRequest) {
+        let content = Arc::clone(&self.config.gameplay.content);
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let Some(g) = player.gameplay.as_mut() else {
+            return;
+        };
+        let inv = &mut g.inventory;
+        let outcome = match r.op {
+            InventoryOp::Move { from, to } => inv.move_item(from, to),
+            InventoryOp::Split { from, to, quantity } => inv.split(from, to, quantity),
+            InventoryOp::Merge { from, to } => inv.merge(&*content, from, to).map(|_| ()),
+            InventoryOp::Swap { a, b } => inv.swap(a, b),
+            InventoryOp::Drop { slot, quantity } => inv.drop_item(slot, quantity).map(|_| ()),
+            InventoryOp::Use { slot } => inv.use_item(&*content, slot).map(|item| {
+                let heal = content
+                    .item(item)
+                    .and_then(|d| d.properties.get("heal"))
+                    .and_then(|h| h.parse::<u32>().ok())
+                    .unwrap_or(0);
+                if heal > 0 {
+                    g.pools.heal(heal);
+                }
+            }),
+            InventoryOp::Equip { slot } => inv.equip(&*content, slot).map(|_| ()),
+            InventoryOp::Unequip { slot, to } => inv.unequip(&*content, slot, to),
+        };
+        let refused = outcome.as_ref().err().map(inventory_refusal);
+        if refused.is_none() {
+            let view = InventoryView::of(&g.inventory);
+            player
+                .connection
+                .send_gameplay(&ServerControl::Inventory(view));
+        }
+        player
+            .connection
+            .send_gameplay(&ServerControl::InventoryResult(InventoryResult {
+                request: r.request,
+                refusal: refused.as_ref().map(|f| Refusal {
+                    kind: f.kind.to_owned(),
+                    message: f.detail.clone(),
+                }),
+            }));
+        if let Some(refused) = refused {
+            self.refuse(id, &refused);
+        }
+    }
+
+    /// Applies every cast that completed by `now_ms`.
+    fn complete_casts(&mut self, tick: Tick, now_ms: u64) {
+        let mut completed: Vec<(ConnectionId, EntityId, CompletedCast, Option<ViewTime>)> =
+            Vec::new();
+        for (id, player) in &mut self.players {
+            let (Some(g), Some(entity)) = (player.gameplay.as_mut(), player.connection.entity())
+            else {
+                continue;
+            };
+            if let Some(cast) = g.abilities.poll_cast(now_ms) {
+                completed.push((*id, entity, cast, player.cast_view.take()));
+            }
+        }
+        for (caster_id, caster, cast, view) in completed {
+            let Some(caster_m) = self
+                .players
+                .get(&caster_id)
+                .and_then(|p| p.character)
+                .map(|c| c.position_m)
+            else {
+                continue;
+            };
+            let targets: Vec<ConnectionId> = match cast.target {
+                Target::SelfTarget => vec![caster_id],
+                Target::Entity(e) => self.connection_of(e).into_iter().collect(),
+                Target::GroundPoint(p) => {
+                    let r = self.config.gameplay.area_radius_m;
+                    self.players
+                        .iter()
+                        .filter(|(_, pl)| {
+                            pl.character.is_some_and(|c| c.position_m.distance(p) <= r)
+                        })
+                        .map(|(id, _)| *id)
+                        .collect()
+                }
+                Target::Direction(d) => self
+                    .first_hit(caster, caster_m, d, cast.ability, view)
+                    .into_iter()
+                    .collect(),
+            };
+            for target_id in targets {
+                self.apply_cast(tick, now_ms, caster_id, caster, caster_m, &cast, target_id);
+            }
+        }
+    }
+
+    /// The first character (not the caster) hit by the ray of a direction ability, with
+    /// targets rewound to the caster's view.
+    fn first_hit(
+        &self,
+        caster: EntityId,
+        caster_m: Vec3,
+        dir: Vec3,
+        ability: AbilityId,
+        view: Option<(Tick, f32)>,
+    ) -> Option<ConnectionId> {
+        let range_m = self.config.gameplay.content.ability(ability)?.range_m;
+        let ray = Ray {
+            origin_m: caster_m + Vec3::Z * (self.config.gameplay.hitbox_height_m * 0.5),
+            dir,
+            max_dist_m: range_m,
+        };
+        let view = view.unwrap_or((self.tick, 0.0));
+        let mut best: Option<(f32, ConnectionId)> = None;
+        for (id, player) in &self.players {
+            let Some(entity) = player.connection.entity() else {
+                continue;
+            };
+            if entity == caster || player.character.is_none() {
+                continue;
+            }
+            let capsule = match self.hitboxes.rewound(entity, view.0, view.1) {
+                Ok(c) => c,
+                Err(_) => match self.hitboxes.latest(entity) {
+                    Some(c) => c,
+                    None => continue,
+                },
+            };
+            if let Some(d) = ray_vs_capsule(&capsule, ray.origin_m, ray.dir, ray.max_dist_m)
+                && best.is_none_or(|(b, _)| d < b)
+            {
+                best = Some((d, *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one cast applied to one target: all distinct
+    fn apply_cast(
+        &mut self,
+        tick: Tick,
+        now_ms: u64,
+        caster_id: ConnectionId,
+        caster: EntityId,
+        caster_m: Vec3,
+        cast: &CompletedCast,
+        target_id: ConnectionId,
+    ) {
+        let content = Arc::clone(&self.config.gameplay.content);
+        let gravity = self.config.movement.gravity_mps2;
+        let Some(player) = self.players.get_mut(&target_id) else {
+            return;
+        };
+        let (Some(g), Some(target), Some(character)) = (
+            player.gameplay.as_mut(),
+            player.connection.entity(),
+            player.character.as_mut(),
+        ) else {
+            return;
+        };
+        let events = apply_effects(&content, cast, &mut g.pools, &mut g.effects, now_ms);
+        let health_max = g.pools.max(content.health_pool());
+        let health = g.pools.health();
+        let at_m = character.position_m;
+        for event in events {
+            let kind = match event {
+                EffectEvent::Damaged { amount, .. } => CombatEventKind::Damage { amount },
+                EffectEvent::Healed { amount, .. } => CombatEventKind::Heal { amount },
+                EffectEvent::Died { .. } => CombatEventKind::Died,
+                EffectEvent::DotApplied { ticks, .. } => CombatEventKind::DotApplied { ticks },
+                EffectEvent::Slowed { factor, until_ms } => CombatEventKind::Slowed {
+                    factor,
+                    duration_ms: u32::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(u32::MAX),
+                },
+                EffectEvent::KnockedBack { distance_m } => {
+                    let away = (at_m - caster_m) * Vec3::new(1.0, 1.0, 0.0);
+                    let dir = match cast.target {
+                        Target::Direction(d) if away.length_squared() < 1e-6 => {
+                            (d * Vec3::new(1.0, 1.0, 0.0)).normalize_or_zero()
+                        }
+                        _ => away.normalize_or_zero(),
+                    };
+                    knock_back(character, dir, distance_m, gravity);
+                    CombatEventKind::KnockedBack { distance_m }
+                }
+            };
+            self.combat_out.push(Outgoing {
+                event: CombatEvent {
+                    tick,
+                    source: caster,
+                    target,
+                    ability: Some(cast.ability),
+                    kind,
+                    target_health: health,
+                    target_health_max: health_max,
+                },
+                at_m,
+                parties: [Some(caster_id), Some(target_id)],
+            });
+        }
+        self.replicator
+            .update_entity(target, at_m, PriorityCategory::Critical);
+    }
+
+    /// Damage over time, regeneration and respawns.
+    fn advance_effects(&mut self, tick: Tick, now_ms: u64) {
+        let content = Arc::clone(&self.config.gameplay.content);
+        let spawn_m = self.config.spawn_position_m;
+        for (id, player) in &mut self.players {
+            let (Some(g), Some(entity), Some(character)) = (
+                player.gameplay.as_mut(),
+                player.connection.entity(),
+                player.character.as_mut(),
+            ) else {
+                continue;
+            };
+            let events = g.effects.tick(&mut g.pools, now_ms);
+            g.pools.tick(now_ms);
+            let mut kinds: Vec<(CombatEventKind, Option<AbilityId>)> = events
+                .into_iter()
+                .filter_map(|e| match e {
+                    EffectEvent::Damaged { amount, ability } => {
+                        Some((CombatEventKind::Damage { amount }, Some(ability)))
+                    }
+                    EffectEvent::Died { ability } => Some((CombatEventKind::Died, Some(ability))),
+                    _ => None,
+                })
+                .collect();
+            if g.pools.respawn_ready_at_ms().is_some_and(|at| now_ms >= at)
+                && g.pools.respawn(now_ms).is_ok()
+            {
+                g.effects.clear();
+                g.abilities.cancel_cast();
+                *character = crate::entity::CharacterState::at(spawn_m);
+                kinds.push((CombatEventKind::Respawned, None));
+            }
+            let health = g.pools.health();
+            let health_max = g.pools.max(content.health_pool());
+            for (kind, ability) in kinds {
+                self.combat_out.push(Outgoing {
+                    event: CombatEvent {
+                        tick,
+                        source: entity,
+                        target: entity,
+                        ability,
+                        kind,
+                        target_health: health,
+                        target_health_max: health_max,
+                    },
+                    at_m: character.position_m,
+                    parties: [Some(*id), None],
+                });
+            }
+        }
+    }
+
+    fn send_resources(&mut self, now_ms: u64) {
+        let content = Arc::clone(&self.config.gameplay.content);
+        for player in self.players.values_mut() {
+            let Some(g) = player.gameplay.as_mut() else {
+                continue;
+            };
+            if let Some(view) = g.take_resource_change(&content, now_ms) {
+                player
+                    .connection
+                    .send_gameplay(&ServerControl::Resources(view));
+            }
+        }
+    }
+
+    /// Sends each client the combat events it should see, batched (at most
+    /// [`MAX_COMBAT_EVENTS`] per message; further ones go in more messages to the parties and
+    /// are dropped for observers).
+    fn send_combat_events(&mut self) {
+        if self.combat_out.is_empty() {
+            return;
+        }
+        let out = std::mem::take(&mut self.combat_out);
+        let radius_sq = self.config.gameplay.observer_radius_m.powi(2);
+        for (id, player) in &mut self.players {
+            let Some(me) = player.character.map(|c| c.position_m) else {
+                continue;
+            };
+            if player.connection.entity().is_none() {
+                continue;
+            }
+            let mut batch: Vec<CombatEvent> = Vec::new();
+            for o in &out {
+                let party = o.parties.contains(&Some(*id));
+                if !party
+                    && (batch.len() >= MAX_COMBAT_EVENTS || me.distance_squared(o.at_m) > radius_sq)
+                {
+                    continue;
+                }
+                if batch.len() == MAX_COMBAT_EVENTS {
+                    player
+                        .connection
+                        .send_gameplay(&ServerControl::Combat(std::mem::take(&mut batch)));
+                }
+                batch.push(o.event);
+            }
+            if !batch.is_empty() {
+                player
+                    .connection
+                    .send_gameplay(&ServerControl::Combat(batch));
+            }
+        }
+        self.combat_out = out;
+        self.combat_out.clear();
+    }
+}
+
+/// Launches `character` along `dir` (horizontal, unit or zero) so it lands about
+/// `distance_m` away: a small hop whose flight time carries the horizontal speed.
+fn knock_back(
+    character: &mut crate::entity::CharacterState,
+    dir: Vec3,
+    distance_m: f32,
+    gravity_mps2: f32,
+) {
+    const HOP_MPS: f32 = 3.0;
+    let flight_s = 2.0 * HOP_MPS / gravity_mps2;
+    let horizontal_mps = distance_m / flight_s;
+    character.velocity_mps = dir * horizontal_mps + Vec3::Z * HOP_MPS;
+    character.on_ground = false;
+}
