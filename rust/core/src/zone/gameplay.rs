@@ -830,3 +830,7 @@ fn knock_back(
     character.velocity_mps = dir * horizontal_mps + Vec3::Z * HOP_MPS;
     character.on_ground = false;
 }
+
+#[cfg(test)]
+#[path = "gameplay_tests.rs"]
+mod tests;
