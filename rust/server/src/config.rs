@@ -30,6 +30,9 @@
 //! | - | `MMO_DEV_ACCOUNTS` (`name:pw,..`) | `[[dev_accounts]]` | none |
 //! | `--log-format` | `MMO_LOG_FORMAT` | `log_format` | `text` |
 //! | - | - | `[world]` | 4000 x 4000 m, 1 x 1 zones, 30 m border |
+//! | `--content-file` | `MMO_CONTENT_FILE` | `[gameplay] content_file` | the built-in content |
+//! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
+//! | - | - | `[gameplay]` | class and race of new characters: the content's first; strikes forgiven one per 5000 ms; rewind clamp 400 ms |
 //!
 //! The gateway settings (`max_connections`, `handshake_burst`, `handshake_refill_per_s`,
 //! `retry_above_pending_handshakes`, `udp_buffer_bytes`) become the QUIC endpoint's
@@ -41,6 +44,12 @@
 //! UDP socket buffers asked of the OS.
 //!
 //! `[world]` cuts the world into zones, each on its own thread (see [`crate::zones`]).
+//!
+//! `[gameplay]` names the content file (classes, abilities, items; format in
+//! `mmo_core::gameplay::content`; loaded and validated at start, an error names the file and
+//! the entry), the class and race of new characters (until accounts own characters), and the
+//! anti-cheat policy: a player with more than `kick_above_strikes` strikes is kicked (0: never),
+//! one strike is forgiven per `strike_forgive_ms`; `max_rewind_ms` clamps lag compensation.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -137,6 +146,111 @@ impl Default for WorldSettings {
     }
 }
 
+/// Gameplay settings: content, new characters, anti-cheat, lag compensation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GameplaySettings {
+    /// Content TOML file; `None`: the content built into the server.
+    pub content_file: Option<PathBuf>,
+    /// Class id of new characters; empty: the content's first class.
+    pub class: String,
+    /// Race id of new characters; empty: the content's first race.
+    pub race: String,
+    /// Kick a player with more strikes than this (0: never kick).
+    pub kick_above_strikes: u32,
+    /// One strike is forgiven per this many ms (0: never).
+    pub strike_forgive_ms: u32,
+    /// Furthest a target is rewound for hit validation, ms (0..=1000).
+    pub max_rewind_ms: u32,
+}
+
+impl Default for GameplaySettings {
+    fn default() -> Self {
+        GameplaySettings {
+            content_file: None,
+            class: String::new(),
+            race: String::new(),
+            kick_above_strikes: 20,
+            strike_forgive_ms: 5_000,
+            max_rewind_ms: 400,
+        }
+    }
+}
+
+/// Longest rewind clamp that can be configured, ms.
+pub const MAX_REWIND_MS: u32 = 1_000;
+
+impl GameplaySettings {
+    /// Loads and validates the content and the character defaults; errors name the option,
+    /// the file and the offending entry.
+    pub fn load(&self) -> Result<mmo_core::zone::ZoneGameplayConfig, ConfigError> {
+        use mmo_core::gameplay::content::{ClassId, Content, RaceId};
+        let content = match &self.content_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    error(
+                        "gameplay.content_file",
+                        path.display(),
+                        format!("cannot read: {e}"),
+                    )
+                })?;
+                Content::from_toml(&text).map_err(|e| {
+                    error(
+                        "gameplay.content_file",
+                        path.display(),
+                        format!("invalid content: {e}"),
+                    )
+                })?
+            }
+            None => Content::default_content().map_err(|e| {
+                error(
+                    "gameplay.content_file",
+                    "<built-in>",
+                    format!("invalid content: {e}"),
+                )
+            })?,
+        };
+        let class = if self.class.is_empty() {
+            ClassId(0)
+        } else {
+            content.class_id(&self.class).ok_or_else(|| {
+                error(
+                    "gameplay.class",
+                    &self.class,
+                    "no such class in the content",
+                )
+            })?
+        };
+        let race = if self.race.is_empty() {
+            RaceId(0)
+        } else {
+            content
+                .race_id(&self.race)
+                .ok_or_else(|| error("gameplay.race", &self.race, "no such race in the content"))?
+        };
+        if self.max_rewind_ms > MAX_REWIND_MS {
+            return Err(error(
+                "gameplay.max_rewind_ms",
+                self.max_rewind_ms,
+                format!("must be within 0..={MAX_REWIND_MS}"),
+            ));
+        }
+        let config = mmo_core::zone::ZoneGameplayConfig {
+            content: std::sync::Arc::new(content),
+            class,
+            race,
+            max_rewind_ms: self.max_rewind_ms,
+            strikes: mmo_core::gameplay::strikes::StrikeConfig {
+                kick_above: self.kick_above_strikes,
+                forgive_interval_ms: self.strike_forgive_ms,
+            },
+            ..mmo_core::zone::ZoneGameplayConfig::default()
+        };
+        config.validate().map_err(|m| error("gameplay", "-", m))?;
+        Ok(config)
+    }
+}
+
 /// Every setting of the server. See the module docs for the sources and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,6 +299,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// World layout.
     pub world: WorldSettings,
+    /// Content, new characters, anti-cheat.
+    pub gameplay: GameplaySettings,
 }
 
 impl Default for ServerSettings {
@@ -208,6 +324,7 @@ impl Default for ServerSettings {
             dev_accounts: Vec::new(),
             log_format: LogFormat::Text,
             world: WorldSettings::default(),
+            gameplay: GameplaySettings::default(),
         }
     }
 }
@@ -243,6 +360,16 @@ fn option_name(key: &str) -> String {
         "dev_accounts" => "MMO_DEV_ACCOUNTS / [[dev_accounts]]".to_owned(),
         "server_names" => "--server-name / MMO_SERVER_NAME / server_names".to_owned(),
         k if k.starts_with("world.") => format!("[world] {}", &k["world.".len()..]),
+        "gameplay.content_file" => {
+            "--content-file / MMO_CONTENT_FILE / [gameplay] content_file".to_owned()
+        }
+        "gameplay.kick_above_strikes" | "kick_above_strikes" => {
+            "--kick-above-strikes / MMO_KICK_ABOVE_STRIKES / [gameplay] kick_above_strikes"
+                .to_owned()
+        }
+        k if k.starts_with("gameplay") => {
+            format!("[gameplay] {}", k.trim_start_matches("gameplay."))
+        }
         k => format!("--{} / {env} / {k}", k.replace('_', "-")),
     }
 }
@@ -390,7 +517,8 @@ impl ServerSettings {
                 return Err(error("dev_accounts", &account.name, "listed twice"));
             }
         }
-        self.world.validate()
+        self.world.validate()?;
+        self.gameplay.load().map(|_| ())
     }
 
     /// The JWT secret file: the configured one, or `<data_dir>/jwt_secret`.
@@ -456,6 +584,8 @@ impl WorldSettings {
                   MMO_DEV_ACCOUNTS=\"alice:pw1,bob:pw2\".\n\
                   World layout: TOML [world] size_m = [4000, 4000], zone_columns = 1, \
                   zone_rows = 1, border_m = 30 (one thread per zone).\n\
+                  Gameplay: TOML [gameplay] content_file, class, race, kick_above_strikes = 20, \
+                  strike_forgive_ms = 5000, max_rewind_ms = 400.\n\
                   Once both listeners are bound, one line is printed on stdout:\n\
                   MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>\n\
                   Logs go to stderr; RUST_LOG sets the filter (default info)."
@@ -525,6 +655,14 @@ pub struct Cli {
     /// Log format on stderr [env: MMO_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Gameplay content TOML (classes, abilities, items) [env: MMO_CONTENT_FILE]
+    /// [default: built in]
+    #[arg(long, value_name = "FILE")]
+    pub content_file: Option<PathBuf>,
+    /// Kick a player with more anti-cheat strikes than this; 0 never kicks
+    /// [env: MMO_KICK_ABOVE_STRIKES] [default: 20]
+    #[arg(long, value_name = "N")]
+    pub kick_above_strikes: Option<u32>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -652,6 +790,12 @@ pub fn apply_env(
     if let Some(v) = get("log_format") {
         settings.log_format = parse_env("log_format", &v, LogFormat::parse)?;
     }
+    if let Some(v) = get("content_file") {
+        settings.gameplay.content_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("kick_above_strikes") {
+        settings.gameplay.kick_above_strikes = parse_env("kick_above_strikes", &v, from_str)?;
+    }
     Ok(())
 }
 
@@ -704,6 +848,12 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = cli.log_format {
         settings.log_format = v;
+    }
+    if let Some(v) = &cli.content_file {
+        settings.gameplay.content_file = Some(v.clone());
+    }
+    if let Some(v) = cli.kick_above_strikes {
+        settings.gameplay.kick_above_strikes = v;
     }
 }
 
@@ -882,6 +1032,57 @@ mod tests {
         assert!(
             off.to_string().contains("/nonexistent/ignored.toml"),
             "{off}"
+        );
+    }
+
+    #[test]
+    fn gameplay_settings_load_the_content_and_name_what_is_wrong() {
+        let config = GameplaySettings::default().load().unwrap();
+        assert_eq!(config.strikes.kick_above, 20);
+        let err = load(
+            &cli(&["--content-file", "/nonexistent/content.toml"]),
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(err.option.contains("--content-file"), "{err}");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let bad = temp_file(
+            "bad-content",
+            &mmo_core::gameplay::content::DEFAULT_CONTENT_TOML
+                .replace("cost = { stamina = 10 }", "cost = { stamna = 10 }"),
+        );
+        let err = load(
+            &cli(&[]),
+            &env_of(&[("MMO_CONTENT_FILE", bad.to_str().unwrap())]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("abilities.strike.cost.stamna"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(bad);
+        let mut settings = ServerSettings::default();
+        settings.gameplay.class = "necromancer".into();
+        let err = settings.validate().unwrap_err();
+        assert!(err.option.contains("[gameplay] class"), "{err}");
+        assert_eq!(err.value, "necromancer");
+        let settings = load(&cli(&["--kick-above-strikes", "3"]), &env_of(&[])).unwrap();
+        assert_eq!(settings.gameplay.kick_above_strikes, 3);
+        let err = parse_toml(
+            "[gameplay]
+kick_above_strike = 2
+",
+        )
+        .unwrap_err();
+        assert!(err.contains("kick_above_strike"), "{err}");
+        let mut settings = ServerSettings::default();
+        settings.gameplay.max_rewind_ms = 5000;
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .option
+                .contains("max_rewind_ms")
         );
     }
 

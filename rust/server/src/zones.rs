@@ -40,8 +40,14 @@ pub async fn start_zones(
     gateway: GatewayConfig,
 ) -> Result<Zones, NetError> {
     let layout = world_layout(&settings.world)?;
+    // Validated with the settings; loading again cannot fail unless the file changed.
+    let gameplay = settings
+        .gameplay
+        .load()
+        .map_err(|e| NetError::Config(e.to_string()))?;
     let mut zone = ZoneConfig {
         tick_rate: settings.tick_rate(),
+        gameplay,
         ..ZoneConfig::default()
     };
     zone.movement.bounds = ZoneBounds {
