@@ -549,6 +549,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, [0x05, 0x01, 0x01, 0x02, b'h', b'i']);
+        out.clear();
+        encode_frame(
+            &ClientControl::Inventory(crate::gameplay::messages::InventoryRequest {
+                request: 1,
+                op: crate::gameplay::messages::InventoryOp::Move { from: 0, to: 23 },
+            }),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [0x05, 0x05, 0x01, 0x00, 0x00, 0x17]);
+        out.clear();
+        encode_frame(
+            &ClientControl::UseAbility(AbilityRequest {
+                request: 2,
+                ability: crate::gameplay::content::AbilityId(0),
+                target: crate::gameplay::messages::WireTarget::Entity(EntityId(9)),
+                view_tick: Tick(300),
+                view_fraction: 0.5,
+            }),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            [
+                0x0b, 0x03, 0x02, 0x00, 0x01, 0x09, 0xac, 0x02, 0x00, 0x00, 0x00, 0x3f
+            ]
+        );
         // An unknown reason code is a decode error, not a panic.
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0x03, 0x02, 0x63, 0x00]);
