@@ -9,6 +9,8 @@
 //!    the zone at once;
 //! 2. `Zone::advance_tick`, then `Zone::simulate` applies the inputs (timed:
 //!    `simulate_us_*`);
+//!    `Zone::run_gameplay`: hitbox history, regeneration, effects, resource updates for
+//!    every character, with no ability or inventory requests (timed: `gameplay_us_*`);
 //! 3. `Zone::replicate`: interest + priority + encode for every client (timed:
 //!    `server_us_per_tick_*`);
 //! 4. the true position of every character is recorded (truth history, one per tick);
@@ -239,6 +241,7 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
     let total_ticks = (WARMUP_S + MEASURE_S) * hz;
     let mut replicate_ns = ns_histogram()?;
     let mut simulate_ns = ns_histogram()?;
+    let mut gameplay_ns = ns_histogram()?;
     let mut window = TickReport::default();
     let mut rejected_inputs = 0u64;
     let mut totals = ObserverTotals::default();
@@ -272,6 +275,8 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         let started = Instant::now();
         report.inputs_applied = zone.simulate();
         let simulated = Instant::now();
+        zone.run_gameplay();
+        let played = Instant::now();
         zone.replicate(&mut report);
         let ticked = Instant::now();
         if zone.tick() != Tick(t) {
@@ -279,7 +284,8 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         }
         if measuring {
             record_ns(&mut simulate_ns, simulated - started);
-            record_ns(&mut replicate_ns, ticked - simulated);
+            record_ns(&mut gameplay_ns, played - simulated);
+            record_ns(&mut replicate_ns, ticked - played);
             window.snapshots_sent += report.snapshots_sent;
             window.records_written += report.records_written;
             window.snapshot_bytes += report.snapshot_bytes;
@@ -428,6 +434,8 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         "server_us_per_tick_note": "wall time of Zone::replicate: interest + priority + encode for every client, one core",
         "simulate_us_p50": round(quantile_us(&simulate_ns, 0.5), 1),
         "simulate_us_p99": round(quantile_us(&simulate_ns, 0.99), 1),
+        "gameplay_us_p50": round(quantile_us(&gameplay_ns, 0.5), 1),
+        "gameplay_us_p99": round(quantile_us(&gameplay_ns, 0.99), 1),
         "bytes_per_client_per_s_p50": round(quantile_sorted(&bytes_per_s, 0.5), 1),
         "bytes_per_client_per_s_p99": round(quantile_sorted(&bytes_per_s, 0.99), 1),
         "bytes_per_client_per_s_max": round(quantile_sorted(&bytes_per_s, 1.0), 1),
