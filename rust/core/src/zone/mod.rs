@@ -537,9 +537,10 @@ impl Zone {
                     self.queue_request(id, Request::Inventory(r));
                 }
                 ServerEvent::InputRejected(rejection) => {
-                    self.strike_input(id, rejection.kind.as_str(), &rejection.detail);
+                    let (kind, detail) = (rejection.kind.as_str(), rejection.detail.clone());
                     self.events
                         .push((id, ServerEvent::InputRejected(rejection)));
+                    self.strike_input(id, kind, &detail);
                 }
                 other => self.events.push((id, other)),
             }
