@@ -43,6 +43,8 @@ pub struct StrikeCounter {
     last_forgive_ms: u64,
     /// Strikes ever added (never forgiven), for logs and tests.
     total: u64,
+    /// When the last throttled strike was added ([`StrikeCounter::strike_throttled`]).
+    last_throttled_ms: Option<u64>,
 }
 
 impl StrikeCounter {
@@ -53,6 +55,7 @@ impl StrikeCounter {
             strikes: 0,
             last_forgive_ms: now_ms,
             total: 0,
+            last_throttled_ms: None,
         }
     }
 
@@ -101,6 +104,28 @@ impl StrikeCounter {
     }
 }
 
+impl StrikeCounter {
+    /// Like [`StrikeCounter::strike`], but at most one such strike per `min_gap_ms`
+    /// (`None` when throttled). For checks where one misbehaviour produces a burst of
+    /// rejections, e.g. an input-rate burst after an honest client's stall: the burst
+    /// counts once, a sustained speed hack still adds a strike per gap.
+    pub fn strike_throttled(
+        &mut self,
+        config: &StrikeConfig,
+        now_ms: u64,
+        min_gap_ms: u64,
+    ) -> Option<StrikeOutcome> {
+        if self
+            .last_throttled_ms
+            .is_some_and(|last| now_ms < last.saturating_add(min_gap_ms))
+        {
+            return None;
+        }
+        self.last_throttled_ms = Some(now_ms);
+        Some(self.strike(config, now_ms))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +170,23 @@ mod tests {
         assert_eq!(c.current(&CONFIG, 1_099), 3);
         assert_eq!(c.current(&CONFIG, 1_100), 2);
         assert_eq!(c.current(&CONFIG, 3_100), 0);
+    }
+
+    #[test]
+    fn throttled_strikes_count_a_burst_once() {
+        let mut c = StrikeCounter::new(0);
+        assert_eq!(
+            c.strike_throttled(&CONFIG, 100, 1000).map(|o| o.strikes),
+            Some(1)
+        );
+        for t in [100, 200, 1099] {
+            assert_eq!(c.strike_throttled(&CONFIG, t, 1000), None);
+        }
+        assert_eq!(
+            c.strike_throttled(&CONFIG, 1100, 1000).map(|o| o.strikes),
+            Some(1)
+        );
+        assert_eq!(c.total(), 2);
     }
 
     #[test]

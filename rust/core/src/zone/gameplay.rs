@@ -29,7 +29,9 @@
 //! or view time, and inventory requests naming slots that do not exist, empty slots or bad
 //! quantities) add a strike ([`crate::gameplay::strikes`]); each is reported as
 //! [`ServerEvent::Refused`] for the metric and a log line, and a player above the threshold is
-//! closed with [`DisconnectReason::Kicked`]. Refusals caused by the game state (dead, already
+//! closed with [`DisconnectReason::Kicked`]. Input-rate rejections (time dilation) strike at
+//! most once per [`INPUT_RATE_STRIKE_GAP_MS`], so an honest catch-up burst counts once.
+//! Refusals caused by the game state (dead, already
 //! casting, a cooldown within the grace, inventory full, stack limits) are answered but not
 //! struck.
 //!
@@ -61,6 +63,9 @@ use crate::session::server::ServerEvent;
 use crate::time::{Tick, TickRate};
 
 use super::{ConnectionId, Zone};
+
+/// Input-rate rejections add at most one strike per this many ms.
+pub const INPUT_RATE_STRIKE_GAP_MS: u64 = 1_000;
 
 /// Gameplay settings of a zone.
 #[derive(Clone, Debug, PartialEq)]
@@ -321,7 +326,19 @@ impl Zone {
         let Some(g) = self.players.get_mut(&id).and_then(|p| p.gameplay.as_mut()) else {
             return;
         };
-        let outcome = g.strikes.strike(&config, now_ms);
+        // One input-rate strike per second at most: an honest client's catch-up burst after
+        // a stall is rejected datagram by datagram but is one event.
+        let outcome = if kind == crate::validation::RejectionKind::InputRate.as_str() {
+            match g
+                .strikes
+                .strike_throttled(&config, now_ms, INPUT_RATE_STRIKE_GAP_MS)
+            {
+                Some(o) => o,
+                None => return,
+            }
+        } else {
+            g.strikes.strike(&config, now_ms)
+        };
         if outcome.kick {
             let message = format!(
                 "kicked by anti-cheat: {} strikes (last: {kind}: {detail})",
