@@ -682,6 +682,10 @@ impl Zone {
             return;
         };
         let events = apply_effects(&content, cast, &mut g.pools, &mut g.effects, now_ms);
+        if g.pools.is_dead() {
+            // The dead finish no cast.
+            g.abilities.cancel_cast();
+        }
         let health_max = g.pools.max(content.health_pool());
         let health = g.pools.health();
         let at_m = character.position_m;
@@ -739,6 +743,9 @@ impl Zone {
             };
             let events = g.effects.tick(&mut g.pools, now_ms);
             g.pools.tick(now_ms);
+            if g.pools.is_dead() {
+                g.abilities.cancel_cast();
+            }
             let mut kinds: Vec<(CombatEventKind, Option<AbilityId>)> = events
                 .into_iter()
                 .filter_map(|e| match e {

@@ -970,6 +970,7 @@ impl Zone {
                     MoveInput {
                         forward_q: 0,
                         right_q: 0,
+                        buttons: crate::input::Buttons(0),
                         ..*input
                     }
                 } else if speed < 1.0 {
