@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod event;
+pub mod gameplay;
 #[cfg(test)]
 mod tests;
 
@@ -275,12 +276,6 @@ impl mmo_client {
         while let Some(e) = net.poll_event() {
             match e {
                 ClientEvent::Disconnected { .. } => ended = Some(event::to_c(e)),
-                // Gameplay events reach C with the gameplay functions (next commit).
-                ClientEvent::AbilityResult(_)
-                | ClientEvent::InventoryResult(_)
-                | ClientEvent::Inventory(_)
-                | ClientEvent::Resources(_)
-                | ClientEvent::Combat(_) => {}
                 other => self.queue.push_back(event::to_c(other)),
             }
         }

@@ -45,7 +45,9 @@ mod tests;
 /// Version of the C ABI. Bumped on any incompatible change to an exported signature, type
 /// layout or result code meaning. Callers compare `mmo_abi_version()` with the header's
 /// `MMO_ABI_VERSION` and refuse a mismatch.
-pub const MMO_ABI_VERSION: u32 = 1;
+///
+/// 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
+pub const MMO_ABI_VERSION: u32 = 2;
 
 /// Returns the ABI version this library was built with (`MMO_ABI_VERSION`).
 ///
