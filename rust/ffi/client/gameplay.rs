@@ -585,9 +585,9 @@ pub unsafe extern "C" fn mmo_client_item_properties(
     boundary::guard(|| {
         // SAFETY: per the caller, NULL or a live handle.
         let c = unsafe { boundary::in_ref(client, "client") }?;
-        if out_len.is_null() {
-            return Err(FfiError::null("out_len"));
-        }
+        // NULL checks up front, before the state (write_str repeats them).
+        Out::new(out_len, "out_len")?;
+        OutSlice::new(buf.cast::<u8>(), len, "buf")?;
         let view = match container {
             k if k == mmo_item_container::Bag as u32
                 || k == mmo_item_container::Equipment as u32 =>
