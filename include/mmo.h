@@ -1141,8 +1141,8 @@ mmo_result mmo_client_connect(struct mmo_client *client,
 // bytes to the session, checks its idle timeout, sends what it queued), so call it once per
 // frame in a loop until it reports no event. Never waits.
 //
-// The text of a chat or disconnected event is read with `mmo_client_event_text` until the
-// next call of this function. Polling an idle client (before connect) reports no event.
+// The text of a chat, disconnected or refused gameplay result event is read with
+// `mmo_client_event_text` until the next call of this function. Polling an idle client (before connect) reports no event.
 //
 // Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
 //
@@ -1153,7 +1153,8 @@ mmo_result mmo_client_poll_event(struct mmo_client *client,
                                  uint8_t *out_has_event);
 
 // Writes the text of the event most recently returned by `mmo_client_poll_event` (a chat
-// line or a disconnect message; empty for other kinds or when it returned none) into `buf`
+// line, a disconnect message or a refusal `"<kind>: <message>"`; empty for other kinds or
+// when it returned none) into `buf`
 // as NUL-terminated UTF-8. Valid until the next `mmo_client_poll_event`.
 //
 // `*out_len` receives the length without the NUL, also on `MMO_RESULT_BUFFER_TOO_SMALL`

@@ -19,7 +19,7 @@
 //! - Borrowed pointers (inputs, buffers) are only used during the call; nothing is retained.
 //!
 //! One file per exported handle type: `client.rs` (a whole network session, with its
-//! config and event types in `client/`), `predictor.rs`, `interpolator.rs`,
+//! config, event types and gameplay functions in `client/`), `predictor.rs`, `interpolator.rs`,
 //! `snapshot_writer.rs`, `snapshot_reader.rs`, `replicator.rs`; free functions in
 //! `validation.rs` and `log.rs`; shared value types in `types.rs`; the boundary helpers in
 //! `boundary.rs`.
