@@ -26,7 +26,15 @@
 // Version of the C ABI. Bumped on any incompatible change to an exported signature, type
 // layout or result code meaning. Callers compare `mmo_abi_version()` with the header's
 // `MMO_ABI_VERSION` and refuse a mismatch.
-#define MMO_ABI_VERSION 1
+//
+// 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
+#define MMO_ABI_VERSION 2
+
+// Length of the content hash (`mmo_client_content_hash`), bytes.
+#define MMO_CONTENT_HASH_LEN_BYTES 32
+
+// Number of equipment slots (`mmo_equip_slot` values are `0..MMO_EQUIP_SLOT_COUNT`).
+#define MMO_EQUIP_SLOT_COUNT 9
 
 // Records kept between polls; older ones stay, newer ones are dropped and counted.
 #define MMO_LOG_QUEUE_CAPACITY 1024
@@ -118,6 +126,27 @@ enum mmo_client_event_kind
   // The session is over and the connection closed: `disconnect_reason`, the message
   // with `mmo_client_event_text`. The last event of a client.
   MMO_CLIENT_EVENT_KIND_DISCONNECTED = 6,
+  // The server answered `mmo_client_use_ability`: `request`, `ability_id`, `accepted`
+  // (1 = the cast started), `cast_ms`, `global_cooldown_ms`, `cooldown_ms` (time left
+  // when the server decided). A refusal's `"<kind>: <message>"` is the event text, its
+  // kind the first `refusal_kind_len_bytes` bytes.
+  MMO_CLIENT_EVENT_KIND_ABILITY_RESULT = 7,
+  // The server answered `mmo_client_inventory_op`: `request`, `accepted` (1 = applied;
+  // an `INVENTORY_CHANGED` event came just before). A refusal's `"<kind>: <message>"` is
+  // the event text, its kind the first `refusal_kind_len_bytes` bytes.
+  MMO_CLIENT_EVENT_KIND_INVENTORY_RESULT = 8,
+  // The inventory changed (also once after login): read it with
+  // `mmo_client_inventory_slot_count`, `mmo_client_inventory_slot` and
+  // `mmo_client_equipment_slot`.
+  MMO_CLIENT_EVENT_KIND_INVENTORY_CHANGED = 9,
+  // The local character's pools changed (also once after login): read them with
+  // `mmo_client_resources`.
+  MMO_CLIENT_EVENT_KIND_RESOURCES_CHANGED = 10,
+  // Something happened in combat near the local character (or to it):
+  // `source_entity_id`, `target_entity_id` (also in `entity_id`), `has_ability` and
+  // `ability_id`, `combat_kind` and its values (`amount`, `dot_ticks`, `slow_factor`,
+  // `duration_ms`, `distance_m`), `target_health`, `target_health_max`, `server_tick`.
+  MMO_CLIENT_EVENT_KIND_COMBAT = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -184,6 +213,37 @@ enum mmo_disconnect_reason
 typedef enum mmo_disconnect_reason mmo_disconnect_reason;
 #else
 typedef uint32_t mmo_disconnect_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What happened in a combat event (`mmo_client_event.combat_kind`).
+enum mmo_combat_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not a combat event.
+  MMO_COMBAT_KIND_NONE = 0,
+  // Health removed: `amount` points.
+  MMO_COMBAT_KIND_DAMAGE = 1,
+  // Health restored: `amount` points.
+  MMO_COMBAT_KIND_HEAL = 2,
+  // The target died.
+  MMO_COMBAT_KIND_DIED = 3,
+  // A damage over time effect started: `dot_ticks` ticks to come.
+  MMO_COMBAT_KIND_DOT_APPLIED = 4,
+  // The target is slowed: speed multiplied by `slow_factor` for `duration_ms`.
+  MMO_COMBAT_KIND_SLOWED = 5,
+  // The target was pushed `distance_m` metres away.
+  MMO_COMBAT_KIND_KNOCKED_BACK = 6,
+  // The target came back to life.
+  MMO_COMBAT_KIND_RESPAWNED = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_combat_kind mmo_combat_kind;
+#else
+typedef uint32_t mmo_combat_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -423,6 +483,113 @@ typedef uint32_t mmo_log_level;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What an ability is aimed at (`mmo_ability_target.kind`, a plain `uint32_t`).
+enum mmo_target_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The caster itself.
+  MMO_TARGET_KIND_SELF_TARGET = 0,
+  // Another entity: `entity_id`.
+  MMO_TARGET_KIND_ENTITY = 1,
+  // A point on the ground: `point_m`, metres.
+  MMO_TARGET_KIND_GROUND_POINT = 2,
+  // A direction from the caster: `point_m` as a vector (need not be normalised).
+  MMO_TARGET_KIND_DIRECTION = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_target_kind mmo_target_kind;
+#else
+typedef uint32_t mmo_target_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// An equipment slot (`mmo_inventory_op.equip_slot`, `mmo_client_equipment_slot`; plain
+// `uint32_t` values). There are `MMO_EQUIP_SLOT_COUNT` of them, numbered from 0.
+enum mmo_equip_slot
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Helmet, hat.
+  MMO_EQUIP_SLOT_HEAD = 0,
+  // Body armour.
+  MMO_EQUIP_SLOT_CHEST = 1,
+  // Trousers, leg armour.
+  MMO_EQUIP_SLOT_LEGS = 2,
+  // Boots.
+  MMO_EQUIP_SLOT_FEET = 3,
+  // Gloves.
+  MMO_EQUIP_SLOT_HANDS = 4,
+  // Weapon in the main hand.
+  MMO_EQUIP_SLOT_MAIN_HAND = 5,
+  // Shield or second weapon.
+  MMO_EQUIP_SLOT_OFF_HAND = 6,
+  // Necklace, amulet.
+  MMO_EQUIP_SLOT_NECK = 7,
+  // A ring.
+  MMO_EQUIP_SLOT_RING = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_equip_slot mmo_equip_slot;
+#else
+typedef uint32_t mmo_equip_slot;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// An inventory operation (`mmo_inventory_op.kind`, a plain `uint32_t`).
+enum mmo_inventory_op_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Move the whole stack in `slot` to the empty `to_slot`.
+  MMO_INVENTORY_OP_KIND_MOVE = 0,
+  // Move `quantity` items (less than the stack) from `slot` to the empty `to_slot`.
+  MMO_INVENTORY_OP_KIND_SPLIT = 1,
+  // Put as much of the stack in `slot` onto the same item in `to_slot` as fits.
+  MMO_INVENTORY_OP_KIND_MERGE = 2,
+  // Exchange `slot` and `to_slot`.
+  MMO_INVENTORY_OP_KIND_SWAP = 3,
+  // Destroy `quantity` items of `slot`.
+  MMO_INVENTORY_OP_KIND_DROP = 4,
+  // Consume one usable item of `slot`.
+  MMO_INVENTORY_OP_KIND_USE = 5,
+  // Wear the item in `slot` (what was worn goes to `slot`).
+  MMO_INVENTORY_OP_KIND_EQUIP = 6,
+  // Take off what is worn in `equip_slot` into the bag slot `to_slot`.
+  MMO_INVENTORY_OP_KIND_UNEQUIP = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_inventory_op_kind mmo_inventory_op_kind;
+#else
+typedef uint32_t mmo_inventory_op_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Where an item slot is (`mmo_client_item_properties`, a plain `uint32_t`).
+enum mmo_item_container
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A bag slot index.
+  MMO_ITEM_CONTAINER_BAG = 0,
+  // A `mmo_equip_slot` value.
+  MMO_ITEM_CONTAINER_EQUIPMENT = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mmo_item_container mmo_item_container;
+#else
+typedef uint32_t mmo_item_container;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Opaque client session handle. See the module docs.
 typedef struct mmo_client mmo_client;
 
@@ -513,7 +680,7 @@ typedef struct mmo_client_event {
   // What happened.
   mmo_client_event_kind kind;
   // Welcome: the controlled entity. Spawned/despawned: the remote entity. Chat: the
-  // sender.
+  // sender. Combat: the target (as `target_entity_id`).
   uint32_t entity_id;
   // Spawned: the actor class to spawn.
   uint16_t archetype;
@@ -530,9 +697,50 @@ typedef struct mmo_client_event {
   mmo_chat_channel chat_channel;
   // Disconnected: why.
   mmo_disconnect_reason disconnect_reason;
-  // Chat and disconnected: length in bytes (without NUL) of the text read with
-  // `mmo_client_event_text`; 0 for other kinds.
+  // Chat, disconnected and refused gameplay answers: length in bytes (without NUL) of
+  // the text read with `mmo_client_event_text`; 0 for other kinds.
   size_t text_len_bytes;
+  // Ability and inventory results: the request number their function returned.
+  uint32_t request;
+  // Ability and inventory results: 1 when the server accepted the request, 0 when it
+  // refused it (the text says why).
+  uint8_t accepted;
+  // Refused ability and inventory results: length in bytes of the refusal kind at the
+  // start of the text (`inventory_bad_slot`, `ability_cooldown`...); 0 otherwise.
+  size_t refusal_kind_len_bytes;
+  // Ability results and combat events (when `has_ability` is 1): the ability.
+  uint16_t ability_id;
+  // Combat: 1 when `ability_id` names the ability that caused it, 0 for respawns and
+  // items.
+  uint8_t has_ability;
+  // Ability results: cast time left, ms (0 for instant abilities and refusals).
+  uint32_t cast_ms;
+  // Ability results: global cooldown left when the server decided, ms.
+  uint32_t global_cooldown_ms;
+  // Ability results: the ability's own cooldown left when the server decided, ms.
+  uint32_t cooldown_ms;
+  // Combat: who caused it (the target itself for respawns and item use).
+  uint32_t source_entity_id;
+  // Combat: who it happened to.
+  uint32_t target_entity_id;
+  // Combat: what happened.
+  mmo_combat_kind combat_kind;
+  // Combat damage and heal: points.
+  uint32_t amount;
+  // Combat damage over time applied: ticks to come.
+  uint32_t dot_ticks;
+  // Combat slow: speed multiplier.
+  float slow_factor;
+  // Combat slow: for how long, ms.
+  uint32_t duration_ms;
+  // Combat knockback: distance, metres.
+  float distance_m;
+  // Combat: the target's health after it, points.
+  uint32_t target_health;
+  // Combat: the target's maximum health, points.
+  uint32_t target_health_max;
+  // Combat: the server tick it happened at.
+  uint32_t server_tick;
 } mmo_client_event;
 
 // One tick of movement input, quantized exactly as simulated and sent on the wire.
@@ -607,6 +815,56 @@ typedef struct mmo_connection_stats {
   // UDP bytes sent, QUIC overhead and retransmissions included.
   uint64_t udp_bytes_out;
 } mmo_connection_stats;
+
+// What an ability is aimed at.
+typedef struct mmo_ability_target {
+  // A `mmo_target_kind` value.
+  uint32_t kind;
+  // The target entity (kind `MMO_TARGET_KIND_ENTITY`); ignored otherwise.
+  uint32_t entity_id;
+  // The ground point in metres (kind `MMO_TARGET_KIND_GROUND_POINT`) or the direction
+  // (kind `MMO_TARGET_KIND_DIRECTION`); finite; ignored otherwise.
+  struct mmo_vec3 point_m;
+} mmo_ability_target;
+
+// An inventory operation on the local character's own inventory. Slots are bag slot
+// indices; fields a kind does not name are ignored. Slot numbers are checked by the
+// server (a bad one is refused with kind `inventory_bad_slot`), not here.
+typedef struct mmo_inventory_op {
+  // A `mmo_inventory_op_kind` value.
+  uint32_t kind;
+  // The source slot (move, split, merge, drop, use, equip; swap's first slot).
+  uint32_t slot;
+  // The destination slot (move, split, merge, unequip; swap's second slot).
+  uint32_t to_slot;
+  // How many items (split, drop).
+  uint32_t quantity;
+  // The equipment slot (unequip), a `mmo_equip_slot` value.
+  uint32_t equip_slot;
+} mmo_inventory_op;
+
+// One pool's value (`mmo_client_resources`).
+typedef struct mmo_pool_value {
+  // Which pool (the content's pool id; default content: 0 health, 1 mana, 2 stamina).
+  uint16_t pool_id;
+  // Current points.
+  uint32_t current;
+  // Maximum points.
+  uint32_t max;
+} mmo_pool_value;
+
+// One inventory or equipment slot (`mmo_client_inventory_slot`,
+// `mmo_client_equipment_slot`).
+typedef struct mmo_item_slot {
+  // 1 when the slot holds items, 0 when it is empty (then the other fields are 0).
+  uint8_t present;
+  // The content's item id.
+  uint32_t item_id;
+  // How many (1 or more when present).
+  uint32_t quantity;
+  // Number of per-instance properties (read them with `mmo_client_item_properties`).
+  uint32_t property_count;
+} mmo_item_slot;
 
 // The log callback: `level` is a `mmo_log_level` value, `target` the Rust module that
 // logged (e.g. `"mmo_core::interpolation::buffer"`), `message` the formatted text with its
@@ -883,8 +1141,8 @@ mmo_result mmo_client_connect(struct mmo_client *client,
 // bytes to the session, checks its idle timeout, sends what it queued), so call it once per
 // frame in a loop until it reports no event. Never waits.
 //
-// The text of a chat or disconnected event is read with `mmo_client_event_text` until the
-// next call of this function. Polling an idle client (before connect) reports no event.
+// The text of a chat, disconnected or refused gameplay result event is read with
+// `mmo_client_event_text` until the next call of this function. Polling an idle client (before connect) reports no event.
 //
 // Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
 //
@@ -895,7 +1153,8 @@ mmo_result mmo_client_poll_event(struct mmo_client *client,
                                  uint8_t *out_has_event);
 
 // Writes the text of the event most recently returned by `mmo_client_poll_event` (a chat
-// line or a disconnect message; empty for other kinds or when it returned none) into `buf`
+// line, a disconnect message or a refusal `"<kind>: <message>"`; empty for other kinds or
+// when it returned none) into `buf`
 // as NUL-terminated UTF-8. Valid until the next `mmo_client_poll_event`.
 //
 // `*out_len` receives the length without the NUL, also on `MMO_RESULT_BUFFER_TOO_SMALL`
@@ -1029,6 +1288,151 @@ mmo_result mmo_client_disconnect(struct mmo_client *client);
 // # Safety
 // `out` must be NULL or valid for one write.
 mmo_result mmo_client_config_default(struct mmo_client_config *out);
+
+// Asks the server to use ability `ability_id` on `*target`; `*out_request` receives the
+// request number the `ABILITY_RESULT` event will carry. The request also tells the server
+// what time the player was looking at, so it can rewind the target (lag compensation).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (`target->kind`),
+// `MMO_RESULT_INVALID_ARGUMENT` (non-finite `point_m` for a ground point or direction),
+// `MMO_RESULT_INVALID_STATE` (not logged in). Unknown abilities, range, cooldowns and
+// costs are the server's to refuse (in the result event). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `target` NULL or readable; `out_request` NULL
+// or writable.
+mmo_result mmo_client_use_ability(struct mmo_client *client,
+                                  uint16_t ability_id,
+                                  const struct mmo_ability_target *target,
+                                  uint32_t *out_request);
+
+// Asks the server to stop the cast in progress (nothing happens when there is none; no
+// answer event follows).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (not logged in). Game
+// thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle.
+mmo_result mmo_client_cancel_cast(struct mmo_client *client);
+
+// Asks the server for an inventory operation; `*out_request` receives the request number
+// the `INVENTORY_RESULT` event will carry. Nothing changes locally until the server
+// answers (on success an `INVENTORY_CHANGED` event comes first).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (`op->kind`, or
+// `op->equip_slot` of an unequip), `MMO_RESULT_INVALID_STATE` (not logged in). Slots and
+// quantities are the server's to refuse (in the result event). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `op` NULL or readable; `out_request` NULL or
+// writable.
+mmo_result mmo_client_inventory_op(struct mmo_client *client,
+                                   const struct mmo_inventory_op *op,
+                                   uint32_t *out_request);
+
+// Copies the local character's pools as the server last sent them (in pool order) into
+// `out_pools`, at most `capacity`; `*out_count` receives the number of pools, `*out_dead`
+// 1 while the character is dead (else 0), `*out_respawn_in_ms` the time until the respawn
+// while dead (else 0). `out_pools` may be NULL when `capacity` is 0.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_BUFFER_TOO_SMALL` (more pools than
+// `capacity`; only `*out_count` is written, with the number needed),
+// `MMO_RESULT_INVALID_STATE` (not connected), `MMO_RESULT_EMPTY` (the server has not sent
+// them yet; they follow the `WELCOME`, announced by `RESOURCES_CHANGED`). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out_pools` NULL or writable for `capacity`
+// elements; the other outputs NULL or writable.
+mmo_result mmo_client_resources(const struct mmo_client *client,
+                                struct mmo_pool_value *out_pools,
+                                size_t capacity,
+                                size_t *out_count,
+                                uint8_t *out_dead,
+                                uint32_t *out_respawn_in_ms);
+
+// Writes the cooldowns left on ability `ability_id` now, counted down on the client's
+// clock from the server's last `ABILITY_RESULT` (0 for an ability never answered):
+// `*out_global_ms` the global cooldown, `*out_own_ms` the ability's own.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (not connected). Game
+// thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; the outputs NULL or writable.
+mmo_result mmo_client_ability_cooldown(const struct mmo_client *client,
+                                       uint16_t ability_id,
+                                       uint32_t *out_global_ms,
+                                       uint32_t *out_own_ms);
+
+// Writes the number of bag slots of the inventory the server last sent to `*out`.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (not connected),
+// `MMO_RESULT_EMPTY` (the server has not sent the inventory yet; it follows the
+// `WELCOME`, announced by `INVENTORY_CHANGED`). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_inventory_slot_count(const struct mmo_client *client, size_t *out);
+
+// Writes bag slot `index` (`0..mmo_client_inventory_slot_count`) of the inventory the
+// server last sent to `*out` (`present` 0 for an empty slot).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (`index` past the
+// bag), `MMO_RESULT_INVALID_STATE` (not connected), `MMO_RESULT_EMPTY` (no inventory
+// yet). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_inventory_slot(const struct mmo_client *client,
+                                     uint32_t index,
+                                     struct mmo_item_slot *out);
+
+// Writes what is worn in equipment slot `slot` (a `mmo_equip_slot` value) to `*out`
+// (`present` 0 when nothing is).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (`slot`),
+// `MMO_RESULT_INVALID_STATE` (not connected), `MMO_RESULT_EMPTY` (no inventory yet). Game
+// thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable.
+mmo_result mmo_client_equipment_slot(const struct mmo_client *client,
+                                     uint32_t slot,
+                                     struct mmo_item_slot *out);
+
+// Writes the per-instance properties of the stack in a slot (`container` a
+// `mmo_item_container` value; `index` a bag slot index or a `mmo_equip_slot` value) into
+// `buf` as NUL-terminated UTF-8: one `key=value` line per property, sorted by key, each
+// ending in `\n` (empty for an empty slot or a stack without properties). Not escaped.
+//
+// `*out_len` receives the length without the NUL, also on `MMO_RESULT_BUFFER_TOO_SMALL`
+// (then the buffer needs `*out_len + 1` bytes and is untouched); `buf` may be NULL when
+// `len` is 0. Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (`container`,
+// or `index` for equipment), `MMO_RESULT_INVALID_ARGUMENT` (bag `index` past the bag),
+// `MMO_RESULT_INVALID_STATE` (not connected), `MMO_RESULT_EMPTY` (no inventory yet). Game
+// thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `buf` NULL or writable for `len` bytes;
+// `out_len` NULL or writable.
+mmo_result mmo_client_item_properties(const struct mmo_client *client,
+                                      uint32_t container,
+                                      uint32_t index,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_len);
+
+// Writes the SHA-256 hash of the server's gameplay content (from the welcome) to `out`,
+// `MMO_CONTENT_HASH_LEN_BYTES` (32) bytes. Compare it with the hash of the content the
+// game ships to detect a client whose ids would not match the server's.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_STATE` (not connected),
+// `MMO_RESULT_EMPTY` (before the `WELCOME`). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out` NULL or writable for 32 bytes.
+mmo_result mmo_client_content_hash(const struct mmo_client *client, uint8_t *out);
 
 // Writes the default interpolation config into `*out`.
 //

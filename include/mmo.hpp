@@ -19,6 +19,7 @@
 #ifndef MMO_HPP
 #define MMO_HPP
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cstddef>
@@ -27,6 +28,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "mmo.h"
 
@@ -768,6 +770,89 @@ struct ClientEvent {
     std::string text;
 
     mmo_client_event_kind kind() const noexcept { return event.kind; }
+    /// A refused ability or inventory result: the stable refusal kind
+    /// ("inventory_bad_slot", "ability_cooldown"...); empty otherwise.
+    std::string refusal_kind() const {
+        return text.substr(0, std::min(text.size(), event.refusal_kind_len_bytes));
+    }
+};
+
+/// Ability targets (mmo_ability_target).
+inline mmo_ability_target target_self() noexcept {
+    mmo_ability_target t{};
+    t.kind = MMO_TARGET_KIND_SELF_TARGET;
+    return t;
+}
+inline mmo_ability_target target_entity(uint32_t entity_id) noexcept {
+    mmo_ability_target t{};
+    t.kind = MMO_TARGET_KIND_ENTITY;
+    t.entity_id = entity_id;
+    return t;
+}
+/// A point on the ground, metres.
+inline mmo_ability_target target_ground_point(const mmo_vec3 &point_m) noexcept {
+    mmo_ability_target t{};
+    t.kind = MMO_TARGET_KIND_GROUND_POINT;
+    t.point_m = point_m;
+    return t;
+}
+/// A direction from the caster (need not be normalised).
+inline mmo_ability_target target_direction(const mmo_vec3 &direction) noexcept {
+    mmo_ability_target t{};
+    t.kind = MMO_TARGET_KIND_DIRECTION;
+    t.point_m = direction;
+    return t;
+}
+
+/// Inventory operations (mmo_inventory_op); slots are bag slot indices.
+namespace inventory {
+inline mmo_inventory_op make(uint32_t kind, uint32_t slot, uint32_t to_slot, uint32_t quantity,
+                             uint32_t equip_slot) noexcept {
+    mmo_inventory_op op{};
+    op.kind = kind;
+    op.slot = slot;
+    op.to_slot = to_slot;
+    op.quantity = quantity;
+    op.equip_slot = equip_slot;
+    return op;
+}
+inline mmo_inventory_op move(uint32_t from, uint32_t to) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_MOVE, from, to, 0, 0);
+}
+inline mmo_inventory_op split(uint32_t from, uint32_t to, uint32_t quantity) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_SPLIT, from, to, quantity, 0);
+}
+inline mmo_inventory_op merge(uint32_t from, uint32_t to) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_MERGE, from, to, 0, 0);
+}
+inline mmo_inventory_op swap(uint32_t a, uint32_t b) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_SWAP, a, b, 0, 0);
+}
+inline mmo_inventory_op drop(uint32_t slot, uint32_t quantity) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_DROP, slot, 0, quantity, 0);
+}
+inline mmo_inventory_op use(uint32_t slot) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_USE, slot, 0, 0, 0);
+}
+inline mmo_inventory_op equip(uint32_t slot) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_EQUIP, slot, 0, 0, 0);
+}
+inline mmo_inventory_op unequip(mmo_equip_slot equip_slot, uint32_t to) noexcept {
+    return make(MMO_INVENTORY_OP_KIND_UNEQUIP, 0, to, 0, static_cast<uint32_t>(equip_slot));
+}
+} // namespace inventory
+
+/// The local character's pools as the server last sent them (mmo_client_resources).
+struct Resources {
+    std::vector<mmo_pool_value> pools;
+    bool dead = false;
+    uint32_t respawn_in_ms = 0;
+};
+
+/// Cooldowns left on an ability (mmo_client_ability_cooldown), milliseconds.
+struct Cooldown {
+    uint32_t global_ms = 0;
+    uint32_t own_ms = 0;
 };
 
 /// A client session over QUIC (mmo_client): connect(), then once per frame poll_event()
@@ -861,6 +946,95 @@ public:
     }
     /// Starts leaving cleanly; the DISCONNECTED event (CLIENT_QUIT) follows.
     Status disconnect() { return Status(mmo_client_disconnect(h_.get())); }
+
+    // Gameplay: requests return their number (echoed by the result event); the readers
+    // return what the server last sent.
+
+    /// Asks the server to use `ability_id` on `target`; returns the request number.
+    Result<uint32_t> use_ability(uint16_t ability_id, const mmo_ability_target &target) {
+        return detail::out<uint32_t>([&](uint32_t *o) {
+            return mmo_client_use_ability(h_.get(), ability_id, &target, o);
+        });
+    }
+    /// Asks the server to stop the cast in progress.
+    Status cancel_cast() { return Status(mmo_client_cancel_cast(h_.get())); }
+    /// Asks the server for an inventory operation; returns the request number.
+    Result<uint32_t> inventory_op(const mmo_inventory_op &op) {
+        return detail::out<uint32_t>(
+            [&](uint32_t *o) { return mmo_client_inventory_op(h_.get(), &op, o); });
+    }
+    /// The local character's pools (MMO_RESULT_EMPTY before the server sent them).
+    Result<Resources> resources() const {
+        Resources r;
+        std::size_t count = 0;
+        uint8_t dead = 0;
+        uint32_t respawn_in_ms = 0;
+        mmo_result code =
+            mmo_client_resources(h_.get(), nullptr, 0, &count, &dead, &respawn_in_ms);
+        if (code == MMO_RESULT_BUFFER_TOO_SMALL) {
+            r.pools.resize(count);
+            code = mmo_client_resources(h_.get(), r.pools.data(), r.pools.size(), &count,
+                                        &dead, &respawn_in_ms);
+        }
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        r.pools.resize(count);
+        r.dead = dead != 0;
+        r.respawn_in_ms = respawn_in_ms;
+        return r;
+    }
+    /// Cooldowns left on `ability_id` now.
+    Result<Cooldown> ability_cooldown(uint16_t ability_id) const {
+        Cooldown c;
+        const mmo_result code =
+            mmo_client_ability_cooldown(h_.get(), ability_id, &c.global_ms, &c.own_ms);
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        return c;
+    }
+    /// Bag slots of the inventory (MMO_RESULT_EMPTY before the server sent it).
+    Result<std::size_t> inventory_slot_count() const {
+        return detail::out<std::size_t>(
+            [&](std::size_t *o) { return mmo_client_inventory_slot_count(h_.get(), o); });
+    }
+    /// Bag slot `index`.
+    Result<mmo_item_slot> inventory_slot(uint32_t index) const {
+        return detail::out<mmo_item_slot>(
+            [&](mmo_item_slot *o) { return mmo_client_inventory_slot(h_.get(), index, o); });
+    }
+    /// What is worn in `slot`.
+    Result<mmo_item_slot> equipment_slot(mmo_equip_slot slot) const {
+        return detail::out<mmo_item_slot>([&](mmo_item_slot *o) {
+            return mmo_client_equipment_slot(h_.get(), static_cast<uint32_t>(slot), o);
+        });
+    }
+    /// The properties of a stack, one "key=value\n" line each.
+    Result<std::string> item_properties(mmo_item_container container, uint32_t index) const {
+        const uint32_t c = static_cast<uint32_t>(container);
+        std::size_t len = 0;
+        mmo_result code = mmo_client_item_properties(h_.get(), c, index, nullptr, 0, &len);
+        if (code != MMO_RESULT_BUFFER_TOO_SMALL) {
+            return Status(code == MMO_RESULT_OK ? MMO_RESULT_EMPTY : code);
+        }
+        std::string text(len + 1, '\0');
+        code = mmo_client_item_properties(h_.get(), c, index, &text[0], text.size(), &len);
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        text.resize(len);
+        return text;
+    }
+    /// SHA-256 of the server's gameplay content (after the WELCOME).
+    Result<std::array<uint8_t, MMO_CONTENT_HASH_LEN_BYTES>> content_hash() const {
+        std::array<uint8_t, MMO_CONTENT_HASH_LEN_BYTES> hash{};
+        const mmo_result code = mmo_client_content_hash(h_.get(), hash.data());
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        return hash;
+    }
 
     mmo_client *get() const noexcept { return h_.get(); }
     mmo_client *release() noexcept { return h_.release(); }

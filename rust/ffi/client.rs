@@ -1,7 +1,8 @@
 //! `mmo_client`: a whole client session over real QUIC in one handle (the C face of
 //! `mmo_net::client::NetClient`), for engines that do not want to run their own network
 //! stack: connect, send inputs, poll events, sample remote entities, read the predicted
-//! local character and the connection's stats.
+//! local character and the connection's stats. Gameplay (abilities, inventory, pools,
+//! cooldowns) is in `client/gameplay.rs`.
 //!
 //! The handle owns a small tokio runtime (one worker thread named `mmo-client`, plus the
 //! runtime's blocking threads for name resolution) that does the socket I/O. The session
@@ -32,6 +33,7 @@
 
 pub mod config;
 pub mod event;
+pub mod gameplay;
 #[cfg(test)]
 mod tests;
 
@@ -275,12 +277,6 @@ impl mmo_client {
         while let Some(e) = net.poll_event() {
             match e {
                 ClientEvent::Disconnected { .. } => ended = Some(event::to_c(e)),
-                // Gameplay events reach C with the gameplay functions (next commit).
-                ClientEvent::AbilityResult(_)
-                | ClientEvent::InventoryResult(_)
-                | ClientEvent::Inventory(_)
-                | ClientEvent::Resources(_)
-                | ClientEvent::Combat(_) => {}
                 other => self.queue.push_back(event::to_c(other)),
             }
         }
@@ -552,8 +548,8 @@ pub unsafe extern "C" fn mmo_client_connect(
 /// bytes to the session, checks its idle timeout, sends what it queued), so call it once per
 /// frame in a loop until it reports no event. Never waits.
 ///
-/// The text of a chat or disconnected event is read with `mmo_client_event_text` until the
-/// next call of this function. Polling an idle client (before connect) reports no event.
+/// The text of a chat, disconnected or refused gameplay result event is read with
+/// `mmo_client_event_text` until the next call of this function. Polling an idle client (before connect) reports no event.
 ///
 /// Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
 ///
@@ -592,7 +588,8 @@ pub unsafe extern "C" fn mmo_client_poll_event(
 }
 
 /// Writes the text of the event most recently returned by `mmo_client_poll_event` (a chat
-/// line or a disconnect message; empty for other kinds or when it returned none) into `buf`
+/// line, a disconnect message or a refusal `"<kind>: <message>"`; empty for other kinds or
+/// when it returned none) into `buf`
 /// as NUL-terminated UTF-8. Valid until the next `mmo_client_poll_event`.
 ///
 /// `*out_len` receives the length without the NUL, also on `MMO_RESULT_BUFFER_TOO_SMALL`

@@ -19,7 +19,7 @@
 //! - Borrowed pointers (inputs, buffers) are only used during the call; nothing is retained.
 //!
 //! One file per exported handle type: `client.rs` (a whole network session, with its
-//! config and event types in `client/`), `predictor.rs`, `interpolator.rs`,
+//! config, event types and gameplay functions in `client/`), `predictor.rs`, `interpolator.rs`,
 //! `snapshot_writer.rs`, `snapshot_reader.rs`, `replicator.rs`; free functions in
 //! `validation.rs` and `log.rs`; shared value types in `types.rs`; the boundary helpers in
 //! `boundary.rs`.
@@ -45,7 +45,9 @@ mod tests;
 /// Version of the C ABI. Bumped on any incompatible change to an exported signature, type
 /// layout or result code meaning. Callers compare `mmo_abi_version()` with the header's
 /// `MMO_ABI_VERSION` and refuse a mismatch.
-pub const MMO_ABI_VERSION: u32 = 1;
+///
+/// 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
+pub const MMO_ABI_VERSION: u32 = 2;
 
 /// Returns the ABI version this library was built with (`MMO_ABI_VERSION`).
 ///

@@ -5,6 +5,7 @@
 mod c_programs;
 mod common;
 mod ffi_header;
+mod gameplay_client;
 mod headless_client;
 mod loop_determinism;
 mod reconciliation;

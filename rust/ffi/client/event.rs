@@ -1,8 +1,15 @@
 //! The events an `mmo_client` reports through `mmo_client_poll_event`, as plain C types:
 //! the event kind, the disconnect reason (the stable wire codes plus one local code for a
-//! connection that was never made), the chat channel, and the flat event struct.
+//! connection that was never made), the chat channel, the combat event kind, and the flat
+//! event struct.
+//!
+//! Gameplay answers carry their refusal as the event text `"<kind>: <message>"`, where the
+//! first `refusal_kind_len_bytes` bytes are the stable `snake_case` kind (such as
+//! `inventory_bad_slot`). Inventory and resource changes carry no payload: the new state
+//! is read with the gameplay functions (`gameplay.rs`).
 
 use mmo_core::control::{ChatChannel, DisconnectReason};
+use mmo_core::gameplay::messages::{CombatEvent, CombatEventKind, Refusal};
 use mmo_core::session::client::ClientEvent;
 
 use crate::types::{mmo_character_state, mmo_vec3};
@@ -30,6 +37,50 @@ pub enum mmo_client_event_kind {
     /// The session is over and the connection closed: `disconnect_reason`, the message
     /// with `mmo_client_event_text`. The last event of a client.
     Disconnected = 6,
+    /// The server answered `mmo_client_use_ability`: `request`, `ability_id`, `accepted`
+    /// (1 = the cast started), `cast_ms`, `global_cooldown_ms`, `cooldown_ms` (time left
+    /// when the server decided). A refusal's `"<kind>: <message>"` is the event text, its
+    /// kind the first `refusal_kind_len_bytes` bytes.
+    AbilityResult = 7,
+    /// The server answered `mmo_client_inventory_op`: `request`, `accepted` (1 = applied;
+    /// an `INVENTORY_CHANGED` event came just before). A refusal's `"<kind>: <message>"` is
+    /// the event text, its kind the first `refusal_kind_len_bytes` bytes.
+    InventoryResult = 8,
+    /// The inventory changed (also once after login): read it with
+    /// `mmo_client_inventory_slot_count`, `mmo_client_inventory_slot` and
+    /// `mmo_client_equipment_slot`.
+    InventoryChanged = 9,
+    /// The local character's pools changed (also once after login): read them with
+    /// `mmo_client_resources`.
+    ResourcesChanged = 10,
+    /// Something happened in combat near the local character (or to it):
+    /// `source_entity_id`, `target_entity_id` (also in `entity_id`), `has_ability` and
+    /// `ability_id`, `combat_kind` and its values (`amount`, `dot_ticks`, `slow_factor`,
+    /// `duration_ms`, `distance_m`), `target_health`, `target_health_max`, `server_tick`.
+    Combat = 11,
+}
+
+/// What happened in a combat event (`mmo_client_event.combat_kind`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum mmo_combat_kind {
+    /// Not a combat event.
+    #[default]
+    None = 0,
+    /// Health removed: `amount` points.
+    Damage = 1,
+    /// Health restored: `amount` points.
+    Heal = 2,
+    /// The target died.
+    Died = 3,
+    /// A damage over time effect started: `dot_ticks` ticks to come.
+    DotApplied = 4,
+    /// The target is slowed: speed multiplied by `slow_factor` for `duration_ms`.
+    Slowed = 5,
+    /// The target was pushed `distance_m` metres away.
+    KnockedBack = 6,
+    /// The target came back to life.
+    Respawned = 7,
 }
 
 /// Why a client's session ended (`mmo_client_event.disconnect_reason`). Values 1..=999 are
@@ -117,7 +168,7 @@ pub struct mmo_client_event {
     /// What happened.
     pub kind: mmo_client_event_kind,
     /// Welcome: the controlled entity. Spawned/despawned: the remote entity. Chat: the
-    /// sender.
+    /// sender. Combat: the target (as `target_entity_id`).
     pub entity_id: u32,
     /// Spawned: the actor class to spawn.
     pub archetype: u16,
@@ -134,13 +185,54 @@ pub struct mmo_client_event {
     pub chat_channel: mmo_chat_channel,
     /// Disconnected: why.
     pub disconnect_reason: mmo_disconnect_reason,
-    /// Chat and disconnected: length in bytes (without NUL) of the text read with
-    /// `mmo_client_event_text`; 0 for other kinds.
+    /// Chat, disconnected and refused gameplay answers: length in bytes (without NUL) of
+    /// the text read with `mmo_client_event_text`; 0 for other kinds.
     pub text_len_bytes: usize,
+    /// Ability and inventory results: the request number their function returned.
+    pub request: u32,
+    /// Ability and inventory results: 1 when the server accepted the request, 0 when it
+    /// refused it (the text says why).
+    pub accepted: u8,
+    /// Refused ability and inventory results: length in bytes of the refusal kind at the
+    /// start of the text (`inventory_bad_slot`, `ability_cooldown`...); 0 otherwise.
+    pub refusal_kind_len_bytes: usize,
+    /// Ability results and combat events (when `has_ability` is 1): the ability.
+    pub ability_id: u16,
+    /// Combat: 1 when `ability_id` names the ability that caused it, 0 for respawns and
+    /// items.
+    pub has_ability: u8,
+    /// Ability results: cast time left, ms (0 for instant abilities and refusals).
+    pub cast_ms: u32,
+    /// Ability results: global cooldown left when the server decided, ms.
+    pub global_cooldown_ms: u32,
+    /// Ability results: the ability's own cooldown left when the server decided, ms.
+    pub cooldown_ms: u32,
+    /// Combat: who caused it (the target itself for respawns and item use).
+    pub source_entity_id: u32,
+    /// Combat: who it happened to.
+    pub target_entity_id: u32,
+    /// Combat: what happened.
+    pub combat_kind: mmo_combat_kind,
+    /// Combat damage and heal: points.
+    pub amount: u32,
+    /// Combat damage over time applied: ticks to come.
+    pub dot_ticks: u32,
+    /// Combat slow: speed multiplier.
+    pub slow_factor: f32,
+    /// Combat slow: for how long, ms.
+    pub duration_ms: u32,
+    /// Combat knockback: distance, metres.
+    pub distance_m: f32,
+    /// Combat: the target's health after it, points.
+    pub target_health: u32,
+    /// Combat: the target's maximum health, points.
+    pub target_health_max: u32,
+    /// Combat: the server tick it happened at.
+    pub server_tick: u32,
 }
 
-/// The C event for a core event, and its text (chat line or disconnect message; empty for
-/// other kinds).
+/// The C event for a core event, and its text (chat line, disconnect message or refusal;
+/// empty for other kinds).
 pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut e = mmo_client_event::default();
@@ -188,15 +280,85 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
         ClientEvent::Disconnected { reason, message } => {
             return disconnected(reason.into(), message);
         }
-        // Not forwarded by the caller (gameplay events get their own C functions).
-        ClientEvent::AbilityResult(_)
-        | ClientEvent::InventoryResult(_)
-        | ClientEvent::Inventory(_)
-        | ClientEvent::Resources(_)
-        | ClientEvent::Combat(_) => {}
+        ClientEvent::AbilityResult(result) => {
+            e.kind = mmo_client_event_kind::AbilityResult;
+            e.request = result.request;
+            e.ability_id = result.ability.0;
+            e.cast_ms = result.cast_ms;
+            e.global_cooldown_ms = result.global_cooldown_ms;
+            e.cooldown_ms = result.cooldown_ms;
+            text = refusal(&mut e, result.refusal.as_ref());
+        }
+        ClientEvent::InventoryResult(result) => {
+            e.kind = mmo_client_event_kind::InventoryResult;
+            e.request = result.request;
+            text = refusal(&mut e, result.refusal.as_ref());
+        }
+        ClientEvent::Inventory(_) => e.kind = mmo_client_event_kind::InventoryChanged,
+        ClientEvent::Resources(_) => e.kind = mmo_client_event_kind::ResourcesChanged,
+        ClientEvent::Combat(combat) => combat_to_c(&mut e, &combat),
     }
     e.text_len_bytes = text.len();
     (e, text)
+}
+
+/// Sets `accepted` and `refusal_kind_len_bytes` of a result event; returns its text
+/// (`"<kind>: <message>"` for a refusal, empty otherwise).
+fn refusal(e: &mut mmo_client_event, refusal: Option<&Refusal>) -> String {
+    match refusal {
+        None => {
+            e.accepted = 1;
+            String::new()
+        }
+        Some(r) => {
+            e.accepted = 0;
+            e.refusal_kind_len_bytes = r.kind.len();
+            format!("{}: {}", r.kind, r.message)
+        }
+    }
+}
+
+/// Fills the combat fields of `e` from `c`.
+fn combat_to_c(e: &mut mmo_client_event, c: &CombatEvent) {
+    e.kind = mmo_client_event_kind::Combat;
+    e.entity_id = c.target.0;
+    e.source_entity_id = c.source.0;
+    e.target_entity_id = c.target.0;
+    if let Some(ability) = c.ability {
+        e.has_ability = 1;
+        e.ability_id = ability.0;
+    }
+    e.target_health = c.target_health;
+    e.target_health_max = c.target_health_max;
+    e.server_tick = c.tick.0;
+    e.combat_kind = match c.kind {
+        CombatEventKind::Damage { amount } => {
+            e.amount = amount;
+            mmo_combat_kind::Damage
+        }
+        CombatEventKind::Heal { amount } => {
+            e.amount = amount;
+            mmo_combat_kind::Heal
+        }
+        CombatEventKind::Died => mmo_combat_kind::Died,
+        CombatEventKind::DotApplied { ticks } => {
+            e.dot_ticks = ticks;
+            mmo_combat_kind::DotApplied
+        }
+        CombatEventKind::Slowed {
+            factor,
+            duration_ms,
+        } => {
+            e.slow_factor = factor;
+            e.duration_ms = duration_ms;
+            mmo_combat_kind::Slowed
+        }
+        CombatEventKind::KnockedBack { distance_m } => {
+            e.distance_m = distance_m;
+            mmo_combat_kind::KnockedBack
+        }
+        CombatEventKind::Respawned => mmo_combat_kind::Respawned,
+    };
 }
 
 /// A disconnected event with `reason` and `message`.

@@ -625,3 +625,579 @@ fn c_disconnect_reasons_carry_the_protocol_codes() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Gameplay (`gameplay.rs`)
+// ---------------------------------------------------------------------------------------
+
+use super::gameplay::*;
+
+fn entity_target(entity_id: u32) -> mmo_ability_target {
+    mmo_ability_target {
+        kind: mmo_target_kind::Entity as u32,
+        entity_id,
+        ..Default::default()
+    }
+}
+
+fn move_op(from: u32, to: u32) -> mmo_inventory_op {
+    mmo_inventory_op {
+        kind: mmo_inventory_op_kind::Move as u32,
+        slot: from,
+        to_slot: to,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn null_client_is_reported_by_every_gameplay_export() {
+    let target = entity_target(1);
+    let op = move_op(0, 1);
+    let mut request = 0u32;
+    let mut pools = [mmo_pool_value::default(); 4];
+    let mut n = 0usize;
+    let mut flag = 0u8;
+    let (mut a, mut b) = (0u32, 0u32);
+    let mut slot = mmo_item_slot::default();
+    let mut hash = [0u8; MMO_CONTENT_HASH_LEN_BYTES];
+    // SAFETY: the client is NULL (what is tested); the other pointers are live locals.
+    unsafe {
+        let codes = [
+            mmo_client_use_ability(null_mut(), 0, &target, &mut request),
+            mmo_client_cancel_cast(null_mut()),
+            mmo_client_inventory_op(null_mut(), &op, &mut request),
+            mmo_client_resources(null(), pools.as_mut_ptr(), 4, &mut n, &mut flag, &mut a),
+            mmo_client_ability_cooldown(null(), 0, &mut a, &mut b),
+            mmo_client_inventory_slot_count(null(), &mut n),
+            mmo_client_inventory_slot(null(), 0, &mut slot),
+            mmo_client_equipment_slot(null(), 0, &mut slot),
+            mmo_client_item_properties(null(), 0, 0, null_mut(), 0, &mut n),
+            mmo_client_content_hash(null(), hash.as_mut_ptr()),
+        ];
+        for (i, code) in codes.into_iter().enumerate() {
+            assert_eq!(code, mmo_result::NullArgument, "export #{i}");
+            assert_eq!(last_error(), "`client` is NULL", "export #{i}");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "starts a tokio runtime (threads, epoll)")]
+fn gameplay_exports_check_their_arguments_and_need_a_connected_client() {
+    let client = new_client();
+    let target = entity_target(1);
+    let op = move_op(0, 1);
+    let mut request = 77u32;
+    let mut pools = [mmo_pool_value::default(); 4];
+    let mut n = 0usize;
+    let mut flag = 0u8;
+    let (mut a, mut b) = (0u32, 0u32);
+    let mut slot = mmo_item_slot::default();
+    let mut hash = [0u8; MMO_CONTENT_HASH_LEN_BYTES];
+    // SAFETY: a live handle; the other pointers are live locals or deliberately NULL.
+    unsafe {
+        // NULL outputs and inputs are named.
+        // NULL outputs and inputs are named, each checked right after its call.
+        let named = |code: mmo_result, text: &str| {
+            assert_eq!(code, mmo_result::NullArgument, "{text}");
+            assert_eq!(last_error(), text);
+        };
+        named(
+            mmo_client_use_ability(client, 0, null(), &mut request),
+            "`target` is NULL",
+        );
+        named(
+            mmo_client_use_ability(client, 0, &target, null_mut()),
+            "`out_request` is NULL",
+        );
+        named(
+            mmo_client_inventory_op(client, null(), &mut request),
+            "`op` is NULL",
+        );
+        named(
+            mmo_client_inventory_op(client, &op, null_mut()),
+            "`out_request` is NULL",
+        );
+        named(
+            mmo_client_resources(client, null_mut(), 4, &mut n, &mut flag, &mut a),
+            "`out_pools` is NULL",
+        );
+        named(
+            mmo_client_resources(client, pools.as_mut_ptr(), 4, null_mut(), &mut flag, &mut a),
+            "`out_count` is NULL",
+        );
+        named(
+            mmo_client_resources(client, pools.as_mut_ptr(), 4, &mut n, null_mut(), &mut a),
+            "`out_dead` is NULL",
+        );
+        named(
+            mmo_client_resources(client, pools.as_mut_ptr(), 4, &mut n, &mut flag, null_mut()),
+            "`out_respawn_in_ms` is NULL",
+        );
+        named(
+            mmo_client_ability_cooldown(client, 0, null_mut(), &mut b),
+            "`out_global_ms` is NULL",
+        );
+        named(
+            mmo_client_ability_cooldown(client, 0, &mut a, null_mut()),
+            "`out_own_ms` is NULL",
+        );
+        named(
+            mmo_client_inventory_slot_count(client, null_mut()),
+            "`out` is NULL",
+        );
+        named(
+            mmo_client_inventory_slot(client, 0, null_mut()),
+            "`out` is NULL",
+        );
+        named(
+            mmo_client_equipment_slot(client, 0, null_mut()),
+            "`out` is NULL",
+        );
+        named(
+            mmo_client_item_properties(client, 0, 0, null_mut(), 0, null_mut()),
+            "`out_len` is NULL",
+        );
+        named(
+            mmo_client_item_properties(client, 0, 0, null_mut(), 8, &mut n),
+            "`buf` is NULL",
+        );
+        named(mmo_client_content_hash(client, null_mut()), "`out` is NULL");
+        assert_eq!(request, 77, "nothing written on failure");
+
+        // Enum values are checked before the state.
+        let bad_target = mmo_ability_target { kind: 4, ..target };
+        assert_eq!(
+            mmo_client_use_ability(client, 0, &bad_target, &mut request),
+            mmo_result::InvalidEnum
+        );
+        assert!(last_error().contains("target.kind"), "{}", last_error());
+        let nan_point = mmo_ability_target {
+            kind: mmo_target_kind::Direction as u32,
+            point_m: mmo_vec3 {
+                x: f32::INFINITY,
+                y: 0.0,
+                z: 0.0,
+            },
+            ..target
+        };
+        assert_eq!(
+            mmo_client_use_ability(client, 0, &nan_point, &mut request),
+            mmo_result::InvalidArgument
+        );
+        assert!(last_error().contains("target.point_m"), "{}", last_error());
+        let bad_op = mmo_inventory_op { kind: 99, ..op };
+        assert_eq!(
+            mmo_client_inventory_op(client, &bad_op, &mut request),
+            mmo_result::InvalidEnum
+        );
+        assert!(last_error().contains("op.kind"), "{}", last_error());
+        let bad_unequip = mmo_inventory_op {
+            kind: mmo_inventory_op_kind::Unequip as u32,
+            equip_slot: MMO_EQUIP_SLOT_COUNT,
+            ..op
+        };
+        assert_eq!(
+            mmo_client_inventory_op(client, &bad_unequip, &mut request),
+            mmo_result::InvalidEnum
+        );
+        assert_eq!(
+            mmo_client_equipment_slot(client, MMO_EQUIP_SLOT_COUNT, &mut slot),
+            mmo_result::InvalidEnum
+        );
+        assert_eq!(
+            mmo_client_item_properties(client, 2, 0, null_mut(), 0, &mut n),
+            mmo_result::InvalidEnum
+        );
+        assert!(last_error().contains("container"), "{}", last_error());
+        assert_eq!(request, 77, "nothing written on failure");
+
+        // Idle: every gameplay call is a state error naming the state.
+        let idle = |code: mmo_result, what: &str| {
+            assert_eq!(code, mmo_result::InvalidState, "{what}");
+            assert!(last_error().contains("idle"), "{what}: {}", last_error());
+        };
+        idle(
+            mmo_client_use_ability(client, 0, &target, &mut request),
+            "mmo_client_use_ability",
+        );
+        idle(mmo_client_cancel_cast(client), "mmo_client_cancel_cast");
+        idle(
+            mmo_client_inventory_op(client, &op, &mut request),
+            "mmo_client_inventory_op",
+        );
+        idle(
+            mmo_client_resources(client, pools.as_mut_ptr(), 4, &mut n, &mut flag, &mut a),
+            "mmo_client_resources",
+        );
+        idle(
+            mmo_client_ability_cooldown(client, 0, &mut a, &mut b),
+            "mmo_client_ability_cooldown",
+        );
+        idle(
+            mmo_client_inventory_slot_count(client, &mut n),
+            "mmo_client_inventory_slot_count",
+        );
+        idle(
+            mmo_client_inventory_slot(client, 0, &mut slot),
+            "mmo_client_inventory_slot",
+        );
+        idle(
+            mmo_client_equipment_slot(client, 0, &mut slot),
+            "mmo_client_equipment_slot",
+        );
+        idle(
+            mmo_client_item_properties(client, 0, 0, null_mut(), 0, &mut n),
+            "mmo_client_item_properties",
+        );
+        idle(
+            mmo_client_content_hash(client, hash.as_mut_ptr()),
+            "mmo_client_content_hash",
+        );
+        // Connecting (nobody answers on port 9): still state errors.
+        connect(client, 9, c"t");
+        assert_eq!(
+            mmo_client_use_ability(client, 0, &target, &mut request),
+            mmo_result::InvalidState
+        );
+        assert!(last_error().contains("connecting"), "{}", last_error());
+        assert_eq!(mmo_client_cancel_cast(client), mmo_result::InvalidState);
+        assert_eq!(
+            mmo_client_inventory_op(client, &op, &mut request),
+            mmo_result::InvalidState
+        );
+        assert_eq!(
+            mmo_client_content_hash(client, hash.as_mut_ptr()),
+            mmo_result::InvalidState
+        );
+        assert_eq!(request, 77);
+        assert_eq!(hash, [0; MMO_CONTENT_HASH_LEN_BYTES]);
+        mmo_client_free(client);
+    }
+}
+
+/// Connects `client` with `token` and polls until the welcome, the inventory and the
+/// resources arrived; returns the welcome and the ids of entities that came into view.
+fn log_in(client: *mut mmo_client, port: u16, token: &CStr) -> (mmo_client_event, Vec<u32>) {
+    connect(client, port, token);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut welcome, mut inventory, mut resources) = (None, false, false);
+    let mut spawned = Vec::new();
+    while welcome.is_none() || !inventory || !resources {
+        assert!(
+            Instant::now() < deadline,
+            "no welcome, inventory and resources in 10 s"
+        );
+        while let Some((e, text)) = poll(client) {
+            match e.kind {
+                mmo_client_event_kind::Welcome => welcome = Some(e),
+                mmo_client_event_kind::InventoryChanged => inventory = true,
+                mmo_client_event_kind::ResourcesChanged => resources = true,
+                mmo_client_event_kind::EntitySpawned => spawned.push(e.entity_id),
+                mmo_client_event_kind::Disconnected => panic!("disconnected: {text}"),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (welcome.unwrap(), spawned)
+}
+
+/// A server with two accounts (`alice`, `bob`).
+fn two_player_server() -> TestServer {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cert = mmo_net::tls::ServerCert::self_signed(&["localhost"]).unwrap();
+    let tokens = mmo_net::auth::StaticTokens::new()
+        .with("good-token", "alice")
+        .with("bob-token", "bob");
+    let server = runtime
+        .block_on(mmo_net::server::Server::start(
+            mmo_net::server::ServerConfig::new(
+                "127.0.0.1:0".parse().unwrap(),
+                mmo_core::zone::ZoneConfig::default(),
+                cert,
+                Arc::new(tokens),
+            ),
+        ))
+        .unwrap();
+    TestServer {
+        runtime,
+        server: Some(server),
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real sockets and threads")]
+fn gameplay_through_the_c_abi_reads_state_and_gets_answers() {
+    let server = two_player_server();
+    let port = server.server().local_addr().port();
+    let pin = server.server().fingerprint().to_hex();
+    let client = client_for(&server, &pin);
+    let (welcome, _) = log_in(client, port, c"good-token");
+    // SAFETY: a live handle and live locals throughout.
+    unsafe {
+        // Content hash: the default content's.
+        let mut hash = [0u8; MMO_CONTENT_HASH_LEN_BYTES];
+        assert_eq!(
+            mmo_client_content_hash(client, hash.as_mut_ptr()),
+            mmo_result::Ok
+        );
+        let content = mmo_core::gameplay::content::Content::default_content().unwrap();
+        assert_eq!(hash, content.hash());
+
+        // Resources: a size query, then the warrior's pools at full.
+        let (mut n, mut dead, mut respawn) = (0usize, 9u8, 9u32);
+        assert_eq!(
+            mmo_client_resources(client, null_mut(), 0, &mut n, &mut dead, &mut respawn),
+            mmo_result::BufferTooSmall
+        );
+        assert_eq!(n, 3, "health, mana, stamina");
+        assert_eq!(
+            (dead, respawn),
+            (9, 9),
+            "only the count is written on a small buffer"
+        );
+        let mut pools = [mmo_pool_value::default(); 3];
+        assert_eq!(
+            mmo_client_resources(
+                client,
+                pools.as_mut_ptr(),
+                3,
+                &mut n,
+                &mut dead,
+                &mut respawn
+            ),
+            mmo_result::Ok
+        );
+        assert_eq!((dead, respawn), (0, 0));
+        assert_eq!(pools[0].pool_id, 0);
+        assert!(
+            pools[0].max > 0 && pools[0].current == pools[0].max,
+            "{pools:?}"
+        );
+
+        // Inventory: 24 slots, the starting kit at the front, nothing worn.
+        let mut count = 0usize;
+        assert_eq!(
+            mmo_client_inventory_slot_count(client, &mut count),
+            mmo_result::Ok
+        );
+        assert_eq!(count, 24);
+        let mut first = mmo_item_slot::default();
+        assert_eq!(
+            mmo_client_inventory_slot(client, 0, &mut first),
+            mmo_result::Ok
+        );
+        assert_eq!(first.present, 1);
+        assert!(first.quantity >= 1);
+        let mut last = mmo_item_slot {
+            present: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            mmo_client_inventory_slot(client, 23, &mut last),
+            mmo_result::Ok
+        );
+        assert_eq!(last, mmo_item_slot::default(), "slot 23 starts empty");
+        assert_eq!(
+            mmo_client_inventory_slot(client, 24, &mut last),
+            mmo_result::InvalidArgument
+        );
+        assert!(last_error().contains("24 slots"), "{}", last_error());
+        let mut worn = mmo_item_slot {
+            present: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            mmo_client_equipment_slot(client, mmo_equip_slot::MainHand as u32, &mut worn),
+            mmo_result::Ok
+        );
+        assert_eq!(worn.present, 0);
+        let mut len = 99usize;
+        let mut buf = [0 as c_char; 64];
+        assert_eq!(
+            mmo_client_item_properties(client, 0, 23, buf.as_mut_ptr(), buf.len(), &mut len),
+            mmo_result::Ok
+        );
+        assert_eq!(len, 0, "an empty slot has no properties");
+        assert_eq!(
+            mmo_client_item_properties(client, 0, 24, buf.as_mut_ptr(), buf.len(), &mut len),
+            mmo_result::InvalidArgument
+        );
+
+        // Cooldowns before any answer are zero.
+        let (mut global, mut own) = (9u32, 9u32);
+        assert_eq!(
+            mmo_client_ability_cooldown(client, 0, &mut global, &mut own),
+            mmo_result::Ok
+        );
+        assert_eq!((global, own), (0, 0));
+
+        // Move slot 0 to 23: accepted, the inventory changed before the answer.
+        let mut request = 0u32;
+        assert_eq!(
+            mmo_client_inventory_op(client, &move_op(0, 23), &mut request),
+            mmo_result::Ok
+        );
+        assert!(request > 0);
+        let seen = poll_until(client, Duration::from_secs(5), |e| {
+            e.kind == mmo_client_event_kind::InventoryResult
+        });
+        let (result, text) = seen.last().unwrap();
+        assert_eq!(result.request, request);
+        assert_eq!(result.accepted, 1, "{text}");
+        assert!(text.is_empty());
+        assert!(
+            seen.iter()
+                .any(|(e, _)| e.kind == mmo_client_event_kind::InventoryChanged),
+            "{seen:?}"
+        );
+        let mut moved = mmo_item_slot::default();
+        assert_eq!(
+            mmo_client_inventory_slot(client, 23, &mut moved),
+            mmo_result::Ok
+        );
+        assert_eq!(moved, first);
+        assert_eq!(
+            mmo_client_inventory_slot(client, 0, &mut moved),
+            mmo_result::Ok
+        );
+        assert_eq!(moved.present, 0);
+
+        // A bad slot is refused by the server with its kind at the start of the text.
+        assert_eq!(
+            mmo_client_inventory_op(client, &move_op(999, 1), &mut request),
+            mmo_result::Ok
+        );
+        let seen = poll_until(client, Duration::from_secs(5), |e| {
+            e.kind == mmo_client_event_kind::InventoryResult
+        });
+        let (refused, text) = seen.last().unwrap();
+        assert_eq!(refused.request, request);
+        assert_eq!(refused.accepted, 0);
+        assert_eq!(
+            &text[..refused.refusal_kind_len_bytes],
+            "inventory_bad_slot",
+            "{text}"
+        );
+        assert!(text.starts_with("inventory_bad_slot: "), "{text}");
+
+        // Strike (ability 0) on an entity that does not exist: refused, cooldowns reported.
+        assert_eq!(
+            mmo_client_use_ability(
+                client,
+                0,
+                &entity_target(welcome.entity_id + 1000),
+                &mut request
+            ),
+            mmo_result::Ok
+        );
+        let seen = poll_until(client, Duration::from_secs(5), |e| {
+            e.kind == mmo_client_event_kind::AbilityResult
+        });
+        let (answer, text) = seen.last().unwrap();
+        assert_eq!(answer.request, request);
+        assert_eq!(answer.ability_id, 0);
+        assert_eq!(answer.accepted, 0);
+        assert!(answer.refusal_kind_len_bytes > 0, "{text}");
+        assert!(
+            text[..answer.refusal_kind_len_bytes].starts_with("ability_"),
+            "{text}"
+        );
+        // Cancelling when nothing is cast is accepted (the server ignores it).
+        assert_eq!(mmo_client_cancel_cast(client), mmo_result::Ok);
+        mmo_client_free(client);
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real sockets and threads")]
+fn a_strike_between_two_c_clients_reports_combat_to_both() {
+    let server = two_player_server();
+    let port = server.server().local_addr().port();
+    let pin = server.server().fingerprint().to_hex();
+    let a = client_for(&server, &pin);
+    let b = client_for(&server, &pin);
+    let (welcome_a, _) = log_in(a, port, c"good-token");
+    let (welcome_b, _) = log_in(b, port, c"bob-token");
+    // A sees B come into view.
+    let id_b = welcome_b.entity_id;
+    let mut count = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut ids = [0u32; 8];
+        // SAFETY: a live handle and live locals.
+        let r = unsafe { mmo_client_entity_ids(a, ids.as_mut_ptr(), ids.len(), &mut count) };
+        assert_eq!(r, mmo_result::Ok);
+        if ids[..count].contains(&id_b) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never saw B");
+        while poll(a).is_some() {}
+        while poll(b).is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let A's interpolation buffer of B fill so the server can rewind B.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        while poll(a).is_some() {}
+        while poll(b).is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut request = 0u32;
+    // SAFETY: a live handle and live locals.
+    let r = unsafe { mmo_client_use_ability(a, 0, &entity_target(id_b), &mut request) };
+    assert_eq!(r, mmo_result::Ok, "{}", last_error());
+    let is_hit = move |e: &mmo_client_event| {
+        e.kind == mmo_client_event_kind::Combat
+            && e.combat_kind == mmo_combat_kind::Damage
+            && e.target_entity_id == id_b
+    };
+    let seen = poll_until(a, Duration::from_secs(5), is_hit);
+    let answer = seen
+        .iter()
+        .find(|(e, _)| e.kind == mmo_client_event_kind::AbilityResult)
+        .unwrap_or_else(|| panic!("no ability result before the hit: {seen:?}"));
+    assert_eq!(answer.0.accepted, 1, "{}", answer.1);
+    assert_eq!(answer.0.request, request);
+    let (hit, _) = seen.last().unwrap();
+    assert_eq!(hit.source_entity_id, welcome_a.entity_id);
+    assert_eq!(hit.entity_id, id_b);
+    assert_eq!((hit.has_ability, hit.ability_id), (1, 0));
+    assert_eq!(hit.amount, 12);
+    assert_eq!(hit.target_health + 12, hit.target_health_max);
+    let seen_b = poll_until(b, Duration::from_secs(5), is_hit);
+    assert_eq!(seen_b.last().unwrap().0.target_health, hit.target_health);
+    // B's pools show the hit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut pools = [mmo_pool_value::default(); 3];
+        let (mut n, mut dead, mut respawn) = (0usize, 0u8, 0u32);
+        // SAFETY: a live handle and live locals.
+        let r = unsafe {
+            mmo_client_resources(b, pools.as_mut_ptr(), 3, &mut n, &mut dead, &mut respawn)
+        };
+        assert_eq!(r, mmo_result::Ok);
+        if pools[0].current == hit.target_health {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's health stayed {pools:?}");
+        while poll(b).is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The cooldown A reads counts down from the answer.
+    let (mut global, mut own) = (0u32, 0u32);
+    // SAFETY: a live handle and live locals.
+    let r = unsafe { mmo_client_ability_cooldown(a, 0, &mut global, &mut own) };
+    assert_eq!(r, mmo_result::Ok);
+    assert!(global <= answer.0.global_cooldown_ms, "{global}");
+    // SAFETY: live handles, freed once.
+    unsafe {
+        mmo_client_free(a);
+        mmo_client_free(b);
+    }
+}
