@@ -1,8 +1,8 @@
 //! Anti-cheat end to end: misbehaving clients against the in-process server over real QUIC
 //! on 127.0.0.1, with an honest player in the same zone.
 //!
-//! Cheaters (each kicked by the zone's strike counter, default threshold 20, since the
-//! server has no option for it):
+//! Cheaters (each kicked by the zone's strike counter, threshold [`KICK_ABOVE`] set with the
+//! server's `kick_above_strikes`; input-rate strikes count at most once per second):
 //! - `speeder`: inputs at three times the tick rate (time dilation) -> `input_rate`;
 //! - `warper`: a hand-encoded input datagram whose move vector is longer than 1 (the
 //!   session would refuse to build it, so it drives its own QUIC connection with a raw
@@ -38,8 +38,10 @@ use mmo_server::app::App;
 use tokio::sync::mpsc;
 
 const TICK_US: u64 = 33_333;
-/// Requests each ability or inventory cheater sends at once (above the kick threshold 20).
-const BURST: usize = 30;
+/// The server's strike threshold in this test.
+const KICK_ABOVE: u32 = 5;
+/// Requests each ability or inventory cheater sends at once (above the kick threshold).
+const BURST: usize = 10;
 /// Most missed ticks an honest player catches up on at once.
 const MAX_CATCH_UP: u64 = 3;
 /// How far the sniper runs before it strikes, metres.
@@ -308,9 +310,9 @@ async fn cheaters_and_an_honest_player() {
     let strike = ability("strike");
     let self_heal = ability("self_heal");
     let dir = TempDir::new("cheats");
-    let app = App::start(loopback_settings(dir.path().join("data")))
-        .await
-        .expect("server started");
+    let mut settings = loopback_settings(dir.path().join("data"));
+    settings.gameplay.kick_above_strikes = KICK_ABOVE;
+    let app = App::start(settings).await.expect("server started");
     let mut honest = Player::join(&app, "honest").await;
     let mut speeder = Player::join(&app, "speeder").await;
     let mut spammer = Player::join(&app, "spammer").await;
@@ -469,8 +471,8 @@ async fn cheaters_and_an_honest_player() {
     ] {
         let refusals = player.refusals();
         assert!(
-            refusals.iter().filter(|r| r.kind == kind).count() >= 20,
-            "{}: expected 20+ {kind} refusals, got {refusals:?}",
+            refusals.iter().filter(|r| r.kind == kind).count() > KICK_ABOVE as usize,
+            "{}: expected more than {KICK_ABOVE} {kind} refusals, got {refusals:?}",
             player.name
         );
     }

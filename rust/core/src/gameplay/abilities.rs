@@ -9,9 +9,11 @@
 //!
 //! 1. `unknown_ability`: not in the content, or not known by this character;
 //! 2. `caster_dead`;
-//! 3. `already_casting`: another cast is in progress (cancel it first);
-//! 4. `global_cooldown`: the ability uses the global cooldown and it is running;
-//! 5. `cooldown`: the ability's own cooldown is running;
+//! 3. `global_cooldown`: the ability uses the global cooldown and it is running;
+//! 4. `cooldown`: the ability's own cooldown is running;
+//! 5. `already_casting`: another cast is in progress (cancel it first). Checked after the
+//!    cooldowns so that a request sent too early is judged as such (the server's
+//!    anti-cheat strikes cooldown abuse, not a busy caster);
 //! 6. `target_mismatch`: the [`Target`] variant is not the ability's [`TargetKind`];
 //!    `invalid_target`: a position or direction is NaN or infinite, a direction is zero, or an
 //!    entity target's position is missing;
@@ -132,9 +134,9 @@ impl AbilityRejection {
     pub const KINDS: [&'static str; 9] = [
         "unknown_ability",
         "caster_dead",
-        "already_casting",
         "global_cooldown",
         "cooldown",
+        "already_casting",
         "target_mismatch",
         "invalid_target",
         "out_of_range",
@@ -297,9 +299,6 @@ impl AbilityState {
         if pools.is_dead() {
             return Err(AbilityRejection::CasterDead);
         }
-        if let Some(cast) = &self.cast {
-            return Err(AbilityRejection::AlreadyCasting(cast.ability));
-        }
         if def.global_cooldown && now_ms < self.global_ready_at_ms {
             return Err(AbilityRejection::GlobalCooldown {
                 ready_at_ms: self.global_ready_at_ms,
@@ -308,6 +307,9 @@ impl AbilityState {
         let ready_at_ms = self.ready_at_ms(ability);
         if now_ms < ready_at_ms {
             return Err(AbilityRejection::Cooldown { ready_at_ms });
+        }
+        if let Some(cast) = &self.cast {
+            return Err(AbilityRejection::AlreadyCasting(cast.ability));
         }
         if target.kind() != def.target {
             return Err(AbilityRejection::TargetMismatch {

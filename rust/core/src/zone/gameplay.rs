@@ -11,7 +11,8 @@
 //!    a view older than the clamp is evaluated at the clamp), answered with an
 //!    `AbilityResult`; inventory requests are applied or refused atomically and answered
 //!    with an `InventoryResult` (preceded by the new `Inventory` on success);
-//! 3. casts that completed are applied: entity targets get the effects; self targets the
+//! 3. casts that completed are applied (an instant ability at once, while its request is
+//!    handled, so a second request in the same tick finds the caster free): entity targets get the effects; self targets the
 //!    caster; ground points every character within [`ZoneGameplayConfig::area_radius_m`] of
 //!    the point; directions the first character whose rewound capsule the ray from the caster
 //!    hits within the ability's range. Knockback launches the target away from the caster
@@ -517,8 +518,10 @@ impl Zone {
         player
             .connection
             .send_gameplay(&ServerControl::AbilityResult(answer));
-        if let Err(refused) = result {
-            self.refuse(id, &refused);
+        match result {
+            Err(refused) => self.refuse(id, &refused),
+            Ok(()) if cast_ms == 0 => self.complete_cast_of(id, self.tick, now_ms),
+            Ok(()) => {}
         }
     }
 
@@ -585,35 +588,61 @@ impl Zone {
             }
         }
         for (caster_id, caster, cast, view) in completed {
-            let Some(caster_m) = self
-                .players
-                .get(&caster_id)
-                .and_then(|p| p.character)
-                .map(|c| c.position_m)
-            else {
-                continue;
-            };
-            let targets: Vec<ConnectionId> = match cast.target {
-                Target::SelfTarget => vec![caster_id],
-                Target::Entity(e) => self.connection_of(e).into_iter().collect(),
-                Target::GroundPoint(p) => {
-                    let r = self.config.gameplay.area_radius_m;
-                    self.players
-                        .iter()
-                        .filter(|(_, pl)| {
-                            pl.character.is_some_and(|c| c.position_m.distance(p) <= r)
-                        })
-                        .map(|(id, _)| *id)
-                        .collect()
-                }
-                Target::Direction(d) => self
-                    .first_hit(caster, caster_m, d, cast.ability, view)
-                    .into_iter()
-                    .collect(),
-            };
-            for target_id in targets {
-                self.apply_cast(tick, now_ms, caster_id, caster, caster_m, &cast, target_id);
+            self.apply_completed(tick, now_ms, caster_id, caster, &cast, view);
+        }
+    }
+
+    /// Completes `id`'s cast if it is due (an instant ability right after it started, so
+    /// a second request in the same tick does not find the caster busy).
+    fn complete_cast_of(&mut self, id: ConnectionId, tick: Tick, now_ms: u64) {
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let (Some(g), Some(entity)) = (player.gameplay.as_mut(), player.connection.entity()) else {
+            return;
+        };
+        if let Some(cast) = g.abilities.poll_cast(now_ms) {
+            let view = player.cast_view.take();
+            self.apply_completed(tick, now_ms, id, entity, &cast, view);
+        }
+    }
+
+    /// Picks the targets of a completed cast and applies it to each.
+    fn apply_completed(
+        &mut self,
+        tick: Tick,
+        now_ms: u64,
+        caster_id: ConnectionId,
+        caster: EntityId,
+        cast: &CompletedCast,
+        view: Option<ViewTime>,
+    ) {
+        let Some(caster_m) = self
+            .players
+            .get(&caster_id)
+            .and_then(|p| p.character)
+            .map(|c| c.position_m)
+        else {
+            return;
+        };
+        let targets: Vec<ConnectionId> = match cast.target {
+            Target::SelfTarget => vec![caster_id],
+            Target::Entity(e) => self.connection_of(e).into_iter().collect(),
+            Target::GroundPoint(p) => {
+                let r = self.config.gameplay.area_radius_m;
+                self.players
+                    .iter()
+                    .filter(|(_, pl)| pl.character.is_some_and(|c| c.position_m.distance(p) <= r))
+                    .map(|(id, _)| *id)
+                    .collect()
             }
+            Target::Direction(d) => self
+                .first_hit(caster, caster_m, d, cast.ability, view)
+                .into_iter()
+                .collect(),
+        };
+        for target_id in targets {
+            self.apply_cast(tick, now_ms, caster_id, caster, caster_m, cast, target_id);
         }
     }
 

@@ -313,6 +313,35 @@ fn the_global_cooldown_refuses_and_strikes_then_expires() {
 }
 
 #[test]
+fn a_burst_of_requests_in_one_tick_is_judged_by_the_cooldown_and_struck() {
+    let mut z = zone();
+    let mut caster = login(&mut z, 0.0, 0.0);
+    let target = login(&mut z, 1.0, 0.0);
+    ticks(&mut z, 1);
+    let _ = z.drain_events().count();
+    let before = health(&z, &target);
+    for request in 1..=5 {
+        strike(&mut z, &caster, request, target.entity, NOW);
+    }
+    ticks(&mut z, 1);
+    let answers: Vec<Option<String>> = received(&mut z, &mut caster)
+        .iter()
+        .filter_map(|m| match m {
+            ServerControl::AbilityResult(r) => Some(r.refusal.as_ref().map(|f| f.kind.clone())),
+            _ => None,
+        })
+        .collect();
+    let gcd = Some("ability_global_cooldown".to_owned());
+    assert_eq!(
+        answers,
+        vec![None, gcd.clone(), gcd.clone(), gcd.clone(), gcd]
+    );
+    assert_eq!(health(&z, &target), before - 12, "one hit");
+    let strikes: Vec<u32> = refusals(&mut z).iter().map(|r| r.2).collect();
+    assert_eq!(strikes, vec![1, 2, 3, 4]);
+}
+
+#[test]
 fn out_of_range_and_unaffordable_requests_are_refused_without_effect() {
     let mut z = zone();
     let mut caster = login(&mut z, 0.0, 0.0);
