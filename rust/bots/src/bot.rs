@@ -298,10 +298,14 @@ fn ability_step(client: &mut NetClient, ids: &GameplayIds, tally: &mut GameplayT
     };
     let in_view: Vec<EntityId> = session.remote_ids().collect();
     // Sampling, as a frame would, also sets the render time the request reports as its
-    // view time (the lag compensation rewinds the target to it).
+    // view time (the lag compensation rewinds the target to it). An entity drawn past its
+    // newest sample (extrapolated) may have left already: not a target.
     let remotes: Vec<(EntityId, Vec3)> = in_view
         .into_iter()
-        .filter_map(|id| Some((id, session.sample_entity(id, now_us)?.position_m)))
+        .filter_map(|id| {
+            let seen = session.sample_entity(id, now_us)?;
+            (!seen.extrapolating).then_some((id, seen.position_m))
+        })
         .collect();
     let choice = choose_ability(ids, me_m, &remotes, session.resources(), |a| {
         session.cooldown_left(a, now_us)
