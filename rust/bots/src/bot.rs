@@ -70,6 +70,8 @@ pub(crate) struct BotOutcome {
     pub gameplay: GameplayTally,
     /// How the session ended (`client_quit` for a graceful logout), once connected.
     pub disconnect_reason: Option<String>,
+    /// The server's message when it ended the session.
+    pub disconnect_message: Option<String>,
 }
 
 /// Runs bot `index` to the end. Never panics on network trouble: everything is recorded.
@@ -94,6 +96,7 @@ pub(crate) async fn run_bot(
         udp_bytes_down_per_s: None,
         gameplay: GameplayTally::new(),
         disconnect_reason: None,
+        disconnect_message: None,
     };
     let connected = connect(index, &access, plan.tick).await;
     outcome.connect_ended = Instant::now();
@@ -172,7 +175,7 @@ async fn play(
     every.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
     let idle = MoveInput::default();
-    let mut ended_by_server: Option<DisconnectReason> = None;
+    let mut ended_by_server: Option<(DisconnectReason, String)> = None;
     // One loop over ticks for the whole scenario, so every tick sends one input; the
     // iteration a tick belongs to is decided by time (iteration `i` covers
     // `[i, i + 1) * plan.iteration` after the start), as the scenario's "1 s" is wall time.
@@ -247,7 +250,10 @@ async fn play(
         outcome.udp_bytes_down_per_s = Some(quic.udp_bytes_in as f64 / active_s);
     }
     outcome.disconnect_reason = Some(match ended_by_server {
-        Some(reason) => reason.as_str().to_owned(),
+        Some((reason, message)) => {
+            outcome.disconnect_message = Some(message);
+            reason.as_str().to_owned()
+        }
         None if client.state() == ClientState::Closed => "connection_lost".to_owned(),
         None => LOGOUT.to_owned(),
     });
@@ -259,12 +265,14 @@ async fn play(
 fn drain_events(
     client: &mut NetClient,
     tally: &mut GameplayTally,
-    ended_by_server: &mut Option<DisconnectReason>,
+    ended_by_server: &mut Option<(DisconnectReason, String)>,
 ) {
     let now = Instant::now();
     while let Some(event) = client.poll_event() {
         match event {
-            ClientEvent::Disconnected { reason, .. } => *ended_by_server = Some(reason),
+            ClientEvent::Disconnected { reason, message } => {
+                *ended_by_server = Some((reason, message));
+            }
             ClientEvent::AbilityResult(r) => {
                 tally.abilities.answered(r.request, r.refusal.as_ref(), now);
             }

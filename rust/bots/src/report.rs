@@ -131,6 +131,9 @@ pub struct Report {
     pub combat_events: u64,
     /// Of those, damage events.
     pub damage_events: u64,
+    /// One example of the server's message per disconnect reason other than the bot's
+    /// own logout (e.g. which anti-cheat strike kicked a bot).
+    pub disconnect_examples: BTreeMap<String, String>,
     /// Bots whose session ended with `kicked` (anti-cheat); any fails the run.
     pub bots_kicked: usize,
     /// How connected bots' sessions ended, by reason (`client_quit`: graceful logout).
@@ -198,6 +201,7 @@ impl Report {
         let mut failure_reasons = BTreeMap::new();
         let mut failure_examples = BTreeMap::new();
         let mut disconnect_reasons = BTreeMap::new();
+        let mut disconnect_examples = BTreeMap::new();
         let (mut received, mut expected) = (0u64, 0u64);
         let (mut abilities, mut inventories) = (0u64, 0u64);
         let (mut combat_events, mut damage_events) = (0u64, 0u64);
@@ -242,6 +246,11 @@ impl Report {
             damage_events += o.gameplay.damage_events;
             if let Some(r) = &o.disconnect_reason {
                 *disconnect_reasons.entry(r.clone()).or_insert(0) += 1;
+                if let (Some(m), false) = (&o.disconnect_message, r == crate::bot::LOGOUT) {
+                    disconnect_examples
+                        .entry(r.clone())
+                        .or_insert_with(|| m.clone());
+                }
             }
         }
         let handshakes_per_s = burst.and_then(|(a, b)| {
@@ -296,6 +305,7 @@ impl Report {
             damage_events,
             bots_kicked: disconnect_reasons.get(KICKED).copied().unwrap_or(0),
             disconnect_reasons,
+            disconnect_examples,
             server_tick_p50_ms_upper_bound: facts.server.tick_p50_ms_upper_bound,
             server_tick_p99_ms_upper_bound: facts.server.tick_p99_ms_upper_bound,
             server_tick_max_ms: facts.server.tick_max_ms,
@@ -508,6 +518,9 @@ impl Report {
         row("machine cores", self.machine.cores.to_string());
         for (code, example) in &self.connect_failure_examples {
             let _ = writeln!(out, "connect failure {code}: {example}");
+        }
+        for (reason, example) in &self.disconnect_examples {
+            let _ = writeln!(out, "disconnect {reason}: {example}");
         }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
