@@ -1,6 +1,7 @@
 //! One headless bot: connects (HTTP login or direct token, QUIC handshake, welcome), plays
-//! the scenario at the tick rate (pump, one input, drain events, every tick), logs out
-//! gracefully, and measures what the report needs.
+//! the scenario at the tick rate (pump, drain events, the iteration's gameplay request if
+//! due, one input, every tick), waits a bounded time for the results of its last requests,
+//! logs out gracefully, and measures what the report needs.
 //!
 //! Input-to-ack latency: the send time of input `k` to the first pump after which
 //! `predictor().last_acked_seq() >= k`. The bot pumps once per tick, so a sample is late by
@@ -11,8 +12,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use glam::Vec3;
 use hdrhistogram::Histogram;
 use mmo_core::control::DisconnectReason;
+use mmo_core::entity::EntityId;
 use mmo_core::input::MoveInput;
 use mmo_core::session::client::{ClientEvent, ClientState};
 use mmo_net::client::NetClient;
@@ -20,13 +23,17 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::access::Access;
+use crate::gameplay::{AbilityChoice, GameplayIds, choose_ability, choose_inventory_op};
 use crate::progress::Counters;
 use crate::scenario::Scenario;
+use crate::tally::GameplayTally;
 
 /// Longest wait for the welcome after the QUIC handshake.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for a graceful disconnect to flush.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait after the last iteration for the results of requests still unanswered.
+const RESULT_GRACE: Duration = Duration::from_secs(2);
 /// The disconnect reason recorded for a bot that logged out itself.
 pub(crate) const LOGOUT: &str = "client_quit";
 
@@ -37,6 +44,8 @@ pub(crate) struct BotPlan {
     pub iteration: Duration,
     pub tick: Duration,
     pub seed: u64,
+    /// The content's ids the bots play with.
+    pub gameplay: Arc<GameplayIds>,
 }
 
 /// What one bot measured.
@@ -57,10 +66,12 @@ pub(crate) struct BotOutcome {
     /// UDP bytes per second (QUIC overhead, acks and retransmissions included).
     pub udp_bytes_up_per_s: Option<f64>,
     pub udp_bytes_down_per_s: Option<f64>,
-    pub abilities_requested: u64,
-    pub inventory_opens: u64,
+    /// Gameplay requests, results and combat events.
+    pub gameplay: GameplayTally,
     /// How the session ended (`client_quit` for a graceful logout), once connected.
     pub disconnect_reason: Option<String>,
+    /// The server's message when it ended the session.
+    pub disconnect_message: Option<String>,
 }
 
 /// Runs bot `index` to the end. Never panics on network trouble: everything is recorded.
@@ -83,9 +94,9 @@ pub(crate) async fn run_bot(
         bytes_down_per_s: None,
         udp_bytes_up_per_s: None,
         udp_bytes_down_per_s: None,
-        abilities_requested: 0,
-        inventory_opens: 0,
+        gameplay: GameplayTally::new(),
         disconnect_reason: None,
+        disconnect_message: None,
     };
     let connected = connect(index, &access, plan.tick).await;
     outcome.connect_ended = Instant::now();
@@ -104,12 +115,7 @@ pub(crate) async fn run_bot(
     outcome
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // Invariant: 3 significant figures is within hdrhistogram's 0..=5.
-    let mut h = Histogram::new(3).expect("sigfig 3 is valid");
-    h.auto(true);
-    h
-}
+use crate::tally::new_histogram;
 
 /// Login, QUIC handshake, and the welcome (pumping at the tick rate meanwhile).
 async fn connect(
@@ -169,12 +175,13 @@ async fn play(
     every.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pending: VecDeque<(u32, Instant)> = VecDeque::new();
     let idle = MoveInput::default();
-    let mut ended_by_server: Option<DisconnectReason> = None;
+    let mut ended_by_server: Option<(DisconnectReason, String)> = None;
     // One loop over ticks for the whole scenario, so every tick sends one input; the
     // iteration a tick belongs to is decided by time (iteration `i` covers
     // `[i, i + 1) * plan.iteration` after the start), as the scenario's "1 s" is wall time.
     let started = Instant::now();
     let mut current: Option<(u32, crate::scenario::IterationPlan)> = None;
+    let (mut ability_due, mut inventory_due) = (false, false);
     loop {
         every.tick().await;
         let elapsed = started.elapsed();
@@ -184,23 +191,21 @@ async fn play(
         }
         if current.as_ref().is_none_or(|(at, _)| *at != i) {
             let step = scenario.plan(i);
-            if step.use_ability {
-                outcome.abilities_requested += 1;
-            }
-            if step.open_inventory {
-                outcome.inventory_opens += 1;
-            }
+            ability_due = step.use_ability;
+            inventory_due = step.open_inventory;
             current = Some((i, step));
         }
         client.pump();
         record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
-        while let Some(event) = client.poll_event() {
-            if let ClientEvent::Disconnected { reason, .. } = event {
-                ended_by_server = Some(reason);
-            }
-        }
+        drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
         if ended_by_server.is_some() || client.state() == ClientState::Closed {
             break;
+        }
+        if std::mem::take(&mut ability_due) {
+            ability_step(&mut client, &plan.gameplay, &mut outcome.gameplay);
+        }
+        if std::mem::take(&mut inventory_due) {
+            inventory_step(&mut client, &plan.gameplay, &mut outcome.gameplay);
         }
         let Some((_, step)) = &current else {
             continue;
@@ -212,6 +217,21 @@ async fn play(
             idle
         };
         if let Some(seq) = client.send_input(input) {
+            pending.push_back((seq, Instant::now()));
+        }
+    }
+    // The last iteration's requests get their results (bounded), idling meanwhile.
+    let grace_ends = Instant::now() + RESULT_GRACE;
+    while ended_by_server.is_none()
+        && client.state() == ClientState::Active
+        && outcome.gameplay.waiting()
+        && Instant::now() < grace_ends
+    {
+        every.tick().await;
+        client.pump();
+        record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
+        drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
+        if let Some(seq) = client.send_input(idle) {
             pending.push_back((seq, Instant::now()));
         }
     }
@@ -230,11 +250,109 @@ async fn play(
         outcome.udp_bytes_down_per_s = Some(quic.udp_bytes_in as f64 / active_s);
     }
     outcome.disconnect_reason = Some(match ended_by_server {
-        Some(reason) => reason.as_str().to_owned(),
+        Some((reason, message)) => {
+            outcome.disconnect_message = Some(message);
+            reason.as_str().to_owned()
+        }
         None if client.state() == ClientState::Closed => "connection_lost".to_owned(),
         None => LOGOUT.to_owned(),
     });
     client.disconnect(DISCONNECT_GRACE).await;
+}
+
+/// Polls every queued event: results and combat events go to the tally, a disconnect to
+/// `ended_by_server`.
+fn drain_events(
+    client: &mut NetClient,
+    tally: &mut GameplayTally,
+    ended_by_server: &mut Option<(DisconnectReason, String)>,
+) {
+    let now = Instant::now();
+    while let Some(event) = client.poll_event() {
+        match event {
+            ClientEvent::Disconnected { reason, message } => {
+                *ended_by_server = Some((reason, message));
+            }
+            ClientEvent::AbilityResult(r) => {
+                tally.abilities.answered(r.request, r.refusal.as_ref(), now);
+            }
+            ClientEvent::InventoryResult(r) => {
+                tally.inventory.answered(r.request, r.refusal.as_ref(), now);
+            }
+            ClientEvent::Combat(e) => tally.combat(&e),
+            // The session keeps the inventory and pools it shows; the bot reads them there.
+            _ => {}
+        }
+    }
+}
+
+/// Whether the server plays the content the bot resolved its ids in.
+fn same_content(client: &NetClient, ids: &GameplayIds) -> bool {
+    client.session().content_hash() == Some(ids.content_hash)
+}
+
+/// The iteration's ability: strike the nearest remote entity in reach, else heal itself
+/// (see [`choose_ability`]), or a skip with its reason.
+fn ability_step(client: &mut NetClient, ids: &GameplayIds, tally: &mut GameplayTally) {
+    if !same_content(client, ids) {
+        tally.abilities.skipped("content_mismatch");
+        return;
+    }
+    let now_us = client.now_us();
+    let session = client.session_mut();
+    let Some(me_m) = session.predictor().map(|p| p.predicted().position_m) else {
+        tally.abilities.skipped("not_active");
+        return;
+    };
+    let in_view: Vec<EntityId> = session.remote_ids().collect();
+    // Sampling, as a frame would, also sets the render time the request reports as its
+    // view time (the lag compensation rewinds the target to it). An entity drawn past its
+    // newest sample (extrapolated) may have left already: not a target.
+    let remotes: Vec<(EntityId, Vec3)> = in_view
+        .into_iter()
+        .filter_map(|id| {
+            let seen = session.sample_entity(id, now_us)?;
+            (!seen.extrapolating).then_some((id, seen.position_m))
+        })
+        .collect();
+    let choice = choose_ability(ids, me_m, &remotes, session.resources(), |a| {
+        session.cooldown_left(a, now_us)
+    });
+    match choice {
+        AbilityChoice::Use { ability, target } => match session.use_ability(ability, target) {
+            Ok(request) => tally.abilities.sent(request, Instant::now()),
+            Err(_) => tally.abilities.skipped("not_active"),
+        },
+        AbilityChoice::Skip(reason) => tally.abilities.skipped(reason),
+    }
+}
+
+/// The iteration's inventory operation (see [`choose_inventory_op`]) on the inventory the
+/// server last sent, or a skip with its reason. One operation at a time: a step while the
+/// previous one is unanswered is skipped, as the bag it would be chosen on is stale.
+fn inventory_step(client: &mut NetClient, ids: &GameplayIds, tally: &mut GameplayTally) {
+    if !same_content(client, ids) {
+        tally.inventory.skipped("content_mismatch");
+        return;
+    }
+    if tally.inventory.waiting() {
+        tally.inventory.skipped("previous_unanswered");
+        return;
+    }
+    let session = client.session_mut();
+    let Some(view) = session.inventory() else {
+        tally.inventory.skipped("no_inventory_yet");
+        return;
+    };
+    // The cycle index: operations sent so far (saturating far beyond any run's length).
+    let step = u32::try_from(tally.inventory.sent).unwrap_or(u32::MAX);
+    match choose_inventory_op(ids, view, step) {
+        Ok(op) => match session.inventory_op(op) {
+            Ok(request) => tally.inventory.sent(request, Instant::now()),
+            Err(_) => tally.inventory.skipped("not_active"),
+        },
+        Err(reason) => tally.inventory.skipped(reason),
+    }
 }
 
 /// Records the latency of every pending input the newest applied snapshot acknowledged.

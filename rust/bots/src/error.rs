@@ -14,11 +14,13 @@ pub enum LoadError {
     ServerStart(String),
     /// A local I/O failure (temporary directory, process spawn).
     Io(String),
+    /// The gameplay content the bots play lacks what the scenario uses.
+    Content(String),
 }
 
 impl LoadError {
     /// The short reason code (`bad_option`, `server_binary_not_found`, `server_start`,
-    /// `io`).
+    /// `io`, `content`).
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -26,6 +28,7 @@ impl LoadError {
             LoadError::ServerBinaryNotFound(_) => "server_binary_not_found",
             LoadError::ServerStart(_) => "server_start",
             LoadError::Io(_) => "io",
+            LoadError::Content(_) => "content",
         }
     }
 
@@ -34,7 +37,8 @@ impl LoadError {
             LoadError::BadOption(m)
             | LoadError::ServerBinaryNotFound(m)
             | LoadError::ServerStart(m)
-            | LoadError::Io(m) => m,
+            | LoadError::Io(m)
+            | LoadError::Content(m) => m,
         }
     }
 }

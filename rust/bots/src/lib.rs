@@ -4,26 +4,30 @@
 //!
 //! The scenario (the seed's): each bot logs in, then runs `iterations` iterations of
 //! { pick a direction and walk (inputs at the tick rate, as a real client sends them every
-//! tick), every 10th iteration "use an ability", every 20th "open the inventory", then
-//! idle inputs until the iteration's second is over }, and logs out gracefully. Abilities
-//! and the inventory are **no-ops** until the gameplay messages exist: they are only counted
-//! (`abilities_requested`, `inventory_opens`). See [`scenario`].
+//! tick), every 10th iteration use an ability (`strike` on the nearest remote entity in
+//! reach, else `self_heal`), every 20th ask for an inventory operation (swap, split, merge
+//! in turn), then idle inputs until the iteration's second is over }, waits up to 2 s for
+//! its last results, and logs out gracefully. Requests, results (ok, refused by kind),
+//! request-to-result times and combat events are counted. See [`scenario`] and `gameplay`.
 //!
 //! Use from code: [`run`] with [`LoadOptions`] and a [`Target`]; tests use
 //! [`Target::Direct`] against an in-process [`mmo_net::server::Server`], with no HTTP.
 //!
 //! Modules: [`options`] (settings), [`target`] (where bots go), `access` (credentials and
 //! the QUIC connect), [`login`] (the HTTP login), [`spawn`] (a child `mmo-server`), `bot`
-//! (one bot), [`scenario`], [`prometheus`] (the metrics text parser), [`server_figures`]
+//! (one bot), `gameplay` (which request to send), `tally` (what a bot counted),
+//! [`scenario`], [`prometheus`] (the metrics text parser), [`server_figures`]
 //! (server figures from `/metrics`), [`report`], `progress`, `run` (orchestration), [`cli`].
 //!
-//! Not done: bots do not exercise abilities, inventory, chat or zone transfer (no such
-//! messages yet); one run drives one server.
+//! Not done: bots do not chat, change zones, or use the direction and ground abilities;
+//! they play the built-in default content (a server announcing another content hash gets
+//! no gameplay requests, counted as `content_mismatch` skips); one run drives one server.
 
 mod access;
 mod bot;
 pub mod cli;
 mod error;
+mod gameplay;
 pub mod login;
 pub mod options;
 mod progress;
@@ -33,6 +37,7 @@ mod run;
 pub mod scenario;
 pub mod server_figures;
 pub mod spawn;
+mod tally;
 pub mod target;
 
 pub use error::LoadError;

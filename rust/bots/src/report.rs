@@ -11,12 +11,59 @@ use serde::Serialize;
 
 use crate::bot::BotOutcome;
 use crate::server_figures::ServerFigures;
+use crate::tally::RequestTally;
 
 /// The machine the load tester ran on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Machine {
     /// Cores available to this process (`std::thread::available_parallelism`).
     pub cores: usize,
+}
+
+/// The figures of one kind of gameplay request over all bots (abilities, or inventory
+/// operations). Field names are the JSON keys.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestFigures {
+    /// Requests sent.
+    pub requests: u64,
+    /// Results without a refusal.
+    pub ok: u64,
+    /// Results with a refusal.
+    pub refused: u64,
+    /// Refusals by kind (`ability_global_cooldown`, `ability_out_of_range`, ...).
+    pub refused_by_kind: BTreeMap<String, u64>,
+    /// Scenario steps that sent nothing, by reason (`cooldown`, `not_enough_resources`,
+    /// `dead`, `previous_unanswered`, ...): the bot does not send what the server's last
+    /// answers say it would refuse as a strike.
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    /// Requests without a result when their bot logged out (after up to 2 s of waiting).
+    pub unanswered: u64,
+    /// Request send to the first tick pump that polls its result, median, ms.
+    pub result_ms_p50: Option<f64>,
+    /// Request to result, 99th percentile, ms.
+    pub result_ms_p99: Option<f64>,
+}
+
+/// Sums the bots' tallies of one kind of request.
+fn request_figures<'a>(tallies: impl Iterator<Item = &'a RequestTally>) -> RequestFigures {
+    let mut f = RequestFigures::default();
+    let mut result_us = histogram();
+    for t in tallies {
+        f.requests += t.sent;
+        f.ok += t.ok;
+        for (kind, n) in &t.refused {
+            f.refused += n;
+            *f.refused_by_kind.entry(kind.clone()).or_insert(0) += n;
+        }
+        for (reason, n) in &t.skipped {
+            *f.skipped_by_reason.entry((*reason).to_owned()).or_insert(0) += n;
+        }
+        f.unanswered += t.unanswered();
+        let _ = result_us.add(&t.result_us);
+    }
+    f.result_ms_p50 = quantile(&result_us, 0.5, 1e-3);
+    f.result_ms_p99 = quantile(&result_us, 0.99, 1e-3);
+    f
 }
 
 /// What a run measured. Field names are the JSON keys.
@@ -70,10 +117,25 @@ pub struct Report {
     pub udp_bytes_per_s_down_p50: Option<f64>,
     /// Per-client UDP download rate, 99th percentile, bytes/s.
     pub udp_bytes_per_s_down_p99: Option<f64>,
-    /// Abilities the bots would have used (a no-op until the gameplay messages exist).
+    /// Ability steps the scenario reached (every 10th iteration): each sent a request or
+    /// was skipped with a reason.
     pub abilities_requested: u64,
-    /// Inventory openings (a no-op until the gameplay messages exist).
+    /// Inventory steps the scenario reached (every 20th iteration): each sent an operation
+    /// or was skipped with a reason.
     pub inventory_opens: u64,
+    /// Ability requests (`strike`, `self_heal`) and their results.
+    pub abilities: RequestFigures,
+    /// Inventory operations (swap, split, merge) and their results.
+    pub inventory_ops: RequestFigures,
+    /// Combat events received by the bots (as caster, target or observer).
+    pub combat_events: u64,
+    /// Of those, damage events.
+    pub damage_events: u64,
+    /// One example of the server's message per disconnect reason other than the bot's
+    /// own logout (e.g. which anti-cheat strike kicked a bot).
+    pub disconnect_examples: BTreeMap<String, String>,
+    /// Bots whose session ended with `kicked` (anti-cheat); any fails the run.
+    pub bots_kicked: usize,
     /// How connected bots' sessions ended, by reason (`client_quit`: graceful logout).
     pub disconnect_reasons: BTreeMap<String, usize>,
     /// Upper bound of the histogram bucket holding the server's median tick, ms.
@@ -114,6 +176,9 @@ pub(crate) struct RunFacts {
     pub notes: Vec<String>,
 }
 
+/// The disconnect reason of a session ended by the anti-cheat.
+const KICKED: &str = "kicked";
+
 fn histogram() -> Histogram<u64> {
     // Invariant: 3 significant figures is within hdrhistogram's 0..=5.
     let mut h = Histogram::new(3).expect("sigfig 3 is valid");
@@ -136,8 +201,10 @@ impl Report {
         let mut failure_reasons = BTreeMap::new();
         let mut failure_examples = BTreeMap::new();
         let mut disconnect_reasons = BTreeMap::new();
+        let mut disconnect_examples = BTreeMap::new();
         let (mut received, mut expected) = (0u64, 0u64);
         let (mut abilities, mut inventories) = (0u64, 0u64);
+        let (mut combat_events, mut damage_events) = (0u64, 0u64);
         let mut burst: Option<(Instant, Instant)> = None;
         let mut connected = 0usize;
         for o in outcomes {
@@ -173,10 +240,17 @@ impl Report {
             if let Some(b) = o.udp_bytes_down_per_s {
                 let _ = udp_down.record(b.round() as u64);
             }
-            abilities += o.abilities_requested;
-            inventories += o.inventory_opens;
+            abilities += o.gameplay.abilities.steps;
+            inventories += o.gameplay.inventory.steps;
+            combat_events += o.gameplay.combat_events;
+            damage_events += o.gameplay.damage_events;
             if let Some(r) = &o.disconnect_reason {
                 *disconnect_reasons.entry(r.clone()).or_insert(0) += 1;
+                if let (Some(m), false) = (&o.disconnect_message, r == crate::bot::LOGOUT) {
+                    disconnect_examples
+                        .entry(r.clone())
+                        .or_insert_with(|| m.clone());
+                }
             }
         }
         let handshakes_per_s = burst.and_then(|(a, b)| {
@@ -190,8 +264,8 @@ impl Report {
                 .into(),
         );
         notes.push(
-            "abilities_requested and inventory_opens are counted only: no-ops until the \
-             gameplay messages exist"
+            "abilities / inventory_ops result_ms: request send to the first tick pump that \
+             polls its result (resolution one tick)"
                 .into(),
         );
         notes.push(
@@ -225,7 +299,13 @@ impl Report {
             udp_bytes_per_s_down_p99: quantile(&udp_down, 0.99, 1.0),
             abilities_requested: abilities,
             inventory_opens: inventories,
+            abilities: request_figures(outcomes.iter().map(|o| &o.gameplay.abilities)),
+            inventory_ops: request_figures(outcomes.iter().map(|o| &o.gameplay.inventory)),
+            combat_events,
+            damage_events,
+            bots_kicked: disconnect_reasons.get(KICKED).copied().unwrap_or(0),
             disconnect_reasons,
+            disconnect_examples,
             server_tick_p50_ms_upper_bound: facts.server.tick_p50_ms_upper_bound,
             server_tick_p99_ms_upper_bound: facts.server.tick_p99_ms_upper_bound,
             server_tick_max_ms: facts.server.tick_max_ms,
@@ -308,6 +388,16 @@ impl Report {
                     .join(" ")
             }
         };
+        let counts = |m: &BTreeMap<String, u64>| {
+            if m.is_empty() {
+                "-".to_owned()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
         row("bots", self.bots.to_string());
         row("connected", self.connected.to_string());
         row("ccu_peak", self.ccu_peak.to_string());
@@ -372,10 +462,39 @@ impl Report {
             ),
         );
         row(
-            "abilities_requested (no-op)",
+            "abilities_requested (steps)",
             self.abilities_requested.to_string(),
         );
-        row("inventory_opens (no-op)", self.inventory_opens.to_string());
+        row("inventory_opens (steps)", self.inventory_opens.to_string());
+        for (name, f) in [
+            ("abilities", &self.abilities),
+            ("inventory_ops", &self.inventory_ops),
+        ] {
+            row(
+                &format!("{name} sent / ok / refused"),
+                format!(
+                    "{} / {} / {}  ({} unanswered)",
+                    f.requests, f.ok, f.refused, f.unanswered
+                ),
+            );
+            row(
+                &format!("{name} refused_by_kind"),
+                counts(&f.refused_by_kind),
+            );
+            row(
+                &format!("{name} skipped_by_reason"),
+                counts(&f.skipped_by_reason),
+            );
+            row(
+                &format!("{name} result_ms p50 / p99"),
+                format!("{} / {}", num(f.result_ms_p50), num(f.result_ms_p99)),
+            );
+        }
+        row(
+            "combat_events (damage)",
+            format!("{} ({})", self.combat_events, self.damage_events),
+        );
+        row("bots_kicked", self.bots_kicked.to_string());
         row("disconnect_reasons", map(&self.disconnect_reasons));
         row(
             "server tick ms p50 / p99 (bucket ub)",
@@ -399,6 +518,9 @@ impl Report {
         row("machine cores", self.machine.cores.to_string());
         for (code, example) in &self.connect_failure_examples {
             let _ = writeln!(out, "connect failure {code}: {example}");
+        }
+        for (reason, example) in &self.disconnect_examples {
+            let _ = writeln!(out, "disconnect {reason}: {example}");
         }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");

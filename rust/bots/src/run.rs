@@ -9,10 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mmo_core::gameplay::content::Content;
 use tokio::sync::watch;
 
 use crate::access::Access;
 use crate::bot::{self, BotOutcome, BotPlan};
+use crate::gameplay::GameplayIds;
 use crate::progress::{Counters, Progress};
 use crate::report::{Report, RunFacts};
 use crate::server_figures::{self, TimedScrape};
@@ -96,11 +98,16 @@ async fn drive(
     access: Access,
     metrics: Option<(reqwest::Client, String)>,
 ) -> Result<Report, LoadError> {
+    let content = Content::default_content()
+        .map_err(|e| LoadError::Content(format!("the built-in content: {e}")))?;
+    let gameplay = GameplayIds::from_content(&content)
+        .map_err(|e| LoadError::Content(format!("the built-in content: {e}")))?;
     let plan = BotPlan {
         iterations: options.iterations,
         iteration: options.iteration,
         tick: options.tick()?,
         seed: options.seed,
+        gameplay: Arc::new(gameplay),
     };
     let mut notes = Vec::new();
     if metrics.is_none() {

@@ -1,6 +1,7 @@
-//! 20 bots, 3 iterations of 0.3 s each, against an in-process `mmo_net::server::Server` on
+//! 20 bots, 20 iterations of 0.1 s each, against an in-process `mmo_net::server::Server` on
 //! 127.0.0.1 (real QUIC, tokens from `StaticTokens`, no HTTP): everyone connects, snapshots
-//! arrive, inputs are acknowledged, and the JSON report has every documented field.
+//! arrive, inputs are acknowledged, abilities and inventory operations are answered, nobody
+//! is kicked, and the JSON report has every documented field.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,11 @@ const FIELDS: &[&str] = &[
     "bytes_per_s_down_p99",
     "abilities_requested",
     "inventory_opens",
+    "abilities",
+    "inventory_ops",
+    "combat_events",
+    "damage_events",
+    "bots_kicked",
     "disconnect_reasons",
     "server_tick_p50_ms_upper_bound",
     "server_tick_p99_ms_upper_bound",
@@ -75,8 +81,8 @@ async fn twenty_bots_against_an_in_process_server() {
     let (server, target) = server_with_tokens_for(BOTS).await;
     let options = LoadOptions {
         bots: BOTS,
-        iterations: 3,
-        iteration: Duration::from_millis(300),
+        iterations: 20,
+        iteration: Duration::from_millis(100),
         seed: 42,
         ..LoadOptions::default()
     };
@@ -104,9 +110,28 @@ async fn twenty_bots_against_an_in_process_server() {
     assert!(report.connect_ms_p50.is_some() && report.handshakes_per_s.is_some());
     assert!(report.bytes_per_s_down_p50.unwrap() > 0.0);
     assert!(report.bytes_per_s_up_p50.unwrap() > 0.0);
-    // 3 iterations: no 10th or 20th iteration.
-    assert_eq!(report.abilities_requested, 0);
-    assert_eq!(report.inventory_opens, 0);
+    // 20 iterations: two ability steps (the 10th and 20th) and one inventory step each.
+    assert_eq!(report.abilities_requested, 2 * BOTS as u64);
+    assert_eq!(report.inventory_opens, BOTS as u64);
+    let a = &report.abilities;
+    let skipped: u64 = a.skipped_by_reason.values().sum();
+    assert_eq!(a.requests + skipped, report.abilities_requested, "{a:?}");
+    // Every bot's first ability step has full pools and nothing on cooldown: it is sent.
+    assert!(a.requests >= BOTS as u64, "{a:?}");
+    assert_eq!(a.unanswered, 0, "{a:?}");
+    assert_eq!(a.ok + a.refused, a.requests, "{a:?}");
+    assert!(a.ok > 0, "{a:?}");
+    assert_eq!(a.refused, a.refused_by_kind.values().sum::<u64>(), "{a:?}");
+    assert!(a.result_ms_p50.unwrap() > 0.0 && a.result_ms_p99.unwrap() >= a.result_ms_p50.unwrap());
+    // The first inventory step swaps slot 0 with the empty slot 23 of the starting kit.
+    let inv = &report.inventory_ops;
+    assert_eq!(inv.requests, BOTS as u64, "{inv:?}");
+    assert_eq!(inv.ok, BOTS as u64, "{inv:?}");
+    assert_eq!((inv.refused, inv.unanswered), (0, 0), "{inv:?}");
+    assert!(inv.result_ms_p99.unwrap() > 0.0);
+    // A strike or a heal lands on someone: every bot casts at the shared spawn point.
+    assert!(report.combat_events > 0, "{}", report.to_table());
+    assert_eq!(report.bots_kicked, 0);
     assert_eq!(report.disconnect_reasons.get("client_quit"), Some(&BOTS));
     // No metrics endpoint: server figures are null, with a note, never invented.
     assert_eq!(report.server_cpu_cores, None);
@@ -126,7 +151,12 @@ async fn twenty_bots_against_an_in_process_server() {
     }
     assert!(object["server_tick_p99_ms_upper_bound"].is_null());
     assert_eq!(object["machine"]["cores"], report.machine.cores);
-    assert!(report.to_table().contains("input_to_ack_ms"));
+    assert!(object["abilities"]["refused_by_kind"].is_object());
+    assert_eq!(object["inventory_ops"]["ok"], BOTS);
+    let table = report.to_table();
+    assert!(table.contains("input_to_ack_ms"));
+    assert!(table.contains("abilities sent / ok / refused"), "{table}");
+    assert!(table.contains("inventory_ops result_ms"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
