@@ -190,6 +190,7 @@ impl Server {
             inboxes.clone(),
             home,
             config.outbox_capacity,
+            shared.start,
         ));
         tracing::info!(%local_addr, zones = inboxes.len(), fingerprint = %config.cert.fingerprint().to_hex(), "server listening");
         Ok(Server {
@@ -309,6 +310,7 @@ async fn accept_loop(
     inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
     home: usize,
     outbox_capacity: usize,
+    zone_clock: Instant,
 ) {
     let counts = Arc::new(GatewayCounts::default());
     let control_stream_timeout = gateway.config().control_stream_timeout;
@@ -362,6 +364,7 @@ async fn accept_loop(
                     outbox_capacity,
                     control_stream_timeout,
                     max_datagrams_per_s,
+                    zone_clock,
                     (live, pending),
                 ));
             }
@@ -376,6 +379,7 @@ async fn run_connection(
     outbox_capacity: usize,
     control_stream_timeout: Duration,
     max_datagrams_per_s: u32,
+    zone_clock: Instant,
     (_live, pending): (CountGuard, CountGuard),
 ) {
     let remote = incoming.remote_address();
@@ -472,9 +476,14 @@ async fn run_connection(
                     link.drop_datagram("unauthenticated");
                 } else if !datagram_rate.take(clock.elapsed().as_micros() as u64) {
                     link.drop_datagram("rate_limited");
-                } else if routed(&inboxes, &link)
-                    .is_none_or(|inbox| inbox.try_send(ZoneMsg::Datagram(id, d.to_vec())).is_err())
-                {
+                } else if routed(&inboxes, &link).is_none_or(|inbox| {
+                    // Stamped on arrival: a zone thread that falls behind must not make
+                    // a client's inputs look faster than real time.
+                    let received_us = zone_clock.elapsed().as_micros() as u64;
+                    inbox
+                        .try_send(ZoneMsg::Datagram(id, d.to_vec(), received_us))
+                        .is_err()
+                }) {
                     link.drop_datagram("inbox_full");
                 }
             }

@@ -64,7 +64,9 @@ pub(crate) enum ZoneMsg {
         link: Arc<Link>,
         reply: oneshot::Sender<ConnectionId>,
     },
-    Datagram(ConnectionId, Vec<u8>),
+    /// A datagram and when the network task received it (µs on the zones' clock,
+    /// [`Shared::start`]): the input-rate check measures arrival, not processing, time.
+    Datagram(ConnectionId, Vec<u8>, u64),
     /// Control bytes are waiting in the connection's chunk channel.
     Wake(ConnectionId),
     /// The QUIC connection is gone, for this reason (as the network saw it).
@@ -285,7 +287,9 @@ impl ZoneLoop {
                     self.zone.remove(id);
                 }
             }
-            ZoneMsg::Datagram(id, d) => self.zone.handle_datagram(id, now_us, &d),
+            ZoneMsg::Datagram(id, d, received_us) => {
+                self.zone.handle_datagram(id, received_us.min(now_us), &d);
+            }
             ZoneMsg::Wake(id) => self.read_control(id, now_us),
             ZoneMsg::Lost(id, reason) => {
                 // Control bytes read before the loss still count.

@@ -20,9 +20,10 @@
 //! 4. timed effects and regeneration advance; the dead respawn at the zone's spawn point
 //!    when their delay has passed;
 //! 5. owners get `Resources` when a whole point changed; combat events go, batched per
-//!    client, to the source, the target and every player within
-//!    [`ZoneGameplayConfig::observer_radius_m`] of the target; each target is replicated at
-//!    `Critical` priority this tick.
+//!    client, to the source and the target at once, and to every player within
+//!    [`ZoneGameplayConfig::observer_radius_m`] of the target every
+//!    [`ZoneGameplayConfig::observer_interval_ticks`] (10 Hz by default); each target is
+//!    replicated at `Critical` priority this tick.
 //!
 //! **Anti-cheat.** Refusals that an honest client using this library does not produce
 //! (input validation failures, abilities that are unknown, off cooldown by more than
@@ -33,8 +34,8 @@
 //! closed with [`DisconnectReason::Kicked`]. Input-rate rejections (time dilation) strike at
 //! most once per [`INPUT_RATE_STRIKE_GAP_MS`], so an honest catch-up burst counts once.
 //! Refusals caused by the game state (dead, already
-//! casting, a cooldown within the grace, inventory full, stack limits) are answered but not
-//! struck.
+//! casting, a cooldown within the grace, a target that left the zone (`ability_target_gone`),
+//! inventory full, stack limits) are answered but not struck.
 //!
 //! Not done: combat across zone borders (targets are this zone's characters only; a ghost
 //! target is refused as `invalid_target`), loot on the ground (a drop destroys the items),
@@ -83,6 +84,9 @@ pub struct ZoneGameplayConfig {
     pub strikes: StrikeConfig,
     /// Combat events reach players within this distance of the target, metres.
     pub observer_radius_m: f32,
+    /// Events a player only observes are sent every this many ticks (`>= 1`); its own
+    /// events go out at once.
+    pub observer_interval_ticks: u32,
     /// Ground point abilities hit characters within this distance of the point, metres.
     pub area_radius_m: f32,
     /// A cooldown refusal less than this early is not a strike (a request that raced the
@@ -104,6 +108,7 @@ impl Default for ZoneGameplayConfig {
             max_rewind_ms: 400,
             strikes: StrikeConfig::default(),
             observer_radius_m: 50.0,
+            observer_interval_ticks: 3,
             area_radius_m: 5.0,
             cooldown_grace_ms: 250,
             hitbox_radius_m: 0.4,
@@ -126,6 +131,9 @@ impl ZoneGameplayConfig {
                 "gameplay.race: race {} is not in the content",
                 self.race.0
             ));
+        }
+        if self.observer_interval_ticks == 0 {
+            return Err("gameplay.observer_interval_ticks: must be at least 1".to_owned());
         }
         for (name, v) in [
             ("observer_radius_m", self.observer_radius_m),
@@ -489,7 +497,16 @@ impl Zone {
                     &mut g.pools,
                     now_ms,
                 )
-                .map_err(|e| ability_refusal(&e, now_ms, grace_ms))?;
+                .map_err(|e| match (&e, target, target_position) {
+                    // The target left (logged out, crossed into another zone) while the
+                    // request travelled: a race an honest client meets, not a strike.
+                    (AbilityRejection::InvalidTarget(_), Target::Entity(gone), None) => Refused {
+                        kind: "ability_target_gone",
+                        detail: format!("entity {} is not in this zone", gone.0),
+                        strike: false,
+                    },
+                    _ => ability_refusal(&e, now_ms, grace_ms),
+                })?;
             player.cast_view = Some(view);
             Ok(())
         })();
@@ -827,15 +844,16 @@ impl Zone {
         }
     }
 
-    /// Sends each client the combat events it should see, batched (at most
-    /// [`MAX_COMBAT_EVENTS`] per message; further ones go in more messages to the parties and
-    /// are dropped for observers).
+    /// Sends each client the combat events it should see. Events where the client is the
+    /// source or the target go out this tick; events it only observes (target within
+    /// [`ZoneGameplayConfig::observer_radius_m`]) wait in its observer queue (at most
+    /// [`MAX_COMBAT_EVENTS`]; more are dropped for it) and go out every
+    /// [`ZoneGameplayConfig::observer_interval_ticks`], or with its next own event. A crowd
+    /// of N fighters thus costs each observer one message per interval, not one per event.
     fn send_combat_events(&mut self) {
-        if self.combat_out.is_empty() {
-            return;
-        }
         let out = std::mem::take(&mut self.combat_out);
         let radius_sq = self.config.gameplay.observer_radius_m.powi(2);
+        let flush_observed = self.tick.0 % self.config.gameplay.observer_interval_ticks == 0;
         for (id, player) in &mut self.players {
             let Some(me) = player.character.map(|c| c.position_m) else {
                 continue;
@@ -843,25 +861,24 @@ impl Zone {
             if player.connection.entity().is_none() {
                 continue;
             }
-            let mut batch: Vec<CombatEvent> = Vec::new();
+            let mut own: Vec<CombatEvent> = Vec::new();
             for o in &out {
-                let party = o.parties.contains(&Some(*id));
-                if !party
-                    && (batch.len() >= MAX_COMBAT_EVENTS || me.distance_squared(o.at_m) > radius_sq)
+                if o.parties.contains(&Some(*id)) {
+                    own.push(o.event);
+                } else if player.observed.len() < MAX_COMBAT_EVENTS
+                    && me.distance_squared(o.at_m) <= radius_sq
                 {
-                    continue;
+                    player.observed.push(o.event);
                 }
-                if batch.len() == MAX_COMBAT_EVENTS {
-                    player
-                        .connection
-                        .send_gameplay(&ServerControl::Combat(std::mem::take(&mut batch)));
-                }
-                batch.push(o.event);
             }
-            if !batch.is_empty() {
+            if own.is_empty() && !(flush_observed && !player.observed.is_empty()) {
+                continue;
+            }
+            own.append(&mut player.observed);
+            for chunk in own.chunks(MAX_COMBAT_EVENTS) {
                 player
                     .connection
-                    .send_gameplay(&ServerControl::Combat(batch));
+                    .send_gameplay(&ServerControl::Combat(chunk.to_vec()));
             }
         }
         self.combat_out = out;

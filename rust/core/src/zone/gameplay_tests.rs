@@ -243,7 +243,11 @@ fn a_strike_in_range_damages_and_is_seen_by_parties_and_near_observers_only() {
     let mut target = login(&mut z, 2.0, 0.0);
     let mut near = login(&mut z, 10.0, 0.0);
     let mut far = login(&mut z, 200.0, 0.0);
-    ticks(&mut z, 2);
+    // Strike on a tick right after an observer flush, so observers wait.
+    let interval = z.config().gameplay.observer_interval_ticks;
+    while (z.tick().0 + 1) % interval != 1 || z.tick().0 < 2 {
+        ticks(&mut z, 1);
+    }
     for p in [&mut caster, &mut target, &mut near, &mut far] {
         let _ = received(&mut z, p);
     }
@@ -254,17 +258,19 @@ fn a_strike_in_range_damages_and_is_seen_by_parties_and_near_observers_only() {
     let to_caster = received(&mut z, &mut caster);
     assert_eq!(ability_refusal(&to_caster), Some(None), "{to_caster:?}");
     assert_eq!(health(&z, &target), before - 12);
-    for (name, p) in [
-        ("caster", &mut caster),
-        ("target", &mut target),
-        ("near", &mut near),
+    let to_target = received(&mut z, &mut target);
+    assert!(
+        combat(&received(&mut z, &mut near)).is_empty(),
+        "observers get events at the next flush, not at once"
+    );
+    ticks(&mut z, interval - 1);
+    let to_near = received(&mut z, &mut near);
+    for (name, messages) in [
+        ("caster", &to_caster),
+        ("target", &to_target),
+        ("near", &to_near),
     ] {
-        let messages = received(&mut z, p);
-        let events = if name == "caster" {
-            combat(&to_caster)
-        } else {
-            combat(&messages)
-        };
+        let events = combat(messages);
         assert!(
             events.iter().any(|e| e.target == target_entity
                 && e.source == caster_entity
@@ -339,6 +345,25 @@ fn a_burst_of_requests_in_one_tick_is_judged_by_the_cooldown_and_struck() {
     assert_eq!(health(&z, &target), before - 12, "one hit");
     let strikes: Vec<u32> = refusals(&mut z).iter().map(|r| r.2).collect();
     assert_eq!(strikes, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn a_target_that_left_is_refused_without_a_strike() {
+    let mut z = zone();
+    let mut caster = login(&mut z, 0.0, 0.0);
+    ticks(&mut z, 1);
+    let _ = z.drain_events().count();
+    let _ = received(&mut z, &mut caster);
+    strike(&mut z, &caster, 1, EntityId(9999), NOW);
+    ticks(&mut z, 1);
+    assert_eq!(
+        ability_refusal(&received(&mut z, &mut caster)),
+        Some(Some("ability_target_gone".to_owned()))
+    );
+    assert_eq!(
+        refusals(&mut z),
+        vec![(caster.id, "ability_target_gone", 0)]
+    );
 }
 
 #[test]

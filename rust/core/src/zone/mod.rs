@@ -289,6 +289,9 @@ struct Player {
     gameplay: Option<CharacterGameplay>,
     /// The view time of the cast in progress (for direction abilities' hit test).
     cast_view: Option<(Tick, f32)>,
+    /// Combat events this player observes, waiting for the next observer flush. Invariant:
+    /// at most `MAX_COMBAT_EVENTS`.
+    observed: Vec<crate::gameplay::messages::CombatEvent>,
 }
 
 impl Player {
@@ -301,6 +304,7 @@ impl Player {
             handoff_known: None,
             gameplay: None,
             cast_view: None,
+            observed: Vec::new(),
         }
     }
 }
