@@ -853,7 +853,10 @@ impl Zone {
     fn send_combat_events(&mut self) {
         let out = std::mem::take(&mut self.combat_out);
         let radius_sq = self.config.gameplay.observer_radius_m.powi(2);
-        let flush_observed = self.tick.0 % self.config.gameplay.observer_interval_ticks == 0;
+        let flush_observed = self
+            .tick
+            .0
+            .is_multiple_of(self.config.gameplay.observer_interval_ticks);
         for (id, player) in &mut self.players {
             let Some(me) = player.character.map(|c| c.position_m) else {
                 continue;
@@ -871,7 +874,8 @@ impl Zone {
                     player.observed.push(o.event);
                 }
             }
-            if own.is_empty() && !(flush_observed && !player.observed.is_empty()) {
+            let observed_due = flush_observed && !player.observed.is_empty();
+            if own.is_empty() && !observed_due {
                 continue;
             }
             own.append(&mut player.observed);
