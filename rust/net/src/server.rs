@@ -361,10 +361,12 @@ async fn accept_loop(
                     incoming,
                     inboxes.clone(),
                     home,
-                    outbox_capacity,
-                    control_stream_timeout,
-                    max_datagrams_per_s,
-                    zone_clock,
+                    ConnectionSettings {
+                        outbox_capacity,
+                        control_stream_timeout,
+                        max_datagrams_per_s,
+                        zone_clock,
+                    },
                     (live, pending),
                 ));
             }
@@ -372,16 +374,30 @@ async fn accept_loop(
     }
 }
 
+/// Per-connection settings handed from the accept loop to each connection task.
+#[derive(Clone, Copy)]
+struct ConnectionSettings {
+    outbox_capacity: usize,
+    control_stream_timeout: Duration,
+    max_datagrams_per_s: u32,
+    /// The zones' clock ([`crate::zone_thread::Shared::start`]): datagrams are stamped
+    /// with it on arrival.
+    zone_clock: Instant,
+}
+
 async fn run_connection(
     incoming: quinn::Incoming,
     inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
     home: usize,
-    outbox_capacity: usize,
-    control_stream_timeout: Duration,
-    max_datagrams_per_s: u32,
-    zone_clock: Instant,
+    settings: ConnectionSettings,
     (_live, pending): (CountGuard, CountGuard),
 ) {
+    let ConnectionSettings {
+        outbox_capacity,
+        control_stream_timeout,
+        max_datagrams_per_s,
+        zone_clock,
+    } = settings;
     let remote = incoming.remote_address();
     let connection = match incoming.await {
         Ok(c) => c,
