@@ -321,6 +321,9 @@ fn ability_step(client: &mut NetClient, ids: &GameplayIds, tally: &mut GameplayT
     match choice {
         AbilityChoice::Use { ability, target } => match session.use_ability(ability, target) {
             Ok(request) => tally.abilities.sent(request, Instant::now()),
+            Err(_) if session.pending_ability().is_some() => {
+                tally.abilities.skipped("awaiting_answer");
+            }
             Err(_) => tally.abilities.skipped("not_active"),
         },
         AbilityChoice::Skip(reason) => tally.abilities.skipped(reason),

@@ -574,19 +574,22 @@ impl ZoneLoop {
                 ServerEvent::Refused {
                     kind,
                     detail,
+                    struck,
                     strikes,
                 } => {
                     metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => kind)
                         .increment(1);
-                    tracing::info!(
-                        account = self.accounts.get(&id).map_or("-", String::as_str),
-                        connection = id.0,
-                        entity = self.zone.connection(id).and_then(|c| c.entity()).map_or(0, |e| e.0),
-                        kind,
-                        strikes,
-                        detail = %detail,
-                        "request refused"
-                    );
+                    let account = self.accounts.get(&id).map_or("-", String::as_str);
+                    let entity = self
+                        .zone
+                        .connection(id)
+                        .and_then(|c| c.entity())
+                        .map_or(0, |e| e.0);
+                    if struck {
+                        tracing::info!(account, connection = id.0, entity, kind, strikes, detail = %detail, "request refused: strike");
+                    } else {
+                        tracing::debug!(account, connection = id.0, entity, kind, strikes, detail = %detail, "request refused");
+                    }
                 }
                 // The zone consumes gameplay requests itself; chat is routed by issue 7.
                 ServerEvent::Chat { .. }

@@ -36,7 +36,8 @@ use crate::prediction::{PredictionConfig, Predictor, ReconcileOutcome};
 use crate::time::{Tick, TickRate};
 
 use super::Transmit;
-use super::client_gameplay::{ClientGameplay, CooldownLeft};
+use super::client_gameplay::ClientGameplay;
+pub use super::client_gameplay::CooldownLeft;
 
 /// Configuration of a [`ClientSession`]. Movement and snapshot settings must match the
 /// server's.
@@ -392,15 +393,25 @@ impl ClientSession {
     /// server time the player was looking at (the render time of the target's interpolation
     /// buffer, or of any remote entity, or the newest snapshot's tick), so the server can
     /// rewind the target to what the player saw.
+    ///
+    /// One ability request is in flight at a time: until its answer arrives, another is
+    /// refused here (the server would judge a second press from before the answer against a
+    /// cooldown the player cannot see yet, and count it as cooldown abuse).
     pub fn use_ability(&mut self, ability: AbilityId, target: WireTarget) -> Result<u32, String> {
         if self.state != ClientState::Active {
             return Err("not logged in".to_owned());
+        }
+        if let Some(pending) = self.gameplay.pending_ability() {
+            return Err(format!(
+                "ability request {pending} is awaiting the server's answer"
+            ));
         }
         let (view_tick, view_fraction) = self.view_time(match target {
             WireTarget::Entity(id) => Some(id),
             _ => None,
         });
         let request = self.gameplay.next_request();
+        self.gameplay.set_pending_ability(request);
         self.send_control(&ClientControl::UseAbility(AbilityRequest {
             request,
             ability,
@@ -444,6 +455,13 @@ impl ClientSession {
         self.gameplay.resources()
     }
 
+    /// The ability request awaiting the server's answer, if any (see
+    /// [`ClientSession::use_ability`]).
+    #[must_use]
+    pub fn pending_ability(&self) -> Option<u32> {
+        self.gameplay.pending_ability()
+    }
+
     /// Cooldown left on `ability` at `now_us`, counted from the server's last answer.
     #[must_use]
     pub fn cooldown_left(&self, ability: AbilityId, now_us: u64) -> CooldownLeft {
@@ -466,10 +484,12 @@ impl ClientSession {
                     .values()
                     .find_map(|r| r.buffer.render_time_us())
             });
-        let tick_us = self.rate.tick_us() as f64;
+        let hz = f64::from(self.rate.hz());
         match render_us {
             Some(us) if us.is_finite() && us >= 0.0 => {
-                let ticks = us / tick_us;
+                // Server time is `tick * 1e6 / hz` exactly (`TickRate::tick_start_us`);
+                // dividing by the rounded `tick_us` would drift ahead over an hour.
+                let ticks = us * hz / 1e6;
                 // Render times are far below 2^32 ticks; the cast saturates otherwise.
                 let whole = ticks.floor();
                 let fraction = ((ticks - whole) as f32).clamp(0.0, 0.999_999);

@@ -30,6 +30,8 @@ pub struct ClientGameplay {
     cooldowns: BTreeMap<AbilityId, CooldownEnds>,
     /// Content hash from the welcome.
     content_hash: Option<[u8; 32]>,
+    /// The ability request awaiting its answer, if any.
+    pending_ability: Option<u32>,
 }
 
 /// Time left on an ability, milliseconds.
@@ -48,6 +50,16 @@ impl ClientGameplay {
         self.next_request
     }
 
+    pub(crate) fn set_pending_ability(&mut self, request: u32) {
+        self.pending_ability = Some(request);
+    }
+
+    /// The ability request awaiting its answer, if any.
+    #[must_use]
+    pub fn pending_ability(&self) -> Option<u32> {
+        self.pending_ability
+    }
+
     pub(crate) fn set_content_hash(&mut self, hash: [u8; 32]) {
         self.content_hash = Some(hash);
     }
@@ -62,6 +74,9 @@ impl ClientGameplay {
 
     /// Restarts the countdowns from the server's answer received at `now_us`.
     pub(crate) fn on_ability_result(&mut self, result: &AbilityResult, now_us: u64) {
+        if self.pending_ability == Some(result.request) {
+            self.pending_ability = None;
+        }
         self.global_ends_us = now_us + u64::from(result.global_cooldown_ms) * 1000;
         let ends = self.cooldowns.entry(result.ability).or_default();
         ends.global_us = self.global_ends_us;
@@ -117,7 +132,13 @@ mod tests {
             global_cooldown_ms: 1000,
             cooldown_ms: 8000,
         };
+        g.set_pending_ability(1);
         g.on_ability_result(&result, 1_000_000);
+        assert_eq!(
+            g.pending_ability(),
+            None,
+            "the answer clears the pending request"
+        );
         let left = g.cooldown_left(ability, 1_500_000);
         assert_eq!(left.global_ms, 500);
         assert_eq!(left.own_ms, 7500);

@@ -95,6 +95,9 @@ pub enum ServerEvent {
         kind: &'static str,
         /// What was wrong.
         detail: String,
+        /// Whether this refusal added a strike (a likely cheat) or was an honest race
+        /// (a cooldown within the grace, a target that left, a full bag).
+        struck: bool,
         /// The player's strikes after this one.
         strikes: u32,
     },

@@ -28,16 +28,21 @@
 //! **Anti-cheat.** Refusals that an honest client using this library does not produce
 //! (input validation failures, abilities that are unknown, off cooldown by more than
 //! [`ZoneGameplayConfig::cooldown_grace_ms`], unaffordable, out of range or with a bad target
-//! or view time, and inventory requests naming slots that do not exist, empty slots or bad
-//! quantities) add a strike ([`crate::gameplay::strikes`]); each is reported as
+//! or view time, inventory requests naming slots that do not exist, the same slot twice or a
+//! zero quantity, and more than [`MAX_REQUESTS_PER_TICK`] requests in a tick) add a strike ([`crate::gameplay::strikes`]); each is reported as
 //! [`ServerEvent::Refused`] for the metric and a log line, and a player above the threshold is
 //! closed with [`DisconnectReason::Kicked`]. Input-rate rejections (time dilation) strike at
 //! most once per [`INPUT_RATE_STRIKE_GAP_MS`], so an honest catch-up burst counts once.
 //! Refusals caused by the game state (dead, already
 //! casting, a cooldown within the grace, a target that left the zone (`ability_target_gone`),
-//! inventory full, stack limits) are answered but not struck.
+//! an empty slot or short stack (a race with the previous request), inventory full, stack
+//! limits, using an item while dead) are answered but not struck.
 //!
-//! Not done: combat across zone borders (targets are this zone's characters only; a ghost
+//! Not done: the view time is trusted within the clamp (a low-latency cheater may claim the
+//! full `max_rewind_ms`; clamping to the connection's round trip plus interpolation delay
+//! would close that); direction abilities with a cast time rewind to the view at the cast's
+//! start; damage over time is attributed to its target, not its caster; observer events
+//! waiting for their flush are dropped at a handoff; combat across zone borders (targets are this zone's characters only; a ghost
 //! target is refused as `invalid_target`), loot on the ground (a drop destroys the items),
 //! interrupting casts on movement, and client-side prediction of cost and cooldown (the
 //! client counts down from the server's answers).
@@ -65,6 +70,10 @@ use crate::session::server::ServerEvent;
 use crate::time::{Tick, TickRate};
 
 use super::{ConnectionId, Zone};
+
+/// Gameplay requests handled per connection per tick; more are refused as `request_flood`
+/// (a strike each). An honest client sends one every few ticks.
+pub const MAX_REQUESTS_PER_TICK: u32 = 8;
 
 /// Input-rate rejections add at most one strike per this many ms.
 pub const INPUT_RATE_STRIKE_GAP_MS: u64 = 1_000;
@@ -218,10 +227,9 @@ fn ability_refusal(r: &AbilityRejection, now_ms: u64, grace_ms: u32) -> Refused 
 fn inventory_refusal(e: &InventoryError) -> Refused {
     use InventoryErrorKind as K;
     let kind = e.kind();
-    let strike = matches!(
-        kind,
-        K::BadSlot | K::SameSlot | K::ZeroQuantity | K::InsufficientQuantity | K::EmptySlot
-    );
+    // Only what no honest client sends: slots that do not exist and degenerate requests. An
+    // empty slot or a short stack can be a race with the client's previous request.
+    let strike = matches!(kind, K::BadSlot | K::SameSlot | K::ZeroQuantity);
     Refused {
         kind: match kind {
             K::BadSlot => "inventory_bad_slot",
@@ -316,6 +324,7 @@ impl Zone {
             ServerEvent::Refused {
                 kind: refused.kind,
                 detail: refused.detail.clone(),
+                struck: refused.strike,
                 strikes,
             },
         ));
@@ -373,7 +382,31 @@ impl Zone {
         let now_ms = self.now_ms();
         self.record_hitboxes(tick);
         let requests = std::mem::take(&mut self.requests);
+        let mut per_connection: crate::fast_hash::FastMap<ConnectionId, u32> =
+            crate::fast_hash::FastMap::default();
         for (id, request) in &requests {
+            // A connection closed earlier in this batch (kicked) gets nothing more done.
+            if !self
+                .players
+                .get(id)
+                .is_some_and(|p| p.connection.entity().is_some())
+            {
+                continue;
+            }
+            let count = per_connection.entry(*id).or_insert(0);
+            *count += 1;
+            if *count > MAX_REQUESTS_PER_TICK {
+                let refused = Refused {
+                    kind: "request_flood",
+                    detail: format!(
+                        "more than {MAX_REQUESTS_PER_TICK} gameplay requests in one tick"
+                    ),
+                    strike: true,
+                };
+                self.answer_flood(*id, request, &refused);
+                self.refuse(*id, &refused);
+                continue;
+            }
             match *request {
                 Request::Ability(r) => self.handle_ability(*id, &r, now_ms),
                 Request::Cancel => {
@@ -390,6 +423,34 @@ impl Zone {
         self.advance_effects(tick, now_ms);
         self.send_resources(now_ms);
         self.send_combat_events();
+    }
+
+    /// Answers a request refused before it was looked at, so the client's request does not
+    /// stay unanswered.
+    fn answer_flood(&mut self, id: ConnectionId, request: &Request, refused: &Refused) {
+        let Some(player) = self.players.get_mut(&id) else {
+            return;
+        };
+        let refusal = Some(Refusal {
+            kind: refused.kind.to_owned(),
+            message: refused.detail.clone(),
+        });
+        let answer = match *request {
+            Request::Ability(r) => ServerControl::AbilityResult(AbilityResult {
+                request: r.request,
+                ability: r.ability,
+                refusal,
+                cast_ms: 0,
+                global_cooldown_ms: 0,
+                cooldown_ms: 0,
+            }),
+            Request::Inventory(r) => ServerControl::InventoryResult(InventoryResult {
+                request: r.request,
+                refusal,
+            }),
+            Request::Cancel => return,
+        };
+        player.connection.send_gameplay(&answer);
     }
 
     fn record_hitboxes(&mut self, tick: Tick) {
@@ -414,11 +475,15 @@ impl Zone {
         if !(0.0..1.0).contains(&fraction) {
             return Err(format!("view fraction {fraction} is not in [0, 1)"));
         }
-        if view_tick > self.tick || (view_tick == self.tick && fraction > 0.0) {
+        // Up to one tick ahead is rounding between the client's clock and ours: the present.
+        if view_tick > self.tick.next() || (view_tick == self.tick.next() && fraction > 0.0) {
             return Err(format!(
                 "view tick {} is after the current tick {}",
                 view_tick.0, self.tick.0
             ));
+        }
+        if view_tick > self.tick || (view_tick == self.tick && fraction > 0.0) {
+            return Ok((self.tick, 0.0));
         }
         let max_rewind_ticks = u64::from(self.config.gameplay.max_rewind_ms)
             * u64::from(self.config.tick_rate.hz())
@@ -550,6 +615,24 @@ impl Zone {
         let Some(g) = player.gameplay.as_mut() else {
             return;
         };
+        if g.pools.is_dead() && matches!(r.op, InventoryOp::Use { .. }) {
+            let refused = Refused {
+                kind: "inventory_caster_dead",
+                detail: "the dead cannot use items".to_owned(),
+                strike: false,
+            };
+            player
+                .connection
+                .send_gameplay(&ServerControl::InventoryResult(InventoryResult {
+                    request: r.request,
+                    refusal: Some(Refusal {
+                        kind: refused.kind.to_owned(),
+                        message: refused.detail.clone(),
+                    }),
+                }));
+            self.refuse(id, &refused);
+            return;
+        }
         let inv = &mut g.inventory;
         let outcome = match r.op {
             InventoryOp::Move { from, to } => inv.move_item(from, to),
@@ -634,14 +717,16 @@ impl Zone {
         cast: &CompletedCast,
         view: Option<ViewTime>,
     ) {
-        let Some(caster_m) = self
-            .players
-            .get(&caster_id)
-            .and_then(|p| p.character)
-            .map(|c| c.position_m)
-        else {
+        let Some(caster) = self.players.get(&caster_id).and_then(|p| {
+            // A caster killed earlier in this tick lands nothing.
+            let alive = p.gameplay.as_ref().is_some_and(|g| !g.pools.is_dead());
+            p.character
+                .filter(|_| alive)
+                .map(|c| (caster, c.position_m))
+        }) else {
             return;
         };
+        let (caster, caster_m) = caster;
         let targets: Vec<ConnectionId> = match cast.target {
             Target::SelfTarget => vec![caster_id],
             Target::Entity(e) => self.connection_of(e).into_iter().collect(),
@@ -649,7 +734,10 @@ impl Zone {
                 let r = self.config.gameplay.area_radius_m;
                 self.players
                     .iter()
-                    .filter(|(_, pl)| pl.character.is_some_and(|c| c.position_m.distance(p) <= r))
+                    .filter(|(id, pl)| {
+                        **id != caster_id
+                            && pl.character.is_some_and(|c| c.position_m.distance(p) <= r)
+                    })
                     .map(|(id, _)| *id)
                     .collect()
             }
@@ -685,7 +773,10 @@ impl Zone {
             let Some(entity) = player.connection.entity() else {
                 continue;
             };
-            if entity == caster || player.character.is_none() {
+            if entity == caster
+                || player.character.is_none()
+                || player.gameplay.as_ref().is_some_and(|g| g.pools.is_dead())
+            {
                 continue;
             }
             let capsule = match self.hitboxes.rewound(entity, view.0, view.1) {
@@ -808,6 +899,8 @@ impl Zone {
                 g.effects.clear();
                 g.abilities.cancel_cast();
                 *character = crate::entity::CharacterState::at(spawn_m);
+                // Nobody may hit the corpse's old position through the rewind.
+                self.hitboxes.remove(entity);
                 kinds.push((CombatEventKind::Respawned, None));
             }
             let health = g.pools.health();

@@ -367,6 +367,73 @@ fn a_target_that_left_is_refused_without_a_strike() {
 }
 
 #[test]
+fn a_flood_of_requests_in_one_tick_is_answered_and_struck() {
+    let mut z = zone();
+    let mut p = login(&mut z, 0.0, 0.0);
+    ticks(&mut z, 1);
+    let _ = z.drain_events().count();
+    let _ = received(&mut z, &mut p);
+    let max = super::MAX_REQUESTS_PER_TICK;
+    for request in 0..max + 2 {
+        inventory(&mut z, &p, request, InventoryOp::Swap { a: 0, b: 1 });
+    }
+    ticks(&mut z, 1);
+    let answers: Vec<Option<String>> = received(&mut z, &mut p)
+        .iter()
+        .filter_map(|m| match m {
+            ServerControl::InventoryResult(r) => Some(r.refusal.as_ref().map(|f| f.kind.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len() as u32, max + 2, "every request is answered");
+    assert!(answers[..max as usize].iter().all(Option::is_none));
+    assert!(
+        answers[max as usize..]
+            .iter()
+            .all(|a| a.as_deref() == Some("request_flood"))
+    );
+    assert_eq!(refusals(&mut z).len(), 2);
+}
+
+#[test]
+fn a_view_one_tick_ahead_counts_as_the_present() {
+    let mut z = zone();
+    let mut caster = login(&mut z, 0.0, 0.0);
+    let target = login(&mut z, 1.0, 0.0);
+    ticks(&mut z, 3);
+    let _ = received(&mut z, &mut caster);
+    let ahead = z.tick().next().next(); // the tick being run, plus one
+    strike(&mut z, &caster, 1, target.entity, ahead);
+    ticks(&mut z, 1);
+    assert_eq!(ability_refusal(&received(&mut z, &mut caster)), Some(None));
+}
+
+#[test]
+fn the_dead_cannot_use_items() {
+    let mut z = zone();
+    let mut p = login(&mut z, 0.0, 0.0);
+    ticks(&mut z, 1);
+    let content = z.config().gameplay.content.clone();
+    let potion = content.item_id("health_potion").expect("potion");
+    let g = z.character_gameplay_mut(p.id).expect("player");
+    let h = g.pools.health();
+    g.pools.damage(h, 0);
+    let slot = (0..g.inventory.bag_slots())
+        .find(|s| g.inventory.bag_slot(*s).is_some_and(|st| st.item == potion))
+        .expect("potions in the kit");
+    let count = g.inventory.count(potion);
+    let _ = received(&mut z, &mut p);
+    inventory(&mut z, &p, 1, InventoryOp::Use { slot });
+    ticks(&mut z, 1);
+    assert_eq!(
+        inventory_refusal(&received(&mut z, &mut p)),
+        Some(Some("inventory_caster_dead".to_owned()))
+    );
+    let g = z.character_gameplay(p.id).expect("player");
+    assert_eq!(g.inventory.count(potion), count, "nothing consumed");
+}
+
+#[test]
 fn out_of_range_and_unaffordable_requests_are_refused_without_effect() {
     let mut z = zone();
     let mut caster = login(&mut z, 0.0, 0.0);
