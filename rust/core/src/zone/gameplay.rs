@@ -386,11 +386,11 @@ impl Zone {
             crate::fast_hash::FastMap::default();
         for (id, request) in &requests {
             // A connection closed earlier in this batch (kicked) gets nothing more done.
-            if !self
+            let active = self
                 .players
                 .get(id)
-                .is_some_and(|p| p.connection.entity().is_some())
-            {
+                .is_some_and(|p| p.connection.entity().is_some());
+            if !active {
                 continue;
             }
             let count = per_connection.entry(*id).or_insert(0);
