@@ -7,6 +7,7 @@ mod common;
 mod ffi_header;
 mod gameplay_client;
 mod headless_client;
+mod live_server;
 mod loop_determinism;
 mod reconciliation;
 mod replication_loss;
