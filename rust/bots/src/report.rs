@@ -378,26 +378,8 @@ impl Report {
             let _ = writeln!(out, "{name:<34} {value}");
         };
         let num = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.2}"));
-        let map = |m: &BTreeMap<String, usize>| {
-            if m.is_empty() {
-                "-".to_owned()
-            } else {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-        };
-        let counts = |m: &BTreeMap<String, u64>| {
-            if m.is_empty() {
-                "-".to_owned()
-            } else {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-        };
+        let map = |m: &BTreeMap<String, usize>| key_values(m);
+        let counts = |m: &BTreeMap<String, u64>| key_values(m);
         row("bots", self.bots.to_string());
         row("connected", self.connected.to_string());
         row("ccu_peak", self.ccu_peak.to_string());
@@ -526,5 +508,17 @@ impl Report {
             let _ = writeln!(out, "note: {note}");
         }
         out
+    }
+}
+
+/// `k=v k=v` of a count map, `-` when empty.
+fn key_values<V: std::fmt::Display>(m: &BTreeMap<String, V>) -> String {
+    if m.is_empty() {
+        "-".to_owned()
+    } else {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
