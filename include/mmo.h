@@ -1351,6 +1351,20 @@ mmo_result mmo_client_resources(const struct mmo_client *client,
                                 uint8_t *out_dead,
                                 uint32_t *out_respawn_in_ms);
 
+// Writes remote entity `entity_id`'s health as a percentage of its maximum to
+// `*out_percent` (`0..=100`, 0 = dead), from its newest snapshot record: health travels in
+// the replicated state at the entity's priority, so it also follows regeneration. (The
+// local character's pools are `mmo_client_resources`.)
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_NOT_FOUND` (not in view),
+// `MMO_RESULT_INVALID_STATE` (not connected). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out_percent` NULL or writable.
+mmo_result mmo_client_entity_health(const struct mmo_client *client,
+                                    uint32_t entity_id,
+                                    uint8_t *out_percent);
+
 // Writes the cooldowns left on ability `ability_id` now, counted down on the client's
 // clock from the server's last `ABILITY_RESULT` (0 for an ability never answered):
 // `*out_global_ms` the global cooldown, `*out_own_ms` the ability's own.

@@ -984,6 +984,15 @@ public:
         r.respawn_in_ms = respawn_in_ms;
         return r;
     }
+    /// A remote entity's health, percent of its maximum (0 = dead), from its snapshots.
+    Result<uint8_t> entity_health(uint32_t entity_id) const {
+        uint8_t percent = 0;
+        const mmo_result code = mmo_client_entity_health(h_.get(), entity_id, &percent);
+        if (code != MMO_RESULT_OK) {
+            return Status(code);
+        }
+        return percent;
+    }
     /// Cooldowns left on `ability_id` now.
     Result<Cooldown> ability_cooldown(uint16_t ability_id) const {
         Cooldown c;

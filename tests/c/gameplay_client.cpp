@@ -238,6 +238,21 @@ int main(int argc, char **argv) {
                health(b) < health_before;
     });
     const uint32_t health_after = health(b);
+    // A sees B's health in B's replicated state too (the snapshots carry it).
+    const uint32_t expected_percent = (health_after * 100 + seen_by_a.event.target_health_max - 1) /
+                                      seen_by_a.event.target_health_max;
+    wait_until(a, b, kAnswerTimeout, "B's health percent in A's snapshots", [&] {
+        mmo::Result<uint8_t> pct = a.client.entity_health(b.entity_id);
+        return pct.ok() && *pct < 100;
+    });
+    mmo::Result<uint8_t> b_percent = a.client.entity_health(b.entity_id);
+    require(b_percent.ok(), "entity_health: " + detail(b_percent.status()));
+    require(static_cast<uint32_t>(*b_percent) == expected_percent,
+            "A sees B at " + std::to_string(*b_percent) + " %, want " +
+                std::to_string(expected_percent) + " %");
+    mmo::Result<uint8_t> nobody = a.client.entity_health(0xFFFFFFF0u);
+    require(!nobody.ok() && nobody.status().code() == MMO_RESULT_NOT_FOUND,
+            "the health of an entity not in view is NOT_FOUND");
     mmo::Result<mmo::Cooldown> cooldown = a.client.ability_cooldown(kStrike);
     require(cooldown.ok(), "ability_cooldown: " + detail(cooldown.status()));
     require(cooldown->global_ms <= answer.event.global_cooldown_ms,

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod control;
 pub mod detmath;
 pub mod entity;
+pub mod entity_flags;
 pub mod fast_hash;
 pub mod gameplay;
 pub mod input;

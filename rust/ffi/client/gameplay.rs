@@ -20,6 +20,7 @@
 use std::ffi::c_char;
 use std::fmt::Write as _;
 
+use mmo_core::entity::EntityId;
 use mmo_core::gameplay::content::AbilityId;
 use mmo_core::gameplay::inventory::{EquipSlot, ItemStack};
 use mmo_core::gameplay::messages::{InventoryOp, InventoryView, WireTarget};
@@ -434,6 +435,50 @@ pub unsafe extern "C" fn mmo_client_resources(
         unsafe { out_dead.write(u8::from(view.dead)) };
         // SAFETY: valid per the caller.
         unsafe { out_respawn_in_ms.write(if view.dead { view.respawn_in_ms } else { 0 }) };
+        Ok(())
+    })
+}
+
+/// Writes remote entity `entity_id`'s health as a percentage of its maximum to
+/// `*out_percent` (`0..=100`, 0 = dead), from its newest snapshot record: health travels in
+/// the replicated state at the entity's priority, so it also follows regeneration. (The
+/// local character's pools are `mmo_client_resources`.)
+///
+/// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_NOT_FOUND` (not in view),
+/// `MMO_RESULT_INVALID_STATE` (not connected). Game thread only.
+///
+/// # Safety
+/// `client` must be NULL or a live handle; `out_percent` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmo_client_entity_health(
+    client: *const mmo_client,
+    entity_id: u32,
+    out_percent: *mut u8,
+) -> mmo_result {
+    boundary::guard(|| {
+        // SAFETY: per the caller, NULL or a live handle.
+        let c = unsafe { boundary::in_ref(client, "client") }?;
+        let out_percent = Out::new(out_percent, "out_percent")?;
+        let Conn::Connected(net) = &c.conn else {
+            return Err(FfiError::new(
+                mmo_result::InvalidState,
+                format!(
+                    "reading an entity's health needs a connected client; the client is {}",
+                    c.conn.name()
+                ),
+            ));
+        };
+        let percent = net
+            .session()
+            .remote_health_percent(EntityId(entity_id))
+            .ok_or_else(|| {
+                FfiError::new(
+                    mmo_result::NotFound,
+                    format!("entity {entity_id} is not in view"),
+                )
+            })?;
+        // SAFETY: valid per the caller.
+        unsafe { out_percent.write(percent) };
         Ok(())
     })
 }

@@ -668,6 +668,7 @@ fn null_client_is_reported_by_every_gameplay_export() {
             mmo_client_inventory_op(null_mut(), &op, &mut request),
             mmo_client_resources(null(), pools.as_mut_ptr(), 4, &mut n, &mut flag, &mut a),
             mmo_client_ability_cooldown(null(), 0, &mut a, &mut b),
+            mmo_client_entity_health(null(), 1, &mut flag),
             mmo_client_inventory_slot_count(null(), &mut n),
             mmo_client_inventory_slot(null(), 0, &mut slot),
             mmo_client_equipment_slot(null(), 0, &mut slot),
@@ -741,6 +742,10 @@ fn gameplay_exports_check_their_arguments_and_need_a_connected_client() {
         named(
             mmo_client_ability_cooldown(client, 0, &mut a, null_mut()),
             "`out_own_ms` is NULL",
+        );
+        named(
+            mmo_client_entity_health(client, 1, null_mut()),
+            "`out_percent` is NULL",
         );
         named(
             mmo_client_inventory_slot_count(client, null_mut()),
@@ -833,6 +838,10 @@ fn gameplay_exports_check_their_arguments_and_need_a_connected_client() {
         idle(
             mmo_client_ability_cooldown(client, 0, &mut a, &mut b),
             "mmo_client_ability_cooldown",
+        );
+        idle(
+            mmo_client_entity_health(client, 1, &mut flag),
+            "mmo_client_entity_health",
         );
         idle(
             mmo_client_inventory_slot_count(client, &mut n),
@@ -1189,6 +1198,28 @@ fn a_strike_between_two_c_clients_reports_combat_to_both() {
         while poll(b).is_some() {}
         std::thread::sleep(Duration::from_millis(5));
     }
+    // A sees B's health drop in B's replicated state (the flags byte of its records).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut percent = 0u8;
+        // SAFETY: a live handle and a live local.
+        let r = unsafe { mmo_client_entity_health(a, hit.target_entity_id, &mut percent) };
+        if r == mmo_result::Ok && percent < 100 {
+            let expected = (hit.target_health * 100).div_ceil(hit.target_health_max);
+            assert_eq!(u32::from(percent), expected, "{hit:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never saw B's health drop: {r:?}"
+        );
+        while poll(a).is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut percent = 0u8;
+    // SAFETY: a live handle and a live local.
+    let r = unsafe { mmo_client_entity_health(a, u32::MAX - 1, &mut percent) };
+    assert_eq!(r, mmo_result::NotFound);
     // The cooldown A reads counts down from the answer.
     let (mut global, mut own) = (0u32, 0u32);
     // SAFETY: a live handle and live locals.

@@ -231,6 +231,12 @@ impl ResourcePools {
         self.current(self.health)
     }
 
+    /// Maximum health, points.
+    #[must_use]
+    pub fn health_max(&self) -> u32 {
+        self.max(self.health)
+    }
+
     /// True while dead (health reached 0 and no respawn yet).
     #[must_use]
     pub fn is_dead(&self) -> bool {

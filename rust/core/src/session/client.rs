@@ -176,6 +176,8 @@ pub enum ClientState {
 struct RemoteEntity {
     archetype: u16,
     buffer: InterpolationBuffer,
+    /// The newest replicated flags byte ([`crate::entity_flags`]: on ground, health).
+    flags: u8,
 }
 
 /// Send times of recent input datagrams, for RTT samples from the server's acks.
@@ -311,6 +313,15 @@ impl ClientSession {
     #[must_use]
     pub fn last_snapshot(&self) -> &DecodedSnapshot {
         &self.decoded
+    }
+
+    /// A remote entity's health as a percentage of its maximum (`0..=100`, 0 = dead), from
+    /// its newest snapshot record ([`crate::entity_flags`]).
+    #[must_use]
+    pub fn remote_health_percent(&self, id: EntityId) -> Option<u8> {
+        self.remotes
+            .get(&id)
+            .map(|r| crate::entity_flags::health_percent_of(r.flags))
     }
 
     /// The interpolation buffer of a remote entity in view (its render clock and delay).
@@ -754,12 +765,17 @@ impl ClientSession {
                         archetype,
                         position_m: state.position_m,
                     });
-                    e.insert(RemoteEntity { archetype, buffer })
+                    e.insert(RemoteEntity {
+                        archetype,
+                        buffer,
+                        flags: record.state.flags,
+                    })
                 }
             };
             if let Some(archetype) = record.enter_archetype {
                 remote.archetype = archetype;
             }
+            remote.flags = record.state.flags;
             remote.buffer.push(server_time_us, now_us, sample);
         }
     }

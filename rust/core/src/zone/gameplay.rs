@@ -862,6 +862,9 @@ impl Zone {
                 parties: [Some(caster_id), Some(target_id)],
             });
         }
+        // Health (in the flags byte) and the knockback go out this tick, first in line.
+        self.net_states
+            .insert(target, super::player_replicated(character, Some(g)));
         self.replicator
             .update_entity(target, at_m, PriorityCategory::Critical);
     }
@@ -905,6 +908,10 @@ impl Zone {
             }
             let health = g.pools.health();
             let health_max = g.pools.max(content.health_pool());
+            if !kinds.is_empty() {
+                self.net_states
+                    .insert(entity, super::player_replicated(character, Some(g)));
+            }
             for (kind, ability) in kinds {
                 self.combat_out.push(Outgoing {
                     event: CombatEvent {

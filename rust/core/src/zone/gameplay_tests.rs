@@ -280,6 +280,14 @@ fn a_strike_in_range_damages_and_is_seen_by_parties_and_near_observers_only() {
         );
     }
     assert!(combat(&received(&mut z, &mut far)).is_empty());
+    // Observers at any distance get the health in the target's replicated state.
+    let flags = z.entity_state(target_entity).expect("replicated").flags;
+    let g = z.character_gameplay(target.id).expect("target");
+    assert_eq!(
+        crate::entity_flags::health_percent_of(flags),
+        crate::entity_flags::health_percent(g.pools.health(), g.pools.health_max())
+    );
+    assert!(crate::entity_flags::health_percent_of(flags) < 100);
     // The caster paid its stamina and was told.
     let stamina = z
         .config()

@@ -81,8 +81,9 @@ pub struct ConnectionId(pub u32);
 /// Archetype sent in enter records for player characters.
 pub const PLAYER_ARCHETYPE: u16 = 1;
 
-/// Flag bit in the replicated `flags` byte: the character stands on the ground.
-pub const FLAG_ON_GROUND: u8 = 1;
+/// Flag bit in the replicated `flags` byte: the character stands on the ground (the byte's
+/// layout is [`crate::entity_flags`]).
+pub use crate::entity_flags::FLAG_ON_GROUND;
 
 /// Everything a zone needs; `Default` runs with no file at all.
 #[derive(Clone, Debug, PartialEq)]
@@ -591,12 +592,13 @@ impl Zone {
         }
         self.entities_allocated = self.entities_allocated.wrapping_add(1);
         player.character = Some(spawn);
+        self.net_states
+            .insert(entity, player_replicated(&spawn, gameplay.as_ref()));
         player.gameplay = gameplay;
         self.entity_connections.insert(entity, id);
         self.send_gameplay_state(id);
         self.replicator
             .update_entity(entity, spawn.position_m, PriorityCategory::High);
-        self.net_states.insert(entity, player_replicated(&spawn));
         // The client id mirrors the connection id; both are unique within the zone.
         if let Err(e) = self
             .replicator
@@ -762,7 +764,7 @@ impl Zone {
         self.replicator
             .update_entity(entity, character.position_m, PriorityCategory::High);
         self.net_states
-            .insert(entity, player_replicated(&character));
+            .insert(entity, player_replicated(&character, gameplay.as_ref()));
         if let Err(e) = self
             .replicator
             .add_client(ClientId(id.0), Viewer::Entity(entity))
@@ -806,7 +808,7 @@ impl Zone {
             {
                 export.states.push(GhostState {
                     id,
-                    state: net_state(c),
+                    state: player_replicated(c, player.gameplay.as_ref()).state,
                     archetype: PLAYER_ARCHETYPE,
                     category: PriorityCategory::High,
                 });
@@ -987,7 +989,10 @@ impl Zone {
             }
             self.replicator
                 .update_entity(entity, character.position_m, PriorityCategory::High);
-            self.net_states.insert(entity, player_replicated(character));
+            self.net_states.insert(
+                entity,
+                player_replicated(character, player.gameplay.as_ref()),
+            );
             if let Some(placed) = &self.placement {
                 if placed.rect.distance_m(character.position_m) > placed.handoff_margin_m {
                     let to = placed.layout.zone_at(character.position_m);
@@ -1099,9 +1104,16 @@ fn scaled_input(input: &MoveInput, factor: f32) -> MoveInput {
     }
 }
 
-fn player_replicated(c: &CharacterState) -> Replicated {
+/// The replicated view of a player's character: position, yaw, and the flags byte with its
+/// health ([`crate::entity_flags`]; full health before gameplay state exists).
+fn player_replicated(c: &CharacterState, gameplay: Option<&CharacterGameplay>) -> Replicated {
+    let mut state = net_state(c);
+    if let Some(g) = gameplay {
+        state.flags =
+            crate::entity_flags::encode(c.on_ground, g.pools.health(), g.pools.health_max());
+    }
     Replicated {
-        state: net_state(c),
+        state,
         archetype: PLAYER_ARCHETYPE,
     }
 }
@@ -1146,13 +1158,13 @@ fn place(p: &ZonePlacement, movement: &MovementConfig) -> Result<Placed, String>
     })
 }
 
-/// The replicated view of a character.
+/// The replicated view of a character without gameplay state (health shown as full).
 #[must_use]
 pub fn net_state(c: &CharacterState) -> NetEntityState {
     NetEntityState {
         position_m: c.position_m,
         yaw_rad: c.yaw_rad,
-        flags: if c.on_ground { FLAG_ON_GROUND } else { 0 },
+        flags: crate::entity_flags::encode(c.on_ground, 1, 1),
     }
 }
 
