@@ -1,0 +1,4 @@
+// Lint fixture: the module's startup file.
+#include "Modules/ModuleManager.h"
+
+IMPLEMENT_MODULE(FDefaultModuleImpl, LintClean)
