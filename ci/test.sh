@@ -33,8 +33,9 @@ ensure_apt_packages() {
     fi
 }
 
-# C and C++ compilers for the C ABI programs (tests/c), built under ASan + UBSan with both.
-ensure_apt_packages gcc:gcc g++:g++ clang:clang clang++:clang nm:binutils
+# C and C++ compilers for the C ABI programs (tests/c), built under ASan + UBSan with both;
+# python3 for the Unreal plugin lint (ci/lint-unreal.py).
+ensure_apt_packages gcc:gcc g++:g++ clang:clang clang++:clang nm:binutils python3:python3
 
 log "toolchain"
 cargo --version

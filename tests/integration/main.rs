@@ -1,6 +1,7 @@
 //! The repository's integration tests, one binary (ripgrep's model): the whole client/server
 //! loop of the sans-IO core over the test kit's simulated network, and the C ABI (C and C++
-//! programs, the headless C++ client over real QUIC).
+//! programs, the headless C++ client over real QUIC), and the Unreal plugin's lint and packaging
+//! scripts.
 
 mod c_programs;
 mod common;
@@ -9,5 +10,7 @@ mod gameplay_client;
 mod headless_client;
 mod live_server;
 mod loop_determinism;
+mod plugin_package;
 mod reconciliation;
 mod replication_loss;
+mod unreal_lint;
