@@ -116,6 +116,8 @@ def blank_comments(text, blank_strings):
                     if text[k] != "\n":
                         out[k] = " "
             i = close + len(delim) + 2
+        elif c == "'" and _digit_separator(text, i):
+            i += 1
         elif c in "\"'":
             k = i + 1
             while k < n and text[k] != c and text[k] != "\n":
@@ -132,6 +134,14 @@ def blank_comments(text, blank_strings):
         else:
             i += 1
     return "".join(out)
+
+
+def _digit_separator(text, i):
+    """Whether the `'` at `i` separates digits (`1'000'000`) rather than opening a char
+    literal (`u8'a'` has a digit before it too, but its literal closes one char later)."""
+    hexdigits = "0123456789abcdefABCDEF"
+    return (0 < i < len(text) - 2 and text[i - 1] in hexdigits and text[i + 1] in hexdigits
+            and text[i + 2] != "'")
 
 
 def _ident(ch):

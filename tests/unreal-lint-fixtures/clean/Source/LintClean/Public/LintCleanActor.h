@@ -45,6 +45,10 @@ public:
 	UFUNCTION(BlueprintCallable, Category = "Lint")
 	int32 GetHealth() const { return Health; }
 
+	/** Digit separators and char literals must not confuse the parser. */
+	static constexpr int32 MaxHealth = 1'000;
+	static constexpr char Quote = '"';
+
 	UPROPERTY(BlueprintAssignable, Category = "Lint")
 	FLintCleanChanged OnHealthChanged;
 
