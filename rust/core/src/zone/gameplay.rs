@@ -41,7 +41,7 @@
 //! Not done: the view time is trusted within the clamp (a low-latency cheater may claim the
 //! full `max_rewind_ms`; clamping to the connection's round trip plus interpolation delay
 //! would close that); direction abilities with a cast time rewind to the view at the cast's
-//! start; damage over time is attributed to its target, not its caster; observer events
+//! start; observer events
 //! waiting for their flush are dropped at a handoff; combat across zone borders (targets are this zone's characters only; a ghost
 //! target is refused as `invalid_target`), loot on the ground (a drop destroys the items),
 //! interrupting casts on movement, and client-side prediction of cost and cooldown (the
@@ -831,7 +831,11 @@ impl Zone {
                 EffectEvent::Damaged { amount, .. } => CombatEventKind::Damage { amount },
                 EffectEvent::Healed { amount, .. } => CombatEventKind::Heal { amount },
                 EffectEvent::Died { .. } => CombatEventKind::Died,
-                EffectEvent::DotApplied { ticks, .. } => CombatEventKind::DotApplied { ticks },
+                EffectEvent::DotApplied { ticks, ability } => {
+                    self.dot_sources
+                        .insert((target, ability), (caster, caster_id));
+                    CombatEventKind::DotApplied { ticks }
+                }
                 EffectEvent::Slowed { factor, until_ms } => CombatEventKind::Slowed {
                     factor,
                     duration_ms: u32::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(u32::MAX),
@@ -913,10 +917,14 @@ impl Zone {
                     .insert(entity, super::player_replicated(character, Some(g)));
             }
             for (kind, ability) in kinds {
+                // A damage over time tick (and the death it causes) belongs to its caster.
+                let (source, source_connection) = ability
+                    .and_then(|a| self.dot_sources.get(&(entity, a)).copied())
+                    .map_or((entity, None), |(e, c)| (e, Some(c)));
                 self.combat_out.push(Outgoing {
                     event: CombatEvent {
                         tick,
-                        source: entity,
+                        source,
                         target: entity,
                         ability,
                         kind,
@@ -924,8 +932,11 @@ impl Zone {
                         target_health_max: health_max,
                     },
                     at_m: character.position_m,
-                    parties: [Some(*id), None],
+                    parties: [Some(*id), source_connection],
                 });
+            }
+            if g.pools.is_dead() || g.effects.dot_count() == 0 {
+                self.dot_sources.retain(|(target, _), _| *target != entity);
             }
         }
     }

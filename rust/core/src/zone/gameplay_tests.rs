@@ -442,6 +442,52 @@ fn the_dead_cannot_use_items() {
 }
 
 #[test]
+fn damage_over_time_ticks_name_their_caster() {
+    let mut config = ZoneConfig::default();
+    let content = config.gameplay.content.clone();
+    config.gameplay.class = content.class_id("mage").expect("mage in the content");
+    let fireball = content
+        .ability_id("fireball")
+        .expect("fireball in the content");
+    // The caster stands beyond the observer radius: it sees the burns as their source.
+    config.gameplay.observer_radius_m = 5.0;
+    let mut z = Zone::new(config).expect("valid zone");
+    let mut mage = login(&mut z, 0.0, 0.0);
+    let mut target = login(&mut z, 10.0, 0.0);
+    ticks(&mut z, 1);
+    let _ = received(&mut z, &mut mage);
+    use_ability(
+        &mut z,
+        &mage,
+        1,
+        fireball,
+        WireTarget::Entity(target.entity),
+        NOW,
+    );
+    // 1.5 s cast, then 4 ticks of burn 1 s apart: 6 s is plenty.
+    let mut events = Vec::new();
+    for _ in 0..180 {
+        ticks(&mut z, 1);
+        events.extend(combat(&received(&mut z, &mut mage)));
+        let _ = received(&mut z, &mut target);
+    }
+    let burns: Vec<&CombatEvent> = events
+        .iter()
+        .filter(|e| e.target == target.entity && e.kind == CombatEventKind::Damage { amount: 4 })
+        .collect();
+    assert_eq!(
+        burns.len(),
+        4,
+        "the caster sees every burn tick: {events:?}"
+    );
+    assert!(
+        burns
+            .iter()
+            .all(|e| e.source == mage.entity && e.ability == Some(fireball))
+    );
+}
+
+#[test]
 fn out_of_range_and_unaffordable_requests_are_refused_without_effect() {
     let mut z = zone();
     let mut caster = login(&mut z, 0.0, 0.0);

@@ -370,6 +370,10 @@ pub struct Zone {
     requests: Vec<(ConnectionId, Request)>,
     /// Combat events of the current gameplay phase.
     combat_out: Vec<Outgoing>,
+    /// (target, ability) -> (caster entity, caster connection) of the damage over time
+    /// effects running, so their ticks and kills name the caster. Entries of a target go when
+    /// it has no damage over time left, dies or leaves.
+    dot_sources: FastMap<(EntityId, crate::gameplay::content::AbilityId), (EntityId, ConnectionId)>,
     scratch_capsules: Vec<(EntityId, Capsule)>,
     /// The content hash sent in every welcome.
     content_hash: [u8; 32],
@@ -439,6 +443,7 @@ impl Zone {
             entity_connections: FastMap::default(),
             requests: Vec::new(),
             combat_out: Vec::new(),
+            dot_sources: FastMap::default(),
             scratch_capsules: Vec::new(),
             content_hash,
         })
@@ -625,6 +630,7 @@ impl Zone {
                 self.net_states.remove(&entity);
                 self.entity_connections.remove(&entity);
                 self.hitboxes.remove(entity);
+                self.dot_sources.retain(|(target, _), _| *target != entity);
             }
             self.replicator.remove_client(ClientId(id.0));
         }
