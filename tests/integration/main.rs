@@ -1,6 +1,6 @@
 //! The repository's integration tests, one binary (ripgrep's model): the whole client/server
 //! loop of the sans-IO core over the test kit's simulated network, and the C ABI (C and C++
-//! programs, the headless C++ client over real QUIC).
+//! programs, the headless C++ client over real QUIC, the Unreal plugin against its engine shim).
 
 mod c_programs;
 mod common;
@@ -11,3 +11,4 @@ mod live_server;
 mod loop_determinism;
 mod reconciliation;
 mod replication_loss;
+mod unreal_plugin;
