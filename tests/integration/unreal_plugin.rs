@@ -62,7 +62,9 @@ fn cpp_files(dir: &Path) -> Vec<PathBuf> {
 /// `UCLASS`/`USTRUCT`, the macro its `GENERATED_BODY()` line names.
 fn generated_header(stem: &str, header: &str) -> String {
     let file_id = format!("FID_{stem}_h");
-    let mut out = format!("// Written by tests/integration/unreal_plugin.rs (UHT stand-in).\n#undef CURRENT_FILE_ID\n#define CURRENT_FILE_ID {file_id}\n");
+    let mut out = format!(
+        "// Written by tests/integration/unreal_plugin.rs (UHT stand-in).\n#undef CURRENT_FILE_ID\n#define CURRENT_FILE_ID {file_id}\n"
+    );
     // (is a class, name, base) of the reflected type being read.
     let mut pending: Option<bool> = None;
     let mut current: Option<(bool, String, Option<String>)> = None;
@@ -78,8 +80,15 @@ fn generated_header(stem: &str, header: &str) -> String {
                     .split(|c: char| c.is_whitespace() || c == ':' || c == '{')
                     .filter(|w| !w.is_empty())
                     .collect();
-                let name_at = if words.get(1).is_some_and(|w| w.ends_with("_API")) { 2 } else { 1 };
-                let name = words.get(name_at).expect("a reflected type's name").to_string();
+                let name_at = if words.get(1).is_some_and(|w| w.ends_with("_API")) {
+                    2
+                } else {
+                    1
+                };
+                let name = words
+                    .get(name_at)
+                    .expect("a reflected type's name")
+                    .to_string();
                 let base = words
                     .iter()
                     .position(|w| *w == "public")
@@ -91,14 +100,23 @@ fn generated_header(stem: &str, header: &str) -> String {
             }
         }
         if t.starts_with("GENERATED_BODY(") {
-            let (is_class, name, base) = current
-                .take()
-                .unwrap_or_else(|| panic!("{stem}.h:{}: GENERATED_BODY outside a UCLASS/USTRUCT", index + 1));
-            let sup = base.map(|b| format!("using Super = {b}; ")).unwrap_or_default();
+            let (is_class, name, base) = current.take().unwrap_or_else(|| {
+                panic!(
+                    "{stem}.h:{}: GENERATED_BODY outside a UCLASS/USTRUCT",
+                    index + 1
+                )
+            });
+            let sup = base
+                .map(|b| format!("using Super = {b}; "))
+                .unwrap_or_default();
             let body = if is_class {
-                format!("public: {sup}static UClass *StaticClass() {{ static UClass ShimClass; return &ShimClass; }} private:")
+                format!(
+                    "public: {sup}static UClass *StaticClass() {{ static UClass ShimClass; return &ShimClass; }} private:"
+                )
             } else {
-                format!("{sup}static UClass *StaticStruct() {{ static UClass ShimStruct; return &ShimStruct; }}")
+                format!(
+                    "{sup}static UClass *StaticStruct() {{ static UClass ShimStruct; return &ShimStruct; }}"
+                )
             };
             out.push_str(&format!(
                 "// {name}\n#define {file_id}_{}_GENERATED_BODY {body}\n",
@@ -117,14 +135,25 @@ fn write_generated_headers(root: &Path, dir: &Path) {
     for entry in std::fs::read_dir(&public).expect("read Public/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "h") {
-            let stem = path.file_stem().expect("stem").to_string_lossy().into_owned();
+            let stem = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(&path).expect("read a header");
-            std::fs::write(dir.join(format!("{stem}.generated.h")), generated_header(&stem, &text))
-                .expect("write a generated header");
+            std::fs::write(
+                dir.join(format!("{stem}.generated.h")),
+                generated_header(&stem, &text),
+            )
+            .expect("write a generated header");
             written += 1;
         }
     }
-    assert!(written >= 8, "only {written} public headers in {}", public.display());
+    assert!(
+        written >= 8,
+        "only {written} public headers in {}",
+        public.display()
+    );
 }
 
 /// Compiles every plugin source and the driver with `compiler`, links them with `lib`, and
@@ -137,22 +166,49 @@ fn build_plugin(compiler: &str, lib: &Path, out_dir: &Path) -> PathBuf {
     let sources = cpp_files(&module);
     let names: Vec<String> = sources
         .iter()
-        .map(|p| p.strip_prefix(&module).expect("under the module").display().to_string())
+        .map(|p| {
+            p.strip_prefix(&module)
+                .expect("under the module")
+                .display()
+                .to_string()
+        })
         .collect();
-    for expected in ["Private/MMONetSubsystem.cpp", "Private/MMOCoreModule.cpp", "Private/CombatComponent.cpp"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} not found among {names:?}");
+    for expected in [
+        "Private/MMONetSubsystem.cpp",
+        "Private/MMOCoreModule.cpp",
+        "Private/CombatComponent.cpp",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not found among {names:?}"
+        );
     }
-    assert!(names.iter().any(|n| n.starts_with("Private/Tests/")), "no Automation spec among {names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("Private/Tests/")),
+        "no Automation spec among {names:?}"
+    );
 
     let obj_dir = out_dir.join(format!("obj-{compiler}"));
     std::fs::create_dir_all(&obj_dir).expect("create the object directory");
     let mut objects = Vec::new();
     for source in sources.iter().chain(std::iter::once(&root.join(DRIVER))) {
-        let stem = source.file_stem().expect("stem").to_string_lossy().into_owned();
+        let stem = source
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
         let object = obj_dir.join(format!("{stem}.o"));
         let out = Command::new(compiler)
             .current_dir(&root)
-            .args(["-std=c++20", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
+            .args([
+                "-std=c++20",
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+                "-g",
+                "-O1",
+            ])
             .args(SANITIZE)
             .args(["-DMMOCORE_API=", "-DWITH_DEV_AUTOMATION_TESTS=0"])
             .arg(format!("-I{SHIM_DIR}"))
@@ -214,9 +270,15 @@ fn assert_passed(output: &std::process::Output, summary_prefix: &str, what: &str
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let description = format!("{what}: {}", describe(output));
     print!("{what}: {stdout}");
-    let closing = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("");
+    let closing = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(" passed, "))
+        .unwrap_or("");
     assert!(
-        output.status.success() && closing.ends_with(" 0 failed") && !closing.starts_with("0 passed"),
+        output.status.success()
+            && closing.ends_with(" 0 failed")
+            && !closing.starts_with("0 passed"),
         "closing line {closing:?}\n{description}"
     );
     stdout
@@ -261,7 +323,9 @@ fn the_engine_free_helpers_convert_units_and_route_a_real_sessions_events() {
     let out_dir = c_programs::profile_dir().join("unreal-tests");
     std::fs::create_dir_all(&out_dir).expect("create the output directory");
     let runtime = runtime();
-    let tokens = StaticTokens::new().with("logic-a", "ana").with("logic-b", "ben");
+    let tokens = StaticTokens::new()
+        .with("logic-a", "ana")
+        .with("logic-b", "ben");
     let server = start_server(&runtime, tokens);
     let args = [
         "127.0.0.1".to_owned(),
@@ -296,7 +360,15 @@ fn compile_logic_client(compiler: &str, root: &Path, lib: &Path, out_dir: &Path)
     let exe = out_dir.join(format!("unreal_logic_client-{compiler}"));
     let out = Command::new(driver)
         .current_dir(root)
-        .args([program.std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
+        .args([
+            program.std,
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-g",
+            "-O1",
+        ])
         .args(SANITIZE)
         .args(["-fno-exceptions", "-fno-rtti"])
         .args(["-Iinclude", "-Itests/c"])

@@ -145,7 +145,8 @@ int main(int argc, char **argv) {
     // Leave: OnDisconnected with client_quit (1), and the session is released.
     net->Disconnect();
     run_frames(*net, *character, [&] { return disconnected == 1 && !net->IsTickable(); });
-    CHECK(disconnected == 1 && disconnect_reason == MMO_DISCONNECT_REASON_CLIENT_QUIT);
+    // 1 is MMO_DISCONNECT_REASON_CLIENT_QUIT (the public headers do not expose mmo.h).
+    CHECK(disconnected == 1 && disconnect_reason == 1);
     CHECK(!net->IsConnected() && net->LocalEntityId == 0);
 
     character->Destroy();
