@@ -74,30 +74,30 @@ fn generated_header(stem: &str, header: &str) -> String {
             pending = Some(t.starts_with("UCLASS("));
             continue;
         }
-        if let Some(is_class) = pending {
-            if t.starts_with("class ") || t.starts_with("struct ") {
-                let words: Vec<&str> = t
-                    .split(|c: char| c.is_whitespace() || c == ':' || c == '{')
-                    .filter(|w| !w.is_empty())
-                    .collect();
-                let name_at = if words.get(1).is_some_and(|w| w.ends_with("_API")) {
-                    2
-                } else {
-                    1
-                };
-                let name = words
-                    .get(name_at)
-                    .expect("a reflected type's name")
-                    .to_string();
-                let base = words
-                    .iter()
-                    .position(|w| *w == "public")
-                    .and_then(|i| words.get(i + 1))
-                    .map(|w| w.trim_end_matches(',').to_string());
-                current = Some((is_class, name, base));
-                pending = None;
-                continue;
-            }
+        if let Some(is_class) = pending
+            && (t.starts_with("class ") || t.starts_with("struct "))
+        {
+            let words: Vec<&str> = t
+                .split(|c: char| c.is_whitespace() || c == ':' || c == '{')
+                .filter(|w| !w.is_empty())
+                .collect();
+            let name_at = if words.get(1).is_some_and(|w| w.ends_with("_API")) {
+                2
+            } else {
+                1
+            };
+            let name = words
+                .get(name_at)
+                .expect("a reflected type's name")
+                .to_string();
+            let base = words
+                .iter()
+                .position(|w| *w == "public")
+                .and_then(|i| words.get(i + 1))
+                .map(|w| w.trim_end_matches(',').to_string());
+            current = Some((is_class, name, base));
+            pending = None;
+            continue;
         }
         if t.starts_with("GENERATED_BODY(") {
             let (is_class, name, base) = current.take().unwrap_or_else(|| {
