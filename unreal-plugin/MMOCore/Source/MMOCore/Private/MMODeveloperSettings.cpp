@@ -1,0 +1,7 @@
+// UMMODeveloperSettings: lists the settings under Project Settings > Plugins.
+#include "MMODeveloperSettings.h"
+
+FName UMMODeveloperSettings::GetCategoryName() const
+{
+	return TEXT("Plugins");
+}
