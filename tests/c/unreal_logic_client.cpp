@@ -1,4 +1,4 @@
-// The Unreal plugin's engine-free helpers (unreal-plugin/MMOCore/Source/MMOCore/Public/Logic:
+// The Unreal plugin's engine-free helpers (unreal-plugin/MMOCore/Source/MMOCore/Private/Logic:
 // mmo::ue units, event router, entity registry, diagnostics) over mmo.hpp, against a real
 // server: exact cm <-> m, axis and yaw conversions; then two clients A and B log in, and A's
 // router must hand each real event to the right handler: the welcome to the connection

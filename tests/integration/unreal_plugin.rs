@@ -7,7 +7,7 @@
 //!   ASan + UBSan, and run against a real server: module ABI check, connect, components fed
 //!   by routed events, movement, the stats overlay, a refused inventory move, disconnect;
 //! - `tests/c/unreal_logic_client.cpp`, which uses only the plugin's engine-free helpers
-//!   (`Public/Logic`) and `mmo.hpp`, checks the unit and yaw conversions and routes a real
+//!   (`Private/Logic`) and `mmo.hpp`, checks the unit and yaw conversions and routes a real
 //!   two-client session's events to its handlers, with both compilers under the sanitizers.
 //!
 //! The `.generated.h` files the plugin includes are written here from each header, the way
@@ -350,7 +350,7 @@ fn the_engine_free_helpers_convert_units_and_route_a_real_sessions_events() {
 }
 
 /// Builds tests/c/unreal_logic_client.cpp (C++17, no exceptions, no RTTI) under ASan + UBSan
-/// with the plugin's `Public/` on the include path.
+/// with the plugin's `Private/` (where `Logic/` lives) on the include path.
 fn compile_logic_client(compiler: &str, root: &Path, lib: &Path, out_dir: &Path) -> PathBuf {
     let program = Program {
         source: "tests/c/unreal_logic_client.cpp",
@@ -372,7 +372,7 @@ fn compile_logic_client(compiler: &str, root: &Path, lib: &Path, out_dir: &Path)
         .args(SANITIZE)
         .args(["-fno-exceptions", "-fno-rtti"])
         .args(["-Iinclude", "-Itests/c"])
-        .arg(format!("-I{MODULE_DIR}/Public"))
+        .arg(format!("-I{MODULE_DIR}/Private"))
         .arg(program.source)
         .arg(lib)
         .args(NATIVE_LIBS)

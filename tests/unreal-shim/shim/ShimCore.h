@@ -200,8 +200,14 @@ inline void ShimLog(const FLogCategoryBase &Category, ELogVerbosity::Type Verbos
 // ---- Objects ----------------------------------------------------------------------------
 
 class UWorld;
+
+/// The argument of the hot-reload vtable constructor UHT declares for every UCLASS.
+struct FVTableHelper {};
+
 class UObject {
 public:
+    UObject() = default;
+    explicit UObject(FVTableHelper &) {}
     virtual ~UObject() = default;
     virtual UWorld *GetWorld() const { return ShimOuter ? ShimOuter->GetWorld() : nullptr; }
     UObject *GetOuter() const { return ShimOuter; }

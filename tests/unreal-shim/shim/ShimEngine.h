@@ -16,6 +16,8 @@ class AActor;
 
 class USubsystem : public UObject {
 public:
+    USubsystem() = default;
+    explicit USubsystem(FVTableHelper &Helper) : UObject(Helper) {}
     virtual bool ShouldCreateSubsystem(UObject *) const { return true; }
     virtual void Initialize(FSubsystemCollectionBase &) {}
     virtual void Deinitialize() {}
@@ -23,6 +25,8 @@ public:
 
 class UGameInstanceSubsystem : public USubsystem {
 public:
+    UGameInstanceSubsystem() = default;
+    explicit UGameInstanceSubsystem(FVTableHelper &Helper) : USubsystem(Helper) {}
     UGameInstance *GetGameInstance() const;
 };
 

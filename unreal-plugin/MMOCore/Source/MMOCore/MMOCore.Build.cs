@@ -1,5 +1,5 @@
 // Build rules of the MMOCore runtime module: the UObject adapters and the engine-free logic
-// (Public/Logic). Only this module links the Rust library, through the private External
+// (Private/Logic). Only this module links the Rust library, through the private External
 // module MMOCoreRust, so game modules that use MMOCore never see mmo.h.
 
 using UnrealBuildTool;

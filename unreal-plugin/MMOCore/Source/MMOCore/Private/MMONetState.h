@@ -25,8 +25,12 @@ struct FMMONetState
 	mmo::ue::EntityRegistry<TWeakObjectPtr<AMMORemoteCharacter>> Entities;
 	/** Between WELCOME and DISCONNECTED. */
 	bool bWelcomed = false;
-	/** DISCONNECTED was routed: Tick releases the client once the pump is done with it. */
+	/** DISCONNECTED was routed: Tick releases the client once the pump is done with it,
+	    then broadcasts OnDisconnected (so a handler may Connect again at once). */
 	bool bReleasePending = false;
+	/** The pending DISCONNECTED's reason code and message. */
+	int32 PendingReason = 0;
+	FString PendingMessage;
 	/** Router subscriptions of the subsystem itself (removed in Deinitialize). */
 	std::vector<mmo::ue::EventRouter::SubscriptionId> OwnSubscriptions;
 

@@ -1,7 +1,7 @@
 // UMMONetSubsystem: the session's life (connect, poll and route every frame, disconnect),
 // the connection and chat delegates, the entity manager (remote actors per archetype) and
 // the stats overlay. Event routing and entity bookkeeping are mmo::ue::EventRouter and
-// mmo::ue::EntityRegistry (Public/Logic), tested without the engine.
+// mmo::ue::EntityRegistry (Private/Logic), tested without the engine.
 #include "MMONetSubsystem.h"
 
 #include "Engine/Engine.h"
@@ -27,6 +27,7 @@ FString ToFString(const std::string& Utf8)
 }
 
 UMMONetSubsystem::UMMONetSubsystem() = default;
+UMMONetSubsystem::UMMONetSubsystem(FVTableHelper& Helper) : Super(Helper) {}
 UMMONetSubsystem::~UMMONetSubsystem() = default;
 
 void UMMONetSubsystem::Initialize(FSubsystemCollectionBase& Collection)
@@ -221,13 +222,18 @@ void UMMONetSubsystem::Tick(float DeltaTime)
 	{
 		UE_LOG(LogMMO, Error, TEXT("MMO poll failed: %s"), *MMOLastError(Pumped.status()));
 	}
+	RespawnOrphans();
 	if (GEngine != nullptr && MMOIsStatsOverlayEnabled())
 	{
 		GEngine->AddOnScreenDebugMessage(StatsOverlayKey, 0.0f, FColor::Cyan, GetStatsText());
 	}
 	if (State->bReleasePending)
 	{
+		const int32 Reason = State->PendingReason;
+		const FString Message = State->PendingMessage;
 		EndSession();
+		// After the release: a handler that connects again finds no session running.
+		OnDisconnected.Broadcast(Reason, Message);
 	}
 }
 
@@ -246,12 +252,14 @@ void UMMONetSubsystem::SubscribeOwnHandlers()
 		const int32 Reason = static_cast<int32>(Event.event.disconnect_reason);
 		const FString Message = ToFString(Event.text);
 		UE_LOG(LogMMO, Log, TEXT("MMO disconnected: %s (%d): %s"), UTF8_TO_TCHAR(mmo::disconnect_reason_name(Event.event.disconnect_reason)), Reason, *Message);
-		// The router is inside pump(), which polls this client once more: release it after.
+		// The router is inside pump(), which polls this client once more: Tick releases it
+		// after the pump and then broadcasts OnDisconnected.
 		State->bReleasePending = true;
+		State->PendingReason = Reason;
+		State->PendingMessage = Message;
 		DespawnAll();
 		State->bWelcomed = false;
 		LocalEntityId = 0;
-		OnDisconnected.Broadcast(Reason, Message);
 	}));
 	State->OwnSubscriptions.push_back(State->Router.subscribe(EventChannel::Entity, [this](const mmo::ClientEvent& Event) {
 		const int32 EntityId = static_cast<int32>(Event.event.entity_id);
@@ -271,15 +279,23 @@ void UMMONetSubsystem::SubscribeOwnHandlers()
 
 void UMMONetSubsystem::SpawnRemote(int32 EntityId, int32 Archetype, const FVector& BaseLocation)
 {
-	if (State->Entities.contains(static_cast<uint32_t>(EntityId)))
+	if (const auto* Known = State->Entities.find(static_cast<uint32_t>(EntityId)))
 	{
-		UE_LOG(LogMMO, Warning, TEXT("MMO entity %d spawned twice; keeping the first actor"), EntityId);
-		return;
+		if (Known->handle.IsValid())
+		{
+			UE_LOG(LogMMO, Warning, TEXT("MMO entity %d spawned twice; keeping the first actor"), EntityId);
+			return;
+		}
+		// Its actor is gone (a level change destroyed it): spawn a new one.
+		State->Entities.remove(static_cast<uint32_t>(EntityId));
 	}
 	UWorld* World = GetGameInstance() ? GetGameInstance()->GetWorld() : nullptr;
 	if (World == nullptr)
 	{
+		// Known without an actor; a later spawn for it (or a level's) finds an empty handle.
 		UE_LOG(LogMMO, Warning, TEXT("MMO entity %d: no world to spawn it in"), EntityId);
+		State->Entities.add(static_cast<uint32_t>(EntityId), static_cast<uint16_t>(Archetype), TWeakObjectPtr<AMMORemoteCharacter>());
+		RemoteEntityCount = static_cast<int32>(State->Entities.size());
 		return;
 	}
 	const UMMODeveloperSettings* Settings = GetDefault<UMMODeveloperSettings>();
@@ -304,6 +320,35 @@ void UMMONetSubsystem::SpawnRemote(int32 EntityId, int32 Archetype, const FVecto
 	State->Entities.add(static_cast<uint32_t>(EntityId), static_cast<uint16_t>(Archetype), TWeakObjectPtr<AMMORemoteCharacter>(Actor));
 	RemoteEntityCount = static_cast<int32>(State->Entities.size());
 	OnRemoteEntitySpawned.Broadcast(EntityId, Actor);
+}
+
+void UMMONetSubsystem::RespawnOrphans()
+{
+	// Entities in view whose actor is gone (a level change destroyed it, or no world existed
+	// when they entered): spawn them again where they are drawn now. The library reports an
+	// entity's spawn only once per entering the view, so nobody else would.
+	std::vector<std::pair<int32, int32>> Orphans;
+	State->Entities.for_each([&Orphans](uint32_t Id, const auto& Entry) {
+		if (!Entry.handle.IsValid())
+		{
+			Orphans.emplace_back(static_cast<int32>(Id), static_cast<int32>(Entry.archetype));
+		}
+	});
+	if (Orphans.empty() || GetGameInstance() == nullptr || GetGameInstance()->GetWorld() == nullptr)
+	{
+		return;
+	}
+	for (const auto& [EntityId, Archetype] : Orphans)
+	{
+		FVector Location;
+		FRotator Rotation;
+		bool bExtrapolating = false;
+		int32 HealthPercent = 0;
+		if (SampleRemoteEntity(EntityId, Location, Rotation, bExtrapolating, HealthPercent))
+		{
+			SpawnRemote(EntityId, Archetype, Location);
+		}
+	}
 }
 
 void UMMONetSubsystem::DespawnRemote(int32 EntityId)

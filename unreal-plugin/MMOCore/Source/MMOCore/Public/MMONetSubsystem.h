@@ -28,6 +28,9 @@ class MMOCORE_API UMMONetSubsystem : public UGameInstanceSubsystem, public FTick
 
 public:
 	UMMONetSubsystem();
+	// Declared so UHT does not generate it inline in the .gen.cpp, where FMMONetState is
+	// incomplete and the unique_ptr member could not be destroyed.
+	UMMONetSubsystem(FVTableHelper& Helper);
 	virtual ~UMMONetSubsystem();
 
 	// USubsystem
@@ -102,6 +105,7 @@ private:
 	void SubscribeOwnHandlers();
 	void SpawnRemote(int32 EntityId, int32 Archetype, const FVector& BaseLocation);
 	void DespawnRemote(int32 EntityId);
+	void RespawnOrphans();
 	void DespawnAll();
 	void EndSession();
 

@@ -40,7 +40,8 @@ public class MMOCoreRust : ModuleRules
 			string Library = Path.Combine(LibDir, "Linux", "libmmo.a");
 			RequireFile(Library);
 			PublicAdditionalLibraries.Add(Library);
-			PublicSystemLibraries.AddRange(new string[] { "pthread", "dl", "m", "rt", "util" });
+			// `--print native-static-libs` on x86_64-unknown-linux-gnu; gcc_s carries the unwinder.
+			PublicSystemLibraries.AddRange(new string[] { "gcc_s", "pthread", "dl", "m", "rt", "util" });
 		}
 		else if (Target.Platform == UnrealTargetPlatform.Mac)
 		{

@@ -3,14 +3,17 @@
 // They need the engine and are NOT run by this repository's test suite (no engine there);
 // the shim build compiles this file with WITH_DEV_AUTOMATION_TESTS=0, where it is empty.
 // The same helpers are run without the engine by tests/c/unreal_logic_client.cpp.
+// WITH_DEV_AUTOMATION_TESTS comes from Misc/Build.h: include before testing it, or a
+// non-unity, non-PCH build would see it undefined and compile the specs away.
+#include "CoreMinimal.h"
+#include "Misc/AutomationTest.h"
+
 #if WITH_DEV_AUTOMATION_TESTS
 
-#include "CoreMinimal.h"
 #include "Logic/Diagnostics.h"
 #include "Logic/EventRouter.h"
 #include "Logic/Units.h"
 #include "MMODeveloperSettings.h"
-#include "Misc/AutomationTest.h"
 
 BEGIN_DEFINE_SPEC(FMMOCoreSpec, "MMOCore", EAutomationTestFlags::ApplicationContextMask | EAutomationTestFlags::ProductFilter)
 END_DEFINE_SPEC(FMMOCoreSpec)
