@@ -45,9 +45,21 @@ pub(crate) fn static_library() -> PathBuf {
     lib
 }
 
+/// Warnings every C and C++ program of the tests is built with (all are errors).
+pub(crate) const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+/// Debug info, light optimisation, and ASan + UBSan stopping at the first error.
+pub(crate) const SANITIZE: &[&str] = &[
+    "-g",
+    "-O1",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+];
+
 /// Native libraries a Rust static library needs on Linux (`cargo rustc -- --print
 /// native-static-libs`).
-const NATIVE_LIBS: &[&str] = &[
+pub(crate) const NATIVE_LIBS: &[&str] = &[
     "-lgcc_s",
     "-lutil",
     "-lrt",
@@ -111,20 +123,9 @@ pub(crate) fn compile(compiler: &str, program: &Program, lib: &Path, out_dir: &P
     };
     let mut cmd = Command::new(driver);
     cmd.current_dir(&root)
-        .args([
-            program.std,
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-g",
-            "-O1",
-        ])
-        .args([
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
-            "-fno-omit-frame-pointer",
-        ])
+        .arg(program.std)
+        .args(WARNINGS)
+        .args(SANITIZE)
         .arg("-Iinclude")
         .arg(program.source)
         .arg(lib)

@@ -21,7 +21,7 @@ use std::process::Command;
 
 use mmo_net::auth::StaticTokens;
 
-use super::c_programs::{self, Program};
+use super::c_programs::{self, NATIVE_LIBS, Program, SANITIZE, WARNINGS};
 use super::live_server::{assert_players_leave, describe, run_watched, runtime, start_server};
 
 /// The plugin's runtime module sources.
@@ -30,15 +30,6 @@ const MODULE_DIR: &str = "unreal-plugin/MMOCore/Source/MMOCore";
 const SHIM_DIR: &str = "tests/unreal-shim";
 /// The driver that exercises the plugin's classes.
 const DRIVER: &str = "tests/unreal-shim/driver/plugin_driver.cpp";
-
-/// Native libraries a Rust static library needs on Linux.
-const NATIVE_LIBS: &[&str] = &["-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
-/// Sanitizer flags of every compile and link.
-const SANITIZE: &[&str] = &[
-    "-fsanitize=address,undefined",
-    "-fno-sanitize-recover=all",
-    "-fno-omit-frame-pointer",
-];
 
 /// Every `.cpp` under `dir`, sorted.
 fn cpp_files(dir: &Path) -> Vec<PathBuf> {
@@ -200,15 +191,8 @@ fn build_plugin(compiler: &str, lib: &Path, out_dir: &Path) -> PathBuf {
         let object = obj_dir.join(format!("{stem}.o"));
         let out = Command::new(compiler)
             .current_dir(&root)
-            .args([
-                "-std=c++20",
-                "-Wall",
-                "-Wextra",
-                "-Wpedantic",
-                "-Werror",
-                "-g",
-                "-O1",
-            ])
+            .arg("-std=c++20")
+            .args(WARNINGS)
             .args(SANITIZE)
             .args(["-DMMOCORE_API=", "-DWITH_DEV_AUTOMATION_TESTS=0"])
             .arg(format!("-I{SHIM_DIR}"))
@@ -360,15 +344,8 @@ fn compile_logic_client(compiler: &str, root: &Path, lib: &Path, out_dir: &Path)
     let exe = out_dir.join(format!("unreal_logic_client-{compiler}"));
     let out = Command::new(driver)
         .current_dir(root)
-        .args([
-            program.std,
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-g",
-            "-O1",
-        ])
+        .arg(program.std)
+        .args(WARNINGS)
         .args(SANITIZE)
         .args(["-fno-exceptions", "-fno-rtti"])
         .args(["-Iinclude", "-Itests/c"])
