@@ -562,14 +562,8 @@ impl ZoneLoop {
                 ServerEvent::InputRejected(rejection) => {
                     metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => rejection.kind.as_str())
                         .increment(1);
-                    tracing::info!(
-                        account = self.accounts.get(&id).map_or("-", String::as_str),
-                        connection = id.0,
-                        entity = self.zone.connection(id).and_then(|c| c.entity()).map_or(0, |e| e.0),
-                        kind = rejection.kind.as_str(),
-                        detail = %rejection.detail,
-                        "input rejected"
-                    );
+                    let (account, entity) = self.identity(id);
+                    tracing::info!(account, connection = id.0, entity, kind = rejection.kind.as_str(), detail = %rejection.detail, "input rejected");
                 }
                 ServerEvent::Refused {
                     kind,
@@ -579,12 +573,7 @@ impl ZoneLoop {
                 } => {
                     metrics::counter!(names::VALIDATION_REJECTIONS_TOTAL, "kind" => kind)
                         .increment(1);
-                    let account = self.accounts.get(&id).map_or("-", String::as_str);
-                    let entity = self
-                        .zone
-                        .connection(id)
-                        .and_then(|c| c.entity())
-                        .map_or(0, |e| e.0);
+                    let (account, entity) = self.identity(id);
                     if struck {
                         tracing::info!(account, connection = id.0, entity, kind, strikes, detail = %detail, "request refused: strike");
                     } else {
@@ -598,6 +587,18 @@ impl ZoneLoop {
                 | ServerEvent::InventoryRequested(_) => {}
             }
         }
+    }
+
+    /// The account (`-` before login) and entity id (0 before login) of a connection, for
+    /// log lines.
+    fn identity(&self, id: ConnectionId) -> (&str, u32) {
+        let account = self.accounts.get(&id).map_or("-", String::as_str);
+        let entity = self
+            .zone
+            .connection(id)
+            .and_then(|c| c.entity())
+            .map_or(0, |e| e.0);
+        (account, entity)
     }
 
     /// Asks the authority about `token`; accepts the login, or closes the connection with

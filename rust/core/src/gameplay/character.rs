@@ -89,19 +89,23 @@ impl CharacterGameplay {
     }
 
     /// The pools' view if whole points or death changed since the last one taken; records
-    /// it as sent. `respawn_in_ms` alone changing does not count.
+    /// it as sent. `respawn_in_ms` alone changing does not count. Called every tick for
+    /// every player, so the comparison reads the pools in place and a view is built only
+    /// when something changed.
     pub fn take_resource_change(&mut self, content: &Content, now_ms: u64) -> Option<ResourceView> {
-        let view = self.resource_view(content, now_ms);
-        let changed = match &self.last_sent {
-            Some(last) => last.pools != view.pools || last.dead != view.dead,
-            None => true,
-        };
-        if changed {
-            self.last_sent = Some(view.clone());
-            Some(view)
-        } else {
-            None
+        let unchanged = self.last_sent.as_ref().is_some_and(|last| {
+            last.dead == self.pools.is_dead()
+                && last.pools.len() == content.pools().len()
+                && last.pools.iter().all(|p| {
+                    p.current == self.pools.current(p.pool) && p.max == self.pools.max(p.pool)
+                })
+        });
+        if unchanged {
+            return None;
         }
+        let view = self.resource_view(content, now_ms);
+        self.last_sent = Some(view.clone());
+        Some(view)
     }
 }
 

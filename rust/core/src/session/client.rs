@@ -387,9 +387,7 @@ impl ClientSession {
 
     /// Sends a chat line (at most [`control::MAX_CHAT_LEN_BYTES`]; longer is refused).
     pub fn send_chat(&mut self, channel: ChatChannel, text: &str) -> Result<(), String> {
-        if self.state != ClientState::Active {
-            return Err("not logged in".to_owned());
-        }
+        self.require_active()?;
         let message = ClientControl::Chat {
             channel,
             text: text.to_owned(),
@@ -409,9 +407,7 @@ impl ClientSession {
     /// refused here (the server would judge a second press from before the answer against a
     /// cooldown the player cannot see yet, and count it as cooldown abuse).
     pub fn use_ability(&mut self, ability: AbilityId, target: WireTarget) -> Result<u32, String> {
-        if self.state != ClientState::Active {
-            return Err("not logged in".to_owned());
-        }
+        self.require_active()?;
         if let Some(pending) = self.gameplay.pending_ability() {
             return Err(format!(
                 "ability request {pending} is awaiting the server's answer"
@@ -435,9 +431,7 @@ impl ClientSession {
 
     /// Asks the server to stop the cast in progress.
     pub fn cancel_cast(&mut self) -> Result<(), String> {
-        if self.state != ClientState::Active {
-            return Err("not logged in".to_owned());
-        }
+        self.require_active()?;
         self.send_control(&ClientControl::CancelCast);
         Ok(())
     }
@@ -446,9 +440,7 @@ impl ClientSession {
     /// [`ClientEvent::InventoryResult`] will carry. Nothing changes locally until the server
     /// answers.
     pub fn inventory_op(&mut self, op: InventoryOp) -> Result<u32, String> {
-        if self.state != ClientState::Active {
-            return Err("not logged in".to_owned());
-        }
+        self.require_active()?;
         let request = self.gameplay.next_request();
         self.send_control(&ClientControl::Inventory(InventoryRequest { request, op }));
         Ok(request)
@@ -507,6 +499,15 @@ impl ClientSession {
                 (Tick(whole as u32), fraction)
             }
             _ => (self.last_server_tick.unwrap_or_default(), 0.0),
+        }
+    }
+
+    /// `Err("not logged in")` unless the session is active (requests need a welcome).
+    fn require_active(&self) -> Result<(), String> {
+        if self.state == ClientState::Active {
+            Ok(())
+        } else {
+            Err("not logged in".to_owned())
         }
     }
 

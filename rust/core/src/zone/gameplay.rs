@@ -197,6 +197,16 @@ struct Refused {
     strike: bool,
 }
 
+impl Refused {
+    /// The refusal as the client is told it.
+    fn to_wire(&self) -> Refusal {
+        Refusal {
+            kind: self.kind.to_owned(),
+            message: self.detail.clone(),
+        }
+    }
+}
+
 fn ability_refusal(r: &AbilityRejection, now_ms: u64, grace_ms: u32) -> Refused {
     let strike = match r {
         AbilityRejection::CasterDead | AbilityRejection::AlreadyCasting(_) => false,
@@ -329,12 +339,14 @@ impl Zone {
             },
         ));
         if outcome.is_some_and(|o| o.kick) {
-            let message = format!(
-                "kicked by anti-cheat: {strikes} strikes (last: {})",
-                refused.kind
-            );
-            self.close(id, DisconnectReason::Kicked, &message);
+            self.kick_for_strikes(id, strikes, refused.kind);
         }
+    }
+
+    /// Closes `id` for having too many strikes; `last` names the last one.
+    fn kick_for_strikes(&mut self, id: ConnectionId, strikes: u32, last: &str) {
+        let message = format!("kicked by anti-cheat: {strikes} strikes (last: {last})");
+        self.close(id, DisconnectReason::Kicked, &message);
     }
 
     /// Strikes an input the connection rejected (called from event collection).
@@ -358,11 +370,7 @@ impl Zone {
             g.strikes.strike(&config, now_ms)
         };
         if outcome.kick {
-            let message = format!(
-                "kicked by anti-cheat: {} strikes (last: {kind}: {detail})",
-                outcome.strikes
-            );
-            self.close(id, DisconnectReason::Kicked, &message);
+            self.kick_for_strikes(id, outcome.strikes, &format!("{kind}: {detail}"));
         }
     }
 
@@ -431,10 +439,7 @@ impl Zone {
         let Some(player) = self.players.get_mut(&id) else {
             return;
         };
-        let refusal = Some(Refusal {
-            kind: refused.kind.to_owned(),
-            message: refused.detail.clone(),
-        });
+        let refusal = Some(refused.to_wire());
         let answer = match *request {
             Request::Ability(r) => ServerControl::AbilityResult(AbilityResult {
                 request: r.request,
@@ -589,10 +594,7 @@ impl Zone {
         let answer = AbilityResult {
             request: r.request,
             ability: r.ability,
-            refusal: result.as_ref().err().map(|f| Refusal {
-                kind: f.kind.to_owned(),
-                message: f.detail.clone(),
-            }),
+            refusal: result.as_ref().err().map(Refused::to_wire),
             cast_ms,
             global_cooldown_ms: left(g.abilities.global_ready_at_ms()),
             cooldown_ms: left(g.abilities.ready_at_ms(r.ability)),
@@ -615,45 +617,37 @@ impl Zone {
         let Some(g) = player.gameplay.as_mut() else {
             return;
         };
-        if g.pools.is_dead() && matches!(r.op, InventoryOp::Use { .. }) {
-            let refused = Refused {
+        let inv = &mut g.inventory;
+        let outcome = if g.pools.is_dead() && matches!(r.op, InventoryOp::Use { .. }) {
+            // Would consume the item for nothing (a dead character is not healed).
+            Err(Refused {
                 kind: "inventory_caster_dead",
                 detail: "the dead cannot use items".to_owned(),
                 strike: false,
-            };
-            player
-                .connection
-                .send_gameplay(&ServerControl::InventoryResult(InventoryResult {
-                    request: r.request,
-                    refusal: Some(Refusal {
-                        kind: refused.kind.to_owned(),
-                        message: refused.detail.clone(),
-                    }),
-                }));
-            self.refuse(id, &refused);
-            return;
-        }
-        let inv = &mut g.inventory;
-        let outcome = match r.op {
-            InventoryOp::Move { from, to } => inv.move_item(from, to),
-            InventoryOp::Split { from, to, quantity } => inv.split(from, to, quantity),
-            InventoryOp::Merge { from, to } => inv.merge(&*content, from, to).map(|_| ()),
-            InventoryOp::Swap { a, b } => inv.swap(a, b),
-            InventoryOp::Drop { slot, quantity } => inv.drop_item(slot, quantity).map(|_| ()),
-            InventoryOp::Use { slot } => inv.use_item(&*content, slot).map(|item| {
-                let heal = content
-                    .item(item)
-                    .and_then(|d| d.properties.get("heal"))
-                    .and_then(|h| h.parse::<u32>().ok())
-                    .unwrap_or(0);
-                if heal > 0 {
-                    g.pools.heal(heal);
-                }
-            }),
-            InventoryOp::Equip { slot } => inv.equip(&*content, slot).map(|_| ()),
-            InventoryOp::Unequip { slot, to } => inv.unequip(&*content, slot, to),
+            })
+        } else {
+            match r.op {
+                InventoryOp::Move { from, to } => inv.move_item(from, to),
+                InventoryOp::Split { from, to, quantity } => inv.split(from, to, quantity),
+                InventoryOp::Merge { from, to } => inv.merge(&*content, from, to).map(|_| ()),
+                InventoryOp::Swap { a, b } => inv.swap(a, b),
+                InventoryOp::Drop { slot, quantity } => inv.drop_item(slot, quantity).map(|_| ()),
+                InventoryOp::Use { slot } => inv.use_item(&*content, slot).map(|item| {
+                    let heal = content
+                        .item(item)
+                        .and_then(|d| d.properties.get("heal"))
+                        .and_then(|h| h.parse::<u32>().ok())
+                        .unwrap_or(0);
+                    if heal > 0 {
+                        g.pools.heal(heal);
+                    }
+                }),
+                InventoryOp::Equip { slot } => inv.equip(&*content, slot).map(|_| ()),
+                InventoryOp::Unequip { slot, to } => inv.unequip(&*content, slot, to),
+            }
+            .map_err(|e| inventory_refusal(&e))
         };
-        let refused = outcome.as_ref().err().map(inventory_refusal);
+        let refused = outcome.err();
         if refused.is_none() {
             let view = InventoryView::of(&g.inventory);
             player
@@ -664,10 +658,7 @@ impl Zone {
             .connection
             .send_gameplay(&ServerControl::InventoryResult(InventoryResult {
                 request: r.request,
-                refusal: refused.as_ref().map(|f| Refusal {
-                    kind: f.kind.to_owned(),
-                    message: f.detail.clone(),
-                }),
+                refusal: refused.as_ref().map(Refused::to_wire),
             }));
         if let Some(refused) = refused {
             self.refuse(id, &refused);
