@@ -3,7 +3,8 @@
 #
 # Works on a fresh Debian machine with the Rust toolchain: it installs what is missing
 # (apt packages, rustup components), then runs formatting, lints and the whole test suite.
-# Later issues add jobs here (C/C++ programs under sanitizers, PostgreSQL and Redis).
+# The storage, outage and chat tests run against a real PostgreSQL and Redis that
+# ci/services.sh installs (if missing) and starts on loopback for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,15 @@ cargo fmt --all --check
 
 log "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "PostgreSQL and Redis for the storage, outage and chat tests (ci/services.sh)"
+services_dir=$(mktemp -d /tmp/mmo-services.XXXXXX)
+trap 'bash ci/services.sh stop "$services_dir"' EXIT
+bash ci/services.sh start "$services_dir" >/dev/null
+# shellcheck disable=SC1091
+. "$services_dir/env"
+# Tests that need PostgreSQL or Redis fail (instead of skipping) when they are missing here.
+export MMO_REQUIRE_SERVICES=1
 
 log "cargo test (workspace)"
 cargo test --workspace --locked

@@ -203,6 +203,9 @@ enum mmo_disconnect_reason
   MMO_DISCONNECT_REASON_KICKED = 8,
   // The account logged in again from elsewhere.
   MMO_DISCONNECT_REASON_DUPLICATE_LOGIN = 9,
+  // A service the login needs (the character database) is unreachable; try again
+  // later.
+  MMO_DISCONNECT_REASON_SERVICE_UNAVAILABLE = 10,
   // The connection could not be made: the host did not resolve, the QUIC handshake
   // failed or timed out, or the server's certificate does not match the pinned
   // fingerprint. The message says which.

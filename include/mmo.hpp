@@ -758,6 +758,7 @@ inline const char *disconnect_reason_name(mmo_disconnect_reason reason) noexcept
     case MMO_DISCONNECT_REASON_TIMEOUT: return "timeout";
     case MMO_DISCONNECT_REASON_KICKED: return "kicked";
     case MMO_DISCONNECT_REASON_DUPLICATE_LOGIN: return "duplicate_login";
+    case MMO_DISCONNECT_REASON_SERVICE_UNAVAILABLE: return "service_unavailable";
     case MMO_DISCONNECT_REASON_CONNECT_FAILED: return "connect_failed";
     }
     return "unknown";

@@ -50,6 +50,8 @@ pub enum DisconnectReason {
     Kicked = 8,
     /// Logged in again from elsewhere.
     DuplicateLogin = 9,
+    /// A service the login needs (the character database) is unreachable; try again later.
+    ServiceUnavailable = 10,
 }
 
 impl DisconnectReason {
@@ -72,13 +74,14 @@ impl DisconnectReason {
             DisconnectReason::Timeout => "timeout",
             DisconnectReason::Kicked => "kicked",
             DisconnectReason::DuplicateLogin => "duplicate_login",
+            DisconnectReason::ServiceUnavailable => "service_unavailable",
         }
     }
 }
 
 impl DisconnectReason {
     /// Every reason, in code order.
-    pub const ALL: [DisconnectReason; 9] = [
+    pub const ALL: [DisconnectReason; 10] = [
         DisconnectReason::ClientQuit,
         DisconnectReason::ServerShutdown,
         DisconnectReason::ProtocolMismatch,
@@ -88,6 +91,7 @@ impl DisconnectReason {
         DisconnectReason::Timeout,
         DisconnectReason::Kicked,
         DisconnectReason::DuplicateLogin,
+        DisconnectReason::ServiceUnavailable,
     ];
 }
 

@@ -20,6 +20,7 @@ pub mod input;
 pub mod interpolation;
 pub mod lag_compensation;
 pub mod movement;
+pub mod persist;
 pub mod prediction;
 pub mod replication;
 pub mod session;

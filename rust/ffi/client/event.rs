@@ -110,6 +110,9 @@ pub enum mmo_disconnect_reason {
     Kicked = 8,
     /// The account logged in again from elsewhere.
     DuplicateLogin = 9,
+    /// A service the login needs (the character database) is unreachable; try again
+    /// later.
+    ServiceUnavailable = 10,
     /// The connection could not be made: the host did not resolve, the QUIC handshake
     /// failed or timed out, or the server's certificate does not match the pinned
     /// fingerprint. The message says which.
@@ -128,6 +131,7 @@ impl From<DisconnectReason> for mmo_disconnect_reason {
             DisconnectReason::Timeout => mmo_disconnect_reason::Timeout,
             DisconnectReason::Kicked => mmo_disconnect_reason::Kicked,
             DisconnectReason::DuplicateLogin => mmo_disconnect_reason::DuplicateLogin,
+            DisconnectReason::ServiceUnavailable => mmo_disconnect_reason::ServiceUnavailable,
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct LoginGrant {
     /// a second login with the same account closes the first with
     /// [`DisconnectReason::DuplicateLogin`].
     pub account: String,
+    /// The character the token binds the connection to (a database id of one of the
+    /// account's characters); `None`: the account's default character (see
+    /// [`crate::persist::CharacterStore::load`]).
+    pub character_id: Option<u64>,
 }
 
 /// Why a token was refused; sent to the client as its disconnect reason and message.
@@ -77,6 +81,7 @@ impl LoginAuthority for StaticTokens {
             .get(token)
             .map(|account| LoginGrant {
                 account: account.clone(),
+                character_id: None,
             })
             .ok_or_else(|| LoginRefusal::bad_token("unknown token"))
     }

@@ -45,6 +45,7 @@ mod bridge;
 pub mod client;
 pub mod gateway;
 pub mod metrics;
+pub mod persist;
 pub mod server;
 pub mod tls;
 mod token_bucket;

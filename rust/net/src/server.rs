@@ -50,6 +50,7 @@ use crate::auth::LoginAuthority;
 use crate::bridge::Link;
 use crate::gateway::{Admission, CountGuard, Gateway, GatewayConfig, GatewayCounts};
 use crate::metrics as names;
+use crate::persist::CharacterStore;
 use crate::tls::{Fingerprint, ServerCert};
 use crate::token_bucket::TokenBucket;
 use crate::zone_thread::{Inspect, Shared, ZoneMsg, count_disconnect};
@@ -80,6 +81,11 @@ pub struct ServerConfig {
     pub authority: Arc<dyn LoginAuthority>,
     /// Connection cap, handshake rate, address validation, socket buffers.
     pub gateway: GatewayConfig,
+    /// Loads and saves characters; `None`: new characters from the zone defaults, never
+    /// saved ([`crate::persist`]).
+    pub store: Option<Arc<dyn CharacterStore>>,
+    /// How often each zone offers its changed characters to the store.
+    pub save_interval: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -100,6 +106,8 @@ impl ServerConfig {
             outbox_capacity: 256,
             authority,
             gateway: GatewayConfig::default(),
+            store: None,
+            save_interval: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -184,6 +184,7 @@ impl LoginAuthority for JwtAuthority {
         }
         Ok(LoginGrant {
             account: claims.sub,
+            character_id: None,
         })
     }
 }

@@ -32,6 +32,12 @@
 //! | - | - | `[world]` | 4000 x 4000 m, 1 x 1 zones, 30 m border |
 //! | `--content-file` | `MMO_CONTENT_FILE` | `[gameplay] content_file` | the built-in content |
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
+//! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
+//! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
+//! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
+//!
+//! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
+//! [`crate::service_settings`].
 //! | - | - | `[gameplay]` | class and race of new characters: the content's first; strikes forgiven one per 5000 ms; rewind clamp 400 ms |
 //!
 //! The gateway settings (`max_connections`, `handshake_burst`, `handshake_refill_per_s`,
@@ -57,6 +63,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use mmo_core::time::TickRate;
+
+pub use crate::service_settings::{AccountSettings, ChatSettings, StorageSettings};
 use serde::{Deserialize, Serialize};
 
 /// Longest account name accepted anywhere (dev accounts, login requests), bytes.
@@ -301,6 +309,12 @@ pub struct ServerSettings {
     pub world: WorldSettings,
     /// Content, new characters, anti-cheat.
     pub gameplay: GameplaySettings,
+    /// Database and saving.
+    pub storage: StorageSettings,
+    /// Accounts, passwords, tokens, login limits.
+    pub accounts: AccountSettings,
+    /// Chat channels, limits, Redis.
+    pub chat: ChatSettings,
 }
 
 impl Default for ServerSettings {
@@ -325,6 +339,9 @@ impl Default for ServerSettings {
             log_format: LogFormat::Text,
             world: WorldSettings::default(),
             gameplay: GameplaySettings::default(),
+            storage: StorageSettings::default(),
+            accounts: AccountSettings::default(),
+            chat: ChatSettings::default(),
         }
     }
 }
@@ -370,11 +387,28 @@ fn option_name(key: &str) -> String {
         k if k.starts_with("gameplay") => {
             format!("[gameplay] {}", k.trim_start_matches("gameplay."))
         }
+        "storage.database_url" | "database_url" => {
+            "--database-url / MMO_DATABASE_URL / [storage] database_url".to_owned()
+        }
+        "storage.save_interval_s" | "save_interval_s" => {
+            "--save-interval-s / MMO_SAVE_INTERVAL_S / [storage] save_interval_s".to_owned()
+        }
+        "chat.redis_url" | "redis_url" => {
+            "--redis-url / MMO_REDIS_URL / [chat] redis_url".to_owned()
+        }
+        k if k.contains('.') => {
+            let (section, key) = k.split_once('.').unwrap_or(("", k));
+            format!("[{section}] {key}")
+        }
         k => format!("--{} / {env} / {k}", k.replace('_', "-")),
     }
 }
 
-fn error(key: &str, value: impl std::fmt::Display, message: impl Into<String>) -> ConfigError {
+pub(crate) fn error(
+    key: &str,
+    value: impl std::fmt::Display,
+    message: impl Into<String>,
+) -> ConfigError {
     ConfigError {
         option: option_name(key),
         value: value.to_string(),
@@ -518,6 +552,9 @@ impl ServerSettings {
             }
         }
         self.world.validate()?;
+        self.storage.validate()?;
+        self.accounts.validate()?;
+        self.chat.validate()?;
         self.gameplay.load().map(|_| ())
     }
 
@@ -663,6 +700,18 @@ pub struct Cli {
     /// [env: MMO_KICK_ABOVE_STRIKES] [default: 20]
     #[arg(long, value_name = "N")]
     pub kick_above_strikes: Option<u32>,
+    /// Database: sqlite://<path> or postgres://user:pass@host:port/db
+    /// [env: MMO_DATABASE_URL] [default: SQLite in <data_dir>/mmo.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Dirty characters are saved this often, 1..=3600 s [env: MMO_SAVE_INTERVAL_S]
+    /// [default: 30]
+    #[arg(long = "save-interval-s", value_name = "SECONDS")]
+    pub save_interval_s: Option<u64>,
+    /// Redis for cross-process chat and presence, redis://host:port/ [env: MMO_REDIS_URL]
+    /// [default: none, in-process chat]
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -796,6 +845,15 @@ pub fn apply_env(
     if let Some(v) = get("kick_above_strikes") {
         settings.gameplay.kick_above_strikes = parse_env("kick_above_strikes", &v, from_str)?;
     }
+    if let Some(v) = get("database_url") {
+        settings.storage.database_url = Some(v);
+    }
+    if let Some(v) = get("save_interval_s") {
+        settings.storage.save_interval_s = parse_env("save_interval_s", &v, from_str)?;
+    }
+    if let Some(v) = get("redis_url") {
+        settings.chat.redis_url = Some(v);
+    }
     Ok(())
 }
 
@@ -854,6 +912,15 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = cli.kick_above_strikes {
         settings.gameplay.kick_above_strikes = v;
+    }
+    if let Some(v) = &cli.database_url {
+        settings.storage.database_url = Some(v.clone());
+    }
+    if let Some(v) = cli.save_interval_s {
+        settings.storage.save_interval_s = v;
+    }
+    if let Some(v) = &cli.redis_url {
+        settings.chat.redis_url = Some(v.clone());
     }
 }
 

@@ -18,4 +18,6 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod service_settings;
+pub mod storage;
 pub mod zones;
