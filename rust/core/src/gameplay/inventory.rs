@@ -21,9 +21,10 @@
 //! reached only through [`Inventory::equip`] / [`Inventory::unequip`] (a worn item must be
 //! unequipped before it is dropped, used or given). Equipping moves the whole stack.
 //!
-//! Not done yet: wire messages for these operations, the zone calling them, persistence
-//! (serde for [`Inventory`]), weight / currency limits, and the content module's
-//! [`ItemCatalog`] implementation.
+//! Persistence lists stacks with [`Inventory::occupied_slots`] and restores them with
+//! [`Inventory::place`] (the zone's `persistence` module converts to and from records).
+//!
+//! Not done yet: weight / currency limits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -549,6 +550,71 @@ impl Inventory {
     /// Every stack, bag first then equipment.
     fn stacks(&self) -> impl Iterator<Item = &ItemStack> + '_ {
         self.bag.iter().chain(self.equipment.iter()).flatten()
+    }
+
+    /// Every occupied slot with its stack: bag slots ascending, then equipment in
+    /// [`EquipSlot::ALL`] order (persistence lists stacks by slot with it).
+    pub fn occupied_slots(&self) -> impl Iterator<Item = (SlotRef, &ItemStack)> + '_ {
+        let bag = self
+            .bag
+            .iter()
+            .enumerate()
+            // Bag indices fit u32 (at most MAX_BAG_SLOTS).
+            .filter_map(|(i, s)| s.as_ref().map(|s| (SlotRef::Bag(i as u32), s)));
+        let worn = EquipSlot::ALL.iter().filter_map(|&e| {
+            self.equipment[e.index()]
+                .as_ref()
+                .map(|s| (SlotRef::Equip(e), s))
+        });
+        bag.chain(worn)
+    }
+
+    /// Puts `stack` into the empty `slot` exactly as given (persistence restoring a saved
+    /// inventory; not a client operation). Checked like every other operation: the slot must
+    /// exist and be empty, the item be in `catalog`, the quantity be `1..=max_stack`, and an
+    /// equipment slot be the one the item's rules allow. On error nothing changes.
+    pub fn place(
+        &mut self,
+        catalog: &dyn ItemCatalog,
+        slot: SlotRef,
+        stack: ItemStack,
+    ) -> Result<(), InventoryError> {
+        nonzero(stack.quantity)?;
+        let rules = rules_of(catalog, stack.item)?;
+        if stack.quantity > rules.max_stack {
+            return Err(InventoryError::StackOverflow {
+                slot,
+                item: stack.item,
+                quantity: rules.max_stack,
+            });
+        }
+        match slot {
+            SlotRef::Bag(b) => {
+                let i = self.vacant(b)?;
+                self.bag[i] = Some(stack);
+            }
+            SlotRef::Equip(e) => {
+                match rules.equip_slot {
+                    None => return Err(InventoryError::NotEquippable { item: stack.item }),
+                    Some(allowed) if allowed != e => {
+                        return Err(InventoryError::WrongEquipSlot {
+                            item: stack.item,
+                            wanted: e,
+                            allowed,
+                        });
+                    }
+                    Some(_) => {}
+                }
+                if let Some(worn) = &self.equipment[e.index()] {
+                    return Err(InventoryError::SlotOccupied {
+                        slot,
+                        item: worn.item,
+                    });
+                }
+                self.equipment[e.index()] = Some(stack);
+            }
+        }
+        Ok(())
     }
 
     /// Checks the documented invariants against `catalog`; the error names the first

@@ -55,7 +55,7 @@ pub struct AbilityRequest {
 }
 
 /// An inventory operation on the requesting player's own inventory. Slots are bag slot
-/// indices.
+/// indices. [`InventoryOp::Give`] also reaches another player's bag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InventoryOp {
     /// Move a whole stack to an empty slot.
@@ -112,6 +112,17 @@ pub enum InventoryOp {
         /// The bag slot.
         to: u32,
     },
+    /// Give items to another player nearby (the server's limit is 5 m): placed in the
+    /// receiver's bag as loot is. With a character store, the result arrives only once the
+    /// store committed both characters in one transaction.
+    Give {
+        /// The giver's bag slot.
+        slot: u32,
+        /// How many.
+        quantity: u32,
+        /// The receiver's entity (a player character).
+        to: EntityId,
+    },
 }
 
 impl InventoryOp {
@@ -127,6 +138,7 @@ impl InventoryOp {
             InventoryOp::Use { .. } => "use",
             InventoryOp::Equip { .. } => "equip",
             InventoryOp::Unequip { .. } => "unequip",
+            InventoryOp::Give { .. } => "give",
         }
     }
 }

@@ -10,7 +10,8 @@
 //!    (the request's `view_tick + view_fraction`, clamped to `max_rewind_ms` before this tick:
 //!    a view older than the clamp is evaluated at the clamp), answered with an
 //!    `AbilityResult`; inventory requests are applied or refused atomically and answered
-//!    with an `InventoryResult` (preceded by the new `Inventory` on success);
+//!    with an `InventoryResult` (preceded by the new `Inventory` on success; a `Give` to
+//!    another player is answered once the store committed it, see `zone::transfer`);
 //! 3. casts that completed are applied (an instant ability at once, while its request is
 //!    handled, so a second request in the same tick finds the caster free): entity targets get the effects; self targets the
 //!    caster; ground points every character within [`ZoneGameplayConfig::area_radius_m`] of
@@ -191,15 +192,15 @@ pub(super) struct Outgoing {
 }
 
 /// Why a request was refused, and whether it is a strike.
-struct Refused {
-    kind: &'static str,
-    detail: String,
-    strike: bool,
+pub(super) struct Refused {
+    pub(super) kind: &'static str,
+    pub(super) detail: String,
+    pub(super) strike: bool,
 }
 
 impl Refused {
     /// The refusal as the client is told it.
-    fn to_wire(&self) -> Refusal {
+    pub(super) fn to_wire(&self) -> Refusal {
         Refusal {
             kind: self.kind.to_owned(),
             message: self.detail.clone(),
@@ -234,7 +235,7 @@ fn ability_refusal(r: &AbilityRejection, now_ms: u64, grace_ms: u32) -> Refused 
     }
 }
 
-fn inventory_refusal(e: &InventoryError) -> Refused {
+pub(super) fn inventory_refusal(e: &InventoryError) -> Refused {
     use InventoryErrorKind as K;
     let kind = e.kind();
     // Only what no honest client sends: slots that do not exist and degenerate requests. An
@@ -267,7 +268,7 @@ fn inventory_refusal(e: &InventoryError) -> Refused {
 
 impl Zone {
     /// The tick's start time in ms (gameplay's clock; deterministic).
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.config.tick_rate.tick_start_us(self.tick) / 1000
     }
 
@@ -313,7 +314,7 @@ impl Zone {
     }
 
     /// Records a refusal: strike, event for the driver, kick above the threshold.
-    fn refuse(&mut self, id: ConnectionId, refused: &Refused) {
+    pub(super) fn refuse(&mut self, id: ConnectionId, refused: &Refused) {
         let now_ms = self.now_ms();
         let strikes_config = self.config.gameplay.strikes;
         let Some(player) = self.players.get_mut(&id) else {
@@ -375,7 +376,7 @@ impl Zone {
     }
 
     /// The connection controlling `entity`, if it is a character of this zone.
-    fn connection_of(&self, entity: EntityId) -> Option<ConnectionId> {
+    pub(super) fn connection_of(&self, entity: EntityId) -> Option<ConnectionId> {
         self.entity_connections.get(&entity).copied()
     }
 
@@ -610,6 +611,11 @@ impl Zone {
     }
 
     fn handle_inventory(&mut self, id: ConnectionId, r: &InventoryRequest) {
+        if matches!(r.op, InventoryOp::Give { .. }) {
+            // Two players and the store's commit: see `transfer`.
+            self.handle_give(id, r);
+            return;
+        }
         let content = Arc::clone(&self.config.gameplay.content);
         let Some(player) = self.players.get_mut(&id) else {
             return;
@@ -644,6 +650,8 @@ impl Zone {
                 }),
                 InventoryOp::Equip { slot } => inv.equip(&*content, slot).map(|_| ()),
                 InventoryOp::Unequip { slot, to } => inv.unequip(&*content, slot, to),
+                // Handled above.
+                InventoryOp::Give { .. } => Ok(()),
             }
             .map_err(|e| inventory_refusal(&e))
         };

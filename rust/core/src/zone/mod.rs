@@ -68,9 +68,12 @@ use crate::time::{Tick, TickRate};
 use crate::world::{Rect, WorldLayout, ZoneId};
 
 mod gameplay;
+pub mod persistence;
+mod transfer;
 
 pub use gameplay::ZoneGameplayConfig;
 use gameplay::{Outgoing, Request};
+pub use transfer::{GIVE_RANGE_M, PendingTransfer};
 
 /// Identifies a connection (assigned by [`Zone::connect`]). Unique within a zone, and within
 /// a world when zones are placed in one (see [`crate::world`]): a handed-over connection
@@ -377,6 +380,10 @@ pub struct Zone {
     scratch_capsules: Vec<(EntityId, Capsule)>,
     /// The content hash sent in every welcome.
     content_hash: [u8; 32],
+    /// Item transfers applied and waiting for the driver's commit (see `transfer`).
+    transfers: Vec<PendingTransfer>,
+    /// When true, a transfer is answered only by [`Zone::finish_transfer`]; otherwise at once.
+    transfers_await_commit: bool,
 }
 
 impl Zone {
@@ -446,6 +453,8 @@ impl Zone {
             dot_sources: FastMap::default(),
             scratch_capsules: Vec::new(),
             content_hash,
+            transfers: Vec::new(),
+            transfers_await_commit: false,
         })
     }
 
@@ -582,8 +591,19 @@ impl Zone {
     /// Accepts a pending login and spawns the character as `spawn` (a saved position, a
     /// zone-transfer arrival). Returns `None` when no login is pending on `id`.
     pub fn accept_login_at(&mut self, id: ConnectionId, spawn: CharacterState) -> Option<EntityId> {
-        let entity = EntityId(self.allocate_id(self.entities_allocated));
         let gameplay = self.new_character();
+        self.accept_login_with(id, spawn, gameplay)
+    }
+
+    /// Accepts a pending login with the given character (a new one, or one restored from a
+    /// record). `None` when no login is pending on `id`.
+    fn accept_login_with(
+        &mut self,
+        id: ConnectionId,
+        spawn: CharacterState,
+        gameplay: Option<CharacterGameplay>,
+    ) -> Option<EntityId> {
+        let entity = EntityId(self.allocate_id(self.entities_allocated));
         let content_hash = self.content_hash;
         let player = self.players.get_mut(&id)?;
         if !player.connection.accept_login(
