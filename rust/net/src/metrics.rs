@@ -57,6 +57,17 @@ pub const PROTOCOL_VIOLATIONS_TOTAL: &str = "mmo_protocol_violations_total";
 /// Counter: players handed from one zone to a neighbour. Not recorded yet (one zone per
 /// server).
 pub const ZONE_HANDOFFS_TOTAL: &str = "mmo_zone_handoffs_total";
+/// Counter, label `urgency` (`periodic`, `now`): character records offered to the
+/// character store (a record offered again after a refusal counts again).
+pub const CHARACTER_RECORDS_OFFERED_TOTAL: &str = "mmo_character_records_offered_total";
+/// Counter, label `urgency`: save batches the character store refused because its backlog
+/// was full (the zone keeps the characters dirty and offers them again).
+pub const CHARACTER_SAVE_BATCHES_REFUSED_TOTAL: &str = "mmo_character_save_batches_refused_total";
+/// Counter, label `outcome` (`loaded`, `bad_record`, `unavailable`, or a
+/// [`DisconnectReason`] name of the store's refusal): character loads at login.
+///
+/// [`DisconnectReason`]: mmo_core::control::DisconnectReason
+pub const CHARACTER_LOADS_TOTAL: &str = "mmo_character_loads_total";
 
 /// Registers the help text and unit of every metric above with the installed recorder.
 /// Call once after installing it.
@@ -103,4 +114,16 @@ pub fn describe() {
         "Connections closed for protocol violations"
     );
     describe_counter!(ZONE_HANDOFFS_TOTAL, "Players handed to a neighbour zone");
+    describe_counter!(
+        CHARACTER_RECORDS_OFFERED_TOTAL,
+        "Character records offered to the store, by urgency"
+    );
+    describe_counter!(
+        CHARACTER_SAVE_BATCHES_REFUSED_TOTAL,
+        "Save batches the character store refused (backlog full), by urgency"
+    );
+    describe_counter!(
+        CHARACTER_LOADS_TOTAL,
+        "Character loads at login, by outcome"
+    );
 }

@@ -12,6 +12,9 @@
 //!
 //! Without a store ([`crate::server::ServerConfig::store`] `None`) every login gets a new
 //! character from the zone's defaults and nothing is saved (tests, tools).
+//!
+//! [`MemoryStore`] is a real in-memory store (not durable) for tools and tests;
+//! `mmo-server` runs a database-backed store (SQLite or PostgreSQL) behind the same trait.
 
 use mmo_core::persist::CharacterRecord;
 use tokio::sync::oneshot;
@@ -50,4 +53,163 @@ pub trait CharacterStore: Send + Sync + std::fmt::Debug {
     /// Queues `batch`. Returns it when the store's backlog is full: the caller keeps the
     /// characters dirty and offers them again later.
     fn save(&self, batch: SaveBatch) -> Result<(), SaveBatch>;
+}
+
+/// A real, in-memory [`CharacterStore`] for tools and tests: not durable (everything is
+/// lost with the process). `mmo-server` uses its database-backed store instead.
+///
+/// * `load`: the account's first character (by id); on the first load of an account it is
+///   created from the template (a new id, the account name, version 0). With
+///   `grant.character_id` set, that character if it belongs to the account, otherwise a
+///   [`crate::auth::LoginRefusal::bad_token`] refusal naming the problem.
+/// * `save`: each record replaces the stored one only when its version is higher (the
+///   version rule of [`CharacterRecord::version`]); the batch's `committed` channel is
+///   answered `Ok` at once (the whole batch is applied under one lock: a transaction).
+///   [`MemoryStore::set_refuse_saves`] makes it hand batches back as a full store does.
+#[derive(Debug)]
+pub struct MemoryStore {
+    template: CharacterRecord,
+    inner: std::sync::Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    /// Character id -> the last record stored.
+    characters: std::collections::BTreeMap<u64, CharacterRecord>,
+    /// Account name -> account id.
+    accounts: std::collections::BTreeMap<String, u64>,
+    /// Every batch accepted, in order (records only).
+    batches: Vec<(SaveUrgency, Vec<CharacterRecord>)>,
+    refuse_saves: bool,
+    refused: u64,
+}
+
+impl MemoryStore {
+    /// A store whose new characters are copies of `template` (its ids, name and version
+    /// are replaced).
+    #[must_use]
+    pub fn new(template: CharacterRecord) -> Self {
+        MemoryStore {
+            template,
+            inner: std::sync::Mutex::new(MemoryInner::default()),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // Every critical section leaves the maps consistent, so a poisoned lock is usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored record of `character_id`.
+    #[must_use]
+    pub fn character(&self, character_id: u64) -> Option<CharacterRecord> {
+        self.inner().characters.get(&character_id).cloned()
+    }
+
+    /// The stored record of `account`'s first character.
+    #[must_use]
+    pub fn character_of(&self, account: &str) -> Option<CharacterRecord> {
+        let inner = self.inner();
+        let account_id = *inner.accounts.get(account)?;
+        inner
+            .characters
+            .values()
+            .find(|c| c.account_id == account_id)
+            .cloned()
+    }
+
+    /// Puts `record` in the store as it is (a test's setup).
+    pub fn insert(&self, record: CharacterRecord) {
+        self.inner().characters.insert(record.character_id, record);
+    }
+
+    /// Every batch accepted so far, in order.
+    #[must_use]
+    pub fn batches(&self) -> Vec<(SaveUrgency, Vec<CharacterRecord>)> {
+        self.inner().batches.clone()
+    }
+
+    /// While `true`, every `save` hands its batch back (a full backlog).
+    pub fn set_refuse_saves(&self, refuse: bool) {
+        self.inner().refuse_saves = refuse;
+    }
+
+    /// Batches handed back so far.
+    #[must_use]
+    pub fn refused_batches(&self) -> u64 {
+        self.inner().refused
+    }
+
+    fn load_now(&self, grant: &LoginGrant) -> Result<CharacterRecord, LoginRefusal> {
+        let mut inner = self.inner();
+        let next_account = inner.accounts.len() as u64 + 1;
+        let account_id = *inner
+            .accounts
+            .entry(grant.account.clone())
+            .or_insert(next_account);
+        if let Some(id) = grant.character_id {
+            return match inner.characters.get(&id) {
+                Some(c) if c.account_id == account_id => Ok(c.clone()),
+                Some(_) => Err(LoginRefusal::bad_token(format!(
+                    "character {id} does not belong to account {}",
+                    grant.account
+                ))),
+                None => Err(LoginRefusal::bad_token(format!(
+                    "character {id} does not exist"
+                ))),
+            };
+        }
+        if let Some(c) = inner
+            .characters
+            .values()
+            .find(|c| c.account_id == account_id)
+        {
+            return Ok(c.clone());
+        }
+        let character_id = inner.characters.keys().next_back().map_or(1, |k| k + 1);
+        let record = CharacterRecord {
+            character_id,
+            account_id,
+            name: grant.account.clone(),
+            version: 0,
+            ..self.template.clone()
+        };
+        inner.characters.insert(character_id, record.clone());
+        Ok(record)
+    }
+}
+
+impl CharacterStore for MemoryStore {
+    fn load(&self, grant: &LoginGrant) -> oneshot::Receiver<Result<CharacterRecord, LoginRefusal>> {
+        let (tx, rx) = oneshot::channel();
+        // The receiver is alive (returned below).
+        let _ = tx.send(self.load_now(grant));
+        rx
+    }
+
+    fn save(&self, batch: SaveBatch) -> Result<(), SaveBatch> {
+        let mut inner = self.inner();
+        if inner.refuse_saves {
+            inner.refused += 1;
+            return Err(batch);
+        }
+        for record in &batch.records {
+            let newer = inner
+                .characters
+                .get(&record.character_id)
+                .is_none_or(|stored| stored.version < record.version);
+            if newer {
+                inner.characters.insert(record.character_id, record.clone());
+            }
+        }
+        inner.batches.push((batch.urgency, batch.records));
+        drop(inner);
+        if let Some(committed) = batch.committed {
+            // The zone may have stopped waiting; nothing to do then.
+            let _ = committed.send(Ok(()));
+        }
+        Ok(())
+    }
 }

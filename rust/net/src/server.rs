@@ -136,6 +136,11 @@ impl Server {
                 "channel capacities must be positive".into(),
             ));
         }
+        if config.store.is_some() && config.save_interval.is_zero() {
+            return Err(NetError::Config(
+                "save_interval must be positive when a character store is set".into(),
+            ));
+        }
         let gateway = Gateway::new(config.gateway.clone())?;
         let zones = build_zones(&config)?;
         let home = usize::from(match config.layout {
@@ -174,6 +179,9 @@ impl Server {
             start: Instant::now(),
             border_backlog: (0..zones.len()).map(|_| AtomicUsize::new(0)).collect(),
             stop: stop_rx,
+            store: config.store.clone(),
+            save_interval: config.save_interval,
+            save_versions: Arc::new(Mutex::new(Default::default())),
         };
         let mut zone_threads = Vec::with_capacity(zones.len());
         for ((zone, inbox_rx), peer_rx) in zones.into_iter().zip(inbox_rxs).zip(peer_rxs) {

@@ -40,6 +40,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::LoginAuthority;
 use crate::bridge::Link;
 use crate::metrics as names;
+use crate::persist::CharacterStore;
+
+mod saving;
 
 /// At most this many ticks are run back to back to catch up after a stall; the rest are
 /// skipped.
@@ -85,6 +88,8 @@ pub(crate) enum PeerMsg {
         transfer: Box<PlayerTransfer>,
         conn: Conn,
         account: Option<String>,
+        /// Its save state (with a store).
+        save: Option<saving::SaveState>,
     },
     /// The sender's characters near the receiver's border.
     Border(BorderExport),
@@ -119,6 +124,14 @@ pub(crate) struct Shared {
     /// Set to `true` to stop every zone (a [`crate::server::Server`] dropped without
     /// shutdown); works even when an inbox is full.
     pub(crate) stop: tokio::sync::watch::Receiver<bool>,
+    /// Where characters are loaded from and saved to; `None`: new characters, never saved.
+    pub(crate) store: Option<Arc<dyn CharacterStore>>,
+    /// How often each zone offers its changed characters (positive when `store` is set).
+    pub(crate) save_interval: Duration,
+    /// Character id -> highest save version offered by any zone of this server, so a
+    /// session that loaded a record before an older session's last save was written still
+    /// saves with higher versions (see `saving`).
+    pub(crate) save_versions: saving::SaveVersions,
 }
 
 /// The zone thread's metric handles (registered once; recording is a no-op without a
@@ -171,6 +184,8 @@ struct ZoneLoop {
     last_sample: Instant,
     metrics: ZoneMetrics,
     scratch_ids: Vec<ConnectionId>,
+    /// Loads, write-behind saves and transfer commits (see `saving`).
+    saving: saving::Saving,
 }
 
 /// Runs `zone` until [`ZoneMsg::Shutdown`] or until every sender is gone. Blocks the calling
@@ -192,8 +207,12 @@ pub(crate) fn run(
         }
     };
     let zone_label = zone.zone_id().0.to_string();
+    let mut zone = zone;
+    zone.set_transfers_await_commit(shared.store.is_some());
+    let saving = saving::Saving::new(&shared, usize::from(zone.zone_id().0), shared.peers.len());
     let mut zone_loop = ZoneLoop {
         zone,
+        saving,
         shared,
         conns: BTreeMap::new(),
         accounts: BTreeMap::new(),
@@ -259,6 +278,8 @@ impl ZoneLoop {
                 .close(id, DisconnectReason::ServerShutdown, "server shutting down");
         }
         self.handle_events();
+        // Every character was offered as a logout; now what the store refused.
+        self.save_at_shutdown().await;
         // Dropping the outboxes lets each writer finish its stream and close.
         self.conns.clear();
         tracing::debug!(zone = %self.metrics.zone_label, "zone stopped");
@@ -320,9 +341,13 @@ impl ZoneLoop {
                 transfer,
                 conn,
                 account,
+                save,
             } => match self.zone.insert_player(id, *transfer) {
                 Ok(()) => {
                     self.conns.insert(id, conn);
+                    if let Some(save) = save {
+                        self.saving.put(id, save);
+                    }
                     let now_us = self.now_us();
                     self.read_control(id, now_us);
                     let Some(account) = account else {
@@ -393,7 +418,11 @@ impl ZoneLoop {
         }
         self.zone.handle_timeouts(now_us);
         self.handle_events();
+        self.poll_loads();
+        self.poll_commits();
         self.zone.run_tick();
+        self.commit_transfers();
+        self.save_if_due();
         self.hand_over_departures();
         self.export_borders();
         ids.clear();
@@ -443,11 +472,13 @@ impl ZoneLoop {
             );
             conn.link.set_zone(departure.to.0);
             let account = self.accounts.remove(&id);
+            let save = self.saving.take(id);
             let arrive = PeerMsg::Arrive {
                 id,
                 transfer: Box::new(transfer),
                 conn,
                 account,
+                save,
             };
             if peer.send(arrive).is_err() {
                 // The other zone stopped (shutdown): the player's connection is dropped
@@ -520,6 +551,9 @@ impl ZoneLoop {
     /// connection with the reason on its link).
     fn retire(&mut self, id: ConnectionId) {
         let _ = self.take_byte_delta(id);
+        // The logout save, while the character is still in the zone.
+        self.save_leaving(id);
+        self.forget_load(id);
         self.zone.remove(id);
         self.conns.remove(&id);
         if let Some(account) = self.accounts.remove(&id) {
@@ -610,29 +644,17 @@ impl ZoneLoop {
             .authority
             .verify(token, crate::auth::unix_now_s())
         {
+            Ok(grant) if self.saving.has_store() => {
+                tracing::debug!(account = %grant.account, connection = id.0, "token accepted: loading the character");
+                self.start_load(id, grant);
+            }
             Ok(grant) => {
                 if self.zone.accept_login(id).is_none() {
                     // The client left while its token was checked.
                     return;
                 }
-                metrics::counter!(names::LOGINS_TOTAL, "outcome" => "accepted").increment(1);
-                tracing::info!(account = %grant.account, connection = id.0, zone = %self.metrics.zone_label, "logged in");
-                if let Some(conn) = self.conns.get(&id) {
-                    // Before the welcome is flushed, so the client's first input is let
-                    // through.
-                    conn.link.set_logged_in();
-                }
-                let previous = lock(&self.shared.accounts).insert(grant.account.clone(), id);
-                self.accounts.insert(id, grant.account.clone());
-                self.metrics.players.set(self.accounts.len() as f64);
-                if let Some(previous) = previous.filter(|p| *p != id) {
-                    tracing::info!(account = %grant.account, connection = previous.0, "logged in again: closing the older connection");
-                    self.kick(
-                        previous,
-                        DisconnectReason::DuplicateLogin,
-                        "logged in from another connection",
-                    );
-                }
+                self.register_account(id, &grant.account);
+                self.logged_in(id, &grant.account);
             }
             Err(refusal) => {
                 metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str())
@@ -642,6 +664,33 @@ impl ZoneLoop {
             }
         }
         self.flush(id);
+    }
+
+    /// Maps `account` to `id` in the server's registry; an older connection of the account
+    /// (any zone) is closed with [`DisconnectReason::DuplicateLogin`].
+    fn register_account(&mut self, id: ConnectionId, account: &str) {
+        let previous = lock(&self.shared.accounts).insert(account.to_owned(), id);
+        if let Some(previous) = previous.filter(|p| *p != id) {
+            tracing::info!(%account, connection = previous.0, "logged in again: closing the older connection");
+            self.kick(
+                previous,
+                DisconnectReason::DuplicateLogin,
+                "logged in from another connection",
+            );
+        }
+    }
+
+    /// Completes a login whose character is spawned: counts it, lets the client's inputs
+    /// through, records the account here.
+    fn logged_in(&mut self, id: ConnectionId, account: &str) {
+        metrics::counter!(names::LOGINS_TOTAL, "outcome" => "accepted").increment(1);
+        tracing::info!(%account, connection = id.0, zone = %self.metrics.zone_label, "logged in");
+        if let Some(conn) = self.conns.get(&id) {
+            // Before the welcome is flushed, so the client's first input is let through.
+            conn.link.set_logged_in();
+        }
+        self.accounts.insert(id, account.to_owned());
+        self.metrics.players.set(self.accounts.len() as f64);
     }
 
     /// Closes `id` here, or asks every other zone to (it may have been handed over).
@@ -708,10 +757,11 @@ fn record_delta(
     (bytes_in, bytes_out)
 }
 
-/// Locks the account registry. A poisoned lock (a zone thread panicked while holding it)
-/// still holds a consistent map: every critical section is a single insert or remove.
-fn lock(registry: &AccountRegistry) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectionId>> {
-    registry
+/// Locks a table shared by the zone threads (the account registry, the save versions). A
+/// poisoned lock (a zone thread panicked while holding it) still holds a consistent map:
+/// every critical section is a single insert, remove or max.
+fn lock<T>(table: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    table
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
