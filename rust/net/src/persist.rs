@@ -82,6 +82,8 @@ struct MemoryInner {
     batches: Vec<(SaveUrgency, Vec<CharacterRecord>)>,
     refuse_saves: bool,
     refused: u64,
+    /// While `Some`, commit answers wait here until [`MemoryStore::release_commits`].
+    held_commits: Option<Vec<oneshot::Sender<Result<(), String>>>>,
 }
 
 impl MemoryStore {
@@ -134,6 +136,25 @@ impl MemoryStore {
     /// While `true`, every `save` hands its batch back (a full backlog).
     pub fn set_refuse_saves(&self, refuse: bool) {
         self.inner().refuse_saves = refuse;
+    }
+
+    /// While `true`, transfer commits are applied but not answered until
+    /// [`MemoryStore::release_commits`] (a slow database, for tests of the ordering).
+    pub fn set_hold_commits(&self, hold: bool) {
+        let mut inner = self.inner();
+        if hold {
+            inner.held_commits.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Answers the held commits `Ok` and stops holding; returns how many there were.
+    pub fn release_commits(&self) -> usize {
+        let held = self.inner().held_commits.take().unwrap_or_default();
+        let n = held.len();
+        for tx in held {
+            let _ = tx.send(Ok(()));
+        }
+        n
     }
 
     /// Batches handed back so far.
@@ -205,8 +226,13 @@ impl CharacterStore for MemoryStore {
             }
         }
         inner.batches.push((batch.urgency, batch.records));
+        let committed = batch.committed;
+        if let Some(held) = inner.held_commits.as_mut() {
+            held.extend(committed);
+            return Ok(());
+        }
         drop(inner);
-        if let Some(committed) = batch.committed {
+        if let Some(committed) = committed {
             // The zone may have stopped waiting; nothing to do then.
             let _ = committed.send(Ok(()));
         }
