@@ -89,7 +89,7 @@ pub(crate) enum PeerMsg {
         conn: Conn,
         account: Option<String>,
         /// Its save state (with a store).
-        save: Option<saving::SaveState>,
+        save: Option<Box<saving::SaveState>>,
     },
     /// The sender's characters near the receiver's border.
     Border(BorderExport),
@@ -346,7 +346,7 @@ impl ZoneLoop {
                 Ok(()) => {
                     self.conns.insert(id, conn);
                     if let Some(save) = save {
-                        self.saving.put(id, save);
+                        self.saving.put(id, *save);
                     }
                     let now_us = self.now_us();
                     self.read_control(id, now_us);
@@ -472,7 +472,7 @@ impl ZoneLoop {
             );
             conn.link.set_zone(departure.to.0);
             let account = self.accounts.remove(&id);
-            let save = self.saving.take(id);
+            let save = self.saving.take(id).map(Box::new);
             let arrive = PeerMsg::Arrive {
                 id,
                 transfer: Box::new(transfer),
