@@ -565,6 +565,10 @@ enum mmo_inventory_op_kind
   MMO_INVENTORY_OP_KIND_EQUIP = 6,
   // Take off what is worn in `equip_slot` into the bag slot `to_slot`.
   MMO_INVENTORY_OP_KIND_UNEQUIP = 7,
+  // Give `quantity` items of `slot` to the player character whose entity id is in
+  // `to_slot` (within 5 m). With a character store, the result arrives once the server
+  // saved both characters.
+  MMO_INVENTORY_OP_KIND_GIVE = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -838,9 +842,10 @@ typedef struct mmo_inventory_op {
   uint32_t kind;
   // The source slot (move, split, merge, drop, use, equip; swap's first slot).
   uint32_t slot;
-  // The destination slot (move, split, merge, unequip; swap's second slot).
+  // The destination slot (move, split, merge, unequip; swap's second slot); for give,
+  // the receiver's entity id.
   uint32_t to_slot;
-  // How many items (split, drop).
+  // How many items (split, drop, give).
   uint32_t quantity;
   // The equipment slot (unequip), a `mmo_equip_slot` value.
   uint32_t equip_slot;

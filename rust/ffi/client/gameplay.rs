@@ -135,6 +135,10 @@ pub enum mmo_inventory_op_kind {
     Equip = 6,
     /// Take off what is worn in `equip_slot` into the bag slot `to_slot`.
     Unequip = 7,
+    /// Give `quantity` items of `slot` to the player character whose entity id is in
+    /// `to_slot` (within 5 m). With a character store, the result arrives once the server
+    /// saved both characters.
+    Give = 8,
 }
 
 /// An inventory operation on the local character's own inventory. Slots are bag slot
@@ -147,9 +151,10 @@ pub struct mmo_inventory_op {
     pub kind: u32,
     /// The source slot (move, split, merge, drop, use, equip; swap's first slot).
     pub slot: u32,
-    /// The destination slot (move, split, merge, unequip; swap's second slot).
+    /// The destination slot (move, split, merge, unequip; swap's second slot); for give,
+    /// the receiver's entity id.
     pub to_slot: u32,
-    /// How many items (split, drop).
+    /// How many items (split, drop, give).
     pub quantity: u32,
     /// The equipment slot (unequip), a `mmo_equip_slot` value.
     pub equip_slot: u32,
@@ -166,6 +171,7 @@ impl mmo_inventory_op {
         const K_USE: u32 = mmo_inventory_op_kind::Use as u32;
         const K_EQUIP: u32 = mmo_inventory_op_kind::Equip as u32;
         const K_UNEQUIP: u32 = mmo_inventory_op_kind::Unequip as u32;
+        const K_GIVE: u32 = mmo_inventory_op_kind::Give as u32;
         Ok(match self.kind {
             K_MOVE => InventoryOp::Move { from: slot, to },
             K_SPLIT => InventoryOp::Split {
@@ -181,6 +187,11 @@ impl mmo_inventory_op {
             K_UNEQUIP => InventoryOp::Unequip {
                 slot: equip_slot(self.equip_slot, "op.equip_slot")?,
                 to,
+            },
+            K_GIVE => InventoryOp::Give {
+                slot,
+                quantity,
+                to: EntityId(to),
             },
             other => return Err(FfiError::invalid_enum("op.kind", other)),
         })
@@ -743,12 +754,20 @@ mod tests {
                     to: 2,
                 },
             ),
+            (
+                K::Give,
+                InventoryOp::Give {
+                    slot: 1,
+                    quantity: 3,
+                    to: EntityId(2),
+                },
+            ),
         ];
         for (kind, want) in cases {
             assert_eq!(op(kind).to_core().unwrap(), want, "{kind:?}");
         }
         let bad = mmo_inventory_op {
-            kind: 8,
+            kind: 9,
             ..op(K::Move)
         };
         assert_eq!(bad.to_core().unwrap_err().code, mmo_result::InvalidEnum);
