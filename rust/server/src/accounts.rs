@@ -84,7 +84,9 @@ pub enum AccountError {
     #[error("refresh token expired; log in again")]
     RefreshExpired,
     /// The refresh token was revoked (used or logged out); all of the account's are now.
-    #[error("refresh token was already used or revoked; every session of the account is revoked, log in again")]
+    #[error(
+        "refresh token was already used or revoked; every session of the account is revoked, log in again"
+    )]
     RefreshRevoked,
     /// No such refresh token.
     #[error("unknown refresh token")]
@@ -712,7 +714,10 @@ mod tests {
                 .attempt_from(Some(IpAddr::from(i.to_be_bytes())))
                 .unwrap();
             let (accounts, addresses) = limiter.len();
-            assert!(accounts <= 100 && addresses <= 100, "{accounts} {addresses}");
+            assert!(
+                accounts <= 100 && addresses <= 100,
+                "{accounts} {addresses}"
+            );
         }
         // The newest entries survive eviction.
         for _ in 0..4 {
@@ -731,7 +736,12 @@ mod tests {
         let passwords = Passwords::new(&settings).unwrap();
         let hash = passwords.hash("correct horse").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
-        assert!(passwords.verify(Some(&hash), "correct horse").await.unwrap());
+        assert!(
+            passwords
+                .verify(Some(&hash), "correct horse")
+                .await
+                .unwrap()
+        );
         assert!(!passwords.verify(Some(&hash), "wrong horse").await.unwrap());
         // No hash: the dummy is checked and the answer is no, whatever the password.
         assert!(!passwords.verify(None, "correct horse").await.unwrap());

@@ -234,7 +234,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/login", post(login))
         .route("/v1/token/refresh", post(refresh))
         .route("/v1/logout", post(logout))
-        .route("/v1/characters", get(list_characters).post(create_character))
+        .route(
+            "/v1/characters",
+            get(list_characters).post(create_character),
+        )
         .route("/v1/characters/{id}", delete(delete_character))
         .route("/v1/characters/{id}/session", post(character_session))
         .route("/metrics", get(metrics))
@@ -314,7 +317,11 @@ fn account_error(e: &AccountError) -> Response {
 fn store_error(e: &StoreError) -> Response {
     if e.is_retryable() {
         tracing::error!(error = %e, "database unavailable");
-        error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
     } else {
         tracing::error!(error = %e, "store failed");
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -482,11 +489,7 @@ async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64),
             "no `Authorization: Bearer <access token>` header".into(),
         ));
     };
-    let Some(token) = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
         return Err(bad_token(
             "the Authorization header is not `Bearer <access token>`".into(),
         ));
@@ -560,7 +563,12 @@ async fn create_character(
         );
     }
     if state.content.class_id(&request.class).is_none() {
-        let known: Vec<&str> = state.content.classes().iter().map(|c| c.id.as_str()).collect();
+        let known: Vec<&str> = state
+            .content
+            .classes()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
         return error(
             StatusCode::BAD_REQUEST,
             "unknown_class",
@@ -568,7 +576,12 @@ async fn create_character(
         );
     }
     if state.content.race_id(&request.race).is_none() {
-        let known: Vec<&str> = state.content.races().iter().map(|r| r.id.as_str()).collect();
+        let known: Vec<&str> = state
+            .content
+            .races()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
         return error(
             StatusCode::BAD_REQUEST,
             "unknown_race",
@@ -626,7 +639,12 @@ async fn delete_character(
         Ok(id) => id,
         Err(response) => return response,
     };
-    match state.accounts.store().delete_character(account_id, id).await {
+    match state
+        .accounts
+        .store()
+        .delete_character(account_id, id)
+        .await
+    {
         Ok(true) => {
             tracing::info!(%account, character_id = id, "character deleted");
             StatusCode::NO_CONTENT.into_response()

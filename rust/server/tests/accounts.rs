@@ -175,7 +175,11 @@ impl Server {
     }
 }
 
-async fn expect_error(response: reqwest::Response, status: StatusCode, kind: &str) -> ErrorResponse {
+async fn expect_error(
+    response: reqwest::Response,
+    status: StatusCode,
+    kind: &str,
+) -> ErrorResponse {
     assert_eq!(response.status(), status, "expected {kind}");
     let body: ErrorResponse = response.json().await.unwrap();
     assert_eq!(body.error, kind, "{body:?}");
@@ -193,7 +197,12 @@ fn unique(tag: &str) -> String {
 }
 
 async fn register_login_refresh_logout(store: &Store) {
-    let s = server(store, settings(), limiter(&settings(), Duration::from_secs(60))).await;
+    let s = server(
+        store,
+        settings(),
+        limiter(&settings(), Duration::from_secs(60)),
+    )
+    .await;
     let alice = unique("alice");
     let response = s.register(&alice, "correct horse").await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -242,7 +251,10 @@ async fn register_login_refresh_logout(store: &Store) {
     let grant = JwtAuthority::new(SECRET)
         .verify(&login.token, unix_now_s())
         .unwrap();
-    assert_eq!((grant.account.as_str(), grant.character_id), (alice.as_str(), None));
+    assert_eq!(
+        (grant.account.as_str(), grant.character_id),
+        (alice.as_str(), None)
+    );
 
     // Rotation: a new refresh token, the old one spent.
     let response = s.refresh(&login.refresh_token).await;
@@ -256,7 +268,12 @@ async fn register_login_refresh_logout(store: &Store) {
             .account,
         alice
     );
-    let rotated_again: LoginResponse = s.refresh(&rotated.refresh_token).await.json().await.unwrap();
+    let rotated_again: LoginResponse = s
+        .refresh(&rotated.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     // Reuse of a spent token: refused, and the live successor is revoked with it.
     expect_error(
         s.refresh(&rotated.refresh_token).await,
@@ -286,7 +303,8 @@ async fn register_login_refresh_logout(store: &Store) {
 
     // Unknown and expired tokens.
     expect_error(
-        s.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
+        s.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await,
         StatusCode::UNAUTHORIZED,
         "refresh_token_unknown",
     )
@@ -340,7 +358,12 @@ async fn register_login_refresh_logout(store: &Store) {
 }
 
 async fn characters_and_tokens(store: &Store) {
-    let s = server(store, settings(), limiter(&settings(), Duration::from_secs(60))).await;
+    let s = server(
+        store,
+        settings(),
+        limiter(&settings(), Duration::from_secs(60)),
+    )
+    .await;
     let alice = unique("ca");
     let bob = unique("cb");
     for name in [&alice, &bob] {
@@ -377,7 +400,8 @@ async fn characters_and_tokens(store: &Store) {
         })
         .unwrap();
     let body = expect_error(
-        s.authed(get.clone(), "/v1/characters", &expired, None).await,
+        s.authed(get.clone(), "/v1/characters", &expired, None)
+            .await,
         StatusCode::UNAUTHORIZED,
         "bad_token",
     )
@@ -410,8 +434,14 @@ async fn characters_and_tokens(store: &Store) {
     assert_eq!((hero.name.as_str(), hero.level), (name.as_str(), 1));
     for (body, kind) in [
         (create("x".into(), class.clone(), race.clone()), "bad_name"),
-        (create(unique("Ok"), "no_such_class".into(), race.clone()), "unknown_class"),
-        (create(unique("Ok"), class.clone(), "no_such_race".into()), "unknown_race"),
+        (
+            create(unique("Ok"), "no_such_class".into(), race.clone()),
+            "unknown_class",
+        ),
+        (
+            create(unique("Ok"), class.clone(), "no_such_race".into()),
+            "unknown_race",
+        ),
     ] {
         expect_error(
             s.authed(post.clone(), "/v1/characters", &alice_token, Some(body))
@@ -478,14 +508,20 @@ async fn characters_and_tokens(store: &Store) {
     let session_path = format!("/v1/characters/{}/session", hero.character_id);
     let delete_path = format!("/v1/characters/{}", hero.character_id);
     let foreign = expect_error(
-        s.authed(post.clone(), &session_path, &bob_token, None).await,
+        s.authed(post.clone(), &session_path, &bob_token, None)
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
     .await;
     let missing = expect_error(
-        s.authed(post.clone(), "/v1/characters/999999999/session", &bob_token, None)
-            .await,
+        s.authed(
+            post.clone(),
+            "/v1/characters/999999999/session",
+            &bob_token,
+            None,
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
@@ -502,7 +538,9 @@ async fn characters_and_tokens(store: &Store) {
     .await;
 
     // Alice's session token binds her character.
-    let response = s.authed(post.clone(), &session_path, &alice_token, None).await;
+    let response = s
+        .authed(post.clone(), &session_path, &alice_token, None)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let session: SessionResponse = response.json().await.unwrap();
     assert_eq!(session.quic_addr, s.quic_addr.to_string());
@@ -526,10 +564,13 @@ async fn characters_and_tokens(store: &Store) {
     );
 
     // Delete.
-    let response = s.authed(del.clone(), &delete_path, &alice_token, None).await;
+    let response = s
+        .authed(del.clone(), &delete_path, &alice_token, None)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     expect_error(
-        s.authed(del.clone(), &delete_path, &alice_token, None).await,
+        s.authed(del.clone(), &delete_path, &alice_token, None)
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
@@ -559,7 +600,12 @@ async fn rate_limits(store: &Store) {
         failed_logins_per_account_per_min: 3,
         ..settings()
     };
-    let s = server(store, narrow.clone(), limiter(&narrow, Duration::from_secs(2))).await;
+    let s = server(
+        store,
+        narrow.clone(),
+        limiter(&narrow, Duration::from_secs(2)),
+    )
+    .await;
     let victim = unique("victim");
     assert_eq!(
         s.register(&victim, "right password").await.status(),
@@ -588,7 +634,10 @@ async fn rate_limits(store: &Store) {
     assert!(body.message.contains("account"), "{}", body.message);
     // Other accounts are not affected.
     let other = unique("other");
-    assert_eq!(s.register(&other, "right password").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.register(&other, "right password").await.status(),
+        StatusCode::CREATED
+    );
     s.login_ok(&other, "right password").await;
     // After the window the right password works again.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
@@ -599,7 +648,12 @@ async fn rate_limits(store: &Store) {
         logins_per_address_per_min: 4,
         ..settings()
     };
-    let s = server(store, narrow.clone(), limiter(&narrow, Duration::from_secs(60))).await;
+    let s = server(
+        store,
+        narrow.clone(),
+        limiter(&narrow, Duration::from_secs(60)),
+    )
+    .await;
     s.login_ok("devuser", "devpass").await;
     for _ in 0..3 {
         expect_error(
@@ -633,9 +687,19 @@ async fn rate_limits(store: &Store) {
 }
 
 async fn login_burst(store: &Store) {
-    let s = Arc::new(server(store, settings(), limiter(&settings(), Duration::from_secs(60))).await);
+    let s = Arc::new(
+        server(
+            store,
+            settings(),
+            limiter(&settings(), Duration::from_secs(60)),
+        )
+        .await,
+    );
     let name = unique("burst");
-    assert_eq!(s.register(&name, "burst password").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.register(&name, "burst password").await.status(),
+        StatusCode::CREATED
+    );
     let logins: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
@@ -649,7 +713,12 @@ async fn login_burst(store: &Store) {
 }
 
 async fn database_down(store: &Store) {
-    let s = server(store, settings(), limiter(&settings(), Duration::from_secs(60))).await;
+    let s = server(
+        store,
+        settings(),
+        limiter(&settings(), Duration::from_secs(60)),
+    )
+    .await;
     store.close().await;
     expect_error(
         s.login("devuser", "devpass").await,
@@ -718,7 +787,7 @@ async fn accounts_on_postgres() {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {database} WITH (FORCE)"
     )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    .execute(&mut admin)
+    .await
+    .unwrap();
 }

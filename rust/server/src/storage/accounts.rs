@@ -168,14 +168,12 @@ impl Store {
             }
             Pools::Postgres { primary, .. } => {
                 let mut tx = primary.begin().await.map_err(|e| map_err(what, e))?;
-                sqlx::query(
-                    "DELETE FROM refresh_tokens WHERE account_id = $1 AND expires_at < $2",
-                )
-                .bind(account)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(what, e))?;
+                sqlx::query("DELETE FROM refresh_tokens WHERE account_id = $1 AND expires_at < $2")
+                    .bind(account)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(what, e))?;
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_sha256, account_id, expires_at, revoked) VALUES ($1, $2, $3, FALSE)",
                 )
@@ -205,9 +203,7 @@ impl Store {
         let now = to_db("now", now_unix_s)?;
         let what = "refresh token rotation";
         // Both branches: spend (write first), then either insert the successor or classify.
-        let (spent, found): (Option<(i64, String)>, Option<(i64, i64, bool)>) = match &self
-            .pools
-        {
+        let (spent, found): (Option<(i64, String)>, Option<(i64, i64, bool)>) = match &self.pools {
             Pools::Sqlite(pool) => {
                 let mut tx = pool.begin().await.map_err(|e| map_err(what, e))?;
                 let spent: Option<i64> = sqlx::query_scalar(
@@ -290,11 +286,13 @@ impl Store {
                     .await
                     .map_err(|e| map_err(what, e))?;
                     if let Some((account, _, true)) = found {
-                        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE account_id = $1")
-                            .bind(account)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| map_err(what, e))?;
+                        sqlx::query(
+                            "UPDATE refresh_tokens SET revoked = TRUE WHERE account_id = $1",
+                        )
+                        .bind(account)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map_err(what, e))?;
                     }
                     (None, found)
                 };
