@@ -332,16 +332,19 @@ fn bad_request(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
+/// An answer ending a handler early (boxed: a `Response` is large).
+type Early = Box<Response>;
+
 /// The JSON body, or the 400 answer naming `expected`.
 fn json_body<T: DeserializeOwned>(
     body: Result<Json<T>, JsonRejection>,
     expected: &str,
-) -> Result<T, Response> {
+) -> Result<T, Early> {
     body.map(|Json(t)| t).map_err(|rejection| {
-        bad_request(format!(
+        Box::new(bad_request(format!(
             "expected a JSON body {expected} of at most {MAX_BODY_BYTES} bytes: {}",
             rejection.body_text()
-        ))
+        )))
     })
 }
 
@@ -389,7 +392,7 @@ async fn register(
 ) -> Response {
     let request = match json_body(body, CREDENTIALS_BODY) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .accounts
@@ -422,7 +425,7 @@ async fn login(
         Ok(r) => r,
         Err(response) => {
             metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => "bad_request").increment(1);
-            return response;
+            return *response;
         }
     };
     let result = state
@@ -455,7 +458,7 @@ async fn refresh(
 ) -> Response {
     let request = match json_body(body, REFRESH_BODY) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .accounts
@@ -473,7 +476,7 @@ async fn logout(
 ) -> Response {
     let request = match json_body(body, REFRESH_BODY) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.accounts.logout(&request.refresh_token).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -482,8 +485,9 @@ async fn logout(
 }
 
 /// The account the bearer token names: its name and id; else the 401/503 answer.
-async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64), Response> {
-    let bad_token = |message: String| error(StatusCode::UNAUTHORIZED, "bad_token", message);
+async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64), Early> {
+    let bad_token =
+        |message: String| Box::new(error(StatusCode::UNAUTHORIZED, "bad_token", message));
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(bad_token(
             "no `Authorization: Bearer <access token>` header".into(),
@@ -504,16 +508,16 @@ async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64),
             "account `{}` does not exist",
             grant.account
         ))),
-        Err(e) => Err(store_error(&e)),
+        Err(e) => Err(Box::new(store_error(&e))),
     }
 }
 
-fn character_id(path: Result<Path<u64>, PathRejection>) -> Result<u64, Response> {
+fn character_id(path: Result<Path<u64>, PathRejection>) -> Result<u64, Early> {
     path.map(|Path(id)| id).map_err(|rejection| {
-        bad_request(format!(
+        Box::new(bad_request(format!(
             "the character id in the path must be a positive integer: {}",
             rejection.body_text()
-        ))
+        )))
     })
 }
 
@@ -528,7 +532,7 @@ fn not_found(id: u64) -> Response {
 async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let (_, account_id) = match bearer(&state, &headers).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.accounts.store().list_characters(account_id).await {
         Ok(list) => Json(CharacterList {
@@ -546,11 +550,11 @@ async fn create_character(
 ) -> Response {
     let (account, account_id) = match bearer(&state, &headers).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let request = match json_body(body, r#"{"name": "...", "class": "...", "race": "..."}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !valid_character_name(&request.name) {
         return error(
@@ -633,11 +637,11 @@ async fn delete_character(
 ) -> Response {
     let (account, account_id) = match bearer(&state, &headers).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = match character_id(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state
         .accounts
@@ -662,11 +666,11 @@ async fn character_session(
 ) -> Response {
     let (account, account_id) = match bearer(&state, &headers).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = match character_id(path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.accounts.store().list_characters(account_id).await {
         Ok(list) if list.iter().any(|c| c.character_id == id) => {}

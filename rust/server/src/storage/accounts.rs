@@ -44,6 +44,11 @@ pub enum RefreshUse {
     },
 }
 
+/// The spent token's account id and name.
+type Spent = Option<(i64, String)>;
+/// An unspent token's account id, expiry and revoked flag.
+type Found = Option<(i64, i64, bool)>;
+
 /// Database ids are positive `BIGINT`s; a negative one would be a corrupt row.
 pub(crate) fn id_from_db(what: &str, id: i64) -> Result<u64, StoreError> {
     u64::try_from(id).map_err(|_| StoreError::Corrupt(format!("{what}: negative id {id}")))
@@ -203,7 +208,7 @@ impl Store {
         let now = to_db("now", now_unix_s)?;
         let what = "refresh token rotation";
         // Both branches: spend (write first), then either insert the successor or classify.
-        let (spent, found): (Option<(i64, String)>, Option<(i64, i64, bool)>) = match &self.pools {
+        let (spent, found): (Spent, Found) = match &self.pools {
             Pools::Sqlite(pool) => {
                 let mut tx = pool.begin().await.map_err(|e| map_err(what, e))?;
                 let spent: Option<i64> = sqlx::query_scalar(
