@@ -13,7 +13,9 @@
 //! - Development accounts ([`DevAccounts`]) still log in with their configured passwords;
 //!   they get an account row ([`Store::ensure_account`], empty hash) and refresh tokens
 //!   like everyone. A name registered with a password is checked only by argon2, never by
-//!   the development rules.
+//!   the development rules. (A configured development account is checked without argon2,
+//!   so its answer is faster: timing reveals development account names, which are not
+//!   secret.)
 //! - Refresh tokens: [`REFRESH_TOKEN_BYTES`] random bytes as base64url text (no padding);
 //!   only their SHA-256 is stored. Using one rotates it (revoked, a successor issued);
 //!   presenting a revoked one revokes every refresh token of the account (reuse detection)

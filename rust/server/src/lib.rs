@@ -4,7 +4,8 @@
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
 //! - [`accounts`]: registration, argon2id passwords, refresh tokens, login rate limits.
-//! - [`http`]: `/v1/login`, `/metrics`, `/healthz`, `/readyz` on their own port.
+//! - [`http`]: accounts, login, token refresh, characters, `/metrics`, `/healthz`, `/readyz`
+//!   on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
