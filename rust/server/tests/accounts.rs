@@ -288,6 +288,27 @@ async fn register_login_refresh_logout(store: &Store) {
     )
     .await;
 
+    // Two uses of one token at once: exactly one rotates it; the other is a reuse.
+    let login = s.login_ok(&alice, "correct horse").await;
+    let (a, b) = tokio::join!(
+        s.refresh(&login.refresh_token),
+        s.refresh(&login.refresh_token)
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    let winner: LoginResponse = if a.status() == StatusCode::OK {
+        a.json().await.unwrap()
+    } else {
+        b.json().await.unwrap()
+    };
+    expect_error(
+        s.refresh(&winner.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_revoked",
+    )
+    .await;
+
     // Logout revokes.
     let login = s.login_ok(&alice, "correct horse").await;
     let response = s
