@@ -43,6 +43,8 @@ pub enum StartError {
     Certificate(String),
     /// The QUIC endpoint or the zone did not start.
     Quic(NetError),
+    /// The database or the accounts could not be set up.
+    Storage(String),
     /// The HTTP listener could not be bound.
     Http {
         /// The address.
@@ -73,6 +75,7 @@ impl std::fmt::Display for StartError {
             StartError::Secret(e) => write!(f, "{e}"),
             StartError::Certificate(m) => write!(f, "certificate: {m}"),
             StartError::Quic(e) => write!(f, "QUIC endpoint: {e}"),
+            StartError::Storage(m) => write!(f, "storage: {m}"),
             StartError::Http { addr, source } => {
                 write!(f, "cannot bind the HTTP endpoint on {addr}: {source}")
             }
@@ -183,9 +186,50 @@ impl App {
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
         let ready = Arc::new(AtomicBool::new(false));
+        // Interim wiring by the accounts work (the lead redoes it with the saver).
+        let database_url = settings
+            .storage
+            .database_url
+            .clone()
+            .unwrap_or_else(|| crate::storage::Store::sqlite_url_in(&settings.data_dir));
+        let store = crate::storage::Store::open(
+            &database_url,
+            settings.storage.read_replica_url.as_deref(),
+            settings.storage.max_connections,
+        )
+        .await
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+        let accounts = crate::accounts::Accounts::new(
+            store,
+            settings.accounts.clone(),
+            DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
+            crate::accounts::LoginLimiter::from_settings(&settings.accounts),
+        )
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+        let gameplay = settings.gameplay.load().map_err(StartError::Config)?;
+        let new_character = crate::storage::characters::NewCharacter {
+            name: String::new(),
+            race: gameplay
+                .content
+                .race(gameplay.race)
+                .map(|r| r.id.clone())
+                .unwrap_or_default(),
+            class: gameplay
+                .content
+                .class(gameplay.class)
+                .map(|c| c.id.clone())
+                .unwrap_or_default(),
+            zone_id: 0,
+            position_m: glam::Vec3::ZERO,
+            yaw_rad: 0.0,
+            inventory: Vec::new(),
+        };
         let state = Arc::new(HttpState {
             issuer: issuer.clone(),
-            accounts: DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
+            authority: Arc::new(JwtAuthority::new(&secret)),
+            accounts: Arc::new(accounts),
+            content: gameplay.content.clone(),
+            new_character,
             quic_addr,
             fingerprint_hex: fingerprint.to_hex(),
             ready: ready.clone(),

@@ -1,15 +1,17 @@
 //! Login tokens and who may get one.
 //!
 //! - [`TokenIssuer`] signs short-lived JWTs (HS256; claims `sub` = account, `iat`, `exp`,
-//!   `iss` = [`ISSUER`]) for the HTTP login endpoint.
+//!   `iss` = [`ISSUER`], and optionally `chr` = the character the token binds) for the HTTP
+//!   endpoint. A token without `chr` (the plain login token) binds the account's default
+//!   character; one with `chr` (from `POST /v1/characters/{id}/session`) that character.
 //! - [`JwtAuthority`] is the [`LoginAuthority`] the QUIC server asks when a client presents
 //!   its token: it checks the signature, the issuer and the expiry (with at most
 //!   [`LEEWAY_S`] of clock skew), and refuses each failure with its own message and
 //!   [`DisconnectReason::BadToken`].
 //! - [`DevAccounts`] checks usernames and passwords of the development accounts from the
 //!   settings (and, with `dev_open_login`, any username with [`DEV_OPEN_PASSWORD`]).
-//!   Passwords are compared as SHA-256 digests in constant time. Real accounts (a database
-//!   with salted password hashes) are not done yet.
+//!   Passwords are compared as SHA-256 digests in constant time. Accounts in the database
+//!   (argon2id) are [`crate::accounts`]'.
 //! - [`load_or_create_secret`] reads the HMAC secret, generating it at first start.
 //!
 //! [`DisconnectReason::BadToken`]: mmo_core::control::DisconnectReason::BadToken
@@ -48,6 +50,10 @@ pub struct Claims {
     pub exp: u64,
     /// Issuer ([`ISSUER`]).
     pub iss: String,
+    /// The character the token binds (its database id); absent: the account's default
+    /// character. Absent from tokens issued before the claim existed, which still parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chr: Option<u64>,
 }
 
 /// Signs login tokens.
@@ -100,6 +106,25 @@ impl TokenIssuer {
             iat: now_unix_s,
             exp: now_unix_s.saturating_add(self.ttl_s),
             iss: ISSUER.to_owned(),
+            chr: None,
+        })
+    }
+
+    /// A token for `account` bound to its character `character_id` (claim `chr`), issued at
+    /// `now_unix_s`, expiring `ttl_s` later. The caller checked that the character is the
+    /// account's.
+    pub fn issue_for_character(
+        &self,
+        account: &str,
+        character_id: u64,
+        now_unix_s: u64,
+    ) -> Result<String, IssueError> {
+        self.issue_claims(&Claims {
+            sub: account.to_owned(),
+            iat: now_unix_s,
+            exp: now_unix_s.saturating_add(self.ttl_s),
+            iss: ISSUER.to_owned(),
+            chr: Some(character_id),
         })
     }
 
@@ -182,9 +207,14 @@ impl LoginAuthority for JwtAuthority {
                 "malformed token: `sub` is not an account name",
             ));
         }
+        if claims.chr == Some(0) {
+            return Err(LoginRefusal::bad_token(
+                "malformed token: `chr` is not a character id",
+            ));
+        }
         Ok(LoginGrant {
             account: claims.sub,
-            character_id: None,
+            character_id: claims.chr,
         })
     }
 }
@@ -374,6 +404,7 @@ mod tests {
                 iat: 1_000,
                 exp: 2_000,
                 iss: "someone-else".into(),
+                chr: None,
             })
             .unwrap();
         let mut messages = Vec::new();
@@ -388,6 +419,50 @@ mod tests {
         assert!(messages[2].contains("malformed"), "{messages:?}");
         assert!(messages[3].contains("malformed"), "{messages:?}");
         assert_ne!(messages[0], messages[1]);
+    }
+
+    #[test]
+    fn the_chr_claim_binds_the_character_and_old_tokens_still_parse() {
+        let issuer = TokenIssuer::new(SECRET, 900);
+        let authority = JwtAuthority::new(SECRET);
+        let bound = issuer.issue_for_character("alice", 42, 1_000).unwrap();
+        let grant = authority.verify(&bound, 1_000).unwrap();
+        assert_eq!(grant.account, "alice");
+        assert_eq!(grant.character_id, Some(42));
+        let plain = issuer.issue("alice", 1_000).unwrap();
+        assert_eq!(authority.verify(&plain, 1_000).unwrap().character_id, None);
+        // A token signed before `chr` existed: its claims JSON has no such key.
+        #[derive(Serialize)]
+        struct OldClaims {
+            sub: String,
+            iat: u64,
+            exp: u64,
+            iss: String,
+        }
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &OldClaims {
+                sub: "bob".into(),
+                iat: 1_000,
+                exp: 2_000,
+                iss: ISSUER.into(),
+            },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let grant = authority.verify(&old, 1_000).unwrap();
+        assert_eq!((grant.account.as_str(), grant.character_id), ("bob", None));
+        let zero = issuer
+            .issue_claims(&Claims {
+                sub: "alice".into(),
+                iat: 1_000,
+                exp: 2_000,
+                iss: ISSUER.into(),
+                chr: Some(0),
+            })
+            .unwrap();
+        let refusal = authority.verify(&zero, 1_000).unwrap_err();
+        assert!(refusal.message.contains("chr"), "{}", refusal.message);
     }
 
     #[test]

@@ -1,44 +1,73 @@
-//! The HTTP endpoint (axum, its own TCP port, separate from the game's QUIC port):
+//! The HTTP endpoint (axum, its own TCP port, separate from the game's QUIC port). JSON in
+//! and out; every error is `{"error": "<kind>", "message": "..."}` with a message naming
+//! the problem (and `retry_after_s` for `rate_limited`, with a `Retry-After` header). A body
+//! that is not the expected JSON or is over [`MAX_BODY_BYTES`] is 400 `bad_request`.
 //!
-//! - `POST /v1/login` with JSON `{"username": "...", "password": "..."}`: 200
-//!   `{"token", "expires_in_s", "quic_addr", "fingerprint_sha256"}`; 401
-//!   `{"error": "bad_credentials", "message"}`; 400 `{"error": "bad_request", "message"}` for
-//!   a body that is not that JSON, an empty or oversized field, or a body over
-//!   [`MAX_BODY_BYTES`].
-//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
-//! - `GET /healthz`: 200 while the process runs.
-//! - `GET /readyz`: 200 while the QUIC endpoint listens and the server is not shutting down,
-//!   503 otherwise.
+//! Accounts ([`crate::accounts`]):
+//! - `POST /v1/accounts {username, password}`: 201 `{account_id, username}`; 409
+//!   `name_taken`; 400 `bad_request`; 403 `registration_closed`; 429 `rate_limited`.
+//! - `POST /v1/login {username, password}`: 200 [`LoginResponse`] (`token`, `expires_in_s`,
+//!   `refresh_token`, `refresh_expires_in_s`, `quic_addr`, `fingerprint_sha256`); 401
+//!   `bad_credentials`; 429 `rate_limited`; 503 `unavailable` (database down). Counted in
+//!   [`HTTP_LOGINS_TOTAL`] by outcome (`ok` or the error kind).
+//! - `POST /v1/token/refresh {refresh_token}`: 200 like login, with the rotated refresh
+//!   token; 401 `refresh_token_expired` / `refresh_token_revoked` / `refresh_token_unknown`.
+//! - `POST /v1/logout {refresh_token}`: 204 (the token is revoked; an unknown one too).
 //!
-//! `quic_addr` in the login answer is the QUIC endpoint's bound address; when that is an
+//! Characters, with `Authorization: Bearer <access token>` (401 `bad_token` with the
+//! [`JwtAuthority`]'s message when missing, expired or forged):
+//! - `GET /v1/characters`: `{"characters": [CharacterJson...]}`.
+//! - `POST /v1/characters {name, class, race}`: 201 [`CharacterJson`]; 409 `name_taken` /
+//!   `character_limit`; 400 `bad_name` / `unknown_class` / `unknown_race` (checked against
+//!   the content).
+//! - `DELETE /v1/characters/{id}`: 204; 404 `not_found` (also for another account's
+//!   character: its existence is not revealed).
+//! - `POST /v1/characters/{id}/session`: 200 [`SessionResponse`] (a token with claim `chr`);
+//!   404 `not_found` for a character not of this account. The ownership is checked here
+//!   against the account's character list (read pool: with a lagging replica a character
+//!   created a moment ago may be `not_found` for that moment); the zone checks it again
+//!   when it loads the character for the QUIC login.
+//!
+//! Operations: `GET /metrics` (Prometheus text, [`crate::metrics`]), `GET /healthz` (200
+//! while the process runs), `GET /readyz` (200 while the QUIC endpoint listens and the
+//! server is not shutting down, 503 otherwise).
+//!
+//! `quic_addr` in the answers is the QUIC endpoint's bound address; when that is an
 //! unspecified address (`0.0.0.0`, `::`), the address the HTTP request arrived on is given
 //! instead, with the QUIC port, so the client gets something it can connect to.
 //!
-//! Handlers never touch a zone: a login only checks the account and signs a token.
+//! Handlers never touch a zone: they check accounts, use the store and sign tokens.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use mmo_core::gameplay::content::Content;
+use mmo_core::persist::valid_character_name;
+use mmo_net::auth::LoginAuthority;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::auth::{DevAccounts, TokenIssuer};
-use crate::config::{MAX_ACCOUNT_NAME_BYTES, MAX_PASSWORD_BYTES, valid_account_name};
+use crate::accounts::{AccountError, Accounts, Session};
+use crate::auth::{JwtAuthority, TokenIssuer};
+use crate::storage::StoreError;
+use crate::storage::characters::{CharacterSummary, NewCharacter};
 
 /// Largest request body accepted, bytes.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
-/// Counter, label `outcome` (`ok`, `bad_credentials`, `bad_request`, `error`): HTTP logins.
+/// Counter, label `outcome` (`ok`, `bad_credentials`, `bad_request`, `rate_limited`,
+/// `unavailable`, `internal`): HTTP logins (`POST /v1/login`).
 pub const HTTP_LOGINS_TOTAL: &str = "mmo_http_logins_total";
 
 /// What the handlers share.
@@ -46,8 +75,15 @@ pub const HTTP_LOGINS_TOTAL: &str = "mmo_http_logins_total";
 pub struct HttpState {
     /// Signs tokens.
     pub issuer: Arc<TokenIssuer>,
-    /// Who may log in.
-    pub accounts: DevAccounts,
+    /// Checks the bearer tokens of the character endpoints (same secret as `issuer`).
+    pub authority: Arc<JwtAuthority>,
+    /// Accounts, passwords, refresh tokens, rate limits; holds the store.
+    pub accounts: Arc<Accounts>,
+    /// The content new characters' classes and races are checked against.
+    pub content: Arc<Content>,
+    /// What a new character starts with (zone, position, facing, inventory); its name,
+    /// class and race are replaced by the request's.
+    pub new_character: NewCharacter,
     /// The QUIC endpoint's bound address.
     pub quic_addr: SocketAddr,
     /// Lowercase hex SHA-256 of the server certificate (64 characters).
@@ -58,7 +94,7 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
 }
 
-/// A login request.
+/// A login or registration request.
 #[derive(Debug, Deserialize)]
 pub struct LoginRequest {
     /// Account name.
@@ -67,10 +103,54 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// A successful login.
+/// A request carrying a refresh token (refresh, logout).
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    /// The refresh token's text.
+    pub refresh_token: String,
+}
+
+/// A character creation request.
+#[derive(Debug, Deserialize)]
+pub struct CreateCharacterRequest {
+    /// Name ([`valid_character_name`]).
+    pub name: String,
+    /// Content id of the class.
+    pub class: String,
+    /// Content id of the race.
+    pub race: String,
+}
+
+/// A successful login or refresh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginResponse {
-    /// The token to present on the QUIC control stream.
+    /// The token to present on the QUIC control stream (no `chr`: the default character).
+    pub token: String,
+    /// Seconds until the token expires.
+    pub expires_in_s: u64,
+    /// The refresh token (spend it at `/v1/token/refresh`; shown once).
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in_s: u64,
+    /// Where to connect (`ip:port`).
+    pub quic_addr: String,
+    /// The certificate fingerprint to pin (64 lowercase hex characters).
+    pub fingerprint_sha256: String,
+}
+
+/// A created account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountResponse {
+    /// Its id.
+    pub account_id: u64,
+    /// Its name.
+    pub username: String,
+}
+
+/// A token bound to one character.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// The token (claim `chr` = the character).
     pub token: String,
     /// Seconds until the token expires.
     pub expires_in_s: u64,
@@ -80,29 +160,86 @@ pub struct LoginResponse {
     pub fingerprint_sha256: String,
 }
 
+/// One character in a list or a creation answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterJson {
+    /// Database id.
+    pub character_id: u64,
+    /// Name.
+    pub name: String,
+    /// Content id of the race.
+    pub race: String,
+    /// Content id of the class.
+    pub class: String,
+    /// Level.
+    pub level: u32,
+    /// Zone it was last saved in.
+    pub zone_id: u16,
+}
+
+impl From<CharacterSummary> for CharacterJson {
+    fn from(c: CharacterSummary) -> Self {
+        CharacterJson {
+            character_id: c.character_id,
+            name: c.name,
+            race: c.race,
+            class: c.class,
+            level: c.level,
+            zone_id: c.zone_id,
+        }
+    }
+}
+
+/// An account's characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterList {
+    /// By id.
+    pub characters: Vec<CharacterJson>,
+}
+
 /// An error answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
-    /// `bad_credentials`, `bad_request` or `internal`.
+    /// The kind (`bad_credentials`, `bad_request`, `rate_limited`, ...; see the module docs).
     pub error: String,
     /// What was wrong.
     pub message: String,
+    /// For `rate_limited`: seconds until trying again may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
-/// The local address a connection arrived on.
+/// The addresses of a connection: the local one it arrived on and the peer's.
 #[derive(Clone, Copy, Debug)]
-pub struct LocalAddr(pub Option<SocketAddr>);
+pub struct ConnAddrs {
+    /// Where the connection arrived.
+    pub local: Option<SocketAddr>,
+    /// Where it came from (the per-address rate limit's key).
+    pub peer: Option<SocketAddr>,
+}
 
-impl Connected<IncomingStream<'_, TcpListener>> for LocalAddr {
+impl Connected<IncomingStream<'_, TcpListener>> for ConnAddrs {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        LocalAddr(stream.io().local_addr().ok())
+        ConnAddrs {
+            local: stream.io().local_addr().ok(),
+            peer: stream.io().peer_addr().ok(),
+        }
     }
 }
 
 /// The routes over `state`.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
+        .route("/v1/accounts", post(register))
         .route("/v1/login", post(login))
+        .route("/v1/token/refresh", post(refresh))
+        .route("/v1/logout", post(logout))
+        .route(
+            "/v1/characters",
+            get(list_characters).post(create_character),
+        )
+        .route("/v1/characters/{id}", delete(delete_character))
+        .route("/v1/characters/{id}/session", post(character_session))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -119,72 +256,117 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<LocalAddr>(),
+        router.into_make_service_with_connect_info::<ConnAddrs>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
 }
 
 fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
-    let outcome = match status {
-        StatusCode::UNAUTHORIZED => "bad_credentials",
-        StatusCode::BAD_REQUEST => "bad_request",
-        _ => "error",
-    };
-    metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => outcome).increment(1);
     (
         status,
         Json(ErrorResponse {
             error: error.to_owned(),
             message: message.into(),
+            retry_after_s: None,
         }),
     )
         .into_response()
+}
+
+fn account_error(e: &AccountError) -> Response {
+    let status = match e {
+        AccountError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AccountError::NameTaken(_) => StatusCode::CONFLICT,
+        AccountError::RegistrationClosed => StatusCode::FORBIDDEN,
+        AccountError::BadCredentials
+        | AccountError::RefreshExpired
+        | AccountError::RefreshRevoked
+        | AccountError::RefreshUnknown => StatusCode::UNAUTHORIZED,
+        AccountError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AccountError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AccountError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    match e {
+        AccountError::Unavailable(m) | AccountError::Internal(m) => {
+            tracing::error!(error = %m, kind = e.kind(), "account request failed");
+        }
+        _ => {}
+    }
+    let retry_after_s = match e {
+        AccountError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+        _ => None,
+    };
+    let mut response = (
+        status,
+        Json(ErrorResponse {
+            error: e.kind().to_owned(),
+            message: e.to_string(),
+            retry_after_s,
+        }),
+    )
+        .into_response();
+    if let Some(s) = retry_after_s {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response
+}
+
+fn store_error(e: &StoreError) -> Response {
+    if e.is_retryable() {
+        tracing::error!(error = %e, "database unavailable");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
+    } else {
+        tracing::error!(error = %e, "store failed");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-async fn login(
-    State(state): State<Arc<HttpState>>,
-    ConnectInfo(local): ConnectInfo<LocalAddr>,
-    body: Result<Json<LoginRequest>, JsonRejection>,
-) -> Response {
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(rejection) => {
-            return bad_request(format!(
-                "expected a JSON body {{\"username\": \"...\", \"password\": \"...\"}} of at most {MAX_BODY_BYTES} bytes: {}",
-                rejection.body_text()
-            ));
-        }
-    };
-    if request.username.is_empty() || request.password.is_empty() {
-        return bad_request("username and password must not be empty");
+/// An answer ending a handler early (boxed: a `Response` is large).
+type Early = Box<Response>;
+
+/// The JSON body, or the 400 answer naming `expected`.
+fn json_body<T: DeserializeOwned>(
+    body: Result<Json<T>, JsonRejection>,
+    expected: &str,
+) -> Result<T, Early> {
+    body.map(|Json(t)| t).map_err(|rejection| {
+        Box::new(bad_request(format!(
+            "expected a JSON body {expected} of at most {MAX_BODY_BYTES} bytes: {}",
+            rejection.body_text()
+        )))
+    })
+}
+
+const CREDENTIALS_BODY: &str = r#"{"username": "...", "password": "..."}"#;
+const REFRESH_BODY: &str = r#"{"refresh_token": "..."}"#;
+
+/// The QUIC address to give a client whose request arrived on `local`.
+fn client_quic_addr(state: &HttpState, local: Option<SocketAddr>) -> String {
+    let mut quic_addr = state.quic_addr;
+    if quic_addr.ip().is_unspecified()
+        && let Some(local) = local
+    {
+        quic_addr.set_ip(local.ip());
     }
-    if request.username.len() > MAX_ACCOUNT_NAME_BYTES {
-        return bad_request(format!(
-            "username longer than {MAX_ACCOUNT_NAME_BYTES} bytes"
-        ));
-    }
-    if request.password.len() > MAX_PASSWORD_BYTES {
-        return bad_request(format!("password longer than {MAX_PASSWORD_BYTES} bytes"));
-    }
-    if !valid_account_name(&request.username) {
-        return bad_request("username may hold only letters, digits, `_`, `-` and `.`");
-    }
-    if !state.accounts.check(&request.username, &request.password) {
-        tracing::info!(username = %request.username, "login refused: bad credentials");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "unknown username or wrong password",
-        );
-    }
+    quic_addr.to_string()
+}
+
+/// The login answer for `session`: a fresh access token and its refresh token.
+fn session_response(state: &HttpState, session: Session, local: Option<SocketAddr>) -> Response {
     let token = match state
         .issuer
-        .issue(&request.username, mmo_net::auth::unix_now_s())
+        .issue(&session.name, mmo_net::auth::unix_now_s())
     {
         Ok(t) => t,
         Err(e) => {
@@ -192,21 +374,325 @@ async fn login(
             return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
         }
     };
-    let mut quic_addr = state.quic_addr;
-    if quic_addr.ip().is_unspecified()
-        && let Some(local) = local.0
-    {
-        quic_addr.set_ip(local.ip());
-    }
-    metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => "ok").increment(1);
-    tracing::info!(username = %request.username, "token issued");
     Json(LoginResponse {
         token,
         expires_in_s: state.issuer.ttl_s(),
-        quic_addr: quic_addr.to_string(),
+        refresh_token: session.refresh_token,
+        refresh_expires_in_s: session.refresh_expires_in_s,
+        quic_addr: client_quic_addr(state, local),
         fingerprint_sha256: state.fingerprint_hex.clone(),
     })
     .into_response()
+}
+
+async fn register(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(addrs): ConnectInfo<ConnAddrs>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body, CREDENTIALS_BODY) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match state
+        .accounts
+        .register(
+            &request.username,
+            &request.password,
+            addrs.peer.map(|a| a.ip()),
+            mmo_net::auth::unix_now_s(),
+        )
+        .await
+    {
+        Ok(account_id) => (
+            StatusCode::CREATED,
+            Json(AccountResponse {
+                account_id,
+                username: request.username,
+            }),
+        )
+            .into_response(),
+        Err(e) => account_error(&e),
+    }
+}
+
+async fn login(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(addrs): ConnectInfo<ConnAddrs>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body, CREDENTIALS_BODY) {
+        Ok(r) => r,
+        Err(response) => {
+            metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => "bad_request").increment(1);
+            return *response;
+        }
+    };
+    let result = state
+        .accounts
+        .login(
+            &request.username,
+            &request.password,
+            addrs.peer.map(|a| a.ip()),
+            mmo_net::auth::unix_now_s(),
+        )
+        .await;
+    match result {
+        Ok(session) => {
+            metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => "ok").increment(1);
+            tracing::info!(username = %request.username, "login");
+            session_response(&state, session, addrs.local)
+        }
+        Err(e) => {
+            metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => e.kind()).increment(1);
+            tracing::info!(username = %request.username, reason = e.kind(), "login refused");
+            account_error(&e)
+        }
+    }
+}
+
+async fn refresh(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(addrs): ConnectInfo<ConnAddrs>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body, REFRESH_BODY) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match state
+        .accounts
+        .refresh(&request.refresh_token, mmo_net::auth::unix_now_s())
+        .await
+    {
+        Ok(session) => session_response(&state, session, addrs.local),
+        Err(e) => account_error(&e),
+    }
+}
+
+async fn logout(
+    State(state): State<Arc<HttpState>>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Response {
+    let request = match json_body(body, REFRESH_BODY) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match state.accounts.logout(&request.refresh_token).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => account_error(&e),
+    }
+}
+
+/// The account the bearer token names: its name and id; else the 401/503 answer.
+async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64), Early> {
+    let bad_token =
+        |message: String| Box::new(error(StatusCode::UNAUTHORIZED, "bad_token", message));
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(bad_token(
+            "no `Authorization: Bearer <access token>` header".into(),
+        ));
+    };
+    let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+        return Err(bad_token(
+            "the Authorization header is not `Bearer <access token>`".into(),
+        ));
+    };
+    let grant = state
+        .authority
+        .verify(token.trim(), mmo_net::auth::unix_now_s())
+        .map_err(|refusal| bad_token(refusal.message))?;
+    match state.accounts.store().account_by_name(&grant.account).await {
+        Ok(Some(row)) => Ok((row.name, row.account_id)),
+        Ok(None) => Err(bad_token(format!(
+            "account `{}` does not exist",
+            grant.account
+        ))),
+        Err(e) => Err(Box::new(store_error(&e))),
+    }
+}
+
+fn character_id(path: Result<Path<u64>, PathRejection>) -> Result<u64, Early> {
+    path.map(|Path(id)| id).map_err(|rejection| {
+        Box::new(bad_request(format!(
+            "the character id in the path must be a positive integer: {}",
+            rejection.body_text()
+        )))
+    })
+}
+
+fn not_found(id: u64) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("this account has no character {id}"),
+    )
+}
+
+async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    let (_, account_id) = match bearer(&state, &headers).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    match state.accounts.store().list_characters(account_id).await {
+        Ok(list) => Json(CharacterList {
+            characters: list.into_iter().map(CharacterJson::from).collect(),
+        })
+        .into_response(),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn create_character(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Result<Json<CreateCharacterRequest>, JsonRejection>,
+) -> Response {
+    let (account, account_id) = match bearer(&state, &headers).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let request = match json_body(body, r#"{"name": "...", "class": "...", "race": "..."}"#) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    if !valid_character_name(&request.name) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_name",
+            format!(
+                "a character name is 2..={} ASCII letters and digits starting with a letter",
+                mmo_core::persist::MAX_CHARACTER_NAME_BYTES
+            ),
+        );
+    }
+    if state.content.class_id(&request.class).is_none() {
+        let known: Vec<&str> = state
+            .content
+            .classes()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown_class",
+            format!("no class `{}` (known: {})", request.class, known.join(", ")),
+        );
+    }
+    if state.content.race_id(&request.race).is_none() {
+        let known: Vec<&str> = state
+            .content
+            .races()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown_race",
+            format!("no race `{}` (known: {})", request.race, known.join(", ")),
+        );
+    }
+    let new = NewCharacter {
+        name: request.name,
+        class: request.class,
+        race: request.race,
+        ..state.new_character.clone()
+    };
+    let max = state.accounts.settings().max_characters_per_account;
+    match state
+        .accounts
+        .store()
+        .create_character(account_id, &new, max, mmo_net::auth::unix_now_s())
+        .await
+    {
+        Ok(record) => {
+            tracing::info!(%account, character_id = record.character_id, name = %record.name, "character created");
+            (
+                StatusCode::CREATED,
+                Json(CharacterJson {
+                    character_id: record.character_id,
+                    name: record.name,
+                    race: record.race,
+                    class: record.class,
+                    level: record.level,
+                    zone_id: record.zone_id,
+                }),
+            )
+                .into_response()
+        }
+        Err(StoreError::Conflict(m)) => error(StatusCode::CONFLICT, "name_taken", m),
+        Err(StoreError::LimitReached(_)) => error(
+            StatusCode::CONFLICT,
+            "character_limit",
+            format!("an account may have at most {max} characters"),
+        ),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn delete_character(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    path: Result<Path<u64>, PathRejection>,
+) -> Response {
+    let (account, account_id) = match bearer(&state, &headers).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let id = match character_id(path) {
+        Ok(id) => id,
+        Err(response) => return *response,
+    };
+    match state
+        .accounts
+        .store()
+        .delete_character(account_id, id)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(%account, character_id = id, "character deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => not_found(id),
+        Err(e) => store_error(&e),
+    }
+}
+
+async fn character_session(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(addrs): ConnectInfo<ConnAddrs>,
+    headers: HeaderMap,
+    path: Result<Path<u64>, PathRejection>,
+) -> Response {
+    let (account, account_id) = match bearer(&state, &headers).await {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let id = match character_id(path) {
+        Ok(id) => id,
+        Err(response) => return *response,
+    };
+    match state.accounts.store().list_characters(account_id).await {
+        Ok(list) if list.iter().any(|c| c.character_id == id) => {}
+        Ok(_) => return not_found(id),
+        Err(e) => return store_error(&e),
+    }
+    match state
+        .issuer
+        .issue_for_character(&account, id, mmo_net::auth::unix_now_s())
+    {
+        Ok(token) => Json(SessionResponse {
+            token,
+            expires_in_s: state.issuer.ttl_s(),
+            quic_addr: client_quic_addr(&state, addrs.local),
+            fingerprint_sha256: state.fingerprint_hex.clone(),
+        })
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "token not issued");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+    }
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {

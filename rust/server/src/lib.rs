@@ -3,7 +3,9 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
-//! - [`http`]: `/v1/login`, `/metrics`, `/healthz`, `/readyz` on their own port.
+//! - [`accounts`]: registration, argon2id passwords, refresh tokens, login rate limits.
+//! - [`http`]: accounts, login, token refresh, characters, `/metrics`, `/healthz`, `/readyz`
+//!   on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
@@ -11,8 +13,8 @@
 //! # Not done yet
 //!
 //! - Multiple zones: `[world]` is validated but one zone simulates everything.
-//! - Real accounts (a database): only dev accounts log in.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -145,6 +145,7 @@ async fn login_over_http_then_play_over_quic() {
                 iat: now_s - 1_000,
                 exp: now_s - 100,
                 iss: ISSUER.into(),
+                chr: None,
             })
             .unwrap();
         let (reason, message) = refusal_of(&app, fingerprint, &expired).await;
