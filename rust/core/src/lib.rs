@@ -10,6 +10,7 @@
 //! `Result`, bounds lengths and allocations, and never panics.
 
 pub mod codec;
+pub mod chat;
 pub mod control;
 pub mod detmath;
 pub mod entity;
@@ -31,4 +32,4 @@ pub mod zone;
 
 /// Version of the wire protocol (datagrams and control frames, see `WIRE_FORMAT.md`). A
 /// client and server with different versions refuse each other at login with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
