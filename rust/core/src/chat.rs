@@ -58,6 +58,41 @@ impl ChatRefusal {
     }
 }
 
+/// A zone, global or whisper line admitted by the rules, as routed between zone threads and
+/// server processes (the Redis bridge carries it as JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// The speaker's character name.
+    pub from_name: String,
+    /// Zone, global or whisper.
+    pub channel: ChatChannel,
+    /// The speaker's zone (the zone channel's audience).
+    pub zone_id: u16,
+    /// The whisper's recipient.
+    pub to: Option<String>,
+    /// The cleaned text.
+    pub text: String,
+}
+
+impl ChatLine {
+    /// Checks a line received from elsewhere (another process): bounded, known channel
+    /// with the right recipient, valid sender name.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_character_name(&self.from_name) {
+            return Err("chat line: bad sender name".to_owned());
+        }
+        if self.channel == ChatChannel::Say {
+            return Err("chat line: say does not cross zones".to_owned());
+        }
+        check_recipient(self.channel, self.to.as_deref()).map_err(|r| r.message)?;
+        match clean_text(&self.text) {
+            Ok(t) if t == self.text => Ok(()),
+            Ok(_) => Err("chat line: text not clean".to_owned()),
+            Err(r) => Err(format!("chat line: {}", r.message)),
+        }
+    }
+}
+
 const MINUTE_MS: u64 = 60_000;
 
 /// One online player's chat state.
@@ -148,7 +183,10 @@ impl ChatMember {
         if !self.receives(channel) {
             return Err(ChatRefusal::new(
                 ChatRefusalKind::NotJoined,
-                format!("join the {} channel before speaking in it", channel.as_str()),
+                format!(
+                    "join the {} channel before speaking in it",
+                    channel.as_str()
+                ),
             ));
         }
         check_recipient(channel, to)?;
@@ -296,13 +334,26 @@ mod tests {
         for _ in 0..3 {
             send(&mut m, 0).unwrap();
         }
-        assert_eq!(send(&mut m, 0).unwrap_err().kind, ChatRefusalKind::RateLimited);
-        assert_eq!(send(&mut m, 0).unwrap_err().kind, ChatRefusalKind::RateLimited);
+        assert_eq!(
+            send(&mut m, 0).unwrap_err().kind,
+            ChatRefusalKind::RateLimited
+        );
+        assert_eq!(
+            send(&mut m, 0).unwrap_err().kind,
+            ChatRefusalKind::RateLimited
+        );
         let mute = send(&mut m, 0).unwrap_err();
         assert_eq!(mute.kind, ChatRefusalKind::Muted);
-        assert!(mute.message.contains("muted until 10000"), "{}", mute.message);
+        assert!(
+            mute.message.contains("muted until 10000"),
+            "{}",
+            mute.message
+        );
         assert_eq!(m.muted_until_ms(5_000), Some(10_000));
-        assert_eq!(send(&mut m, 9_999).unwrap_err().kind, ChatRefusalKind::Muted);
+        assert_eq!(
+            send(&mut m, 9_999).unwrap_err().kind,
+            ChatRefusalKind::Muted
+        );
         assert!(send(&mut m, 10_000).is_ok());
     }
 
@@ -318,7 +369,9 @@ mod tests {
         for _ in 0..6 {
             // One line passes, the next is limited; 61 s later the allowance is back.
             assert!(m.admit(&cfg, ChatChannel::Zone, None, "a", now).is_ok());
-            let e = m.admit(&cfg, ChatChannel::Zone, None, "a", now).unwrap_err();
+            let e = m
+                .admit(&cfg, ChatChannel::Zone, None, "a", now)
+                .unwrap_err();
             assert_eq!(e.kind, ChatRefusalKind::RateLimited);
             now += 61_000;
         }
@@ -360,9 +413,48 @@ mod tests {
             );
         }
         // A refused text costs no allowance.
-        let mut m = ChatMember::new(&ChatConfig { burst_lines: 1, ..config() }, 0);
+        let mut m = ChatMember::new(
+            &ChatConfig {
+                burst_lines: 1,
+                ..config()
+            },
+            0,
+        );
         assert!(m.admit(&config(), ChatChannel::Say, None, " ", 0).is_err());
         assert!(m.admit(&config(), ChatChannel::Say, None, "ok", 0).is_ok());
+    }
+
+    #[test]
+    fn received_lines_are_checked() {
+        let line = ChatLine {
+            from_name: "Alice".into(),
+            channel: ChatChannel::Whisper,
+            zone_id: 0,
+            to: Some("Bob".into()),
+            text: "hi".into(),
+        };
+        assert!(line.validate().is_ok());
+        for bad in [
+            ChatLine {
+                to: None,
+                ..line.clone()
+            },
+            ChatLine {
+                from_name: "".into(),
+                ..line.clone()
+            },
+            ChatLine {
+                text: " \u{1}".into(),
+                ..line.clone()
+            },
+            ChatLine {
+                channel: ChatChannel::Say,
+                to: None,
+                ..line.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -370,7 +462,10 @@ mod tests {
         let mut m = ChatMember::new(&config(), 0);
         m.set_joined(ChatChannel::Global, false).unwrap();
         assert!(!m.receives(ChatChannel::Global));
-        assert_eq!(send(&mut m, 0).unwrap_err().kind, ChatRefusalKind::NotJoined);
+        assert_eq!(
+            send(&mut m, 0).unwrap_err().kind,
+            ChatRefusalKind::NotJoined
+        );
         m.set_joined(ChatChannel::Global, true).unwrap();
         assert!(send(&mut m, 0).is_ok());
         for channel in [ChatChannel::Say, ChatChannel::Whisper] {

@@ -810,7 +810,10 @@ mod tests {
             encode_frame(&message, &mut out).unwrap();
             let mut decoder = FrameDecoder::new();
             decoder.push(&out);
-            assert_eq!(decoder.next_message::<ServerControl>().unwrap(), Some(message));
+            assert_eq!(
+                decoder.next_message::<ServerControl>().unwrap(),
+                Some(message)
+            );
         }
         assert!(ChatChannel::Global.can_leave() && ChatChannel::Zone.can_leave());
         assert!(!ChatChannel::Say.can_leave() && !ChatChannel::Whisper.can_leave());

@@ -9,8 +9,8 @@
 //! `len_bytes`, `speed_mps`). Data from the wire is never trusted: every decoder returns a
 //! `Result`, bounds lengths and allocations, and never panics.
 
-pub mod codec;
 pub mod chat;
+pub mod codec;
 pub mod control;
 pub mod detmath;
 pub mod entity;

@@ -90,6 +90,8 @@ pub(crate) enum PeerMsg {
     Border(BorderExport),
     /// Close this connection if it is here (a duplicate login elsewhere).
     Kick(ConnectionId, DisconnectReason, &'static str),
+    /// Chat lines or a refusal routed by the chat hub ([`crate::chat`]).
+    Chat(crate::chat::ChatDelivery),
 }
 
 /// One connection as its zone thread knows it; moves with the player at a handoff.
@@ -116,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) start: Instant,
     /// Border exports waiting in each zone's peer channel, indexed by zone id.
     pub(crate) border_backlog: Arc<[AtomicUsize]>,
+    /// Routes chat between zone threads and processes.
+    pub(crate) chat: crate::chat::ChatHub,
     /// Set to `true` to stop every zone (a [`crate::server::Server`] dropped without
     /// shutdown); works even when an inbox is full.
     pub(crate) stop: tokio::sync::watch::Receiver<bool>,
@@ -323,6 +327,7 @@ impl ZoneLoop {
             } => match self.zone.insert_player(id, *transfer) {
                 Ok(()) => {
                     self.conns.insert(id, conn);
+                    self.shared.chat.moved(id, self.zone.zone_id().0);
                     let now_us = self.now_us();
                     self.read_control(id, now_us);
                     let Some(account) = account else {
@@ -352,6 +357,7 @@ impl ZoneLoop {
                     if let Some(account) = account {
                         self.unregister(id, &account);
                     }
+                    self.shared.chat.offline(id);
                     count_disconnect(DisconnectReason::Kicked);
                     // Dropping `conn` ends its writer, which closes the connection.
                 }
@@ -368,6 +374,7 @@ impl ZoneLoop {
                     self.flush(id);
                 }
             }
+            PeerMsg::Chat(delivery) => crate::chat::deliver(&mut self.zone, delivery),
         }
         self.handle_events();
     }
@@ -525,6 +532,7 @@ impl ZoneLoop {
         if let Some(account) = self.accounts.remove(&id) {
             self.unregister(id, &account);
         }
+        self.shared.chat.offline(id);
         self.metrics.players.set(self.accounts.len() as f64);
     }
 
@@ -580,9 +588,17 @@ impl ZoneLoop {
                         tracing::debug!(account, connection = id.0, entity, kind, strikes, detail = %detail, "request refused");
                     }
                 }
-                // The zone consumes gameplay requests itself; chat is routed by issue 7.
-                ServerEvent::Chat { .. }
-                | ServerEvent::AbilityRequested(_)
+                ServerEvent::Chat { channel, to, text } => {
+                    (self.shared.chat).on_chat(&mut self.zone, id, channel, to, &text);
+                }
+                ServerEvent::ChatJoin(c) => {
+                    (self.shared.chat).on_membership(&mut self.zone, id, c, true)
+                }
+                ServerEvent::ChatLeave(c) => {
+                    (self.shared.chat).on_membership(&mut self.zone, id, c, false)
+                }
+                // The zone consumes gameplay requests itself.
+                ServerEvent::AbilityRequested(_)
                 | ServerEvent::CastCancelRequested
                 | ServerEvent::InventoryRequested(_) => {}
             }
@@ -622,6 +638,8 @@ impl ZoneLoop {
                     // through.
                     conn.link.set_logged_in();
                 }
+                let zone_id = self.zone.zone_id().0;
+                self.shared.chat.online(&chat_name(&grant), zone_id, id);
                 let previous = lock(&self.shared.accounts).insert(grant.account.clone(), id);
                 self.accounts.insert(id, grant.account.clone());
                 self.metrics.players.set(self.accounts.len() as f64);
@@ -691,6 +709,12 @@ impl ZoneLoop {
             self.conns.remove(&id);
         }
     }
+}
+
+/// The name a player chats under (and is whispered by). The account name until character
+/// names reach the zone threads; the one place to switch.
+fn chat_name(grant: &crate::auth::LoginGrant) -> String {
+    grant.account.clone()
 }
 
 /// Adds a session's bytes since `sampled` to the totals, moves `sampled` up to `stats`, and

@@ -370,8 +370,14 @@ fn chat_join_and_leave_reach_the_zone_and_refusals_reach_the_client() {
             text: "hi".into(),
         }),
     );
-    c.handle_stream(1, &frame(&ClientControl::ChatLeave(control::ChatChannel::Global)));
-    c.handle_stream(1, &frame(&ClientControl::ChatJoin(control::ChatChannel::Global)));
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::ChatLeave(control::ChatChannel::Global)),
+    );
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::ChatJoin(control::ChatChannel::Global)),
+    );
     assert_eq!(
         c.poll_event(),
         Some(ServerEvent::Chat {

@@ -54,7 +54,8 @@ impl Zone {
     ) -> bool {
         match self.players.get_mut(&to) {
             Some(p) if p.connection.entity().is_some() => {
-                p.connection.send_chat(from_name, from_entity, channel, text);
+                p.connection
+                    .send_chat(from_name, from_entity, channel, text);
                 true
             }
             _ => false,
@@ -115,7 +116,10 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        while let Some(m) = decoder.next_message::<ServerControl>().expect("valid frames") {
+        while let Some(m) = decoder
+            .next_message::<ServerControl>()
+            .expect("valid frames")
+        {
             out.push(m);
         }
         out
