@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod chat_redis;
 pub mod config;
 pub mod http;
 pub mod metrics;
