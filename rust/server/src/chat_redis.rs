@@ -346,8 +346,7 @@ async fn send(
             // Only our own key: the name may have logged in on another process since.
             let key = names.presence(name);
             let owner: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-            if owner.as_deref() == Some(config.server_id.as_str()) && !inbound.is_online(name)
-            {
+            if owner.as_deref() == Some(config.server_id.as_str()) && !inbound.is_online(name) {
                 redis::cmd("DEL").arg(&key).query_async::<i64>(conn).await?;
             }
         }
@@ -420,11 +419,20 @@ async fn subscriber(client: redis::Client, server_id: String, names: Names, inbo
     }
 }
 
-async fn subscribe(client: &redis::Client, names: &Names) -> redis::RedisResult<redis::aio::PubSub> {
+async fn subscribe(
+    client: &redis::Client,
+    names: &Names,
+) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(format!("{}:chat:global", names.prefix)).await?;
-    pubsub.subscribe(format!("{}:chat:whisper", names.prefix)).await?;
-    pubsub.psubscribe(format!("{}:chat:zone:*", names.prefix)).await?;
+    pubsub
+        .subscribe(format!("{}:chat:global", names.prefix))
+        .await?;
+    pubsub
+        .subscribe(format!("{}:chat:whisper", names.prefix))
+        .await?;
+    pubsub
+        .psubscribe(format!("{}:chat:zone:*", names.prefix))
+        .await?;
     Ok(pubsub)
 }
 
