@@ -148,7 +148,7 @@ mod tests {
         }
         assert_eq!(zone.say(speaker, "Alice", "hello", 30.0), 2);
         let line = ("Alice".to_owned(), "hello".to_owned());
-        assert_eq!(chats(&mut zone, speaker), [line.clone()]);
+        assert_eq!(chats(&mut zone, speaker), std::slice::from_ref(&line));
         assert_eq!(chats(&mut zone, near), [line]);
         assert!(chats(&mut zone, far).is_empty());
         assert_eq!(zone.say(ConnectionId(999), "Nobody", "x", 30.0), 0);
