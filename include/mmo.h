@@ -28,7 +28,9 @@
 // `MMO_ABI_VERSION` and refuse a mismatch.
 //
 // 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
-#define MMO_ABI_VERSION 2
+// 3: chat (`mmo_client_event` grew `chat_from_len_bytes`; the chat event text starts with
+// the sender's name).
+#define MMO_ABI_VERSION 3
 
 // Length of the content hash (`mmo_client_content_hash`), bytes.
 #define MMO_CONTENT_HASH_LEN_BYTES 32
@@ -120,8 +122,9 @@ enum mmo_client_event_kind
   // The server disagreed with the prediction; it was corrected (and is smoothed):
   // `position_error_m`, `replayed_inputs`.
   MMO_CLIENT_EVENT_KIND_CORRECTION = 4,
-  // A chat line: `entity_id` is the sender, `chat_channel`, the text with
-  // `mmo_client_event_text` (`text_len_bytes` bytes).
+  // A chat line: `chat_channel`; `entity_id` is the sender's entity when it is in this
+  // client's zone (0 otherwise); the text read with `mmo_client_event_text` is
+  // `"<sender name>: <line>"`, the name being its first `chat_from_len_bytes` bytes.
   MMO_CLIENT_EVENT_KIND_CHAT = 5,
   // The session is over and the connection closed: `disconnect_reason`, the message
   // with `mmo_client_event_text`. The last event of a client.
@@ -147,6 +150,11 @@ enum mmo_client_event_kind
   // `ability_id`, `combat_kind` and its values (`amount`, `dot_ticks`, `slow_factor`,
   // `duration_ms`, `distance_m`), `target_health`, `target_health_max`, `server_tick`.
   MMO_CLIENT_EVENT_KIND_COMBAT = 11,
+  // The server refused a chat line, join or leave of this client: the text is
+  // `"<kind>: <message>"` (kinds `chat_too_long`, `chat_empty`, `chat_rate_limited`,
+  // `chat_muted`, `chat_unknown_recipient`, `chat_bad_recipient`, `chat_not_joined`,
+  // `chat_cannot_leave`), the kind its first `refusal_kind_len_bytes` bytes.
+  MMO_CLIENT_EVENT_KIND_CHAT_REFUSED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -164,8 +172,12 @@ enum mmo_chat_channel
  {
   // Everyone in the sender's zone.
   MMO_CHAT_CHANNEL_ZONE = 0,
-  // Everyone on the server.
+  // Everyone on every server process.
   MMO_CHAT_CHANNEL_GLOBAL = 1,
+  // Players within the say radius of the speaker.
+  MMO_CHAT_CHANNEL_SAY = 2,
+  // One named player, wherever they are online.
+  MMO_CHAT_CHANNEL_WHISPER = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -748,6 +760,8 @@ typedef struct mmo_client_event {
   uint32_t target_health_max;
   // Combat: the server tick it happened at.
   uint32_t server_tick;
+  // Chat: length in bytes of the sender's name at the start of the text.
+  size_t chat_from_len_bytes;
 } mmo_client_event;
 
 // One tick of movement input, quantized exactly as simulated and sent on the wire.
@@ -1191,11 +1205,12 @@ mmo_result mmo_client_event_text(const struct mmo_client *client,
 mmo_result mmo_client_send_input(struct mmo_client *client, const struct mmo_move_input *input);
 
 // Sends a chat line on `channel` (an `mmo_chat_channel` value); the text is at most 512
-// bytes of UTF-8.
+// bytes of UTF-8. The same as `mmo_client_chat_send` without a recipient (so not for
+// whispers).
 //
 // Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (channel),
-// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long), `MMO_RESULT_INVALID_STATE`
-// (not logged in). Game thread only.
+// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long, a whisper),
+// `MMO_RESULT_INVALID_STATE` (not logged in). Game thread only.
 //
 // # Safety
 // `client` must be NULL or a live handle; `text` NULL or a NUL-terminated string.
@@ -1287,6 +1302,44 @@ mmo_result mmo_client_connection_state(const struct mmo_client *client, mmo_conn
 // # Safety
 // `client` must be NULL or a live handle.
 mmo_result mmo_client_disconnect(struct mmo_client *client);
+
+// Sends a chat line on `channel` (an `mmo_chat_channel` value). `recipient` is the
+// character name of a whisper's recipient and must be NULL on the other channels; the text
+// is at most 512 bytes of UTF-8. A line the server refuses comes back as a `CHAT_REFUSED`
+// event.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT` (client, text), `MMO_RESULT_INVALID_ENUM` (channel),
+// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long; a whisper without a valid
+// recipient, or a recipient on another channel), `MMO_RESULT_INVALID_STATE` (not logged
+// in). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `recipient` and `text` NULL or NUL-terminated
+// strings.
+mmo_result mmo_client_chat_send(struct mmo_client *client,
+                                uint32_t channel,
+                                const char *recipient,
+                                const char *text);
+
+// Receives `channel` (zone or global) again after `mmo_client_chat_leave`. Say and whisper
+// cannot be joined or left: the server answers with a `CHAT_REFUSED` event.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (channel),
+// `MMO_RESULT_INVALID_STATE` (not logged in). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle.
+mmo_result mmo_client_chat_join(struct mmo_client *client, uint32_t channel);
+
+// Stops receiving `channel` (zone or global). Say and whisper cannot be left: the server
+// answers with a `CHAT_REFUSED` event.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (channel),
+// `MMO_RESULT_INVALID_STATE` (not logged in). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle.
+mmo_result mmo_client_chat_leave(struct mmo_client *client, uint32_t channel);
 
 // Writes the default client config into `*out`: no fingerprint (set it), SNI from the
 // host, 10 s idle timeout, 16 redundant inputs, default interpolation.

@@ -771,10 +771,21 @@ struct ClientEvent {
     std::string text;
 
     mmo_client_event_kind kind() const noexcept { return event.kind; }
-    /// A refused ability or inventory result: the stable refusal kind
-    /// ("inventory_bad_slot", "ability_cooldown"...); empty otherwise.
+    /// A refused ability or inventory result, or a CHAT_REFUSED event: the stable refusal
+    /// kind ("inventory_bad_slot", "chat_muted"...); empty otherwise.
     std::string refusal_kind() const {
         return text.substr(0, std::min(text.size(), event.refusal_kind_len_bytes));
+    }
+    /// A CHAT event: the sender's character name.
+    std::string chat_from() const {
+        if (event.kind != MMO_CLIENT_EVENT_KIND_CHAT) return std::string();
+        return text.substr(0, std::min(text.size(), event.chat_from_len_bytes));
+    }
+    /// A CHAT event: the line without the sender's name.
+    std::string chat_line() const {
+        if (event.kind != MMO_CLIENT_EVENT_KIND_CHAT) return std::string();
+        const size_t skip = event.chat_from_len_bytes + 2; // "<name>: "
+        return skip <= text.size() ? text.substr(skip) : std::string();
     }
 };
 
@@ -905,9 +916,26 @@ public:
     Status send_input(const mmo_move_input &input) {
         return Status(mmo_client_send_input(h_.get(), &input));
     }
-    /// Sends a chat line (at most 512 bytes of UTF-8).
+    /// Sends a chat line (at most 512 bytes of UTF-8) on a channel without recipient.
     Status send_chat(mmo_chat_channel channel, const char *text) {
         return Status(mmo_client_send_chat(h_.get(), static_cast<uint32_t>(channel), text));
+    }
+    /// Sends a chat line; `recipient` names a whisper's recipient (nullptr otherwise).
+    Status chat_send(mmo_chat_channel channel, const char *recipient, const char *text) {
+        return Status(
+            mmo_client_chat_send(h_.get(), static_cast<uint32_t>(channel), recipient, text));
+    }
+    /// Whispers `text` to the character `recipient`.
+    Status whisper(const char *recipient, const char *text) {
+        return chat_send(MMO_CHAT_CHANNEL_WHISPER, recipient, text);
+    }
+    /// Receives the zone or global channel again.
+    Status chat_join(mmo_chat_channel channel) {
+        return Status(mmo_client_chat_join(h_.get(), static_cast<uint32_t>(channel)));
+    }
+    /// Stops receiving the zone or global channel.
+    Status chat_leave(mmo_chat_channel channel) {
+        return Status(mmo_client_chat_leave(h_.get(), static_cast<uint32_t>(channel)));
     }
     /// Decays the local character's visual correction by a rendered frame.
     Status advance_visual(float dt_s) {

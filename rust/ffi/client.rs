@@ -31,6 +31,7 @@
 //! Not done yet: movement and snapshot settings are the core's defaults (the server does
 //! not send its own yet).
 
+pub mod chat;
 pub mod config;
 pub mod event;
 pub mod gameplay;
@@ -42,7 +43,7 @@ use std::ffi::{CStr, c_char};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mmo_core::control::{self, ChatChannel};
+use mmo_core::control;
 use mmo_core::entity::EntityId;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
 use mmo_core::validation::validate_input;
@@ -649,11 +650,12 @@ pub unsafe extern "C" fn mmo_client_send_input(
 }
 
 /// Sends a chat line on `channel` (an `mmo_chat_channel` value); the text is at most 512
-/// bytes of UTF-8.
+/// bytes of UTF-8. The same as `mmo_client_chat_send` without a recipient (so not for
+/// whispers).
 ///
 /// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ENUM` (channel),
-/// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long), `MMO_RESULT_INVALID_STATE`
-/// (not logged in). Game thread only.
+/// `MMO_RESULT_INVALID_ARGUMENT` (text not UTF-8 or too long, a whisper),
+/// `MMO_RESULT_INVALID_STATE` (not logged in). Game thread only.
 ///
 /// # Safety
 /// `client` must be NULL or a live handle; `text` NULL or a NUL-terminated string.
@@ -663,33 +665,8 @@ pub unsafe extern "C" fn mmo_client_send_chat(
     channel: u32,
     text: *const c_char,
 ) -> mmo_result {
-    boundary::guard(|| {
-        // SAFETY: per the caller, NULL or a live, unaliased handle.
-        let c = unsafe { boundary::in_mut(client, "client") }?;
-        // SAFETY: per the caller, NULL or NUL-terminated.
-        let text = unsafe { arg_str(text, "text") }?;
-        let channel = match channel {
-            0 => ChatChannel::Zone,
-            1 => ChatChannel::Global,
-            other => return Err(FfiError::invalid_enum("channel", other)),
-        };
-        if text.len() > control::MAX_CHAT_LEN_BYTES {
-            return Err(FfiError::invalid(
-                "text",
-                format!(
-                    "is {} bytes, at most {}",
-                    text.len(),
-                    control::MAX_CHAT_LEN_BYTES
-                ),
-            ));
-        }
-        let net = c.net("sending chat")?;
-        net.session_mut()
-            .send_chat(channel, text)
-            .map_err(|e| FfiError::new(mmo_result::InvalidState, format!("chat: {e}")))?;
-        c.pump_connected();
-        Ok(())
-    })
+    // SAFETY: forwarded under the same contract (a NULL recipient).
+    unsafe { chat::mmo_client_chat_send(client, channel, std::ptr::null(), text) }
 }
 
 /// Decays the local character's visual correction by a rendered frame of `dt_s` seconds

@@ -47,7 +47,9 @@ mod tests;
 /// `MMO_ABI_VERSION` and refuse a mismatch.
 ///
 /// 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
-pub const MMO_ABI_VERSION: u32 = 2;
+/// 3: chat (`mmo_client_event` grew `chat_from_len_bytes`; the chat event text starts with
+/// the sender's name).
+pub const MMO_ABI_VERSION: u32 = 3;
 
 /// Returns the ABI version this library was built with (`MMO_ABI_VERSION`).
 ///

@@ -111,13 +111,97 @@ impl TryFrom<u16> for DisconnectReason {
     }
 }
 
-/// Chat channel of a chat message.
+/// Chat channel of a chat message. Zone and global can be left and joined again
+/// ([`ClientControl::ChatLeave`]); say and whisper cannot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChatChannel {
-    /// Everyone in the sender's zone.
+    /// Everyone in the sender's zone (every process serving that zone id).
     Zone,
-    /// Everyone on the server.
+    /// Everyone on every server process.
     Global,
+    /// Players within the say radius of the speaker.
+    Say,
+    /// One named player, wherever they are online.
+    Whisper,
+}
+
+impl ChatChannel {
+    /// Every channel, in wire order.
+    pub const ALL: [ChatChannel; 4] = [
+        ChatChannel::Zone,
+        ChatChannel::Global,
+        ChatChannel::Say,
+        ChatChannel::Whisper,
+    ];
+
+    /// A short snake_case name for logs, metric labels and the Redis payload.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatChannel::Zone => "zone",
+            ChatChannel::Global => "global",
+            ChatChannel::Say => "say",
+            ChatChannel::Whisper => "whisper",
+        }
+    }
+
+    /// Whether a player may leave (and join again) this channel.
+    #[must_use]
+    pub fn can_leave(self) -> bool {
+        matches!(self, ChatChannel::Zone | ChatChannel::Global)
+    }
+}
+
+/// Why a chat line or a join/leave was refused. The kinds are stable (their names reach
+/// clients, logs and metric labels); append new ones at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChatRefusalKind {
+    /// Over [`MAX_CHAT_LEN_BYTES`].
+    TooLong,
+    /// Nothing printable left after control characters were removed.
+    Empty,
+    /// The player sends faster than the rate limit.
+    RateLimited,
+    /// The player is muted (the message says until when).
+    Muted,
+    /// The whisper's recipient is not online anywhere.
+    UnknownRecipient,
+    /// The whisper's recipient is missing or not a valid character name, or the line names
+    /// a recipient on a channel that takes none.
+    BadRecipient,
+    /// The player left this channel.
+    NotJoined,
+    /// Say and whisper cannot be left.
+    CannotLeave,
+}
+
+impl ChatRefusalKind {
+    /// Every kind, in wire order.
+    pub const ALL: [ChatRefusalKind; 8] = [
+        ChatRefusalKind::TooLong,
+        ChatRefusalKind::Empty,
+        ChatRefusalKind::RateLimited,
+        ChatRefusalKind::Muted,
+        ChatRefusalKind::UnknownRecipient,
+        ChatRefusalKind::BadRecipient,
+        ChatRefusalKind::NotJoined,
+        ChatRefusalKind::CannotLeave,
+    ];
+
+    /// The stable name (`chat_too_long`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatRefusalKind::TooLong => "chat_too_long",
+            ChatRefusalKind::Empty => "chat_empty",
+            ChatRefusalKind::RateLimited => "chat_rate_limited",
+            ChatRefusalKind::Muted => "chat_muted",
+            ChatRefusalKind::UnknownRecipient => "chat_unknown_recipient",
+            ChatRefusalKind::BadRecipient => "chat_bad_recipient",
+            ChatRefusalKind::NotJoined => "chat_not_joined",
+            ChatRefusalKind::CannotLeave => "chat_cannot_leave",
+        }
+    }
 }
 
 /// Messages from client to server.
@@ -134,6 +218,9 @@ pub enum ClientControl {
     Chat {
         /// Where to say it.
         channel: ChatChannel,
+        /// The recipient's character name for [`ChatChannel::Whisper`] (at most
+        /// [`crate::persist::MAX_CHARACTER_NAME_BYTES`]); `None` on every other channel.
+        to: Option<String>,
         /// What to say.
         text: String,
     },
@@ -145,6 +232,10 @@ pub enum ClientControl {
     CancelCast,
     /// An inventory operation (answered by [`ServerControl::InventoryResult`]).
     Inventory(InventoryRequest),
+    /// Receive this channel again (zone and global; others are refused).
+    ChatJoin(ChatChannel),
+    /// Stop receiving this channel (zone and global; others are refused).
+    ChatLeave(ChatChannel),
 }
 
 /// Messages from server to client.
@@ -169,8 +260,12 @@ pub enum ServerControl {
     },
     /// A chat line from someone.
     Chat {
-        /// Who said it.
-        from: EntityId,
+        /// Who said it: a character name (at most
+        /// [`crate::persist::MAX_CHARACTER_NAME_BYTES`]).
+        from_name: String,
+        /// The speaker's entity when in the receiver's zone; `EntityId(0)` when the line
+        /// came from another zone or process.
+        from_entity: EntityId,
         /// Where it was said.
         channel: ChatChannel,
         /// What was said.
@@ -193,6 +288,13 @@ pub enum ServerControl {
     Resources(ResourceView),
     /// Combat events of one tick (at most [`MAX_COMBAT_EVENTS`]).
     Combat(Vec<CombatEvent>),
+    /// A chat line, join or leave of this client was refused.
+    ChatRefused {
+        /// Why (stable kind).
+        kind: ChatRefusalKind,
+        /// Human-readable detail (at most [`MAX_MESSAGE_LEN_BYTES`]); for a mute, until when.
+        message: String,
+    },
 }
 
 /// What can go wrong reading or writing control frames.
@@ -237,8 +339,17 @@ impl ClientControl {
     pub fn validate(&self) -> Result<(), ControlError> {
         match self {
             ClientControl::Login { token, .. } => check_len("token", token, MAX_TOKEN_LEN_BYTES),
-            ClientControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
-            ClientControl::Disconnect
+            ClientControl::Chat { to, text, .. } => {
+                check_len("chat text", text, MAX_CHAT_LEN_BYTES)?;
+                check_len(
+                    "chat recipient",
+                    to.as_deref().unwrap_or(""),
+                    crate::persist::MAX_CHARACTER_NAME_BYTES,
+                )
+            }
+            ClientControl::ChatJoin(_)
+            | ClientControl::ChatLeave(_)
+            | ClientControl::Disconnect
             | ClientControl::UseAbility(_)
             | ClientControl::CancelCast
             | ClientControl::Inventory(_) => Ok(()),
@@ -250,7 +361,19 @@ impl ServerControl {
     /// Checks the documented field limits.
     pub fn validate(&self) -> Result<(), ControlError> {
         match self {
-            ServerControl::Chat { text, .. } => check_len("chat text", text, MAX_CHAT_LEN_BYTES),
+            ServerControl::Chat {
+                from_name, text, ..
+            } => {
+                check_len("chat text", text, MAX_CHAT_LEN_BYTES)?;
+                check_len(
+                    "chat sender",
+                    from_name,
+                    crate::persist::MAX_CHARACTER_NAME_BYTES,
+                )
+            }
+            ServerControl::ChatRefused { message, .. } => {
+                check_len("chat refusal message", message, MAX_MESSAGE_LEN_BYTES)
+            }
             ServerControl::AbilityResult(AbilityResult { refusal, .. })
             | ServerControl::InventoryResult(InventoryResult { refusal, .. }) => {
                 check_refusal(refusal.as_ref())
@@ -425,8 +548,16 @@ mod tests {
             },
             ClientControl::Chat {
                 channel: ChatChannel::Zone,
+                to: None,
                 text: "x".repeat(300),
             },
+            ClientControl::Chat {
+                channel: ChatChannel::Whisper,
+                to: Some("Bob".into()),
+                text: "psst".into(),
+            },
+            ClientControl::ChatJoin(ChatChannel::Global),
+            ClientControl::ChatLeave(ChatChannel::Zone),
             ClientControl::Disconnect,
         ];
         let mut stream = Vec::new();
@@ -479,6 +610,7 @@ mod tests {
     fn oversized_message_is_not_encoded() {
         let big = ClientControl::Chat {
             channel: ChatChannel::Global,
+            to: None,
             text: "y".repeat(20_000),
         };
         let mut out = Vec::new();
@@ -493,8 +625,28 @@ mod tests {
     fn field_limits_and_versions_are_checked() {
         let chat = ClientControl::Chat {
             channel: ChatChannel::Zone,
+            to: None,
             text: "z".repeat(513),
         };
+        let whisper = ClientControl::Chat {
+            channel: ChatChannel::Whisper,
+            to: Some("n".repeat(200)),
+            text: "hi".into(),
+        };
+        assert!(matches!(
+            whisper.validate(),
+            Err(ControlError::FieldTooLong {
+                field: "chat recipient",
+                ..
+            })
+        ));
+        let line = ServerControl::Chat {
+            from_name: "x".repeat(200),
+            from_entity: EntityId(0),
+            channel: ChatChannel::Global,
+            text: "hi".into(),
+        };
+        assert!(line.validate().is_err());
         assert!(matches!(
             chat.validate(),
             Err(ControlError::FieldTooLong {
@@ -547,12 +699,55 @@ mod tests {
         encode_frame(
             &ClientControl::Chat {
                 channel: ChatChannel::Global,
+                to: None,
                 text: "hi".into(),
             },
             &mut out,
         )
         .unwrap();
-        assert_eq!(out, [0x05, 0x01, 0x01, 0x02, b'h', b'i']);
+        assert_eq!(out, [0x06, 0x01, 0x01, 0x00, 0x02, b'h', b'i']);
+        out.clear();
+        encode_frame(
+            &ClientControl::Chat {
+                channel: ChatChannel::Whisper,
+                to: Some("Bo".into()),
+                text: "hi".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            [0x09, 0x01, 0x03, 0x01, 0x02, b'B', b'o', 0x02, b'h', b'i']
+        );
+        out.clear();
+        encode_frame(&ClientControl::ChatLeave(ChatChannel::Global), &mut out).unwrap();
+        assert_eq!(out, [0x02, 0x07, 0x01]);
+        out.clear();
+        encode_frame(
+            &ServerControl::Chat {
+                from_name: "Al".into(),
+                from_entity: EntityId(5),
+                channel: ChatChannel::Say,
+                text: "yo".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            [0x09, 0x01, 0x02, b'A', b'l', 0x05, 0x02, 0x02, b'y', b'o']
+        );
+        out.clear();
+        encode_frame(
+            &ServerControl::ChatRefused {
+                kind: ChatRefusalKind::Muted,
+                message: "m".into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [0x04, 0x08, 0x03, 0x01, b'm']);
         out.clear();
         encode_frame(
             &ClientControl::Inventory(crate::gameplay::messages::InventoryRequest {
@@ -588,6 +783,40 @@ mod tests {
             decoder.next_message::<ServerControl>(),
             Err(ControlError::Body(_))
         ));
+    }
+
+    #[test]
+    fn chat_refusal_kinds_are_stable() {
+        let names: Vec<&str> = ChatRefusalKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "chat_too_long",
+                "chat_empty",
+                "chat_rate_limited",
+                "chat_muted",
+                "chat_unknown_recipient",
+                "chat_bad_recipient",
+                "chat_not_joined",
+                "chat_cannot_leave"
+            ]
+        );
+        for kind in ChatRefusalKind::ALL {
+            let message = ServerControl::ChatRefused {
+                kind,
+                message: kind.as_str().into(),
+            };
+            let mut out = Vec::new();
+            encode_frame(&message, &mut out).unwrap();
+            let mut decoder = FrameDecoder::new();
+            decoder.push(&out);
+            assert_eq!(
+                decoder.next_message::<ServerControl>().unwrap(),
+                Some(message)
+            );
+        }
+        assert!(ChatChannel::Global.can_leave() && ChatChannel::Zone.can_leave());
+        assert!(!ChatChannel::Say.can_leave() && !ChatChannel::Whisper.can_leave());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `len_bytes`, `speed_mps`). Data from the wire is never trusted: every decoder returns a
 //! `Result`, bounds lengths and allocations, and never panics.
 
+pub mod chat;
 pub mod codec;
 pub mod control;
 pub mod detmath;
@@ -31,4 +32,4 @@ pub mod zone;
 
 /// Version of the wire protocol (datagrams and control frames, see `WIRE_FORMAT.md`). A
 /// client and server with different versions refuse each other at login with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

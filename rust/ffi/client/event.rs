@@ -31,8 +31,9 @@ pub enum mmo_client_event_kind {
     /// The server disagreed with the prediction; it was corrected (and is smoothed):
     /// `position_error_m`, `replayed_inputs`.
     Correction = 4,
-    /// A chat line: `entity_id` is the sender, `chat_channel`, the text with
-    /// `mmo_client_event_text` (`text_len_bytes` bytes).
+    /// A chat line: `chat_channel`; `entity_id` is the sender's entity when it is in this
+    /// client's zone (0 otherwise); the text read with `mmo_client_event_text` is
+    /// `"<sender name>: <line>"`, the name being its first `chat_from_len_bytes` bytes.
     Chat = 5,
     /// The session is over and the connection closed: `disconnect_reason`, the message
     /// with `mmo_client_event_text`. The last event of a client.
@@ -58,6 +59,11 @@ pub enum mmo_client_event_kind {
     /// `ability_id`, `combat_kind` and its values (`amount`, `dot_ticks`, `slow_factor`,
     /// `duration_ms`, `distance_m`), `target_health`, `target_health_max`, `server_tick`.
     Combat = 11,
+    /// The server refused a chat line, join or leave of this client: the text is
+    /// `"<kind>: <message>"` (kinds `chat_too_long`, `chat_empty`, `chat_rate_limited`,
+    /// `chat_muted`, `chat_unknown_recipient`, `chat_bad_recipient`, `chat_not_joined`,
+    /// `chat_cannot_leave`), the kind its first `refusal_kind_len_bytes` bytes.
+    ChatRefused = 12,
 }
 
 /// What happened in a combat event (`mmo_client_event.combat_kind`).
@@ -143,8 +149,12 @@ pub enum mmo_chat_channel {
     /// Everyone in the sender's zone.
     #[default]
     Zone = 0,
-    /// Everyone on the server.
+    /// Everyone on every server process.
     Global = 1,
+    /// Players within the say radius of the speaker.
+    Say = 2,
+    /// One named player, wherever they are online.
+    Whisper = 3,
 }
 
 impl From<ChatChannel> for mmo_chat_channel {
@@ -152,6 +162,8 @@ impl From<ChatChannel> for mmo_chat_channel {
         match c {
             ChatChannel::Zone => mmo_chat_channel::Zone,
             ChatChannel::Global => mmo_chat_channel::Global,
+            ChatChannel::Say => mmo_chat_channel::Say,
+            ChatChannel::Whisper => mmo_chat_channel::Whisper,
         }
     }
 }
@@ -161,6 +173,8 @@ impl From<mmo_chat_channel> for ChatChannel {
         match c {
             mmo_chat_channel::Zone => ChatChannel::Zone,
             mmo_chat_channel::Global => ChatChannel::Global,
+            mmo_chat_channel::Say => ChatChannel::Say,
+            mmo_chat_channel::Whisper => ChatChannel::Whisper,
         }
     }
 }
@@ -233,6 +247,8 @@ pub struct mmo_client_event {
     pub target_health_max: u32,
     /// Combat: the server tick it happened at.
     pub server_tick: u32,
+    /// Chat: length in bytes of the sender's name at the start of the text.
+    pub chat_from_len_bytes: usize,
 }
 
 /// The C event for a core event, and its text (chat line, disconnect message or refusal;
@@ -272,14 +288,21 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
             e.replayed_inputs = count(replayed_inputs);
         }
         ClientEvent::Chat {
-            from,
+            from_name,
+            from_entity,
             channel,
             text: line,
         } => {
             e.kind = mmo_client_event_kind::Chat;
-            e.entity_id = from.0;
+            e.entity_id = from_entity.0;
             e.chat_channel = channel.into();
-            text = line;
+            e.chat_from_len_bytes = from_name.len();
+            text = format!("{from_name}: {line}");
+        }
+        ClientEvent::ChatRefused { kind, message } => {
+            e.kind = mmo_client_event_kind::ChatRefused;
+            e.refusal_kind_len_bytes = kind.as_str().len();
+            text = format!("{}: {message}", kind.as_str());
         }
         ClientEvent::Disconnected { reason, message } => {
             return disconnected(reason.into(), message);

@@ -42,6 +42,7 @@ use mmo_core::control::DisconnectReason;
 
 pub mod auth;
 mod bridge;
+pub mod chat;
 pub mod client;
 pub mod gateway;
 pub mod metrics;

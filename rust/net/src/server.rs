@@ -48,12 +48,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::NetError;
 use crate::auth::LoginAuthority;
 use crate::bridge::Link;
+use crate::chat::ChatHub;
 use crate::gateway::{Admission, CountGuard, Gateway, GatewayConfig, GatewayCounts};
 use crate::metrics as names;
 use crate::persist::CharacterStore;
 use crate::tls::{Fingerprint, ServerCert};
 use crate::token_bucket::TokenBucket;
-use crate::zone_thread::{Inspect, Shared, ZoneMsg, count_disconnect};
+use crate::zone_thread::{Inspect, PeerMsg, Shared, ZoneMsg, count_disconnect};
 
 /// Capacity of each connection's control chunk channel (chunks of up to
 /// `STREAM_READ_BYTES`); a full channel stops reading the stream, which pushes back on the
@@ -86,6 +87,11 @@ pub struct ServerConfig {
     pub store: Option<Arc<dyn CharacterStore>>,
     /// How often each zone offers its changed characters to the store.
     pub save_interval: std::time::Duration,
+    /// Chat limits and say radius.
+    pub chat: mmo_core::chat::ChatConfig,
+    /// Carries chat to other server processes; `None`: in-process only
+    /// ([`crate::chat::InProcessBridge`]).
+    pub chat_bridge: Option<Arc<dyn crate::chat::ChatBridge>>,
 }
 
 impl ServerConfig {
@@ -108,6 +114,8 @@ impl ServerConfig {
             gateway: GatewayConfig::default(),
             store: None,
             save_interval: std::time::Duration::from_secs(30),
+            chat: mmo_core::chat::ChatConfig::default(),
+            chat_bridge: None,
         }
     }
 }
@@ -125,6 +133,8 @@ pub struct Server {
     /// Stops every zone at once (used on drop; shutdown goes through the inboxes).
     stop: tokio::sync::watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
+    /// The chat hub of every zone (operator mutes).
+    chat: ChatHub,
 }
 
 impl Server {
@@ -172,10 +182,13 @@ impl Server {
             peer_rxs.push(rx);
         }
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let peers: Arc<[mpsc::UnboundedSender<PeerMsg>]> = peers.into();
+        let chat = ChatHub::new(config.chat, peers.clone(), config.chat_bridge.clone());
         let shared = Shared {
             authority: config.authority.clone(),
             accounts: Arc::new(Mutex::new(Default::default())),
-            peers: peers.into(),
+            chat: chat.clone(),
+            peers,
             start: Instant::now(),
             border_backlog: (0..zones.len()).map(|_| AtomicUsize::new(0)).collect(),
             stop: stop_rx,
@@ -210,6 +223,7 @@ impl Server {
         ));
         tracing::info!(%local_addr, zones = inboxes.len(), fingerprint = %config.cert.fingerprint().to_hex(), "server listening");
         Ok(Server {
+            chat,
             endpoint,
             local_addr,
             fingerprint: config.cert.fingerprint(),
@@ -218,6 +232,12 @@ impl Server {
             stop,
             accept_task,
         })
+    }
+
+    /// The chat hub (operator mutes, who is online).
+    #[must_use]
+    pub fn chat(&self) -> &ChatHub {
+        &self.chat
     }
 
     /// How many zones (threads) simulate the world.

@@ -95,6 +95,8 @@ pub(crate) enum PeerMsg {
     Border(BorderExport),
     /// Close this connection if it is here (a duplicate login elsewhere).
     Kick(ConnectionId, DisconnectReason, &'static str),
+    /// Chat lines or a refusal routed by the chat hub ([`crate::chat`]).
+    Chat(crate::chat::ChatDelivery),
 }
 
 /// One connection as its zone thread knows it; moves with the player at a handoff.
@@ -121,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) start: Instant,
     /// Border exports waiting in each zone's peer channel, indexed by zone id.
     pub(crate) border_backlog: Arc<[AtomicUsize]>,
+    /// Routes chat between zone threads and processes.
+    pub(crate) chat: crate::chat::ChatHub,
     /// Set to `true` to stop every zone (a [`crate::server::Server`] dropped without
     /// shutdown); works even when an inbox is full.
     pub(crate) stop: tokio::sync::watch::Receiver<bool>,
@@ -348,6 +352,7 @@ impl ZoneLoop {
                     if let Some(save) = save {
                         self.saving.put(id, *save);
                     }
+                    self.shared.chat.moved(id, self.zone.zone_id().0);
                     let now_us = self.now_us();
                     self.read_control(id, now_us);
                     let Some(account) = account else {
@@ -377,6 +382,7 @@ impl ZoneLoop {
                     if let Some(account) = account {
                         self.unregister(id, &account);
                     }
+                    self.shared.chat.offline(id);
                     count_disconnect(DisconnectReason::Kicked);
                     // Dropping `conn` ends its writer, which closes the connection.
                 }
@@ -393,6 +399,7 @@ impl ZoneLoop {
                     self.flush(id);
                 }
             }
+            PeerMsg::Chat(delivery) => crate::chat::deliver(&mut self.zone, delivery),
         }
         self.handle_events();
     }
@@ -559,6 +566,7 @@ impl ZoneLoop {
         if let Some(account) = self.accounts.remove(&id) {
             self.unregister(id, &account);
         }
+        self.shared.chat.offline(id);
         self.metrics.players.set(self.accounts.len() as f64);
     }
 
@@ -614,9 +622,17 @@ impl ZoneLoop {
                         tracing::debug!(account, connection = id.0, entity, kind, strikes, detail = %detail, "request refused");
                     }
                 }
-                // The zone consumes gameplay requests itself; chat is routed by issue 7.
-                ServerEvent::Chat { .. }
-                | ServerEvent::AbilityRequested(_)
+                ServerEvent::Chat { channel, to, text } => {
+                    (self.shared.chat).on_chat(&mut self.zone, id, channel, to, &text);
+                }
+                ServerEvent::ChatJoin(c) => {
+                    (self.shared.chat).on_membership(&mut self.zone, id, c, true)
+                }
+                ServerEvent::ChatLeave(c) => {
+                    (self.shared.chat).on_membership(&mut self.zone, id, c, false)
+                }
+                // The zone consumes gameplay requests itself.
+                ServerEvent::AbilityRequested(_)
                 | ServerEvent::CastCancelRequested
                 | ServerEvent::InventoryRequested(_) => {}
             }
@@ -654,7 +670,7 @@ impl ZoneLoop {
                     return;
                 }
                 self.register_account(id, &grant.account);
-                self.logged_in(id, &grant.account);
+                self.logged_in(id, &grant.account, &grant.account);
             }
             Err(refusal) => {
                 metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str())
@@ -682,7 +698,9 @@ impl ZoneLoop {
 
     /// Completes a login whose character is spawned: counts it, lets the client's inputs
     /// through, records the account here.
-    fn logged_in(&mut self, id: ConnectionId, account: &str) {
+    /// `chat_name` is the name the player chats under and is whispered by: the character's
+    /// name with a store, the account name without one.
+    fn logged_in(&mut self, id: ConnectionId, account: &str, chat_name: &str) {
         metrics::counter!(names::LOGINS_TOTAL, "outcome" => "accepted").increment(1);
         tracing::info!(%account, connection = id.0, zone = %self.metrics.zone_label, "logged in");
         if let Some(conn) = self.conns.get(&id) {
@@ -691,6 +709,8 @@ impl ZoneLoop {
         }
         self.accounts.insert(id, account.to_owned());
         self.metrics.players.set(self.accounts.len() as f64);
+        let zone_id = self.zone.zone_id().0;
+        self.shared.chat.online(chat_name, zone_id, id);
     }
 
     /// Closes `id` here, or asks every other zone to (it may have been handed over).

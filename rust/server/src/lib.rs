@@ -17,6 +17,7 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod chat_redis;
 pub mod config;
 pub mod http;
 pub mod metrics;

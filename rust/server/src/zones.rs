@@ -59,6 +59,9 @@ pub async fn start_zones(
         ..ServerConfig::new(settings.quic_addr, zone, cert, authority)
     };
     config.layout = (layout.zone_count() > 1).then_some(layout);
+    config.chat = crate::chat_redis::chat_config(&settings.chat);
+    config.chat_bridge =
+        crate::chat_redis::bridge_from_settings(&settings.chat).map_err(NetError::Config)?;
     tracing::info!(
         zones = layout.zone_count(),
         columns = layout.columns(),

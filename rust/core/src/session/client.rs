@@ -117,12 +117,21 @@ pub enum ClientEvent {
     },
     /// A chat line.
     Chat {
-        /// Who said it.
-        from: EntityId,
+        /// Who said it (character name).
+        from_name: String,
+        /// The speaker's entity when in this client's zone, else `EntityId(0)`.
+        from_entity: EntityId,
         /// Where.
         channel: ChatChannel,
         /// What.
         text: String,
+    },
+    /// The server refused this client's chat line, join or leave.
+    ChatRefused {
+        /// Why (stable kind; `kind.as_str()` is `chat_muted`, ...).
+        kind: control::ChatRefusalKind,
+        /// Detail (for a mute, until when).
+        message: String,
     },
     /// The session is over.
     Disconnected {
@@ -385,15 +394,39 @@ impl ClientSession {
         }
     }
 
-    /// Sends a chat line (at most [`control::MAX_CHAT_LEN_BYTES`]; longer is refused).
-    pub fn send_chat(&mut self, channel: ChatChannel, text: &str) -> Result<(), String> {
+    /// Sends a chat line (at most [`control::MAX_CHAT_LEN_BYTES`]; longer is refused);
+    /// `to` names the recipient of a [`ChatChannel::Whisper`] and must be `None` on the
+    /// other channels. The server's answer to a refused line is
+    /// [`ClientEvent::ChatRefused`].
+    pub fn send_chat(
+        &mut self,
+        channel: ChatChannel,
+        to: Option<&str>,
+        text: &str,
+    ) -> Result<(), String> {
         self.require_active()?;
+        crate::chat::check_recipient(channel, to).map_err(|r| r.message)?;
         let message = ClientControl::Chat {
             channel,
+            to: to.map(str::to_owned),
             text: text.to_owned(),
         };
         message.validate().map_err(|e| e.to_string())?;
         self.send_control(&message);
+        Ok(())
+    }
+
+    /// Receives `channel` again (zone or global; the server refuses the others).
+    pub fn join_channel(&mut self, channel: ChatChannel) -> Result<(), String> {
+        self.require_active()?;
+        self.send_control(&ClientControl::ChatJoin(channel));
+        Ok(())
+    }
+
+    /// Stops receiving `channel` (zone or global; the server refuses the others).
+    pub fn leave_channel(&mut self, channel: ChatChannel) -> Result<(), String> {
+        self.require_active()?;
+        self.send_control(&ClientControl::ChatLeave(channel));
         Ok(())
     }
 
@@ -607,15 +640,21 @@ impl ClientSession {
                 }
             }
             ServerControl::Chat {
-                from,
+                from_name,
+                from_entity,
                 channel,
                 text,
             } => {
                 self.events.push_back(ClientEvent::Chat {
-                    from,
+                    from_name,
+                    from_entity,
                     channel,
                     text,
                 });
+            }
+            ServerControl::ChatRefused { kind, message } => {
+                self.events
+                    .push_back(ClientEvent::ChatRefused { kind, message });
             }
             ServerControl::Disconnect { reason, message } => self.finish(reason, message),
             ServerControl::AbilityResult(result) => {

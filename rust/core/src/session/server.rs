@@ -72,13 +72,20 @@ pub enum ServerEvent {
         /// The session token to verify.
         token: String,
     },
-    /// The client said something.
+    /// The client said something (not yet checked against the chat rules:
+    /// [`crate::chat`]).
     Chat {
         /// Where.
         channel: ChatChannel,
+        /// The whisper's recipient (within the name length limit).
+        to: Option<String>,
         /// What (within the length limit).
         text: String,
     },
+    /// The client asks to receive `channel` again.
+    ChatJoin(ChatChannel),
+    /// The client asks to stop receiving `channel`.
+    ChatLeave(ChatChannel),
     /// An input was refused by validation (it was dropped and counted).
     InputRejected(Rejection),
     /// The client asks to use an ability (the zone answers; the driver never sees it).
@@ -285,8 +292,15 @@ impl ServerConnection {
                 self.state = ConnectionState::LoginPending;
                 self.events.push_back(ServerEvent::LoginRequested { token });
             }
-            (ConnectionState::Active { .. }, ClientControl::Chat { channel, text }) => {
-                self.events.push_back(ServerEvent::Chat { channel, text });
+            (ConnectionState::Active { .. }, ClientControl::Chat { channel, to, text }) => {
+                self.events
+                    .push_back(ServerEvent::Chat { channel, to, text });
+            }
+            (ConnectionState::Active { .. }, ClientControl::ChatJoin(channel)) => {
+                self.events.push_back(ServerEvent::ChatJoin(channel));
+            }
+            (ConnectionState::Active { .. }, ClientControl::ChatLeave(channel)) => {
+                self.events.push_back(ServerEvent::ChatLeave(channel));
             }
             (ConnectionState::Active { .. }, ClientControl::UseAbility(request)) => {
                 self.events
@@ -344,13 +358,32 @@ impl ServerConnection {
         }
     }
 
-    /// Sends a chat line to this client.
-    pub fn send_chat(&mut self, from: EntityId, channel: ChatChannel, text: &str) {
+    /// Sends a chat line to this client (ignored unless logged in); `from_entity` is
+    /// `EntityId(0)` for a speaker outside this zone.
+    pub fn send_chat(
+        &mut self,
+        from_name: &str,
+        from_entity: EntityId,
+        channel: ChatChannel,
+        text: &str,
+    ) {
         if matches!(self.state, ConnectionState::Active { .. }) {
             self.send_control(&ServerControl::Chat {
-                from,
+                from_name: from_name.to_owned(),
+                from_entity,
                 channel,
                 text: text.to_owned(),
+            });
+        }
+    }
+
+    /// Tells this client its chat line, join or leave was refused (ignored unless logged
+    /// in).
+    pub fn send_chat_refused(&mut self, kind: control::ChatRefusalKind, message: &str) {
+        if matches!(self.state, ConnectionState::Active { .. }) {
+            self.send_control(&ServerControl::ChatRefused {
+                kind,
+                message: message.to_owned(),
             });
         }
     }
@@ -557,6 +590,8 @@ fn message_name(message: &ClientControl) -> &'static str {
     match message {
         ClientControl::Login { .. } => "login",
         ClientControl::Chat { .. } => "chat",
+        ClientControl::ChatJoin(_) => "chat_join",
+        ClientControl::ChatLeave(_) => "chat_leave",
         ClientControl::Disconnect => "disconnect",
         ClientControl::UseAbility(_) => "use_ability",
         ClientControl::CancelCast => "cancel_cast",

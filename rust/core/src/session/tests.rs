@@ -93,6 +93,7 @@ fn messages_out_of_order_are_protocol_violations() {
         0,
         &frame(&ClientControl::Chat {
             channel: control::ChatChannel::Zone,
+            to: None,
             text: "hi".into(),
         }),
     );
@@ -141,6 +142,7 @@ fn oversized_chat_is_refused() {
         1,
         &frame(&ClientControl::Chat {
             channel: control::ChatChannel::Zone,
+            to: None,
             text,
         }),
     );
@@ -354,4 +356,56 @@ fn snapshot_delivery_is_counted_from_sequence_numbers() {
     // A second close keeps the first reason and emits nothing.
     client.transport_closed(DisconnectReason::Kicked, "again".into());
     assert_eq!(client.poll_event(), None);
+}
+
+#[test]
+fn chat_join_and_leave_reach_the_zone_and_refusals_reach_the_client() {
+    let mut c = active_connection();
+    while c.poll_event().is_some() {}
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::Chat {
+            channel: control::ChatChannel::Whisper,
+            to: Some("Bob".into()),
+            text: "hi".into(),
+        }),
+    );
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::ChatLeave(control::ChatChannel::Global)),
+    );
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::ChatJoin(control::ChatChannel::Global)),
+    );
+    assert_eq!(
+        c.poll_event(),
+        Some(ServerEvent::Chat {
+            channel: control::ChatChannel::Whisper,
+            to: Some("Bob".into()),
+            text: "hi".into()
+        })
+    );
+    assert_eq!(
+        c.poll_event(),
+        Some(ServerEvent::ChatLeave(control::ChatChannel::Global))
+    );
+    assert_eq!(
+        c.poll_event(),
+        Some(ServerEvent::ChatJoin(control::ChatChannel::Global))
+    );
+    while c.poll_transmit().is_some() {}
+    c.send_chat_refused(control::ChatRefusalKind::Muted, "muted until 5");
+    let Some(super::Transmit::Stream(bytes)) = c.poll_transmit() else {
+        panic!("a refusal frame is sent");
+    };
+    let mut decoder = control::FrameDecoder::new();
+    decoder.push(&bytes);
+    assert_eq!(
+        decoder.next_message::<control::ServerControl>().unwrap(),
+        Some(control::ServerControl::ChatRefused {
+            kind: control::ChatRefusalKind::Muted,
+            message: "muted until 5".into()
+        })
+    );
 }

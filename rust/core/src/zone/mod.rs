@@ -67,6 +67,7 @@ use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEve
 use crate::time::{Tick, TickRate};
 use crate::world::{Rect, WorldLayout, ZoneId};
 
+mod chat;
 mod gameplay;
 pub mod persistence;
 mod transfer;

@@ -205,7 +205,13 @@ impl ZoneLoop {
                                 unsent_version: None,
                             },
                         );
-                        self.logged_in(id, &grant.account);
+                        let name = self
+                            .saving
+                            .states
+                            .get(&id)
+                            .map(|state| state.base.name.clone())
+                            .unwrap_or_default();
+                        self.logged_in(id, &grant.account, &name);
                         self.flush(id);
                         return;
                     }

@@ -55,7 +55,8 @@ inline std::optional<EventChannel> channel_of(mmo_client_event_kind kind) noexce
     case MMO_CLIENT_EVENT_KIND_ENTITY_SPAWNED:
     case MMO_CLIENT_EVENT_KIND_ENTITY_DESPAWNED: return EventChannel::Entity;
     case MMO_CLIENT_EVENT_KIND_CORRECTION: return EventChannel::Correction;
-    case MMO_CLIENT_EVENT_KIND_CHAT: return EventChannel::Chat;
+    case MMO_CLIENT_EVENT_KIND_CHAT:
+    case MMO_CLIENT_EVENT_KIND_CHAT_REFUSED: return EventChannel::Chat;
     case MMO_CLIENT_EVENT_KIND_ABILITY_RESULT: return EventChannel::Ability;
     case MMO_CLIENT_EVENT_KIND_INVENTORY_RESULT:
     case MMO_CLIENT_EVENT_KIND_INVENTORY_CHANGED: return EventChannel::Inventory;
