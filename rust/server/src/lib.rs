@@ -5,6 +5,7 @@
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
 //! - [`http`]: `/v1/login`, `/metrics`, `/healthz`, `/readyz` on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
+//! - [`persistence`]: write-behind saving of characters (the zones' character store).
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
 //!
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod persistence;
 pub mod service_settings;
 pub mod storage;
 pub mod zones;
