@@ -287,7 +287,11 @@ fn take_replay(data_dir: &Path) -> Vec<CharacterRecord> {
         }
     };
     let mut records = Vec::new();
-    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (index, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str::<CharacterRecord>(line) {
             Ok(record) => records.push(record),
             Err(e) => tracing::error!(path = %replaying.display(), line = index + 1, error = %e,
@@ -342,7 +346,10 @@ impl Saver {
 
     /// Stops accepting saves and loads, flushes everything pending (retrying until
     /// `deadline` from now), appends what could not be saved to the unsaved file, and
-    /// reports. Call after the zones have offered their last batches.
+    /// reports. Call after the zones have offered their last batches. The deadline is
+    /// checked between attempts: an attempt under way when it passes finishes first (during
+    /// an outage that is at most the store's connection wait,
+    /// [`crate::storage::ACQUIRE_TIMEOUT`]).
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let (tx, rx) = oneshot::channel();
         {
@@ -467,7 +474,7 @@ impl CharacterStore for Saver {
     }
 
     fn save(&self, batch: SaveBatch) -> Result<(), SaveBatch> {
-        let urgent = batch.urgency == SaveUrgency::Now;
+        let urgent = batch.urgency == SaveUrgency::Now && !batch.records.is_empty();
         {
             let mut state = self.shared.lock();
             if state.closed {
@@ -479,7 +486,10 @@ impl CharacterStore for Saver {
                 .iter()
                 .filter(|r| !state.pending.contains_key(&r.character_id))
                 .count();
-            if new_ids > 0 && backlog > 0 && backlog + new_ids > self.shared.config.max_backlog_records {
+            if new_ids > 0
+                && backlog > 0
+                && backlog + new_ids > self.shared.config.max_backlog_records
+            {
                 return Err(batch);
             }
             let SaveBatch {
@@ -662,7 +672,11 @@ impl Task {
 
     async fn save_once(&self, records: &[CharacterRecord]) -> Result<SaveReport, StoreError> {
         let started = Instant::now();
-        let result = self.shared.store.save_characters(records, now_unix_s()).await;
+        let result = self
+            .shared
+            .store
+            .save_characters(records, now_unix_s())
+            .await;
         let backend = self.shared.store.backend().as_str();
         metrics::histogram!(FLUSH_SECONDS, "backend" => backend)
             .record(started.elapsed().as_secs_f64());
@@ -688,7 +702,11 @@ impl Task {
         let mut unit_of: HashMap<u64, usize> = HashMap::new();
         let mut next_unit = 0;
         for waiter in &waiters {
-            let joined: HashSet<usize> = waiter.ids.iter().filter_map(|id| unit_of.get(id).copied()).collect();
+            let joined: HashSet<usize> = waiter
+                .ids
+                .iter()
+                .filter_map(|id| unit_of.get(id).copied())
+                .collect();
             let unit = next_unit;
             next_unit += 1;
             for label in unit_of.values_mut() {
@@ -789,7 +807,10 @@ impl Task {
         }
         self.replay = None;
         let dir = &self.shared.config.data_dir;
-        let done = dir.join(format!("unsaved-characters.replayed-{}.jsonl", now_unix_s()));
+        let done = dir.join(format!(
+            "unsaved-characters.replayed-{}.jsonl",
+            now_unix_s()
+        ));
         match std::fs::rename(dir.join(REPLAYING_FILE), &done) {
             Ok(()) => tracing::warn!(path = %done.display(),
                 "the characters offered again from the unsaved file are saved"),
@@ -802,7 +823,11 @@ impl Task {
         let (records, waiters, reply) = {
             let mut state = self.shared.lock();
             let records: Vec<CharacterRecord> = state.pending.drain().map(|(_, r)| r).collect();
-            (records, std::mem::take(&mut state.waiters), state.shutdown.take())
+            (
+                records,
+                std::mem::take(&mut state.waiters),
+                state.shutdown.take(),
+            )
         };
         if !records.is_empty() {
             let path = self.shared.unsaved_path();
@@ -814,7 +839,9 @@ impl Task {
             self.totals.unsaved_path = Some(path);
         }
         for waiter in waiters {
-            let _ = waiter.tx.send(Err("the server shut down before saving".into()));
+            let _ = waiter
+                .tx
+                .send(Err("the server shut down before saving".into()));
         }
         publish_backlog(&self.shared.lock());
         self.check_replay();

@@ -93,10 +93,17 @@ async fn coalesces_and_keeps_the_highest_version() {
     let record = character(&store, "acc", "Anna").await;
     let saver = Saver::start(store.clone(), config(&dir, 100));
     for version in [1, 3, 2] {
-        let sent = saver.save(batch(vec![at_version(&record, version)], SaveUrgency::Periodic));
+        let sent = saver.save(batch(
+            vec![at_version(&record, version)],
+            SaveUrgency::Periodic,
+        ));
         assert!(sent.is_ok());
     }
-    assert_eq!(saver.backlog_records(), 1, "three saves of one character coalesce");
+    assert_eq!(
+        saver.backlog_records(),
+        1,
+        "three saves of one character coalesce"
+    );
     wait_until(|| saver.backlog_records() == 0).await;
     let stored = store.load_character(record.character_id).await.unwrap();
     assert_eq!(stored, Some(at_version(&record, 3)));
@@ -113,21 +120,30 @@ async fn a_full_backlog_returns_the_batch() {
     // A closed pool: every flush fails (an outage), so the records stay pending.
     let saver = Saver::start(store.clone(), config(&dir, 2));
     store.close().await;
-    let first = saver.save(batch(vec![at_version(&a, 1), at_version(&b, 1)], SaveUrgency::Now));
+    let first = saver.save(batch(
+        vec![at_version(&a, 1), at_version(&b, 1)],
+        SaveUrgency::Now,
+    ));
     assert!(first.is_ok());
     let refused = saver.save(batch(vec![at_version(&c, 1)], SaveUrgency::Periodic));
     let returned = refused.expect_err("the backlog is full");
     assert_eq!(returned.records, vec![at_version(&c, 1)]);
     // A newer version of a pending character replaces it: accepted.
-    assert!(saver.save(batch(vec![at_version(&a, 2)], SaveUrgency::Periodic)).is_ok());
+    assert!(
+        saver
+            .save(batch(vec![at_version(&a, 2)], SaveUrgency::Periodic))
+            .is_ok()
+    );
     assert_eq!(saver.backlog_records(), 2);
 
     // Shutdown cannot save them either: they go to the unsaved file.
     let report = saver.shutdown(Duration::from_millis(300)).await;
     assert_eq!(report.unsaved, 2);
     let text = std::fs::read_to_string(dir.path().join(UNSAVED_FILE)).unwrap();
-    let mut saved: Vec<CharacterRecord> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut saved: Vec<CharacterRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     saved.sort_by_key(|r| r.character_id);
     assert_eq!(saved, vec![at_version(&a, 2), at_version(&b, 1)]);
 
@@ -168,11 +184,21 @@ async fn committed_is_answered_after_the_commit() {
     assert_eq!(answer, Ok(()));
     // Both are stored by the time of the answer.
     assert_eq!(
-        store.load_character(giver.character_id).await.unwrap().unwrap().version,
+        store
+            .load_character(giver.character_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         5
     );
     assert_eq!(
-        store.load_character(taker.character_id).await.unwrap().unwrap().version,
+        store
+            .load_character(taker.character_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         7
     );
     // A bad record fails its own unit only, and goes to the unsaved file.
@@ -180,7 +206,11 @@ async fn committed_is_answered_after_the_commit() {
     bad.inventory[0].quantity = u32::MAX;
     let (tx, rx) = oneshot::channel();
     let good = at_version(&taker, 8);
-    assert!(saver.save(batch(vec![good.clone()], SaveUrgency::Periodic)).is_ok());
+    assert!(
+        saver
+            .save(batch(vec![good.clone()], SaveUrgency::Periodic))
+            .is_ok()
+    );
     assert!(
         saver
             .save(SaveBatch {
@@ -190,17 +220,27 @@ async fn committed_is_answered_after_the_commit() {
             })
             .is_ok()
     );
-    let answer = tokio::time::timeout(Duration::from_secs(10), rx).await.unwrap().unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(answer.is_err(), "{answer:?}");
     wait_until(|| saver.backlog_records() == 0).await;
-    assert_eq!(store.load_character(taker.character_id).await.unwrap(), Some(good));
+    assert_eq!(
+        store.load_character(taker.character_id).await.unwrap(),
+        Some(good)
+    );
     let text = std::fs::read_to_string(dir.path().join(UNSAVED_FILE)).unwrap();
     let unsaved: CharacterRecord = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(unsaved, bad);
     saver.shutdown(Duration::from_secs(5)).await;
 }
 
-async fn load(saver: &Saver, account: &str, character_id: Option<u64>) -> Result<CharacterRecord, mmo_net::auth::LoginRefusal> {
+async fn load(
+    saver: &Saver,
+    account: &str,
+    character_id: Option<u64>,
+) -> Result<CharacterRecord, mmo_net::auth::LoginRefusal> {
     let grant = LoginGrant {
         account: account.into(),
         character_id,
@@ -226,24 +266,38 @@ async fn load_creates_the_default_character_and_refuses_others() {
     assert_eq!(created.version, 0);
     let again = load(&saver, "zoe.player", None).await.unwrap();
     assert_eq!(again, created, "the same character, not a second one");
-    let by_id = load(&saver, "zoe.player", Some(created.character_id)).await.unwrap();
+    let by_id = load(&saver, "zoe.player", Some(created.character_id))
+        .await
+        .unwrap();
     assert_eq!(by_id, created);
 
-    let refused = load(&saver, "zoe.player", Some(other.character_id)).await.unwrap_err();
+    let refused = load(&saver, "zoe.player", Some(other.character_id))
+        .await
+        .unwrap_err();
     assert_eq!(refused.reason, DisconnectReason::BadToken);
     assert_eq!(
         refused.message,
-        format!("character {} does not belong to account zoe.player", other.character_id)
+        format!(
+            "character {} does not belong to account zoe.player",
+            other.character_id
+        )
     );
     let refused = load(&saver, "zoe.player", Some(999_999)).await.unwrap_err();
     assert_eq!(refused.message, "character 999999 does not exist");
     let refused = load(&saver, "nobody", None).await.unwrap_err();
-    assert_eq!((refused.reason, refused.message.as_str()), (DisconnectReason::BadToken, "unknown account"));
+    assert_eq!(
+        (refused.reason, refused.message.as_str()),
+        (DisconnectReason::BadToken, "unknown account")
+    );
 
     // A pending newer record is what a re-login gets.
     store.close().await;
     let newer = at_version(&created, 4);
-    assert!(saver.save(batch(vec![newer], SaveUrgency::Periodic)).is_ok());
+    assert!(
+        saver
+            .save(batch(vec![newer], SaveUrgency::Periodic))
+            .is_ok()
+    );
     let refused = load(&saver, "zoe.player", None).await.unwrap_err();
     assert_eq!(refused.reason, DisconnectReason::ServiceUnavailable);
     saver.shutdown(Duration::from_millis(200)).await;

@@ -129,10 +129,26 @@ async fn saves_survive_a_postgres_outage() {
     let outage_started = Instant::now();
     // Periodic saves of everyone, then a transfer-like batch of two with `committed`.
     let first: Vec<CharacterRecord> = characters.iter().map(|c| changed(c, 1)).collect();
-    assert!(saver.save(SaveBatch { records: first, urgency: SaveUrgency::Periodic, committed: None }).is_ok());
+    assert!(
+        saver
+            .save(SaveBatch {
+                records: first,
+                urgency: SaveUrgency::Periodic,
+                committed: None
+            })
+            .is_ok()
+    );
     let pair = vec![changed(&characters[0], 2), changed(&characters[1], 2)];
     let (tx, mut rx) = oneshot::channel();
-    assert!(saver.save(SaveBatch { records: pair, urgency: SaveUrgency::Now, committed: Some(tx) }).is_ok());
+    assert!(
+        saver
+            .save(SaveBatch {
+                records: pair,
+                urgency: SaveUrgency::Now,
+                committed: Some(tx)
+            })
+            .is_ok()
+    );
     // Saves keep being accepted during the outage (coalesced per character).
     let mut expected: Vec<CharacterRecord> = characters.iter().map(|c| changed(c, 1)).collect();
     expected[0] = changed(&characters[0], 2);
@@ -175,6 +191,11 @@ async fn saves_survive_a_postgres_outage() {
     assert_eq!(metric(&text, BACKLOG_RECORDS), 0.0);
     let report = saver.shutdown(Duration::from_secs(5)).await;
     assert_eq!(report.unsaved, 0);
-    assert!(!data.path().join(mmo_server::persistence::UNSAVED_FILE).exists());
+    assert!(
+        !data
+            .path()
+            .join(mmo_server::persistence::UNSAVED_FILE)
+            .exists()
+    );
     store.close().await;
 }

@@ -76,7 +76,9 @@ async fn create_list_delete(store: Store, _db: &TestDb) {
         .await;
     assert_eq!(
         taken,
-        Err(StoreError::Conflict("character name `Alice` is taken".into()))
+        Err(StoreError::Conflict(
+            "character name `Alice` is taken".into()
+        ))
     );
     let bob = store
         .create_character(a, &new_character("Bob"), 2, NOW_S)
@@ -102,15 +104,13 @@ async fn create_list_delete(store: Store, _db: &TestDb) {
     assert!(store.list_characters(b).await.unwrap().is_empty());
 
     // Another account cannot delete it; its owner can, and the name is free again.
-    assert!(
-        !store
-            .delete_character(b, alice.character_id)
-            .await
-            .unwrap()
-    );
+    assert!(!store.delete_character(b, alice.character_id).await.unwrap());
     assert!(store.delete_character(a, alice.character_id).await.unwrap());
     assert!(!store.delete_character(a, alice.character_id).await.unwrap());
-    assert_eq!(store.load_character(alice.character_id).await.unwrap(), None);
+    assert_eq!(
+        store.load_character(alice.character_id).await.unwrap(),
+        None
+    );
     let list = store.list_characters(a).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].character_id, bob.character_id);
@@ -118,7 +118,10 @@ async fn create_list_delete(store: Store, _db: &TestDb) {
         .create_character(b, &new_character("Alice"), 2, NOW_S)
         .await
         .unwrap();
-    assert_ne!(again.character_id, alice.character_id, "ids are never reused");
+    assert_ne!(
+        again.character_id, alice.character_id,
+        "ids are never reused"
+    );
     assert_eq!(
         store.first_character_id(b).await.unwrap(),
         Some(again.character_id)
@@ -128,12 +131,8 @@ async fn create_list_delete(store: Store, _db: &TestDb) {
 async fn load_what_was_created(store: Store, _db: &TestDb) {
     let a = store.ensure_account("acc", NOW_S).await.unwrap();
     let mut new = new_character("Dana");
-    new.inventory.push(slot(
-        EQUIPMENT_SLOT_BASE,
-        "cap",
-        1,
-        &[("dye", "blue")],
-    ));
+    new.inventory
+        .push(slot(EQUIPMENT_SLOT_BASE, "cap", 1, &[("dye", "blue")]));
     let created = store.create_character(a, &new, 3, NOW_S).await.unwrap();
     assert_eq!(created.inventory, new.inventory);
     let loaded = store.load_character(created.character_id).await.unwrap();
@@ -147,7 +146,10 @@ async fn save_round_trip(store: Store, _db: &TestDb) {
         .await
         .unwrap();
     let next = changed(&created, 1);
-    let report = store.save_characters(&[next.clone()], NOW_S + 30).await.unwrap();
+    let report = store
+        .save_characters(std::slice::from_ref(&next), NOW_S + 30)
+        .await
+        .unwrap();
     assert_eq!(report.written, 1);
     assert!(report.stale.is_empty() && report.missing.is_empty());
     let loaded = store
@@ -155,11 +157,17 @@ async fn save_round_trip(store: Store, _db: &TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(loaded, next, "position, pools and inventory read back exactly");
+    assert_eq!(
+        loaded, next,
+        "position, pools and inventory read back exactly"
+    );
     // An emptied inventory is saved as empty.
     let mut bare = changed(&created, 2);
     bare.inventory.clear();
-    store.save_characters(&[bare.clone()], NOW_S + 60).await.unwrap();
+    store
+        .save_characters(&[bare.clone()], NOW_S + 60)
+        .await
+        .unwrap();
     let loaded = store.load_character(created.character_id).await.unwrap();
     assert_eq!(loaded, Some(bare));
 }
@@ -172,7 +180,14 @@ async fn version_rule(store: Store, _db: &TestDb) {
         .unwrap();
     let id = created.character_id;
     let v2 = changed(&created, 2);
-    assert_eq!(store.save_characters(&[v2.clone()], NOW_S).await.unwrap().written, 1);
+    assert_eq!(
+        store
+            .save_characters(std::slice::from_ref(&v2), NOW_S)
+            .await
+            .unwrap()
+            .written,
+        1
+    );
 
     // Equal and older versions are stale and change nothing.
     let mut equal = changed(&created, 2);
@@ -212,7 +227,9 @@ async fn one_transaction(store: Store, _db: &TestDb) {
     // A quantity the INT column cannot hold: found after the players were updated.
     let mut too_many = changed(&second, 1);
     too_many.inventory[0].quantity = u32::MAX;
-    let result = store.save_characters(&[good.clone(), too_many], NOW_S).await;
+    let result = store
+        .save_characters(&[good.clone(), too_many], NOW_S)
+        .await;
     assert!(
         matches!(&result, Err(StoreError::Invalid(m)) if m.contains(&second.character_id.to_string())),
         "{result:?}"
@@ -225,11 +242,27 @@ async fn one_transaction(store: Store, _db: &TestDb) {
     assert!(!result.unwrap_err().is_retryable());
 
     // Nothing of either slice was written.
-    assert_eq!(store.load_character(first.character_id).await.unwrap(), Some(first.clone()));
-    assert_eq!(store.load_character(second.character_id).await.unwrap(), Some(second));
+    assert_eq!(
+        store.load_character(first.character_id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.load_character(second.character_id).await.unwrap(),
+        Some(second)
+    );
     // And the good record alone is.
-    assert_eq!(store.save_characters(&[good.clone()], NOW_S).await.unwrap().written, 1);
-    assert_eq!(store.load_character(first.character_id).await.unwrap(), Some(good));
+    assert_eq!(
+        store
+            .save_characters(std::slice::from_ref(&good), NOW_S)
+            .await
+            .unwrap()
+            .written,
+        1
+    );
+    assert_eq!(
+        store.load_character(first.character_id).await.unwrap(),
+        Some(good)
+    );
 }
 
 async fn deleted_are_missing(store: Store, _db: &TestDb) {
@@ -344,4 +377,57 @@ async fn postgres_lists_use_the_read_pool() {
     let store = db.open().await;
     lists_use_the_read_pool(store.clone(), &db).await;
     store.close().await;
+}
+
+/// A quick measurement (not a benchmark, no assertion on time): one `save_characters` of
+/// 1,000 characters with 10 inventory rows each, 10 times, on each backend. Run with
+/// `cargo test -p mmo-server --release --test storage -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand in release mode"]
+async fn measure_save_of_1000_characters() {
+    let mut dbs = vec![TestDb::sqlite("measure")];
+    if let Some(db) = TestDb::postgres("measure").await {
+        dbs.push(db);
+    }
+    for db in &dbs {
+        let store = Store::open(&db.url, None, 4).await.unwrap();
+        let a = store.ensure_account("bench", NOW_S).await.unwrap();
+        let mut characters = Vec::new();
+        for i in 0..1000 {
+            let mut new = new_character(&format!("Bench{i}"));
+            new.inventory.clear();
+            characters.push(store.create_character(a, &new, 1000, NOW_S).await.unwrap());
+        }
+        let mut times_ms = Vec::new();
+        for version in 1..=10u64 {
+            let records: Vec<CharacterRecord> = characters
+                .iter()
+                .map(|c| {
+                    let mut r = changed(c, version);
+                    r.inventory = (0..10)
+                        .map(|s| slot(s, "potion", 1 + s, &[("q", "1")]))
+                        .collect();
+                    r
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            let report = store.save_characters(&records, NOW_S).await.unwrap();
+            times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(report.written, 1000);
+        }
+        let mut sorted = times_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "{}: save_characters(1000 x 10 slots) ms: min {:.1} median {:.1} max {:.1} (all {:?})",
+            store.backend().as_str(),
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1],
+            times_ms
+                .iter()
+                .map(|t| (t * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
+        store.close().await;
+    }
 }

@@ -97,8 +97,12 @@ fn invalid(character_id: u64, what: String) -> StoreError {
 }
 
 fn int_col(character_id: u64, what: &str, value: u64) -> Result<i32, StoreError> {
-    i32::try_from(value)
-        .map_err(|_| invalid(character_id, format!("{what} {value} does not fit the column")))
+    i32::try_from(value).map_err(|_| {
+        invalid(
+            character_id,
+            format!("{what} {value} does not fit the column"),
+        )
+    })
 }
 
 fn player_row(record: &CharacterRecord) -> Result<PlayerRow, StoreError> {
@@ -723,7 +727,11 @@ impl Store {
                     .bind(rows.iter().map(|r| r.position_m.z).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.yaw_rad).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.zone_id).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.pools_json.as_str()).collect::<Vec<_>>())
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.pools_json.as_str())
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
                     .bind(now)
                     .fetch_all(&mut *tx)
@@ -760,11 +768,13 @@ impl Store {
                     .map_err(db)?;
                 let slots = updated_slots(&latest, &updated)?;
                 let ids_json = serde_json::Value::from(updated.clone()).to_string();
-                sqlx::query("DELETE FROM inventory WHERE player_id IN (SELECT value FROM json_each(?))")
-                    .bind(&ids_json)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                sqlx::query(
+                    "DELETE FROM inventory WHERE player_id IN (SELECT value FROM json_each(?))",
+                )
+                .bind(&ids_json)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
                 if !slots.is_empty() {
                     sqlx::query(SQLITE_INSERT_SLOTS)
                         .bind(slots_json(&slots))

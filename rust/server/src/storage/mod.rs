@@ -132,7 +132,9 @@ fn transient_db_error(db: &dyn sqlx::error::DatabaseError) -> bool {
             .parse::<i32>()
             .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 13));
     }
-    ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+    ["08", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
         || code == "40001"
         || code == "40P01"
 }

@@ -109,11 +109,17 @@ impl TestDb {
     pub async fn execute(&self, sql: &'static str) {
         if self.postgres.is_some() {
             let mut connection = PgConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut connection).await.expect("run the SQL");
+            sqlx::raw_sql(sql)
+                .execute(&mut connection)
+                .await
+                .expect("run the SQL");
             let _ = connection.close().await;
         } else {
             let mut connection = SqliteConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut connection).await.expect("run the SQL");
+            sqlx::raw_sql(sql)
+                .execute(&mut connection)
+                .await
+                .expect("run the SQL");
             let _ = connection.close().await;
         }
     }
