@@ -7,6 +7,7 @@
 //! - [`http`]: accounts, login, token refresh, characters, `/metrics`, `/healthz`, `/readyz`
 //!   on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
+//! - [`persistence`]: write-behind saving of characters (the zones' character store).
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
 //!
@@ -21,6 +22,7 @@ pub mod chat_redis;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod persistence;
 pub mod service_settings;
 pub mod storage;
 pub mod zones;

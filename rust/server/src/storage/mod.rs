@@ -63,6 +63,10 @@ pub enum StoreError {
     /// Stored data cannot be read back (a corrupt row); names the row.
     #[error("bad stored data: {0}")]
     Corrupt(String),
+    /// Data to be written is unacceptable (a name that is not a valid character name, a
+    /// quantity that does not fit the column); names the record.
+    #[error("invalid data: {0}")]
+    Invalid(String),
     /// The schema could not be brought up to date.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -86,6 +90,7 @@ impl StoreError {
             StoreError::Conflict(_) => "conflict",
             StoreError::LimitReached(_) => "limit_reached",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::Invalid(_) => "invalid",
             StoreError::Migration(_) => "migration",
             StoreError::Config(_) => "config",
         }
@@ -93,12 +98,16 @@ impl StoreError {
 }
 
 /// Maps a sqlx error: unique violations become [`StoreError::Conflict`] with `what`, the
-/// rest of the database's refusals [`StoreError::Corrupt`], and everything about reaching
-/// the database [`StoreError::Unavailable`].
+/// database's transient errors (see [`transient_db_error`]) and everything about reaching
+/// the database [`StoreError::Unavailable`], the rest of its refusals
+/// [`StoreError::Corrupt`].
 pub(crate) fn map_err(what: &str, e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(what.to_owned())
+        }
+        sqlx::Error::Database(db) if transient_db_error(db.as_ref()) => {
+            StoreError::Unavailable(format!("{what}: {}", db.message()))
         }
         sqlx::Error::Database(db) => StoreError::Corrupt(format!("{what}: {}", db.message())),
         sqlx::Error::ColumnDecode { .. }
@@ -106,6 +115,28 @@ pub(crate) fn map_err(what: &str, e: sqlx::Error) -> StoreError {
         | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(format!("{what}: {e}")),
         _ => StoreError::Unavailable(format!("{what}: {e}")),
     }
+}
+
+/// Whether a database error is an outage rather than a refusal: PostgreSQL's connection
+/// exceptions (SQLSTATE class 08), insufficient resources (53), operator intervention (57:
+/// shutting down, terminated by the administrator), system errors (58) and serialization
+/// failures or deadlocks (40001, 40P01); SQLite's busy and locked (primary codes 5 and 6),
+/// I/O error and full disk (10, 13).
+fn transient_db_error(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // Extended result codes; the primary code is the low byte.
+        return code
+            .parse::<i32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 13));
+    }
+    ["08", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "40001"
+        || code == "40P01"
 }
 
 /// The pools of one backend. Invariant: `read` is the primary's pool unless a replica is

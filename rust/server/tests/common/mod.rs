@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod db;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
