@@ -4,7 +4,10 @@
 //! run that prints it; nothing is assumed or hard-coded. Targets are compared by people
 //! reading the output (and the README's performance section), never asserted in tests.
 
+mod pg_scratch;
 mod scenario_codec;
+mod scenario_logins;
+mod scenario_persistence;
 mod scenario_prediction;
 mod scenario_replication;
 mod walk;
@@ -26,6 +29,17 @@ struct Cli {
     /// Seed of every random choice in the scenario (the same seed gives the same workload).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// PostgreSQL server (`persistence`, `logins`): a URL of a role that may create
+    /// databases [env: MMO_TEST_POSTGRES_URL]. `persistence` measures SQLite, and
+    /// PostgreSQL too when this is given; `logins` uses it instead of SQLite.
+    #[arg(long, env = "MMO_TEST_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// argon2id memory cost of `logins`, KiB.
+    #[arg(long, default_value_t = 19_456)]
+    argon2_memory_kib: u32,
+    /// argon2id iterations of `logins`.
+    #[arg(long, default_value_t = 2)]
+    argon2_iterations: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -36,6 +50,10 @@ enum Scenario {
     Replication,
     /// One predicting client over 150 ms RTT, 30 ms jitter, 5 % loss, 10 % duplication.
     Prediction,
+    /// Flushing 1000 dirty characters with inventories, on SQLite and PostgreSQL.
+    Persistence,
+    /// 1000 password logins at once against a real server (argon2id).
+    Logins,
 }
 
 fn main() {
@@ -44,6 +62,14 @@ fn main() {
         Scenario::Codec => scenario_codec::run(cli.seed),
         Scenario::Replication => scenario_replication::run(cli.seed),
         Scenario::Prediction => scenario_prediction::run(cli.seed),
+        Scenario::Persistence => scenario_persistence::run(cli.postgres_url.clone()),
+        Scenario::Logins => scenario_logins::run(
+            cli.postgres_url.clone(),
+            scenario_logins::Argon2Cost {
+                memory_kib: cli.argon2_memory_kib,
+                iterations: cli.argon2_iterations,
+            },
+        ),
     };
     match result {
         Ok(figures) => {

@@ -3,11 +3,16 @@
 //!
 //! [`App::start`] creates the data directory, loads (or generates) the JWT secret and the
 //! certificate (the operator's PEM files, or a self-signed one kept in the data directory
-//! so its fingerprint survives restarts), starts the zones ([`crate::zones::start_zones`]) and the HTTP server, and
-//! marks the server ready. [`App::shutdown`] is graceful: `/readyz` turns 503, the QUIC
-//! endpoint stops accepting, every client is told `ServerShutdown` and the zone finishes
-//! its tick, then HTTP stops. The zones never wait for HTTP: they share nothing but the
-//! token secret.
+//! so its fingerprint survives restarts), opens the database ([`Store`]: SQLite in the data
+//! directory unless `[storage] database_url` names PostgreSQL) and starts the write-behind
+//! [`Saver`], starts the zones ([`crate::zones::start_zones`]) with the saver as their
+//! character store, and the HTTP server, and marks the server ready.
+//!
+//! [`App::shutdown`] is graceful: `/readyz` turns 503, the QUIC endpoint stops accepting,
+//! every client is told `ServerShutdown` and each zone finishes its tick and offers its
+//! characters' last state; the saver writes everything (for at most [`SAVE_ON_SHUTDOWN`],
+//! then what is left goes to the unsaved file), the database is closed, then HTTP stops.
+//! The zones never wait for HTTP or the database.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +28,42 @@ use tokio::sync::oneshot;
 use crate::auth::{DevAccounts, JwtAuthority, SecretError, TokenIssuer};
 use crate::config::{ConfigError, ServerSettings};
 use crate::http::HttpState;
+use crate::persistence::{Saver, SaverConfig};
+use crate::service_settings::redact_url;
+use crate::storage::Store;
+use crate::storage::characters::NewCharacter;
 use crate::zones::Zones;
+
+/// How long [`App::shutdown`] keeps trying to save the last characters before it writes
+/// them to the unsaved file.
+pub const SAVE_ON_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// What a new character starts as (its name is chosen at creation): the configured class
+/// and race, the content's starting kit, at the spawn point in the zone that owns it.
+fn new_character_template(
+    settings: &ServerSettings,
+    gameplay: &mmo_core::zone::ZoneGameplayConfig,
+) -> Result<NewCharacter, NetError> {
+    let content = &gameplay.content;
+    let name_of = |what: &str, id: Option<&str>| {
+        id.map(str::to_owned)
+            .ok_or_else(|| NetError::Config(format!("the configured {what} is not in the content")))
+    };
+    let spawn_m = mmo_core::zone::ZoneConfig::default().spawn_position_m;
+    let layout = crate::zones::world_layout(&settings.world)?;
+    Ok(NewCharacter {
+        name: String::new(),
+        race: name_of("race", content.race(gameplay.race).map(|r| r.id.as_str()))?,
+        class: name_of(
+            "class",
+            content.class(gameplay.class).map(|c| c.id.as_str()),
+        )?,
+        zone_id: layout.zone_at(spawn_m).0,
+        position_m: spawn_m,
+        yaw_rad: 0.0,
+        inventory: mmo_core::zone::persistence::starting_inventory(content),
+    })
+}
 
 /// Why the server did not start.
 #[derive(Debug)]
@@ -89,6 +129,9 @@ impl std::error::Error for StartError {}
 #[derive(Debug)]
 pub struct App {
     zones: Option<Zones>,
+    /// The write-behind saver; taken by [`App::shutdown`] after the zones stopped.
+    saver: Option<Saver>,
+    store: Store,
     quic_addr: SocketAddr,
     http_addr: SocketAddr,
     fingerprint: Fingerprint,
@@ -139,10 +182,13 @@ impl App {
     /// tokio runtime with I/O and time enabled.
     pub async fn start(settings: ServerSettings) -> Result<App, StartError> {
         settings.validate().map_err(StartError::Config)?;
-        if settings.dev_accounts.is_empty() && !settings.dev_open_login {
+        if settings.dev_accounts.is_empty()
+            && !settings.dev_open_login
+            && !settings.accounts.registration_open
+        {
             tracing::warn!(
-                "no accounts are configured: every login is refused (set [[dev_accounts]] in \
-                 the config file or MMO_DEV_ACCOUNTS; persistent accounts come later)"
+                "registration is closed and no dev accounts are configured: only accounts \
+                 already in the database can log in"
             );
         }
         if settings.dev_open_login {
@@ -172,6 +218,32 @@ impl App {
             addr: settings.http_addr,
             source,
         })?;
+        let database_url = settings
+            .storage
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Store::sqlite_url_in(&settings.data_dir));
+        let store = Store::open(
+            &database_url,
+            settings.storage.read_replica_url.as_deref(),
+            settings.storage.max_connections,
+        )
+        .await
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+        tracing::info!(database = %redact_url(&database_url), backend = store.backend().as_str(), "storage open");
+        let gameplay = settings.gameplay.load().map_err(StartError::Config)?;
+        let template = new_character_template(&settings, &gameplay).map_err(StartError::Quic)?;
+        let saver = Saver::start(
+            store.clone(),
+            SaverConfig {
+                // Validated to be at most 10,000,000, so it fits any usize of 32 bits or more.
+                max_backlog_records: usize::try_from(settings.storage.max_backlog_records)
+                    .unwrap_or(usize::MAX),
+                template: template.clone(),
+                max_characters_per_account: settings.accounts.max_characters_per_account,
+                data_dir: settings.data_dir.clone(),
+            },
+        );
         // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
         let gateway = gateway_config(&settings);
         let zones = crate::zones::start_zones(
@@ -179,6 +251,7 @@ impl App {
             cert,
             Arc::new(JwtAuthority::new(&secret)),
             gateway,
+            Arc::new(saver.clone()),
         )
         .await
         .map_err(StartError::Quic)?;
@@ -186,50 +259,19 @@ impl App {
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
         let ready = Arc::new(AtomicBool::new(false));
-        // Interim wiring by the accounts work (the lead redoes it with the saver).
-        let database_url = settings
-            .storage
-            .database_url
-            .clone()
-            .unwrap_or_else(|| crate::storage::Store::sqlite_url_in(&settings.data_dir));
-        let store = crate::storage::Store::open(
-            &database_url,
-            settings.storage.read_replica_url.as_deref(),
-            settings.storage.max_connections,
-        )
-        .await
-        .map_err(|e| StartError::Storage(e.to_string()))?;
         let accounts = crate::accounts::Accounts::new(
-            store,
+            store.clone(),
             settings.accounts.clone(),
             DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
             crate::accounts::LoginLimiter::from_settings(&settings.accounts),
         )
         .map_err(|e| StartError::Storage(e.to_string()))?;
-        let gameplay = settings.gameplay.load().map_err(StartError::Config)?;
-        let new_character = crate::storage::characters::NewCharacter {
-            name: String::new(),
-            race: gameplay
-                .content
-                .race(gameplay.race)
-                .map(|r| r.id.clone())
-                .unwrap_or_default(),
-            class: gameplay
-                .content
-                .class(gameplay.class)
-                .map(|c| c.id.clone())
-                .unwrap_or_default(),
-            zone_id: 0,
-            position_m: glam::Vec3::ZERO,
-            yaw_rad: 0.0,
-            inventory: Vec::new(),
-        };
         let state = Arc::new(HttpState {
             issuer: issuer.clone(),
             authority: Arc::new(JwtAuthority::new(&secret)),
             accounts: Arc::new(accounts),
             content: gameplay.content.clone(),
-            new_character,
+            new_character: template,
             quic_addr,
             fingerprint_hex: fingerprint.to_hex(),
             ready: ready.clone(),
@@ -249,6 +291,8 @@ impl App {
         tracing::info!(%quic_addr, %http_addr, fingerprint = %fingerprint.to_hex(), "server ready");
         Ok(App {
             zones: Some(zones),
+            saver: Some(saver),
+            store,
             quic_addr,
             http_addr,
             fingerprint,
@@ -307,8 +351,21 @@ impl App {
         tracing::info!("shutting down");
         self.ready.store(false, Ordering::Release);
         if let Some(zones) = self.zones.take() {
+            // The zones offer their last saves while they stop.
             zones.shutdown(grace).await;
         }
+        if let Some(saver) = self.saver.take() {
+            let report = saver.shutdown(SAVE_ON_SHUTDOWN).await;
+            if report.unsaved > 0 {
+                tracing::error!(
+                    ?report,
+                    "characters NOT saved at shutdown: kept in the unsaved file, offered again at the next start"
+                );
+            } else {
+                tracing::info!(?report, "characters saved");
+            }
+        }
+        self.store.close().await;
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }

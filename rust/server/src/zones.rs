@@ -18,6 +18,7 @@ use mmo_core::zone::ZoneConfig;
 use mmo_net::NetError;
 use mmo_net::auth::LoginAuthority;
 use mmo_net::gateway::GatewayConfig;
+use mmo_net::persist::CharacterStore;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert};
 
@@ -31,13 +32,15 @@ pub struct Zones {
 }
 
 /// Starts the zones for `settings` (already validated) on `settings.quic_addr`, presenting
-/// `cert`, deciding logins with `authority` and admitting connections through `gateway`.
+/// `cert`, deciding logins with `authority`, admitting connections through `gateway`, and
+/// loading and saving characters through `store` every `[storage] save_interval_s`.
 /// Must be called within a tokio runtime.
 pub async fn start_zones(
     settings: &ServerSettings,
     cert: ServerCert,
     authority: Arc<dyn LoginAuthority>,
     gateway: GatewayConfig,
+    store: Arc<dyn CharacterStore>,
 ) -> Result<Zones, NetError> {
     let layout = world_layout(&settings.world)?;
     // Validated with the settings; loading again cannot fail unless the file changed.
@@ -59,6 +62,8 @@ pub async fn start_zones(
         ..ServerConfig::new(settings.quic_addr, zone, cert, authority)
     };
     config.layout = (layout.zone_count() > 1).then_some(layout);
+    config.store = Some(store);
+    config.save_interval = Duration::from_secs(settings.storage.save_interval_s);
     config.chat = crate::chat_redis::chat_config(&settings.chat);
     config.chat_bridge =
         crate::chat_redis::bridge_from_settings(&settings.chat).map_err(NetError::Config)?;
