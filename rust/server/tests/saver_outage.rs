@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use glam::Vec3;
@@ -20,54 +18,10 @@ use mmo_server::storage::characters::NewCharacter;
 use tokio::sync::oneshot;
 
 use common::TempDir;
+use common::cluster::{Cluster, metric};
 use common::db::postgres_server_url;
 
 const CHARACTERS: usize = 20;
-
-fn services(command: &str, dir: &Path) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ci/services.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(command)
-        .arg(dir)
-        .status()
-        .expect("run ci/services.sh");
-    assert!(status.success(), "ci/services.sh {command} failed");
-}
-
-/// Our own PostgreSQL (and Redis) cluster, stopped on drop.
-struct Cluster {
-    dir: TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = TempDir::new("outage");
-        std::fs::create_dir_all(dir.path()).unwrap();
-        services("start", dir.path());
-        Cluster { dir }
-    }
-
-    fn url(&self) -> String {
-        let env = std::fs::read_to_string(self.dir.path().join("env")).unwrap();
-        env.lines()
-            .find_map(|l| l.strip_prefix("export MMO_TEST_POSTGRES_URL="))
-            .expect("the env file names the URL")
-            .to_owned()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        services("stop", self.dir.path());
-    }
-}
-
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn changed(record: &CharacterRecord, version: u64) -> CharacterRecord {
     let mut next = record.clone();
@@ -89,7 +43,7 @@ async fn saves_survive_a_postgres_outage() {
         return;
     }
     let handle = mmo_server::metrics::global();
-    let cluster = Cluster::start();
+    let cluster = Cluster::start("saver-outage");
     let store = Store::open(&cluster.url(), None, 4).await.unwrap();
     let account = store.ensure_account("outage", 1).await.unwrap();
     let mut characters = Vec::new();
@@ -125,7 +79,7 @@ async fn saves_survive_a_postgres_outage() {
         },
     );
 
-    services("pg-stop", cluster.dir.path());
+    cluster.stop_postgres();
     let outage_started = Instant::now();
     // Periodic saves of everyone, then a transfer-like batch of two with `committed`.
     let first: Vec<CharacterRecord> = characters.iter().map(|c| changed(c, 1)).collect();
@@ -172,7 +126,7 @@ async fn saves_survive_a_postgres_outage() {
         );
     }
 
-    services("pg-start", cluster.dir.path());
+    cluster.start_postgres();
     let answer = tokio::time::timeout(Duration::from_secs(30), rx)
         .await
         .expect("committed after the restart")

@@ -3,7 +3,12 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod cluster;
 pub mod db;
+// The same test player as mmo-net's tests (one file, compiled into both test suites).
+#[path = "../../../net/tests/common/player.rs"]
+pub mod player;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,119 @@
+//! The real `mmo-server` binary as a child process: started with flags and environment,
+//! its READY line read for the bound addresses, stopped with SIGTERM or killed outright
+//! (`kill -9`, for crash tests), killed on drop.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use mmo_net::tls::Fingerprint;
+use mmo_server::http::LoginResponse;
+
+use super::server_command;
+
+/// A running server process. See the module docs.
+pub struct ServerProcess {
+    child: Child,
+    /// The QUIC endpoint.
+    pub quic: SocketAddr,
+    /// The HTTP endpoint.
+    pub http: SocketAddr,
+    /// The certificate fingerprint to pin.
+    pub fingerprint: Fingerprint,
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` and `env` (over a clean environment) and waits up to
+    /// 30 s for its READY line. Its log goes to `log_path` when given.
+    pub fn start(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
+        let mut command = server_command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let stderr = match log_path {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::null(),
+        };
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start mmo-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("READY line within 30 s");
+        assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
+        ServerProcess {
+            quic: field(&line, "quic=").parse().expect("quic address"),
+            http: field(&line, "http=").parse().expect("http address"),
+            fingerprint: Fingerprint::from_hex(field(&line, "fingerprint=")).expect("fingerprint"),
+            child,
+        }
+    }
+
+    /// `kill -9`: the process gets no chance to save anything.
+    pub fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, then waits up to `within` for the exit status.
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: `kill` with a pid this process spawned and has not reaped, and a valid
+        // signal number; it touches no memory.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `POST /v1/login` for `name` with `password`; panics unless it answers 200.
+    pub async fn login(&self, name: &str, password: &str) -> LoginResponse {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/login", self.http))
+            .json(&serde_json::json!({"username": name, "password": password}))
+            .send()
+            .await
+            .expect("HTTP login");
+        assert_eq!(response.status(), 200, "login of {name}");
+        response.json().await.expect("login JSON")
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
