@@ -161,7 +161,8 @@ pub struct SpawnedServer {
 
 impl SpawnedServer {
     /// Starts `server_bin` on loopback (`--quic-addr 127.0.0.1:0 --http-addr 127.0.0.1:0
-    /// --data-dir <fresh> --dev-open-login`, then `settings` as `--tick-rate-hz`
+    /// --data-dir <fresh> --dev-open-login --logins-per-address-per-min 100000`, then
+    /// `settings` as `--tick-rate-hz`
     /// `--max-connections` `--handshake-burst` `--handshake-refill-per-s`) and waits up to
     /// `ready_timeout` for its ready line.
     pub async fn start(
@@ -199,6 +200,9 @@ impl SpawnedServer {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--dev-open-login")
+            // Every bot logs in from 127.0.0.1.
+            .arg("--logins-per-address-per-min")
+            .arg("100000")
             .arg("--tick-rate-hz")
             .arg(settings.tick_rate_hz.to_string())
             .arg("--max-connections")

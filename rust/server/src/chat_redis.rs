@@ -57,10 +57,6 @@ impl RedisChatConfig {
     }
 }
 
-/// Environment variable overriding the key and channel prefix (`mmo`): processes sharing
-/// one Redis see each other's chat only with the same prefix (tests isolate themselves).
-pub const PREFIX_ENV: &str = "MMO_CHAT_REDIS_PREFIX";
-
 /// The chat rules of the `[chat]` settings.
 #[must_use]
 pub fn chat_config(settings: &crate::service_settings::ChatSettings) -> mmo_core::chat::ChatConfig {
@@ -73,8 +69,8 @@ pub fn chat_config(settings: &crate::service_settings::ChatSettings) -> mmo_core
     }
 }
 
-/// The bridge the `[chat]` settings ask for: Redis when `redis_url` is set (prefix from
-/// [`PREFIX_ENV`] if set), else `None` (in-process chat). Call within the runtime.
+/// The bridge the `[chat]` settings ask for: Redis when `redis_url` is set (keys and
+/// channels under `redis_prefix`), else `None` (in-process chat). Call within the runtime.
 pub fn bridge_from_settings(
     settings: &crate::service_settings::ChatSettings,
 ) -> Result<Option<Arc<dyn ChatBridge>>, String> {
@@ -82,11 +78,7 @@ pub fn bridge_from_settings(
         return Ok(None);
     };
     let mut config = RedisChatConfig::new(url);
-    if let Ok(prefix) = std::env::var(PREFIX_ENV)
-        && !prefix.is_empty()
-    {
-        config.prefix = prefix;
-    }
+    config.prefix.clone_from(&settings.redis_prefix);
     tracing::info!(server_id = %config.server_id, prefix = %config.prefix, "chat crosses processes through Redis");
     let bridge: Arc<dyn ChatBridge> = RedisChatBridge::new(config)?;
     Ok(Some(bridge))

@@ -35,6 +35,8 @@
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
 //! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
+//! | - | `MMO_CHAT_REDIS_PREFIX` | `[chat] redis_prefix` | `mmo` |
+//! | `--logins-per-address-per-min` | `MMO_LOGINS_PER_ADDRESS_PER_MIN` | `[accounts] logins_per_address_per_min` | 60 |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
 //! [`crate::service_settings`].
@@ -396,6 +398,12 @@ fn option_name(key: &str) -> String {
         "chat.redis_url" | "redis_url" => {
             "--redis-url / MMO_REDIS_URL / [chat] redis_url".to_owned()
         }
+        "chat.redis_prefix" | "chat_redis_prefix" => {
+            "MMO_CHAT_REDIS_PREFIX / [chat] redis_prefix".to_owned()
+        }
+        "accounts.logins_per_address_per_min" | "logins_per_address_per_min" => {
+            "--logins-per-address-per-min / MMO_LOGINS_PER_ADDRESS_PER_MIN / [accounts] logins_per_address_per_min".to_owned()
+        }
         k if k.contains('.') => {
             let (section, key) = k.split_once('.').unwrap_or(("", k));
             format!("[{section}] {key}")
@@ -712,6 +720,10 @@ pub struct Cli {
     /// [default: none, in-process chat]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+    /// Login attempts one IP address may make per minute, 1..=100000 (load tests from one
+    /// address raise it) [env: MMO_LOGINS_PER_ADDRESS_PER_MIN] [default: 60]
+    #[arg(long = "logins-per-address-per-min", value_name = "N")]
+    pub logins_per_address_per_min: Option<u32>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -854,6 +866,13 @@ pub fn apply_env(
     if let Some(v) = get("redis_url") {
         settings.chat.redis_url = Some(v);
     }
+    if let Some(v) = get("chat_redis_prefix") {
+        settings.chat.redis_prefix = v;
+    }
+    if let Some(v) = get("logins_per_address_per_min") {
+        settings.accounts.logins_per_address_per_min =
+            parse_env("logins_per_address_per_min", &v, from_str)?;
+    }
     Ok(())
 }
 
@@ -921,6 +940,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = &cli.redis_url {
         settings.chat.redis_url = Some(v.clone());
+    }
+    if let Some(v) = cli.logins_per_address_per_min {
+        settings.accounts.logins_per_address_per_min = v;
     }
 }
 

@@ -236,6 +236,9 @@ pub struct ChatSettings {
     /// `redis://host:port/`: zone, global and whisper messages cross server processes
     /// through Redis pub/sub, and presence is kept there. `None`: in-process only.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (`<prefix>:chat:global`, ...): processes see
+    /// each other's chat only with the same prefix. 1..=32 letters, digits, `_`, `-`.
+    pub redis_prefix: String,
     /// Radius of `say`, metres (1..=500).
     pub say_radius_m: f32,
     /// Lines a player may send at once (1..=100).
@@ -253,6 +256,7 @@ impl Default for ChatSettings {
     fn default() -> Self {
         ChatSettings {
             redis_url: None,
+            redis_prefix: "mmo".to_owned(),
             say_radius_m: 30.0,
             burst_lines: 5,
             lines_per_min: 30,
@@ -267,6 +271,18 @@ impl ChatSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.redis_url {
             check_url("chat.redis_url", url, &["redis", "rediss"])?;
+        }
+        let prefix_ok = (1..=32).contains(&self.redis_prefix.len())
+            && self
+                .redis_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !prefix_ok {
+            return Err(error(
+                "chat.redis_prefix",
+                &self.redis_prefix,
+                "1..=32 letters, digits, `_`, `-`",
+            ));
         }
         if !(self.say_radius_m.is_finite() && (1.0..=500.0).contains(&self.say_radius_m)) {
             return Err(error(
