@@ -237,7 +237,7 @@ pub struct ChatSettings {
     /// through Redis pub/sub, and presence is kept there. `None`: in-process only.
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel (`<prefix>:chat:global`, ...): processes see
-    /// each other's chat only with the same prefix. 1..=32 letters, digits, `_`, `-`.
+    /// each other's chat only with the same prefix. 1..=64 letters, digits, `_`, `-`.
     pub redis_prefix: String,
     /// Radius of `say`, metres (1..=500).
     pub say_radius_m: f32,
@@ -272,7 +272,7 @@ impl ChatSettings {
         if let Some(url) = &self.redis_url {
             check_url("chat.redis_url", url, &["redis", "rediss"])?;
         }
-        let prefix_ok = (1..=32).contains(&self.redis_prefix.len())
+        let prefix_ok = (1..=64).contains(&self.redis_prefix.len())
             && self
                 .redis_prefix
                 .bytes()
@@ -281,7 +281,7 @@ impl ChatSettings {
             return Err(error(
                 "chat.redis_prefix",
                 &self.redis_prefix,
-                "1..=32 letters, digits, `_`, `-`",
+                "1..=64 letters, digits, `_`, `-`",
             ));
         }
         if !(self.say_radius_m.is_finite() && (1.0..=500.0).contains(&self.say_radius_m)) {
