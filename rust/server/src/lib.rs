@@ -1,19 +1,20 @@
 //! `mmo-server`: the dedicated server, as a library (for tests and tools) under the
 //! `mmo-server` binary.
 //!
-//! - [`config`]: settings from defaults, a TOML file, the environment and flags.
+//! - [`config`]: settings from defaults, a TOML file, the environment and flags;
+//!   [`service_settings`]: its `[storage]`, `[accounts]` and `[chat]` sections.
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
 //! - [`accounts`]: registration, argon2id passwords, refresh tokens, login rate limits.
 //! - [`http`]: accounts, login, token refresh, characters, `/metrics`, `/healthz`, `/readyz`
 //!   on their own port.
 //! - [`metrics`]: the Prometheus recorder and process gauges.
+//! - [`storage`]: accounts and characters in SQLite or PostgreSQL (sqlx, migrations).
 //! - [`persistence`]: write-behind saving of characters (the zones' character store).
+//! - [`chat_redis`]: chat across server processes through Redis pub/sub, with presence.
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
 //!
-//! # Not done yet
-//!
-//! - Multiple zones: `[world]` is validated but one zone simulates everything.
+//! Not done: saving cooldowns, running effects and strikes; say across zone borders.
 
 pub mod accounts;
 pub mod app;

@@ -5,20 +5,17 @@
 //! Needs `MMO_TEST_REDIS_URL` (skipped without it unless `MMO_REQUIRE_SERVICES=1`). Each
 //! run uses its own key and channel prefix, so parallel tests never hear each other.
 
-use std::io::BufRead;
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mmo_core::control::{ChatChannel, ChatRefusalKind};
 use mmo_core::session::client::ClientEvent;
 use mmo_net::client::NetClient;
 use mmo_net::tls::Fingerprint;
-use mmo_server::http::LoginResponse;
 
 mod common;
 
-use common::{TempDir, connect_client, server_command};
+use common::process::ServerProcess;
+use common::{TempDir, connect_client};
 
 /// The Redis URL, or `None` when the test is to be skipped.
 fn redis_url() -> Option<String> {
@@ -34,73 +31,37 @@ fn redis_url() -> Option<String> {
     }
 }
 
-/// A spawned server process, killed on drop.
+/// A server process on its own data dir (removed after the process).
 struct Process {
-    child: Child,
-    http: SocketAddr,
+    server: ServerProcess,
     _dir: TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn spawn_server(tag: &str, redis: &str, prefix: &str, accounts: &str) -> Process {
     let dir = TempDir::new(tag);
     let data_dir = dir.path().to_str().unwrap().to_owned();
-    let mut child = server_command(&[
-        "--quic-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-    ])
-    .env("MMO_REDIS_URL", redis)
-    .env("MMO_CHAT_REDIS_PREFIX", prefix)
-    .env("MMO_DEV_ACCOUNTS", accounts)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("READY line within 20 s");
-    assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .expect("http= in the READY line")
-        .parse()
-        .unwrap();
-    Process {
-        child,
-        http,
-        _dir: dir,
-    }
+    let server = ServerProcess::start(
+        &[
+            "--quic-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+        ],
+        &[
+            ("MMO_REDIS_URL", redis),
+            ("MMO_CHAT_REDIS_PREFIX", prefix),
+            ("MMO_DEV_ACCOUNTS", accounts),
+        ],
+        None,
+    );
+    Process { server, _dir: dir }
 }
 
 /// Logs `name` in over HTTP and QUIC; returns the client once welcomed.
-async fn log_in(server: &Process, name: &str) -> NetClient {
-    let login: LoginResponse = reqwest::Client::new()
-        .post(format!("http://{}/v1/login", server.http))
-        .json(&serde_json::json!({"username": name, "password": "pw"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn log_in(process: &Process, name: &str) -> NetClient {
+    let login = process.server.login(name, "pw").await;
     let fingerprint = Fingerprint::from_hex(&login.fingerprint_sha256).unwrap();
     let mut client =
         connect_client(login.quic_addr.parse().unwrap(), fingerprint, &login.token).await;
