@@ -85,24 +85,13 @@ impl Zone {
 mod tests {
     use glam::Vec3;
 
-    use crate::control::{self, ChatRefusalKind, ClientControl, FrameDecoder, ServerControl};
+    use crate::control::{self, ChatRefusalKind, FrameDecoder, ServerControl};
     use crate::entity::CharacterState;
     use crate::session::Transmit;
     use crate::zone::{ConnectionId, Zone, ZoneConfig};
 
     fn player_at(zone: &mut Zone, x_m: f32) -> ConnectionId {
-        let id = zone.connect(0);
-        let mut login = Vec::new();
-        control::encode_frame(
-            &ClientControl::Login {
-                protocol_version: crate::PROTOCOL_VERSION,
-                token: "t".into(),
-            },
-            &mut login,
-        )
-        .expect("encodable");
-        zone.handle_stream(id, 0, &login);
-        let _ = zone.drain_events().count();
+        let id = crate::zone::test_support::pending_login(zone);
         zone.accept_login_at(id, CharacterState::at(Vec3::new(x_m, 0.0, 0.0)))
             .expect("login pending");
         id

@@ -1195,12 +1195,35 @@ pub fn net_state(c: &CharacterState) -> NetEntityState {
     }
 }
 
+/// Helpers the zone's unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{ConnectionId, Zone};
+    use crate::control::{self, ClientControl};
+
+    /// A new connection that sent its login (events drained): its login is pending.
+    pub(crate) fn pending_login(zone: &mut Zone) -> ConnectionId {
+        let id = zone.connect(0);
+        let mut login = Vec::new();
+        control::encode_frame(
+            &ClientControl::Login {
+                protocol_version: crate::PROTOCOL_VERSION,
+                token: "t".into(),
+            },
+            &mut login,
+        )
+        .expect("encodable");
+        zone.handle_stream(id, 0, &login);
+        let _ = zone.drain_events().count();
+        id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use glam::Vec2;
 
     use super::*;
-    use crate::control::{self, ClientControl};
     use crate::session::server::ConnectionState;
 
     const BORDER_M: f32 = 30.0;
@@ -1225,18 +1248,7 @@ mod tests {
 
     /// A logged-in player standing at `(x, 50)`.
     fn player_at(zone: &mut Zone, x_m: f32) -> (ConnectionId, EntityId) {
-        let id = zone.connect(0);
-        let mut login = Vec::new();
-        control::encode_frame(
-            &ClientControl::Login {
-                protocol_version: crate::PROTOCOL_VERSION,
-                token: "t".into(),
-            },
-            &mut login,
-        )
-        .expect("encodable");
-        zone.handle_stream(id, 0, &login);
-        let _ = zone.drain_events().count();
+        let id = test_support::pending_login(zone);
         let entity = zone
             .accept_login_at(id, CharacterState::at(Vec3::new(x_m, 50.0, 0.0)))
             .expect("login pending");

@@ -35,19 +35,7 @@ fn base_record(zone: &Zone) -> CharacterRecord {
 
 /// A connection with its login pending.
 fn pending(zone: &mut Zone) -> ConnectionId {
-    let id = zone.connect(0);
-    let mut login = Vec::new();
-    control::encode_frame(
-        &ClientControl::Login {
-            protocol_version: crate::PROTOCOL_VERSION,
-            token: "t".into(),
-        },
-        &mut login,
-    )
-    .expect("encodable");
-    zone.handle_stream(id, 0, &login);
-    let _ = zone.drain_events().count();
-    id
+    crate::zone::test_support::pending_login(zone)
 }
 
 fn send_request(zone: &mut Zone, id: ConnectionId, request: u32, op: InventoryOp) {
