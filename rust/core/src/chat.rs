@@ -145,6 +145,44 @@ impl ChatMember {
         self.muted_until_ms.filter(|&until| until > now_ms)
     }
 
+    /// A new connection of the same player (a login after being offline, or a duplicate
+    /// login): channel membership goes back to the defaults (in zone and global); the
+    /// allowance, the recent rate-limit hits and the mute are kept, so reconnecting does
+    /// not lift a limit.
+    pub fn new_session(&mut self) {
+        self.zone_joined = true;
+        self.global_joined = true;
+    }
+
+    /// From when (Unix ms) this state restricts nothing more than a fresh
+    /// [`ChatMember::new`] would: the mute is over, the allowance has refilled to the full
+    /// burst and no rate-limit hit of the last minute counts towards a mute any more. A
+    /// driver may forget the state of an offline player from then on. `u64::MAX` when the
+    /// allowance never refills (`lines_per_min == 0`).
+    #[must_use]
+    pub fn settles_at_ms(&self, config: &ChatConfig) -> u64 {
+        let cap = u64::from(config.burst_lines.max(1)) * 1000;
+        let missing_milli = cap.saturating_sub(self.tokens_milli);
+        let full_at_ms = if missing_milli == 0 {
+            self.refilled_ms
+        } else if config.lines_per_min == 0 {
+            u64::MAX
+        } else {
+            // `refill` gains elapsed_ms * lines_per_min / 60 milli-lines.
+            let needed_ms = missing_milli
+                .saturating_mul(60)
+                .div_ceil(u64::from(config.lines_per_min));
+            self.refilled_ms.saturating_add(needed_ms)
+        };
+        let hits_forgotten_at_ms = self
+            .limited_at_ms
+            .back()
+            .map_or(0, |&t| t.saturating_add(MINUTE_MS));
+        full_at_ms
+            .max(hits_forgotten_at_ms)
+            .max(self.muted_until_ms.unwrap_or(0))
+    }
+
     /// Whether the player receives lines of `channel`.
     #[must_use]
     pub fn receives(&self, channel: ChatChannel) -> bool {
@@ -384,6 +422,43 @@ mod tests {
         assert_eq!(send(&mut m, 1).unwrap_err().kind, ChatRefusalKind::Muted);
         m.unmute();
         assert!(send(&mut m, 2).is_ok());
+    }
+
+    #[test]
+    fn settles_when_the_mute_ends_and_the_burst_is_full() {
+        let cfg = config();
+        let mut m = ChatMember::new(&cfg, 1_000);
+        assert_eq!(m.settles_at_ms(&cfg), 1_000, "a fresh member is settled");
+        send(&mut m, 1_000).unwrap();
+        // One line missing at one line per second.
+        assert_eq!(m.settles_at_ms(&cfg), 2_000);
+        for _ in 0..2 {
+            send(&mut m, 1_000).unwrap();
+        }
+        // A rate-limit hit counts for a minute.
+        assert_eq!(
+            send(&mut m, 1_000).unwrap_err().kind,
+            ChatRefusalKind::RateLimited
+        );
+        assert_eq!(m.settles_at_ms(&cfg), 61_000);
+        // An operator mute past that is what counts.
+        m.mute_until(100_000);
+        assert_eq!(m.settles_at_ms(&cfg), 100_000);
+        // The state is kept by a new session; membership is reset.
+        m.set_joined(ChatChannel::Global, false).unwrap();
+        m.new_session();
+        assert!(m.receives(ChatChannel::Global));
+        assert_eq!(
+            send(&mut m, 99_999).unwrap_err().kind,
+            ChatRefusalKind::Muted
+        );
+        let never = ChatConfig {
+            lines_per_min: 0,
+            ..cfg
+        };
+        let mut m = ChatMember::new(&never, 0);
+        m.admit(&never, ChatChannel::Zone, None, "a", 0).unwrap();
+        assert_eq!(m.settles_at_ms(&never), u64::MAX);
     }
 
     #[test]

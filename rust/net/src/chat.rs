@@ -4,6 +4,14 @@
 //! global and whisper lines to the zone threads that hold their recipients (say stays in
 //! the speaker's zone: [`Zone::say`]).
 //!
+//! A character's chat state outlives its connection: a duplicate login takes it over, and
+//! a character going offline while still restricted (muted, allowance not full, recent
+//! rate-limit hits) leaves it in a bounded table until it settles
+//! ([`ChatMember::settles_at_ms`]), so reconnecting lifts no mute or limit. The table holds
+//! at most [`MAX_REMEMBERED_MEMBERS`] names (a few hundred bytes each); past that, the
+//! entry that settles soonest is forgotten first. An operator mute of a name offline here
+//! is remembered the same way.
+//!
 //! A shared registry maps each online character name to its zone and connection, like the
 //! account registry of [`crate::zone_thread`]. Lines also go to a [`ChatBridge`], which
 //! carries them to other server processes (the Redis bridge of `mmo-server`) and hands
@@ -15,7 +23,7 @@
 //! A line routed while its recipient is being handed to another zone is lost for that
 //! recipient (the next one reaches it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use mmo_core::chat::{ChatConfig, ChatLine, ChatMember, ChatRefusal};
@@ -30,6 +38,11 @@ use crate::zone_thread::PeerMsg;
 pub const CHAT_LINES_TOTAL: &str = "mmo_chat_lines_total";
 /// Counter of refused chat requests, labelled `kind` (`chat_rate_limited`, ...).
 pub const CHAT_REFUSALS_TOTAL: &str = "mmo_chat_refusals_total";
+
+/// Most offline characters whose chat state (mute, limiter) a hub remembers; past that,
+/// the entry that settles soonest is forgotten. Each entry is a few hundred bytes, so the
+/// table stays under about 30 MB.
+pub const MAX_REMEMBERED_MEMBERS: usize = 65_536;
 
 /// Carries chat lines to and from other server processes.
 pub trait ChatBridge: Send + Sync + std::fmt::Debug {
@@ -82,11 +95,68 @@ struct Presence {
     member: ChatMember,
 }
 
-/// Invariant: `by_conn[c] == name` exactly when `by_name[name].connection == c`.
+/// Invariant: `by_conn[c] == name` exactly when `by_name[name].connection == c`; a name is
+/// never both in `by_name` and in `remembered`.
 #[derive(Debug, Default)]
 struct Online {
     by_name: BTreeMap<String, Presence>,
     by_conn: BTreeMap<ConnectionId, String>,
+    /// Chat state of characters offline here that have not settled yet.
+    remembered: Remembered,
+}
+
+/// Chat state of offline characters, until it settles.
+///
+/// Invariants: `by_expiry` holds `(settles_at_ms, name)` exactly for the entries of
+/// `by_name` (with that time); `by_name.len() <= MAX_REMEMBERED_MEMBERS`.
+#[derive(Debug, Default)]
+struct Remembered {
+    by_name: BTreeMap<String, (ChatMember, u64)>,
+    by_expiry: BTreeSet<(u64, String)>,
+}
+
+impl Remembered {
+    /// Takes the remembered state of `name`, if any.
+    fn take(&mut self, name: &str) -> Option<ChatMember> {
+        let (member, settles_at_ms) = self.by_name.remove(name)?;
+        self.by_expiry.remove(&(settles_at_ms, name.to_owned()));
+        Some(member)
+    }
+
+    /// Keeps `member` for `name` unless it has settled at `now_ms`; forgets settled entries
+    /// and, when full, the one that settles soonest.
+    fn keep(&mut self, config: &ChatConfig, name: &str, member: ChatMember, now_ms: u64) {
+        self.take(name);
+        self.forget_settled(now_ms);
+        let settles_at_ms = member.settles_at_ms(config);
+        if settles_at_ms <= now_ms {
+            return;
+        }
+        while self.by_name.len() >= MAX_REMEMBERED_MEMBERS {
+            let Some((_, soonest)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            self.by_name.remove(&soonest);
+        }
+        self.by_expiry.insert((settles_at_ms, name.to_owned()));
+        self.by_name
+            .insert(name.to_owned(), (member, settles_at_ms));
+    }
+
+    fn forget_settled(&mut self, now_ms: u64) {
+        while let Some((settles_at_ms, _)) = self.by_expiry.first() {
+            if *settles_at_ms > now_ms {
+                break;
+            }
+            if let Some((_, name)) = self.by_expiry.pop_first() {
+                self.by_name.remove(&name);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
 }
 
 #[derive(Debug)]
@@ -140,16 +210,30 @@ impl ChatHub {
     }
 
     /// Mutes `name` until `until_ms` (Unix ms), an operator action. Returns whether the
-    /// character is online in this process.
+    /// character is online in this process; when it is not, the mute is remembered and
+    /// applies when it logs in here (see [`MAX_REMEMBERED_MEMBERS`]).
     pub fn mute(&self, name: &str, until_ms: u64) -> bool {
+        let now_ms = now_ms();
         let mut online = self.inner.lock();
-        match online.by_name.get_mut(name) {
-            Some(p) => {
-                p.member.mute_until(until_ms);
-                true
-            }
-            None => false,
+        if let Some(p) = online.by_name.get_mut(name) {
+            p.member.mute_until(until_ms);
+            return true;
         }
+        let config = &self.inner.config;
+        let mut member = online
+            .remembered
+            .take(name)
+            .unwrap_or_else(|| ChatMember::new(config, now_ms));
+        member.mute_until(until_ms);
+        online.remembered.keep(config, name, member, now_ms);
+        false
+    }
+
+    /// How many offline characters' chat state this hub remembers (at most
+    /// [`MAX_REMEMBERED_MEMBERS`]).
+    #[must_use]
+    pub fn remembered_count(&self) -> usize {
+        self.inner.lock().remembered.len()
     }
 
     /// Names of the characters online in this process.
@@ -159,18 +243,32 @@ impl ChatHub {
     }
 
     /// `name` logged in on `connection` in `zone`. A previous entry of the name (a
-    /// duplicate login) is replaced.
+    /// duplicate login) is replaced; its chat state, or the state remembered since the
+    /// name went offline, carries over (membership back to the defaults).
     pub(crate) fn online(&self, name: &str, zone: u16, connection: ConnectionId) {
         {
             let mut online = self.inner.lock();
+            let online = &mut *online;
+            let previous = match online.by_name.remove(name) {
+                Some(old) => {
+                    online.by_conn.remove(&old.connection);
+                    Some(old.member)
+                }
+                None => online.remembered.take(name),
+            };
+            let member = match previous {
+                Some(mut member) => {
+                    member.new_session();
+                    member
+                }
+                None => ChatMember::new(&self.inner.config, now_ms()),
+            };
             let presence = Presence {
                 zone,
                 connection,
-                member: ChatMember::new(&self.inner.config, now_ms()),
+                member,
             };
-            if let Some(old) = online.by_name.insert(name.to_owned(), presence) {
-                online.by_conn.remove(&old.connection);
-            }
+            online.by_name.insert(name.to_owned(), presence);
             online.by_conn.insert(connection, name.to_owned());
         }
         self.inner.bridge.presence(name, true);
@@ -183,7 +281,11 @@ impl ChatHub {
             let Some(name) = online.by_conn.remove(&connection) else {
                 return;
             };
-            online.by_name.remove(&name);
+            if let Some(p) = online.by_name.remove(&name) {
+                online
+                    .remembered
+                    .keep(&self.inner.config, &name, p.member, now_ms());
+            }
             name
         };
         self.inner.bridge.presence(&name, false);
@@ -425,5 +527,56 @@ pub(crate) fn deliver(zone: &mut Zone, delivery: ChatDelivery) {
         ChatDelivery::Refused(id, refusal) => {
             zone.send_chat_refused(id, &refusal);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn muted_until(config: &ChatConfig, until_ms: u64) -> ChatMember {
+        let mut m = ChatMember::new(config, 0);
+        m.mute_until(until_ms);
+        m
+    }
+
+    #[test]
+    fn remembered_state_expires_and_is_bounded() {
+        let config = ChatConfig::default();
+        let mut r = Remembered::default();
+        // A settled state is not kept.
+        r.keep(&config, "fresh", ChatMember::new(&config, 0), 10);
+        assert_eq!(r.len(), 0);
+        r.keep(&config, "alice", muted_until(&config, 1_000), 10);
+        assert_eq!(r.len(), 1);
+        // Keeping a name again replaces its entry.
+        r.keep(&config, "alice", muted_until(&config, 2_000), 10);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.by_expiry.len(), 1);
+        // Entries settled by the next keep are forgotten.
+        r.keep(&config, "bob", muted_until(&config, 5_000), 2_000);
+        assert!(r.take("alice").is_none());
+        let bob = r.take("bob").expect("bob is still muted");
+        assert_eq!(bob.muted_until_ms(4_999), Some(5_000));
+        assert_eq!(r.len(), 0);
+        // Full: the entry that settles soonest goes first.
+        for i in 0..MAX_REMEMBERED_MEMBERS as u64 {
+            r.keep(
+                &config,
+                &format!("p{i}"),
+                muted_until(&config, 10_000 + i),
+                0,
+            );
+        }
+        assert_eq!(r.len(), MAX_REMEMBERED_MEMBERS);
+        r.keep(&config, "late", muted_until(&config, 1_000_000), 0);
+        assert_eq!(r.len(), MAX_REMEMBERED_MEMBERS);
+        assert_eq!(r.by_expiry.len(), MAX_REMEMBERED_MEMBERS);
+        assert!(
+            r.take("p0").is_none(),
+            "the soonest to settle was forgotten"
+        );
+        assert!(r.take("p1").is_some());
+        assert!(r.take("late").is_some());
     }
 }

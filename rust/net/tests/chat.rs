@@ -2,7 +2,8 @@
 //! and not the far one, zone stays in its zone, global reaches every zone, a whisper finds
 //! its recipient by name in another zone, a whisper to nobody is refused, leaving global
 //! stops delivery and joining restores it, say cannot be left, flooding is rate limited
-//! then muted, and an operator mute refuses lines.
+//! then muted, and an operator mute refuses lines; both mutes outlive the connection (a
+//! duplicate login and a reconnect are still refused `chat_muted`).
 
 mod common;
 
@@ -121,6 +122,23 @@ impl World {
     }
 }
 
+async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: &str) -> Player {
+    let client_config = ClientConfig {
+        movement: zone.movement.clone(),
+        ..ClientConfig::default()
+    };
+    let client = NetClient::connect(
+        server.local_addr(),
+        "localhost",
+        trust,
+        client_config,
+        token,
+    )
+    .await
+    .unwrap();
+    Player::new(client)
+}
+
 async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
     for z in 0..server.zone_count() as u16 {
         let here = server
@@ -180,20 +198,7 @@ async fn run() {
     let server = Server::start(config).await.unwrap();
     let mut players = Vec::new();
     for token in ["a", "b", "c"] {
-        let client_config = ClientConfig {
-            movement: zone.movement.clone(),
-            ..ClientConfig::default()
-        };
-        let client = NetClient::connect(
-            server.local_addr(),
-            "localhost",
-            trust,
-            client_config,
-            token,
-        )
-        .await
-        .unwrap();
-        players.push(Player::new(client));
+        players.push(connect(&server, trust, &zone, token).await);
     }
     let mut w = World {
         server,
@@ -349,5 +354,43 @@ async fn run() {
     let mut names = w.server.chat().online_names();
     names.sort();
     assert_eq!(names, ["alice", "bob", "carol"]);
+
+    // The mutes outlive the connection. B (muted for flooding) logs in again while online:
+    // the new connection takes over the old one's state.
+    w.players[B] = connect(&w.server, trust, &zone, "b").await;
+    assert!(w.idle_until(|ps| ps[B].entity().is_some()).await);
+    w.send(B, ChatChannel::Zone, None, "after relogin");
+    assert!(
+        w.idle_until(|ps| refusals(&ps[B]).contains(&ChatRefusalKind::Muted))
+            .await
+    );
+    // C (muted by the operator) disconnects, is gone, and connects again.
+    let old_c = w.players.pop().expect("three players");
+    old_c.client.disconnect(Duration::from_millis(200)).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        w.idle_until(|_| true).await;
+        if !w.server.chat().online_names().contains(&"carol".to_owned()) {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "carol went offline");
+    assert!(w.server.chat().remembered_count() >= 1);
+    w.players.push(connect(&w.server, trust, &zone, "c").await);
+    assert!(w.idle_until(|ps| ps[C].entity().is_some()).await);
+    w.send(C, ChatChannel::Global, None, "after reconnect");
+    assert!(
+        w.idle_until(|ps| refusals(&ps[C]).contains(&ChatRefusalKind::Muted))
+            .await
+    );
+    w.settle().await;
+    assert!(heard(&w.players[A], "after relogin").is_none());
+    assert!(heard(&w.players[A], "after reconnect").is_none());
+    assert_eq!(
+        w.server.chat().remembered_count(),
+        1,
+        "carol's state was taken back; only the muted `nobody` is left"
+    );
     w.server.shutdown(Duration::from_secs(1)).await;
 }

@@ -21,7 +21,11 @@
 //!   presenting a revoked one revokes every refresh token of the account (reuse detection)
 //!   and is refused; an expired one is refused.
 //! - Rate limits ([`LoginLimiter`]): per account, failed logins per window
-//!   (`failed_logins_per_account_per_min`); per IP address, attempts per window
+//!   (`failed_logins_per_account_per_min`); a login reserves its failure under the
+//!   limiter's lock before the password is checked ([`LoginLimiter::reserve_account`]) and
+//!   gives it back only when it succeeds (or fails for a reason other than the
+//!   credentials), so concurrent guesses cannot pass the check together: at most the limit
+//!   of attempts per window are in flight or failed. Per IP address, attempts per window
 //!   (`logins_per_address_per_min`, registrations count too). A refused attempt is
 //!   answered before any password is checked, with the seconds until the window ends.
 //!   Windows are fixed: they start at a key's first event and last [`LoginLimiter::window`].
@@ -292,8 +296,8 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
         Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
     }
 
-    /// Counts one event of `key`.
-    fn count(&mut self, key: &K, window: Duration, now: Instant) {
+    /// Counts one event of `key`; the start of the window it counted in.
+    fn count(&mut self, key: &K, window: Duration, now: Instant) -> Instant {
         if let Some(w) = self.windows.get_mut(key) {
             if now.saturating_duration_since(w.start) >= window {
                 *w = Window {
@@ -303,7 +307,7 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
             } else {
                 w.count = w.count.saturating_add(1);
             }
-            return;
+            return w.start;
         }
         if self.windows.len() >= self.max_keys {
             self.evict(window, now);
@@ -315,6 +319,20 @@ impl<K: Hash + Eq + Clone> WindowTable<K> {
                 count: 1,
             },
         );
+        now
+    }
+
+    /// Takes back one event of `key` counted in the window that began at `start` (nothing
+    /// when that window has ended or was evicted since).
+    fn uncount(&mut self, key: &K, start: Instant) {
+        if let Some(w) = self.windows.get_mut(key)
+            && w.start == start
+        {
+            w.count = w.count.saturating_sub(1);
+            if w.count == 0 {
+                self.windows.remove(key);
+            }
+        }
     }
 
     /// Drops expired windows, then, if still full, the oldest tenth.
@@ -410,7 +428,34 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// Refused when `account` had its limit of failures in this window.
+    /// Reserves a login attempt of `account`: refused when the account's failed and
+    /// in-flight attempts of this window reached the limit; otherwise counted as a failure
+    /// at once, under the lock, until [`AccountAttempt::release`] gives it back. Dropping
+    /// the reservation keeps it counted (a failed login, or one abandoned mid-check).
+    pub fn reserve_account(&self, account: &str) -> Result<AccountAttempt<'_>, AccountError> {
+        let now = Instant::now();
+        let key = account.to_owned();
+        let mut tables = self.tables();
+        if let Some(retry_after_s) =
+            tables
+                .0
+                .blocked(&key, self.failures_per_account, self.window, now)
+        {
+            return Err(AccountError::RateLimited {
+                scope: "for this account",
+                retry_after_s,
+            });
+        }
+        let window_start = tables.0.count(&key, self.window, now);
+        Ok(AccountAttempt {
+            limiter: self,
+            account: key,
+            window_start,
+        })
+    }
+
+    /// Refused when `account` had its limit of failures in this window (a check only: a
+    /// login uses [`LoginLimiter::reserve_account`], which checks and counts at once).
     pub fn check_account(&self, account: &str) -> Result<(), AccountError> {
         let now = Instant::now();
         match self.tables().0.blocked(
@@ -444,6 +489,27 @@ impl LoginLimiter {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == (0, 0)
+    }
+}
+
+/// A login attempt reserved by [`LoginLimiter::reserve_account`]: counted as a failure of
+/// its account unless released.
+#[derive(Debug)]
+#[must_use = "dropping the reservation counts the attempt as a failure"]
+pub struct AccountAttempt<'a> {
+    limiter: &'a LoginLimiter,
+    account: String,
+    /// Start of the window the attempt was counted in.
+    window_start: Instant,
+}
+
+impl AccountAttempt<'_> {
+    /// The attempt did not fail on its credentials: it no longer counts.
+    pub fn release(self) {
+        self.limiter
+            .tables()
+            .0
+            .uncount(&self.account, self.window_start);
     }
 }
 
@@ -564,7 +630,33 @@ impl Accounts {
         }
         check_name(name)?;
         self.limiter.attempt_from(address)?;
-        self.limiter.check_account(name)?;
+        let attempt = self.limiter.reserve_account(name)?;
+        match self.check_credentials(name, password, now_unix_s).await {
+            Ok(Some(account_id)) => {
+                attempt.release();
+                self.open_session(account_id, name, now_unix_s).await
+            }
+            Ok(None) => {
+                // Dropping the reservation counts the failure.
+                drop(attempt);
+                Err(AccountError::BadCredentials)
+            }
+            Err(e) => {
+                // Not the credentials' fault (e.g. the database is unavailable).
+                attempt.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// The account id when `password` is `name`'s (or a development account's), `None`
+    /// when it is not.
+    async fn check_credentials(
+        &self,
+        name: &str,
+        password: &str,
+        now_unix_s: u64,
+    ) -> Result<Option<u64>, AccountError> {
         let row = self.store.account_by_name(name).await?;
         let with_hash = row.as_ref().filter(|r| !r.password_hash.is_empty());
         let account_id = match with_hash {
@@ -589,10 +681,16 @@ impl Accounts {
                 None
             }
         };
-        let Some(account_id) = account_id else {
-            self.limiter.failed(name);
-            return Err(AccountError::BadCredentials);
-        };
+        Ok(account_id)
+    }
+
+    /// Issues a refresh token for `account_id` (`name`), which just logged in.
+    async fn open_session(
+        &self,
+        account_id: u64,
+        name: &str,
+        now_unix_s: u64,
+    ) -> Result<Session, AccountError> {
         let (refresh_token, digest) = new_refresh_token();
         let ttl_s = self.settings.refresh_token_ttl_s;
         self.store
@@ -705,6 +803,50 @@ mod tests {
         std::thread::sleep(Duration::from_millis(350));
         limiter.check_account("alice").unwrap();
         limiter.attempt_from(address).unwrap();
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_pass_the_account_limit() {
+        let limiter = Arc::new(LoginLimiter::new(3, 1000, Duration::from_secs(60), 100));
+        let barrier = Arc::new(std::sync::Barrier::new(16));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let limiter = limiter.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // Every attempt is in flight (not yet failed) when the others check.
+                    let attempt = limiter.reserve_account("alice");
+                    barrier.wait();
+                    attempt.is_ok()
+                })
+            })
+            .collect();
+        let admitted = threads
+            .into_iter()
+            .map(|t| t.join().expect("no panic"))
+            .filter(|&ok| ok)
+            .count();
+        assert_eq!(admitted, 3, "at most the limit of attempts in flight");
+        // The three were dropped unreleased: they count as failures.
+        assert_eq!(
+            limiter.reserve_account("alice").unwrap_err().kind(),
+            "rate_limited"
+        );
+        // A released attempt gives its slot back.
+        let other = LoginLimiter::new(2, 1000, Duration::from_secs(60), 100);
+        let first = other.reserve_account("bob").unwrap();
+        let second = other.reserve_account("bob").unwrap();
+        assert!(other.reserve_account("bob").is_err(), "two in flight");
+        first.release();
+        let third = other.reserve_account("bob").unwrap();
+        drop(second);
+        drop(third);
+        assert!(other.reserve_account("bob").is_err(), "two failed");
+        // Released attempts leave no entry behind.
+        let clean = LoginLimiter::new(2, 1000, Duration::from_secs(60), 100);
+        clean.reserve_account("carol").unwrap().release();
+        assert!(clean.is_empty());
     }
 
     #[test]

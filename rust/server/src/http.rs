@@ -274,7 +274,15 @@ fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Respons
         .into_response()
 }
 
-fn account_error(e: &AccountError) -> Response {
+/// The message of a 503 `unavailable` answer (the detail goes to the log only).
+pub const UNAVAILABLE_MESSAGE: &str = "the account database is unavailable; try again later";
+/// The message of a 500 `internal` answer (the detail goes to the log only).
+pub const INTERNAL_MESSAGE: &str = "internal server error; the server log has the details";
+
+/// The answer for `e` from the request `route` (of `account`, when known). Database and
+/// internal failures are logged with their detail and answered with a generic message:
+/// their text (e.g. PostgreSQL's) never reaches the client.
+fn account_error(e: &AccountError, route: &'static str, account: Option<&str>) -> Response {
     let status = match e {
         AccountError::BadRequest(_) => StatusCode::BAD_REQUEST,
         AccountError::NameTaken(_) => StatusCode::CONFLICT,
@@ -287,12 +295,17 @@ fn account_error(e: &AccountError) -> Response {
         AccountError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AccountError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    match e {
-        AccountError::Unavailable(m) | AccountError::Internal(m) => {
-            tracing::error!(error = %m, kind = e.kind(), "account request failed");
+    let message = match e {
+        AccountError::Unavailable(m) => {
+            tracing::warn!(error = %m, route, account, "account request failed: database unavailable");
+            UNAVAILABLE_MESSAGE.to_owned()
         }
-        _ => {}
-    }
+        AccountError::Internal(m) => {
+            tracing::error!(error = %m, route, account, "account request failed");
+            INTERNAL_MESSAGE.to_owned()
+        }
+        _ => e.to_string(),
+    };
     let retry_after_s = match e {
         AccountError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
         _ => None,
@@ -301,7 +314,7 @@ fn account_error(e: &AccountError) -> Response {
         status,
         Json(ErrorResponse {
             error: e.kind().to_owned(),
-            message: e.to_string(),
+            message,
             retry_after_s,
         }),
     )
@@ -314,18 +327,30 @@ fn account_error(e: &AccountError) -> Response {
     response
 }
 
-fn store_error(e: &StoreError) -> Response {
+/// The answer for a store failure of the request `route` (of `account`, when known): the
+/// detail is logged, the client gets 503 `unavailable` or 500 `internal` with a generic
+/// message. (Conflicts a client should see are answered by the handlers before this.)
+fn store_error(e: &StoreError, route: &'static str, account: Option<&str>) -> Response {
     if e.is_retryable() {
-        tracing::error!(error = %e, "database unavailable");
+        tracing::warn!(error = %e, route, account, "database unavailable");
         error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            e.to_string(),
+            UNAVAILABLE_MESSAGE,
         )
     } else {
-        tracing::error!(error = %e, "store failed");
-        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        tracing::error!(error = %e, kind = e.kind(), route, account, "store failed");
+        internal()
     }
+}
+
+/// The 500 `internal` answer (log the detail first).
+fn internal() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        INTERNAL_MESSAGE,
+    )
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -370,8 +395,8 @@ fn session_response(state: &HttpState, session: Session, local: Option<SocketAdd
     {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!(error = %e, "token not issued");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
+            tracing::error!(error = %e, account = %session.name, "token not issued");
+            return internal();
         }
     };
     Json(LoginResponse {
@@ -412,7 +437,7 @@ async fn register(
             }),
         )
             .into_response(),
-        Err(e) => account_error(&e),
+        Err(e) => account_error(&e, "POST /v1/accounts", Some(&request.username)),
     }
 }
 
@@ -446,7 +471,7 @@ async fn login(
         Err(e) => {
             metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => e.kind()).increment(1);
             tracing::info!(username = %request.username, reason = e.kind(), "login refused");
-            account_error(&e)
+            account_error(&e, "POST /v1/login", Some(&request.username))
         }
     }
 }
@@ -466,7 +491,7 @@ async fn refresh(
         .await
     {
         Ok(session) => session_response(&state, session, addrs.local),
-        Err(e) => account_error(&e),
+        Err(e) => account_error(&e, "POST /v1/token/refresh", None),
     }
 }
 
@@ -480,7 +505,7 @@ async fn logout(
     };
     match state.accounts.logout(&request.refresh_token).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => account_error(&e),
+        Err(e) => account_error(&e, "POST /v1/logout", None),
     }
 }
 
@@ -508,7 +533,11 @@ async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64),
             "account `{}` does not exist",
             grant.account
         ))),
-        Err(e) => Err(Box::new(store_error(&e))),
+        Err(e) => Err(Box::new(store_error(
+            &e,
+            "bearer token check",
+            Some(&grant.account),
+        ))),
     }
 }
 
@@ -530,7 +559,7 @@ fn not_found(id: u64) -> Response {
 }
 
 async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let (_, account_id) = match bearer(&state, &headers).await {
+    let (account, account_id) = match bearer(&state, &headers).await {
         Ok(a) => a,
         Err(response) => return *response,
     };
@@ -539,7 +568,7 @@ async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap
             characters: list.into_iter().map(CharacterJson::from).collect(),
         })
         .into_response(),
-        Err(e) => store_error(&e),
+        Err(e) => store_error(&e, "GET /v1/characters", Some(&account)),
     }
 }
 
@@ -626,7 +655,7 @@ async fn create_character(
             "character_limit",
             format!("an account may have at most {max} characters"),
         ),
-        Err(e) => store_error(&e),
+        Err(e) => store_error(&e, "POST /v1/characters", Some(&account)),
     }
 }
 
@@ -654,7 +683,7 @@ async fn delete_character(
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => not_found(id),
-        Err(e) => store_error(&e),
+        Err(e) => store_error(&e, "DELETE /v1/characters/{id}", Some(&account)),
     }
 }
 
@@ -675,7 +704,7 @@ async fn character_session(
     match state.accounts.store().list_characters(account_id).await {
         Ok(list) if list.iter().any(|c| c.character_id == id) => {}
         Ok(_) => return not_found(id),
-        Err(e) => return store_error(&e),
+        Err(e) => return store_error(&e, "POST /v1/characters/{id}/session", Some(&account)),
     }
     match state
         .issuer
@@ -689,8 +718,8 @@ async fn character_session(
         })
         .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "token not issued");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            tracing::error!(error = %e, %account, character_id = id, "token not issued");
+            internal()
         }
     }
 }
@@ -712,5 +741,73 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> (StatusCode, serde_json::Value) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("an in-memory body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    #[tokio::test]
+    async fn database_errors_are_answered_without_their_detail() {
+        let secret = "relation \"accounts\" does not exist at 10.1.2.3";
+        let cases = [
+            (
+                store_error(
+                    &StoreError::Unavailable(secret.into()),
+                    "GET /v1/characters",
+                    Some("alice"),
+                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                UNAVAILABLE_MESSAGE,
+            ),
+            (
+                store_error(&StoreError::Corrupt(secret.into()), "test", None),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                INTERNAL_MESSAGE,
+            ),
+            (
+                account_error(
+                    &AccountError::from(StoreError::Unavailable(secret.into())),
+                    "POST /v1/login",
+                    Some("alice"),
+                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                UNAVAILABLE_MESSAGE,
+            ),
+            (
+                account_error(&AccountError::Internal(secret.into()), "test", None),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                INTERNAL_MESSAGE,
+            ),
+        ];
+        for (response, status, kind, message) in cases {
+            let (got_status, body) = body_of(response).await;
+            assert_eq!(got_status, status);
+            assert_eq!(body["error"], kind);
+            assert_eq!(body["message"], message);
+            assert!(!body.to_string().contains("10.1.2.3"), "{body}");
+        }
+        // Messages meant for the user are kept.
+        let (status, body) = body_of(account_error(
+            &AccountError::NameTaken("account name `alice` is taken".into()),
+            "POST /v1/accounts",
+            Some("alice"),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["message"], "account name `alice` is taken");
     }
 }

@@ -740,13 +740,25 @@ async fn database_down(store: &Store) {
         limiter(&settings(), Duration::from_secs(60)),
     )
     .await;
+    let token = s.login_ok("devuser", "devpass").await.token;
     store.close().await;
-    expect_error(
+    // The database's own error text stays in the log; the client gets a generic message.
+    let generic = mmo_server::http::UNAVAILABLE_MESSAGE;
+    let body = expect_error(
         s.login("devuser", "devpass").await,
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
     )
     .await;
+    assert_eq!(body.message, generic);
+    let body = expect_error(
+        s.authed(reqwest::Method::GET, "/v1/characters", &token, None)
+            .await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    assert_eq!(body.message, generic);
 }
 
 async fn all_scenarios(store: &Store) {
