@@ -888,3 +888,29 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_refusals_keep_database_text_from_the_client() {
+        let secret = "relation \"players_p3\" does not exist at host db-internal:5432";
+        for error in [
+            StoreError::Corrupt(secret.into()),
+            StoreError::Unavailable(secret.into()),
+        ] {
+            let refusal = load_refusal("acc", &error);
+            assert_eq!(refusal.reason, DisconnectReason::ServiceUnavailable);
+            assert!(
+                !refusal.message.contains("players_p3") && !refusal.message.contains("db-internal"),
+                "database details reach the client: {}",
+                refusal.message
+            );
+        }
+        assert_eq!(
+            load_refusal("acc", &StoreError::Corrupt(secret.into())).message,
+            "your character cannot be loaded right now; try again later"
+        );
+    }
+}
