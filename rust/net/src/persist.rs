@@ -5,8 +5,9 @@
 //! character once a login's token is accepted ([`CharacterStore::load`]) and spawns it when
 //! the answer arrives (the client waits in `LoginPending` meanwhile; the tick never waits).
 //! It offers snapshots of changed characters every save interval, at logout and at shutdown
-//! ([`CharacterStore::save`]); a full store refuses the batch and the zone offers the
-//! characters again later, so nothing is dropped. A cross-player item transfer is offered
+//! ([`CharacterStore::save`]); a full store refuses a periodic batch and the zone offers
+//! the characters again later, so nothing is dropped. Logout, transfer and shutdown
+//! batches (`Now`) are few and a store takes them even past its backlog bound. A cross-player item transfer is offered
 //! as one batch with a `committed` channel: the store writes it in one transaction and
 //! answers, and only then is the transfer acknowledged to the player.
 //!
@@ -38,7 +39,8 @@ pub struct SaveBatch {
     /// How soon.
     pub urgency: SaveUrgency,
     /// When set, the records are written in one transaction and the outcome is sent here
-    /// (`Err` with a message when the store gives up on them, e.g. at shutdown).
+    /// (`Err` with a message when the store gives up on them, e.g. at shutdown, or when
+    /// they were not all written because the store held a newer version of one).
     pub committed: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -50,8 +52,12 @@ pub trait CharacterStore: Send + Sync + std::fmt::Debug {
     /// refusal is sent to the client as its disconnect reason.
     fn load(&self, grant: &LoginGrant) -> oneshot::Receiver<Result<CharacterRecord, LoginRefusal>>;
 
-    /// Queues `batch`. Returns it when the store's backlog is full: the caller keeps the
-    /// characters dirty and offers them again later.
+    /// Queues `batch`. Returns it when the store cannot take it: a `Periodic` batch when
+    /// the store's backlog is full (the caller keeps the characters dirty and offers them
+    /// again later). A store should take `Now` batches (logout, transfer, shutdown) even
+    /// past its backlog bound, so a character's last save is never refused by a long
+    /// outage; a store that hands one back anyway (a closed or deliberately refusing store)
+    /// gets it offered again by the zone while the zone runs and up to its shutdown retry.
     fn save(&self, batch: SaveBatch) -> Result<(), SaveBatch>;
 }
 
@@ -64,7 +70,9 @@ pub trait CharacterStore: Send + Sync + std::fmt::Debug {
 ///   [`crate::auth::LoginRefusal::bad_token`] refusal naming the problem.
 /// * `save`: each record replaces the stored one only when its version is higher (the
 ///   version rule of [`CharacterRecord::version`]); the batch's `committed` channel is
-///   answered `Ok` at once (the whole batch is applied under one lock: a transaction).
+///   answered `Ok` at once (the whole batch is applied under one lock: a transaction). A
+///   `committed` batch is all or nothing: when one of its records is not newer than the
+///   stored one, none is applied and it is answered `Err`.
 ///   [`MemoryStore::set_refuse_saves`] makes it hand batches back as a full store does.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -215,6 +223,26 @@ impl CharacterStore for MemoryStore {
         if inner.refuse_saves {
             inner.refused += 1;
             return Err(batch);
+        }
+        let stale: Vec<u64> = batch
+            .records
+            .iter()
+            .filter(|r| {
+                inner
+                    .characters
+                    .get(&r.character_id)
+                    .is_some_and(|stored| stored.version >= r.version)
+            })
+            .map(|r| r.character_id)
+            .collect();
+        if !stale.is_empty()
+            && let Some(committed) = batch.committed
+        {
+            drop(inner);
+            let _ = committed.send(Err(format!(
+                "not committed: the store holds a newer version of characters {stale:?}"
+            )));
+            return Ok(());
         }
         for record in &batch.records {
             let newer = inner

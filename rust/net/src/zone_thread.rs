@@ -23,6 +23,11 @@
 //! then every remaining connection's transmits to its outbox with `try_send`. Nothing on the
 //! tick awaits the network or another zone.
 //!
+//! Shutdown: a zone leaving its loop closes its peer channel and takes in the players
+//! already handed to it; a zone handing a player to a zone that has closed its channel gets
+//! the player back and closes it itself. Either way every character is closed in some zone
+//! and its logout save is offered (none is lost between zones stopping one after another).
+//!
 //! Accounts are unique across zones: a shared registry maps each logged-in account to its
 //! connection, and a second login of an account kicks the first wherever it is.
 
@@ -276,6 +281,14 @@ impl ZoneLoop {
                 }
             }
         }
+        // Players handed here by zones still ticking: no more can arrive after `close`
+        // (their sender gets the player back and closes it there, see
+        // `hand_over_departures`); those already sent are taken in, so each is closed below
+        // and its logout save offered like everyone else's.
+        peers.close();
+        while let Ok(msg) = peers.try_recv() {
+            self.handle_peer(msg);
+        }
         let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
         for id in ids {
             self.zone
@@ -487,10 +500,16 @@ impl ZoneLoop {
                 account,
                 save,
             };
-            if peer.send(arrive).is_err() {
-                // The other zone stopped (shutdown): the player's connection is dropped
-                // with it, which closes it with the shutdown reason.
-                tracing::debug!(connection = id.0, "handoff target stopped");
+            if let Err(mpsc::error::SendError(arrive)) = peer.send(arrive) {
+                // The other zone stopped (shutdown): the player comes back here and is
+                // closed with the shutdown reason, which offers its logout save (retired
+                // by this tick's `handle_events`).
+                tracing::debug!(connection = id.0, "handoff target stopped: closing here");
+                self.handle_peer(arrive);
+                self.zone
+                    .close(id, DisconnectReason::ServerShutdown, "server shutting down");
+                self.flush(id);
+                continue;
             }
             self.metrics.handoffs.increment(1);
             self.metrics.players.set(self.accounts.len() as f64);

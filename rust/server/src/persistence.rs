@@ -3,14 +3,24 @@
 //!
 //! - [`CharacterStore::save`] never waits: under a short lock it merges the batch into the
 //!   pending records (coalesced by character id, the highest version kept) and wakes the
-//!   saver task, or returns the batch when the backlog (pending plus in-flight records) is
-//!   at [`SaverConfig::max_backlog_records`] (the zone keeps the characters dirty and offers
-//!   them again). A batch that only replaces pending characters is always accepted; a batch
-//!   bigger than the whole bound is accepted into an empty backlog.
+//!   saver task. A `Periodic` batch is returned when the backlog (pending plus in-flight
+//!   records) is at [`SaverConfig::max_backlog_records`] (the zone keeps the characters
+//!   dirty and offers them again); one that only replaces pending characters is always
+//!   accepted, and one bigger than the whole bound is accepted into an empty backlog.
+//!   `Now` batches (logout, transfer, shutdown: few, one per leaving character or
+//!   transfer) are ALWAYS accepted, past the bound, so a long outage never turns a
+//!   character's last save into a refused one: it ends in the database or, at
+//!   [`Saver::shutdown`], in the unsaved file. Only a closed saver (after shutdown) refuses.
 //! - The saver task flushes `Periodic` records at most every [`PERIODIC_FLUSH_INTERVAL`] and
 //!   `Now` batches at once. Each flush is ONE [`Store::save_characters`] transaction of
 //!   everything pending, so the two characters of a transfer batch commit together; its
-//!   `committed` sender is answered after the commit.
+//!   `committed` sender is answered after the commit. The version rule is per row, so a
+//!   `committed` unit one of whose records is stale (the store already held that version
+//!   or a newer one, e.g. from a newer session of the character) is only partly written:
+//!   its sender is answered `Err` naming the stale characters and the unit is logged at
+//!   error; it is NOT rolled back (the other record is newer than the stored one, so
+//!   keeping it loses nothing; all-or-nothing would need the version check inside
+//!   `Store::save_characters`, not done).
 //! - Outage (a retryable error): everything is kept and retried with backoff
 //!   ([`RETRY_FIRST`] doubling to [`RETRY_MAX`]); logged at error on the first failure and
 //!   then every [`OUTAGE_LOG_INTERVAL`] with the backlog size, at warn on recovery with the
@@ -25,8 +35,17 @@
 //!   records of an unsaved file again (versions make that safe): the file is first renamed
 //!   to [`REPLAYING_FILE`], and renamed `unsaved-characters.replayed-<unix_s>.jsonl` once
 //!   all its records are resolved.
-//! - [`CharacterStore::load`]: see [`Saver`]'s implementation; a pending record newer than
-//!   the stored one is returned (a quick re-login sees its last state).
+//! - [`CharacterStore::load`]: see [`Saver`]'s implementation; a pending or in-flight
+//!   record newer than the stored one is returned (a quick re-login sees its last state).
+//!   The newest pending/in-flight record is taken both before and after the database read
+//!   and the highest version of the three wins, so a flush committing during the read
+//!   (old row read, nothing pending any more) cannot hand out the old record.
+//! - Not done: a re-login while the old session is in ANOTHER zone may load before that
+//!   zone offers the old session's logout save (the kick is a message between zones and
+//!   the load is not made to wait for it). The new session then starts from the older
+//!   state; its saves continue above the highest version any zone offered (see the
+//!   zone's `SaveVersions`), so they are not refused as stale, but the old session's last
+//!   changes are overwritten by the new session's.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -200,8 +219,9 @@ fn load_refusal(account: &str, e: &StoreError) -> LoginRefusal {
         tracing::warn!(account, error = %e, "character load failed: storage unavailable");
         unavailable("character storage is unavailable; try again later")
     } else {
+        // The details stay in the log: database text is not for the game client.
         tracing::error!(account, error = %e, "character load failed");
-        unavailable(format!("the character cannot be loaded: {e}"))
+        unavailable("your character cannot be loaded right now; try again later")
     }
 }
 
@@ -388,6 +408,9 @@ impl Saver {
                 None => return self.create_default(row.account_id, account).await,
             },
         };
+        // Taken before the read too: a flush committing during the read leaves the old
+        // row in `stored` and nothing newer pending afterwards.
+        let before = self.newest_unsaved(character_id);
         let stored = shared
             .store
             .load_character(character_id)
@@ -401,25 +424,26 @@ impl Saver {
                 "character {character_id} does not belong to account {account}"
             )));
         }
-        Ok(self.newest(stored))
+        let after = self.newest_unsaved(character_id);
+        let mut best = stored;
+        for record in [before, after].into_iter().flatten() {
+            if record.version > best.version {
+                best = record;
+            }
+        }
+        Ok(best)
     }
 
-    /// `stored`, or the newer pending/in-flight record of the same character.
-    fn newest(&self, stored: CharacterRecord) -> CharacterRecord {
+    /// The highest-version pending or in-flight record of `id`.
+    fn newest_unsaved(&self, id: u64) -> Option<CharacterRecord> {
         let state = self.shared.lock();
-        let id = stored.character_id;
-        let candidates = state
+        state
             .pending
             .get(&id)
             .into_iter()
-            .chain(state.in_flight.iter().filter(|r| r.character_id == id));
-        let mut best = stored;
-        for record in candidates {
-            if record.version > best.version {
-                best = record.clone();
-            }
-        }
-        best
+            .chain(state.in_flight.iter().filter(|r| r.character_id == id))
+            .max_by_key(|r| r.version)
+            .cloned()
     }
 
     async fn create_default(
@@ -486,7 +510,9 @@ impl CharacterStore for Saver {
                 .iter()
                 .filter(|r| !state.pending.contains_key(&r.character_id))
                 .count();
-            if new_ids > 0
+            // The bound is for periodic saves only: `Now` batches are never refused.
+            if batch.urgency == SaveUrgency::Periodic
+                && new_ids > 0
                 && backlog > 0
                 && backlog + new_ids > self.shared.config.max_backlog_records
             {
@@ -776,10 +802,22 @@ impl Task {
                 .copied()
                 .filter(|id| report.missing.contains(id))
                 .collect();
-            let answer = if gone.is_empty() {
-                Ok(())
-            } else {
+            let stale: Vec<u64> = waiter
+                .ids
+                .iter()
+                .copied()
+                .filter(|id| report.stale.contains(id))
+                .collect();
+            let answer = if !gone.is_empty() {
                 Err(format!("characters {gone:?} no longer exist"))
+            } else if !stale.is_empty() {
+                tracing::error!(characters = ?waiter.ids, stale = ?stale,
+                    "a committed save was written only in part: the store already held a newer version of some of its characters");
+                Err(format!(
+                    "not committed in full: the store already holds a newer version of characters {stale:?}"
+                ))
+            } else {
+                Ok(())
             };
             let _ = waiter.tx.send(answer);
         }
@@ -848,5 +886,31 @@ impl Task {
         if let Some((tx, _)) = reply {
             let _ = tx.send(std::mem::take(&mut self.totals));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_refusals_keep_database_text_from_the_client() {
+        let secret = "relation \"players_p3\" does not exist at host db-internal:5432";
+        for error in [
+            StoreError::Corrupt(secret.into()),
+            StoreError::Unavailable(secret.into()),
+        ] {
+            let refusal = load_refusal("acc", &error);
+            assert_eq!(refusal.reason, DisconnectReason::ServiceUnavailable);
+            assert!(
+                !refusal.message.contains("players_p3") && !refusal.message.contains("db-internal"),
+                "database details reach the client: {}",
+                refusal.message
+            );
+        }
+        assert_eq!(
+            load_refusal("acc", &StoreError::Corrupt(secret.into())).message,
+            "your character cannot be loaded right now; try again later"
+        );
     }
 }

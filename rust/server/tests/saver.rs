@@ -135,17 +135,28 @@ async fn a_full_backlog_returns_the_batch() {
             .is_ok()
     );
     assert_eq!(saver.backlog_records(), 2);
+    // A `Now` batch (logout, shutdown) of a new character is taken past the bound.
+    assert!(
+        saver
+            .save(batch(vec![at_version(&c, 2)], SaveUrgency::Now))
+            .is_ok(),
+        "a Now batch is never refused by the backlog bound"
+    );
+    assert_eq!(saver.backlog_records(), 3);
 
     // Shutdown cannot save them either: they go to the unsaved file.
     let report = saver.shutdown(Duration::from_millis(300)).await;
-    assert_eq!(report.unsaved, 2);
+    assert_eq!(report.unsaved, 3);
     let text = std::fs::read_to_string(dir.path().join(UNSAVED_FILE)).unwrap();
     let mut saved: Vec<CharacterRecord> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     saved.sort_by_key(|r| r.character_id);
-    assert_eq!(saved, vec![at_version(&a, 2), at_version(&b, 1)]);
+    assert_eq!(
+        saved,
+        vec![at_version(&a, 2), at_version(&b, 1), at_version(&c, 2)]
+    );
 
     // The next start offers them again and renames the file once they are saved.
     let store = Store::open(&_db.url, None, 2).await.unwrap();
@@ -158,6 +169,10 @@ async fn a_full_backlog_returns_the_batch() {
     assert_eq!(
         store.load_character(b.character_id).await.unwrap(),
         Some(at_version(&b, 1))
+    );
+    assert_eq!(
+        store.load_character(c.character_id).await.unwrap(),
+        Some(at_version(&c, 2))
     );
     wait_until(|| !dir.path().join(REPLAYING_FILE).exists()).await;
     assert!(!dir.path().join(UNSAVED_FILE).exists());
@@ -233,6 +248,43 @@ async fn committed_is_answered_after_the_commit() {
     let text = std::fs::read_to_string(dir.path().join(UNSAVED_FILE)).unwrap();
     let unsaved: CharacterRecord = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(unsaved, bad);
+    saver.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_committed_unit_with_a_stale_record_is_answered_err() {
+    let (_db, dir, store) = setup("stale-unit").await;
+    let giver = character(&store, "acc1", "Gina").await;
+    let taker = character(&store, "acc2", "Hugo").await;
+    let saver = Saver::start(store.clone(), config(&dir, 100));
+    // A newer session already saved the giver at version 10.
+    assert!(
+        saver
+            .save(batch(vec![at_version(&giver, 10)], SaveUrgency::Now))
+            .is_ok()
+    );
+    wait_until(|| saver.backlog_records() == 0).await;
+    let (tx, rx) = oneshot::channel();
+    let sent = saver.save(SaveBatch {
+        records: vec![at_version(&giver, 5), at_version(&taker, 7)],
+        urgency: SaveUrgency::Now,
+        committed: Some(tx),
+    });
+    assert!(sent.is_ok());
+    let answer = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("answered")
+        .expect("not dropped");
+    let message = answer.expect_err("a unit not written in full is not committed");
+    assert!(
+        message.contains(&giver.character_id.to_string()),
+        "names the stale character: {message}"
+    );
+    assert_eq!(
+        store.load_character(giver.character_id).await.unwrap(),
+        Some(at_version(&giver, 10)),
+        "the newer record stays"
+    );
     saver.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -23,9 +23,12 @@
 //!   if it changed. A refused logout batch is queued here and offered again every interval
 //!   and at shutdown: nothing is dropped while the zone runs. A record still queued when
 //!   its character logs in again in this zone replaces the loaded record (it is newer).
-//! * **Shutdown** (end of the zone's `run`): every character is closed, so each is offered
-//!   as a logout; then the queue is offered until the store takes it or a deadline of
-//!   [`SHUTDOWN_RETRY`] passes (what is left then is logged as an error with its count).
+//! * **Shutdown** (end of the zone's `run`): players already handed to this zone are taken
+//!   in, then every character is closed, so each is offered as a logout; then the queue is
+//!   offered until the store takes it or a deadline of [`SHUTDOWN_RETRY`] passes (what is
+//!   left then is logged as an error with its count). The server's store takes `Now`
+//!   batches past its backlog bound, so with it the queue stays empty; only a closed or
+//!   refusing store leaves something there.
 //! * **Transfers.** A `Give` the zone applied is offered as ONE `Now` batch of both
 //!   characters with a `committed` channel; the zone answers the giver when the commit
 //!   arrives. A refused batch is answered at once with an error (the items stay moved; both
@@ -34,7 +37,12 @@
 //!   character ([`SaveVersions`]); a new session continues above it, so a session that
 //!   loaded before an older session's final save (a duplicate login from another zone)
 //!   is not refused as stale forever. (It may start from that older state; the newest
-//!   session wins.)
+//!   session wins.) Not done: the load after a duplicate login in ANOTHER zone does not
+//!   wait for the kicked session's logout save to be offered (the kick is a peer message
+//!   and is not answered), so the new session can start from the older stored state and
+//!   the old session's last changes are overwritten by the new session's saves. Making the
+//!   kick carry a oneshot answered after `save_leaving`, and starting the load on it,
+//!   would close this.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
