@@ -327,6 +327,18 @@ impl App {
         &self.issuer
     }
 
+    /// A login token for `account` as `/v1/login` would give it, creating the account's row
+    /// (like a dev account's, without a password) when it has none. For tools and tests
+    /// that skip the password check; the token plays the account's default character.
+    pub async fn token_for(&self, account: &str) -> Result<String, String> {
+        let now_s = mmo_net::auth::unix_now_s();
+        self.store
+            .ensure_account(account, now_s)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.issuer.issue(account, now_s).map_err(|e| e.to_string())
+    }
+
     /// The zones (for inspection).
     #[must_use]
     pub fn zones(&self) -> Option<&Zones> {

@@ -65,10 +65,7 @@ struct Player {
 
 impl Player {
     async fn join(app: &App, name: &'static str) -> Player {
-        let token = app
-            .issuer()
-            .issue(name, mmo_net::auth::unix_now_s())
-            .expect("token issued");
+        let token = app.token_for(name).await.expect("token issued");
         let mut client = connect_client(app.quic_addr(), app.fingerprint(), &token).await;
         let welcome = wait_for_event(&mut client, |e| {
             matches!(
@@ -326,10 +323,7 @@ async fn cheaters_and_an_honest_player() {
     let mut spammer = Player::join(&app, "spammer").await;
     let mut sniper = Player::join(&app, "sniper").await;
     let mut hoarder = Player::join(&app, "hoarder").await;
-    let warper_token = app
-        .issuer()
-        .issue("warper", mmo_net::auth::unix_now_s())
-        .expect("token issued");
+    let warper_token = app.token_for("warper").await.expect("token issued");
     let mut warper = RawCheater::join(app.quic_addr(), app.fingerprint(), &warper_token).await;
 
     let start = Instant::now();

@@ -24,10 +24,7 @@ fn is_welcome_or_disconnect(e: &ClientEvent) -> bool {
 
 /// Connects as `name`: the client once welcomed, or the reason it was refused.
 async fn attempt(app: &App, name: &str) -> Result<NetClient, DisconnectReason> {
-    let token = app
-        .issuer()
-        .issue(name, mmo_net::auth::unix_now_s())
-        .unwrap();
+    let token = app.token_for(name).await.unwrap();
     let connected = NetClient::connect(
         app.quic_addr(),
         "localhost",

@@ -53,10 +53,7 @@ async fn the_self_signed_identity_survives_a_restart_and_pem_files_are_used() {
     .unwrap();
     assert_eq!(third.fingerprint(), fingerprint, "the PEM files are served");
     // A client pinning that fingerprint completes the handshake (the server holds the key).
-    let token = third
-        .issuer()
-        .issue("pem", mmo_net::auth::unix_now_s())
-        .unwrap();
+    let token = third.token_for("pem").await.unwrap();
     let mut client = connect_client(third.quic_addr(), fingerprint, &token).await;
     let welcome = wait_for_event(&mut client, |e| {
         matches!(
