@@ -161,8 +161,23 @@ async fn save_round_trip(store: Store, _db: &TestDb) {
         loaded, next,
         "position, pools and inventory read back exactly"
     );
+    // Only what changed is rewritten: slot 0 moves to 7, slot 4 stays, the sword's
+    // durability drops; the stored inventory is exactly the new one.
+    let mut moved = changed(&created, 2);
+    moved.inventory[0].slot = 7;
+    moved.inventory.sort_by_key(|s| s.slot);
+    if let Some(sword) = moved.inventory.iter_mut().find(|s| s.item == "iron_sword") {
+        sword.properties.insert("durability".into(), "86".into());
+    }
+    let report = store
+        .save_characters(std::slice::from_ref(&moved), NOW_S + 45)
+        .await
+        .unwrap();
+    assert_eq!(report.written, 1);
+    let loaded = store.load_character(created.character_id).await.unwrap();
+    assert_eq!(loaded, Some(moved), "moved slot, kept slot, changed property");
     // An emptied inventory is saved as empty.
-    let mut bare = changed(&created, 2);
+    let mut bare = changed(&created, 3);
     bare.inventory.clear();
     store
         .save_characters(&[bare.clone()], NOW_S + 60)
