@@ -175,7 +175,11 @@ async fn save_round_trip(store: Store, _db: &TestDb) {
         .unwrap();
     assert_eq!(report.written, 1);
     let loaded = store.load_character(created.character_id).await.unwrap();
-    assert_eq!(loaded, Some(moved), "moved slot, kept slot, changed property");
+    assert_eq!(
+        loaded,
+        Some(moved),
+        "moved slot, kept slot, changed property"
+    );
     // An emptied inventory is saved as empty.
     let mut bare = changed(&created, 3);
     bare.inventory.clear();
