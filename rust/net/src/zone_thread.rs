@@ -98,11 +98,17 @@ pub(crate) enum PeerMsg {
     },
     /// The sender's characters near the receiver's border.
     Border(BorderExport),
-    /// Close this connection if it is here (a duplicate login elsewhere).
-    Kick(ConnectionId, DisconnectReason, &'static str),
+    /// Close this connection if it is here (a duplicate login elsewhere). The zone that
+    /// has it answers the [`KickDone`] once the connection is closed and its logout save
+    /// offered; when no zone has it, the last copy is dropped, which also answers.
+    Kick(ConnectionId, DisconnectReason, &'static str, KickDone),
     /// Chat lines or a refusal routed by the chat hub ([`crate::chat`]).
     Chat(crate::chat::ChatDelivery),
 }
+
+/// Answered (or dropped) when a kicked connection's zone has closed it and offered its
+/// logout save; shared by the kick messages sent to every other zone.
+pub(crate) type KickDone = Arc<Mutex<Option<oneshot::Sender<()>>>>;
 
 /// One connection as its zone thread knows it; moves with the player at a handoff.
 pub(crate) struct Conn {
@@ -406,10 +412,19 @@ impl ZoneLoop {
                     tracing::warn!(zone = %self.metrics.zone_label, from = export.from.0, error = %e, "border export refused");
                 }
             }
-            PeerMsg::Kick(id, reason, message) => {
+            PeerMsg::Kick(id, reason, message, done) => {
                 if self.conns.contains_key(&id) {
                     self.zone.close(id, reason, message);
                     self.flush(id);
+                    // Retires it, which offers its logout save, before answering.
+                    self.handle_events();
+                    let sender = done
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
+                    if let Some(sender) = sender {
+                        let _ = sender.send(());
+                    }
                 }
             }
             PeerMsg::Chat(delivery) => crate::chat::deliver(&mut self.zone, delivery),
@@ -703,16 +718,22 @@ impl ZoneLoop {
 
     /// Maps `account` to `id` in the server's registry; an older connection of the account
     /// (any zone) is closed with [`DisconnectReason::DuplicateLogin`].
-    fn register_account(&mut self, id: ConnectionId, account: &str) {
+    ///
+    /// Returns a receiver when that older connection is not here: it is answered (or
+    /// closed) once the zone that has it closed it and offered its logout save.
+    fn register_account(
+        &mut self,
+        id: ConnectionId,
+        account: &str,
+    ) -> Option<oneshot::Receiver<()>> {
         let previous = lock(&self.shared.accounts).insert(account.to_owned(), id);
-        if let Some(previous) = previous.filter(|p| *p != id) {
-            tracing::info!(%account, connection = previous.0, "logged in again: closing the older connection");
-            self.kick(
-                previous,
-                DisconnectReason::DuplicateLogin,
-                "logged in from another connection",
-            );
-        }
+        let previous = previous.filter(|p| *p != id)?;
+        tracing::info!(%account, connection = previous.0, "logged in again: closing the older connection");
+        self.kick(
+            previous,
+            DisconnectReason::DuplicateLogin,
+            "logged in from another connection",
+        )
     }
 
     /// Completes a login whose character is spawned: counts it, lets the client's inputs
@@ -733,19 +754,27 @@ impl ZoneLoop {
     }
 
     /// Closes `id` here, or asks every other zone to (it may have been handed over).
-    fn kick(&mut self, id: ConnectionId, reason: DisconnectReason, message: &'static str) {
+    fn kick(
+        &mut self,
+        id: ConnectionId,
+        reason: DisconnectReason,
+        message: &'static str,
+    ) -> Option<oneshot::Receiver<()>> {
         // Its account now belongs to the newer connection: retiring it must not unregister.
         self.accounts.remove(&id);
         if self.conns.contains_key(&id) {
             self.zone.close(id, reason, message);
             self.flush(id);
-            return;
+            return None;
         }
+        let (sender, done) = oneshot::channel();
+        let shared: KickDone = Arc::new(Mutex::new(Some(sender)));
         for (index, peer) in self.shared.peers.iter().enumerate() {
             if index != self.index() {
-                let _ = peer.send(PeerMsg::Kick(id, reason, message));
+                let _ = peer.send(PeerMsg::Kick(id, reason, message, shared.clone()));
             }
         }
+        Some(done)
     }
 
     /// Moves a connection's transmits to its outbox without waiting.

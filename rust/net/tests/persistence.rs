@@ -396,3 +396,50 @@ async fn the_save_state_follows_a_handoff_and_shutdown_saves_everyone() {
     .await
     .expect("finished within 60 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relogin_from_another_zone_starts_where_the_old_session_left() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // No periodic save: only the old session's logout save can carry its position.
+        let s = setup(Duration::from_secs(3600), true).await;
+        let mut old = connect(&s, "a").await;
+        until_ready(&s, &mut [&mut old]).await;
+        let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        for _ in 0..150 {
+            run_frames(&s, &mut [&mut old], walk, 1).await;
+            if old.position_m().x > 8.0 {
+                break;
+            }
+        }
+        run_frames(&s, &mut [&mut old], MoveInput::default(), 30).await;
+        let left_at = old.position_m();
+        assert!(left_at.x > 5.0, "walked into zone 1: {left_at}");
+        let stored = s.store.character_of("alice").expect("created");
+        assert_eq!(stored.version, 0, "nothing saved yet");
+
+        // The same account logs in again; the new connection lands in zone 0 and the old
+        // session, in zone 1, is kicked. The new one must load only after the kicked
+        // session's logout save, so it starts where alice stood.
+        let mut new = connect(&s, "a").await;
+        until_ready(&s, &mut [&mut new, &mut old]).await;
+        run_frames(&s, &mut [&mut new, &mut old], MoveInput::default(), 10).await;
+        assert!(
+            (new.position_m() - left_at).length() < 0.05,
+            "the new session starts at {} but alice stood at {left_at}",
+            new.position_m()
+        );
+        assert!(
+            old.events.iter().any(|e| matches!(
+                e,
+                ClientEvent::Disconnected {
+                    reason: mmo_core::control::DisconnectReason::DuplicateLogin,
+                    ..
+                }
+            )),
+            "the old session was closed as a duplicate login"
+        );
+        s.server.shutdown(Duration::from_secs(3)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}

@@ -40,12 +40,9 @@
 //!   The newest pending/in-flight record is taken both before and after the database read
 //!   and the highest version of the three wins, so a flush committing during the read
 //!   (old row read, nothing pending any more) cannot hand out the old record.
-//! - Not done: a re-login while the old session is in ANOTHER zone may load before that
-//!   zone offers the old session's logout save (the kick is a message between zones and
-//!   the load is not made to wait for it). The new session then starts from the older
-//!   state; its saves continue above the highest version any zone offered (see the
-//!   zone's `SaveVersions`), so they are not refused as stale, but the old session's last
-//!   changes are overwritten by the new session's.
+//! - A re-login while the old session still plays (in any zone of this server) is loaded
+//!   only after that session's zone closed it and offered its logout save (see the zone's
+//!   `saving` module, "Duplicate logins"), so the new session starts from its last state.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -36,13 +36,13 @@
 //! * **Versions.** Every zone of the server records the highest version it offered per
 //!   character ([`SaveVersions`]); a new session continues above it, so a session that
 //!   loaded before an older session's final save (a duplicate login from another zone)
-//!   is not refused as stale forever. (It may start from that older state; the newest
-//!   session wins.) Not done: the load after a duplicate login in ANOTHER zone does not
-//!   wait for the kicked session's logout save to be offered (the kick is a peer message
-//!   and is not answered), so the new session can start from the older stored state and
-//!   the old session's last changes are overwritten by the new session's saves. Making the
-//!   kick carry a oneshot answered after `save_leaving`, and starting the load on it,
-//!   would close this.
+//!   is not refused as stale forever.
+//! * **Duplicate logins.** A login whose account is still playing is loaded only after the
+//!   older session was closed and its logout save offered: at once when it is in this
+//!   zone; when it is in another zone, that zone answers the kick after its logout save
+//!   (a kick nobody finds is answered by being dropped), and the load starts then, or
+//!   after [`KICK_WAIT`] at the latest. The saver's `load` returns a pending record newer
+//!   than the stored one, so the new session starts from the older session's last state.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -95,8 +95,17 @@ pub(super) struct Saving {
 struct Loading {
     id: ConnectionId,
     grant: LoginGrant,
-    answer: oneshot::Receiver<Result<CharacterRecord, LoginRefusal>>,
+    /// The store's answer; `None` while the older session of the account (in another
+    /// zone) is being closed.
+    answer: Option<oneshot::Receiver<Result<CharacterRecord, LoginRefusal>>>,
+    /// Answered or closed once the older session's zone closed it and offered its logout
+    /// save; the load starts then, or at the deadline.
+    kicked: Option<(oneshot::Receiver<()>, Instant)>,
 }
+
+/// Longest a login waits for its account's older session (in another zone) to be closed
+/// and saved before its character is loaded anyway.
+const KICK_WAIT: Duration = Duration::from_secs(3);
 
 impl Saving {
     /// The state of zone `index` of `zone_count` (its periodic saves are staggered).
@@ -151,18 +160,58 @@ impl ZoneLoop {
         let Some(store) = self.saving.store.clone() else {
             return;
         };
-        self.register_account(id, &grant.account);
+        let kicked = self.register_account(id, &grant.account);
         // The older session's logout save (same zone) is offered before the load.
         self.handle_events();
-        let answer = store.load(&grant);
-        self.saving.loading.push(Loading { id, grant, answer });
+        match kicked {
+            // In another zone: load once that zone has offered its logout save.
+            Some(done) => self.saving.loading.push(Loading {
+                id,
+                grant,
+                answer: None,
+                kicked: Some((done, Instant::now() + KICK_WAIT)),
+            }),
+            None => {
+                let answer = Some(store.load(&grant));
+                self.saving.loading.push(Loading {
+                    id,
+                    grant,
+                    answer,
+                    kicked: None,
+                });
+            }
+        }
     }
 
     /// Handles the loads that finished (every tick).
     pub(super) fn poll_loads(&mut self) {
+        let now = Instant::now();
+        let store = self.saving.store.clone();
         let mut i = 0;
         while i < self.saving.loading.len() {
-            let outcome = match self.saving.loading[i].answer.try_recv() {
+            let loading = &mut self.saving.loading[i];
+            if let Some((done, deadline)) = &mut loading.kicked {
+                let closed = match done.try_recv() {
+                    Err(TryRecvError::Empty) => false,
+                    Ok(()) | Err(TryRecvError::Closed) => true,
+                };
+                if !closed && now < *deadline {
+                    i += 1;
+                    continue;
+                }
+                if !closed {
+                    tracing::warn!(account = %loading.grant.account, connection = loading.id.0, "the older session was not closed in time: loading the character anyway");
+                }
+                loading.kicked = None;
+                loading.answer = store.as_ref().map(|s| s.load(&loading.grant));
+            }
+            let Some(answer) = loading.answer.as_mut() else {
+                // No store (cannot happen: loads start only with one); refused below.
+                let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
+                self.finish_load(id, grant, None);
+                continue;
+            };
+            let outcome = match answer.try_recv() {
                 Err(TryRecvError::Empty) => {
                     i += 1;
                     continue;
