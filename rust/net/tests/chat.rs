@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::player::Player;
+use common::zone_of;
 use glam::{Vec2, Vec3};
 use mmo_core::chat::ChatConfig;
 use mmo_core::control::{ChatChannel, ChatRefusalKind};
@@ -137,22 +138,6 @@ async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: 
     .await
     .unwrap();
     Player::new(client)
-}
-
-async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
-    for z in 0..server.zone_count() as u16 {
-        let here = server
-            .inspect_zone(ZoneId(z), move |zone, ids| {
-                ids.iter()
-                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
-            })
-            .await
-            .unwrap_or(false);
-        if here {
-            return Some(ZoneId(z));
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

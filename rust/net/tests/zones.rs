@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::player::Player;
+use common::zone_of;
 use glam::{Vec2, Vec3};
 use mmo_core::control::DisconnectReason;
-use mmo_core::entity::EntityId;
 use mmo_core::input::{Buttons, MoveInput};
 use mmo_core::movement::ZoneBounds;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
@@ -20,23 +20,6 @@ use mmo_net::auth::StaticTokens;
 use mmo_net::client::NetClient;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{ServerCert, ServerTrust};
-
-/// Which zone holds the connection whose character is `entity` (`None`: no zone does).
-async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
-    for z in 0..server.zone_count() as u16 {
-        let here = server
-            .inspect_zone(ZoneId(z), move |zone, ids| {
-                ids.iter()
-                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
-            })
-            .await
-            .unwrap_or(false);
-        if here {
-            return Some(ZoneId(z));
-        }
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_crosses_a_zone_border_on_the_same_connection() {

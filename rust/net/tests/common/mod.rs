@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use mmo_core::control::DisconnectReason;
+use mmo_core::entity::EntityId;
 use mmo_core::session::client::{ClientConfig, ClientEvent};
+use mmo_core::world::ZoneId;
 use mmo_core::zone::ZoneConfig;
 use mmo_net::auth::StaticTokens;
 use mmo_net::client::{ConnectOptions, NetClient};
@@ -195,4 +197,21 @@ pub async fn close_code(connection: &quinn::Connection, within: Duration) -> Opt
         Ok(other) => panic!("connection ended otherwise: {other}"),
         Err(_) => None,
     }
+}
+
+/// The zone whose thread holds `entity`'s connection, if any.
+pub async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
+    for z in 0..server.zone_count() as u16 {
+        let here = server
+            .inspect_zone(ZoneId(z), move |zone, ids| {
+                ids.iter()
+                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
+            })
+            .await
+            .unwrap_or(false);
+        if here {
+            return Some(ZoneId(z));
+        }
+    }
+    None
 }
