@@ -11,7 +11,7 @@
 //! Both work on 64-bit extended sequence numbers internally (see `packet::unwrap_seq`), so
 //! nothing aliases across the `u16` wrap.
 
-use super::packet::{AckFields, seq_more_recent, unwrap_seq};
+use super::packet::{AckFields, checked_unwrap_seq, seq_more_recent, unwrap_seq};
 
 /// How many seqs behind `ack` the bitfield reaches.
 pub const ACK_WINDOW: u64 = 32;
@@ -66,13 +66,18 @@ impl ReceiveTracker {
         }
     }
 
-    /// Records `seq` as received.
+    /// Records `seq` as received. A seq older than the first one received and from across
+    /// the `u16` wrap (65535 after 1) has no extended value here: it is `TooOld`, never
+    /// recorded as some other seq. Senders number from 0 (see [`SendTracker::new`]), so
+    /// only a peer that starts elsewhere can produce it.
     pub fn record(&mut self, seq: u16) -> ReceiveOutcome {
         let Some(newest) = self.newest else {
             self.newest = Some(u64::from(seq));
             return ReceiveOutcome::Newest;
         };
-        let ext = unwrap_seq(seq, newest);
+        let Some(ext) = checked_unwrap_seq(seq, newest) else {
+            return ReceiveOutcome::TooOld;
+        };
         if ext > newest {
             let shift = ext - newest;
             self.bits = if shift > 32 {
@@ -159,7 +164,10 @@ impl SendTracker {
             return;
         }
         let last_sent = self.next - 1;
-        let acked = unwrap_seq(ack.ack, last_sent);
+        // An ack naming a seq from before the first one sent is for nothing we sent.
+        let Some(acked) = checked_unwrap_seq(ack.ack, last_sent) else {
+            return;
+        };
         if acked > last_sent || last_sent - acked >= 64 {
             return;
         }
@@ -224,6 +232,34 @@ mod tests {
         );
         assert_eq!(t.record(40), ReceiveOutcome::Newest);
         assert_eq!(t.ack_fields().unwrap().ack_bits, 0); // jumped by 39 > 32
+    }
+
+    /// Regression (found by `trackers_agree` in CI): the first seq received is just past the
+    /// wrap and one from before the wrap arrives next. It must not be recorded as the seq
+    /// between them, which never arrived.
+    #[test]
+    fn seq_from_before_the_first_across_the_wrap_is_not_aliased() {
+        let mut t = ReceiveTracker::new();
+        assert_eq!(t.record(1), ReceiveOutcome::Newest);
+        assert_eq!(t.record(65535), ReceiveOutcome::TooOld);
+        assert_eq!(t.ack_fields().unwrap().ack_bits, 0);
+        assert_eq!(t.record(0), ReceiveOutcome::OutOfOrder);
+        assert_eq!(t.ack_fields().unwrap().ack_bits, 0b1);
+        // The sender side: an ack naming a seq from before its first is ignored, not taken
+        // as an ack of seq 0.
+        let mut s = SendTracker::new();
+        s.on_send(|_| panic!("nothing falls out"));
+        s.on_send(|_| panic!("nothing falls out"));
+        let mut delivered = Vec::new();
+        s.on_ack(
+            AckFields {
+                ack: 65535,
+                ack_bits: 0,
+            },
+            |q| delivered.push(q),
+            |_| panic!("nothing is lost"),
+        );
+        assert!(delivered.is_empty());
     }
 
     #[test]

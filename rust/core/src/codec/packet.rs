@@ -132,6 +132,20 @@ pub fn unwrap_seq(seq: u16, reference: u64) -> u64 {
     }
 }
 
+/// Like [`unwrap_seq`], but `None` when the closest candidate would fall below zero: `seq`
+/// was sent before the first seq this counter knows (65535 arriving after 1, when the
+/// counter started at 1). Saturating it to 0 would alias a seq that may never have arrived.
+#[inline]
+#[must_use]
+pub fn checked_unwrap_seq(seq: u16, reference: u64) -> Option<u64> {
+    let d = seq_diff(seq, reference as u16);
+    if d < 0 {
+        reference.checked_sub(d.unsigned_abs().into())
+    } else {
+        Some(reference + d as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
