@@ -191,6 +191,45 @@ async fn save_round_trip(store: Store, _db: &TestDb) {
     assert_eq!(loaded, Some(bare));
 }
 
+/// One save of three characters: one keeps part of its inventory (single rows go), one
+/// changes every row (all its rows go at once), one changes nothing in it; each reads back
+/// exactly.
+async fn mixed_inventory_changes_in_one_save(store: Store, _db: &TestDb) {
+    let a = store.ensure_account("acc", NOW_S).await.unwrap();
+    let mut records = Vec::new();
+    for name in ["Ada", "Bo", "Cy"] {
+        let created = store
+            .create_character(a, &new_character(name), 3, NOW_S)
+            .await
+            .unwrap();
+        records.push(changed(&created, 1));
+    }
+    store.save_characters(&records, NOW_S + 1).await.unwrap();
+    let mut next: Vec<CharacterRecord> = records.clone();
+    for r in &mut next {
+        r.version = 2;
+        r.position_m.x += 1.0;
+    }
+    // Ada: the gem goes, the potion stack grows, the sword stays.
+    next[0].inventory.retain(|s| s.item != "gem");
+    next[0].inventory[0].quantity = 5;
+    // Bo: every row changes.
+    for s in &mut next[1].inventory {
+        s.quantity += 1;
+    }
+    // Cy: inventory unchanged (only moved).
+    let report = store.save_characters(&next, NOW_S + 2).await.unwrap();
+    assert_eq!(report.written, 3);
+    for r in &next {
+        assert_eq!(
+            store.load_character(r.character_id).await.unwrap().as_ref(),
+            Some(r),
+            "{} reads back as saved",
+            r.name
+        );
+    }
+}
+
 async fn version_rule(store: Store, _db: &TestDb) {
     let a = store.ensure_account("acc", NOW_S).await.unwrap();
     let created = store
@@ -382,6 +421,7 @@ on_both_backends!(
     create_list_delete,
     load_what_was_created,
     save_round_trip,
+    mixed_inventory_changes_in_one_save,
     version_rule,
     one_transaction,
     deleted_are_missing,
@@ -396,57 +436,4 @@ async fn postgres_lists_use_the_read_pool() {
     let store = db.open().await;
     lists_use_the_read_pool(store.clone(), &db).await;
     store.close().await;
-}
-
-/// A quick measurement (not a benchmark, no assertion on time): one `save_characters` of
-/// 1,000 characters with 10 inventory rows each, 10 times, on each backend. Run with
-/// `cargo test -p mmo-server --release --test storage -- --ignored --nocapture measure`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run by hand in release mode"]
-async fn measure_save_of_1000_characters() {
-    let mut dbs = vec![TestDb::sqlite("measure")];
-    if let Some(db) = TestDb::postgres("measure").await {
-        dbs.push(db);
-    }
-    for db in &dbs {
-        let store = Store::open(&db.url, None, 4).await.unwrap();
-        let a = store.ensure_account("bench", NOW_S).await.unwrap();
-        let mut characters = Vec::new();
-        for i in 0..1000 {
-            let mut new = new_character(&format!("Bench{i}"));
-            new.inventory.clear();
-            characters.push(store.create_character(a, &new, 1000, NOW_S).await.unwrap());
-        }
-        let mut times_ms = Vec::new();
-        for version in 1..=10u64 {
-            let records: Vec<CharacterRecord> = characters
-                .iter()
-                .map(|c| {
-                    let mut r = changed(c, version);
-                    r.inventory = (0..10)
-                        .map(|s| slot(s, "potion", 1 + s, &[("q", "1")]))
-                        .collect();
-                    r
-                })
-                .collect();
-            let started = std::time::Instant::now();
-            let report = store.save_characters(&records, NOW_S).await.unwrap();
-            times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(report.written, 1000);
-        }
-        let mut sorted = times_ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        println!(
-            "{}: save_characters(1000 x 10 slots) ms: min {:.1} median {:.1} max {:.1} (all {:?})",
-            store.backend().as_str(),
-            sorted[0],
-            sorted[sorted.len() / 2],
-            sorted[sorted.len() - 1],
-            times_ms
-                .iter()
-                .map(|t| (t * 10.0).round() / 10.0)
-                .collect::<Vec<_>>()
-        );
-        store.close().await;
-    }
 }

@@ -5,7 +5,8 @@
 //! - Schema: versioned migrations under `rust/server/migrations/{sqlite,postgres}`, embedded
 //!   in the binary and applied by [`Store::open`].
 //! - Queries are written per backend in the concept's file: [`accounts`] (accounts and
-//!   refresh tokens) and [`characters`] (characters, inventories, batched saves).
+//!   refresh tokens) and [`characters`] (characters, inventories, batched saves, with the
+//!   inventory row diff of a save in `inventory_rows`).
 //! - Reads that may be stale (character lists) go to the read replica when one is
 //!   configured; everything else to the primary.
 //! - Errors are [`StoreError`]s; [`StoreError::is_retryable`] tells an outage (retry later)
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod characters;
+mod inventory_rows;
 
 use std::path::Path;
 use std::str::FromStr;
