@@ -362,6 +362,39 @@ async fn corrupt_rows_name_the_character(store: Store, db: &TestDb) {
     );
 }
 
+/// A stored inventory row the save cannot compare (on SQLite a quantity kept as a real
+/// or as text; PostgreSQL's typed columns cannot hold one, so there a property object of
+/// the wrong shape) does not stop the save: the character's rows are rewritten and read
+/// back as saved.
+async fn odd_stored_rows_are_rewritten_by_the_next_save(store: Store, db: &TestDb) {
+    let a = store.ensure_account("acc", NOW_S).await.unwrap();
+    let created = store
+        .create_character(a, &new_character("Lou"), 3, NOW_S)
+        .await
+        .unwrap();
+    let first = changed(&created, 1);
+    store
+        .save_characters(std::slice::from_ref(&first), NOW_S + 1)
+        .await
+        .unwrap();
+    let sql = match store.backend() {
+        Backend::Postgres => "UPDATE inventory SET properties = '{\"n\": 1}'",
+        Backend::Sqlite => "UPDATE inventory SET quantity = CASE slot WHEN 0 THEN 2.5 ELSE 'x' END",
+    };
+    db.execute(sql).await;
+    let mut next = first.clone();
+    next.version = 2;
+    let report = store
+        .save_characters(std::slice::from_ref(&next), NOW_S + 2)
+        .await
+        .unwrap();
+    assert_eq!(report.written, 1);
+    assert_eq!(
+        store.load_character(created.character_id).await.unwrap(),
+        Some(next)
+    );
+}
+
 /// Lists come from the read pool: with a replica (here another database) that has not
 /// seen a character, the list does not show it; loads (primary) do.
 async fn lists_use_the_read_pool(store: Store, db: &TestDb) {
@@ -426,6 +459,7 @@ on_both_backends!(
     one_transaction,
     deleted_are_missing,
     corrupt_rows_name_the_character,
+    odd_stored_rows_are_rewritten_by_the_next_save,
 );
 
 #[tokio::test]

@@ -51,7 +51,10 @@ impl ReceiveTracker {
         self.newest
     }
 
-    /// Extends a wire seq relative to the newest received (or from 0 before any).
+    /// Extends a wire seq relative to the newest received (or from 0 before any). A seq
+    /// from before the first one received, across the `u16` wrap, saturates to 0 here
+    /// ([`record`](Self::record) calls it `TooOld`): callers extend only seqs that
+    /// [`is_newest`](Self::is_newest) accepted.
     #[must_use]
     pub fn extend(&self, seq: u16) -> u64 {
         unwrap_seq(seq, self.newest.unwrap_or(0))

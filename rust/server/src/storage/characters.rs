@@ -10,6 +10,11 @@
 //!   document, so either backend runs a handful of statements however many records there
 //!   are. A record is written only where the stored version is lower than its own, and of
 //!   its inventory only the rows that differ from the stored ones (`inventory_rows`).
+//! - Rule for every writer of a character's `inventory` rows: write (and so lock) its
+//!   `players` row first, in the same transaction. The save's inventory diff reads the
+//!   stored rows after its `UPDATE` of `players`, and relies on nothing changing them in
+//!   between (`delete_character` locks the row `FOR UPDATE`; `create_character` writes a
+//!   new id).
 //! - Values that do not fit a column (a quantity above `i32::MAX`) are
 //!   [`StoreError::Invalid`] naming the character, and abort the whole transaction; stored
 //!   data that cannot be read back is [`StoreError::Corrupt`] naming the character.
@@ -21,7 +26,9 @@ use mmo_core::persist::{CharacterRecord, SlotRecord, valid_character_name};
 use serde_json::json;
 
 use super::accounts::{id_from_db, to_db};
-use super::inventory_rows::{SlotRow, StoredSlot, diff_slots, slot_rows, slots_json};
+use super::inventory_rows::{
+    SlotRow, StoredSlot, diff_slots, slot_rows, slots_json, stored_slots_from_json,
+};
 use super::{Pools, Store, StoreError, map_err};
 
 /// What a new character starts with (its pools start full: the record's list is empty).
@@ -721,7 +728,8 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
-                let changes = diff_slots(stored, slots);
+                // Typed columns: every stored row reads, none is unreadable.
+                let changes = diff_slots(stored, &HashSet::new(), slots);
                 if !changes.delete_all_of.is_empty() {
                     sqlx::query("DELETE FROM inventory WHERE player_id = ANY($1::BIGINT[])")
                         .bind(&changes.delete_all_of)
@@ -767,9 +775,8 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db)?;
-                let stored: Vec<StoredSlot> = serde_json::from_str(&stored_json)
-                    .map_err(|e| StoreError::Corrupt(format!("inventory rows of a save: {e}")))?;
-                let changes = diff_slots(stored, slots);
+                let (stored, unreadable) = stored_slots_from_json(&stored_json)?;
+                let changes = diff_slots(stored, &unreadable, slots);
                 if !changes.delete_all_of.is_empty() {
                     sqlx::query(
                         "DELETE FROM inventory WHERE player_id IN \

@@ -86,6 +86,48 @@ pub(super) fn slots_json(rows: &[SlotRow]) -> String {
     serde_json::Value::Array(rows).to_string()
 }
 
+/// The stored rows of a save as SQLite returns them: one JSON array of `[player_id, slot,
+/// item_id, quantity, properties]` arrays. SQLite keeps whatever type a value was written
+/// with, so a row whose values are not an integer slot, a text item, an integer quantity
+/// and a text properties is not compared: its player goes into the returned set, and
+/// [`diff_slots`] rewrites all that player's rows (as a save did before diffs, which
+/// repairs them). Text that is not such an array at all is [`StoreError::Corrupt`].
+pub(super) fn stored_slots_from_json(
+    text: &str,
+) -> Result<(Vec<StoredSlot>, HashSet<i64>), StoreError> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Corrupt(format!("stored inventory rows of a save do not parse: {e}"))
+    })?;
+    let mut stored = Vec::with_capacity(rows.len());
+    let mut unreadable = HashSet::new();
+    for row in rows {
+        // The rows were selected by an integer player id, so it reads back as one.
+        let Some(player_id) = row.first().and_then(serde_json::Value::as_i64) else {
+            return Err(StoreError::Corrupt(format!(
+                "stored inventory row without a player id: {row:?}"
+            )));
+        };
+        match (
+            row.get(1).and_then(serde_json::Value::as_i64),
+            row.get(2).and_then(serde_json::Value::as_str),
+            row.get(3).and_then(serde_json::Value::as_i64),
+            row.get(4).and_then(serde_json::Value::as_str),
+        ) {
+            (Some(slot), Some(item), Some(quantity), Some(properties)) => stored.push((
+                player_id,
+                slot,
+                item.to_owned(),
+                quantity,
+                properties.to_owned(),
+            )),
+            _ => {
+                unreadable.insert(player_id);
+            }
+        }
+    }
+    Ok((stored, unreadable))
+}
+
 /// True when the stored properties text means the same object as `new_json` (which is
 /// compact with sorted keys). Text the store cannot parse counts as different, so the
 /// save rewrites the row.
@@ -101,8 +143,14 @@ fn same_properties(stored_text: &str, new_json: &str) -> bool {
 
 /// The deletes and inserts that turn `stored` (the stored rows of the saved characters)
 /// into `new` (all their rows after the save). A row in both with the same item, quantity
-/// and properties is left alone; a changed slot is deleted and inserted again.
-pub(super) fn diff_slots(stored: Vec<StoredSlot>, new: Vec<SlotRow>) -> SlotChanges {
+/// and properties is left alone; a changed slot is deleted and inserted again. Players in
+/// `unreadable` (a stored row could not be read) have all their rows deleted and all
+/// their new rows inserted.
+pub(super) fn diff_slots(
+    stored: Vec<StoredSlot>,
+    unreadable: &HashSet<i64>,
+    new: Vec<SlotRow>,
+) -> SlotChanges {
     let mut stored_by_key: HashMap<(i64, i64), StoredSlot> = stored
         .into_iter()
         .map(|row| ((row.0, row.1), row))
@@ -115,7 +163,8 @@ pub(super) fn diff_slots(stored: Vec<StoredSlot>, new: Vec<SlotRow>) -> SlotChan
         let key = (row.player_id, i64::from(row.slot));
         match stored_by_key.remove(&key) {
             Some((_, _, item, quantity, properties))
-                if item == row.item
+                if !unreadable.contains(&key.0)
+                    && item == row.item
                     && quantity == i64::from(row.quantity)
                     && same_properties(&properties, &row.properties_json) =>
             {
@@ -131,7 +180,7 @@ pub(super) fn diff_slots(stored: Vec<StoredSlot>, new: Vec<SlotRow>) -> SlotChan
     }
     // Stored rows the save no longer has: the slot is empty now.
     deleted.extend(stored_by_key.into_keys());
-    let mut delete_all_of = BTreeSet::new();
+    let mut delete_all_of: BTreeSet<i64> = unreadable.iter().copied().collect();
     for (player_id, slot) in deleted {
         if keeping.contains(&player_id) {
             changes.delete_player_ids.push(player_id);
@@ -193,7 +242,7 @@ mod tests {
             row(2, 0, "bread", 1, "{}"),           // other item
             row(2, 5, "potion", 9, "{}"),          // new
         ];
-        let c = diff_slots(before, after);
+        let c = diff_slots(before, &HashSet::new(), after);
         assert_eq!(c.unchanged, 1);
         // Player 1 keeps slot 0: its other changed rows go one by one; player 2 keeps
         // nothing: all its rows go at once.
@@ -203,9 +252,40 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_rows_of_odd_types_rewrite_their_player() {
+        // Player 1: a quantity stored as a real and one stored as text; player 2 fine.
+        let text = r#"[[1,0,"potion",2.5,"{}"],[1,1,"bread",1,"{}"],[2,0,"gem",1,"{}"],
+            [1,2,"sword","x","{}"]]"#;
+        let (stored, unreadable) = stored_slots_from_json(text).unwrap();
+        assert_eq!(unreadable, HashSet::from([1]));
+        assert_eq!(stored.len(), 2);
+        let c = diff_slots(
+            stored,
+            &unreadable,
+            vec![
+                row(1, 1, "bread", 1, "{}"), // equal to the readable stored row: still rewritten
+                row(2, 0, "gem", 1, "{}"),
+            ],
+        );
+        assert_eq!(c.delete_all_of, vec![1]);
+        assert!(deletes(&c).is_empty());
+        assert_eq!(inserts(&c), vec![(1, 1)]);
+        assert_eq!(c.unchanged, 1);
+        assert!(matches!(
+            stored_slots_from_json("[[\"x\"]]"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            stored_slots_from_json("{}"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
     fn quantity_alone_is_a_change() {
         let c = diff_slots(
             vec![stored(7, 4, "potion", 3, "{}")],
+            &HashSet::new(),
             vec![row(7, 4, "potion", 2, "{}")],
         );
         assert_eq!(c.unchanged, 0);
@@ -221,6 +301,7 @@ mod tests {
                 stored(3, 0, "potion", 1, "{}"),
                 stored(3, 1, "bread", 1, "{}"),
             ],
+            &HashSet::new(),
             Vec::new(),
         );
         assert_eq!(c.delete_all_of, vec![3]);
@@ -238,6 +319,7 @@ mod tests {
                 1,
                 r#"{"zz": "1", "durability": "50"}"#,
             )],
+            &HashSet::new(),
             vec![row(1, 0, "sword", 1, r#"{"durability":"50","zz":"1"}"#)],
         );
         assert_eq!(c.unchanged, 1);
@@ -248,6 +330,7 @@ mod tests {
     fn unreadable_stored_properties_are_rewritten() {
         let c = diff_slots(
             vec![stored(1, 0, "sword", 1, "not json")],
+            &HashSet::new(),
             vec![row(1, 0, "sword", 1, "{}")],
         );
         assert_eq!(c.unchanged, 0);
