@@ -337,20 +337,35 @@ impl ClientView {
     }
 
     /// Step 1 of the plan: noted removals leave (or are re-slotted if back in the grid).
+    ///
+    /// Two passes, so that entities removed and re-added into each other's slots (19 back
+    /// in 38's old slot and 38 in 19's) keep their own entries: first every noted entry is
+    /// found through its old slot and that slot is cleared, then each is re-slotted or
+    /// leaves. Re-slotting while still looking up old slots would overwrite the mapping of
+    /// an entry not yet looked up.
     fn apply_removals(&mut self, ctx: &PlanContext<'_>) {
         let mut removals = std::mem::take(&mut self.pending_removals);
-        for &(id, slot) in &removals {
-            let index = self.slot_index[slot as usize];
-            let Some(entry) = self.entries.get(index as usize) else {
-                continue;
-            };
-            if !(entry.alive && entry.id == id && entry.slot == slot) {
-                continue;
+        // Pass 1: (id, old slot) -> (id, entry index) for entries still as noted; each
+        // entry once (its old slot is cleared when found, so a repeat finds nothing).
+        removals.retain_mut(|(id, slot)| {
+            let index = self.slot_index[*slot as usize];
+            let found = self
+                .entries
+                .get(index as usize)
+                .is_some_and(|e| e.alive && e.id == *id && e.slot == *slot);
+            if found {
+                self.slot_index[*slot as usize] = NO_ENTRY;
+                *slot = index;
             }
+            found
+        });
+        // Pass 2.
+        for &(id, index) in &removals {
             match ctx.grid.slot_of(id) {
-                // Removed and re-added since: keeps its state under the new slot.
+                // Removed and re-added since: keeps its state under the new slot (which no
+                // other visible entry maps to: its previous holder was removed too, and
+                // was cleared in pass 1).
                 Some(new_slot) => {
-                    self.slot_index[slot as usize] = NO_ENTRY;
                     self.slot_index[new_slot as usize] = index;
                     self.entries[index as usize].slot = new_slot;
                 }

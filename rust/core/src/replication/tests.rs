@@ -456,6 +456,43 @@ fn removed_and_re_added_between_plans_keeps_its_state_and_slots_are_reused() {
     assert!(plan.entered.is_empty());
 }
 
+/// Regression (found by `model::visible_set_matches_model`): two visible entities removed
+/// and re-added into each other's slots before the next plan both keep their state: no
+/// enter, no leave, and both still get sent.
+#[test]
+fn entities_re_added_into_each_others_slots_keep_their_state() {
+    let mut r = replicator_refreshing_every_tick(10_000_000);
+    r.update_entity(EntityId(2), at(10.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(19), at(20.0, 0.0), PriorityCategory::Low);
+    r.update_entity(EntityId(38), at(30.0, 0.0), PriorityCategory::Low);
+    r.add_client(VIEWER, Viewer::Position(Vec3::ZERO)).unwrap();
+    let plan = r.plan_tick(Tick(0), VIEWER).unwrap();
+    assert_eq!(plan.entered.len(), 3);
+    let (slot_19, slot_38) = (
+        r.grid().slot_of(EntityId(19)).unwrap(),
+        r.grid().slot_of(EntityId(38)).unwrap(),
+    );
+    r.remove_entity(EntityId(38));
+    r.remove_entity(EntityId(19));
+    r.update_entity(EntityId(38), at(30.0, 1.0), PriorityCategory::Low);
+    r.update_entity(EntityId(19), at(20.0, 1.0), PriorityCategory::Low);
+    // The free slots are reused last-freed first: each took the other's slot.
+    assert_eq!(r.grid().slot_of(EntityId(38)), Some(slot_19));
+    assert_eq!(r.grid().slot_of(EntityId(19)), Some(slot_38));
+    let plan = r.plan_tick(Tick(1), VIEWER).unwrap();
+    assert!(plan.entered.is_empty(), "entered {:?}", plan.entered);
+    assert!(plan.left.is_empty(), "left {:?}", plan.left);
+    assert_eq!(r.visible_count(VIEWER).unwrap(), 3);
+    r.commit(VIEWER, &[EntityId(19), EntityId(38)], 20).unwrap();
+    // Removing them for good makes both leave, once.
+    r.remove_entity(EntityId(19));
+    r.remove_entity(EntityId(38));
+    let plan = r.plan_tick(Tick(2), VIEWER).unwrap();
+    assert_eq!(plan.left, vec![EntityId(19), EntityId(38)]);
+    assert!(plan.entered.is_empty());
+    assert_eq!(r.visible_count(VIEWER).unwrap(), 1);
+}
+
 #[test]
 fn limited_plan_is_the_prefix_of_the_full_order() {
     let build = || {
