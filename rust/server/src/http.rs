@@ -43,9 +43,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::serve::IncomingStream;
@@ -509,45 +510,71 @@ async fn logout(
     }
 }
 
-/// The account the bearer token names: its name and id; else the 401/503 answer.
-async fn bearer(state: &HttpState, headers: &HeaderMap) -> Result<(String, u64), Early> {
-    let bad_token =
-        |message: String| Box::new(error(StatusCode::UNAUTHORIZED, "bad_token", message));
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(bad_token(
-            "no `Authorization: Bearer <access token>` header".into(),
-        ));
-    };
-    let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
-        return Err(bad_token(
-            "the Authorization header is not `Bearer <access token>`".into(),
-        ));
-    };
-    let grant = state
-        .authority
-        .verify(token.trim(), mmo_net::auth::unix_now_s())
-        .map_err(|refusal| bad_token(refusal.message))?;
-    match state.accounts.store().account_by_name(&grant.account).await {
-        Ok(Some(row)) => Ok((row.name, row.account_id)),
-        Ok(None) => Err(bad_token(format!(
-            "account `{}` does not exist",
-            grant.account
-        ))),
-        Err(e) => Err(Box::new(store_error(
-            &e,
-            "bearer token check",
-            Some(&grant.account),
-        ))),
+/// The account an access token names: a handler taking this extractor answers 401 (no,
+/// malformed, expired or forged token; an account that no longer exists) or 503 (store
+/// down) before it runs.
+struct Authed {
+    /// Account name.
+    account: String,
+    /// Its database id.
+    account_id: u64,
+}
+
+impl FromRequestParts<Arc<HttpState>> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<HttpState>,
+    ) -> Result<Self, Response> {
+        let bad_token = |message: String| error(StatusCode::UNAUTHORIZED, "bad_token", message);
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(bad_token(
+                "no `Authorization: Bearer <access token>` header".into(),
+            ));
+        };
+        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Err(bad_token(
+                "the Authorization header is not `Bearer <access token>`".into(),
+            ));
+        };
+        let grant = state
+            .authority
+            .verify(token.trim(), mmo_net::auth::unix_now_s())
+            .map_err(|refusal| bad_token(refusal.message))?;
+        match state.accounts.store().account_by_name(&grant.account).await {
+            Ok(Some(row)) => Ok(Authed {
+                account: row.name,
+                account_id: row.account_id,
+            }),
+            Ok(None) => Err(bad_token(format!(
+                "account `{}` does not exist",
+                grant.account
+            ))),
+            Err(e) => Err(store_error(&e, "bearer token check", Some(&grant.account))),
+        }
     }
 }
 
-fn character_id(path: Result<Path<u64>, PathRejection>) -> Result<u64, Early> {
-    path.map(|Path(id)| id).map_err(|rejection| {
-        Box::new(bad_request(format!(
-            "the character id in the path must be a positive integer: {}",
-            rejection.body_text()
-        )))
-    })
+/// The `{id}` of a character route; anything but a positive integer answers 400 naming
+/// the problem.
+struct CharacterIdPath(u64);
+
+impl FromRequestParts<Arc<HttpState>> for CharacterIdPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<HttpState>,
+    ) -> Result<Self, Response> {
+        match Path::<u64>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(CharacterIdPath(id)),
+            Err(rejection) => Err(bad_request(format!(
+                "the character id in the path must be a positive integer: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
 }
 
 fn not_found(id: u64) -> Response {
@@ -558,11 +585,13 @@ fn not_found(id: u64) -> Response {
     )
 }
 
-async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let (account, account_id) = match bearer(&state, &headers).await {
-        Ok(a) => a,
-        Err(response) => return *response,
-    };
+async fn list_characters(
+    State(state): State<Arc<HttpState>>,
+    Authed {
+        account,
+        account_id,
+    }: Authed,
+) -> Response {
     match state.accounts.store().list_characters(account_id).await {
         Ok(list) => Json(CharacterList {
             characters: list.into_iter().map(CharacterJson::from).collect(),
@@ -574,13 +603,12 @@ async fn list_characters(State(state): State<Arc<HttpState>>, headers: HeaderMap
 
 async fn create_character(
     State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
+    Authed {
+        account,
+        account_id,
+    }: Authed,
     body: Result<Json<CreateCharacterRequest>, JsonRejection>,
 ) -> Response {
-    let (account, account_id) = match bearer(&state, &headers).await {
-        Ok(a) => a,
-        Err(response) => return *response,
-    };
     let request = match json_body(body, r#"{"name": "...", "class": "...", "race": "..."}"#) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -661,17 +689,12 @@ async fn create_character(
 
 async fn delete_character(
     State(state): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    path: Result<Path<u64>, PathRejection>,
+    Authed {
+        account,
+        account_id,
+    }: Authed,
+    CharacterIdPath(id): CharacterIdPath,
 ) -> Response {
-    let (account, account_id) = match bearer(&state, &headers).await {
-        Ok(a) => a,
-        Err(response) => return *response,
-    };
-    let id = match character_id(path) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
     match state
         .accounts
         .store()
@@ -690,17 +713,12 @@ async fn delete_character(
 async fn character_session(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(addrs): ConnectInfo<ConnAddrs>,
-    headers: HeaderMap,
-    path: Result<Path<u64>, PathRejection>,
+    Authed {
+        account,
+        account_id,
+    }: Authed,
+    CharacterIdPath(id): CharacterIdPath,
 ) -> Response {
-    let (account, account_id) = match bearer(&state, &headers).await {
-        Ok(a) => a,
-        Err(response) => return *response,
-    };
-    let id = match character_id(path) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
     match state.accounts.store().list_characters(account_id).await {
         Ok(list) if list.iter().any(|c| c.character_id == id) => {}
         Ok(_) => return not_found(id),
