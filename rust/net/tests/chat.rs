@@ -7,24 +7,18 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::player::Player;
-use common::zone_of;
-use glam::{Vec2, Vec3};
+use common::{border_world, connect_player, pinned_config, zone_of};
 use mmo_core::chat::ChatConfig;
 use mmo_core::control::{ChatChannel, ChatRefusalKind};
 use mmo_core::entity::EntityId;
 use mmo_core::input::{Buttons, MoveInput};
-use mmo_core::movement::ZoneBounds;
-use mmo_core::session::client::{ClientConfig, ClientEvent};
-use mmo_core::world::{Rect, WorldLayout, ZoneId};
-use mmo_core::zone::ZoneConfig;
+use mmo_core::session::client::ClientEvent;
+use mmo_core::world::{WorldLayout, ZoneId};
 use mmo_net::auth::StaticTokens;
-use mmo_net::client::NetClient;
-use mmo_net::server::{Server, ServerConfig};
-use mmo_net::tls::{ServerCert, ServerTrust};
+use mmo_net::server::Server;
 
 const A: usize = 0;
 const B: usize = 1;
@@ -123,23 +117,6 @@ impl World {
     }
 }
 
-async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: &str) -> Player {
-    let client_config = ClientConfig {
-        movement: zone.movement.clone(),
-        ..ClientConfig::default()
-    };
-    let client = NetClient::connect(
-        server.local_addr(),
-        "localhost",
-        trust,
-        client_config,
-        token,
-    )
-    .await
-    .unwrap();
-    Player::new(client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_channels_limits_and_mutes() {
     tokio::time::timeout(Duration::from_secs(60), run())
@@ -149,30 +126,15 @@ async fn chat_channels_limits_and_mutes() {
 
 async fn run() {
     // 200 m x 100 m cut at x = 0; players appear 4 m west of the border, in zone 0.
-    let world_rect = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
-    let layout = WorldLayout::new(world_rect, 2, 1, 30.0).unwrap();
-    let mut zone = ZoneConfig {
-        spawn_position_m: Vec3::new(-4.0, 0.0, 0.0),
-        ..ZoneConfig::default()
-    };
-    zone.movement.bounds = ZoneBounds {
-        min_xy_m: world_rect.min_xy_m,
-        max_xy_m: world_rect.max_xy_m,
-    };
-    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let trust = ServerTrust::Pinned(cert.fingerprint());
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        zone.clone(),
-        cert,
-        Arc::new(
-            StaticTokens::new()
-                .with("a", "alice")
-                .with("b", "bob")
-                .with("c", "carol"),
-        ),
+    let (world, zone) = border_world();
+    let (mut config, trust) = pinned_config(
+        &zone,
+        StaticTokens::new()
+            .with("a", "alice")
+            .with("b", "bob")
+            .with("c", "carol"),
     );
-    config.layout = Some(layout);
+    config.layout = Some(WorldLayout::new(world, 2, 1, 30.0).unwrap());
     config.chat = ChatConfig {
         say_radius_m: 5.0,
         burst_lines: 5,
@@ -183,7 +145,7 @@ async fn run() {
     let server = Server::start(config).await.unwrap();
     let mut players = Vec::new();
     for token in ["a", "b", "c"] {
-        players.push(connect(&server, trust, &zone, token).await);
+        players.push(connect_player(&server, trust, &zone, token).await);
     }
     let mut w = World {
         server,
@@ -342,7 +304,7 @@ async fn run() {
 
     // The mutes outlive the connection. B (muted for flooding) logs in again while online:
     // the new connection takes over the old one's state.
-    w.players[B] = connect(&w.server, trust, &zone, "b").await;
+    w.players[B] = connect_player(&w.server, trust, &zone, "b").await;
     assert!(w.idle_until(|ps| ps[B].entity().is_some()).await);
     w.send(B, ChatChannel::Zone, None, "after relogin");
     assert!(
@@ -362,7 +324,8 @@ async fn run() {
     }
     assert!(gone, "carol went offline");
     assert!(w.server.chat().remembered_count() >= 1);
-    w.players.push(connect(&w.server, trust, &zone, "c").await);
+    w.players
+        .push(connect_player(&w.server, trust, &zone, "c").await);
     assert!(w.idle_until(|ps| ps[C].entity().is_some()).await);
     w.send(C, ChatChannel::Global, None, "after reconnect");
     assert!(

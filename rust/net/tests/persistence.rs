@@ -9,20 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::player::Player;
-use glam::{Vec2, Vec3};
+use common::{border_world, connect_player, pinned_config};
 use mmo_core::gameplay::messages::InventoryOp;
 use mmo_core::input::{Buttons, MoveInput};
-use mmo_core::movement::ZoneBounds;
 use mmo_core::persist::CharacterRecord;
-use mmo_core::session::client::{ClientConfig, ClientEvent};
-use mmo_core::world::{Rect, WorldLayout};
+use mmo_core::session::client::ClientEvent;
+use mmo_core::world::WorldLayout;
 use mmo_core::zone::ZoneConfig;
 use mmo_core::zone::persistence::starting_inventory;
 use mmo_net::auth::StaticTokens;
-use mmo_net::client::NetClient;
 use mmo_net::persist::{MemoryStore, SaveUrgency};
-use mmo_net::server::{Server, ServerConfig};
-use mmo_net::tls::{ServerCert, ServerTrust};
+use mmo_net::server::Server;
+use mmo_net::tls::ServerTrust;
 
 /// The template of new characters: the content's first class and race, its starting kit.
 fn template(zone: &ZoneConfig) -> CharacterRecord {
@@ -54,23 +52,11 @@ struct Setup {
 /// A server with a `MemoryStore`, tokens "a" (alice) and "b" (bob); with `two_zones`, a
 /// 200 m x 100 m world cut at x = 0 with players appearing 4 m west of the border.
 async fn setup(save_interval: Duration, two_zones: bool) -> Setup {
-    let world = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
-    let mut zone = ZoneConfig {
-        spawn_position_m: Vec3::new(-4.0, 0.0, 0.0),
-        ..ZoneConfig::default()
-    };
-    zone.movement.bounds = ZoneBounds {
-        min_xy_m: world.min_xy_m,
-        max_xy_m: world.max_xy_m,
-    };
+    let (world, zone) = border_world();
     let store = Arc::new(MemoryStore::new(template(&zone)));
-    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let trust = ServerTrust::Pinned(cert.fingerprint());
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        zone.clone(),
-        cert,
-        Arc::new(StaticTokens::new().with("a", "alice").with("b", "bob")),
+    let (mut config, trust) = pinned_config(
+        &zone,
+        StaticTokens::new().with("a", "alice").with("b", "bob"),
     );
     if two_zones {
         config.layout = Some(WorldLayout::new(world, 2, 1, 30.0).unwrap());
@@ -87,21 +73,7 @@ async fn setup(save_interval: Duration, two_zones: bool) -> Setup {
 }
 
 async fn connect(s: &Setup, token: &str) -> Player {
-    let client_config = ClientConfig {
-        movement: s.zone.movement.clone(),
-        ..ClientConfig::default()
-    };
-    Player::new(
-        NetClient::connect(
-            s.server.local_addr(),
-            "localhost",
-            s.trust,
-            client_config,
-            token,
-        )
-        .await
-        .unwrap(),
-    )
+    connect_player(&s.server, s.trust, &s.zone, token).await
 }
 
 fn tick(s: &Setup) -> (Duration, f32) {

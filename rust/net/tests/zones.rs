@@ -4,22 +4,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::player::Player;
-use common::zone_of;
-use glam::{Vec2, Vec3};
+use common::{border_world, connect_player, pinned_config, zone_of};
 use mmo_core::control::DisconnectReason;
 use mmo_core::input::{Buttons, MoveInput};
-use mmo_core::movement::ZoneBounds;
-use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
-use mmo_core::world::{Rect, WorldLayout, ZoneId};
+use mmo_core::session::client::{ClientEvent, ClientState};
+use mmo_core::world::{WorldLayout, ZoneId};
 use mmo_core::zone::ZoneConfig;
 use mmo_net::auth::StaticTokens;
-use mmo_net::client::NetClient;
-use mmo_net::server::{Server, ServerConfig};
-use mmo_net::tls::{ServerCert, ServerTrust};
+use mmo_net::server::Server;
+use mmo_net::tls::ServerTrust;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_crosses_a_zone_border_on_the_same_connection() {
@@ -31,54 +26,23 @@ async fn a_player_crosses_a_zone_border_on_the_same_connection() {
 /// A 200 m x 100 m world centred on the origin, cut at x = 0 into two zones, served on
 /// 127.0.0.1 with tokens "a" (alice) and "b" (bob); players appear 4 m west of the border.
 async fn two_zone_server() -> (Server, ServerTrust, ZoneConfig) {
-    let world = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
-    let layout = WorldLayout::new(world, 2, 1, 30.0).unwrap();
-    let mut zone = ZoneConfig {
-        spawn_position_m: Vec3::new(-4.0, 0.0, 0.0),
-        ..ZoneConfig::default()
-    };
-    zone.movement.bounds = ZoneBounds {
-        min_xy_m: world.min_xy_m,
-        max_xy_m: world.max_xy_m,
-    };
-    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
-    let trust = ServerTrust::Pinned(cert.fingerprint());
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        zone.clone(),
-        cert,
-        Arc::new(StaticTokens::new().with("a", "alice").with("b", "bob")),
+    let (world, zone) = border_world();
+    let (mut config, trust) = pinned_config(
+        &zone,
+        StaticTokens::new().with("a", "alice").with("b", "bob"),
     );
-    config.layout = Some(layout);
+    config.layout = Some(WorldLayout::new(world, 2, 1, 30.0).unwrap());
     let server = Server::start(config).await.unwrap();
     assert_eq!(server.zone_count(), 2);
     (server, trust, zone)
-}
-
-async fn connect(server: &Server, trust: ServerTrust, zone: &ZoneConfig, token: &str) -> Player {
-    let client_config = ClientConfig {
-        movement: zone.movement.clone(),
-        ..ClientConfig::default()
-    };
-    Player::new(
-        NetClient::connect(
-            server.local_addr(),
-            "localhost",
-            trust,
-            client_config,
-            token,
-        )
-        .await
-        .unwrap(),
-    )
 }
 
 async fn run() {
     let (server, trust, zone) = two_zone_server().await;
     let tick = Duration::from_micros(zone.tick_rate.tick_us());
     let tick_s = tick.as_secs_f32();
-    let mut a = connect(&server, trust, &zone, "a").await;
-    let mut b = connect(&server, trust, &zone, "b").await;
+    let mut a = connect_player(&server, trust, &zone, "a").await;
+    let mut b = connect_player(&server, trust, &zone, "b").await;
     let idle = MoveInput::default();
     let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
     let mut interval = tokio::time::interval(tick);
@@ -214,7 +178,7 @@ async fn a_second_login_closes_the_first_in_another_zone() {
         let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
         let mut interval = tokio::time::interval(tick);
         // Alice logs in (zone 0) and walks into zone 1.
-        let mut first = connect(&server, trust, &zone, "a").await;
+        let mut first = connect_player(&server, trust, &zone, "a").await;
         for _ in 0..150 {
             interval.tick().await;
             first.tick(walk, tick_s);
@@ -230,7 +194,7 @@ async fn a_second_login_closes_the_first_in_another_zone() {
         assert_eq!(zone_of(&server, first_entity).await, Some(ZoneId(1)));
         // Alice logs in again: the new connection lands in zone 0, the old one in zone 1
         // is closed with DuplicateLogin.
-        let mut second = connect(&server, trust, &zone, "a").await;
+        let mut second = connect_player(&server, trust, &zone, "a").await;
         for _ in 0..150 {
             interval.tick().await;
             first.pump();

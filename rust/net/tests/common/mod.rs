@@ -10,11 +10,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use glam::{Vec2, Vec3};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use mmo_core::control::DisconnectReason;
 use mmo_core::entity::EntityId;
+use mmo_core::movement::ZoneBounds;
 use mmo_core::session::client::{ClientConfig, ClientEvent};
-use mmo_core::world::ZoneId;
+use mmo_core::world::{Rect, ZoneId};
 use mmo_core::zone::ZoneConfig;
 use mmo_net::auth::StaticTokens;
 use mmo_net::client::{ConnectOptions, NetClient};
@@ -197,6 +199,59 @@ pub async fn close_code(connection: &quinn::Connection, within: Duration) -> Opt
         Ok(other) => panic!("connection ended otherwise: {other}"),
         Err(_) => None,
     }
+}
+
+/// A 200 m x 100 m world centred on the origin and a zone config bounded by it whose
+/// players appear 4 m west of x = 0 (the border when the world is cut in two at x = 0 with
+/// `WorldLayout::new(world, 2, 1, 30.0)`).
+pub fn border_world() -> (Rect, ZoneConfig) {
+    let world = Rect::new(Vec2::new(-100.0, -50.0), Vec2::new(100.0, 50.0));
+    let mut zone = ZoneConfig {
+        spawn_position_m: Vec3::new(-4.0, 0.0, 0.0),
+        ..ZoneConfig::default()
+    };
+    zone.movement.bounds = ZoneBounds {
+        min_xy_m: world.min_xy_m,
+        max_xy_m: world.max_xy_m,
+    };
+    (world, zone)
+}
+
+/// A server config on 127.0.0.1 (any port) for `zone` with `tokens` and a fresh
+/// self-signed certificate, and the trust that pins it.
+pub fn pinned_config(zone: &ZoneConfig, tokens: StaticTokens) -> (ServerConfig, ServerTrust) {
+    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
+    let trust = ServerTrust::Pinned(cert.fingerprint());
+    let config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        zone.clone(),
+        cert,
+        Arc::new(tokens),
+    );
+    (config, trust)
+}
+
+/// Connects a [`player::Player`] with `token`, predicting with `zone`'s movement rules.
+pub async fn connect_player(
+    server: &Server,
+    trust: ServerTrust,
+    zone: &ZoneConfig,
+    token: &str,
+) -> player::Player {
+    let client_config = ClientConfig {
+        movement: zone.movement.clone(),
+        ..ClientConfig::default()
+    };
+    let client = NetClient::connect(
+        server.local_addr(),
+        "localhost",
+        trust,
+        client_config,
+        token,
+    )
+    .await
+    .unwrap();
+    player::Player::new(client)
 }
 
 /// The zone whose thread holds `entity`'s connection, if any.
