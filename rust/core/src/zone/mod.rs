@@ -281,6 +281,9 @@ impl Default for ZoneConfig {
 #[derive(Debug)]
 struct Player {
     connection: ServerConnection,
+    /// The controlled entity while it is replicated here: set at login or handoff, taken
+    /// when the connection closes (the connection's own state forgets it at the close).
+    entity: Option<EntityId>,
     /// The character, once logged in.
     character: Option<CharacterState>,
     /// The zone it was reported departing to (reported once until it comes back inside).
@@ -303,6 +306,7 @@ impl Player {
     fn new(connection: ServerConnection, character: Option<CharacterState>) -> Self {
         Player {
             connection,
+            entity: None,
             character,
             departing: None,
             resume_after: None,
@@ -562,6 +566,10 @@ impl Zone {
                         .push((id, ServerEvent::InputRejected(rejection)));
                     self.strike_input(id, kind, &detail);
                 }
+                closed @ ServerEvent::Closed { .. } => {
+                    self.retire_entity(id);
+                    self.events.push((id, closed));
+                }
                 other => self.events.push((id, other)),
             }
         }
@@ -617,6 +625,7 @@ impl Zone {
             return None;
         }
         self.entities_allocated = self.entities_allocated.wrapping_add(1);
+        player.entity = Some(entity);
         player.character = Some(spawn);
         self.net_states
             .insert(entity, player_replicated(&spawn, gameplay.as_ref()));
@@ -645,16 +654,26 @@ impl Zone {
 
     /// Removes a connection and its character; call after its transmits were flushed.
     pub fn remove(&mut self, id: ConnectionId) {
-        if let Some(p) = self.players.remove(&id) {
-            if let Some(entity) = p.connection.entity() {
-                self.replicator.remove_entity(entity);
-                self.net_states.remove(&entity);
-                self.entity_connections.remove(&entity);
-                self.hitboxes.remove(entity);
-                self.dot_sources.retain(|(target, _), _| *target != entity);
-            }
+        self.retire_entity(id);
+        if self.players.remove(&id).is_some() {
             self.replicator.remove_client(ClientId(id.0));
         }
+    }
+
+    /// Takes the connection's character out of replication and gameplay: observers get a
+    /// leave record at their next snapshot. Called when the connection closes (whatever
+    /// closed it: the client's `Disconnect`, a kick, a protocol violation, a timeout, a
+    /// duplicate login) and when it is removed; the second call finds nothing to do. The
+    /// character itself stays with the player for the logout save until [`Zone::remove`].
+    fn retire_entity(&mut self, id: ConnectionId) {
+        let Some(entity) = self.players.get_mut(&id).and_then(|p| p.entity.take()) else {
+            return;
+        };
+        self.replicator.remove_entity(entity);
+        self.net_states.remove(&entity);
+        self.entity_connections.remove(&entity);
+        self.hitboxes.remove(entity);
+        self.dot_sources.retain(|(target, _), _| *target != entity);
     }
 
     /// Players reported since the last call whose character left this zone (see
@@ -799,6 +818,7 @@ impl Zone {
             tracing::error!(error = %e, "replication client not added");
         }
         let mut player = Player::new(connection, Some(character));
+        player.entity = Some(entity);
         player.resume_after = Some(last_tick);
         player.handoff_known = Some(known);
         player.gameplay = gameplay;
@@ -1475,6 +1495,38 @@ mod tests {
         small.bounds.max_xy_m = Vec2::new(100.0, 100.0);
         let e = mk(ZonePlacement::new(layout(), ZoneId(0)), small);
         assert!(e.contains("movement.bounds"), "{e}");
+    }
+
+    #[test]
+    fn a_closed_connection_leaves_observers_before_it_is_removed() {
+        for reason in [
+            DisconnectReason::ClientQuit,
+            DisconnectReason::Kicked,
+            DisconnectReason::ProtocolViolation,
+            DisconnectReason::Timeout,
+            DisconnectReason::DuplicateLogin,
+        ] {
+            let mut z = Zone::new(ZoneConfig::default()).expect("valid");
+            let (leaver, entity) = player_at(&mut z, 10.0);
+            let (observer, _) = player_at(&mut z, 12.0);
+            z.run_tick();
+            let mut visible = Vec::new();
+            z.replicator
+                .visible_ids(ClientId(observer.0), &mut visible)
+                .expect("observer");
+            assert_eq!(visible, vec![entity]);
+            z.close(leaver, reason, "bye");
+            assert_eq!(z.entity_state(entity), None, "{reason:?}");
+            z.run_tick();
+            z.replicator
+                .visible_ids(ClientId(observer.0), &mut visible)
+                .expect("observer");
+            assert!(visible.is_empty(), "{reason:?}: still visible");
+            // The character stays for the logout save until the driver removes it.
+            assert!(z.character(leaver).is_some());
+            z.remove(leaver);
+            assert!(z.character(leaver).is_none());
+        }
     }
 
     #[test]
