@@ -4,6 +4,8 @@
 //! run that prints it; nothing is assumed or hard-coded. Targets are compared by people
 //! reading the output (and the README's performance section), never asserted in tests.
 
+#![recursion_limit = "256"] // The replication scenario's `json!` object has many fields.
+
 mod pg_scratch;
 mod scenario_codec;
 mod scenario_logins;
@@ -40,13 +42,29 @@ struct Cli {
     /// argon2id iterations of `logins`.
     #[arg(long, default_value_t = 2)]
     argon2_iterations: u32,
+    /// Players of `replication` (every one a client).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=20_000))]
+    players: u32,
+    /// Side of the square the `replication` crowd walks in, metres.
+    #[arg(long, default_value_t = 200.0)]
+    side_m: f32,
+    /// Round trip of the `replication` link, milliseconds (half each way).
+    #[arg(long, default_value_t = 100)]
+    rtt_ms: u32,
+    /// Datagram loss of the `replication` link, percent, each direction.
+    #[arg(long, default_value_t = 2.0)]
+    loss_percent: f64,
+    /// Threads replicating the `replication` zone's clients (1..=64).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    threads: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scenario {
     /// Snapshot codec: 250 moving characters at 30 Hz for 60 s, baselines 6 ticks old.
     Codec,
-    /// Interest + priority + encode for 1000 clients over 10 s at the default budget.
+    /// Acks + interest + priority + encode for 1000 clients over 10 s at the default budget
+    /// on a 100 ms / 2 % loss link (`--players`, `--side-m`, `--rtt-ms`, `--loss-percent`).
     Replication,
     /// One predicting client over 150 ms RTT, 30 ms jitter, 5 % loss, 10 % duplication.
     Prediction,
@@ -60,7 +78,16 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Codec => scenario_codec::run(cli.seed),
-        Scenario::Replication => scenario_replication::run(cli.seed),
+        Scenario::Replication => scenario_replication::run(
+            cli.seed,
+            &scenario_replication::Shape {
+                players: cli.players as usize,
+                side_m: cli.side_m,
+                rtt_ms: cli.rtt_ms,
+                loss_percent: cli.loss_percent,
+                threads: cli.threads as usize,
+            },
+        ),
         Scenario::Prediction => scenario_prediction::run(cli.seed),
         Scenario::Persistence => scenario_persistence::run(cli.postgres_url.clone()),
         Scenario::Logins => scenario_logins::run(

@@ -32,6 +32,7 @@
 //! | - | - | `[world]` | 4000 x 4000 m, 1 x 1 zones, 30 m border |
 //! | `--content-file` | `MMO_CONTENT_FILE` | `[gameplay] content_file` | the built-in content |
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
+//! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: the cores the process may use, less the zone threads, plus one) |
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
 //! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
@@ -152,6 +153,27 @@ impl Default for WorldSettings {
             zone_columns: 1,
             zone_rows: 1,
             border_m: 30.0,
+        }
+    }
+}
+
+/// Per-zone settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZoneSettings {
+    /// Threads that replicate one zone's connections each tick, the zone's own thread
+    /// included (0..=64). 0: automatic, the cores the process may use less the zone
+    /// threads, plus one (at least 1).
+    pub replication_threads: u32,
+}
+
+impl ZoneSettings {
+    /// The thread count for a world of `zone_threads` zones on `cores` usable cores.
+    #[must_use]
+    pub fn replication_threads_for(&self, zone_threads: usize, cores: usize) -> usize {
+        match self.replication_threads {
+            0 => (cores.saturating_sub(zone_threads) + 1).clamp(1, 64),
+            n => n as usize,
         }
     }
 }
@@ -309,6 +331,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// World layout.
     pub world: WorldSettings,
+    /// Per-zone settings (replication threads).
+    pub zone: ZoneSettings,
     /// Content, new characters, anti-cheat.
     pub gameplay: GameplaySettings,
     /// Database and saving.
@@ -340,6 +364,7 @@ impl Default for ServerSettings {
             dev_accounts: Vec::new(),
             log_format: LogFormat::Text,
             world: WorldSettings::default(),
+            zone: ZoneSettings::default(),
             gameplay: GameplaySettings::default(),
             storage: StorageSettings::default(),
             accounts: AccountSettings::default(),
@@ -381,6 +406,10 @@ fn option_name(key: &str) -> String {
         k if k.starts_with("world.") => format!("[world] {}", &k["world.".len()..]),
         "gameplay.content_file" => {
             "--content-file / MMO_CONTENT_FILE / [gameplay] content_file".to_owned()
+        }
+        "zone.replication_threads" | "replication_threads" => {
+            "--replication-threads / MMO_REPLICATION_THREADS / [zone] replication_threads"
+                .to_owned()
         }
         "gameplay.kick_above_strikes" | "kick_above_strikes" => {
             "--kick-above-strikes / MMO_KICK_ABOVE_STRIKES / [gameplay] kick_above_strikes"
@@ -560,6 +589,13 @@ impl ServerSettings {
             }
         }
         self.world.validate()?;
+        if self.zone.replication_threads > 64 {
+            return Err(error(
+                "zone.replication_threads",
+                self.zone.replication_threads,
+                "must be within 0..=64 (0: automatic)",
+            ));
+        }
         self.storage.validate()?;
         self.accounts.validate()?;
         self.chat.validate()?;
@@ -708,6 +744,11 @@ pub struct Cli {
     /// [env: MMO_KICK_ABOVE_STRIKES] [default: 20]
     #[arg(long, value_name = "N")]
     pub kick_above_strikes: Option<u32>,
+    /// Threads replicating one zone's connections, the zone's thread included, 0..=64;
+    /// 0: the cores the process may use less the zone threads, plus one
+    /// [env: MMO_REPLICATION_THREADS] [default: 0]
+    #[arg(long, value_name = "N")]
+    pub replication_threads: Option<u32>,
     /// Database: sqlite://<path> or postgres://user:pass@host:port/db
     /// [env: MMO_DATABASE_URL] [default: SQLite in <data_dir>/mmo.db]
     #[arg(long, value_name = "URL")]
@@ -854,6 +895,9 @@ pub fn apply_env(
     if let Some(v) = get("content_file") {
         settings.gameplay.content_file = Some(PathBuf::from(v));
     }
+    if let Some(v) = get("replication_threads") {
+        settings.zone.replication_threads = parse_env("replication_threads", &v, from_str)?;
+    }
     if let Some(v) = get("kick_above_strikes") {
         settings.gameplay.kick_above_strikes = parse_env("kick_above_strikes", &v, from_str)?;
     }
@@ -928,6 +972,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = &cli.content_file {
         settings.gameplay.content_file = Some(v.clone());
+    }
+    if let Some(v) = cli.replication_threads {
+        settings.zone.replication_threads = v;
     }
     if let Some(v) = cli.kick_above_strikes {
         settings.gameplay.kick_above_strikes = v;
@@ -1122,6 +1169,29 @@ mod tests {
             off.to_string().contains("/nonexistent/ignored.toml"),
             "{off}"
         );
+    }
+
+    #[test]
+    fn replication_threads_come_from_every_layer_and_default_to_the_spare_cores() {
+        let defaults = load(&cli(&[]), &env_of(&[])).unwrap();
+        assert_eq!(defaults.zone.replication_threads, 0);
+        // Automatic: spare cores plus the zone's own thread, at least one.
+        assert_eq!(defaults.zone.replication_threads_for(1, 2), 2);
+        assert_eq!(defaults.zone.replication_threads_for(4, 2), 1);
+        assert_eq!(defaults.zone.replication_threads_for(1, 200), 64);
+        let from_env = load(&cli(&[]), &env_of(&[("MMO_REPLICATION_THREADS", "3")])).unwrap();
+        assert_eq!(from_env.zone.replication_threads_for(1, 2), 3);
+        let from_flag = load(
+            &cli(&["--replication-threads", "5"]),
+            &env_of(&[("MMO_REPLICATION_THREADS", "3")]),
+        )
+        .unwrap();
+        assert_eq!(from_flag.zone.replication_threads, 5);
+        let file = parse_toml("[zone]\nreplication_threads = 2\n").unwrap();
+        assert_eq!(file.zone.replication_threads, 2);
+        let err = load(&cli(&["--replication-threads", "65"]), &env_of(&[])).unwrap_err();
+        assert!(err.option.contains("--replication-threads"), "{err}");
+        assert_eq!(err.value, "65");
     }
 
     #[test]

@@ -48,9 +48,14 @@ pub async fn start_zones(
         .gameplay
         .load()
         .map_err(|e| NetError::Config(e.to_string()))?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let replication_threads = settings
+        .zone
+        .replication_threads_for(usize::from(layout.zone_count()), cores);
     let mut zone = ZoneConfig {
         tick_rate: settings.tick_rate(),
         gameplay,
+        replication_threads,
         ..ZoneConfig::default()
     };
     zone.movement.bounds = ZoneBounds {
@@ -72,6 +77,7 @@ pub async fn start_zones(
         columns = layout.columns(),
         rows = layout.rows(),
         border_m = layout.border_m(),
+        replication_threads,
         "world layout"
     );
     let server = Server::start(config).await?;

@@ -13,6 +13,7 @@
 //! frame of the predicted displacement ([`TrackFrame`]).
 
 use glam::Vec3;
+use serde::{Deserialize, Serialize};
 
 use super::quantize::{AngleQuantizer, QuantizeError};
 use crate::time::Tick;
@@ -177,15 +178,26 @@ impl Quantization {
     #[inline]
     #[must_use]
     pub fn quantize(&self, s: &NetEntityState, tick: Tick) -> QuantizedEntity {
-        QuantizedEntity {
+        self.quantize_state(s).at(tick)
+    }
+
+    /// Quantizes a state's replicated fields (what a world frame holds).
+    #[inline]
+    #[must_use]
+    pub fn quantize_state(&self, s: &NetEntityState) -> QuantizedState {
+        QuantizedState {
             pos_q: self.quantize_position(s.position_m),
             yaw_q: self.yaw.quantize_fast(s.yaw_rad) as u16,
             flags: s.flags,
-            vel_fp: [0; CHANNELS],
-            acc_fp: [0; CHANNELS],
-            span_ticks: 0,
-            tick,
         }
+    }
+
+    /// True when `s` is a state this quantization can produce (positions within the
+    /// bounds, yaw below `2^yaw_bits`): what a frame from elsewhere must hold.
+    #[must_use]
+    pub fn state_in_range(&self, s: &QuantizedState) -> bool {
+        self.position_in_bounds(s.pos_q.map(i64::from))
+            && u32::from(s.yaw_q) < (1u32 << self.config.yaw_bits)
     }
 
     /// The state a quantized entity stands for.
@@ -201,6 +213,36 @@ impl Quantization {
 
 /// Motion channels of a [`QuantizedEntity`]: X, Y, Z position and yaw.
 pub const CHANNELS: usize = 4;
+
+/// The replicated fields of an entity after quantization, without derived motion: what
+/// the world frame holds for each entity once per tick (the derived motion of a record
+/// depends on the baseline it is coded against, so it is added per record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QuantizedState {
+    /// Position in steps of `precision_m` (X, Y, Z), within the configured bounds.
+    pub pos_q: [i32; 3],
+    /// Yaw in steps of `2*pi / 2^yaw_bits`, below `2^yaw_bits`.
+    pub yaw_q: u16,
+    /// Flags, verbatim (a player character's layout is `crate::entity_flags`).
+    pub flags: u8,
+}
+
+impl QuantizedState {
+    /// This state at `tick` with no derived motion (an enter or full record's state).
+    #[inline]
+    #[must_use]
+    pub fn at(self, tick: Tick) -> QuantizedEntity {
+        QuantizedEntity {
+            pos_q: self.pos_q,
+            yaw_q: self.yaw_q,
+            flags: self.flags,
+            vel_fp: [0; CHANNELS],
+            acc_fp: [0; CHANNELS],
+            span_ticks: 0,
+            tick,
+        }
+    }
+}
 
 /// A remote entity state as both ends hold it after quantization.
 ///

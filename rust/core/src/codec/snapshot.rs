@@ -37,7 +37,7 @@
 
 use super::bits::{BitReader, BitWriter};
 use super::entity_state::{
-    CHANNELS, Quantization, QuantizedEntity, TrackFrame, derive_velocity, predict,
+    CHANNELS, Quantization, QuantizedEntity, QuantizedState, TrackFrame, derive_velocity, predict,
 };
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader, PacketKind};
@@ -121,6 +121,59 @@ pub struct EntityRecordIn {
     pub state: super::entity_state::NetEntityState,
     /// What to code it against.
     pub base: RecordBase,
+}
+
+/// An entity record already quantized (from a world frame): the zone's hot path, which
+/// quantizes each entity once per tick instead of once per record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantizedRecordIn {
+    /// Entity id (ids must be strictly ascending within one encode call).
+    pub id: EntityId,
+    /// The quantized state to send.
+    pub state: QuantizedState,
+    /// What to code it against.
+    pub base: RecordBase,
+}
+
+/// What the encoder needs of one record: [`EntityRecordIn`] (float state, quantized by the
+/// encoder) and [`QuantizedRecordIn`] (quantized once per tick by the caller).
+pub trait RecordSource {
+    /// Entity id.
+    fn id(&self) -> EntityId;
+    /// What to code it against.
+    fn base(&self) -> RecordBase;
+    /// The quantized state at `tick`, with no derived motion.
+    fn quantized(&self, q: &Quantization, tick: Tick) -> QuantizedEntity;
+}
+
+impl RecordSource for EntityRecordIn {
+    #[inline]
+    fn id(&self) -> EntityId {
+        self.id
+    }
+    #[inline]
+    fn base(&self) -> RecordBase {
+        self.base
+    }
+    #[inline]
+    fn quantized(&self, q: &Quantization, tick: Tick) -> QuantizedEntity {
+        q.quantize(&self.state, tick)
+    }
+}
+
+impl RecordSource for QuantizedRecordIn {
+    #[inline]
+    fn id(&self) -> EntityId {
+        self.id
+    }
+    #[inline]
+    fn base(&self) -> RecordBase {
+        self.base
+    }
+    #[inline]
+    fn quantized(&self, _q: &Quantization, tick: Tick) -> QuantizedEntity {
+        self.state.at(tick)
+    }
 }
 
 /// A record the encoder wrote (in wire order).
@@ -306,11 +359,11 @@ impl SnapshotCodec {
     /// `written` (cleared first) with the records that made it in. `leaves` must be
     /// ascending; at most [`MAX_LEAVES`] are written. Fails only when the fixed part (header,
     /// owner, leaves) does not fit `max_len_bytes`.
-    pub fn encode(
+    pub fn encode<R: RecordSource>(
         &self,
         snap: &SnapshotIn,
         leaves: &[EntityId],
-        records: &[EntityRecordIn],
+        records: &[R],
         out: &mut Vec<u8>,
         written: &mut Vec<WrittenRecord>,
     ) -> Result<EncodeReport, CodecError> {
@@ -372,28 +425,38 @@ impl SnapshotCodec {
         };
         let mut prev_id = 0u32;
         for (index, rec) in records.iter().enumerate() {
-            if rec.id.0 <= prev_id || written.len() >= MAX_RECORDS {
+            let id = rec.id();
+            if id.0 <= prev_id || written.len() >= MAX_RECORDS {
                 debug_assert!(
-                    rec.id.0 > prev_id,
+                    id.0 > prev_id,
                     "entity ids must be strictly ascending and non-zero"
                 );
                 report.records_skipped += 1;
                 continue;
             }
+            let base = rec.base();
             let mark = w.mark();
-            let state = self.write_record(&mut w, snap, header_back, prev_id, rec);
+            let state = self.write_record(
+                &mut w,
+                snap,
+                header_back,
+                prev_id,
+                id,
+                base,
+                rec.quantized(q, snap.tick),
+            );
             if w.bit_len() > max_bits {
                 w.rewind(mark);
                 report.records_skipped += 1;
                 continue;
             }
             report.record_bits += w.bit_len() - mark;
-            prev_id = rec.id.0;
+            prev_id = id.0;
             written.push(WrittenRecord {
                 index,
-                id: rec.id,
+                id,
                 state,
-                enter: matches!(rec.base, RecordBase::Enter { .. }),
+                enter: matches!(base, RecordBase::Enter { .. }),
             });
         }
         report.records_written = written.len();
@@ -405,23 +468,26 @@ impl SnapshotCodec {
 
     /// Writes one record; returns the quantized state the client will reconstruct.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // The encoder's per-record state, passed by value.
     fn write_record(
         &self,
         w: &mut BitWriter,
         snap: &SnapshotIn,
         header_back: Option<u64>,
         prev_id: u32,
-        rec: &EntityRecordIn,
+        id: EntityId,
+        base: RecordBase,
+        quantized: QuantizedEntity,
     ) -> QuantizedEntity {
         let q = &self.q;
         let cfg = &q.config;
-        write_exp_golomb(w, rec.id.0 - prev_id - 1, 0);
-        let mut state = q.quantize(&rec.state, snap.tick);
+        write_exp_golomb(w, id.0 - prev_id - 1, 0);
+        let mut state = quantized;
         // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back,
         // not newer than the header baseline, and only when its residuals fit the wire's
         // 32-bit signed codes (a prediction far outside the bounds, e.g. a parabola held
         // for 255 ticks after a teleport, falls back to a full record).
-        let delta = match (rec.base, header_back) {
+        let delta = match (base, header_back) {
             (RecordBase::Delta { seq, state: base }, Some(hb)) => snap
                 .seq
                 .checked_sub(seq)
@@ -449,7 +515,7 @@ impl SnapshotCodec {
                 }),
             _ => None,
         };
-        match (delta, rec.base) {
+        match (delta, base) {
             (Some((extra_back, base, moved, r, pred_yaw)), _) => {
                 state = moved;
                 let ryaw = q.yaw.wrapping_diff(u32::from(state.yaw_q), pred_yaw);

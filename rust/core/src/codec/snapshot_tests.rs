@@ -281,7 +281,7 @@ fn budget_skips_what_does_not_fit() {
     let c = SnapshotCodec::new(Quantization::new(tiny).unwrap());
     let leaves: Vec<EntityId> = (1..=255).map(|i| EntityId(i * 1000)).collect();
     assert!(
-        c.encode(&snap, &leaves, &[], &mut out, &mut written)
+        c.encode::<EntityRecordIn>(&snap, &leaves, &[], &mut out, &mut written)
             .is_err()
     );
 }

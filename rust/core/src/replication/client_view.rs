@@ -178,6 +178,7 @@ impl Group {
 }
 
 /// Read-only inputs shared by every client's plan in one tick.
+#[derive(Clone, Copy)]
 pub(crate) struct PlanContext<'a> {
     pub grid: &'a SpatialGrid<PriorityCategory>,
     pub tiers: &'a TierTable,

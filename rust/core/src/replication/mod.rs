@@ -1,5 +1,7 @@
 //! Replication: interest management and per-client priority under a byte budget.
 //!
+//! * [`WorldFrame`] (`frame.rs`): every replicated entity's quantized state for one tick,
+//!   written once after simulation and read for every client; plain serializable data.
 //! * [`SpatialGrid`] (`grid.rs`): spatial hash over XY; radius queries (sorted by id, or
 //!   unsorted with dense per-entity slots for per-client tables).
 //! * [`TierConfig`] / [`TierTable`] (`tiers.rs`): distance tiers → send intervals in ticks
@@ -54,6 +56,7 @@ mod budget;
 mod client_view;
 mod config;
 mod error;
+mod frame;
 mod grid;
 mod priority;
 mod replicator;
@@ -63,9 +66,10 @@ pub use budget::ByteBudget;
 pub use client_view::{Plan, Viewer};
 pub use config::ReplicationConfig;
 pub use error::{ConfigError, ReplicationError};
+pub use frame::{FrameEntity, FrameError, WorldFrame};
 pub use grid::{CellSizeError, GridHit, SpatialGrid};
 pub use priority::{ACCUMULATOR_MAX, PriorityCategory, accumulate, key_entity, send_order_key};
-pub use replicator::{ClientId, Replicator};
+pub use replicator::{ClientId, ClientTick, Replicator, SharedPlanning};
 pub use tiers::{DistanceTier, ResolvedTier, TierConfig, TierTable};
 
 #[cfg(test)]

@@ -237,9 +237,84 @@ impl Replicator {
         Ok(view.plan_ref())
     }
 
+    /// Every client's state for this tick's planning, ascending client id, next to the
+    /// shared, read-only planning context (the grid and tiers): clients are independent
+    /// given the context, so a caller may plan and commit disjoint clients on different
+    /// threads ([`ClientTick::plan_limited`], [`ClientTick::commit`]). Results are the same
+    /// as [`Replicator::plan_tick_limited`] and [`Replicator::commit`] client by client.
+    pub fn client_ticks(&mut self) -> (SharedPlanning<'_>, Vec<ClientTick<'_>>) {
+        let radius = self.config.area_of_interest_radius_m;
+        let shared = SharedPlanning {
+            ctx: PlanContext {
+                grid: &self.grid,
+                tiers: &self.tiers,
+                aoi_sq_m2: radius * radius,
+                query_radius_m: radius + self.config.aoi_hysteresis_m,
+                refresh_ticks: self.config.interest_refresh_ticks,
+            },
+        };
+        let clients = self
+            .clients
+            .iter_mut()
+            .map(|(&client, view)| ClientTick { client, view })
+            .collect();
+        (shared, clients)
+    }
+
     fn view_mut(&mut self, client: ClientId) -> Result<&mut ClientView, ReplicationError> {
         self.clients
             .get_mut(&client)
             .ok_or(ReplicationError::UnknownClient(client))
+    }
+}
+
+/// The read-only part of a tick's planning, shared by every client (see
+/// [`Replicator::client_ticks`]). `Sync`: one per tick, read from every worker thread.
+#[derive(Clone, Copy)]
+pub struct SharedPlanning<'a> {
+    ctx: PlanContext<'a>,
+}
+
+/// One client's replication state, borrowed for this tick's planning (see
+/// [`Replicator::client_ticks`]). `Send`: each can be handed to a different thread.
+pub struct ClientTick<'a> {
+    client: ClientId,
+    view: &'a mut ClientView,
+}
+
+impl ClientTick<'_> {
+    /// The client.
+    #[must_use]
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// As [`Replicator::plan_tick_limited`] for this client.
+    pub fn plan_limited(
+        &mut self,
+        shared: &SharedPlanning<'_>,
+        tick: Tick,
+        max_candidates: impl FnOnce(u32) -> usize,
+    ) -> &Plan {
+        self.view.plan(tick, &shared.ctx, max_candidates)
+    }
+
+    /// As [`Replicator::commit`] for this client.
+    pub fn commit(
+        &mut self,
+        shared: &SharedPlanning<'_>,
+        sent_ids: &[EntityId],
+        bytes_used: u32,
+    ) -> Result<(), ReplicationError> {
+        if self.view.commit(shared.ctx.grid, sent_ids, bytes_used) {
+            Ok(())
+        } else {
+            Err(ReplicationError::NothingPlanned(self.client))
+        }
+    }
+
+    /// As [`Replicator::visible_ids`] for this client.
+    pub fn visible_ids(&self, out: &mut Vec<EntityId>) {
+        self.view.visible_ids(out);
     }
 }

@@ -15,11 +15,10 @@ use std::collections::VecDeque;
 
 use crate::codec::CodecError;
 use crate::codec::ack::ReceiveTracker;
-use crate::codec::baseline::SentHistory;
 use crate::codec::input_codec::decode_input_payload;
 use crate::codec::packet::{PacketHeader, PacketKind};
 use crate::codec::snapshot::{
-    EncodeReport, EntityRecordIn, RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
+    EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn, WrittenRecord,
 };
 use crate::control::{
     self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
@@ -35,6 +34,7 @@ use crate::validation::{
 
 use super::Transmit;
 use super::input_queue::{InputQueue, InputQueueConfig, Inserted};
+use super::snapshot_stream::SnapshotStream;
 
 /// Tuning of a [`ServerConnection`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,7 +161,8 @@ pub struct ServerConnection {
     events: VecDeque<ServerEvent>,
     /// Tracks the client's input datagram seqs, to acknowledge them in snapshot headers.
     input_datagrams: ReceiveTracker,
-    sent: SentHistory,
+    /// Snapshot sequence, baselines and the acks waiting for the replication phase.
+    snapshots: SnapshotStream,
     inputs: InputQueue,
     rate: InputRateLimiter,
     sequence: SequenceGuard,
@@ -169,12 +170,7 @@ pub struct ServerConnection {
     last_heard_us: u64,
     rejections: RejectionCounts,
     stats: ConnectionStats,
-    /// Running mean of bits per entity record (fixed point, 1/16 bit), for budget estimates.
-    record_bits_x16: u32,
 }
-
-/// Bits per record assumed before the first snapshot measured it.
-const INITIAL_RECORD_BITS: u32 = 48;
 
 impl ServerConnection {
     /// A new connection created at `now_us`, waiting for the client's login.
@@ -195,7 +191,7 @@ impl ServerConnection {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             input_datagrams: ReceiveTracker::new(),
-            sent: SentHistory::new(),
+            snapshots: SnapshotStream::new(),
             inputs: InputQueue::new(config.input_queue),
             rate,
             sequence,
@@ -203,7 +199,6 @@ impl ServerConnection {
             last_heard_us: now_us,
             rejections: RejectionCounts::default(),
             stats: ConnectionStats::default(),
-            record_bits_x16: INITIAL_RECORD_BITS * 16,
         })
     }
 
@@ -436,7 +431,8 @@ impl ServerConnection {
         }
         self.input_datagrams.record(header.seq);
         if let Some(ack) = header.ack {
-            self.sent.on_ack(ack);
+            // Processed in the replication phase (see `snapshot_stream`).
+            self.snapshots.queue_ack(ack);
         }
         // New inputs only: redundant copies of inputs already seen are expected.
         let mut fresh: [(u32, MoveInput); crate::codec::input_codec::MAX_INPUTS] =
@@ -489,54 +485,57 @@ impl ServerConnection {
         }
     }
 
-    /// How entity `id` must be coded in the next snapshot.
+    /// Applies the snapshot acks received since the last replication (see
+    /// [`crate::session::snapshot_stream`]). Call at the start of the client's replication,
+    /// before [`ServerConnection::record_base`]; [`ServerConnection::send_snapshot`] calls it
+    /// too.
+    pub fn process_acks(&mut self) {
+        self.snapshots.process_acks();
+    }
+
+    /// How entity `id` must be coded in the next snapshot (after
+    /// [`ServerConnection::process_acks`]).
     #[must_use]
     pub fn record_base(&self, id: EntityId, archetype: u16) -> RecordBase {
-        self.sent.base_for(id, archetype)
+        self.snapshots.record_base(id, archetype)
     }
 
     /// The client must forget `id` (it left the area of interest or was removed): a leave
     /// record is repeated until delivered.
     pub fn forget_entity(&mut self, id: EntityId) {
-        self.sent.remove(id);
+        self.snapshots.forget_entity(id);
     }
 
     /// Estimated encoded size of one entity record, bits (running mean of what was sent).
     #[must_use]
     pub fn estimated_record_bits(&self) -> u32 {
-        self.record_bits_x16.div_ceil(16)
+        self.snapshots.estimated_record_bits()
     }
 
     /// Encodes and queues this tick's snapshot: `owner` losslessly, then `records` (ids
     /// strictly ascending, bases from [`ServerConnection::record_base`]) until the datagram is
     /// full. `written` receives the records that made it in. Returns the encoder's report.
-    pub fn send_snapshot(
+    pub fn send_snapshot<R: RecordSource>(
         &mut self,
         codec: &SnapshotCodec,
         tick: Tick,
         owner: Option<&CharacterState>,
-        records: &[EntityRecordIn],
+        records: &[R],
         datagram: &mut Vec<u8>,
         written: &mut Vec<WrittenRecord>,
     ) -> Result<EncodeReport, CodecError> {
-        let seq = self.sent.next_seq();
         let snap = SnapshotIn {
-            seq,
+            // Filled in by the stream.
+            seq: 0,
             ack: self.input_datagrams.ack_fields(),
             tick,
             ack_input_seq: self.inputs.last_consumed_seq(),
-            baseline_seq: self.sent.baseline_seq(),
+            baseline_seq: None,
             owner: owner.copied(),
         };
-        let report = {
-            let leaves = self.sent.pending_leaves();
-            codec.encode(&snap, leaves, records, datagram, written)?
-        };
-        self.sent.on_sent(seq, written, report.leaves_written);
-        if let Some(bits) = report.record_bits.checked_div(report.records_written) {
-            // Exponential mean with weight 1/8 on the newest snapshot.
-            self.record_bits_x16 = (self.record_bits_x16 * 7 + bits as u32 * 16) / 8;
-        }
+        let report = self
+            .snapshots
+            .encode_next(codec, snap, records, datagram, written)?;
         self.stats.snapshots_sent += 1;
         self.stats.bytes_out += datagram.len() as u64;
         self.transmits

@@ -324,7 +324,7 @@ fn snapshot_delivery_is_counted_from_sequence_numbers() {
                 &codec,
                 Tick(tick),
                 Some(&owner),
-                &[],
+                &[] as &[crate::codec::snapshot::EntityRecordIn],
                 &mut datagram,
                 &mut written,
             )

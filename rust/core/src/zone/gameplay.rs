@@ -868,7 +868,8 @@ impl Zone {
         // Health (in the flags byte) and the knockback go out this tick, first in line.
         self.net_states
             .insert(target, super::player_replicated(character, Some(g)));
-        self.replicator
+        self.replication
+            .replicator
             .update_entity(target, at_m, PriorityCategory::Critical);
     }
 

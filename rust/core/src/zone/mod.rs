@@ -53,7 +53,7 @@ use std::collections::BTreeMap;
 use glam::Vec3;
 
 use crate::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
-use crate::codec::snapshot::{EntityRecordIn, SnapshotCodec, WrittenRecord};
+use crate::codec::snapshot::SnapshotCodec;
 use crate::control::DisconnectReason;
 use crate::entity::{CharacterState, EntityId};
 use crate::fast_hash::FastMap;
@@ -61,7 +61,9 @@ use crate::gameplay::character::CharacterGameplay;
 use crate::input::MoveInput;
 use crate::lag_compensation::{Capsule, HitboxHistory};
 use crate::movement::{self, MovementConfig};
-use crate::replication::{ClientId, PriorityCategory, ReplicationConfig, Replicator, Viewer};
+use crate::replication::{
+    ClientId, PriorityCategory, ReplicationConfig, Replicator, Viewer, WorldFrame,
+};
 use crate::session::Transmit;
 use crate::session::server::{ServerConnection, ServerConnectionConfig, ServerEvent};
 use crate::time::{Tick, TickRate};
@@ -70,10 +72,12 @@ use crate::world::{Rect, WorldLayout, ZoneId};
 mod chat;
 mod gameplay;
 pub mod persistence;
+mod replicate;
 mod transfer;
 
 pub use gameplay::ZoneGameplayConfig;
 use gameplay::{Outgoing, Request};
+use replicate::ZoneReplication;
 pub use transfer::{GIVE_RANGE_M, PendingTransfer};
 
 /// Identifies a connection (assigned by [`Zone::connect`]). Unique within a zone, and within
@@ -109,6 +113,11 @@ pub struct ZoneConfig {
     pub placement: Option<ZonePlacement>,
     /// Content, character defaults, lag compensation and anti-cheat settings.
     pub gameplay: ZoneGameplayConfig,
+    /// Threads that replicate the zone's connections each tick (the zone's own thread
+    /// counts as one), `1..=64`; 1 (the default here) replicates on the zone thread alone.
+    /// The dedicated server defaults to the cores it may use less the zone threads, plus
+    /// one (`[zone] replication_threads`).
+    pub replication_threads: usize,
 }
 
 /// Where a zone sits in a multi-zone world.
@@ -261,6 +270,7 @@ struct GhostList {
 struct Replicated {
     state: NetEntityState,
     archetype: u16,
+    category: PriorityCategory,
 }
 
 impl Default for ZoneConfig {
@@ -274,6 +284,7 @@ impl Default for ZoneConfig {
             spawn_position_m: Vec3::ZERO,
             placement: None,
             gameplay: ZoneGameplayConfig::default(),
+            replication_threads: 1,
         }
     }
 }
@@ -338,8 +349,8 @@ pub struct TickReport {
 pub struct Zone {
     config: ZoneConfig,
     tick: Tick,
-    codec: SnapshotCodec,
-    replicator: Replicator,
+    /// The replication phase: the world frame, interest and priority, snapshot encoding.
+    replication: ZoneReplication,
     players: BTreeMap<ConnectionId, Player>,
     /// Current replicated state of every entity (local and ghost), for snapshot records.
     /// Looked up once per record written (about 100k times per tick at 1000 clients), so it
@@ -363,12 +374,6 @@ pub struct Zone {
     id_offset: u32,
     events: Vec<(ConnectionId, ServerEvent)>,
     scratch_inputs: Vec<(u32, MoveInput)>,
-    scratch_candidates: Vec<EntityId>,
-    scratch_records: Vec<EntityRecordIn>,
-    scratch_written: Vec<WrittenRecord>,
-    scratch_sent: Vec<EntityId>,
-    scratch_datagram: Vec<u8>,
-    scratch_visible: Vec<EntityId>,
     /// Hitboxes of this zone's characters, for lag-compensated hit tests.
     hitboxes: HitboxHistory,
     /// Entity -> connection of every local character. Invariant: exactly the players with
@@ -413,6 +418,13 @@ impl Zone {
             Some(p) => Some(place(&p, &config.movement)?),
         };
         config.gameplay.validate()?;
+        if !(1..=replicate::MAX_REPLICATION_THREADS).contains(&config.replication_threads) {
+            return Err(format!(
+                "replication_threads: {} must be within 1..={}",
+                config.replication_threads,
+                replicate::MAX_REPLICATION_THREADS
+            ));
+        }
         let hitboxes = HitboxHistory::new(config.gameplay.lag_compensation(config.tick_rate))
             .map_err(|e| format!("gameplay lag compensation: {e}"))?;
         // Builds one character to prove the content can (starting kit, class, race).
@@ -431,8 +443,7 @@ impl Zone {
         Ok(Zone {
             config,
             tick: Tick(0),
-            codec: SnapshotCodec::new(quantization),
-            replicator,
+            replication: ZoneReplication::new(SnapshotCodec::new(quantization), replicator),
             players: BTreeMap::new(),
             net_states: FastMap::default(),
             placement,
@@ -445,12 +456,6 @@ impl Zone {
             id_offset,
             events: Vec::new(),
             scratch_inputs: Vec::new(),
-            scratch_candidates: Vec::new(),
-            scratch_records: Vec::new(),
-            scratch_written: Vec::new(),
-            scratch_sent: Vec::new(),
-            scratch_datagram: Vec::with_capacity(1500),
-            scratch_visible: Vec::new(),
             hitboxes,
             entity_connections: FastMap::default(),
             requests: Vec::new(),
@@ -632,10 +637,12 @@ impl Zone {
         player.gameplay = gameplay;
         self.entity_connections.insert(entity, id);
         self.send_gameplay_state(id);
-        self.replicator
+        self.replication
+            .replicator
             .update_entity(entity, spawn.position_m, PriorityCategory::High);
         // The client id mirrors the connection id; both are unique within the zone.
         if let Err(e) = self
+            .replication
             .replicator
             .add_client(ClientId(id.0), Viewer::Entity(entity))
         {
@@ -656,7 +663,7 @@ impl Zone {
     pub fn remove(&mut self, id: ConnectionId) {
         self.retire_entity(id);
         if self.players.remove(&id).is_some() {
-            self.replicator.remove_client(ClientId(id.0));
+            self.replication.replicator.remove_client(ClientId(id.0));
         }
     }
 
@@ -669,7 +676,7 @@ impl Zone {
         let Some(entity) = self.players.get_mut(&id).and_then(|p| p.entity.take()) else {
             return;
         };
-        self.replicator.remove_entity(entity);
+        self.replication.replicator.remove_entity(entity);
         self.net_states.remove(&entity);
         self.entity_connections.remove(&entity);
         self.hitboxes.remove(entity);
@@ -710,7 +717,7 @@ impl Zone {
         self.hitboxes.remove(entity);
         let client = ClientId(id.0);
         let mut known = Vec::new();
-        if let Err(e) = self.replicator.visible_ids(client, &mut known) {
+        if let Err(e) = self.replication.replicator.visible_ids(client, &mut known) {
             tracing::error!(error = %e, "handoff: replication client missing");
         }
         // A player still waiting for its first snapshot here carries the old zone's set.
@@ -719,7 +726,7 @@ impl Zone {
             known.sort_unstable();
             known.dedup();
         }
-        self.replicator.remove_client(client);
+        self.replication.replicator.remove_client(client);
         let from = self.zone_id();
         let owner = self
             .placement
@@ -745,7 +752,7 @@ impl Zone {
                 }
             }
             _ => {
-                self.replicator.remove_entity(entity);
+                self.replication.replicator.remove_entity(entity);
                 self.net_states.remove(&entity);
             }
         }
@@ -807,11 +814,15 @@ impl Zone {
             ..
         } = transfer;
         // Same id as the ghost, if there was one: the grid entry is updated in place.
-        self.replicator
-            .update_entity(entity, character.position_m, PriorityCategory::High);
+        self.replication.replicator.update_entity(
+            entity,
+            character.position_m,
+            PriorityCategory::High,
+        );
         self.net_states
             .insert(entity, player_replicated(&character, gameplay.as_ref()));
         if let Err(e) = self
+            .replication
             .replicator
             .add_client(ClientId(id.0), Viewer::Entity(entity))
         {
@@ -900,13 +911,15 @@ impl Zone {
                     );
                 }
             }
-            self.replicator
+            self.replication
+                .replicator
                 .update_entity(g.id, g.state.position_m, g.category);
             self.net_states.insert(
                 g.id,
                 Replicated {
                     state: g.state,
                     archetype: g.archetype,
+                    category: g.category,
                 },
             );
             ids.push(g.id);
@@ -926,7 +939,7 @@ impl Zone {
             }
             if ghost.since < export.tick {
                 self.ghosts.remove(&old);
-                self.replicator.remove_entity(old);
+                self.replication.replicator.remove_entity(old);
                 self.net_states.remove(&old);
             } else {
                 ids.push(old);
@@ -988,6 +1001,21 @@ impl Zone {
         report
     }
 
+    /// Runs one tick without its replication phase: [`Zone::advance_tick`],
+    /// [`Zone::simulate`] and the gameplay phase. A driver whose tick overran calls this for
+    /// each tick it cannot replicate in time, so every queued input is still applied at its
+    /// tick (inputs never wait for replication); the clients' next snapshot covers the
+    /// skipped ones.
+    pub fn run_tick_without_replication(&mut self) -> TickReport {
+        let mut report = TickReport {
+            tick: self.advance_tick(),
+            ..TickReport::default()
+        };
+        report.inputs_applied = self.simulate();
+        self.run_gameplay();
+        report
+    }
+
     /// Starts the next tick and returns it. [`Zone::run_tick`] does this; call it directly
     /// only to run (and time) the phases one by one.
     pub fn advance_tick(&mut self) -> Tick {
@@ -1034,8 +1062,11 @@ impl Zone {
                 *character = movement::step(&self.config.movement, character, &input, dt_s);
                 applied += 1;
             }
-            self.replicator
-                .update_entity(entity, character.position_m, PriorityCategory::High);
+            self.replication.replicator.update_entity(
+                entity,
+                character.position_m,
+                PriorityCategory::High,
+            );
             self.net_states.insert(
                 entity,
                 player_replicated(character, player.gameplay.as_ref()),
@@ -1058,85 +1089,19 @@ impl Zone {
         applied
     }
 
-    /// Sends every logged-in connection its snapshot for the current tick.
+    /// Writes this tick's world frame, then sends every logged-in connection its snapshot
+    /// (see `replicate.rs`).
     pub fn replicate(&mut self, report: &mut TickReport) {
-        let tick = self.tick;
-        let fixed_bytes = 64; // header + owner state + record count, rounded up
-        for (id, player) in &mut self.players {
-            if player.connection.entity().is_none()
-                || player.resume_after.is_some_and(|last| tick <= last)
-            {
-                continue;
-            }
-            let client = ClientId(id.0);
-            // Take candidates in priority order while their estimated size fits: the
-            // replicator ranks only that many (a top-k selection, not a full sort).
-            let max_len_bytes = self.config.snapshot.max_len_bytes;
-            let record_bits = player.connection.estimated_record_bits().max(1) as usize;
-            let fit = |budget_bytes: u32| {
-                let room_bytes = (budget_bytes as usize).min(max_len_bytes);
-                (room_bytes.saturating_sub(fixed_bytes) * 8) / record_bits
-            };
-            let Ok(plan) = self.replicator.plan_tick_limited(tick, client, fit) else {
-                continue;
-            };
-            for left in &plan.left {
-                player.connection.forget_entity(*left);
-            }
-            self.scratch_candidates.clear();
-            self.scratch_candidates.extend_from_slice(&plan.candidates);
-            self.scratch_candidates.sort_unstable();
-            if let Some(known) = player.handoff_known.take() {
-                // First plan after a handoff: what the client knew and this zone does not
-                // show leaves now; the rest keeps its baselines.
-                if self
-                    .replicator
-                    .visible_ids(client, &mut self.scratch_visible)
-                    .is_ok()
-                {
-                    for id in known {
-                        if self.scratch_visible.binary_search(&id).is_err() {
-                            player.connection.forget_entity(id);
-                        }
-                    }
-                }
-            }
-            self.scratch_records.clear();
-            for &entity in &self.scratch_candidates {
-                if let Some(r) = self.net_states.get(&entity) {
-                    self.scratch_records.push(EntityRecordIn {
-                        id: entity,
-                        state: r.state,
-                        base: player.connection.record_base(entity, r.archetype),
-                    });
-                }
-            }
-            let sent = player.connection.send_snapshot(
-                &self.codec,
-                tick,
-                player.character.as_ref(),
-                &self.scratch_records,
-                &mut self.scratch_datagram,
-                &mut self.scratch_written,
-            );
-            match sent {
-                Ok(encoded) => {
-                    self.scratch_sent.clear();
-                    self.scratch_sent
-                        .extend(self.scratch_written.iter().map(|w| w.id));
-                    if let Err(e) =
-                        self.replicator
-                            .commit(client, &self.scratch_sent, encoded.len_bytes as u32)
-                    {
-                        tracing::error!(error = %e, "replication commit refused");
-                    }
-                    report.snapshots_sent += 1;
-                    report.records_written += encoded.records_written as u32;
-                    report.snapshot_bytes += encoded.len_bytes as u64;
-                }
-                Err(e) => tracing::error!(error = %e, connection = id.0, "snapshot not encoded"),
-            }
-        }
+        self.replication.write_frame(self.tick, &self.net_states);
+        self.replication
+            .replicate(self.tick, &self.config, &mut self.players, report);
+    }
+
+    /// The world frame the last [`Zone::replicate`] wrote: every replicated entity's
+    /// quantized state at that tick.
+    #[must_use]
+    pub fn world_frame(&self) -> &WorldFrame {
+        &self.replication.frame
     }
 }
 
@@ -1162,6 +1127,7 @@ fn player_replicated(c: &CharacterState, gameplay: Option<&CharacterGameplay>) -
     Replicated {
         state,
         archetype: PLAYER_ARCHETYPE,
+        category: PriorityCategory::High,
     }
 }
 
@@ -1498,6 +1464,31 @@ mod tests {
     }
 
     #[test]
+    fn the_world_frame_holds_every_local_and_ghost_entity_of_the_tick() {
+        let (mut z0, mut z1) = (zone(0), zone(1));
+        let (_, a) = player_at(&mut z0, 95.0);
+        let (_, b) = player_at(&mut z1, 150.0);
+        z0.run_tick();
+        z1.run_tick();
+        z1.set_ghosts(&z0.border_export(ZoneId(1)))
+            .expect("neighbour");
+        z1.run_tick();
+        let frame = z1.world_frame();
+        assert_eq!(frame.tick, z1.tick());
+        let mut want = vec![a, b];
+        want.sort_unstable();
+        let ids: Vec<EntityId> = frame.entities.iter().map(|e| e.id).collect();
+        assert_eq!(ids, want);
+        let q = z1.replication.codec.quantization();
+        for e in &frame.entities {
+            let state = z1.entity_state(e.id).expect("replicated");
+            assert_eq!(e.state, q.quantize_state(&state));
+            assert_eq!(e.archetype, PLAYER_ARCHETYPE);
+        }
+        assert!(frame.validate(q).is_ok());
+    }
+
+    #[test]
     fn a_closed_connection_leaves_observers_before_it_is_removed() {
         for reason in [
             DisconnectReason::ClientQuit,
@@ -1511,14 +1502,16 @@ mod tests {
             let (observer, _) = player_at(&mut z, 12.0);
             z.run_tick();
             let mut visible = Vec::new();
-            z.replicator
+            z.replication
+                .replicator
                 .visible_ids(ClientId(observer.0), &mut visible)
                 .expect("observer");
             assert_eq!(visible, vec![entity]);
             z.close(leaver, reason, "bye");
             assert_eq!(z.entity_state(entity), None, "{reason:?}");
             z.run_tick();
-            z.replicator
+            z.replication
+                .replicator
                 .visible_ids(ClientId(observer.0), &mut visible)
                 .expect("observer");
             assert!(visible.is_empty(), "{reason:?}: still visible");

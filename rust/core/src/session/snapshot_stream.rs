@@ -1,0 +1,145 @@
+//! The snapshot half of a server connection: what was sent to the client, what it
+//! acknowledged, and how large its records run.
+//!
+//! **Acknowledgements are processed in the replication phase.** A snapshot ack arrives in
+//! the header of every input datagram, between ticks, on the zone thread. Processing it
+//! there (walking the acknowledged slots, moving per-entity baselines) would put
+//! replication work outside the replication phase, where neither the tick budget nor the
+//! benchmarks see it. So an ack is only queued when it arrives ([`SnapshotStream::queue_ack`],
+//! a copy of 8 bytes) and the queue is processed, in arrival order, at the start of the
+//! client's next replication ([`SnapshotStream::process_acks`]). The outcome is exactly the
+//! one of processing each ack on arrival: nothing is sent between the arrival and the
+//! processing, and the send tracker's result depends only on the order of sends and acks.
+//! The queue holds at most [`MAX_PENDING_ACKS`] acks; one more processes the queue first (a
+//! client sending faster than that between two ticks is rate-limited anyway).
+
+use crate::codec::CodecError;
+use crate::codec::baseline::SentHistory;
+use crate::codec::packet::AckFields;
+use crate::codec::snapshot::{
+    EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn, WrittenRecord,
+};
+use crate::entity::EntityId;
+
+/// Acks queued between two replications of one client, at most.
+pub const MAX_PENDING_ACKS: usize = 64;
+
+/// Bits per record assumed before the first snapshot measured it.
+const INITIAL_RECORD_BITS: u32 = 48;
+
+/// One connection's snapshot sequence, baselines and queued acks. See the module docs.
+#[derive(Debug, Clone)]
+pub struct SnapshotStream {
+    sent: SentHistory,
+    /// Acks received since the last processing, oldest first.
+    pending_acks: Vec<AckFields>,
+    /// Running mean of bits per entity record (fixed point, 1/16 bit), for budget
+    /// estimates.
+    record_bits_x16: u32,
+}
+
+impl Default for SnapshotStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SnapshotStream {
+    /// Nothing sent yet; the first snapshot gets seq 0.
+    #[must_use]
+    pub fn new() -> Self {
+        SnapshotStream {
+            sent: SentHistory::new(),
+            pending_acks: Vec::new(),
+            record_bits_x16: INITIAL_RECORD_BITS * 16,
+        }
+    }
+
+    /// Queues an ack from an input datagram's header (processed by
+    /// [`SnapshotStream::process_acks`]).
+    pub fn queue_ack(&mut self, ack: AckFields) {
+        if self.pending_acks.len() >= MAX_PENDING_ACKS {
+            self.process_acks();
+        }
+        self.pending_acks.push(ack);
+    }
+
+    /// Acks queued and not processed yet.
+    #[must_use]
+    pub fn pending_ack_count(&self) -> usize {
+        self.pending_acks.len()
+    }
+
+    /// Applies the queued acks in arrival order.
+    pub fn process_acks(&mut self) {
+        for ack in self.pending_acks.drain(..) {
+            self.sent.on_ack(ack);
+        }
+    }
+
+    /// How entity `id` must be coded in the next snapshot (process the acks first).
+    #[must_use]
+    pub fn record_base(&self, id: EntityId, archetype: u16) -> RecordBase {
+        self.sent.base_for(id, archetype)
+    }
+
+    /// The client must forget `id`: a leave record is repeated until delivered.
+    pub fn forget_entity(&mut self, id: EntityId) {
+        self.sent.remove(id);
+    }
+
+    /// Estimated encoded size of one entity record, bits (running mean of what was sent).
+    #[must_use]
+    pub fn estimated_record_bits(&self) -> u32 {
+        self.record_bits_x16.div_ceil(16)
+    }
+
+    /// Encodes the next snapshot into `datagram`: `snap`'s seq and baseline are filled in
+    /// here (the caller's are ignored), the pending leaves go first, then `records` until
+    /// the datagram is full. `written` receives the records that made it in.
+    pub fn encode_next<R: RecordSource>(
+        &mut self,
+        codec: &SnapshotCodec,
+        mut snap: SnapshotIn,
+        records: &[R],
+        datagram: &mut Vec<u8>,
+        written: &mut Vec<WrittenRecord>,
+    ) -> Result<EncodeReport, CodecError> {
+        self.process_acks();
+        let seq = self.sent.next_seq();
+        snap.seq = seq;
+        snap.baseline_seq = self.sent.baseline_seq();
+        let report = {
+            let leaves = self.sent.pending_leaves();
+            codec.encode(&snap, leaves, records, datagram, written)?
+        };
+        self.sent.on_sent(seq, written, report.leaves_written);
+        if let Some(bits) = report.record_bits.checked_div(report.records_written) {
+            // Exponential mean with weight 1/8 on the newest snapshot.
+            self.record_bits_x16 = (self.record_bits_x16 * 7 + bits as u32 * 16) / 8;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_is_processed_before_the_next_ack() {
+        let mut s = SnapshotStream::new();
+        let ack = AckFields {
+            ack: 0,
+            ack_bits: 0,
+        };
+        for _ in 0..MAX_PENDING_ACKS {
+            s.queue_ack(ack);
+        }
+        assert_eq!(s.pending_ack_count(), MAX_PENDING_ACKS);
+        s.queue_ack(ack);
+        assert_eq!(s.pending_ack_count(), 1);
+        s.process_acks();
+        assert_eq!(s.pending_ack_count(), 0);
+    }
+}
