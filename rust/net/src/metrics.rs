@@ -12,8 +12,14 @@
 pub const TICK_DURATION_SECONDS: &str = "mmo_tick_duration_seconds";
 /// Gauge, seconds, label `zone`: the longest tick since the server started.
 pub const TICK_DURATION_MAX_SECONDS: &str = "mmo_tick_duration_max_seconds";
-/// Counter, label `zone`: ticks skipped because the zone fell too far behind.
+/// Counter, label `zone`: ticks whose replication was skipped because the zone fell too far
+/// behind (their simulation still ran: inputs are applied at their ticks).
 pub const TICKS_SKIPPED_TOTAL: &str = "mmo_ticks_skipped_total";
+/// Counter, label `zone`: ticks replicated at a degraded level (each snapshot carried fewer
+/// records than its budget allowed, far tiers first; see `mmo_core::replication::overload`).
+pub const REPLICATION_DEGRADED_TICKS_TOTAL: &str = "mmo_replication_degraded_ticks_total";
+/// Gauge, label `zone`: the replication overload level, 0 (normal) to 3.
+pub const REPLICATION_DEGRADE_LEVEL: &str = "mmo_replication_degrade_level";
 /// Gauge, label `zone`: players logged in to the zone (CCU per zone).
 pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
@@ -85,7 +91,15 @@ pub fn describe() {
     );
     describe_counter!(
         TICKS_SKIPPED_TOTAL,
-        "Ticks skipped because the zone fell behind"
+        "Ticks simulated without replication because the zone fell behind"
+    );
+    describe_counter!(
+        REPLICATION_DEGRADED_TICKS_TOTAL,
+        "Ticks replicated at a degraded overload level (fewer records, far tiers first)"
+    );
+    describe_gauge!(
+        REPLICATION_DEGRADE_LEVEL,
+        "Replication overload level, 0 (normal) to 3"
     );
     describe_gauge!(ZONE_PLAYERS, "Players logged in, per zone");
     describe_gauge!(CONNECTIONS, "Open QUIC connections");

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
+use mmo_core::replication::overload::{self, OverloadGovernor};
 use mmo_core::session::Transmit;
 use mmo_core::session::server::{ConnectionStats, ServerEvent};
 use mmo_core::zone::{BorderExport, ConnectionId, PlayerTransfer, Zone};
@@ -157,6 +158,8 @@ struct ZoneMetrics {
     tick_duration_max: metrics::Gauge,
     max_tick_s: f64,
     ticks_skipped: metrics::Counter,
+    degraded_ticks: metrics::Counter,
+    degrade_level: metrics::Gauge,
     players: metrics::Gauge,
     handoffs: metrics::Counter,
     bytes_in: metrics::Counter,
@@ -173,6 +176,8 @@ impl ZoneMetrics {
             tick_duration_max: metrics::gauge!(names::TICK_DURATION_MAX_SECONDS, "zone" => zone.clone()),
             max_tick_s: 0.0,
             ticks_skipped: metrics::counter!(names::TICKS_SKIPPED_TOTAL, "zone" => zone.clone()),
+            degraded_ticks: metrics::counter!(names::REPLICATION_DEGRADED_TICKS_TOTAL, "zone" => zone.clone()),
+            degrade_level: metrics::gauge!(names::REPLICATION_DEGRADE_LEVEL, "zone" => zone.clone()),
             players: metrics::gauge!(names::ZONE_PLAYERS, "zone" => zone.clone()),
             handoffs: metrics::counter!(names::ZONE_HANDOFFS_TOTAL, "zone" => zone),
             bytes_in: metrics::counter!(names::BYTES_IN_TOTAL),
@@ -201,6 +206,15 @@ struct ZoneLoop {
     scratch_ids: Vec<ConnectionId>,
     /// Loads, write-behind saves and transfer commits (see `saving`).
     saving: saving::Saving,
+    /// Sheds replication load when ticks run long (see `mmo_core::replication::overload`).
+    overload: Overload,
+}
+
+/// The overload governor and when the current degraded episode began.
+#[derive(Default)]
+struct Overload {
+    governor: OverloadGovernor,
+    degraded_since: Option<Instant>,
 }
 
 /// Runs `zone` until [`ZoneMsg::Shutdown`] or until every sender is gone. Blocks the calling
@@ -234,6 +248,7 @@ pub(crate) fn run(
         last_sample: Instant::now(),
         metrics: ZoneMetrics::new(zone_label),
         scratch_ids: Vec::new(),
+        overload: Overload::default(),
     };
     zone_loop.metrics.players.set(0.0);
     runtime.block_on(zone_loop.run(inbox, peers));
@@ -473,12 +488,47 @@ impl ZoneLoop {
         self.handle_events();
         let tick_s = started.elapsed().as_secs_f64();
         self.metrics.tick_duration.record(tick_s);
+        self.govern_overload(started.elapsed());
         if tick_s > self.metrics.max_tick_s {
             self.metrics.max_tick_s = tick_s;
             self.metrics.tick_duration_max.set(tick_s);
         }
         if self.last_sample.elapsed() >= SAMPLE_INTERVAL {
             self.sample_bytes();
+        }
+    }
+
+    /// Feeds the tick's duration to the overload governor; applies, reports and logs a
+    /// change of level.
+    fn govern_overload(&mut self, took: Duration) {
+        let period_us = self.zone.config().tick_rate.tick_us();
+        let level_before = self.overload.governor.level();
+        if level_before > 0 {
+            self.metrics.degraded_ticks.increment(1);
+        }
+        let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let Some(change) = self.overload.governor.on_tick(took_us, period_us) else {
+            return;
+        };
+        self.zone.set_overload_level(change.to);
+        self.metrics.degrade_level.set(f64::from(change.to));
+        let share = overload::budget_share_percent(change.to);
+        match (change.from, change.to) {
+            (0, _) => {
+                self.overload.degraded_since = Some(Instant::now());
+                tracing::warn!(zone = %self.metrics.zone_label, level = change.to, budget_percent = share, tick_ms = took.as_secs_f64() * 1e3, "replication degraded: ticks overrun, snapshots carry fewer records (far tiers first)");
+            }
+            (_, 0) => {
+                let lasted_s = self
+                    .overload
+                    .degraded_since
+                    .take()
+                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                tracing::warn!(zone = %self.metrics.zone_label, lasted_s, "replication recovered: back to full rates");
+            }
+            _ => {
+                tracing::info!(zone = %self.metrics.zone_label, from = change.from, to = change.to, budget_percent = share, "replication overload level changed");
+            }
         }
     }
 

@@ -2,6 +2,8 @@
 //!
 //! * [`WorldFrame`] (`frame.rs`): every replicated entity's quantized state for one tick,
 //!   written once after simulation and read for every client; plain serializable data.
+//! * [`overload`]: the overload governor (tick time in, a level out) and the share of each
+//!   client's records a level allows, so overload sheds far-tier updates first.
 //! * [`SpatialGrid`] (`grid.rs`): spatial hash over XY; radius queries (sorted by id, or
 //!   unsorted with dense per-entity slots for per-client tables).
 //! * [`TierConfig`] / [`TierTable`] (`tiers.rs`): distance tiers → send intervals in ticks
@@ -58,6 +60,7 @@ mod config;
 mod error;
 mod frame;
 mod grid;
+pub mod overload;
 mod priority;
 mod replicator;
 mod tiers;

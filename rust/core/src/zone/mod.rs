@@ -1097,6 +1097,15 @@ impl Zone {
             .replicate(self.tick, &self.config, &mut self.players, report);
     }
 
+    /// Sets the overload level (`0..=`[`crate::replication::overload::MAX_LEVEL`], larger
+    /// values are clamped): from the next [`Zone::replicate`] on, each snapshot fills at most
+    /// [`crate::replication::overload::budget_share_percent`] of the budget's per-tick bytes,
+    /// so replication costs less and the far tiers lose their updates first. The
+    /// driver chooses the level ([`crate::replication::overload::OverloadGovernor`]).
+    pub fn set_overload_level(&mut self, level: u8) {
+        self.replication.overload_level = level.min(crate::replication::overload::MAX_LEVEL);
+    }
+
     /// The world frame the last [`Zone::replicate`] wrote: every replicated entity's
     /// quantized state at that tick.
     #[must_use]

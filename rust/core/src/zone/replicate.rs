@@ -25,7 +25,9 @@ use super::{ConnectionId, Player, Replicated, TickReport, ZoneConfig};
 use crate::codec::snapshot::{QuantizedRecordIn, SnapshotCodec, WrittenRecord};
 use crate::entity::EntityId;
 use crate::fast_hash::FastMap;
-use crate::replication::{ClientTick, FrameEntity, Replicator, SharedPlanning, WorldFrame};
+use crate::replication::{
+    ClientTick, FrameEntity, Replicator, SharedPlanning, WorldFrame, overload,
+};
 use crate::time::Tick;
 
 /// Bytes of a snapshot besides its records, rounded up: header, owner state, counts.
@@ -43,6 +45,9 @@ pub(super) struct ZoneReplication {
     scratch: Scratch,
     /// One set per extra worker thread.
     worker_scratch: Vec<Scratch>,
+    /// Overload level (`replication::overload`): above 0, each snapshot fills at most
+    /// `budget_share_percent(level)` % of the budget's per-tick bytes.
+    pub(super) overload_level: u8,
 }
 
 /// Buffers reused from client to client and tick to tick (no allocation per client).
@@ -64,6 +69,7 @@ impl ZoneReplication {
             frame: WorldFrame::default(),
             scratch: Scratch::default(),
             worker_scratch: Vec::new(),
+            overload_level: 0,
         }
     }
 
@@ -100,6 +106,7 @@ impl ZoneReplication {
             frame,
             scratch,
             worker_scratch,
+            overload_level,
         } = self;
         let (shared, clients) = replicator.client_ticks();
         // Pair each logged-in player with its replication client (both ascending by id;
@@ -125,6 +132,11 @@ impl ZoneReplication {
         let pass = Pass {
             tick,
             max_len_bytes: config.snapshot.max_len_bytes,
+            degraded_room_bytes: (*overload_level > 0).then(|| {
+                let per_tick_bytes = u64::from(config.replication.budget_bytes_per_s)
+                    / u64::from(config.tick_rate.hz().max(1));
+                per_tick_bytes as usize * overload::budget_share_percent(*overload_level) / 100
+            }),
             codec,
             frame,
             shared: &shared,
@@ -187,6 +199,10 @@ struct ClientWork<'a> {
 struct Pass<'a> {
     tick: Tick,
     max_len_bytes: usize,
+    /// At an overload level above 0: the bytes a snapshot may fill, the level's share of
+    /// the budget's per-tick rate (not of the budget's balance, which grows while snapshots
+    /// are kept small).
+    degraded_room_bytes: Option<usize>,
     codec: &'a SnapshotCodec,
     frame: &'a WorldFrame,
     shared: &'a SharedPlanning<'a>,
@@ -202,8 +218,11 @@ impl Pass<'_> {
             // replicator ranks only that many (a top-k selection, not a full sort).
             let record_bits = player.connection.estimated_record_bits().max(1) as usize;
             let max_len_bytes = self.max_len_bytes;
+            let degraded_room_bytes = self.degraded_room_bytes.unwrap_or(usize::MAX);
             let fit = |budget_bytes: u32| {
-                let room_bytes = (budget_bytes as usize).min(max_len_bytes);
+                let room_bytes = (budget_bytes as usize)
+                    .min(max_len_bytes)
+                    .min(degraded_room_bytes);
                 (room_bytes.saturating_sub(FIXED_SNAPSHOT_BYTES) * 8) / record_bits
             };
             let plan = view.plan_limited(self.shared, tick, fit);
@@ -273,11 +292,17 @@ mod tests {
     /// Every datagram of a 2 s run of 80 walking clients (perfect link), in send order per
     /// connection, with `threads` replication threads.
     fn datagrams(threads: usize) -> Vec<Vec<u8>> {
+        run(threads, 0).0
+    }
+
+    /// [`datagrams`] at overload `level`, and the records written over the run.
+    fn run(threads: usize, level: u8) -> (Vec<Vec<u8>>, u64) {
         let mut zone = Zone::new(ZoneConfig {
             replication_threads: threads,
             ..ZoneConfig::default()
         })
         .expect("valid");
+        zone.set_overload_level(level);
         let mut clients = Vec::new();
         for i in 0..80u32 {
             let mut session =
@@ -293,6 +318,7 @@ mod tests {
         }
         let _ = zone.drain_events().count();
         let mut out = Vec::new();
+        let mut records = 0u64;
         for tick in 1..=60u32 {
             let now_us = zone
                 .config()
@@ -318,9 +344,9 @@ mod tests {
                     }
                 }
             }
-            zone.run_tick();
+            records += u64::from(zone.run_tick().records_written);
         }
-        out
+        (out, records)
     }
 
     #[test]
@@ -335,5 +361,58 @@ mod tests {
                 "{threads} threads differ from one"
             );
         }
+    }
+
+    #[test]
+    fn overload_levels_shed_records() {
+        let (_, full) = run(1, 0);
+        let (_, shed) = run(1, crate::replication::overload::MAX_LEVEL);
+        // 80 clients 7 m apart see all 79 others: their budgets, not the crowd, bound the
+        // records, so the level's share shows.
+        assert!(full > 80 * 50 * 40, "{full} records at level 0");
+        assert!(
+            shed * 100 < full * 40,
+            "level 3 wrote {shed} records, level 0 {full}"
+        );
+    }
+
+    #[test]
+    fn a_tick_without_replication_applies_inputs_and_sends_nothing() {
+        let mut zone = Zone::new(ZoneConfig::default()).expect("valid");
+        let mut session = ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
+        let id = zone.connect(0);
+        while let Some(Transmit::Stream(s)) = session.poll_transmit() {
+            zone.handle_stream(id, 0, &s);
+        }
+        zone.accept_login_at(id, CharacterState::at(Vec3::ZERO))
+            .expect("login pending");
+        while let Some(t) = zone.poll_transmit(id) {
+            if let Transmit::Stream(s) = t {
+                session.handle_stream(0, &s);
+            }
+        }
+        let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        for _ in 0..3 {
+            session.send_input(0, walk);
+        }
+        while let Some(t) = session.poll_transmit() {
+            if let Transmit::Datagram(d) = t {
+                zone.handle_datagram(id, 0, &d);
+            }
+        }
+        let mut applied = 0;
+        for _ in 0..3 {
+            let report = zone.run_tick_without_replication();
+            applied += report.inputs_applied;
+            assert_eq!(report.snapshots_sent, 0);
+        }
+        assert_eq!(applied, 3, "every queued input applied at its tick");
+        assert!(zone.character(id).expect("logged in").position_m.x > 0.0);
+        assert_eq!(zone.tick(), crate::time::Tick(3));
+        assert!(
+            std::iter::from_fn(|| zone.poll_transmit(id))
+                .all(|t| !matches!(t, Transmit::Datagram(_))),
+            "no snapshot"
+        );
     }
 }
