@@ -3,10 +3,11 @@
 //! due, one input, every tick), waits a bounded time for the results of its last requests,
 //! logs out gracefully, and measures what the report needs.
 //!
-//! Input-to-ack latency: the send time of input `k` to the first pump after which
-//! `predictor().last_acked_seq() >= k`. The bot pumps once per tick, so a sample is late by
-//! up to one tick compared with the snapshot's arrival (it is what a game polling at the
-//! tick rate sees).
+//! Input-to-ack latency: the send time of input `k` to the arrival of the first snapshot
+//! datagram after whose handling `predictor().last_acked_seq() >= k` (the arrival is taken
+//! by the client's reading task when QUIC hands the datagram over, see
+//! [`NetClient::pump_with`]), so the figure does not include the wait until the bot's next
+//! tick.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use hdrhistogram::Histogram;
 use mmo_core::control::DisconnectReason;
 use mmo_core::entity::EntityId;
 use mmo_core::input::MoveInput;
-use mmo_core::session::client::{ClientEvent, ClientState};
+use mmo_core::session::client::{ClientEvent, ClientSession, ClientState};
 use mmo_net::client::NetClient;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -195,8 +196,9 @@ async fn play(
             inventory_due = step.open_inventory;
             current = Some((i, step));
         }
-        client.pump();
-        record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
+        client.pump_with(|session, arrived| {
+            record_acks(session, arrived, &mut pending, &mut outcome.ack_latency_us);
+        });
         drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
         if ended_by_server.is_some() || client.state() == ClientState::Closed {
             break;
@@ -228,8 +230,9 @@ async fn play(
         && Instant::now() < grace_ends
     {
         every.tick().await;
-        client.pump();
-        record_acks(&client, &mut pending, &mut outcome.ack_latency_us);
+        client.pump_with(|session, arrived| {
+            record_acks(session, arrived, &mut pending, &mut outcome.ack_latency_us);
+        });
         drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
         if let Some(seq) = client.send_input(idle) {
             pending.push_back((seq, Instant::now()));
@@ -358,22 +361,24 @@ fn inventory_step(client: &mut NetClient, ids: &GameplayIds, tally: &mut Gamepla
     }
 }
 
-/// Records the latency of every pending input the newest applied snapshot acknowledged.
+/// Records the latency of every pending input the snapshot just handled acknowledged: from
+/// its send to `arrived`, the snapshot datagram's arrival.
 fn record_acks(
-    client: &NetClient,
+    session: &ClientSession,
+    arrived: Instant,
     pending: &mut VecDeque<(u32, Instant)>,
     latencies_us: &mut Histogram<u64>,
 ) {
-    let Some(acked) = client.session().predictor().map(|p| p.last_acked_seq()) else {
+    let Some(acked) = session.predictor().map(|p| p.last_acked_seq()) else {
         return;
     };
-    let now = Instant::now();
     while let Some(&(seq, sent)) = pending.front() {
         if seq > acked {
             break;
         }
         pending.pop_front();
-        let us = u64::try_from((now - sent).as_micros()).unwrap_or(u64::MAX);
+        let us =
+            u64::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u64::MAX);
         // Auto-resizing: recording cannot fail for a finite u64.
         let _ = latencies_us.record(us.max(1));
     }

@@ -54,6 +54,11 @@ pub struct Cli {
     /// host:port of a running server's HTTP API.
     #[arg(long)]
     pub http: Option<String>,
+    /// Bots start over a disc of this radius (metres) around the spawn point instead of
+    /// at one point: passed to a spawned server as --spawn-spread-m (a running server has
+    /// its own [gameplay] spawn_spread_m).
+    #[arg(long, default_value_t = 0.0, requires = "spawn_server")]
+    pub spawn_spread_m: f32,
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
@@ -84,6 +89,17 @@ impl Cli {
             progress: !self.no_progress && progress_allowed,
             stop_on_ctrl_c: true,
             server_ready_timeout: seconds("server-ready-timeout-s", self.server_ready_timeout_s)?,
+            worker_threads: self.worker_threads.max(1),
+            spawn_spread_m: if self.spawn_spread_m.is_finite()
+                && (0.0..=10_000.0).contains(&self.spawn_spread_m)
+            {
+                self.spawn_spread_m
+            } else {
+                return Err(LoadError::BadOption(format!(
+                    "--spawn-spread-m {} must be within 0..=10000 metres",
+                    self.spawn_spread_m
+                )));
+            },
         })
     }
 

@@ -16,7 +16,7 @@
 //! Modules: [`options`] (settings), [`target`] (where bots go), `access` (credentials and
 //! the QUIC connect), [`login`] (the HTTP login), [`spawn`] (a child `mmo-server`), `bot`
 //! (one bot), `gameplay` (which request to send), `tally` (what a bot counted),
-//! [`scenario`], [`prometheus`] (the metrics text parser), [`server_figures`]
+//! [`scenario`], [`self_cpu`] (the bots' own CPU, which voids a starved run), [`prometheus`] (the metrics text parser), [`server_figures`]
 //! (server figures from `/metrics`), [`report`], `progress`, `run` (orchestration), [`cli`].
 //!
 //! Not done: bots do not chat, change zones, or use the direction and ground abilities;
@@ -35,6 +35,7 @@ pub mod prometheus;
 pub mod report;
 mod run;
 pub mod scenario;
+pub mod self_cpu;
 pub mod server_figures;
 pub mod spawn;
 mod tally;

@@ -33,6 +33,11 @@ pub struct LoadOptions {
     pub stop_on_ctrl_c: bool,
     /// How long a spawned server has to print its ready line.
     pub server_ready_timeout: Duration,
+    /// Threads of the runtime the bots run on (their CPU share is judged against it).
+    pub worker_threads: usize,
+    /// A spawned server starts new characters over a disc of this radius around its spawn
+    /// point, metres (0: all at the point, the densest case).
+    pub spawn_spread_m: f32,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +53,8 @@ impl Default for LoadOptions {
             progress: false,
             stop_on_ctrl_c: false,
             server_ready_timeout: Duration::from_secs(60),
+            worker_threads: 2,
+            spawn_spread_m: 0.0,
         }
     }
 }

@@ -147,6 +147,15 @@ pub struct Report {
     /// Ticks the server's zones skipped during the steady phase because they fell behind
     /// (skipped ticks appear in no tick quantile).
     pub server_ticks_skipped: Option<f64>,
+    /// Ticks the server replicated at a degraded overload level during the steady phase.
+    pub server_replication_degraded_ticks: Option<f64>,
+    /// The load tester's own CPU over the steady phase, cores (`getrusage`).
+    pub bots_cpu_cores: Option<f64>,
+    /// The cores the bots may use (`--worker-threads`, at most the machine's cores).
+    pub bots_cores_available: usize,
+    /// True when the bots used more than 85 % of their cores: their own ticks ran late,
+    /// so latency figures include that and the run does not measure the server.
+    pub void: bool,
     /// Server CPU during the steady phase, cores.
     pub server_cpu_cores: Option<f64>,
     /// Server resident memory at peak CCU, MiB.
@@ -173,6 +182,10 @@ pub(crate) struct RunFacts {
     pub steady_phase: Option<Duration>,
     pub seed: u64,
     pub server: ServerFigures,
+    /// The bots' own CPU over the steady phase, cores.
+    pub bots_cpu_cores: Option<f64>,
+    /// The cores the bots may use.
+    pub bot_cores: usize,
     pub notes: Vec<String>,
 }
 
@@ -258,9 +271,20 @@ impl Report {
             (connected > 0 && s > 0.0).then(|| connected as f64 / s)
         });
         let mut notes = facts.notes;
+        match facts.bots_cpu_cores {
+            Some(c) if c > crate::self_cpu::VOID_ABOVE_SHARE * facts.bot_cores as f64 => {
+                notes.push(format!(
+                    "VOID: the bots used {c:.2} of their {} cores (over 85 %): their own ticks \
+                     ran late, so the latency figures measure the load tester, not the server",
+                    facts.bot_cores
+                ));
+            }
+            Some(_) => {}
+            None => notes.push("bots' CPU not measured (no getrusage here)".into()),
+        }
         notes.push(
-            "input_to_ack_ms: input send to the first tick pump that sees it acknowledged \
-             (resolution one tick)"
+            "input_to_ack_ms: input send to the arrival of the first snapshot datagram that \
+             acknowledges it"
                 .into(),
         );
         notes.push(
@@ -310,6 +334,12 @@ impl Report {
             server_tick_p99_ms_upper_bound: facts.server.tick_p99_ms_upper_bound,
             server_tick_max_ms: facts.server.tick_max_ms,
             server_ticks_skipped: facts.server.ticks_skipped,
+            server_replication_degraded_ticks: facts.server.degraded_ticks,
+            bots_cpu_cores: facts.bots_cpu_cores,
+            bots_cores_available: facts.bot_cores,
+            void: facts
+                .bots_cpu_cores
+                .is_some_and(|c| c > crate::self_cpu::VOID_ABOVE_SHARE * facts.bot_cores as f64),
             server_cpu_cores: facts.server.cpu_cores,
             server_rss_mib: facts.server.rss_mib,
             server_memory_per_player_kib: facts.server.memory_per_player_kib,
@@ -488,6 +518,19 @@ impl Report {
         );
         row("server_tick_max_ms", num(self.server_tick_max_ms));
         row("server_ticks_skipped", num(self.server_ticks_skipped));
+        row(
+            "server_replication_degraded_ticks",
+            num(self.server_replication_degraded_ticks),
+        );
+        row(
+            "bots cpu cores (of available)",
+            format!(
+                "{} ({})",
+                num(self.bots_cpu_cores),
+                self.bots_cores_available
+            ),
+        );
+        row("void (bots starved)", self.void.to_string());
         row("server_cpu_cores", num(self.server_cpu_cores));
         row("server_rss_mib", num(self.server_rss_mib));
         row(

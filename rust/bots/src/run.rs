@@ -174,6 +174,7 @@ async fn drive(
     }
     let steady_start = scrape(metrics.as_ref(), &mut notes, "at the steady phase's start").await;
     let steady_started = Instant::now();
+    let bots_cpu = crate::self_cpu::CpuMark::now();
     // Steady phase: until the first logout, the cap, Ctrl-C, or every bot done.
     while Counters::get(&counters.leaving) == 0
         && !stopped()
@@ -181,6 +182,7 @@ async fn drive(
     {
         tokio::time::sleep(PHASE_POLL).await;
     }
+    let bots_cpu_cores = bots_cpu.cores_since();
     let steady_end = scrape(metrics.as_ref(), &mut notes, "at the steady phase's end").await;
     let steady_phase = steady_started.elapsed();
 
@@ -223,6 +225,11 @@ async fn drive(
             steady_phase: Some(steady_phase),
             seed: options.seed,
             server,
+            bots_cpu_cores,
+            bot_cores: crate::self_cpu::bot_cores(
+                options.worker_threads,
+                std::thread::available_parallelism().map_or(1, usize::from),
+            ),
             notes,
         },
     ))

@@ -28,6 +28,8 @@ pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
 pub const RSS_BYTES: &str = "process_resident_memory_bytes";
 /// Counter of ticks the zones skipped because they fell behind (summed over zones).
 pub const TICKS_SKIPPED: &str = "mmo_ticks_skipped_total";
+/// Counter of ticks replicated at a degraded overload level (summed over zones).
+pub const DEGRADED_TICKS: &str = "mmo_replication_degraded_ticks_total";
 
 /// The shortest steady phase a CPU figure is computed over (a shorter one divides the
 /// collector's 10 ms CPU granularity by almost nothing).
@@ -53,6 +55,9 @@ pub struct ServerFigures {
     pub tick_max_ms: Option<f64>,
     /// Ticks the zones skipped during the steady phase (they are in no tick quantile).
     pub ticks_skipped: Option<f64>,
+    /// Ticks replicated at a degraded overload level during the steady phase (summed over
+    /// zones).
+    pub degraded_ticks: Option<f64>,
     /// CPU used during the steady phase, in cores.
     pub cpu_cores: Option<f64>,
     /// Resident memory at peak CCU, MiB.
@@ -129,6 +134,12 @@ pub fn figures(
         _ => f
             .notes
             .push(format!("{TICKS_SKIPPED} missing from /metrics")),
+    }
+    match (a.sum(DEGRADED_TICKS), b.sum(DEGRADED_TICKS)) {
+        (Some(s0), Some(s1)) => f.degraded_ticks = Some((s1 - s0).max(0.0)),
+        // The counter appears at the first degraded tick: absent at the end means none.
+        (_, None) => f.degraded_ticks = Some(0.0),
+        (None, Some(s1)) => f.degraded_ticks = Some(s1.max(0.0)),
     }
     let wall_s = (end.at - start.at).as_secs_f64();
     match (a.sum(CPU_SECONDS), b.sum(CPU_SECONDS)) {

@@ -30,7 +30,7 @@ pub const EXTRA_CONNECTIONS: usize = 100;
 pub const MAX_HANDSHAKE_RATE: u32 = 1_000_000;
 
 /// The settings a spawned server is started with (its flags).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SpawnSettings {
     /// `--tick-rate-hz`.
     pub tick_rate_hz: u32,
@@ -40,6 +40,8 @@ pub struct SpawnSettings {
     pub handshake_burst: u32,
     /// `--handshake-refill-per-s`: handshakes per second one address may start, sustained.
     pub handshake_refill_per_s: u32,
+    /// `--spawn-spread-m`: new characters (every bot's) start over a disc of this radius.
+    pub spawn_spread_m: f32,
 }
 
 impl SpawnSettings {
@@ -60,6 +62,7 @@ impl SpawnSettings {
             max_connections: options.bots.saturating_add(EXTRA_CONNECTIONS),
             handshake_burst: clamp(options.bots as f64),
             handshake_refill_per_s: clamp(options.ramp_per_s),
+            spawn_spread_m: options.spawn_spread_m,
         }
     }
 }
@@ -211,6 +214,8 @@ impl SpawnedServer {
             .arg(settings.handshake_burst.to_string())
             .arg("--handshake-refill-per-s")
             .arg(settings.handshake_refill_per_s.to_string())
+            .arg("--spawn-spread-m")
+            .arg(settings.spawn_spread_m.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -76,7 +76,8 @@ pub struct NetClientStats {
 }
 
 enum Inbound {
-    Datagram(Vec<u8>),
+    /// A datagram and when the reading task received it.
+    Datagram(Vec<u8>, Instant),
     Stream(Vec<u8>),
     /// The QUIC connection ended, for this reason.
     Closed(DisconnectReason, String),
@@ -98,7 +99,7 @@ pub struct NetClient {
 impl std::fmt::Debug for Inbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Inbound::Datagram(d) => write!(f, "Datagram({} bytes)", d.len()),
+            Inbound::Datagram(d, _) => write!(f, "Datagram({} bytes)", d.len()),
             Inbound::Stream(s) => write!(f, "Stream({} bytes)", s.len()),
             Inbound::Closed(r, m) => write!(f, "Closed({}: {m})", r.as_str()),
         }
@@ -240,10 +241,22 @@ impl NetClient {
     /// Feeds everything received so far to the session, checks its timeout, and hands its
     /// transmits to the writer. Never blocks; call it every frame.
     pub fn pump(&mut self) {
+        self.pump_with(|_, _| {});
+    }
+
+    /// [`NetClient::pump`], calling `after_datagram` after each datagram the session
+    /// handled, with the session and the instant the datagram arrived (taken by the reading
+    /// task when QUIC handed it over, before it waited in the inbox for this pump). A
+    /// measurement such as input-to-ack uses the arrival, not the pump, so its resolution
+    /// is not the caller's frame time.
+    pub fn pump_with(&mut self, mut after_datagram: impl FnMut(&ClientSession, Instant)) {
         let now_us = self.now_us();
         while let Ok(inbound) = self.inbox.try_recv() {
             match inbound {
-                Inbound::Datagram(d) => self.session.handle_datagram(now_us, &d),
+                Inbound::Datagram(d, arrived) => {
+                    self.session.handle_datagram(now_us, &d);
+                    after_datagram(&self.session, arrived);
+                }
                 Inbound::Stream(s) => self.session.handle_stream(now_us, &s),
                 Inbound::Closed(reason, message) => self.session.transport_closed(reason, message),
             }
@@ -380,7 +393,10 @@ async fn read_datagrams(
     let error = loop {
         match connection.read_datagram().await {
             Ok(d) => {
-                if inbox.try_send(Inbound::Datagram(d.to_vec())).is_err() {
+                if inbox
+                    .try_send(Inbound::Datagram(d.to_vec(), Instant::now()))
+                    .is_err()
+                {
                     link.drop_datagram("inbox_full");
                 }
             }

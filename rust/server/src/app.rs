@@ -233,6 +233,11 @@ impl App {
         tracing::info!(database = %redact_url(&database_url), backend = store.backend().as_str(), "storage open");
         let gameplay = settings.gameplay.load().map_err(StartError::Config)?;
         let template = new_character_template(&settings, &gameplay).map_err(StartError::Quic)?;
+        let spawn = crate::spawn_area::SpawnArea {
+            center_m: template.position_m,
+            spread_m: settings.gameplay.spawn_spread_m,
+            layout: crate::zones::world_layout(&settings.world).map_err(StartError::Quic)?,
+        };
         let saver = Saver::start(
             store.clone(),
             SaverConfig {
@@ -240,6 +245,7 @@ impl App {
                 max_backlog_records: usize::try_from(settings.storage.max_backlog_records)
                     .unwrap_or(usize::MAX),
                 template: template.clone(),
+                spawn,
                 max_characters_per_account: settings.accounts.max_characters_per_account,
                 data_dir: settings.data_dir.clone(),
             },
@@ -272,6 +278,7 @@ impl App {
             accounts: Arc::new(accounts),
             content: gameplay.content.clone(),
             new_character: template,
+            spawn,
             quic_addr,
             fingerprint_hex: fingerprint.to_hex(),
             ready: ready.clone(),

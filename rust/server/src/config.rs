@@ -32,6 +32,7 @@
 //! | - | - | `[world]` | 4000 x 4000 m, 1 x 1 zones, 30 m border |
 //! | `--content-file` | `MMO_CONTENT_FILE` | `[gameplay] content_file` | the built-in content |
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
+//! | `--spawn-spread-m` | `MMO_SPAWN_SPREAD_M` | `[gameplay] spawn_spread_m` | 0 (everyone at the spawn point) |
 //! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: the cores the process may use, less the zone threads, plus one) |
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
@@ -194,6 +195,10 @@ pub struct GameplaySettings {
     pub strike_forgive_ms: u32,
     /// Furthest a target is rewound for hit validation, ms (0..=1000).
     pub max_rewind_ms: u32,
+    /// New characters start within this many metres of the spawn point (0..=10000; 0:
+    /// all at the point), at a place chosen from the account or character name (see
+    /// [`crate::spawn_area`]).
+    pub spawn_spread_m: f32,
 }
 
 impl Default for GameplaySettings {
@@ -205,6 +210,7 @@ impl Default for GameplaySettings {
             kick_above_strikes: 20,
             strike_forgive_ms: 5_000,
             max_rewind_ms: 400,
+            spawn_spread_m: 0.0,
         }
     }
 }
@@ -411,6 +417,9 @@ fn option_name(key: &str) -> String {
             "--replication-threads / MMO_REPLICATION_THREADS / [zone] replication_threads"
                 .to_owned()
         }
+        "gameplay.spawn_spread_m" | "spawn_spread_m" => {
+            "--spawn-spread-m / MMO_SPAWN_SPREAD_M / [gameplay] spawn_spread_m".to_owned()
+        }
         "gameplay.kick_above_strikes" | "kick_above_strikes" => {
             "--kick-above-strikes / MMO_KICK_ABOVE_STRIKES / [gameplay] kick_above_strikes"
                 .to_owned()
@@ -589,6 +598,17 @@ impl ServerSettings {
             }
         }
         self.world.validate()?;
+        let spread = self.gameplay.spawn_spread_m;
+        if !(spread.is_finite() && (0.0..=crate::spawn_area::MAX_SPREAD_M).contains(&spread)) {
+            return Err(error(
+                "gameplay.spawn_spread_m",
+                spread,
+                format!(
+                    "must be a number within 0..={} metres",
+                    crate::spawn_area::MAX_SPREAD_M
+                ),
+            ));
+        }
         if self.zone.replication_threads > 64 {
             return Err(error(
                 "zone.replication_threads",
@@ -744,6 +764,10 @@ pub struct Cli {
     /// [env: MMO_KICK_ABOVE_STRIKES] [default: 20]
     #[arg(long, value_name = "N")]
     pub kick_above_strikes: Option<u32>,
+    /// New characters start within this many metres of the spawn point, 0..=10000
+    /// [env: MMO_SPAWN_SPREAD_M] [default: 0]
+    #[arg(long, value_name = "M")]
+    pub spawn_spread_m: Option<f32>,
     /// Threads replicating one zone's connections, the zone's thread included, 0..=64;
     /// 0: the cores the process may use less the zone threads, plus one
     /// [env: MMO_REPLICATION_THREADS] [default: 0]
@@ -895,6 +919,9 @@ pub fn apply_env(
     if let Some(v) = get("content_file") {
         settings.gameplay.content_file = Some(PathBuf::from(v));
     }
+    if let Some(v) = get("spawn_spread_m") {
+        settings.gameplay.spawn_spread_m = parse_env("spawn_spread_m", &v, from_str)?;
+    }
     if let Some(v) = get("replication_threads") {
         settings.zone.replication_threads = parse_env("replication_threads", &v, from_str)?;
     }
@@ -972,6 +999,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = &cli.content_file {
         settings.gameplay.content_file = Some(v.clone());
+    }
+    if let Some(v) = cli.spawn_spread_m {
+        settings.gameplay.spawn_spread_m = v;
     }
     if let Some(v) = cli.replication_threads {
         settings.zone.replication_threads = v;
@@ -1192,6 +1222,10 @@ mod tests {
         let err = load(&cli(&["--replication-threads", "65"]), &env_of(&[])).unwrap_err();
         assert!(err.option.contains("--replication-threads"), "{err}");
         assert_eq!(err.value, "65");
+        let spread = load(&cli(&[]), &env_of(&[("MMO_SPAWN_SPREAD_M", "40")])).unwrap();
+        assert_eq!(spread.gameplay.spawn_spread_m, 40.0);
+        let err = load(&cli(&["--spawn-spread-m", "NaN"]), &env_of(&[])).unwrap_err();
+        assert!(err.option.contains("--spawn-spread-m"), "{err}");
     }
 
     #[test]

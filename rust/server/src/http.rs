@@ -85,6 +85,8 @@ pub struct HttpState {
     /// What a new character starts with (zone, position, facing, inventory); its name,
     /// class and race are replaced by the request's.
     pub new_character: NewCharacter,
+    /// Where new characters start (placed by their name).
+    pub spawn: crate::spawn_area::SpawnArea,
     /// The QUIC endpoint's bound address.
     pub quic_addr: SocketAddr,
     /// Lowercase hex SHA-256 of the server certificate (64 characters).
@@ -649,12 +651,14 @@ async fn create_character(
             format!("no race `{}` (known: {})", request.race, known.join(", ")),
         );
     }
-    let new = NewCharacter {
+    let mut new = NewCharacter {
         name: request.name,
         class: request.class,
         race: request.race,
         ..state.new_character.clone()
     };
+    let key = new.name.clone();
+    state.spawn.place(&mut new, &key);
     let max = state.accounts.settings().max_characters_per_account;
     match state
         .accounts

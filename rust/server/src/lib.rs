@@ -11,6 +11,7 @@
 //! - [`storage`]: accounts and characters in SQLite or PostgreSQL (sqlx, migrations).
 //! - [`persistence`]: write-behind saving of characters (the zones' character store).
 //! - [`chat_redis`]: chat across server processes through Redis pub/sub, with presence.
+//! - [`spawn_area`]: where new characters start (the spawn point, or a disc around it).
 //! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
 //! - [`app`]: starts and stops all of it.
 //!
@@ -25,5 +26,6 @@ pub mod http;
 pub mod metrics;
 pub mod persistence;
 pub mod service_settings;
+pub mod spawn_area;
 pub mod storage;
 pub mod zones;

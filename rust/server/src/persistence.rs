@@ -93,8 +93,10 @@ pub struct SaverConfig {
     /// Most records waiting (pending plus in flight) before saves are refused.
     pub max_backlog_records: usize,
     /// What an account's default character starts as (`name` is unused: it is derived
-    /// from the account name).
+    /// from the account name; the position and zone are `spawn`'s for the account).
     pub template: NewCharacter,
+    /// Where new characters start.
+    pub spawn: crate::spawn_area::SpawnArea,
     /// Most characters per account (for the default character).
     pub max_characters_per_account: u32,
     /// Where the unsaved file lives.
@@ -450,6 +452,7 @@ impl Saver {
     ) -> Result<CharacterRecord, LoginRefusal> {
         let config = &self.shared.config;
         let mut new = config.template.clone();
+        config.spawn.place(&mut new, account);
         for attempt in 0..DEFAULT_NAME_ATTEMPTS {
             new.name = default_character_name(account, attempt);
             match self

@@ -88,6 +88,7 @@ async fn server(store: &Store, settings: AccountSettings, limiter: LoginLimiter)
             yaw_rad: 0.5,
             inventory: Vec::new(),
         },
+        spawn: mmo_server::spawn_area::SpawnArea::at_point(glam::Vec3::new(1.0, 0.0, 2.0)),
         quic_addr,
         fingerprint_hex: "ab".repeat(32),
         ready: Arc::new(AtomicBool::new(true)),

@@ -43,6 +43,7 @@ fn config(dir: &TempDir, max_backlog_records: usize) -> SaverConfig {
     SaverConfig {
         max_backlog_records,
         template: template(),
+        spawn: mmo_server::spawn_area::SpawnArea::at_point(template().position_m),
         max_characters_per_account: 3,
         data_dir: dir.path().to_owned(),
     }
@@ -352,6 +353,31 @@ async fn load_creates_the_default_character_and_refuses_others() {
     );
     let refused = load(&saver, "zoe.player", None).await.unwrap_err();
     assert_eq!(refused.reason, DisconnectReason::ServiceUnavailable);
+    saver.shutdown(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn default_characters_start_spread_over_the_spawn_disc() {
+    let (_db, dir, store) = setup("spread").await;
+    let mut config = config(&dir, 100);
+    config.spawn.spread_m = 30.0;
+    let spawn = config.spawn;
+    let saver = Saver::start(store.clone(), config);
+    let mut starts = Vec::new();
+    for account in ["ann", "ben", "cyd"] {
+        store.ensure_account(account, NOW_S).await.unwrap();
+        let created = load(&saver, account, None).await.unwrap();
+        assert_eq!(created.position_m, spawn.point_for(account), "{account}");
+        let offset_m = (created.position_m - template().position_m)
+            .truncate()
+            .length();
+        assert!(offset_m <= 30.0 + 1e-3, "{account} starts {offset_m} m out");
+        starts.push(created.position_m);
+    }
+    assert!(
+        starts[0] != starts[1] && starts[1] != starts[2],
+        "{starts:?}"
+    );
     saver.shutdown(Duration::from_millis(200)).await;
 }
 

@@ -74,6 +74,7 @@ async fn saves_survive_a_postgres_outage() {
                 yaw_rad: 0.0,
                 inventory: Vec::new(),
             },
+            spawn: mmo_server::spawn_area::SpawnArea::at_point(Vec3::ZERO),
             max_characters_per_account: 3,
             data_dir: data.path().to_owned(),
         },
