@@ -6,6 +6,7 @@
 
 #![recursion_limit = "256"] // The replication scenario's `json!` object has many fields.
 
+mod alloc_count;
 mod pg_scratch;
 mod scenario_codec;
 mod scenario_logins;
@@ -15,6 +16,9 @@ mod scenario_replication;
 mod walk;
 
 use clap::{Parser, ValueEnum};
+
+#[global_allocator]
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
 
 /// Command line of `mmo-bench`.
 #[derive(Parser, Debug)]

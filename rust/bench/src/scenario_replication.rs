@@ -495,6 +495,12 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         }
     }
     let run_wall_s = run_started.elapsed().as_secs_f64();
+    // Everything the zone owns: the live heap drops by it when the zone is dropped (the
+    // clients' sessions stay; every transmit was delivered, so none is in flight).
+    let budget_bytes_per_s = zone.config().replication.budget_bytes_per_s;
+    let heap_before = crate::alloc_count::live_bytes();
+    drop(zone);
+    let zone_heap_bytes = heap_before.saturating_sub(crate::alloc_count::live_bytes());
 
     let seconds = f64::from(MEASURE_S);
     let mut bytes_per_s: Vec<f64> = players
@@ -546,7 +552,9 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "warmup_seconds": WARMUP_S,
         "seconds": MEASURE_S,
         "ticks": total_ticks - warmup_ticks,
-        "budget_bytes_per_s": zone.config().replication.budget_bytes_per_s,
+        "budget_bytes_per_s": budget_bytes_per_s,
+        "zone_heap_kib_per_client": round(zone_heap_bytes as f64 / 1024.0 / players_n as f64, 1),
+        "zone_heap_note": "live heap the zone owned at the end (counting allocator: the drop when the zone is dropped), over players: replication state (snapshot histories, client views, grid, frame) plus sessions, input queues and gameplay state",
         "server_us_per_tick_p50": round(quantile_us(&replicate_ns, 0.5), 1),
         "server_us_per_tick_p99": round(quantile_us(&replicate_ns, 0.99), 1),
         "server_us_per_tick_max": round(quantile_us(&replicate_ns, 1.0), 1),
