@@ -12,7 +12,7 @@
 //! as "no reason given".
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
 use mmo_core::session::Transmit;
@@ -25,6 +25,34 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Longest wait for one control-stream write: a peer that stops reading (a zero receive
 /// window, or no reads) must not hold the connection open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Oldest a datagram may be when the writer gets to it; older ones are dropped and counted
+/// (`stale`): a snapshot or input that waited longer behind a slow connection is superseded
+/// by the next one (about one tick at 30 Hz, plus scheduling slack). Control frames have no
+/// age limit (they are reliable and ordered).
+pub(crate) const MAX_DATAGRAM_AGE: Duration = Duration::from_millis(50);
+
+/// A transmit and when it was queued for the writer.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub transmit: Transmit,
+    pub at: Instant,
+}
+
+impl Queued {
+    /// `transmit`, queued now.
+    pub(crate) fn now(transmit: Transmit) -> Self {
+        Queued {
+            transmit,
+            at: Instant::now(),
+        }
+    }
+
+    /// True for a datagram (the only kind that may be dropped).
+    pub(crate) fn is_datagram(&self) -> bool {
+        matches!(self.transmit, Transmit::Datagram(_))
+    }
+}
 
 /// Application close code meaning "no reason given" (quinn's implicit close). Never sent
 /// deliberately; see the module docs.
@@ -115,7 +143,8 @@ pub(crate) fn close_with(connection: &quinn::Connection, reason: DisconnectReaso
 
 /// Writes transmits in order until the channel closes (the session is over) or the
 /// connection fails: datagrams with `send_datagram` (dropped, not queued, when they cannot
-/// be sent), stream bytes with `write_all`. Then finishes the control stream, waits up to
+/// be sent, or when they waited longer than [`MAX_DATAGRAM_AGE`] in the channel), stream
+/// bytes with `write_all`. Then finishes the control stream, waits up to
 /// [`LINGER`] for the peer to read it, and closes the connection with the link's reason.
 ///
 /// A control write that fails (the peer stopped the stream) or does not complete within
@@ -125,11 +154,14 @@ pub(crate) fn close_with(connection: &quinn::Connection, reason: DisconnectReaso
 pub(crate) async fn write_transmits(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
-    mut transmits: mpsc::Receiver<Transmit>,
+    mut transmits: mpsc::Receiver<Queued>,
     link: std::sync::Arc<Link>,
 ) {
-    while let Some(t) = transmits.recv().await {
-        match t {
+    while let Some(Queued { transmit, at }) = transmits.recv().await {
+        match transmit {
+            Transmit::Datagram(_) if at.elapsed() > MAX_DATAGRAM_AGE => {
+                link.drop_datagram("stale");
+            }
             Transmit::Datagram(d) => match connection.send_datagram(d.into()) {
                 Ok(()) => {}
                 // Already closed: nothing left to close.

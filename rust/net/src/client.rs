@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
 use mmo_core::input::MoveInput;
-use mmo_core::session::Transmit;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 use tokio::sync::mpsc;
 
@@ -90,7 +89,7 @@ pub struct NetClient {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
     inbox: mpsc::Receiver<Inbound>,
-    outbox: Option<mpsc::Sender<Transmit>>,
+    outbox: Option<mpsc::Sender<crate::bridge::Queued>>,
     writer: tokio::task::JoinHandle<()>,
     link: Arc<Link>,
     start: Instant,
@@ -351,12 +350,12 @@ impl NetClient {
             let Some(outbox) = &self.outbox else {
                 continue;
             };
-            match outbox.try_send(t) {
+            match outbox.try_send(crate::bridge::Queued::now(t)) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(Transmit::Datagram(_))) => {
+                Err(mpsc::error::TrySendError::Full(q)) if q.is_datagram() => {
                     self.link.drop_datagram("outbox_full");
                 }
-                Err(mpsc::error::TrySendError::Full(Transmit::Stream(_))) => {
+                Err(mpsc::error::TrySendError::Full(_)) => {
                     // Only a stalled connection fills 1024 control frames: the server
                     // stopped reading, which is as good as silent.
                     tracing::warn!("control stream backlog: closing");

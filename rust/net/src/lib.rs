@@ -99,6 +99,14 @@ impl From<std::io::Error> for NetError {
 /// Reads of the control stream are at most this many bytes at a time.
 const STREAM_READ_BYTES: usize = 16 * 1024;
 
+/// QUIC datagram send buffer per connection, bytes: three full-size (1200-byte) datagrams,
+/// about a tick of a client at the default budget plus a burst; older ones are dropped by
+/// quinn when congestion control holds the queue (not counted: quinn does not report it).
+const DATAGRAM_SEND_BUFFER_BYTES: usize = 4 * 1024;
+/// QUIC datagram receive buffer per connection, bytes: a task drains it as datagrams
+/// arrive, so it only fills while that task is starved; 64 KiB is a few hundred inputs.
+const DATAGRAM_RECEIVE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The QUIC transport settings both ends use: datagrams on, a keep-alive well inside the
 /// idle timeout, and exactly one bidirectional stream (the control stream, which the client
 /// opens): a peer opening more, or any unidirectional stream, breaks QUIC's stream limits
@@ -112,7 +120,10 @@ fn transport_config() -> std::sync::Arc<quinn::TransportConfig> {
     if let Ok(idle) = quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)) {
         t.max_idle_timeout(Some(idle));
     }
-    t.datagram_receive_buffer_size(Some(1 << 20));
-    t.datagram_send_buffer_size(1 << 20);
+    // Small datagram buffers: quinn drops the oldest datagram when one is full, so the
+    // newest snapshot (or input) wins instead of waiting behind seconds of stale ones (1 MiB
+    // held 100 s of a 10 kB/s snapshot stream). See the constants.
+    t.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER_BYTES));
+    t.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER_BYTES);
     std::sync::Arc::new(t)
 }

@@ -50,7 +50,8 @@ pub const CLIENT_BYTES_OUT_PER_SECOND: &str = "mmo_client_bytes_out_per_second";
 /// Counter, label `reason`: datagrams dropped by the server: `unauthenticated` (from a
 /// connection not logged in, dropped before the zone), `rate_limited` (over the
 /// connection's `max_datagrams_per_s`), `inbox_full` (the zone's inbox),
-/// `outbox_full` (a connection's outbox, at the tick), `send_failed` (QUIC would not send
+/// `outbox_full` (a connection's outbox, at the tick), `stale` (waited in the outbox longer
+/// than about a tick, 50 ms: superseded by a newer one), `send_failed` (QUIC would not send
 /// it: too large for the path, or the peer's datagram buffer).
 pub const DATAGRAMS_DROPPED_TOTAL: &str = "mmo_datagrams_dropped_total";
 /// Counter, label `kind` (a validation rejection kind): inputs and requests rejected by

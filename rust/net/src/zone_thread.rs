@@ -36,9 +36,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bridge::Queued;
 use mmo_core::control::DisconnectReason;
 use mmo_core::replication::overload::{self, OverloadGovernor};
-use mmo_core::session::Transmit;
 use mmo_core::session::server::{ConnectionStats, ServerEvent};
 use mmo_core::zone::{BorderExport, ConnectionId, PlayerTransfer, Zone};
 use tokio::sync::{mpsc, oneshot};
@@ -68,7 +68,7 @@ pub(crate) type Inspect = Box<dyn FnOnce(&Zone, &[ConnectionId]) + Send>;
 pub(crate) enum ZoneMsg {
     /// A connection finished its handshake and opened its control stream.
     Connect {
-        outbox: mpsc::Sender<Transmit>,
+        outbox: mpsc::Sender<Queued>,
         control: mpsc::Receiver<Vec<u8>>,
         link: Arc<Link>,
         reply: oneshot::Sender<ConnectionId>,
@@ -113,7 +113,7 @@ pub(crate) type KickDone = Arc<Mutex<Option<oneshot::Sender<()>>>>;
 
 /// One connection as its zone thread knows it; moves with the player at a handoff.
 pub(crate) struct Conn {
-    outbox: mpsc::Sender<Transmit>,
+    outbox: mpsc::Sender<Queued>,
     /// Control-stream chunks in arrival order.
     control: mpsc::Receiver<Vec<u8>>,
     link: Arc<Link>,
@@ -839,12 +839,12 @@ impl ZoneLoop {
         };
         let mut stalled = false;
         while let Some(t) = self.zone.poll_transmit(id) {
-            match conn.outbox.try_send(t) {
+            match conn.outbox.try_send(Queued::now(t)) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(Transmit::Datagram(_))) => {
+                Err(mpsc::error::TrySendError::Full(q)) if q.is_datagram() => {
                     conn.link.drop_datagram("outbox_full");
                 }
-                Err(mpsc::error::TrySendError::Full(Transmit::Stream(_))) => stalled = true,
+                Err(mpsc::error::TrySendError::Full(_)) => stalled = true,
                 // The writer is gone; `Lost` follows.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
