@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mmo_core::session::client::ClientConfig;
+use mmo_core::session::client::{ClientConfig, SnapshotHandling};
 use mmo_net::client::NetClient;
 use mmo_net::tls::Fingerprint;
 
@@ -37,8 +37,13 @@ pub(crate) struct ConnectFailure {
 }
 
 impl Access {
-    /// Logs bot `index` in (if needed) and connects it. The session is still logging in.
-    pub(crate) async fn connect(&self, index: usize) -> Result<NetClient, ConnectFailure> {
+    /// Logs bot `index` in (if needed) and connects it, handling snapshots as `snapshots`
+    /// says. The session is still logging in.
+    pub(crate) async fn connect(
+        &self,
+        index: usize,
+        snapshots: SnapshotHandling,
+    ) -> Result<NetClient, ConnectFailure> {
         let (quic_addr, fingerprint, token) = match self {
             Access::Http { client, http_base } => {
                 let granted = login::login(client, http_base, &bot_name(index))
@@ -55,7 +60,7 @@ impl Access {
                 tokens,
             } => (*quic_addr, *fingerprint, tokens.token(index)),
         };
-        connect_quic(quic_addr, fingerprint, &token)
+        connect_quic(quic_addr, fingerprint, &token, snapshots)
             .await
             .map_err(|e| ConnectFailure {
                 code: "quic_connect".into(),
@@ -70,12 +75,16 @@ async fn connect_quic(
     quic_addr: SocketAddr,
     fingerprint: Fingerprint,
     token: &str,
+    snapshots: SnapshotHandling,
 ) -> Result<NetClient, mmo_net::NetError> {
     NetClient::connect(
         quic_addr,
         SERVER_NAME,
         mmo_net::tls::ServerTrust::Pinned(fingerprint),
-        ClientConfig::default(),
+        ClientConfig {
+            snapshots,
+            ..ClientConfig::default()
+        },
         token,
     )
     .await

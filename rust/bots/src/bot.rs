@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use mmo_core::control::DisconnectReason;
 use mmo_core::entity::EntityId;
 use mmo_core::input::MoveInput;
-use mmo_core::session::client::{ClientEvent, ClientSession, ClientState};
+use mmo_core::session::client::{ClientEvent, ClientSession, ClientState, SnapshotHandling};
 use mmo_net::client::NetClient;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -47,6 +47,19 @@ pub(crate) struct BotPlan {
     pub seed: u64,
     /// The content's ids the bots play with.
     pub gameplay: Arc<GameplayIds>,
+    /// `Some(n)`: light bots (header-only snapshots) except every `n`-th, which decodes
+    /// everything; `None`: every bot decodes everything.
+    pub full_every: Option<usize>,
+}
+
+impl BotPlan {
+    /// How bot `index` handles snapshots.
+    pub(crate) fn snapshots_of(&self, index: usize) -> SnapshotHandling {
+        match self.full_every {
+            Some(n) if !index.is_multiple_of(n.max(1)) => SnapshotHandling::HeaderOnly,
+            _ => SnapshotHandling::Full,
+        }
+    }
 }
 
 /// What one bot measured.
@@ -99,7 +112,7 @@ pub(crate) async fn run_bot(
         disconnect_reason: None,
         disconnect_message: None,
     };
-    let connected = connect(index, &access, plan.tick).await;
+    let connected = connect(index, &access, plan.tick, plan.snapshots_of(index)).await;
     outcome.connect_ended = Instant::now();
     Counters::bump(&counters.attempted);
     match connected {
@@ -123,9 +136,10 @@ async fn connect(
     index: usize,
     access: &Access,
     tick: Duration,
+    snapshots: SnapshotHandling,
 ) -> Result<NetClient, (String, String)> {
     let mut client = access
-        .connect(index)
+        .connect(index, snapshots)
         .await
         .map_err(|f| (f.code, f.message))?;
     let deadline = Instant::now() + WELCOME_TIMEOUT;

@@ -59,6 +59,14 @@ pub struct Cli {
     /// its own [gameplay] spawn_spread_m).
     #[arg(long, default_value_t = 0.0, requires = "spawn_server")]
     pub spawn_spread_m: f32,
+    /// Light bots: read only each snapshot's tick, input ack and own state, and acknowledge
+    /// it (the server's work is the same, the bots' far less), except --full-sample bots
+    /// that decode everything. Light bots see no other entity, so their ability steps heal.
+    #[arg(long)]
+    pub light: bool,
+    /// With --light: how many bots decode everything (spread over the indices).
+    #[arg(long, default_value_t = 50, requires = "light")]
+    pub full_sample: usize,
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
@@ -90,6 +98,7 @@ impl Cli {
             stop_on_ctrl_c: true,
             server_ready_timeout: seconds("server-ready-timeout-s", self.server_ready_timeout_s)?,
             worker_threads: self.worker_threads.max(1),
+            light_with_full_sample: self.light.then_some(self.full_sample),
             spawn_spread_m: if self.spawn_spread_m.is_finite()
                 && (0.0..=10_000.0).contains(&self.spawn_spread_m)
             {

@@ -38,6 +38,10 @@ pub struct LoadOptions {
     /// A spawned server starts new characters over a disc of this radius around its spawn
     /// point, metres (0: all at the point, the densest case).
     pub spawn_spread_m: f32,
+    /// `Some(n)`: light bots, which read only each snapshot's fixed part (tick, input ack,
+    /// own state) and acknowledge it, except a sample of `n` that decode everything (spread
+    /// evenly over the bot indices); `None`: every bot decodes everything.
+    pub light_with_full_sample: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -55,6 +59,7 @@ impl Default for LoadOptions {
             server_ready_timeout: Duration::from_secs(60),
             worker_threads: 2,
             spawn_spread_m: 0.0,
+            light_with_full_sample: None,
         }
     }
 }

@@ -149,6 +149,9 @@ pub struct Report {
     pub server_ticks_skipped: Option<f64>,
     /// Ticks the server replicated at a degraded overload level during the steady phase.
     pub server_replication_degraded_ticks: Option<f64>,
+    /// Bots that read only each snapshot's fixed part (`--light`); the others decode
+    /// everything.
+    pub light_bots: usize,
     /// The load tester's own CPU over the steady phase, cores (`getrusage`).
     pub bots_cpu_cores: Option<f64>,
     /// The cores the bots may use (`--worker-threads`, at most the machine's cores).
@@ -186,6 +189,8 @@ pub(crate) struct RunFacts {
     pub bots_cpu_cores: Option<f64>,
     /// The cores the bots may use.
     pub bot_cores: usize,
+    /// Bots that read only snapshot heads (`--light`).
+    pub light_bots: usize,
     pub notes: Vec<String>,
 }
 
@@ -335,6 +340,7 @@ impl Report {
             server_tick_max_ms: facts.server.tick_max_ms,
             server_ticks_skipped: facts.server.ticks_skipped,
             server_replication_degraded_ticks: facts.server.degraded_ticks,
+            light_bots: facts.light_bots,
             bots_cpu_cores: facts.bots_cpu_cores,
             bots_cores_available: facts.bot_cores,
             void: facts
@@ -522,6 +528,7 @@ impl Report {
             "server_replication_degraded_ticks",
             num(self.server_replication_degraded_ticks),
         );
+        row("light_bots", self.light_bots.to_string());
         row(
             "bots cpu cores (of available)",
             format!(

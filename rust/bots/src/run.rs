@@ -108,7 +108,11 @@ async fn drive(
         tick: options.tick()?,
         seed: options.seed,
         gameplay: Arc::new(gameplay),
+        full_every: options
+            .light_with_full_sample
+            .map(|sample| (options.bots / sample.max(1)).max(1)),
     };
+    let plan_light = plan.clone();
     let mut notes = Vec::new();
     if metrics.is_none() {
         notes.push("no metrics endpoint for this target".to_owned());
@@ -226,6 +230,12 @@ async fn drive(
             seed: options.seed,
             server,
             bots_cpu_cores,
+            light_bots: (0..outcomes.len())
+                .filter(|&i| {
+                    plan_light.snapshots_of(i)
+                        == mmo_core::session::client::SnapshotHandling::HeaderOnly
+                })
+                .count(),
             bot_cores: crate::self_cpu::bot_cores(
                 options.worker_threads,
                 std::thread::available_parallelism().map_or(1, usize::from),

@@ -43,6 +43,11 @@ const FIELDS: &[&str] = &[
     "server_tick_p99_ms_upper_bound",
     "server_tick_max_ms",
     "server_ticks_skipped",
+    "server_replication_degraded_ticks",
+    "light_bots",
+    "bots_cpu_cores",
+    "bots_cores_available",
+    "void",
     "server_cpu_cores",
     "server_rss_mib",
     "server_memory_per_player_kib",
@@ -157,6 +162,35 @@ async fn twenty_bots_against_an_in_process_server() {
     assert!(table.contains("input_to_ack_ms"));
     assert!(table.contains("abilities sent / ok / refused"), "{table}");
     assert!(table.contains("inventory_ops result_ms"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_bots_are_served_and_measure_input_to_ack() {
+    let (server, target) = server_with_tokens_for(12).await;
+    let options = LoadOptions {
+        bots: 12,
+        iterations: 10,
+        iteration: Duration::from_millis(100),
+        light_with_full_sample: Some(3),
+        ..LoadOptions::default()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
+        .await
+        .expect("the run finished within 60 s")
+        .expect("the run was set up");
+    server.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(report.connected, 12, "{}", report.to_table());
+    assert!(report.failure().is_none(), "{:?}", report.failure());
+    // Every 4th bot (12 / 3) decodes everything: bots 0, 4 and 8.
+    assert_eq!(report.light_bots, 9);
+    assert!(report.input_to_ack_samples > 0);
+    assert!(report.input_to_ack_ms_p50.is_some_and(|ms| ms > 0.0));
+    let ratio = report.snapshot_delivery_ratio.expect("counted");
+    assert!(ratio > 0.9, "delivery ratio {ratio}");
+    assert!(
+        report.bots_cpu_cores.is_some(),
+        "the bots' CPU is measured here"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

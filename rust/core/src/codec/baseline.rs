@@ -381,6 +381,20 @@ impl ReceivedHistory {
         self.entities.get(&id)?.back().map(|(_, s)| s)
     }
 
+    /// Takes snapshot datagram `seq` (wire) as applied without reading its records (a
+    /// client that tracks no remote entities, see `SnapshotHandling::HeaderOnly`): it will
+    /// be acknowledged, or it is stale (not newer than the newest one) and dropped. The
+    /// server then codes deltas against states this history does not hold, so a history
+    /// used this way must never decode a full snapshot afterwards.
+    pub fn on_snapshot_unread(&mut self, seq: u16) -> ApplyOutcome {
+        if !self.tracker.is_newest(seq) {
+            return ApplyOutcome::Stale;
+        }
+        let outcome = self.tracker.record(seq);
+        debug_assert_eq!(outcome, ReceiveOutcome::Newest);
+        ApplyOutcome::Applied
+    }
+
     /// Decodes the payload of snapshot datagram `seq` (wire) into `out` and applies it, or
     /// drops it when stale. Errors leave the history unchanged.
     pub fn on_snapshot(

@@ -253,6 +253,18 @@ pub struct DecodedSnapshot {
     pub entities: Vec<DecodedEntity>,
 }
 
+/// The fixed part of a snapshot before its leaves and records: what a client that does not
+/// track remote entities (a load-test bot) needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotHead {
+    /// Server tick.
+    pub tick: Tick,
+    /// Last input sequence the server processed.
+    pub ack_input_seq: u32,
+    /// The owner's character, bit-exact.
+    pub owner: Option<CharacterState>,
+}
+
 /// Where the decoder finds baselines (the client's `ReceivedHistory` implements it).
 pub trait BaselineLookup {
     /// The state of `id` that arrived in snapshot `seq` (extended), if still held.
@@ -569,6 +581,28 @@ impl SnapshotCodec {
             }
         }
         state
+    }
+
+    /// Decodes only the fixed part of a snapshot payload (tick, acknowledged input, the
+    /// owner's state), skipping the baseline field; leaves and records are not read, so
+    /// nothing after the owner state is checked.
+    pub fn decode_head(&self, payload: &[u8]) -> Result<SnapshotHead, CodecError> {
+        let mut r = BitReader::new(payload);
+        let tick = Tick(r.read_bits(32, "tick")?);
+        let ack_input_seq = r.read_bits(32, "ack_input_seq")?;
+        if r.read_bool("has_baseline")? {
+            r.read_bits(5, "baseline_back")?;
+        }
+        let owner = if r.read_bool("has_owner")? {
+            Some(read_owner(&mut r)?)
+        } else {
+            None
+        };
+        Ok(SnapshotHead {
+            tick,
+            ack_input_seq,
+            owner,
+        })
     }
 
     /// Decodes the payload of a snapshot datagram (the bytes after the header) whose

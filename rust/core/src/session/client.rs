@@ -55,6 +55,23 @@ pub struct ClientConfig {
     pub redundant_inputs: usize,
     /// Give up when nothing was heard from the server for this long.
     pub idle_timeout_us: u64,
+    /// What the session does with snapshots.
+    pub snapshots: SnapshotHandling,
+}
+
+/// What a [`ClientSession`] does with the snapshots it receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotHandling {
+    /// Decode everything: reconcile the local character, track and interpolate remote
+    /// entities (a game).
+    #[default]
+    Full,
+    /// Read the fixed part only (tick, acknowledged input, own state) and acknowledge the
+    /// datagram; reconcile the local character; skip leaves and entity records, so no
+    /// remote entity is ever known. For load-test bots: the server does the same work for
+    /// such a client (its acknowledgements move baselines as usual), the client almost
+    /// none. Not for a game: the acknowledgements claim states the client never read.
+    HeaderOnly,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +83,7 @@ impl Default for ClientConfig {
             snapshot: SnapshotConfig::default(),
             redundant_inputs: MAX_INPUTS,
             idle_timeout_us: 10_000_000,
+            snapshots: SnapshotHandling::Full,
         }
     }
 }
@@ -696,6 +714,10 @@ impl ClientSession {
             return;
         }
         self.count_snapshot_seq(header.seq);
+        if self.config.snapshots == SnapshotHandling::HeaderOnly {
+            self.handle_snapshot_head(now_us, header, payload);
+            return;
+        }
         match self
             .received
             .on_snapshot(&self.codec, header.seq, payload, &mut self.decoding)
@@ -716,6 +738,32 @@ impl ClientSession {
             self.on_datagram_ack(now_us, ack.ack);
         }
         self.apply_decoded(now_us);
+    }
+
+    /// [`SnapshotHandling::HeaderOnly`]: the fixed part, reconciliation, the ack.
+    fn handle_snapshot_head(&mut self, now_us: u64, header: PacketHeader, payload: &[u8]) {
+        let head = match self.codec.decode_head(payload) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::debug!(error = %e, "snapshot head not decoded");
+                self.stats.snapshots_undecodable += 1;
+                return;
+            }
+        };
+        if self.received.on_snapshot_unread(header.seq) == ApplyOutcome::Stale {
+            self.stats.snapshots_stale += 1;
+            return;
+        }
+        self.stats.snapshots_applied += 1;
+        if let Some(ack) = header.ack {
+            self.on_datagram_ack(now_us, ack.ack);
+        }
+        self.last_server_tick = Some(head.tick);
+        if let (Some(owner), Some(predictor)) = (head.owner, self.predictor.as_mut())
+            && let Err(e) = predictor.reconcile(head.ack_input_seq, &owner)
+        {
+            tracing::debug!(error = %e, "server state not reconciled");
+        }
     }
 
     fn count_snapshot_seq(&mut self, seq: u16) {

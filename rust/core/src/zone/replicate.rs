@@ -415,4 +415,73 @@ mod tests {
             "no snapshot"
         );
     }
+
+    #[test]
+    fn a_header_only_client_acknowledges_and_reconciles_without_tracking_entities() {
+        use crate::session::client::SnapshotHandling;
+        let mut zone = Zone::new(ZoneConfig::default()).expect("valid");
+        let mut clients = Vec::new();
+        for (i, snapshots) in [SnapshotHandling::Full, SnapshotHandling::HeaderOnly]
+            .into_iter()
+            .enumerate()
+        {
+            let config = ClientConfig {
+                snapshots,
+                ..ClientConfig::default()
+            };
+            let mut session = ClientSession::new(0, config, "token").expect("valid");
+            let id = zone.connect(0);
+            while let Some(Transmit::Stream(s)) = session.poll_transmit() {
+                zone.handle_stream(id, 0, &s);
+            }
+            zone.accept_login_at(id, CharacterState::at(Vec3::new(i as f32 * 3.0, 0.0, 0.0)))
+                .expect("login pending");
+            clients.push((id, session, 0usize));
+        }
+        let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        for tick in 1..=40u32 {
+            let now_us = zone
+                .config()
+                .tick_rate
+                .tick_start_us(crate::time::Tick(tick));
+            for (id, session, bytes) in &mut clients {
+                while let Some(t) = zone.poll_transmit(*id) {
+                    match t {
+                        Transmit::Datagram(d) => {
+                            *bytes += d.len();
+                            session.handle_datagram(now_us, &d);
+                        }
+                        Transmit::Stream(s) => session.handle_stream(now_us, &s),
+                    }
+                }
+                session.send_input(now_us, walk);
+                while let Some(t) = session.poll_transmit() {
+                    match t {
+                        Transmit::Datagram(d) => zone.handle_datagram(*id, now_us, &d),
+                        Transmit::Stream(s) => zone.handle_stream(*id, now_us, &s),
+                    }
+                }
+            }
+            zone.run_tick();
+        }
+        let (full, light) = (&clients[0], &clients[1]);
+        assert_eq!(
+            full.1.remote_ids().count(),
+            1,
+            "the full client sees the other"
+        );
+        assert_eq!(
+            light.1.remote_ids().count(),
+            0,
+            "the light client tracks nothing"
+        );
+        assert!(light.1.stats().snapshots_applied >= 35);
+        let acked = light.1.predictor().expect("welcomed").last_acked_seq();
+        assert!(acked >= 35, "inputs acknowledged up to {acked}");
+        assert_eq!(light.1.stats().corrections, 0);
+        // The server codes the light client's snapshots as it does the full one's: deltas
+        // against acknowledged baselines, about the same size.
+        let ratio = light.2 as f64 / full.2 as f64;
+        assert!((0.8..1.25).contains(&ratio), "bytes light/full = {ratio}");
+    }
 }
