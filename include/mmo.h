@@ -1026,7 +1026,8 @@ typedef struct mmo_snapshot_config {
   uint32_t position_k;
   // Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
   uint32_t yaw_k;
-  // Largest datagram produced, bytes, header included (64..=65507). Default 1200.
+  // Largest datagram produced, bytes, header included (64..=65507). Default 1140 (fits
+  // the DATAGRAM frame of a 1200-byte QUIC packet).
   uint32_t max_len_bytes;
   // 1: predict positions with the second difference too (parabolic); 0: rate only.
   // Must be 0 or 1 (default: see `mmo_snapshot_config_default`).

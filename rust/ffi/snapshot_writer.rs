@@ -47,7 +47,8 @@ pub struct mmo_snapshot_config {
     pub position_k: u32,
     /// Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
     pub yaw_k: u32,
-    /// Largest datagram produced, bytes, header included (64..=65507). Default 1200.
+    /// Largest datagram produced, bytes, header included (64..=65507). Default 1140 (fits
+    /// the DATAGRAM frame of a 1200-byte QUIC packet).
     pub max_len_bytes: u32,
     /// 1: predict positions with the second difference too (parabolic); 0: rate only.
     /// Must be 0 or 1 (default: see `mmo_snapshot_config_default`).

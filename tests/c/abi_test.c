@@ -522,7 +522,7 @@ static void codec_round_trip(void) {
     const float yaw_tol = 3.14159265f / 4096.0f + 1e-4f; /* half a 12-bit step */
 
     CHECK_OK(mmo_snapshot_config_default(&config));
-    CHECK(config.max_len_bytes == 1200 && config.yaw_bits == 12 && config.second_order == 0);
+    CHECK(config.max_len_bytes == 1140 && config.yaw_bits == 12 && config.second_order == 0);
     CHECK(near_f(config.precision_m, 0.01f, 1e-7f));
     CHECK_OK(mmo_snapshot_writer_new(&config, &w));
     CHECK_OK(mmo_snapshot_reader_new(&config, &r));

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p mmo-bench -- <scenario> --json`. Every figure is measured in the
 //! run that prints it; nothing is assumed or hard-coded. Targets are compared by people
-//! reading the output (and the README's performance section), never asserted in tests.
+//! reading the output (and `docs/performance.md`), never asserted in tests.
 
 #![recursion_limit = "256"] // The replication scenario's `json!` object has many fields.
 

@@ -1,6 +1,8 @@
 //! A client whose QUIC connection is closed under it, without a disconnect frame, learns why
 //! from the QUIC close code, long before its session's own idle timeout would fire.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,4 +112,23 @@ async fn skipping_verification_connects_to_any_certificate() {
     })
     .await
     .expect("finished within 20 s");
+}
+
+/// A full-size snapshot must fit a QUIC datagram from the first packet on: QUIC paths
+/// start at 1200-byte packets, and path MTU discovery may never raise them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_size_snapshot_fits_a_datagram_of_the_smallest_quic_path() {
+    let server = common::start_server(mmo_net::gateway::GatewayConfig::default()).await;
+    let (_endpoint, connection) =
+        common::raw_connection(server.local_addr(), server.fingerprint()).await;
+    let limit = connection
+        .max_datagram_size()
+        .expect("datagrams are enabled");
+    let snapshot = mmo_core::codec::entity_state::SnapshotConfig::default().max_len_bytes;
+    eprintln!("QUIC datagram limit at connect: {limit} bytes; snapshot limit {snapshot}");
+    assert!(
+        snapshot <= limit,
+        "a {snapshot}-byte snapshot does not fit the {limit}-byte datagram limit"
+    );
+    server.shutdown(std::time::Duration::from_secs(1)).await;
 }

@@ -52,7 +52,11 @@ pub struct SnapshotConfig {
     pub position_k: u32,
     /// Exp-Golomb order of yaw residuals, `0..=8`.
     pub yaw_k: u32,
-    /// Largest datagram the encoder produces, bytes (header included; default 1200).
+    /// Largest datagram the encoder produces, bytes (header included; default 1140: QUIC
+    /// paths start at 1200-byte packets, which carry DATAGRAM frames of at most 1162 bytes
+    /// (measured with quinn, `tests/transport.rs`); a larger snapshot would be dropped by the
+    /// sender until path MTU discovery raises the limit, and for good on a path that does
+    /// not).
     pub max_len_bytes: usize,
     /// Predict with the derived second difference too (parabolic), not only the rate.
     pub second_order: bool,
@@ -67,7 +71,7 @@ impl Default for SnapshotConfig {
             yaw_bits: 12,
             position_k: 0,
             yaw_k: 2,
-            max_len_bytes: 1200,
+            max_len_bytes: 1140,
             second_order: false,
         }
     }
