@@ -119,6 +119,21 @@ struct Figures {
     /// Z, yaw (diagnostic breakdown, the mask's zero-skipping ignored).
     residual_bits: [u64; 4],
     residual_count: u64,
+    /// The same records with `bitcode`: bytes of the plain quantized states, and of the
+    /// states XORed with the same baselines (zero for enter and full records).
+    bitcode_plain_bytes: u64,
+    bitcode_xor_bytes: u64,
+    bitcode_ns: u128,
+}
+
+/// One record as a Rust developer would serialize it with `bitcode`: the quantized fields
+/// our codec sends (id, position, yaw, flags), field for field.
+#[derive(bitcode::Encode, Clone, Copy, Default)]
+struct BitcodeRecord {
+    id: u32,
+    pos_q: [i32; 3],
+    yaw_q: u16,
+    flags: u8,
 }
 
 fn simulate(
@@ -159,6 +174,8 @@ fn simulate(
     let mut written: Vec<WrittenRecord> = Vec::with_capacity(ENTITIES);
     let mut out = Vec::with_capacity(1500);
     let mut decoded = DecodedSnapshot::default();
+    let mut bitcode_plain: Vec<BitcodeRecord> = Vec::with_capacity(ENTITIES);
+    let mut bitcode_xor: Vec<BitcodeRecord> = Vec::with_capacity(ENTITIES);
     let mut f = Figures::default();
     for t in 0..ticks {
         for w in &mut walkers {
@@ -201,6 +218,38 @@ fn simulate(
         let h1 = Instant::now();
         server.on_sent(seq, &written, report.leaves_written);
         f.history_ns += history_ns_ack + h1.elapsed().as_nanos();
+
+        // The same records with bitcode, plain and XORed with the same baselines.
+        let b0 = Instant::now();
+        bitcode_plain.clear();
+        bitcode_xor.clear();
+        for w in &written {
+            let plain = BitcodeRecord {
+                id: w.id.0,
+                pos_q: w.state.pos_q,
+                yaw_q: w.state.yaw_q,
+                flags: w.state.flags,
+            };
+            let base = match records.get(w.index).map(|r| r.base) {
+                Some(RecordBase::Delta { state, .. }) => BitcodeRecord {
+                    id: 0,
+                    pos_q: state.pos_q,
+                    yaw_q: state.yaw_q,
+                    flags: state.flags,
+                },
+                _ => BitcodeRecord::default(),
+            };
+            bitcode_plain.push(plain);
+            bitcode_xor.push(BitcodeRecord {
+                id: plain.id,
+                pos_q: [0, 1, 2].map(|c| plain.pos_q[c] ^ base.pos_q[c]),
+                yaw_q: plain.yaw_q ^ base.yaw_q,
+                flags: plain.flags ^ base.flags,
+            });
+        }
+        f.bitcode_plain_bytes += bitcode::encode(&bitcode_plain).len() as u64;
+        f.bitcode_xor_bytes += bitcode::encode(&bitcode_xor).len() as u64;
+        f.bitcode_ns += b0.elapsed().as_nanos();
 
         f.record_bits += report.record_bits as u64;
         f.records += report.records_written as u64;
@@ -360,6 +409,12 @@ pub fn run(seed: u64) -> Result<serde_json::Value, String> {
         "entity_updates": f.records,
         "records_skipped_for_budget": f.skipped,
         "bits_per_entity_update": per(u128::from(f.record_bits), f.records),
+        "bitcode_plain_bits_per_entity_update": per(u128::from(f.bitcode_plain_bytes * 8), f.records),
+        "bitcode_xor_delta_bits_per_entity_update": per(u128::from(f.bitcode_xor_bytes * 8), f.records),
+        "bitcode_xor_over_ours": crate::walk::round(f.bitcode_xor_bytes as f64 * 8.0 / f.record_bits.max(1) as f64, 2),
+        "bitcode_plain_over_ours": crate::walk::round(f.bitcode_plain_bytes as f64 * 8.0 / f.record_bits.max(1) as f64, 2),
+        "bitcode_ns_per_entity": per(timed.bitcode_ns, timed.records),
+        "bitcode_note": "bitcode 0.6 on the same written records, per snapshot: the quantized id, position, yaw and flags (plain), and the same XORed with the baseline our record used (zero for enter and full records); whole snapshot bytes over records, so bitcode's per-snapshot length prefix is included, our datagram header is not (ours counts record bits only)",
         "bits_per_delta_update": per(u128::from(f.delta_bits), f.delta_records),
         "snapshot_bytes_mean": per(u128::from(f.bytes_total), f.snapshots),
         "snapshot_bytes_max": f.bytes_max,

@@ -82,8 +82,9 @@ impl Default for ZoneBounds {
     }
 }
 
-/// Tuning of the movement step. Client and server must use identical values (the server
-/// sends them at login), or every prediction mismatches.
+/// Tuning of the movement step. Client and server must use identical values, or every
+/// prediction mismatches. They are not sent at login yet (the welcome carries the tick
+/// rate only): a client is configured with the server's values (`WIRE_FORMAT.md` 8.5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MovementConfig {
     /// Top horizontal speed when walking, m/s. Finite, `> 0`.
