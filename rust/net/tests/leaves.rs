@@ -143,6 +143,16 @@ impl World {
         later.client.disconnect(Duration::from_millis(500)).await;
     }
 
+    /// The end of every test: `observer` gets `entity`'s leave (the time is printed with
+    /// `what`), then a client connecting afterwards never hears of it; the server stops.
+    async fn leave_then_absent(self, what: &str, mut observer: Player, entity: EntityId) {
+        let took = self.leave_seen_within(&mut observer, entity).await;
+        eprintln!("{what}: leave seen after {took:?}");
+        self.later_client_never_sees("t2", &mut observer, entity)
+            .await;
+        self.stop().await;
+    }
+
     /// Connects `token` and an observer (`observer_token`) at the spawn point and runs
     /// until each sees the other.
     async fn pair(&self, token: &str, observer_token: &str) -> (Player, Player, EntityId) {
@@ -192,12 +202,9 @@ async fn a_clean_logout_reaches_observers_as_a_leave() {
         let world = World::start(ZoneConfig::default(), None).await;
         let (leaver, mut observer, entity) = world.pair("t0", "t1").await;
         leaver.client.disconnect(Duration::from_millis(500)).await;
-        let took = world.leave_seen_within(&mut observer, entity).await;
-        eprintln!("clean logout: leave seen after {took:?}");
         world
-            .later_client_never_sees("t2", &mut observer, entity)
+            .leave_then_absent("clean logout", observer, entity)
             .await;
-        world.stop().await;
     })
     .await;
 }
@@ -233,12 +240,8 @@ async fn a_kick_reaches_observers_as_a_leave() {
             disconnect_reason(&leaver.events),
             Some(DisconnectReason::Kicked)
         );
-        let took = world.leave_seen_within(&mut observer, entity).await;
-        eprintln!("kick: leave seen {took:?} after the kick reached the kicked client");
-        world
-            .later_client_never_sees("t2", &mut observer, entity)
-            .await;
-        world.stop().await;
+        // Timed from when the kick reached the kicked client.
+        world.leave_then_absent("kick", observer, entity).await;
     })
     .await;
 }
@@ -430,12 +433,13 @@ async fn a_logout_after_a_zone_handoff_reaches_the_old_zones_observers() {
         );
         assert_eq!(left_events(&observer.events, entity), 0);
         walker.client.disconnect(Duration::from_millis(500)).await;
-        let took = world.leave_seen_within(&mut observer, entity).await;
-        eprintln!("logout after a handoff: leave seen by the old zone's observer after {took:?}");
         world
-            .later_client_never_sees("t2", &mut observer, entity)
+            .leave_then_absent(
+                "logout after a handoff (the old zone's observer)",
+                observer,
+                entity,
+            )
             .await;
-        world.stop().await;
     })
     .await;
 }
