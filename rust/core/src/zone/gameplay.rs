@@ -274,7 +274,7 @@ impl Zone {
 
     /// Queues a gameplay request of `id` for the next gameplay phase.
     pub(super) fn queue_request(&mut self, id: ConnectionId, request: Request) {
-        self.requests.push((id, request));
+        self.play.requests.push((id, request));
     }
 
     /// A new character's gameplay state, or `None` (logged) when the content cannot build
@@ -390,7 +390,7 @@ impl Zone {
         let tick = self.tick;
         let now_ms = self.now_ms();
         self.record_hitboxes(tick);
-        let requests = std::mem::take(&mut self.requests);
+        let requests = std::mem::take(&mut self.play.requests);
         let mut per_connection: crate::fast_hash::FastMap<ConnectionId, u32> =
             crate::fast_hash::FastMap::default();
         for (id, request) in &requests {
@@ -426,8 +426,8 @@ impl Zone {
                 Request::Inventory(r) => self.handle_inventory(*id, &r),
             }
         }
-        self.requests = requests;
-        self.requests.clear();
+        self.play.requests = requests;
+        self.play.requests.clear();
         self.complete_casts(tick, now_ms);
         self.advance_effects(tick, now_ms);
         self.send_resources(now_ms);
@@ -460,7 +460,7 @@ impl Zone {
     }
 
     fn record_hitboxes(&mut self, tick: Tick) {
-        let mut capsules = std::mem::take(&mut self.scratch_capsules);
+        let mut capsules = std::mem::take(&mut self.play.scratch_capsules);
         capsules.clear();
         for player in self.players.values() {
             if let (Some(c), Some(entity)) = (&player.character, player.connection.entity()) {
@@ -468,11 +468,11 @@ impl Zone {
             }
         }
         for &(entity, capsule) in &capsules {
-            if let Err(e) = self.hitboxes.record(tick, entity, capsule) {
+            if let Err(e) = self.play.hitboxes.record(tick, entity, capsule) {
                 tracing::error!(error = %e, "hitbox not recorded");
             }
         }
-        self.scratch_capsules = capsules;
+        self.play.scratch_capsules = capsules;
     }
 
     /// The view time of a request clamped to the rewind limit; `Err` for a time in the
@@ -508,10 +508,11 @@ impl Zone {
 
     /// Where `entity` was at the (clamped) view time.
     fn rewound_position(&self, entity: EntityId, view: (Tick, f32)) -> Result<Vec3, RewindError> {
-        match self.hitboxes.rewound(entity, view.0, view.1) {
+        match self.play.hitboxes.rewound(entity, view.0, view.1) {
             Ok(c) => Ok(c.base_m),
             // Spawned after the view time: its first known position.
             Err(RewindError::NoHistory { .. }) => self
+                .play
                 .hitboxes
                 .latest(entity)
                 .map(|c| c.base_m)
@@ -778,9 +779,9 @@ impl Zone {
             {
                 continue;
             }
-            let capsule = match self.hitboxes.rewound(entity, view.0, view.1) {
+            let capsule = match self.play.hitboxes.rewound(entity, view.0, view.1) {
                 Ok(c) => c,
-                Err(_) => match self.hitboxes.latest(entity) {
+                Err(_) => match self.play.hitboxes.latest(entity) {
                     Some(c) => c,
                     None => continue,
                 },
@@ -831,7 +832,8 @@ impl Zone {
                 EffectEvent::Healed { amount, .. } => CombatEventKind::Heal { amount },
                 EffectEvent::Died { .. } => CombatEventKind::Died,
                 EffectEvent::DotApplied { ticks, ability } => {
-                    self.dot_sources
+                    self.play
+                        .dot_sources
                         .insert((target, ability), (caster, caster_id));
                     CombatEventKind::DotApplied { ticks }
                 }
@@ -851,7 +853,7 @@ impl Zone {
                     CombatEventKind::KnockedBack { distance_m }
                 }
             };
-            self.combat_out.push(Outgoing {
+            self.play.combat_out.push(Outgoing {
                 event: CombatEvent {
                     tick,
                     source: caster,
@@ -907,7 +909,7 @@ impl Zone {
                 g.abilities.cancel_cast();
                 *character = crate::entity::CharacterState::at(spawn_m);
                 // Nobody may hit the corpse's old position through the rewind.
-                self.hitboxes.remove(entity);
+                self.play.hitboxes.remove(entity);
                 kinds.push((CombatEventKind::Respawned, None));
             }
             let health = g.pools.health();
@@ -919,9 +921,9 @@ impl Zone {
             for (kind, ability) in kinds {
                 // A damage over time tick (and the death it causes) belongs to its caster.
                 let (source, source_connection) = ability
-                    .and_then(|a| self.dot_sources.get(&(entity, a)).copied())
+                    .and_then(|a| self.play.dot_sources.get(&(entity, a)).copied())
                     .map_or((entity, None), |(e, c)| (e, Some(c)));
-                self.combat_out.push(Outgoing {
+                self.play.combat_out.push(Outgoing {
                     event: CombatEvent {
                         tick,
                         source,
@@ -936,7 +938,9 @@ impl Zone {
                 });
             }
             if g.pools.is_dead() || g.effects.dot_count() == 0 {
-                self.dot_sources.retain(|(target, _), _| *target != entity);
+                self.play
+                    .dot_sources
+                    .retain(|(target, _), _| *target != entity);
             }
         }
     }
@@ -962,7 +966,7 @@ impl Zone {
     /// [`ZoneGameplayConfig::observer_interval_ticks`], or with its next own event. A crowd
     /// of N fighters thus costs each observer one message per interval, not one per event.
     fn send_combat_events(&mut self) {
-        let out = std::mem::take(&mut self.combat_out);
+        let out = std::mem::take(&mut self.play.combat_out);
         let radius_sq = self.config.gameplay.observer_radius_m.powi(2);
         let flush_observed = self
             .tick
@@ -996,8 +1000,8 @@ impl Zone {
                     .send_gameplay(&ServerControl::Combat(chunk.to_vec()));
             }
         }
-        self.combat_out = out;
-        self.combat_out.clear();
+        self.play.combat_out = out;
+        self.play.combat_out.clear();
     }
 }
 

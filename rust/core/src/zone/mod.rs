@@ -71,12 +71,14 @@ use crate::world::{Rect, WorldLayout, ZoneId};
 
 mod chat;
 mod gameplay;
+mod ids;
 pub mod persistence;
 mod replicate;
 mod transfer;
 
 pub use gameplay::ZoneGameplayConfig;
 use gameplay::{Outgoing, Request};
+use ids::IdAllocator;
 use replicate::ZoneReplication;
 pub use transfer::{GIVE_RANGE_M, PendingTransfer};
 
@@ -352,10 +354,10 @@ pub struct Zone {
     /// The replication phase: the world frame, interest and priority, snapshot encoding.
     replication: ZoneReplication,
     players: BTreeMap<ConnectionId, Player>,
-    /// Current replicated state of every entity (local and ghost), for snapshot records.
-    /// Looked up once per record written (about 100k times per tick at 1000 clients), so it
-    /// uses the crate's fast integer hasher (`fast_hash`) rather than SipHash; never
-    /// iterated. Invariant: holds exactly the entities in the replicator's grid.
+    /// Current replicated state of every entity (local and ghost): read once per tick into
+    /// the world frame (iterated there, then sorted by id, so the order does not matter),
+    /// looked up by handoffs, ghosts and gameplay. Invariant: holds exactly the entities in
+    /// the replicator's grid.
     net_states: FastMap<EntityId, Replicated>,
     /// Present when the zone is part of a multi-zone world.
     placement: Option<Placed>,
@@ -365,20 +367,25 @@ pub struct Zone {
     /// Per neighbour, the last list applied. Ordered so iteration is deterministic.
     ghost_lists: BTreeMap<ZoneId, GhostList>,
     departures: Vec<Departure>,
-    /// Connection ids allocated so far (`k` of the next one, see `allocate_id`).
-    connections_allocated: u32,
-    /// Entity ids allocated so far.
-    entities_allocated: u32,
-    /// Ids are `k * id_stride + id_offset` (see [`crate::world`]); 1 and 1 without placement.
-    id_stride: u32,
-    id_offset: u32,
+    /// Connection and entity ids of this zone's residue class.
+    ids: IdAllocator,
     events: Vec<(ConnectionId, ServerEvent)>,
     scratch_inputs: Vec<(u32, MoveInput)>,
-    /// Hitboxes of this zone's characters, for lag-compensated hit tests.
-    hitboxes: HitboxHistory,
     /// Entity -> connection of every local character. Invariant: exactly the players with
     /// an entity.
     entity_connections: FastMap<EntityId, ConnectionId>,
+    /// The content hash sent in every welcome.
+    content_hash: [u8; 32],
+    /// The gameplay phase's state: hitboxes, queued requests, combat events, damage over
+    /// time sources, item transfers.
+    play: PlayState,
+}
+
+/// The gameplay phase's state (see `gameplay.rs` and `transfer.rs`).
+#[derive(Debug)]
+struct PlayState {
+    /// Hitboxes of this zone's characters, for lag-compensated hit tests.
+    hitboxes: HitboxHistory,
     /// Gameplay requests waiting for the gameplay phase, in arrival order.
     requests: Vec<(ConnectionId, Request)>,
     /// Combat events of the current gameplay phase.
@@ -388,8 +395,6 @@ pub struct Zone {
     /// it has no damage over time left, dies or leaves.
     dot_sources: FastMap<(EntityId, crate::gameplay::content::AbilityId), (EntityId, ConnectionId)>,
     scratch_capsules: Vec<(EntityId, Capsule)>,
-    /// The content hash sent in every welcome.
-    content_hash: [u8; 32],
     /// Item transfers applied and waiting for the driver's commit (see `transfer`).
     transfers: Vec<PendingTransfer>,
     /// When true, a transfer is answered only by [`Zone::finish_transfer`]; otherwise at once.
@@ -450,28 +455,21 @@ impl Zone {
             ghosts: FastMap::default(),
             ghost_lists: BTreeMap::new(),
             departures: Vec::new(),
-            connections_allocated: 0,
-            entities_allocated: 0,
-            id_stride,
-            id_offset,
+            ids: IdAllocator::new(id_stride, id_offset),
             events: Vec::new(),
             scratch_inputs: Vec::new(),
-            hitboxes,
             entity_connections: FastMap::default(),
-            requests: Vec::new(),
-            combat_out: Vec::new(),
-            dot_sources: FastMap::default(),
-            scratch_capsules: Vec::new(),
             content_hash,
-            transfers: Vec::new(),
-            transfers_await_commit: false,
+            play: PlayState {
+                hitboxes,
+                requests: Vec::new(),
+                combat_out: Vec::new(),
+                dot_sources: FastMap::default(),
+                scratch_capsules: Vec::new(),
+                transfers: Vec::new(),
+                transfers_await_commit: false,
+            },
         })
-    }
-
-    /// The `k`-th id of this zone's residue class (see [`crate::world`]). Ids repeat only
-    /// after `u32::MAX / zone_count` allocations.
-    fn allocate_id(&self, k: u32) -> u32 {
-        k.wrapping_mul(self.id_stride).wrapping_add(self.id_offset)
     }
 
     /// This zone's id in its world (`ZoneId(0)` without placement).
@@ -500,8 +498,7 @@ impl Zone {
 
     /// A new connection, waiting for its login.
     pub fn connect(&mut self, now_us: u64) -> ConnectionId {
-        let id = ConnectionId(self.allocate_id(self.connections_allocated));
-        self.connections_allocated = self.connections_allocated.wrapping_add(1);
+        let id = ConnectionId(self.ids.next_connection());
         // The settings were validated in `new` with the same config.
         let connection = ServerConnection::new(now_us, self.config.connection)
             .unwrap_or_else(|e| unreachable!("connection config validated in Zone::new: {e}"));
@@ -617,7 +614,7 @@ impl Zone {
         spawn: CharacterState,
         gameplay: Option<CharacterGameplay>,
     ) -> Option<EntityId> {
-        let entity = EntityId(self.allocate_id(self.entities_allocated));
+        let entity = EntityId(self.ids.peek_entity());
         let content_hash = self.content_hash;
         let player = self.players.get_mut(&id)?;
         if !player.connection.accept_login(
@@ -629,7 +626,7 @@ impl Zone {
         ) {
             return None;
         }
-        self.entities_allocated = self.entities_allocated.wrapping_add(1);
+        self.ids.take_entity();
         player.entity = Some(entity);
         player.character = Some(spawn);
         self.net_states
@@ -679,8 +676,10 @@ impl Zone {
         self.replication.replicator.remove_entity(entity);
         self.net_states.remove(&entity);
         self.entity_connections.remove(&entity);
-        self.hitboxes.remove(entity);
-        self.dot_sources.retain(|(target, _), _| *target != entity);
+        self.play.hitboxes.remove(entity);
+        self.play
+            .dot_sources
+            .retain(|(target, _), _| *target != entity);
     }
 
     /// Players reported since the last call whose character left this zone (see
@@ -714,7 +713,7 @@ impl Zone {
         };
         let mut player = self.players.remove(&id)?;
         self.entity_connections.remove(&entity);
-        self.hitboxes.remove(entity);
+        self.play.hitboxes.remove(entity);
         let client = ClientId(id.0);
         let mut known = Vec::new();
         if let Err(e) = self.replication.replicator.visible_ids(client, &mut known) {

@@ -52,13 +52,13 @@ impl Zone {
     /// Whether transfers wait for [`Zone::finish_transfer`] (on when the driver saves to a
     /// store) or are answered at once (the default).
     pub fn set_transfers_await_commit(&mut self, on: bool) {
-        self.transfers_await_commit = on;
+        self.play.transfers_await_commit = on;
     }
 
     /// Transfers applied since the last call, waiting for the commit (empty unless
     /// [`Zone::set_transfers_await_commit`] is on).
     pub fn drain_transfers(&mut self) -> Vec<PendingTransfer> {
-        std::mem::take(&mut self.transfers)
+        std::mem::take(&mut self.play.transfers)
     }
 
     /// Answers a transfer once the store's commit is known: the giver gets its
@@ -112,8 +112,8 @@ impl Zone {
                     receiver,
                     request: r.request,
                 };
-                if self.transfers_await_commit {
-                    self.transfers.push(pending);
+                if self.play.transfers_await_commit {
+                    self.play.transfers.push(pending);
                 } else {
                     self.finish_transfer(&pending, Ok(()));
                 }
