@@ -200,7 +200,7 @@ async fn within_limit(test: impl std::future::Future<Output = ()>) {
 async fn a_clean_logout_reaches_observers_as_a_leave() {
     within_limit(async {
         let world = World::start(ZoneConfig::default(), None).await;
-        let (leaver, mut observer, entity) = world.pair("t0", "t1").await;
+        let (leaver, observer, entity) = world.pair("t0", "t1").await;
         leaver.client.disconnect(Duration::from_millis(500)).await;
         world
             .leave_then_absent("clean logout", observer, entity)
@@ -215,7 +215,7 @@ async fn a_kick_reaches_observers_as_a_leave() {
         let mut zone = ZoneConfig::default();
         zone.gameplay.strikes.kick_above = 1;
         let world = World::start(zone, None).await;
-        let (mut leaver, mut observer, entity) = world.pair("t0", "t1").await;
+        let (mut leaver, observer, entity) = world.pair("t0", "t1").await;
         // Slots that do not exist: each request is a strike; the second is over the limit.
         for _ in 0..3 {
             leaver
