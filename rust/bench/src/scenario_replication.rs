@@ -569,7 +569,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "bytes_per_client_per_s_max": round(quantile_sorted(&bytes_per_s, 1.0), 1),
         "bytes_per_snapshot_mean": round(per_snapshot(window.snapshot_bytes), 1),
         "records_per_snapshot_mean": round(per_snapshot(u64::from(window.records_written)), 2),
-        "observers": OBSERVERS,
+        "observers": observers.len(),
         "near_m": NEAR_M,
         "near_update_hz": round(hz_of(0), 2),
         "mid_update_hz": round(hz_of(1), 2),

@@ -47,17 +47,48 @@ pub(crate) struct BotPlan {
     pub seed: u64,
     /// The content's ids the bots play with.
     pub gameplay: Arc<GameplayIds>,
-    /// `Some(n)`: light bots (header-only snapshots) except every `n`-th, which decodes
+    /// `Some(FullSample)`: light bots (header-only snapshots) except a sample that decodes
     /// everything; `None`: every bot decodes everything.
-    pub full_every: Option<usize>,
+    pub full_sample: Option<FullSample>,
+}
+
+/// Which bots of a light run decode everything: `sample` of the `bots`, spread evenly over
+/// the indices (all of them when `sample >= bots`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FullSample {
+    pub sample: usize,
+    pub bots: usize,
+}
+
+impl FullSample {
+    /// Bot `index` decodes everything when `floor((index + 1) * sample / bots)` steps past
+    /// `floor(index * sample / bots)`: exactly `min(sample, bots)` of the indices `0..bots`.
+    fn is_full(&self, index: usize) -> bool {
+        let bots = self.bots.max(1);
+        (index + 1) * self.sample / bots > index * self.sample / bots
+    }
 }
 
 impl BotPlan {
     /// How bot `index` handles snapshots.
     pub(crate) fn snapshots_of(&self, index: usize) -> SnapshotHandling {
-        match self.full_every {
-            Some(n) if !index.is_multiple_of(n.max(1)) => SnapshotHandling::HeaderOnly,
+        match self.full_sample {
+            Some(s) if !s.is_full(index) => SnapshotHandling::HeaderOnly,
             _ => SnapshotHandling::Full,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FullSample;
+
+    #[test]
+    fn the_full_sample_has_exactly_its_size() {
+        for (sample, bots) in [(50, 1000), (50, 99), (50, 120), (3, 12), (0, 10), (80, 20)] {
+            let s = FullSample { sample, bots };
+            let full = (0..bots).filter(|&i| s.is_full(i)).count();
+            assert_eq!(full, sample.min(bots), "{sample} of {bots}");
         }
     }
 }

@@ -287,6 +287,16 @@ impl Report {
             Some(_) => {}
             None => notes.push("bots' CPU not measured (no getrusage here)".into()),
         }
+        let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if let (Some(bots), Some(server)) = (facts.bots_cpu_cores, facts.server.cpu_cores)
+            && bots + server > 0.9 * machine_cores as f64
+        {
+            notes.push(format!(
+                "the machine was saturated: bots {bots:.2} + server {server:.2} cores of \
+                 {machine_cores} (over 90 %): latencies include waiting for a core (with an \
+                 in-process server, its CPU is counted in the bots' too)"
+            ));
+        }
         notes.push(
             "input_to_ack_ms: input send to the arrival of the first snapshot datagram that \
              acknowledges it"

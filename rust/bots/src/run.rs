@@ -108,9 +108,12 @@ async fn drive(
         tick: options.tick()?,
         seed: options.seed,
         gameplay: Arc::new(gameplay),
-        full_every: options
+        full_sample: options
             .light_with_full_sample
-            .map(|sample| (options.bots / sample.max(1)).max(1)),
+            .map(|sample| crate::bot::FullSample {
+                sample,
+                bots: options.bots,
+            }),
     };
     let plan_light = plan.clone();
     let mut notes = Vec::new();

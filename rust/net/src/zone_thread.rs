@@ -50,9 +50,14 @@ use crate::persist::CharacterStore;
 
 mod saving;
 
-/// At most this many ticks are run back to back to catch up after a stall; the rest are
-/// skipped.
+/// At most this many ticks are run back to back to catch up after a stall; past that the
+/// missed ticks are simulated without replication (up to [`MAX_SIMULATED_MISSED_TICKS`]).
 const MAX_CATCH_UP_TICKS: u32 = 5;
+/// At most this many missed ticks (half a second at 30 Hz) are simulated without
+/// replication at once; the rest are skipped outright (their inputs wait in the queues), so
+/// a zone whose simulation itself is too slow still catches up, and a stall does not flush
+/// a pile of control frames into the connections' outboxes.
+const MAX_SIMULATED_MISSED_TICKS: u64 = 15;
 
 /// Per-client byte rates are sampled this often.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -298,8 +303,12 @@ impl ZoneLoop {
                         // but not replicated (the expensive part): inputs never queue up
                         // behind an overloaded replication.
                         next_tick += tick * skipped as u32;
-                        for _ in 0..skipped {
-                            self.zone.run_tick_without_replication();
+                        for i in 0..skipped {
+                            if i < MAX_SIMULATED_MISSED_TICKS {
+                                self.zone.run_tick_without_replication();
+                            } else {
+                                self.zone.advance_tick();
+                            }
                         }
                     }
                 }

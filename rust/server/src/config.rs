@@ -33,7 +33,7 @@
 //! | `--content-file` | `MMO_CONTENT_FILE` | `[gameplay] content_file` | the built-in content |
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
 //! | `--spawn-spread-m` | `MMO_SPAWN_SPREAD_M` | `[gameplay] spawn_spread_m` | 0 (everyone at the spawn point) |
-//! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: the cores the process may use, less the zone threads, plus one) |
+//! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: one per zone plus its share of the cores the zone threads leave) |
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
 //! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
@@ -163,8 +163,9 @@ impl Default for WorldSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ZoneSettings {
     /// Threads that replicate one zone's connections each tick, the zone's own thread
-    /// included (0..=64). 0: automatic, the cores the process may use less the zone
-    /// threads, plus one (at least 1).
+    /// included (0..=64). 0: automatic, the zone's thread plus its share of the cores left
+    /// over by the zone threads (`1 + (cores - zones) / zones`; zones replicate on the same
+    /// schedule, so the spare cores are split between them).
     pub replication_threads: u32,
 }
 
@@ -173,7 +174,7 @@ impl ZoneSettings {
     #[must_use]
     pub fn replication_threads_for(&self, zone_threads: usize, cores: usize) -> usize {
         match self.replication_threads {
-            0 => (cores.saturating_sub(zone_threads) + 1).clamp(1, 64),
+            0 => (1 + cores.saturating_sub(zone_threads) / zone_threads.max(1)).clamp(1, 64),
             n => n as usize,
         }
     }
@@ -769,7 +770,7 @@ pub struct Cli {
     #[arg(long, value_name = "M")]
     pub spawn_spread_m: Option<f32>,
     /// Threads replicating one zone's connections, the zone's thread included, 0..=64;
-    /// 0: the cores the process may use less the zone threads, plus one
+    /// 0: one plus the zone's share of the cores the zone threads leave
     /// [env: MMO_REPLICATION_THREADS] [default: 0]
     #[arg(long, value_name = "N")]
     pub replication_threads: Option<u32>,
@@ -1208,6 +1209,8 @@ mod tests {
         // Automatic: spare cores plus the zone's own thread, at least one.
         assert_eq!(defaults.zone.replication_threads_for(1, 2), 2);
         assert_eq!(defaults.zone.replication_threads_for(4, 2), 1);
+        // Four zones on 16 cores split the 12 spare ones: 4 threads each, 16 in all.
+        assert_eq!(defaults.zone.replication_threads_for(4, 16), 4);
         assert_eq!(defaults.zone.replication_threads_for(1, 200), 64);
         let from_env = load(&cli(&[]), &env_of(&[("MMO_REPLICATION_THREADS", "3")])).unwrap();
         assert_eq!(from_env.zone.replication_threads_for(1, 2), 3);

@@ -38,8 +38,9 @@
 //! references nothing of the old incarnation. The age bound keeps every referenced seq well
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
-//! Memory: the server keeps [`SLOTS`] (32) seq slots (reused vectors) and one baseline and
-//! send counter per entity; the client keeps at most [`RING_LEN`] states per entity and prunes
+//! Memory: the server keeps [`SLOTS`] (64) seq slots (reused vectors) and one baseline and
+//! send counter per entity, in a dense array indexed by a per-client handle (an entity id
+//! to handle map of 4-byte values finds it; slot records carry the handle); the client keeps at most [`RING_LEN`] states per entity and prunes
 //! states older than the baseline the server last referenced.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -59,11 +60,13 @@ use crate::fast_hash::IdMap;
 /// than `RING_LEN - 1` records of the entity were sent after it (see the module docs).
 pub const RING_LEN: usize = BASELINE_WINDOW as usize + 1;
 /// Snapshots remembered per client (a ring). A snapshot whose ack arrives after its slot
-/// was reused (32 seqs later, about a second at 30 Hz) counts as lost: its records never
-/// become baselines, which is safe (the baseline only gets older). 32 rather than 64 halves
-/// the largest part of a client's replication memory (measured: 943 KiB of zone heap per
-/// client at 64 slots in the replication scenario).
-const SLOTS: usize = 32;
+/// was reused (64 seqs later) counts as lost: its records never become baselines, which is
+/// safe (the baseline only gets older). So the longest round trip at which a client's
+/// baselines still move is 64 snapshots: 2.1 s at 30 Hz, 1.07 s at 60 Hz. (32 slots were
+/// tried: they took the zone's heap per client from 943 to 621 KiB in the replication
+/// scenario, but at 60 Hz a client with a round trip over 530 ms would never have a
+/// delivered baseline again: every record an enter, every leave repeated forever.)
+const SLOTS: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 struct SentSlot {
@@ -78,6 +81,8 @@ struct SentSlot {
 #[derive(Debug, Clone, Copy)]
 struct SentRecord {
     id: EntityId,
+    /// The entity's handle when the record was sent (see `SentHistory::handles`).
+    handle: u32,
     /// The entity's send index of this record (records sent since it entered, before it).
     send_index: u32,
     /// The state the client holds once the snapshot is applied.
@@ -95,6 +100,8 @@ struct Delivered {
 
 #[derive(Debug, Clone, Copy)]
 struct SentEntity {
+    /// The entity this handle stands for; `EntityId(0)` (no entity has it) once freed.
+    id: EntityId,
     /// Deliveries of snapshots older than this seq are ignored (they predate a re-enter).
     since_seq: u64,
     /// Records of the entity sent since it (re)entered; the next record's send index
@@ -109,7 +116,15 @@ struct SentEntity {
 pub struct SentHistory {
     tracker: SendTracker,
     slots: Vec<SentSlot>,
-    entities: IdMap<SentEntity>,
+    /// Per-entity state, dense, indexed by the entity's handle. A handle is given when an
+    /// entity is first sent and freed (reused first) when it is removed; slot records keep
+    /// the handle, so an acknowledgement reaches the entity without a hash lookup, and the
+    /// hash map below holds 4-byte handles instead of whole states.
+    entities: Vec<SentEntity>,
+    /// Entity -> handle, for the entities the client has or is being sent.
+    handles: IdMap<u32>,
+    /// Freed handles.
+    free_handles: Vec<u32>,
     pending_leaves: BTreeSet<EntityId>,
     /// Scratch copy of `pending_leaves` in ascending order, for the encoder.
     leave_list: Vec<EntityId>,
@@ -129,7 +144,9 @@ impl SentHistory {
         SentHistory {
             tracker: SendTracker::new(),
             slots: vec![SentSlot::default(); SLOTS],
-            entities: IdMap::default(),
+            entities: Vec::new(),
+            handles: IdMap::default(),
+            free_handles: Vec::new(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
             newest_delivered: None,
@@ -160,7 +177,11 @@ impl SentHistory {
     #[must_use]
     pub fn base_for(&self, id: EntityId, archetype: u16) -> RecordBase {
         let next = self.next_seq();
-        let Some(e) = self.entities.get(&id) else {
+        let Some(e) = self
+            .handles
+            .get(&id)
+            .and_then(|&h| self.entities.get(h as usize))
+        else {
             return RecordBase::Enter { archetype };
         };
         match e.delivered {
@@ -197,7 +218,11 @@ impl SentHistory {
     /// baselines are dropped (if it comes back it enters again). Callers must call this when
     /// an entity leaves the client's interest or despawns: entries are only freed here.
     pub fn remove(&mut self, id: EntityId) {
-        if self.entities.remove(&id).is_some() {
+        if let Some(h) = self.handles.remove(&id) {
+            if let Some(e) = self.entities.get_mut(h as usize) {
+                e.id = EntityId(0);
+            }
+            self.free_handles.push(h);
             self.pending_leaves.insert(id);
         }
     }
@@ -211,6 +236,8 @@ impl SentHistory {
             tracker,
             slots,
             entities,
+            handles,
+            free_handles,
             pending_leaves,
             leave_list,
             ..
@@ -228,11 +255,32 @@ impl SentHistory {
         slot.records.clear();
         slot.leaves.clear();
         for rec in written {
-            let e = entities.entry(rec.id).or_insert(SentEntity {
-                since_seq: seq,
-                sends: 0,
-                delivered: None,
+            let handle = *handles.entry(rec.id).or_insert_with(|| {
+                let fresh = SentEntity {
+                    id: rec.id,
+                    since_seq: seq,
+                    sends: 0,
+                    delivered: None,
+                };
+                match free_handles.pop() {
+                    Some(h) => {
+                        if let Some(e) = entities.get_mut(h as usize) {
+                            *e = fresh;
+                        }
+                        h
+                    }
+                    None => {
+                        entities.push(fresh);
+                        // Handles count entities present at once (at most the grid's
+                        // entities, far below 2^32).
+                        (entities.len() - 1) as u32
+                    }
+                }
             });
+            let Some(e) = entities.get_mut(handle as usize) else {
+                debug_assert!(false, "handle {handle} out of range");
+                continue;
+            };
             let send_index = e.sends;
             e.sends = e.sends.saturating_add(1);
             // A record for an entity with a pending leave is its re-enter: the client applies
@@ -240,6 +288,7 @@ impl SentHistory {
             pending_leaves.remove(&rec.id);
             slot.records.push(SentRecord {
                 id: rec.id,
+                handle,
                 send_index,
                 state: rec.state,
             });
@@ -265,6 +314,7 @@ impl SentHistory {
             tracker,
             slots,
             entities,
+            handles,
             pending_leaves,
             newest_delivered,
             ..
@@ -285,7 +335,8 @@ impl SentHistory {
                     *newest_delivered = Some(seq);
                 }
                 for rec in &slot.records {
-                    if let Some(e) = entities.get_mut(&rec.id)
+                    if let Some(e) = entities.get_mut(rec.handle as usize)
+                        && e.id == rec.id
                         && seq >= e.since_seq
                         && e.delivered.is_none_or(|d| seq > d.seq)
                     {
@@ -297,7 +348,7 @@ impl SentHistory {
                     }
                 }
                 for id in &slot.leaves {
-                    if !entities.contains_key(id) {
+                    if !handles.contains_key(id) {
                         pending_leaves.remove(id);
                     }
                 }
@@ -321,8 +372,9 @@ impl SentHistory {
     /// The newest delivered state of `id` and its seq (for tests and diagnostics).
     #[must_use]
     pub fn delivered(&self, id: EntityId) -> Option<(u64, QuantizedEntity)> {
-        self.entities
+        self.handles
             .get(&id)
+            .and_then(|&h| self.entities.get(h as usize))
             .and_then(|e| e.delivered)
             .map(|d| (d.seq, d.state))
     }

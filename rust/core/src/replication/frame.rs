@@ -9,9 +9,9 @@
 //!
 //! A frame is plain data: a tick and a dense array of [`FrameEntity`] in ascending id
 //! order, with no reference into the zone, serializable with serde (postcard in practice),
-//! so it can be sent to another process (the distributed world ships border entities this
-//! way). A frame that comes from elsewhere is checked with [`WorldFrame::validate`] before
-//! use.
+//! so it can be sent to another process (what the distributed world will ship for border
+//! visibility; neighbours on threads still exchange `BorderExport`s of float states today).
+//! A frame that comes from elsewhere is checked with [`WorldFrame::validate`] before use.
 //!
 //! What it does not hold: derived motion (velocity and acceleration of the codec's
 //! prediction). In protocol 5 those are derived from the baseline each client holds, so they
@@ -87,8 +87,8 @@ impl WorldFrame {
     }
 
     /// Replaces the contents with `entities` (any order; sorted here) at `tick`, reusing
-    /// the allocation. Duplicate ids are a caller bug (debug assertion); the first of each
-    /// is kept.
+    /// the allocation. Duplicate ids are a caller bug (debug assertion); one of them, which
+    /// one unspecified, is kept.
     pub fn rebuild(&mut self, tick: Tick, entities: impl IntoIterator<Item = FrameEntity>) {
         self.tick = tick;
         self.entities.clear();

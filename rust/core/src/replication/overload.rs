@@ -3,9 +3,10 @@
 //!
 //! [`OverloadGovernor`] watches how long each tick took against the tick period (the driver
 //! measures wall time; this type reads no clock) and sets a *level*, `0..=MAX_LEVEL`. A
-//! zone at level `L > 0` lets each client's snapshot fill at most
-//! [`budget_share_percent`]`(L)` percent of the budget's per-tick bytes (`budget_bytes_per_s
-//! / tick rate`; at level 0 a snapshot may also spend the budget's carry). Replication time
+//! zone at level `L > 0` lets each client's snapshot fill at most its fixed part plus
+//! [`budget_share_percent`]`(L)` percent of what the budget's per-tick bytes
+//! (`budget_bytes_per_s / tick rate`) leave for records after it (at level 0 a snapshot may
+//! also spend the budget's carry). Replication time
 //! is nearly proportional to records written, so this sheds load; which records go is
 //! decided by priority as usual, and priority favours the near tier (tier weights 1000 / 10
 //! / 2), so the far and mid tiers lose their updates first. The byte budget itself is not
@@ -27,8 +28,8 @@ pub const RAISE_GAP_TICKS: u32 = 5;
 /// Calm ticks in a row before one step down.
 pub const RECOVER_TICKS: u32 = 60;
 
-/// Share of the budget's per-tick bytes a client's snapshot may fill at `level`, percent
-/// (100 at level 0, where the budget's carry may be spent too).
+/// Share of the budget's per-tick record bytes a client's snapshot may fill at `level`,
+/// percent (100 at level 0, where the budget's carry may be spent too).
 #[must_use]
 pub fn budget_share_percent(level: u8) -> usize {
     match level {

@@ -868,8 +868,9 @@ impl Zone {
             });
         }
         // Health (in the flags byte) and the knockback go out this tick, first in line.
-        self.net_states
-            .insert(target, super::player_replicated(character, Some(g)));
+        let mut replicated = super::player_replicated(character, Some(g));
+        replicated.category = PriorityCategory::Critical;
+        self.net_states.insert(target, replicated);
         self.replication
             .replicator
             .update_entity(target, at_m, PriorityCategory::Critical);

@@ -117,8 +117,8 @@ pub struct ZoneConfig {
     pub gameplay: ZoneGameplayConfig,
     /// Threads that replicate the zone's connections each tick (the zone's own thread
     /// counts as one), `1..=64`; 1 (the default here) replicates on the zone thread alone.
-    /// The dedicated server defaults to the cores it may use less the zone threads, plus
-    /// one (`[zone] replication_threads`).
+    /// The dedicated server defaults to one plus the zone's share of the cores the zone
+    /// threads leave (`[zone] replication_threads`).
     pub replication_threads: usize,
 }
 
@@ -685,7 +685,16 @@ impl Zone {
     /// Players reported since the last call whose character left this zone (see
     /// [`Zone::simulate`]); each is reported once while it stays outside. Empty without
     /// placement. Hand each over with [`Zone::take_player`].
+    /// A departure whose character came back inside before the call (possible when the
+    /// driver runs several ticks between calls) is dropped: only players still departing to
+    /// that zone are reported.
     pub fn drain_departures(&mut self) -> std::vec::Drain<'_, Departure> {
+        let players = &self.players;
+        self.departures.retain(|d| {
+            players
+                .get(&d.connection)
+                .is_some_and(|p| p.departing == Some(d.to))
+        });
         self.departures.drain(..)
     }
 
@@ -713,6 +722,9 @@ impl Zone {
         };
         let mut player = self.players.remove(&id)?;
         self.entity_connections.remove(&entity);
+        self.play
+            .dot_sources
+            .retain(|(target, _), _| *target != entity);
         self.play.hitboxes.remove(entity);
         let client = ClientId(id.0);
         let mut known = Vec::new();
@@ -1097,8 +1109,9 @@ impl Zone {
     }
 
     /// Sets the overload level (`0..=`[`crate::replication::overload::MAX_LEVEL`], larger
-    /// values are clamped): from the next [`Zone::replicate`] on, each snapshot fills at most
-    /// [`crate::replication::overload::budget_share_percent`] of the budget's per-tick bytes,
+    /// values are clamped): from the next [`Zone::replicate`] on, each snapshot's records fill
+    /// at most [`crate::replication::overload::budget_share_percent`] of the budget's per-tick
+    /// record bytes,
     /// so replication costs less and the far tiers lose their updates first. The
     /// driver chooses the level ([`crate::replication::overload::OverloadGovernor`]).
     pub fn set_overload_level(&mut self, level: u8) {
@@ -1307,6 +1320,22 @@ mod tests {
         // Back inside, out again: reported again.
         move_to(&mut z0, id, 99.0);
         z0.run_tick();
+        move_to(&mut z0, id, 103.0);
+        z0.run_tick();
+        assert_eq!(z0.drain_departures().count(), 1);
+    }
+
+    #[test]
+    fn a_departure_is_dropped_when_the_character_came_back_before_the_drain() {
+        let mut z0 = zone(0);
+        let (id, _) = player_at(&mut z0, 95.0);
+        z0.run_tick();
+        // Two ticks run before the driver drains (a catch-up): out, then back inside.
+        move_to(&mut z0, id, 103.0);
+        z0.run_tick_without_replication();
+        move_to(&mut z0, id, 99.0);
+        z0.run_tick_without_replication();
+        assert_eq!(z0.drain_departures().count(), 0, "back inside: no handoff");
         move_to(&mut z0, id, 103.0);
         z0.run_tick();
         assert_eq!(z0.drain_departures().count(), 1);

@@ -133,9 +133,15 @@ impl ZoneReplication {
             tick,
             max_len_bytes: config.snapshot.max_len_bytes,
             degraded_room_bytes: (*overload_level > 0).then(|| {
-                let per_tick_bytes = u64::from(config.replication.budget_bytes_per_s)
-                    / u64::from(config.tick_rate.hz().max(1));
-                per_tick_bytes as usize * overload::budget_share_percent(*overload_level) / 100
+                let per_tick_bytes = (u64::from(config.replication.budget_bytes_per_s)
+                    / u64::from(config.tick_rate.hz().max(1)))
+                    as usize;
+                // The share is of the bytes left for records after the fixed part, so every
+                // level still sends some records whatever the tick rate.
+                FIXED_SNAPSHOT_BYTES
+                    + per_tick_bytes.saturating_sub(FIXED_SNAPSHOT_BYTES)
+                        * overload::budget_share_percent(*overload_level)
+                        / 100
             }),
             codec,
             frame,
@@ -199,9 +205,9 @@ struct ClientWork<'a> {
 struct Pass<'a> {
     tick: Tick,
     max_len_bytes: usize,
-    /// At an overload level above 0: the bytes a snapshot may fill, the level's share of
-    /// the budget's per-tick rate (not of the budget's balance, which grows while snapshots
-    /// are kept small).
+    /// At an overload level above 0: the bytes a snapshot may fill: its fixed part plus the
+    /// level's share of what the budget's per-tick rate leaves for records (not of the
+    /// budget's balance, which grows while snapshots are kept small).
     degraded_room_bytes: Option<usize>,
     codec: &'a SnapshotCodec,
     frame: &'a WorldFrame,
