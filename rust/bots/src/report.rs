@@ -287,9 +287,11 @@ impl Report {
             Some(_) => {}
             None => notes.push("bots' CPU not measured (no getrusage here)".into()),
         }
-        let machine_cores = std::thread::available_parallelism().map_or(1, usize::from);
-        if let (Some(bots), Some(server)) = (facts.bots_cpu_cores, facts.server.cpu_cores)
-            && bots + server > 0.9 * machine_cores as f64
+        if let (Some(bots), Some(server), Some(machine_cores)) = (
+            facts.bots_cpu_cores,
+            facts.server.cpu_cores,
+            crate::self_cpu::machine_cores(),
+        ) && bots + server > 0.9 * machine_cores as f64
         {
             notes.push(format!(
                 "the machine was saturated: bots {bots:.2} + server {server:.2} cores of \

@@ -61,6 +61,23 @@ impl CpuMark {
     }
 }
 
+/// Cores online on the machine, whatever this process's affinity (a pinned load tester and
+/// a server pinned elsewhere share the machine, not this process's cores); `None` where
+/// the OS does not say.
+#[must_use]
+pub fn machine_cores() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no memory effects; a negative answer means unknown.
+        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        usize::try_from(n).ok().filter(|&n| n > 0)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// The cores the bots may use: their worker threads, at most the machine's cores.
 #[must_use]
 pub fn bot_cores(worker_threads: usize, machine_cores: usize) -> usize {
@@ -85,5 +102,7 @@ mod tests {
         assert!(cores > 0.5, "{cores} cores");
         assert_eq!(bot_cores(8, 2), 2);
         assert_eq!(bot_cores(0, 2), 1);
+        let online = machine_cores().expect("the OS says how many cores are online");
+        assert!(online >= std::thread::available_parallelism().map_or(1, usize::from));
     }
 }
