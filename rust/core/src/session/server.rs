@@ -49,6 +49,13 @@ pub struct ServerConnectionConfig {
     pub idle_timeout_us: u64,
     /// Close the connection when no login arrived within this long of its creation.
     pub login_timeout_us: u64,
+    /// Close the connection with `ServiceUnavailable` when its login, once received, was
+    /// neither accepted nor refused within this long: the server's own work (token check,
+    /// character load, a duplicate login's wait) has a deadline of its own, longer than the
+    /// client's, so a slow database under a login burst does not turn logins into timeouts.
+    /// Default 9 s: under the reference client's 10 s idle timeout (it hears nothing while it
+    /// waits), so the client learns why instead of timing out itself.
+    pub login_pending_timeout_us: u64,
 }
 
 impl Default for ServerConnectionConfig {
@@ -59,6 +66,7 @@ impl Default for ServerConnectionConfig {
             sequence: SequenceGuardConfig::default(),
             idle_timeout_us: 10_000_000,
             login_timeout_us: 5_000_000,
+            login_pending_timeout_us: 9_000_000,
         }
     }
 }
@@ -168,6 +176,8 @@ pub struct ServerConnection {
     sequence: SequenceGuard,
     created_us: u64,
     last_heard_us: u64,
+    /// When the login arrived (`LoginPending` since).
+    login_requested_us: u64,
     rejections: RejectionCounts,
     stats: ConnectionStats,
 }
@@ -197,6 +207,7 @@ impl ServerConnection {
             sequence,
             created_us: now_us,
             last_heard_us: now_us,
+            login_requested_us: now_us,
             rejections: RejectionCounts::default(),
             stats: ConnectionStats::default(),
         })
@@ -285,6 +296,8 @@ impl ServerConnection {
                     return;
                 }
                 self.state = ConnectionState::LoginPending;
+                // `handle_stream` set `last_heard_us` to this chunk's arrival.
+                self.login_requested_us = self.last_heard_us;
                 self.events.push_back(ServerEvent::LoginRequested { token });
             }
             (ConnectionState::Active { .. }, ClientControl::Chat { channel, to, text }) => {
@@ -558,10 +571,15 @@ impl ServerConnection {
     pub fn poll_timeout(&self) -> Option<u64> {
         match self.state {
             ConnectionState::Closed { .. } => None,
-            ConnectionState::AwaitingLogin | ConnectionState::LoginPending => Some(
+            ConnectionState::AwaitingLogin => Some(
                 (self.created_us + self.config.login_timeout_us)
                     .min(self.last_heard_us + self.config.idle_timeout_us),
             ),
+            // The client waits for the welcome without sending anything: only the server's
+            // own deadline applies.
+            ConnectionState::LoginPending => {
+                Some(self.login_requested_us + self.config.login_pending_timeout_us)
+            }
             ConnectionState::Active { .. } => {
                 Some(self.last_heard_us + self.config.idle_timeout_us)
             }
@@ -572,11 +590,20 @@ impl ServerConnection {
     pub fn handle_timeout(&mut self, now_us: u64) {
         match self.state {
             ConnectionState::Closed { .. } => {}
-            ConnectionState::AwaitingLogin | ConnectionState::LoginPending
+            ConnectionState::AwaitingLogin
                 if now_us >= self.created_us + self.config.login_timeout_us =>
             {
                 self.close(DisconnectReason::Timeout, "no login in time");
             }
+            ConnectionState::LoginPending
+                if now_us >= self.login_requested_us + self.config.login_pending_timeout_us =>
+            {
+                self.close(
+                    DisconnectReason::ServiceUnavailable,
+                    "the server did not finish the login in time",
+                );
+            }
+            ConnectionState::LoginPending => {}
             _ if now_us >= self.last_heard_us + self.config.idle_timeout_us => {
                 self.close(DisconnectReason::Timeout, "nothing heard from the client");
             }

@@ -187,6 +187,36 @@ fn silent_clients_time_out() {
     assert_eq!(closed_reason(&mut c), Some(DisconnectReason::Timeout));
 }
 
+#[test]
+fn a_login_waiting_for_the_server_has_the_servers_deadline_not_the_clients() {
+    let config = ServerConnectionConfig::default();
+    let mut c = ServerConnection::new(0, config).unwrap();
+    // The login arrives after 1 s; the server's work (a slow character load) then takes
+    // longer than the client's 5 s login deadline.
+    c.handle_stream(1_000_000, &login(crate::PROTOCOL_VERSION));
+    assert!(matches!(
+        c.poll_event(),
+        Some(ServerEvent::LoginRequested { .. })
+    ));
+    let deadline = c.poll_timeout().unwrap();
+    assert_eq!(deadline, 1_000_000 + config.login_pending_timeout_us);
+    c.handle_timeout(8_000_000);
+    assert_eq!(
+        c.state(),
+        ConnectionState::LoginPending,
+        "still waiting at 8 s"
+    );
+    c.handle_timeout(deadline);
+    assert_eq!(
+        sent_disconnect(&mut c).map(|(r, _)| r),
+        Some(DisconnectReason::ServiceUnavailable)
+    );
+    assert_eq!(
+        closed_reason(&mut c),
+        Some(DisconnectReason::ServiceUnavailable)
+    );
+}
+
 /// A client session logged in against `server`, with every transmit carried across.
 fn pair() -> (ClientSession, ServerConnection) {
     let mut client = ClientSession::new(0, ClientConfig::default(), "token").unwrap();
