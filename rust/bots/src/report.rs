@@ -285,7 +285,9 @@ impl Report {
                 ));
             }
             Some(_) => {}
-            None => notes.push("bots' CPU not measured (no getrusage here)".into()),
+            None => notes.push(
+                "bots' CPU not measured (no getrusage here, or a steady phase under 1 s)".into(),
+            ),
         }
         if let (Some(bots), Some(server), Some(machine_cores)) = (
             facts.bots_cpu_cores,

@@ -11,6 +11,8 @@ use std::time::Instant;
 
 /// Share of the bots' cores above which a run is void.
 pub const VOID_ABOVE_SHARE: f64 = 0.85;
+/// The shortest window a CPU figure is computed over, seconds.
+pub const MIN_WINDOW_S: f64 = 1.0;
 
 /// CPU seconds this process used so far, or `None` where `getrusage` is not available.
 #[must_use]
@@ -51,13 +53,14 @@ impl CpuMark {
         }
     }
 
-    /// Cores used on average since `self` (`None` when CPU time is not available or no
-    /// time passed).
+    /// Cores used on average since `self` (`None` when CPU time is not available or less
+    /// than [`MIN_WINDOW_S`] passed: CPU time is counted in scheduler ticks, and a short
+    /// window divides their rounding by almost nothing).
     #[must_use]
     pub fn cores_since(&self) -> Option<f64> {
         let wall_s = self.at.elapsed().as_secs_f64();
         let used_s = process_cpu_s()? - self.cpu_s?;
-        (wall_s > 0.0).then(|| used_s.max(0.0) / wall_s)
+        (wall_s >= MIN_WINDOW_S).then(|| used_s.max(0.0) / wall_s)
     }
 }
 
@@ -91,7 +94,7 @@ mod tests {
     #[test]
     fn busy_work_shows_as_cpu() {
         let mark = CpuMark::now();
-        let until = Instant::now() + std::time::Duration::from_millis(200);
+        let until = Instant::now() + std::time::Duration::from_millis(1_100);
         let mut x = 0u64;
         while Instant::now() < until {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1);

@@ -169,7 +169,8 @@ async fn light_bots_are_served_and_measure_input_to_ack() {
     let (server, target) = server_with_tokens_for(12).await;
     let options = LoadOptions {
         bots: 12,
-        iterations: 10,
+        // 2.5 s: the steady phase passes the 1 s a CPU figure needs.
+        iterations: 25,
         iteration: Duration::from_millis(100),
         light_with_full_sample: Some(3),
         ..LoadOptions::default()
