@@ -45,8 +45,8 @@ pub(super) struct ZoneReplication {
     scratch: Scratch,
     /// One set per extra worker thread.
     worker_scratch: Vec<Scratch>,
-    /// Overload level (`replication::overload`): above 0, each snapshot fills at most
-    /// `budget_share_percent(level)` % of the budget's per-tick bytes.
+    /// Overload level (`replication::overload`): above 0, each snapshot's records fill at
+    /// most `budget_share_percent(level)` % of the budget's per-tick record bytes.
     pub(super) overload_level: u8,
 }
 
