@@ -295,7 +295,7 @@ impl ZoneLoop {
                     if now > next_tick + tick * MAX_CATCH_UP_TICKS {
                         let behind = now.saturating_duration_since(next_tick);
                         let skipped = (behind.as_micros() / tick.as_micros().max(1)) as u64;
-                        tracing::warn!(zone = %self.metrics.zone_label, skipped, "zone tick overran; simulating the missed ticks without replicating them");
+                        tracing::warn!(zone = %self.metrics.zone_label, skipped, simulated = skipped.min(MAX_SIMULATED_MISSED_TICKS), "zone tick overran; simulating missed ticks without replicating them, skipping the rest");
                         self.metrics.ticks_skipped.increment(skipped);
                         // Stay on the shared schedule, and keep the tick number on it too:
                         // zones compare tick numbers at handoffs and border exports. The

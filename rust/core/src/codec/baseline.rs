@@ -294,7 +294,7 @@ impl SentHistory {
             });
         }
         // A slot keeps its capacity from tick to tick (no allocation per snapshot), but not
-        // the peak of a burst (every entity entering at once): 32 slots each holding twice
+        // the peak of a burst (every entity entering at once): 64 slots each holding twice
         // what a snapshot carries would double the client's memory.
         if slot.records.capacity() > 2 * slot.records.len().max(32) {
             slot.records

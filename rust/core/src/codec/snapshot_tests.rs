@@ -630,6 +630,34 @@ fn entity_baseline_age_is_capped() {
     ));
 }
 
+/// An entity removed and re-sent on its reused handle: a late ack of a snapshot from before
+/// the removal must not make the old incarnation's state its baseline (the client dropped
+/// it with the leave). Fails without the `since_seq` guard of `SentHistory::on_ack`.
+#[test]
+fn a_late_ack_of_an_earlier_incarnation_is_not_a_baseline() {
+    let mut p = Pair::new();
+    let first = p.send(&[(1, 1.0)]);
+    assert_eq!(p.deliver(&first), Ok(ApplyOutcome::Applied));
+    let held = p.client.ack_fields().expect("acknowledges seq 0");
+    p.server.remove(EntityId(1));
+    // The re-enter (seq 1) takes the freed handle again; it is applied, its ack lost.
+    let again = p.send(&[(1, 5.0)]);
+    assert_eq!(p.deliver(&again), Ok(ApplyOutcome::Applied));
+    // The held ack of seq 0 arrives late.
+    p.server.on_ack(held);
+    assert_eq!(
+        p.server.delivered(EntityId(1)),
+        None,
+        "the old incarnation's state"
+    );
+    assert!(matches!(
+        p.server.base_for(EntityId(1), 9),
+        RecordBase::Enter { .. }
+    ));
+    p.ack();
+    assert_eq!(p.server.delivered(EntityId(1)).map(|(s, _)| s), Some(1));
+}
+
 #[test]
 fn re_enter_resets_the_send_counter() {
     let mut p = Pair::new();

@@ -347,6 +347,10 @@ impl ServerConnection {
             return false;
         }
         self.state = ConnectionState::Active { entity };
+        // The idle clock restarts at the welcome: the client sent nothing while it waited,
+        // and a login answered late (up to `login_pending_timeout_us`) must still leave it a
+        // whole idle timeout. `tick`'s start is on the driver's clock (tick 0 starts at 0).
+        self.last_heard_us = self.last_heard_us.max(rate.tick_start_us(tick));
         self.send_control(&ServerControl::Welcome {
             protocol_version: crate::PROTOCOL_VERSION,
             entity_id: entity,

@@ -130,9 +130,10 @@ mod tests {
     use crate::codec::snapshot::EntityRecordIn;
     use crate::time::Tick;
 
-    /// Sends 40 snapshots of three entities on two streams; `a` applies each ack as it
-    /// arrives (the old behaviour), `b` queues them until its next snapshot. Every record
-    /// base and datagram is the same.
+    /// Sends 40 snapshots of three entities on two streams; `a` applies each ack to its
+    /// history as it arrives (the old behaviour, bypassing the queue), `b` queues them (two
+    /// or three a tick, in order) until its next snapshot. Every record base and datagram
+    /// is the same.
     #[test]
     fn queued_acks_give_what_acks_applied_on_arrival_give() {
         let codec = SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap());
@@ -158,7 +159,6 @@ mod tests {
                     })
                     .collect()
             };
-            a.process_acks();
             let (ra, rb) = (records(&a), {
                 b.process_acks();
                 records(&b)
@@ -177,16 +177,22 @@ mod tests {
             b.encode_next(&codec, snap, &rb, &mut out_b, &mut written)
                 .unwrap();
             assert_eq!(out_a, out_b, "datagram at tick {tick}");
-            // The client acks every snapshot but each 5th, two ticks later, one ack per
-            // datagram; `a` applies it at once, `b` only queues it.
-            if tick >= 3 && tick % 5 != 0 {
-                let seq = u16::try_from(tick - 3).unwrap();
-                let ack = AckFields {
-                    ack: seq,
-                    ack_bits: 0b1,
+            // Input datagrams arrive two or three a tick, each acking what the client had
+            // then (snapshots two ticks old, every 5th lost): `a` applies each at once,
+            // `b` queues them.
+            for late in [4u32, 3, 3] {
+                let Some(newest) = tick.checked_sub(late) else {
+                    continue;
                 };
-                a.queue_ack(ack);
-                a.process_acks();
+                if late == 4 && tick % 2 == 0 {
+                    continue;
+                }
+                let newest = newest - u32::from(newest % 5 == 0 && newest > 0);
+                let ack = AckFields {
+                    ack: u16::try_from(newest).unwrap(),
+                    ack_bits: 0b10,
+                };
+                a.sent.on_ack(ack);
                 b.queue_ack(ack);
             }
         }

@@ -188,6 +188,22 @@ fn silent_clients_time_out() {
 }
 
 #[test]
+fn a_login_accepted_late_leaves_the_client_a_whole_idle_timeout() {
+    let config = ServerConnectionConfig::default();
+    let mut c = ServerConnection::new(0, config).unwrap();
+    c.handle_stream(0, &login(crate::PROTOCOL_VERSION));
+    let _ = c.poll_event();
+    // Accepted at tick 255 (8.5 s at 30 Hz), after a slow character load.
+    let rate = TickRate::new(30).unwrap();
+    let tick = Tick(255);
+    assert!(c.accept_login(EntityId(1), tick, rate, CharacterState::default(), [0; 32]));
+    let welcomed_us = rate.tick_start_us(tick);
+    assert_eq!(c.poll_timeout(), Some(welcomed_us + config.idle_timeout_us));
+    c.handle_timeout(10_000_000);
+    assert!(matches!(c.state(), ConnectionState::Active { .. }));
+}
+
+#[test]
 fn a_login_waiting_for_the_server_has_the_servers_deadline_not_the_clients() {
     let config = ServerConnectionConfig::default();
     let mut c = ServerConnection::new(0, config).unwrap();

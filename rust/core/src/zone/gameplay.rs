@@ -916,8 +916,13 @@ impl Zone {
             let health = g.pools.health();
             let health_max = g.pools.max(content.health_pool());
             if !kinds.is_empty() {
-                self.net_states
-                    .insert(entity, super::player_replicated(character, Some(g)));
+                // Keep this tick's category (a hit target is Critical until the next
+                // simulation step resets it).
+                let mut replicated = super::player_replicated(character, Some(g));
+                if let Some(before) = self.net_states.get(&entity) {
+                    replicated.category = before.category;
+                }
+                self.net_states.insert(entity, replicated);
             }
             for (kind, ability) in kinds {
                 // A damage over time tick (and the death it causes) belongs to its caster.
