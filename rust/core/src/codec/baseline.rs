@@ -38,7 +38,7 @@
 //! references nothing of the old incarnation. The age bound keeps every referenced seq well
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
-//! Memory: the server keeps [`SLOTS`] (64) seq slots (reused vectors) and one baseline and
+//! Memory: the server keeps `SLOTS` (64) seq slots (reused vectors) and one baseline and
 //! send counter per entity, in a dense array indexed by a per-client handle (an entity id
 //! to handle map of 4-byte values finds it; slot records carry the handle); the client keeps at most [`RING_LEN`] states per entity and prunes
 //! states older than the baseline the server last referenced.

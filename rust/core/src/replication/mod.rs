@@ -35,23 +35,22 @@
 //! * When an entity changes tier, its whole age since the last send is weighed at the new
 //!   tier's weight (the old per-tick accumulator weighed each tick at that tick's tier).
 //! * `remove_entity` costs O(clients) (one slot-table lookup per client).
-//! * What a tick still costs (replication scenario, 1000 clients, ~96 records each,
-//!   profiled): planning fell from about 18 to 11 ms per tick; `commit` is now its largest
-//!   part (updating each sent entry, a likely cache miss per record, 1000 clients' state
-//!   does not fit in cache), then the refreshes of 1/N of the clients, then selection. The
-//!   rest of `Zone::replicate` (per-connection baseline lookups, encoding) is about 17 ms
-//!   and outside this module, so the scenario's 8 ms p99 target is not met yet.
+//! * What a tick still costs (replication scenario over a lossy link, 1000 clients, ~82
+//!   records each, profiled 2026-12-06): planning (refresh, select, commit) is about 35 %
+//!   of `Zone::replicate`, the per-record baseline lookups about 40 %, encoding about 25 %;
+//!   `docs/performance.md` has the figures. The targets are not met yet.
 //! * `interest_refresh_ticks` is not in the C ABI's `mmo_replication_config` yet (the C
 //!   replicator uses the default).
-//! * Planning is single-threaded; clients are independent given the grid, so a driver can
-//!   later split clients over threads, but no API for that exists yet.
+//! * [`Replicator::client_ticks`] lets a driver plan disjoint clients on several threads
+//!   (the zone does, `ZoneConfig::replication_threads`); spawning the threads is the
+//!   driver's business.
 //! * Distance is horizontal only (XY); there is no occlusion or vertical culling.
 //! * Category weights are fixed constants, not configuration (tier weights are configured).
 //! * Per-client slot tables take 4 bytes per grid slot (entities present at once), so
 //!   memory is clients × entities × 4 B (4 MB for 1000 × 1000), plus per visible entity a
 //!   24 B entry and a 16 B queue item (stale items are dropped within the refresh).
-//! * The viewer's own entity is excluded from its visible set, assuming the codec sends the
-//!   owner's state separately; revisit when the snapshot codec lands.
+//! * The viewer's own entity is excluded from its visible set: the snapshot carries the
+//!   owner's state separately (`WIRE_FORMAT.md` 8.6).
 //! * Grid cells are never freed once created.
 
 mod budget;
