@@ -237,6 +237,30 @@ fn login_sends_the_content_hash_inventory_and_pools() {
 }
 
 #[test]
+fn a_hit_target_is_critical_in_the_world_frame_for_its_tick() {
+    use crate::replication::PriorityCategory;
+    let mut z = zone();
+    let caster = login(&mut z, 0.0, 0.0);
+    let target = login(&mut z, 2.0, 0.0);
+    ticks(&mut z, 2);
+    let category = |z: &Zone, e: EntityId| z.world_frame().get(e).map(|f| f.category);
+    assert_eq!(category(&z, target.entity), Some(PriorityCategory::High));
+    strike(&mut z, &caster, 7, target.entity, NOW);
+    ticks(&mut z, 1);
+    assert_eq!(
+        category(&z, target.entity),
+        Some(PriorityCategory::Critical)
+    );
+    assert_eq!(category(&z, caster.entity), Some(PriorityCategory::High));
+    ticks(&mut z, 1);
+    assert_eq!(
+        category(&z, target.entity),
+        Some(PriorityCategory::High),
+        "one tick only"
+    );
+}
+
+#[test]
 fn a_strike_in_range_damages_and_is_seen_by_parties_and_near_observers_only() {
     let mut z = zone();
     let mut caster = login(&mut z, 0.0, 0.0);

@@ -383,6 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn the_highest_overload_level_still_sends_records_at_60_hz() {
+        let mut zone = Zone::new(ZoneConfig {
+            tick_rate: crate::time::TickRate::new(60).expect("valid rate"),
+            ..ZoneConfig::default()
+        })
+        .expect("valid");
+        zone.set_overload_level(crate::replication::overload::MAX_LEVEL);
+        for i in 0..10u32 {
+            let mut session =
+                ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
+            let id = zone.connect(0);
+            while let Some(Transmit::Stream(s)) = session.poll_transmit() {
+                zone.handle_stream(id, 0, &s);
+            }
+            zone.accept_login_at(id, CharacterState::at(Vec3::new(i as f32, 0.0, 0.0)))
+                .expect("login pending");
+        }
+        // 10,000 B/s at 60 Hz is 166 bytes a tick: 25 % of what the fixed part leaves.
+        let records: u32 = (0..30).map(|_| zone.run_tick().records_written).sum();
+        assert!(records > 0, "no record at the highest level");
+    }
+
+    #[test]
     fn a_tick_without_replication_applies_inputs_and_sends_nothing() {
         let mut zone = Zone::new(ZoneConfig::default()).expect("valid");
         let mut session = ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
