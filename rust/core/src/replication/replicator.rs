@@ -172,14 +172,7 @@ impl Replicator {
         client: ClientId,
         max_candidates: impl FnOnce(u32) -> usize,
     ) -> Result<&Plan, ReplicationError> {
-        let radius = self.config.area_of_interest_radius_m;
-        let ctx = PlanContext {
-            grid: &self.grid,
-            tiers: &self.tiers,
-            aoi_sq_m2: radius * radius,
-            query_radius_m: radius + self.config.aoi_hysteresis_m,
-            refresh_ticks: self.config.interest_refresh_ticks,
-        };
+        let ctx = plan_context(&self.config, &self.grid, &self.tiers);
         let view = self
             .clients
             .get_mut(&client)
@@ -243,15 +236,8 @@ impl Replicator {
     /// threads ([`ClientTick::plan_limited`], [`ClientTick::commit`]). Results are the same
     /// as [`Replicator::plan_tick_limited`] and [`Replicator::commit`] client by client.
     pub fn client_ticks(&mut self) -> (SharedPlanning<'_>, Vec<ClientTick<'_>>) {
-        let radius = self.config.area_of_interest_radius_m;
         let shared = SharedPlanning {
-            ctx: PlanContext {
-                grid: &self.grid,
-                tiers: &self.tiers,
-                aoi_sq_m2: radius * radius,
-                query_radius_m: radius + self.config.aoi_hysteresis_m,
-                refresh_ticks: self.config.interest_refresh_ticks,
-            },
+            ctx: plan_context(&self.config, &self.grid, &self.tiers),
         };
         let clients = self
             .clients
@@ -265,6 +251,22 @@ impl Replicator {
         self.clients
             .get_mut(&client)
             .ok_or(ReplicationError::UnknownClient(client))
+    }
+}
+
+/// What every client's plan of a tick reads: the grid, the tiers and the interest radii.
+fn plan_context<'a>(
+    config: &ReplicationConfig,
+    grid: &'a SpatialGrid<PriorityCategory>,
+    tiers: &'a TierTable,
+) -> PlanContext<'a> {
+    let radius = config.area_of_interest_radius_m;
+    PlanContext {
+        grid,
+        tiers,
+        aoi_sq_m2: radius * radius,
+        query_radius_m: radius + config.aoi_hysteresis_m,
+        refresh_ticks: config.interest_refresh_ticks,
     }
 }
 

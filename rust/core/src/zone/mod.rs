@@ -675,6 +675,13 @@ impl Zone {
         };
         self.replication.replicator.remove_entity(entity);
         self.net_states.remove(&entity);
+        self.forget_local_character(entity);
+    }
+
+    /// Drops what this zone keeps about `entity` as one of its own characters: its
+    /// connection, its hitboxes, the damage over time running on it. Its replication is the
+    /// caller's (a handed-over character may stay as a ghost).
+    fn forget_local_character(&mut self, entity: EntityId) {
         self.entity_connections.remove(&entity);
         self.play.hitboxes.remove(entity);
         self.play
@@ -721,11 +728,7 @@ impl Zone {
             return None;
         };
         let mut player = self.players.remove(&id)?;
-        self.entity_connections.remove(&entity);
-        self.play
-            .dot_sources
-            .retain(|(target, _), _| *target != entity);
-        self.play.hitboxes.remove(entity);
+        self.forget_local_character(entity);
         let client = ClientId(id.0);
         let mut known = Vec::new();
         if let Err(e) = self.replication.replicator.visible_ids(client, &mut known) {

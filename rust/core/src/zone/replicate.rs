@@ -293,7 +293,24 @@ mod tests {
     use crate::input::{Buttons, MoveInput};
     use crate::session::Transmit;
     use crate::session::client::{ClientConfig, ClientSession};
-    use crate::zone::{Zone, ZoneConfig};
+    use crate::zone::{ConnectionId, Zone, ZoneConfig};
+
+    /// A client logged in to `zone` at `at_m` with `config`: its login frames delivered and
+    /// accepted (the welcome not yet delivered to the session).
+    fn logged_in(
+        zone: &mut Zone,
+        config: ClientConfig,
+        at_m: Vec3,
+    ) -> (ConnectionId, ClientSession) {
+        let mut session = ClientSession::new(0, config, "token").expect("valid");
+        let id = zone.connect(0);
+        while let Some(Transmit::Stream(s)) = session.poll_transmit() {
+            zone.handle_stream(id, 0, &s);
+        }
+        zone.accept_login_at(id, CharacterState::at(at_m))
+            .expect("login pending");
+        (id, session)
+    }
 
     /// Every datagram of a 2 s run of 80 walking clients (perfect link), in send order per
     /// connection, with `threads` replication threads.
@@ -311,16 +328,8 @@ mod tests {
         zone.set_overload_level(level);
         let mut clients = Vec::new();
         for i in 0..80u32 {
-            let mut session =
-                ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
-            let id = zone.connect(0);
-            while let Some(Transmit::Stream(s)) = session.poll_transmit() {
-                zone.handle_stream(id, 0, &s);
-            }
             let at = Vec3::new((i % 9) as f32 * 7.0, (i / 9) as f32 * 6.0, 0.0);
-            zone.accept_login_at(id, CharacterState::at(at))
-                .expect("login pending");
-            clients.push((id, session));
+            clients.push(logged_in(&mut zone, ClientConfig::default(), at));
         }
         let _ = zone.drain_events().count();
         let mut out = Vec::new();
@@ -391,14 +400,8 @@ mod tests {
         .expect("valid");
         zone.set_overload_level(crate::replication::overload::MAX_LEVEL);
         for i in 0..10u32 {
-            let mut session =
-                ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
-            let id = zone.connect(0);
-            while let Some(Transmit::Stream(s)) = session.poll_transmit() {
-                zone.handle_stream(id, 0, &s);
-            }
-            zone.accept_login_at(id, CharacterState::at(Vec3::new(i as f32, 0.0, 0.0)))
-                .expect("login pending");
+            let at = Vec3::new(i as f32, 0.0, 0.0);
+            logged_in(&mut zone, ClientConfig::default(), at);
         }
         // 10,000 B/s at 60 Hz is 166 bytes a tick: 25 % of what the fixed part leaves.
         let records: u32 = (0..30).map(|_| zone.run_tick().records_written).sum();
@@ -408,13 +411,7 @@ mod tests {
     #[test]
     fn a_tick_without_replication_applies_inputs_and_sends_nothing() {
         let mut zone = Zone::new(ZoneConfig::default()).expect("valid");
-        let mut session = ClientSession::new(0, ClientConfig::default(), "token").expect("valid");
-        let id = zone.connect(0);
-        while let Some(Transmit::Stream(s)) = session.poll_transmit() {
-            zone.handle_stream(id, 0, &s);
-        }
-        zone.accept_login_at(id, CharacterState::at(Vec3::ZERO))
-            .expect("login pending");
+        let (id, mut session) = logged_in(&mut zone, ClientConfig::default(), Vec3::ZERO);
         while let Some(t) = zone.poll_transmit(id) {
             if let Transmit::Stream(s) = t {
                 session.handle_stream(0, &s);
@@ -458,13 +455,7 @@ mod tests {
                 snapshots,
                 ..ClientConfig::default()
             };
-            let mut session = ClientSession::new(0, config, "token").expect("valid");
-            let id = zone.connect(0);
-            while let Some(Transmit::Stream(s)) = session.poll_transmit() {
-                zone.handle_stream(id, 0, &s);
-            }
-            zone.accept_login_at(id, CharacterState::at(Vec3::new(i as f32 * 3.0, 0.0, 0.0)))
-                .expect("login pending");
+            let (id, session) = logged_in(&mut zone, config, Vec3::new(i as f32 * 3.0, 0.0, 0.0));
             clients.push((id, session, 0usize));
         }
         let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
