@@ -63,7 +63,7 @@ pub(crate) struct FullSample {
 impl FullSample {
     /// Bot `index` decodes everything when `floor((index + 1) * sample / bots)` steps past
     /// `floor(index * sample / bots)`: exactly `min(sample, bots)` of the indices `0..bots`.
-    fn is_full(&self, index: usize) -> bool {
+    pub(crate) fn is_full(&self, index: usize) -> bool {
         let bots = self.bots.max(1);
         (index + 1) * self.sample / bots > index * self.sample / bots
     }

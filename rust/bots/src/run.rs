@@ -115,7 +115,7 @@ async fn drive(
                 bots: options.bots,
             }),
     };
-    let plan_light = plan.clone();
+    let full_sample = plan.full_sample;
     let mut notes = Vec::new();
     if metrics.is_none() {
         notes.push("no metrics endpoint for this target".to_owned());
@@ -233,12 +233,9 @@ async fn drive(
             seed: options.seed,
             server,
             bots_cpu_cores,
-            light_bots: (0..outcomes.len())
-                .filter(|&i| {
-                    plan_light.snapshots_of(i)
-                        == mmo_core::session::client::SnapshotHandling::HeaderOnly
-                })
-                .count(),
+            light_bots: full_sample.map_or(0, |s| {
+                (0..outcomes.len()).filter(|&i| !s.is_full(i)).count()
+            }),
             bot_cores: crate::self_cpu::bot_cores(
                 options.worker_threads,
                 std::thread::available_parallelism().map_or(1, usize::from),
