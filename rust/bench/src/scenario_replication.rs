@@ -399,6 +399,8 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
             window.snapshots_sent += report.snapshots_sent;
             window.records_written += report.records_written;
             window.snapshot_bytes += report.snapshot_bytes;
+            window.delta_bodies_shared += report.delta_bodies_shared;
+            window.delta_bodies_computed += report.delta_bodies_computed;
         }
 
         // 4. Truth.
@@ -560,6 +562,12 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "server_us_per_tick_max": round(quantile_us(&replicate_ns, 1.0), 1),
         "server_us_per_tick_note": "wall time of Zone::replicate: world frame, then per client the queued acks, interest, priority and encoding on `replication_threads` threads",
         "ns_per_record": round(ns_per_record, 1),
+        "shared_encode_hit_rate": round(
+            f64::from(window.delta_bodies_shared)
+                / f64::from((window.delta_bodies_shared + window.delta_bodies_computed).max(1)),
+            3
+        ),
+        "shared_encode_note": "delta records whose body (mask, residuals) was copied from another client's record of the same entity, tick and baseline state, over all delta records (one cache per replication thread)",
         "simulate_us_p50": round(quantile_us(&simulate_ns, 0.5), 1),
         "simulate_us_p99": round(quantile_us(&simulate_ns, 0.99), 1),
         "gameplay_us_p50": round(quantile_us(&gameplay_ns, 0.5), 1),

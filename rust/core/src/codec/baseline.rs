@@ -38,10 +38,16 @@
 //! references nothing of the old incarnation. The age bound keeps every referenced seq well
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
-//! Memory: the server keeps `SLOTS` (64) seq slots (reused vectors) and one baseline and
-//! send counter per entity, in a dense array indexed by a per-client handle (an entity id
-//! to handle map of 4-byte values finds it; slot records carry the handle); the client keeps at most [`RING_LEN`] states per entity and prunes
-//! states older than the baseline the server last referenced.
+//! Memory: the server keeps `SLOTS` (64) seq slots and one baseline and send counter per
+//! entity, in a dense array indexed by a per-client handle (an entity id to handle map of
+//! 4-byte values finds it; slot records carry the handle). The slots' records share one
+//! ring of the records *in flight*: a slot is dead once its snapshot is acknowledged, or
+//! once the client acknowledged a newer snapshot without it (the client applies snapshots
+//! in seq order only, so it will never acknowledge that one), or when it falls out of the
+//! 64-seq tracking window; the ring drops records from its front up to the oldest live
+//! slot. At a 100 ms round trip and 30 Hz that is about six snapshots' records instead of
+//! 64. The client keeps at most [`RING_LEN`] states per entity and prunes states older
+//! than the baseline the server last referenced.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -73,7 +79,10 @@ struct SentSlot {
     /// Extended seq this slot holds; meaningful only when `live`.
     seq: u64,
     live: bool,
-    records: Vec<SentRecord>,
+    /// The slot's records in [`SentHistory::records`]: absolute ring positions
+    /// `records_from..records_to` (valid while `live`).
+    records_from: u64,
+    records_to: u64,
     leaves: Vec<EntityId>,
 }
 
@@ -116,6 +125,13 @@ struct SentEntity {
 pub struct SentHistory {
     tracker: SendTracker,
     slots: Vec<SentSlot>,
+    /// The records of the live slots (and of dead ones between them), oldest first.
+    records: VecDeque<SentRecord>,
+    /// Absolute position of `records[0]` (positions only grow).
+    records_front: u64,
+    /// Every snapshot before this seq is resolved (its slot dead); the ring starts at this
+    /// snapshot's records.
+    oldest_unresolved: u64,
     /// Per-entity state, dense, indexed by the entity's handle. A handle is given when an
     /// entity is first sent and freed (reused first) when it is removed; slot records keep
     /// the handle, so an acknowledgement reaches the entity without a hash lookup, and the
@@ -144,6 +160,9 @@ impl SentHistory {
         SentHistory {
             tracker: SendTracker::new(),
             slots: vec![SentSlot::default(); SLOTS],
+            records: VecDeque::new(),
+            records_front: 0,
+            oldest_unresolved: 0,
             entities: Vec::new(),
             handles: IdMap::default(),
             free_handles: Vec::new(),
@@ -235,6 +254,9 @@ impl SentHistory {
         let Self {
             tracker,
             slots,
+            records,
+            records_front,
+            oldest_unresolved,
             entities,
             handles,
             free_handles,
@@ -250,9 +272,16 @@ impl SentHistory {
         let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
             return;
         };
+        // The slot's previous snapshot is 64 seqs old: resolved (dead) by now.
+        slot.live = false;
+        *oldest_unresolved = (*oldest_unresolved).max(seq.saturating_sub(SLOTS as u64 - 1));
+        Self::trim(seq, slots, records, records_front, oldest_unresolved);
+        let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
+            return;
+        };
         slot.seq = seq;
         slot.live = true;
-        slot.records.clear();
+        slot.records_from = *records_front + records.len() as u64;
         slot.leaves.clear();
         for rec in written {
             let handle = *handles.entry(rec.id).or_insert_with(|| {
@@ -286,20 +315,14 @@ impl SentHistory {
             // A record for an entity with a pending leave is its re-enter: the client applies
             // leaves before records, so the leave is no longer needed.
             pending_leaves.remove(&rec.id);
-            slot.records.push(SentRecord {
+            records.push_back(SentRecord {
                 id: rec.id,
                 handle,
                 send_index,
                 state: rec.state,
             });
         }
-        // A slot keeps its capacity from tick to tick (no allocation per snapshot), but not
-        // the peak of a burst (every entity entering at once): 64 slots each holding twice
-        // what a snapshot carries would double the client's memory.
-        if slot.records.capacity() > 2 * slot.records.len().max(32) {
-            slot.records
-                .shrink_to(slot.records.len() + slot.records.len() / 4);
-        }
+        slot.records_to = *records_front + records.len() as u64;
         slot.leaves.extend(
             leave_list
                 .iter()
@@ -308,11 +331,48 @@ impl SentHistory {
         );
     }
 
+    /// Moves `oldest_unresolved` past resolved snapshots (up to `next`, the next seq to
+    /// send) and drops the records before its snapshot's from the ring; gives back capacity
+    /// a burst left behind (every entity entering at once): the ring keeps room for twice
+    /// what it holds, and at least 256 records. Amortized O(1) per snapshot.
+    fn trim(
+        next: u64,
+        slots: &[SentSlot],
+        records: &mut VecDeque<SentRecord>,
+        records_front: &mut u64,
+        oldest_unresolved: &mut u64,
+    ) {
+        while *oldest_unresolved < next
+            && slots
+                .get((*oldest_unresolved % SLOTS as u64) as usize)
+                .is_none_or(|s| !s.live || s.seq != *oldest_unresolved)
+        {
+            *oldest_unresolved += 1;
+        }
+        let ring_end = *records_front + records.len() as u64;
+        let keep_from = if *oldest_unresolved < next {
+            slots
+                .get((*oldest_unresolved % SLOTS as u64) as usize)
+                .map_or(ring_end, |s| s.records_from)
+        } else {
+            ring_end
+        };
+        let drop_len = (keep_from.saturating_sub(*records_front) as usize).min(records.len());
+        records.drain(..drop_len);
+        *records_front += drop_len as u64;
+        if records.capacity() > 2 * records.len().max(256) {
+            records.shrink_to(records.len() + records.len() / 2);
+        }
+    }
+
     /// Processes the client's ack of snapshots.
     pub fn on_ack(&mut self, ack: AckFields) {
         let Self {
             tracker,
             slots,
+            records,
+            records_front,
+            oldest_unresolved,
             entities,
             handles,
             pending_leaves,
@@ -334,7 +394,9 @@ impl SentHistory {
                 if newest_delivered.is_none_or(|n| seq > n) {
                     *newest_delivered = Some(seq);
                 }
-                for rec in &slot.records {
+                let from = slot.records_from.saturating_sub(*records_front) as usize;
+                let to = slot.records_to.saturating_sub(*records_front) as usize;
+                for rec in records.range(from.min(records.len())..to.min(records.len())) {
                     if let Some(e) = entities.get_mut(rec.handle as usize)
                         && e.id == rec.id
                         && seq >= e.since_seq
@@ -367,6 +429,26 @@ impl SentHistory {
                 slot.live = false;
             }
         }
+        // The client applies snapshots in seq order and acknowledges only what it applied,
+        // so a snapshot older than one it acknowledged and not acknowledged itself by now
+        // never will be: its records cannot become baselines.
+        if let Some(newest) = *newest_delivered {
+            for seq in *oldest_unresolved..newest {
+                if let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize)
+                    && slot.seq == seq
+                {
+                    slot.live = false;
+                }
+            }
+        }
+        let next = tracker.next_seq();
+        Self::trim(next, slots, records, records_front, oldest_unresolved);
+    }
+
+    /// Records held for snapshots in flight (for tests and memory accounting).
+    #[must_use]
+    pub fn records_in_flight(&self) -> usize {
+        self.records.len()
     }
 
     /// The newest delivered state of `id` and its seq (for tests and diagnostics).

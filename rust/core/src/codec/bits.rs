@@ -182,6 +182,35 @@ impl BitWriter {
         }
     }
 
+    /// The `n_bits` (at most 64) written from bit position `from` on, as [`write_u64`]
+    /// took them (first written bit lowest); positions past the end read as zero. For
+    /// copying a piece of the stream elsewhere (the encoder's shared records).
+    ///
+    /// [`write_u64`]: BitWriter::write_u64
+    #[must_use]
+    pub fn read_back(&self, from: usize, n_bits: u32) -> u64 {
+        let n_bits = n_bits.min(64);
+        let byte_at = |i: usize| -> u128 {
+            match self.buf.get(i) {
+                Some(&b) => u128::from(b),
+                None => {
+                    let shift = (i - self.buf.len()) * 8;
+                    if shift < 64 {
+                        u128::from((self.acc >> shift) as u8)
+                    } else {
+                        0
+                    }
+                }
+            }
+        };
+        let first = from / 8;
+        let mut window = 0u128;
+        for k in 0..9 {
+            window |= byte_at(first + k) << (8 * k);
+        }
+        ((window >> (from % 8)) as u64) & low_mask(n_bits)
+    }
+
     /// Pads the last byte with zero bits and returns the bytes.
     #[must_use]
     pub fn finish(mut self) -> Vec<u8> {
@@ -331,6 +360,24 @@ impl<'a> BitReader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn read_back_gives_what_was_written(
+            pieces in proptest::collection::vec((any::<u64>(), 0u32..=64), 1..40),
+            pick in any::<usize>(),
+        ) {
+            let mut w = BitWriter::new();
+            let mut at = Vec::new();
+            for &(v, n) in &pieces {
+                at.push(w.mark());
+                w.write_u64(v, n);
+            }
+            let i = pick % pieces.len();
+            let (v, n) = pieces[i];
+            prop_assert_eq!(w.read_back(at[i], n), v & low_mask(n));
+        }
+    }
 
     #[test]
     fn lsb_first_layout() {

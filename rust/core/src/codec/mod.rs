@@ -12,7 +12,8 @@
 //!   unit vector);
 //! - datagrams: [`packet`] (9-byte header, wrap-aware seqs), [`ack`] (receive/send ack
 //!   trackers), [`input_codec`] (client inputs with redundancy), [`snapshot`] (server
-//!   snapshots) over [`entity_state`] (replicated state, quantization, prediction);
+//!   snapshots) over [`entity_state`] (replicated state, quantization, prediction), with
+//!   [`record_cache`] sharing delta record bodies between clients;
 //! - agreement between ends: [`baseline`] (`SentHistory` on the server, `ReceivedHistory`
 //!   on the client).
 //!
@@ -32,6 +33,7 @@ mod golden;
 pub mod input_codec;
 pub mod packet;
 pub mod quantize;
+pub mod record_cache;
 pub mod snapshot;
 #[cfg(test)]
 mod snapshot_tests;

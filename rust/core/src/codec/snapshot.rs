@@ -41,6 +41,7 @@ use super::entity_state::{
 };
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader, PacketKind};
+use super::record_cache::{CachedBody, MAX_BODY_BITS, RecordCache};
 use super::varint::{
     read_exp_golomb, read_signed_exp_golomb, write_exp_golomb, write_signed_exp_golomb,
 };
@@ -91,6 +92,47 @@ fn read_head(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
     let h = r.peek_bits(5).trailing_ones().min(HEAD_ENTER);
     r.read_bits((h + 1).min(5), "record head")?;
     Ok(h)
+}
+
+/// Writes a delta record's head for `mask` and a baseline `extra_back` seqs older than the
+/// snapshot baseline (the short heads need `extra_back == 0`), then the mask if the head
+/// does not imply it.
+#[inline]
+fn write_delta_head(w: &mut BitWriter, extra_back: u64, mask: u32) {
+    if extra_back == 0 && mask == MASK_XY | MASK_YAW {
+        write_head(w, HEAD_DELTA_XY_YAW);
+    } else if extra_back == 0 && mask == MASK_XY {
+        write_head(w, HEAD_DELTA_XY);
+    } else if extra_back == 0 {
+        write_head(w, HEAD_DELTA_MASK);
+        w.write_bits(mask, 4);
+    } else {
+        write_head(w, HEAD_DELTA_OLDER);
+        // extra_back <= MAX_ENTITY_BASELINE_AGE (8192), so it fits.
+        write_exp_golomb(w, (extra_back - 1) as u32, 0);
+        w.write_bits(mask, 4);
+    }
+}
+
+/// The computed part of a delta record (see [`SnapshotCodec::delta_body`]).
+#[derive(Debug, Clone, Copy)]
+struct DeltaBody {
+    moved: QuantizedEntity,
+    /// `MASK_*` bits.
+    mask: u32,
+    /// Position residuals: along-track, cross-track (or X, Y), Z.
+    residuals: [i32; 3],
+    yaw_residual: i32,
+}
+
+/// The per-snapshot inputs a record's id gap and head depend on.
+#[derive(Debug, Clone, Copy)]
+struct RecordContext<'a> {
+    snap: &'a SnapshotIn,
+    /// Seqs from the snapshot back to its header baseline, if it has one.
+    header_back: Option<u64>,
+    /// The previous record's id (0 before the first).
+    prev_id: u32,
 }
 
 /// What an entity record is coded against.
@@ -379,6 +421,34 @@ impl SnapshotCodec {
         out: &mut Vec<u8>,
         written: &mut Vec<WrittenRecord>,
     ) -> Result<EncodeReport, CodecError> {
+        self.encode_with(snap, leaves, records, out, written, None)
+    }
+
+    /// [`SnapshotCodec::encode`], taking the bodies of delta records from `cache` when an
+    /// earlier call (for another client) computed the same one, and storing the ones it
+    /// computes (see [`record_cache`](super::record_cache)). The datagram is bit for bit
+    /// what `encode` writes.
+    pub fn encode_shared<R: RecordSource>(
+        &self,
+        snap: &SnapshotIn,
+        leaves: &[EntityId],
+        records: &[R],
+        out: &mut Vec<u8>,
+        written: &mut Vec<WrittenRecord>,
+        cache: &mut RecordCache,
+    ) -> Result<EncodeReport, CodecError> {
+        self.encode_with(snap, leaves, records, out, written, Some(cache))
+    }
+
+    fn encode_with<R: RecordSource>(
+        &self,
+        snap: &SnapshotIn,
+        leaves: &[EntityId],
+        records: &[R],
+        out: &mut Vec<u8>,
+        written: &mut Vec<WrittenRecord>,
+        mut cache: Option<&mut RecordCache>,
+    ) -> Result<EncodeReport, CodecError> {
         out.clear();
         written.clear();
         let q = &self.q;
@@ -450,12 +520,15 @@ impl SnapshotCodec {
             let mark = w.mark();
             let state = self.write_record(
                 &mut w,
-                snap,
-                header_back,
-                prev_id,
+                RecordContext {
+                    snap,
+                    header_back,
+                    prev_id,
+                },
                 id,
                 base,
                 rec.quantized(q, snap.tick),
+                cache.as_deref_mut(),
             );
             if w.bit_len() > max_bits {
                 w.rewind(mark);
@@ -478,109 +551,174 @@ impl SnapshotCodec {
         Ok(report)
     }
 
-    /// Writes one record; returns the quantized state the client will reconstruct.
+    /// The body of a delta record of `state` against `base` at `tick`: the state the client
+    /// reconstructs, the change mask and the residuals; `None` when a residual does not fit
+    /// the wire's 32-bit signed codes (a prediction far outside the bounds, e.g. a parabola
+    /// held for 255 ticks after a teleport: the record is then full).
     #[inline]
-    #[allow(clippy::too_many_arguments)] // The encoder's per-record state, passed by value.
+    fn delta_body(
+        &self,
+        tick: Tick,
+        base: &QuantizedEntity,
+        state: QuantizedEntity,
+    ) -> Option<DeltaBody> {
+        let q = &self.q;
+        let mut moved = state;
+        derive_velocity(&mut moved, base, &q.yaw, q.config.second_order);
+        let (pred, pred_yaw) = predict(base, tick, &q.yaw);
+        let mut r = [
+            i64::from(moved.pos_q[0]) - pred[0],
+            i64::from(moved.pos_q[1]) - pred[1],
+            i64::from(moved.pos_q[2]) - pred[2],
+        ];
+        let disp = [
+            pred[0] - i64::from(base.pos_q[0]),
+            pred[1] - i64::from(base.pos_q[1]),
+        ];
+        if let Some(frame) = TrackFrame::new(disp) {
+            [r[0], r[1]] = frame.to_track([r[0], r[1]]);
+        }
+        let [Ok(r0), Ok(r1), Ok(r2)] = r.map(i32::try_from) else {
+            return None;
+        };
+        let ryaw = q.yaw.wrapping_diff(u32::from(moved.yaw_q), pred_yaw);
+        let mut mask = 0;
+        if r0 != 0 || r1 != 0 {
+            mask |= MASK_XY;
+        }
+        if r2 != 0 {
+            mask |= MASK_Z;
+        }
+        if ryaw != 0 {
+            mask |= MASK_YAW;
+        }
+        if moved.flags != base.flags {
+            mask |= MASK_FLAGS;
+        }
+        Some(DeltaBody {
+            moved,
+            mask,
+            residuals: [r0, r1, r2],
+            yaw_residual: ryaw,
+        })
+    }
+
+    /// Writes a delta body's fields after the head (and mask).
+    #[inline]
+    fn write_delta_fields(&self, w: &mut BitWriter, body: &DeltaBody) {
+        let cfg = &self.q.config;
+        let mask = body.mask;
+        let [r0, r1, r2] = body.residuals;
+        if mask & MASK_XY != 0 {
+            write_signed_exp_golomb(w, r0, cfg.position_k);
+            write_signed_exp_golomb(w, r1, cfg.position_k);
+        }
+        if mask & MASK_Z != 0 {
+            write_signed_exp_golomb(w, r2, cfg.position_k);
+        }
+        if mask & MASK_YAW != 0 {
+            write_signed_exp_golomb(w, body.yaw_residual, cfg.yaw_k);
+        }
+        if mask & MASK_FLAGS != 0 {
+            w.write_bits(u32::from(body.moved.flags), 8);
+        }
+    }
+
+    /// Writes one record; returns the quantized state the client will reconstruct. With a
+    /// cache, a delta body computed before for the same (tick, state, baseline) is copied.
+    #[inline]
     fn write_record(
         &self,
         w: &mut BitWriter,
-        snap: &SnapshotIn,
-        header_back: Option<u64>,
-        prev_id: u32,
+        ctx: RecordContext<'_>,
         id: EntityId,
         base: RecordBase,
         quantized: QuantizedEntity,
+        cache: Option<&mut RecordCache>,
     ) -> QuantizedEntity {
-        let q = &self.q;
-        let cfg = &q.config;
+        let RecordContext {
+            snap,
+            header_back,
+            prev_id,
+        } = ctx;
         write_exp_golomb(w, id.0 - prev_id - 1, 0);
-        let mut state = quantized;
-        // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back,
-        // not newer than the header baseline, and only when its residuals fit the wire's
-        // 32-bit signed codes (a prediction far outside the bounds, e.g. a parabola held
-        // for 255 ticks after a teleport, falls back to a full record).
-        let delta = match (base, header_back) {
-            (RecordBase::Delta { seq, state: base }, Some(hb)) => snap
+        // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back
+        // and not newer than the header baseline.
+        if let (RecordBase::Delta { seq, state: base }, Some(hb)) = (base, header_back)
+            && let Some(d) = snap
                 .seq
                 .checked_sub(seq)
                 .filter(|&d| d >= hb && d <= MAX_ENTITY_BASELINE_AGE)
-                .and_then(|d| {
-                    let mut moved = state;
-                    derive_velocity(&mut moved, &base, &q.yaw, cfg.second_order);
-                    let (pred, pred_yaw) = predict(&base, snap.tick, &q.yaw);
-                    let mut r = [
-                        i64::from(moved.pos_q[0]) - pred[0],
-                        i64::from(moved.pos_q[1]) - pred[1],
-                        i64::from(moved.pos_q[2]) - pred[2],
-                    ];
-                    let disp = [
-                        pred[0] - i64::from(base.pos_q[0]),
-                        pred[1] - i64::from(base.pos_q[1]),
-                    ];
-                    if let Some(frame) = TrackFrame::new(disp) {
-                        [r[0], r[1]] = frame.to_track([r[0], r[1]]);
+        {
+            let extra_back = d - hb;
+            let current = QuantizedState {
+                pos_q: quantized.pos_q,
+                yaw_q: quantized.yaw_q,
+                flags: quantized.flags,
+            };
+            match cache {
+                Some(cache) => match cache.get(snap.tick, id, &current, &base) {
+                    Some(CachedBody::Delta {
+                        mask,
+                        len_bits,
+                        bits,
+                        moved,
+                    }) => {
+                        write_delta_head(w, extra_back, u32::from(mask));
+                        let len = u32::from(len_bits);
+                        w.write_u64(bits[0], len.min(64));
+                        if len > 64 {
+                            w.write_u64(bits[1], len - 64);
+                        }
+                        return moved;
                     }
-                    let [Ok(r0), Ok(r1), Ok(r2)] = r.map(i32::try_from) else {
-                        return None;
-                    };
-                    Some((d - hb, base, moved, [r0, r1, r2], pred_yaw))
-                }),
-            _ => None,
-        };
-        match (delta, base) {
-            (Some((extra_back, base, moved, r, pred_yaw)), _) => {
-                state = moved;
-                let ryaw = q.yaw.wrapping_diff(u32::from(state.yaw_q), pred_yaw);
-                let mut mask = 0;
-                if r[0] != 0 || r[1] != 0 {
-                    mask |= MASK_XY;
+                    Some(CachedBody::NoDelta) => {}
+                    None => match self.delta_body(snap.tick, &base, quantized) {
+                        Some(body) => {
+                            write_delta_head(w, extra_back, body.mask);
+                            let mark = w.mark();
+                            self.write_delta_fields(w, &body);
+                            let len = (w.bit_len() - mark) as u32;
+                            if len <= MAX_BODY_BITS {
+                                let low = w.read_back(mark, len.min(64));
+                                let high = if len > 64 {
+                                    w.read_back(mark + 64, len - 64)
+                                } else {
+                                    0
+                                };
+                                let cached = CachedBody::Delta {
+                                    // Four mask bits.
+                                    mask: body.mask as u8,
+                                    // At most MAX_BODY_BITS (128).
+                                    len_bits: len as u8,
+                                    bits: [low, high],
+                                    moved: body.moved,
+                                };
+                                cache.put(snap.tick, id, &current, &base, cached);
+                            }
+                            return body.moved;
+                        }
+                        None => cache.put(snap.tick, id, &current, &base, CachedBody::NoDelta),
+                    },
+                },
+                None => {
+                    if let Some(body) = self.delta_body(snap.tick, &base, quantized) {
+                        write_delta_head(w, extra_back, body.mask);
+                        self.write_delta_fields(w, &body);
+                        return body.moved;
+                    }
                 }
-                if r[2] != 0 {
-                    mask |= MASK_Z;
-                }
-                if ryaw != 0 {
-                    mask |= MASK_YAW;
-                }
-                if state.flags != base.flags {
-                    mask |= MASK_FLAGS;
-                }
-                if extra_back == 0 && mask == MASK_XY | MASK_YAW {
-                    write_head(w, HEAD_DELTA_XY_YAW);
-                } else if extra_back == 0 && mask == MASK_XY {
-                    write_head(w, HEAD_DELTA_XY);
-                } else if extra_back == 0 {
-                    write_head(w, HEAD_DELTA_MASK);
-                    w.write_bits(mask, 4);
-                } else {
-                    write_head(w, HEAD_DELTA_OLDER);
-                    write_exp_golomb(w, (extra_back - 1) as u32, 0);
-                    w.write_bits(mask, 4);
-                }
-                if mask & MASK_XY != 0 {
-                    write_signed_exp_golomb(w, r[0], cfg.position_k);
-                    write_signed_exp_golomb(w, r[1], cfg.position_k);
-                }
-                if mask & MASK_Z != 0 {
-                    write_signed_exp_golomb(w, r[2], cfg.position_k);
-                }
-                if mask & MASK_YAW != 0 {
-                    write_signed_exp_golomb(w, ryaw, cfg.yaw_k);
-                }
-                if mask & MASK_FLAGS != 0 {
-                    w.write_bits(u32::from(state.flags), 8);
-                }
-            }
-            (None, RecordBase::Enter { archetype }) => {
-                write_head(w, HEAD_ENTER);
-                w.write_bits(u32::from(archetype), 16);
-                self.write_absolute(w, &state);
-            }
-            (None, _) => {
-                write_head(w, HEAD_FULL);
-                self.write_absolute(w, &state);
             }
         }
-        state
+        match base {
+            RecordBase::Enter { archetype } => {
+                write_head(w, HEAD_ENTER);
+                w.write_bits(u32::from(archetype), 16);
+            }
+            _ => write_head(w, HEAD_FULL),
+        }
+        self.write_absolute(w, &quantized);
+        quantized
     }
 
     /// Decodes only the fixed part of a snapshot payload (tick, acknowledged input, the

@@ -17,9 +17,7 @@ use crate::codec::CodecError;
 use crate::codec::ack::ReceiveTracker;
 use crate::codec::input_codec::decode_input_payload;
 use crate::codec::packet::{PacketHeader, PacketKind};
-use crate::codec::snapshot::{
-    EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn, WrittenRecord,
-};
+use crate::codec::snapshot::{EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn};
 use crate::control::{
     self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
 };
@@ -34,7 +32,7 @@ use crate::validation::{
 
 use super::Transmit;
 use super::input_queue::{InputQueue, InputQueueConfig, Inserted};
-use super::snapshot_stream::SnapshotStream;
+use super::snapshot_stream::{EncodeBuffers, SnapshotStream};
 
 /// Tuning of a [`ServerConnection`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -531,15 +529,15 @@ impl ServerConnection {
 
     /// Encodes and queues this tick's snapshot: `owner` losslessly, then `records` (ids
     /// strictly ascending, bases from [`ServerConnection::record_base`]) until the datagram is
-    /// full. `written` receives the records that made it in. Returns the encoder's report.
+    /// full, into `out` (`out.written` receives the records that made it in). Returns the
+    /// encoder's report.
     pub fn send_snapshot<R: RecordSource>(
         &mut self,
         codec: &SnapshotCodec,
         tick: Tick,
         owner: Option<&CharacterState>,
         records: &[R],
-        datagram: &mut Vec<u8>,
-        written: &mut Vec<WrittenRecord>,
+        out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let snap = SnapshotIn {
             // Filled in by the stream.
@@ -550,13 +548,25 @@ impl ServerConnection {
             baseline_seq: None,
             owner: owner.copied(),
         };
-        let report = self
-            .snapshots
-            .encode_next(codec, snap, records, datagram, written)?;
+        let EncodeBuffers {
+            datagram,
+            written,
+            cache,
+        } = out;
+        let report = self.snapshots.encode_next(
+            codec,
+            snap,
+            records,
+            EncodeBuffers {
+                datagram: &mut *datagram,
+                written,
+                cache,
+            },
+        )?;
         self.stats.snapshots_sent += 1;
         self.stats.bytes_out += datagram.len() as u64;
         self.transmits
-            .push_back(Transmit::Datagram(datagram.clone()));
+            .push_back(Transmit::Datagram(datagram.to_vec()));
         Ok(report)
     }
 

@@ -17,6 +17,7 @@
 use crate::codec::CodecError;
 use crate::codec::baseline::SentHistory;
 use crate::codec::packet::AckFields;
+use crate::codec::record_cache::RecordCache;
 use crate::codec::snapshot::{
     EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn, WrittenRecord,
 };
@@ -95,24 +96,33 @@ impl SnapshotStream {
         self.record_bits_x16.div_ceil(16)
     }
 
-    /// Encodes the next snapshot into `datagram`: `snap`'s seq and baseline are filled in
-    /// here (the caller's are ignored), the pending leaves go first, then `records` until
-    /// the datagram is full. `written` receives the records that made it in.
+    /// Encodes the next snapshot into `out.datagram`: `snap`'s seq and baseline are filled
+    /// in here (the caller's are ignored), the pending leaves go first, then `records` until
+    /// the datagram is full. `out.written` receives the records that made it in.
     pub fn encode_next<R: RecordSource>(
         &mut self,
         codec: &SnapshotCodec,
         mut snap: SnapshotIn,
         records: &[R],
-        datagram: &mut Vec<u8>,
-        written: &mut Vec<WrittenRecord>,
+        out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
+        let EncodeBuffers {
+            datagram,
+            written,
+            cache,
+        } = out;
         self.process_acks();
         let seq = self.sent.next_seq();
         snap.seq = seq;
         snap.baseline_seq = self.sent.baseline_seq();
         let report = {
             let leaves = self.sent.pending_leaves();
-            codec.encode(&snap, leaves, records, datagram, written)?
+            match cache {
+                Some(cache) => {
+                    codec.encode_shared(&snap, leaves, records, datagram, written, cache)?
+                }
+                None => codec.encode(&snap, leaves, records, datagram, written)?,
+            }
         };
         self.sent.on_sent(seq, written, report.leaves_written);
         if let Some(bits) = report.record_bits.checked_div(report.records_written) {
@@ -121,6 +131,18 @@ impl SnapshotStream {
         }
         Ok(report)
     }
+}
+
+/// Where a snapshot is encoded: reused from client to client.
+#[derive(Debug)]
+pub struct EncodeBuffers<'a> {
+    /// The datagram (cleared first).
+    pub datagram: &'a mut Vec<u8>,
+    /// The records that made it in (cleared first).
+    pub written: &'a mut Vec<WrittenRecord>,
+    /// With a cache, delta record bodies computed for other clients are reused (the
+    /// datagram is the same; see `codec::record_cache`).
+    pub cache: Option<&'a mut RecordCache>,
 }
 
 #[cfg(test)]
@@ -172,10 +194,28 @@ mod tests {
                 baseline_seq: None,
                 owner: None,
             };
-            a.encode_next(&codec, snap, &ra, &mut out_a, &mut written)
-                .unwrap();
-            b.encode_next(&codec, snap, &rb, &mut out_b, &mut written)
-                .unwrap();
+            a.encode_next(
+                &codec,
+                snap,
+                &ra,
+                EncodeBuffers {
+                    datagram: &mut out_a,
+                    written: &mut written,
+                    cache: None,
+                },
+            )
+            .unwrap();
+            b.encode_next(
+                &codec,
+                snap,
+                &rb,
+                EncodeBuffers {
+                    datagram: &mut out_b,
+                    written: &mut written,
+                    cache: None,
+                },
+            )
+            .unwrap();
             assert_eq!(out_a, out_b, "datagram at tick {tick}");
             // Input datagrams arrive two or three a tick, each acking what the client had
             // then (snapshots two ticks old, every 5th lost): `a` applies each at once,

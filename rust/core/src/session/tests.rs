@@ -360,6 +360,7 @@ fn client_survives_garbage_datagrams() {
 fn snapshot_delivery_is_counted_from_sequence_numbers() {
     use crate::codec::entity_state::{Quantization, SnapshotConfig};
     use crate::codec::snapshot::SnapshotCodec;
+    use crate::session::snapshot_stream::EncodeBuffers;
     let (mut client, mut server) = pair();
     let codec = SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap());
     let (mut datagram, mut written) = (Vec::new(), Vec::new());
@@ -371,8 +372,11 @@ fn snapshot_delivery_is_counted_from_sequence_numbers() {
                 Tick(tick),
                 Some(&owner),
                 &[] as &[crate::codec::snapshot::EntityRecordIn],
-                &mut datagram,
-                &mut written,
+                EncodeBuffers {
+                    datagram: &mut datagram,
+                    written: &mut written,
+                    cache: None,
+                },
             )
             .unwrap();
         let Some(Transmit::Datagram(d)) = server.poll_transmit() else {

@@ -344,6 +344,11 @@ pub struct TickReport {
     pub records_written: u32,
     /// Snapshot bytes over all connections.
     pub snapshot_bytes: u64,
+    /// Delta records whose body was copied from another client's (shared encoding, see
+    /// `codec::record_cache`).
+    pub delta_bodies_shared: u32,
+    /// Delta records whose body was computed.
+    pub delta_bodies_computed: u32,
 }
 
 /// One zone. See the module docs.

@@ -22,12 +22,14 @@
 use std::collections::BTreeMap;
 
 use super::{ConnectionId, Player, Replicated, TickReport, ZoneConfig};
+use crate::codec::record_cache::RecordCache;
 use crate::codec::snapshot::{QuantizedRecordIn, SnapshotCodec, WrittenRecord};
 use crate::entity::EntityId;
 use crate::fast_hash::FastMap;
 use crate::replication::{
     ClientTick, FrameEntity, Replicator, SharedPlanning, WorldFrame, overload,
 };
+use crate::session::snapshot_stream::EncodeBuffers;
 use crate::time::Tick;
 
 /// Bytes of a snapshot besides its records, rounded up: header, owner state, counts.
@@ -59,6 +61,8 @@ struct Scratch {
     sent: Vec<EntityId>,
     datagram: Vec<u8>,
     visible: Vec<EntityId>,
+    /// Delta record bodies shared between this thread's clients.
+    cache: RecordCache,
 }
 
 impl ZoneReplication {
@@ -180,6 +184,8 @@ impl ZoneReplication {
                         report.snapshots_sent += part.snapshots_sent;
                         report.records_written += part.records_written;
                         report.snapshot_bytes += part.snapshot_bytes;
+                        report.delta_bodies_shared += part.delta_bodies_shared;
+                        report.delta_bodies_computed += part.delta_bodies_computed;
                     }
                     // A panic in a worker is a bug; carry it to the zone thread as it is.
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -218,6 +224,7 @@ impl Pass<'_> {
     /// Replicates `work` in order with `scratch`, adding to `report`.
     fn run(&self, work: &mut [ClientWork<'_>], scratch: &mut Scratch, report: &mut TickReport) {
         let tick = self.tick;
+        scratch.cache.fit(self.frame.len());
         for ClientWork { id, player, view } in work.iter_mut() {
             player.connection.process_acks();
             // Take candidates in priority order while their estimated size fits: the
@@ -263,8 +270,11 @@ impl Pass<'_> {
                 tick,
                 player.character.as_ref(),
                 &scratch.records,
-                &mut scratch.datagram,
-                &mut scratch.written,
+                EncodeBuffers {
+                    datagram: &mut scratch.datagram,
+                    written: &mut scratch.written,
+                    cache: Some(&mut scratch.cache),
+                },
             );
             match sent {
                 Ok(encoded) => {
@@ -282,6 +292,10 @@ impl Pass<'_> {
                 Err(e) => tracing::error!(error = %e, connection = id.0, "snapshot not encoded"),
             }
         }
+        let counts = scratch.cache.take_counts();
+        // At most records per tick (far below 2^32).
+        report.delta_bodies_shared += counts.hits as u32;
+        report.delta_bodies_computed += counts.misses as u32;
     }
 }
 

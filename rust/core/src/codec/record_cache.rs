@@ -1,0 +1,186 @@
+//! Shared encoding: the body of a delta record computed once per distinct input and copied
+//! to every client that needs the same one.
+//!
+//! A delta record is the entity id gap, a head, the change mask and the residuals (see
+//! `snapshot`). The id gap and the head depend on the client (on the record before it and
+//! on the client's seq numbering); everything after the head is a pure function of
+//! exactly three things: the snapshot's tick, the entity's state at that tick and the
+//! baseline state the client holds (its position, yaw, flags, derived motion, span and
+//! tick). Clients whose baseline of an entity is the same state, which is common (the
+//! baseline is the newest acknowledged state, and clients are sent the same entity at the
+//! same ticks more often than not), get the same bits. The cache keeps, per tick, the
+//! computed result for each (entity, baseline) it saw: the change mask, the residual bits
+//! and the state the client will reconstruct.
+//!
+//! Exactness: an entry is used only when the entity id, the tick, the current state and the
+//! *whole* baseline state are equal to what it was computed from (compared, not hashed), so
+//! a hit gives bit for bit what computing would give; the test
+//! `snapshot_tests::the_record_cache_changes_no_bit` checks it. The table is direct mapped
+//! by a hash of (id, baseline tick, baseline span); a collision just replaces the entry.
+//! Entries of another tick are empty, so nothing is cleared between ticks.
+//!
+//! One cache per thread (no locking); a thread's hit rate depends on which clients it
+//! replicates, never the output.
+
+use super::entity_state::{QuantizedEntity, QuantizedState};
+use crate::entity::EntityId;
+use crate::time::Tick;
+
+/// Most residual bits an entry holds; a longer body is recomputed every time.
+pub const MAX_BODY_BITS: u32 = 128;
+
+/// The shareable part of a delta record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum CachedBody {
+    /// The residuals do not fit the wire's 32-bit codes: the record must be full.
+    NoDelta,
+    /// A delta: mask, residual bits (first written bit lowest) and the state the client
+    /// reconstructs.
+    Delta {
+        /// Change mask (`MASK_*` of `snapshot`).
+        mask: u8,
+        /// Length of `bits`, at most [`MAX_BODY_BITS`].
+        len_bits: u8,
+        /// The residuals as written.
+        bits: [u64; 2],
+        /// The state the client will hold.
+        moved: QuantizedEntity,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// `None`: empty.
+    tick: Option<Tick>,
+    id: EntityId,
+    state: QuantizedState,
+    base: QuantizedEntity,
+    body: CachedBody,
+}
+
+/// Counters of a [`RecordCache`] since it was made (or [`RecordCache::take_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Delta records whose body came from the cache.
+    pub hits: u64,
+    /// Delta records computed (and stored).
+    pub misses: u64,
+}
+
+impl CacheCounts {
+    /// Adds `other`.
+    pub fn add(&mut self, other: CacheCounts) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+    }
+
+    /// Hits over lookups (0 when there were none).
+    #[must_use]
+    pub fn hit_rate(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
+
+/// See the module docs. Pass one to `SnapshotCodec::encode_shared`.
+#[derive(Clone, Debug, Default)]
+pub struct RecordCache {
+    entries: Vec<Entry>,
+    counts: CacheCounts,
+}
+
+/// Fewest and most entries of a cache.
+const MIN_ENTRIES: usize = 1 << 10;
+const MAX_ENTRIES: usize = 1 << 17;
+
+impl RecordCache {
+    /// An empty cache (it sizes itself on [`RecordCache::fit`]).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sizes the table for `entities` replicated entities: eight entries each (distinct
+    /// baselines per entity and tick seldom exceed that), a power of two between 2^10 and
+    /// 2^17 entries (about 190 bytes each). Resizing empties it.
+    pub fn fit(&mut self, entities: usize) {
+        let want = (entities.saturating_mul(8))
+            .next_power_of_two()
+            .clamp(MIN_ENTRIES, MAX_ENTRIES);
+        if self.entries.len() != want {
+            self.entries = vec![
+                Entry {
+                    tick: None,
+                    id: EntityId(0),
+                    state: QuantizedState::default(),
+                    base: QuantizedEntity::default(),
+                    body: CachedBody::NoDelta,
+                };
+                want
+            ];
+        }
+    }
+
+    /// The counters so far, reset to zero.
+    pub fn take_counts(&mut self) -> CacheCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    #[inline]
+    fn index(&self, id: EntityId, base: &QuantizedEntity) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let key =
+            (u64::from(id.0) << 32) ^ (u64::from(base.tick.0) << 8) ^ u64::from(base.span_ticks);
+        let mut z = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z ^= z >> 29;
+        Some((z as usize) & (self.entries.len() - 1))
+    }
+
+    /// The body of `id`'s record at `tick` for `state` against `base`, if computed before.
+    #[inline]
+    pub(crate) fn get(
+        &mut self,
+        tick: Tick,
+        id: EntityId,
+        state: &QuantizedState,
+        base: &QuantizedEntity,
+    ) -> Option<CachedBody> {
+        let e = self.entries.get(self.index(id, base)?)?;
+        if e.tick == Some(tick) && e.id == id && e.state == *state && e.base == *base {
+            self.counts.hits += 1;
+            Some(e.body)
+        } else {
+            None
+        }
+    }
+
+    /// Stores a computed body (counted as a miss).
+    #[inline]
+    pub(crate) fn put(
+        &mut self,
+        tick: Tick,
+        id: EntityId,
+        state: &QuantizedState,
+        base: &QuantizedEntity,
+        body: CachedBody,
+    ) {
+        self.counts.misses += 1;
+        if let Some(i) = self.index(id, base)
+            && let Some(e) = self.entries.get_mut(i)
+        {
+            *e = Entry {
+                tick: Some(tick),
+                id,
+                state: *state,
+                base: *base,
+                body,
+            };
+        }
+    }
+}
