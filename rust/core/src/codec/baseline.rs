@@ -38,9 +38,10 @@
 //! references nothing of the old incarnation. The age bound keeps every referenced seq well
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
-//! Memory: the server keeps `SLOTS` (64) seq slots and one baseline and send counter per
-//! entity, in a dense array indexed by a per-client handle (an entity id to handle map of
-//! 4-byte values finds it; slot records carry the handle). The slots' records share one
+//! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
+//! bytes: baseline, send counters, handle generation) in a dense array indexed by a
+//! per-client handle (a sorted id to handle array finds it, see `handle_index`; slot
+//! records carry the handle and its generation). The slots' records share one
 //! ring of the records *in flight*: a slot is dead once its snapshot is acknowledged, or
 //! once the client acknowledged a newer snapshot without it (the client applies snapshots
 //! in seq order only, so it will never acknowledge that one), or when it falls out of the
@@ -52,8 +53,9 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::ack::{ReceiveOutcome, ReceiveTracker, SendTracker};
-use super::entity_state::QuantizedEntity;
+use super::entity_state::{CHANNELS, QuantizedEntity};
 use super::error::CodecError;
+use super::handle_index::HandleIndex;
 use super::packet::AckFields;
 use super::snapshot::{
     BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, MAX_ENTITY_BASELINE_AGE, RecordBase,
@@ -61,6 +63,7 @@ use super::snapshot::{
 };
 use crate::entity::EntityId;
 use crate::fast_hash::IdMap;
+use crate::time::Tick;
 
 /// States kept per entity on the client. The server references a state only while fewer
 /// than `RING_LEN - 1` records of the entity were sent after it (see the module docs).
@@ -89,35 +92,52 @@ struct SentSlot {
 /// One entity record a snapshot carried.
 #[derive(Debug, Clone, Copy)]
 struct SentRecord {
-    id: EntityId,
     /// The entity's handle when the record was sent (see `SentHistory::handles`).
     handle: u32,
+    /// The handle's generation then (see [`SentEntity::generation`]).
+    generation: u32,
     /// The entity's send index of this record (records sent since it entered, before it).
     send_index: u32,
     /// The state the client holds once the snapshot is applied.
     state: QuantizedEntity,
 }
 
-/// The newest state of an entity the client is known to hold.
-#[derive(Debug, Clone, Copy)]
-struct Delivered {
-    seq: u64,
-    state: QuantizedEntity,
-    /// Its send index.
-    send_index: u32,
+/// `SentEntity::delivered_seq` when nothing was delivered.
+const NOT_DELIVERED: u64 = u64::MAX;
+
+/// A [`QuantizedEntity`] without its derived second difference (kept apart, in
+/// `SentHistory::accels`: only the second-order predictor has one), so that a
+/// [`SentEntity`] fits one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+struct CompactState {
+    pos_q: [i32; 3],
+    tick: Tick,
+    vel_fp: [i32; CHANNELS],
+    yaw_q: u16,
+    span_ticks: u16,
+    flags: u8,
+    /// The acceleration is not zero (read it from `accels`).
+    has_acc: bool,
 }
 
+/// What `SentHistory` keeps per entity: one cache line (`base_for` reads it for every
+/// record, an acknowledgement writes it).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct SentEntity {
-    /// The entity this handle stands for; `EntityId(0)` (no entity has it) once freed.
-    id: EntityId,
-    /// Deliveries of snapshots older than this seq are ignored (they predate a re-enter).
-    since_seq: u64,
+    /// Bumped each time the handle is freed: records sent to an earlier holder (another
+    /// entity, or this one before it left) carry an older generation, and their
+    /// acknowledgements are ignored.
+    generation: u32,
     /// Records of the entity sent since it (re)entered; the next record's send index
     /// (saturating: 2^32 records are years at 30 Hz).
     sends: u32,
-    /// Newest delivered state.
-    delivered: Option<Delivered>,
+    /// Seq of the newest delivered record ([`NOT_DELIVERED`]: none).
+    delivered_seq: u64,
+    /// Its send index.
+    delivered_send_index: u32,
+    /// Its state.
+    delivered: CompactState,
 }
 
 /// Server-side record of what was sent to one client and what it acknowledged.
@@ -134,11 +154,13 @@ pub struct SentHistory {
     oldest_unresolved: u64,
     /// Per-entity state, dense, indexed by the entity's handle. A handle is given when an
     /// entity is first sent and freed (reused first) when it is removed; slot records keep
-    /// the handle, so an acknowledgement reaches the entity without a hash lookup, and the
-    /// hash map below holds 4-byte handles instead of whole states.
+    /// the handle, so an acknowledgement reaches the entity without a lookup, and the index
+    /// below holds 4-byte handles instead of whole states.
     entities: Vec<SentEntity>,
+    /// The delivered state's acceleration, by handle (read only when `has_acc`).
+    accels: Vec<[i32; CHANNELS]>,
     /// Entity -> handle, for the entities the client has or is being sent.
-    handles: IdMap<u32>,
+    handles: HandleIndex,
     /// Freed handles.
     free_handles: Vec<u32>,
     pending_leaves: BTreeSet<EntityId>,
@@ -164,7 +186,8 @@ impl SentHistory {
             records_front: 0,
             oldest_unresolved: 0,
             entities: Vec::new(),
-            handles: IdMap::default(),
+            accels: Vec::new(),
+            handles: HandleIndex::default(),
             free_handles: Vec::new(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
@@ -196,32 +219,51 @@ impl SentHistory {
     #[must_use]
     pub fn base_for(&self, id: EntityId, archetype: u16) -> RecordBase {
         let next = self.next_seq();
-        let Some(e) = self
+        let Some((handle, e)) = self
             .handles
-            .get(&id)
-            .and_then(|&h| self.entities.get(h as usize))
+            .get(id)
+            .and_then(|h| Some((h, self.entities.get(h as usize)?)))
         else {
             return RecordBase::Enter { archetype };
         };
-        match e.delivered {
-            None => RecordBase::Enter { archetype },
-            Some(Delivered {
+        if e.delivered_seq == NOT_DELIVERED {
+            return RecordBase::Enter { archetype };
+        }
+        let seq = e.delivered_seq;
+        let age = next.saturating_sub(seq);
+        // `None` cannot happen (the index was taken before a later send); be safe.
+        let sent_after = e.sends.checked_sub(e.delivered_send_index + 1);
+        let few_sends = sent_after.is_some_and(|n| n < RING_LEN as u32 - 1);
+        if (age <= BASELINE_WINDOW && sent_after.is_some())
+            || (few_sends && age <= MAX_ENTITY_BASELINE_AGE)
+        {
+            RecordBase::Delta {
                 seq,
-                state,
-                send_index,
-            }) => {
-                let age = next.saturating_sub(seq);
-                // `None` cannot happen (the index was taken before a later send); be safe.
-                let sent_after = e.sends.checked_sub(send_index + 1);
-                let few_sends = sent_after.is_some_and(|n| n < RING_LEN as u32 - 1);
-                if (age <= BASELINE_WINDOW && sent_after.is_some())
-                    || (few_sends && age <= MAX_ENTITY_BASELINE_AGE)
-                {
-                    RecordBase::Delta { seq, state }
-                } else {
-                    RecordBase::Full
-                }
+                state: self.expand(handle, &e.delivered),
             }
+        } else {
+            RecordBase::Full
+        }
+    }
+
+    /// The full state of a compact one held under `handle`.
+    #[inline]
+    fn expand(&self, handle: u32, c: &CompactState) -> QuantizedEntity {
+        QuantizedEntity {
+            pos_q: c.pos_q,
+            yaw_q: c.yaw_q,
+            flags: c.flags,
+            vel_fp: c.vel_fp,
+            acc_fp: if c.has_acc {
+                self.accels
+                    .get(handle as usize)
+                    .copied()
+                    .unwrap_or([0; CHANNELS])
+            } else {
+                [0; CHANNELS]
+            },
+            span_ticks: c.span_ticks,
+            tick: c.tick,
         }
     }
 
@@ -237,9 +279,10 @@ impl SentHistory {
     /// baselines are dropped (if it comes back it enters again). Callers must call this when
     /// an entity leaves the client's interest or despawns: entries are only freed here.
     pub fn remove(&mut self, id: EntityId) {
-        if let Some(h) = self.handles.remove(&id) {
+        if let Some(h) = self.handles.remove(id) {
             if let Some(e) = self.entities.get_mut(h as usize) {
-                e.id = EntityId(0);
+                e.generation = e.generation.wrapping_add(1);
+                e.delivered_seq = NOT_DELIVERED;
             }
             self.free_handles.push(h);
             self.pending_leaves.insert(id);
@@ -258,6 +301,7 @@ impl SentHistory {
             records_front,
             oldest_unresolved,
             entities,
+            accels,
             handles,
             free_handles,
             pending_leaves,
@@ -284,26 +328,26 @@ impl SentHistory {
         slot.records_from = *records_front + records.len() as u64;
         slot.leaves.clear();
         for rec in written {
-            let handle = *handles.entry(rec.id).or_insert_with(|| {
-                let fresh = SentEntity {
-                    id: rec.id,
-                    since_seq: seq,
-                    sends: 0,
-                    delivered: None,
-                };
-                match free_handles.pop() {
-                    Some(h) => {
-                        if let Some(e) = entities.get_mut(h as usize) {
-                            *e = fresh;
-                        }
-                        h
+            let handle = handles.get_or_insert_with(rec.id, || match free_handles.pop() {
+                Some(h) => {
+                    if let Some(e) = entities.get_mut(h as usize) {
+                        // Freed with its generation bumped and nothing delivered.
+                        e.sends = 0;
                     }
-                    None => {
-                        entities.push(fresh);
-                        // Handles count entities present at once (at most the grid's
-                        // entities, far below 2^32).
-                        (entities.len() - 1) as u32
-                    }
+                    h
+                }
+                None => {
+                    entities.push(SentEntity {
+                        generation: 0,
+                        sends: 0,
+                        delivered_seq: NOT_DELIVERED,
+                        delivered_send_index: 0,
+                        delivered: CompactState::default(),
+                    });
+                    accels.push([0; CHANNELS]);
+                    // Handles count entities present at once (at most the grid's entities,
+                    // far below 2^32).
+                    (entities.len() - 1) as u32
                 }
             });
             let Some(e) = entities.get_mut(handle as usize) else {
@@ -316,8 +360,8 @@ impl SentHistory {
             // leaves before records, so the leave is no longer needed.
             pending_leaves.remove(&rec.id);
             records.push_back(SentRecord {
-                id: rec.id,
                 handle,
+                generation: e.generation,
                 send_index,
                 state: rec.state,
             });
@@ -374,6 +418,7 @@ impl SentHistory {
             records_front,
             oldest_unresolved,
             entities,
+            accels,
             handles,
             pending_leaves,
             newest_delivered,
@@ -398,19 +443,29 @@ impl SentHistory {
                 let to = slot.records_to.saturating_sub(*records_front) as usize;
                 for rec in records.range(from.min(records.len())..to.min(records.len())) {
                     if let Some(e) = entities.get_mut(rec.handle as usize)
-                        && e.id == rec.id
-                        && seq >= e.since_seq
-                        && e.delivered.is_none_or(|d| seq > d.seq)
+                        && e.generation == rec.generation
+                        && (e.delivered_seq == NOT_DELIVERED || seq > e.delivered_seq)
                     {
-                        e.delivered = Some(Delivered {
-                            seq,
-                            state: rec.state,
-                            send_index: rec.send_index,
-                        });
+                        let st = &rec.state;
+                        let has_acc = st.acc_fp != [0; CHANNELS];
+                        if has_acc && let Some(a) = accels.get_mut(rec.handle as usize) {
+                            *a = st.acc_fp;
+                        }
+                        e.delivered_seq = seq;
+                        e.delivered_send_index = rec.send_index;
+                        e.delivered = CompactState {
+                            pos_q: st.pos_q,
+                            tick: st.tick,
+                            vel_fp: st.vel_fp,
+                            yaw_q: st.yaw_q,
+                            span_ticks: st.span_ticks,
+                            flags: st.flags,
+                            has_acc,
+                        };
                     }
                 }
                 for id in &slot.leaves {
-                    if !handles.contains_key(id) {
+                    if !handles.contains(*id) {
                         pending_leaves.remove(id);
                     }
                 }
@@ -454,11 +509,9 @@ impl SentHistory {
     /// The newest delivered state of `id` and its seq (for tests and diagnostics).
     #[must_use]
     pub fn delivered(&self, id: EntityId) -> Option<(u64, QuantizedEntity)> {
-        self.handles
-            .get(&id)
-            .and_then(|&h| self.entities.get(h as usize))
-            .and_then(|e| e.delivered)
-            .map(|d| (d.seq, d.state))
+        let h = self.handles.get(id)?;
+        let e = self.entities.get(h as usize)?;
+        (e.delivered_seq != NOT_DELIVERED).then(|| (e.delivered_seq, self.expand(h, &e.delivered)))
     }
 }
 

@@ -30,6 +30,7 @@ pub mod entity_state;
 pub mod error;
 #[cfg(test)]
 mod golden;
+mod handle_index;
 pub mod input_codec;
 pub mod packet;
 pub mod quantize;
