@@ -567,7 +567,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
                 / f64::from((window.delta_bodies_shared + window.delta_bodies_computed).max(1)),
             3
         ),
-        "shared_encode_note": "delta records whose body (mask, residuals) was copied from another client's record of the same entity, tick and baseline state, over all delta records (one cache per replication thread)",
+        "shared_encode_note": "delta records whose body (mask, residuals) was copied from another client's record of the same entity, tick and baseline state, over delta records looked up (those computed and then left out of a full datagram included; one cache per replication thread)",
         "simulate_us_p50": round(quantile_us(&simulate_ns, 0.5), 1),
         "simulate_us_p99": round(quantile_us(&simulate_ns, 0.99), 1),
         "gameplay_us_p50": round(quantile_us(&gameplay_ns, 0.5), 1),

@@ -39,7 +39,9 @@
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
 //! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
-//! bytes: baseline, send counters, handle generation) in a dense array indexed by a
+//! bytes: baseline, send counters, handle generation; the second-order predictor's
+//! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
+//! dense array indexed by a
 //! per-client handle (a sorted id to handle array finds it, see `handle_index`; slot
 //! records carry the handle and its generation). The slots' records share one
 //! ring of the records *in flight*: a slot is dead once its snapshot is acknowledged, or
@@ -79,7 +81,7 @@ const SLOTS: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 struct SentSlot {
-    /// Extended seq this slot holds; meaningful only when `live`.
+    /// Extended seq this slot holds (the last one it held once dead).
     seq: u64,
     live: bool,
     /// The slot's records in [`SentHistory::records`]: absolute ring positions
@@ -232,7 +234,9 @@ impl SentHistory {
         let seq = e.delivered_seq;
         let age = next.saturating_sub(seq);
         // `None` cannot happen (the index was taken before a later send); be safe.
-        let sent_after = e.sends.checked_sub(e.delivered_send_index + 1);
+        let sent_after = e
+            .sends
+            .checked_sub(e.delivered_send_index.saturating_add(1));
         let few_sends = sent_after.is_some_and(|n| n < RING_LEN as u32 - 1);
         if (age <= BASELINE_WINDOW && sent_after.is_some())
             || (few_sends && age <= MAX_ENTITY_BASELINE_AGE)

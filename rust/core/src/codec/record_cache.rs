@@ -23,7 +23,7 @@
 //! One cache per thread (no locking); a thread's hit rate depends on which clients it
 //! replicates, never the output.
 
-use super::entity_state::{QuantizedEntity, QuantizedState};
+use super::entity_state::{QuantizedEntity, QuantizedState, SnapshotConfig};
 use crate::entity::EntityId;
 use crate::time::Tick;
 
@@ -64,7 +64,8 @@ struct Entry {
 pub struct CacheCounts {
     /// Delta records whose body came from the cache.
     pub hits: u64,
-    /// Delta records computed (and stored).
+    /// Delta records whose body was computed and stored (records that then did not fit the
+    /// datagram count too: their work was done).
     pub misses: u64,
 }
 
@@ -90,6 +91,8 @@ impl CacheCounts {
 /// See the module docs. Pass one to `SnapshotCodec::encode_shared`.
 #[derive(Clone, Debug, Default)]
 pub struct RecordCache {
+    /// The configuration of the codec the entries were computed with.
+    config: Option<SnapshotConfig>,
     /// Per entry, a 64-bit digest of its key (0: empty): probed first, so a miss reads 8
     /// bytes of a table that stays in cache (64 KiB per 8192 entries) instead of a whole
     /// entry (a hit still compares the whole key).
@@ -100,7 +103,7 @@ pub struct RecordCache {
 
 /// Fewest and most entries of a cache.
 const MIN_ENTRIES: usize = 1 << 10;
-const MAX_ENTRIES: usize = 1 << 17;
+const MAX_ENTRIES: usize = 1 << 16;
 
 impl RecordCache {
     /// An empty cache (it sizes itself on [`RecordCache::fit`]).
@@ -110,26 +113,44 @@ impl RecordCache {
     }
 
     /// Sizes the table for `entities` replicated entities: 32 entries each, a power of two
-    /// between 2^10 and 2^17 entries (about 180 bytes each with the tag). In the
-    /// replication benchmark (1000 clients, lossy link) an entity has about 25 distinct
-    /// baselines per tick among the clients sent it: 8 entries each gave a hit rate of
-    /// 0.62, 32 give 0.76. Resizing empties it.
+    /// between 2^10 and 2^16 entries (about 180 bytes each with the tag: at most 11.5 MiB).
+    /// It grows at once and shrinks only when it is four times what is needed, so an entity
+    /// count going back and forth across a power of two does not reallocate every tick.
+    /// In the replication benchmark (1000 clients, lossy link) an entity has about 25
+    /// distinct baselines per tick among the clients sent it: 8 entries per entity gave a
+    /// hit rate of 0.62, 32 give 0.76 (the table is direct mapped, so entries of different
+    /// entities may evict each other). Resizing empties it.
     pub fn fit(&mut self, entities: usize) {
         let want = (entities.saturating_mul(32))
             .next_power_of_two()
             .clamp(MIN_ENTRIES, MAX_ENTRIES);
-        if self.entries.len() != want {
-            self.tags = vec![0; want];
-            self.entries = vec![
-                Entry {
-                    tick: None,
-                    id: EntityId(0),
-                    state: QuantizedState::default(),
-                    base: QuantizedEntity::default(),
-                    body: CachedBody::NoDelta,
-                };
-                want
-            ];
+        let have = self.entries.len();
+        if want > have || want.saturating_mul(4) <= have {
+            self.resize(want);
+        }
+    }
+
+    fn resize(&mut self, len: usize) {
+        self.tags = vec![0; len];
+        self.entries = vec![
+            Entry {
+                tick: None,
+                id: EntityId(0),
+                state: QuantizedState::default(),
+                base: QuantizedEntity::default(),
+                body: CachedBody::NoDelta,
+            };
+            len
+        ];
+    }
+
+    /// Makes the entries those of `config`'s codec: empties the cache when it held another
+    /// configuration's (their bits would differ).
+    #[inline]
+    pub(crate) fn use_config(&mut self, config: &SnapshotConfig) {
+        if self.config.as_ref() != Some(config) {
+            self.config = Some(*config);
+            self.tags.fill(0);
         }
     }
 
@@ -170,14 +191,16 @@ impl RecordCache {
         }
         let e = self.entries.get(i)?;
         if e.tick == Some(tick) && e.id == id && e.state == *state && e.base == *base {
-            self.counts.hits += 1;
+            if matches!(e.body, CachedBody::Delta { .. }) {
+                self.counts.hits += 1;
+            }
             Some(e.body)
         } else {
             None
         }
     }
 
-    /// Stores a computed body (counted as a miss).
+    /// Stores a computed body.
     #[inline]
     pub(crate) fn put(
         &mut self,
@@ -187,7 +210,9 @@ impl RecordCache {
         base: &QuantizedEntity,
         body: CachedBody,
     ) {
-        self.counts.misses += 1;
+        if matches!(body, CachedBody::Delta { .. }) {
+            self.counts.misses += 1;
+        }
         if let Some((tag, i)) = self.slot(tick, id, base)
             && let Some(e) = self.entries.get_mut(i)
             && let Some(t) = self.tags.get_mut(i)

@@ -449,6 +449,9 @@ impl SnapshotCodec {
         written: &mut Vec<WrittenRecord>,
         mut cache: Option<&mut RecordCache>,
     ) -> Result<EncodeReport, CodecError> {
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.use_config(&self.q.config);
+        }
         out.clear();
         written.clear();
         let q = &self.q;
@@ -641,6 +644,10 @@ impl SnapshotCodec {
             header_back,
             prev_id,
         } = ctx;
+        debug_assert_eq!(
+            quantized.tick, snap.tick,
+            "a record source gives the state at the snapshot's tick"
+        );
         write_exp_golomb(w, id.0 - prev_id - 1, 0);
         // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back
         // and not newer than the header baseline.

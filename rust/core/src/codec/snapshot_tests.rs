@@ -154,6 +154,40 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
+    /// Shared encoding writes what plain encoding writes, for any records (deltas against
+    /// any baseline, with the first- and second-order predictor; long bodies; older
+    /// baselines; fallbacks to full records), from a cold cache and from a warm one.
+    #[test]
+    fn shared_encoding_writes_what_encoding_writes(case in arb_case(), second_order in any::<bool>()) {
+        use super::record_cache::RecordCache;
+        let c = SnapshotCodec::new(
+            Quantization::new(SnapshotConfig { second_order, ..SnapshotConfig::default() })
+                .unwrap(),
+        );
+        let (snap, recs, _) = build(&case, c.quantization());
+        let (mut plain, mut plain_written) = (Vec::new(), Vec::new());
+        let (mut shared, mut shared_written) = (Vec::new(), Vec::new());
+        c.encode(&snap, &[], &recs, &mut plain, &mut plain_written).unwrap();
+        let mut cache = RecordCache::new();
+        cache.fit(64);
+        for _ in 0..2 {
+            c.encode_shared(&snap, &[], &recs, &mut shared, &mut shared_written, &mut cache)
+                .unwrap();
+            prop_assert_eq!(&plain, &shared);
+            prop_assert_eq!(&plain_written, &shared_written);
+        }
+        // A codec with other residual orders does not reuse the first one's bodies.
+        let other = SnapshotCodec::new(
+            Quantization::new(SnapshotConfig { position_k: 3, yaw_k: 0, second_order, ..SnapshotConfig::default() })
+                .unwrap(),
+        );
+        other.encode(&snap, &[], &recs, &mut plain, &mut plain_written).unwrap();
+        other
+            .encode_shared(&snap, &[], &recs, &mut shared, &mut shared_written, &mut cache)
+            .unwrap();
+        prop_assert_eq!(&plain, &shared);
+    }
+
     #[test]
     fn track_frame_is_exactly_invertible(
         dx in -(1i64 << 16)..=(1 << 16),
@@ -916,8 +950,21 @@ fn only_records_in_flight_are_kept() {
         (4 * 20..=6 * 20).contains(&most_in_flight),
         "{most_in_flight} records in flight"
     );
-    // Baselines still move: the last snapshot is deltas against a recent one.
-    assert!(p.dec.entities.iter().all(|e| e.baseline_seq.is_some()));
+    // Baselines still move: the last snapshot applied is deltas against recent ones (the
+    // ring kept every live snapshot's records).
+    let last_seq = p.dec.seq;
+    assert!(
+        p.dec
+            .entities
+            .iter()
+            .all(|e| e.baseline_seq.is_some_and(|b| last_seq - b <= 8)),
+        "{:?}",
+        p.dec
+            .entities
+            .iter()
+            .map(|e| e.baseline_seq)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -1041,4 +1088,79 @@ fn the_record_cache_compares_the_whole_baseline() {
         assert_eq!(out, shared);
     }
     assert_eq!(cache.take_counts().hits, 0);
+}
+
+#[test]
+fn the_server_knows_what_the_client_holds_with_the_second_order_predictor() {
+    // Entities on parabolas (non-zero derived acceleration, kept apart from the rest of a
+    // baseline on the server), snapshots lost and reordered, acks lost and reordered,
+    // entities leaving and coming back: after every ack, the state the server believes
+    // delivered is the one the client holds for that seq.
+    let mut rng = Rng(23);
+    let mut p = Pair::new();
+    p.codec = SnapshotCodec::new(
+        Quantization::new(SnapshotConfig {
+            second_order: true,
+            ..SnapshotConfig::default()
+        })
+        .unwrap(),
+    );
+    let mut held_snapshots = Vec::new();
+    let mut held_acks = Vec::new();
+    let mut checked = 0;
+    let mut with_acc = 0;
+    for i in 0..6_000u32 {
+        let t = i as f32 / 30.0;
+        let ents: Vec<(u32, f32)> = (1..=12u32)
+            .filter(|id| (i + id) % 97 > 5)
+            .map(|id| (id, id as f32 + 0.4 * t * t * (1.0 + id as f32 * 0.1)))
+            .collect();
+        for id in 1..=12u32 {
+            if (i + id) % 97 == 5 {
+                p.server.remove(EntityId(id));
+            }
+        }
+        let d = p.send(&ents);
+        match rng.next() % 10 {
+            0 => {}
+            1 => held_snapshots.push(d),
+            _ => {
+                let _ = p.deliver(&d).expect("decodes");
+            }
+        }
+        if rng.chance(5) {
+            for h in held_snapshots.drain(..) {
+                let _ = p.deliver(&h).expect("decodes");
+            }
+        }
+        if let Some(a) = p.client.ack_fields() {
+            held_acks.push(a);
+        }
+        if rng.chance(40) {
+            // Acks arrive in any order, some twice, some never.
+            while let Some(a) = held_acks.pop() {
+                if !rng.chance(15) {
+                    p.server.on_ack(a);
+                }
+                if rng.chance(10) {
+                    p.server.on_ack(a);
+                }
+            }
+            for id in 1..=12u32 {
+                if let Some((seq, state)) = p.server.delivered(EntityId(id)) {
+                    assert_eq!(
+                        p.client.baseline(EntityId(id), seq),
+                        Some(&state),
+                        "entity {id}, seq {seq}, at {i}"
+                    );
+                    checked += 1;
+                    if state.acc_fp != [0; 4] {
+                        with_acc += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+    assert!(with_acc > checked / 4, "{with_acc} of {checked}");
 }
