@@ -159,7 +159,8 @@ pub struct SentHistory {
     /// the handle, so an acknowledgement reaches the entity without a lookup, and the index
     /// below holds 4-byte handles instead of whole states.
     entities: Vec<SentEntity>,
-    /// The delivered state's acceleration, by handle (read only when `has_acc`).
+    /// The delivered state's acceleration, by handle (read only when `has_acc`; empty until
+    /// one is not zero).
     accels: Vec<[i32; CHANNELS]>,
     /// Entity -> handle, for the entities the client has or is being sent.
     handles: HandleIndex,
@@ -305,7 +306,6 @@ impl SentHistory {
             records_front,
             oldest_unresolved,
             entities,
-            accels,
             handles,
             free_handles,
             pending_leaves,
@@ -348,7 +348,6 @@ impl SentHistory {
                         delivered_send_index: 0,
                         delivered: CompactState::default(),
                     });
-                    accels.push([0; CHANNELS]);
                     // Handles count entities present at once (at most the grid's entities,
                     // far below 2^32).
                     (entities.len() - 1) as u32
@@ -452,8 +451,16 @@ impl SentHistory {
                     {
                         let st = &rec.state;
                         let has_acc = st.acc_fp != [0; CHANNELS];
-                        if has_acc && let Some(a) = accels.get_mut(rec.handle as usize) {
-                            *a = st.acc_fp;
+                        if has_acc {
+                            // Grown only once an acceleration shows up (the second-order
+                            // predictor): nothing per entity otherwise.
+                            let h = rec.handle as usize;
+                            if accels.len() <= h {
+                                accels.resize(h + 1, [0; CHANNELS]);
+                            }
+                            if let Some(a) = accels.get_mut(h) {
+                                *a = st.acc_fp;
+                            }
                         }
                         e.delivered_seq = seq;
                         e.delivered_send_index = rec.send_index;

@@ -56,7 +56,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use glam::Vec3;
 
 use super::budget::ByteBudget;
-use super::grid::{GridHit, SpatialGrid};
+use super::grid::SpatialGrid;
 use super::priority::PriorityCategory;
 use super::tiers::TierTable;
 use crate::entity::EntityId;
@@ -95,6 +95,23 @@ pub struct Plan {
     /// Filled only by `select_within_budget`: the prefix of `candidates` that fit the
     /// budget at the caller's per-entity estimate (already committed). Empty otherwise.
     pub selected: Vec<EntityId>,
+}
+
+/// Fewest elements a scratch buffer keeps room for when shrunk.
+const SCRATCH_MIN: usize = 16;
+
+/// Shrinks `v` to twice its length when it holds room for more than four times that.
+fn shrink_vec<T>(v: &mut Vec<T>) {
+    if v.capacity() > 4 * v.len().max(SCRATCH_MIN) {
+        v.shrink_to(2 * v.len().max(SCRATCH_MIN));
+    }
+}
+
+/// [`shrink_vec`] for a queue.
+fn shrink_deque<T>(v: &mut VecDeque<T>) {
+    if v.capacity() > 4 * v.len().max(SCRATCH_MIN) {
+        v.shrink_to(2 * v.len().max(SCRATCH_MIN));
+    }
 }
 
 /// `slot_index` value of a slot with no visible entry.
@@ -205,7 +222,8 @@ pub(crate) struct ClientView {
     groups: Vec<Group>,
     /// Removed entities (id, slot) this client saw, noted since the last plan.
     pending_removals: Vec<(EntityId, u32)>,
-    hits: Vec<GridHit<PriorityCategory>>,
+    /// Grid hits of the last refresh (the buffer itself lives only during a refresh).
+    last_hits_len: usize,
     moved: Vec<u32>,
     /// Per group, how many front items the current plan's selection consumed (its
     /// candidates), for `commit`.
@@ -237,7 +255,7 @@ impl ClientView {
             slot_index: Vec::new(),
             groups: Vec::new(),
             pending_removals: Vec::new(),
-            hits: Vec::new(),
+            last_hits_len: 0,
             moved: Vec::new(),
             consumed: Vec::new(),
             sent_keys: Vec::new(),
@@ -424,15 +442,17 @@ impl ClientView {
         if viewer_position_m.is_some() {
             self.last_viewer_position_m = viewer_position_m;
         }
-        match self.last_viewer_position_m {
-            Some(p) => ctx
-                .grid
-                .query_radius_hits_unsorted(p, ctx.query_radius_m, &mut self.hits),
-            None => self.hits.clear(),
+        // The hits live only during a refresh (every few ticks): allocated here at last
+        // time's size and freed at the end, not kept per client between refreshes.
+        let mut hits = Vec::with_capacity(self.last_hits_len);
+        if let Some(p) = self.last_viewer_position_m {
+            ctx.grid
+                .query_radius_hits_unsorted(p, ctx.query_radius_m, &mut hits);
         }
+        self.last_hits_len = hits.len();
 
         self.moved.clear();
-        for hit in &self.hits {
+        for hit in &hits {
             if Some(hit.id) == self_id {
                 continue;
             }
@@ -511,7 +531,9 @@ impl ClientView {
         moved.clear();
         self.moved = moved;
 
-        // Drop the stale items, so that selection never has to check.
+        // Drop the stale items, so that selection never has to check; give back what the
+        // queues no longer need (merges swap buffers between queues and the scratch, and
+        // a crowd passing through a group leaves its capacity behind).
         for group in &mut self.groups {
             if group.stale > 0 {
                 let entries = &self.entries;
@@ -520,7 +542,12 @@ impl ClientView {
                     .retain(|it| entries[it.entry as usize].token == it.token);
                 group.stale = 0;
             }
+            shrink_deque(&mut group.items);
         }
+        shrink_deque(&mut self.merge_scratch);
+        shrink_vec(&mut self.moved);
+        shrink_vec(&mut self.plan.entered);
+        shrink_vec(&mut self.plan.left);
     }
 
     /// Queues `batch` (entry indices, sorted by key, all of `group`, tokens already
