@@ -88,7 +88,7 @@ impl CacheCounts {
     }
 }
 
-/// See the module docs. Pass one to `SnapshotCodec::encode_shared`.
+/// See the module docs. Pass one to `SnapshotCodec::encode_with`.
 #[derive(Clone, Debug, Default)]
 pub struct RecordCache {
     /// The configuration of the codec the entries were computed with.

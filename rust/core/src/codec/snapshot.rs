@@ -424,23 +424,11 @@ impl SnapshotCodec {
         self.encode_with(snap, leaves, records, out, written, None)
     }
 
-    /// [`SnapshotCodec::encode`], taking the bodies of delta records from `cache` when an
-    /// earlier call (for another client) computed the same one, and storing the ones it
-    /// computes (see [`record_cache`](super::record_cache)). The datagram is bit for bit
+    /// [`SnapshotCodec::encode`] with a `cache`: the bodies of delta records an earlier
+    /// call (for another client) computed are copied from it, and the ones computed here
+    /// are stored (see [`record_cache`](super::record_cache)). The datagram is bit for bit
     /// what `encode` writes.
-    pub fn encode_shared<R: RecordSource>(
-        &self,
-        snap: &SnapshotIn,
-        leaves: &[EntityId],
-        records: &[R],
-        out: &mut Vec<u8>,
-        written: &mut Vec<WrittenRecord>,
-        cache: &mut RecordCache,
-    ) -> Result<EncodeReport, CodecError> {
-        self.encode_with(snap, leaves, records, out, written, Some(cache))
-    }
-
-    fn encode_with<R: RecordSource>(
+    pub fn encode_with<R: RecordSource>(
         &self,
         snap: &SnapshotIn,
         leaves: &[EntityId],

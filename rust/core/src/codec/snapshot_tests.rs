@@ -171,7 +171,7 @@ proptest! {
         let mut cache = RecordCache::new();
         cache.fit(64);
         for _ in 0..2 {
-            c.encode_shared(&snap, &[], &recs, &mut shared, &mut shared_written, &mut cache)
+            c.encode_with(&snap, &[], &recs, &mut shared, &mut shared_written, Some(&mut cache))
                 .unwrap();
             prop_assert_eq!(&plain, &shared);
             prop_assert_eq!(&plain_written, &shared_written);
@@ -183,7 +183,7 @@ proptest! {
         );
         other.encode(&snap, &[], &recs, &mut plain, &mut plain_written).unwrap();
         other
-            .encode_shared(&snap, &[], &recs, &mut shared, &mut shared_written, &mut cache)
+            .encode_with(&snap, &[], &recs, &mut shared, &mut shared_written, Some(&mut cache))
             .unwrap();
         prop_assert_eq!(&plain, &shared);
     }
@@ -1019,13 +1019,13 @@ fn the_record_cache_changes_no_bit() {
                 .unwrap();
             let r = p
                 .codec
-                .encode_shared(
+                .encode_with(
                     &snap,
                     &leaves,
                     &recs,
                     &mut p.out,
                     &mut p.written,
-                    &mut cache,
+                    Some(&mut cache),
                 )
                 .unwrap();
             assert_eq!(plain, p.out, "client {c} at tick {}", tick.0);
@@ -1083,8 +1083,15 @@ fn the_record_cache_compares_the_whole_baseline() {
             },
         }];
         c.encode(&snap, &[], &recs, &mut out, &mut written).unwrap();
-        c.encode_shared(&snap, &[], &recs, &mut shared, &mut written, &mut cache)
-            .unwrap();
+        c.encode_with(
+            &snap,
+            &[],
+            &recs,
+            &mut shared,
+            &mut written,
+            Some(&mut cache),
+        )
+        .unwrap();
         assert_eq!(out, shared);
     }
     assert_eq!(cache.take_counts().hits, 0);

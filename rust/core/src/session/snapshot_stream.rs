@@ -117,12 +117,7 @@ impl SnapshotStream {
         snap.baseline_seq = self.sent.baseline_seq();
         let report = {
             let leaves = self.sent.pending_leaves();
-            match cache {
-                Some(cache) => {
-                    codec.encode_shared(&snap, leaves, records, datagram, written, cache)?
-                }
-                None => codec.encode(&snap, leaves, records, datagram, written)?,
-            }
+            codec.encode_with(&snap, leaves, records, datagram, written, cache)?
         };
         self.sent.on_sent(seq, written, report.leaves_written);
         if let Some(bits) = report.record_bits.checked_div(report.records_written) {
