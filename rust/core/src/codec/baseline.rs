@@ -41,16 +41,15 @@
 //! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
 //! bytes: baseline, send counters, handle generation; the second-order predictor's
 //! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
-//! dense array indexed by a
-//! per-client handle (a sorted id to handle array finds it, see `handle_index`; slot
-//! records carry the handle and its generation). The slots' records share one
-//! ring of the records *in flight*: a slot is dead once its snapshot is acknowledged, or
-//! once the client acknowledged a newer snapshot without it (the client applies snapshots
-//! in seq order only, so it will never acknowledge that one), or when it falls out of the
-//! 64-seq tracking window; the ring drops records from its front up to the oldest live
-//! slot. At a 100 ms round trip and 30 Hz that is about six snapshots' records instead of
-//! 64. The client keeps at most [`RING_LEN`] states per entity and prunes states older
-//! than the baseline the server last referenced.
+//! dense array indexed by a per-client handle (a sorted id to handle array finds it, see
+//! `handle_index`; slot records carry the handle and its generation). The slots' records
+//! share one ring of the records *in flight*: a slot is dead once its snapshot is
+//! acknowledged, or once the client acknowledged a newer snapshot without it (the client
+//! applies snapshots in seq order only, so it will never acknowledge that one), or when it
+//! falls out of the 64-seq tracking window; the ring drops records from its front up to the
+//! oldest live slot. At a 100 ms round trip and 30 Hz that is about six snapshots' records
+//! instead of 64. The client keeps at most [`RING_LEN`] states per entity and prunes states
+//! older than the baseline the server last referenced.
 
 use std::collections::{BTreeSet, VecDeque};
 
