@@ -500,6 +500,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
     // Everything the zone owns: the live heap drops by it when the zone is dropped (the
     // clients' sessions stay; every transmit was delivered, so none is in flight).
     let budget_bytes_per_s = zone.config().replication.budget_bytes_per_s;
+    let accounted = zone.replication_memory();
     let heap_before = crate::alloc_count::live_bytes();
     drop(zone);
     let zone_heap_bytes = heap_before.saturating_sub(crate::alloc_count::live_bytes());
@@ -532,6 +533,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
             v as f64 / f64::from(window.snapshots_sent)
         }
     };
+    let kib_per_client = |bytes: usize| round(bytes as f64 / 1024.0 / players_n as f64, 1);
     let corrections: u64 = players.iter().map(|p| p.session.stats().corrections).sum();
     // Mean replication time per tick over mean records written per tick.
     let ticks_measured = f64::from(total_ticks - warmup_ticks);
@@ -556,6 +558,13 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "ticks": total_ticks - warmup_ticks,
         "budget_bytes_per_s": budget_bytes_per_s,
         "zone_heap_kib_per_client": round(zone_heap_bytes as f64 / 1024.0 / players_n as f64, 1),
+        "replication_accounted_kib_per_client": {
+            "histories": kib_per_client(accounted.histories_bytes),
+            "views": kib_per_client(accounted.views_bytes),
+            "shared": kib_per_client(accounted.shared_bytes),
+            "total": kib_per_client(accounted.total_bytes()),
+        },
+        "replication_accounted_note": "Zone::replication_memory at the end, from buffer capacities: snapshot histories (records in flight, per-entity baselines), client views (visible sets, priority queues), shared (grid, frame, threads' scratch and record caches); the rest of zone_heap_kib_per_client is sessions, input queues and gameplay state",
         "zone_heap_note": "live heap the zone owned at the end (counting allocator: the drop when the zone is dropped), over players: replication state (snapshot histories, client views, grid, frame) plus sessions, input queues and gameplay state",
         "server_us_per_tick_p50": round(quantile_us(&replicate_ns, 0.5), 1),
         "server_us_per_tick_p99": round(quantile_us(&replicate_ns, 0.99), 1),

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::bot::BotOutcome;
-use crate::server_figures::ServerFigures;
+use crate::server_figures::{ReplicationPerPlayer, ServerFigures};
 use crate::tally::RequestTally;
 
 /// The machine the load tester ran on.
@@ -165,6 +165,9 @@ pub struct Report {
     pub server_rss_mib: Option<f64>,
     /// Server memory added per connected player, KiB.
     pub server_memory_per_player_kib: Option<f64>,
+    /// Of that, the replication state's heap per player, KiB, by part (the server's
+    /// accounting; the rest is QUIC and TLS, tasks, sessions, allocator overhead).
+    pub server_replication_kib_per_player: Option<ReplicationPerPlayer>,
     /// Wall time of the steady phase the server figures cover, s.
     pub steady_phase_s: Option<f64>,
     /// Wall time from the first bot's launch to the last bot's end, s.
@@ -363,6 +366,7 @@ impl Report {
             server_cpu_cores: facts.server.cpu_cores,
             server_rss_mib: facts.server.rss_mib,
             server_memory_per_player_kib: facts.server.memory_per_player_kib,
+            server_replication_kib_per_player: facts.server.replication_per_player_kib,
             steady_phase_s: facts.steady_phase.map(|d| d.as_secs_f64()),
             duration_s: facts.duration.as_secs_f64(),
             seed: facts.seed,
@@ -557,6 +561,18 @@ impl Report {
         row(
             "server_memory_per_player_kib",
             num(self.server_memory_per_player_kib),
+        );
+        row(
+            "server_replication_kib_per_player",
+            self.server_replication_kib_per_player.map_or_else(
+                || "-".to_string(),
+                |r| {
+                    format!(
+                        "histories {:.1}, views {:.1}, shared {:.1}",
+                        r.histories, r.views, r.shared
+                    )
+                },
+            ),
         );
         row("steady_phase_s", num(self.steady_phase_s));
         row("duration_s", format!("{:.2}", self.duration_s));

@@ -10,7 +10,11 @@
 //!   server started).
 //! - CPU: delta of `process_cpu_seconds_total` over the steady phase's wall time (cores).
 //! - Memory: `process_resident_memory_bytes` at peak CCU (the larger of the two steady
-//!   scrapes), and `(that - baseline) / ccu_peak` per player.
+//!   scrapes), and `(that - baseline) / ccu_peak` per player; of that, the replication
+//!   state's heap by part (`mmo_replication_{histories,views,shared}_bytes`, the server's
+//!   own accounting from buffer capacities, sampled each second) at the same scrape, per
+//!   player. The rest of the resident memory per player is everything else: QUIC and TLS
+//!   state, tasks and channels, sessions, allocator overhead.
 //!
 //! A metric missing from a scrape gives `None` (JSON `null`) and a note; nothing is made up.
 
@@ -30,6 +34,12 @@ pub const RSS_BYTES: &str = "process_resident_memory_bytes";
 pub const TICKS_SKIPPED: &str = "mmo_ticks_skipped_total";
 /// Counter of ticks replicated at a degraded overload level (summed over zones).
 pub const DEGRADED_TICKS: &str = "mmo_replication_degraded_ticks_total";
+/// Gauges of the replication state's heap, by part (summed over zones).
+pub const REPLICATION_HISTORIES_BYTES: &str = "mmo_replication_histories_bytes";
+/// See [`REPLICATION_HISTORIES_BYTES`].
+pub const REPLICATION_VIEWS_BYTES: &str = "mmo_replication_views_bytes";
+/// See [`REPLICATION_HISTORIES_BYTES`].
+pub const REPLICATION_SHARED_BYTES: &str = "mmo_replication_shared_bytes";
 
 /// The shortest steady phase a CPU figure is computed over (a shorter one divides the
 /// collector's 10 ms CPU granularity by almost nothing).
@@ -64,8 +74,21 @@ pub struct ServerFigures {
     pub rss_mib: Option<f64>,
     /// Resident memory added per connected player, KiB.
     pub memory_per_player_kib: Option<f64>,
+    /// Of that, the replication state's heap per player, KiB, by part.
+    pub replication_per_player_kib: Option<ReplicationPerPlayer>,
     /// Why a figure is missing or how to read it.
     pub notes: Vec<String>,
+}
+
+/// The replication state's heap per connected player, KiB (the server's accounting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ReplicationPerPlayer {
+    /// Snapshot histories: records of the snapshots in flight, per-entity baselines.
+    pub histories: f64,
+    /// Replication views: visible sets, priority queues.
+    pub views: f64,
+    /// Shared by all clients (grid, frame, threads' record caches), divided by players.
+    pub shared: f64,
 }
 
 /// Gets and parses `http://<http_base>/metrics`.
@@ -155,6 +178,32 @@ pub fn figures(
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, y) => x.or(y),
     };
+    // The replication parts from the scrape that gave the peak.
+    let peak_scrape = match (a.sum(RSS_BYTES), b.sum(RSS_BYTES)) {
+        (Some(x), Some(y)) if x > y => a,
+        (Some(_), None) => a,
+        _ => b,
+    };
+    let parts = [
+        REPLICATION_HISTORIES_BYTES,
+        REPLICATION_VIEWS_BYTES,
+        REPLICATION_SHARED_BYTES,
+    ]
+    .map(|name| peak_scrape.sum(name));
+    match parts {
+        [Some(histories), Some(views), Some(shared)] if ccu_peak > 0 => {
+            let per = |bytes: f64| bytes / ccu_peak as f64 / 1024.0;
+            f.replication_per_player_kib = Some(ReplicationPerPlayer {
+                histories: per(histories),
+                views: per(views),
+                shared: per(shared),
+            });
+        }
+        [Some(_), Some(_), Some(_)] => {}
+        _ => f.notes.push(
+            "mmo_replication_*_bytes missing from /metrics: no replication memory breakdown".into(),
+        ),
+    }
     match rss_peak {
         Some(peak) => {
             f.rss_mib = Some(peak / (1024.0 * 1024.0));
@@ -220,6 +269,10 @@ mod tests {
              mmo_tick_duration_seconds_bucket{zone=\"1\",le=\"+Inf\"} 200\n\
              process_cpu_seconds_total 15\n\
              mmo_ticks_skipped_total{zone=\"1\"} 10\n\
+             mmo_replication_histories_bytes{zone=\"1\"} 2048000\n\
+             mmo_replication_histories_bytes{zone=\"2\"} 1024000\n\
+             mmo_replication_views_bytes{zone=\"1\"} 1024000\n\
+             mmo_replication_shared_bytes{zone=\"1\"} 512000\n\
              process_resident_memory_bytes 110240000\n",
             t0 + Duration::from_secs(10),
         );
@@ -232,6 +285,16 @@ mod tests {
         assert_eq!(f.ticks_skipped, Some(7.0));
         assert!((f.rss_mib.unwrap() - 110_240_000.0 / 1_048_576.0).abs() < 1e-9);
         assert!((f.memory_per_player_kib.unwrap() - 102_400.0 / 1024.0).abs() < 1e-9);
+        // From the end scrape (the larger RSS), summed over zones, per player.
+        assert_eq!(
+            f.replication_per_player_kib,
+            Some(ReplicationPerPlayer {
+                histories: 30.0,
+                views: 10.0,
+                shared: 5.0,
+            })
+        );
+        assert!(!f.notes.iter().any(|n| n.contains("breakdown")));
 
         let short = timed(
             "process_cpu_seconds_total 11\n",
@@ -240,6 +303,14 @@ mod tests {
         let f = figures(Some(&base), Some(&start), Some(&short), 100);
         assert_eq!(f.cpu_cores, None);
         assert!(f.notes.iter().any(|n| n.contains("no CPU figure")));
+
+        let f = figures(Some(&base), Some(&start), Some(&short), 100);
+        assert_eq!(f.replication_per_player_kib, None);
+        assert!(
+            f.notes
+                .iter()
+                .any(|n| n.contains("no replication memory breakdown"))
+        );
 
         let none = figures(None, None, None, 10);
         assert_eq!(none.cpu_cores, None);

@@ -20,6 +20,15 @@ pub const TICKS_SKIPPED_TOTAL: &str = "mmo_ticks_skipped_total";
 pub const REPLICATION_DEGRADED_TICKS_TOTAL: &str = "mmo_replication_degraded_ticks_total";
 /// Gauge, label `zone`: the replication overload level, 0 (normal) to 3.
 pub const REPLICATION_DEGRADE_LEVEL: &str = "mmo_replication_degrade_level";
+/// Gauge, bytes, label `zone`: heap of the connections' snapshot histories (records of
+/// the snapshots in flight, per-entity baselines), from capacities, sampled each second.
+pub const REPLICATION_HISTORIES_BYTES: &str = "mmo_replication_histories_bytes";
+/// Gauge, bytes, label `zone`: heap of the clients' replication views (visible sets,
+/// priority queues), from capacities, sampled each second.
+pub const REPLICATION_VIEWS_BYTES: &str = "mmo_replication_views_bytes";
+/// Gauge, bytes, label `zone`: heap of the replication state all clients share (interest
+/// grid, world frame, replication threads' scratch and record caches), sampled each second.
+pub const REPLICATION_SHARED_BYTES: &str = "mmo_replication_shared_bytes";
 /// Gauge, label `zone`: players logged in to the zone (CCU per zone).
 pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
@@ -101,6 +110,18 @@ pub fn describe() {
     describe_gauge!(
         REPLICATION_DEGRADE_LEVEL,
         "Replication overload level, 0 (normal) to 3"
+    );
+    describe_gauge!(
+        REPLICATION_HISTORIES_BYTES,
+        "Heap of the snapshot histories (records in flight, per-entity baselines), bytes"
+    );
+    describe_gauge!(
+        REPLICATION_VIEWS_BYTES,
+        "Heap of the clients' replication views (visible sets, priority queues), bytes"
+    );
+    describe_gauge!(
+        REPLICATION_SHARED_BYTES,
+        "Heap of the replication state shared by clients (grid, frame, caches), bytes"
     );
     describe_gauge!(ZONE_PLAYERS, "Players logged in, per zone");
     describe_gauge!(CONNECTIONS, "Open QUIC connections");

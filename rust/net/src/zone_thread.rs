@@ -165,6 +165,9 @@ struct ZoneMetrics {
     ticks_skipped: metrics::Counter,
     degraded_ticks: metrics::Counter,
     degrade_level: metrics::Gauge,
+    replication_histories_bytes: metrics::Gauge,
+    replication_views_bytes: metrics::Gauge,
+    replication_shared_bytes: metrics::Gauge,
     players: metrics::Gauge,
     handoffs: metrics::Counter,
     bytes_in: metrics::Counter,
@@ -183,6 +186,9 @@ impl ZoneMetrics {
             ticks_skipped: metrics::counter!(names::TICKS_SKIPPED_TOTAL, "zone" => zone.clone()),
             degraded_ticks: metrics::counter!(names::REPLICATION_DEGRADED_TICKS_TOTAL, "zone" => zone.clone()),
             degrade_level: metrics::gauge!(names::REPLICATION_DEGRADE_LEVEL, "zone" => zone.clone()),
+            replication_histories_bytes: metrics::gauge!(names::REPLICATION_HISTORIES_BYTES, "zone" => zone.clone()),
+            replication_views_bytes: metrics::gauge!(names::REPLICATION_VIEWS_BYTES, "zone" => zone.clone()),
+            replication_shared_bytes: metrics::gauge!(names::REPLICATION_SHARED_BYTES, "zone" => zone.clone()),
             players: metrics::gauge!(names::ZONE_PLAYERS, "zone" => zone.clone()),
             handoffs: metrics::counter!(names::ZONE_HANDOFFS_TOTAL, "zone" => zone),
             bytes_in: metrics::counter!(names::BYTES_IN_TOTAL),
@@ -623,11 +629,24 @@ impl ZoneLoop {
     }
 
     /// Adds each connection's bytes since the last sample to the totals and records its
-    /// rates.
+    /// rates; publishes the replication state's memory.
     fn sample_bytes(&mut self) {
         let now = Instant::now();
         let elapsed_s = now.duration_since(self.last_sample).as_secs_f64().max(1e-3);
         self.last_sample = now;
+        let memory = self.zone.replication_memory();
+        #[allow(clippy::cast_precision_loss)] // Gauges; far below 2^52 bytes.
+        {
+            self.metrics
+                .replication_histories_bytes
+                .set(memory.histories_bytes as f64);
+            self.metrics
+                .replication_views_bytes
+                .set(memory.views_bytes as f64);
+            self.metrics
+                .replication_shared_bytes
+                .set(memory.shared_bytes as f64);
+        }
         let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some((bytes_in, bytes_out)) = self.take_byte_delta(id) {

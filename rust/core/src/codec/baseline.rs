@@ -510,6 +510,26 @@ impl SentHistory {
         Self::trim(next, slots, records, records_front, oldest_unresolved);
     }
 
+    /// Heap bytes this history holds, from its buffers' capacities (the set of pending
+    /// leaves counted at twice its elements' size, an estimate of a B-tree's nodes).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.slots.capacity() * size_of::<SentSlot>()
+            + self
+                .slots
+                .iter()
+                .map(|s| s.leaves.capacity() * size_of::<EntityId>())
+                .sum::<usize>()
+            + self.records.capacity() * size_of::<SentRecord>()
+            + self.entities.capacity() * size_of::<SentEntity>()
+            + self.accels.capacity() * size_of::<[i32; CHANNELS]>()
+            + self.handles.heap_bytes()
+            + self.free_handles.capacity() * size_of::<u32>()
+            + self.pending_leaves.len() * 2 * size_of::<EntityId>()
+            + self.leave_list.capacity() * size_of::<EntityId>()
+    }
+
     /// Records held for snapshots in flight (for tests and memory accounting).
     #[must_use]
     pub fn records_in_flight(&self) -> usize {

@@ -70,6 +70,11 @@ impl HandleIndex {
         Some(handle)
     }
 
+    /// Heap bytes held (capacity).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * std::mem::size_of::<Pair>()
+    }
+
     /// Number of ids.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

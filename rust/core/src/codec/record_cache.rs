@@ -154,6 +154,13 @@ impl RecordCache {
         }
     }
 
+    /// Heap bytes held (capacity of the tag and entry tables).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        self.tags.capacity() * std::mem::size_of::<u64>()
+            + self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+
     /// The counters so far, reset to zero.
     pub fn take_counts(&mut self) -> CacheCounts {
         std::mem::take(&mut self.counts)

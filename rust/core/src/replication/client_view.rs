@@ -280,6 +280,33 @@ impl ClientView {
         &self.plan
     }
 
+    /// Heap bytes held, from the buffers' capacities.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.entries.capacity() * size_of::<Entry>()
+            + self.free.capacity() * size_of::<u32>()
+            + self.slot_index.capacity() * size_of::<u32>()
+            + self.groups.capacity() * size_of::<Group>()
+            + self
+                .groups
+                .iter()
+                .map(|g| g.items.capacity() * size_of::<QueueItem>())
+                .sum::<usize>()
+            + self.pending_removals.capacity() * size_of::<(EntityId, u32)>()
+            + self.moved.capacity() * size_of::<u32>()
+            + self.consumed.capacity() * size_of::<usize>()
+            + self.sent_keys.capacity() * size_of::<u64>()
+            + self.sent_entries.capacity() * size_of::<u32>()
+            + self.merge_scratch.capacity() * size_of::<QueueItem>()
+            + self.cursors.capacity() * size_of::<usize>()
+            + self.heap.capacity() * size_of::<Reverse<(u128, u32)>>()
+            + (self.plan.candidates.capacity()
+                + self.plan.entered.capacity()
+                + self.plan.left.capacity()
+                + self.plan.selected.capacity())
+                * size_of::<EntityId>()
+    }
+
     pub(crate) fn visible_count(&self) -> usize {
         self.entries.len() - self.free.len()
     }

@@ -101,6 +101,22 @@ impl<T: Copy> SpatialGrid<T> {
         self.cell_size_m
     }
 
+    /// Heap bytes held, estimated from capacities (a hash map's slot counted as its key,
+    /// value and one control byte).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.cell_index.capacity() * (size_of::<CellKey>() + size_of::<u32>() + 1)
+            + self.cells.capacity() * size_of::<Vec<CellEntry<T>>>()
+            + self
+                .cells
+                .iter()
+                .map(|c| c.capacity() * size_of::<CellEntry<T>>())
+                .sum::<usize>()
+            + self.locations.capacity() * (size_of::<EntityId>() + size_of::<Location>() + 1)
+            + self.free_slots.capacity() * size_of::<u32>()
+    }
+
     /// Number of entities in the grid.
     #[must_use]
     pub fn len(&self) -> usize {

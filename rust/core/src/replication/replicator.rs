@@ -94,6 +94,19 @@ impl Replicator {
         self.grid.len()
     }
 
+    /// Heap bytes of the clients' views (visible sets, priority queues, budgets), from
+    /// their buffers' capacities.
+    #[must_use]
+    pub fn views_heap_bytes(&self) -> usize {
+        self.clients.values().map(ClientView::heap_bytes).sum()
+    }
+
+    /// Heap bytes of the interest grid (estimated from capacities).
+    #[must_use]
+    pub fn grid_heap_bytes(&self) -> usize {
+        self.grid.heap_bytes()
+    }
+
     /// Adds a client looking from `viewer`, with an empty visible set and an empty byte
     /// budget.
     pub fn add_client(&mut self, client: ClientId, viewer: Viewer) -> Result<(), ReplicationError> {

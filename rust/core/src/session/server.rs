@@ -515,6 +515,13 @@ impl ServerConnection {
         self.snapshots.record_base(id, archetype)
     }
 
+    /// Heap bytes of this connection's replication state: its snapshot history (sent
+    /// records in flight, per-entity baselines) and queued acknowledgements.
+    #[must_use]
+    pub fn replication_heap_bytes(&self) -> usize {
+        self.snapshots.heap_bytes()
+    }
+
     /// The client must forget `id` (it left the area of interest or was removed): a leave
     /// record is repeated until delivered.
     pub fn forget_entity(&mut self, id: EntityId) {

@@ -85,6 +85,12 @@ impl SnapshotStream {
         self.sent.base_for(id, archetype)
     }
 
+    /// Heap bytes of the snapshot history and the queued acknowledgements (capacities).
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        self.sent.heap_bytes() + self.pending_acks.capacity() * std::mem::size_of::<AckFields>()
+    }
+
     /// The client must forget `id`: a leave record is repeated until delivered.
     pub fn forget_entity(&mut self, id: EntityId) {
         self.sent.remove(id);

@@ -1132,6 +1132,43 @@ impl Zone {
     pub fn world_frame(&self) -> &WorldFrame {
         &self.replication.frame
     }
+
+    /// Heap bytes of the replication state, by part, from the buffers' capacities (an
+    /// estimate: allocator overhead is not counted; the replication benchmark compares it
+    /// with a counting allocator).
+    #[must_use]
+    pub fn replication_memory(&self) -> ReplicationMemory {
+        ReplicationMemory {
+            histories_bytes: self
+                .players
+                .values()
+                .map(|p| p.connection.replication_heap_bytes())
+                .sum(),
+            views_bytes: self.replication.replicator.views_heap_bytes(),
+            shared_bytes: self.replication.shared_heap_bytes(),
+        }
+    }
+}
+
+/// The replication state's heap, by part (see [`Zone::replication_memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationMemory {
+    /// Every connection's snapshot history: records of the snapshots in flight, per-entity
+    /// baselines, queued acknowledgements.
+    pub histories_bytes: usize,
+    /// Every client's view: visible set, priority queues, budget, plan.
+    pub views_bytes: usize,
+    /// Shared by all clients: the interest grid, the world frame, the replication threads'
+    /// scratch buffers and record caches.
+    pub shared_bytes: usize,
+}
+
+impl ReplicationMemory {
+    /// All parts.
+    #[must_use]
+    pub fn total_bytes(&self) -> usize {
+        self.histories_bytes + self.views_bytes + self.shared_bytes
+    }
 }
 
 /// `input` with its stick scaled by `factor` (`0..=1`), sprint cleared.

@@ -65,6 +65,18 @@ struct Scratch {
     cache: RecordCache,
 }
 
+impl Scratch {
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        (self.candidates.capacity() + self.sent.capacity() + self.visible.capacity())
+            * size_of::<EntityId>()
+            + self.records.capacity() * size_of::<QuantizedRecordIn>()
+            + self.written.capacity() * size_of::<WrittenRecord>()
+            + self.datagram.capacity()
+            + self.cache.heap_bytes()
+    }
+}
+
 impl ZoneReplication {
     pub(super) fn new(codec: SnapshotCodec, replicator: Replicator) -> Self {
         ZoneReplication {
@@ -75,6 +87,19 @@ impl ZoneReplication {
             worker_scratch: Vec::new(),
             overload_level: 0,
         }
+    }
+
+    /// Heap bytes of what every client shares: the grid, the frame, the threads' scratch
+    /// and record caches (capacities).
+    pub(super) fn shared_heap_bytes(&self) -> usize {
+        self.replicator.grid_heap_bytes()
+            + self.frame.entities.capacity() * std::mem::size_of::<FrameEntity>()
+            + self.scratch.heap_bytes()
+            + self
+                .worker_scratch
+                .iter()
+                .map(Scratch::heap_bytes)
+                .sum::<usize>()
     }
 
     /// Writes the frame of `tick` from the current replicated states (the map is iterated
