@@ -401,6 +401,9 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
             window.snapshot_bytes += report.snapshot_bytes;
             window.delta_bodies_shared += report.delta_bodies_shared;
             window.delta_bodies_computed += report.delta_bodies_computed;
+            window.record_bits += report.record_bits;
+            window.record_id_bits += report.record_id_bits;
+            window.absolute_records += report.absolute_records;
         }
 
         // 4. Truth.
@@ -571,6 +574,10 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "server_us_per_tick_max": round(quantile_us(&replicate_ns, 1.0), 1),
         "server_us_per_tick_note": "wall time of Zone::replicate: world frame, then per client the queued acks, interest, priority and encoding on `replication_threads` threads",
         "ns_per_record": round(ns_per_record, 1),
+        "record_bits_mean": round(window.record_bits as f64 / f64::from(window.records_written.max(1)), 2),
+        "record_id_bits_mean": round(window.record_id_bits as f64 / f64::from(window.records_written.max(1)), 2),
+        "absolute_record_share": round(f64::from(window.absolute_records) / f64::from(window.records_written.max(1)), 3),
+        "record_bits_note": "mean bits of an entity record over all snapshots (id gap, head, mask, fields), the id gaps' share of them, and the share of records sent as enter or full records (no baseline)",
         "shared_encode_hit_rate": round(
             f64::from(window.delta_bodies_shared)
                 / f64::from((window.delta_bodies_shared + window.delta_bodies_computed).max(1)),

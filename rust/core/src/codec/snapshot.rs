@@ -43,7 +43,8 @@ use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader, PacketKind};
 use super::record_cache::{CachedBody, MAX_BODY_BITS, RecordCache};
 use super::varint::{
-    read_exp_golomb, read_signed_exp_golomb, write_exp_golomb, write_signed_exp_golomb,
+    exp_golomb_len_bits, read_exp_golomb, read_signed_exp_golomb, write_exp_golomb,
+    write_signed_exp_golomb,
 };
 use crate::entity::{CharacterState, EntityId};
 use crate::time::Tick;
@@ -123,6 +124,15 @@ struct DeltaBody {
     /// Position residuals: along-track, cross-track (or X, Y), Z.
     residuals: [i32; 3],
     yaw_residual: i32,
+}
+
+/// What [`SnapshotCodec::write_record`] wrote.
+#[derive(Debug, Clone, Copy)]
+struct RecordWritten {
+    /// The state the client will hold.
+    state: QuantizedEntity,
+    /// Coded against a baseline (else enter or full).
+    delta: bool,
 }
 
 /// The per-snapshot inputs a record's id gap and head depend on.
@@ -261,6 +271,10 @@ pub struct EncodeReport {
     pub leaves_written: usize,
     /// Bits spent on entity records (ids, heads, masks, fields).
     pub record_bits: usize,
+    /// Of those, the bits of the records' id gaps.
+    pub id_bits: usize,
+    /// Records written as enter or full records (absolute state, no baseline).
+    pub absolute_records: usize,
 }
 
 /// A decoded entity record.
@@ -509,7 +523,7 @@ impl SnapshotCodec {
             }
             let base = rec.base();
             let mark = w.mark();
-            let state = self.write_record(
+            let RecordWritten { state, delta } = self.write_record(
                 &mut w,
                 RecordContext {
                     snap,
@@ -527,6 +541,10 @@ impl SnapshotCodec {
                 continue;
             }
             report.record_bits += w.bit_len() - mark;
+            report.id_bits += exp_golomb_len_bits(id.0 - prev_id - 1, 0) as usize;
+            if !delta {
+                report.absolute_records += 1;
+            }
             prev_id = id.0;
             written.push(WrittenRecord {
                 index,
@@ -615,8 +633,9 @@ impl SnapshotCodec {
         }
     }
 
-    /// Writes one record; returns the quantized state the client will reconstruct. With a
-    /// cache, a delta body computed before for the same (tick, state, baseline) is copied.
+    /// Writes one record; returns the quantized state the client will reconstruct and the
+    /// kind of record. With a cache, a delta body computed before for the same (tick,
+    /// state, baseline) is copied.
     #[inline]
     fn write_record(
         &self,
@@ -626,7 +645,7 @@ impl SnapshotCodec {
         base: RecordBase,
         quantized: QuantizedEntity,
         cache: Option<&mut RecordCache>,
-    ) -> QuantizedEntity {
+    ) -> RecordWritten {
         let RecordContext {
             snap,
             header_back,
@@ -665,7 +684,10 @@ impl SnapshotCodec {
                         if len > 64 {
                             w.write_u64(bits[1], len - 64);
                         }
-                        return moved;
+                        return RecordWritten {
+                            state: moved,
+                            delta: true,
+                        };
                     }
                     Some(CachedBody::NoDelta) => {}
                     None => match self.delta_body(snap.tick, &base, quantized) {
@@ -691,7 +713,10 @@ impl SnapshotCodec {
                                 };
                                 cache.put(snap.tick, id, &current, &base, cached);
                             }
-                            return body.moved;
+                            return RecordWritten {
+                                state: body.moved,
+                                delta: true,
+                            };
                         }
                         None => cache.put(snap.tick, id, &current, &base, CachedBody::NoDelta),
                     },
@@ -700,7 +725,10 @@ impl SnapshotCodec {
                     if let Some(body) = self.delta_body(snap.tick, &base, quantized) {
                         write_delta_head(w, extra_back, body.mask);
                         self.write_delta_fields(w, &body);
-                        return body.moved;
+                        return RecordWritten {
+                            state: body.moved,
+                            delta: true,
+                        };
                     }
                 }
             }
@@ -713,7 +741,10 @@ impl SnapshotCodec {
             _ => write_head(w, HEAD_FULL),
         }
         self.write_absolute(w, &quantized);
-        quantized
+        RecordWritten {
+            state: quantized,
+            delta: false,
+        }
     }
 
     /// Decodes only the fixed part of a snapshot payload (tick, acknowledged input, the

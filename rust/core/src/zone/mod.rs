@@ -349,6 +349,12 @@ pub struct TickReport {
     pub delta_bodies_shared: u32,
     /// Delta records whose body was computed.
     pub delta_bodies_computed: u32,
+    /// Bits of all entity records written (ids, heads, masks, fields).
+    pub record_bits: u64,
+    /// Of those, the bits of the records' id gaps.
+    pub record_id_bits: u64,
+    /// Records written as enter or full records (no baseline).
+    pub absolute_records: u32,
 }
 
 /// One zone. See the module docs.

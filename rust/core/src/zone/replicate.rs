@@ -211,6 +211,9 @@ impl ZoneReplication {
                         report.snapshot_bytes += part.snapshot_bytes;
                         report.delta_bodies_shared += part.delta_bodies_shared;
                         report.delta_bodies_computed += part.delta_bodies_computed;
+                        report.record_bits += part.record_bits;
+                        report.record_id_bits += part.record_id_bits;
+                        report.absolute_records += part.absolute_records;
                     }
                     // A panic in a worker is a bug; carry it to the zone thread as it is.
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -313,6 +316,9 @@ impl Pass<'_> {
                     report.snapshots_sent += 1;
                     report.records_written += encoded.records_written as u32;
                     report.snapshot_bytes += encoded.len_bytes as u64;
+                    report.record_bits += encoded.record_bits as u64;
+                    report.record_id_bits += encoded.id_bits as u64;
+                    report.absolute_records += encoded.absolute_records as u32;
                 }
                 Err(e) => tracing::error!(error = %e, connection = id.0, "snapshot not encoded"),
             }
