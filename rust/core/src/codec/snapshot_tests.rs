@@ -1171,3 +1171,46 @@ fn the_server_knows_what_the_client_holds_with_the_second_order_predictor() {
     assert!(checked > 10_000, "{checked}");
     assert!(with_acc > checked / 4, "{with_acc} of {checked}");
 }
+
+#[test]
+fn the_report_counts_id_bits_and_absolute_records() {
+    let c = codec();
+    let q = *c.quantization();
+    let at = |x: f32| NetEntityState {
+        position_m: Vec3::new(x, 0.0, 0.0),
+        yaw_rad: 0.0,
+        flags: 0,
+    };
+    let snap = SnapshotIn {
+        seq: 5,
+        ack: None,
+        tick: Tick(12),
+        ack_input_seq: 0,
+        baseline_seq: Some(4),
+        owner: None,
+    };
+    let base = q.quantize(&at(1.0), Tick(10));
+    let recs = [
+        (1, RecordBase::Enter { archetype: 3 }),
+        (
+            2,
+            RecordBase::Delta {
+                seq: 4,
+                state: base,
+            },
+        ),
+        (10, RecordBase::Full),
+    ]
+    .map(|(id, base)| EntityRecordIn {
+        id: EntityId(id),
+        state: at(1.02),
+        base,
+    });
+    let (mut out, mut written) = (Vec::new(), Vec::new());
+    let r = c.encode(&snap, &[], &recs, &mut out, &mut written).unwrap();
+    assert_eq!(r.records_written, 3);
+    // Id gaps 0, 0 and 7: exp-Golomb codes of 1, 1 and 7 bits.
+    assert_eq!(r.id_bits, 9);
+    assert_eq!(r.absolute_records, 2);
+    assert!(r.record_bits > r.id_bits);
+}
