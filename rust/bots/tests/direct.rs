@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mmo_core::zone::ZoneConfig;
-use mmo_loadtest::{DirectTarget, LoadOptions, Target, TokenSource};
+use mmo_loadtest::{DirectTarget, LoadOptions, Report, Target, TokenSource};
 use mmo_net::auth::StaticTokens;
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::ServerCert;
@@ -58,6 +58,17 @@ const FIELDS: &[&str] = &[
 
 /// An in-process server accepting the tokens `bot-0` .. `bot-{n-1}`, and the direct target
 /// the bots reach it by (their tokens are `bot-<index>`).
+/// Runs the load test (failing the test past 60 s or when it cannot be set up), then shuts
+/// `server` down.
+async fn run_then_stop(server: Server, options: &LoadOptions, target: Target) -> Report {
+    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(options, target))
+        .await
+        .expect("the run finished within 60 s")
+        .expect("the run was set up");
+    server.shutdown(Duration::from_secs(2)).await;
+    report
+}
+
 async fn server_with_tokens_for(n: usize) -> (Server, Target) {
     let mut tokens = StaticTokens::new();
     for i in 0..n {
@@ -91,11 +102,7 @@ async fn twenty_bots_against_an_in_process_server() {
         seed: 42,
         ..LoadOptions::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
-        .await
-        .expect("the run finished within 60 s")
-        .expect("the run was set up");
-    server.shutdown(Duration::from_secs(2)).await;
+    let report = run_then_stop(server, &options, target).await;
     eprintln!("{}", report.to_table());
 
     assert_eq!(report.bots, BOTS);
@@ -175,11 +182,7 @@ async fn light_bots_are_served_and_measure_input_to_ack() {
         light_with_full_sample: Some(3),
         ..LoadOptions::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
-        .await
-        .expect("the run finished within 60 s")
-        .expect("the run was set up");
-    server.shutdown(Duration::from_secs(2)).await;
+    let report = run_then_stop(server, &options, target).await;
     assert_eq!(report.connected, 12, "{}", report.to_table());
     assert!(report.failure().is_none(), "{:?}", report.failure());
     // A sample of 3 of the 12 decodes everything.
@@ -204,11 +207,7 @@ async fn bots_with_unknown_tokens_are_connect_failures_with_a_reason() {
         iteration: Duration::from_millis(200),
         ..LoadOptions::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
-        .await
-        .expect("the run finished within 60 s")
-        .expect("the run was set up");
-    server.shutdown(Duration::from_secs(2)).await;
+    let report = run_then_stop(server, &options, target).await;
     assert_eq!(report.connected, 1);
     assert_eq!(report.connect_failures, 2);
     assert_eq!(
@@ -230,11 +229,7 @@ async fn the_duration_cap_stops_the_bots_and_they_log_out() {
         duration_cap: Some(Duration::from_millis(1_500)),
         ..LoadOptions::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), mmo_loadtest::run(&options, target))
-        .await
-        .expect("the run finished within 60 s")
-        .expect("the run was set up");
-    server.shutdown(Duration::from_secs(2)).await;
+    let report = run_then_stop(server, &options, target).await;
     assert_eq!(report.connected, 5);
     assert_eq!(report.disconnect_reasons.get("client_quit"), Some(&5));
     assert!(
