@@ -359,22 +359,27 @@ impl Pair {
                 base: self.server.base_for(EntityId(id), 9),
             })
             .collect();
-        let seq = self.server.next_seq();
-        let snap = SnapshotIn {
-            seq,
-            ack: None,
-            tick: Tick(self.tick),
-            ack_input_seq: 0,
-            baseline_seq: self.server.baseline_seq(),
-            owner: None,
-        };
-        let leaves = self.server.pending_leaves().to_vec();
+        let (snap, leaves) = self.next_snapshot();
+        let seq = snap.seq;
         let r = self
             .codec
             .encode(&snap, &leaves, &recs, &mut self.out, &mut self.written)
             .unwrap();
         self.server.on_sent(seq, &self.written, r.leaves_written);
         self.out.clone()
+    }
+
+    /// The per-snapshot fields of the next snapshot at `self.tick`, and the pending leaves.
+    fn next_snapshot(&mut self) -> (SnapshotIn, Vec<EntityId>) {
+        let snap = SnapshotIn {
+            seq: self.server.next_seq(),
+            ack: None,
+            tick: Tick(self.tick),
+            ack_input_seq: 0,
+            baseline_seq: self.server.baseline_seq(),
+            owner: None,
+        };
+        (snap, self.server.pending_leaves().to_vec())
     }
 
     fn deliver(&mut self, dgram: &[u8]) -> Result<ApplyOutcome, CodecError> {
@@ -1004,16 +1009,8 @@ fn the_record_cache_changes_no_bit() {
                     }
                 })
                 .collect();
-            let seq = p.server.next_seq();
-            let snap = SnapshotIn {
-                seq,
-                ack: None,
-                tick,
-                ack_input_seq: 0,
-                baseline_seq: p.server.baseline_seq(),
-                owner: None,
-            };
-            let leaves = p.server.pending_leaves().to_vec();
+            let (snap, leaves) = p.next_snapshot();
+            let seq = snap.seq;
             p.codec
                 .encode(&snap, &leaves, &recs, &mut plain, &mut plain_written)
                 .unwrap();
