@@ -530,7 +530,7 @@ impl SentHistory {
             + self.leave_list.capacity() * size_of::<EntityId>()
     }
 
-    /// Records held for snapshots in flight (for tests and memory accounting).
+    /// Records held for snapshots in flight (for tests and diagnostics).
     #[must_use]
     pub fn records_in_flight(&self) -> usize {
         self.records.len()

@@ -69,25 +69,6 @@ pub struct CacheCounts {
     pub misses: u64,
 }
 
-impl CacheCounts {
-    /// Adds `other`.
-    pub fn add(&mut self, other: CacheCounts) {
-        self.hits += other.hits;
-        self.misses += other.misses;
-    }
-
-    /// Hits over lookups (0 when there were none).
-    #[must_use]
-    pub fn hit_rate(&self) -> f64 {
-        let lookups = self.hits + self.misses;
-        if lookups == 0 {
-            0.0
-        } else {
-            self.hits as f64 / lookups as f64
-        }
-    }
-}
-
 /// See the module docs. Pass one to `SnapshotCodec::encode_with`.
 #[derive(Clone, Debug, Default)]
 pub struct RecordCache {
