@@ -544,7 +544,7 @@ impl ServerConnection {
         tick: Tick,
         owner: Option<&CharacterState>,
         records: &[R],
-        out: EncodeBuffers<'_>,
+        mut out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let snap = SnapshotIn {
             // Filled in by the stream.
@@ -555,25 +555,11 @@ impl ServerConnection {
             baseline_seq: None,
             owner: owner.copied(),
         };
-        let EncodeBuffers {
-            datagram,
-            written,
-            cache,
-        } = out;
-        let report = self.snapshots.encode_next(
-            codec,
-            snap,
-            records,
-            EncodeBuffers {
-                datagram: &mut *datagram,
-                written,
-                cache,
-            },
-        )?;
+        let report = self.snapshots.encode_next(codec, snap, records, &mut out)?;
         self.stats.snapshots_sent += 1;
-        self.stats.bytes_out += datagram.len() as u64;
+        self.stats.bytes_out += out.datagram.len() as u64;
         self.transmits
-            .push_back(Transmit::Datagram(datagram.to_vec()));
+            .push_back(Transmit::Datagram(out.datagram.clone()));
         Ok(report)
     }
 

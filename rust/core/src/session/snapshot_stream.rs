@@ -110,7 +110,7 @@ impl SnapshotStream {
         codec: &SnapshotCodec,
         mut snap: SnapshotIn,
         records: &[R],
-        out: EncodeBuffers<'_>,
+        out: &mut EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let EncodeBuffers {
             datagram,
@@ -123,7 +123,14 @@ impl SnapshotStream {
         snap.baseline_seq = self.sent.baseline_seq();
         let report = {
             let leaves = self.sent.pending_leaves();
-            codec.encode_with(&snap, leaves, records, datagram, written, cache)?
+            codec.encode_with(
+                &snap,
+                leaves,
+                records,
+                datagram,
+                written,
+                cache.as_deref_mut(),
+            )?
         };
         self.sent.on_sent(seq, written, report.leaves_written);
         if let Some(bits) = report.record_bits.checked_div(report.records_written) {
@@ -199,7 +206,7 @@ mod tests {
                 &codec,
                 snap,
                 &ra,
-                EncodeBuffers {
+                &mut EncodeBuffers {
                     datagram: &mut out_a,
                     written: &mut written,
                     cache: None,
@@ -210,7 +217,7 @@ mod tests {
                 &codec,
                 snap,
                 &rb,
-                EncodeBuffers {
+                &mut EncodeBuffers {
                     datagram: &mut out_b,
                     written: &mut written,
                     cache: None,
