@@ -396,14 +396,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
             record_ns(&mut simulate_ns, simulated - started);
             record_ns(&mut gameplay_ns, played - simulated);
             record_ns(&mut replicate_ns, ticked - played);
-            window.snapshots_sent += report.snapshots_sent;
-            window.records_written += report.records_written;
-            window.snapshot_bytes += report.snapshot_bytes;
-            window.delta_bodies_shared += report.delta_bodies_shared;
-            window.delta_bodies_computed += report.delta_bodies_computed;
-            window.record_bits += report.record_bits;
-            window.record_id_bits += report.record_id_bits;
-            window.absolute_records += report.absolute_records;
+            window.add_replication(&report);
         }
 
         // 4. Truth.

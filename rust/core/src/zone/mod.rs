@@ -357,6 +357,22 @@ pub struct TickReport {
     pub absolute_records: u32,
 }
 
+impl TickReport {
+    /// Adds `part`'s replication counters (snapshots, records, bytes, shared bodies, record
+    /// bits): a replication worker thread's part of a tick, or a tick into a benchmark's
+    /// window.
+    pub fn add_replication(&mut self, part: &TickReport) {
+        self.snapshots_sent += part.snapshots_sent;
+        self.records_written += part.records_written;
+        self.snapshot_bytes += part.snapshot_bytes;
+        self.delta_bodies_shared += part.delta_bodies_shared;
+        self.delta_bodies_computed += part.delta_bodies_computed;
+        self.record_bits += part.record_bits;
+        self.record_id_bits += part.record_id_bits;
+        self.absolute_records += part.absolute_records;
+    }
+}
+
 /// One zone. See the module docs.
 #[derive(Debug)]
 pub struct Zone {

@@ -206,14 +206,7 @@ impl ZoneReplication {
             for worker in workers {
                 match worker.join() {
                     Ok(part) => {
-                        report.snapshots_sent += part.snapshots_sent;
-                        report.records_written += part.records_written;
-                        report.snapshot_bytes += part.snapshot_bytes;
-                        report.delta_bodies_shared += part.delta_bodies_shared;
-                        report.delta_bodies_computed += part.delta_bodies_computed;
-                        report.record_bits += part.record_bits;
-                        report.record_id_bits += part.record_id_bits;
-                        report.absolute_records += part.absolute_records;
+                        report.add_replication(&part);
                     }
                     // A panic in a worker is a bug; carry it to the zone thread as it is.
                     Err(panic) => std::panic::resume_unwind(panic),
