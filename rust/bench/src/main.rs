@@ -61,6 +61,10 @@ struct Cli {
     /// Threads replicating the `replication` zone's clients (1..=64).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     threads: u32,
+    /// Share delta record bodies between the `replication` zone's clients
+    /// (`ZoneConfig::shared_encoding`, off by default).
+    #[arg(long)]
+    shared_encoding: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,6 +94,7 @@ fn main() {
                 rtt_ms: cli.rtt_ms,
                 loss_percent: cli.loss_percent,
                 threads: cli.threads as usize,
+                shared_encoding: cli.shared_encoding,
             },
         ),
         Scenario::Prediction => scenario_prediction::run(cli.seed),

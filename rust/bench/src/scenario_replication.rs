@@ -75,6 +75,8 @@ pub struct Shape {
     pub loss_percent: f64,
     /// Threads replicating the zone's clients.
     pub threads: usize,
+    /// `ZoneConfig::shared_encoding`.
+    pub shared_encoding: bool,
 }
 /// Simulated seconds before measuring.
 const WARMUP_S: u32 = 1;
@@ -264,6 +266,7 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
     let loss = shape.loss_percent / 100.0;
     let mut zone = Zone::new(ZoneConfig {
         replication_threads: shape.threads,
+        shared_encoding: shape.shared_encoding,
         ..ZoneConfig::default()
     })?;
     let rate = zone.config().tick_rate;
@@ -571,12 +574,13 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "record_id_bits_mean": round(window.record_id_bits as f64 / f64::from(window.records_written.max(1)), 2),
         "absolute_record_share": round(f64::from(window.absolute_records) / f64::from(window.records_written.max(1)), 3),
         "record_bits_note": "mean bits of an entity record over all snapshots (id gap, head, mask, fields), the id gaps' share of them, and the share of records sent as enter or full records (no baseline)",
-        "shared_encode_hit_rate": round(
+        "shared_encoding": shape.shared_encoding,
+        "shared_encode_hit_rate": shape.shared_encoding.then(|| round(
             f64::from(window.delta_bodies_shared)
                 / f64::from((window.delta_bodies_shared + window.delta_bodies_computed).max(1)),
             3
-        ),
-        "shared_encode_note": "delta records whose body (mask, residuals) was copied from another client's record of the same entity, tick and baseline state, over delta records looked up (those computed and then left out of a full datagram included; one cache per replication thread)",
+        )),
+        "shared_encode_note": "with --shared-encoding (off by default: slower on this path, see docs/performance.md): delta records whose body (mask, residuals) was copied from another client's record of the same entity, tick and baseline state, over delta records looked up (those computed and then left out of a full datagram included; one cache per replication thread); null when off",
         "simulate_us_p50": round(quantile_us(&simulate_ns, 0.5), 1),
         "simulate_us_p99": round(quantile_us(&simulate_ns, 0.99), 1),
         "gameplay_us_p50": round(quantile_us(&gameplay_ns, 0.5), 1),

@@ -133,6 +133,7 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
         });
     }
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq,
         ack: Some(AckFields {
             ack: 77,
@@ -290,6 +291,7 @@ fn budget_skips_what_does_not_fit() {
         })
         .collect();
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq: 5,
         ack: None,
         tick: Tick(5),
@@ -307,6 +309,38 @@ fn budget_skips_what_does_not_fit() {
     c.decode(&out[9..], 5, &super::snapshot::NoBaselines, &mut dec)
         .unwrap();
     assert_eq!(dec.entities.len(), r.records_written);
+    // A tighter room for the records (a byte budget) stops them earlier; the fixed part is
+    // written even when it alone is over the room.
+    let full_len = out.len();
+    for room_bytes in [70, 50, 0] {
+        let roomy = SnapshotIn {
+            record_room_bytes: Some(room_bytes),
+            ..snap
+        };
+        let r = c
+            .encode(&roomy, &[], &recs, &mut out, &mut written)
+            .unwrap();
+        assert!(
+            out.len() < full_len,
+            "room {room_bytes}: {} bytes",
+            out.len()
+        );
+        assert_eq!(r.records_written + r.records_skipped, 40);
+        if room_bytes > 0 {
+            assert!(
+                out.len() <= room_bytes,
+                "room {room_bytes}: {} bytes",
+                out.len()
+            );
+            assert!(r.records_written > 0, "room {room_bytes}: no record");
+        } else {
+            assert_eq!(r.records_written, 0);
+            assert!(!out.is_empty(), "the fixed part is always written");
+        }
+        c.decode(&out[9..], 5, &super::snapshot::NoBaselines, &mut dec)
+            .unwrap();
+        assert_eq!(dec.entities.len(), r.records_written);
+    }
     // An owner that does not fit is an error, not a panic.
     let tiny = SnapshotConfig {
         max_len_bytes: 64,
@@ -372,6 +406,7 @@ impl Pair {
     /// The per-snapshot fields of the next snapshot at `self.tick`, and the pending leaves.
     fn next_snapshot(&mut self) -> (SnapshotIn, Vec<EntityId>) {
         let snap = SnapshotIn {
+            record_room_bytes: None,
             seq: self.server.next_seq(),
             ack: None,
             tick: Tick(self.tick),
@@ -568,6 +603,7 @@ fn rarely_sent_entity_gets_deltas_from_old_baselines() {
     let base = p.server.base_for(EntityId(2), 9);
     assert!(matches!(base, RecordBase::Delta { seq: s, .. } if s == seq));
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq: p.server.next_seq(),
         ack: None,
         tick: Tick(p.tick + 1),
@@ -792,6 +828,7 @@ fn residuals_beyond_32_bits_fall_back_to_a_full_record() {
     let mut lookup = MapLookup(HashMap::new());
     lookup.0.insert((EntityId(1), seq - 300), base);
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq,
         ack: None,
         tick: Tick(1300),
@@ -1062,6 +1099,7 @@ fn the_record_cache_compares_the_whole_baseline() {
     let mut base_b = base_a;
     base_b.pos_q[0] += 7;
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq: 5,
         ack: None,
         tick: Tick(12),
@@ -1179,6 +1217,7 @@ fn the_report_counts_id_bits_and_absolute_records() {
         flags: 0,
     };
     let snap = SnapshotIn {
+        record_room_bytes: None,
         seq: 5,
         ack: None,
         tick: Tick(12),

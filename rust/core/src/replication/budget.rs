@@ -4,10 +4,13 @@
 //! tick_hz` is exact even when it is not a whole number of bytes (10,000 B/s at 30 Hz is
 //! 333⅓ B per tick). Unused tokens carry over for at most `max_carry_ticks` ticks' worth, so
 //! a quiet tick does not allow a large burst. A datagram larger than the available tokens
-//! (the encoder had to write at least one entity) puts the bucket in debt, repaid by later
-//! refills, so the long-run rate never exceeds the budget: over any run starting at an empty
-//! bucket, bytes spent <= ticks × budget_bytes_per_s / tick_hz + one tick's overshoot still
-//! owed.
+//! puts the bucket in debt, repaid by later refills, so the long-run rate never exceeds the
+//! budget: over any run starting at an empty bucket, bytes spent <= ticks ×
+//! budget_bytes_per_s / tick_hz + one tick's overshoot still owed. The zone stops a
+//! snapshot's records at the available bytes (`SnapshotIn::record_room_bytes`), so only
+//! the fixed part (header, owner state, leaves) of a snapshot sent while in debt
+//! overshoots; over a window that starts with tokens carried over, up to
+//! `max_carry_ticks` ticks' refill more can be spent.
 
 use crate::time::{Tick, TickRate};
 

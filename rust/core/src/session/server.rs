@@ -536,17 +536,20 @@ impl ServerConnection {
 
     /// Encodes and queues this tick's snapshot: `owner` losslessly, then `records` (ids
     /// strictly ascending, bases from [`ServerConnection::record_base`]) until the datagram is
-    /// full, into `out` (`out.written` receives the records that made it in). Returns the
-    /// encoder's report.
+    /// full or the records fill `record_room_bytes` (the client's byte budget; see
+    /// [`SnapshotIn::record_room_bytes`]), into `out` (`out.written` receives the records
+    /// that made it in). Returns the encoder's report.
     pub fn send_snapshot<R: RecordSource>(
         &mut self,
         codec: &SnapshotCodec,
         tick: Tick,
         owner: Option<&CharacterState>,
         records: &[R],
+        record_room_bytes: Option<usize>,
         mut out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let snap = SnapshotIn {
+            record_room_bytes,
             // Filled in by the stream.
             seq: 0,
             ack: self.input_datagrams.ack_fields(),

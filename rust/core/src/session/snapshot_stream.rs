@@ -195,6 +195,7 @@ mod tests {
             });
             assert_eq!(ra, rb, "bases at tick {tick}");
             let snap = SnapshotIn {
+                record_room_bytes: None,
                 seq: 0,
                 ack: None,
                 tick: Tick(tick),

@@ -372,6 +372,7 @@ fn snapshot_delivery_is_counted_from_sequence_numbers() {
                 Tick(tick),
                 Some(&owner),
                 &[] as &[crate::codec::snapshot::EntityRecordIn],
+                None,
                 EncodeBuffers {
                     datagram: &mut datagram,
                     written: &mut written,

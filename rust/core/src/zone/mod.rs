@@ -120,6 +120,16 @@ pub struct ZoneConfig {
     /// The dedicated server defaults to one plus the zone's share of the cores the zone
     /// threads leave (`[zone] replication_threads`).
     pub replication_threads: usize,
+    /// Share delta record bodies between the clients a thread replicates
+    /// (`codec::record_cache`): a body is computed once per (entity, tick, current state,
+    /// baseline state) and copied to the other clients with the same. Off by default: in
+    /// the replication benchmark (1000 clients, lossy link) three clients in four find
+    /// their body in the cache, yet the phase is 8-12 % *slower* with it, because a
+    /// record's arithmetic (~100 ns) costs less than reading a cache entry that other
+    /// clients' state has pushed out of the processor's caches. Worth turning on when
+    /// records cost more to compute than that (a richer state), never needed for
+    /// correctness: the bits are the same either way.
+    pub shared_encoding: bool,
 }
 
 /// Where a zone sits in a multi-zone world.
@@ -287,6 +297,7 @@ impl Default for ZoneConfig {
             placement: None,
             gameplay: ZoneGameplayConfig::default(),
             replication_threads: 1,
+            shared_encoding: false,
         }
     }
 }

@@ -161,6 +161,7 @@ impl ZoneReplication {
         let pass = Pass {
             tick,
             max_len_bytes: config.snapshot.max_len_bytes,
+            shared_encoding: config.shared_encoding,
             degraded_room_bytes: (*overload_level > 0).then(|| {
                 let per_tick_bytes = (u64::from(config.replication.budget_bytes_per_s)
                     / u64::from(config.tick_rate.hz().max(1)))
@@ -232,6 +233,8 @@ struct ClientWork<'a> {
 struct Pass<'a> {
     tick: Tick,
     max_len_bytes: usize,
+    /// [`ZoneConfig::shared_encoding`].
+    shared_encoding: bool,
     /// At an overload level above 0: the bytes a snapshot may fill: its fixed part plus the
     /// level's share of what the budget's per-tick rate leaves for records (not of the
     /// budget's balance, which grows while snapshots are kept small).
@@ -245,7 +248,9 @@ impl Pass<'_> {
     /// Replicates `work` in order with `scratch`, adding to `report`.
     fn run(&self, work: &mut [ClientWork<'_>], scratch: &mut Scratch, report: &mut TickReport) {
         let tick = self.tick;
-        scratch.cache.fit(self.frame.len());
+        if self.shared_encoding {
+            scratch.cache.fit(self.frame.len());
+        }
         for ClientWork { id, player, view } in work.iter_mut() {
             player.connection.process_acks();
             // Take candidates in priority order while their estimated size fits: the
@@ -260,6 +265,12 @@ impl Pass<'_> {
                 (room_bytes.saturating_sub(FIXED_SNAPSHOT_BYTES) * 8) / record_bits
             };
             let plan = view.plan_limited(self.shared, tick, fit);
+            // The records stop where the budget does, so a snapshot whose records came out
+            // larger than estimated does not put the client's budget in debt (the fixed part
+            // is always sent: it carries the input acknowledgement).
+            let record_room_bytes = (plan.budget_bytes as usize)
+                .min(max_len_bytes)
+                .min(degraded_room_bytes);
             for left in &plan.left {
                 player.connection.forget_entity(*left);
             }
@@ -291,10 +302,11 @@ impl Pass<'_> {
                 tick,
                 player.character.as_ref(),
                 &scratch.records,
+                Some(record_room_bytes),
                 EncodeBuffers {
                     datagram: &mut scratch.datagram,
                     written: &mut scratch.written,
-                    cache: Some(&mut scratch.cache),
+                    cache: self.shared_encoding.then_some(&mut scratch.cache),
                 },
             );
             match sent {
@@ -351,15 +363,16 @@ mod tests {
     }
 
     /// Every datagram of a 2 s run of 80 walking clients (perfect link), in send order per
-    /// connection, with `threads` replication threads.
-    fn datagrams(threads: usize) -> Vec<Vec<u8>> {
-        run(threads, 0).0
+    /// connection, with `threads` replication threads, sharing record bodies or not.
+    fn datagrams(threads: usize, shared_encoding: bool) -> Vec<Vec<u8>> {
+        run(threads, 0, shared_encoding).0
     }
 
     /// [`datagrams`] at overload `level`, and the records written over the run.
-    fn run(threads: usize, level: u8) -> (Vec<Vec<u8>>, u64) {
+    fn run(threads: usize, level: u8, shared_encoding: bool) -> (Vec<Vec<u8>>, u64) {
         let mut zone = Zone::new(ZoneConfig {
             replication_threads: threads,
+            shared_encoding,
             ..ZoneConfig::default()
         })
         .expect("valid");
@@ -403,23 +416,23 @@ mod tests {
     }
 
     #[test]
-    fn threads_send_the_same_datagrams_as_one_thread() {
-        let one = datagrams(1);
+    fn threads_and_shared_encoding_send_the_same_datagrams_as_one_thread() {
+        let one = datagrams(1, false);
         assert!(one.len() >= 80 * 55, "{} datagrams", one.len());
         // Past the first snapshots, deltas against acknowledged baselines dominate.
         assert!(one.iter().skip(80 * 10).all(|d| d.len() > 40));
-        for threads in [2, 3, 5] {
+        for (threads, shared) in [(2, false), (3, false), (5, false), (1, true), (3, true)] {
             assert!(
-                datagrams(threads) == one,
-                "{threads} threads differ from one"
+                datagrams(threads, shared) == one,
+                "{threads} threads (shared encoding {shared}) differ from one"
             );
         }
     }
 
     #[test]
     fn overload_levels_shed_records() {
-        let (_, full) = run(1, 0);
-        let (_, shed) = run(1, crate::replication::overload::MAX_LEVEL);
+        let (_, full) = run(1, 0, false);
+        let (_, shed) = run(1, crate::replication::overload::MAX_LEVEL, false);
         // 80 clients 7 m apart see all 79 others: their budgets, not the crowd, bound the
         // records, so the level's share shows.
         assert!(full > 80 * 50 * 40, "{full} records at level 0");
