@@ -39,10 +39,12 @@
 //! inside the range where 16-bit seqs extend unambiguously.
 //!
 //! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
-//! bytes: baseline, send counters, handle generation; the second-order predictor's
+//! bytes: baseline, send counters, id, handle generation; the second-order predictor's
 //! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
 //! dense array indexed by a per-client handle (a sorted id to handle array finds it, see
-//! `handle_index`; slot records carry the handle and its generation). The slots' records
+//! `handle_index`, unless the caller's record key leads to it: 4 bytes of hint per key,
+//! see [`SentHistory::base_for_keyed`]; slot records carry the handle and its
+//! generation). The slots' records
 //! share one ring of the records *in flight*: a slot is dead once its snapshot is
 //! acknowledged, or once the client acknowledged a newer snapshot without it (the client
 //! applies snapshots in seq order only, so it will never acknowledge that one), or when it
@@ -106,6 +108,19 @@ struct SentRecord {
 /// `SentEntity::delivered_seq` when nothing was delivered.
 const NOT_DELIVERED: u64 = u64::MAX;
 
+/// A key hint that leads nowhere (handles stay far below `u32::MAX`).
+const NO_HINT: u32 = u32::MAX;
+
+/// [`SentEntity::id`] of a free handle: no entity has id 0 (the wire codes ids as gaps
+/// from 0, and the encoder refuses 0), so a hint to a freed handle never matches.
+const FREE_ID: EntityId = EntityId(0);
+
+/// Most record keys given hints: a key at or above it is looked up by id each time.
+const MAX_HINTED_KEYS: u32 = 1 << 16;
+
+// `base_for` reads one line per record.
+const _: () = assert!(std::mem::size_of::<SentEntity>() == 64);
+
 /// A [`QuantizedEntity`] without its derived second difference (kept apart, in
 /// `SentHistory::accels`: only the second-order predictor has one), so that a
 /// [`SentEntity`] fits one cache line.
@@ -126,6 +141,9 @@ struct CompactState {
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct SentEntity {
+    /// The entity holding the handle, [`FREE_ID`] while it is free: what a key hint is
+    /// checked against.
+    id: EntityId,
     /// Bumped each time the handle is freed: records sent to an earlier holder (another
     /// entity, or this one before it left) carry an older generation, and their
     /// acknowledgements are ignored.
@@ -163,6 +181,11 @@ pub struct SentHistory {
     accels: Vec<[i32; CHANNELS]>,
     /// Entity -> handle, for the entities the client has or is being sent.
     handles: HandleIndex,
+    /// Per caller's record key, the handle of the record last sent under it, or
+    /// [`NO_HINT`] (see [`SentHistory::base_for_keyed`]). A hint counts only while that
+    /// handle holds the id looked up, so a stale or foreign hint is a miss, never a wrong
+    /// handle.
+    key_hints: Vec<u32>,
     /// Freed handles.
     free_handles: Vec<u32>,
     pending_leaves: BTreeSet<EntityId>,
@@ -190,6 +213,7 @@ impl SentHistory {
             entities: Vec::new(),
             accels: Vec::new(),
             handles: HandleIndex::default(),
+            key_hints: Vec::new(),
             free_handles: Vec::new(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
@@ -220,10 +244,25 @@ impl SentHistory {
     /// docs); otherwise the record is full.
     #[must_use]
     pub fn base_for(&self, id: EntityId, archetype: u16) -> RecordBase {
+        self.base_for_keyed(id, None, archetype)
+    }
+
+    /// [`SentHistory::base_for`] with the record's `key`: a small number the caller gives
+    /// the entity's record (the zone uses its index in the tick's world frame), used as a
+    /// hint to find the entity's handle without searching the id index. [`on_sent_keyed`]
+    /// notes, per key, the handle of the record sent under it; a hint counts only while
+    /// that handle still holds `id` (a freed handle holds none), so a key that now
+    /// stands for another entity (the frame changed, or the client was handed over from
+    /// another zone) or a handle freed since just falls back to the index. Any key gives
+    /// the same result; the right one is faster.
+    ///
+    /// [`on_sent_keyed`]: SentHistory::on_sent_keyed
+    #[must_use]
+    pub fn base_for_keyed(&self, id: EntityId, key: Option<u32>, archetype: u16) -> RecordBase {
         let next = self.next_seq();
         let Some((handle, e)) = self
-            .handles
-            .get(id)
+            .hinted_handle(id, key)
+            .or_else(|| self.handles.get(id))
             .and_then(|h| Some((h, self.entities.get(h as usize)?)))
         else {
             return RecordBase::Enter { archetype };
@@ -248,6 +287,14 @@ impl SentHistory {
         } else {
             RecordBase::Full
         }
+    }
+
+    /// The handle `key`'s hint leads to, if it is still `id`'s.
+    #[inline]
+    fn hinted_handle(&self, id: EntityId, key: Option<u32>) -> Option<u32> {
+        let handle = *self.key_hints.get(key? as usize)?;
+        let e = self.entities.get(handle as usize)?;
+        (e.id == id && id != FREE_ID).then_some(handle)
     }
 
     /// The full state of a compact one held under `handle`.
@@ -286,6 +333,7 @@ impl SentHistory {
         if let Some(h) = self.handles.remove(id) {
             if let Some(e) = self.entities.get_mut(h as usize) {
                 e.generation = e.generation.wrapping_add(1);
+                e.id = FREE_ID;
                 e.delivered_seq = NOT_DELIVERED;
             }
             self.free_handles.push(h);
@@ -297,6 +345,19 @@ impl SentHistory {
     /// was sent carrying `written` and the first `leaves_written` pending leaves (in the
     /// order [`SentHistory::pending_leaves`] gave them).
     pub fn on_sent(&mut self, seq: u64, written: &[WrittenRecord], leaves_written: usize) {
+        self.on_sent_keyed(seq, written, leaves_written, |_| None);
+    }
+
+    /// [`SentHistory::on_sent`] with each written record's key (see
+    /// [`SentHistory::base_for_keyed`]): the record's handle is found through the key's hint
+    /// when it is still valid, and the hint is set to it.
+    pub fn on_sent_keyed(
+        &mut self,
+        seq: u64,
+        written: &[WrittenRecord],
+        leaves_written: usize,
+        key_of: impl Fn(&WrittenRecord) -> Option<u32>,
+    ) {
         debug_assert_eq!(seq, self.next_seq(), "on_sent out of order");
         let Self {
             tracker,
@@ -306,6 +367,7 @@ impl SentHistory {
             oldest_unresolved,
             entities,
             handles,
+            key_hints,
             free_handles,
             pending_leaves,
             leave_list,
@@ -331,16 +393,25 @@ impl SentHistory {
         slot.records_from = *records_front + records.len() as u64;
         slot.leaves.clear();
         for rec in written {
-            let handle = handles.get_or_insert_with(rec.id, || match free_handles.pop() {
+            let key = key_of(rec).filter(|&k| k < MAX_HINTED_KEYS);
+            let hinted = key
+                .and_then(|k| key_hints.get(k as usize))
+                .copied()
+                .filter(|&h| {
+                    rec.id != FREE_ID && entities.get(h as usize).is_some_and(|e| e.id == rec.id)
+                });
+            let make = || match free_handles.pop() {
                 Some(h) => {
                     if let Some(e) = entities.get_mut(h as usize) {
                         // Freed with its generation bumped and nothing delivered.
+                        e.id = rec.id;
                         e.sends = 0;
                     }
                     h
                 }
                 None => {
                     entities.push(SentEntity {
+                        id: rec.id,
                         generation: 0,
                         sends: 0,
                         delivered_seq: NOT_DELIVERED,
@@ -351,11 +422,23 @@ impl SentHistory {
                     // far below 2^32).
                     (entities.len() - 1) as u32
                 }
-            });
+            };
+            let handle = match hinted {
+                Some(h) => h,
+                None => handles.get_or_insert_with(rec.id, make),
+            };
             let Some(e) = entities.get_mut(handle as usize) else {
                 debug_assert!(false, "handle {handle} out of range");
                 continue;
             };
+            if let Some(k) = key.map(|k| k as usize) {
+                if key_hints.len() <= k {
+                    key_hints.resize(k + 1, NO_HINT);
+                }
+                if let Some(hint) = key_hints.get_mut(k) {
+                    *hint = handle;
+                }
+            }
             let send_index = e.sends;
             e.sends = e.sends.saturating_add(1);
             // A record for an entity with a pending leave is its re-enter: the client applies
@@ -525,6 +608,7 @@ impl SentHistory {
             + self.entities.capacity() * size_of::<SentEntity>()
             + self.accels.capacity() * size_of::<[i32; CHANNELS]>()
             + self.handles.heap_bytes()
+            + self.key_hints.capacity() * size_of::<u32>()
             + self.free_handles.capacity() * size_of::<u32>()
             + self.pending_leaves.len() * 2 * size_of::<EntityId>()
             + self.leave_list.capacity() * size_of::<EntityId>()

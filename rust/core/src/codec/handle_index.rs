@@ -1,5 +1,5 @@
-//! Entity id to per-client handle, as one sorted array: what `SentHistory` looks up for
-//! every record it codes.
+//! Entity id to per-client handle, as one sorted array: what `SentHistory` looks up for a
+//! record whose key hint misses (or that has no key), and on enters and leaves.
 //!
 //! A hash map would be O(1), but each lookup is a random access into a table that is cold
 //! when the client's turn comes (a thousand clients' tables do not fit any cache), two

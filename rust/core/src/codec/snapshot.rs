@@ -185,6 +185,10 @@ pub struct QuantizedRecordIn {
     pub state: QuantizedState,
     /// What to code it against.
     pub base: RecordBase,
+    /// The record's key for the sent history's handle hints
+    /// (`baseline::SentHistory::base_for_keyed`): the zone gives the entity's index in the
+    /// tick's world frame. Never changes the bits.
+    pub key: Option<u32>,
 }
 
 /// What the encoder needs of one record: [`EntityRecordIn`] (float state, quantized by the
@@ -196,6 +200,11 @@ pub trait RecordSource {
     fn base(&self) -> RecordBase;
     /// The quantized state at `tick`, with no derived motion.
     fn quantized(&self, q: &Quantization, tick: Tick) -> QuantizedEntity;
+    /// The key the record's base was looked up with (`SentHistory::base_for_keyed`), so
+    /// the history finds the entity's handle again when the record is sent.
+    fn key(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl RecordSource for EntityRecordIn {
@@ -225,6 +234,10 @@ impl RecordSource for QuantizedRecordIn {
     #[inline]
     fn quantized(&self, _q: &Quantization, tick: Tick) -> QuantizedEntity {
         self.state.at(tick)
+    }
+    #[inline]
+    fn key(&self) -> Option<u32> {
+        self.key
     }
 }
 

@@ -107,10 +107,14 @@ impl WorldFrame {
     #[inline]
     #[must_use]
     pub fn get(&self, id: EntityId) -> Option<&FrameEntity> {
-        self.entities
-            .binary_search_by_key(&id, |e| e.id)
-            .ok()
-            .and_then(|i| self.entities.get(i))
+        self.get_indexed(id).map(|(_, e)| e)
+    }
+
+    /// The entity `id` and its index in this frame (ascending id order).
+    #[must_use]
+    pub fn get_indexed(&self, id: EntityId) -> Option<(usize, &FrameEntity)> {
+        let i = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
+        Some((i, self.entities.get(i)?))
     }
 
     /// Number of entities.

@@ -511,8 +511,8 @@ impl ServerConnection {
     /// How entity `id` must be coded in the next snapshot (after
     /// [`ServerConnection::process_acks`]).
     #[must_use]
-    pub fn record_base(&self, id: EntityId, archetype: u16) -> RecordBase {
-        self.snapshots.record_base(id, archetype)
+    pub fn record_base(&self, id: EntityId, key: Option<u32>, archetype: u16) -> RecordBase {
+        self.snapshots.record_base(id, key, archetype)
     }
 
     /// Heap bytes of this connection's replication state: its snapshot history (sent

@@ -79,10 +79,12 @@ impl SnapshotStream {
         }
     }
 
-    /// How entity `id` must be coded in the next snapshot (process the acks first).
+    /// How entity `id` must be coded in the next snapshot (process the acks first); `key`
+    /// is the record's hint key (`SentHistory::base_for_keyed`: never changes the result),
+    /// to be given again by the record's [`RecordSource::key`].
     #[must_use]
-    pub fn record_base(&self, id: EntityId, archetype: u16) -> RecordBase {
-        self.sent.base_for(id, archetype)
+    pub fn record_base(&self, id: EntityId, key: Option<u32>, archetype: u16) -> RecordBase {
+        self.sent.base_for_keyed(id, key, archetype)
     }
 
     /// Heap bytes of the snapshot history and the queued acknowledgements (capacities).
@@ -132,7 +134,10 @@ impl SnapshotStream {
                 cache.as_deref_mut(),
             )?
         };
-        self.sent.on_sent(seq, written, report.leaves_written);
+        self.sent
+            .on_sent_keyed(seq, written, report.leaves_written, |w| {
+                records.get(w.index).and_then(RecordSource::key)
+            });
         if let Some(bits) = report.record_bits.checked_div(report.records_written) {
             // Exponential mean with weight 1/8 on the newest snapshot.
             self.record_bits_x16 = (self.record_bits_x16 * 7 + bits as u32 * 16) / 8;
@@ -185,7 +190,7 @@ mod tests {
                             yaw_rad: 0.0,
                             flags: 1,
                         },
-                        base: s.record_base(id, 1),
+                        base: s.record_base(id, None, 1),
                     })
                     .collect()
             };
@@ -245,7 +250,10 @@ mod tests {
                 b.queue_ack(ack);
             }
         }
-        assert!(matches!(a.record_base(ids[0], 1), RecordBase::Delta { .. }));
+        assert!(matches!(
+            a.record_base(ids[0], None, 1),
+            RecordBase::Delta { .. }
+        ));
     }
 
     #[test]

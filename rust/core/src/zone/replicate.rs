@@ -289,11 +289,15 @@ impl Pass<'_> {
             }
             scratch.records.clear();
             for &entity in &scratch.candidates {
-                if let Some(e) = self.frame.get(entity) {
+                if let Some((index, e)) = self.frame.get_indexed(entity) {
+                    // The frame index is the history's hint key: stable while no entity
+                    // joins or leaves the zone, and a stale one only costs a search.
+                    let key = u32::try_from(index).ok();
                     scratch.records.push(QuantizedRecordIn {
                         id: entity,
                         state: e.state,
-                        base: player.connection.record_base(entity, e.archetype),
+                        base: player.connection.record_base(entity, key, e.archetype),
+                        key,
                     });
                 }
             }
