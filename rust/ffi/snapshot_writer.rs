@@ -289,7 +289,7 @@ pub unsafe extern "C" fn mmo_snapshot_writer_encode(
         }
         let seq = w.sent.next_seq();
         let snap = SnapshotIn {
-            record_room_bytes: None,
+            len_limit_bytes: None,
             seq,
             ack: w.input_datagrams.ack_fields(),
             tick: Tick(tick),

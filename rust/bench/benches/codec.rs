@@ -113,7 +113,7 @@ fn snapshot(c: &mut Criterion) {
         })
         .collect();
     let snap = SnapshotIn {
-        record_room_bytes: None,
+        len_limit_bytes: None,
         seq: 100,
         ack: None,
         tick: Tick(100),

@@ -203,7 +203,7 @@ fn simulate(
         }
         let seq = server.next_seq();
         let snap = SnapshotIn {
-            record_room_bytes: None,
+            len_limit_bytes: None,
             seq,
             ack: None,
             tick: Tick(t),

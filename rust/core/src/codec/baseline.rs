@@ -42,8 +42,8 @@
 //! bytes: baseline, send counters, id, handle generation; the second-order predictor's
 //! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
 //! dense array indexed by a per-client handle (a sorted id to handle array finds it, see
-//! `handle_index`, unless the caller's record key leads to it: 4 bytes of hint per key,
-//! see [`SentHistory::base_for_keyed`]; slot records carry the handle and its
+//! `handle_index`, unless the caller's record key leads to it: a hint table of 4 bytes per
+//! handle, see [`SentHistory::base_for_keyed`]; slot records carry the handle and its
 //! generation). The slots' records
 //! share one ring of the records *in flight*: a slot is dead once its snapshot is
 //! acknowledged, or once the client acknowledged a newer snapshot without it (the client
@@ -115,8 +115,24 @@ const NO_HINT: u32 = u32::MAX;
 /// from 0, and the encoder refuses 0), so a hint to a freed handle never matches.
 const FREE_ID: EntityId = EntityId(0);
 
-/// Most record keys given hints: a key at or above it is looked up by id each time.
-const MAX_HINTED_KEYS: u32 = 1 << 16;
+/// Fewest places of a non-empty hint table (a power of two).
+const MIN_HINT_PLACES: usize = 64;
+
+/// The handle `key`'s hint leads to, if it still holds `id`. The table has a power of two
+/// places (or none) and a key uses place `key mod places`: keys that share a place just
+/// overwrite each other's hints.
+#[inline]
+fn hinted_handle(
+    key_hints: &[u32],
+    entities: &[SentEntity],
+    id: EntityId,
+    key: Option<u32>,
+) -> Option<u32> {
+    let mask = key_hints.len().checked_sub(1)?;
+    let handle = *key_hints.get(key? as usize & mask)?;
+    let e = entities.get(handle as usize)?;
+    (e.id == id && id != FREE_ID).then_some(handle)
+}
 
 // `base_for` reads one line per record.
 const _: () = assert!(std::mem::size_of::<SentEntity>() == 64);
@@ -186,6 +202,9 @@ pub struct SentHistory {
     /// handle holds the id looked up, so a stale or foreign hint is a miss, never a wrong
     /// handle.
     key_hints: Vec<u32>,
+    /// Records whose handle `on_sent_keyed` found through a hint (tests check hints hit).
+    #[cfg(test)]
+    hint_hits: u64,
     /// Freed handles.
     free_handles: Vec<u32>,
     pending_leaves: BTreeSet<EntityId>,
@@ -214,6 +233,8 @@ impl SentHistory {
             accels: Vec::new(),
             handles: HandleIndex::default(),
             key_hints: Vec::new(),
+            #[cfg(test)]
+            hint_hits: 0,
             free_handles: Vec::new(),
             pending_leaves: BTreeSet::new(),
             leave_list: Vec::new(),
@@ -261,7 +282,7 @@ impl SentHistory {
     pub fn base_for_keyed(&self, id: EntityId, key: Option<u32>, archetype: u16) -> RecordBase {
         let next = self.next_seq();
         let Some((handle, e)) = self
-            .hinted_handle(id, key)
+            .hinted_handle_of(id, key)
             .or_else(|| self.handles.get(id))
             .and_then(|h| Some((h, self.entities.get(h as usize)?)))
         else {
@@ -289,12 +310,10 @@ impl SentHistory {
         }
     }
 
-    /// The handle `key`'s hint leads to, if it is still `id`'s.
+    /// [`hinted_handle`] in this history.
     #[inline]
-    fn hinted_handle(&self, id: EntityId, key: Option<u32>) -> Option<u32> {
-        let handle = *self.key_hints.get(key? as usize)?;
-        let e = self.entities.get(handle as usize)?;
-        (e.id == id && id != FREE_ID).then_some(handle)
+    fn hinted_handle_of(&self, id: EntityId, key: Option<u32>) -> Option<u32> {
+        hinted_handle(&self.key_hints, &self.entities, id, key)
     }
 
     /// The full state of a compact one held under `handle`.
@@ -368,6 +387,8 @@ impl SentHistory {
             entities,
             handles,
             key_hints,
+            #[cfg(test)]
+            hint_hits,
             free_handles,
             pending_leaves,
             leave_list,
@@ -393,13 +414,12 @@ impl SentHistory {
         slot.records_from = *records_front + records.len() as u64;
         slot.leaves.clear();
         for rec in written {
-            let key = key_of(rec).filter(|&k| k < MAX_HINTED_KEYS);
-            let hinted = key
-                .and_then(|k| key_hints.get(k as usize))
-                .copied()
-                .filter(|&h| {
-                    rec.id != FREE_ID && entities.get(h as usize).is_some_and(|e| e.id == rec.id)
-                });
+            let key = key_of(rec);
+            let hinted = hinted_handle(key_hints, entities, rec.id, key);
+            #[cfg(test)]
+            {
+                *hint_hits += u64::from(hinted.is_some());
+            }
             let make = || match free_handles.pop() {
                 Some(h) => {
                     if let Some(e) = entities.get_mut(h as usize) {
@@ -427,18 +447,25 @@ impl SentHistory {
                 Some(h) => h,
                 None => handles.get_or_insert_with(rec.id, make),
             };
+            if let Some(key) = key {
+                // As many places as handles (a power of two): grows with the entities the
+                // client has, whatever the keys' range. Growing drops the hints.
+                if key_hints.len() < entities.len() {
+                    let places = entities.len().next_power_of_two().max(MIN_HINT_PLACES);
+                    key_hints.clear();
+                    key_hints.resize(places, NO_HINT);
+                }
+                // At least MIN_HINT_PLACES places now (the handle exists, so entities is
+                // not empty).
+                let mask = key_hints.len() - 1;
+                if let Some(hint) = key_hints.get_mut(key as usize & mask) {
+                    *hint = handle;
+                }
+            }
             let Some(e) = entities.get_mut(handle as usize) else {
                 debug_assert!(false, "handle {handle} out of range");
                 continue;
             };
-            if let Some(k) = key.map(|k| k as usize) {
-                if key_hints.len() <= k {
-                    key_hints.resize(k + 1, NO_HINT);
-                }
-                if let Some(hint) = key_hints.get_mut(k) {
-                    *hint = handle;
-                }
-            }
             let send_index = e.sends;
             e.sends = e.sends.saturating_add(1);
             // A record for an entity with a pending leave is its re-enter: the client applies
@@ -612,6 +639,12 @@ impl SentHistory {
             + self.free_handles.capacity() * size_of::<u32>()
             + self.pending_leaves.len() * 2 * size_of::<EntityId>()
             + self.leave_list.capacity() * size_of::<EntityId>()
+    }
+
+    /// Records whose handle [`SentHistory::on_sent_keyed`] found through a hint.
+    #[cfg(test)]
+    pub(crate) fn hint_hits(&self) -> u64 {
+        self.hint_hits
     }
 
     /// Records held for snapshots in flight (for tests and diagnostics).

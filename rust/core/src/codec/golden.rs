@@ -43,7 +43,7 @@ fn state(x: f32, y: f32, z: f32, yaw_rad: f32, flags: u8) -> NetEntityState {
 
 fn full_snapshot() -> (SnapshotIn, Vec<EntityId>, Vec<EntityRecordIn>) {
     let snap = SnapshotIn {
-        record_room_bytes: None,
+        len_limit_bytes: None,
         seq: 7,
         ack: Some(AckFields {
             ack: 3,
@@ -110,7 +110,7 @@ fn delta_snapshot(
         state: lookup.0[&(EntityId(id), 7)],
     };
     let snap = SnapshotIn {
-        record_room_bytes: None,
+        len_limit_bytes: None,
         seq: 13,
         ack: Some(AckFields {
             ack: 9,
@@ -228,7 +228,7 @@ fn reencode(dec: &DecodedSnapshot, ack: Option<AckFields>, lookup: &MapLookup) -
     let c = codec();
     let q = c.quantization();
     let snap = SnapshotIn {
-        record_room_bytes: None,
+        len_limit_bytes: None,
         seq: dec.seq,
         ack,
         tick: dec.tick,

@@ -25,7 +25,7 @@
 //!
 //! Cost: the zone uses it only with `ZoneConfig::shared_encoding`, off by default. In the
 //! replication benchmark (1000 clients on a lossy link) three delta records in four hit,
-//! yet the phase is 8-12 % slower with the cache than without (and still slower with a
+//! yet the phase is 8-14 % slower with the cache than without (and still slower with a
 //! table of 4 entries per entity, hit rate 0.50): computing a body takes about 100 ns,
 //! and reading an entry that the clients' own state pushed out of the processor's caches
 //! costs as much. It pays when a body costs more than a cache miss to compute.

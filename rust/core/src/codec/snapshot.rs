@@ -257,11 +257,12 @@ pub struct WrittenRecord {
 /// The per-snapshot fields.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SnapshotIn {
-    /// A tighter limit than the configuration's `max_len_bytes` for this datagram's
-    /// entity records, bytes (the client's byte budget): a record that would take the
-    /// datagram past it is skipped like one past `max_len_bytes`. The fixed part (header,
-    /// owner, leaves) is always written. `None`: the configuration's limit alone.
-    pub record_room_bytes: Option<usize>,
+    /// A tighter datagram length limit than the configuration's `max_len_bytes`, bytes,
+    /// applied to the entity records (the client's byte budget): a record that would take
+    /// the datagram past it is skipped like one past `max_len_bytes`, and the encoder
+    /// carries on with the next. The fixed part (header, owner, leaves) is always written,
+    /// even past this limit. `None`: the configuration's limit alone.
+    pub len_limit_bytes: Option<usize>,
     /// Extended seq of this datagram (the wire carries its low 16 bits).
     pub seq: u64,
     /// Ack of the client's input datagrams.
@@ -524,9 +525,9 @@ impl SnapshotCodec {
                 max: q.config.max_len_bytes,
             });
         }
-        // Records stop at the tighter of the two limits (the fixed part is already out).
+        // Records are held to the tighter of the two limits (the fixed part is already out).
         let max_bits = snap
-            .record_room_bytes
+            .len_limit_bytes
             .map_or(max_bits, |room| max_bits.min(room.saturating_mul(8)));
         let mut report = EncodeReport {
             leaves_written: n_leaves,

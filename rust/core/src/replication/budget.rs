@@ -6,11 +6,12 @@
 //! a quiet tick does not allow a large burst. A datagram larger than the available tokens
 //! puts the bucket in debt, repaid by later refills, so the long-run rate never exceeds the
 //! budget: over any run starting at an empty bucket, bytes spent <= ticks ×
-//! budget_bytes_per_s / tick_hz + one tick's overshoot still owed. The zone stops a
-//! snapshot's records at the available bytes (`SnapshotIn::record_room_bytes`), so only
-//! the fixed part (header, owner state, leaves) of a snapshot sent while in debt
-//! overshoots; over a window that starts with tokens carried over, up to
-//! `max_carry_ticks` ticks' refill more can be spent.
+//! budget_bytes_per_s / tick_hz + one tick's overshoot still owed. The zone holds a
+//! snapshot's datagram to the available bytes when adding records
+//! (`SnapshotIn::len_limit_bytes`), so only the fixed part (header, owner state, leaves)
+//! of a snapshot sent with fewer bytes available than that part overshoots; over a window
+//! that starts with tokens carried over, up to `max_carry_ticks` ticks' refill more can
+//! be spent.
 
 use crate::time::{Tick, TickRate};
 

@@ -76,6 +76,16 @@ pub enum FrameError {
     },
 }
 
+/// An entity found in a frame, with its position there.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexedEntity<'a> {
+    /// Index in the frame's ascending id order (shifts when an entity with a lower id
+    /// joins or leaves between frames).
+    pub index: usize,
+    /// The entity.
+    pub entity: &'a FrameEntity,
+}
+
 impl WorldFrame {
     /// An empty frame of `tick`.
     #[must_use]
@@ -107,14 +117,18 @@ impl WorldFrame {
     #[inline]
     #[must_use]
     pub fn get(&self, id: EntityId) -> Option<&FrameEntity> {
-        self.get_indexed(id).map(|(_, e)| e)
+        self.get_indexed(id).map(|found| found.entity)
     }
 
-    /// The entity `id` and its index in this frame (ascending id order).
+    /// The entity `id` and its index in this frame.
+    #[inline]
     #[must_use]
-    pub fn get_indexed(&self, id: EntityId) -> Option<(usize, &FrameEntity)> {
-        let i = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
-        Some((i, self.entities.get(i)?))
+    pub fn get_indexed(&self, id: EntityId) -> Option<IndexedEntity<'_>> {
+        let index = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
+        Some(IndexedEntity {
+            index,
+            entity: self.entities.get(index)?,
+        })
     }
 
     /// Number of entities.

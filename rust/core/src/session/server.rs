@@ -536,8 +536,8 @@ impl ServerConnection {
 
     /// Encodes and queues this tick's snapshot: `owner` losslessly, then `records` (ids
     /// strictly ascending, bases from [`ServerConnection::record_base`]) until the datagram is
-    /// full or the records fill `record_room_bytes` (the client's byte budget; see
-    /// [`SnapshotIn::record_room_bytes`]), into `out` (`out.written` receives the records
+    /// full or the records fill `len_limit_bytes` (the client's byte budget; see
+    /// [`SnapshotIn::len_limit_bytes`]), into `out` (`out.written` receives the records
     /// that made it in). Returns the encoder's report.
     pub fn send_snapshot<R: RecordSource>(
         &mut self,
@@ -545,11 +545,11 @@ impl ServerConnection {
         tick: Tick,
         owner: Option<&CharacterState>,
         records: &[R],
-        record_room_bytes: Option<usize>,
+        len_limit_bytes: Option<usize>,
         mut out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let snap = SnapshotIn {
-            record_room_bytes,
+            len_limit_bytes,
             // Filled in by the stream.
             seq: 0,
             ack: self.input_datagrams.ack_fields(),

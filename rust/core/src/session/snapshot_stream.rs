@@ -200,7 +200,7 @@ mod tests {
             });
             assert_eq!(ra, rb, "bases at tick {tick}");
             let snap = SnapshotIn {
-                record_room_bytes: None,
+                len_limit_bytes: None,
                 seq: 0,
                 ack: None,
                 tick: Tick(tick),
@@ -254,6 +254,66 @@ mod tests {
             a.record_base(ids[0], None, 1),
             RecordBase::Delta { .. }
         ));
+    }
+
+    /// Records given with keys (`QuantizedRecordIn::key`, as the zone gives them) reach
+    /// the history's hints through `encode_next`, and the datagrams are those of records
+    /// without keys.
+    #[test]
+    fn record_keys_reach_the_hints_and_change_no_datagram() {
+        use crate::codec::entity_state::QuantizedState;
+        use crate::codec::snapshot::QuantizedRecordIn;
+        let codec = SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap());
+        let (mut plain, mut keyed) = (SnapshotStream::new(), SnapshotStream::new());
+        let (mut out_plain, mut out_keyed, mut written) = (Vec::new(), Vec::new(), Vec::new());
+        for tick in 1..=20u32 {
+            let mut datagrams = Vec::new();
+            for (s, out, use_keys) in [
+                (&mut plain, &mut out_plain, false),
+                (&mut keyed, &mut out_keyed, true),
+            ] {
+                let records: Vec<QuantizedRecordIn> = (1..=8u32)
+                    .map(|id| {
+                        let key = use_keys.then_some(id - 1);
+                        QuantizedRecordIn {
+                            id: EntityId(id),
+                            state: QuantizedState {
+                                pos_q: [(tick * id) as i32, 0, 0],
+                                yaw_q: 0,
+                                flags: 0,
+                            },
+                            base: s.record_base(EntityId(id), key, 1),
+                            key,
+                        }
+                    })
+                    .collect();
+                let snap = SnapshotIn {
+                    len_limit_bytes: None,
+                    seq: 0,
+                    ack: None,
+                    tick: Tick(tick),
+                    ack_input_seq: 0,
+                    baseline_seq: None,
+                    owner: None,
+                };
+                let buffers = &mut EncodeBuffers {
+                    datagram: out,
+                    written: &mut written,
+                    cache: None,
+                };
+                s.encode_next(&codec, snap, &records, buffers).unwrap();
+                datagrams.push(buffers.datagram.clone());
+                // Every snapshot is acknowledged before the next tick.
+                s.queue_ack(AckFields {
+                    ack: u16::try_from(tick - 1).unwrap(),
+                    ack_bits: 0,
+                });
+            }
+            assert_eq!(datagrams[0], datagrams[1], "datagram at tick {tick}");
+        }
+        assert_eq!(plain.sent.hint_hits(), 0);
+        // Eight entities, the first send of each finds no hint.
+        assert_eq!(keyed.sent.hint_hits(), 8 * 19);
     }
 
     #[test]

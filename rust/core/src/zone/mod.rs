@@ -123,12 +123,13 @@ pub struct ZoneConfig {
     /// Share delta record bodies between the clients a thread replicates
     /// (`codec::record_cache`): a body is computed once per (entity, tick, current state,
     /// baseline state) and copied to the other clients with the same. Off by default: in
-    /// the replication benchmark (1000 clients, lossy link) three clients in four find
-    /// their body in the cache, yet the phase is 8-12 % *slower* with it, because a
+    /// the replication benchmark (1000 clients, lossy link) three delta records in four
+    /// find their body in the cache, yet the phase is 8-14 % *slower* with it, because a
     /// record's arithmetic (~100 ns) costs less than reading a cache entry that other
     /// clients' state has pushed out of the processor's caches. Worth turning on when
     /// records cost more to compute than that (a richer state), never needed for
-    /// correctness: the bits are the same either way.
+    /// correctness: the bits are the same either way. A library setting: the dedicated
+    /// server leaves it off.
     pub shared_encoding: bool,
 }
 
@@ -356,9 +357,10 @@ pub struct TickReport {
     /// Snapshot bytes over all connections.
     pub snapshot_bytes: u64,
     /// Delta records whose body was copied from another client's (shared encoding, see
-    /// `codec::record_cache`).
+    /// `codec::record_cache`; always 0 without [`ZoneConfig::shared_encoding`]).
     pub delta_bodies_shared: u32,
-    /// Delta records whose body was computed.
+    /// Delta records whose body was computed and stored in the record cache (0 without
+    /// shared encoding).
     pub delta_bodies_computed: u32,
     /// Bits of all entity records written (ids, heads, masks, fields).
     pub record_bits: u64,
