@@ -8,8 +8,10 @@
 //! (`budget_bytes_per_s / tick rate`) leave for records after it (at level 0 a snapshot may
 //! also spend the budget's carry). Replication time
 //! is nearly proportional to records written, so this sheds load; which records go is
-//! decided by priority as usual, and priority favours the near tier (tier weights 1000 / 10
-//! / 2), so the far and mid tiers lose their updates first. The byte budget itself is not
+//! decided by priority as usual (the candidates are the top of the priority order, as many
+//! as the size estimate fits; only records that come out larger than estimated are
+//! skipped in id order by the encoder), and priority favours the near tier (tier weights
+//! 1000 / 10 / 2), so the far and mid tiers lose their updates first. The byte budget itself is not
 //! touched (it refills as usual, so a client's rate comes back as soon as the level drops).
 //!
 //! Rule, per tick: a tick that took more than [`OVER_PERCENT`] % of the period raises the
