@@ -26,6 +26,13 @@ const LINGER: Duration = Duration::from_secs(2);
 /// window, or no reads) must not hold the connection open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a side whose control stream the peer stopped waits for the peer's own close
+/// before closing with [`DisconnectReason::ProtocolViolation`]: a peer that closes the
+/// connection (a server refusing a client as full, right after the handshake) may stop
+/// the stream in the same packet as its close, and the stop is seen first; closing at once
+/// would report this side's reason instead of the peer's.
+const PEER_CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// Oldest a datagram may be when the writer gets to it; older ones are dropped and counted
 /// (`stale`): a snapshot or input that waited longer behind a slow connection is superseded
 /// by the next one (about one tick at 30 Hz, plus scheduling slack). Control frames have no
@@ -147,10 +154,12 @@ pub(crate) fn close_with(connection: &quinn::Connection, reason: DisconnectReaso
 /// bytes with `write_all`. Then finishes the control stream, waits up to
 /// [`LINGER`] for the peer to read it, and closes the connection with the link's reason.
 ///
-/// A control write that fails (the peer stopped the stream) or does not complete within
-/// [`WRITE_TIMEOUT`] (the peer stopped reading) closes the connection at once with
-/// [`DisconnectReason::ProtocolViolation`] or [`DisconnectReason::Timeout`]: every way out of
-/// this function closes the connection, so a stalled peer cannot keep its slot.
+/// A control write that fails because the peer stopped the stream closes the connection
+/// with [`DisconnectReason::ProtocolViolation`] unless the peer closes it within
+/// [`PEER_CLOSE_GRACE`] (then the peer's reason stands); one that does not complete within
+/// [`WRITE_TIMEOUT`] (the peer stopped reading) closes it at once with
+/// [`DisconnectReason::Timeout`]. Every way out of this function leaves the connection
+/// closed, so a stalled peer cannot keep its slot.
 pub(crate) async fn write_transmits(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
@@ -174,7 +183,15 @@ pub(crate) async fn write_transmits(
             Transmit::Stream(s) => {
                 match tokio::time::timeout(WRITE_TIMEOUT, send.write_all(&s)).await {
                     Ok(Ok(())) => {}
+                    // The peer closed the connection: its reason stands, nothing to close.
+                    Ok(Err(quinn::WriteError::ConnectionLost(_))) => return,
                     Ok(Err(e)) => {
+                        if tokio::time::timeout(PEER_CLOSE_GRACE, connection.closed())
+                            .await
+                            .is_ok()
+                        {
+                            return;
+                        }
                         tracing::debug!(error = %e, "control stream write failed: closing");
                         link.set_close_reason(DisconnectReason::ProtocolViolation);
                         break;
