@@ -165,6 +165,20 @@ mod tests {
     use crate::codec::snapshot::EntityRecordIn;
     use crate::time::Tick;
 
+    /// The fields of a snapshot at `tick` with no owner and no input ack (the stream fills
+    /// in seq and baseline).
+    fn bare_snapshot(tick: u32) -> SnapshotIn {
+        SnapshotIn {
+            len_limit_bytes: None,
+            seq: 0,
+            ack: None,
+            tick: Tick(tick),
+            ack_input_seq: 0,
+            baseline_seq: None,
+            owner: None,
+        }
+    }
+
     /// Sends 40 snapshots of three entities on two streams; `a` applies each ack to its
     /// history as it arrives (the old behaviour, bypassing the queue), `b` queues them (two
     /// or three a tick, in order) until its next snapshot. Every record base and datagram
@@ -199,15 +213,7 @@ mod tests {
                 records(&b)
             });
             assert_eq!(ra, rb, "bases at tick {tick}");
-            let snap = SnapshotIn {
-                len_limit_bytes: None,
-                seq: 0,
-                ack: None,
-                tick: Tick(tick),
-                ack_input_seq: 0,
-                baseline_seq: None,
-                owner: None,
-            };
+            let snap = bare_snapshot(tick);
             a.encode_next(
                 &codec,
                 snap,
@@ -287,15 +293,7 @@ mod tests {
                         }
                     })
                     .collect();
-                let snap = SnapshotIn {
-                    len_limit_bytes: None,
-                    seq: 0,
-                    ack: None,
-                    tick: Tick(tick),
-                    ack_input_seq: 0,
-                    baseline_seq: None,
-                    owner: None,
-                };
+                let snap = bare_snapshot(tick);
                 let buffers = &mut EncodeBuffers {
                     datagram: out,
                     written: &mut written,
