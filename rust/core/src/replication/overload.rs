@@ -11,8 +11,9 @@
 //! decided by priority as usual (the candidates are the top of the priority order, as many
 //! as the size estimate fits; only records that come out larger than estimated are
 //! skipped in id order by the encoder), and priority favours the near tier (tier weights
-//! 1000 / 10 / 2), so the far and mid tiers lose their updates first. The byte budget itself is not
-//! touched (it refills as usual, so a client's rate comes back as soon as the level drops).
+//! 1000 / 10 / 2), so the far and mid tiers lose their updates first. The byte budget
+//! itself is not touched (it refills as usual, so a client's rate comes back as soon as
+//! the level drops).
 //!
 //! Rule, per tick: a tick that took more than [`OVER_PERCENT`] % of the period raises the
 //! level by one, at most once every [`RAISE_GAP_TICKS`] ticks (the effect of a step shows
