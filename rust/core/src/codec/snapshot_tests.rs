@@ -354,6 +354,20 @@ fn budget_skips_what_does_not_fit() {
     );
 }
 
+/// The fields of snapshot seq 5 at tick 12, baseline seq 4, with no owner and no input
+/// ack: what the record-cache tests encode against hand-made baselines.
+fn seq5_at_tick_12() -> SnapshotIn {
+    SnapshotIn {
+        len_limit_bytes: None,
+        seq: 5,
+        ack: None,
+        tick: Tick(12),
+        ack_input_seq: 0,
+        baseline_seq: Some(4),
+        owner: None,
+    }
+}
+
 /// A server and a client joined by a lossy "link" the test controls.
 struct Pair {
     codec: SnapshotCodec,
@@ -1098,15 +1112,7 @@ fn the_record_cache_compares_the_whole_baseline() {
     base_a.vel_fp = [256, 0, 0, 0];
     let mut base_b = base_a;
     base_b.pos_q[0] += 7;
-    let snap = SnapshotIn {
-        len_limit_bytes: None,
-        seq: 5,
-        ack: None,
-        tick: Tick(12),
-        ack_input_seq: 0,
-        baseline_seq: Some(4),
-        owner: None,
-    };
+    let snap = seq5_at_tick_12();
     let (mut out, mut shared, mut written) = (Vec::new(), Vec::new(), Vec::new());
     for base in [base_a, base_b] {
         let recs = [EntityRecordIn {
@@ -1216,15 +1222,7 @@ fn the_report_counts_id_bits_and_absolute_records() {
         yaw_rad: 0.0,
         flags: 0,
     };
-    let snap = SnapshotIn {
-        len_limit_bytes: None,
-        seq: 5,
-        ack: None,
-        tick: Tick(12),
-        ack_input_seq: 0,
-        baseline_seq: Some(4),
-        owner: None,
-    };
+    let snap = seq5_at_tick_12();
     let base = q.quantize(&at(1.0), Tick(10));
     let recs = [
         (1, RecordBase::Enter { archetype: 3 }),
