@@ -1021,10 +1021,12 @@ typedef struct mmo_snapshot_config {
   float half_extent_z_m;
   // Bits of the yaw angle, 4..=16. Default 12.
   uint32_t yaw_bits;
-  // Exp-Golomb order of position residuals, 0..=8 (default: see
-  // `mmo_snapshot_config_default`).
+  // Exp-Golomb order of position residuals predicted over at most 6 ticks, 0..=8; it
+  // grows with longer predictions (WIRE_FORMAT 5.2). Default: see
+  // `mmo_snapshot_config_default`.
   uint32_t position_k;
-  // Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
+  // Exp-Golomb order of yaw residuals predicted over at most 6 ticks, 0..=8; it grows
+  // likewise. Default: see `mmo_snapshot_config_default`.
   uint32_t yaw_k;
   // Largest datagram produced, bytes, header included (64..=65507). Default 1140 (fits
   // the DATAGRAM frame of a 1200-byte QUIC packet).

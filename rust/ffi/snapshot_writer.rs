@@ -42,10 +42,12 @@ pub struct mmo_snapshot_config {
     pub half_extent_z_m: f32,
     /// Bits of the yaw angle, 4..=16. Default 12.
     pub yaw_bits: u32,
-    /// Exp-Golomb order of position residuals, 0..=8 (default: see
-    /// `mmo_snapshot_config_default`).
+    /// Exp-Golomb order of position residuals predicted over at most 6 ticks, 0..=8; it
+    /// grows with longer predictions (WIRE_FORMAT 5.2). Default: see
+    /// `mmo_snapshot_config_default`.
     pub position_k: u32,
-    /// Exp-Golomb order of yaw residuals, 0..=8 (default: see `mmo_snapshot_config_default`).
+    /// Exp-Golomb order of yaw residuals predicted over at most 6 ticks, 0..=8; it grows
+    /// likewise. Default: see `mmo_snapshot_config_default`.
     pub yaw_k: u32,
     /// Largest datagram produced, bytes, header included (64..=65507). Default 1140 (fits
     /// the DATAGRAM frame of a 1200-byte QUIC packet).

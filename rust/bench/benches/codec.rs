@@ -67,11 +67,12 @@ struct VecLookup {
 }
 
 impl BaselineLookup for VecLookup {
-    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity> {
-        if seq != self.seq {
+    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
+        if self.seq > seq {
             return None;
         }
-        self.states.get((id.0 as usize).checked_sub(1)?)
+        let state = self.states.get((id.0 as usize).checked_sub(1)?)?;
+        Some((self.seq, state))
     }
 }
 

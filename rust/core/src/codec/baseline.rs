@@ -2,44 +2,46 @@
 //!
 //! **Server** ([`SentHistory`], one per client): numbers snapshots, remembers for each sent
 //! seq which entity states and leaves it carried, and on each ack from the client learns
-//! which were delivered. Per entity, the baseline is the newest *delivered* state (the
-//! client is guaranteed to hold it). An entity with no delivered state since it (re)entered
-//! is sent as an enter record again and again until one is delivered; a leave is repeated in
-//! every snapshot until a snapshot carrying it is delivered. A delivered baseline (seq `S`)
-//! is used while `next - S <= BASELINE_WINDOW`, or, for rarely sent entities, while fewer
-//! than `RING_LEN - 1` records of the entity were sent after `S` and
-//! `next - S <= MAX_ENTITY_BASELINE_AGE`; otherwise a full record is sent. The second arm
-//! counts records with a per-entity send counter (reset when the entity is removed): each
-//! slot record stores the entity's send index, and the delivered baseline keeps it.
+//! which were delivered. Per entity, the baseline is the newest *delivered* state. An entity
+//! with no delivered state since it (re)entered is sent as an enter record again and again
+//! until one is delivered; a leave is repeated in every snapshot until a snapshot carrying
+//! it is delivered. The wire does not name a delta record's baseline (protocol 6): it is the
+//! entity's newest state the client applied in a snapshot at or before the header baseline
+//! `B` (the newest delivered snapshot). The server's delivered baseline `S` is that state
+//! when it knows the fate of every record of the entity sent after `S` up to `B`; when a
+//! record's fate can never be known (see below) the entity is sent as full records until a
+//! newer record of it is delivered.
 //!
 //! **Client** ([`ReceivedHistory`]): applies decoded snapshots and keeps, per entity, a
-//! bounded ring of the states it received (seq + quantized state) so it can resolve any
-//! baseline the server may reference. **Rule: a snapshot older than (or equal to) the newest
-//! one received is dropped and not acknowledged.** So "delivered" on the server means
-//! "applied" on the client, which is what makes both ends agree on what the client holds.
-//! A snapshot whose delta references a state the client no longer has fails with
-//! [`CodecError::UnknownBaseline`]; it is not applied nor acknowledged. With a conforming
-//! server this cannot happen (see below); the server stops using a baseline once it is
-//! unusable by the rule above in any case.
+//! bounded ring of the states it received (seq + quantized state) and resolves a delta's
+//! baseline as the newest state held from a snapshot at or before `B`. **Rule: a snapshot
+//! older than (or equal to) the newest one received is dropped and not acknowledged.** So
+//! "delivered" on the server means "applied" on the client, which is what makes both ends
+//! agree on what the client holds. A delta for an entity the client holds no such state of
+//! fails with [`CodecError::UnknownBaseline`]; the snapshot is not applied nor acknowledged.
 //!
-//! **Why the client always holds a referenced baseline.** Invariant: when a snapshot `N`
-//! whose record of entity `E` references `E`'s state from snapshot `S` is applied, the
-//! client's ring for `E` holds `S`. Proof: the server references `S` only after learning
-//! that `S` was delivered (= applied), and only while fewer than `RING_LEN - 1` records of
-//! `E` were sent after `S` (both arms of the rule imply this: `next - S <= BASELINE_WINDOW`
-//! leaves at most 31 seqs after `S`). The client applies snapshots in increasing seq order,
-//! so the states of `E` it stored after `S` and before `N` come from those records: at most
-//! `RING_LEN - 2`. The ring drops states only (a) from the front when it holds `RING_LEN`
-//! states, and `S` plus at most `RING_LEN - 2` newer ones is fewer, so only states older
-//! than `S` are dropped; (b) older than a baseline some earlier applied record referenced,
-//! which is `<= S` because the server's delivered baseline of an incarnation only moves
-//! forward and snapshots are applied in seq order (states of an earlier incarnation are
-//! older than any baseline of the current one); (c) on a leave, after which the server
-//! references nothing of the old incarnation. The age bound keeps every referenced seq well
-//! inside the range where 16-bit seqs extend unambiguously.
+//! **Why both ends pick the same baseline.** When the server learns from an ack naming
+//! snapshot `A` as the newest applied, the ack's bitfield lists every snapshot the client had
+//! applied among the [`ACK_WINDOW`] (32) before `A`; the client never applies an older
+//! snapshot after `A`, so the ones not listed are never applied (known lost). Snapshots
+//! further back that no received ack ever covered are *unsure*: applied or not, nobody will
+//! say. At encode time every snapshot up to `B` (the newest named) is resolved: delivered,
+//! known lost or unsure. The client's newest state of `E` at or before `B` comes from the
+//! newest delivered record of `E` up to `B`, which is the server's `S`, unless a newer
+//! record of `E` up to `B` sits in an unsure snapshot; the server then sends full records
+//! (`SentEntity::sure_from_seq`). Entities that left and entered again: records of an
+//! earlier incarnation are older than any delivered record of the current one.
+//!
+//! **Why the client still holds that state.** A later snapshot `N'` has `B' >= N' - 32`, so
+//! after applying snapshot `N` the client may be asked for the newest state at or before any
+//! seq from `N - 31` on. Of the states at or before `N - 31` only the newest can be that
+//! one, and at most 31 states are newer (one per seq), so a ring of [`RING_LEN`] (33) that
+//! drops its oldest state first keeps every state a later delta can use. The client may
+//! also drop states older than the baseline a record used: `B` never moves back, so
+//! neither does the newest state at or before it.
 //!
 //! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
-//! bytes: baseline, send counters, id, handle generation; the second-order predictor's
+//! bytes: baseline, its seq and the seq it must reach, id, handle generation; the second-order predictor's
 //! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
 //! dense array indexed by a per-client handle (a sorted id to handle array finds it, see
 //! `handle_index`, unless the caller's record key leads to it: a hint table of 4 bytes per
@@ -50,31 +52,29 @@
 //! applies snapshots in seq order only, so it will never acknowledge that one), or when it
 //! falls out of the 64-seq tracking window; the ring drops records from its front up to the
 //! oldest live slot. At a 100 ms round trip and 30 Hz that is about six snapshots' records
-//! instead of 64. The client keeps at most [`RING_LEN`] states per entity and prunes states
-//! older than the baseline the server last referenced.
+//! instead of 64. A slot that falls out of the window unresolved is unsure (above).
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::ack::{ReceiveOutcome, ReceiveTracker, SendTracker};
+use super::ack::{ACK_WINDOW, ReceiveOutcome, ReceiveTracker, SendTracker};
 use super::entity_state::{CHANNELS, QuantizedEntity};
 use super::error::CodecError;
 use super::handle_index::HandleIndex;
 use super::packet::AckFields;
 use super::snapshot::{
-    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, MAX_ENTITY_BASELINE_AGE, RecordBase,
-    SnapshotCodec, WrittenRecord,
+    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, WrittenRecord,
 };
 use crate::entity::EntityId;
 use crate::fast_hash::IdMap;
 use crate::time::Tick;
 
-/// States kept per entity on the client. The server references a state only while fewer
-/// than `RING_LEN - 1` records of the entity were sent after it (see the module docs).
+/// States kept per entity on the client: enough for the newest state at or before any
+/// snapshot baseline a later snapshot may give (see the module docs).
 pub const RING_LEN: usize = BASELINE_WINDOW as usize + 1;
 /// Snapshots remembered per client (a ring). A snapshot whose ack arrives after its slot
-/// was reused (64 seqs later) counts as lost: its records never become baselines, which is
-/// safe (the baseline only gets older). So the longest round trip at which a client's
-/// baselines still move is 64 snapshots: 2.1 s at 30 Hz, 1.07 s at 60 Hz. (32 slots were
+/// was reused (64 seqs later) is unsure (see the module docs): its records never become
+/// baselines and their entities get full records until newer ones are delivered. So the
+/// longest round trip at which a client's baselines still move is 64 snapshots: 2.1 s at 30 Hz, 1.07 s at 60 Hz. (32 slots were
 /// tried: they took the zone's heap per client from 943 to 621 KiB in the replication
 /// scenario, but at 60 Hz a client with a round trip over 530 ms would never have a
 /// delivered baseline again: every record an enter, every leave repeated forever.)
@@ -99,8 +99,6 @@ struct SentRecord {
     handle: u32,
     /// The handle's generation then (see [`SentEntity::generation`]).
     generation: u32,
-    /// The entity's send index of this record (records sent since it entered, before it).
-    send_index: u32,
     /// The state the client holds once the snapshot is applied.
     state: QuantizedEntity,
 }
@@ -164,13 +162,13 @@ struct SentEntity {
     /// entity, or this one before it left) carry an older generation, and their
     /// acknowledgements are ignored.
     generation: u32,
-    /// Records of the entity sent since it (re)entered; the next record's send index
-    /// (saturating: 2^32 records are years at 30 Hz).
-    sends: u32,
     /// Seq of the newest delivered record ([`NOT_DELIVERED`]: none).
     delivered_seq: u64,
-    /// Its send index.
-    delivered_send_index: u32,
+    /// The delivered record is the client's newest state of the entity only when its seq
+    /// is at least this: one past the newest record of the entity (this incarnation) whose
+    /// delivery will never be known (its snapshot fell out of every ack's window). Until a
+    /// newer record is delivered the entity is sent as full records.
+    sure_from_seq: u64,
     /// Its state.
     delivered: CompactState,
 }
@@ -259,10 +257,8 @@ impl SentHistory {
 
     /// How `id` must be coded in the next snapshot. `archetype` is used if it must enter.
     ///
-    /// The delivered baseline (seq `S`) is used when `next - S <= BASELINE_WINDOW`, or when
-    /// fewer than `RING_LEN - 1` records of `id` were sent after `S` and
-    /// `next - S <= MAX_ENTITY_BASELINE_AGE` (the client still holds it, see the module
-    /// docs); otherwise the record is full.
+    /// The delivered baseline is used unless a newer record of `id` may have been applied
+    /// unbeknown to the server (see the module docs); then the record is full.
     #[must_use]
     pub fn base_for(&self, id: EntityId, archetype: u16) -> RecordBase {
         self.base_for_keyed(id, None, archetype)
@@ -280,7 +276,6 @@ impl SentHistory {
     /// [`on_sent_keyed`]: SentHistory::on_sent_keyed
     #[must_use]
     pub fn base_for_keyed(&self, id: EntityId, key: Option<u32>, archetype: u16) -> RecordBase {
-        let next = self.next_seq();
         let Some((handle, e)) = self
             .hinted_handle_of(id, key)
             .or_else(|| self.handles.get(id))
@@ -291,18 +286,9 @@ impl SentHistory {
         if e.delivered_seq == NOT_DELIVERED {
             return RecordBase::Enter { archetype };
         }
-        let seq = e.delivered_seq;
-        let age = next.saturating_sub(seq);
-        // `None` cannot happen (the index was taken before a later send); be safe.
-        let sent_after = e
-            .sends
-            .checked_sub(e.delivered_send_index.saturating_add(1));
-        let few_sends = sent_after.is_some_and(|n| n < RING_LEN as u32 - 1);
-        if (age <= BASELINE_WINDOW && sent_after.is_some())
-            || (few_sends && age <= MAX_ENTITY_BASELINE_AGE)
-        {
+        if e.delivered_seq >= e.sure_from_seq {
             RecordBase::Delta {
-                seq,
+                seq: e.delivered_seq,
                 state: self.expand(handle, &e.delivered),
             }
         } else {
@@ -394,16 +380,12 @@ impl SentHistory {
             leave_list,
             ..
         } = self;
-        tracker.on_send(|lost| {
-            if let Some(s) = slots.get_mut((lost % SLOTS as u64) as usize) {
-                s.live = false;
-            }
-        });
+        // The slot's previous snapshot is 64 seqs old: if no ack resolved it, none will.
+        tracker.on_send(|_| {});
         let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
             return;
         };
-        // The slot's previous snapshot is 64 seqs old: resolved (dead) by now.
-        slot.live = false;
+        kill_unsure(slot, records, *records_front, entities);
         *oldest_unresolved = (*oldest_unresolved).max(seq.saturating_sub(SLOTS as u64 - 1));
         Self::trim(seq, slots, records, records_front, oldest_unresolved);
         let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
@@ -425,7 +407,7 @@ impl SentHistory {
                     if let Some(e) = entities.get_mut(h as usize) {
                         // Freed with its generation bumped and nothing delivered.
                         e.id = rec.id;
-                        e.sends = 0;
+                        e.sure_from_seq = 0;
                     }
                     h
                 }
@@ -433,9 +415,8 @@ impl SentHistory {
                     entities.push(SentEntity {
                         id: rec.id,
                         generation: 0,
-                        sends: 0,
                         delivered_seq: NOT_DELIVERED,
-                        delivered_send_index: 0,
+                        sure_from_seq: 0,
                         delivered: CompactState::default(),
                     });
                     // Handles count entities present at once (at most the grid's entities,
@@ -466,15 +447,12 @@ impl SentHistory {
                 debug_assert!(false, "handle {handle} out of range");
                 continue;
             };
-            let send_index = e.sends;
-            e.sends = e.sends.saturating_add(1);
             // A record for an entity with a pending leave is its re-enter: the client applies
             // leaves before records, so the leave is no longer needed.
             pending_leaves.remove(&rec.id);
             records.push_back(SentRecord {
                 handle,
                 generation: e.generation,
-                send_index,
                 state: rec.state,
             });
         }
@@ -572,7 +550,6 @@ impl SentHistory {
                             }
                         }
                         e.delivered_seq = seq;
-                        e.delivered_send_index = rec.send_index;
                         e.delivered = CompactState {
                             pos_q: st.pos_q,
                             tick: st.tick,
@@ -597,22 +574,31 @@ impl SentHistory {
                 }
             },
         );
+        // Fell out of the ack window unresolved: nothing will ever say whether the client
+        // applied them.
         for seq in lost_seqs.iter().take(n_lost) {
             if let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize)
                 && slot.seq == *seq
             {
-                slot.live = false;
+                kill_unsure(slot, records, *records_front, entities);
             }
         }
         // The client applies snapshots in seq order and acknowledges only what it applied,
         // so a snapshot older than one it acknowledged and not acknowledged itself by now
-        // never will be: its records cannot become baselines.
+        // never will be: its records cannot become baselines. The ack that named the newest
+        // one listed every snapshot the client had applied among the ACK_WINDOW before it,
+        // so those not listed are known not applied; an older one may have been applied
+        // with every ack naming it lost.
         if let Some(newest) = *newest_delivered {
             for seq in *oldest_unresolved..newest {
                 if let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize)
                     && slot.seq == seq
                 {
-                    slot.live = false;
+                    if seq + ACK_WINDOW < newest {
+                        kill_unsure(slot, records, *records_front, entities);
+                    } else {
+                        slot.live = false;
+                    }
                 }
             }
         }
@@ -662,6 +648,31 @@ impl SentHistory {
     }
 }
 
+/// Marks a live `slot` dead without knowing whether its snapshot was applied: each entity
+/// it carried a record of (same incarnation) may now hold that record on the client
+/// unbeknown to the server, so it gets full records until a newer record of it is
+/// delivered ([`SentEntity::sure_from_seq`]).
+fn kill_unsure(
+    slot: &mut SentSlot,
+    records: &VecDeque<SentRecord>,
+    records_front: u64,
+    entities: &mut [SentEntity],
+) {
+    if !slot.live {
+        return;
+    }
+    slot.live = false;
+    let from = slot.records_from.saturating_sub(records_front) as usize;
+    let to = slot.records_to.saturating_sub(records_front) as usize;
+    for rec in records.range(from.min(records.len())..to.min(records.len())) {
+        if let Some(e) = entities.get_mut(rec.handle as usize)
+            && e.generation == rec.generation
+        {
+            e.sure_from_seq = e.sure_from_seq.max(slot.seq + 1);
+        }
+    }
+}
+
 /// What [`ReceivedHistory::on_snapshot`] did with a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -679,14 +690,13 @@ pub struct ReceivedHistory {
 }
 
 impl BaselineLookup for ReceivedHistory {
-    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity> {
+    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
         self.entities
             .get(&id)?
             .iter()
-            // Pruning keeps the last referenced baseline at the front, and the server's
-            // next reference is usually at or just after it: search from the front.
-            .find(|(s, _)| *s == seq)
-            .map(|(_, st)| st)
+            .rev()
+            .find(|(s, _)| *s <= seq)
+            .map(|(s, st)| (*s, st))
     }
 }
 

@@ -48,9 +48,12 @@ pub struct SnapshotConfig {
     pub half_extent_z_m: f32,
     /// Bits of the yaw angle, `4..=16` (default 12, 0.088 degrees).
     pub yaw_bits: u32,
-    /// Exp-Golomb order of position residuals, `0..=8`.
+    /// Exp-Golomb order of position residuals predicted over at most 6 ticks, `0..=8`
+    /// (default 0); longer predictions use larger orders
+    /// (`snapshot::residual_orders`).
     pub position_k: u32,
-    /// Exp-Golomb order of yaw residuals, `0..=8`.
+    /// Exp-Golomb order of yaw residuals predicted over at most 6 ticks, `0..=8`
+    /// (default 3); grows likewise.
     pub yaw_k: u32,
     /// Largest datagram the encoder produces, bytes (header included; default 1140: QUIC
     /// paths start at 1200-byte packets, which carry DATAGRAM frames of at most 1162 bytes
@@ -70,7 +73,7 @@ impl Default for SnapshotConfig {
             half_extent_z_m: 1024.0,
             yaw_bits: 12,
             position_k: 0,
-            yaw_k: 2,
+            yaw_k: 3,
             max_len_bytes: 1140,
             second_order: false,
         }

@@ -24,8 +24,12 @@ use crate::time::Tick;
 struct MapLookup(HashMap<(EntityId, u64), QuantizedEntity>);
 
 impl BaselineLookup for MapLookup {
-    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity> {
-        self.0.get(&(id, seq))
+    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
+        self.0
+            .iter()
+            .filter(|((e, s), _)| *e == id && *s <= seq)
+            .max_by_key(|((_, s), _)| *s)
+            .map(|((_, s), st)| (*s, st))
     }
 }
 
@@ -76,7 +80,7 @@ fn full_snapshot() -> (SnapshotIn, Vec<EntityId>, Vec<EntityRecordIn>) {
             base: RecordBase::Enter { archetype: 700 },
         },
         EntityRecordIn {
-            id: EntityId(41),
+            id: EntityId(42),
             state: state(-8192.0, 8192.0, -1024.0, 6.2, 255),
             base: RecordBase::Full,
         },
@@ -134,7 +138,8 @@ fn delta_snapshot(
             state: state(0.0, 0.0, 0.0, 0.0, 4),
             base: base(40),
         },
-        // Against an older baseline (seq 4), Z changes too.
+        // Against an older baseline (seq 4: the client's newest state of 41 at or before
+        // the snapshot baseline 7, which did not carry 41), Z changes too.
         EntityRecordIn {
             id: EntityId(41),
             state: state(-8191.5, 8191.0, -1023.0, 6.0, 255),
@@ -247,7 +252,7 @@ fn reencode(dec: &DecodedSnapshot, ack: Option<AckFields>, lookup: &MapLookup) -
                 (None, None) => RecordBase::Full,
                 (None, Some(seq)) => RecordBase::Delta {
                     seq,
-                    state: *lookup.baseline(e.id, seq).unwrap(),
+                    state: lookup.0[&(e.id, seq)],
                 },
             },
         })
@@ -286,7 +291,7 @@ fn snapshot_full_vector() {
             .bits_eq(&full_snapshot().0.owner.unwrap())
     );
     let ids: Vec<u32> = dec.entities.iter().map(|e| e.id.0).collect();
-    assert_eq!(ids, vec![5, 6, 40, 41]);
+    assert_eq!(ids, vec![5, 6, 40, 42]);
     let archetypes: Vec<Option<u16>> = dec.entities.iter().map(|e| e.enter_archetype).collect();
     assert_eq!(archetypes, vec![Some(3), Some(3), Some(700), None]);
     assert_eq!(dec.entities[0].state.pos_q, [10_000, 20_000, 0]);

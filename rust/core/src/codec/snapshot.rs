@@ -14,8 +14,10 @@
 //! [`WrittenRecord`]s so the caller's history and priority accumulators stay honest. The
 //! encode path does no per-entity heap allocation (the output vectors are reused).
 //!
-//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): 11.9 bits
-//! per delta record (was 15.1 with per-axis parabolic prediction and X/Y residuals). Kept:
+//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): 11.2 bits
+//! per delta record (11.9 in protocol 5; 15.1 with per-axis parabolic prediction and X/Y
+//! residuals); in the replication scenario's crowd, 20.0 bits per record (28.1 in
+//! protocol 5, where most records named a baseline older than the snapshot's). Kept:
 //! X/Y predicted along a circular arc turned by the derived yaw rate, yaw extrapolated at
 //! constant rate (the parabola overshot turn-rate ramps), X/Y residuals in the along/cross-
 //! track frame of the predicted displacement, orders 0 (position) and 2 (yaw). Tried and
@@ -28,12 +30,16 @@
 //! The caller must pass records sorted by id; choosing *which* entities go in (priority)
 //! is the replication module's job.
 //!
-//! Baselines: the snapshot baseline `B` (header) is at most [`BASELINE_WINDOW`] seqs back;
-//! a record's own baseline may be older, up to [`MAX_ENTITY_BASELINE_AGE`] (protocol 3), so
-//! rarely sent entities still get deltas; `SentHistory::base_for` only offers such a
-//! baseline when the client provably still holds it. A delta whose residuals would not fit
-//! 32 bits (a prediction held 255 ticks from extreme derived motion) is written as a full
-//! record instead.
+//! Baselines (protocol 6): the snapshot baseline `B` (header) is at most
+//! [`BASELINE_WINDOW`] seqs back, and a delta record is coded against its entity's newest
+//! state the client applied in a snapshot at or before `B`, however old. Nothing on the
+//! wire names that state: both ends know it (the server from the client's acks, see
+//! `baseline`). Before protocol 6 each record named its baseline, which cost about 10 bits
+//! in a crowd where most records' baselines were older than `B`. The residuals' exp-Golomb
+//! orders grow with the ticks the prediction spans ([`residual_orders`]), so a rarely sent
+//! entity's delta stays short; the id gaps' order is chosen per snapshot. A delta whose
+//! residuals would not fit 32 bits (a prediction held 255 ticks from extreme derived
+//! motion) is written as a full record instead.
 
 use super::bits::{BitReader, BitWriter};
 use super::entity_state::{
@@ -43,21 +49,16 @@ use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader, PacketKind};
 use super::record_cache::{CachedBody, MAX_BODY_BITS, RecordCache};
 use super::varint::{
-    exp_golomb_len_bits, read_exp_golomb, read_signed_exp_golomb, write_exp_golomb,
-    write_signed_exp_golomb,
+    EXP_GOLOMB_MAX_K, exp_golomb_len_bits, read_exp_golomb, read_signed_exp_golomb,
+    write_exp_golomb, write_signed_exp_golomb,
 };
 use crate::entity::{CharacterState, EntityId};
 use crate::time::Tick;
 
-/// Largest distance of the snapshot baseline `B` (header), and of any per-entity baseline
-/// the client is guaranteed to hold whatever was sent since (see `baseline`).
+/// Largest distance of the snapshot baseline `B` (header). A delta record's baseline is the
+/// newest state of its entity the client applied in a snapshot at or before `B`, however
+/// old (protocol 6, see `baseline`).
 pub const BASELINE_WINDOW: u64 = 32;
-/// Largest distance `seq - baseline` of a per-entity baseline (older-baseline records,
-/// head 3). Beyond [`BASELINE_WINDOW`] the sender may use one only when the client provably
-/// still holds it (fewer than `RING_LEN - 1` records of the entity sent after it, see
-/// `baseline`); decoders reject larger distances. Well inside the 32768-seq range in which
-/// 16-bit seqs extend unambiguously.
-pub const MAX_ENTITY_BASELINE_AGE: u64 = 8192;
 /// Most leave records in one snapshot.
 pub const MAX_LEAVES: usize = 255;
 /// Most entity records in one snapshot (11-bit count).
@@ -71,18 +72,24 @@ pub const MASK_Z: u32 = 2;
 pub const MASK_YAW: u32 = 4;
 /// Mask bit: flags byte present.
 pub const MASK_FLAGS: u32 = 8;
-/// Record head: the number `h` of one bits before a zero bit (at most 5, then no zero).
+/// Record head: the number `h` of one bits before a zero bit (at most 6, then no zero).
+/// The shortest heads go to the commonest records of a moving crowd (in the replication
+/// scenario about 71 % of deltas change X/Y and yaw, 12 % only yaw, 8 % nothing, 4 % only
+/// X/Y; characters whose yaw follows their path exactly send mostly X/Y only).
 const HEAD_DELTA_XY_YAW: u32 = 0;
 const HEAD_DELTA_XY: u32 = 1;
-const HEAD_DELTA_MASK: u32 = 2;
-const HEAD_DELTA_OLDER: u32 = 3;
-const HEAD_FULL: u32 = 4;
-const HEAD_ENTER: u32 = 5;
+const HEAD_DELTA_YAW: u32 = 2;
+const HEAD_DELTA_STILL: u32 = 3;
+const HEAD_DELTA_MASK: u32 = 4;
+const HEAD_FULL: u32 = 5;
+const HEAD_ENTER: u32 = 6;
+/// Bits of the header field that gives the exp-Golomb order of the records' id gaps.
+const ID_ORDER_BITS: u32 = 2;
 
 #[inline]
 fn write_head(w: &mut BitWriter, h: u32) {
     if h >= HEAD_ENTER {
-        w.write_bits(0b11111, 5);
+        w.write_bits(0b11_1111, 6);
     } else {
         w.write_bits((1 << h) - 1, h + 1);
     }
@@ -90,29 +97,74 @@ fn write_head(w: &mut BitWriter, h: u32) {
 
 #[inline]
 fn read_head(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
-    let h = r.peek_bits(5).trailing_ones().min(HEAD_ENTER);
-    r.read_bits((h + 1).min(5), "record head")?;
+    let h = r.peek_bits(6).trailing_ones().min(HEAD_ENTER);
+    r.read_bits((h + 1).min(6), "record head")?;
     Ok(h)
 }
 
-/// Writes a delta record's head for `mask` and a baseline `extra_back` seqs older than the
-/// snapshot baseline (the short heads need `extra_back == 0`), then the mask if the head
-/// does not imply it.
+/// Writes a delta record's head for `mask`, then the mask if the head does not imply it.
 #[inline]
-fn write_delta_head(w: &mut BitWriter, extra_back: u64, mask: u32) {
-    if extra_back == 0 && mask == MASK_XY | MASK_YAW {
-        write_head(w, HEAD_DELTA_XY_YAW);
-    } else if extra_back == 0 && mask == MASK_XY {
-        write_head(w, HEAD_DELTA_XY);
-    } else if extra_back == 0 {
-        write_head(w, HEAD_DELTA_MASK);
-        w.write_bits(mask, 4);
-    } else {
-        write_head(w, HEAD_DELTA_OLDER);
-        // extra_back <= MAX_ENTITY_BASELINE_AGE (8192), so it fits.
-        write_exp_golomb(w, (extra_back - 1) as u32, 0);
-        w.write_bits(mask, 4);
+fn write_delta_head(w: &mut BitWriter, mask: u32) {
+    match mask {
+        m if m == MASK_XY | MASK_YAW => write_head(w, HEAD_DELTA_XY_YAW),
+        MASK_XY => write_head(w, HEAD_DELTA_XY),
+        MASK_YAW => write_head(w, HEAD_DELTA_YAW),
+        0 => write_head(w, HEAD_DELTA_STILL),
+        m => {
+            write_head(w, HEAD_DELTA_MASK);
+            w.write_bits(m, 4);
+        }
     }
+}
+
+/// Upper bounds (inclusive) of the prediction-interval classes of [`residual_orders`],
+/// ticks; longer intervals are the last class.
+const ORDER_CLASS_TICKS: [u32; 7] = [6, 8, 10, 16, 32, 64, 96];
+/// Added to `position_k` per class (and for longer intervals).
+const POSITION_ORDER_GROWTH: [u32; 8] = [0, 0, 2, 6, 7, 8, 9, 10];
+/// Added to `yaw_k` per class.
+const YAW_ORDER_GROWTH: [u32; 8] = [0, 1, 2, 3, 5, 6, 7, 7];
+
+/// Exp-Golomb orders of a delta record's residuals (position, yaw): the configured orders
+/// grown with the ticks `dt` the prediction spans (prediction errors grow with it), capped
+/// at [`EXP_GOLOMB_MAX_K`]. The growth tables were fitted to the replication scenario's
+/// residuals (1 cm, 12-bit yaw): an entity updated every few ticks keeps the configured
+/// orders, one updated once a second (mid tier) or less gets orders 8-10, which saves
+/// 5-7 bits per channel against order 0.
+#[inline]
+#[must_use]
+pub fn residual_orders(config: &super::entity_state::SnapshotConfig, dt_ticks: u32) -> [u32; 2] {
+    let class = ORDER_CLASS_TICKS
+        .iter()
+        .position(|&bound| dt_ticks <= bound)
+        .unwrap_or(ORDER_CLASS_TICKS.len());
+    [
+        (config.position_k + POSITION_ORDER_GROWTH[class]).min(EXP_GOLOMB_MAX_K),
+        (config.yaw_k + YAW_ORDER_GROWTH[class]).min(EXP_GOLOMB_MAX_K),
+    ]
+}
+
+/// The prediction interval of a state at `tick` from a baseline at `base_tick`, ticks: as
+/// in `entity_state::predict` (0 when the baseline is not older, at most 255).
+#[inline]
+fn prediction_ticks(tick: Tick, base_tick: Tick) -> u32 {
+    tick.0.saturating_sub(base_tick.0).min(255)
+}
+
+/// The exp-Golomb order (`0..=3`) that codes `ids`' gaps (ascending, from 0) in the
+/// fewest bits; the encoder writes it in the header.
+fn id_gap_order(ids: impl Iterator<Item = u32>) -> u32 {
+    let mut bits = [0u64; 1 << ID_ORDER_BITS];
+    let mut prev = 0u32;
+    for id in ids {
+        let gap = id.wrapping_sub(prev).wrapping_sub(1);
+        prev = id;
+        for (k, b) in bits.iter_mut().enumerate() {
+            *b += u64::from(exp_golomb_len_bits(gap, k as u32));
+        }
+    }
+    // `bits` is not empty, so there is a minimum.
+    (0..bits.len()).min_by_key(|&k| bits[k]).unwrap_or(0) as u32
 }
 
 /// The computed part of a delta record (see [`SnapshotCodec::delta_body`]).
@@ -124,6 +176,8 @@ struct DeltaBody {
     /// Position residuals: along-track, cross-track (or X, Y), Z.
     residuals: [i32; 3],
     yaw_residual: i32,
+    /// Ticks the prediction spans (sets the residuals' orders).
+    dt_ticks: u32,
 }
 
 /// What [`SnapshotCodec::write_record`] wrote.
@@ -143,6 +197,8 @@ struct RecordContext<'a> {
     header_back: Option<u64>,
     /// The previous record's id (0 before the first).
     prev_id: u32,
+    /// Exp-Golomb order of the id gaps (header).
+    id_order: u32,
 }
 
 /// What an entity record is coded against.
@@ -155,7 +211,10 @@ pub enum RecordBase {
     },
     /// The client has the entity but no usable baseline: absolute state.
     Full,
-    /// Residuals against the client's copy of the state sent in snapshot `seq` (extended).
+    /// Residuals against the client's copy of the state sent in snapshot `seq` (extended),
+    /// which must be the entity's newest state the client applied in a snapshot at or
+    /// before the snapshot baseline (`SnapshotIn::baseline_seq`): the wire does not name
+    /// it. Written as a full record when there is no snapshot baseline or `seq` is newer.
     Delta {
         /// Extended seq of the snapshot that carried the baseline state.
         seq: u64,
@@ -342,8 +401,10 @@ pub struct SnapshotHead {
 
 /// Where the decoder finds baselines (the client's `ReceivedHistory` implements it).
 pub trait BaselineLookup {
-    /// The state of `id` that arrived in snapshot `seq` (extended), if still held.
-    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity>;
+    /// The newest state of `id` held that arrived in a snapshot at or before `seq`
+    /// (extended), with that snapshot's seq: a delta record's baseline when `seq` is the
+    /// snapshot's header baseline.
+    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)>;
 }
 
 /// A lookup with no baselines (decodes only snapshots without delta records).
@@ -351,7 +412,7 @@ pub trait BaselineLookup {
 pub struct NoBaselines;
 
 impl BaselineLookup for NoBaselines {
-    fn baseline(&self, _id: EntityId, _seq: u64) -> Option<&QuantizedEntity> {
+    fn newest_at_or_before(&self, _id: EntityId, _seq: u64) -> Option<(u64, &QuantizedEntity)> {
         None
     }
 }
@@ -518,6 +579,8 @@ impl SnapshotCodec {
         }
         let count_pos = w.bit_len();
         w.write_bits(0, 11);
+        let id_order = id_gap_order(records.iter().map(|r| r.id().0));
+        w.write_bits(id_order, ID_ORDER_BITS);
         if w.bit_len() > max_bits {
             return Err(CodecError::LengthOverLimit {
                 field: "snapshot fixed part",
@@ -552,6 +615,7 @@ impl SnapshotCodec {
                     snap,
                     header_back,
                     prev_id,
+                    id_order,
                 },
                 id,
                 base,
@@ -564,7 +628,7 @@ impl SnapshotCodec {
                 continue;
             }
             report.record_bits += w.bit_len() - mark;
-            report.id_bits += exp_golomb_len_bits(id.0 - prev_id - 1, 0) as usize;
+            report.id_bits += exp_golomb_len_bits(id.0 - prev_id - 1, id_order) as usize;
             if !delta {
                 report.absolute_records += 1;
             }
@@ -632,24 +696,25 @@ impl SnapshotCodec {
             mask,
             residuals: [r0, r1, r2],
             yaw_residual: ryaw,
+            dt_ticks: prediction_ticks(tick, base.tick),
         })
     }
 
     /// Writes a delta body's fields after the head (and mask).
     #[inline]
     fn write_delta_fields(&self, w: &mut BitWriter, body: &DeltaBody) {
-        let cfg = &self.q.config;
+        let [position_k, yaw_k] = residual_orders(&self.q.config, body.dt_ticks);
         let mask = body.mask;
         let [r0, r1, r2] = body.residuals;
         if mask & MASK_XY != 0 {
-            write_signed_exp_golomb(w, r0, cfg.position_k);
-            write_signed_exp_golomb(w, r1, cfg.position_k);
+            write_signed_exp_golomb(w, r0, position_k);
+            write_signed_exp_golomb(w, r1, position_k);
         }
         if mask & MASK_Z != 0 {
-            write_signed_exp_golomb(w, r2, cfg.position_k);
+            write_signed_exp_golomb(w, r2, position_k);
         }
         if mask & MASK_YAW != 0 {
-            write_signed_exp_golomb(w, body.yaw_residual, cfg.yaw_k);
+            write_signed_exp_golomb(w, body.yaw_residual, yaw_k);
         }
         if mask & MASK_FLAGS != 0 {
             w.write_bits(u32::from(body.moved.flags), 8);
@@ -673,21 +738,19 @@ impl SnapshotCodec {
             snap,
             header_back,
             prev_id,
+            id_order,
         } = ctx;
         debug_assert_eq!(
             quantized.tick, snap.tick,
             "a record source gives the state at the snapshot's tick"
         );
-        write_exp_golomb(w, id.0 - prev_id - 1, 0);
-        // A delta is only possible against a baseline at most MAX_ENTITY_BASELINE_AGE back
-        // and not newer than the header baseline.
+        write_exp_golomb(w, id.0 - prev_id - 1, id_order);
+        // A delta is coded against the entity's newest state the client applied at or
+        // before the header baseline: the caller's baseline must be that one, so it cannot
+        // be newer than the header baseline.
         if let (RecordBase::Delta { seq, state: base }, Some(hb)) = (base, header_back)
-            && let Some(d) = snap
-                .seq
-                .checked_sub(seq)
-                .filter(|&d| d >= hb && d <= MAX_ENTITY_BASELINE_AGE)
+            && snap.seq.checked_sub(seq).is_some_and(|d| d >= hb)
         {
-            let extra_back = d - hb;
             let current = QuantizedState {
                 pos_q: quantized.pos_q,
                 yaw_q: quantized.yaw_q,
@@ -701,7 +764,7 @@ impl SnapshotCodec {
                         bits,
                         moved,
                     }) => {
-                        write_delta_head(w, extra_back, u32::from(mask));
+                        write_delta_head(w, u32::from(mask));
                         let len = u32::from(len_bits);
                         w.write_u64(bits[0], len.min(64));
                         if len > 64 {
@@ -715,7 +778,7 @@ impl SnapshotCodec {
                     Some(CachedBody::NoDelta) => {}
                     None => match self.delta_body(snap.tick, &base, quantized) {
                         Some(body) => {
-                            write_delta_head(w, extra_back, body.mask);
+                            write_delta_head(w, body.mask);
                             let mark = w.mark();
                             self.write_delta_fields(w, &body);
                             let len = (w.bit_len() - mark) as u32;
@@ -746,7 +809,7 @@ impl SnapshotCodec {
                 },
                 None => {
                     if let Some(body) = self.delta_body(snap.tick, &base, quantized) {
-                        write_delta_head(w, extra_back, body.mask);
+                        write_delta_head(w, body.mask);
                         self.write_delta_fields(w, &body);
                         return RecordWritten {
                             state: body.moved,
@@ -838,6 +901,7 @@ impl SnapshotCodec {
             out.leaves.push(EntityId(prev));
         }
         let n_records = r.read_bits(11, "record_count")? as usize;
+        let id_order = r.read_bits(ID_ORDER_BITS, "id_order")?;
         // Each record takes at least 2 bits: bound the allocation by what the bytes can hold.
         if n_records * 2 > r.remaining_bits() {
             return Err(CodecError::Truncated {
@@ -847,22 +911,20 @@ impl SnapshotCodec {
         out.entities.reserve(n_records);
         let mut prev_id = 0u32;
         for _ in 0..n_records {
-            let gap = read_exp_golomb(&mut r, 0, "entity id")?;
+            let gap = read_exp_golomb(&mut r, id_order, "entity id")?;
             let id = prev_id
                 .checked_add(gap)
                 .and_then(|v| v.checked_add(1))
                 .ok_or(CodecError::ValueOutOfRange { field: "entity id" })?;
             prev_id = id;
             let head = read_head(&mut r)?;
-            let (kind, extra_back, mask) = match head {
-                HEAD_DELTA_XY_YAW => (HEAD_DELTA_MASK, 0, MASK_XY | MASK_YAW),
-                HEAD_DELTA_XY => (HEAD_DELTA_MASK, 0, MASK_XY),
-                HEAD_DELTA_MASK => (HEAD_DELTA_MASK, 0, r.read_bits(4, "mask")?),
-                HEAD_DELTA_OLDER => {
-                    let e = u64::from(read_exp_golomb(&mut r, 0, "baseline extra back")?) + 1;
-                    (HEAD_DELTA_OLDER, e, r.read_bits(4, "mask")?)
-                }
-                h => (h, 0, 0),
+            let (kind, mask) = match head {
+                HEAD_DELTA_XY_YAW => (HEAD_DELTA_MASK, MASK_XY | MASK_YAW),
+                HEAD_DELTA_XY => (HEAD_DELTA_MASK, MASK_XY),
+                HEAD_DELTA_YAW => (HEAD_DELTA_MASK, MASK_YAW),
+                HEAD_DELTA_STILL => (HEAD_DELTA_MASK, 0),
+                HEAD_DELTA_MASK => (HEAD_DELTA_MASK, r.read_bits(4, "mask")?),
+                h => (h, 0),
             };
             let rec = match kind {
                 HEAD_ENTER => {
@@ -881,42 +943,28 @@ impl SnapshotCodec {
                     state: self.read_absolute(&mut r, out.tick)?,
                 },
                 _ => {
-                    let hb = header_back.ok_or(CodecError::ValueOutOfRange {
+                    let header_seq = out.baseline_seq.ok_or(CodecError::ValueOutOfRange {
                         field: "delta record without a snapshot baseline",
                     })?;
-                    let back = hb + extra_back;
-                    if back > MAX_ENTITY_BASELINE_AGE || back > seq {
-                        return Err(CodecError::ValueOutOfRange {
-                            field: "baseline extra back",
-                        });
-                    }
-                    let base_seq = seq - back;
-                    let base = baselines.baseline(EntityId(id), base_seq).ok_or(
-                        CodecError::UnknownBaseline {
+                    let (base_seq, base) = baselines
+                        .newest_at_or_before(EntityId(id), header_seq)
+                        .ok_or(CodecError::UnknownBaseline {
                             entity: id,
-                            seq: base_seq as u16,
-                        },
-                    )?;
+                            seq: header_seq as u16,
+                        })?;
+                    let [position_k, yaw_k] =
+                        residual_orders(cfg, prediction_ticks(out.tick, base.tick));
                     let (pred, pred_yaw) = predict(base, out.tick, &q.yaw);
                     let mut res = [0i64; 3];
                     if mask & MASK_XY != 0 {
-                        res[0] = i64::from(read_signed_exp_golomb(
-                            &mut r,
-                            cfg.position_k,
-                            "residual x",
-                        )?);
-                        res[1] = i64::from(read_signed_exp_golomb(
-                            &mut r,
-                            cfg.position_k,
-                            "residual y",
-                        )?);
+                        res[0] =
+                            i64::from(read_signed_exp_golomb(&mut r, position_k, "residual x")?);
+                        res[1] =
+                            i64::from(read_signed_exp_golomb(&mut r, position_k, "residual y")?);
                     }
                     if mask & MASK_Z != 0 {
-                        res[2] = i64::from(read_signed_exp_golomb(
-                            &mut r,
-                            cfg.position_k,
-                            "residual z",
-                        )?);
+                        res[2] =
+                            i64::from(read_signed_exp_golomb(&mut r, position_k, "residual z")?);
                     }
                     let disp = [
                         pred[0] - i64::from(base.pos_q[0]),
@@ -932,7 +980,7 @@ impl SnapshotCodec {
                         });
                     }
                     let yaw_q = if mask & MASK_YAW != 0 {
-                        let ry = read_signed_exp_golomb(&mut r, cfg.yaw_k, "residual yaw")?;
+                        let ry = read_signed_exp_golomb(&mut r, yaw_k, "residual yaw")?;
                         q.yaw.wrapping_add(pred_yaw, ry)
                     } else {
                         pred_yaw

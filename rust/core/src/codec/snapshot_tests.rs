@@ -14,10 +14,10 @@ use super::entity_state::{
 use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader};
 use super::snapshot::{
-    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, EntityRecordIn, MAX_ENTITY_BASELINE_AGE,
+    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, EntityRecordIn, MASK_FLAGS, NoBaselines,
     RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
 };
-use super::varint::write_exp_golomb;
+use super::varint::{write_exp_golomb, write_signed_exp_golomb};
 use crate::entity::{CharacterState, EntityId};
 use crate::time::Tick;
 
@@ -28,8 +28,12 @@ fn codec() -> SnapshotCodec {
 struct MapLookup(HashMap<(EntityId, u64), QuantizedEntity>);
 
 impl BaselineLookup for MapLookup {
-    fn baseline(&self, id: EntityId, seq: u64) -> Option<&QuantizedEntity> {
-        self.0.get(&(id, seq))
+    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
+        self.0
+            .iter()
+            .filter(|((e, s), _)| *e == id && *s <= seq)
+            .max_by_key(|((_, s), _)| *s)
+            .map(|((_, s), st)| (*s, st))
     }
 }
 
@@ -37,8 +41,8 @@ impl BaselineLookup for MapLookup {
 struct AnyLookup(QuantizedEntity);
 
 impl BaselineLookup for AnyLookup {
-    fn baseline(&self, _id: EntityId, _seq: u64) -> Option<&QuantizedEntity> {
-        Some(&self.0)
+    fn newest_at_or_before(&self, _id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
+        Some((seq, &self.0))
     }
 }
 
@@ -73,7 +77,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
         0u32..5000,
         arb_state(),
         0u8..3,
-        // Mostly recent baselines; some up to and past MAX_ENTITY_BASELINE_AGE.
+        // Mostly recent baselines; some thousands of seqs old.
         prop_oneof![3 => 0u64..8, 1 => 0u64..8300],
         arb_state(),
         // Mostly short horizons; some past the 255-tick prediction cap.
@@ -513,14 +517,11 @@ fn lost_snapshots_keep_the_older_baseline() {
     assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
     assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 900);
     p.ack();
-    // Past the window without acks: a full record.
+    // Past the window without acks: no snapshot baseline, so full records.
     for _ in 0..40 {
         let _lost = p.send(&[(1, 3.0)]);
     }
-    assert!(matches!(
-        p.server.base_for(EntityId(1), 9),
-        RecordBase::Full
-    ));
+    assert_eq!(p.server.baseline_seq(), None);
     let d = p.send(&[(1, 4.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
     assert_eq!(p.dec.entities[0].baseline_seq, None);
@@ -651,72 +652,97 @@ fn rarely_sent_entity_gets_deltas_from_old_baselines() {
 }
 
 #[test]
-fn old_baseline_is_not_used_after_too_many_unacked_sends() {
+fn records_known_lost_keep_an_old_baseline_usable() {
     let mut p = Pair::new();
     let d = p.send(&[(1, 1.0), (2, 1.0)]);
     p.deliver(&d).unwrap();
     p.ack();
-    // 31 records of entity 1 after its delivered state, none delivered.
-    for i in 0..31 {
+    // 20 records of entity 1 after its delivered state, all lost.
+    for i in 0..20 {
         let _lost = p.send(&[(1, 2.0 + i as f32)]);
     }
-    // Time passes (only entity 2 is sent and acked): the baseline is 40+ seqs old but the
-    // client holds at most 32 states of entity 1 since: still usable.
-    for _ in 0..10 {
+    // Then only entity 2, delivered and acked: the first ack's bitfield says the 20 were
+    // not applied, so seq 0 stays the client's newest state of 1, however old.
+    for _ in 0..50 {
         let d = p.send(&[(2, 1.0)]);
         p.deliver(&d).unwrap();
         p.ack();
     }
-    assert!(p.server.next_seq() > BASELINE_WINDOW + 1);
     assert!(matches!(
         p.server.base_for(EntityId(1), 9),
         RecordBase::Delta { seq: 0, .. }
     ));
-    // The 32nd unacknowledged record: the client's ring may have dropped seq 0 by now.
-    let _lost = p.send(&[(1, 5.0)]);
-    assert!(matches!(
-        p.server.base_for(EntityId(1), 9),
-        RecordBase::Full
-    ));
     let d = p.send(&[(1, 6.0), (2, 1.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
-    assert_eq!(p.dec.entities[0].baseline_seq, None);
-    assert!(p.dec.entities[1].baseline_seq.is_some());
-    p.ack();
-    // Once that full record is delivered, old-baseline deltas resume after a long gap.
-    let (s, _) = p.server.delivered(EntityId(1)).unwrap();
-    for _ in 0..500 {
-        let d = p.send(&[(2, 1.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
-    }
-    let d = p.send(&[(1, 7.0)]);
-    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
-    assert_eq!(p.dec.entities[0].baseline_seq, Some(s));
-    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 700);
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
+    assert_eq!(p.dec.entities[0].state, p.written[0].state);
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 600);
 }
 
+/// The one case where the server cannot know the client's newest state: a snapshot the
+/// client applied whose every ack was lost, then acks only for snapshots more than
+/// `ACK_WINDOW` later. Coding against the older delivered state would decode against the
+/// wrong one (the wire does not name it), so the entity gets full records until a newer
+/// record of it is delivered.
 #[test]
-fn entity_baseline_age_is_capped() {
+fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered() {
     let mut p = Pair::new();
     let d = p.send(&[(1, 1.0), (2, 1.0)]);
     p.deliver(&d).unwrap();
     p.ack();
-    while p.server.next_seq() < MAX_ENTITY_BASELINE_AGE {
-        let d = p.send(&[(2, 1.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
-    }
-    assert_eq!(p.server.next_seq(), MAX_ENTITY_BASELINE_AGE);
-    // Distance exactly MAX_ENTITY_BASELINE_AGE: the sender still uses it.
+    // Applied, never acknowledged.
     let d = p.send(&[(1, 2.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
-    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
-    // (Not acked:) one seq later it is too old.
+    // 40 snapshots lost, then one applied and acknowledged: its ack covers only the 32
+    // before it, so seq 1's fate is never known.
+    for _ in 0..40 {
+        let _lost = p.send(&[(2, 1.0)]);
+    }
+    let d = p.send(&[(2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    p.ack();
+    assert!(p.server.baseline_seq().is_some());
+    assert_eq!(p.server.delivered(EntityId(1)).map(|(s, _)| s), Some(0));
     assert!(matches!(
         p.server.base_for(EntityId(1), 9),
         RecordBase::Full
     ));
+    assert!(matches!(
+        p.server.base_for(EntityId(2), 9),
+        RecordBase::Delta { .. }
+    ));
+    let d = p.send(&[(1, 3.0), (2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, None);
+    assert_eq!(p.dec.entities[0].enter_archetype, None);
+    p.ack();
+    // The full record was delivered: deltas again, against it.
+    let (s, _) = p.server.delivered(EntityId(1)).unwrap();
+    assert_eq!(s, 43);
+    let d = p.send(&[(1, 4.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(s));
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 400);
+}
+
+#[test]
+fn entity_baselines_have_no_age_limit() {
+    // Entity 1 sent once, then 70,000 snapshots of entity 2 (across the u16 seq wrap):
+    // entity 1's next record is still a delta against seq 0.
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    for _ in 0..70_000 {
+        let d = p.send(&[(2, 1.0)]);
+        p.deliver(&d).unwrap();
+        p.ack();
+    }
+    let d = p.send(&[(1, 2.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
+    assert_eq!(p.dec.entities[0].state, p.written[0].state);
+    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 200);
 }
 
 /// An entity removed and re-sent on its reused handle: a late ack of a snapshot from before
@@ -748,12 +774,14 @@ fn a_late_ack_of_an_earlier_incarnation_is_not_a_baseline() {
 }
 
 #[test]
-fn re_enter_resets_the_send_counter() {
+fn re_enter_starts_a_new_baseline() {
     let mut p = Pair::new();
     let d = p.send(&[(1, 1.0), (2, 1.0)]);
     p.deliver(&d).unwrap();
     p.ack();
-    for _ in 0..40 {
+    // 70 snapshots without any ack: the first ones fall out of the 64-slot window with
+    // their fate unknown, so entity 1 may hold any of them: full records.
+    for _ in 0..70 {
         let _lost = p.send(&[(1, 2.0)]);
     }
     assert!(matches!(
@@ -776,47 +804,105 @@ fn re_enter_resets_the_send_counter() {
     assert_eq!(p.dec.entities[0].baseline_seq, Some(s));
 }
 
+/// A hand-written payload with every record head of `WIRE_FORMAT.md` 5.2 and id gaps at
+/// order 2: decodes to what the document says.
 #[test]
-fn decoder_rejects_entity_baselines_past_the_age_limit() {
+fn decoder_reads_every_head_as_specified() {
     let c = codec();
-    let payload = |e: u32| {
-        let mut w = BitWriter::new();
-        w.write_bits(9000, 32); // tick
-        w.write_bits(0, 32); // ack_input_seq
-        w.write_bool(true); // has_baseline
-        w.write_bits(0, 5); // B = seq - 1
-        w.write_bool(false); // no owner
-        w.write_bits(0, 8); // no leaves
-        w.write_bits(1, 11); // one record
-        write_exp_golomb(&mut w, 0, 0); // id 1
-        w.write_bits(0b0111, 4); // head 3
-        write_exp_golomb(&mut w, e, 0); // baseline B - (e + 1)
-        w.write_bits(0, 4); // empty mask
-        w.finish()
-    };
+    let mut w = BitWriter::new();
+    w.write_bits(9000, 32); // tick
+    w.write_bits(0, 32); // ack_input_seq
+    w.write_bool(true); // has_baseline
+    w.write_bits(2, 5); // B = seq - 3
+    w.write_bool(false); // no owner
+    w.write_bits(0, 8); // no leaves
+    w.write_bits(7, 11); // seven records
+    w.write_bits(2, 2); // id gaps at order 2
+    let heads: [(u32, u32); 7] = [
+        (0b0, 1),       // delta, X/Y and yaw
+        (0b01, 2),      // delta, X/Y
+        (0b011, 3),     // delta, yaw
+        (0b0111, 4),    // delta, nothing changed
+        (0b0_1111, 5),  // delta, explicit mask
+        (0b01_1111, 6), // full
+        (0b11_1111, 6), // enter
+    ];
+    for (i, (code, len)) in heads.into_iter().enumerate() {
+        // Ids 1, 2, ... 7: gap 0, order 2 is "1" then two zero bits.
+        write_exp_golomb(&mut w, 0, 2);
+        w.write_bits(code, len);
+        match i {
+            0 => {
+                write_signed_exp_golomb(&mut w, 1, 0); // along-track
+                write_signed_exp_golomb(&mut w, 0, 0); // cross-track
+                write_signed_exp_golomb(&mut w, -2, 4); // yaw: order 3 + 1 at dt 7..=8
+            }
+            1 => {
+                write_signed_exp_golomb(&mut w, 0, 0);
+                write_signed_exp_golomb(&mut w, -3, 0);
+            }
+            2 => write_signed_exp_golomb(&mut w, 5, 4),
+            3 => {}
+            4 => {
+                w.write_bits(MASK_FLAGS, 4);
+                w.write_bits(77, 8);
+            }
+            _ => {
+                if i == 6 {
+                    w.write_bits(12, 16); // archetype
+                }
+                let q = c.quantization();
+                w.write_bits(q.half_q_xy as u32 + 3, q.bits_xy);
+                w.write_bits(q.half_q_xy as u32 - 4, q.bits_xy);
+                w.write_bits(q.half_q_z as u32, q.bits_z);
+                w.write_bits(100, q.config.yaw_bits);
+                w.write_bits(9, 8);
+            }
+        }
+    }
+    let payload = w.finish();
+    let seq = 500;
     let base = QuantizedEntity {
         pos_q: [5, 6, 7],
-        tick: Tick(100),
+        yaw_q: 1000,
+        flags: 3,
+        // Tick 9000 - 8: the prediction spans 8 ticks (yaw order 3 + 1).
+        tick: Tick(8992),
         ..QuantizedEntity::default()
     };
     let mut dec = DecodedSnapshot::default();
-    let seq = 100_000;
-    // Distance 1 + (e + 1) = MAX_ENTITY_BASELINE_AGE: accepted.
-    let ok = payload(MAX_ENTITY_BASELINE_AGE as u32 - 2);
-    c.decode(&ok, seq, &AnyLookup(base), &mut dec).unwrap();
+    c.decode(&payload, seq, &AnyLookup(base), &mut dec).unwrap();
+    let ids: Vec<u32> = dec.entities.iter().map(|e| e.id.0).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7]);
+    let e = &dec.entities;
+    // Not moving: the track frame does not exist, (t0, t1) = (rx, ry).
+    assert_eq!(e[0].state.pos_q, [6, 6, 7]);
+    assert_eq!(e[0].state.yaw_q, 998);
+    assert_eq!((e[1].state.pos_q, e[1].state.yaw_q), ([5, 3, 7], 1000));
+    assert_eq!(e[2].state.pos_q, [5, 6, 7]);
+    assert_eq!(e[2].state.yaw_q, 1005);
     assert_eq!(
-        dec.entities[0].baseline_seq,
-        Some(seq - MAX_ENTITY_BASELINE_AGE)
+        (e[3].state.pos_q, e[3].state.yaw_q, e[3].state.flags),
+        ([5, 6, 7], 1000, 3)
     );
-    assert_eq!(dec.entities[0].state.pos_q, [5, 6, 7]);
-    for e in [MAX_ENTITY_BASELINE_AGE as u32 - 1, u32::MAX - 1] {
-        assert_eq!(
-            c.decode(&payload(e), seq, &AnyLookup(base), &mut dec),
-            Err(CodecError::ValueOutOfRange {
-                field: "baseline extra back"
-            })
-        );
+    assert_eq!(e[4].state.flags, 77);
+    for d in &e[..5] {
+        assert_eq!(d.baseline_seq, Some(seq - 3));
+        assert_eq!(d.enter_archetype, None);
     }
+    assert_eq!((e[5].baseline_seq, e[5].enter_archetype), (None, None));
+    assert_eq!((e[6].baseline_seq, e[6].enter_archetype), (None, Some(12)));
+    assert_eq!(e[6].state.pos_q, [3, -4, 0]);
+    assert_eq!((e[6].state.yaw_q, e[6].state.flags), (100, 9));
+    // Without a snapshot baseline a delta record is an error; with no state at or before
+    // the baseline, an unknown baseline.
+    assert_eq!(
+        c.decode(&payload, seq, &NoBaselines, &mut dec),
+        Err(CodecError::UnknownBaseline {
+            entity: 1,
+            seq: (seq - 3) as u16
+        })
+    );
 }
 
 #[test]
@@ -1195,10 +1281,14 @@ fn the_server_knows_what_the_client_holds_with_the_second_order_predictor() {
                 }
             }
             for id in 1..=12u32 {
-                if let Some((seq, state)) = p.server.delivered(EntityId(id)) {
+                // What a delta of the next snapshot would be coded against is what the
+                // client resolves for it.
+                if let (RecordBase::Delta { seq, state }, Some(b)) =
+                    (p.server.base_for(EntityId(id), 9), p.server.baseline_seq())
+                {
                     assert_eq!(
-                        p.client.baseline(EntityId(id), seq),
-                        Some(&state),
+                        p.client.newest_at_or_before(EntityId(id), b),
+                        Some((seq, &state)),
                         "entity {id}, seq {seq}, at {i}"
                     );
                     checked += 1;
