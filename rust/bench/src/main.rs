@@ -65,6 +65,10 @@ struct Cli {
     /// (`ZoneConfig::shared_encoding`, off by default).
     #[arg(long)]
     shared_encoding: bool,
+    /// Simulated seconds of `replication` before measuring (the clients' visible sets fill
+    /// with enter records at first; 15 measures the steady state).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=600))]
+    warmup_s: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -95,6 +99,7 @@ fn main() {
                 loss_percent: cli.loss_percent,
                 threads: cli.threads as usize,
                 shared_encoding: cli.shared_encoding,
+                warmup_s: cli.warmup_s,
             },
         ),
         Scenario::Prediction => scenario_prediction::run(cli.seed),
