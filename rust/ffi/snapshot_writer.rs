@@ -291,6 +291,7 @@ pub unsafe extern "C" fn mmo_snapshot_writer_encode(
         }
         let seq = w.sent.next_seq();
         let snap = SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes: None,
             seq,
             ack: w.input_datagrams.ack_fields(),

@@ -114,6 +114,7 @@ fn snapshot(c: &mut Criterion) {
         })
         .collect();
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq: 100,
         ack: None,

@@ -203,6 +203,7 @@ fn simulate(
         }
         let seq = server.next_seq();
         let snap = SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes: None,
             seq,
             ack: None,

@@ -15,7 +15,7 @@
 //! **Client** ([`ReceivedHistory`]): applies decoded snapshots and keeps, per entity, a
 //! bounded ring of the states it received (seq + quantized state) and resolves a delta's
 //! baseline as the newest state held from a snapshot at or before `B`. **Rule: a snapshot
-//! older than (or equal to) the newest one received is dropped and not acknowledged.** So
+//! older than (or equal to) the newest one applied is dropped and not acknowledged.** So
 //! "delivered" on the server means "applied" on the client, which is what makes both ends
 //! agree on what the client holds. A delta for an entity the client holds no such state of
 //! fails with [`CodecError::UnknownBaseline`]; the snapshot is not applied nor acknowledged.
@@ -40,9 +40,10 @@
 //! also drop states older than the baseline a record used: `B` never moves back, so
 //! neither does the newest state at or before it.
 //!
-//! Memory: the server keeps `SLOTS` (64) seq slots and, per entity, one cache line (64
-//! bytes: baseline, its seq and the seq it must reach, id, handle generation; the second-order predictor's
-//! acceleration, 16 bytes, sits in a parallel array read only when it is not zero) in a
+//! Memory: the server keeps `SLOTS` (64) seq slots (with the owner state each snapshot
+//! carried) and, per entity, one cache line (64 bytes: baseline, its seq and the seq it
+//! must reach, id, handle generation; the second-order predictor's acceleration, 16
+//! bytes, sits in a parallel array read only when it is not zero) in a
 //! dense array indexed by a per-client handle (a sorted id to handle array finds it, see
 //! `handle_index`, unless the caller's record key leads to it: a hint table of 4 bytes per
 //! handle, see [`SentHistory::base_for_keyed`]; slot records carry the handle and its
@@ -54,7 +55,7 @@
 //! oldest live slot. At a 100 ms round trip and 30 Hz that is about six snapshots' records
 //! instead of 64. A slot that falls out of the window unresolved is unsure (above).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use super::ack::{ACK_WINDOW, ReceiveOutcome, ReceiveTracker, SendTracker};
 use super::entity_state::{CHANNELS, QuantizedEntity};
@@ -62,9 +63,10 @@ use super::error::CodecError;
 use super::handle_index::HandleIndex;
 use super::packet::AckFields;
 use super::snapshot::{
-    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, WrittenRecord,
+    BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, RecordBase, SnapshotCodec, SnapshotHead,
+    WrittenRecord,
 };
-use crate::entity::EntityId;
+use crate::entity::{CharacterState, EntityId};
 use crate::fast_hash::IdMap;
 use crate::time::Tick;
 
@@ -73,11 +75,14 @@ use crate::time::Tick;
 pub const RING_LEN: usize = BASELINE_WINDOW as usize + 1;
 /// Snapshots remembered per client (a ring). A snapshot whose ack arrives after its slot
 /// was reused (64 seqs later) is unsure (see the module docs): its records never become
-/// baselines and their entities get full records until newer ones are delivered. So the
-/// longest round trip at which a client's baselines still move is 64 snapshots: 2.1 s at 30 Hz, 1.07 s at 60 Hz. (32 slots were
-/// tried: they took the zone's heap per client from 943 to 621 KiB in the replication
-/// scenario, but at 60 Hz a client with a round trip over 530 ms would never have a
-/// delivered baseline again: every record an enter, every leave repeated forever.)
+/// baselines and their entities get full records until newer ones are delivered. Deltas
+/// also need a snapshot baseline within [`BASELINE_WINDOW`] (32) seqs, so beyond a round
+/// trip of about 31 snapshots (1.03 s at 30 Hz, 0.52 s at 60 Hz) every record is full; up
+/// to 64, deliveries are still learnt, so enters stop repeating (full records instead)
+/// and leaves end. (32 slots were tried: they took the zone's heap per client from 943 to
+/// 621 KiB in the replication scenario, but at 60 Hz a client with a round trip over
+/// 530 ms would never have a delivered record again: every record an enter, every leave
+/// repeated forever.)
 const SLOTS: usize = 64;
 
 #[derive(Debug, Clone, Default)]
@@ -90,6 +95,8 @@ struct SentSlot {
     records_from: u64,
     records_to: u64,
     leaves: Vec<EntityId>,
+    /// The owner state the snapshot carried (see [`SentHistory::note_owner`]).
+    owner: Option<CharacterState>,
 }
 
 /// One entity record a snapshot carried.
@@ -205,8 +212,12 @@ pub struct SentHistory {
     hint_hits: u64,
     /// Freed handles.
     free_handles: Vec<u32>,
-    pending_leaves: BTreeSet<EntityId>,
-    /// Scratch copy of `pending_leaves` in ascending order, for the encoder.
+    /// Entities the client must forget, each with the seq of the first snapshot that can
+    /// carry its current leave: only the delivery of a snapshot from then on ends it (a
+    /// late ack of an earlier leave of the same entity, which left, came back and left
+    /// again, does not).
+    pending_leaves: BTreeMap<EntityId, u64>,
+    /// Scratch copy of `pending_leaves`' ids in ascending order, for the encoder.
     leave_list: Vec<EntityId>,
     newest_delivered: Option<u64>,
 }
@@ -234,7 +245,7 @@ impl SentHistory {
             #[cfg(test)]
             hint_hits: 0,
             free_handles: Vec::new(),
-            pending_leaves: BTreeSet::new(),
+            pending_leaves: BTreeMap::new(),
             leave_list: Vec::new(),
             newest_delivered: None,
         }
@@ -327,7 +338,7 @@ impl SentHistory {
     #[must_use]
     pub fn pending_leaves(&mut self) -> &[EntityId] {
         self.leave_list.clear();
-        self.leave_list.extend(self.pending_leaves.iter().copied());
+        self.leave_list.extend(self.pending_leaves.keys().copied());
         &self.leave_list
     }
 
@@ -342,7 +353,8 @@ impl SentHistory {
                 e.delivered_seq = NOT_DELIVERED;
             }
             self.free_handles.push(h);
-            self.pending_leaves.insert(id);
+            let next = self.next_seq();
+            self.pending_leaves.insert(id, next);
         }
     }
 
@@ -395,6 +407,7 @@ impl SentHistory {
         slot.live = true;
         slot.records_from = *records_front + records.len() as u64;
         slot.leaves.clear();
+        slot.owner = None;
         for rec in written {
             let key = key_of(rec);
             let hinted = hinted_handle(key_hints, entities, rec.id, key);
@@ -461,7 +474,7 @@ impl SentHistory {
             leave_list
                 .iter()
                 .take(leaves_written)
-                .filter(|id| pending_leaves.contains(id)),
+                .filter(|id| pending_leaves.contains_key(id)),
         );
     }
 
@@ -497,6 +510,25 @@ impl SentHistory {
         if records.capacity() > 2 * records.len().max(256) {
             records.shrink_to(records.len() + records.len() / 2);
         }
+    }
+
+    /// Notes the owner state the snapshot `seq` (just sent: call after
+    /// [`SentHistory::on_sent`]) carried, so that a later snapshot whose baseline it is can
+    /// code its owner state against it.
+    pub fn note_owner(&mut self, seq: u64, owner: Option<CharacterState>) {
+        if let Some(slot) = self.slots.get_mut((seq % SLOTS as u64) as usize)
+            && slot.seq == seq
+        {
+            slot.owner = owner;
+        }
+    }
+
+    /// The owner state snapshot `seq` carried, while its slot still holds it (the snapshot
+    /// baseline is at most 32 seqs back, the slots reach 64).
+    #[must_use]
+    pub fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
+        let slot = self.slots.get((seq % SLOTS as u64) as usize)?;
+        (slot.seq == seq).then_some(slot.owner.as_ref()).flatten()
     }
 
     /// Processes the client's ack of snapshots.
@@ -562,7 +594,9 @@ impl SentHistory {
                     }
                 }
                 for id in &slot.leaves {
-                    if !handles.contains(*id) {
+                    if !handles.contains(*id)
+                        && pending_leaves.get(id).is_some_and(|&since| seq >= since)
+                    {
                         pending_leaves.remove(id);
                     }
                 }
@@ -687,6 +721,9 @@ pub enum ApplyOutcome {
 pub struct ReceivedHistory {
     tracker: ReceiveTracker,
     entities: IdMap<VecDeque<(u64, QuantizedEntity)>>,
+    /// The owner states of the newest applied snapshots (at most [`RING_LEN`]), oldest
+    /// first: a snapshot's owner state may be coded against its snapshot baseline's.
+    owners: VecDeque<(u64, CharacterState)>,
 }
 
 impl BaselineLookup for ReceivedHistory {
@@ -697,6 +734,14 @@ impl BaselineLookup for ReceivedHistory {
             .rev()
             .find(|(s, _)| *s <= seq)
             .map(|(s, st)| (*s, st))
+    }
+
+    fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
+        self.owners
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, o)| o)
     }
 }
 
@@ -725,18 +770,37 @@ impl ReceivedHistory {
         self.entities.get(&id)?.back().map(|(_, s)| s)
     }
 
-    /// Takes snapshot datagram `seq` (wire) as applied without reading its records (a
-    /// client that tracks no remote entities, see `SnapshotHandling::HeaderOnly`): it will
-    /// be acknowledged, or it is stale (not newer than the newest one) and dropped. The
-    /// server then codes deltas against states this history does not hold, so a history
-    /// used this way must never decode a full snapshot afterwards.
-    pub fn on_snapshot_unread(&mut self, seq: u16) -> ApplyOutcome {
+    /// Decodes only the fixed part of snapshot datagram `seq` (wire) and takes the snapshot
+    /// as applied without reading its records (a client that tracks no remote entities, see
+    /// `SnapshotHandling::HeaderOnly`): it will be acknowledged. `Ok(None)`: stale (not
+    /// newer than the newest one), dropped. The server then codes deltas against states
+    /// this history does not hold, so a history used this way must never decode a full
+    /// snapshot afterwards.
+    pub fn on_snapshot_head(
+        &mut self,
+        codec: &SnapshotCodec,
+        seq: u16,
+        payload: &[u8],
+    ) -> Result<Option<SnapshotHead>, CodecError> {
         if !self.tracker.is_newest(seq) {
-            return ApplyOutcome::Stale;
+            return Ok(None);
         }
+        let seq_ext = self.tracker.extend(seq);
+        let head = codec.decode_head(payload, seq_ext, self)?;
+        self.note_owner(seq_ext, head.owner);
         let outcome = self.tracker.record(seq);
         debug_assert_eq!(outcome, ReceiveOutcome::Newest);
-        ApplyOutcome::Applied
+        Ok(Some(head))
+    }
+
+    /// Keeps the owner state of applied snapshot `seq` (extended) for later deltas.
+    fn note_owner(&mut self, seq: u64, owner: Option<CharacterState>) {
+        if let Some(o) = owner {
+            while self.owners.len() >= RING_LEN {
+                self.owners.pop_front();
+            }
+            self.owners.push_back((seq, o));
+        }
     }
 
     /// Decodes the payload of snapshot datagram `seq` (wire) into `out` and applies it, or
@@ -753,6 +817,7 @@ impl ReceivedHistory {
         }
         let seq_ext = self.tracker.extend(seq);
         codec.decode(payload, seq_ext, self, out)?;
+        self.note_owner(seq_ext, out.owner);
         for id in &out.leaves {
             self.entities.remove(id);
         }

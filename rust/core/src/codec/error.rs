@@ -36,12 +36,15 @@ pub enum CodecError {
         /// The field being read.
         field: &'static str,
     },
-    /// A delta record references a baseline the receiver does not hold.
-    #[error("entity {entity} references baseline seq {seq} that the receiver does not have")]
+    /// A delta record (or a delta-coded owner state) needs a baseline the receiver does
+    /// not hold: no state of the entity from a snapshot at or before the snapshot
+    /// baseline (for the owner state: that snapshot's owner state).
+    #[error("entity {entity} has no state at or before snapshot baseline seq {seq} here")]
     UnknownBaseline {
-        /// The entity id of the record.
+        /// The entity id of the record (0: the owner state, coded against the owner state
+        /// of snapshot `seq`).
         entity: u32,
-        /// The wire sequence number of the referenced baseline.
+        /// The wire sequence number of the snapshot baseline.
         seq: u16,
     },
     /// Bytes (or non-zero padding bits) follow the last field.

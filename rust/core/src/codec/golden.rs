@@ -21,7 +21,11 @@ use crate::entity::{CharacterState, EntityId};
 use crate::input::{Buttons, MoveInput};
 use crate::time::Tick;
 
-struct MapLookup(HashMap<(EntityId, u64), QuantizedEntity>);
+/// Entity states by (id, seq), and owner states by seq.
+struct MapLookup(
+    HashMap<(EntityId, u64), QuantizedEntity>,
+    HashMap<u64, CharacterState>,
+);
 
 impl BaselineLookup for MapLookup {
     fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
@@ -30,6 +34,10 @@ impl BaselineLookup for MapLookup {
             .filter(|((e, s), _)| *e == id && *s <= seq)
             .max_by_key(|((_, s), _)| *s)
             .map(|((_, s), st)| (*s, st))
+    }
+
+    fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
+        self.1.get(&seq)
     }
 }
 
@@ -47,6 +55,7 @@ fn state(x: f32, y: f32, z: f32, yaw_rad: f32, flags: u8) -> NetEntityState {
 
 fn full_snapshot() -> (SnapshotIn, Vec<EntityId>, Vec<EntityRecordIn>) {
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq: 7,
         ack: Some(AckFields {
@@ -101,19 +110,35 @@ fn entity41_seq4() -> QuantizedEntity {
     }
 }
 
+/// The owner state of the delta vector: the full vector's moved 0.1 m along X, the rest
+/// unchanged.
+fn delta_owner() -> CharacterState {
+    CharacterState {
+        position_m: Vec3::new(10.6, -3.25, 0.0),
+        velocity_mps: Vec3::new(5.0, 0.0, -0.0),
+        yaw_rad: 1.5,
+        on_ground: true,
+    }
+}
+
 fn delta_snapshot(
     full: &DecodedSnapshot,
 ) -> (SnapshotIn, Vec<EntityId>, Vec<EntityRecordIn>, MapLookup) {
-    let mut lookup = MapLookup(HashMap::new());
+    let mut lookup = MapLookup(HashMap::new(), HashMap::new());
     for e in &full.entities {
         lookup.0.insert((e.id, 7), e.state);
     }
     lookup.0.insert((EntityId(41), 4), entity41_seq4());
+    if let Some(owner) = full.owner {
+        lookup.1.insert(7, owner);
+    }
     let base = |id: u32| RecordBase::Delta {
         seq: 7,
         state: lookup.0[&(EntityId(id), 7)],
     };
     let snap = SnapshotIn {
+        // Coded against the owner state of snapshot 7 (the full vector's).
+        owner_baseline: lookup.1.get(&7).copied(),
         len_limit_bytes: None,
         seq: 13,
         ack: Some(AckFields {
@@ -123,7 +148,7 @@ fn delta_snapshot(
         tick: Tick(1240),
         ack_input_seq: 105,
         baseline_seq: Some(7),
-        owner: None,
+        owner: Some(delta_owner()),
     };
     let recs = vec![
         // Moving: X/Y and yaw change.
@@ -233,6 +258,7 @@ fn reencode(dec: &DecodedSnapshot, ack: Option<AckFields>, lookup: &MapLookup) -
     let c = codec();
     let q = c.quantization();
     let snap = SnapshotIn {
+        owner_baseline: dec.baseline_seq.and_then(|b| lookup.1.get(&b)).copied(),
         len_limit_bytes: None,
         seq: dec.seq,
         ack,
@@ -300,7 +326,7 @@ fn snapshot_full_vector() {
     assert_eq!(dec.entities[3].state.flags, 255);
     assert_eq!(dec.entities[0].state.yaw_q, 326); // 0.5 rad * 4096 / 2pi
     assert_eq!(
-        reencode(&dec, h.ack, &MapLookup(HashMap::new())),
+        reencode(&dec, h.ack, &MapLookup(HashMap::new(), HashMap::new())),
         SNAPSHOT_FULL
     );
 }
@@ -321,7 +347,7 @@ fn snapshot_delta_vector() {
     assert_eq!(dec.tick, Tick(1240));
     assert_eq!(dec.ack_input_seq, 105);
     assert_eq!(dec.baseline_seq, Some(7));
-    assert_eq!(dec.owner, None);
+    assert!(dec.owner.unwrap().bits_eq(&delta_owner()));
     assert_eq!(dec.leaves, vec![EntityId(6)]);
     let got: Vec<(u32, Option<u64>, [i32; 3], u8)> = dec
         .entities
@@ -342,10 +368,16 @@ fn snapshot_delta_vector() {
         dec.entities[0].state.vel_fp[0],
         (100 * 256 * 10923 + 32768) >> 16
     );
-    // Without the baseline the client fails cleanly.
+    // Without the baselines the client fails cleanly: the owner state comes first.
     let mut empty = DecodedSnapshot::default();
     assert_eq!(
         codec().decode(payload, 13, &NoBaselines, &mut empty),
+        Err(super::CodecError::UnknownBaseline { entity: 0, seq: 7 })
+    );
+    // With the owner state of 7 but no entity states: the first delta record fails.
+    let owner_only = MapLookup(HashMap::new(), lookup.1.clone());
+    assert_eq!(
+        codec().decode(payload, 13, &owner_only, &mut empty),
         Err(super::CodecError::UnknownBaseline { entity: 5, seq: 7 })
     );
     assert_eq!(reencode(&dec, h.ack, &lookup), SNAPSHOT_DELTA);

@@ -20,7 +20,8 @@
 //! protocol 5, where most records named a baseline older than the snapshot's). Kept:
 //! X/Y predicted along a circular arc turned by the derived yaw rate, yaw extrapolated at
 //! constant rate (the parabola overshot turn-rate ramps), X/Y residuals in the along/cross-
-//! track frame of the predicted displacement, orders 0 (position) and 2 (yaw). Tried and
+//! track frame of the predicted displacement, orders 0 (position) and 3 (yaw) at short
+//! prediction intervals, larger for longer ones ([`residual_orders`]). Tried and
 //! not kept: a per-entity adaptive exp-Golomb order (no gain over the fixed orders); yaw
 //! predicted from the decoded displacement direction and, the other way round, the
 //! cross-track prediction corrected by the decoded yaw residual (both cost bits: the chord
@@ -334,6 +335,9 @@ pub struct SnapshotIn {
     pub baseline_seq: Option<u64>,
     /// The owner's own character, sent losslessly.
     pub owner: Option<CharacterState>,
+    /// The owner state the snapshot at `baseline_seq` carried, if any: the owner state is
+    /// then coded against it (exactly; `WIRE_FORMAT.md` 5.1). Ignored without a baseline.
+    pub owner_baseline: Option<CharacterState>,
 }
 
 /// What the encoder produced.
@@ -395,6 +399,8 @@ pub struct SnapshotHead {
     pub tick: Tick,
     /// Last input sequence the server processed.
     pub ack_input_seq: u32,
+    /// Extended seq of the snapshot baseline, if any.
+    pub baseline_seq: Option<u64>,
     /// The owner's character, bit-exact.
     pub owner: Option<CharacterState>,
 }
@@ -405,6 +411,13 @@ pub trait BaselineLookup {
     /// (extended), with that snapshot's seq: a delta record's baseline when `seq` is the
     /// snapshot's header baseline.
     fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)>;
+
+    /// The owner state the applied snapshot `seq` (extended) carried, if still held (the
+    /// owner state of a snapshot may be coded against the snapshot baseline's). None by
+    /// default: such snapshots then fail with `UnknownBaseline` for entity 0.
+    fn owner_at(&self, _seq: u64) -> Option<&CharacterState> {
+        None
+    }
 }
 
 /// A lookup with no baselines (decodes only snapshots without delta records).
@@ -423,31 +436,88 @@ pub struct SnapshotCodec {
     q: Quantization,
 }
 
-fn write_owner(w: &mut BitWriter, c: &CharacterState) {
-    for v in c
-        .position_m
-        .to_array()
-        .into_iter()
-        .chain(c.velocity_mps.to_array())
-    {
-        w.write_bits(v.to_bits(), 32);
-    }
-    w.write_bits(c.yaw_rad.to_bits(), 32);
-    w.write_bool(c.on_ground);
+/// The owner state's seven floats in wire order: position, velocity, yaw.
+fn owner_fields(c: &CharacterState) -> [u32; 7] {
+    let [px, py, pz] = c.position_m.to_array();
+    let [vx, vy, vz] = c.velocity_mps.to_array();
+    [px, py, pz, vx, vy, vz, c.yaw_rad].map(f32::to_bits)
 }
 
-fn read_owner(r: &mut BitReader<'_>) -> Result<CharacterState, CodecError> {
-    let mut f = [0f32; 7];
-    for v in &mut f {
-        *v = f32::from_bits(r.read_bits(32, "owner state")?);
-    }
-    let [px, py, pz, vx, vy, vz, yaw] = f;
-    Ok(CharacterState {
+/// The owner state from its seven floats' bit patterns and `on_ground`.
+fn owner_from_fields(f: [u32; 7], on_ground: bool) -> CharacterState {
+    let [px, py, pz, vx, vy, vz, yaw] = f.map(f32::from_bits);
+    CharacterState {
         position_m: glam::Vec3::new(px, py, pz),
         velocity_mps: glam::Vec3::new(vx, vy, vz),
         yaw_rad: yaw,
-        on_ground: r.read_bool("owner on_ground")?,
-    })
+        on_ground,
+    }
+}
+
+/// Writes the owner state: raw bit patterns, or, against `base`, each float's bit pattern
+/// XORed with the baseline's: `0` when equal, else `1`, u(5) `n - 1` where `n` is the bit
+/// length of the XOR, and its `n - 1` bits below the leading one.
+fn write_owner(w: &mut BitWriter, c: &CharacterState, base: Option<&CharacterState>) {
+    let fields = owner_fields(c);
+    match base {
+        None => {
+            for v in fields {
+                w.write_bits(v, 32);
+            }
+        }
+        Some(base) => {
+            for (v, b) in fields.into_iter().zip(owner_fields(base)) {
+                let x = v ^ b;
+                if x == 0 {
+                    w.write_bool(false);
+                } else {
+                    let n = 32 - x.leading_zeros();
+                    w.write_bool(true);
+                    w.write_bits(n - 1, 5);
+                    w.write_bits(x & !(1 << (n - 1)), n - 1);
+                }
+            }
+        }
+    }
+    w.write_bool(c.on_ground);
+}
+
+/// Bits of the seven floats of `c` coded against `base` by [`write_owner`].
+fn owner_delta_bits(c: &CharacterState, base: &CharacterState) -> u32 {
+    owner_fields(c)
+        .into_iter()
+        .zip(owner_fields(base))
+        .map(|(v, b)| match v ^ b {
+            0 => 1,
+            x => 6 + (31 - x.leading_zeros()),
+        })
+        .sum()
+}
+
+/// Reads an owner state written by [`write_owner`] (against `base` when given).
+fn read_owner(
+    r: &mut BitReader<'_>,
+    base: Option<&CharacterState>,
+) -> Result<CharacterState, CodecError> {
+    let mut f = [0u32; 7];
+    match base {
+        None => {
+            for v in &mut f {
+                *v = r.read_bits(32, "owner state")?;
+            }
+        }
+        Some(base) => {
+            for (v, b) in f.iter_mut().zip(owner_fields(base)) {
+                *v = b;
+                if r.read_bool("owner field changed")? {
+                    let n = r.read_bits(5, "owner xor length")? + 1;
+                    let low = r.read_bits(n - 1, "owner xor bits")?;
+                    *v = b ^ (1 << (n - 1)) ^ low;
+                }
+            }
+        }
+    }
+    Ok(owner_from_fields(f, r.read_bool("owner on_ground")?))
 }
 
 impl SnapshotCodec {
@@ -562,7 +632,14 @@ impl SnapshotCodec {
         match &snap.owner {
             Some(c) => {
                 w.write_bool(true);
-                write_owner(&mut w, c);
+                // Against the baseline's owner state unless that codes longer than raw.
+                let base = header_back
+                    .and(snap.owner_baseline.as_ref())
+                    .filter(|b| owner_delta_bits(c, b) < 7 * 32);
+                if header_back.is_some() {
+                    w.write_bool(base.is_some());
+                }
+                write_owner(&mut w, c, base);
             }
             None => w.write_bool(false),
         }
@@ -833,26 +910,58 @@ impl SnapshotCodec {
         }
     }
 
-    /// Decodes only the fixed part of a snapshot payload (tick, acknowledged input, the
-    /// owner's state), skipping the baseline field; leaves and records are not read, so
-    /// nothing after the owner state is checked.
-    pub fn decode_head(&self, payload: &[u8]) -> Result<SnapshotHead, CodecError> {
-        let mut r = BitReader::new(payload);
+    /// Reads the fixed part up to the owner state of a snapshot whose extended seq is
+    /// `seq`: tick, acknowledged input, snapshot baseline (extended), owner state (coded
+    /// against the owner state `baselines` holds for the snapshot baseline, when the
+    /// datagram says so).
+    fn read_fixed(
+        r: &mut BitReader<'_>,
+        seq: u64,
+        baselines: &impl BaselineLookup,
+    ) -> Result<SnapshotHead, CodecError> {
         let tick = Tick(r.read_bits(32, "tick")?);
         let ack_input_seq = r.read_bits(32, "ack_input_seq")?;
-        if r.read_bool("has_baseline")? {
-            r.read_bits(5, "baseline_back")?;
-        }
+        let baseline_seq = if r.read_bool("has_baseline")? {
+            let d = u64::from(r.read_bits(5, "baseline_back")?) + 1;
+            Some(seq.checked_sub(d).ok_or(CodecError::ValueOutOfRange {
+                field: "baseline_back",
+            })?)
+        } else {
+            None
+        };
         let owner = if r.read_bool("has_owner")? {
-            Some(read_owner(&mut r)?)
+            let base = match baseline_seq {
+                Some(b) if r.read_bool("owner_delta")? => {
+                    Some(baselines.owner_at(b).ok_or(CodecError::UnknownBaseline {
+                        entity: 0,
+                        seq: b as u16,
+                    })?)
+                }
+                _ => None,
+            };
+            Some(read_owner(r, base)?)
         } else {
             None
         };
         Ok(SnapshotHead {
             tick,
             ack_input_seq,
+            baseline_seq,
             owner,
         })
+    }
+
+    /// Decodes only the fixed part of a snapshot payload whose extended seq is `seq` (tick,
+    /// acknowledged input, the owner's state, which may need the owner state of the
+    /// snapshot baseline from `baselines`); leaves and records are not read, so nothing
+    /// after the owner state is checked.
+    pub fn decode_head(
+        &self,
+        payload: &[u8],
+        seq: u64,
+        baselines: &impl BaselineLookup,
+    ) -> Result<SnapshotHead, CodecError> {
+        Self::read_fixed(&mut BitReader::new(payload), seq, baselines)
     }
 
     /// Decodes the payload of a snapshot datagram (the bytes after the header) whose
@@ -871,25 +980,11 @@ impl SnapshotCodec {
         out.entities.clear();
         out.seq = seq;
         let mut r = BitReader::new(payload);
-        out.tick = Tick(r.read_bits(32, "tick")?);
-        out.ack_input_seq = r.read_bits(32, "ack_input_seq")?;
-        let header_back = if r.read_bool("has_baseline")? {
-            let d = u64::from(r.read_bits(5, "baseline_back")?) + 1;
-            if d > seq {
-                return Err(CodecError::ValueOutOfRange {
-                    field: "baseline_back",
-                });
-            }
-            Some(d)
-        } else {
-            None
-        };
-        out.baseline_seq = header_back.map(|d| seq - d);
-        out.owner = if r.read_bool("has_owner")? {
-            Some(read_owner(&mut r)?)
-        } else {
-            None
-        };
+        let head = Self::read_fixed(&mut r, seq, baselines)?;
+        out.tick = head.tick;
+        out.ack_input_seq = head.ack_input_seq;
+        out.baseline_seq = head.baseline_seq;
+        out.owner = head.owner;
         let n_leaves = r.read_bits(8, "leave_count")? as usize;
         let mut prev = 0u32;
         for _ in 0..n_leaves {

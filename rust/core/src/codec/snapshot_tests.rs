@@ -15,7 +15,7 @@ use super::error::CodecError;
 use super::packet::{AckFields, PacketHeader};
 use super::snapshot::{
     BASELINE_WINDOW, BaselineLookup, DecodedSnapshot, EntityRecordIn, MASK_FLAGS, NoBaselines,
-    RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord,
+    RecordBase, SnapshotCodec, SnapshotIn, WrittenRecord, residual_orders,
 };
 use super::varint::{write_exp_golomb, write_signed_exp_golomb};
 use crate::entity::{CharacterState, EntityId};
@@ -25,7 +25,11 @@ fn codec() -> SnapshotCodec {
     SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap())
 }
 
-struct MapLookup(HashMap<(EntityId, u64), QuantizedEntity>);
+/// Entity states by (id, seq), and owner states by seq.
+struct MapLookup(
+    HashMap<(EntityId, u64), QuantizedEntity>,
+    HashMap<u64, CharacterState>,
+);
 
 impl BaselineLookup for MapLookup {
     fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
@@ -34,6 +38,10 @@ impl BaselineLookup for MapLookup {
             .filter(|((e, s), _)| *e == id && *s <= seq)
             .max_by_key(|((_, s), _)| *s)
             .map(|((_, s), st)| (*s, st))
+    }
+
+    fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
+        self.1.get(&seq)
     }
 }
 
@@ -104,7 +112,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
 fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, MapLookup) {
     let seq = 20_000u64;
     let tick = Tick(50_000);
-    let mut lookup = MapLookup(HashMap::new());
+    let mut lookup = MapLookup(HashMap::new(), HashMap::new());
     let mut id = 0u32;
     let mut recs = Vec::new();
     for (gap, state, kind, extra, base_state, tick_back, vel) in &case.recs {
@@ -137,6 +145,7 @@ fn build(case: &Case, q: &Quantization) -> (SnapshotIn, Vec<EntityRecordIn>, Map
         });
     }
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq,
         ack: Some(AckFields {
@@ -265,6 +274,55 @@ proptest! {
         let _ = c.decode(&bad, snap.seq, &lookup, &mut dec);
     }
 
+    /// The owner state coded against another one comes back bit for bit, whatever the
+    /// bit patterns (NaNs, infinities, negative zero), and costs one bit per equal float.
+    #[test]
+    fn owner_state_against_a_baseline_is_exact(
+        new in proptest::array::uniform7(any::<u32>()),
+        base in proptest::array::uniform7(any::<u32>()),
+        same in proptest::array::uniform7(any::<bool>()),
+        grounds in any::<(bool, bool)>(),
+    ) {
+        let c = codec();
+        let f = |v: [u32; 7], on_ground: bool| {
+            let [px, py, pz, vx, vy, vz, yaw] = v.map(f32::from_bits);
+            CharacterState {
+                position_m: Vec3::new(px, py, pz),
+                velocity_mps: Vec3::new(vx, vy, vz),
+                yaw_rad: yaw,
+                on_ground,
+            }
+        };
+        let mixed: [u32; 7] = std::array::from_fn(|i| if same[i] { base[i] } else { new[i] });
+        let owner = f(mixed, grounds.0);
+        let owner_base = f(base, grounds.1);
+        let snap = |owner_baseline| SnapshotIn {
+            owner_baseline,
+            len_limit_bytes: None,
+            seq: 40,
+            ack: None,
+            tick: Tick(9),
+            ack_input_seq: 1,
+            baseline_seq: Some(38),
+            owner: Some(owner),
+        };
+        let mut lookup = MapLookup(HashMap::new(), HashMap::new());
+        lookup.1.insert(38, owner_base);
+        let (mut out, mut written, mut dec) = (Vec::new(), Vec::new(), DecodedSnapshot::default());
+        c.encode(&snap(Some(owner_base)), &[], &[] as &[EntityRecordIn], &mut out, &mut written).unwrap();
+        let delta_len = out.len();
+        c.decode(&out[9..], 40, &lookup, &mut dec).unwrap();
+        prop_assert!(dec.owner.unwrap().bits_eq(&owner));
+        // Equal floats cost one bit each: never longer than the raw state.
+        c.encode(&snap(None), &[], &[] as &[EntityRecordIn], &mut out, &mut written).unwrap();
+        prop_assert!(delta_len <= out.len() + 1, "{delta_len} {}", out.len());
+        if same.iter().all(|&s| s) {
+            prop_assert!(delta_len + 20 <= out.len());
+        }
+        c.decode(&out[9..], 40, &NoBaselines, &mut dec).unwrap();
+        prop_assert!(dec.owner.unwrap().bits_eq(&owner));
+    }
+
     #[test]
     fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..1500), seq in any::<u64>()) {
         let c = codec();
@@ -295,6 +353,7 @@ fn budget_skips_what_does_not_fit() {
         })
         .collect();
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq: 5,
         ack: None,
@@ -318,6 +377,7 @@ fn budget_skips_what_does_not_fit() {
     let full_len = out.len();
     for room_bytes in [70, 50, 0] {
         let roomy = SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes: Some(room_bytes),
             ..snap
         };
@@ -362,6 +422,7 @@ fn budget_skips_what_does_not_fit() {
 /// ack: what the record-cache tests encode against hand-made baselines.
 fn seq5_at_tick_12() -> SnapshotIn {
     SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq: 5,
         ack: None,
@@ -424,6 +485,7 @@ impl Pair {
     /// The per-snapshot fields of the next snapshot at `self.tick`, and the pending leaves.
     fn next_snapshot(&mut self) -> (SnapshotIn, Vec<EntityId>) {
         let snap = SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes: None,
             seq: self.server.next_seq(),
             ack: None,
@@ -618,6 +680,7 @@ fn rarely_sent_entity_gets_deltas_from_old_baselines() {
     let base = p.server.base_for(EntityId(2), 9);
     assert!(matches!(base, RecordBase::Delta { seq: s, .. } if s == seq));
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq: p.server.next_seq(),
         ack: None,
@@ -690,9 +753,10 @@ fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered()
     let d = p.send(&[(1, 1.0), (2, 1.0)]);
     p.deliver(&d).unwrap();
     p.ack();
-    // Applied, never acknowledged.
+    // Applied; its ack is held back (lost, as far as the next steps go).
     let d = p.send(&[(1, 2.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    let late_ack = p.client.ack_fields().expect("seq 1 applied");
     // 40 snapshots lost, then one applied and acknowledged: its ack covers only the 32
     // before it, so seq 1's fate is never known.
     for _ in 0..40 {
@@ -701,6 +765,9 @@ fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered()
     let d = p.send(&[(2, 1.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
     p.ack();
+    // The ack of seq 1 arriving now (after an ack more than 32 ahead) is too late: the
+    // snapshot was already written off as unsure, and stays so.
+    p.server.on_ack(late_ack);
     assert!(p.server.baseline_seq().is_some());
     assert_eq!(p.server.delivered(EntityId(1)).map(|(s, _)| s), Some(0));
     assert!(matches!(
@@ -725,6 +792,99 @@ fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered()
     assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 400);
 }
 
+/// Entity 1 leaves, comes back and leaves again within one round trip, and the snapshots
+/// carrying the second leave are lost: a late ack of the first leave's snapshot must not
+/// end the second leave (the client would keep the entity forever).
+#[test]
+fn a_late_ack_of_an_earlier_leave_does_not_end_a_later_one() {
+    let mut p = Pair::new();
+    let d = p.send(&[(1, 1.0), (2, 1.0)]);
+    p.deliver(&d).unwrap();
+    p.ack();
+    p.server.remove(EntityId(1));
+    let first_leave = p.send(&[(2, 1.0)]);
+    assert_eq!(p.deliver(&first_leave), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.leaves, vec![EntityId(1)]);
+    let late_ack = p.client.ack_fields().expect("applied");
+    // Back again (an enter record), applied, its ack lost too.
+    let d = p.send(&[(1, 2.0), (2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.entities[0].enter_archetype, Some(9));
+    assert!(p.client.latest(EntityId(1)).is_some());
+    // Gone again: the snapshot with the second leave is lost.
+    p.server.remove(EntityId(1));
+    let _lost = p.send(&[(2, 1.0)]);
+    p.server.on_ack(late_ack);
+    assert_eq!(p.server.pending_leaves(), &[EntityId(1)]);
+    let d = p.send(&[(2, 1.0)]);
+    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
+    assert_eq!(p.dec.leaves, vec![EntityId(1)]);
+    assert!(p.client.latest(EntityId(1)).is_none());
+    p.ack();
+    assert!(p.server.pending_leaves().is_empty());
+}
+
+/// The residual orders of `WIRE_FORMAT.md` 5.2, copied from its table (the encoder and
+/// the decoder share `residual_orders`, so only this pins them to the document).
+#[test]
+fn residual_orders_follow_the_specified_table() {
+    let cfg = SnapshotConfig::default();
+    // (dt, position order, yaw order) at each class boundary, defaults 0 and 3.
+    let table = [
+        (0, 0, 3),
+        (6, 0, 3),
+        (7, 0, 4),
+        (8, 0, 4),
+        (9, 2, 5),
+        (10, 2, 5),
+        (11, 6, 6),
+        (16, 6, 6),
+        (17, 7, 8),
+        (32, 7, 8),
+        (33, 8, 9),
+        (64, 8, 9),
+        (65, 9, 10),
+        (96, 9, 10),
+        (97, 10, 10),
+        (255, 10, 10),
+    ];
+    for (dt, position_k, yaw_k) in table {
+        assert_eq!(residual_orders(&cfg, dt), [position_k, yaw_k], "dt {dt}");
+    }
+    // Capped at 16.
+    let high = SnapshotConfig {
+        position_k: 8,
+        yaw_k: 8,
+        ..cfg
+    };
+    assert_eq!(residual_orders(&high, 255), [16, 15]);
+    assert_eq!(residual_orders(&high, 64), [16, 14]);
+    assert_eq!(residual_orders(&high, 6), [8, 8]);
+}
+
+#[test]
+fn a_delta_record_without_a_snapshot_baseline_is_an_error() {
+    let mut w = BitWriter::new();
+    w.write_bits(9000, 32); // tick
+    w.write_bits(0, 32); // ack_input_seq
+    w.write_bool(false); // no snapshot baseline
+    w.write_bool(false); // no owner
+    w.write_bits(0, 8); // no leaves
+    w.write_bits(1, 11); // one record
+    w.write_bits(0, 2); // id order 0
+    write_exp_golomb(&mut w, 0, 0); // id 1
+    w.write_bits(0b0111, 4); // delta, nothing changed
+    let payload = w.finish();
+    let base = QuantizedEntity::default();
+    let mut dec = DecodedSnapshot::default();
+    assert_eq!(
+        codec().decode(&payload, 50, &AnyLookup(base), &mut dec),
+        Err(CodecError::ValueOutOfRange {
+            field: "delta record without a snapshot baseline"
+        })
+    );
+}
+
 #[test]
 fn entity_baselines_have_no_age_limit() {
     // Entity 1 sent once, then 70,000 snapshots of entity 2 (across the u16 seq wrap):
@@ -747,7 +907,7 @@ fn entity_baselines_have_no_age_limit() {
 
 /// An entity removed and re-sent on its reused handle: a late ack of a snapshot from before
 /// the removal must not make the old incarnation's state its baseline (the client dropped
-/// it with the leave). Fails without the `since_seq` guard of `SentHistory::on_ack`.
+/// it with the leave). Fails without the generation check of `SentHistory::on_ack`.
 #[test]
 fn a_late_ack_of_an_earlier_incarnation_is_not_a_baseline() {
     let mut p = Pair::new();
@@ -925,9 +1085,10 @@ fn residuals_beyond_32_bits_fall_back_to_a_full_record() {
         ..QuantizedEntity::default()
     };
     let seq = 5000;
-    let mut lookup = MapLookup(HashMap::new());
+    let mut lookup = MapLookup(HashMap::new(), HashMap::new());
     lookup.0.insert((EntityId(1), seq - 300), base);
     let snap = SnapshotIn {
+        owner_baseline: None,
         len_limit_bytes: None,
         seq,
         ack: None,

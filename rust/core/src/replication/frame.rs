@@ -14,8 +14,8 @@
 //! A frame that comes from elsewhere is checked with [`WorldFrame::validate`] before use.
 //!
 //! What it does not hold: derived motion (velocity and acceleration of the codec's
-//! prediction). In protocol 5 those are derived from the baseline each client holds, so they
-//! differ per client and are computed per record. Making them canonical (derived from the
+//! prediction). In protocols 5 and 6 those are derived from the baseline each client
+//! holds, so they differ per client and are computed per record. Making them canonical (derived from the
 //! world's own history, so a record's bits depend only on entity, tick and baseline tick)
 //! is the next step of the replication-at-scale work, and changes the wire format.
 

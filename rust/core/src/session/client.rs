@@ -742,18 +742,21 @@ impl ClientSession {
 
     /// [`SnapshotHandling::HeaderOnly`]: the fixed part, reconciliation, the ack.
     fn handle_snapshot_head(&mut self, now_us: u64, header: PacketHeader, payload: &[u8]) {
-        let head = match self.codec.decode_head(payload) {
-            Ok(head) => head,
+        let head = match self
+            .received
+            .on_snapshot_head(&self.codec, header.seq, payload)
+        {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                self.stats.snapshots_stale += 1;
+                return;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "snapshot head not decoded");
                 self.stats.snapshots_undecodable += 1;
                 return;
             }
         };
-        if self.received.on_snapshot_unread(header.seq) == ApplyOutcome::Stale {
-            self.stats.snapshots_stale += 1;
-            return;
-        }
         self.stats.snapshots_applied += 1;
         if let Some(ack) = header.ack {
             self.on_datagram_ack(now_us, ack.ack);

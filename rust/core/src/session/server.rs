@@ -502,8 +502,9 @@ impl ServerConnection {
 
     /// Applies the snapshot acks received since the last replication (see
     /// [`crate::session::snapshot_stream`]). Call at the start of the client's replication,
-    /// before [`ServerConnection::record_base`]; [`ServerConnection::send_snapshot`] calls it
-    /// too.
+    /// before [`ServerConnection::record_base`], and process nothing else until
+    /// [`ServerConnection::send_snapshot`] (the bases must match the snapshot baseline it
+    /// writes; it processes acks queued meanwhile only after sending).
     pub fn process_acks(&mut self) {
         self.snapshots.process_acks();
     }
@@ -549,6 +550,7 @@ impl ServerConnection {
         mut out: EncodeBuffers<'_>,
     ) -> Result<EncodeReport, CodecError> {
         let snap = SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes,
             // Filled in by the stream.
             seq: 0,

@@ -107,6 +107,12 @@ impl SnapshotStream {
     /// Encodes the next snapshot into `out.datagram`: `snap`'s seq and baseline are filled
     /// in here (the caller's are ignored), the pending leaves go first, then `records` until
     /// the datagram is full. `out.written` receives the records that made it in.
+    ///
+    /// `records`' bases must come from [`SnapshotStream::record_base`] with no ack processed
+    /// since: the wire does not name a delta's baseline, so the snapshot baseline written
+    /// here must be the one the bases were chosen for. Acks still queued are therefore
+    /// processed after the snapshot is sent, not before (call
+    /// [`SnapshotStream::process_acks`] before taking the bases).
     pub fn encode_next<R: RecordSource>(
         &mut self,
         codec: &SnapshotCodec,
@@ -119,10 +125,13 @@ impl SnapshotStream {
             written,
             cache,
         } = out;
-        self.process_acks();
         let seq = self.sent.next_seq();
         snap.seq = seq;
         snap.baseline_seq = self.sent.baseline_seq();
+        snap.owner_baseline = snap
+            .baseline_seq
+            .and_then(|b| self.sent.owner_at(b))
+            .copied();
         let report = {
             let leaves = self.sent.pending_leaves();
             codec.encode_with(
@@ -138,6 +147,8 @@ impl SnapshotStream {
             .on_sent_keyed(seq, written, report.leaves_written, |w| {
                 records.get(w.index).and_then(RecordSource::key)
             });
+        self.sent.note_owner(seq, snap.owner);
+        self.process_acks();
         if let Some(bits) = report.record_bits.checked_div(report.records_written) {
             // Exponential mean with weight 1/8 on the newest snapshot.
             self.record_bits_x16 = (self.record_bits_x16 * 7 + bits as u32 * 16) / 8;
@@ -169,6 +180,7 @@ mod tests {
     /// in seq and baseline).
     fn bare_snapshot(tick: u32) -> SnapshotIn {
         SnapshotIn {
+            owner_baseline: None,
             len_limit_bytes: None,
             seq: 0,
             ack: None,
