@@ -14,32 +14,12 @@ use super::entity_state::{NetEntityState, Quantization, QuantizedEntity, Snapsho
 use super::input_codec::{InputBatch, decode_input_payload, encode_input_datagram};
 use super::packet::{AckFields, PacketHeader, PacketKind};
 use super::snapshot::{
-    BaselineLookup, DecodedSnapshot, EntityRecordIn, NoBaselines, RecordBase, SnapshotCodec,
-    SnapshotIn,
+    DecodedSnapshot, EntityRecordIn, NoBaselines, RecordBase, SnapshotCodec, SnapshotIn,
 };
+use super::snapshot_tests::MapLookup;
 use crate::entity::{CharacterState, EntityId};
 use crate::input::{Buttons, MoveInput};
 use crate::time::Tick;
-
-/// Entity states by (id, seq), and owner states by seq.
-struct MapLookup(
-    HashMap<(EntityId, u64), QuantizedEntity>,
-    HashMap<u64, CharacterState>,
-);
-
-impl BaselineLookup for MapLookup {
-    fn newest_at_or_before(&self, id: EntityId, seq: u64) -> Option<(u64, &QuantizedEntity)> {
-        self.0
-            .iter()
-            .filter(|((e, s), _)| *e == id && *s <= seq)
-            .max_by_key(|((_, s), _)| *s)
-            .map(|((_, s), st)| (*s, st))
-    }
-
-    fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
-        self.1.get(&seq)
-    }
-}
 
 fn codec() -> SnapshotCodec {
     SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap())

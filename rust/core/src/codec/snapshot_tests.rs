@@ -25,10 +25,10 @@ fn codec() -> SnapshotCodec {
     SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap())
 }
 
-/// Entity states by (id, seq), and owner states by seq.
-struct MapLookup(
-    HashMap<(EntityId, u64), QuantizedEntity>,
-    HashMap<u64, CharacterState>,
+/// Entity states by (id, seq), and owner states by seq (also the golden vectors' lookup).
+pub(super) struct MapLookup(
+    pub(super) HashMap<(EntityId, u64), QuantizedEntity>,
+    pub(super) HashMap<u64, CharacterState>,
 );
 
 impl BaselineLookup for MapLookup {
