@@ -1019,7 +1019,7 @@ typedef struct mmo_snapshot_config {
   float half_extent_xy_m;
   // Positions cover `[-half_extent_z_m, +half_extent_z_m]` on Z. Default 1024.
   float half_extent_z_m;
-  // Bits of the yaw angle, 4..=16. Default 12.
+  // Bits of the yaw angle, 4..=16. Default 10 (0.35 degrees).
   uint32_t yaw_bits;
   // Exp-Golomb order of position residuals predicted over at most 6 ticks, 0..=8; it
   // grows with longer predictions (WIRE_FORMAT 5.2). Default: see

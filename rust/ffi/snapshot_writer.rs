@@ -40,7 +40,7 @@ pub struct mmo_snapshot_config {
     pub half_extent_xy_m: f32,
     /// Positions cover `[-half_extent_z_m, +half_extent_z_m]` on Z. Default 1024.
     pub half_extent_z_m: f32,
-    /// Bits of the yaw angle, 4..=16. Default 12.
+    /// Bits of the yaw angle, 4..=16. Default 10 (0.35 degrees).
     pub yaw_bits: u32,
     /// Exp-Golomb order of position residuals predicted over at most 6 ticks, 0..=8; it
     /// grows with longer predictions (WIRE_FORMAT 5.2). Default: see

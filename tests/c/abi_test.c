@@ -519,10 +519,10 @@ static void codec_round_trip(void) {
     uint32_t ids[8];
     size_t count = 0, i;
     const float pos_tol = 0.005f + 1e-4f; /* half the 0.01 m step */
-    const float yaw_tol = 3.14159265f / 4096.0f + 1e-4f; /* half a 12-bit step */
+    const float yaw_tol = 3.14159265f / 1024.0f + 1e-4f; /* half a 10-bit step */
 
     CHECK_OK(mmo_snapshot_config_default(&config));
-    CHECK(config.max_len_bytes == 1140 && config.yaw_bits == 12 && config.second_order == 0);
+    CHECK(config.max_len_bytes == 1140 && config.yaw_bits == 10 && config.second_order == 0);
     CHECK(near_f(config.precision_m, 0.01f, 1e-7f));
     CHECK_OK(mmo_snapshot_writer_new(&config, &w));
     CHECK_OK(mmo_snapshot_reader_new(&config, &r));

@@ -16,6 +16,7 @@ mod scenario_replication;
 mod walk;
 
 use clap::{Parser, ValueEnum};
+use mmo_core::codec::entity_state::SnapshotConfig;
 
 #[global_allocator]
 static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
@@ -69,6 +70,13 @@ struct Cli {
     /// with enter records at first; 15 measures the steady state).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=600))]
     warmup_s: u32,
+    /// Bits of the `replication` codec's yaw (4..=16; default: the default configuration's).
+    #[arg(long, default_value_t = SnapshotConfig::default().yaw_bits, value_parser = clap::value_parser!(u32).range(4..=16))]
+    yaw_bits: u32,
+    /// Exp-Golomb order of the `replication` codec's yaw residuals (0..=8; default: the
+    /// default configuration's).
+    #[arg(long, default_value_t = SnapshotConfig::default().yaw_k, value_parser = clap::value_parser!(u32).range(0..=8))]
+    yaw_k: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -100,6 +108,8 @@ fn main() {
                 threads: cli.threads as usize,
                 shared_encoding: cli.shared_encoding,
                 warmup_s: cli.warmup_s,
+                yaw_bits: cli.yaw_bits,
+                yaw_k: cli.yaw_k,
             },
         ),
         Scenario::Prediction => scenario_prediction::run(cli.seed),

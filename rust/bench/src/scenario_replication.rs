@@ -46,6 +46,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use glam::Vec3;
+use mmo_core::codec::entity_state::SnapshotConfig;
 use mmo_core::entity::{CharacterState, EntityId};
 use mmo_core::session::Transmit;
 use mmo_core::session::client::{ClientConfig, ClientSession, ClientState};
@@ -77,6 +78,10 @@ pub struct Shape {
     pub threads: usize,
     /// `ZoneConfig::shared_encoding`.
     pub shared_encoding: bool,
+    /// Bits of the snapshot codec's yaw (`SnapshotConfig::yaw_bits`, both ends).
+    pub yaw_bits: u32,
+    /// Exp-Golomb order of its yaw residuals (`SnapshotConfig::yaw_k`).
+    pub yaw_k: u32,
     /// Simulated seconds before measuring. Every client starts with an empty visible set
     /// and fills it with enter records (about 100 a second in the dense default, so about
     /// 10 s): a short warm-up measures part of that fill, a long one the steady state.
@@ -266,9 +271,15 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
     }
     let one_way_us = u64::from(shape.rtt_ms) * 500;
     let loss = shape.loss_percent / 100.0;
+    let snapshot = SnapshotConfig {
+        yaw_bits: shape.yaw_bits,
+        yaw_k: shape.yaw_k,
+        ..SnapshotConfig::default()
+    };
     let mut zone = Zone::new(ZoneConfig {
         replication_threads: shape.threads,
         shared_encoding: shape.shared_encoding,
+        snapshot,
         ..ZoneConfig::default()
     })?;
     let rate = zone.config().tick_rate;
@@ -284,7 +295,11 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
     // Log everyone in at time 0 over the (instant) control stream.
     let mut players = Vec::with_capacity(players_n);
     for i in 0..players_n {
-        let session = ClientSession::new(0, ClientConfig::default(), &format!("bench-{i}"))?;
+        let config = ClientConfig {
+            snapshot,
+            ..ClientConfig::default()
+        };
+        let session = ClientSession::new(0, config, &format!("bench-{i}"))?;
         let connection = zone.connect(0);
         let link_seed = seed.wrapping_mul(0x9e37_79b9).wrapping_add(2 * i as u64);
         players.push(Player {
@@ -555,6 +570,8 @@ pub fn run(seed: u64, shape: &Shape) -> Result<serde_json::Value, String> {
         "replication_threads": shape.threads,
         "tick_rate_hz": hz,
         "warmup_seconds": shape.warmup_s,
+        "yaw_bits": shape.yaw_bits,
+        "yaw_k": shape.yaw_k,
         "seconds": MEASURE_S,
         "ticks": total_ticks - warmup_ticks,
         "budget_bytes_per_s": budget_bytes_per_s,

@@ -46,14 +46,16 @@ pub struct SnapshotConfig {
     pub half_extent_xy_m: f32,
     /// Positions cover `[-half_extent_z_m, +half_extent_z_m]` on Z (default 1024).
     pub half_extent_z_m: f32,
-    /// Bits of the yaw angle, `4..=16` (default 12, 0.088 degrees).
+    /// Bits of the yaw angle, `4..=16` (default 10: 0.35 degrees, four times finer than
+    /// Unreal's default byte rotation for replicated movement; 12 bits cost about 2 bits
+    /// more per record, see `docs/performance.md`).
     pub yaw_bits: u32,
     /// Exp-Golomb order of position residuals predicted over at most 6 ticks, `0..=8`
     /// (default 0); longer predictions use larger orders
     /// (`snapshot::residual_orders`).
     pub position_k: u32,
     /// Exp-Golomb order of yaw residuals predicted over at most 6 ticks, `0..=8`
-    /// (default 3); grows likewise.
+    /// (default 2; 3 suits 12-bit yaw); grows likewise.
     pub yaw_k: u32,
     /// Largest datagram the encoder produces, bytes (header included; default 1140: QUIC
     /// paths start at 1200-byte packets, which carry DATAGRAM frames of at most 1162 bytes
@@ -71,9 +73,9 @@ impl Default for SnapshotConfig {
             precision_m: 0.01,
             half_extent_xy_m: 8192.0,
             half_extent_z_m: 1024.0,
-            yaw_bits: 12,
+            yaw_bits: 10,
             position_k: 0,
-            yaw_k: 3,
+            yaw_k: 2,
             max_len_bytes: 1140,
             second_order: false,
         }
@@ -598,7 +600,12 @@ mod tests {
 
     #[test]
     fn linear_motion_is_predicted_exactly() {
-        let q = Quantization::new(SnapshotConfig::default()).unwrap();
+        // 12-bit yaw (4096 steps a turn).
+        let q = Quantization::new(SnapshotConfig {
+            yaw_bits: 12,
+            ..SnapshotConfig::default()
+        })
+        .unwrap();
         let mut a = QuantizedEntity {
             pos_q: [0, 0, 0],
             yaw_q: 4000,
@@ -628,8 +635,12 @@ mod tests {
     #[test]
     fn moving_while_turning_follows_an_arc() {
         // A quarter turn (1024 steps) over 6 ticks on a circle of radius 1000 steps: the
-        // chord from 0 to 6 and the rate carry on around the circle.
-        let q = Quantization::new(SnapshotConfig::default()).unwrap();
+        // chord from 0 to 6 and the rate carry on around the circle. 12-bit yaw.
+        let q = Quantization::new(SnapshotConfig {
+            yaw_bits: 12,
+            ..SnapshotConfig::default()
+        })
+        .unwrap();
         let r = 1000.0f64;
         let at = |quarter: f64, yaw_q: u16, tick: u32| QuantizedEntity {
             pos_q: [

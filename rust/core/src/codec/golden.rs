@@ -81,7 +81,7 @@ fn full_snapshot() -> (SnapshotIn, Vec<EntityId>, Vec<EntityRecordIn>) {
 fn entity41_seq4() -> QuantizedEntity {
     QuantizedEntity {
         pos_q: [-819_000, 819_000, -102_400],
-        yaw_q: 4000,
+        yaw_q: 1000,
         flags: 255,
         vel_fp: [-4000, 4000, 0, 256],
         acc_fp: [10, -10, 0, 0],
@@ -304,7 +304,7 @@ fn snapshot_full_vector() {
     assert_eq!(dec.entities[1].state.pos_q, [-5025, 1250, 100]);
     assert_eq!(dec.entities[3].state.pos_q, [-819_200, 819_200, -102_400]);
     assert_eq!(dec.entities[3].state.flags, 255);
-    assert_eq!(dec.entities[0].state.yaw_q, 326); // 0.5 rad * 4096 / 2pi
+    assert_eq!(dec.entities[0].state.yaw_q, 81); // 0.5 rad * 1024 / 2pi
     assert_eq!(
         reencode(&dec, h.ack, &MapLookup(HashMap::new(), HashMap::new())),
         SNAPSHOT_FULL
@@ -348,6 +348,21 @@ fn snapshot_delta_vector() {
         dec.entities[0].state.vel_fp[0],
         (100 * 256 * 10923 + 32768) >> 16
     );
+    // The derived motion of every record (WIRE_FORMAT 5.5), as tests/data/README.md lists it.
+    let motion: Vec<(u32, [i32; 4], u16, u16)> = dec
+        .entities
+        .iter()
+        .map(|e| (e.id.0, e.state.vel_fp, e.state.span_ticks, e.state.yaw_q))
+        .collect();
+    assert_eq!(
+        motion,
+        vec![
+            (5, [4267, 2133, 0, 725], 6, 98),
+            (40, [0, 0, 0, 0], 6, 0),
+            (41, [-4267, 2845, 2845, -626], 9, 978),
+        ]
+    );
+    assert!(dec.entities.iter().all(|e| e.state.acc_fp == [0; 4]));
     // Without the baselines the client fails cleanly: the owner state comes first.
     let mut empty = DecodedSnapshot::default();
     assert_eq!(

@@ -129,7 +129,8 @@ const YAW_ORDER_GROWTH: [u32; 8] = [0, 1, 2, 3, 5, 6, 7, 7];
 /// Exp-Golomb orders of a delta record's residuals (position, yaw): the configured orders
 /// grown with the ticks `dt` the prediction spans (prediction errors grow with it), capped
 /// at [`EXP_GOLOMB_MAX_K`]. The growth tables were fitted to the replication scenario's
-/// residuals (1 cm, 12-bit yaw): an entity updated every few ticks keeps the configured
+/// residuals (1 cm, 12-bit yaw at order 3; the default 10-bit yaw's residuals are four
+/// times smaller, hence its order 2): an entity updated every few ticks keeps the configured
 /// orders, one updated once a second (mid tier) or less gets orders 8-10, which saves
 /// 5-7 bits per channel against order 0.
 #[inline]

@@ -829,24 +829,24 @@ fn a_late_ack_of_an_earlier_leave_does_not_end_a_later_one() {
 #[test]
 fn residual_orders_follow_the_specified_table() {
     let cfg = SnapshotConfig::default();
-    // (dt, position order, yaw order) at each class boundary, defaults 0 and 3.
+    // (dt, position order, yaw order) at each class boundary, defaults 0 and 2.
     let table = [
-        (0, 0, 3),
-        (6, 0, 3),
-        (7, 0, 4),
-        (8, 0, 4),
-        (9, 2, 5),
-        (10, 2, 5),
-        (11, 6, 6),
-        (16, 6, 6),
-        (17, 7, 8),
-        (32, 7, 8),
-        (33, 8, 9),
-        (64, 8, 9),
-        (65, 9, 10),
-        (96, 9, 10),
-        (97, 10, 10),
-        (255, 10, 10),
+        (0, 0, 2),
+        (6, 0, 2),
+        (7, 0, 3),
+        (8, 0, 3),
+        (9, 2, 4),
+        (10, 2, 4),
+        (11, 6, 5),
+        (16, 6, 5),
+        (17, 7, 7),
+        (32, 7, 7),
+        (33, 8, 8),
+        (64, 8, 8),
+        (65, 9, 9),
+        (96, 9, 9),
+        (97, 10, 9),
+        (255, 10, 9),
     ];
     for (dt, position_k, yaw_k) in table {
         assert_eq!(residual_orders(&cfg, dt), [position_k, yaw_k], "dt {dt}");
@@ -1047,13 +1047,13 @@ fn decoder_reads_every_head_as_specified() {
             0 => {
                 write_signed_exp_golomb(&mut w, 1, 0); // along-track
                 write_signed_exp_golomb(&mut w, 0, 0); // cross-track
-                write_signed_exp_golomb(&mut w, -2, 4); // yaw: order 3 + 1 at dt 7..=8
+                write_signed_exp_golomb(&mut w, -2, 3); // yaw: order 2 + 1 at dt 7..=8
             }
             1 => {
                 write_signed_exp_golomb(&mut w, 0, 0);
                 write_signed_exp_golomb(&mut w, -3, 0);
             }
-            2 => write_signed_exp_golomb(&mut w, 5, 4),
+            2 => write_signed_exp_golomb(&mut w, 5, 3),
             3 => {}
             4 => {
                 w.write_bits(MASK_FLAGS, 4);
@@ -1078,7 +1078,7 @@ fn decoder_reads_every_head_as_specified() {
         pos_q: [5, 6, 7],
         yaw_q: 1000,
         flags: 3,
-        // Tick 9000 - 8: the prediction spans 8 ticks (yaw order 3 + 1).
+        // Tick 9000 - 8: the prediction spans 8 ticks (yaw order 2 + 1).
         tick: Tick(8992),
         ..QuantizedEntity::default()
     };
