@@ -503,6 +503,18 @@ impl Pair {
             .on_snapshot(&self.codec, h.seq, payload, &mut self.dec)
     }
 
+    /// Sends `ents` (entity 1 first) and delivers them: entity 1's record must be a delta
+    /// against `baseline_seq` that the client decodes to exactly what was written.
+    fn expect_delta_of_entity_1(&mut self, ents: &[(u32, f32)], baseline_seq: u64) {
+        let d = self.send(ents);
+        assert_eq!(self.deliver(&d), Ok(ApplyOutcome::Applied));
+        assert_eq!(self.dec.entities[0].id, EntityId(1));
+        assert_eq!(self.dec.entities[0].baseline_seq, Some(baseline_seq));
+        assert_eq!(self.dec.entities[0].state, self.written[0].state);
+        let x_q = (ents[0].1 * 100.0).round() as i32;
+        assert_eq!(self.client.latest(EntityId(1)).unwrap().pos_q[0], x_q);
+    }
+
     fn ack(&mut self) {
         if let Some(a) = self.client.ack_fields() {
             self.server.on_ack(a);
@@ -735,11 +747,7 @@ fn records_known_lost_keep_an_old_baseline_usable() {
         p.server.base_for(EntityId(1), 9),
         RecordBase::Delta { seq: 0, .. }
     ));
-    let d = p.send(&[(1, 6.0), (2, 1.0)]);
-    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
-    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
-    assert_eq!(p.dec.entities[0].state, p.written[0].state);
-    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 600);
+    p.expect_delta_of_entity_1(&[(1, 6.0), (2, 1.0)], 0);
 }
 
 /// The one case where the server cannot know the client's newest state: a snapshot the
@@ -950,11 +958,7 @@ fn entity_baselines_have_no_age_limit() {
         p.deliver(&d).unwrap();
         p.ack();
     }
-    let d = p.send(&[(1, 2.0)]);
-    assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
-    assert_eq!(p.dec.entities[0].baseline_seq, Some(0));
-    assert_eq!(p.dec.entities[0].state, p.written[0].state);
-    assert_eq!(p.client.latest(EntityId(1)).unwrap().pos_q[0], 200);
+    p.expect_delta_of_entity_1(&[(1, 2.0)], 0);
 }
 
 /// An entity removed and re-sent on its reused handle: a late ack of a snapshot from before

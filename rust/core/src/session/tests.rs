@@ -360,6 +360,24 @@ fn client_survives_garbage_datagrams() {
     assert_eq!(client.stats().snapshots_undecodable, 6);
 }
 
+/// Encodes and queues the snapshot of `tick` on `server` and returns its datagram.
+fn send_snapshot_datagram(
+    server: &mut ServerConnection,
+    codec: &crate::codec::snapshot::SnapshotCodec,
+    tick: Tick,
+    owner: &CharacterState,
+    records: &[crate::codec::snapshot::EntityRecordIn],
+    out: crate::session::snapshot_stream::EncodeBuffers<'_>,
+) -> Vec<u8> {
+    server
+        .send_snapshot(codec, tick, Some(owner), records, None, out)
+        .unwrap();
+    let Some(Transmit::Datagram(d)) = server.poll_transmit() else {
+        panic!("a snapshot datagram");
+    };
+    d
+}
+
 #[test]
 fn snapshot_delivery_is_counted_from_sequence_numbers() {
     use crate::codec::entity_state::{Quantization, SnapshotConfig};
@@ -370,23 +388,18 @@ fn snapshot_delivery_is_counted_from_sequence_numbers() {
     let (mut datagram, mut written) = (Vec::new(), Vec::new());
     let owner = CharacterState::default();
     for tick in 1..=10u32 {
-        server
-            .send_snapshot(
-                &codec,
-                Tick(tick),
-                Some(&owner),
-                &[] as &[crate::codec::snapshot::EntityRecordIn],
-                None,
-                EncodeBuffers {
-                    datagram: &mut datagram,
-                    written: &mut written,
-                    cache: None,
-                },
-            )
-            .unwrap();
-        let Some(Transmit::Datagram(d)) = server.poll_transmit() else {
-            panic!("a snapshot datagram");
-        };
+        let d = send_snapshot_datagram(
+            &mut server,
+            &codec,
+            Tick(tick),
+            &owner,
+            &[],
+            EncodeBuffers {
+                datagram: &mut datagram,
+                written: &mut written,
+                cache: None,
+            },
+        );
         // Snapshots 4 and 7 are lost; 9 arrives twice.
         if tick != 4 && tick != 7 {
             client.handle_datagram(u64::from(tick) * 33_333, &d);
@@ -531,23 +544,18 @@ fn the_client_decodes_exactly_what_the_server_wrote_over_a_bad_link() {
                     base: server.record_base(EntityId(id), None, 1),
                 })
                 .collect();
-            server
-                .send_snapshot(
-                    &codec,
-                    Tick(tick),
-                    Some(&owner),
-                    &records,
-                    None,
-                    EncodeBuffers {
-                        datagram: &mut datagram,
-                        written: &mut written,
-                        cache: None,
-                    },
-                )
-                .unwrap();
-            let Some(Transmit::Datagram(d)) = server.poll_transmit() else {
-                panic!("a snapshot datagram");
-            };
+            let d = send_snapshot_datagram(
+                &mut server,
+                &codec,
+                Tick(tick),
+                &owner,
+                &records,
+                EncodeBuffers {
+                    datagram: &mut datagram,
+                    written: &mut written,
+                    cache: None,
+                },
+            );
             let sent_states: Vec<_> = written.iter().map(|w| (w.id, w.state)).collect();
             if snapshot_burst == 0 && next(200) == 0 {
                 snapshot_burst = 1 + next(50);
