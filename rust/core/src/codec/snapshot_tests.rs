@@ -284,28 +284,10 @@ proptest! {
         grounds in any::<(bool, bool)>(),
     ) {
         let c = codec();
-        let f = |v: [u32; 7], on_ground: bool| {
-            let [px, py, pz, vx, vy, vz, yaw] = v.map(f32::from_bits);
-            CharacterState {
-                position_m: Vec3::new(px, py, pz),
-                velocity_mps: Vec3::new(vx, vy, vz),
-                yaw_rad: yaw,
-                on_ground,
-            }
-        };
         let mixed: [u32; 7] = std::array::from_fn(|i| if same[i] { base[i] } else { new[i] });
-        let owner = f(mixed, grounds.0);
-        let owner_base = f(base, grounds.1);
-        let snap = |owner_baseline| SnapshotIn {
-            owner_baseline,
-            len_limit_bytes: None,
-            seq: 40,
-            ack: None,
-            tick: Tick(9),
-            ack_input_seq: 1,
-            baseline_seq: Some(38),
-            owner: Some(owner),
-        };
+        let owner = owner_from_bits(mixed, grounds.0);
+        let owner_base = owner_from_bits(base, grounds.1);
+        let snap = |owner_baseline| owner_only_snapshot(owner, owner_baseline);
         let mut lookup = MapLookup(HashMap::new(), HashMap::new());
         lookup.1.insert(38, owner_base);
         let (mut out, mut written, mut dec) = (Vec::new(), Vec::new(), DecodedSnapshot::default());
@@ -503,6 +485,13 @@ impl Pair {
             .on_snapshot(&self.codec, h.seq, payload, &mut self.dec)
     }
 
+    /// Sends `ents`, delivers the snapshot (it must decode) and acknowledges it.
+    fn exchange(&mut self, ents: &[(u32, f32)]) {
+        let d = self.send(ents);
+        self.deliver(&d).unwrap();
+        self.ack();
+    }
+
     /// Sends `ents` (entity 1 first) and delivers them: entity 1's record must be a delta
     /// against `baseline_seq` that the client decodes to exactly what was written.
     fn expect_delta_of_entity_1(&mut self, ents: &[(u32, f32)], baseline_seq: u64) {
@@ -555,9 +544,7 @@ fn enter_repeats_until_acked_then_delta() {
 #[test]
 fn leave_repeats_until_acked() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 2.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 2.0)]);
     p.server.remove(EntityId(2));
     let lost = p.send(&[(1, 1.0)]);
     assert_eq!(p.dec.leaves, Vec::<EntityId>::new());
@@ -579,9 +566,7 @@ fn leave_repeats_until_acked() {
 #[test]
 fn lost_snapshots_keep_the_older_baseline() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0)]);
     for i in 0..5 {
         let _lost = p.send(&[(1, 2.0 + i as f32)]);
     }
@@ -604,9 +589,7 @@ fn lost_snapshots_keep_the_older_baseline() {
 #[test]
 fn unknown_baseline_is_an_error_and_not_applied() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0)]);
     let d = p.send(&[(1, 2.0)]);
     let mut fresh = ReceivedHistory::new();
     let (h, payload) = PacketHeader::decode(&d).unwrap();
@@ -685,9 +668,7 @@ fn rarely_sent_entity_gets_deltas_from_old_baselines() {
     // The delta is much smaller than a full record (80 bits of absolute state).
     let (seq, _) = p.server.delivered(EntityId(2)).unwrap();
     for _ in 0..99 {
-        let d = p.send(&[(1, 3.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
+        p.exchange(&[(1, 3.0)]);
     }
     let base = p.server.base_for(EntityId(2), 9);
     assert!(matches!(base, RecordBase::Delta { seq: s, .. } if s == seq));
@@ -729,9 +710,7 @@ fn rarely_sent_entity_gets_deltas_from_old_baselines() {
 #[test]
 fn records_known_lost_keep_an_old_baseline_usable() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 1.0)]);
     // 20 records of entity 1 after its delivered state, all lost.
     for i in 0..20 {
         let _lost = p.send(&[(1, 2.0 + i as f32)]);
@@ -739,9 +718,7 @@ fn records_known_lost_keep_an_old_baseline_usable() {
     // Then only entity 2, delivered and acked: the first ack's bitfield says the 20 were
     // not applied, so seq 0 stays the client's newest state of 1, however old.
     for _ in 0..50 {
-        let d = p.send(&[(2, 1.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
+        p.exchange(&[(2, 1.0)]);
     }
     assert!(matches!(
         p.server.base_for(EntityId(1), 9),
@@ -758,9 +735,7 @@ fn records_known_lost_keep_an_old_baseline_usable() {
 #[test]
 fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 1.0)]);
     // Applied; its ack is held back (lost, as far as the next steps go).
     let d = p.send(&[(1, 2.0)]);
     assert_eq!(p.deliver(&d), Ok(ApplyOutcome::Applied));
@@ -806,9 +781,7 @@ fn a_record_of_unknown_fate_forces_full_records_until_a_newer_one_is_delivered()
 #[test]
 fn a_late_ack_of_an_earlier_leave_does_not_end_a_later_one() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 1.0)]);
     p.server.remove(EntityId(1));
     let first_leave = p.send(&[(2, 1.0)]);
     assert_eq!(p.deliver(&first_leave), Ok(ApplyOutcome::Applied));
@@ -870,6 +843,34 @@ fn residual_orders_follow_the_specified_table() {
     assert_eq!(residual_orders(&high, 6), [8, 8]);
 }
 
+/// An owner state from its seven floats' bit patterns (position, velocity, yaw).
+fn owner_from_bits(v: [u32; 7], on_ground: bool) -> CharacterState {
+    let [px, py, pz, vx, vy, vz, yaw] = v.map(f32::from_bits);
+    CharacterState {
+        position_m: Vec3::new(px, py, pz),
+        velocity_mps: Vec3::new(vx, vy, vz),
+        yaw_rad: yaw,
+        on_ground,
+    }
+}
+
+/// Snapshot 40 with baseline 38, `owner` and no records: what the owner-state tests encode.
+fn owner_only_snapshot(
+    owner: CharacterState,
+    owner_baseline: Option<CharacterState>,
+) -> SnapshotIn {
+    SnapshotIn {
+        owner_baseline,
+        len_limit_bytes: None,
+        seq: 40,
+        ack: None,
+        tick: Tick(9),
+        ack_input_seq: 1,
+        baseline_seq: Some(38),
+        owner: Some(owner),
+    }
+}
+
 /// Every XOR length of a delta-coded owner float, 1 to 32 bits (one changed bit at each
 /// position, in each of the seven floats): decoded bit for bit, at 6 + position bits.
 #[test]
@@ -889,23 +890,8 @@ fn owner_floats_differing_in_any_one_bit_round_trip() {
         for bit in 0..32 {
             let mut f = [10.5f32, -3.25, 0.0, 5.0, 0.0, -0.0, 1.5].map(f32::to_bits);
             f[field] ^= 1 << bit;
-            let [px, py, pz, vx, vy, vz, yaw] = f.map(f32::from_bits);
-            let owner = CharacterState {
-                position_m: Vec3::new(px, py, pz),
-                velocity_mps: Vec3::new(vx, vy, vz),
-                yaw_rad: yaw,
-                on_ground: true,
-            };
-            let snap = SnapshotIn {
-                owner_baseline: Some(base),
-                len_limit_bytes: None,
-                seq: 40,
-                ack: None,
-                tick: Tick(9),
-                ack_input_seq: 1,
-                baseline_seq: Some(38),
-                owner: Some(owner),
-            };
+            let owner = owner_from_bits(f, true);
+            let snap = owner_only_snapshot(owner, Some(base));
             c.encode(&snap, &[], &[] as &[EntityRecordIn], &mut out, &mut written)
                 .unwrap();
             c.decode(&out[9..], 40, &lookup, &mut dec).unwrap();
@@ -950,13 +936,9 @@ fn entity_baselines_have_no_age_limit() {
     // Entity 1 sent once, then 70,000 snapshots of entity 2 (across the u16 seq wrap):
     // entity 1's next record is still a delta against seq 0.
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 1.0)]);
     for _ in 0..70_000 {
-        let d = p.send(&[(2, 1.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
+        p.exchange(&[(2, 1.0)]);
     }
     p.expect_delta_of_entity_1(&[(1, 2.0)], 0);
 }
@@ -992,9 +974,7 @@ fn a_late_ack_of_an_earlier_incarnation_is_not_a_baseline() {
 #[test]
 fn re_enter_starts_a_new_baseline() {
     let mut p = Pair::new();
-    let d = p.send(&[(1, 1.0), (2, 1.0)]);
-    p.deliver(&d).unwrap();
-    p.ack();
+    p.exchange(&[(1, 1.0), (2, 1.0)]);
     // 70 snapshots without any ack: the first ones fall out of the 64-slot window with
     // their fate unknown, so entity 1 may hold any of them: full records.
     for _ in 0..70 {
@@ -1010,9 +990,7 @@ fn re_enter_starts_a_new_baseline() {
     assert_eq!(p.dec.entities[0].enter_archetype, Some(9));
     p.ack();
     for _ in 0..100 {
-        let d = p.send(&[(2, 1.0)]);
-        p.deliver(&d).unwrap();
-        p.ack();
+        p.exchange(&[(2, 1.0)]);
     }
     let (s, _) = p.server.delivered(EntityId(1)).unwrap();
     let d = p.send(&[(1, 4.0)]);
