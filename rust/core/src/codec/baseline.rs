@@ -764,6 +764,12 @@ impl ReceivedHistory {
         self.entities.len()
     }
 
+    /// The owner state of the newest applied snapshot that carried one.
+    #[must_use]
+    pub fn newest_owner(&self) -> Option<&CharacterState> {
+        self.owners.back().map(|(_, o)| o)
+    }
+
     /// The newest state held for `id`.
     #[must_use]
     pub fn latest(&self, id: EntityId) -> Option<&QuantizedEntity> {

@@ -1,8 +1,9 @@
 //! The server-to-client snapshot datagram: encoder and decoder.
 //!
 //! A snapshot carries the server tick, the last input sequence the server processed for
-//! this client, the owner's own [`CharacterState`] losslessly (raw `f32` bits, compared bit
-//! for bit by reconciliation), leave records, and one record per remote entity: *enter*
+//! this client, the owner's own [`CharacterState`] losslessly (`f32` bit patterns, raw or
+//! XORed with the snapshot baseline's; reconciliation compares them bit for bit), leave
+//! records, and one record per remote entity: *enter*
 //! (archetype + absolute state) for entities the client does not have, *full* (absolute
 //! state) when no usable baseline exists, or *delta* (changed-field mask + residuals against
 //! a prediction from the entity's baseline, see `entity_state`). The bit layout is specified
@@ -14,13 +15,14 @@
 //! [`WrittenRecord`]s so the caller's history and priority accumulators stay honest. The
 //! encode path does no per-entity heap allocation (the output vectors are reused).
 //!
-//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): 11.2 bits
-//! per delta record (11.9 in protocol 5; 15.1 with per-axis parabolic prediction and X/Y
-//! residuals); in the replication scenario's crowd, 20.0 bits per record (28.1 in
-//! protocol 5, where most records named a baseline older than the snapshot's). Kept:
+//! Measured (codec scenario, 250 steering walkers, 1 cm, 6-tick-old baselines): 10.4 bits
+//! per delta record with 10-bit yaw (11.2 with 12-bit yaw; 11.9 in protocol 5; 15.1 with
+//! per-axis parabolic prediction and X/Y residuals); in the replication scenario's crowd,
+//! 17.7 bits per record (28.1 in protocol 5, where most records named a baseline older
+//! than the snapshot's; `docs/performance.md`). Kept:
 //! X/Y predicted along a circular arc turned by the derived yaw rate, yaw extrapolated at
 //! constant rate (the parabola overshot turn-rate ramps), X/Y residuals in the along/cross-
-//! track frame of the predicted displacement, orders 0 (position) and 3 (yaw) at short
+//! track frame of the predicted displacement, orders 0 (position) and 2 (yaw) at short
 //! prediction intervals, larger for longer ones ([`residual_orders`]). Tried and
 //! not kept: a per-entity adaptive exp-Golomb order (no gain over the fixed orders); yaw
 //! predicted from the decoded displacement direction and, the other way round, the
@@ -129,8 +131,8 @@ const YAW_ORDER_GROWTH: [u32; 8] = [0, 1, 2, 3, 5, 6, 7, 7];
 /// Exp-Golomb orders of a delta record's residuals (position, yaw): the configured orders
 /// grown with the ticks `dt` the prediction spans (prediction errors grow with it), capped
 /// at [`EXP_GOLOMB_MAX_K`]. The growth tables were fitted to the replication scenario's
-/// residuals (1 cm, 12-bit yaw at order 3; the default 10-bit yaw's residuals are four
-/// times smaller, hence its order 2): an entity updated every few ticks keeps the configured
+/// residuals (1 cm, 12-bit yaw at order 3; for the default 10-bit yaw, order 2 measured
+/// best with the same growth): an entity updated every few ticks keeps the configured
 /// orders, one updated once a second (mid tier) or less gets orders 8-10, which saves
 /// 5-7 bits per channel against order 0.
 #[inline]
@@ -633,7 +635,7 @@ impl SnapshotCodec {
         match &snap.owner {
             Some(c) => {
                 w.write_bool(true);
-                // Against the baseline's owner state unless that codes longer than raw.
+                // Against the baseline's owner state only when that is shorter than raw.
                 let base = header_back
                     .and(snap.owner_baseline.as_ref())
                     .filter(|b| owner_delta_bits(c, b) < 7 * 32);

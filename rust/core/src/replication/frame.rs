@@ -226,7 +226,8 @@ mod tests {
             Err(FrameError::OutOfRange { id: 3, .. })
         ));
         let mut yaw = f;
-        yaw.entities[1].state.yaw_q = 1 << 12;
+        // The first value past the default 10-bit yaw.
+        yaw.entities[1].state.yaw_q = 1 << q.config.yaw_bits;
         assert!(matches!(
             yaw.validate(&q),
             Err(FrameError::OutOfRange { id: 6, .. })

@@ -336,10 +336,18 @@ impl ClientSession {
         self.remotes.get(&id).map(|r| r.archetype)
     }
 
-    /// The newest applied snapshot as decoded (for diagnostics and measurements).
+    /// The newest applied snapshot as decoded (for diagnostics and measurements; with
+    /// [`SnapshotHandling::HeaderOnly`] it stays empty).
     #[must_use]
     pub fn last_snapshot(&self) -> &DecodedSnapshot {
         &self.decoded
+    }
+
+    /// The owner state of the newest applied snapshot that carried one, as decoded (both
+    /// snapshot handlings; for diagnostics and tests).
+    #[must_use]
+    pub fn last_owner_state(&self) -> Option<&CharacterState> {
+        self.received.newest_owner()
     }
 
     /// A remote entity's health as a percentage of its maximum (`0..=100`, 0 = dead), from

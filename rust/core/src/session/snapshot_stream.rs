@@ -7,7 +7,9 @@
 //! replication work outside the replication phase, where neither the tick budget nor the
 //! benchmarks see it. So an ack is only queued when it arrives ([`SnapshotStream::queue_ack`],
 //! a copy of 8 bytes) and the queue is processed, in arrival order, at the start of the
-//! client's next replication ([`SnapshotStream::process_acks`]). The outcome is exactly the
+//! client's next replication ([`SnapshotStream::process_acks`], before the records' bases
+//! are taken; [`SnapshotStream::encode_next`] processes what is left only after sending,
+//! since the bases must match the snapshot baseline it writes). The outcome is exactly the
 //! one of processing each ack on arrival: nothing is sent between the arrival and the
 //! processing, and the send tracker's result depends only on the order of sends and acks.
 //! The queue holds at most [`MAX_PENDING_ACKS`] acks; one more processes the queue first,
@@ -104,8 +106,8 @@ impl SnapshotStream {
         self.record_bits_x16.div_ceil(16)
     }
 
-    /// Encodes the next snapshot into `out.datagram`: `snap`'s seq and baseline are filled
-    /// in here (the caller's are ignored), the pending leaves go first, then `records` until
+    /// Encodes the next snapshot into `out.datagram`: `snap`'s seq, baseline and owner
+    /// baseline are filled in here (the caller's are ignored), the pending leaves go first, then `records` until
     /// the datagram is full. `out.written` receives the records that made it in.
     ///
     /// `records`' bases must come from [`SnapshotStream::record_base`] with no ack processed
@@ -341,5 +343,82 @@ mod tests {
         assert_eq!(s.pending_ack_count(), 1);
         s.process_acks();
         assert_eq!(s.pending_ack_count(), 0);
+    }
+
+    /// An ack queued after the bases were taken must not move the snapshot baseline the
+    /// snapshot is written with: the wire does not name a delta's baseline, so the client
+    /// would decode against a newer state than the one the server coded against.
+    #[test]
+    fn an_ack_queued_after_the_bases_were_taken_waits_for_the_next_snapshot() {
+        use crate::codec::baseline::{ApplyOutcome, ReceivedHistory};
+        use crate::codec::packet::PacketHeader;
+        use crate::codec::snapshot::DecodedSnapshot;
+        /// A server stream and a client history that applies every snapshot.
+        struct Link {
+            codec: SnapshotCodec,
+            stream: SnapshotStream,
+            client: ReceivedHistory,
+            datagram: Vec<u8>,
+            written: Vec<WrittenRecord>,
+            dec: DecodedSnapshot,
+            tick: u32,
+        }
+        impl Link {
+            /// Sends entity 5 at `x` metres with its base taken first (`ack_between` is
+            /// queued after that); the client must decode exactly what was written.
+            fn send(&mut self, x: f32, ack_between: Option<AckFields>) {
+                self.tick += 1;
+                let records = [EntityRecordIn {
+                    id: EntityId(5),
+                    state: NetEntityState {
+                        position_m: glam::Vec3::new(x, 0.0, 0.0),
+                        yaw_rad: 0.0,
+                        flags: 0,
+                    },
+                    base: self.stream.record_base(EntityId(5), None, 1),
+                }];
+                if let Some(ack) = ack_between {
+                    self.stream.queue_ack(ack);
+                }
+                let mut out = EncodeBuffers {
+                    datagram: &mut self.datagram,
+                    written: &mut self.written,
+                    cache: None,
+                };
+                let snap = bare_snapshot(self.tick);
+                self.stream
+                    .encode_next(&self.codec, snap, &records, &mut out)
+                    .unwrap();
+                let (h, payload) = PacketHeader::decode(&self.datagram).unwrap();
+                let outcome = self
+                    .client
+                    .on_snapshot(&self.codec, h.seq, payload, &mut self.dec);
+                assert_eq!(outcome, Ok(ApplyOutcome::Applied), "tick {}", self.tick);
+                assert_eq!(self.dec.entities[0].state, self.written[0].state);
+            }
+        }
+        let mut l = Link {
+            codec: SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap()),
+            stream: SnapshotStream::new(),
+            client: ReceivedHistory::new(),
+            datagram: Vec::new(),
+            written: Vec::new(),
+            dec: DecodedSnapshot::default(),
+            tick: 0,
+        };
+        l.send(1.0, None);
+        let ack = l.client.ack_fields().unwrap();
+        l.stream.queue_ack(ack);
+        l.stream.process_acks();
+        // Seq 1 is a delta against seq 0; the client applies it, its ack arrives late.
+        l.send(2.0, None);
+        let late = l.client.ack_fields().unwrap();
+        // Seq 2's base is taken before that ack (against seq 0); the ack is queued before
+        // the encode. Processed first, it would make seq 1 the snapshot baseline and the
+        // client would decode against seq 1's state.
+        l.send(3.5, Some(late));
+        // Processed after seq 2: seq 3 is coded against seq 1.
+        l.send(4.0, None);
+        assert_eq!(l.dec.entities[0].baseline_seq, Some(1));
     }
 }
