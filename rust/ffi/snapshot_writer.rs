@@ -225,8 +225,9 @@ pub unsafe extern "C" fn mmo_snapshot_writer_free(writer: *mut mmo_snapshot_writ
 /// `*out_report`. The snapshot carries `tick`, `ack_input_seq` (the newest input sequence
 /// the server simulated for this client), the owner's own state `*owner` losslessly (NULL:
 /// none; always as raw floats: this writer does not code it against the snapshot
-/// baseline's, `owner_delta` 0 in `WIRE_FORMAT.md` 5.1), pending leave records, then the `entity_count` records at `entities` (sorted by id
-/// here) until `max_len_bytes` is full; records that do not fit are skipped and reported.
+/// baseline's, `owner_delta` 0 in `WIRE_FORMAT.md` 5.1), pending leave records, then the
+/// `entity_count` records at `entities` (sorted by id here) until `max_len_bytes` is full;
+/// records that do not fit are skipped and reported.
 ///
 /// A buffer of the config's `max_len_bytes` always suffices. On any error nothing is
 /// recorded as sent (the sequence number is not consumed) and `buf` is untouched.

@@ -15,9 +15,10 @@
 //!
 //! What it does not hold: derived motion (velocity and acceleration of the codec's
 //! prediction). In protocols 5 and 6 those are derived from the baseline each client
-//! holds, so they differ per client and are computed per record. Making them canonical (derived from the
-//! world's own history, so a record's bits depend only on entity, tick and baseline tick)
-//! is the next step of the replication-at-scale work, and changes the wire format.
+//! holds, so they differ per client and are computed per record. Making them canonical
+//! (derived from the world's own history, so a record's bits depend only on entity, tick
+//! and baseline tick) is the next step of the replication-at-scale work, and changes the
+//! wire format.
 
 use serde::{Deserialize, Serialize};
 

@@ -107,8 +107,9 @@ impl SnapshotStream {
     }
 
     /// Encodes the next snapshot into `out.datagram`: `snap`'s seq, baseline and owner
-    /// baseline are filled in here (the caller's are ignored), the pending leaves go first, then `records` until
-    /// the datagram is full. `out.written` receives the records that made it in.
+    /// baseline are filled in here (the caller's are ignored), the pending leaves go first,
+    /// then `records` until the datagram is full. `out.written` receives the records that
+    /// made it in.
     ///
     /// `records`' bases must come from [`SnapshotStream::record_base`] with no ack processed
     /// since: the wire does not name a delta's baseline, so the snapshot baseline written
