@@ -85,6 +85,12 @@ pub const RING_LEN: usize = BASELINE_WINDOW as usize + 1;
 /// repeated forever.)
 const SLOTS: usize = 64;
 
+/// The slot that holds snapshot `seq` (extended) while it is among the last `SLOTS` sent.
+#[inline]
+fn slot_index(seq: u64) -> usize {
+    (seq % SLOTS as u64) as usize
+}
+
 #[derive(Debug, Clone, Default)]
 struct SentSlot {
     /// Extended seq this slot holds (the last one it held once dead).
@@ -394,13 +400,13 @@ impl SentHistory {
         } = self;
         // The slot's previous snapshot is 64 seqs old: if no ack resolved it, none will.
         tracker.on_send(|_| {});
-        let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
+        let Some(slot) = slots.get_mut(slot_index(seq)) else {
             return;
         };
         kill_unsure(slot, records, *records_front, entities);
         *oldest_unresolved = (*oldest_unresolved).max(seq.saturating_sub(SLOTS as u64 - 1));
         Self::trim(seq, slots, records, records_front, oldest_unresolved);
-        let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
+        let Some(slot) = slots.get_mut(slot_index(seq)) else {
             return;
         };
         slot.seq = seq;
@@ -491,7 +497,7 @@ impl SentHistory {
     ) {
         while *oldest_unresolved < next
             && slots
-                .get((*oldest_unresolved % SLOTS as u64) as usize)
+                .get(slot_index(*oldest_unresolved))
                 .is_none_or(|s| !s.live || s.seq != *oldest_unresolved)
         {
             *oldest_unresolved += 1;
@@ -499,7 +505,7 @@ impl SentHistory {
         let ring_end = *records_front + records.len() as u64;
         let keep_from = if *oldest_unresolved < next {
             slots
-                .get((*oldest_unresolved % SLOTS as u64) as usize)
+                .get(slot_index(*oldest_unresolved))
                 .map_or(ring_end, |s| s.records_from)
         } else {
             ring_end
@@ -516,7 +522,7 @@ impl SentHistory {
     /// [`SentHistory::on_sent`]) carried, so that a later snapshot whose baseline it is can
     /// code its owner state against it.
     pub fn note_owner(&mut self, seq: u64, owner: Option<CharacterState>) {
-        if let Some(slot) = self.slots.get_mut((seq % SLOTS as u64) as usize)
+        if let Some(slot) = self.slots.get_mut(slot_index(seq))
             && slot.seq == seq
         {
             slot.owner = owner;
@@ -527,7 +533,7 @@ impl SentHistory {
     /// baseline is at most 32 seqs back, the slots reach 64).
     #[must_use]
     pub fn owner_at(&self, seq: u64) -> Option<&CharacterState> {
-        let slot = self.slots.get((seq % SLOTS as u64) as usize)?;
+        let slot = self.slots.get(slot_index(seq))?;
         (slot.seq == seq).then_some(slot.owner.as_ref()).flatten()
     }
 
@@ -546,12 +552,10 @@ impl SentHistory {
             newest_delivered,
             ..
         } = self;
-        let mut lost_seqs = [0u64; SLOTS];
-        let mut n_lost = 0;
         tracker.on_ack(
             ack,
             |seq| {
-                let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize) else {
+                let Some(slot) = slots.get_mut(slot_index(seq)) else {
                     return;
                 };
                 if !slot.live || slot.seq != seq {
@@ -601,31 +605,20 @@ impl SentHistory {
                     }
                 }
             },
-            |seq| {
-                if let Some(l) = lost_seqs.get_mut(n_lost) {
-                    *l = seq;
-                    n_lost += 1;
-                }
-            },
+            // The tracker's "lost" seqs (more than ACK_WINDOW behind this ack, never
+            // acknowledged) are older than the newest delivered one, so the pass below
+            // resolves them, as unsure.
+            |_| {},
         );
-        // Fell out of the ack window unresolved: nothing will ever say whether the client
-        // applied them.
-        for seq in lost_seqs.iter().take(n_lost) {
-            if let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize)
-                && slot.seq == *seq
-            {
-                kill_unsure(slot, records, *records_front, entities);
-            }
-        }
         // The client applies snapshots in seq order and acknowledges only what it applied,
         // so a snapshot older than one it acknowledged and not acknowledged itself by now
         // never will be: its records cannot become baselines. The ack that named the newest
         // one listed every snapshot the client had applied among the ACK_WINDOW before it,
         // so those not listed are known not applied; an older one may have been applied
-        // with every ack naming it lost.
+        // with every ack naming it lost (unsure: nothing will ever say).
         if let Some(newest) = *newest_delivered {
             for seq in *oldest_unresolved..newest {
-                if let Some(slot) = slots.get_mut((seq % SLOTS as u64) as usize)
+                if let Some(slot) = slots.get_mut(slot_index(seq))
                     && slot.seq == seq
                 {
                     if seq + ACK_WINDOW < newest {
