@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Starts and stops the real services the tests use: a PostgreSQL server and a Redis server
-# on loopback, data in a directory of their own, nothing left behind.
+# Starts and stops the real services the tests use: a PostgreSQL server, a Redis server and
+# a NATS server on loopback, data in a directory of their own, nothing left behind.
 #
-#   ci/services.sh start DIR   installs PostgreSQL and Redis from Debian's packages if
-#                              missing, starts both with their data under DIR, and writes
+#   ci/services.sh start DIR   installs PostgreSQL, Redis and NATS from Debian's packages if
+#                              missing, starts them with their data under DIR, and writes
 #                              DIR/env (export lines: MMO_TEST_POSTGRES_URL,
-#                              MMO_TEST_REDIS_URL, MMO_TEST_SERVICES_DIR)
+#                              MMO_TEST_REDIS_URL, MMO_TEST_NATS_URL, MMO_TEST_SERVICES_DIR)
 #   ci/services.sh pg-stop DIR  stops PostgreSQL (fast), for outage tests
 #   ci/services.sh pg-start DIR starts it again on the same port and data
-#   ci/services.sh stop DIR    stops both
+#   ci/services.sh stop DIR    stops all three
 #
 # Runs as root (CI) or as a user with sudo for apt-get. PostgreSQL refuses to run as root,
 # so as root its cluster belongs to the `postgres` user the package creates.
@@ -34,6 +34,7 @@ install_missing() {
     local missing=()
     pg_bin >/dev/null 2>&1 || missing+=(postgresql)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         local sudo=""
@@ -94,9 +95,18 @@ start)
         sleep 0.1
     done
     redis-cli -p "$(cat "$dir/redis.port")" ping >/dev/null
+    free_port >"$dir/nats.port"
+    log "NATS on 127.0.0.1:$(cat "$dir/nats.port")"
+    nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+    "$nats_bin" -a 127.0.0.1 -p "$(cat "$dir/nats.port")" -P "$dir/nats.pid" -l "$dir/nats.log" &
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/nats.port")") 2>/dev/null && break
+        sleep 0.1
+    done
     cat >"$dir/env" <<ENV
 export MMO_TEST_POSTGRES_URL=postgres://mmo@127.0.0.1:$(cat "$dir/pg.port")/postgres
 export MMO_TEST_REDIS_URL=redis://127.0.0.1:$(cat "$dir/redis.port")/
+export MMO_TEST_NATS_URL=nats://127.0.0.1:$(cat "$dir/nats.port")
 export MMO_TEST_SERVICES_DIR=$dir
 ENV
     cat "$dir/env"
@@ -105,9 +115,11 @@ pg-stop) pg_stop ;;
 pg-start) pg_start ;;
 stop)
     pg_stop
-    if [ -f "$dir/redis.pid" ]; then
-        kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
-    fi
+    for pidfile in "$dir/redis.pid" "$dir/nats.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+    done
     ;;
 *)
     echo "unknown command $cmd" >&2

@@ -3,7 +3,7 @@
 #
 # Works on a fresh Debian machine with the Rust toolchain: it installs what is missing
 # (apt packages, rustup components), then runs formatting, lints and the whole test suite.
-# The storage, outage and chat tests run against a real PostgreSQL and Redis that
+# The storage, outage, chat and relay tests run against a real PostgreSQL, Redis and NATS that
 # ci/services.sh installs (if missing) and starts on loopback for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,7 @@ cargo fmt --all --check
 log "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "PostgreSQL and Redis for the storage, outage and chat tests (ci/services.sh)"
+log "PostgreSQL, Redis and NATS for the storage, outage, chat and relay tests (ci/services.sh)"
 services_dir=$(mktemp -d /tmp/mmo-services.XXXXXX)
 trap 'bash ci/services.sh stop "$services_dir"' EXIT
 bash ci/services.sh start "$services_dir" >/dev/null

@@ -23,6 +23,7 @@ pub mod lag_compensation;
 pub mod movement;
 pub mod persist;
 pub mod prediction;
+pub mod relay;
 pub mod replication;
 pub mod session;
 pub mod time;

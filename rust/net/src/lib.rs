@@ -47,10 +47,12 @@ pub mod client;
 pub mod gateway;
 pub mod metrics;
 pub mod persist;
+pub mod relay;
 pub mod server;
 pub mod tls;
 mod token_bucket;
 pub mod udp;
+mod zone_set;
 mod zone_thread;
 
 /// What can go wrong setting up or running an endpoint.

@@ -31,6 +31,15 @@ pub const REPLICATION_VIEWS_BYTES: &str = "mmo_replication_views_bytes";
 pub const REPLICATION_SHARED_BYTES: &str = "mmo_replication_shared_bytes";
 /// Gauge, label `zone`: players logged in to the zone (CCU per zone).
 pub const ZONE_PLAYERS: &str = "mmo_zone_players";
+/// Counter, label `event`: what the fleet relay (`crate::relay`) did: `batch_sent`,
+/// `batch_received`, `batch_refused` (undecodable or another format version),
+/// `publish_failed`, `batch_unencodable`, `foreign_gateway` (a batch for another
+/// gateway), `stream_refused` (a broken reliable stream: the connection is ended),
+/// `peer_timeout` (the other process stopped acknowledging), `outbox_full`, `zone_full`,
+/// `opened` and `ended` (relayed connections, zone side).
+pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
+/// Counter, bytes: relay batches published to NATS.
+pub const RELAY_BYTES_SENT_TOTAL: &str = "mmo_relay_bytes_sent_total";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
 /// [`crate::gateway::GatewayConfig::max_connections`] caps).
 pub const CONNECTIONS: &str = "mmo_connections";

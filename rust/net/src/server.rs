@@ -36,13 +36,12 @@
 //! bytes per client sampled about once a second from each session's counters).
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mmo_core::control::DisconnectReason;
 use mmo_core::world::{WorldLayout, ZoneId};
-use mmo_core::zone::{ConnectionId, Zone, ZoneConfig, ZonePlacement};
+use mmo_core::zone::{ConnectionId, Zone, ZoneConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::NetError;
@@ -54,7 +53,8 @@ use crate::metrics as names;
 use crate::persist::CharacterStore;
 use crate::tls::{Fingerprint, ServerCert};
 use crate::token_bucket::TokenBucket;
-use crate::zone_thread::{Inspect, PeerMsg, Shared, ZoneMsg, count_disconnect};
+use crate::zone_set::ZoneSet;
+use crate::zone_thread::{ZoneMsg, count_disconnect};
 
 /// Capacity of each connection's control chunk channel (chunks of up to
 /// `STREAM_READ_BYTES`); a full channel stops reading the stream, which pushes back on the
@@ -126,15 +126,8 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     fingerprint: Fingerprint,
-    /// Inbox of each zone thread, indexed by zone id.
-    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
-    /// Empty once the zones were stopped.
-    zone_threads: Vec<std::thread::JoinHandle<()>>,
-    /// Stops every zone at once (used on drop; shutdown goes through the inboxes).
-    stop: tokio::sync::watch::Sender<bool>,
+    zones: ZoneSet,
     accept_task: tokio::task::JoinHandle<()>,
-    /// The chat hub of every zone (operator mutes).
-    chat: ChatHub,
 }
 
 impl Server {
@@ -152,11 +145,7 @@ impl Server {
             ));
         }
         let gateway = Gateway::new(config.gateway.clone())?;
-        let zones = build_zones(&config)?;
-        let home = usize::from(match config.layout {
-            Some(layout) => layout.zone_at(config.zone.spawn_position_m).0,
-            None => 0,
-        });
+        let home = home_zone(&config);
         let mut server_config =
             quinn::ServerConfig::with_crypto(crate::tls::quic_server_crypto(&config.cert)?);
         server_config.transport_config(crate::transport_config());
@@ -169,67 +158,23 @@ impl Server {
             Arc::new(quinn::TokioRuntime),
         )?;
         let local_addr = endpoint.local_addr()?;
-        let mut inboxes = Vec::with_capacity(zones.len());
-        let mut inbox_rxs = Vec::with_capacity(zones.len());
-        let mut peers = Vec::with_capacity(zones.len());
-        let mut peer_rxs = Vec::with_capacity(zones.len());
-        for _ in &zones {
-            let (tx, rx) = mpsc::channel(config.inbox_capacity);
-            inboxes.push(tx);
-            inbox_rxs.push(rx);
-            let (tx, rx) = mpsc::unbounded_channel();
-            peers.push(tx);
-            peer_rxs.push(rx);
-        }
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let peers: Arc<[mpsc::UnboundedSender<PeerMsg>]> = peers.into();
-        let chat = ChatHub::new(config.chat, peers.clone(), config.chat_bridge.clone());
-        let shared = Shared {
-            authority: config.authority.clone(),
-            accounts: Arc::new(Mutex::new(Default::default())),
-            chat: chat.clone(),
-            peers,
-            start: Instant::now(),
-            border_backlog: (0..zones.len()).map(|_| AtomicUsize::new(0)).collect(),
-            stop: stop_rx,
-            store: config.store.clone(),
-            save_interval: config.save_interval,
-            save_versions: Arc::new(Mutex::new(Default::default())),
-        };
-        let mut zone_threads = Vec::with_capacity(zones.len());
-        for ((zone, inbox_rx), peer_rx) in zones.into_iter().zip(inbox_rxs).zip(peer_rxs) {
-            let name = format!("mmo-zone-{}", zone.zone_id().0);
-            let shared = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || crate::zone_thread::run(zone, shared, inbox_rx, peer_rx));
-            match spawned {
-                Ok(thread) => zone_threads.push(thread),
-                Err(e) => {
-                    // Stop the zones already running before reporting.
-                    let _ = stop.send(true);
-                    return Err(e.into());
-                }
-            }
-        }
-        let inboxes: Arc<[mpsc::Sender<ZoneMsg>]> = inboxes.into();
+        let zones = ZoneSet::start(&config, None)?;
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
             gateway,
-            inboxes.clone(),
-            home,
+            Upstream::Local {
+                inboxes: zones.inboxes.clone(),
+                home,
+            },
             config.outbox_capacity,
-            shared.start,
+            zones.start,
         ));
-        tracing::info!(%local_addr, zones = inboxes.len(), fingerprint = %config.cert.fingerprint().to_hex(), "server listening");
+        tracing::info!(%local_addr, zones = zones.inboxes.len(), fingerprint = %config.cert.fingerprint().to_hex(), "server listening");
         Ok(Server {
-            chat,
             endpoint,
             local_addr,
             fingerprint: config.cert.fingerprint(),
-            inboxes,
-            zone_threads,
-            stop,
+            zones,
             accept_task,
         })
     }
@@ -237,13 +182,13 @@ impl Server {
     /// The chat hub (operator mutes, who is online).
     #[must_use]
     pub fn chat(&self) -> &ChatHub {
-        &self.chat
+        &self.zones.chat
     }
 
     /// How many zones (threads) simulate the world.
     #[must_use]
     pub fn zone_count(&self) -> usize {
-        self.inboxes.len()
+        self.zones.inboxes.len()
     }
 
     /// The bound UDP address.
@@ -274,13 +219,7 @@ impl Server {
         zone: ZoneId,
         f: impl FnOnce(&Zone, &[ConnectionId]) -> R + Send + 'static,
     ) -> Option<R> {
-        let inbox = self.inboxes.get(usize::from(zone.0))?;
-        let (reply, result) = oneshot::channel();
-        let job: Inspect = Box::new(move |zone, ids| {
-            let _ = reply.send(f(zone, ids));
-        });
-        inbox.send(ZoneMsg::Inspect(job)).await.ok()?;
-        result.await.ok()
+        self.zones.inspect_zone(zone, f).await
     }
 
     /// Stops accepting connections, closes every connection with
@@ -290,12 +229,7 @@ impl Server {
     pub async fn shutdown(mut self, grace: Duration) {
         self.endpoint.set_server_config(None);
         self.accept_task.abort();
-        for inbox in self.inboxes.iter() {
-            let _ = inbox.send(ZoneMsg::Shutdown).await;
-        }
-        for thread in std::mem::take(&mut self.zone_threads) {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        self.zones.shutdown().await;
         let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
         let reason = DisconnectReason::ServerShutdown;
         self.endpoint
@@ -310,41 +244,44 @@ impl Drop for Server {
     /// waiting).
     fn drop(&mut self) {
         self.accept_task.abort();
-        if !self.zone_threads.is_empty() {
+        if self.zones.is_running() {
             self.endpoint.set_server_config(None);
-            let _ = self.stop.send(true);
+            self.zones.stop_now();
         }
     }
 }
 
-/// One [`Zone`] per zone of the layout (placement set), or one for the whole world.
-fn build_zones(config: &ServerConfig) -> Result<Vec<Zone>, NetError> {
-    let Some(layout) = config.layout else {
-        return Ok(vec![
-            Zone::new(config.zone.clone()).map_err(NetError::Config)?,
-        ]);
-    };
-    layout
-        .zones()
-        .map(|id| {
-            let zone = ZoneConfig {
-                placement: Some(ZonePlacement::new(layout, id)),
-                ..config.zone.clone()
-            };
-            Zone::new(zone).map_err(|e| NetError::Config(format!("zone {}: {e}", id.0)))
-        })
-        .collect()
+/// The zone a new connection starts in: the one that owns the spawn position (zone 0 without
+/// a layout).
+pub(crate) fn home_zone(config: &ServerConfig) -> usize {
+    usize::from(match config.layout {
+        Some(layout) => layout.zone_at(config.zone.spawn_position_m).0,
+        None => 0,
+    })
 }
 
 fn count_handshake(outcome: &'static str) {
     metrics::counter!(names::HANDSHAKES_TOTAL, "outcome" => outcome).increment(1);
 }
 
-async fn accept_loop(
+/// Where a connection's session runs.
+#[derive(Clone)]
+pub(crate) enum Upstream {
+    /// On a zone thread of this process: connections start in zone `home`.
+    Local {
+        /// Inbox of each zone thread, indexed by zone id.
+        inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
+        /// The zone new connections start in.
+        home: usize,
+    },
+    /// In a zone process, through this gateway's relay (`crate::relay`).
+    Relay(crate::relay::RelayHandle),
+}
+
+pub(crate) async fn accept_loop(
     endpoint: quinn::Endpoint,
     mut gateway: Gateway,
-    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
-    home: usize,
+    upstream: Upstream,
     outbox_capacity: usize,
     zone_clock: Instant,
 ) {
@@ -395,8 +332,7 @@ async fn accept_loop(
                 let pending = CountGuard::pending(&counts);
                 tokio::spawn(run_connection(
                     incoming,
-                    inboxes.clone(),
-                    home,
+                    upstream.clone(),
                     ConnectionSettings {
                         outbox_capacity,
                         control_stream_timeout,
@@ -423,8 +359,7 @@ struct ConnectionSettings {
 
 async fn run_connection(
     incoming: quinn::Incoming,
-    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
-    home: usize,
+    upstream: Upstream,
     settings: ConnectionSettings,
     (_live, pending): (CountGuard, CountGuard),
 ) {
@@ -446,7 +381,6 @@ async fn run_connection(
     drop(pending);
     count_handshake("accepted");
     let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
-    link.set_zone(home as u16);
 
     // Until the control stream is open the client is not even waiting for a login:
     // datagrams are read (so quinn's buffer does not hold them) and dropped.
@@ -475,6 +409,53 @@ async fn run_connection(
             return;
         }
     };
+    let opened = OpenedConnection {
+        connection,
+        send,
+        recv,
+        link,
+        outbox_capacity,
+        datagram_rate: TokenBucket::new(max_datagrams_per_s, max_datagrams_per_s, 0),
+    };
+    match upstream {
+        Upstream::Local { inboxes, home } => serve_local(opened, inboxes, home, zone_clock).await,
+        Upstream::Relay(relay) => crate::relay::serve_relayed(opened, relay).await,
+    }
+}
+
+/// A connection past its handshake with its control stream open, ready to be served.
+pub(crate) struct OpenedConnection {
+    pub(crate) connection: quinn::Connection,
+    pub(crate) send: quinn::SendStream,
+    pub(crate) recv: quinn::RecvStream,
+    pub(crate) link: Arc<Link>,
+    pub(crate) outbox_capacity: usize,
+    /// The client's datagram rate limit (tokens per second of the connection's clock).
+    pub(crate) datagram_rate: TokenBucket,
+}
+
+/// Capacity of each connection's control chunk channel (see [`CONTROL_CHUNKS`]).
+pub(crate) const fn control_chunks() -> usize {
+    CONTROL_CHUNKS
+}
+
+/// Serves `opened` on this process's zone threads.
+async fn serve_local(
+    opened: OpenedConnection,
+    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
+    home: usize,
+    zone_clock: Instant,
+) {
+    let OpenedConnection {
+        connection,
+        send,
+        recv,
+        link,
+        outbox_capacity,
+        mut datagram_rate,
+    } = opened;
+    let remote = connection.remote_address();
+    link.set_zone(home as u16);
     let (outbox, outbox_rx) = mpsc::channel(outbox_capacity);
     let (control_tx, control) = mpsc::channel(CONTROL_CHUNKS);
     let (reply, id) = oneshot::channel();
@@ -520,7 +501,6 @@ async fn run_connection(
         )
     });
     let clock = Instant::now();
-    let mut datagram_rate = TokenBucket::new(max_datagrams_per_s, max_datagrams_per_s, 0);
     let error = loop {
         match connection.read_datagram().await {
             Ok(d) => {

@@ -153,6 +153,10 @@ pub(crate) struct Shared {
     /// session that loaded a record before an older session's last save was written still
     /// saves with higher versions (see `saving`).
     pub(crate) save_versions: saving::SaveVersions,
+    /// Woken after each tick's transmits are in the outboxes, in a zone process whose
+    /// connections are relayed (`crate::relay`): the relay sends them as one batch per
+    /// gateway. `None` in a process that holds its QUIC connections itself.
+    pub(crate) relay_tick: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The zone thread's metric handles (registered once; recording is a no-op without a
@@ -499,6 +503,9 @@ impl ZoneLoop {
             self.flush(id);
         }
         self.scratch_ids = ids;
+        if let Some(relay) = &self.shared.relay_tick {
+            relay.notify_one();
+        }
         // A flush may have closed a slow connection.
         self.handle_events();
         let tick_s = started.elapsed().as_secs_f64();

@@ -1,0 +1,586 @@
+//! The gateway role: QUIC connections in, relay batches out (see the module docs of
+//! `relay`).
+//!
+//! Each accepted connection is served by [`serve_relayed`] (its datagram loop, its control
+//! stream reader and writer, as on a single server) and registered with the one relay task,
+//! which owns every connection's reliable streams: client control bytes and the
+//! connection's end go to the zone process as stream items, client datagrams as datagram
+//! items; from the zone process, datagrams and control bytes go to the connection's outbox
+//! (the same writer task as on a single server), `LoggedIn` opens the datagram path and
+//! `End` closes the QUIC connection with the session's reason.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mmo_core::control::DisconnectReason;
+use mmo_core::relay::{Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::session::Transmit;
+use tokio::sync::mpsc;
+
+use super::{OPEN_TIMEOUT_US, PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, count};
+use crate::NetError;
+use crate::bridge::{Link, Queued};
+use crate::gateway::Gateway;
+use crate::server::{OpenedConnection, ServerConfig, Upstream};
+use crate::tls::Fingerprint;
+
+/// Commands from the connection tasks to the relay task; datagrams beyond it are dropped.
+const COMMAND_CAPACITY: usize = 65_536;
+/// The relay task's timer: control bytes left behind, retransmissions, timeouts.
+const TIMER: Duration = Duration::from_millis(20);
+
+/// What a connection task tells the relay task.
+enum Command {
+    /// A connection opened its control stream.
+    Open {
+        local: u64,
+        outbox: mpsc::Sender<Queued>,
+        control: mpsc::Receiver<Vec<u8>>,
+        link: Arc<Link>,
+    },
+    /// Control bytes wait in the connection's chunk channel.
+    Wake(u64),
+    /// A client datagram to relay.
+    Datagram(u64, Vec<u8>),
+    /// The QUIC connection ended, with this reason (after its last control bytes).
+    Lost(u64, DisconnectReason),
+    /// The gateway is stopping: end every connection with `ServerShutdown`.
+    Shutdown,
+}
+
+/// The connection tasks' way to the relay task.
+#[derive(Clone)]
+pub(crate) struct RelayHandle {
+    commands: mpsc::Sender<Command>,
+    next_local: Arc<AtomicU64>,
+}
+
+impl RelayHandle {
+    fn wake(&self, local: u64) {
+        // A lost wake-up (full channel) only waits for the timer.
+        let _ = self.commands.try_send(Command::Wake(local));
+    }
+}
+
+/// A running gateway process: a QUIC endpoint whose connections are relayed to the zone
+/// process of [`RelaySettings::world`] over NATS.
+#[derive(Debug)]
+pub struct GatewayProcess {
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+    fingerprint: Fingerprint,
+    id: u64,
+    accept_task: tokio::task::JoinHandle<()>,
+    relay_task: tokio::task::JoinHandle<()>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("relay command")
+    }
+}
+
+impl GatewayProcess {
+    /// Connects to NATS, binds the QUIC endpoint on `config.bind_addr` with `config.cert`
+    /// behind `config.gateway`'s gate, and starts relaying. New connections start in the
+    /// zone that owns `config.zone.spawn_position_m` in `config.layout`. The zone fields
+    /// of `config` other than those are not read (the zone process has its own).
+    ///
+    /// # Errors
+    /// A bad setting, a socket that cannot be bound, NATS unreachable.
+    pub async fn start(
+        config: &ServerConfig,
+        relay: RelaySettings,
+    ) -> Result<GatewayProcess, NetError> {
+        let gate = Gateway::new(config.gateway.clone())?;
+        let id: u64 = rand::random();
+        let client = relay.connect(&format!("mmo-gateway-{id:016x}")).await?;
+        let my_subject = relay.gateway_subject(id);
+        let subscriber = client
+            .subscribe(my_subject.clone())
+            .await
+            .map_err(|e| NetError::Connection(format!("NATS subscribe {my_subject}: {e}")))?;
+        let mut server_config =
+            quinn::ServerConfig::with_crypto(crate::tls::quic_server_crypto(&config.cert)?);
+        server_config.transport_config(crate::transport_config());
+        let (socket, _, _) =
+            crate::udp::bind_udp(config.bind_addr, config.gateway.udp_buffer_bytes)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let local_addr = endpoint.local_addr()?;
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let home = crate::server::home_zone(config) as u16;
+        let relay_task = tokio::spawn(
+            RelayLoop {
+                client,
+                id,
+                my_subject,
+                home_subject: relay.zone_subject(home),
+                home,
+                conns: HashMap::new(),
+                outgoing: HashMap::new(),
+                dirty: Vec::new(),
+                clock: Instant::now(),
+            }
+            .run(subscriber, command_rx),
+        );
+        let handle = RelayHandle {
+            commands: commands.clone(),
+            next_local: Arc::new(AtomicU64::new(1)),
+        };
+        let accept_task = tokio::spawn(crate::server::accept_loop(
+            endpoint.clone(),
+            gate,
+            Upstream::Relay(handle),
+            config.outbox_capacity,
+            Instant::now(),
+        ));
+        tracing::info!(%local_addr, gateway = %format!("{id:016x}"), world = %relay.world, fingerprint = %config.cert.fingerprint().to_hex(), "gateway listening");
+        Ok(GatewayProcess {
+            endpoint,
+            local_addr,
+            fingerprint: config.cert.fingerprint(),
+            id,
+            accept_task,
+            relay_task,
+            commands,
+        })
+    }
+
+    /// The bound UDP address.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The fingerprint clients must pin.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// This gateway's id (in its subject and every batch it sends).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Stops accepting, ends every connection with `ServerShutdown` (the zone process
+    /// closes the sessions and offers their saves), waits up to `grace` for the
+    /// connections to close, then closes the endpoint.
+    pub async fn shutdown(self, grace: Duration) {
+        self.endpoint.set_server_config(None);
+        self.accept_task.abort();
+        let _ = self.commands.send(Command::Shutdown).await;
+        let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
+        self.relay_task.abort();
+        let reason = DisconnectReason::ServerShutdown;
+        self.endpoint
+            .close(u32::from(reason.code()).into(), reason.as_str().as_bytes());
+        tracing::info!(local_addr = %self.local_addr, "gateway stopped");
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        self.relay_task.abort();
+    }
+}
+
+/// Serves one connection through the relay: the gateway's part of what
+/// `server::serve_local` does on a single server.
+pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) {
+    let OpenedConnection {
+        connection,
+        send,
+        recv,
+        link,
+        outbox_capacity,
+        mut datagram_rate,
+    } = opened;
+    let local = relay.next_local.fetch_add(1, Ordering::Relaxed);
+    let (outbox, outbox_rx) = mpsc::channel(outbox_capacity);
+    let (control_tx, control) = mpsc::channel(crate::server::control_chunks());
+    let open = Command::Open {
+        local,
+        outbox,
+        control,
+        link: link.clone(),
+    };
+    if relay.commands.send(open).await.is_err() {
+        crate::bridge::close_with(
+            &connection,
+            DisconnectReason::ServerShutdown,
+            "gateway stopping",
+        );
+        return;
+    }
+    tokio::spawn(crate::bridge::write_transmits(
+        connection.clone(),
+        send,
+        outbox_rx,
+        link.clone(),
+    ));
+    let reader = tokio::spawn({
+        let relay = relay.clone();
+        crate::bridge::read_stream(recv, control_tx, |chunk| chunk, move || relay.wake(local))
+    });
+    let clock = Instant::now();
+    let error = loop {
+        match connection.read_datagram().await {
+            Ok(d) => {
+                if !link.is_logged_in() {
+                    link.drop_datagram("unauthenticated");
+                } else if !datagram_rate.take(clock.elapsed().as_micros() as u64) {
+                    link.drop_datagram("rate_limited");
+                } else if relay
+                    .commands
+                    .try_send(Command::Datagram(local, d.to_vec()))
+                    .is_err()
+                {
+                    link.drop_datagram("relay_full");
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    let (reason, message) = crate::bridge::reason_of(&error, DisconnectReason::ClientQuit);
+    // Control bytes already read reach the zone before the loss does.
+    let _ = reader.await;
+    relay.wake(local);
+    let _ = relay.commands.send(Command::Lost(local, reason)).await;
+    tracing::debug!(connection = local, reason = reason.as_str(), %message, "relayed connection ended");
+}
+
+/// One relayed connection as the relay task knows it.
+struct GatewayConn {
+    /// `None` once the client's writer was told to close.
+    outbox: Option<mpsc::Sender<Queued>>,
+    control: mpsc::Receiver<Vec<u8>>,
+    link: Arc<Link>,
+    to_zone: ReliableSender,
+    from_zone: ReliableReceiver,
+    /// Where its items go: the home zone's subject until the zone process names its own.
+    zone_subject: String,
+    /// The QUIC connection ended (our `End` is queued).
+    client_gone: bool,
+    /// The zone's `End` arrived.
+    zone_ended: bool,
+}
+
+struct RelayLoop {
+    client: async_nats::Client,
+    id: u64,
+    my_subject: String,
+    home_subject: String,
+    home: u16,
+    conns: HashMap<u64, GatewayConn>,
+    /// Items to publish, by subject.
+    outgoing: HashMap<String, Vec<Item>>,
+    /// Connections touched since the last flush (polled for stream items then).
+    dirty: Vec<u64>,
+    clock: Instant,
+}
+
+impl RelayLoop {
+    fn now_us(&self) -> u64 {
+        self.clock.elapsed().as_micros() as u64
+    }
+
+    async fn run(
+        mut self,
+        mut subscriber: async_nats::Subscriber,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut timer = tokio::time::interval(TIMER);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    self.handle(command);
+                    // Take what else is waiting: one batch per subject for the burst.
+                    for _ in 0..1024 {
+                        match commands.try_recv() {
+                            Ok(command) => self.handle(command),
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush(false).await;
+                }
+                message = subscriber.next() => {
+                    let Some(message) = message else { break };
+                    if let Some(batch) = super::decode(&message.payload) {
+                        self.receive(batch);
+                    }
+                    self.flush(false).await;
+                }
+                _ = timer.tick() => self.flush(true).await,
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Open {
+                local,
+                outbox,
+                control,
+                link,
+            } => {
+                let mut to_zone = ReliableSender::new();
+                to_zone.push(StreamItem::Open {
+                    home_zone: self.home,
+                });
+                self.conns.insert(
+                    local,
+                    GatewayConn {
+                        outbox: Some(outbox),
+                        control,
+                        link,
+                        to_zone,
+                        from_zone: ReliableReceiver::new(),
+                        zone_subject: self.home_subject.clone(),
+                        client_gone: false,
+                        zone_ended: false,
+                    },
+                );
+                self.dirty.push(local);
+            }
+            Command::Wake(local) => self.dirty.push(local),
+            Command::Datagram(local, bytes) => {
+                if let Some(conn) = self.conns.get(&local)
+                    && !conn.zone_ended
+                {
+                    self.outgoing
+                        .entry(conn.zone_subject.clone())
+                        .or_default()
+                        .push(Item::Datagram { conn: local, bytes });
+                }
+            }
+            Command::Lost(local, reason) => {
+                if let Some(conn) = self.conns.get_mut(&local)
+                    && !conn.client_gone
+                {
+                    drain_control(conn);
+                    conn.client_gone = true;
+                    conn.outbox = None;
+                    conn.to_zone.push(StreamItem::End {
+                        reason_code: reason.code(),
+                    });
+                    self.dirty.push(local);
+                }
+            }
+            Command::Shutdown => {
+                for (&local, conn) in &mut self.conns {
+                    conn.link.set_close_reason(DisconnectReason::ServerShutdown);
+                    if !conn.client_gone {
+                        drain_control(conn);
+                        conn.client_gone = true;
+                        conn.to_zone.push(StreamItem::End {
+                            reason_code: DisconnectReason::ServerShutdown.code(),
+                        });
+                    }
+                    // The writer finishes the control stream and closes the connection.
+                    conn.outbox = None;
+                    self.dirty.push(local);
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, batch: Batch) {
+        if batch.gateway != self.id {
+            count("foreign_gateway");
+            return;
+        }
+        for item in batch.items {
+            match item {
+                Item::Datagram { conn: local, bytes } => {
+                    let Some(conn) = self.conns.get(&local) else {
+                        continue;
+                    };
+                    if let Some(outbox) = &conn.outbox
+                        && outbox
+                            .try_send(Queued::now(Transmit::Datagram(bytes)))
+                            .is_err()
+                    {
+                        conn.link.drop_datagram("outbox_full");
+                    }
+                }
+                Item::Stream {
+                    conn: local,
+                    seq,
+                    item,
+                } => {
+                    let Some(conn) = self.conns.get_mut(&local) else {
+                        // A retransmitted end of a connection already forgotten: its
+                        // acknowledgement was lost, so give it again.
+                        if matches!(item, StreamItem::End { .. }) {
+                            self.outgoing
+                                .entry(batch.reply_to.clone())
+                                .or_default()
+                                .push(Item::Ack {
+                                    conn: local,
+                                    next_seq: seq + 1,
+                                });
+                        }
+                        continue;
+                    };
+                    if conn.zone_subject != batch.reply_to {
+                        conn.zone_subject.clone_from(&batch.reply_to);
+                    }
+                    if let Err(e) = conn.from_zone.on_item(seq, item) {
+                        count("stream_refused");
+                        tracing::warn!(connection = local, error = %e, "zone process broke the relay stream: closing");
+                        close_client(conn, DisconnectReason::ServiceUnavailable);
+                    }
+                    self.dirty.push(local);
+                }
+                Item::Ack {
+                    conn: local,
+                    next_seq,
+                } => {
+                    if let Some(conn) = self.conns.get_mut(&local)
+                        && let Err(e) = conn.to_zone.on_ack(next_seq)
+                    {
+                        count("stream_refused");
+                        tracing::warn!(connection = local, error = %e, "bad relay acknowledgement: closing");
+                        close_client(conn, DisconnectReason::ServiceUnavailable);
+                    }
+                    self.dirty.push(local);
+                }
+            }
+        }
+    }
+
+    /// Delivers what arrived in order, queues stream items and acknowledgements for the
+    /// touched connections (every connection when `all`), publishes, and forgets the
+    /// connections whose both ends are over.
+    async fn flush(&mut self, all: bool) {
+        let now_us = self.now_us();
+        let mut locals = std::mem::take(&mut self.dirty);
+        if all {
+            locals.clear();
+            locals.extend(self.conns.keys().copied());
+        } else {
+            locals.sort_unstable();
+            locals.dedup();
+        }
+        let mut due = Vec::new();
+        for &local in &locals {
+            let Some(conn) = self.conns.get_mut(&local) else {
+                continue;
+            };
+            deliver(conn);
+            drain_control(conn);
+            due.clear();
+            conn.to_zone
+                .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
+            let items = self.outgoing.entry(conn.zone_subject.clone()).or_default();
+            for (seq, item) in due.drain(..) {
+                items.push(Item::Stream {
+                    conn: local,
+                    seq,
+                    item,
+                });
+            }
+            if let Some(next_seq) = conn.from_zone.take_ack() {
+                items.push(Item::Ack {
+                    conn: local,
+                    next_seq,
+                });
+            }
+            let limit_us = if conn.to_zone.acked_count() == 0 {
+                OPEN_TIMEOUT_US
+            } else {
+                PEER_TIMEOUT_US
+            };
+            let timed_out = conn
+                .to_zone
+                .oldest_unacked_age_us(now_us)
+                .is_some_and(|age| age > limit_us);
+            if timed_out {
+                count("peer_timeout");
+                tracing::warn!(
+                    connection = local,
+                    "zone process silent: closing the client"
+                );
+                close_client(conn, DisconnectReason::ServiceUnavailable);
+            }
+            let done = conn.client_gone && conn.zone_ended && conn.to_zone.is_idle();
+            if done || timed_out {
+                self.conns.remove(&local);
+            }
+        }
+        locals.clear();
+        self.dirty = locals;
+        for (subject, items) in self.outgoing.iter_mut() {
+            if !items.is_empty() {
+                let items = std::mem::take(items);
+                super::publish(&self.client, subject, self.id, &self.my_subject, items).await;
+            }
+        }
+        self.outgoing.retain(|_, items| items.capacity() > 0);
+    }
+}
+
+/// Moves the client's control bytes waiting in the chunk channel into the stream, while
+/// the window has room (a full window stops the reading: QUIC flow control pushes back).
+fn drain_control(conn: &mut GatewayConn) {
+    if conn.client_gone {
+        return;
+    }
+    while conn.to_zone.has_room() {
+        match conn.control.try_recv() {
+            Ok(chunk) => {
+                conn.to_zone.push(StreamItem::Bytes(chunk));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Hands the zone's in-order stream items to the client's writer.
+fn deliver(conn: &mut GatewayConn) {
+    while let Some(item) = conn.from_zone.pop() {
+        match item {
+            StreamItem::Bytes(bytes) => {
+                if let Some(outbox) = &conn.outbox
+                    && outbox
+                        .try_send(Queued::now(Transmit::Stream(bytes)))
+                        .is_err()
+                {
+                    // The client does not read its control stream: as on a single server.
+                    count("outbox_full");
+                    close_client(conn, DisconnectReason::Timeout);
+                }
+            }
+            StreamItem::LoggedIn => conn.link.set_logged_in(),
+            StreamItem::End { reason_code } => {
+                let reason = DisconnectReason::try_from(reason_code)
+                    .unwrap_or(DisconnectReason::ServerShutdown);
+                close_client(conn, reason);
+                conn.zone_ended = true;
+            }
+            StreamItem::Open { .. } => count("stream_refused"),
+        }
+    }
+}
+
+/// Closes the client's QUIC connection with `reason` (the writer finishes the control
+/// stream first), once.
+fn close_client(conn: &mut GatewayConn, reason: DisconnectReason) {
+    conn.link.set_close_reason(reason);
+    conn.outbox = None;
+}

@@ -1,0 +1,198 @@
+//! The fleet's relay over NATS: a **gateway** process holds players' QUIC connections and a
+//! **zone process** runs their sessions (login, simulation, replication); the relay carries
+//! each connection's datagrams, control-stream bytes and end between them. EVE Online's
+//! proxies and sol nodes are the precedent: every invariant of a session (baselines, acks,
+//! inputs) lives in the zone process, and a gateway holds no game state.
+//!
+//! - [`GatewayProcess`] (`gateway_side`): a QUIC endpoint behind the same gate as a single
+//!   server ([`crate::gateway`]), whose connections are relayed instead of served.
+//! - [`ZoneProcess`] (`zone_side`): the zone threads of a world ([`crate::zone_set`])
+//!   whose connections are relayed gateways' connections.
+//!
+//! The messages and the reliable stream are `mmo_core::relay` (sans-IO, specified in its
+//! `RELAY_FORMAT.md`); here are the subjects, the timers and the tasks.
+//!
+//! **Subjects** (`world` is [`RelaySettings::world`]):
+//!
+//! | subject | subscriber | carries |
+//! |---|---|---|
+//! | `mmo.<world>.zone.<zone id>` | the zone process running the zone | a connection's first items, until the zone process's own subject is known |
+//! | `mmo.<world>.zproc.<process id, 16 hex digits>` | that zone process | everything after (each batch names its sender's subject as `reply_to`) |
+//! | `mmo.<world>.gw.<gateway id, 16 hex digits>` | that gateway | everything for its connections |
+//!
+//! Gateway and zone-process ids are random `u64`s drawn at start, so a restarted process
+//! never receives its predecessor's traffic.
+//!
+//! **Timing.** The zone process sends one batch per gateway after each zone tick (the zone
+//! threads wake it once their transmits are in the outboxes) and on a 50 ms timer; the
+//! gateway sends a batch per burst of client datagrams and control bytes as they arrive
+//! (no added wait) and on a 20 ms timer. Stream items not acknowledged within
+//! [`RETRANSMIT_AFTER_US`] are sent again; an item unacknowledged for
+//! [`PEER_TIMEOUT_US`] means the other process is gone: the gateway closes the client with
+//! `ServiceUnavailable`, the zone process ends the session as a `Timeout`; an opening not
+//! acknowledged within [`OPEN_TIMEOUT_US`] (no zone process runs the home zone) closes the
+//! client with `ServiceUnavailable` too.
+//!
+//! # Not done yet (issue 14, step (a) continues)
+//!
+//! - **One zone process per world**: it runs every zone of the layout and subscribes to
+//!   every zone subject; a second zone process of the same world would receive the same
+//!   connections. The directory of zone owners (Redis leases with fencing tokens), handoff
+//!   across processes and border visibility between processes are the next steps.
+//! - **No NATS TLS or credentials yet**, account presence and login limits are still
+//!   per process, and a gateway crash ends its clients' sessions (after the timeout)
+//!   instead of resuming them on another gateway.
+
+mod gateway_side;
+mod zone_side;
+
+pub use gateway_side::GatewayProcess;
+pub(crate) use gateway_side::{RelayHandle, serve_relayed};
+pub use zone_side::ZoneProcess;
+
+use mmo_core::relay::message::{BATCH_OVERHEAD_BYTES, MAX_BATCH_BYTES};
+use mmo_core::relay::{Batch, Item};
+
+use crate::NetError;
+
+/// A stream item not acknowledged after this long is sent again, µs.
+pub const RETRANSMIT_AFTER_US: u64 = 200_000;
+/// A stream item not acknowledged after this long means the other process is gone, µs.
+pub const PEER_TIMEOUT_US: u64 = 10_000_000;
+/// A connection's opening not acknowledged after this long means no zone process runs its
+/// home zone: the gateway closes the client with `ServiceUnavailable` (well before the
+/// client's own login timeout), µs.
+pub const OPEN_TIMEOUT_US: u64 = 3_000_000;
+
+/// Where the relay's NATS server is and which world's subjects to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// The NATS server (`nats://host:port`).
+    pub nats_url: String,
+    /// The world's name in every subject: 1 to 64 ASCII letters, digits, `-` or `_`.
+    pub world: String,
+}
+
+impl RelaySettings {
+    /// Checks the world name (subjects are built from it).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] naming the field.
+    pub fn validate(&self) -> Result<(), NetError> {
+        let ok = (1..=64).contains(&self.world.len())
+            && self
+                .world
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(NetError::Config(format!(
+                "fleet.world `{}` must be 1 to 64 ASCII letters, digits, `-` or `_`",
+                self.world
+            )));
+        }
+        if self.nats_url.is_empty() {
+            return Err(NetError::Config("fleet.nats_url is empty".into()));
+        }
+        Ok(())
+    }
+
+    fn zone_subject(&self, zone: u16) -> String {
+        format!("mmo.{}.zone.{zone}", self.world)
+    }
+
+    fn zone_wildcard(&self) -> String {
+        format!("mmo.{}.zone.*", self.world)
+    }
+
+    fn zone_process_subject(&self, id: u64) -> String {
+        format!("mmo.{}.zproc.{id:016x}", self.world)
+    }
+
+    fn gateway_subject(&self, id: u64) -> String {
+        format!("mmo.{}.gw.{id:016x}", self.world)
+    }
+
+    async fn connect(&self, name: &str) -> Result<async_nats::Client, NetError> {
+        self.validate()?;
+        async_nats::ConnectOptions::new()
+            .name(name)
+            .connect(self.nats_url.as_str())
+            .await
+            .map_err(|e| NetError::Connection(format!("NATS at {}: {e}", self.nats_url)))
+    }
+}
+
+/// Counts a relay event (`crate::metrics::RELAY_EVENTS_TOTAL`).
+fn count(event: &'static str) {
+    metrics::counter!(crate::metrics::RELAY_EVENTS_TOTAL, "event" => event).increment(1);
+}
+
+/// Publishes `items` to `subject` in as few batches as fit [`MAX_BATCH_BYTES`]. Never
+/// fails: a batch that cannot be published is counted and dropped (datagrams are
+/// unreliable, stream items are sent again).
+async fn publish(
+    client: &async_nats::Client,
+    subject: &str,
+    gateway: u64,
+    reply_to: &str,
+    items: Vec<Item>,
+) {
+    let mut batch = Batch {
+        gateway,
+        reply_to: reply_to.to_owned(),
+        items: Vec::new(),
+    };
+    let mut len = BATCH_OVERHEAD_BYTES;
+    for item in items {
+        let item_len = Batch::encoded_item_len(&item);
+        if !batch.items.is_empty() && len + item_len > MAX_BATCH_BYTES {
+            send(client, subject, &batch).await;
+            batch.items.clear();
+            len = BATCH_OVERHEAD_BYTES;
+        }
+        len += item_len;
+        batch.items.push(item);
+    }
+    if !batch.items.is_empty() {
+        send(client, subject, &batch).await;
+    }
+}
+
+async fn send(client: &async_nats::Client, subject: &str, batch: &Batch) {
+    match batch.encode() {
+        Ok(bytes) => {
+            let len = bytes.len() as u64;
+            match client.publish(subject.to_owned(), bytes.into()).await {
+                Ok(()) => {
+                    count("batch_sent");
+                    metrics::counter!(crate::metrics::RELAY_BYTES_SENT_TOTAL).increment(len);
+                }
+                Err(e) => {
+                    count("publish_failed");
+                    tracing::debug!(%subject, error = %e, "relay publish failed");
+                }
+            }
+        }
+        Err(e) => {
+            // Only an item larger than a whole batch gets here (the session never writes
+            // one): dropped and counted.
+            count("batch_unencodable");
+            tracing::warn!(%subject, error = %e, "relay batch not encodable");
+        }
+    }
+}
+
+/// Decodes a received batch, counting refusals.
+fn decode(payload: &[u8]) -> Option<Batch> {
+    match Batch::decode(payload) {
+        Ok(batch) => {
+            count("batch_received");
+            Some(batch)
+        }
+        Err(e) => {
+            count("batch_refused");
+            tracing::debug!(error = %e, "relay batch refused");
+            None
+        }
+    }
+}

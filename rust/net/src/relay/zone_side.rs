@@ -1,0 +1,509 @@
+//! The zone role: relay batches in, sessions on zone threads, relay batches out (see the
+//! module docs of `relay`).
+//!
+//! For each connection a gateway opens, the relay task makes what a single server's
+//! connection task makes (an outbox, a control chunk channel, a [`Link`]) and registers it
+//! with the connection's home zone thread, which cannot tell the difference. Client
+//! datagrams go to the inbox of the zone the connection is routed to now (a handoff
+//! between zones of this process switches it, as on a single server), stamped with their
+//! arrival on the zones' clock; control bytes go to the chunk channel in order. After each
+//! zone tick the task drains every outbox into one batch per gateway.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mmo_core::control::DisconnectReason;
+use mmo_core::relay::reliable::WINDOW_ITEMS;
+use mmo_core::relay::{Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::session::Transmit;
+use mmo_core::world::ZoneId;
+use mmo_core::zone::{ConnectionId, Zone};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, count};
+use crate::NetError;
+use crate::bridge::{Link, MAX_DATAGRAM_AGE, Queued};
+use crate::server::ServerConfig;
+use crate::zone_set::ZoneSet;
+use crate::zone_thread::ZoneMsg;
+
+/// The relay task's timer, besides the zone ticks: retransmissions, timeouts, stragglers.
+const TIMER: Duration = Duration::from_millis(50);
+/// How long a connection that ended is remembered, so a late duplicate of its opening
+/// does not open it again, µs.
+const ENDED_MEMORY_US: u64 = 60_000_000;
+
+/// A running zone process: the zone threads of a world, serving the connections gateways
+/// relay to it over NATS.
+#[derive(Debug)]
+pub struct ZoneProcess {
+    zones: ZoneSet,
+    id: u64,
+    relay_task: tokio::task::JoinHandle<()>,
+    /// Tells the relay task the zones stopped: send what is left, then end.
+    stopping: Option<oneshot::Sender<()>>,
+}
+
+impl ZoneProcess {
+    /// Connects to NATS, starts every zone of `config` (as [`crate::server::Server`] does;
+    /// its QUIC fields are not read) and serves the connections relayed to them.
+    ///
+    /// # Errors
+    /// A bad setting, NATS unreachable, a zone thread that cannot start.
+    pub async fn start(
+        config: &ServerConfig,
+        relay: RelaySettings,
+    ) -> Result<ZoneProcess, NetError> {
+        let id: u64 = rand::random();
+        let client = relay.connect(&format!("mmo-zone-{id:016x}")).await?;
+        let my_subject = relay.zone_process_subject(id);
+        let subscribe = |subject: String| {
+            let client = client.clone();
+            async move {
+                client
+                    .subscribe(subject.clone())
+                    .await
+                    .map_err(|e| NetError::Connection(format!("NATS subscribe {subject}: {e}")))
+            }
+        };
+        let zone_subjects = subscribe(relay.zone_wildcard()).await?;
+        let own_subject = subscribe(my_subject.clone()).await?;
+        // Subscriptions are registered before any gateway can be told this process runs.
+        client
+            .flush()
+            .await
+            .map_err(|e| NetError::Connection(format!("NATS flush: {e}")))?;
+        let tick = Arc::new(tokio::sync::Notify::new());
+        let zones = ZoneSet::start(config, Some(tick.clone()))?;
+        let (stopping, stop_rx) = oneshot::channel();
+        let relay_loop = RelayLoop {
+            client,
+            my_subject,
+            inboxes: zones.inboxes.clone(),
+            zone_clock: zones.start,
+            outbox_capacity: config.outbox_capacity,
+            conns: HashMap::new(),
+            ended: HashMap::new(),
+            outgoing: HashMap::new(),
+            clock: Instant::now(),
+        };
+        let relay_task = tokio::spawn(relay_loop.run(zone_subjects, own_subject, tick, stop_rx));
+        tracing::info!(process = %format!("{id:016x}"), world = %relay.world, zones = zones.inboxes.len(), "zone process relaying");
+        Ok(ZoneProcess {
+            zones,
+            id,
+            relay_task,
+            stopping: Some(stopping),
+        })
+    }
+
+    /// This process's id (in its subject).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How many zones (threads) run here.
+    #[must_use]
+    pub fn zone_count(&self) -> usize {
+        self.zones.inboxes.len()
+    }
+
+    /// The chat hub of every zone (operator mutes, who is online).
+    #[must_use]
+    pub fn chat(&self) -> &crate::chat::ChatHub {
+        &self.zones.chat
+    }
+
+    /// Runs `f` on `zone`'s thread between ticks (see
+    /// [`crate::server::Server::inspect_zone`]).
+    pub async fn inspect_zone<R: Send + 'static>(
+        &self,
+        zone: ZoneId,
+        f: impl FnOnce(&Zone, &[ConnectionId]) -> R + Send + 'static,
+    ) -> Option<R> {
+        self.zones.inspect_zone(zone, f).await
+    }
+
+    /// Closes every session with `ServerShutdown` (the gateways close their clients with
+    /// it), offers every character's last save, stops the zones, and sends the relay's
+    /// last batches for up to `grace`.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.zones.shutdown().await;
+        if let Some(stopping) = self.stopping.take() {
+            let _ = stopping.send(());
+        }
+        let task = std::mem::replace(&mut self.relay_task, tokio::spawn(async {}));
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("zone process relay did not finish within the grace period");
+        }
+        tracing::info!(process = %format!("{:016x}", self.id), "zone process stopped");
+    }
+}
+
+impl Drop for ZoneProcess {
+    fn drop(&mut self) {
+        self.relay_task.abort();
+        if self.zones.is_running() {
+            self.zones.stop_now();
+        }
+    }
+}
+
+/// One relayed connection as the zone process knows it.
+struct ZoneConn {
+    /// The gateway's subject (the `reply_to` of its batches).
+    gateway_subject: String,
+    /// The session's id once the home zone registered it.
+    id: Option<ConnectionId>,
+    reply: Option<oneshot::Receiver<ConnectionId>>,
+    outbox: mpsc::Receiver<Queued>,
+    /// The session ended (the zone dropped the outbox's sender); our `End` is queued.
+    outbox_closed: bool,
+    control: mpsc::Sender<Vec<u8>>,
+    link: Arc<Link>,
+    to_gateway: ReliableSender,
+    from_gateway: ReliableReceiver,
+    logged_in_sent: bool,
+    /// The gateway's `End` arrived; `lost` waits to reach the zone.
+    gateway_ended: bool,
+    lost: Option<DisconnectReason>,
+    /// The gateway stopped acknowledging.
+    gateway_gone: bool,
+}
+
+/// A connection: its gateway and the gateway's number for it.
+type ConnKey = (u64, u64);
+
+struct RelayLoop {
+    client: async_nats::Client,
+    my_subject: String,
+    inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
+    zone_clock: Instant,
+    outbox_capacity: usize,
+    conns: HashMap<ConnKey, ZoneConn>,
+    /// Connections forgotten recently, and when.
+    ended: HashMap<ConnKey, u64>,
+    /// Items to publish, by (gateway subject, gateway).
+    outgoing: HashMap<(String, u64), Vec<Item>>,
+    clock: Instant,
+}
+
+impl RelayLoop {
+    fn now_us(&self) -> u64 {
+        self.clock.elapsed().as_micros() as u64
+    }
+
+    async fn run(
+        mut self,
+        mut zone_subjects: async_nats::Subscriber,
+        mut own_subject: async_nats::Subscriber,
+        tick: Arc<tokio::sync::Notify>,
+        mut stopping: oneshot::Receiver<()>,
+    ) {
+        let mut timer = tokio::time::interval(TIMER);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopped = false;
+        loop {
+            tokio::select! {
+                message = zone_subjects.next() => {
+                    let Some(message) = message else { break };
+                    if let Some(batch) = super::decode(&message.payload) {
+                        self.receive(batch);
+                    }
+                }
+                message = own_subject.next() => {
+                    let Some(message) = message else { break };
+                    if let Some(batch) = super::decode(&message.payload) {
+                        self.receive(batch);
+                    }
+                }
+                () = tick.notified() => self.flush().await,
+                _ = timer.tick() => {
+                    self.flush().await;
+                    if stopped && self.conns.is_empty() {
+                        break;
+                    }
+                }
+                _ = &mut stopping, if !stopped => stopped = true,
+            }
+        }
+    }
+
+    fn receive(&mut self, batch: Batch) {
+        let gateway = batch.gateway;
+        let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+        for item in batch.items {
+            match item {
+                Item::Datagram { conn, bytes } => {
+                    let Some(c) = self.conns.get(&(gateway, conn)) else {
+                        continue;
+                    };
+                    let routed = self.inboxes.get(usize::from(c.link.zone()));
+                    match (c.id, routed) {
+                        (Some(id), Some(inbox)) if c.link.is_logged_in() => {
+                            if inbox
+                                .try_send(ZoneMsg::Datagram(id, bytes, zone_now_us))
+                                .is_err()
+                            {
+                                c.link.drop_datagram("inbox_full");
+                            }
+                        }
+                        _ => c.link.drop_datagram("unauthenticated"),
+                    }
+                }
+                Item::Stream { conn, seq, item } => {
+                    let key = (gateway, conn);
+                    if !self.conns.contains_key(&key) {
+                        match item {
+                            StreamItem::Open { home_zone } if seq == 0 => {
+                                if self.ended.contains_key(&key) {
+                                    continue;
+                                }
+                                self.open(key, home_zone, &batch.reply_to);
+                            }
+                            StreamItem::End { .. } => {
+                                // Its acknowledgement was lost after we forgot it.
+                                self.queue(
+                                    (batch.reply_to.clone(), gateway),
+                                    Item::Ack {
+                                        conn,
+                                        next_seq: seq + 1,
+                                    },
+                                );
+                                continue;
+                            }
+                            _ => continue,
+                        }
+                    }
+                    let Some(c) = self.conns.get_mut(&key) else {
+                        continue;
+                    };
+                    if let Err(e) = c.from_gateway.on_item(seq, item) {
+                        count("stream_refused");
+                        tracing::warn!(error = %e, "gateway broke the relay stream: ending the session");
+                        c.gateway_ended = true;
+                        c.lost.get_or_insert(DisconnectReason::ProtocolViolation);
+                    }
+                }
+                Item::Ack { conn, next_seq } => {
+                    if let Some(c) = self.conns.get_mut(&(gateway, conn))
+                        && let Err(e) = c.to_gateway.on_ack(next_seq)
+                    {
+                        count("stream_refused");
+                        tracing::warn!(error = %e, "bad relay acknowledgement: ending the session");
+                        c.gateway_ended = true;
+                        c.lost.get_or_insert(DisconnectReason::ProtocolViolation);
+                    }
+                }
+            }
+        }
+        // Control bytes reach the zone without waiting for the tick's drain.
+        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
+        for key in keys {
+            if let Some(c) = self.conns.get_mut(&key) {
+                deliver(c, &self.inboxes);
+            }
+        }
+    }
+
+    /// Registers a new connection with zone `home_zone` (zone 0 when there is no such
+    /// zone here).
+    fn open(&mut self, key: ConnKey, home_zone: u16, gateway_subject: &str) {
+        let home = if usize::from(home_zone) < self.inboxes.len() {
+            home_zone
+        } else {
+            0
+        };
+        let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
+        link.set_zone(home);
+        let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
+        let (control, control_rx) = mpsc::channel(WINDOW_ITEMS as usize);
+        let (reply, reply_rx) = oneshot::channel();
+        let mut conn = ZoneConn {
+            gateway_subject: gateway_subject.to_owned(),
+            id: None,
+            reply: Some(reply_rx),
+            outbox: outbox_rx,
+            outbox_closed: false,
+            control,
+            link: link.clone(),
+            to_gateway: ReliableSender::new(),
+            from_gateway: ReliableReceiver::new(),
+            logged_in_sent: false,
+            gateway_ended: false,
+            lost: None,
+            gateway_gone: false,
+        };
+        let connect = ZoneMsg::Connect {
+            outbox,
+            control: control_rx,
+            link,
+            reply,
+        };
+        if self.inboxes[usize::from(home)].try_send(connect).is_err() {
+            // The zone's inbox is full: the gateway closes the client as the zone would.
+            count("zone_full");
+            conn.reply = None;
+            conn.outbox_closed = true;
+            conn.to_gateway.push(StreamItem::End {
+                reason_code: DisconnectReason::ServerFull.code(),
+            });
+        }
+        count("opened");
+        self.conns.insert(key, conn);
+    }
+
+    fn queue(&mut self, to: (String, u64), item: Item) {
+        self.outgoing.entry(to).or_default().push(item);
+    }
+
+    /// Drains every connection's outbox, queues stream items and acknowledgements,
+    /// publishes one batch per gateway, and forgets finished connections.
+    async fn flush(&mut self) {
+        let now_us = self.now_us();
+        let mut due = Vec::new();
+        let mut finished = Vec::new();
+        for (&key, c) in &mut self.conns {
+            deliver(c, &self.inboxes);
+            let items = self
+                .outgoing
+                .entry((c.gateway_subject.clone(), key.0))
+                .or_default();
+            drain_outbox(c, key.1, items);
+            due.clear();
+            c.to_gateway
+                .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
+            for (seq, item) in due.drain(..) {
+                items.push(Item::Stream {
+                    conn: key.1,
+                    seq,
+                    item,
+                });
+            }
+            if let Some(next_seq) = c.from_gateway.take_ack() {
+                items.push(Item::Ack {
+                    conn: key.1,
+                    next_seq,
+                });
+            }
+            if !c.gateway_gone
+                && c.to_gateway
+                    .oldest_unacked_age_us(now_us)
+                    .is_some_and(|age| age > PEER_TIMEOUT_US)
+            {
+                count("peer_timeout");
+                tracing::warn!("gateway silent: ending the session");
+                c.gateway_gone = true;
+                c.gateway_ended = true;
+                c.lost.get_or_insert(DisconnectReason::Timeout);
+            }
+            let acked = c.to_gateway.is_idle() && c.gateway_ended;
+            if c.outbox_closed && (acked || c.gateway_gone) {
+                finished.push(key);
+            }
+        }
+        for key in finished {
+            self.conns.remove(&key);
+            self.ended.insert(key, now_us);
+            count("ended");
+        }
+        self.ended
+            .retain(|_, at| now_us.saturating_sub(*at) < ENDED_MEMORY_US);
+        for ((subject, gateway), items) in self.outgoing.iter_mut() {
+            if !items.is_empty() {
+                let items = std::mem::take(items);
+                super::publish(&self.client, subject, *gateway, &self.my_subject, items).await;
+            }
+        }
+        self.outgoing.retain(|_, items| items.capacity() > 0);
+    }
+}
+
+/// Learns the session id, hands the gateway's in-order items to the zone (control bytes
+/// while the chunk channel has room: a full one leaves them unacknowledged, which stops the
+/// gateway at its window), and tells the zone of the client's loss once it can.
+fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
+    if let Some(reply) = &mut c.reply {
+        match reply.try_recv() {
+            Ok(id) => {
+                c.id = Some(id);
+                c.reply = None;
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            Err(oneshot::error::TryRecvError::Closed) => c.reply = None,
+        }
+    }
+    let mut woke = false;
+    while c.control.capacity() > 0 {
+        let Some(item) = c.from_gateway.pop() else {
+            break;
+        };
+        match item {
+            StreamItem::Bytes(bytes) => {
+                // Cannot be full (capacity checked); closed means the session is over.
+                let _ = c.control.try_send(bytes);
+                woke = true;
+            }
+            StreamItem::End { reason_code } => {
+                c.gateway_ended = true;
+                let reason =
+                    DisconnectReason::try_from(reason_code).unwrap_or(DisconnectReason::ClientQuit);
+                c.lost.get_or_insert(reason);
+            }
+            // Item 0 (handled at opening); `LoggedIn` never comes from a gateway.
+            StreamItem::Open { .. } | StreamItem::LoggedIn => {}
+        }
+    }
+    let Some(id) = c.id else { return };
+    let Some(inbox) = inboxes.get(usize::from(c.link.zone())) else {
+        return;
+    };
+    if woke {
+        // A lost wake-up only waits for the tick, which drains every channel.
+        let _ = inbox.try_send(ZoneMsg::Wake(id));
+    }
+    if let Some(reason) = c.lost
+        && !c.outbox_closed
+        && inbox.try_send(ZoneMsg::Lost(id, reason)).is_ok()
+    {
+        c.lost = None;
+    }
+}
+
+/// Moves the session's transmits to the gateway: datagrams as they are (stale ones
+/// dropped, as a single server's writer does), control bytes into the stream while the
+/// window has room, and the session's end.
+fn drain_outbox(c: &mut ZoneConn, local: u64, items: &mut Vec<Item>) {
+    if !c.logged_in_sent && c.link.is_logged_in() {
+        c.logged_in_sent = true;
+        c.to_gateway.push(StreamItem::LoggedIn);
+    }
+    while !c.outbox_closed && c.to_gateway.has_room() {
+        match c.outbox.try_recv() {
+            Ok(Queued {
+                transmit: Transmit::Datagram(_),
+                at,
+            }) if at.elapsed() > MAX_DATAGRAM_AGE => c.link.drop_datagram("stale"),
+            Ok(Queued {
+                transmit: Transmit::Datagram(bytes),
+                ..
+            }) => items.push(Item::Datagram { conn: local, bytes }),
+            Ok(Queued {
+                transmit: Transmit::Stream(bytes),
+                ..
+            }) => {
+                c.to_gateway.push(StreamItem::Bytes(bytes));
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                c.outbox_closed = true;
+                c.to_gateway.push(StreamItem::End {
+                    reason_code: c.link.close_reason().code(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The fleet roles over a real NATS server: gateway processes hold the QUIC connections and
+//! one zone process runs the sessions, and nothing but NATS connects them.
+//!
+//! Needs `MMO_TEST_NATS_URL` (`ci/services.sh` starts a server; skipped without it unless
+//! `MMO_REQUIRE_SERVICES=1`). Each test uses its own world name, so tests running at once
+//! on one NATS server do not see each other.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{border_world, player::Player, wait_counter};
+use mmo_core::control::DisconnectReason;
+use mmo_core::input::{Buttons, MoveInput};
+use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
+use mmo_core::world::{WorldLayout, ZoneId};
+use mmo_core::zone::ZoneConfig;
+use mmo_net::auth::StaticTokens;
+use mmo_net::client::NetClient;
+use mmo_net::relay::{GatewayProcess, RelaySettings, ZoneProcess};
+use mmo_net::server::ServerConfig;
+use mmo_net::tls::{ServerCert, ServerTrust};
+
+fn nats_url() -> Option<String> {
+    match std::env::var("MMO_TEST_NATS_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("MMO_TEST_NATS_URL not set but MMO_REQUIRE_SERVICES=1")
+        }
+        Err(_) => {
+            println!("skipped: MMO_TEST_NATS_URL not set");
+            None
+        }
+    }
+}
+
+fn settings(url: &str, world: &str) -> RelaySettings {
+    RelaySettings {
+        nats_url: url.to_owned(),
+        world: format!("{world}-{:08x}", rand_suffix()),
+    }
+}
+
+/// A per-run suffix, so a rerun against the same NATS server starts clean.
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The two-zone border world of the `zones` test, with tokens "a" and "b".
+fn config() -> (ServerConfig, ServerTrust, ZoneConfig) {
+    let (world, zone) = border_world();
+    let cert = ServerCert::self_signed(&["localhost"]).unwrap();
+    let trust = ServerTrust::Pinned(cert.fingerprint());
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        zone.clone(),
+        cert,
+        std::sync::Arc::new(StaticTokens::new().with("a", "alice").with("b", "bob")),
+    );
+    config.layout = Some(WorldLayout::new(world, 2, 1, 30.0).unwrap());
+    (config, trust, zone)
+}
+
+async fn connect(
+    gateway: &GatewayProcess,
+    trust: ServerTrust,
+    zone: &ZoneConfig,
+    token: &str,
+) -> Player {
+    let client_config = ClientConfig {
+        movement: zone.movement.clone(),
+        ..ClientConfig::default()
+    };
+    let client = NetClient::connect(
+        gateway.local_addr(),
+        "localhost",
+        trust,
+        client_config,
+        token,
+    )
+    .await
+    .expect("connects through the gateway");
+    Player::new(client)
+}
+
+async fn zone_of(zones: &ZoneProcess, entity: mmo_core::entity::EntityId) -> Option<ZoneId> {
+    for z in 0..zones.zone_count() as u16 {
+        let here = zones
+            .inspect_zone(ZoneId(z), move |zone, ids| {
+                ids.iter()
+                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
+            })
+            .await
+            .unwrap_or(false);
+        if here {
+            return Some(ZoneId(z));
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_two_gateways_play_together_in_one_zone_process() {
+    let Some(url) = nats_url() else { return };
+    tokio::time::timeout(Duration::from_secs(60), two_gateways(url))
+        .await
+        .expect("finished within 60 s");
+}
+
+async fn two_gateways(url: String) {
+    common::install_recorder();
+    let relay = settings(&url, "two-gateways");
+    let (config, trust, zone) = config();
+    let zones = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+    assert_eq!(zones.zone_count(), 2);
+    let gateway_1 = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+    let gateway_2 = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+    assert_ne!(gateway_1.id(), gateway_2.id());
+
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut a = connect(&gateway_1, trust, &zone, "a").await;
+    let mut b = connect(&gateway_2, trust, &zone, "b").await;
+    let idle = MoveInput::default();
+    let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for _ in 0..300 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+        if let (Some(ea), Some(eb)) = (a.entity(), b.entity())
+            && a.sees(eb)
+            && b.sees(ea)
+        {
+            break;
+        }
+    }
+    let a_entity = a.entity().expect("A welcomed through gateway 1");
+    let b_entity = b.entity().expect("B welcomed through gateway 2");
+    assert!(b.sees(a_entity) && a.sees(b_entity), "they see each other");
+    assert_eq!(zone_of(&zones, a_entity).await, Some(ZoneId(0)));
+
+    // A walks across the zone border (a handoff between the zone process's threads) while
+    // B watches; then both idle while the last snapshots arrive.
+    let acked_before = a.client.session().stats().snapshots_applied;
+    let mut b_lost_a = 0;
+    for i in 0..165 {
+        interval.tick().await;
+        a.tick(if i < 120 { walk } else { idle }, tick_s);
+        b.tick(idle, tick_s);
+        if !b.sees(a_entity) {
+            b_lost_a += 1;
+        }
+    }
+    let a_position = a.position_m();
+    assert!(a_position.x > 5.0, "A walked into zone 1: {a_position}");
+    assert_eq!(zone_of(&zones, a_entity).await, Some(ZoneId(1)));
+    assert_eq!(a.client.state(), ClientState::Active, "A stayed connected");
+    let stats = a.client.session().stats();
+    assert_eq!(stats.corrections, 0, "A's prediction agreed with the zones");
+    assert_eq!(stats.snapshots_undecodable, 0);
+    assert!(
+        stats.snapshots_applied > acked_before + 100,
+        "A kept receiving snapshots through the relay: {acked_before} -> {}",
+        stats.snapshots_applied
+    );
+    assert_eq!(b_lost_a, 0, "B saw A in every frame");
+    let server_a = zones
+        .inspect_zone(ZoneId(1), move |zone, ids| {
+            ids.iter()
+                .find(|id| zone.connection(**id).and_then(|c| c.entity()) == Some(a_entity))
+                .and_then(|id| zone.character(*id).copied())
+        })
+        .await
+        .flatten()
+        .expect("A's character in zone 1");
+    assert!(
+        (server_a.position_m - a_position).length() < 1e-3,
+        "server {} vs predicted {a_position}",
+        server_a.position_m
+    );
+
+    // A leaves cleanly: B is told within a second, and the zone process forgets A.
+    a.client.disconnect(Duration::from_secs(2)).await;
+    let mut left = false;
+    for _ in 0..30 {
+        interval.tick().await;
+        b.tick(idle, tick_s);
+        if b.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == a_entity))
+        {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "B got A's leave within a second");
+    assert_eq!(
+        zone_of(&zones, a_entity).await,
+        None,
+        "A's session is closed"
+    );
+    assert!(
+        wait_counter(
+            "mmo_relay_events_total",
+            &[("event", "ended")],
+            1,
+            Duration::from_secs(3)
+        )
+        .await
+            >= 1,
+        "the zone process forgot A's relayed connection"
+    );
+
+    // The zone process shuts down: B hears `ServerShutdown` through its gateway.
+    zones.shutdown(Duration::from_secs(3)).await;
+    for _ in 0..150 {
+        b.pump();
+        if b.client.state() == ClientState::Closed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        b.events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Disconnected {
+                reason: DisconnectReason::ServerShutdown,
+                ..
+            }
+        )),
+        "B was told why: {:?}",
+        b.events.last()
+    );
+    gateway_1.shutdown(Duration::from_secs(1)).await;
+    gateway_2.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_are_refused_and_a_bad_token_is_refused_through_the_relay() {
+    let Some(url) = nats_url() else { return };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        common::install_recorder();
+        let relay = settings(&url, "bad-input");
+        let (config, trust, zone) = config();
+        let zones = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+        // Garbage, another format version and an empty message on the zone subject.
+        let nats = async_nats::connect(url.as_str()).await.unwrap();
+        let refused_before =
+            common::counter("mmo_relay_events_total", &[("event", "batch_refused")]);
+        let subject = format!("mmo.{}.zone.0", relay.world);
+        for payload in [vec![1u8, 0xff, 0xff, 0xff], vec![2u8, 0, 0], Vec::new()] {
+            nats.publish(subject.clone(), payload.into()).await.unwrap();
+        }
+        nats.flush().await.unwrap();
+        let refused = wait_counter(
+            "mmo_relay_events_total",
+            &[("event", "batch_refused")],
+            refused_before + 3,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            refused >= refused_before + 3,
+            "the three bad batches were counted"
+        );
+
+        // The relay still works, and a login the zone refuses reaches the client with
+        // the zone's reason.
+        let client_config = ClientConfig {
+            movement: zone.movement.clone(),
+            ..ClientConfig::default()
+        };
+        let mut client = NetClient::connect(
+            gateway.local_addr(),
+            "localhost",
+            trust,
+            client_config,
+            "forged",
+        )
+        .await
+        .expect("the QUIC handshake with the gateway succeeds");
+        let reason = common::wait_event(&mut client, Duration::from_secs(5), |e| {
+            common::disconnected(e).is_some()
+        })
+        .await
+        .and_then(|e| common::disconnected(&e));
+        assert_eq!(reason, Some(DisconnectReason::BadToken));
+        let mut honest = connect(&gateway, trust, &zone, "a").await;
+        let welcome = common::wait_event(&mut honest.client, Duration::from_secs(5), |e| {
+            matches!(e, ClientEvent::Welcome { .. })
+        })
+        .await;
+        assert!(welcome.is_some(), "an honest client is still welcomed");
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_zone_process_the_gateway_closes_with_service_unavailable() {
+    let Some(url) = nats_url() else { return };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let relay = settings(&url, "no-zones");
+        let (config, trust, zone) = config();
+        let gateway = GatewayProcess::start(&config, relay).await.unwrap();
+        let client_config = ClientConfig {
+            movement: zone.movement.clone(),
+            ..ClientConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let mut client =
+            NetClient::connect(gateway.local_addr(), "localhost", trust, client_config, "a")
+                .await
+                .expect("the QUIC handshake with the gateway succeeds");
+        let reason = common::wait_event(&mut client, Duration::from_secs(20), |e| {
+            common::disconnected(e).is_some()
+        })
+        .await
+        .and_then(|e| common::disconnected(&e));
+        assert_eq!(reason, Some(DisconnectReason::ServiceUnavailable));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3) && waited < Duration::from_secs(6),
+            "closed after the relay's 3 s opening timeout, not {waited:?}"
+        );
+        gateway.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 30 s");
+}
