@@ -27,7 +27,8 @@ use tokio::sync::oneshot;
 
 use crate::auth::{DevAccounts, JwtAuthority, SecretError, TokenIssuer};
 use crate::config::{ConfigError, ServerSettings};
-use crate::http::HttpState;
+use crate::fleet_settings::Role;
+use crate::http::{HttpState, OpsState};
 use crate::persistence::{Saver, SaverConfig};
 use crate::service_settings::redact_url;
 use crate::storage::Store;
@@ -132,9 +133,13 @@ pub struct App {
     /// The write-behind saver; taken by [`App::shutdown`] after the zones stopped.
     saver: Option<Saver>,
     store: Store,
-    quic_addr: SocketAddr,
+    /// This process's part in the fleet.
+    role: Role,
+    /// `None` in the zone role (no QUIC endpoint).
+    quic_addr: Option<SocketAddr>,
     http_addr: SocketAddr,
-    fingerprint: Fingerprint,
+    /// `None` in the zone role.
+    fingerprint: Option<Fingerprint>,
     /// True from the end of [`App::start`] until [`App::shutdown`] begins (shared with
     /// `/readyz`).
     ready: Arc<AtomicBool>,
@@ -238,18 +243,23 @@ impl App {
             spread_m: settings.gameplay.spawn_spread_m,
             layout: crate::zones::world_layout(&settings.world).map_err(StartError::Quic)?,
         };
-        let saver = Saver::start(
-            store.clone(),
-            SaverConfig {
-                // Validated to be at most 10,000,000, so it fits any usize of 32 bits or more.
-                max_backlog_records: usize::try_from(settings.storage.max_backlog_records)
-                    .unwrap_or(usize::MAX),
-                template: template.clone(),
-                spawn,
-                max_characters_per_account: settings.accounts.max_characters_per_account,
-                data_dir: settings.data_dir.clone(),
-            },
-        );
+        let role = settings.fleet.role;
+        // A gateway holds no characters: the zone process loads and saves them.
+        let saver = (role != Role::Gateway).then(|| {
+            Saver::start(
+                store.clone(),
+                SaverConfig {
+                    // Validated to be at most 10,000,000, so it fits any usize of 32 bits
+                    // or more.
+                    max_backlog_records: usize::try_from(settings.storage.max_backlog_records)
+                        .unwrap_or(usize::MAX),
+                    template: template.clone(),
+                    spawn,
+                    max_characters_per_account: settings.accounts.max_characters_per_account,
+                    data_dir: settings.data_dir.clone(),
+                },
+            )
+        });
         // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
         let gateway = gateway_config(&settings);
         let zones = crate::zones::start_zones(
@@ -257,7 +267,9 @@ impl App {
             cert,
             Arc::new(JwtAuthority::new(&secret)),
             gateway,
-            Arc::new(saver.clone()),
+            saver
+                .clone()
+                .map(|saver| Arc::new(saver) as Arc<dyn mmo_net::persist::CharacterStore>),
         )
         .await
         .map_err(StartError::Quic)?;
@@ -265,40 +277,49 @@ impl App {
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
         let ready = Arc::new(AtomicBool::new(false));
-        let accounts = crate::accounts::Accounts::new(
-            store.clone(),
-            settings.accounts.clone(),
-            DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
-            crate::accounts::LoginLimiter::from_settings(&settings.accounts),
-        )
-        .map_err(|e| StartError::Storage(e.to_string()))?;
-        let state = Arc::new(HttpState {
-            issuer: issuer.clone(),
-            authority: Arc::new(JwtAuthority::new(&secret)),
-            accounts: Arc::new(accounts),
-            content: gameplay.content.clone(),
-            new_character: template,
-            spawn,
-            quic_addr,
-            fingerprint_hex: fingerprint.to_hex(),
+        let ops = Arc::new(OpsState {
             ready: ready.clone(),
             metrics,
         });
+        let router = match (quic_addr, fingerprint) {
+            (Some(quic_addr), Some(fingerprint)) => {
+                let accounts = crate::accounts::Accounts::new(
+                    store.clone(),
+                    settings.accounts.clone(),
+                    DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
+                    crate::accounts::LoginLimiter::from_settings(&settings.accounts),
+                )
+                .map_err(|e| StartError::Storage(e.to_string()))?;
+                crate::http::router(Arc::new(HttpState {
+                    issuer: issuer.clone(),
+                    authority: Arc::new(JwtAuthority::new(&secret)),
+                    accounts: Arc::new(accounts),
+                    content: gameplay.content.clone(),
+                    new_character: template,
+                    spawn,
+                    quic_addr,
+                    fingerprint_hex: fingerprint.to_hex(),
+                    ops,
+                }))
+            }
+            // The zone role: players log in at a gateway.
+            _ => crate::http::ops_router(ops),
+        };
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = crate::http::serve(listener, crate::http::router(state), shutdown).await
-            {
+            if let Err(e) = crate::http::serve(listener, router, shutdown).await {
                 tracing::error!(error = %e, "HTTP endpoint failed");
             }
         });
         ready.store(true, Ordering::Release);
-        tracing::info!(%quic_addr, %http_addr, fingerprint = %fingerprint.to_hex(), "server ready");
+        tracing::info!(role = role.as_str(), quic_addr = ?quic_addr, %http_addr, fingerprint = ?fingerprint.map(|f| f.to_hex()), "server ready");
         Ok(App {
             zones: Some(zones),
-            saver: Some(saver),
+            saver,
+            role,
             store,
             quic_addr,
             http_addr,
@@ -310,10 +331,17 @@ impl App {
         })
     }
 
-    /// The bound UDP address of the QUIC endpoint.
+    /// The bound UDP address of the QUIC endpoint (`None` in the zone role, which has
+    /// none: its players connect to gateways).
     #[must_use]
-    pub fn quic_addr(&self) -> SocketAddr {
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
         self.quic_addr
+    }
+
+    /// This process's role in the fleet.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The bound TCP address of the HTTP endpoint.
@@ -322,9 +350,9 @@ impl App {
         self.http_addr
     }
 
-    /// The certificate fingerprint clients pin.
+    /// The certificate fingerprint clients pin (`None` in the zone role).
     #[must_use]
-    pub fn fingerprint(&self) -> Fingerprint {
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
         self.fingerprint
     }
 
@@ -352,16 +380,24 @@ impl App {
         self.zones.as_ref()
     }
 
-    /// The line printed on stdout once both listeners are bound:
-    /// `MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>`.
+    /// The line printed on stdout once the listeners are bound:
+    /// `MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex> role=<role>`; a zone
+    /// process, which has no QUIC endpoint, leaves out `quic` and `fingerprint`.
     #[must_use]
     pub fn ready_line(&self) -> String {
-        format!(
-            "MMO_SERVER_READY quic={} http={} fingerprint={}",
-            self.quic_addr,
-            self.http_addr,
-            self.fingerprint.to_hex()
-        )
+        match (self.quic_addr, self.fingerprint) {
+            (Some(quic), Some(fingerprint)) => format!(
+                "MMO_SERVER_READY quic={quic} http={} fingerprint={} role={}",
+                self.http_addr,
+                fingerprint.to_hex(),
+                self.role.as_str()
+            ),
+            _ => format!(
+                "MMO_SERVER_READY http={} role={}",
+                self.http_addr,
+                self.role.as_str()
+            ),
+        }
     }
 
     /// Stops gracefully (see the module docs), waiting up to `grace` for QUIC connections

@@ -39,6 +39,9 @@
 //! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
 //! | - | `MMO_CHAT_REDIS_PREFIX` | `[chat] redis_prefix` | `mmo` |
 //! | `--logins-per-address-per-min` | `MMO_LOGINS_PER_ADDRESS_PER_MIN` | `[accounts] logins_per_address_per_min` | 60 |
+//! | `--role` | `MMO_ROLE` | `[fleet] role` | `all` (see [`crate::fleet_settings`]) |
+//! | `--nats-url` | `MMO_NATS_URL` | `[fleet] nats_url` | none (needed by `gateway` and `zone`) |
+//! | `--world` | `MMO_WORLD` | `[fleet] world` | `default` |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
 //! [`crate::service_settings`].
@@ -348,6 +351,8 @@ pub struct ServerSettings {
     pub accounts: AccountSettings,
     /// Chat channels, limits, Redis.
     pub chat: ChatSettings,
+    /// This process's role in the fleet and the NATS server between the roles.
+    pub fleet: crate::fleet_settings::FleetSettings,
 }
 
 impl Default for ServerSettings {
@@ -376,6 +381,7 @@ impl Default for ServerSettings {
             storage: StorageSettings::default(),
             accounts: AccountSettings::default(),
             chat: ChatSettings::default(),
+            fleet: crate::fleet_settings::FleetSettings::default(),
         }
     }
 }
@@ -440,6 +446,9 @@ fn option_name(key: &str) -> String {
         "chat.redis_prefix" | "chat_redis_prefix" => {
             "MMO_CHAT_REDIS_PREFIX / [chat] redis_prefix".to_owned()
         }
+        "fleet.role" | "role" => "--role / MMO_ROLE / [fleet] role".to_owned(),
+        "fleet.nats_url" | "nats_url" => "--nats-url / MMO_NATS_URL / [fleet] nats_url".to_owned(),
+        "fleet.world" | "world_name" => "--world / MMO_WORLD / [fleet] world".to_owned(),
         "accounts.logins_per_address_per_min" | "logins_per_address_per_min" => {
             "--logins-per-address-per-min / MMO_LOGINS_PER_ADDRESS_PER_MIN / [accounts] logins_per_address_per_min".to_owned()
         }
@@ -620,6 +629,7 @@ impl ServerSettings {
         self.storage.validate()?;
         self.accounts.validate()?;
         self.chat.validate()?;
+        self.fleet.validate()?;
         self.gameplay.load().map(|_| ())
     }
 
@@ -790,6 +800,19 @@ pub struct Cli {
     /// address raise it) [env: MMO_LOGINS_PER_ADDRESS_PER_MIN] [default: 60]
     #[arg(long = "logins-per-address-per-min", value_name = "N")]
     pub logins_per_address_per_min: Option<u32>,
+    /// This process's role: all (everything in one process), gateway (QUIC connections
+    /// and logins, relayed to the zone process over NATS) or zone (the zones)
+    /// [env: MMO_ROLE] [default: all]
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<crate::fleet_settings::Role>,
+    /// NATS server between gateways and zone processes, nats://host:port; needed by the
+    /// gateway and zone roles [env: MMO_NATS_URL] [default: none]
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// The world's name in the fleet's NATS subjects (the same in every process of one
+    /// world) [env: MMO_WORLD] [default: default]
+    #[arg(long = "world", value_name = "NAME")]
+    pub world_name: Option<String>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -945,6 +968,15 @@ pub fn apply_env(
         settings.accounts.logins_per_address_per_min =
             parse_env("logins_per_address_per_min", &v, from_str)?;
     }
+    if let Some(v) = get("role") {
+        settings.fleet.role = parse_env("role", &v, from_str)?;
+    }
+    if let Some(v) = get("nats_url") {
+        settings.fleet.nats_url = Some(v);
+    }
+    if let Some(v) = get("world") {
+        settings.fleet.world = v;
+    }
     Ok(())
 }
 
@@ -1021,6 +1053,15 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = cli.logins_per_address_per_min {
         settings.accounts.logins_per_address_per_min = v;
+    }
+    if let Some(v) = cli.role {
+        settings.fleet.role = v;
+    }
+    if let Some(v) = &cli.nats_url {
+        settings.fleet.nats_url = Some(v.clone());
+    }
+    if let Some(v) = &cli.world_name {
+        settings.fleet.world = v.clone();
     }
 }
 

@@ -91,7 +91,16 @@ pub struct HttpState {
     pub quic_addr: SocketAddr,
     /// Lowercase hex SHA-256 of the server certificate (64 characters).
     pub fingerprint_hex: String,
-    /// True while the QUIC endpoint listens and no shutdown has begun.
+    /// Readiness and metrics (the routes every role serves).
+    pub ops: Arc<OpsState>,
+}
+
+/// What the operations routes (`/metrics`, `/healthz`, `/readyz`) need: every role serves
+/// them, the zone role nothing else.
+#[derive(Debug)]
+pub struct OpsState {
+    /// True while the process serves (its QUIC endpoint or its zones run) and no shutdown
+    /// has begun.
     pub ready: Arc<AtomicBool>,
     /// The metrics recorder.
     pub metrics: PrometheusHandle,
@@ -243,11 +252,20 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/v1/characters/{id}", delete(delete_character))
         .route("/v1/characters/{id}/session", post(character_session))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state.clone())
+        .merge(ops_router(state.ops.clone()))
+}
+
+/// The operations routes alone: `/metrics`, `/healthz`, `/readyz` (what a zone process
+/// serves: players log in at a gateway).
+pub fn ops_router(ops: Arc<OpsState>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(ops)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves (then finishes the requests in
@@ -746,7 +764,7 @@ async fn character_session(
     }
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+async fn metrics(State(state): State<Arc<OpsState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&state.metrics),
@@ -758,7 +776,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
+async fn readyz(State(state): State<Arc<OpsState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {

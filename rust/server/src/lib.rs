@@ -2,7 +2,8 @@
 //! `mmo-server` binary.
 //!
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags;
-//!   [`service_settings`]: its `[storage]`, `[accounts]` and `[chat]` sections.
+//!   [`service_settings`]: its `[storage]`, `[accounts]` and `[chat]` sections;
+//!   [`fleet_settings`]: `[fleet]`, the process's role (all, gateway, zone).
 //! - [`auth`]: JWT login tokens (issuer and the QUIC server's authority), dev accounts.
 //! - [`accounts`]: registration, argon2id passwords, refresh tokens, login rate limits.
 //! - [`http`]: accounts, login, token refresh, characters, `/metrics`, `/healthz`, `/readyz`
@@ -12,7 +13,8 @@
 //! - [`persistence`]: write-behind saving of characters (the zones' character store).
 //! - [`chat_redis`]: chat across server processes through Redis pub/sub, with presence.
 //! - [`spawn_area`]: where new characters start (the spawn point, or a disc around it).
-//! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each.
+//! - [`zones`]: the world's zones behind the QUIC endpoint, one thread each, or the
+//!   gateway or zone half of a fleet (`docs/fleet.md`).
 //! - [`app`]: starts and stops all of it.
 //!
 //! Not done: saving cooldowns, running effects and strikes; say across zone borders.
@@ -22,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod chat_redis;
 pub mod config;
+pub mod fleet_settings;
 pub mod http;
 pub mod metrics;
 pub mod persistence;

@@ -45,7 +45,9 @@ impl Default for StorageSettings {
 /// Longest save interval, seconds.
 pub const MAX_SAVE_INTERVAL_S: u64 = 3600;
 
-fn check_url(key: &str, url: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+/// Checks that `url` starts with one of the `allowed` schemes; the error names `key` and
+/// shows the URL without its password.
+pub(crate) fn check_url(key: &str, url: &str, allowed: &[&str]) -> Result<(), ConfigError> {
     let scheme = url.split_once("://").map(|(s, _)| s);
     match scheme {
         Some(s) if allowed.contains(&s) => Ok(()),

@@ -4,9 +4,13 @@
 //! The `[world]` settings become a [`WorldLayout`]: a `size_m[0] x size_m[1]` rectangle
 //! centred on the origin (new characters appear at the origin), cut into
 //! `zone_columns x zone_rows` equal zones, neighbours seeing each other across a
-//! `border_m` band. One [`mmo_net::server::Server`] (one QUIC endpoint) runs every zone on
-//! its own thread and hands players across borders on the same connection. The movement
-//! bounds are the world rectangle.
+//! `border_m` band. The movement bounds are the world rectangle.
+//!
+//! By `[fleet] role`: `all` runs one [`mmo_net::server::Server`] (one QUIC endpoint) with
+//! every zone on its own thread, handing players across borders on the same connection;
+//! `zone` runs the same zones as a [`ZoneProcess`] whose connections gateways relay over
+//! NATS; `gateway` runs only the QUIC endpoint, a [`GatewayProcess`] relaying to the zone
+//! process (see `docs/fleet.md`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,28 +23,42 @@ use mmo_net::NetError;
 use mmo_net::auth::LoginAuthority;
 use mmo_net::gateway::GatewayConfig;
 use mmo_net::persist::CharacterStore;
+use mmo_net::relay::{GatewayProcess, ZoneProcess};
 use mmo_net::server::{Server, ServerConfig};
 use mmo_net::tls::{Fingerprint, ServerCert};
 
 use crate::config::{ServerSettings, WorldSettings};
 
-/// The running zones (one, for now) behind the QUIC endpoint.
+/// What runs the game in this process, by role.
+#[derive(Debug)]
+pub enum Running {
+    /// `all`: the zones behind this process's QUIC endpoint.
+    Server(Server),
+    /// `zone`: the zones, serving gateways' connections.
+    ZoneProcess(ZoneProcess),
+    /// `gateway`: the QUIC endpoint, relaying to the zone process.
+    Gateway(GatewayProcess),
+}
+
+/// The running zones behind the QUIC endpoint, or this process's half of a fleet.
 #[derive(Debug)]
 pub struct Zones {
-    server: Server,
+    running: Running,
     world: WorldSettings,
 }
 
-/// Starts the zones for `settings` (already validated) on `settings.quic_addr`, presenting
-/// `cert`, deciding logins with `authority`, admitting connections through `gateway`, and
-/// loading and saving characters through `store` every `[storage] save_interval_s`.
-/// Must be called within a tokio runtime.
+/// Starts what `settings.fleet.role` runs (`settings` already validated): the zones on
+/// `settings.quic_addr` (`all`), the zones alone (`zone`) or the QUIC endpoint alone
+/// (`gateway`), presenting `cert`, deciding logins with `authority`, admitting connections
+/// through `gateway`, and loading and saving characters through `store` every `[storage]
+/// save_interval_s` (`None`: the gateway role, which holds no characters). Must be called
+/// within a tokio runtime.
 pub async fn start_zones(
     settings: &ServerSettings,
     cert: ServerCert,
     authority: Arc<dyn LoginAuthority>,
     gateway: GatewayConfig,
-    store: Arc<dyn CharacterStore>,
+    store: Option<Arc<dyn CharacterStore>>,
 ) -> Result<Zones, NetError> {
     let layout = world_layout(&settings.world)?;
     // Validated with the settings; loading again cannot fail unless the file changed.
@@ -67,7 +85,7 @@ pub async fn start_zones(
         ..ServerConfig::new(settings.quic_addr, zone, cert, authority)
     };
     config.layout = (layout.zone_count() > 1).then_some(layout);
-    config.store = Some(store);
+    config.store = store;
     config.save_interval = Duration::from_secs(settings.storage.save_interval_s);
     config.chat = crate::chat_redis::chat_config(&settings.chat);
     config.chat_bridge =
@@ -80,9 +98,17 @@ pub async fn start_zones(
         replication_threads,
         "world layout"
     );
-    let server = Server::start(config).await?;
+    let running = match settings.fleet.relay() {
+        None => Running::Server(Server::start(config).await?),
+        Some(relay) => match settings.fleet.role {
+            crate::fleet_settings::Role::Gateway => {
+                Running::Gateway(GatewayProcess::start(&config, relay).await?)
+            }
+            _ => Running::ZoneProcess(ZoneProcess::start(&config, relay).await?),
+        },
+    };
     Ok(Zones {
-        server,
+        running,
         world: settings.world.clone(),
     })
 }
@@ -104,16 +130,25 @@ pub fn world_layout(world: &WorldSettings) -> Result<WorldLayout, NetError> {
 }
 
 impl Zones {
-    /// The bound UDP address of the QUIC endpoint.
+    /// The bound UDP address of the QUIC endpoint (`None` in the zone role, which has
+    /// none).
     #[must_use]
-    pub fn quic_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        match &self.running {
+            Running::Server(s) => Some(s.local_addr()),
+            Running::Gateway(g) => Some(g.local_addr()),
+            Running::ZoneProcess(_) => None,
+        }
     }
 
-    /// The fingerprint clients pin.
+    /// The fingerprint clients pin (`None` in the zone role).
     #[must_use]
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.server.fingerprint()
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        match &self.running {
+            Running::Server(s) => Some(s.fingerprint()),
+            Running::Gateway(g) => Some(g.fingerprint()),
+            Running::ZoneProcess(_) => None,
+        }
     }
 
     /// The world layout the zones were started with.
@@ -122,10 +157,10 @@ impl Zones {
         &self.world
     }
 
-    /// The server (for inspection in tests and admin tools).
+    /// What runs the game here (for inspection in tests and admin tools).
     #[must_use]
-    pub fn server(&self) -> &Server {
-        &self.server
+    pub fn running(&self) -> &Running {
+        &self.running
     }
 
     /// Stops accepting, tells every client [`ServerShutdown`], finishes the tick, and waits
@@ -133,7 +168,11 @@ impl Zones {
     ///
     /// [`ServerShutdown`]: mmo_core::control::DisconnectReason::ServerShutdown
     pub async fn shutdown(self, grace: Duration) {
-        self.server.shutdown(grace).await;
+        match self.running {
+            Running::Server(s) => s.shutdown(grace).await,
+            Running::ZoneProcess(z) => z.shutdown(grace).await,
+            Running::Gateway(g) => g.shutdown(grace).await,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use mmo_server::auth::{Claims, DevAccounts, ISSUER, JwtAuthority, TokenIssuer};
 use mmo_server::config::DevAccount;
 use mmo_server::http::{
     AccountResponse, CharacterJson, CharacterList, ErrorResponse, HttpState, LoginResponse,
-    SessionResponse,
+    OpsState, SessionResponse,
 };
 use mmo_server::service_settings::AccountSettings;
 use mmo_server::storage::Store;
@@ -91,8 +91,10 @@ async fn server(store: &Store, settings: AccountSettings, limiter: LoginLimiter)
         spawn: mmo_server::spawn_area::SpawnArea::at_point(glam::Vec3::new(1.0, 0.0, 2.0)),
         quic_addr,
         fingerprint_hex: "ab".repeat(32),
-        ready: Arc::new(AtomicBool::new(true)),
-        metrics: mmo_server::metrics::global(),
+        ops: Arc::new(OpsState {
+            ready: Arc::new(AtomicBool::new(true)),
+            metrics: mmo_server::metrics::global(),
+        }),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -66,7 +66,12 @@ struct Player {
 impl Player {
     async fn join(app: &App, name: &'static str) -> Player {
         let token = app.token_for(name).await.expect("token issued");
-        let mut client = connect_client(app.quic_addr(), app.fingerprint(), &token).await;
+        let mut client = connect_client(
+            app.quic_addr().expect("a QUIC endpoint"),
+            app.fingerprint().expect("a certificate"),
+            &token,
+        )
+        .await;
         let welcome = wait_for_event(&mut client, |e| {
             matches!(
                 e,
@@ -324,7 +329,12 @@ async fn cheaters_and_an_honest_player() {
     let mut sniper = Player::join(&app, "sniper").await;
     let mut hoarder = Player::join(&app, "hoarder").await;
     let warper_token = app.token_for("warper").await.expect("token issued");
-    let mut warper = RawCheater::join(app.quic_addr(), app.fingerprint(), &warper_token).await;
+    let mut warper = RawCheater::join(
+        app.quic_addr().expect("a QUIC endpoint"),
+        app.fingerprint().expect("a certificate"),
+        &warper_token,
+    )
+    .await;
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);

@@ -26,9 +26,9 @@ fn is_welcome_or_disconnect(e: &ClientEvent) -> bool {
 async fn attempt(app: &App, name: &str) -> Result<NetClient, DisconnectReason> {
     let token = app.token_for(name).await.unwrap();
     let connected = NetClient::connect(
-        app.quic_addr(),
+        app.quic_addr().expect("a QUIC endpoint"),
         "localhost",
-        ServerTrust::Pinned(app.fingerprint()),
+        ServerTrust::Pinned(app.fingerprint().expect("a certificate")),
         ClientConfig::default(),
         &token,
     )

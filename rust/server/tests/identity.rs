@@ -20,7 +20,7 @@ async fn the_self_signed_identity_survives_a_restart_and_pem_files_are_used() {
     let first = App::start(loopback_settings(data_dir.clone()))
         .await
         .unwrap();
-    let fingerprint = first.fingerprint();
+    let fingerprint = first.fingerprint().expect("a certificate");
     first.shutdown(Duration::from_secs(1)).await;
     let cert_pem = data_dir.join(mmo_net::tls::CERT_FILE_NAME);
     let key_pem = data_dir.join(mmo_net::tls::KEY_FILE_NAME);
@@ -30,7 +30,7 @@ async fn the_self_signed_identity_survives_a_restart_and_pem_files_are_used() {
         .await
         .unwrap();
     assert_eq!(
-        second.fingerprint(),
+        second.fingerprint().expect("a certificate"),
         fingerprint,
         "same data dir, same fingerprint"
     );
@@ -51,10 +51,19 @@ async fn the_self_signed_identity_survives_a_restart_and_pem_files_are_used() {
     })
     .await
     .unwrap();
-    assert_eq!(third.fingerprint(), fingerprint, "the PEM files are served");
+    assert_eq!(
+        third.fingerprint().expect("a certificate"),
+        fingerprint,
+        "the PEM files are served"
+    );
     // A client pinning that fingerprint completes the handshake (the server holds the key).
     let token = third.token_for("pem").await.unwrap();
-    let mut client = connect_client(third.quic_addr(), fingerprint, &token).await;
+    let mut client = connect_client(
+        third.quic_addr().expect("a QUIC endpoint"),
+        fingerprint,
+        &token,
+    )
+    .await;
     let welcome = wait_for_event(&mut client, |e| {
         matches!(
             e,

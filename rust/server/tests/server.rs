@@ -27,7 +27,12 @@ async fn refusal_of(
     fingerprint: Fingerprint,
     token: &str,
 ) -> (DisconnectReason, String) {
-    let mut client = connect_client(app.quic_addr(), fingerprint, token).await;
+    let mut client = connect_client(
+        app.quic_addr().expect("a QUIC endpoint"),
+        fingerprint,
+        token,
+    )
+    .await;
     match wait_for_event(&mut client, is_disconnect).await {
         Some(ClientEvent::Disconnected { reason, message }) => (reason, message),
         other => panic!("expected a refusal, got {other:?}"),
@@ -76,8 +81,14 @@ async fn login_over_http_then_play_over_quic() {
         assert_eq!(response.status(), 200);
         let login: LoginResponse = response.json().await.unwrap();
         assert_eq!(login.expires_in_s, 900);
-        assert_eq!(login.quic_addr, app.quic_addr().to_string());
-        assert_eq!(login.fingerprint_sha256, app.fingerprint().to_hex());
+        assert_eq!(
+            login.quic_addr,
+            app.quic_addr().expect("a QUIC endpoint").to_string()
+        );
+        assert_eq!(
+            login.fingerprint_sha256,
+            app.fingerprint().expect("a certificate").to_hex()
+        );
 
         // Wrong password, unknown user: 401 with the JSON error.
         for (user, password) in [("alice", "pw2"), ("mallory", "pw1")] {

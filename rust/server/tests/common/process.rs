@@ -29,34 +29,96 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {line}"))
 }
 
+/// A running `--role zone` process: no QUIC endpoint, only HTTP.
+pub struct ZoneRoleProcess {
+    child: Child,
+    /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+    pub http: SocketAddr,
+    /// Its READY line.
+    pub ready_line: String,
+}
+
+impl ZoneRoleProcess {
+    /// Starts the binary with `args` (which must ask for the zone role) and `env`, and
+    /// waits for its READY line.
+    pub fn start(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
+        let (child, line) = spawn_until_ready(args, env, log_path);
+        ZoneRoleProcess {
+            http: field(&line, "http=").parse().expect("http address"),
+            ready_line: line,
+            child,
+        }
+    }
+
+    /// SIGTERM, then waits up to `within` for the exit status.
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        terminate(&mut self.child, within)
+    }
+}
+
+impl Drop for ZoneRoleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and `env` (over a clean environment) and waits up to 30 s
+/// for its READY line, which it returns. Its log goes to `log_path` when given.
+fn spawn_until_ready(
+    args: &[&str],
+    env: &[(&str, &str)],
+    log_path: Option<&std::path::Path>,
+) -> (Child, String) {
+    let mut command = server_command(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let stderr = match log_path {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+        None => Stdio::null(),
+    };
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start mmo-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("READY line within 30 s");
+    assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
+    (child, line)
+}
+
+/// SIGTERM to `child`, then waits up to `within` for its exit status.
+fn terminate(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    // SAFETY: `kill` with a pid this process spawned and has not reaped, and a valid
+    // signal number; it touches no memory.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 impl ServerProcess {
     /// Starts the binary with `args` and `env` (over a clean environment) and waits up to
     /// 30 s for its READY line. Its log goes to `log_path` when given.
     pub fn start(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
-        let mut command = server_command(args);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let stderr = match log_path {
-            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
-            None => Stdio::null(),
-        };
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start mmo-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("READY line within 30 s");
-        assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
+        let (child, line) = spawn_until_ready(args, env, log_path);
         ServerProcess {
             quic: field(&line, "quic=").parse().expect("quic address"),
             http: field(&line, "http=").parse().expect("http address"),
@@ -73,19 +135,7 @@ impl ServerProcess {
 
     /// SIGTERM, then waits up to `within` for the exit status.
     pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY: `kill` with a pid this process spawned and has not reaped, and a valid
-        // signal number; it touches no memory.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        terminate(&mut self.child, within)
     }
 
     /// `POST /v1/login` for `name` with `password`; panics unless it answers 200.

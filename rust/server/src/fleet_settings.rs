@@ -1,0 +1,152 @@
+//! `[fleet]`: which role this process plays and how it reaches the rest of the fleet.
+//!
+//! | role | what runs | needs |
+//! |---|---|---|
+//! | `all` (default) | everything in one process: QUIC endpoint, zones, HTTP login, saving | nothing external |
+//! | `gateway` | the QUIC endpoint, whose connections are relayed over NATS to the zone process; HTTP login (accounts) and the operations routes | `nats_url`, the database (accounts) |
+//! | `zone` | every zone of the world and their saving; its sessions are the gateways' connections; HTTP serves only `/metrics`, `/healthz`, `/readyz` | `nats_url`, the database (characters), the JWT secret the gateways' logins sign with |
+//!
+//! Every process of one world uses the same `world` name (it is part of every NATS subject),
+//! the same `[world]` layout and the same JWT secret. See `docs/fleet.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, error};
+
+/// A process's part in the fleet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything in one process (the embedded default).
+    #[default]
+    All,
+    /// Holds players' QUIC connections and relays them to the zone process.
+    Gateway,
+    /// Runs the zones; its players connect through gateways.
+    Zone,
+}
+
+impl Role {
+    /// The role's name in settings and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Gateway => "gateway",
+            Role::Zone => "zone",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(Role::All),
+            "gateway" => Ok(Role::Gateway),
+            "zone" => Ok(Role::Zone),
+            _ => Err("expected all, gateway or zone".into()),
+        }
+    }
+}
+
+/// The `[fleet]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetSettings {
+    /// This process's role.
+    pub role: Role,
+    /// The NATS server between gateways and zone processes (`nats://host:port`); required
+    /// by the `gateway` and `zone` roles, unused by `all`.
+    pub nats_url: Option<String>,
+    /// The world's name in every NATS subject: 1..=64 letters, digits, `_`, `-`.
+    pub world: String,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            role: Role::All,
+            nats_url: None,
+            world: "default".to_owned(),
+        }
+    }
+}
+
+impl FleetSettings {
+    /// Checks the section; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let world_ok = (1..=64).contains(&self.world.len())
+            && self
+                .world
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !world_ok {
+            return Err(error(
+                "fleet.world",
+                &self.world,
+                "1..=64 letters, digits, `_`, `-`",
+            ));
+        }
+        match (&self.nats_url, self.role) {
+            (None, Role::Gateway | Role::Zone) => Err(error(
+                "fleet.nats_url",
+                "(none)",
+                format!("the {} role needs a NATS server", self.role.as_str()),
+            )),
+            (Some(url), _) => {
+                crate::service_settings::check_url("fleet.nats_url", url, &["nats", "tls"])
+            }
+            (None, Role::All) => Ok(()),
+        }
+    }
+
+    /// The relay settings of the `gateway` and `zone` roles (`None` for `all` or without a
+    /// NATS URL, which `validate` refuses for those roles).
+    #[must_use]
+    pub fn relay(&self) -> Option<mmo_net::relay::RelaySettings> {
+        let url = self.nats_url.as_ref()?;
+        (self.role != Role::All).then(|| mmo_net::relay::RelaySettings {
+            nats_url: url.clone(),
+            world: self.world.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_roles_need_a_nats_url_and_a_good_world_name() {
+        assert!(FleetSettings::default().validate().is_ok());
+        let gateway = FleetSettings {
+            role: Role::Gateway,
+            ..FleetSettings::default()
+        };
+        let e = gateway.validate().unwrap_err();
+        assert!(
+            e.to_string().contains("fleet.nats_url") || e.option.contains("nats"),
+            "{e}"
+        );
+        let ok = FleetSettings {
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            ..gateway.clone()
+        };
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.relay().unwrap().world, "default");
+        let bad_world = FleetSettings {
+            world: "a.b".into(),
+            ..ok.clone()
+        };
+        assert!(bad_world.validate().is_err());
+        let bad_url = FleetSettings {
+            nats_url: Some("http://x".into()),
+            ..ok
+        };
+        assert!(bad_url.validate().is_err());
+        assert_eq!("Zone".parse::<Role>(), Ok(Role::Zone));
+        assert!("zones".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The fleet roles as real processes: one `mmo-server --role zone` and two `mmo-server
+//! --role gateway` sharing a data directory (JWT secret, certificate, SQLite database) and
+//! a real NATS server. Players log in over a gateway's HTTP, play through its QUIC
+//! endpoint, see each other across gateways, and hear why when processes stop.
+//!
+//! Needs `MMO_TEST_NATS_URL` (`ci/services.sh`; skipped without it unless
+//! `MMO_REQUIRE_SERVICES=1`).
+
+use std::time::Duration;
+
+use mmo_core::control::DisconnectReason;
+use mmo_core::session::client::ClientEvent;
+
+mod common;
+
+use common::process::{ServerProcess, ZoneRoleProcess};
+use common::{TempDir, connect_client};
+
+fn nats_url() -> Option<String> {
+    match std::env::var("MMO_TEST_NATS_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("MMO_TEST_NATS_URL not set but MMO_REQUIRE_SERVICES=1")
+        }
+        Err(_) => {
+            println!("skipped: MMO_TEST_NATS_URL not set");
+            None
+        }
+    }
+}
+
+/// Pumps `client` until `want` matches or `within` passes.
+async fn wait_for(
+    client: &mut mmo_net::client::NetClient,
+    within: Duration,
+    want: impl Fn(&ClientEvent) -> bool,
+) -> Option<ClientEvent> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        client.pump();
+        while let Some(event) = client.poll_event() {
+            if want(&event) {
+                return Some(event);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_relay_players_to_one_zone_process() {
+    let Some(url) = nats_url() else { return };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = TempDir::new("fleet");
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let world = format!(
+            "fleet-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let common_args = [
+            "--nats-url",
+            url.as_str(),
+            "--world",
+            world.as_str(),
+            "--data-dir",
+            data,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--quic-addr",
+            "127.0.0.1:0",
+        ];
+        let env = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
+        let args = |role: &'static str| {
+            let mut a = vec!["--role", role];
+            a.extend_from_slice(&common_args);
+            a
+        };
+        // The zone process first: it creates the data directory's secret and database.
+        let zone = ZoneRoleProcess::start(&args("zone"), &env, None);
+        assert!(
+            zone.ready_line.contains("role=zone") && !zone.ready_line.contains("quic="),
+            "{}",
+            zone.ready_line
+        );
+        let gateway_1 = ServerProcess::start(&args("gateway"), &env, None);
+        let gateway_2 = ServerProcess::start(&args("gateway"), &env, None);
+        assert_ne!(gateway_1.quic, gateway_2.quic);
+        assert_eq!(
+            gateway_1.fingerprint, gateway_2.fingerprint,
+            "one certificate"
+        );
+
+        // A zone process serves the operations routes only: players log in at gateways.
+        let http = reqwest::Client::new();
+        let zone_base = format!("http://{}", zone.http);
+        assert_eq!(
+            http.get(format!("{zone_base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let zone_login = http
+            .post(format!("{zone_base}/v1/login"))
+            .json(&serde_json::json!({"username": "alice", "password": "pw1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zone_login.status(), 404);
+
+        // Alice logs in and plays through gateway 1, Bob through gateway 2.
+        let alice_login = gateway_1.login("alice", "pw1").await;
+        assert_eq!(alice_login.quic_addr, gateway_1.quic.to_string());
+        let bob_login = gateway_2.login("bob", "pw2").await;
+        let mut alice =
+            connect_client(gateway_1.quic, gateway_1.fingerprint, &alice_login.token).await;
+        let mut bob = connect_client(gateway_2.quic, gateway_2.fingerprint, &bob_login.token).await;
+        let welcomed = |e: &ClientEvent| matches!(e, ClientEvent::Welcome { .. });
+        let alice_entity = match wait_for(&mut alice, Duration::from_secs(10), welcomed).await {
+            Some(ClientEvent::Welcome { entity_id, .. }) => entity_id,
+            other => panic!("Alice not welcomed through gateway 1: {other:?}"),
+        };
+        assert!(
+            wait_for(&mut bob, Duration::from_secs(10), welcomed)
+                .await
+                .is_some(),
+            "Bob welcomed through gateway 2"
+        );
+        let sees_alice = wait_for(
+            &mut bob,
+            Duration::from_secs(10),
+            |e| matches!(e, ClientEvent::EntityEntered { id, .. } if *id == alice_entity),
+        )
+        .await;
+        assert!(sees_alice.is_some(), "Bob, on another gateway, sees Alice");
+
+        let metrics = reqwest::get(format!("{zone_base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("mmo_relay_events_total{event=\"opened\"} 2"),
+            "the zone process opened two relayed connections"
+        );
+
+        // Gateway 1 stops: Alice is told `ServerShutdown`; the zone process ends her
+        // session, and Bob sees her leave.
+        let status = gateway_1
+            .terminate(Duration::from_secs(15))
+            .expect("gateway 1 exits");
+        assert!(status.success(), "gateway 1 exit status {status}");
+        let alice_end = wait_for(&mut alice, Duration::from_secs(5), |e| {
+            matches!(e, ClientEvent::Disconnected { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                alice_end,
+                Some(ClientEvent::Disconnected {
+                    reason: DisconnectReason::ServerShutdown,
+                    ..
+                })
+            ),
+            "{alice_end:?}"
+        );
+        let alice_left = wait_for(
+            &mut bob,
+            Duration::from_secs(5),
+            |e| matches!(e, ClientEvent::EntityLeft { id } if *id == alice_entity),
+        )
+        .await;
+        assert!(alice_left.is_some(), "Bob saw Alice leave");
+
+        // The zone process stops: Bob hears `ServerShutdown` through gateway 2.
+        let status = zone
+            .terminate(Duration::from_secs(20))
+            .expect("the zone process exits");
+        assert!(status.success(), "zone exit status {status}");
+        let bob_end = wait_for(&mut bob, Duration::from_secs(5), |e| {
+            matches!(e, ClientEvent::Disconnected { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                bob_end,
+                Some(ClientEvent::Disconnected {
+                    reason: DisconnectReason::ServerShutdown,
+                    ..
+                })
+            ),
+            "{bob_end:?}"
+        );
+        let status = gateway_2
+            .terminate(Duration::from_secs(15))
+            .expect("gateway 2 exits");
+        assert!(status.success(), "gateway 2 exit status {status}");
+    })
+    .await
+    .expect("finished within 90 s");
+}
+
+#[test]
+fn a_relay_role_without_nats_is_refused_at_start() {
+    let output = common::server_command(&["--role", "gateway"])
+        .output()
+        .expect("runs mmo-server");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--nats-url"), "{stderr}");
+}
