@@ -98,7 +98,8 @@ start)
     free_port >"$dir/nats.port"
     log "NATS on 127.0.0.1:$(cat "$dir/nats.port")"
     nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
-    "$nats_bin" -a 127.0.0.1 -p "$(cat "$dir/nats.port")" -P "$dir/nats.pid" -l "$dir/nats.log" &
+    "$nats_bin" -a 127.0.0.1 -p "$(cat "$dir/nats.port")" -P "$dir/nats.pid" -l "$dir/nats.log" \
+        </dev/null >"$dir/nats.out" 2>&1 &
     for _ in $(seq 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/nats.port")") 2>/dev/null && break
         sleep 0.1

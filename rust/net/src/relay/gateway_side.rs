@@ -32,6 +32,10 @@ use crate::tls::Fingerprint;
 const COMMAND_CAPACITY: usize = 65_536;
 /// The relay task's timer: control bytes left behind, retransmissions, timeouts.
 const TIMER: Duration = Duration::from_millis(20);
+/// Client traffic is held at most this long to share a batch with what follows it (one
+/// NATS message per datagram cost more CPU in the gateway, the NATS server and the zone
+/// process than the relay's whole work otherwise; see `docs/fleet.md`).
+const COALESCE: Duration = Duration::from_millis(1);
 
 /// What a connection task tells the relay task.
 enum Command {
@@ -304,18 +308,17 @@ impl RelayLoop {
     ) {
         let mut timer = tokio::time::interval(TIMER);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the client traffic taken since the last flush must go at the latest.
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
                     self.handle(command);
-                    // Take what else is waiting: one batch per subject for the burst.
-                    for _ in 0..1024 {
-                        match commands.try_recv() {
-                            Ok(command) => self.handle(command),
-                            Err(_) => break,
-                        }
-                    }
+                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+                }
+                () = sleep_until(flush_at), if flush_at.is_some() => {
+                    flush_at = None;
                     self.flush(false).await;
                 }
                 message = subscriber.next() => {
@@ -325,7 +328,10 @@ impl RelayLoop {
                     }
                     self.flush(false).await;
                 }
-                _ = timer.tick() => self.flush(true).await,
+                _ = timer.tick() => {
+                    flush_at = None;
+                    self.flush(true).await;
+                }
             }
         }
     }
@@ -532,6 +538,14 @@ impl RelayLoop {
             }
         }
         self.outgoing.retain(|_, items| items.capacity() > 0);
+    }
+}
+
+/// Sleeps until `at` (forever when `None`; the `select!` branch is disabled then).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -25,8 +25,9 @@
 //!
 //! **Timing.** The zone process sends one batch per gateway after each zone tick (the zone
 //! threads wake it once their transmits are in the outboxes) and on a 50 ms timer; the
-//! gateway sends a batch per burst of client datagrams and control bytes as they arrive
-//! (no added wait) and on a 20 ms timer. Stream items not acknowledged within
+//! gateway holds client datagrams and control bytes at most 1 ms so that the traffic of
+//! that millisecond shares one batch per zone process (one NATS message per datagram cost
+//! the NATS server 2.7 times the CPU), and sends on a 20 ms timer too. Stream items not acknowledged within
 //! [`RETRANSMIT_AFTER_US`] are sent again; an item unacknowledged for
 //! [`PEER_TIMEOUT_US`] means the other process is gone: the gateway closes the client with
 //! `ServiceUnavailable`, the zone process ends the session as a `Timeout`; an opening not

@@ -235,6 +235,7 @@ impl RelayLoop {
     fn receive(&mut self, batch: Batch) {
         let gateway = batch.gateway;
         let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+        let mut touched: Vec<ConnKey> = Vec::new();
         for item in batch.items {
             match item {
                 Item::Datagram { conn, bytes } => {
@@ -281,6 +282,7 @@ impl RelayLoop {
                     let Some(c) = self.conns.get_mut(&key) else {
                         continue;
                     };
+                    touched.push(key);
                     if let Err(e) = c.from_gateway.on_item(seq, item) {
                         count("stream_refused");
                         tracing::warn!(error = %e, "gateway broke the relay stream: ending the session");
@@ -301,8 +303,9 @@ impl RelayLoop {
             }
         }
         // Control bytes reach the zone without waiting for the tick's drain.
-        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
-        for key in keys {
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
             if let Some(c) = self.conns.get_mut(&key) {
                 deliver(c, &self.inboxes);
             }
