@@ -146,6 +146,14 @@ impl ZoneSet {
     }
 }
 
+/// The ids of the zones [`build_zones`] makes for `config`.
+pub(crate) fn zone_ids(config: &ServerConfig) -> Vec<u16> {
+    match config.layout {
+        Some(layout) => layout.zones().map(|id| id.0).collect(),
+        None => vec![0],
+    }
+}
+
 /// One [`Zone`] per zone of the layout (placement set), or one for the whole world.
 pub(crate) fn build_zones(config: &ServerConfig) -> Result<Vec<Zone>, NetError> {
     let Some(layout) = config.layout else {

@@ -2,7 +2,8 @@
 //! one zone process runs the sessions, and nothing but NATS connects them.
 //!
 //! Needs `MMO_TEST_NATS_URL` (`ci/services.sh` starts a server; skipped without it unless
-//! `MMO_REQUIRE_SERVICES=1`). Each test uses its own world name, so tests running at once
+//! `MMO_REQUIRE_SERVICES=1`); the directory test needs `MMO_TEST_REDIS_URL` too, and the
+//! others use the directory when it is set. Each test uses its own world name, so tests running at once
 //! on one NATS server do not see each other.
 
 mod common;
@@ -38,6 +39,8 @@ fn settings(url: &str, world: &str) -> RelaySettings {
     RelaySettings {
         nats_url: url.to_owned(),
         world: format!("{world}-{:08x}", rand_suffix()),
+        // The directory when a Redis is at hand (`ci/services.sh` starts one).
+        redis_url: std::env::var("MMO_TEST_REDIS_URL").ok(),
     }
 }
 
@@ -332,6 +335,71 @@ async fn without_a_zone_process_the_gateway_closes_with_service_unavailable() {
             "closed after the relay's 3 s opening timeout, not {waited:?}"
         );
         gateway.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
+    let Some(url) = nats_url() else { return };
+    let Ok(redis_url) = std::env::var("MMO_TEST_REDIS_URL") else {
+        assert_ne!(
+            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
+        );
+        println!("skipped: MMO_TEST_REDIS_URL not set");
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let relay = settings(&url, "leases");
+        let (config, _, _) = config();
+        let first = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let first_token = first.fencing_token(ZoneId(0)).expect("a lease of zone 0");
+        assert!(first.fencing_token(ZoneId(1)).is_some(), "and of zone 1");
+
+        // A second zone process of the same world is refused, naming the zone and owner.
+        let refused = ZoneProcess::start(&config, relay.clone())
+            .await
+            .unwrap_err();
+        let message = refused.to_string();
+        assert!(
+            message.contains("zone 0") && message.contains(&format!("{:016x}", first.id())),
+            "{message}"
+        );
+
+        // Stopped, the first gives its leases back: the next owner gets higher tokens.
+        first.shutdown(Duration::from_secs(2)).await;
+        let second = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let second_token = second.fencing_token(ZoneId(0)).unwrap();
+        assert!(second_token > first_token, "{second_token} > {first_token}");
+
+        // Someone else takes zone 1's lease: the owner learns it lost the zone.
+        let client = redis::Client::open(redis_url.as_str()).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("mmo:{}:zone:1:owner", relay.world);
+        redis::cmd("SET")
+            .arg(&key)
+            .arg("00000000000000ff:999")
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(5), second.ownership_lost())
+            .await
+            .expect("the loss is noticed within a renewal period or two");
+        assert!(reason.contains("zone 1"), "{reason}");
+        second.shutdown(Duration::from_secs(2)).await;
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(
+            owner.as_deref(),
+            Some("00000000000000ff:999"),
+            "a lost lease is not given back over the new owner's"
+        );
     })
     .await
     .expect("finished within 30 s");

@@ -374,6 +374,16 @@ impl App {
         self.issuer.issue(account, now_s).map_err(|e| e.to_string())
     }
 
+    /// Resolves with the reason when this process (a zone process) lost a zone's lease in
+    /// the fleet's directory: it must stop (`mmo-server` shuts down and exits with 1).
+    /// Never resolves in the other roles.
+    pub async fn ownership_lost(&self) -> String {
+        match &self.zones {
+            Some(zones) => zones.ownership_lost().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The zones (for inspection).
     #[must_use]
     pub fn zones(&self) -> Option<&Zones> {

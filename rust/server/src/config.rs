@@ -630,6 +630,13 @@ impl ServerSettings {
         self.accounts.validate()?;
         self.chat.validate()?;
         self.fleet.validate()?;
+        if self.fleet.role == crate::fleet_settings::Role::Zone && self.chat.redis_url.is_none() {
+            return Err(error(
+                "redis_url",
+                "(none)",
+                "the zone role needs Redis: the fleet's directory, where it holds a lease on each zone it runs",
+            ));
+        }
         self.gameplay.load().map(|_| ())
     }
 
@@ -792,8 +799,8 @@ pub struct Cli {
     /// [default: 30]
     #[arg(long = "save-interval-s", value_name = "SECONDS")]
     pub save_interval_s: Option<u64>,
-    /// Redis for cross-process chat and presence, redis://host:port/ [env: MMO_REDIS_URL]
-    /// [default: none, in-process chat]
+    /// Redis for cross-process chat and presence, and the fleet's directory (needed by the
+    /// zone role), redis://host:port/ [env: MMO_REDIS_URL] [default: none, in-process chat]
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
     /// Login attempts one IP address may make per minute, 1..=100000 (load tests from one

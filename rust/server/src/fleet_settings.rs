@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `all` (default) | everything in one process: QUIC endpoint, zones, HTTP login, saving | nothing external |
 //! | `gateway` | the QUIC endpoint, whose connections are relayed over NATS to the zone process; HTTP login (accounts) and the operations routes | `nats_url`, the database (accounts) |
-//! | `zone` | every zone of the world and their saving; its sessions are the gateways' connections; HTTP serves only `/metrics`, `/healthz`, `/readyz` | `nats_url`, the database (characters), the JWT secret the gateways' logins sign with |
+//! | `zone` | every zone of the world and their saving; its sessions are the gateways' connections; HTTP serves only `/metrics`, `/healthz`, `/readyz` | `nats_url`, `--redis-url` (the fleet's directory: it holds a lease on each zone it runs), the database (characters), the JWT secret the gateways' logins sign with |
 //!
 //! Every process of one world uses the same `world` name (it is part of every NATS subject),
 //! the same `[world]` layout and the same JWT secret. See `docs/fleet.md`.
@@ -102,14 +102,15 @@ impl FleetSettings {
         }
     }
 
-    /// The relay settings of the `gateway` and `zone` roles (`None` for `all` or without a
-    /// NATS URL, which `validate` refuses for those roles).
+    /// The relay settings of the `gateway` and `zone` roles with the directory's Redis
+    /// (`None` for `all` or without a NATS URL, which `validate` refuses for those roles).
     #[must_use]
-    pub fn relay(&self) -> Option<mmo_net::relay::RelaySettings> {
+    pub fn relay(&self, redis_url: Option<&str>) -> Option<mmo_net::relay::RelaySettings> {
         let url = self.nats_url.as_ref()?;
         (self.role != Role::All).then(|| mmo_net::relay::RelaySettings {
             nats_url: url.clone(),
             world: self.world.clone(),
+            redis_url: redis_url.map(str::to_owned),
         })
     }
 }
@@ -135,7 +136,7 @@ mod tests {
             ..gateway.clone()
         };
         assert!(ok.validate().is_ok());
-        assert_eq!(ok.relay().unwrap().world, "default");
+        assert_eq!(ok.relay(None).unwrap().world, "default");
         let bad_world = FleetSettings {
             world: "a.b".into(),
             ..ok.clone()

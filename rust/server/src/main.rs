@@ -1,7 +1,9 @@
 //! The `mmo-server` binary: reads the settings, starts the server, prints one READY line on
 //! stdout (`MMO_SERVER_READY quic=<addr> http=<addr> fingerprint=<hex>`), and runs until
 //! SIGTERM or Ctrl-C, then shuts down gracefully and exits 0. Everything else goes to
-//! stderr. Exit status: 2 for a bad setting, 1 for any other start-up failure.
+//! stderr. Exit status: 2 for a bad setting, 1 for any other start-up failure, and 1 after
+//! a zone process lost a zone's lease in the fleet's directory (it shuts down: another
+//! process may own the zone now).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -73,9 +75,20 @@ async fn run(settings: ServerSettings) -> ExitCode {
             tracing::warn!(error = %e, "READY line not written to stdout");
         }
     }
-    signal.wait().await;
+    let lost = tokio::select! {
+        () = signal.wait() => None,
+        reason = app.ownership_lost() => Some(reason),
+    };
+    if let Some(reason) = &lost {
+        tracing::error!(%reason, "this zone process lost a zone's lease: shutting down");
+        eprintln!("mmo-server: lost zone ownership: {reason}");
+    }
     app.shutdown(SHUTDOWN_GRACE).await;
-    ExitCode::SUCCESS
+    if lost.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from [`ShutdownSignal::install`] on (off unix:

@@ -98,7 +98,7 @@ pub async fn start_zones(
         replication_threads,
         "world layout"
     );
-    let running = match settings.fleet.relay() {
+    let running = match settings.fleet.relay(settings.chat.redis_url.as_deref()) {
         None => Running::Server(Server::start(config).await?),
         Some(relay) => match settings.fleet.role {
             crate::fleet_settings::Role::Gateway => {
@@ -155,6 +155,15 @@ impl Zones {
     #[must_use]
     pub fn world(&self) -> &WorldSettings {
         &self.world
+    }
+
+    /// Resolves with the reason when a zone process lost a zone's lease in the fleet's
+    /// directory (never in the other roles).
+    pub async fn ownership_lost(&self) -> String {
+        match &self.running {
+            Running::ZoneProcess(z) => z.ownership_lost().await,
+            Running::Server(_) | Running::Gateway(_) => std::future::pending().await,
+        }
     }
 
     /// What runs the game here (for inspection in tests and admin tools).

@@ -3,8 +3,8 @@
 //! a real NATS server. Players log in over a gateway's HTTP, play through its QUIC
 //! endpoint, see each other across gateways, and hear why when processes stop.
 //!
-//! Needs `MMO_TEST_NATS_URL` (`ci/services.sh`; skipped without it unless
-//! `MMO_REQUIRE_SERVICES=1`).
+//! Needs `MMO_TEST_NATS_URL` and `MMO_TEST_REDIS_URL` (`ci/services.sh`; skipped without
+//! them unless `MMO_REQUIRE_SERVICES=1`).
 
 use std::time::Duration;
 
@@ -48,9 +48,23 @@ async fn wait_for(
     None
 }
 
+fn redis_url() -> Option<String> {
+    match std::env::var("MMO_TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1")
+        }
+        Err(_) => {
+            println!("skipped: MMO_TEST_REDIS_URL not set");
+            None
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_relay_players_to_one_zone_process() {
     let Some(url) = nats_url() else { return };
+    let Some(redis_url) = redis_url() else { return };
     tokio::time::timeout(Duration::from_secs(90), async {
         let dir = TempDir::new("fleet");
         let data = dir.path().join("data");
@@ -65,6 +79,8 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
         let common_args = [
             "--nats-url",
             url.as_str(),
+            "--redis-url",
+            redis_url.as_str(),
             "--world",
             world.as_str(),
             "--data-dir",
@@ -208,11 +224,20 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
 }
 
 #[test]
-fn a_relay_role_without_nats_is_refused_at_start() {
+fn a_relay_role_without_nats_or_a_zone_role_without_redis_is_refused_at_start() {
     let output = common::server_command(&["--role", "gateway"])
         .output()
         .expect("runs mmo-server");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--nats-url"), "{stderr}");
+    let output = common::server_command(&["--role", "zone", "--nats-url", "nats://127.0.0.1:1"])
+        .output()
+        .expect("runs mmo-server");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--redis-url") && stderr.contains("directory"),
+        "{stderr}"
+    );
 }

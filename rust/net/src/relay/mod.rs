@@ -34,16 +34,22 @@
 //! acknowledged within [`OPEN_TIMEOUT_US`] (no zone process runs the home zone) closes the
 //! client with `ServiceUnavailable` too.
 //!
+//! **Ownership**: with [`RelaySettings::redis_url`], a zone process holds a lease with a
+//! fencing token for each zone it runs ([`directory`]); a second zone process of the same
+//! world is refused at start, naming the owner, and a process that loses a lease is told
+//! ([`ZoneProcess::ownership_lost`]).
+//!
 //! # Not done yet (issue 14, step (a) continues)
 //!
 //! - **One zone process per world**: it runs every zone of the layout and subscribes to
-//!   every zone subject; a second zone process of the same world would receive the same
-//!   connections. The directory of zone owners (Redis leases with fencing tokens), handoff
-//!   across processes and border visibility between processes are the next steps.
+//!   every zone subject (the leases keep a second one from starting). Routing gateways by
+//!   the directory, checking fencing tokens, handoff across processes and border
+//!   visibility between processes are the next steps.
 //! - **No NATS TLS or credentials yet**, account presence and login limits are still
 //!   per process, and a gateway crash ends its clients' sessions (after the timeout)
 //!   instead of resuming them on another gateway.
 
+pub mod directory;
 mod gateway_side;
 mod zone_side;
 
@@ -72,6 +78,10 @@ pub struct RelaySettings {
     pub nats_url: String,
     /// The world's name in every subject: 1 to 64 ASCII letters, digits, `-` or `_`.
     pub world: String,
+    /// The Redis of the fleet's directory ([`directory`]): a zone process takes the lease
+    /// of each zone it runs there before serving, and stops when it loses one. `None`: no
+    /// directory (a single zone process is assumed; tests and trials).
+    pub redis_url: Option<String>,
 }
 
 impl RelaySettings {

@@ -41,6 +41,8 @@ const ENDED_MEMORY_US: u64 = 60_000_000;
 pub struct ZoneProcess {
     zones: ZoneSet,
     id: u64,
+    /// The zones' leases in the fleet's directory (`None` without a directory).
+    leases: Option<super::directory::ZoneLeases>,
     relay_task: tokio::task::JoinHandle<()>,
     /// Tells the relay task the zones stopped: send what is left, then end.
     stopping: Option<oneshot::Sender<()>>,
@@ -57,6 +59,16 @@ impl ZoneProcess {
         relay: RelaySettings,
     ) -> Result<ZoneProcess, NetError> {
         let id: u64 = rand::random();
+        let leases = match &relay.redis_url {
+            Some(url) => {
+                let zones = crate::zone_set::zone_ids(config);
+                let leases =
+                    super::directory::ZoneLeases::acquire(url, &relay.world, id, zones).await?;
+                tracing::info!(process = %format!("{id:016x}"), "zone leases taken");
+                Some(leases)
+            }
+            None => None,
+        };
         let client = relay.connect(&format!("mmo-zone-{id:016x}")).await?;
         let my_subject = relay.zone_process_subject(id);
         let subscribe = |subject: String| {
@@ -94,6 +106,7 @@ impl ZoneProcess {
         Ok(ZoneProcess {
             zones,
             id,
+            leases,
             relay_task,
             stopping: Some(stopping),
         })
@@ -103,6 +116,22 @@ impl ZoneProcess {
     #[must_use]
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The fencing token of `zone`'s lease (`None` without a directory).
+    #[must_use]
+    pub fn fencing_token(&self, zone: ZoneId) -> Option<u64> {
+        self.leases.as_ref()?.token(zone.0)
+    }
+
+    /// Resolves with the reason when this process lost a zone's lease (another process may
+    /// own the zone now): the caller must stop acting as its owner. Never resolves without
+    /// a directory or while every lease is held.
+    pub async fn ownership_lost(&self) -> String {
+        match &self.leases {
+            Some(leases) => leases.lost().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// How many zones (threads) run here.
@@ -138,6 +167,9 @@ impl ZoneProcess {
         let task = std::mem::replace(&mut self.relay_task, tokio::spawn(async {}));
         if tokio::time::timeout(grace, task).await.is_err() {
             tracing::warn!("zone process relay did not finish within the grace period");
+        }
+        if let Some(leases) = self.leases.take() {
+            leases.release().await;
         }
         tracing::info!(process = %format!("{:016x}", self.id), "zone process stopped");
     }

@@ -1,0 +1,249 @@
+//! The fleet's directory in Redis: which zone process owns which zone, as leases with
+//! fencing tokens.
+//!
+//! Keys (under `mmo:<world>:`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `zone:<zone id>:owner` | `<zone process id, 16 hex digits>:<fencing token>`, expiring after [`LEASE_MS`] unless renewed |
+//! | `zone:<zone id>:fence` | the zone's fencing counter: every lease taken increments it |
+//!
+//! A zone process takes the lease of every zone it runs before it serves anyone
+//! ([`ZoneLeases::acquire`]: refused, naming the owner, while another process holds one),
+//! renews them every [`RENEW_EVERY_MS`], and gives them back when it stops. Taking and
+//! renewing are Lua scripts, so each is one atomic step in Redis. A renewal that finds
+//! another value under the key, or that has not succeeded for [`LEASE_MS`] (Redis
+//! unreachable: the lease may have expired and been taken), means ownership is lost: the
+//! process must stop acting as the owner ([`ZoneLeases::lost`] resolves).
+//!
+//! The fencing token grows with every lease of a zone, so a consumer that remembers the
+//! highest token it saw for a zone can refuse a process acting on an older lease. Not done
+//! yet: no consumer checks it (gateways route by the zone's subject, one zone process per
+//! world; saves do not carry it): that is the next step with handoff across processes.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::NetError;
+
+/// How long a lease lasts without renewal, ms.
+pub const LEASE_MS: u64 = 5_000;
+/// How often a lease is renewed, ms.
+pub const RENEW_EVERY_MS: u64 = 1_000;
+
+/// Takes the owner key when free: `{1, token}`; else `{0, current value, its ttl in ms}`.
+const ACQUIRE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  return {0, current, redis.call('PTTL', KEYS[1])}
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return {1, tostring(token), 0}
+";
+
+/// Extends the lease when the key still holds our value: 1, else 0.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Deletes the key when it still holds our value.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// One lease held: the zone, its key and the value it holds.
+#[derive(Clone, Debug)]
+struct Lease {
+    zone: u16,
+    key: String,
+    value: String,
+    token: u64,
+}
+
+/// The leases of one zone process; see the module docs.
+#[derive(Debug)]
+pub struct ZoneLeases {
+    connection: redis::aio::MultiplexedConnection,
+    leases: Vec<Lease>,
+    renewer: tokio::task::JoinHandle<()>,
+    lost: watch::Receiver<Option<String>>,
+}
+
+impl ZoneLeases {
+    /// Takes the lease of each of `zones` of `world` for `process` at `redis_url`.
+    ///
+    /// # Errors
+    /// Redis unreachable; or a zone already owned: [`NetError::Config`] naming the zone,
+    /// the owner and when its lease expires (the leases taken before it are given back).
+    pub async fn acquire(
+        redis_url: &str,
+        world: &str,
+        process: u64,
+        zones: impl IntoIterator<Item = u16>,
+    ) -> Result<ZoneLeases, NetError> {
+        let client = redis::Client::open(redis_url)
+            .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+        let mut leases = Vec::new();
+        for zone in zones {
+            let key = format!("mmo:{world}:zone:{zone}:owner");
+            let fence = format!("mmo:{world}:zone:{zone}:fence");
+            let answer: (i64, String, i64) = redis::cmd("EVAL")
+                .arg(ACQUIRE)
+                .arg(2)
+                .arg(&key)
+                .arg(&fence)
+                .arg(format!("{process:016x}"))
+                .arg(LEASE_MS)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+            match answer {
+                (1, token, _) => {
+                    let token: u64 = token.parse().map_err(|_| {
+                        NetError::Connection(format!("fleet directory: bad token {token:?}"))
+                    })?;
+                    leases.push(Lease {
+                        zone,
+                        value: format!("{process:016x}:{token}"),
+                        key,
+                        token,
+                    });
+                }
+                (_, owner, ttl_ms) => {
+                    release_all(&mut connection, &leases).await;
+                    return Err(NetError::Config(format!(
+                        "zone {zone} of world `{world}` is owned by zone process {owner} (its lease \
+                         expires in {ttl_ms} ms unless renewed): one zone process per zone"
+                    )));
+                }
+            }
+        }
+        let (lost_tx, lost) = watch::channel(None);
+        let renewer = tokio::spawn(renew(connection.clone(), leases.clone(), lost_tx));
+        Ok(ZoneLeases {
+            connection,
+            leases,
+            renewer,
+            lost,
+        })
+    }
+
+    /// The fencing token of `zone`'s lease, if this process holds it.
+    #[must_use]
+    pub fn token(&self, zone: u16) -> Option<u64> {
+        self.leases.iter().find(|l| l.zone == zone).map(|l| l.token)
+    }
+
+    /// Resolves with the reason once a lease is lost (never, while they are all held).
+    pub async fn lost(&self) -> String {
+        let mut lost = self.lost.clone();
+        loop {
+            if let Some(reason) = lost.borrow_and_update().clone() {
+                return reason;
+            }
+            if lost.changed().await.is_err() {
+                // The renewer ended without a loss (released): never resolves.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Stops renewing and gives every lease back (a lease lost meanwhile is left alone).
+    pub async fn release(mut self) {
+        self.renewer.abort();
+        release_all(&mut self.connection, &self.leases).await;
+    }
+}
+
+impl Drop for ZoneLeases {
+    fn drop(&mut self) {
+        // Dropped without `release`: the leases expire after `LEASE_MS`.
+        self.renewer.abort();
+    }
+}
+
+async fn release_all(connection: &mut redis::aio::MultiplexedConnection, leases: &[Lease]) {
+    for lease in leases {
+        let released: Result<i64, _> = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(&lease.key)
+            .arg(&lease.value)
+            .query_async(connection)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(zone = lease.zone, error = %e, "zone lease not given back (it expires by itself)");
+        }
+    }
+}
+
+/// Renews every lease each [`RENEW_EVERY_MS`] until one is lost; then says why on `lost`.
+async fn renew(
+    mut connection: redis::aio::MultiplexedConnection,
+    leases: Vec<Lease>,
+    lost: watch::Sender<Option<String>>,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(RENEW_EVERY_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renewed_at = Instant::now();
+    loop {
+        every.tick().await;
+        let mut all_held = true;
+        let mut reached = true;
+        for lease in &leases {
+            let held: Result<i64, _> = redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(&lease.key)
+                .arg(&lease.value)
+                .arg(LEASE_MS)
+                .query_async(&mut connection)
+                .await;
+            match held {
+                Ok(1) => {}
+                Ok(_) => {
+                    let reason = format!(
+                        "the lease of zone {} was taken over (key {} no longer holds {})",
+                        lease.zone, lease.key, lease.value
+                    );
+                    tracing::error!(%reason, "zone ownership lost");
+                    let _ = lost.send(Some(reason));
+                    all_held = false;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(zone = lease.zone, error = %e, "zone lease not renewed");
+                    reached = false;
+                }
+            }
+        }
+        if !all_held {
+            return;
+        }
+        if reached {
+            renewed_at = Instant::now();
+        } else if renewed_at.elapsed() >= Duration::from_millis(LEASE_MS) {
+            let reason = format!(
+                "the zone leases could not be renewed for {} ms (Redis unreachable): they may \
+                 have expired and been taken",
+                renewed_at.elapsed().as_millis()
+            );
+            tracing::error!(%reason, "zone ownership lost");
+            let _ = lost.send(Some(reason));
+            return;
+        }
+    }
+}
