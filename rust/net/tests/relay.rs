@@ -41,6 +41,7 @@ fn settings(url: &str, world: &str) -> RelaySettings {
         world: format!("{world}-{:08x}", rand_suffix()),
         // The directory when a Redis is at hand (`ci/services.sh` starts one).
         redis_url: std::env::var("MMO_TEST_REDIS_URL").ok(),
+        nats_security: None,
     }
 }
 

@@ -42,6 +42,9 @@
 //! | `--role` | `MMO_ROLE` | `[fleet] role` | `all` (see [`crate::fleet_settings`]) |
 //! | `--nats-url` | `MMO_NATS_URL` | `[fleet] nats_url` | none (needed by `gateway` and `zone`) |
 //! | `--world` | `MMO_WORLD` | `[fleet] world` | `default` |
+//! | `--nats-user` | `MMO_NATS_USER` | `[fleet] nats_user` | none |
+//! | `--nats-password-file` | `MMO_NATS_PASSWORD_FILE` | `[fleet] nats_password_file` | none |
+//! | `--nats-ca-file` | `MMO_NATS_CA_FILE` | `[fleet] nats_ca_file` | none (plain TCP) |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
 //! [`crate::service_settings`].
@@ -449,6 +452,13 @@ fn option_name(key: &str) -> String {
         "fleet.role" | "role" => "--role / MMO_ROLE / [fleet] role".to_owned(),
         "fleet.nats_url" | "nats_url" => "--nats-url / MMO_NATS_URL / [fleet] nats_url".to_owned(),
         "fleet.world" | "world_name" => "--world / MMO_WORLD / [fleet] world".to_owned(),
+        "fleet.nats_user" | "nats_user" => "--nats-user / MMO_NATS_USER / [fleet] nats_user".to_owned(),
+        "fleet.nats_password_file" | "nats_password_file" => {
+            "--nats-password-file / MMO_NATS_PASSWORD_FILE / [fleet] nats_password_file".to_owned()
+        }
+        "fleet.nats_ca_file" | "nats_ca_file" => {
+            "--nats-ca-file / MMO_NATS_CA_FILE / [fleet] nats_ca_file".to_owned()
+        }
         "accounts.logins_per_address_per_min" | "logins_per_address_per_min" => {
             "--logins-per-address-per-min / MMO_LOGINS_PER_ADDRESS_PER_MIN / [accounts] logins_per_address_per_min".to_owned()
         }
@@ -820,6 +830,17 @@ pub struct Cli {
     /// world) [env: MMO_WORLD] [default: default]
     #[arg(long = "world", value_name = "NAME")]
     pub world_name: Option<String>,
+    /// NATS user of this process; needs --nats-password-file [env: MMO_NATS_USER]
+    /// [default: none]
+    #[arg(long, value_name = "USER")]
+    pub nats_user: Option<String>,
+    /// File holding the NATS user's password [env: MMO_NATS_PASSWORD_FILE] [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub nats_password_file: Option<PathBuf>,
+    /// PEM certificate authority of the NATS server: the connection must be TLS
+    /// [env: MMO_NATS_CA_FILE] [default: none, plain TCP]
+    #[arg(long, value_name = "FILE")]
+    pub nats_ca_file: Option<PathBuf>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -984,6 +1005,15 @@ pub fn apply_env(
     if let Some(v) = get("world") {
         settings.fleet.world = v;
     }
+    if let Some(v) = get("nats_user") {
+        settings.fleet.nats_user = Some(v);
+    }
+    if let Some(v) = get("nats_password_file") {
+        settings.fleet.nats_password_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("nats_ca_file") {
+        settings.fleet.nats_ca_file = Some(PathBuf::from(v));
+    }
     Ok(())
 }
 
@@ -1069,6 +1099,15 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     }
     if let Some(v) = &cli.world_name {
         settings.fleet.world = v.clone();
+    }
+    if let Some(v) = &cli.nats_user {
+        settings.fleet.nats_user = Some(v.clone());
+    }
+    if let Some(v) = &cli.nats_password_file {
+        settings.fleet.nats_password_file = Some(v.clone());
+    }
+    if let Some(v) = &cli.nats_ca_file {
+        settings.fleet.nats_ca_file = Some(v.clone());
     }
 }
 

@@ -9,6 +9,8 @@
 //! Every process of one world uses the same `world` name (it is part of every NATS subject),
 //! the same `[world]` layout and the same JWT secret. See `docs/fleet.md`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, error};
@@ -62,6 +64,15 @@ pub struct FleetSettings {
     pub nats_url: Option<String>,
     /// The world's name in every NATS subject: 1..=64 letters, digits, `_`, `-`.
     pub world: String,
+    /// NATS user of this process (give each role its own, with permissions on its
+    /// subjects only; see `docs/fleet.md`). Set with `nats_password_file`, or neither.
+    pub nats_user: Option<String>,
+    /// File holding that user's password (its content as is, one trailing newline
+    /// dropped).
+    pub nats_password_file: Option<PathBuf>,
+    /// PEM file of the certificate authority of the NATS server's certificate: when set,
+    /// the connection must be TLS and the server's certificate is checked against it.
+    pub nats_ca_file: Option<PathBuf>,
 }
 
 impl Default for FleetSettings {
@@ -70,6 +81,9 @@ impl Default for FleetSettings {
             role: Role::All,
             nats_url: None,
             world: "default".to_owned(),
+            nats_user: None,
+            nats_password_file: None,
+            nats_ca_file: None,
         }
     }
 }
@@ -89,6 +103,13 @@ impl FleetSettings {
                 "1..=64 letters, digits, `_`, `-`",
             ));
         }
+        if self.nats_user.is_some() != self.nats_password_file.is_some() {
+            return Err(error(
+                "fleet.nats_user",
+                self.nats_user.as_deref().unwrap_or("(none)"),
+                "set together with fleet.nats_password_file, or neither",
+            ));
+        }
         match (&self.nats_url, self.role) {
             (None, Role::Gateway | Role::Zone) => Err(error(
                 "fleet.nats_url",
@@ -104,14 +125,46 @@ impl FleetSettings {
 
     /// The relay settings of the `gateway` and `zone` roles with the directory's Redis
     /// (`None` for `all` or without a NATS URL, which `validate` refuses for those roles).
-    #[must_use]
-    pub fn relay(&self, redis_url: Option<&str>) -> Option<mmo_net::relay::RelaySettings> {
-        let url = self.nats_url.as_ref()?;
-        (self.role != Role::All).then(|| mmo_net::relay::RelaySettings {
+    /// Reads the NATS password file.
+    ///
+    /// # Errors
+    /// The password file cannot be read (the message names it, never its content).
+    pub fn relay(
+        &self,
+        redis_url: Option<&str>,
+    ) -> Result<Option<mmo_net::relay::RelaySettings>, ConfigError> {
+        let Some(url) = &self.nats_url else {
+            return Ok(None);
+        };
+        if self.role == Role::All {
+            return Ok(None);
+        }
+        let password = match &self.nats_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    error(
+                        "fleet.nats_password_file",
+                        path.display(),
+                        format!("cannot read: {e}"),
+                    )
+                })?;
+                Some(text.strip_suffix('\n').unwrap_or(&text).to_owned())
+            }
+            None => None,
+        };
+        let security = (self.nats_user.is_some() || self.nats_ca_file.is_some()).then(|| {
+            mmo_net::relay::NatsSecurity {
+                user: self.nats_user.clone(),
+                password,
+                ca_file: self.nats_ca_file.clone(),
+            }
+        });
+        Ok(Some(mmo_net::relay::RelaySettings {
             nats_url: url.clone(),
             world: self.world.clone(),
             redis_url: redis_url.map(str::to_owned),
-        })
+            nats_security: security,
+        }))
     }
 }
 
@@ -136,7 +189,22 @@ mod tests {
             ..gateway.clone()
         };
         assert!(ok.validate().is_ok());
-        assert_eq!(ok.relay(None).unwrap().world, "default");
+        assert_eq!(ok.relay(None).unwrap().unwrap().world, "default");
+        let half_credentials = FleetSettings {
+            nats_user: Some("gateway".into()),
+            ..ok.clone()
+        };
+        assert!(half_credentials.validate().is_err());
+        let missing_password = FleetSettings {
+            nats_password_file: Some("/nonexistent/mmo-nats-password".into()),
+            ..half_credentials
+        };
+        assert!(missing_password.validate().is_ok());
+        let e = missing_password.relay(None).unwrap_err();
+        assert!(
+            e.to_string().contains("/nonexistent/mmo-nats-password"),
+            "{e}"
+        );
         let bad_world = FleetSettings {
             world: "a.b".into(),
             ..ok.clone()

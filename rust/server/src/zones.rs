@@ -98,7 +98,11 @@ pub async fn start_zones(
         replication_threads,
         "world layout"
     );
-    let running = match settings.fleet.relay(settings.chat.redis_url.as_deref()) {
+    let relay = settings
+        .fleet
+        .relay(settings.chat.redis_url.as_deref())
+        .map_err(|e| NetError::Config(e.to_string()))?;
+    let running = match relay {
         None => Running::Server(Server::start(config).await?),
         Some(relay) => match settings.fleet.role {
             crate::fleet_settings::Role::Gateway => {

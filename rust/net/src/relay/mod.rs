@@ -45,9 +45,10 @@
 //!   every zone subject (the leases keep a second one from starting). Routing gateways by
 //!   the directory, checking fencing tokens, handoff across processes and border
 //!   visibility between processes are the next steps.
-//! - **No NATS TLS or credentials yet**, account presence and login limits are still
-//!   per process, and a gateway crash ends its clients' sessions (after the timeout)
-//!   instead of resuming them on another gateway.
+//! - Account presence and login limits are still per process, and a gateway crash ends
+//!   its clients' sessions (after the timeout) instead of resuming them on another
+//!   gateway. NATS TLS and per-role users work ([`NatsSecurity`]); Redis ACLs are not set
+//!   up.
 
 pub mod directory;
 mod gateway_side;
@@ -82,6 +83,32 @@ pub struct RelaySettings {
     /// of each zone it runs there before serving, and stops when it loses one. `None`: no
     /// directory (a single zone process is assumed; tests and trials).
     pub redis_url: Option<String>,
+    /// How this process proves who it is to NATS and checks the server (`None`: plain TCP,
+    /// no credentials: loopback trials only).
+    pub nats_security: Option<NatsSecurity>,
+}
+
+/// TLS and credentials towards the NATS server. Give each role its own user, whose
+/// permissions allow only the role's subjects (see `docs/fleet.md`, "NATS security").
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsSecurity {
+    /// User name (`None`: no user and password).
+    pub user: Option<String>,
+    /// Its password (read from a file by `mmo-server`; never logged).
+    pub password: Option<String>,
+    /// PEM file of the certificate authority that signed the NATS server's certificate:
+    /// when set, the connection must be TLS and the server is checked against it.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for NatsSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSecurity")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl RelaySettings {
@@ -125,8 +152,16 @@ impl RelaySettings {
 
     async fn connect(&self, name: &str) -> Result<async_nats::Client, NetError> {
         self.validate()?;
-        async_nats::ConnectOptions::new()
-            .name(name)
+        let mut options = async_nats::ConnectOptions::new().name(name);
+        if let Some(security) = &self.nats_security {
+            if let (Some(user), Some(password)) = (&security.user, &security.password) {
+                options = options.user_and_password(user.clone(), password.clone());
+            }
+            if let Some(ca) = &security.ca_file {
+                options = options.add_root_certificates(ca.clone()).require_tls(true);
+            }
+        }
+        options
             .connect(self.nats_url.as_str())
             .await
             .map_err(|e| NetError::Connection(format!("NATS at {}: {e}", self.nats_url)))

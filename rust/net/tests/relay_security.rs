@@ -1,0 +1,244 @@
+//! The relay over a NATS server that requires TLS and a password per role, with
+//! permissions limiting each role to its subjects (the configuration `docs/fleet.md`
+//! recommends). The test starts its own `nats-server` (installed by `ci/services.sh`; the
+//! test is skipped without one unless `MMO_REQUIRE_SERVICES=1`) with a certificate
+//! authority and server certificate made here.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mmo_core::session::client::{ClientConfig, ClientEvent};
+use mmo_core::zone::ZoneConfig;
+use mmo_net::auth::StaticTokens;
+use mmo_net::client::NetClient;
+use mmo_net::relay::{GatewayProcess, NatsSecurity, RelaySettings, ZoneProcess};
+use mmo_net::server::ServerConfig;
+use mmo_net::tls::{ServerCert, ServerTrust};
+
+fn nats_server_binary() -> Option<PathBuf> {
+    let found = [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file());
+    if found.is_none() {
+        assert_ne!(
+            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "nats-server not installed but MMO_REQUIRE_SERVICES=1"
+        );
+        println!("skipped: nats-server not installed");
+    }
+    found
+}
+
+/// A `nats-server` with TLS and two users, killed on drop.
+struct SecureNats {
+    child: Child,
+    url: String,
+    ca_file: PathBuf,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for SecureNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn start_secure_nats(binary: &Path, world: &str) -> SecureNats {
+    let dir =
+        std::env::temp_dir().join(format!("mmo-secure-nats-{}-{}", std::process::id(), world));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A certificate authority and a server certificate for 127.0.0.1 signed by it.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+    let ca_file = dir.join("ca.pem");
+    write(&ca_file, &ca.pem());
+    write(&dir.join("server.pem"), &server.pem());
+    write(&dir.join("server.key"), &server_key.serialize_pem());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"
+listen: "127.0.0.1:{port}"
+tls {{
+  cert_file: "{dir}/server.pem"
+  key_file: "{dir}/server.key"
+  timeout: 2
+}}
+authorization {{
+  users = [
+    {{ user: "gateway", password: "gateway-secret", permissions: {{
+        publish: ["mmo.{world}.zone.>", "mmo.{world}.zproc.>"],
+        subscribe: ["mmo.{world}.gw.>"] }} }}
+    {{ user: "zone", password: "zone-secret", permissions: {{
+        publish: ["mmo.{world}.gw.>"],
+        subscribe: ["mmo.{world}.zone.>", "mmo.{world}.zproc.>"] }} }}
+  ]
+}}
+"#,
+        dir = dir.display()
+    );
+    let config_file = dir.join("nats.conf");
+    write(&config_file, &config);
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&config_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    // Ready once it accepts TCP.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    SecureNats {
+        child,
+        url: format!("tls://127.0.0.1:{port}"),
+        ca_file,
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+fn settings(nats: &SecureNats, world: &str, user: &str, password: &str) -> RelaySettings {
+    RelaySettings {
+        nats_url: nats.url.clone(),
+        world: world.to_owned(),
+        redis_url: None,
+        nats_security: Some(NatsSecurity {
+            user: Some(user.to_owned()),
+            password: Some(password.to_owned()),
+            ca_file: Some(nats.ca_file.clone()),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_works_over_tls_with_a_user_per_role_and_refuses_the_rest() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(40), async {
+        common::install_recorder();
+        let world = "secure";
+        let nats = start_secure_nats(&binary, world);
+        let cert = ServerCert::self_signed(&["localhost"]).unwrap();
+        let trust = ServerTrust::Pinned(cert.fingerprint());
+        let config = ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            ZoneConfig::default(),
+            cert,
+            std::sync::Arc::new(StaticTokens::new().with("a", "alice")),
+        );
+
+        // A wrong password and a connection without TLS are refused, with the reason.
+        let wrong = GatewayProcess::start(&config, settings(&nats, world, "gateway", "guess"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.to_lowercase().contains("authorization"), "{wrong}");
+        let mut plain = settings(&nats, world, "gateway", "gateway-secret");
+        plain.nats_url = nats.url.replace("tls://", "nats://");
+        plain.nats_security = Some(NatsSecurity {
+            ca_file: None,
+            ..plain.nats_security.clone().unwrap()
+        });
+        assert!(
+            GatewayProcess::start(&config, plain).await.is_err(),
+            "a connection that does not check the server's certificate is refused"
+        );
+
+        // Each role with its own user: a player plays through the gateway.
+        let zones = ZoneProcess::start(&config, settings(&nats, world, "zone", "zone-secret"))
+            .await
+            .unwrap();
+        let gateway =
+            GatewayProcess::start(&config, settings(&nats, world, "gateway", "gateway-secret"))
+                .await
+                .unwrap();
+        let mut client = NetClient::connect(
+            gateway.local_addr(),
+            "localhost",
+            trust,
+            ClientConfig::default(),
+            "a",
+        )
+        .await
+        .unwrap();
+        let welcome = common::wait_event(&mut client, Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::Welcome { .. })
+        })
+        .await;
+        assert!(welcome.is_some(), "welcomed through the secured relay");
+
+        // Permissions: the gateway's user cannot read what gateways send to zones; the
+        // zone's user can.
+        let connect = |user: &str, password: &str| {
+            async_nats::ConnectOptions::new()
+                .user_and_password(user.to_owned(), password.to_owned())
+                .add_root_certificates(nats.ca_file.clone())
+                .require_tls(true)
+                .connect(nats.url.clone())
+        };
+        let as_gateway = connect("gateway", "gateway-secret").await.unwrap();
+        let as_zone = connect("zone", "zone-secret").await.unwrap();
+        let subject = format!("mmo.{world}.zone.77");
+        let mut spy = as_gateway.subscribe(subject.clone()).await.unwrap();
+        let mut allowed = as_zone.subscribe(subject.clone()).await.unwrap();
+        as_gateway.flush().await.unwrap();
+        as_zone.flush().await.unwrap();
+        as_gateway
+            .publish(subject.clone(), "probe".into())
+            .await
+            .unwrap();
+        as_gateway.flush().await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), allowed.next()).await;
+        assert!(matches!(got, Ok(Some(_))), "the zone's user receives it");
+        let spied = tokio::time::timeout(Duration::from_millis(500), spy.next()).await;
+        assert!(
+            !matches!(spied, Ok(Some(_))),
+            "the gateway's user may not subscribe to zone subjects"
+        );
+        client.disconnect(Duration::from_secs(1)).await;
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 40 s");
+}
