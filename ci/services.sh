@@ -100,10 +100,19 @@ start)
     nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
     "$nats_bin" -a 127.0.0.1 -p "$(cat "$dir/nats.port")" -P "$dir/nats.pid" -l "$dir/nats.log" \
         </dev/null >"$dir/nats.out" 2>&1 &
+    nats_up=no
     for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/nats.port")") 2>/dev/null && break
+        if (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/nats.port")") 2>/dev/null; then
+            nats_up=yes
+            break
+        fi
         sleep 0.1
     done
+    if [ "$nats_up" != yes ]; then
+        log "NATS did not start; its log:"
+        cat "$dir/nats.log" "$dir/nats.out" >&2 2>/dev/null || true
+        exit 1
+    fi
     cat >"$dir/env" <<ENV
 export MMO_TEST_POSTGRES_URL=postgres://mmo@127.0.0.1:$(cat "$dir/pg.port")/postgres
 export MMO_TEST_REDIS_URL=redis://127.0.0.1:$(cat "$dir/redis.port")/

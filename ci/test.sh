@@ -58,7 +58,7 @@ trap 'bash ci/services.sh stop "$services_dir"' EXIT
 bash ci/services.sh start "$services_dir" >/dev/null
 # shellcheck disable=SC1091
 . "$services_dir/env"
-# Tests that need PostgreSQL or Redis fail (instead of skipping) when they are missing here.
+# Tests that need PostgreSQL, Redis or NATS fail (instead of skipping) when they are missing here.
 export MMO_REQUIRE_SERVICES=1
 
 log "cargo test (workspace)"

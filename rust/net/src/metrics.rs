@@ -35,9 +35,15 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// `batch_received`, `batch_refused` (undecodable or another format version),
 /// `publish_failed`, `batch_unencodable`, `foreign_gateway` (a batch for another
 /// gateway), `stream_refused` (a broken reliable stream: the connection is ended),
-/// `peer_timeout` (the other process stopped acknowledging), `outbox_full`, `zone_full`,
-/// `opened` and `ended` (relayed connections, zone side).
+/// `wrong_direction` (a stream item only the other side sends: ignored), `peer_timeout` (the other process
+/// stopped acknowledging), `outbox_full` (gateway: a client's outbox), `open_refused`
+/// (zone side: a new connection answered with an end, the zone's inbox being full or
+/// closed), `opened` and `ended` (relayed connections the zone side opened and forgot),
+/// `gateway_ended` (connections the gateway side forgot).
 pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
+/// Gauge: relayed connections the process's relay knows (open, or ended and not yet
+/// forgotten by both sides).
+pub const RELAY_CONNECTIONS: &str = "mmo_relay_connections";
 /// Counter, bytes: relay batches published to NATS.
 pub const RELAY_BYTES_SENT_TOTAL: &str = "mmo_relay_bytes_sent_total";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what

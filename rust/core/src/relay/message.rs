@@ -2,15 +2,15 @@
 //! the batch in postcard (see `RELAY_FORMAT.md`).
 //!
 //! A batch travels one way, between one gateway and one zone process, and carries items
-//! for any number of that gateway's connections: the zone process sends one batch per
-//! gateway per drain (at most one per zone tick), the gateway one per datagram it relays and
-//! one per timer tick for stream items and acknowledgements.
+//! for any number of that gateway's connections: the zone process sends a batch per
+//! gateway after each zone tick, the gateway one per millisecond of client traffic and per
+//! timer tick (see `RELAY_FORMAT.md`, section 4).
 
 use serde::{Deserialize, Serialize};
 
 /// Version of the relay format. A process that receives another version drops the batch
 /// and counts it (`RelayError::Version`); a rolling upgrade that changes the format runs
-/// both versions' subjects side by side (see `RELAY_FORMAT.md`, "Versions").
+/// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
 pub const RELAY_FORMAT_VERSION: u8 = 1;
 
 /// Largest encoded batch, bytes: NATS's default maximum payload (1 MiB). Encoders split
@@ -56,12 +56,16 @@ pub enum Item {
         /// The item.
         item: StreamItem,
     },
-    /// The sender has every stream item of `conn` numbered below `next_seq` (cumulative).
+    /// The sender has every stream item of `conn` numbered below `next_seq` (cumulative),
+    /// and the receiver may send items numbered below `credit_end`.
     Ack {
         /// The connection.
         conn: u64,
         /// The lowest item number not yet received in order.
         next_seq: u64,
+        /// Flow control: items at or above it may not be sent yet (see
+        /// [`super::reliable`]).
+        credit_end: u64,
     },
 }
 
@@ -235,6 +239,7 @@ mod tests {
                 Item::Ack {
                     conn: 8,
                     next_seq: 12,
+                    credit_end: 268,
                 },
                 Item::Stream {
                     conn: 8,
@@ -320,16 +325,16 @@ mod example {
     fn the_spec_example_encodes_to_the_bytes_it_shows() {
         let batch = Batch {
             gateway: 300,
-            reply_to: "mmo.w.gw.1".into(),
+            reply_to: "mmo.w.gw.000000000000012c".into(),
             items: vec![
                 Item::Stream {
-                    conn: 1,
+                    conn: 3,
                     seq: 0,
                     item: StreamItem::Open { home_zone: 2 },
                 },
                 Item::Stream {
                     conn: 1,
-                    seq: 1,
+                    seq: 7,
                     item: StreamItem::Bytes(vec![0xaa, 0xbb]),
                 },
                 Item::Datagram {
@@ -339,10 +344,11 @@ mod example {
                 Item::Ack {
                     conn: 1,
                     next_seq: 5,
+                    credit_end: 261,
                 },
                 Item::Stream {
-                    conn: 1,
-                    seq: 2,
+                    conn: 2,
+                    seq: 9,
                     item: StreamItem::End { reason_code: 1 },
                 },
             ],

@@ -20,4 +20,4 @@ pub mod message;
 pub mod reliable;
 
 pub use message::{Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem};
-pub use reliable::{ReliableReceiver, ReliableSender};
+pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

@@ -1,30 +1,41 @@
 //! One direction of a connection's reliable stream over at-most-once messaging: items
-//! numbered from 0, sent again until acknowledged, delivered in order exactly once.
+//! numbered from 0, sent again until acknowledged, delivered in order exactly once, with
+//! flow control by credit.
 //!
-//! The sender ([`ReliableSender`]) keeps every item not yet acknowledged, at most
-//! [`WINDOW_ITEMS`] of them ([`ReliableSender::has_room`] tells the caller to stop taking
-//! more: the gateway then stops reading the client's control stream, which pushes back on
-//! the client through QUIC flow control; the zone side stops draining the session's outbox,
-//! which makes the zone close a session whose control bytes do not fit, as on a single
-//! server). [`ReliableSender::poll_transmit`] gives the items never sent and those sent at
-//! least `retransmit_after_us` ago. An acknowledgement is cumulative: "every item below
-//! `next_seq` arrived".
+//! Two limits, kept apart so that a slow consumer never looks like a lost peer:
 //!
-//! The receiver ([`ReliableReceiver`]) buffers items that arrive early (up to the window),
-//! drops duplicates, hands items out in order ([`ReliableReceiver::pop`]) and says when an
-//! acknowledgement is due (after any item arrived, duplicates included, so a lost
-//! acknowledgement is repaired by the retransmission it causes).
+//! - **Acknowledgement** (`next_seq`): every item below it *arrived*. The sender forgets
+//!   acknowledged items and never sends them again.
+//! - **Credit** (`credit_end`): the sender may send items numbered below it. The receiver
+//!   grants [`WINDOW_ITEMS`] beyond the items it has *delivered* ([`ReliableReceiver::pop`]),
+//!   so it never buffers more than that, whatever the sender does. Before the first
+//!   acknowledgement the credit is [`WINDOW_ITEMS`].
+//!
+//! The sender ([`ReliableSender`]) keeps every item not yet acknowledged; pushing never
+//! fails (an item beyond the credit waits in the sender), and [`ReliableSender::has_room`]
+//! tells the caller to stop taking more from its source while [`WINDOW_ITEMS`] wait (the
+//! gateway then stops reading the client's control stream, which pushes back on the client
+//! through QUIC flow control; the zone side stops draining the session's outbox, which
+//! makes the zone close a session whose control bytes do not fit, as on a single server).
+//! [`ReliableSender::poll_transmit`] gives the items within the credit that were never sent
+//! or were last sent at least `retransmit_after_us` ago.
+//!
+//! The receiver ([`ReliableReceiver`]) buffers items that arrive early (within the credit
+//! it granted), drops duplicates, hands items out in order and says when an
+//! acknowledgement is due: after any item arrived (duplicates included, so a lost
+//! acknowledgement is repaired by the retransmission it causes) and after a delivery that
+//! grants new credit.
 //!
 //! No timer lives here: the caller decides how often to poll (the zone side once per
 //! tick, the gateway on a short timer) and when the peer is gone
-//! ([`ReliableSender::oldest_unacked_age_us`]).
+//! ([`ReliableSender::oldest_unacked_age_us`] counts only items actually sent).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::message::{RelayError, StreamItem};
 
-/// Items one direction may have in flight (sent, not acknowledged); the receiver accepts
-/// items at most this far ahead of the next one it expects.
+/// Items a receiver accepts beyond those it delivered, and items a sender holds before
+/// [`ReliableSender::has_room`] says stop.
 pub const WINDOW_ITEMS: u64 = 256;
 
 #[derive(Clone, Debug)]
@@ -37,11 +48,40 @@ struct Pending {
     first_sent_at_us: Option<u64>,
 }
 
+/// An item due for sending: its number and the item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueItem {
+    /// The item's number in its stream.
+    pub seq: u64,
+    /// The item.
+    pub item: StreamItem,
+}
+
+/// What a receiver tells the sender: acknowledgement and credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckFields {
+    /// Every item below this number arrived.
+    pub next_seq: u64,
+    /// The sender may send items below this number.
+    pub credit_end: u64,
+}
+
 /// The sending half; see the module docs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReliableSender {
     next_seq: u64,
     unacked: VecDeque<Pending>,
+    credit_end: u64,
+}
+
+impl Default for ReliableSender {
+    fn default() -> Self {
+        ReliableSender {
+            next_seq: 0,
+            unacked: VecDeque::new(),
+            credit_end: WINDOW_ITEMS,
+        }
+    }
 }
 
 impl ReliableSender {
@@ -57,9 +97,9 @@ impl ReliableSender {
         (self.unacked.len() as u64) < WINDOW_ITEMS
     }
 
-    /// Queues `item` and returns its number. Callers check [`ReliableSender::has_room`]
-    /// first; an item pushed without room is still kept (the window is the receiver's
-    /// limit: it may have to wait for a retransmission).
+    /// Queues `item` and returns its number. Always accepted: an item beyond the credit
+    /// waits until the receiver grants more (callers check [`ReliableSender::has_room`]
+    /// before taking more from their source, so the queue stays near the window).
     pub fn push(&mut self, item: StreamItem) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -70,12 +110,6 @@ impl ReliableSender {
             first_sent_at_us: None,
         });
         seq
-    }
-
-    /// Items pushed so far (the next item's number).
-    #[must_use]
-    pub fn sent_count(&self) -> u64 {
-        self.next_seq
     }
 
     /// Items acknowledged so far (every item below this number).
@@ -90,46 +124,48 @@ impl ReliableSender {
         self.unacked.is_empty()
     }
 
-    /// Forgets every item below `next_seq`.
+    /// Forgets every item below `ack.next_seq` and takes the credit (credit never shrinks).
     ///
     /// # Errors
-    /// [`RelayError::AckBeyondSent`] when `next_seq` exceeds the items pushed (the peer is
-    /// confused or hostile; nothing is changed).
-    pub fn on_ack(&mut self, next_seq: u64) -> Result<(), RelayError> {
-        if next_seq > self.next_seq {
+    /// [`RelayError::AckBeyondSent`] when `ack.next_seq` exceeds the items pushed (the peer
+    /// is confused or hostile; nothing is changed).
+    pub fn on_ack(&mut self, ack: AckFields) -> Result<(), RelayError> {
+        if ack.next_seq > self.next_seq {
             return Err(RelayError::AckBeyondSent {
-                next_seq,
+                next_seq: ack.next_seq,
                 sent: self.next_seq,
             });
         }
-        while self.unacked.front().is_some_and(|p| p.seq < next_seq) {
+        while self.unacked.front().is_some_and(|p| p.seq < ack.next_seq) {
             self.unacked.pop_front();
         }
+        self.credit_end = self.credit_end.max(ack.credit_end);
         Ok(())
     }
 
-    /// Appends to `out` (number, item) for every item never sent or last sent at least
+    /// Appends to `out` every item within the credit never sent or last sent at least
     /// `retransmit_after_us` before `now_us`, oldest first, and marks them sent now.
-    pub fn poll_transmit(
-        &mut self,
-        now_us: u64,
-        retransmit_after_us: u64,
-        out: &mut Vec<(u64, StreamItem)>,
-    ) {
+    pub fn poll_transmit(&mut self, now_us: u64, retransmit_after_us: u64, out: &mut Vec<DueItem>) {
         for p in &mut self.unacked {
+            if p.seq >= self.credit_end {
+                break;
+            }
             let due = p
                 .sent_at_us
                 .is_none_or(|at| now_us.saturating_sub(at) >= retransmit_after_us);
             if due {
                 p.sent_at_us = Some(now_us);
                 p.first_sent_at_us.get_or_insert(now_us);
-                out.push((p.seq, p.item.clone()));
+                out.push(DueItem {
+                    seq: p.seq,
+                    item: p.item.clone(),
+                });
             }
         }
     }
 
-    /// How long the oldest unacknowledged item has waited since it was first sent
-    /// (`None`: nothing waits). The caller declares the peer gone past its limit.
+    /// How long the oldest unacknowledged item that was sent has waited since it was first
+    /// sent (`None`: nothing sent waits). The caller declares the peer gone past its limit.
     #[must_use]
     pub fn oldest_unacked_age_us(&self, now_us: u64) -> Option<u64> {
         self.unacked
@@ -142,7 +178,9 @@ impl ReliableSender {
 /// The receiving half; see the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct ReliableReceiver {
-    next_seq: u64,
+    /// Items delivered by [`ReliableReceiver::pop`].
+    delivered: u64,
+    /// Items received, by number, not yet delivered.
     early: BTreeMap<u64, StreamItem>,
     ack_due: bool,
 }
@@ -154,44 +192,52 @@ impl ReliableReceiver {
         Self::default()
     }
 
-    /// Takes item `seq` as received. Duplicates (below the next expected number, or already
-    /// buffered) are dropped.
+    /// Takes item `seq` as received. Duplicates (already delivered or buffered) are
+    /// dropped.
     ///
     /// # Errors
-    /// [`RelayError::BeyondWindow`] for an item [`WINDOW_ITEMS`] or more ahead of the next
-    /// expected one (dropped; the caller closes the connection).
+    /// [`RelayError::BeyondWindow`] for an item beyond the credit granted (dropped; the
+    /// caller ends the connection: the sender ignores credit).
     pub fn on_item(&mut self, seq: u64, item: StreamItem) -> Result<(), RelayError> {
         self.ack_due = true;
-        if seq < self.next_seq {
+        if seq < self.delivered {
             return Ok(());
         }
-        if seq - self.next_seq >= WINDOW_ITEMS {
+        if seq - self.delivered >= WINDOW_ITEMS {
             return Err(RelayError::BeyondWindow {
                 seq,
-                next_seq: self.next_seq,
+                next_seq: self.delivered,
             });
         }
         self.early.entry(seq).or_insert(item);
         Ok(())
     }
 
-    /// The next item in order, if it has arrived.
+    /// The next item in order, if it has arrived. A delivery grants one more item of
+    /// credit, so it makes an acknowledgement due.
     pub fn pop(&mut self) -> Option<StreamItem> {
-        let item = self.early.remove(&self.next_seq)?;
-        self.next_seq += 1;
+        let item = self.early.remove(&self.delivered)?;
+        self.delivered += 1;
+        self.ack_due = true;
         Some(item)
     }
 
-    /// The cumulative acknowledgement to send, when one is due (items arrived since the
-    /// last one). Call after popping what is ready, so it covers them.
-    pub fn take_ack(&mut self) -> Option<u64> {
-        std::mem::take(&mut self.ack_due).then_some(self.next_seq)
-    }
-
-    /// The next item number expected in order.
+    /// The items received in order: every item below this number arrived.
     #[must_use]
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        let mut next = self.delivered;
+        while self.early.contains_key(&next) {
+            next += 1;
+        }
+        next
+    }
+
+    /// The acknowledgement and credit to send, when one is due.
+    pub fn take_ack(&mut self) -> Option<AckFields> {
+        std::mem::take(&mut self.ack_due).then(|| AckFields {
+            next_seq: self.next_seq(),
+            credit_end: self.delivered + WINDOW_ITEMS,
+        })
     }
 }
 
@@ -210,96 +256,180 @@ mod tests {
         }
     }
 
-    fn bytes(i: u8) -> StreamItem {
-        StreamItem::Bytes(vec![i; usize::from(i % 5) + 1])
+    fn bytes(i: u16) -> StreamItem {
+        StreamItem::Bytes(vec![i as u8; usize::from(i % 5) + 1])
+    }
+
+    /// An item on the lossy link: when it arrives, its number and the item.
+    struct InFlight {
+        at_us: u64,
+        seq: u64,
+        item: StreamItem,
+    }
+
+    /// An acknowledgement on the lossy link.
+    struct AckInFlight {
+        at_us: u64,
+        ack: AckFields,
     }
 
     #[test]
-    fn items_arrive_in_order_exactly_once_over_a_lossy_reordering_duplicating_link() {
+    fn items_arrive_in_order_exactly_once_over_a_lossy_link_to_a_slow_consumer() {
+        const ITEMS: u16 = 600;
         for seed in 1..=20u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let mut sender = ReliableSender::new();
             let mut receiver = ReliableReceiver::new();
             let mut delivered = Vec::new();
-            let mut next_item = 0u8;
-            // (arrival time, seq, item) in flight to the receiver; acks in flight back.
-            let mut to_receiver: Vec<(u64, u64, StreamItem)> = Vec::new();
-            let mut to_sender: Vec<(u64, u64)> = Vec::new();
+            let mut next_item = 0u16;
+            let mut to_receiver: Vec<InFlight> = Vec::new();
+            let mut to_sender: Vec<AckInFlight> = Vec::new();
             let mut out = Vec::new();
-            for now_us in (0..20_000_000u64).step_by(10_000) {
-                while next_item < 200 && sender.has_room() && rng.below(3) == 0 {
+            let mut most_buffered = 0;
+            for now_us in (0..60_000_000u64).step_by(10_000) {
+                // Bursts past the window too: pushing never fails, credit holds them back.
+                while next_item < ITEMS && rng.below(2) == 0 {
                     sender.push(bytes(next_item));
                     next_item += 1;
                 }
                 out.clear();
                 sender.poll_transmit(now_us, 100_000, &mut out);
-                for (seq, item) in out.drain(..) {
+                for due in out.drain(..) {
                     // 30 % lost, 10 % duplicated, delays of 0-80 ms (reordering).
                     if rng.below(10) < 3 {
                         continue;
                     }
                     let copies = if rng.below(10) == 0 { 2 } else { 1 };
                     for _ in 0..copies {
-                        to_receiver.push((now_us + rng.below(80_000), seq, item.clone()));
+                        to_receiver.push(InFlight {
+                            at_us: now_us + rng.below(80_000),
+                            seq: due.seq,
+                            item: due.item.clone(),
+                        });
                     }
                 }
-                to_receiver.retain(|(at, seq, item)| {
-                    if *at > now_us {
+                to_receiver.retain(|f| {
+                    if f.at_us > now_us {
                         return true;
                     }
-                    receiver.on_item(*seq, item.clone()).unwrap();
+                    receiver
+                        .on_item(f.seq, f.item.clone())
+                        .expect("the sender keeps to the credit");
                     false
                 });
-                while let Some(item) = receiver.pop() {
-                    delivered.push(item);
+                most_buffered = most_buffered.max(receiver.early.len());
+                // A slow consumer: takes at most 3 items every 10 ms, and none half the time.
+                if rng.below(2) == 0 {
+                    for _ in 0..3 {
+                        if let Some(item) = receiver.pop() {
+                            delivered.push(item);
+                        }
+                    }
                 }
                 if let Some(ack) = receiver.take_ack()
                     && rng.below(10) >= 3
                 {
-                    to_sender.push((now_us + rng.below(80_000), ack));
+                    to_sender.push(AckInFlight {
+                        at_us: now_us + rng.below(80_000),
+                        ack,
+                    });
                 }
-                to_sender.retain(|(at, ack)| {
-                    if *at > now_us {
+                to_sender.retain(|a| {
+                    if a.at_us > now_us {
                         return true;
                     }
-                    sender.on_ack(*ack).unwrap();
+                    sender.on_ack(a.ack).unwrap();
                     false
                 });
             }
-            let want: Vec<StreamItem> = (0..200).map(bytes).collect();
+            let want: Vec<StreamItem> = (0..ITEMS).map(bytes).collect();
             assert_eq!(delivered, want, "seed {seed}");
             assert!(sender.is_idle(), "seed {seed}: everything acknowledged");
+            assert!(
+                most_buffered as u64 <= WINDOW_ITEMS,
+                "seed {seed}: the receiver buffered {most_buffered} items"
+            );
         }
     }
 
     #[test]
-    fn the_window_bounds_both_ends() {
+    fn items_that_arrived_are_not_sent_again_while_the_consumer_waits() {
         let mut sender = ReliableSender::new();
-        for i in 0..WINDOW_ITEMS {
-            assert!(sender.has_room());
-            assert_eq!(sender.push(bytes(i as u8)), i);
+        let mut receiver = ReliableReceiver::new();
+        let mut out = Vec::new();
+        for i in 0..10 {
+            sender.push(bytes(i));
+        }
+        sender.poll_transmit(0, 100_000, &mut out);
+        for due in out.drain(..) {
+            receiver.on_item(due.seq, due.item).unwrap();
+        }
+        // Nothing delivered yet, but everything arrived: acknowledged, not resent.
+        let ack = receiver.take_ack().unwrap();
+        assert_eq!(ack.next_seq, 10);
+        assert_eq!(ack.credit_end, WINDOW_ITEMS);
+        sender.on_ack(ack).unwrap();
+        assert!(sender.is_idle());
+        sender.poll_transmit(1_000_000, 100_000, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(
+            sender.oldest_unacked_age_us(1_000_000),
+            None,
+            "no false peer timeout"
+        );
+    }
+
+    #[test]
+    fn credit_bounds_what_is_sent_and_delivery_grants_more() {
+        let mut sender = ReliableSender::new();
+        for i in 0..WINDOW_ITEMS + 10 {
+            assert_eq!(sender.push(bytes(i as u16)), i, "pushing never fails");
         }
         assert!(!sender.has_room());
-        sender.on_ack(10).unwrap();
-        assert!(sender.has_room());
+        let mut out = Vec::new();
+        sender.poll_transmit(0, 100_000, &mut out);
         assert_eq!(
-            sender.on_ack(WINDOW_ITEMS + 1),
-            Err(RelayError::AckBeyondSent {
-                next_seq: WINDOW_ITEMS + 1,
-                sent: WINDOW_ITEMS
-            })
+            out.len() as u64,
+            WINDOW_ITEMS,
+            "only the initial credit is sent"
         );
-
         let mut receiver = ReliableReceiver::new();
+        for due in out.drain(..) {
+            receiver.on_item(due.seq, due.item).unwrap();
+        }
         assert_eq!(
             receiver.on_item(WINDOW_ITEMS, bytes(1)),
             Err(RelayError::BeyondWindow {
                 seq: WINDOW_ITEMS,
                 next_seq: 0
+            }),
+            "an item beyond the credit is a protocol error"
+        );
+        let ack = receiver.take_ack().unwrap();
+        sender.on_ack(ack).unwrap();
+        sender.poll_transmit(1_000, 100_000, &mut out);
+        assert!(out.is_empty(), "no credit until something is delivered");
+        assert_eq!(sender.oldest_unacked_age_us(500_000), None);
+        for _ in 0..4 {
+            receiver.pop().unwrap();
+        }
+        let ack = receiver
+            .take_ack()
+            .expect("a delivery makes an acknowledgement due");
+        assert_eq!(ack.credit_end, WINDOW_ITEMS + 4);
+        sender.on_ack(ack).unwrap();
+        sender.poll_transmit(2_000, 100_000, &mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(
+            sender.on_ack(AckFields {
+                next_seq: WINDOW_ITEMS + 11,
+                credit_end: 0
+            }),
+            Err(RelayError::AckBeyondSent {
+                next_seq: WINDOW_ITEMS + 11,
+                sent: WINDOW_ITEMS + 10
             })
         );
-        receiver.on_item(WINDOW_ITEMS - 1, bytes(1)).unwrap();
-        assert_eq!(receiver.pop(), None, "item 0 has not arrived");
     }
 
     #[test]
@@ -316,7 +446,12 @@ mod tests {
         assert_eq!(out.len(), 1, "due again");
         assert_eq!(sender.oldest_unacked_age_us(301_000), Some(300_000));
         assert_eq!(sender.acked_count(), 0);
-        sender.on_ack(1).unwrap();
+        sender
+            .on_ack(AckFields {
+                next_seq: 1,
+                credit_end: WINDOW_ITEMS + 1,
+            })
+            .unwrap();
         assert_eq!(sender.acked_count(), 1);
         assert_eq!(sender.oldest_unacked_age_us(301_000), None);
     }
@@ -326,10 +461,14 @@ mod tests {
         let mut receiver = ReliableReceiver::new();
         receiver.on_item(0, bytes(0)).unwrap();
         assert_eq!(receiver.pop(), Some(bytes(0)));
-        assert_eq!(receiver.take_ack(), Some(1));
+        assert_eq!(receiver.take_ack().map(|a| a.next_seq), Some(1));
         assert_eq!(receiver.take_ack(), None);
         receiver.on_item(0, bytes(0)).unwrap();
         assert_eq!(receiver.pop(), None, "a duplicate is not delivered again");
-        assert_eq!(receiver.take_ack(), Some(1), "but it is acknowledged again");
+        assert_eq!(
+            receiver.take_ack().map(|a| a.next_seq),
+            Some(1),
+            "but it is acknowledged again"
+        );
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::{Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::relay::{AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
 
@@ -47,11 +47,14 @@ enum Command {
         link: Arc<Link>,
     },
     /// Control bytes wait in the connection's chunk channel.
-    Wake(u64),
+    Wake { local: u64 },
     /// A client datagram to relay.
-    Datagram(u64, Vec<u8>),
+    Datagram { local: u64, bytes: Vec<u8> },
     /// The QUIC connection ended, with this reason (after its last control bytes).
-    Lost(u64, DisconnectReason),
+    Lost {
+        local: u64,
+        reason: DisconnectReason,
+    },
     /// The gateway is stopping: end every connection with `ServerShutdown`.
     Shutdown,
 }
@@ -66,7 +69,7 @@ pub(crate) struct RelayHandle {
 impl RelayHandle {
     fn wake(&self, local: u64) {
         // A lost wake-up (full channel) only waits for the timer.
-        let _ = self.commands.try_send(Command::Wake(local));
+        let _ = self.commands.try_send(Command::Wake { local });
     }
 }
 
@@ -101,6 +104,9 @@ impl GatewayProcess {
         config: &ServerConfig,
         relay: RelaySettings,
     ) -> Result<GatewayProcess, NetError> {
+        if config.outbox_capacity == 0 {
+            return Err(NetError::Config("outbox_capacity must be positive".into()));
+        }
         let gate = Gateway::new(config.gateway.clone())?;
         let id: u64 = rand::random();
         let client = relay.connect(&format!("mmo-gateway-{id:016x}")).await?;
@@ -134,6 +140,7 @@ impl GatewayProcess {
                 outgoing: HashMap::new(),
                 dirty: Vec::new(),
                 clock: Instant::now(),
+                stopping: false,
             }
             .run(subscriber, command_rx),
         );
@@ -179,14 +186,23 @@ impl GatewayProcess {
     }
 
     /// Stops accepting, ends every connection with `ServerShutdown` (the zone process
-    /// closes the sessions and offers their saves), waits up to `grace` for the
-    /// connections to close, then closes the endpoint.
-    pub async fn shutdown(self, grace: Duration) {
+    /// closes the sessions and offers their saves), waits up to `grace` for the zone
+    /// process to acknowledge every end and up to `grace` for the connections to close,
+    /// then closes the endpoint.
+    pub async fn shutdown(mut self, grace: Duration) {
         self.endpoint.set_server_config(None);
         self.accept_task.abort();
         let _ = self.commands.send(Command::Shutdown).await;
+        // The relay ends once every connection's end was acknowledged by the zone process
+        // (or forgotten), after flushing NATS.
+        if tokio::time::timeout(grace, &mut self.relay_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway relay did not finish within the grace period");
+            self.relay_task.abort();
+        }
         let _ = tokio::time::timeout(grace, self.endpoint.wait_idle()).await;
-        self.relay_task.abort();
         let reason = DisconnectReason::ServerShutdown;
         self.endpoint
             .close(u32::from(reason.code()).into(), reason.as_str().as_bytes());
@@ -249,7 +265,10 @@ pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) 
                     link.drop_datagram("rate_limited");
                 } else if relay
                     .commands
-                    .try_send(Command::Datagram(local, d.to_vec()))
+                    .try_send(Command::Datagram {
+                        local,
+                        bytes: d.to_vec(),
+                    })
                     .is_err()
                 {
                     link.drop_datagram("relay_full");
@@ -262,7 +281,7 @@ pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) 
     // Control bytes already read reach the zone before the loss does.
     let _ = reader.await;
     relay.wake(local);
-    let _ = relay.commands.send(Command::Lost(local, reason)).await;
+    let _ = relay.commands.send(Command::Lost { local, reason }).await;
     tracing::debug!(connection = local, reason = reason.as_str(), %message, "relayed connection ended");
 }
 
@@ -280,6 +299,9 @@ struct GatewayConn {
     client_gone: bool,
     /// The zone's `End` arrived.
     zone_ended: bool,
+    /// When our `End` was acknowledged (the connection is forgotten at the zone's `End`,
+    /// or [`PEER_TIMEOUT_US`] after this at the latest).
+    end_acked_at_us: Option<u64>,
 }
 
 struct RelayLoop {
@@ -294,6 +316,8 @@ struct RelayLoop {
     /// Connections touched since the last flush (polled for stream items then).
     dirty: Vec<u64>,
     clock: Instant,
+    /// [`Command::Shutdown`] came: the loop ends once every connection is forgotten.
+    stopping: bool,
 }
 
 impl RelayLoop {
@@ -326,6 +350,7 @@ impl RelayLoop {
                     if let Some(batch) = super::decode(&message.payload) {
                         self.receive(batch);
                     }
+                    flush_at = None;
                     self.flush(false).await;
                 }
                 _ = timer.tick() => {
@@ -333,6 +358,13 @@ impl RelayLoop {
                     self.flush(true).await;
                 }
             }
+            if self.stopping && self.conns.is_empty() {
+                break;
+            }
+        }
+        // What was published reaches the NATS server before the task ends.
+        if let Err(e) = self.client.flush().await {
+            tracing::debug!(error = %e, "NATS flush at the relay's end failed");
         }
     }
 
@@ -359,12 +391,13 @@ impl RelayLoop {
                         zone_subject: self.home_subject.clone(),
                         client_gone: false,
                         zone_ended: false,
+                        end_acked_at_us: None,
                     },
                 );
                 self.dirty.push(local);
             }
-            Command::Wake(local) => self.dirty.push(local),
-            Command::Datagram(local, bytes) => {
+            Command::Wake { local } => self.dirty.push(local),
+            Command::Datagram { local, bytes } => {
                 if let Some(conn) = self.conns.get(&local)
                     && !conn.zone_ended
                 {
@@ -374,11 +407,11 @@ impl RelayLoop {
                         .push(Item::Datagram { conn: local, bytes });
                 }
             }
-            Command::Lost(local, reason) => {
+            Command::Lost { local, reason } => {
                 if let Some(conn) = self.conns.get_mut(&local)
                     && !conn.client_gone
                 {
-                    drain_control(conn);
+                    drain_control(conn, Drain::All);
                     conn.client_gone = true;
                     conn.outbox = None;
                     conn.to_zone.push(StreamItem::End {
@@ -388,10 +421,11 @@ impl RelayLoop {
                 }
             }
             Command::Shutdown => {
+                self.stopping = true;
                 for (&local, conn) in &mut self.conns {
                     conn.link.set_close_reason(DisconnectReason::ServerShutdown);
                     if !conn.client_gone {
-                        drain_control(conn);
+                        drain_control(conn, Drain::All);
                         conn.client_gone = true;
                         conn.to_zone.push(StreamItem::End {
                             reason_code: DisconnectReason::ServerShutdown.code(),
@@ -438,7 +472,8 @@ impl RelayLoop {
                                 .or_default()
                                 .push(Item::Ack {
                                     conn: local,
-                                    next_seq: seq + 1,
+                                    next_seq: seq.saturating_add(1),
+                                    credit_end: seq.saturating_add(1),
                                 });
                         }
                         continue;
@@ -456,9 +491,13 @@ impl RelayLoop {
                 Item::Ack {
                     conn: local,
                     next_seq,
+                    credit_end,
                 } => {
                     if let Some(conn) = self.conns.get_mut(&local)
-                        && let Err(e) = conn.to_zone.on_ack(next_seq)
+                        && let Err(e) = conn.to_zone.on_ack(AckFields {
+                            next_seq,
+                            credit_end,
+                        })
                     {
                         count("stream_refused");
                         tracing::warn!(connection = local, error = %e, "bad relay acknowledgement: closing");
@@ -489,22 +528,23 @@ impl RelayLoop {
                 continue;
             };
             deliver(conn);
-            drain_control(conn);
+            drain_control(conn, Drain::WhileRoom);
             due.clear();
             conn.to_zone
                 .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
             let items = self.outgoing.entry(conn.zone_subject.clone()).or_default();
-            for (seq, item) in due.drain(..) {
+            for d in due.drain(..) {
                 items.push(Item::Stream {
                     conn: local,
-                    seq,
-                    item,
+                    seq: d.seq,
+                    item: d.item,
                 });
             }
-            if let Some(next_seq) = conn.from_zone.take_ack() {
+            if let Some(ack) = conn.from_zone.take_ack() {
                 items.push(Item::Ack {
                     conn: local,
-                    next_seq,
+                    next_seq: ack.next_seq,
+                    credit_end: ack.credit_end,
                 });
             }
             let limit_us = if conn.to_zone.acked_count() == 0 {
@@ -524,13 +564,23 @@ impl RelayLoop {
                 );
                 close_client(conn, DisconnectReason::ServiceUnavailable);
             }
-            let done = conn.client_gone && conn.zone_ended && conn.to_zone.is_idle();
+            if conn.client_gone && conn.to_zone.is_idle() {
+                conn.end_acked_at_us.get_or_insert(now_us);
+            }
+            // Forgotten once both ends are over; or when the zone process acknowledged our
+            // end but its own never came (it forgot the connection after a timeout of its
+            // own): after the peer timeout.
+            let done = conn.end_acked_at_us.is_some_and(|at_us| {
+                conn.zone_ended || now_us.saturating_sub(at_us) > PEER_TIMEOUT_US
+            });
             if done || timed_out {
                 self.conns.remove(&local);
+                count("gateway_ended");
             }
         }
         locals.clear();
         self.dirty = locals;
+        metrics::gauge!(crate::metrics::RELAY_CONNECTIONS).set(self.conns.len() as f64);
         for (subject, items) in self.outgoing.iter_mut() {
             if !items.is_empty() {
                 let items = std::mem::take(items);
@@ -549,13 +599,23 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Moves the client's control bytes waiting in the chunk channel into the stream, while
-/// the window has room (a full window stops the reading: QUIC flow control pushes back).
-fn drain_control(conn: &mut GatewayConn) {
+/// How much of the client's control bytes to take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// While the stream has room: a full stream stops the reading, and QUIC flow control
+    /// pushes back on the client.
+    WhileRoom,
+    /// Everything (the connection is ending: its last bytes go before its end; the
+    /// credit holds them until the zone has room).
+    All,
+}
+
+/// Moves the client's control bytes waiting in the chunk channel into the stream.
+fn drain_control(conn: &mut GatewayConn, how: Drain) {
     if conn.client_gone {
         return;
     }
-    while conn.to_zone.has_room() {
+    while how == Drain::All || conn.to_zone.has_room() {
         match conn.control.try_recv() {
             Ok(chunk) => {
                 conn.to_zone.push(StreamItem::Bytes(chunk));
@@ -575,7 +635,8 @@ fn deliver(conn: &mut GatewayConn) {
                         .try_send(Queued::now(Transmit::Stream(bytes)))
                         .is_err()
                 {
-                    // The client does not read its control stream: as on a single server.
+                    // The client does not read its control stream fast enough; its writer
+                    // times out a stalled stream the same way (`bridge::write_transmits`).
                     count("outbox_full");
                     close_client(conn, DisconnectReason::Timeout);
                 }
@@ -587,7 +648,8 @@ fn deliver(conn: &mut GatewayConn) {
                 close_client(conn, reason);
                 conn.zone_ended = true;
             }
-            StreamItem::Open { .. } => count("stream_refused"),
+            // Only a gateway opens.
+            StreamItem::Open { .. } => count("wrong_direction"),
         }
     }
 }

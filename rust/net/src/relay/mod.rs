@@ -188,15 +188,15 @@ async fn publish(
         reply_to: reply_to.to_owned(),
         items: Vec::new(),
     };
-    let mut len = BATCH_OVERHEAD_BYTES;
+    let mut len_bytes = BATCH_OVERHEAD_BYTES;
     for item in items {
-        let item_len = Batch::encoded_item_len(&item);
-        if !batch.items.is_empty() && len + item_len > MAX_BATCH_BYTES {
+        let item_len_bytes = Batch::encoded_item_len(&item);
+        if !batch.items.is_empty() && len_bytes.saturating_add(item_len_bytes) > MAX_BATCH_BYTES {
             send(client, subject, &batch).await;
             batch.items.clear();
-            len = BATCH_OVERHEAD_BYTES;
+            len_bytes = BATCH_OVERHEAD_BYTES;
         }
-        len += item_len;
+        len_bytes = len_bytes.saturating_add(item_len_bytes);
         batch.items.push(item);
     }
     if !batch.items.is_empty() {

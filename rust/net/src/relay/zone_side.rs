@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::reliable::WINDOW_ITEMS;
-use mmo_core::relay::{Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::relay::{AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
 use mmo_core::session::Transmit;
 use mmo_core::world::ZoneId;
 use mmo_core::zone::{ConnectionId, Zone};
@@ -46,6 +45,8 @@ pub struct ZoneProcess {
     relay_task: tokio::task::JoinHandle<()>,
     /// Tells the relay task the zones stopped: send what is left, then end.
     stopping: Option<oneshot::Sender<()>>,
+    /// Relayed connections the relay task knows (ended ones until forgotten).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ZoneProcess {
@@ -90,7 +91,9 @@ impl ZoneProcess {
         let tick = Arc::new(tokio::sync::Notify::new());
         let zones = ZoneSet::start(config, Some(tick.clone()))?;
         let (stopping, stop_rx) = oneshot::channel();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let relay_loop = RelayLoop {
+            connections: connections.clone(),
             client,
             my_subject,
             inboxes: zones.inboxes.clone(),
@@ -100,6 +103,7 @@ impl ZoneProcess {
             ended: HashMap::new(),
             outgoing: HashMap::new(),
             clock: Instant::now(),
+            stopping: false,
         };
         let relay_task = tokio::spawn(relay_loop.run(zone_subjects, own_subject, tick, stop_rx));
         tracing::info!(process = %format!("{id:016x}"), world = %relay.world, zones = zones.inboxes.len(), "zone process relaying");
@@ -109,6 +113,7 @@ impl ZoneProcess {
             leases,
             relay_task,
             stopping: Some(stopping),
+            connections,
         })
     }
 
@@ -132,6 +137,13 @@ impl ZoneProcess {
             Some(leases) => leases.lost().await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Relayed connections this process knows now: open ones, and ended ones until both
+    /// sides are done with them (also the gauge `mmo_relay_connections`).
+    #[must_use]
+    pub fn relayed_connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many zones (threads) run here.
@@ -164,9 +176,12 @@ impl ZoneProcess {
         if let Some(stopping) = self.stopping.take() {
             let _ = stopping.send(());
         }
-        let task = std::mem::replace(&mut self.relay_task, tokio::spawn(async {}));
-        if tokio::time::timeout(grace, task).await.is_err() {
+        if tokio::time::timeout(grace, &mut self.relay_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("zone process relay did not finish within the grace period");
+            self.relay_task.abort();
         }
         if let Some(leases) = self.leases.take() {
             leases.release().await;
@@ -204,10 +219,26 @@ struct ZoneConn {
     lost: Option<DisconnectReason>,
     /// The gateway stopped acknowledging.
     gateway_gone: bool,
+    /// When our `End` was acknowledged (the connection is forgotten at the gateway's
+    /// `End`, or [`PEER_TIMEOUT_US`] after this at the latest).
+    end_acked_at_us: Option<u64>,
+    /// Item 0 (`Open`) was delivered.
+    opened_seen: bool,
 }
 
 /// A connection: its gateway and the gateway's number for it.
-type ConnKey = (u64, u64);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ConnKey {
+    gateway: u64,
+    local: u64,
+}
+
+/// Where a batch goes: a gateway's subject and its id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GatewayAddress {
+    subject: String,
+    gateway: u64,
+}
 
 struct RelayLoop {
     client: async_nats::Client,
@@ -216,11 +247,15 @@ struct RelayLoop {
     zone_clock: Instant,
     outbox_capacity: usize,
     conns: HashMap<ConnKey, ZoneConn>,
-    /// Connections forgotten recently, and when.
+    /// Connections forgotten recently, and when (µs of `clock`).
     ended: HashMap<ConnKey, u64>,
-    /// Items to publish, by (gateway subject, gateway).
-    outgoing: HashMap<(String, u64), Vec<Item>>,
+    /// Items to publish, by gateway.
+    outgoing: HashMap<GatewayAddress, Vec<Item>>,
     clock: Instant,
+    /// The zones stopped: new connections are answered `ServerShutdown`.
+    stopping: bool,
+    /// `conns.len()` after each flush, for [`ZoneProcess::relayed_connections`].
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RelayLoop {
@@ -259,8 +294,15 @@ impl RelayLoop {
                         break;
                     }
                 }
-                _ = &mut stopping, if !stopped => stopped = true,
+                _ = &mut stopping, if !stopped => {
+                    stopped = true;
+                    self.stopping = true;
+                }
             }
+        }
+        // What was published reaches the NATS server before the task ends.
+        if let Err(e) = self.client.flush().await {
+            tracing::debug!(error = %e, "NATS flush at the relay's end failed");
         }
     }
 
@@ -271,7 +313,10 @@ impl RelayLoop {
         for item in batch.items {
             match item {
                 Item::Datagram { conn, bytes } => {
-                    let Some(c) = self.conns.get(&(gateway, conn)) else {
+                    let Some(c) = self.conns.get(&ConnKey {
+                        gateway,
+                        local: conn,
+                    }) else {
                         continue;
                     };
                     let routed = self.inboxes.get(usize::from(c.link.zone()));
@@ -288,7 +333,10 @@ impl RelayLoop {
                     }
                 }
                 Item::Stream { conn, seq, item } => {
-                    let key = (gateway, conn);
+                    let key = ConnKey {
+                        gateway,
+                        local: conn,
+                    };
                     if !self.conns.contains_key(&key) {
                         match item {
                             StreamItem::Open { home_zone } if seq == 0 => {
@@ -300,10 +348,14 @@ impl RelayLoop {
                             StreamItem::End { .. } => {
                                 // Its acknowledgement was lost after we forgot it.
                                 self.queue(
-                                    (batch.reply_to.clone(), gateway),
+                                    GatewayAddress {
+                                        subject: batch.reply_to.clone(),
+                                        gateway,
+                                    },
                                     Item::Ack {
                                         conn,
-                                        next_seq: seq + 1,
+                                        next_seq: seq.saturating_add(1),
+                                        credit_end: seq.saturating_add(1),
                                     },
                                 );
                                 continue;
@@ -322,10 +374,18 @@ impl RelayLoop {
                         c.lost.get_or_insert(DisconnectReason::ProtocolViolation);
                     }
                 }
-                Item::Ack { conn, next_seq } => {
-                    if let Some(c) = self.conns.get_mut(&(gateway, conn))
-                        && let Err(e) = c.to_gateway.on_ack(next_seq)
-                    {
+                Item::Ack {
+                    conn,
+                    next_seq,
+                    credit_end,
+                } => {
+                    if let Some(c) = self.conns.get_mut(&ConnKey {
+                        gateway,
+                        local: conn,
+                    }) && let Err(e) = c.to_gateway.on_ack(AckFields {
+                        next_seq,
+                        credit_end,
+                    }) {
                         count("stream_refused");
                         tracing::warn!(error = %e, "bad relay acknowledgement: ending the session");
                         c.gateway_ended = true;
@@ -355,7 +415,8 @@ impl RelayLoop {
         let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
         link.set_zone(home);
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
-        let (control, control_rx) = mpsc::channel(WINDOW_ITEMS as usize);
+        // As small as a single server's: the credit keeps the rest at the gateway.
+        let (control, control_rx) = mpsc::channel(crate::server::control_chunks());
         let (reply, reply_rx) = oneshot::channel();
         let mut conn = ZoneConn {
             gateway_subject: gateway_subject.to_owned(),
@@ -371,6 +432,8 @@ impl RelayLoop {
             gateway_ended: false,
             lost: None,
             gateway_gone: false,
+            end_acked_at_us: None,
+            opened_seen: false,
         };
         let connect = ZoneMsg::Connect {
             outbox,
@@ -378,20 +441,30 @@ impl RelayLoop {
             link,
             reply,
         };
-        if self.inboxes[usize::from(home)].try_send(connect).is_err() {
-            // The zone's inbox is full: the gateway closes the client as the zone would.
-            count("zone_full");
+        let refused = if self.stopping {
+            Some(DisconnectReason::ServerShutdown)
+        } else {
+            match self.inboxes[usize::from(home)].try_send(connect) {
+                Ok(()) => None,
+                // A single server's connection task would wait for room; a relay cannot
+                // hold every other connection up, so the client hears `server_full`.
+                Err(mpsc::error::TrySendError::Full(_)) => Some(DisconnectReason::ServerFull),
+                Err(mpsc::error::TrySendError::Closed(_)) => Some(DisconnectReason::ServerShutdown),
+            }
+        };
+        if let Some(reason) = refused {
+            count("open_refused");
             conn.reply = None;
             conn.outbox_closed = true;
             conn.to_gateway.push(StreamItem::End {
-                reason_code: DisconnectReason::ServerFull.code(),
+                reason_code: reason.code(),
             });
         }
         count("opened");
         self.conns.insert(key, conn);
     }
 
-    fn queue(&mut self, to: (String, u64), item: Item) {
+    fn queue(&mut self, to: GatewayAddress, item: Item) {
         self.outgoing.entry(to).or_default().push(item);
     }
 
@@ -405,23 +478,29 @@ impl RelayLoop {
             deliver(c, &self.inboxes);
             let items = self
                 .outgoing
-                .entry((c.gateway_subject.clone(), key.0))
+                .entry(GatewayAddress {
+                    subject: c.gateway_subject.clone(),
+                    gateway: key.gateway,
+                })
                 .or_default();
-            drain_outbox(c, key.1, items);
+            drain_outbox(c, key.local, items);
             due.clear();
-            c.to_gateway
-                .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
-            for (seq, item) in due.drain(..) {
+            if !c.gateway_gone {
+                c.to_gateway
+                    .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
+            }
+            for d in due.drain(..) {
                 items.push(Item::Stream {
-                    conn: key.1,
-                    seq,
-                    item,
+                    conn: key.local,
+                    seq: d.seq,
+                    item: d.item,
                 });
             }
-            if let Some(next_seq) = c.from_gateway.take_ack() {
+            if let Some(ack) = c.from_gateway.take_ack() {
                 items.push(Item::Ack {
-                    conn: key.1,
-                    next_seq,
+                    conn: key.local,
+                    next_seq: ack.next_seq,
+                    credit_end: ack.credit_end,
                 });
             }
             if !c.gateway_gone
@@ -435,8 +514,17 @@ impl RelayLoop {
                 c.gateway_ended = true;
                 c.lost.get_or_insert(DisconnectReason::Timeout);
             }
-            let acked = c.to_gateway.is_idle() && c.gateway_ended;
-            if c.outbox_closed && (acked || c.gateway_gone) {
+            if c.outbox_closed && c.to_gateway.is_idle() {
+                c.end_acked_at_us.get_or_insert(now_us);
+            }
+            // Forgotten once both ends are over, or the gateway is gone; or when the
+            // gateway acknowledged our end but its own never came (it forgot the connection
+            // after a timeout of its own): after the peer timeout.
+            let acked_long_ago = c
+                .end_acked_at_us
+                .is_some_and(|at_us| now_us.saturating_sub(at_us) > PEER_TIMEOUT_US);
+            let both_over = c.end_acked_at_us.is_some() && c.gateway_ended;
+            if c.outbox_closed && (both_over || c.gateway_gone || acked_long_ago) {
                 finished.push(key);
             }
         }
@@ -446,11 +534,21 @@ impl RelayLoop {
             count("ended");
         }
         self.ended
-            .retain(|_, at| now_us.saturating_sub(*at) < ENDED_MEMORY_US);
-        for ((subject, gateway), items) in self.outgoing.iter_mut() {
+            .retain(|_, ended_at_us| now_us.saturating_sub(*ended_at_us) < ENDED_MEMORY_US);
+        self.connections
+            .store(self.conns.len(), std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::RELAY_CONNECTIONS).set(self.conns.len() as f64);
+        for (to, items) in self.outgoing.iter_mut() {
             if !items.is_empty() {
                 let items = std::mem::take(items);
-                super::publish(&self.client, subject, *gateway, &self.my_subject, items).await;
+                super::publish(
+                    &self.client,
+                    &to.subject,
+                    to.gateway,
+                    &self.my_subject,
+                    items,
+                )
+                .await;
             }
         }
         self.outgoing.retain(|_, items| items.capacity() > 0);
@@ -488,8 +586,10 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
                     DisconnectReason::try_from(reason_code).unwrap_or(DisconnectReason::ClientQuit);
                 c.lost.get_or_insert(reason);
             }
-            // Item 0 (handled at opening); `LoggedIn` never comes from a gateway.
-            StreamItem::Open { .. } | StreamItem::LoggedIn => {}
+            // Item 0 was handled at opening.
+            StreamItem::Open { .. } if !c.opened_seen => c.opened_seen = true,
+            // Only a zone process sends `LoggedIn`; a second `Open` is out of place.
+            StreamItem::Open { .. } | StreamItem::LoggedIn => count("wrong_direction"),
         }
     }
     let Some(id) = c.id else { return };
@@ -516,7 +616,9 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, items: &mut Vec<Item>) {
         c.logged_in_sent = true;
         c.to_gateway.push(StreamItem::LoggedIn);
     }
-    while !c.outbox_closed && c.to_gateway.has_room() {
+    // A gone gateway acknowledges nothing: take everything (it is dropped) so the
+    // session's end is seen.
+    while !c.outbox_closed && (c.gateway_gone || c.to_gateway.has_room()) {
         match c.outbox.try_recv() {
             Ok(Queued {
                 transmit: Transmit::Datagram(_),
