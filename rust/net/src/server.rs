@@ -134,30 +134,11 @@ impl Server {
     /// Binds the endpoint, starts the zone thread and the accept task. Must be called
     /// within a tokio runtime with I/O and time enabled.
     pub async fn start(config: ServerConfig) -> Result<Server, NetError> {
-        if config.inbox_capacity == 0 || config.outbox_capacity == 0 {
-            return Err(NetError::Config(
-                "channel capacities must be positive".into(),
-            ));
-        }
-        if config.store.is_some() && config.save_interval.is_zero() {
-            return Err(NetError::Config(
-                "save_interval must be positive when a character store is set".into(),
-            ));
-        }
+        // Checks the settings (channel capacities, save interval) before anything binds.
+        crate::zone_set::check_config(&config)?;
         let gateway = Gateway::new(config.gateway.clone())?;
         let home = home_zone(&config);
-        let mut server_config =
-            quinn::ServerConfig::with_crypto(crate::tls::quic_server_crypto(&config.cert)?);
-        server_config.transport_config(crate::transport_config());
-        let (socket, _, _) =
-            crate::udp::bind_udp(config.bind_addr, config.gateway.udp_buffer_bytes)?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server_config),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )?;
-        let local_addr = endpoint.local_addr()?;
+        let (endpoint, local_addr) = bind_endpoint(&config)?;
         let zones = ZoneSet::start(&config, None)?;
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
@@ -249,6 +230,25 @@ impl Drop for Server {
             self.zones.stop_now();
         }
     }
+}
+
+/// The QUIC endpoint for `config` (its address, certificate and UDP buffers) and the
+/// address it bound.
+pub(crate) fn bind_endpoint(
+    config: &ServerConfig,
+) -> Result<(quinn::Endpoint, SocketAddr), NetError> {
+    let mut server_config =
+        quinn::ServerConfig::with_crypto(crate::tls::quic_server_crypto(&config.cert)?);
+    server_config.transport_config(crate::transport_config());
+    let (socket, _, _) = crate::udp::bind_udp(config.bind_addr, config.gateway.udp_buffer_bytes)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    let local_addr = endpoint.local_addr()?;
+    Ok((endpoint, local_addr))
 }
 
 /// The zone a new connection starts in: the one that owns the spawn position (zone 0 without

@@ -42,16 +42,7 @@ impl ZoneSet {
         config: &ServerConfig,
         relay_tick: Option<Arc<tokio::sync::Notify>>,
     ) -> Result<ZoneSet, NetError> {
-        if config.inbox_capacity == 0 || config.outbox_capacity == 0 {
-            return Err(NetError::Config(
-                "channel capacities must be positive".into(),
-            ));
-        }
-        if config.store.is_some() && config.save_interval.is_zero() {
-            return Err(NetError::Config(
-                "save_interval must be positive when a character store is set".into(),
-            ));
-        }
+        check_config(config)?;
         let zones = build_zones(config)?;
         let mut inboxes = Vec::with_capacity(zones.len());
         let mut inbox_rxs = Vec::with_capacity(zones.len());
@@ -144,6 +135,22 @@ impl ZoneSet {
     pub(crate) fn stop_now(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// Checks the settings the zone threads need: positive channel capacities, and a positive
+/// save interval when a character store is set.
+pub(crate) fn check_config(config: &ServerConfig) -> Result<(), NetError> {
+    if config.inbox_capacity == 0 || config.outbox_capacity == 0 {
+        return Err(NetError::Config(
+            "channel capacities must be positive".into(),
+        ));
+    }
+    if config.store.is_some() && config.save_interval.is_zero() {
+        return Err(NetError::Config(
+            "save_interval must be positive when a character store is set".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The ids of the zones [`build_zones`] makes for `config`.

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{border_world, player::Player, wait_counter};
+use common::{border_world, player::Player, wait_counter, zone_of};
 use mmo_core::control::DisconnectReason;
 use mmo_core::input::{Buttons, MoveInput};
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
@@ -88,22 +88,6 @@ async fn connect(
     .await
     .expect("connects through the gateway");
     Player::new(client)
-}
-
-async fn zone_of(zones: &ZoneProcess, entity: mmo_core::entity::EntityId) -> Option<ZoneId> {
-    for z in 0..zones.zone_count() as u16 {
-        let here = zones
-            .inspect_zone(ZoneId(z), move |zone, ids| {
-                ids.iter()
-                    .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
-            })
-            .await
-            .unwrap_or(false);
-        if here {
-            return Some(ZoneId(z));
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

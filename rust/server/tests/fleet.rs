@@ -14,48 +14,18 @@ use mmo_core::session::client::ClientEvent;
 mod common;
 
 use common::process::{ServerProcess, ZoneRoleProcess};
-use common::{TempDir, connect_client};
+use common::{TempDir, connect_client, wait_for_event_within as wait_for};
 
-fn nats_url() -> Option<String> {
-    match std::env::var("MMO_TEST_NATS_URL") {
+/// The URL in the environment variable `var`, or `None` (the test is skipped) unless
+/// `MMO_REQUIRE_SERVICES=1`.
+fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) => Some(url),
         Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("MMO_TEST_NATS_URL not set but MMO_REQUIRE_SERVICES=1")
+            panic!("{var} not set but MMO_REQUIRE_SERVICES=1")
         }
         Err(_) => {
-            println!("skipped: MMO_TEST_NATS_URL not set");
-            None
-        }
-    }
-}
-
-/// Pumps `client` until `want` matches or `within` passes.
-async fn wait_for(
-    client: &mut mmo_net::client::NetClient,
-    within: Duration,
-    want: impl Fn(&ClientEvent) -> bool,
-) -> Option<ClientEvent> {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        client.pump();
-        while let Some(event) = client.poll_event() {
-            if want(&event) {
-                return Some(event);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
-}
-
-fn redis_url() -> Option<String> {
-    match std::env::var("MMO_TEST_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1")
-        }
-        Err(_) => {
-            println!("skipped: MMO_TEST_REDIS_URL not set");
+            println!("skipped: {var} not set");
             None
         }
     }
@@ -63,8 +33,12 @@ fn redis_url() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_relay_players_to_one_zone_process() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis_url) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(90), async {
         let dir = TempDir::new("fleet");
         let data = dir.path().join("data");

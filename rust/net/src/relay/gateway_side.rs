@@ -115,18 +115,7 @@ impl GatewayProcess {
             .subscribe(my_subject.clone())
             .await
             .map_err(|e| NetError::Connection(format!("NATS subscribe {my_subject}: {e}")))?;
-        let mut server_config =
-            quinn::ServerConfig::with_crypto(crate::tls::quic_server_crypto(&config.cert)?);
-        server_config.transport_config(crate::transport_config());
-        let (socket, _, _) =
-            crate::udp::bind_udp(config.bind_addr, config.gateway.udp_buffer_bytes)?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server_config),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )?;
-        let local_addr = endpoint.local_addr()?;
+        let (endpoint, local_addr) = crate::server::bind_endpoint(config)?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let home = crate::server::home_zone(config) as u16;
         let relay_task = tokio::spawn(

@@ -254,11 +254,50 @@ pub async fn connect_player(
     player::Player::new(client)
 }
 
+/// What runs zones a test can look into: a [`Server`] or a
+/// [`mmo_net::relay::ZoneProcess`].
+pub trait InspectZones {
+    /// How many zones run.
+    fn zones(&self) -> usize;
+    /// Runs `f` on `zone`'s thread (see `Server::inspect_zone`).
+    fn inspect<R: Send + 'static>(
+        &self,
+        zone: ZoneId,
+        f: impl FnOnce(&mmo_core::zone::Zone, &[mmo_core::zone::ConnectionId]) -> R + Send + 'static,
+    ) -> impl std::future::Future<Output = Option<R>>;
+}
+
+impl InspectZones for Server {
+    fn zones(&self) -> usize {
+        self.zone_count()
+    }
+    fn inspect<R: Send + 'static>(
+        &self,
+        zone: ZoneId,
+        f: impl FnOnce(&mmo_core::zone::Zone, &[mmo_core::zone::ConnectionId]) -> R + Send + 'static,
+    ) -> impl std::future::Future<Output = Option<R>> {
+        self.inspect_zone(zone, f)
+    }
+}
+
+impl InspectZones for mmo_net::relay::ZoneProcess {
+    fn zones(&self) -> usize {
+        self.zone_count()
+    }
+    fn inspect<R: Send + 'static>(
+        &self,
+        zone: ZoneId,
+        f: impl FnOnce(&mmo_core::zone::Zone, &[mmo_core::zone::ConnectionId]) -> R + Send + 'static,
+    ) -> impl std::future::Future<Output = Option<R>> {
+        self.inspect_zone(zone, f)
+    }
+}
+
 /// The zone whose thread holds `entity`'s connection, if any.
-pub async fn zone_of(server: &Server, entity: EntityId) -> Option<ZoneId> {
-    for z in 0..server.zone_count() as u16 {
+pub async fn zone_of(server: &impl InspectZones, entity: EntityId) -> Option<ZoneId> {
+    for z in 0..server.zones() as u16 {
         let here = server
-            .inspect_zone(ZoneId(z), move |zone, ids| {
+            .inspect(ZoneId(z), move |zone, ids| {
                 ids.iter()
                     .any(|id| zone.connection(*id).and_then(|c| c.entity()) == Some(entity))
             })

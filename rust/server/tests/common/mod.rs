@@ -68,7 +68,16 @@ pub async fn wait_for_event(
     client: &mut NetClient,
     want: impl Fn(&ClientEvent) -> bool,
 ) -> Option<ClientEvent> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    wait_for_event_within(client, Duration::from_secs(5), want).await
+}
+
+/// Pumps `client` until an event matches `want` (returning it) or `within` passes.
+pub async fn wait_for_event_within(
+    client: &mut NetClient,
+    within: Duration,
+    want: impl Fn(&ClientEvent) -> bool,
+) -> Option<ClientEvent> {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         client.pump();
         while let Some(event) = client.poll_event() {
