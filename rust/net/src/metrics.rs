@@ -33,7 +33,8 @@ pub const REPLICATION_SHARED_BYTES: &str = "mmo_replication_shared_bytes";
 pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// Counter, label `event`: what the fleet relay (`crate::relay`) did: `batch_sent`,
 /// `batch_received`, `batch_refused` (undecodable or another format version),
-/// `publish_failed`, `batch_unencodable`, `foreign_gateway` (a batch for another
+/// `publish_failed`, `publish_timeout` (NATS's buffer stayed full: batch dropped),
+/// `relay_failed` (the relay task ended: the process exits), `batch_unencodable`, `foreign_gateway` (a batch for another
 /// gateway), `stream_refused` (a broken reliable stream: the connection is ended),
 /// `wrong_direction` (a stream item only the other side sends: ignored), `peer_timeout` (the other process
 /// stopped acknowledging), `outbox_full` (gateway: a client's outbox), `open_refused`

@@ -374,12 +374,12 @@ impl App {
         self.issuer.issue(account, now_s).map_err(|e| e.to_string())
     }
 
-    /// Resolves with the reason when this process (a zone process) lost a zone's lease in
-    /// the fleet's directory: it must stop (`mmo-server` shuts down and exits with 1).
-    /// Never resolves in the other roles.
-    pub async fn ownership_lost(&self) -> String {
+    /// Resolves with the reason when this process can no longer serve as its role
+    /// should (see [`Zones::failed`]): it must stop (`mmo-server` shuts down and exits
+    /// with 1). Never resolves for the `all` role.
+    pub async fn failed(&self) -> String {
         match &self.zones {
-            Some(zones) => zones.ownership_lost().await,
+            Some(zones) => zones.failed().await,
             None => std::future::pending().await,
         }
     }

@@ -3,7 +3,7 @@
 //! SIGTERM or Ctrl-C, then shuts down gracefully and exits 0. Everything else goes to
 //! stderr. Exit status: 2 for a bad setting, 1 for any other start-up failure, and 1 after
 //! a zone process lost a zone's lease in the fleet's directory (it shuts down: another
-//! process may own the zone now).
+//! process may own the zone now) or a gateway's or zone process's relay stopped.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -77,11 +77,11 @@ async fn run(settings: ServerSettings) -> ExitCode {
     }
     let lost = tokio::select! {
         () = signal.wait() => None,
-        reason = app.ownership_lost() => Some(reason),
+        reason = app.failed() => Some(reason),
     };
     if let Some(reason) = &lost {
-        tracing::error!(%reason, "this zone process lost a zone's lease: shutting down");
-        eprintln!("mmo-server: lost zone ownership: {reason}");
+        tracing::error!(%reason, "this process can no longer serve: shutting down");
+        eprintln!("mmo-server: {reason}");
     }
     app.shutdown(SHUTDOWN_GRACE).await;
     if lost.is_some() {

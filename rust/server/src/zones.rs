@@ -161,12 +161,20 @@ impl Zones {
         &self.world
     }
 
-    /// Resolves with the reason when a zone process lost a zone's lease in the fleet's
-    /// directory (never in the other roles).
-    pub async fn ownership_lost(&self) -> String {
+    /// Resolves with the reason when this process can no longer serve: a zone process
+    /// lost a zone's lease in the fleet's directory, or a relay (gateway or zone process)
+    /// stopped. Never resolves for `all`, nor while everything is well.
+    pub async fn failed(&self) -> String {
         match &self.running {
-            Running::ZoneProcess(z) => z.ownership_lost().await,
-            Running::Server(_) | Running::Gateway(_) => std::future::pending().await,
+            Running::ZoneProcess(z) => tokio::select! {
+                reason = z.ownership_lost() => format!("lost zone ownership: {reason}"),
+                () = z.relay_failed() => "the relay stopped (NATS subscription closed)".to_owned(),
+            },
+            Running::Gateway(g) => {
+                g.relay_failed().await;
+                "the relay stopped (NATS subscription closed)".to_owned()
+            }
+            Running::Server(_) => std::future::pending().await,
         }
     }
 

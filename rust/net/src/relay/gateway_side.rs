@@ -84,6 +84,7 @@ pub struct GatewayProcess {
     accept_task: tokio::task::JoinHandle<()>,
     relay_task: tokio::task::JoinHandle<()>,
     commands: mpsc::Sender<Command>,
+    health: super::RelayHealth,
 }
 
 impl std::fmt::Debug for Command {
@@ -118,6 +119,7 @@ impl GatewayProcess {
         let (endpoint, local_addr) = crate::server::bind_endpoint(config)?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let home = crate::server::home_zone(config) as u16;
+        let health = super::RelayHealth::default();
         let relay_task = tokio::spawn(
             RelayLoop {
                 client,
@@ -130,6 +132,7 @@ impl GatewayProcess {
                 dirty: Vec::new(),
                 clock: Instant::now(),
                 stopping: false,
+                health: health.clone(),
             }
             .run(subscriber, command_rx),
         );
@@ -153,6 +156,7 @@ impl GatewayProcess {
             accept_task,
             relay_task,
             commands,
+            health,
         })
     }
 
@@ -166,6 +170,13 @@ impl GatewayProcess {
     #[must_use]
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// Resolves if the relay stopped while the gateway runs (its NATS subscription closed):
+    /// the gateway cannot serve any more, and should be restarted (`mmo-server` exits with
+    /// 1). Never resolves otherwise.
+    pub async fn relay_failed(&self) {
+        self.health.wait().await;
     }
 
     /// This gateway's id (in its subject and every batch it sends).
@@ -307,6 +318,7 @@ struct RelayLoop {
     clock: Instant,
     /// [`Command::Shutdown`] came: the loop ends once every connection is forgotten.
     stopping: bool,
+    health: super::RelayHealth,
 }
 
 impl RelayLoop {
@@ -326,7 +338,12 @@ impl RelayLoop {
         loop {
             tokio::select! {
                 command = commands.recv() => {
-                    let Some(command) = command else { break };
+                    let Some(command) = command else {
+                        if !self.stopping {
+                            self.health.fail("the gateway's command channel closed");
+                        }
+                        break;
+                    };
                     self.handle(command);
                     flush_at.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
                 }
@@ -335,7 +352,12 @@ impl RelayLoop {
                     self.flush(false).await;
                 }
                 message = subscriber.next() => {
-                    let Some(message) = message else { break };
+                    let Some(message) = message else {
+                        if !self.stopping {
+                            self.health.fail("the gateway's NATS subscription closed");
+                        }
+                        break;
+                    };
                     if let Some(batch) = super::decode(&message.payload) {
                         self.receive(batch);
                     }

@@ -67,6 +67,11 @@ use crate::NetError;
 pub const RETRANSMIT_AFTER_US: u64 = 200_000;
 /// A stream item not acknowledged after this long means the other process is gone, µs.
 pub const PEER_TIMEOUT_US: u64 = 10_000_000;
+/// Longest wait for the NATS client to take one batch (its buffer is full only while the
+/// server is unreachable): past it the batch is dropped and counted, so the relay's timers
+/// and the other connections never wait for NATS.
+const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A connection's opening not acknowledged after this long means no zone process runs its
 /// home zone: the gateway closes the client with `ServiceUnavailable` (well before the
 /// client's own login timeout), µs.
@@ -168,6 +173,41 @@ impl RelaySettings {
     }
 }
 
+/// Set once a relay task ended while its process still ran (its NATS subscription
+/// closed): see [`GatewayProcess::relay_failed`] and [`ZoneProcess::relay_failed`].
+///
+/// No test makes it fire: async-nats keeps subscriptions across reconnections and ends
+/// them only when the client is closed, and a subscription the server's permissions refuse
+/// stays open (the refusal is only logged by the server), so this is a safety net for a
+/// closed client.
+#[derive(Clone, Debug, Default)]
+struct RelayHealth {
+    failed: std::sync::Arc<tokio::sync::Notify>,
+    failed_flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RelayHealth {
+    /// Records that the relay task ended unexpectedly, with `why`.
+    fn fail(&self, why: &str) {
+        tracing::error!(%why, "the relay stopped: this process no longer serves");
+        count("relay_failed");
+        self.failed_flag
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.failed.notify_waiters();
+    }
+
+    /// Resolves once [`RelayHealth::fail`] was called.
+    async fn wait(&self) {
+        loop {
+            let notified = self.failed.notified();
+            if self.failed_flag.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Counts a relay event (`crate::metrics::RELAY_EVENTS_TOTAL`).
 fn count(event: &'static str) {
     metrics::counter!(crate::metrics::RELAY_EVENTS_TOTAL, "event" => event).increment(1);
@@ -207,15 +247,25 @@ async fn publish(
 async fn send(client: &async_nats::Client, subject: &str, batch: &Batch) {
     match batch.encode() {
         Ok(bytes) => {
-            let len = bytes.len() as u64;
-            match client.publish(subject.to_owned(), bytes.into()).await {
-                Ok(()) => {
+            let len_bytes = bytes.len() as u64;
+            let published = tokio::time::timeout(
+                PUBLISH_DEADLINE,
+                client.publish(subject.to_owned(), bytes.into()),
+            )
+            .await;
+            match published {
+                Ok(Ok(())) => {
                     count("batch_sent");
-                    metrics::counter!(crate::metrics::RELAY_BYTES_SENT_TOTAL).increment(len);
+                    metrics::counter!(crate::metrics::RELAY_BYTES_SENT_TOTAL).increment(len_bytes);
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     count("publish_failed");
                     tracing::debug!(%subject, error = %e, "relay publish failed");
+                }
+                Err(_) => {
+                    // The client's buffer is full (NATS unreachable): the batch is
+                    // dropped (its stream items are sent again), the relay goes on.
+                    count("publish_timeout");
                 }
             }
         }

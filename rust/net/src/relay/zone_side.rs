@@ -47,6 +47,7 @@ pub struct ZoneProcess {
     stopping: Option<oneshot::Sender<()>>,
     /// Relayed connections the relay task knows (ended ones until forgotten).
     connections: Arc<std::sync::atomic::AtomicUsize>,
+    health: super::RelayHealth,
 }
 
 impl ZoneProcess {
@@ -92,7 +93,9 @@ impl ZoneProcess {
         let zones = ZoneSet::start(config, Some(tick.clone()))?;
         let (stopping, stop_rx) = oneshot::channel();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let health = super::RelayHealth::default();
         let relay_loop = RelayLoop {
+            health: health.clone(),
             connections: connections.clone(),
             client,
             my_subject,
@@ -114,6 +117,7 @@ impl ZoneProcess {
             relay_task,
             stopping: Some(stopping),
             connections,
+            health,
         })
     }
 
@@ -127,6 +131,13 @@ impl ZoneProcess {
     #[must_use]
     pub fn fencing_token(&self, zone: ZoneId) -> Option<u64> {
         self.leases.as_ref()?.token(zone.0)
+    }
+
+    /// Resolves if the relay stopped while the zones run (its NATS subscriptions closed):
+    /// nobody can reach the zones any more (`mmo-server` shuts down and exits with 1).
+    /// Never resolves otherwise.
+    pub async fn relay_failed(&self) {
+        self.health.wait().await;
     }
 
     /// Resolves with the reason when this process lost a zone's lease (another process may
@@ -256,6 +267,7 @@ struct RelayLoop {
     stopping: bool,
     /// `conns.len()` after each flush, for [`ZoneProcess::relayed_connections`].
     connections: Arc<std::sync::atomic::AtomicUsize>,
+    health: super::RelayHealth,
 }
 
 impl RelayLoop {
@@ -276,13 +288,19 @@ impl RelayLoop {
         loop {
             tokio::select! {
                 message = zone_subjects.next() => {
-                    let Some(message) = message else { break };
+                    let Some(message) = message else {
+                        self.health.fail("the zone subjects' NATS subscription closed");
+                        break;
+                    };
                     if let Some(batch) = super::decode(&message.payload) {
                         self.receive(batch);
                     }
                 }
                 message = own_subject.next() => {
-                    let Some(message) = message else { break };
+                    let Some(message) = message else {
+                        self.health.fail("the zone process's NATS subscription closed");
+                        break;
+                    };
                     if let Some(batch) = super::decode(&message.payload) {
                         self.receive(batch);
                     }
