@@ -1,6 +1,6 @@
 //! The relay over a NATS server that requires TLS and a password per role, with
 //! permissions limiting each role to its subjects (the configuration `docs/fleet.md`
-//! recommends). The test starts its own `nats-server` (installed by `ci/services.sh`; the
+//! recommends), and through a NATS outage of a second. The test starts its own `nats-server` (installed by `ci/services.sh`; the
 //! test is skipped without one unless `MMO_REQUIRE_SERVICES=1`) with a certificate
 //! authority and server certificate made here.
 
@@ -44,6 +44,10 @@ struct SecureNats {
     child: Child,
     url: String,
     ca_file: PathBuf,
+    /// How it was started (to start it again on the same port).
+    binary: PathBuf,
+    config_file: PathBuf,
+    port: u16,
     _dir: tempdir::Dir,
 }
 
@@ -114,25 +118,43 @@ authorization {{
     );
     let config_file = dir.join("nats.conf");
     write(&config_file, &config);
+    let child = spawn_nats(binary, &config_file, port);
+    SecureNats {
+        child,
+        binary: binary.to_owned(),
+        config_file,
+        port,
+        url: format!("tls://127.0.0.1:{port}"),
+        ca_file,
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+/// Starts `nats-server -c config_file` and waits until it accepts TCP on `port`.
+fn spawn_nats(binary: &Path, config_file: &Path, port: u16) -> Child {
     let child = Command::new(binary)
         .arg("-c")
-        .arg(&config_file)
+        .arg(config_file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server starts");
-    // Ready once it accepts TCP.
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    SecureNats {
-        child,
-        url: format!("tls://127.0.0.1:{port}"),
-        ca_file,
-        _dir: tempdir::Dir(dir),
+    child
+}
+
+impl SecureNats {
+    /// Kills the server (an outage) and starts it again on the same port after `down`.
+    fn restart_after(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = spawn_nats(&self.binary, &self.config_file, self.port);
     }
 }
 
@@ -157,7 +179,7 @@ async fn the_relay_works_over_tls_with_a_user_per_role_and_refuses_the_rest() {
     tokio::time::timeout(Duration::from_secs(40), async {
         common::install_recorder();
         let world = "secure";
-        let nats = start_secure_nats(&binary, world);
+        let mut nats = start_secure_nats(&binary, world);
         let cert = ServerCert::self_signed(&["localhost"]).unwrap();
         let trust = ServerTrust::Pinned(cert.fingerprint());
         let config = ServerConfig::new(
@@ -206,6 +228,32 @@ async fn the_relay_works_over_tls_with_a_user_per_role_and_refuses_the_rest() {
         })
         .await;
         assert!(welcome.is_some(), "welcomed through the secured relay");
+
+        // A NATS outage of a second: both processes reconnect and the session goes on
+        // (75 snapshots: more than the NATS clients buffer while they reconnect).
+        client.pump();
+        while client.poll_event().is_some() {}
+        let before = client.session().stats().snapshots_applied;
+        nats.restart_after(Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        while tokio::time::Instant::now() < deadline
+            && client.session().stats().snapshots_applied < before + 75
+        {
+            client.pump();
+            while client.poll_event().is_some() {}
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            client.session().stats().snapshots_applied >= before + 75,
+            "snapshots flow again after the outage: {} -> {}",
+            before,
+            client.session().stats().snapshots_applied
+        );
+        assert_eq!(
+            client.state(),
+            mmo_core::session::client::ClientState::Active,
+            "the client stayed connected through the outage"
+        );
 
         // Permissions: the gateway's user cannot read what gateways send to zones; the
         // zone's user can.
