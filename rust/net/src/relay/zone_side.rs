@@ -389,7 +389,7 @@ impl RelayLoop {
                         count("stream_refused");
                         tracing::warn!(error = %e, "gateway broke the relay stream: ending the session");
                         c.gateway_ended = true;
-                        c.lost.get_or_insert(DisconnectReason::ProtocolViolation);
+                        end_session(c, DisconnectReason::ProtocolViolation);
                     }
                 }
                 Item::Ack {
@@ -407,7 +407,7 @@ impl RelayLoop {
                         count("stream_refused");
                         tracing::warn!(error = %e, "bad relay acknowledgement: ending the session");
                         c.gateway_ended = true;
-                        c.lost.get_or_insert(DisconnectReason::ProtocolViolation);
+                        end_session(c, DisconnectReason::ProtocolViolation);
                     }
                 }
             }
@@ -491,6 +491,7 @@ impl RelayLoop {
     async fn flush(&mut self) {
         let now_us = self.now_us();
         let mut due = Vec::new();
+        let mut datagrams = Vec::new();
         let mut finished = Vec::new();
         for (&key, c) in &mut self.conns {
             deliver(c, &self.inboxes);
@@ -501,7 +502,8 @@ impl RelayLoop {
                     gateway: key.gateway,
                 })
                 .or_default();
-            drain_outbox(c, key.local, items);
+            datagrams.clear();
+            drain_outbox(c, key.local, &mut datagrams);
             due.clear();
             if !c.gateway_gone {
                 c.to_gateway
@@ -521,6 +523,8 @@ impl RelayLoop {
                     credit_end: ack.credit_end,
                 });
             }
+            // After the stream items: the session's first snapshot follows its welcome.
+            items.append(&mut datagrams);
             if !c.gateway_gone
                 && c.to_gateway
                     .oldest_unacked_age_us(now_us)
@@ -530,7 +534,7 @@ impl RelayLoop {
                 tracing::warn!("gateway silent: ending the session");
                 c.gateway_gone = true;
                 c.gateway_ended = true;
-                c.lost.get_or_insert(DisconnectReason::Timeout);
+                end_session(c, DisconnectReason::Timeout);
             }
             if c.outbox_closed && c.to_gateway.is_idle() {
                 c.end_acked_at_us.get_or_insert(now_us);
@@ -602,7 +606,7 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
                 c.gateway_ended = true;
                 let reason =
                     DisconnectReason::try_from(reason_code).unwrap_or(DisconnectReason::ClientQuit);
-                c.lost.get_or_insert(reason);
+                end_session(c, reason);
             }
             // Item 0 was handled at opening.
             StreamItem::Open { .. } if !c.opened_seen => c.opened_seen = true,
@@ -626,10 +630,18 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
     }
 }
 
-/// Moves the session's transmits to the gateway: datagrams as they are (stale ones
-/// dropped, as a single server's writer does), control bytes into the stream while the
-/// window has room, and the session's end.
-fn drain_outbox(c: &mut ZoneConn, local: u64, items: &mut Vec<Item>) {
+/// Tells the zone the client is gone for `reason` (once it can, see [`deliver`]) and makes
+/// `reason` the code of our `End` (the session records no reason of its own for a lost
+/// connection).
+fn end_session(c: &mut ZoneConn, reason: DisconnectReason) {
+    c.link.set_close_reason(reason);
+    c.lost.get_or_insert(reason);
+}
+
+/// Moves the session's transmits to the gateway: datagrams as they are into `datagrams`
+/// (stale ones dropped, as a single server's writer does), control bytes into the stream
+/// while the window has room, and the session's end.
+fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
     if !c.logged_in_sent && c.link.is_logged_in() {
         c.logged_in_sent = true;
         c.to_gateway.push(StreamItem::LoggedIn);
@@ -645,7 +657,7 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, items: &mut Vec<Item>) {
             Ok(Queued {
                 transmit: Transmit::Datagram(bytes),
                 ..
-            }) => items.push(Item::Datagram { conn: local, bytes }),
+            }) => datagrams.push(Item::Datagram { conn: local, bytes }),
             Ok(Queued {
                 transmit: Transmit::Stream(bytes),
                 ..
