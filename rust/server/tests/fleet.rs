@@ -31,6 +31,59 @@ fn service_url(var: &str) -> Option<String> {
     }
 }
 
+/// A zone process and two gateways of a fresh world sharing a fresh data directory, with
+/// the dev accounts alice (pw1) and bob (pw2).
+struct Fleet {
+    _dir: TempDir,
+    zone: ZoneRoleProcess,
+    gateway_1: ServerProcess,
+    gateway_2: ServerProcess,
+}
+
+impl Fleet {
+    fn start(tag: &str, nats_url: &str, redis_url: &str) -> Fleet {
+        let dir = TempDir::new(tag);
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let world = format!(
+            "{tag}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let args = |role: &'static str| {
+            vec![
+                "--role",
+                role,
+                "--nats-url",
+                nats_url,
+                "--redis-url",
+                redis_url,
+                "--world",
+                world.as_str(),
+                "--data-dir",
+                data,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--quic-addr",
+                "127.0.0.1:0",
+            ]
+        };
+        let env = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
+        // The zone process first: it creates the data directory's secret and database.
+        let zone = ZoneRoleProcess::start(&args("zone"), &env, None);
+        let gateway_1 = ServerProcess::start(&args("gateway"), &env, None);
+        let gateway_2 = ServerProcess::start(&args("gateway"), &env, None);
+        Fleet {
+            _dir: dir,
+            zone,
+            gateway_1,
+            gateway_2,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_relay_players_to_one_zone_process() {
     let Some(url) = service_url("MMO_TEST_NATS_URL") else {
@@ -40,45 +93,17 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), async {
-        let dir = TempDir::new("fleet");
-        let data = dir.path().join("data");
-        let data = data.to_str().unwrap();
-        let world = format!(
-            "fleet-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let common_args = [
-            "--nats-url",
-            url.as_str(),
-            "--redis-url",
-            redis_url.as_str(),
-            "--world",
-            world.as_str(),
-            "--data-dir",
-            data,
-            "--http-addr",
-            "127.0.0.1:0",
-            "--quic-addr",
-            "127.0.0.1:0",
-        ];
-        let env = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
-        let args = |role: &'static str| {
-            let mut a = vec!["--role", role];
-            a.extend_from_slice(&common_args);
-            a
-        };
-        // The zone process first: it creates the data directory's secret and database.
-        let zone = ZoneRoleProcess::start(&args("zone"), &env, None);
+        let Fleet {
+            _dir,
+            zone,
+            gateway_1,
+            gateway_2,
+        } = Fleet::start("fleet", &url, &redis_url);
         assert!(
             zone.ready_line.contains("role=zone") && !zone.ready_line.contains("quic="),
             "{}",
             zone.ready_line
         );
-        let gateway_1 = ServerProcess::start(&args("gateway"), &env, None);
-        let gateway_2 = ServerProcess::start(&args("gateway"), &env, None);
         assert_ne!(gateway_1.quic, gateway_2.quic);
         assert_eq!(
             gateway_1.fingerprint, gateway_2.fingerprint,
@@ -214,4 +239,105 @@ fn a_relay_role_without_nats_or_a_zone_role_without_redis_is_refused_at_start() 
         stderr.contains("--redis-url") && stderr.contains("directory"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_nothing_lost() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let Fleet {
+            _dir,
+            zone,
+            gateway_1,
+            gateway_2,
+        } = Fleet::start("fleet-kill", &url, &redis_url);
+        let login = gateway_1.login("alice", "pw1").await;
+        let mut alice = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
+        let inventory = |e: &ClientEvent| matches!(e, ClientEvent::Inventory(_));
+        assert!(
+            wait_for(&mut alice, Duration::from_secs(10), |e| matches!(
+                e,
+                ClientEvent::Welcome { .. }
+            ))
+            .await
+            .is_some(),
+            "Alice welcomed through gateway 1"
+        );
+        let Some(ClientEvent::Inventory(bag_before)) =
+            wait_for(&mut alice, Duration::from_secs(5), inventory).await
+        else {
+            panic!("Alice's inventory after login");
+        };
+        // Alice walks for a second, then stands while the server's state settles.
+        let walk = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            0.0,
+            mmo_core::input::Buttons::default(),
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for i in 0..60 {
+            tick.tick().await;
+            alice.pump();
+            while alice.poll_event().is_some() {}
+            alice.send_input(if i < 30 {
+                walk
+            } else {
+                mmo_core::input::MoveInput::default()
+            });
+        }
+        let walked_to = alice
+            .session()
+            .predictor()
+            .expect("a welcomed client predicts")
+            .predicted()
+            .position_m;
+        assert!(
+            walked_to.truncate().length() > 1.0,
+            "Alice walked: {walked_to}"
+        );
+
+        // Gateway 1 dies without a word; Alice logs in again through gateway 2 at once.
+        gateway_1.kill_hard();
+        let started = std::time::Instant::now();
+        let login = gateway_2.login("alice", "pw1").await;
+        let mut again = connect_client(gateway_2.quic, gateway_2.fingerprint, &login.token).await;
+        let welcome = wait_for(&mut again, Duration::from_secs(10), |e| {
+            matches!(e, ClientEvent::Welcome { .. })
+        })
+        .await;
+        let waited = started.elapsed();
+        println!("welcomed again through gateway 2 {waited:?} after gateway 1 was killed");
+        let Some(ClientEvent::Welcome { spawn, .. }) = welcome else {
+            panic!("Alice welcomed again through gateway 2: {welcome:?}");
+        };
+        assert!(
+            waited < Duration::from_secs(3),
+            "back in the game within 3 s of the kill, not {waited:?}"
+        );
+        assert!(
+            (spawn.position_m - walked_to).length() < 0.05,
+            "Alice continues where she stood: {} vs {walked_to}",
+            spawn.position_m
+        );
+        let Some(ClientEvent::Inventory(bag_after)) =
+            wait_for(&mut again, Duration::from_secs(5), inventory).await
+        else {
+            panic!("Alice's inventory after the second login");
+        };
+        assert_eq!(bag_after, bag_before, "nothing lost or duplicated");
+        drop(again);
+        let status = zone
+            .terminate(Duration::from_secs(20))
+            .expect("the zone process exits");
+        assert!(status.success(), "zone exit status {status}");
+        drop(gateway_2);
+    })
+    .await
+    .expect("finished within 90 s");
 }
