@@ -38,10 +38,16 @@ struct Fleet {
     zone: ZoneRoleProcess,
     gateway_1: ServerProcess,
     gateway_2: ServerProcess,
+    /// The zone process's arguments (to start a replacement).
+    zone_args: Vec<String>,
 }
 
+/// The dev accounts every fleet process knows.
+const FLEET_ENV: [(&str, &str); 1] = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
+
 impl Fleet {
-    fn start(tag: &str, nats_url: &str, redis_url: &str) -> Fleet {
+    /// Starts the fleet; `zone_extra` are more arguments for the zone process.
+    fn start(tag: &str, nats_url: &str, redis_url: &str, zone_extra: &[&str]) -> Fleet {
         let dir = TempDir::new(tag);
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
@@ -70,12 +76,14 @@ impl Fleet {
                 "127.0.0.1:0",
             ]
         };
-        let env = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
+        let mut zone_args = args("zone");
+        zone_args.extend_from_slice(zone_extra);
         // The zone process first: it creates the data directory's secret and database.
-        let zone = ZoneRoleProcess::start(&args("zone"), &env, None);
-        let gateway_1 = ServerProcess::start(&args("gateway"), &env, None);
-        let gateway_2 = ServerProcess::start(&args("gateway"), &env, None);
+        let zone = ZoneRoleProcess::start(&zone_args, &FLEET_ENV, None);
+        let gateway_1 = ServerProcess::start(&args("gateway"), &FLEET_ENV, None);
+        let gateway_2 = ServerProcess::start(&args("gateway"), &FLEET_ENV, None);
         Fleet {
+            zone_args: zone_args.iter().map(|a| (*a).to_owned()).collect(),
             _dir: dir,
             zone,
             gateway_1,
@@ -98,7 +106,8 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
             zone,
             gateway_1,
             gateway_2,
-        } = Fleet::start("fleet", &url, &redis_url);
+            ..
+        } = Fleet::start("fleet", &url, &redis_url, &[]);
         assert!(
             zone.ready_line.contains("role=zone") && !zone.ready_line.contains("quic="),
             "{}",
@@ -255,7 +264,8 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
             zone,
             gateway_1,
             gateway_2,
-        } = Fleet::start("fleet-kill", &url, &redis_url);
+            ..
+        } = Fleet::start("fleet-kill", &url, &redis_url, &[]);
         let login = gateway_1.login("alice", "pw1").await;
         let mut alice = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
         let inventory = |e: &ClientEvent| matches!(e, ClientEvent::Inventory(_));
@@ -337,6 +347,143 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
             .expect("the zone process exits");
         assert!(status.success(), "zone exit status {status}");
         drop(gateway_2);
+    })
+    .await
+    .expect("finished within 90 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_nothing_duplicated()
+{
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let fleet = Fleet::start(
+            "fleet-zone-kill",
+            &url,
+            &redis_url,
+            &["--save-interval-s", "1"],
+        );
+        let Fleet {
+            _dir,
+            zone,
+            gateway_1,
+            zone_args,
+            ..
+        } = fleet;
+        let login = gateway_1.login("alice", "pw1").await;
+        let mut alice = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
+        let inventory = |e: &ClientEvent| matches!(e, ClientEvent::Inventory(_));
+        assert!(
+            wait_for(&mut alice, Duration::from_secs(10), |e| matches!(
+                e,
+                ClientEvent::Welcome { .. }
+            ))
+            .await
+            .is_some()
+        );
+        let Some(ClientEvent::Inventory(bag_before)) =
+            wait_for(&mut alice, Duration::from_secs(5), inventory).await
+        else {
+            panic!("Alice's inventory after login");
+        };
+        // A second of walking, then 2.5 s standing: saves every second record where.
+        let walk = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            0.0,
+            mmo_core::input::Buttons::default(),
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for i in 0..105 {
+            tick.tick().await;
+            alice.pump();
+            while alice.poll_event().is_some() {}
+            alice.send_input(if i < 30 {
+                walk
+            } else {
+                mmo_core::input::MoveInput::default()
+            });
+        }
+        let stood_at = alice
+            .session()
+            .predictor()
+            .expect("a welcomed client predicts")
+            .predicted()
+            .position_m;
+
+        // The zone process dies without a word: the gateway notices its silence.
+        zone.kill_hard();
+        let killed = std::time::Instant::now();
+        let end = wait_for(&mut alice, Duration::from_secs(8), |e| {
+            matches!(e, ClientEvent::Disconnected { .. })
+        })
+        .await;
+        let told_after = killed.elapsed();
+        println!("client told {end:?} {told_after:?} after the zone process was killed");
+        assert!(
+            matches!(
+                end,
+                Some(ClientEvent::Disconnected {
+                    reason: DisconnectReason::ServiceUnavailable,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+        assert!(
+            told_after < Duration::from_secs(5),
+            "told within 5 s, not {told_after:?}"
+        );
+
+        // A replacement starts once the dead process's leases expire (at most 5 s).
+        let args: Vec<&str> = zone_args.iter().map(String::as_str).collect();
+        let mut replacement = None;
+        while replacement.is_none() && killed.elapsed() < Duration::from_secs(20) {
+            replacement = ZoneRoleProcess::try_start(&args, &FLEET_ENV, None);
+            if replacement.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let replacement = replacement.expect("a replacement zone process starts");
+        let replaced_after = killed.elapsed();
+        println!("replacement zone process ready {replaced_after:?} after the kill");
+        assert!(
+            replaced_after < Duration::from_secs(8),
+            "the leases expired in time: {replaced_after:?}"
+        );
+
+        // Alice comes back from the last save: where she stood, her bag unchanged.
+        let login = gateway_1.login("alice", "pw1").await;
+        let mut again = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
+        let Some(ClientEvent::Welcome { spawn, .. }) =
+            wait_for(&mut again, Duration::from_secs(10), |e| {
+                matches!(e, ClientEvent::Welcome { .. })
+            })
+            .await
+        else {
+            panic!("Alice welcomed by the replacement");
+        };
+        assert!(
+            (spawn.position_m - stood_at).length() < 0.05,
+            "from the last save: {} vs {stood_at}",
+            spawn.position_m
+        );
+        let Some(ClientEvent::Inventory(bag_after)) =
+            wait_for(&mut again, Duration::from_secs(5), inventory).await
+        else {
+            panic!("Alice's inventory after the replacement");
+        };
+        assert_eq!(bag_after, bag_before, "nothing lost or duplicated");
+        drop(again);
+        let status = replacement
+            .terminate(Duration::from_secs(20))
+            .expect("the replacement exits");
+        assert!(status.success(), "replacement exit status {status}");
     })
     .await
     .expect("finished within 90 s");

@@ -21,7 +21,9 @@ use mmo_core::relay::{AckFields, Batch, Item, ReliableReceiver, ReliableSender, 
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
 
-use super::{OPEN_TIMEOUT_US, PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, count};
+use super::{
+    OPEN_TIMEOUT_US, PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_SILENCE_US, count,
+};
 use crate::NetError;
 use crate::bridge::{Link, Queued};
 use crate::gateway::Gateway;
@@ -132,6 +134,7 @@ impl GatewayProcess {
                 dirty: Vec::new(),
                 clock: Instant::now(),
                 stopping: false,
+                last_heard_us: HashMap::new(),
                 health: health.clone(),
             }
             .run(subscriber, command_rx),
@@ -318,6 +321,8 @@ struct RelayLoop {
     clock: Instant,
     /// [`Command::Shutdown`] came: the loop ends once every connection is forgotten.
     stopping: bool,
+    /// When a batch last came from each zone process subject (µs of `clock`).
+    last_heard_us: HashMap<String, u64>,
     health: super::RelayHealth,
 }
 
@@ -455,6 +460,8 @@ impl RelayLoop {
             count("foreign_gateway");
             return;
         }
+        let now_us = self.now_us();
+        self.last_heard_us.insert(batch.reply_to.clone(), now_us);
         for item in batch.items {
             match item {
                 Item::Datagram { conn: local, bytes } => {
@@ -504,6 +511,11 @@ impl RelayLoop {
                     next_seq,
                     credit_end,
                 } => {
+                    if let Some(conn) = self.conns.get_mut(&local)
+                        && conn.zone_subject != batch.reply_to
+                    {
+                        conn.zone_subject.clone_from(&batch.reply_to);
+                    }
                     if let Some(conn) = self.conns.get_mut(&local)
                         && let Err(e) = conn.to_zone.on_ack(AckFields {
                             next_seq,
@@ -563,10 +575,17 @@ impl RelayLoop {
             } else {
                 PEER_TIMEOUT_US
             };
-            let timed_out = conn
+            let unacknowledged = conn
                 .to_zone
                 .oldest_unacked_age_us(now_us)
-                .is_some_and(|age| age > limit_us);
+                .is_some_and(|age_us| age_us > limit_us);
+            // Its zone process (known once it answered) fell silent: no batch, not even
+            // the heartbeat.
+            let silent = self
+                .last_heard_us
+                .get(&conn.zone_subject)
+                .is_some_and(|&at_us| now_us.saturating_sub(at_us) > ZONE_SILENCE_US);
+            let timed_out = unacknowledged || silent;
             if timed_out {
                 count("peer_timeout");
                 tracing::warn!(
@@ -591,6 +610,12 @@ impl RelayLoop {
         }
         locals.clear();
         self.dirty = locals;
+        if all {
+            // Zone processes nobody is connected to any more (they restart with new ids).
+            let conns = &self.conns;
+            self.last_heard_us
+                .retain(|subject, _| conns.values().any(|c| &c.zone_subject == subject));
+        }
         metrics::gauge!(crate::metrics::RELAY_CONNECTIONS).set(self.conns.len() as f64);
         for (subject, items) in self.outgoing.iter_mut() {
             if !items.is_empty() {

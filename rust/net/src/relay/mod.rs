@@ -28,7 +28,10 @@
 //! gateway holds client datagrams and control bytes at most 1 ms so that the traffic of
 //! that millisecond shares one batch per zone process (one NATS message per datagram cost
 //! the NATS server 2.7 times the CPU), and sends on a 20 ms timer too. Stream items not acknowledged within
-//! [`RETRANSMIT_AFTER_US`] are sent again; an item unacknowledged for
+//! [`RETRANSMIT_AFTER_US`] are sent again. A zone process sends each gateway at least one
+//! batch every [`ZONE_HEARTBEAT_US`]; a gateway that hears nothing from a zone process for
+//! [`ZONE_SILENCE_US`] closes the clients it has there with `ServiceUnavailable`. An item
+//! unacknowledged for
 //! [`PEER_TIMEOUT_US`] means the other process is gone: the gateway closes the client with
 //! `ServiceUnavailable`, the zone process ends the session as a `Timeout`; an opening not
 //! acknowledged within [`OPEN_TIMEOUT_US`] (no zone process runs the home zone) closes the
@@ -71,6 +74,13 @@ pub const PEER_TIMEOUT_US: u64 = 10_000_000;
 /// server is unreachable): past it the batch is dropped and counted, so the relay's timers
 /// and the other connections never wait for NATS.
 const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A zone process sends each gateway it has connections with at least one batch this often
+/// (an empty one when nothing is due), µs.
+pub const ZONE_HEARTBEAT_US: u64 = 1_000_000;
+/// A gateway that heard nothing from a zone process for this long takes it for dead and
+/// closes the clients it has there with `ServiceUnavailable`, µs.
+pub const ZONE_SILENCE_US: u64 = 3_000_000;
 
 /// A connection's opening not acknowledged after this long means no zone process runs its
 /// home zone: the gateway closes the client with `ServiceUnavailable` (well before the
@@ -242,6 +252,16 @@ async fn publish(
     if !batch.items.is_empty() {
         send(client, subject, &batch).await;
     }
+}
+
+/// Publishes a batch without items to `subject` (a zone process's heartbeat).
+async fn publish_empty(client: &async_nats::Client, subject: &str, gateway: u64, reply_to: &str) {
+    let batch = Batch {
+        gateway,
+        reply_to: reply_to.to_owned(),
+        items: Vec::new(),
+    };
+    send(client, subject, &batch).await;
 }
 
 async fn send(client: &async_nats::Client, subject: &str, batch: &Batch) {

@@ -21,7 +21,7 @@ use mmo_core::world::ZoneId;
 use mmo_core::zone::{ConnectionId, Zone};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, count};
+use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_HEARTBEAT_US, count};
 use crate::NetError;
 use crate::bridge::{Link, MAX_DATAGRAM_AGE, Queued};
 use crate::server::ServerConfig;
@@ -105,6 +105,7 @@ impl ZoneProcess {
             conns: HashMap::new(),
             ended: HashMap::new(),
             outgoing: HashMap::new(),
+            last_sent_us: HashMap::new(),
             clock: Instant::now(),
             stopping: false,
         };
@@ -262,6 +263,9 @@ struct RelayLoop {
     ended: HashMap<ConnKey, u64>,
     /// Items to publish, by gateway.
     outgoing: HashMap<GatewayAddress, Vec<Item>>,
+    /// When a batch last went to each gateway this process has connections with (µs of
+    /// `clock`): the heartbeat.
+    last_sent_us: HashMap<GatewayAddress, u64>,
     clock: Instant,
     /// The zones stopped: new connections are answered `ServerShutdown`.
     stopping: bool,
@@ -561,6 +565,10 @@ impl RelayLoop {
             .store(self.conns.len(), std::sync::atomic::Ordering::Relaxed);
         metrics::gauge!(crate::metrics::RELAY_CONNECTIONS).set(self.conns.len() as f64);
         for (to, items) in self.outgoing.iter_mut() {
+            let heartbeat_due = self
+                .last_sent_us
+                .get(to)
+                .is_none_or(|&at_us| now_us.saturating_sub(at_us) >= ZONE_HEARTBEAT_US);
             if !items.is_empty() {
                 let items = std::mem::take(items);
                 super::publish(
@@ -571,8 +579,15 @@ impl RelayLoop {
                     items,
                 )
                 .await;
+                self.last_sent_us.insert(to.clone(), now_us);
+            } else if heartbeat_due {
+                super::publish_empty(&self.client, &to.subject, to.gateway, &self.my_subject).await;
+                self.last_sent_us.insert(to.clone(), now_us);
             }
         }
+        // Every gateway with a connection here has an entry (maybe empty) this flush.
+        let outgoing = &self.outgoing;
+        self.last_sent_us.retain(|to, _| outgoing.contains_key(to));
         self.outgoing.retain(|_, items| items.capacity() > 0);
     }
 }

@@ -42,12 +42,32 @@ impl ZoneRoleProcess {
     /// Starts the binary with `args` (which must ask for the zone role) and `env`, and
     /// waits for its READY line.
     pub fn start(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
-        let (child, line) = spawn_until_ready(args, env, log_path);
-        ZoneRoleProcess {
+        Self::try_start(args, env, log_path).expect("the zone process gets ready")
+    }
+
+    /// Like [`ZoneRoleProcess::start`], but `None` when the process exits before its
+    /// READY line (it was refused).
+    pub fn try_start(
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_path: Option<&std::path::Path>,
+    ) -> Option<Self> {
+        let (mut child, line) = spawn_until_ready(args, env, log_path);
+        if !line.starts_with("MMO_SERVER_READY ") {
+            let _ = child.wait();
+            return None;
+        }
+        Some(ZoneRoleProcess {
             http: field(&line, "http=").parse().expect("http address"),
             ready_line: line,
             child,
-        }
+        })
+    }
+
+    /// `kill -9`: the process gets no chance to save anything or give its leases back.
+    pub fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
     }
 
     /// SIGTERM, then waits up to `within` for the exit status.
@@ -92,8 +112,7 @@ fn spawn_until_ready(
     });
     let line = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("READY line within 30 s");
-    assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
+        .expect("READY line (or the end of stdout) within 30 s");
     (child, line)
 }
 
@@ -119,6 +138,7 @@ impl ServerProcess {
     /// 30 s for its READY line. Its log goes to `log_path` when given.
     pub fn start(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
         let (child, line) = spawn_until_ready(args, env, log_path);
+        assert!(line.starts_with("MMO_SERVER_READY "), "{line}");
         ServerProcess {
             quic: field(&line, "quic=").parse().expect("quic address"),
             http: field(&line, "http=").parse().expect("http address"),
