@@ -31,6 +31,14 @@ fn service_url(var: &str) -> Option<String> {
     }
 }
 
+/// The NATS and Redis the fleet runs on, or `None` (the test is skipped).
+fn fleet_services() -> Option<(String, String)> {
+    Some((
+        service_url("MMO_TEST_NATS_URL")?,
+        service_url("MMO_TEST_REDIS_URL")?,
+    ))
+}
+
 /// A zone process and two gateways of a fresh world sharing a fresh data directory, with
 /// the dev accounts alice (pw1) and bob (pw2).
 struct Fleet {
@@ -94,10 +102,7 @@ impl Fleet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_relay_players_to_one_zone_process() {
-    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
-        return;
-    };
-    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+    let Some((url, redis_url)) = fleet_services() else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), async {
@@ -250,12 +255,100 @@ fn a_relay_role_without_nats_or_a_zone_role_without_redis_is_refused_at_start() 
     );
 }
 
+/// Alice as a test plays her: logged in through a gateway, her bag as it was shown after
+/// login, and where she stands after walking and standing.
+struct Played {
+    client: mmo_net::client::NetClient,
+    bag: mmo_core::gameplay::messages::InventoryView,
+    stood_at_m: glam::Vec3,
+}
+
+/// Logs Alice in through `gateway`, waits for her welcome and bag, walks her forward for
+/// `walk_ticks` ticks and lets her stand for `stand_ticks` (ticks of 33 ms).
+async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32) -> Played {
+    let login = gateway.login("alice", "pw1").await;
+    let mut client = connect_client(gateway.quic, gateway.fingerprint, &login.token).await;
+    assert!(
+        wait_for(&mut client, Duration::from_secs(10), |e| matches!(
+            e,
+            ClientEvent::Welcome { .. }
+        ))
+        .await
+        .is_some(),
+        "Alice welcomed"
+    );
+    let bag = alice_bag(&mut client).await;
+    let walk = mmo_core::input::MoveInput::from_controls(
+        1.0,
+        0.0,
+        0.0,
+        mmo_core::input::Buttons::default(),
+    );
+    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    for i in 0..walk_ticks + stand_ticks {
+        tick.tick().await;
+        client.pump();
+        while client.poll_event().is_some() {}
+        client.send_input(if i < walk_ticks {
+            walk
+        } else {
+            mmo_core::input::MoveInput::default()
+        });
+    }
+    let stood_at_m = client
+        .session()
+        .predictor()
+        .expect("a welcomed client predicts")
+        .predicted()
+        .position_m;
+    assert!(
+        stood_at_m.truncate().length() > 1.0,
+        "Alice walked: {stood_at_m}"
+    );
+    Played {
+        client,
+        bag,
+        stood_at_m,
+    }
+}
+
+/// The bag shown to `client` after its login.
+async fn alice_bag(
+    client: &mut mmo_net::client::NetClient,
+) -> mmo_core::gameplay::messages::InventoryView {
+    match wait_for(client, Duration::from_secs(5), |e| {
+        matches!(e, ClientEvent::Inventory(_))
+    })
+    .await
+    {
+        Some(ClientEvent::Inventory(bag)) => bag,
+        other => panic!("Alice's inventory after login: {other:?}"),
+    }
+}
+
+/// Logs Alice in again through `gateway`: where she appears, and her bag.
+async fn alice_returns(
+    gateway: &ServerProcess,
+) -> (
+    mmo_core::entity::CharacterState,
+    mmo_core::gameplay::messages::InventoryView,
+) {
+    let login = gateway.login("alice", "pw1").await;
+    let mut again = connect_client(gateway.quic, gateway.fingerprint, &login.token).await;
+    let welcome = wait_for(&mut again, Duration::from_secs(10), |e| {
+        matches!(e, ClientEvent::Welcome { .. })
+    })
+    .await;
+    let Some(ClientEvent::Welcome { spawn, .. }) = welcome else {
+        panic!("Alice welcomed again: {welcome:?}");
+    };
+    let bag = alice_bag(&mut again).await;
+    (spawn, bag)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_nothing_lost() {
-    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
-        return;
-    };
-    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+    let Some((url, redis_url)) = fleet_services() else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), async {
@@ -266,82 +359,25 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
             gateway_2,
             ..
         } = Fleet::start("fleet-kill", &url, &redis_url, &[]);
-        let login = gateway_1.login("alice", "pw1").await;
-        let mut alice = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
-        let inventory = |e: &ClientEvent| matches!(e, ClientEvent::Inventory(_));
-        assert!(
-            wait_for(&mut alice, Duration::from_secs(10), |e| matches!(
-                e,
-                ClientEvent::Welcome { .. }
-            ))
-            .await
-            .is_some(),
-            "Alice welcomed through gateway 1"
-        );
-        let Some(ClientEvent::Inventory(bag_before)) =
-            wait_for(&mut alice, Duration::from_secs(5), inventory).await
-        else {
-            panic!("Alice's inventory after login");
-        };
-        // Alice walks for a second, then stands while the server's state settles.
-        let walk = mmo_core::input::MoveInput::from_controls(
-            1.0,
-            0.0,
-            0.0,
-            mmo_core::input::Buttons::default(),
-        );
-        let mut tick = tokio::time::interval(Duration::from_millis(33));
-        for i in 0..60 {
-            tick.tick().await;
-            alice.pump();
-            while alice.poll_event().is_some() {}
-            alice.send_input(if i < 30 {
-                walk
-            } else {
-                mmo_core::input::MoveInput::default()
-            });
-        }
-        let walked_to = alice
-            .session()
-            .predictor()
-            .expect("a welcomed client predicts")
-            .predicted()
-            .position_m;
-        assert!(
-            walked_to.truncate().length() > 1.0,
-            "Alice walked: {walked_to}"
-        );
+        let alice = alice_walks(&gateway_1, 30, 30).await;
 
         // Gateway 1 dies without a word; Alice logs in again through gateway 2 at once.
         gateway_1.kill_hard();
         let started = std::time::Instant::now();
-        let login = gateway_2.login("alice", "pw1").await;
-        let mut again = connect_client(gateway_2.quic, gateway_2.fingerprint, &login.token).await;
-        let welcome = wait_for(&mut again, Duration::from_secs(10), |e| {
-            matches!(e, ClientEvent::Welcome { .. })
-        })
-        .await;
+        let (spawn, bag_after) = alice_returns(&gateway_2).await;
         let waited = started.elapsed();
         println!("welcomed again through gateway 2 {waited:?} after gateway 1 was killed");
-        let Some(ClientEvent::Welcome { spawn, .. }) = welcome else {
-            panic!("Alice welcomed again through gateway 2: {welcome:?}");
-        };
         assert!(
             waited < Duration::from_secs(3),
             "back in the game within 3 s of the kill, not {waited:?}"
         );
         assert!(
-            (spawn.position_m - walked_to).length() < 0.05,
-            "Alice continues where she stood: {} vs {walked_to}",
-            spawn.position_m
+            (spawn.position_m - alice.stood_at_m).length() < 0.05,
+            "Alice continues where she stood: {} vs {}",
+            spawn.position_m,
+            alice.stood_at_m
         );
-        let Some(ClientEvent::Inventory(bag_after)) =
-            wait_for(&mut again, Duration::from_secs(5), inventory).await
-        else {
-            panic!("Alice's inventory after the second login");
-        };
-        assert_eq!(bag_after, bag_before, "nothing lost or duplicated");
-        drop(again);
+        assert_eq!(bag_after, alice.bag, "nothing lost or duplicated");
         let status = zone
             .terminate(Duration::from_secs(20))
             .expect("the zone process exits");
@@ -355,10 +391,7 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_nothing_duplicated()
 {
-    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
-        return;
-    };
-    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+    let Some((url, redis_url)) = fleet_services() else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), async {
@@ -375,51 +408,13 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
             zone_args,
             ..
         } = fleet;
-        let login = gateway_1.login("alice", "pw1").await;
-        let mut alice = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
-        let inventory = |e: &ClientEvent| matches!(e, ClientEvent::Inventory(_));
-        assert!(
-            wait_for(&mut alice, Duration::from_secs(10), |e| matches!(
-                e,
-                ClientEvent::Welcome { .. }
-            ))
-            .await
-            .is_some()
-        );
-        let Some(ClientEvent::Inventory(bag_before)) =
-            wait_for(&mut alice, Duration::from_secs(5), inventory).await
-        else {
-            panic!("Alice's inventory after login");
-        };
-        // A second of walking, then 2.5 s standing: saves every second record where.
-        let walk = mmo_core::input::MoveInput::from_controls(
-            1.0,
-            0.0,
-            0.0,
-            mmo_core::input::Buttons::default(),
-        );
-        let mut tick = tokio::time::interval(Duration::from_millis(33));
-        for i in 0..105 {
-            tick.tick().await;
-            alice.pump();
-            while alice.poll_event().is_some() {}
-            alice.send_input(if i < 30 {
-                walk
-            } else {
-                mmo_core::input::MoveInput::default()
-            });
-        }
-        let stood_at = alice
-            .session()
-            .predictor()
-            .expect("a welcomed client predicts")
-            .predicted()
-            .position_m;
+        // Walking for a second, then standing 2.5 s: saves every second record where.
+        let mut alice = alice_walks(&gateway_1, 30, 75).await;
 
         // The zone process dies without a word: the gateway notices its silence.
         zone.kill_hard();
         let killed = std::time::Instant::now();
-        let end = wait_for(&mut alice, Duration::from_secs(8), |e| {
+        let end = wait_for(&mut alice.client, Duration::from_secs(8), |e| {
             matches!(e, ClientEvent::Disconnected { .. })
         })
         .await;
@@ -458,28 +453,14 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
         );
 
         // Alice comes back from the last save: where she stood, her bag unchanged.
-        let login = gateway_1.login("alice", "pw1").await;
-        let mut again = connect_client(gateway_1.quic, gateway_1.fingerprint, &login.token).await;
-        let Some(ClientEvent::Welcome { spawn, .. }) =
-            wait_for(&mut again, Duration::from_secs(10), |e| {
-                matches!(e, ClientEvent::Welcome { .. })
-            })
-            .await
-        else {
-            panic!("Alice welcomed by the replacement");
-        };
+        let (spawn, bag_after) = alice_returns(&gateway_1).await;
         assert!(
-            (spawn.position_m - stood_at).length() < 0.05,
-            "from the last save: {} vs {stood_at}",
-            spawn.position_m
+            (spawn.position_m - alice.stood_at_m).length() < 0.05,
+            "from the last save: {} vs {}",
+            spawn.position_m,
+            alice.stood_at_m
         );
-        let Some(ClientEvent::Inventory(bag_after)) =
-            wait_for(&mut again, Duration::from_secs(5), inventory).await
-        else {
-            panic!("Alice's inventory after the replacement");
-        };
-        assert_eq!(bag_after, bag_before, "nothing lost or duplicated");
-        drop(again);
+        assert_eq!(bag_after, alice.bag, "nothing lost or duplicated");
         let status = replacement
             .terminate(Duration::from_secs(20))
             .expect("the replacement exits");
