@@ -67,6 +67,11 @@ pub struct Cli {
     /// With --light: how many bots decode everything (spread over the indices).
     #[arg(long, default_value_t = 50, requires = "light")]
     pub full_sample: usize,
+    /// host:port of another process's HTTP endpoint (a fleet's zone process, another
+    /// gateway) whose /metrics the report adds as that process's figures (tick, CPU,
+    /// memory); repeat for several.
+    #[arg(long = "also-metrics", value_name = "HOST:PORT")]
+    pub also_metrics: Vec<String>,
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
@@ -99,6 +104,7 @@ impl Cli {
             server_ready_timeout: seconds("server-ready-timeout-s", self.server_ready_timeout_s)?,
             worker_threads: self.worker_threads.max(1),
             light_with_full_sample: self.light.then_some(self.full_sample),
+            also_metrics: self.also_metrics.clone(),
             spawn_spread_m: if self.spawn_spread_m.is_finite()
                 && (0.0..=10_000.0).contains(&self.spawn_spread_m)
             {
@@ -129,6 +135,24 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn also_metrics_repeats() {
+        let cli = Cli::try_parse_from([
+            "mmo-loadtest",
+            "--http",
+            "127.0.0.1:8080",
+            "--also-metrics",
+            "127.0.0.1:9100",
+            "--also-metrics",
+            "127.0.0.1:9101",
+        ])
+        .unwrap();
+        let o = cli.options(false).unwrap();
+        assert_eq!(o.also_metrics, vec!["127.0.0.1:9100", "127.0.0.1:9101"]);
+        let none = Cli::try_parse_from(["mmo-loadtest", "--spawn-server"]).unwrap();
+        assert!(none.options(false).unwrap().also_metrics.is_empty());
+    }
 
     #[test]
     fn defaults_are_the_seed_scenario() {

@@ -42,6 +42,9 @@ pub struct LoadOptions {
     /// own state) and acknowledge it, except a sample of `n` that decode everything (spread
     /// evenly over the bot indices); `None`: every bot decodes everything.
     pub light_with_full_sample: Option<usize>,
+    /// HTTP addresses (`host:port`) of more processes whose `/metrics` the report adds as
+    /// their own figures (a fleet's zone process, another gateway).
+    pub also_metrics: Vec<String>,
 }
 
 impl Default for LoadOptions {
@@ -60,6 +63,7 @@ impl Default for LoadOptions {
             worker_threads: 2,
             spawn_spread_m: 0.0,
             light_with_full_sample: None,
+            also_metrics: Vec::new(),
         }
     }
 }

@@ -176,8 +176,49 @@ pub struct Report {
     pub seed: u64,
     /// This machine.
     pub machine: Machine,
+    /// The figures of the other processes named with `--also-metrics`, in that order.
+    pub processes: Vec<ProcessFigures>,
     /// How to read the figures, and why any is missing.
     pub notes: Vec<String>,
+}
+
+/// Another process's figures over the same steady phase (`--also-metrics`), from its
+/// `/metrics` as for the server's own (see `server_figures`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProcessFigures {
+    /// Its HTTP address.
+    pub http: String,
+    /// Upper bound of the bucket holding its median tick, ms (`None`: it has no zones).
+    pub tick_p50_ms_upper_bound: Option<f64>,
+    /// Upper bound of the bucket holding its 99th percentile tick, ms.
+    pub tick_p99_ms_upper_bound: Option<f64>,
+    /// Its longest tick since it started, ms.
+    pub tick_max_ms: Option<f64>,
+    /// Its CPU over the steady phase, cores.
+    pub cpu_cores: Option<f64>,
+    /// Its resident memory at peak CCU, MiB.
+    pub rss_mib: Option<f64>,
+    /// Its resident memory growth per player, KiB.
+    pub memory_per_player_kib: Option<f64>,
+    /// Why any figure is missing.
+    pub notes: Vec<String>,
+}
+
+impl ProcessFigures {
+    /// The figures of the process at `http`.
+    #[must_use]
+    pub fn new(http: String, figures: ServerFigures) -> Self {
+        ProcessFigures {
+            http,
+            tick_p50_ms_upper_bound: figures.tick_p50_ms_upper_bound,
+            tick_p99_ms_upper_bound: figures.tick_p99_ms_upper_bound,
+            tick_max_ms: figures.tick_max_ms,
+            cpu_cores: figures.cpu_cores,
+            rss_mib: figures.rss_mib,
+            memory_per_player_kib: figures.memory_per_player_kib,
+            notes: figures.notes,
+        }
+    }
 }
 
 /// Everything the run knows besides the bots' outcomes.
@@ -188,6 +229,8 @@ pub(crate) struct RunFacts {
     pub steady_phase: Option<Duration>,
     pub seed: u64,
     pub server: ServerFigures,
+    /// The `--also-metrics` processes' figures.
+    pub processes: Vec<ProcessFigures>,
     /// The bots' own CPU over the steady phase, cores.
     pub bots_cpu_cores: Option<f64>,
     /// The cores the bots may use.
@@ -373,6 +416,7 @@ impl Report {
             machine: Machine {
                 cores: std::thread::available_parallelism().map_or(1, usize::from),
             },
+            processes: facts.processes,
             notes,
         }
     }
@@ -558,6 +602,21 @@ impl Report {
         row("void (bots starved)", self.void.to_string());
         row("server_cpu_cores", num(self.server_cpu_cores));
         row("server_rss_mib", num(self.server_rss_mib));
+        for p in &self.processes {
+            row(
+                &format!("{}: tick p50 / p99 / max ms", p.http),
+                format!(
+                    "{} / {} / {}",
+                    num(p.tick_p50_ms_upper_bound),
+                    num(p.tick_p99_ms_upper_bound),
+                    num(p.tick_max_ms)
+                ),
+            );
+            row(
+                &format!("{}: cpu cores, rss MiB", p.http),
+                format!("{}, {}", num(p.cpu_cores), num(p.rss_mib)),
+            );
+        }
         row(
             "server_memory_per_player_kib",
             num(self.server_memory_per_player_kib),

@@ -121,6 +121,21 @@ async fn drive(
         notes.push("no metrics endpoint for this target".to_owned());
     }
     let baseline = scrape(metrics.as_ref(), &mut notes, "before the bots").await;
+    // The other processes (`--also-metrics`), scraped at the same moments.
+    let others: Vec<(reqwest::Client, String)> = if options.also_metrics.is_empty() {
+        Vec::new()
+    } else {
+        let client = login::http_client().map_err(LoadError::Io)?;
+        options
+            .also_metrics
+            .iter()
+            .map(|base| (client.clone(), base.clone()))
+            .collect()
+    };
+    let mut others_baseline = Vec::with_capacity(others.len());
+    for other in &others {
+        others_baseline.push(scrape(Some(other), &mut notes, "before the bots").await);
+    }
 
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop) = watch::channel(false);
@@ -180,6 +195,10 @@ async fn drive(
         tokio::time::sleep(PHASE_POLL).await;
     }
     let steady_start = scrape(metrics.as_ref(), &mut notes, "at the steady phase's start").await;
+    let mut others_start = Vec::with_capacity(others.len());
+    for other in &others {
+        others_start.push(scrape(Some(other), &mut notes, "at the steady phase's start").await);
+    }
     let steady_started = Instant::now();
     let bots_cpu = crate::self_cpu::CpuMark::now();
     // Steady phase: until the first logout, the cap, Ctrl-C, or every bot done.
@@ -191,6 +210,10 @@ async fn drive(
     }
     let bots_cpu_cores = bots_cpu.cores_since();
     let steady_end = scrape(metrics.as_ref(), &mut notes, "at the steady phase's end").await;
+    let mut others_end = Vec::with_capacity(others.len());
+    for other in &others {
+        others_end.push(scrape(Some(other), &mut notes, "at the steady phase's end").await);
+    }
     let steady_phase = steady_started.elapsed();
 
     let handles = launcher.await.unwrap_or_default();
@@ -223,6 +246,21 @@ async fn drive(
         steady_end.as_ref(),
         ccu_peak,
     );
+    let processes = others
+        .iter()
+        .enumerate()
+        .map(|(i, (_, base))| {
+            crate::report::ProcessFigures::new(
+                base.clone(),
+                server_figures::figures(
+                    others_baseline[i].as_ref(),
+                    others_start[i].as_ref(),
+                    others_end[i].as_ref(),
+                    ccu_peak,
+                ),
+            )
+        })
+        .collect();
     Ok(Report::aggregate(
         &outcomes,
         RunFacts {
@@ -232,6 +270,7 @@ async fn drive(
             steady_phase: Some(steady_phase),
             seed: options.seed,
             server,
+            processes,
             bots_cpu_cores,
             light_bots: full_sample.map_or(0, |s| {
                 (0..outcomes.len()).filter(|&i| !s.is_full(i)).count()
