@@ -76,11 +76,11 @@ up)
             --quic-addr "127.0.0.1:$(free_port)" "${common[@]}"
     done
     echo "fleet up in $dir (logs: $dir/*.log)"
+    zone_http=$(tr ' ' '\n' <"$dir/zone.ready" | sed -n 's/^http=//p')
     for g in 1 2; do
         http=$(tr ' ' '\n' <"$dir/gateway-$g.ready" | sed -n 's/^http=//p')
-        echo "gateway $g: login at http://$http/v1/login (any name, password dev_password); load: mmo-loadtest --http $http"
+        echo "gateway $g: login at http://$http/v1/login (any name, password dev_password); load: mmo-loadtest --http $http --also-metrics $zone_http"
     done
-    zone_http=$(tr ' ' '\n' <"$dir/zone.ready" | sed -n 's/^http=//p')
     echo "zone process: metrics at http://$zone_http/metrics"
     ;;
 down)
