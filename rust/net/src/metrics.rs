@@ -37,9 +37,11 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// `relay_failed` (the relay task ended: the process exits), `batch_unencodable`, `foreign_gateway` (a batch for another
 /// gateway), `stream_refused` (a broken reliable stream: the connection is ended),
 /// `wrong_direction` (a stream item only the other side sends: ignored), `peer_timeout` (the other process
-/// stopped acknowledging), `outbox_full` (gateway: a client's outbox), `open_refused`
+/// stopped acknowledging), `zone_silent` (gateway: no batch from a zone process for 3 s,
+/// heartbeat included: its clients are closed), `outbox_full` (gateway: a client's outbox), `open_refused`
 /// (zone side: a new connection answered with an end, the zone's inbox being full or
-/// closed), `opened` and `ended` (relayed connections the zone side opened and forgot),
+/// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
+/// included, and forgot),
 /// `gateway_ended` (connections the gateway side forgot).
 pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
 /// Gauge: relayed connections the process's relay knows (open, or ended and not yet

@@ -24,7 +24,10 @@
 //! it granted), drops duplicates, hands items out in order and says when an
 //! acknowledgement is due: after any item arrived (duplicates included, so a lost
 //! acknowledgement is repaired by the retransmission it causes) and after a delivery that
-//! grants new credit.
+//! grants new credit; and it repeats that acknowledgement while the sender seems blocked
+//! at an older credit (the grant may have been lost, and a blocked sender sends nothing that
+//! would make another acknowledgement due). A sender that had exactly that many items and
+//! nothing more is taken for blocked too: it costs one acknowledgement per interval.
 //!
 //! No timer lives here: the caller decides how often to poll (the zone side once per
 //! tick, the gateway on a short timer) and when the peer is gone
@@ -176,13 +179,34 @@ impl ReliableSender {
 }
 
 /// The receiving half; see the module docs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReliableReceiver {
     /// Items delivered by [`ReliableReceiver::pop`].
     delivered: u64,
     /// Items received, by number, not yet delivered.
     early: BTreeMap<u64, StreamItem>,
     ack_due: bool,
+    /// `credit_end` of the last acknowledgement taken.
+    credit_sent: u64,
+    /// The sender used up the credit it had (an item numbered just below this credit
+    /// arrived) and has not been seen to use a larger one: the acknowledgement that grants
+    /// more must reach it, so it is repeated (see [`ReliableReceiver::take_ack`]).
+    sender_blocked_at: Option<u64>,
+    /// When the last acknowledgement was taken, µs.
+    last_ack_at_us: u64,
+}
+
+impl Default for ReliableReceiver {
+    fn default() -> Self {
+        ReliableReceiver {
+            delivered: 0,
+            early: BTreeMap::new(),
+            ack_due: false,
+            credit_sent: WINDOW_ITEMS,
+            sender_blocked_at: None,
+            last_ack_at_us: 0,
+        }
+    }
 }
 
 impl ReliableReceiver {
@@ -210,6 +234,13 @@ impl ReliableReceiver {
             });
         }
         self.early.entry(seq).or_insert(item);
+        if self.sender_blocked_at.is_some_and(|credit| seq >= credit) {
+            // It sent beyond that credit: it got a larger one.
+            self.sender_blocked_at = None;
+        }
+        if seq + 1 >= self.credit_sent {
+            self.sender_blocked_at = Some(self.credit_sent);
+        }
         Ok(())
     }
 
@@ -232,11 +263,24 @@ impl ReliableReceiver {
         next
     }
 
-    /// The acknowledgement and credit to send, when one is due.
-    pub fn take_ack(&mut self) -> Option<AckFields> {
-        std::mem::take(&mut self.ack_due).then(|| AckFields {
+    /// The acknowledgement and credit to send at `now_us`, when one is due: after items
+    /// arrived or were delivered, and again every `repeat_after_us` while the sender is
+    /// blocked at a credit smaller than the one granted (the acknowledgement that granted
+    /// it may have been lost, and the sender sends nothing that would make another due).
+    pub fn take_ack(&mut self, now_us: u64, repeat_after_us: u64) -> Option<AckFields> {
+        let credit_end = self.delivered + WINDOW_ITEMS;
+        let repeat = self
+            .sender_blocked_at
+            .is_some_and(|blocked| credit_end > blocked)
+            && now_us.saturating_sub(self.last_ack_at_us) >= repeat_after_us;
+        if !(std::mem::take(&mut self.ack_due) || repeat) {
+            return None;
+        }
+        self.credit_sent = credit_end;
+        self.last_ack_at_us = now_us;
+        Some(AckFields {
             next_seq: self.next_seq(),
-            credit_end: self.delivered + WINDOW_ITEMS,
+            credit_end,
         })
     }
 }
@@ -326,7 +370,7 @@ mod tests {
                         }
                     }
                 }
-                if let Some(ack) = receiver.take_ack()
+                if let Some(ack) = receiver.take_ack(now_us, 100_000)
                     && rng.below(10) >= 3
                 {
                     to_sender.push(AckInFlight {
@@ -365,7 +409,7 @@ mod tests {
             receiver.on_item(due.seq, due.item).unwrap();
         }
         // Nothing delivered yet, but everything arrived: acknowledged, not resent.
-        let ack = receiver.take_ack().unwrap();
+        let ack = receiver.take_ack(0, 100_000).unwrap();
         assert_eq!(ack.next_seq, 10);
         assert_eq!(ack.credit_end, WINDOW_ITEMS);
         sender.on_ack(ack).unwrap();
@@ -405,7 +449,7 @@ mod tests {
             }),
             "an item beyond the credit is a protocol error"
         );
-        let ack = receiver.take_ack().unwrap();
+        let ack = receiver.take_ack(0, 100_000).unwrap();
         sender.on_ack(ack).unwrap();
         sender.poll_transmit(1_000, 100_000, &mut out);
         assert!(out.is_empty(), "no credit until something is delivered");
@@ -414,7 +458,7 @@ mod tests {
             receiver.pop().unwrap();
         }
         let ack = receiver
-            .take_ack()
+            .take_ack(0, 100_000)
             .expect("a delivery makes an acknowledgement due");
         assert_eq!(ack.credit_end, WINDOW_ITEMS + 4);
         sender.on_ack(ack).unwrap();
@@ -429,6 +473,49 @@ mod tests {
                 next_seq: WINDOW_ITEMS + 11,
                 sent: WINDOW_ITEMS + 10
             })
+        );
+    }
+
+    #[test]
+    fn a_lost_credit_grant_is_repeated_until_the_sender_uses_it() {
+        let mut sender = ReliableSender::new();
+        let mut receiver = ReliableReceiver::new();
+        let mut out = Vec::new();
+        for i in 0..WINDOW_ITEMS + 5 {
+            sender.push(bytes(i as u16));
+        }
+        sender.poll_transmit(0, 100_000, &mut out);
+        for due in out.drain(..) {
+            receiver.on_item(due.seq, due.item).unwrap();
+        }
+        sender
+            .on_ack(receiver.take_ack(0, 100_000).unwrap())
+            .unwrap();
+        // The consumer catches up; the acknowledgement granting new credit is lost.
+        while receiver.pop().is_some() {}
+        let lost = receiver.take_ack(10_000, 100_000).unwrap();
+        assert_eq!(lost.credit_end, 2 * WINDOW_ITEMS);
+        sender.poll_transmit(20_000, 100_000, &mut out);
+        assert!(out.is_empty(), "the sender still waits for credit");
+        assert_eq!(
+            receiver.take_ack(50_000, 100_000),
+            None,
+            "not before the interval"
+        );
+        let again = receiver
+            .take_ack(110_000, 100_000)
+            .expect("the grant is repeated");
+        sender.on_ack(again).unwrap();
+        sender.poll_transmit(120_000, 100_000, &mut out);
+        assert_eq!(out.len(), 5, "the waiting items go");
+        for due in out.drain(..) {
+            receiver.on_item(due.seq, due.item).unwrap();
+        }
+        receiver.take_ack(130_000, 100_000).unwrap();
+        assert_eq!(
+            receiver.take_ack(400_000, 100_000),
+            None,
+            "no more repeats once the sender used the credit"
         );
     }
 
@@ -461,12 +548,12 @@ mod tests {
         let mut receiver = ReliableReceiver::new();
         receiver.on_item(0, bytes(0)).unwrap();
         assert_eq!(receiver.pop(), Some(bytes(0)));
-        assert_eq!(receiver.take_ack().map(|a| a.next_seq), Some(1));
-        assert_eq!(receiver.take_ack(), None);
+        assert_eq!(receiver.take_ack(0, 100_000).map(|a| a.next_seq), Some(1));
+        assert_eq!(receiver.take_ack(0, 100_000), None);
         receiver.on_item(0, bytes(0)).unwrap();
         assert_eq!(receiver.pop(), None, "a duplicate is not delivered again");
         assert_eq!(
-            receiver.take_ack().map(|a| a.next_seq),
+            receiver.take_ack(0, 100_000).map(|a| a.next_seq),
             Some(1),
             "but it is acknowledged again"
         );

@@ -336,6 +336,7 @@ impl RelayLoop {
         mut subscriber: async_nats::Subscriber,
         mut commands: mpsc::Receiver<Command>,
     ) {
+        let mut guard = self.health.guard();
         let mut timer = tokio::time::interval(TIMER);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When the client traffic taken since the last flush must go at the latest.
@@ -378,6 +379,7 @@ impl RelayLoop {
                 break;
             }
         }
+        guard.armed = false;
         // What was published reaches the NATS server before the task ends.
         if let Err(e) = self.client.flush().await {
             tracing::debug!(error = %e, "NATS flush at the relay's end failed");
@@ -537,6 +539,13 @@ impl RelayLoop {
     /// connections whose both ends are over.
     async fn flush(&mut self, all: bool) {
         let now_us = self.now_us();
+        // While this gateway's own NATS link is down, its silence says nothing about the
+        // zone processes: their clocks restart when it is back.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            for at_us in self.last_heard_us.values_mut() {
+                *at_us = now_us;
+            }
+        }
         let mut locals = std::mem::take(&mut self.dirty);
         if all {
             locals.clear();
@@ -563,7 +572,7 @@ impl RelayLoop {
                     item: d.item,
                 });
             }
-            if let Some(ack) = conn.from_zone.take_ack() {
+            if let Some(ack) = conn.from_zone.take_ack(now_us, RETRANSMIT_AFTER_US) {
                 items.push(Item::Ack {
                     conn: local,
                     next_seq: ack.next_seq,
@@ -587,7 +596,11 @@ impl RelayLoop {
                 .is_some_and(|&at_us| now_us.saturating_sub(at_us) > ZONE_SILENCE_US);
             let timed_out = unacknowledged || silent;
             if timed_out {
-                count("peer_timeout");
+                count(if silent {
+                    "zone_silent"
+                } else {
+                    "peer_timeout"
+                });
                 tracing::warn!(
                     connection = local,
                     "zone process silent: closing the client"

@@ -167,7 +167,13 @@ impl RelaySettings {
 
     async fn connect(&self, name: &str) -> Result<async_nats::Client, NetError> {
         self.validate()?;
-        let mut options = async_nats::ConnectOptions::new().name(name);
+        // Reconnect quickly after an outage (async-nats' default backs off to seconds, longer
+        // than a gateway's patience with a silent zone process).
+        let mut options = async_nats::ConnectOptions::new()
+            .name(name)
+            .reconnect_delay_callback(|attempts| {
+                std::time::Duration::from_millis(50 * attempts.clamp(1, 4) as u64)
+            });
         if let Some(security) = &self.nats_security {
             if let (Some(user), Some(password)) = (&security.user, &security.password) {
                 options = options.user_and_password(user.clone(), password.clone());
@@ -183,13 +189,28 @@ impl RelaySettings {
     }
 }
 
+/// Calls [`RelayHealth::fail`] when dropped armed: a relay task that ends by a panic is
+/// reported like one whose subscription closed.
+struct FailOnDrop {
+    health: RelayHealth,
+    armed: bool,
+}
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.health.fail("the relay task ended unexpectedly");
+        }
+    }
+}
+
 /// Set once a relay task ended while its process still ran (its NATS subscription
 /// closed): see [`GatewayProcess::relay_failed`] and [`ZoneProcess::relay_failed`].
 ///
-/// No test makes it fire: async-nats keeps subscriptions across reconnections and ends
-/// them only when the client is closed, and a subscription the server's permissions refuse
-/// stays open (the refusal is only logged by the server), so this is a safety net for a
-/// closed client.
+/// Also set when a relay task panics ([`FailOnDrop`]). No test makes it fire: async-nats
+/// keeps subscriptions across reconnections and ends them only when the client is closed,
+/// and a subscription the server's permissions refuse stays open (the refusal is only
+/// logged by the server), so this is a safety net.
 #[derive(Clone, Debug, Default)]
 struct RelayHealth {
     failed: std::sync::Arc<tokio::sync::Notify>,
@@ -204,6 +225,14 @@ impl RelayHealth {
         self.failed_flag
             .store(true, std::sync::atomic::Ordering::Release);
         self.failed.notify_waiters();
+    }
+
+    /// A guard that reports the relay task's unexpected end (a panic) unless disarmed.
+    fn guard(&self) -> FailOnDrop {
+        FailOnDrop {
+            health: self.clone(),
+            armed: true,
+        }
     }
 
     /// Resolves once [`RelayHealth::fail`] was called.

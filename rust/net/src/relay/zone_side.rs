@@ -286,6 +286,7 @@ impl RelayLoop {
         tick: Arc<tokio::sync::Notify>,
         mut stopping: oneshot::Receiver<()>,
     ) {
+        let mut guard = self.health.guard();
         let mut timer = tokio::time::interval(TIMER);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopped = false;
@@ -322,6 +323,7 @@ impl RelayLoop {
                 }
             }
         }
+        guard.armed = false;
         // What was published reaches the NATS server before the task ends.
         if let Err(e) = self.client.flush().await {
             tracing::debug!(error = %e, "NATS flush at the relay's end failed");
@@ -520,7 +522,7 @@ impl RelayLoop {
                     item: d.item,
                 });
             }
-            if let Some(ack) = c.from_gateway.take_ack() {
+            if let Some(ack) = c.from_gateway.take_ack(now_us, RETRANSMIT_AFTER_US) {
                 items.push(Item::Ack {
                     conn: key.local,
                     next_seq: ack.next_seq,

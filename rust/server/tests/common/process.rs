@@ -54,6 +54,8 @@ impl ZoneRoleProcess {
     ) -> Option<Self> {
         let (mut child, line) = spawn_until_ready(args, env, log_path);
         if !line.starts_with("MMO_SERVER_READY ") {
+            // Refused (it exits), or something else went wrong: never wait on a live one.
+            let _ = child.kill();
             let _ = child.wait();
             return None;
         }
