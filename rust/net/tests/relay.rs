@@ -116,17 +116,7 @@ async fn two_gateways(url: String) {
     let walk = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for _ in 0..300 {
-        interval.tick().await;
-        a.tick(idle, tick_s);
-        b.tick(idle, tick_s);
-        if let (Some(ea), Some(eb)) = (a.entity(), b.entity())
-            && a.sees(eb)
-            && b.sees(ea)
-        {
-            break;
-        }
-    }
+    common::player::until_they_see_each_other(&mut a, &mut b, &mut interval, tick_s).await;
     let a_entity = a.entity().expect("A welcomed through gateway 1");
     let b_entity = b.entity().expect("B welcomed through gateway 2");
     assert!(b.sees(a_entity) && a.sees(b_entity), "they see each other");

@@ -49,17 +49,7 @@ async fn run() {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     // Both log in at the spawn point in zone 0, 4 m from the border, and see each other.
-    for _ in 0..300 {
-        interval.tick().await;
-        a.tick(idle, tick_s);
-        b.tick(idle, tick_s);
-        if let (Some(ea), Some(eb)) = (a.entity(), b.entity())
-            && a.sees(eb)
-            && b.sees(ea)
-        {
-            break;
-        }
-    }
+    common::player::until_they_see_each_other(&mut a, &mut b, &mut interval, tick_s).await;
     let a_entity = a.entity().expect("A welcomed");
     let b_entity = b.entity().expect("B welcomed");
     assert!(b.sees(a_entity), "B sees A before the walk");

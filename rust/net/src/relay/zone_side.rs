@@ -281,29 +281,22 @@ impl RelayLoop {
 
     async fn run(
         mut self,
-        mut zone_subjects: async_nats::Subscriber,
-        mut own_subject: async_nats::Subscriber,
+        zone_subjects: async_nats::Subscriber,
+        own_subject: async_nats::Subscriber,
         tick: Arc<tokio::sync::Notify>,
         mut stopping: oneshot::Receiver<()>,
     ) {
+        // Both subscriptions carry the same batches (section 1 of `RELAY_FORMAT.md`).
+        let mut incoming = futures_util::stream::select(zone_subjects, own_subject);
         let mut guard = self.health.guard();
         let mut timer = tokio::time::interval(TIMER);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopped = false;
         loop {
             tokio::select! {
-                message = zone_subjects.next() => {
+                message = incoming.next() => {
                     let Some(message) = message else {
-                        self.health.fail("the zone subjects' NATS subscription closed");
-                        break;
-                    };
-                    if let Some(batch) = super::decode(&message.payload) {
-                        self.receive(batch);
-                    }
-                }
-                message = own_subject.next() => {
-                    let Some(message) = message else {
-                        self.health.fail("the zone process's NATS subscription closed");
+                        self.health.fail("the zone process's NATS subscriptions closed");
                         break;
                     };
                     if let Some(batch) = super::decode(&message.payload) {

@@ -66,3 +66,25 @@ impl Player {
         self.position_m_if_welcomed().expect("a welcomed player")
     }
 }
+
+/// Ticks `a` and `b` idle (at most 300 ticks of `interval`, `tick_s` each) until each has
+/// been welcomed and sees the other.
+pub async fn until_they_see_each_other(
+    a: &mut Player,
+    b: &mut Player,
+    interval: &mut tokio::time::Interval,
+    tick_s: f32,
+) {
+    let idle = MoveInput::default();
+    for _ in 0..300 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+        if let (Some(ea), Some(eb)) = (a.entity(), b.entity())
+            && a.sees(eb)
+            && b.sees(ea)
+        {
+            break;
+        }
+    }
+}
