@@ -456,7 +456,7 @@ pub fn encode_frame<T: Serialize>(message: &T, out: &mut Vec<u8>) -> Result<(), 
 ///
 /// Invariant: `buf` holds at most one partial frame plus whatever complete frames were pushed
 /// and not yet taken; a declared length over [`MAX_FRAME_LEN_BYTES`] is refused at once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
 }

@@ -122,7 +122,7 @@ impl Rejection {
 }
 
 /// Per-kind rejection tally, e.g. one per client or per zone, exported as metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RejectionCounts {
     counts: [u64; RejectionKind::ALL.len()],
 }
@@ -295,7 +295,7 @@ impl Admission {
 /// `burst_ticks` inputs; each admitted input costs one. Offer only *new* inputs (those
 /// [`SequenceGuard`] reports as [`SequenceVerdict::New`]); redundant copies and sequences
 /// that were skipped (never arrived) cost nothing. The bucket starts full.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct InputRateLimiter {
     config: InputRateConfig,
     /// Credit in token units. Invariant: `<= capacity_units`.
@@ -425,7 +425,7 @@ pub enum SequenceVerdict {
 
 /// Tracks one client's newest input sequence. Sequences must move forward; see
 /// [`SequenceVerdict`] and [`RejectionKind::SequenceNotMonotonic`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SequenceGuard {
     config: SequenceGuardConfig,
     /// Newest accepted sequence; `None` before the first input.

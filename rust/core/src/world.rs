@@ -27,7 +27,9 @@ use std::fmt;
 use glam::{Vec2, Vec3};
 
 /// Identifies a zone of a [`WorldLayout`] (row-major index, `< zone_count`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ZoneId(pub u16);
 
 /// An axis-aligned XY rectangle, metres.

@@ -10,12 +10,17 @@
 //! timeouts and login events of every zone, `run_tick` of every zone, then departures
 //! (`take_player` → `insert_player` at once), then border exports (`border_export` →
 //! `set_ghosts`), then every connection's transmits are flushed from the zone holding it.
+//!
+//! With [`WorldHarness::across_processes`] set, every transfer and border export crosses as
+//! bytes ([`PlayerTransfer::encode`] → [`PlayerTransfer::decode`], postcard for exports),
+//! as between zone processes, so a test checks that nothing the session needs is lost in
+//! the encoding.
 
 use mmo_core::entity::CharacterState;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 use mmo_core::session::server::ServerEvent;
 use mmo_core::world::{WorldLayout, ZoneId};
-use mmo_core::zone::{ConnectionId, Zone, ZoneConfig, ZonePlacement};
+use mmo_core::zone::{BorderExport, ConnectionId, PlayerTransfer, Zone, ZoneConfig, ZonePlacement};
 
 use crate::clock::VirtualClock;
 use crate::harness::{InputSource, ReliableLink, STEP_US, carry};
@@ -74,6 +79,11 @@ pub struct WorldHarness {
     pub handoffs: Vec<Handoff>,
     /// Transfers a zone refused (reason), in order; a correct run has none.
     pub refused_transfers: Vec<String>,
+    /// Carry transfers and border exports as bytes, as between processes (see the module
+    /// docs). Off by default.
+    pub across_processes: bool,
+    /// Size of each transfer carried as bytes, in order.
+    pub transfer_len_bytes: Vec<usize>,
     tick_us: u64,
     next_tick_us: u64,
     seed: u64,
@@ -102,6 +112,8 @@ impl WorldHarness {
             server_events: Vec::new(),
             handoffs: Vec::new(),
             refused_transfers: Vec::new(),
+            across_processes: false,
+            transfer_len_bytes: Vec::new(),
             tick_us,
             next_tick_us: tick_us,
             seed,
@@ -204,9 +216,21 @@ impl WorldHarness {
         for from in self.layout.zones() {
             let departures: Vec<_> = self.zone_mut(from).drain_departures().collect();
             for d in departures {
-                let Some(transfer) = self.zone_mut(from).take_player(d.connection) else {
+                let Some(mut transfer) = self.zone_mut(from).take_player(d.connection) else {
                     continue;
                 };
+                if self.across_processes {
+                    match transfer.encode().and_then(|b| {
+                        self.transfer_len_bytes.push(b.len());
+                        PlayerTransfer::decode(&b)
+                    }) {
+                        Ok(decoded) => transfer = decoded,
+                        Err(e) => {
+                            self.refused_transfers.push(e);
+                            continue;
+                        }
+                    }
+                }
                 match self.zone_mut(d.to).insert_player(d.connection, transfer) {
                     Ok(()) => {
                         if let Some(client) = self
@@ -237,7 +261,18 @@ impl WorldHarness {
                 exports.push((to, self.zones[usize::from(from.0)].border_export(to)));
             }
         }
-        for (to, export) in exports {
+        for (to, mut export) in exports {
+            if self.across_processes {
+                match postcard::to_allocvec(&export)
+                    .and_then(|b| postcard::from_bytes::<BorderExport>(&b))
+                {
+                    Ok(decoded) => export = decoded,
+                    Err(e) => {
+                        self.refused_transfers.push(format!("border export: {e}"));
+                        continue;
+                    }
+                }
+            }
             if let Err(e) = self.zone_mut(to).set_ghosts(&export) {
                 self.refused_transfers.push(e);
             }

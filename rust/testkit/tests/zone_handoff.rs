@@ -43,17 +43,24 @@ fn sees(session: &ClientSession, id: EntityId) -> bool {
 
 #[test]
 fn a_player_walks_into_the_neighbour_zone_without_reconnecting() {
-    walk_across(LinkConfig::broadband(), 0x5EED_0004);
+    walk_across(LinkConfig::broadband(), 0x5EED_0004, false);
 }
 
 /// The same over a poor mobile link (loss bursts, jitter, duplication, reordering): inputs
 /// are redundant and the session's baselines travel with it, so nothing changes.
 #[test]
 fn the_handoff_holds_over_a_lossy_link() {
-    walk_across(LinkConfig::bad_mobile(), 0x5EED_0005);
+    walk_across(LinkConfig::bad_mobile(), 0x5EED_0005, false);
 }
 
-fn walk_across(link: LinkConfig, seed: u64) {
+/// The same with the transfer and the border exports carried as bytes, as between zone
+/// processes: everything the session needs survives the encoding.
+#[test]
+fn the_handoff_holds_when_the_transfer_crosses_as_bytes() {
+    walk_across(LinkConfig::bad_mobile(), 0x5EED_0007, true);
+}
+
+fn walk_across(link: LinkConfig, seed: u64, across_processes: bool) {
     let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
         .expect("valid layout");
     let movement = MovementConfig {
@@ -84,6 +91,7 @@ fn walk_across(link: LinkConfig, seed: u64) {
         ..ClientConfig::default()
     };
     let mut h = WorldHarness::new(zone_config, layout, seed).expect("valid world");
+    h.across_processes = across_processes;
     let at = |x: f32| CharacterState::at(Vec3::new(x, 50.0, 0.0));
     for (token, x) in [("a", 30.0), ("b", 115.0), ("c", 10.0)] {
         h.add_client(client_config.clone(), link, token, at(x))
@@ -138,6 +146,10 @@ fn walk_across(link: LinkConfig, seed: u64) {
         (A, ZoneId(0), ZoneId(1))
     );
     assert!(h.refused_transfers.is_empty(), "{:?}", h.refused_transfers);
+    if across_processes {
+        assert_eq!(h.transfer_len_bytes.len(), 1);
+        eprintln!("transfer: {} bytes", h.transfer_len_bytes[0]);
+    }
     assert_eq!(h.clients[A].zone, ZoneId(1));
     assert_eq!(h.zone_of(a_conn), Some(ZoneId(1)));
     let z1 = &h.zones[1];

@@ -30,7 +30,7 @@ pub enum ReceiveOutcome {
 }
 
 /// Receiver-side record of which peer seqs arrived.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReceiveTracker {
     /// Extended newest seq received; `None` before the first.
     newest: Option<u64>,
@@ -120,7 +120,7 @@ impl ReceiveTracker {
 }
 
 /// Sender-side record of sent seqs awaiting acknowledgement.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SendTracker {
     /// Extended seq the next datagram gets.
     next: u64,

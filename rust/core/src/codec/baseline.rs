@@ -91,7 +91,7 @@ fn slot_index(seq: u64) -> usize {
     (seq % SLOTS as u64) as usize
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct SentSlot {
     /// Extended seq this slot holds (the last one it held once dead).
     seq: u64,
@@ -106,7 +106,7 @@ struct SentSlot {
 }
 
 /// One entity record a snapshot carried.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct SentRecord {
     /// The entity's handle when the record was sent (see `SentHistory::handles`).
     handle: u32,
@@ -151,7 +151,7 @@ const _: () = assert!(std::mem::size_of::<SentEntity>() == 64);
 /// A [`QuantizedEntity`] without its derived second difference (kept apart, in
 /// `SentHistory::accels`: only the second-order predictor has one), so that a
 /// [`SentEntity`] fits one cache line.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct CompactState {
     pos_q: [i32; 3],
     tick: Tick,
@@ -165,7 +165,7 @@ struct CompactState {
 
 /// What `SentHistory` keeps per entity: one cache line (`base_for` reads it for every
 /// record, an acknowledgement writes it).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 #[repr(align(64))]
 struct SentEntity {
     /// The entity holding the handle, [`FREE_ID`] while it is free: what a key hint is
@@ -187,7 +187,7 @@ struct SentEntity {
 }
 
 /// Server-side record of what was sent to one client and what it acknowledged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SentHistory {
     tracker: SendTracker,
     slots: Vec<SentSlot>,

@@ -26,7 +26,7 @@ pub const MAX_PREDICT_TICKS: u32 = 255;
 const VEL_FP_LIMIT: i64 = 1 << 30;
 
 /// The replicated state of a remote entity (what other clients see).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NetEntityState {
     /// Position of the capsule's base, metres.
     pub position_m: Vec3,
@@ -257,7 +257,9 @@ impl QuantizedState {
 ///
 /// Invariants: `pos_q` within the configured bounds; `yaw_q < 2^yaw_bits`;
 /// `|vel_fp[i]|, |acc_fp[i]| <= 2^30`; `span_ticks == 0` implies zero `vel_fp` and `acc_fp`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct QuantizedEntity {
     /// Position in steps of `precision_m`.
     pub pos_q: [i32; 3],

@@ -11,14 +11,14 @@
 
 use crate::entity::EntityId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pair {
     id: EntityId,
     handle: u32,
 }
 
 /// See the module docs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HandleIndex {
     /// Ascending by id, ids unique.
     pairs: Vec<Pair>,

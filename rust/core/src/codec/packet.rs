@@ -39,7 +39,7 @@ impl TryFrom<u8> for PacketKind {
 }
 
 /// The acknowledgement a datagram carries for the peer's datagrams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct AckFields {
     /// Newest sequence number received from the peer.
     pub ack: u16,

@@ -58,7 +58,7 @@ pub const RANGE_TOLERANCE_M: f32 = 0.5;
 pub const MIN_DIRECTION_LEN: f32 = 1e-4;
 
 /// What the client aimed an ability at.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// The caster.
     SelfTarget,
@@ -192,7 +192,7 @@ impl fmt::Display for AbilityRejection {
 impl std::error::Error for AbilityRejection {}
 
 /// An ability being cast.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cast {
     /// The ability.
     pub ability: AbilityId,
@@ -218,7 +218,7 @@ pub struct CompletedCast {
 }
 
 /// Cooldowns and the cast in progress of one character.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AbilityState {
     /// Abilities this character may use.
     known: Vec<AbilityId>,
@@ -453,7 +453,7 @@ pub enum EffectEvent {
 }
 
 /// A running damage over time effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Dot {
     ability: AbilityId,
     per_tick: u32,
@@ -464,14 +464,14 @@ struct Dot {
 }
 
 /// A running slow.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Slow {
     factor: f32,
     until_ms: u64,
 }
 
 /// Damage over time and slows running on one target, with their own timing.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimedEffects {
     /// At most one per ability: re-applying refreshes it.
     dots: Vec<Dot>,

@@ -10,7 +10,7 @@ use crate::gameplay::resources::ResourcePools;
 use crate::gameplay::strikes::StrikeCounter;
 
 /// One character's gameplay state. See the module docs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CharacterGameplay {
     /// Class (from the content).
     pub class: ClassId,

@@ -493,7 +493,7 @@ pub struct MergeOutcome {
 ///   its item is in the catalog;
 /// - an equipped stack sits in the equipment slot its item's rules name;
 /// - the bag has a fixed number of slots, `1..=MAX_BAG_SLOTS`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
     /// Bag slots; the length is fixed at construction. `None` = empty.
     bag: Vec<Option<ItemStack>>,

@@ -98,7 +98,7 @@ pub struct DamageOutcome {
 }
 
 /// One pool of one character.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pool {
     /// Invariant: `current_milli <= max * MILLI_PER_POINT`.
     current_milli: u64,
@@ -123,7 +123,7 @@ impl Pool {
 
 /// The resource pools of one character. Indexed by [`PoolId`] of the content it was built
 /// from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourcePools {
     /// One entry per content pool, in [`PoolId`] order.
     pools: Vec<Pool>,

@@ -36,7 +36,7 @@ pub struct StrikeOutcome {
 }
 
 /// One player's strikes. Invariant: `last_forgive_ms <= ` the newest `now_ms` seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StrikeCounter {
     strikes: u32,
     /// Forgiveness is counted from here.

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use crate::input::MoveInput;
 
 /// Tuning of an [`InputQueue`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InputQueueConfig {
     /// Most inputs held; anything beyond is dropped (a flooding client gains nothing).
     pub capacity: usize,
@@ -52,7 +52,7 @@ pub enum Inserted {
 ///
 /// Invariants: `pending` is sorted by sequence with no duplicates, every entry is greater
 /// than `last_consumed_seq`, and `pending.len() <= config.capacity`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct InputQueue {
     config: InputQueueConfig,
     pending: VecDeque<(u32, MoveInput)>,

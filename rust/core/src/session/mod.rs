@@ -15,7 +15,7 @@ pub mod snapshot_stream;
 mod tests;
 
 /// Something a session wants sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Transmit {
     /// An unreliable datagram (inputs up, snapshots down).
     Datagram(Vec<u8>),

@@ -35,7 +35,7 @@ use super::input_queue::{InputQueue, InputQueueConfig, Inserted};
 use super::snapshot_stream::{EncodeBuffers, SnapshotStream};
 
 /// Tuning of a [`ServerConnection`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerConnectionConfig {
     /// Input queue tuning.
     pub input_queue: InputQueueConfig,
@@ -122,7 +122,7 @@ pub enum ServerEvent {
 }
 
 /// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConnectionState {
     /// Waiting for the client's login message.
     AwaitingLogin,
@@ -141,7 +141,7 @@ pub enum ConnectionState {
 }
 
 /// Counters of one connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionStats {
     /// Datagrams received (valid or not).
     pub datagrams_in: u64,
@@ -158,12 +158,15 @@ pub struct ConnectionStats {
 }
 
 /// One client connection, server side. See the module docs.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ServerConnection {
     config: ServerConnectionConfig,
     state: ConnectionState,
     control: FrameDecoder,
     transmits: VecDeque<Transmit>,
+    /// Not carried by a serialized transfer: the zone drains a connection's events after
+    /// every call into it (see `Zone::take_player`).
+    #[serde(skip)]
     events: VecDeque<ServerEvent>,
     /// Tracks the client's input datagram seqs, to acknowledge them in snapshot headers.
     input_datagrams: ReceiveTracker,

@@ -32,7 +32,7 @@ pub const MAX_PENDING_ACKS: usize = 64;
 const INITIAL_RECORD_BITS: u32 = 48;
 
 /// One connection's snapshot sequence, baselines and queued acks. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotStream {
     sent: SentHistory,
     /// Acks received since the last processing, oldest first.

@@ -2,7 +2,9 @@
 
 use glam::{Vec2, Vec3};
 
-use super::super::{ConnectionId, Zone, ZoneConfig, ZonePlacement};
+use super::super::{
+    ConnectionId, PlayerTransfer, TRANSFER_FORMAT_VERSION, Zone, ZoneConfig, ZonePlacement,
+};
 use crate::control::{self, ClientControl, DisconnectReason, FrameDecoder, ServerControl};
 use crate::entity::{CharacterState, EntityId};
 use crate::gameplay::content::AbilityId;
@@ -851,4 +853,50 @@ fn gameplay_state_moves_with_the_player_at_a_handoff() {
     strike(&mut b, &caster, 1, p.entity, NOW);
     b.run_tick();
     assert_eq!(ability_refusal(&received(&mut b, &mut caster)), Some(None));
+}
+
+#[test]
+fn an_encoded_transfer_decodes_to_the_same_player_and_bad_bytes_are_refused() {
+    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
+        .expect("valid layout");
+    let config = |i| ZoneConfig {
+        placement: Some(ZonePlacement::new(layout, ZoneId(i))),
+        ..ZoneConfig::default()
+    };
+    let mut a = Zone::new(config(0)).expect("zone 0");
+    let mut b = Zone::new(config(1)).expect("zone 1");
+    let p = login(&mut a, 50.0, 50.0);
+    a.run_tick();
+    let g = a.character_gameplay_mut(p.id).expect("player");
+    g.pools.damage(30, 0);
+    let expected = g.clone();
+    assert!(a.set_character(p.id, CharacterState::at(Vec3::new(150.0, 50.0, 0.0))));
+    a.run_tick();
+    assert_eq!(a.drain_departures().count(), 1);
+    let transfer = a.take_player(p.id).expect("transfer");
+    let bytes = transfer.encode().expect("encoded");
+    assert_eq!(bytes[0], TRANSFER_FORMAT_VERSION);
+    let decoded = PlayerTransfer::decode(&bytes).expect("decoded");
+    assert_eq!(decoded.entity(), transfer.entity());
+    assert_eq!(decoded.character(), transfer.character());
+    assert_eq!(decoded.from(), ZoneId(0));
+    assert_eq!(decoded.connection().state(), transfer.connection().state());
+    assert_eq!(decoded.connection().stats(), transfer.connection().stats());
+    b.run_tick();
+    b.insert_player(p.id, decoded).expect("inserted");
+    let arrived = b.character_gameplay(p.id).expect("gameplay arrived");
+    assert_eq!(arrived.pools.health(), expected.pools.health());
+    assert_eq!(arrived.inventory, expected.inventory);
+
+    let mut other_version = bytes.clone();
+    other_version[0] = TRANSFER_FORMAT_VERSION + 1;
+    let refused = PlayerTransfer::decode(&other_version).expect_err("other version");
+    assert!(refused.contains("format version"), "{refused}");
+    assert!(
+        PlayerTransfer::decode(&[])
+            .expect_err("empty")
+            .contains("empty")
+    );
+    let truncated = PlayerTransfer::decode(&bytes[..bytes.len() / 2]).expect_err("truncated");
+    assert!(truncated.contains("does not decode"), "{truncated}");
 }

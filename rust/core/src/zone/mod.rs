@@ -180,8 +180,10 @@ pub struct Departure {
 
 /// Everything needed to continue a player's session in another zone: made by
 /// [`Zone::take_player`], consumed by [`Zone::insert_player`]. `Send`, so it can cross to the
-/// other zone's thread.
-#[derive(Debug)]
+/// other zone's thread; [`PlayerTransfer::encode`] and [`PlayerTransfer::decode`] carry it
+/// to a zone in another process (the same build: the bytes are the in-memory state, see
+/// [`TRANSFER_FORMAT_VERSION`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PlayerTransfer {
     /// The session: snapshot sequence and baselines, input queue, validation state,
     /// transmits not yet flushed. Invariant: `Active` controlling `entity`.
@@ -199,7 +201,48 @@ pub struct PlayerTransfer {
     cast_view: Option<(Tick, f32)>,
 }
 
+/// Version of [`PlayerTransfer::encode`]'s bytes: the first byte, then the transfer in
+/// postcard. The bytes are the session's in-memory state (connection, baselines, input
+/// queue, validation state, character, gameplay), so only processes of one build exchange
+/// them; bump this whenever any type inside a transfer changes, and a process refuses a
+/// transfer of another version (the player stays where it is).
+pub const TRANSFER_FORMAT_VERSION: u8 = 1;
+
 impl PlayerTransfer {
+    /// The transfer as bytes for a zone in another process: [`TRANSFER_FORMAT_VERSION`],
+    /// then postcard.
+    ///
+    /// # Errors
+    /// Only if postcard cannot encode a value (not expected for these types).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        postcard::to_extend(self, vec![TRANSFER_FORMAT_VERSION])
+            .map_err(|e| format!("player transfer not encoded: {e}"))
+    }
+
+    /// A transfer from [`PlayerTransfer::encode`]'s bytes.
+    ///
+    /// # Errors
+    /// Another format version, or bytes that do not decode, or a transfer whose
+    /// connection is not active controlling its entity: named in the message.
+    pub fn decode(bytes: &[u8]) -> Result<PlayerTransfer, String> {
+        let Some((&version, rest)) = bytes.split_first() else {
+            return Err("player transfer: empty".to_owned());
+        };
+        if version != TRANSFER_FORMAT_VERSION {
+            return Err(format!(
+                "player transfer: format version {version}, this process reads {TRANSFER_FORMAT_VERSION}"
+            ));
+        }
+        let transfer: PlayerTransfer = postcard::from_bytes(rest)
+            .map_err(|e| format!("player transfer: does not decode: {e}"))?;
+        if transfer.connection.entity() != Some(transfer.entity) {
+            return Err(
+                "player transfer: its connection is not active controlling its entity".to_owned(),
+            );
+        }
+        Ok(transfer)
+    }
+
     /// The controlled entity (its id does not change).
     #[must_use]
     pub fn entity(&self) -> EntityId {
@@ -236,7 +279,7 @@ pub struct TransferRejected {
 }
 
 /// One entity of a neighbour's border list.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GhostState {
     /// Its (globally unique) id.
     pub id: EntityId,
@@ -250,7 +293,7 @@ pub struct GhostState {
 
 /// A zone's entities within the border of one neighbour, after one tick: made by
 /// [`Zone::border_export`], applied by the neighbour's [`Zone::set_ghosts`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BorderExport {
     /// The exporting zone (owner of the entities).
     pub from: ZoneId,
@@ -763,6 +806,9 @@ impl Zone {
     /// 5. flush transmits of the connections still here ([`Zone::poll_transmit`]; a
     ///    transfer carries those not yet flushed).
     pub fn take_player(&mut self, id: ConnectionId) -> Option<PlayerTransfer> {
+        // The connection's own events become the zone's now: an encoded transfer carries
+        // none.
+        self.collect_events(id);
         let player = self.players.get(&id)?;
         let (Some(character), Some(entity)) = (player.character, player.connection.entity()) else {
             return None;
