@@ -139,7 +139,7 @@ impl Server {
         let gateway = Gateway::new(config.gateway.clone())?;
         let home = home_zone(&config);
         let (endpoint, local_addr) = bind_endpoint(&config)?;
-        let zones = ZoneSet::start(&config, None)?;
+        let zones = ZoneSet::start(&config, None, None)?;
         let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
             gateway,

@@ -5,10 +5,19 @@
 //! [`ZoneSet::start`] builds one [`Zone`] per zone of the layout (or one for the whole
 //! world), gives each its inbox and peer channel, and runs each on its own thread (the
 //! `zone_thread` module) on one shared tick schedule.
+//!
+//! **In a fleet** ([`FleetPart`]) a zone process runs only some zones of the layout. The
+//! others are run by other processes: their inboxes here are closed, and what the local
+//! zones send to their peer channels (players handed over, border exports, kicks, chat)
+//! waits in [`ZoneSet::remote`] for the relay, which carries handoffs and border exports
+//! to the owning process over NATS and drops the rest. Every process of the world numbers
+//! ticks from the world's epoch (a wall-clock instant shared through the fleet's
+//! directory), so tick `n` covers the same interval everywhere and a handed-over session's
+//! tick numbers stay meaningful.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use mmo_core::world::ZoneId;
 use mmo_core::zone::{ConnectionId, Zone, ZoneConfig, ZonePlacement};
@@ -17,7 +26,32 @@ use tokio::sync::{mpsc, oneshot};
 use crate::NetError;
 use crate::chat::ChatHub;
 use crate::server::ServerConfig;
-use crate::zone_thread::{Inspect, PeerMsg, Shared, ZoneMsg};
+use crate::zone_thread::{AccountRegistry, Inspect, PeerMsg, Shared, ZoneMsg};
+
+/// A zone process's part of a world run by several processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FleetPart {
+    /// The zones run here (ids of the layout); the others are remote.
+    pub(crate) local_zones: Vec<u16>,
+    /// The world's tick 0, µs since the Unix epoch.
+    pub(crate) epoch_unix_us: u64,
+}
+
+/// What local zones send towards one remote zone.
+pub(crate) struct RemotePeer {
+    /// The remote zone's id.
+    pub(crate) zone: u16,
+    /// Its peer channel's receiving end.
+    pub(crate) messages: mpsc::UnboundedReceiver<PeerMsg>,
+}
+
+impl std::fmt::Debug for RemotePeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemotePeer")
+            .field("zone", &self.zone)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The running zone threads of a process.
 #[derive(Debug)]
@@ -32,6 +66,16 @@ pub(crate) struct ZoneSet {
     pub(crate) chat: ChatHub,
     /// The instant tick 0 started (the zones' clock; datagrams are stamped with it).
     pub(crate) start: Instant,
+    /// Peer channel of each zone, indexed by zone id (remote ones end in [`ZoneSet::remote`]).
+    pub(crate) peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
+    /// Whether each zone (by id) runs here.
+    pub(crate) local: Vec<bool>,
+    /// Account -> connection of every logged-in player of this process.
+    pub(crate) accounts: AccountRegistry,
+    /// Border exports waiting in each zone's peer channel, by zone id.
+    pub(crate) border_backlog: Arc<[AtomicUsize]>,
+    /// What local zones send to remote ones; taken by the relay.
+    pub(crate) remote: Vec<RemotePeer>,
 }
 
 impl ZoneSet {
@@ -41,31 +85,75 @@ impl ZoneSet {
     pub(crate) fn start(
         config: &ServerConfig,
         relay_tick: Option<Arc<tokio::sync::Notify>>,
+        fleet: Option<&FleetPart>,
     ) -> Result<ZoneSet, NetError> {
         check_config(config)?;
-        let zones = build_zones(config)?;
-        let mut inboxes = Vec::with_capacity(zones.len());
+        let all_ids = zone_ids(config);
+        let local: Vec<bool> = match fleet {
+            Some(part) => {
+                for &id in &part.local_zones {
+                    if !all_ids.contains(&id) {
+                        return Err(NetError::Config(format!(
+                            "fleet.zones: zone {id} is not a zone of the world layout (zones 0 to {})",
+                            all_ids.len().saturating_sub(1)
+                        )));
+                    }
+                }
+                if part.local_zones.is_empty() {
+                    return Err(NetError::Config("fleet.zones is empty".into()));
+                }
+                all_ids
+                    .iter()
+                    .map(|id| part.local_zones.contains(id))
+                    .collect()
+            }
+            None => vec![true; all_ids.len()],
+        };
+        let (start, first_tick) = match fleet {
+            Some(part) => world_clock(part.epoch_unix_us, config.zone.tick_rate.tick_us())?,
+            None => (Instant::now(), 0),
+        };
+        let mut zones = build_zones(config)?;
+        zones.retain(|z| local[usize::from(z.zone_id().0)]);
+        for zone in &mut zones {
+            zone.start_at_tick(mmo_core::time::Tick(first_tick))
+                .map_err(NetError::Config)?;
+        }
+        let mut inboxes = Vec::with_capacity(all_ids.len());
         let mut inbox_rxs = Vec::with_capacity(zones.len());
-        let mut peers = Vec::with_capacity(zones.len());
+        let mut peers = Vec::with_capacity(all_ids.len());
         let mut peer_rxs = Vec::with_capacity(zones.len());
-        for _ in &zones {
+        let mut remote = Vec::new();
+        for &id in &all_ids {
             let (tx, rx) = mpsc::channel(config.inbox_capacity);
             inboxes.push(tx);
-            inbox_rxs.push(rx);
-            let (tx, rx) = mpsc::unbounded_channel();
-            peers.push(tx);
-            peer_rxs.push(rx);
+            let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+            peers.push(peer_tx);
+            if local[usize::from(id)] {
+                inbox_rxs.push(rx);
+                peer_rxs.push(peer_rx);
+            } else {
+                // A remote zone's inbox is closed here: nothing is queued for it.
+                drop(rx);
+                remote.push(RemotePeer {
+                    zone: id,
+                    messages: peer_rx,
+                });
+            }
         }
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let peers: Arc<[mpsc::UnboundedSender<PeerMsg>]> = peers.into();
         let chat = ChatHub::new(config.chat, peers.clone(), config.chat_bridge.clone());
+        let accounts: AccountRegistry = Arc::new(Mutex::new(Default::default()));
+        let border_backlog: Arc<[AtomicUsize]> =
+            (0..all_ids.len()).map(|_| AtomicUsize::new(0)).collect();
         let shared = Shared {
             authority: config.authority.clone(),
-            accounts: Arc::new(Mutex::new(Default::default())),
+            accounts: accounts.clone(),
             chat: chat.clone(),
-            peers,
-            start: Instant::now(),
-            border_backlog: (0..zones.len()).map(|_| AtomicUsize::new(0)).collect(),
+            peers: peers.clone(),
+            start,
+            border_backlog: border_backlog.clone(),
             stop: stop_rx,
             store: config.store.clone(),
             save_interval: config.save_interval,
@@ -94,6 +182,11 @@ impl ZoneSet {
             stop,
             chat,
             start: shared.start,
+            peers,
+            local,
+            accounts,
+            border_backlog,
+            remote,
         })
     }
 
@@ -135,6 +228,41 @@ impl ZoneSet {
     pub(crate) fn stop_now(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// The zones' clock in a fleet: the instant of the world's tick 0 (`epoch_unix_us`) on this
+/// process's monotonic clock, and the tick running now.
+///
+/// # Errors
+/// An epoch more than a second in the future (clocks apart: the process would wait), or so
+/// old that tick numbers no longer fit 32 bits (about 4.5 years at 30 Hz).
+pub(crate) fn world_clock(epoch_unix_us: u64, tick_us: u64) -> Result<(Instant, u32), NetError> {
+    let now_unix_us = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|e| NetError::Config(format!("system clock before 1970: {e}")))?
+        .as_micros() as u64;
+    if epoch_unix_us > now_unix_us.saturating_add(1_000_000) {
+        return Err(NetError::Config(format!(
+            "the world's epoch is {} ms in the future of this machine's clock: synchronise the clocks (NTP)",
+            (epoch_unix_us - now_unix_us) / 1000
+        )));
+    }
+    let elapsed_us = now_unix_us.saturating_sub(epoch_unix_us);
+    let tick = elapsed_us / tick_us.max(1);
+    let tick = u32::try_from(tick).map_err(|_| {
+        NetError::Config(format!(
+            "the world's epoch is {} days old: tick numbers would not fit 32 bits; start the world under a new name",
+            elapsed_us / 86_400_000_000
+        ))
+    })?;
+    let start = Instant::now()
+        .checked_sub(Duration::from_micros(elapsed_us))
+        .ok_or_else(|| {
+            NetError::Config(
+                "the world's epoch is older than this machine's monotonic clock".into(),
+            )
+        })?;
+    Ok((start, tick))
 }
 
 /// Checks the settings the zone threads need: positive channel capacities, and a positive

@@ -50,6 +50,8 @@ use crate::persist::CharacterStore;
 
 mod saving;
 
+pub(crate) use saving::SaveState;
+
 /// At most this many ticks are run back to back to catch up after a stall; past that the
 /// missed ticks are simulated without replication (up to [`MAX_SIMULATED_MISSED_TICKS`]).
 const MAX_CATCH_UP_TICKS: u32 = 5;
@@ -64,7 +66,7 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Border exports queued for one zone (from all its neighbours, at most 8) beyond which
 /// more are not sent: the peer channel stays bounded even when that zone stalls.
-const MAX_BORDER_BACKLOG: usize = 32;
+pub(crate) const MAX_BORDER_BACKLOG: usize = 32;
 
 /// An inspection job: runs on the zone thread with the zone and its live connection ids.
 pub(crate) type Inspect = Box<dyn FnOnce(&Zone, &[ConnectionId]) + Send>;
@@ -118,12 +120,29 @@ pub(crate) type KickDone = Arc<Mutex<Option<oneshot::Sender<()>>>>;
 
 /// One connection as its zone thread knows it; moves with the player at a handoff.
 pub(crate) struct Conn {
-    outbox: mpsc::Sender<Queued>,
+    pub(crate) outbox: mpsc::Sender<Queued>,
     /// Control-stream chunks in arrival order.
-    control: mpsc::Receiver<Vec<u8>>,
-    link: Arc<Link>,
+    pub(crate) control: mpsc::Receiver<Vec<u8>>,
+    pub(crate) link: Arc<Link>,
     /// The session's byte counters at the last sample.
     sampled: ConnectionStats,
+}
+
+impl Conn {
+    /// A connection arriving from another process (its byte counters start here).
+    pub(crate) fn arriving(
+        outbox: mpsc::Sender<Queued>,
+        control: mpsc::Receiver<Vec<u8>>,
+        link: Arc<Link>,
+        stats: ConnectionStats,
+    ) -> Conn {
+        Conn {
+            outbox,
+            control,
+            link,
+            sampled: stats,
+        }
+    }
 }
 
 /// Account -> connection of every logged-in player of the server (all zones).
@@ -285,7 +304,9 @@ impl ZoneLoop {
         mut peers: mpsc::UnboundedReceiver<PeerMsg>,
     ) {
         let tick = Duration::from_micros(self.zone.config().tick_rate.tick_us());
-        let mut next_tick = self.shared.start + tick;
+        // Tick `n` starts at `start + n * tick` (in a fleet the zone starts at the world's
+        // current tick, see `zone_set`).
+        let mut next_tick = self.shared.start + tick * self.zone.tick().0.saturating_add(1);
         let mut stop = self.shared.stop.clone();
         loop {
             tokio::select! {

@@ -42,6 +42,7 @@ fn settings(url: &str, world: &str) -> RelaySettings {
         // The directory when a Redis is at hand (`ci/services.sh` starts one).
         redis_url: std::env::var("MMO_TEST_REDIS_URL").ok(),
         nats_security: None,
+        zones: None,
     }
 }
 
@@ -380,4 +381,202 @@ async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
     })
     .await
     .expect("finished within 30 s");
+}
+
+/// Zone 0 and zone 1 of one world run in two zone processes. A walks from zone 0 into zone
+/// 1 and back (a handoff between processes each way, through NATS, while one gateway keeps
+/// its QUIC connection) and asks for an inventory operation every few ticks on the way; B
+/// stays in zone 0 near the border and watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_walks_into_a_zone_of_another_zone_process_and_back() {
+    let Some(url) = nats_url() else { return };
+    if std::env::var("MMO_TEST_REDIS_URL").is_err() {
+        assert_ne!(
+            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
+        );
+        println!("skipped: MMO_TEST_REDIS_URL not set");
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(60), across_processes(url))
+        .await
+        .expect("finished within 60 s");
+}
+
+/// `entity`'s character if `zone` of `process` has its session.
+async fn in_zone(
+    process: &ZoneProcess,
+    zone: u16,
+    entity: mmo_core::entity::EntityId,
+) -> Option<Option<mmo_core::entity::CharacterState>> {
+    process
+        .inspect_zone(ZoneId(zone), move |z, ids| {
+            ids.iter()
+                .find(|id| z.connection(**id).and_then(|c| c.entity()) == Some(entity))
+                .and_then(|id| z.character(*id).copied())
+        })
+        .await
+}
+
+async fn across_processes(url: String) {
+    use mmo_core::gameplay::messages::InventoryOp;
+    common::install_recorder();
+    let relay = settings(&url, "across");
+    let (config, trust, zone) = config();
+    let zones_0 = ZoneProcess::start(
+        &config,
+        RelaySettings {
+            zones: Some(vec![0]),
+            ..relay.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let zones_1 = ZoneProcess::start(
+        &config,
+        RelaySettings {
+            zones: Some(vec![1]),
+            ..relay.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((zones_0.zone_count(), zones_1.zone_count()), (1, 1));
+    // A third process cannot take zone 1 while the second holds it.
+    let refused = ZoneProcess::start(
+        &config,
+        RelaySettings {
+            zones: Some(vec![1]),
+            ..relay.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("zone 1"), "{refused}");
+    let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut a = connect(&gateway, trust, &zone, "a").await;
+    let mut b = connect(&gateway, trust, &zone, "b").await;
+    let idle = MoveInput::default();
+    let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+    let west = MoveInput::from_controls(-1.0, 0.0, 0.0, Buttons::default());
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    common::player::until_they_see_each_other(&mut a, &mut b, &mut interval, tick_s).await;
+    let a_entity = a.entity().expect("A welcomed");
+    let b_entity = b.entity().expect("B welcomed");
+    assert!(in_zone(&zones_0, 0, a_entity).await.flatten().is_some());
+    let handed_out = common::counter("mmo_relay_events_total", &[("event", "handed_out")]);
+
+    // East into zone 1 (the other process), then idle, then west back into zone 0.
+    let mut requests = Vec::new();
+    let mut b_lost_a = 0;
+    let mut a_lost_b = 0;
+    let mut seen_in_zone_1 = false;
+    for i in 0..330 {
+        interval.tick().await;
+        let input = match i {
+            0..120 => east,
+            120..165 => idle,
+            165..285 => west,
+            _ => idle,
+        };
+        a.tick(input, tick_s);
+        b.tick(idle, tick_s);
+        if i % 8 == 0 && a.client.state() == ClientState::Active {
+            requests.push(
+                a.client
+                    .session_mut()
+                    .inventory_op(InventoryOp::Swap { a: 0, b: 1 })
+                    .expect("active"),
+            );
+        }
+        if !b.sees(a_entity) {
+            b_lost_a += 1;
+        }
+        if !a.sees(b_entity) {
+            a_lost_b += 1;
+        }
+        if i == 150 {
+            let there = in_zone(&zones_1, 1, a_entity).await.flatten();
+            seen_in_zone_1 = there.is_some();
+            assert!(
+                in_zone(&zones_0, 0, a_entity).await.flatten().is_none(),
+                "A is in one process only"
+            );
+        }
+    }
+    for _ in 0..15 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+    }
+    assert!(seen_in_zone_1, "A's session ran in the second zone process");
+    let handed_out_now = common::counter("mmo_relay_events_total", &[("event", "handed_out")]);
+    assert!(
+        handed_out_now >= handed_out + 2,
+        "two handoffs between processes: {handed_out} -> {handed_out_now}, refused {}, unanswered {}, position {}",
+        common::counter("mmo_relay_events_total", &[("event", "handoff_refused")]),
+        common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]),
+        a.position_m()
+    );
+    let a_position = a.position_m();
+    assert!(
+        a_position.x < 0.0,
+        "A walked back into zone 0: {a_position}"
+    );
+    let server_a = in_zone(&zones_0, 0, a_entity)
+        .await
+        .flatten()
+        .expect("A's session is back in the first process");
+    assert!(
+        (server_a.position_m - a_position).length() < 1e-3,
+        "server {} vs predicted {a_position}",
+        server_a.position_m
+    );
+    assert_eq!(a.client.state(), ClientState::Active, "A stayed connected");
+    let stats = a.client.session().stats();
+    assert_eq!(
+        stats.corrections, 0,
+        "A's prediction agreed with both processes"
+    );
+    assert_eq!(stats.snapshots_undecodable, 0);
+    assert_eq!(
+        b_lost_a, 0,
+        "B saw A in every frame, across the process border"
+    );
+    assert_eq!(a_lost_b, 0, "A saw B in every frame");
+    // Every inventory request was answered exactly once, through both processes.
+    let mut answered: Vec<u32> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::InventoryResult(r) => Some(r.request),
+            _ => None,
+        })
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered, requests, "each request answered once");
+
+    // A leaves: the first process ends its session, B is told.
+    a.client.disconnect(Duration::from_secs(2)).await;
+    let mut left = false;
+    for _ in 0..30 {
+        interval.tick().await;
+        b.tick(idle, tick_s);
+        if b.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == a_entity))
+        {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "B got A's leave within a second");
+    gateway.shutdown(Duration::from_secs(1)).await;
+    zones_0.shutdown(Duration::from_secs(2)).await;
+    zones_1.shutdown(Duration::from_secs(2)).await;
 }

@@ -109,8 +109,8 @@ authorization {{
         publish: ["mmo.{world}.zone.>", "mmo.{world}.zproc.>"],
         subscribe: ["mmo.{world}.gw.>"] }} }}
     {{ user: "zone", password: "zone-secret", permissions: {{
-        publish: ["mmo.{world}.gw.>"],
-        subscribe: ["mmo.{world}.zone.>", "mmo.{world}.zproc.>"] }} }}
+        publish: ["mmo.{world}.gw.>", "mmo.{world}.peer.>"],
+        subscribe: ["mmo.{world}.zone.>", "mmo.{world}.zproc.>", "mmo.{world}.peer.>"] }} }}
   ]
 }}
 "#,
@@ -168,6 +168,7 @@ fn settings(nats: &SecureNats, world: &str, user: &str, password: &str) -> Relay
             password: Some(password.to_owned()),
             ca_file: Some(nats.ca_file.clone()),
         }),
+        zones: None,
     }
 }
 

@@ -45,6 +45,7 @@
 //! | `--nats-user` | `MMO_NATS_USER` | `[fleet] nats_user` | none |
 //! | `--nats-password-file` | `MMO_NATS_PASSWORD_FILE` | `[fleet] nats_password_file` | none |
 //! | `--nats-ca-file` | `MMO_NATS_CA_FILE` | `[fleet] nats_ca_file` | none (plain TCP) |
+//! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids) |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
 //! [`crate::service_settings`].
@@ -459,6 +460,7 @@ fn option_name(key: &str) -> String {
         "fleet.nats_ca_file" | "nats_ca_file" => {
             "--nats-ca-file / MMO_NATS_CA_FILE / [fleet] nats_ca_file".to_owned()
         }
+        "fleet.zones" | "zones" => "--zones / MMO_ZONES / [fleet] zones".to_owned(),
         "accounts.logins_per_address_per_min" | "logins_per_address_per_min" => {
             "--logins-per-address-per-min / MMO_LOGINS_PER_ADDRESS_PER_MIN / [accounts] logins_per_address_per_min".to_owned()
         }
@@ -841,6 +843,10 @@ pub struct Cli {
     /// [env: MMO_NATS_CA_FILE] [default: none, plain TCP]
     #[arg(long, value_name = "FILE")]
     pub nats_ca_file: Option<PathBuf>,
+    /// Zone role: the ids of the layout's zones this process runs, comma-separated (other
+    /// zone processes of the world run the rest) [env: MMO_ZONES] [default: all zones]
+    #[arg(long, value_name = "IDS")]
+    pub zones: Option<String>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -1014,11 +1020,17 @@ pub fn apply_env(
     if let Some(v) = get("nats_ca_file") {
         settings.fleet.nats_ca_file = Some(PathBuf::from(v));
     }
+    if let Some(v) = get("zones") {
+        settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(&v)?);
+    }
     Ok(())
 }
 
 /// Applies the flags that were given over `settings`.
-pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
+///
+/// # Errors
+/// A flag whose value does not parse (`--zones`), naming it.
+pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigError> {
     if let Some(v) = cli.quic_addr {
         settings.quic_addr = v;
     }
@@ -1109,6 +1121,10 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) {
     if let Some(v) = &cli.nats_ca_file {
         settings.fleet.nats_ca_file = Some(v.clone());
     }
+    if let Some(v) = &cli.zones {
+        settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(v)?);
+    }
+    Ok(())
 }
 
 /// Merges every layer (defaults < file < `env` < `cli`) and validates the result. `env`
@@ -1127,7 +1143,7 @@ pub fn load(
         None => ServerSettings::default(),
     };
     apply_env(&mut settings, env)?;
-    apply_cli(&mut settings, cli);
+    apply_cli(&mut settings, cli)?;
     settings.validate()?;
     Ok(settings)
 }

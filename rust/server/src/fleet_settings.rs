@@ -73,6 +73,9 @@ pub struct FleetSettings {
     /// PEM file of the certificate authority of the NATS server's certificate: when set,
     /// the connection must be TLS and the server's certificate is checked against it.
     pub nats_ca_file: Option<PathBuf>,
+    /// Zone role: the ids of the layout's zones this process runs (`None`: all). Several
+    /// zone processes split a world this way; needs the directory (`--redis-url`).
+    pub zones: Option<Vec<u16>>,
 }
 
 impl Default for FleetSettings {
@@ -84,8 +87,27 @@ impl Default for FleetSettings {
             nats_user: None,
             nats_password_file: None,
             nats_ca_file: None,
+            zones: None,
         }
     }
+}
+
+/// Parses `--zones` / `MMO_ZONES`: comma-separated zone ids (`0,1`).
+///
+/// # Errors
+/// A part that is not a zone id, naming it.
+pub fn parse_zone_list(text: &str) -> Result<Vec<u16>, ConfigError> {
+    text.split(',')
+        .map(|part| {
+            part.trim().parse::<u16>().map_err(|_| {
+                error(
+                    "fleet.zones",
+                    text,
+                    format!("`{}` is not a zone id (0..=65535)", part.trim()),
+                )
+            })
+        })
+        .collect()
 }
 
 impl FleetSettings {
@@ -109,6 +131,24 @@ impl FleetSettings {
                 self.nats_user.as_deref().unwrap_or("(none)"),
                 "set together with fleet.nats_password_file, or neither",
             ));
+        }
+        if let Some(zones) = &self.zones {
+            let text = format!("{zones:?}");
+            if self.role != Role::Zone {
+                return Err(error(
+                    "fleet.zones",
+                    &text,
+                    "only the zone role runs a part of the world's zones",
+                ));
+            }
+            if zones.is_empty() {
+                return Err(error("fleet.zones", &text, "name at least one zone"));
+            }
+            let mut sorted = zones.clone();
+            sorted.sort_unstable();
+            if sorted.windows(2).any(|w| w[0] == w[1]) {
+                return Err(error("fleet.zones", &text, "a zone is named twice"));
+            }
         }
         match (&self.nats_url, self.role) {
             (None, Role::Gateway | Role::Zone) => Err(error(
@@ -164,6 +204,7 @@ impl FleetSettings {
             world: self.world.clone(),
             redis_url: redis_url.map(str::to_owned),
             nats_security: security,
+            zones: self.zones.clone(),
         }))
     }
 }
@@ -171,6 +212,43 @@ impl FleetSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_list_parses_and_belongs_to_the_zone_role_only() {
+        assert_eq!(parse_zone_list("0, 2,3").unwrap(), vec![0, 2, 3]);
+        let bad = parse_zone_list("0,x").unwrap_err();
+        assert!(bad.to_string().contains("`x` is not a zone id"), "{bad}");
+        let zone = FleetSettings {
+            role: Role::Zone,
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            zones: Some(vec![1]),
+            ..FleetSettings::default()
+        };
+        assert!(zone.validate().is_ok());
+        assert_eq!(zone.relay(None).unwrap().unwrap().zones, Some(vec![1]));
+        let twice = FleetSettings {
+            zones: Some(vec![1, 1]),
+            ..zone.clone()
+        };
+        assert!(
+            twice
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("named twice")
+        );
+        let gateway = FleetSettings {
+            role: Role::Gateway,
+            ..zone.clone()
+        };
+        assert!(
+            gateway
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only the zone role")
+        );
+    }
 
     #[test]
     fn the_relay_roles_need_a_nats_url_and_a_good_world_name() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the relay format. A process that receives another version drops the batch
 /// and counts it (`RelayError::Version`); a rolling upgrade that changes the format runs
 /// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
-pub const RELAY_FORMAT_VERSION: u8 = 1;
+pub const RELAY_FORMAT_VERSION: u8 = 2;
 
 /// Largest encoded batch, bytes: NATS's default maximum payload (1 MiB). Encoders split
 /// their items over several batches below it; decoders refuse larger ones.
@@ -94,6 +94,19 @@ pub enum StreamItem {
         /// A `DisconnectReason` code (`mmo_core::control::DisconnectReason::code`); an
         /// unknown code is read as `ServerShutdown` (zone to gateway) or `ClientQuit`.
         reason_code: u16,
+    },
+    /// Zone to gateway, the last item of the old zone process's direction: the session
+    /// moved to another zone process (a handoff across processes, `RELAY_FORMAT.md`
+    /// section 6). The gateway sends this connection's items to `zone_process` from now on,
+    /// starting both directions again at item 0: it first resends, in order, its items
+    /// numbered `resume_seq` and above (the old process did not take them), then goes on;
+    /// items the new process sent before this one are delivered after it.
+    Moved {
+        /// The new zone process's id (its subject is `mmo.<world>.zproc.<id as 16 hex
+        /// digits>`).
+        zone_process: u64,
+        /// The first of the gateway's items the old process did not take.
+        resume_seq: u64,
     },
 }
 
@@ -270,8 +283,13 @@ mod tests {
         let bytes = sample().encode().unwrap();
         assert_eq!(Batch::decode(&[]), Err(RelayError::Empty));
         let mut other = bytes.clone();
-        other[0] = 2;
-        assert_eq!(Batch::decode(&other), Err(RelayError::Version { got: 2 }));
+        other[0] = RELAY_FORMAT_VERSION + 1;
+        assert_eq!(
+            Batch::decode(&other),
+            Err(RelayError::Version {
+                got: RELAY_FORMAT_VERSION + 1
+            })
+        );
         for cut in 1..bytes.len() {
             assert!(
                 matches!(Batch::decode(&bytes[..cut]), Err(RelayError::Malformed(_))),

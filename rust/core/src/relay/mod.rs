@@ -10,14 +10,18 @@
 //!
 //! - [`message`]: the batch both sides publish, its versioned encoding and its limits;
 //! - [`reliable`]: a sequence-numbered, acknowledged, retransmitted stream of
-//!   [`message::StreamItem`]s per connection and direction.
+//!   [`message::StreamItem`]s per connection and direction;
+//! - [`peer`]: what zone processes say to each other (players handed over, border
+//!   exports).
 //!
 //! Sans-IO like the rest of the crate: time is an argument (`now_us`), and the drivers in
 //! `mmo-net` own the NATS client. The format is specified in `RELAY_FORMAT.md` next to this
 //! file.
 
 pub mod message;
+pub mod peer;
 pub mod reliable;
 
 pub use message::{Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem};
+pub use peer::{Handoff, HandoffAnswer, PEER_FORMAT_VERSION, PeerError, PeerMessage};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

@@ -115,6 +115,17 @@ impl ReliableSender {
         seq
     }
 
+    /// Takes the items numbered `from_seq` and above that are not acknowledged yet, in
+    /// order, leaving the sender without them (the stream moves to another peer, which
+    /// gets them again under new numbers).
+    pub fn take_unacked_from(&mut self, from_seq: u64) -> Vec<StreamItem> {
+        self.unacked
+            .drain(..)
+            .filter(|p| p.seq >= from_seq)
+            .map(|p| p.item)
+            .collect()
+    }
+
     /// Items acknowledged so far (every item below this number).
     #[must_use]
     pub fn acked_count(&self) -> u64 {

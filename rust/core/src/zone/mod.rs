@@ -1116,6 +1116,25 @@ impl Zone {
         report
     }
 
+    /// Puts a zone that has not run yet at `tick`, so that it keeps a fleet's tick numbering
+    /// (every zone process of a world numbers ticks from the world's epoch: see
+    /// `docs/fleet.md`). The next [`Zone::run_tick`] runs `tick + 1`.
+    ///
+    /// # Errors
+    /// The zone has connections or already ran a tick (its numbering is in use).
+    pub fn start_at_tick(&mut self, tick: Tick) -> Result<(), String> {
+        if self.tick != Tick(0) || !self.players.is_empty() {
+            return Err(format!(
+                "zone {} already runs (tick {}, {} connections): its tick cannot be set",
+                self.zone_id().0,
+                self.tick.0,
+                self.players.len()
+            ));
+        }
+        self.tick = tick;
+        Ok(())
+    }
+
     /// Starts the next tick and returns it. [`Zone::run_tick`] does this; call it directly
     /// only to run (and time) the phases one by one.
     pub fn advance_tick(&mut self) -> Tick {

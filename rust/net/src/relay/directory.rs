@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `zone:<zone id>:owner` | `<zone process id, 16 hex digits>:<fencing token>`, expiring after [`LEASE_MS`] unless renewed |
 //! | `zone:<zone id>:fence` | the zone's fencing counter: every lease taken increments it |
+//! | `epoch_unix_us` | the world's tick 0, µs since the Unix epoch: set once by the first zone process ([`world_epoch_unix_us`]), so every process numbers ticks alike |
 //!
 //! A zone process takes the lease of every zone it runs before it serves anyone
 //! ([`ZoneLeases::acquire`]: refused, naming the owner, while another process holds one),
@@ -16,10 +17,12 @@
 //! unreachable: the lease may have expired and been taken), means ownership is lost: the
 //! process must stop acting as the owner ([`ZoneLeases::lost`] resolves).
 //!
-//! The fencing token grows with every lease of a zone, so a consumer that remembers the
-//! highest token it saw for a zone can refuse a process acting on an older lease. Not done
-//! yet: no consumer checks it (gateways route by the zone's subject, one zone process per
-//! world; saves do not carry it): that is the next step with handoff across processes.
+//! The fencing token grows with every lease of a zone, so a consumer can refuse a process
+//! acting on an older lease: a zone process taking a player handed over from zone `z`
+//! checks that the sender's `<process>:<token>` is what `zone:<z>:owner` holds now
+//! ([`ZoneLeases::holds`]). Not done yet: gateways do not check it (they route by subjects,
+//! which only the zone's current owner subscribes to after a clean handover) and saves do
+//! not carry it.
 
 use std::time::{Duration, Instant};
 
@@ -69,10 +72,59 @@ struct Lease {
     token: u64,
 }
 
+/// Fencing checks against the directory (see the module docs); cheap to clone.
+#[derive(Clone)]
+pub struct Fencing {
+    connection: redis::aio::MultiplexedConnection,
+    world: String,
+    tokens: Vec<(u16, u64)>,
+}
+
+impl std::fmt::Debug for Fencing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fencing")
+            .field("world", &self.world)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fencing {
+    /// Whether `zone`'s lease is held now by `process` with fencing token `token` (one
+    /// Redis read, at most 500 ms).
+    ///
+    /// # Errors
+    /// Redis unreachable or too slow: the caller must treat ownership as unproven.
+    pub async fn holds(&self, zone: u16, process: u64, token: u64) -> Result<bool, NetError> {
+        let mut connection = self.connection.clone();
+        let key = format!("mmo:{}:zone:{zone}:owner", self.world);
+        let read = tokio::time::timeout(
+            Duration::from_millis(500),
+            redis::cmd("GET")
+                .arg(&key)
+                .query_async::<Option<String>>(&mut connection),
+        )
+        .await
+        .map_err(|_| NetError::Connection("fleet directory Redis: no answer in 500 ms".into()))?
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+        Ok(read.as_deref() == Some(format!("{process:016x}:{token}").as_str()))
+    }
+
+    /// This process's fencing token for `zone` (`None`: not taken here).
+    #[must_use]
+    pub fn token(&self, zone: u16) -> Option<u64> {
+        self.tokens
+            .iter()
+            .find(|(z, _)| *z == zone)
+            .map(|(_, t)| *t)
+    }
+}
+
 /// The leases of one zone process; see the module docs.
 #[derive(Debug)]
 pub struct ZoneLeases {
     connection: redis::aio::MultiplexedConnection,
+    world: String,
     leases: Vec<Lease>,
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<Option<String>>,
@@ -135,10 +187,22 @@ impl ZoneLeases {
         let renewer = tokio::spawn(renew(connection.clone(), leases.clone(), lost_tx));
         Ok(ZoneLeases {
             connection,
+            world: world.to_owned(),
             leases,
             renewer,
             lost,
         })
+    }
+
+    /// What the relay needs to check fencing tokens: a Redis connection, the world, this
+    /// process's tokens.
+    #[must_use]
+    pub fn fencing(&self) -> Fencing {
+        Fencing {
+            connection: self.connection.clone(),
+            world: self.world.clone(),
+            tokens: self.leases.iter().map(|l| (l.zone, l.token)).collect(),
+        }
     }
 
     /// The fencing token of `zone`'s lease, if this process holds it.
@@ -173,6 +237,42 @@ impl Drop for ZoneLeases {
         // Dropped without `release`: the leases expire after `LEASE_MS`.
         self.renewer.abort();
     }
+}
+
+/// The world's tick 0 (µs since the Unix epoch): the value under `mmo:<world>:epoch_unix_us`,
+/// set to now by the first process that asks.
+///
+/// # Errors
+/// Redis unreachable, or a value there that is not a number.
+pub async fn world_epoch_unix_us(redis_url: &str, world: &str) -> Result<u64, NetError> {
+    let client = redis::Client::open(redis_url)
+        .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+    let key = format!("mmo:{world}:epoch_unix_us");
+    let now_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_err(|e| NetError::Config(format!("system clock before 1970: {e}")))?
+        .as_micros() as u64;
+    let _: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(now_unix_us)
+        .arg("NX")
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+    let value: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+    value.parse().map_err(|_| {
+        NetError::Config(format!(
+            "fleet directory: {key} holds {value:?}, not a number"
+        ))
+    })
 }
 
 async fn release_all(connection: &mut redis::aio::MultiplexedConnection, leases: &[Lease]) {

@@ -125,6 +125,7 @@ impl GatewayProcess {
         let relay_task = tokio::spawn(
             RelayLoop {
                 client,
+                settings: relay.clone(),
                 id,
                 my_subject,
                 home_subject: relay.zone_subject(home),
@@ -288,6 +289,12 @@ pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) 
     tracing::debug!(connection = local, reason = reason.as_str(), %message, "relayed connection ended");
 }
 
+/// The zone process a session is moving to, heard from before the move completed.
+struct NextZone {
+    subject: String,
+    from_zone: ReliableReceiver,
+}
+
 /// One relayed connection as the relay task knows it.
 struct GatewayConn {
     /// `None` once the client's writer was told to close.
@@ -298,6 +305,14 @@ struct GatewayConn {
     from_zone: ReliableReceiver,
     /// Where its items go: the home zone's subject until the zone process names its own.
     zone_subject: String,
+    /// A zone process answered (`zone_subject` is its subject).
+    zone_answered: bool,
+    /// Stream items from another zone process, which the session is moving to; delivered
+    /// after the current one's `Moved`.
+    next: Option<NextZone>,
+    /// The zone process the session moved away from, and our final acknowledgement of its
+    /// stream (given again if it sends its `Moved` again: the first one was lost).
+    moved_from: Option<(String, AckFields)>,
     /// The QUIC connection ended (our `End` is queued).
     client_gone: bool,
     /// The zone's `End` arrived.
@@ -309,6 +324,7 @@ struct GatewayConn {
 
 struct RelayLoop {
     client: async_nats::Client,
+    settings: RelaySettings,
     id: u64,
     my_subject: String,
     home_subject: String,
@@ -407,6 +423,9 @@ impl RelayLoop {
                         to_zone,
                         from_zone: ReliableReceiver::new(),
                         zone_subject: self.home_subject.clone(),
+                        zone_answered: false,
+                        next: None,
+                        moved_from: None,
                         client_gone: false,
                         zone_ended: false,
                         end_acked_at_us: None,
@@ -498,8 +517,39 @@ impl RelayLoop {
                         }
                         continue;
                     };
-                    if conn.zone_subject != batch.reply_to {
+                    if !conn.zone_answered {
                         conn.zone_subject.clone_from(&batch.reply_to);
+                        conn.zone_answered = true;
+                    } else if let Some((subject, ack)) = &conn.moved_from
+                        && *subject == batch.reply_to
+                    {
+                        // The process the session left did not get our final ack.
+                        self.outgoing
+                            .entry(subject.clone())
+                            .or_default()
+                            .push(Item::Ack {
+                                conn: local,
+                                next_seq: ack.next_seq,
+                                credit_end: ack.credit_end,
+                            });
+                        continue;
+                    } else if conn.zone_subject != batch.reply_to {
+                        // The session is moving to this zone process: its items wait for
+                        // the current one's `Moved` (RELAY_FORMAT.md section 6).
+                        let next = match &mut conn.next {
+                            Some(next) if next.subject == batch.reply_to => next,
+                            next => next.insert(NextZone {
+                                subject: batch.reply_to.clone(),
+                                from_zone: ReliableReceiver::new(),
+                            }),
+                        };
+                        if let Err(e) = next.from_zone.on_item(seq, item) {
+                            count("stream_refused");
+                            tracing::warn!(connection = local, error = %e, "next zone process broke the relay stream: closing");
+                            close_client(conn, DisconnectReason::ServiceUnavailable);
+                        }
+                        self.dirty.push(local);
+                        continue;
                     }
                     if let Err(e) = conn.from_zone.on_item(seq, item) {
                         count("stream_refused");
@@ -513,10 +563,15 @@ impl RelayLoop {
                     next_seq,
                     credit_end,
                 } => {
-                    if let Some(conn) = self.conns.get_mut(&local)
-                        && conn.zone_subject != batch.reply_to
-                    {
-                        conn.zone_subject.clone_from(&batch.reply_to);
+                    if let Some(conn) = self.conns.get_mut(&local) {
+                        if !conn.zone_answered {
+                            conn.zone_subject.clone_from(&batch.reply_to);
+                            conn.zone_answered = true;
+                        } else if conn.zone_subject != batch.reply_to {
+                            // Acknowledges nothing we sent it (we send there only after the
+                            // move).
+                            continue;
+                        }
                     }
                     if let Some(conn) = self.conns.get_mut(&local)
                         && let Err(e) = conn.to_zone.on_ack(AckFields {
@@ -559,7 +614,17 @@ impl RelayLoop {
             let Some(conn) = self.conns.get_mut(&local) else {
                 continue;
             };
-            deliver(conn);
+            if let Some(final_ack) = deliver(conn, &self.settings, now_us, &mut self.last_heard_us)
+            {
+                self.outgoing
+                    .entry(final_ack.0)
+                    .or_default()
+                    .push(Item::Ack {
+                        conn: local,
+                        next_seq: final_ack.1.next_seq,
+                        credit_end: final_ack.1.credit_end,
+                    });
+            }
             drain_control(conn, Drain::WhileRoom);
             due.clear();
             conn.to_zone
@@ -578,6 +643,18 @@ impl RelayLoop {
                     next_seq: ack.next_seq,
                     credit_end: ack.credit_end,
                 });
+            }
+            if let Some(next) = &mut conn.next
+                && let Some(ack) = next.from_zone.take_ack(now_us, RETRANSMIT_AFTER_US)
+            {
+                self.outgoing
+                    .entry(next.subject.clone())
+                    .or_default()
+                    .push(Item::Ack {
+                        conn: local,
+                        next_seq: ack.next_seq,
+                        credit_end: ack.credit_end,
+                    });
             }
             let limit_us = if conn.to_zone.acked_count() == 0 {
                 OPEN_TIMEOUT_US
@@ -674,8 +751,16 @@ fn drain_control(conn: &mut GatewayConn, how: Drain) {
     }
 }
 
-/// Hands the zone's in-order stream items to the client's writer.
-fn deliver(conn: &mut GatewayConn) {
+/// Hands the zone's in-order stream items to the client's writer; at `Moved`, switches
+/// the connection to the new zone process and returns the old one's subject with the final
+/// acknowledgement of its stream (to send there).
+fn deliver(
+    conn: &mut GatewayConn,
+    settings: &RelaySettings,
+    now_us: u64,
+    last_heard_us: &mut HashMap<String, u64>,
+) -> Option<(String, AckFields)> {
+    let mut final_ack = None;
     while let Some(item) = conn.from_zone.pop() {
         match item {
             StreamItem::Bytes(bytes) => {
@@ -697,10 +782,40 @@ fn deliver(conn: &mut GatewayConn) {
                 close_client(conn, reason);
                 conn.zone_ended = true;
             }
+            StreamItem::Moved {
+                zone_process,
+                resume_seq,
+            } => {
+                // Both directions start again at item 0 with the new process: ours with
+                // the items the old one did not take, theirs with what it sent already.
+                let subject = settings.zone_process_subject(zone_process);
+                let ack = AckFields {
+                    next_seq: conn.from_zone.next_seq(),
+                    credit_end: conn
+                        .from_zone
+                        .next_seq()
+                        .saturating_add(mmo_core::relay::reliable::WINDOW_ITEMS),
+                };
+                let old = std::mem::replace(&mut conn.zone_subject, subject.clone());
+                conn.moved_from = Some((old.clone(), ack));
+                final_ack = Some((old, ack));
+                let resend = conn.to_zone.take_unacked_from(resume_seq);
+                conn.to_zone = ReliableSender::new();
+                for item in resend {
+                    conn.to_zone.push(item);
+                }
+                conn.from_zone = match conn.next.take() {
+                    Some(next) if next.subject == subject => next.from_zone,
+                    _ => ReliableReceiver::new(),
+                };
+                last_heard_us.entry(subject).or_insert(now_us);
+                count("moved");
+            }
             // Only a gateway opens.
             StreamItem::Open { .. } => count("wrong_direction"),
         }
     }
+    final_ack
 }
 
 /// Closes the client's QUIC connection with `reason` (the writer finishes the control

@@ -73,7 +73,7 @@ pub const PEER_TIMEOUT_US: u64 = 10_000_000;
 /// Longest wait for the NATS client to take one batch (its buffer is full only while the
 /// server is unreachable): past it the batch is dropped and counted, so the relay's timers
 /// and the other connections never wait for NATS.
-const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A zone process sends each gateway it has connections with at least one batch this often
 /// (an empty one when nothing is due), µs.
@@ -101,6 +101,9 @@ pub struct RelaySettings {
     /// How this process proves who it is to NATS and checks the server (`None`: plain TCP,
     /// no credentials: loopback trials only).
     pub nats_security: Option<NatsSecurity>,
+    /// Zone role: the zones of the layout this process runs (`None`: all of them). Several
+    /// zone processes split a world this way; it needs the directory (`redis_url`).
+    pub zones: Option<Vec<u16>>,
 }
 
 /// TLS and credentials towards the NATS server. Give each role its own user, whose
@@ -153,8 +156,12 @@ impl RelaySettings {
         format!("mmo.{}.zone.{zone}", self.world)
     }
 
-    fn zone_wildcard(&self) -> String {
-        format!("mmo.{}.zone.*", self.world)
+    fn peer_zone_subject(&self, zone: u16) -> String {
+        format!("mmo.{}.peer.zone.{zone}", self.world)
+    }
+
+    fn peer_process_subject(&self, id: u64) -> String {
+        format!("mmo.{}.peer.proc.{id:016x}", self.world)
     }
 
     fn zone_process_subject(&self, id: u64) -> String {

@@ -28,6 +28,8 @@ use crate::server::ServerConfig;
 use crate::zone_set::ZoneSet;
 use crate::zone_thread::ZoneMsg;
 
+mod handoff;
+
 /// The relay task's timer, besides the zone ticks: retransmissions, timeouts, stragglers.
 const TIMER: Duration = Duration::from_millis(50);
 /// How long a connection that ended is remembered, so a late duplicate of its opening
@@ -61,15 +63,32 @@ impl ZoneProcess {
         relay: RelaySettings,
     ) -> Result<ZoneProcess, NetError> {
         let id: u64 = rand::random();
-        let leases = match &relay.redis_url {
+        let all_zones = crate::zone_set::zone_ids(config);
+        let local_zones = relay.zones.clone().unwrap_or_else(|| all_zones.clone());
+        if relay.zones.is_some() && relay.redis_url.is_none() {
+            return Err(NetError::Config(
+                "fleet.zones (a zone process running some zones of the world) needs the fleet directory: set --redis-url".into(),
+            ));
+        }
+        let (leases, fleet) = match &relay.redis_url {
             Some(url) => {
-                let zones = crate::zone_set::zone_ids(config);
-                let leases =
-                    super::directory::ZoneLeases::acquire(url, &relay.world, id, zones).await?;
-                tracing::info!(process = %format!("{id:016x}"), "zone leases taken");
-                Some(leases)
+                let leases = super::directory::ZoneLeases::acquire(
+                    url,
+                    &relay.world,
+                    id,
+                    local_zones.iter().copied(),
+                )
+                .await?;
+                tracing::info!(process = %format!("{id:016x}"), zones = ?local_zones, "zone leases taken");
+                let epoch_unix_us =
+                    super::directory::world_epoch_unix_us(url, &relay.world).await?;
+                let fleet = crate::zone_set::FleetPart {
+                    local_zones: local_zones.clone(),
+                    epoch_unix_us,
+                };
+                (Some(leases), Some(fleet))
             }
-            None => None,
+            None => (None, None),
         };
         let client = relay.connect(&format!("mmo-zone-{id:016x}")).await?;
         let my_subject = relay.zone_process_subject(id);
@@ -82,15 +101,21 @@ impl ZoneProcess {
                     .map_err(|e| NetError::Connection(format!("NATS subscribe {subject}: {e}")))
             }
         };
-        let zone_subjects = subscribe(relay.zone_wildcard()).await?;
-        let own_subject = subscribe(my_subject.clone()).await?;
+        // Batches: new connections on each local zone's subject, the rest on our own.
+        let mut batch_subjects = vec![subscribe(my_subject.clone()).await?];
+        let mut peer_subjects = vec![subscribe(relay.peer_process_subject(id)).await?];
+        for &zone in &local_zones {
+            batch_subjects.push(subscribe(relay.zone_subject(zone)).await?);
+            peer_subjects.push(subscribe(relay.peer_zone_subject(zone)).await?);
+        }
         // Subscriptions are registered before any gateway can be told this process runs.
         client
             .flush()
             .await
             .map_err(|e| NetError::Connection(format!("NATS flush: {e}")))?;
         let tick = Arc::new(tokio::sync::Notify::new());
-        let zones = ZoneSet::start(config, Some(tick.clone()))?;
+        let mut zones = ZoneSet::start(config, Some(tick.clone()), fleet.as_ref())?;
+        let remote = handoff::forward_remote(std::mem::take(&mut zones.remote));
         let (stopping, stop_rx) = oneshot::channel();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let health = super::RelayHealth::default();
@@ -98,6 +123,8 @@ impl ZoneProcess {
             health: health.clone(),
             connections: connections.clone(),
             client,
+            me: id,
+            settings: relay.clone(),
             my_subject,
             inboxes: zones.inboxes.clone(),
             zone_clock: zones.start,
@@ -108,9 +135,25 @@ impl ZoneProcess {
             last_sent_us: HashMap::new(),
             clock: Instant::now(),
             stopping: false,
+            peers: handoff::Peers {
+                senders: zones.peers.clone(),
+                local: zones.local.clone(),
+                accounts: zones.accounts.clone(),
+                border_backlog: zones.border_backlog.clone(),
+                chat: zones.chat.clone(),
+                fencing: leases.as_ref().map(super::directory::ZoneLeases::fencing),
+            },
+            moving: HashMap::new(),
+            arrived: HashMap::new(),
         };
-        let relay_task = tokio::spawn(relay_loop.run(zone_subjects, own_subject, tick, stop_rx));
-        tracing::info!(process = %format!("{id:016x}"), world = %relay.world, zones = zones.inboxes.len(), "zone process relaying");
+        let relay_task = tokio::spawn(relay_loop.run(
+            futures_util::stream::select_all(batch_subjects),
+            futures_util::stream::select_all(peer_subjects),
+            remote,
+            tick,
+            stop_rx,
+        ));
+        tracing::info!(process = %format!("{id:016x}"), world = %relay.world, zones = ?local_zones, "zone process relaying");
         Ok(ZoneProcess {
             zones,
             id,
@@ -161,7 +204,7 @@ impl ZoneProcess {
     /// How many zones (threads) run here.
     #[must_use]
     pub fn zone_count(&self) -> usize {
-        self.zones.inboxes.len()
+        self.zones.local.iter().filter(|&&l| l).count()
     }
 
     /// The chat hub of every zone (operator mutes, who is online).
@@ -236,6 +279,12 @@ struct ZoneConn {
     end_acked_at_us: Option<u64>,
     /// Item 0 (`Open`) was delivered.
     opened_seen: bool,
+    /// Being handed to another zone process (the transfer's id): the gateway's items are
+    /// neither delivered nor acknowledged, its datagrams are forwarded.
+    moving: Option<u64>,
+    /// Handed over: our last item is `Moved` (to this process, resuming at this item of
+    /// the gateway's), and the connection is forgotten once it is acknowledged.
+    moved_to: Option<StreamItem>,
 }
 
 /// A connection: its gateway and the gateway's number for it.
@@ -254,6 +303,9 @@ struct GatewayAddress {
 
 struct RelayLoop {
     client: async_nats::Client,
+    /// This zone process's id.
+    me: u64,
+    settings: RelaySettings,
     my_subject: String,
     inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
     zone_clock: Instant,
@@ -272,6 +324,13 @@ struct RelayLoop {
     /// `conns.len()` after each flush, for [`ZoneProcess::relayed_connections`].
     connections: Arc<std::sync::atomic::AtomicUsize>,
     health: super::RelayHealth,
+    /// The zone threads' shared tables the handoffs need.
+    peers: handoff::Peers,
+    /// Handoffs sent and not answered yet, by transfer id.
+    moving: HashMap<u64, handoff::Moving>,
+    /// Handoffs received, by transfer id: the answer given and the connection (forgotten
+    /// after [`ENDED_MEMORY_US`]).
+    arrived: HashMap<u64, handoff::Arrived>,
 }
 
 impl RelayLoop {
@@ -281,13 +340,14 @@ impl RelayLoop {
 
     async fn run(
         mut self,
-        zone_subjects: async_nats::Subscriber,
-        own_subject: async_nats::Subscriber,
+        mut incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
+        mut peer_incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
+        mut remote: mpsc::UnboundedReceiver<handoff::RemoteMsg>,
         tick: Arc<tokio::sync::Notify>,
         mut stopping: oneshot::Receiver<()>,
     ) {
-        // Both subscriptions carry the same batches (section 1 of `RELAY_FORMAT.md`).
-        let mut incoming = futures_util::stream::select(zone_subjects, own_subject);
+        // Every batch subscription carries the same batches (section 1 of
+        // `RELAY_FORMAT.md`).
         let mut guard = self.health.guard();
         let mut timer = tokio::time::interval(TIMER);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -303,6 +363,14 @@ impl RelayLoop {
                         self.receive(batch);
                     }
                 }
+                message = peer_incoming.next() => {
+                    let Some(message) = message else {
+                        self.health.fail("the zone process's NATS peer subscriptions closed");
+                        break;
+                    };
+                    self.receive_peer(&message.payload).await;
+                }
+                Some(msg) = remote.recv() => self.send_remote(msg).await,
                 () = tick.notified() => self.flush().await,
                 _ = timer.tick() => {
                     self.flush().await;
@@ -330,12 +398,22 @@ impl RelayLoop {
         for item in batch.items {
             match item {
                 Item::Datagram { conn, bytes } => {
-                    let Some(c) = self.conns.get(&ConnKey {
+                    let key = ConnKey {
                         gateway,
                         local: conn,
-                    }) else {
+                    };
+                    let Some(c) = self.conns.get(&key) else {
                         continue;
                     };
+                    if let Some(transfer_id) = c.moving {
+                        if let Some(m) = self.moving.get_mut(&transfer_id) {
+                            m.forward(bytes);
+                        }
+                        continue;
+                    }
+                    if c.moved_to.is_some() {
+                        continue;
+                    }
                     let routed = self.inboxes.get(usize::from(c.link.zone()));
                     match (c.id, routed) {
                         (Some(id), Some(inbox)) if c.link.is_logged_in() => {
@@ -383,6 +461,10 @@ impl RelayLoop {
                     let Some(c) = self.conns.get_mut(&key) else {
                         continue;
                     };
+                    // The gateway sends these again to the new zone process (`Moved`).
+                    if c.moving.is_some() || c.moved_to.is_some() {
+                        continue;
+                    }
                     touched.push(key);
                     if let Err(e) = c.from_gateway.on_item(seq, item) {
                         count("stream_refused");
@@ -451,6 +533,8 @@ impl RelayLoop {
             gateway_gone: false,
             end_acked_at_us: None,
             opened_seen: false,
+            moving: None,
+            moved_to: None,
         };
         let connect = ZoneMsg::Connect {
             outbox,
@@ -545,10 +629,13 @@ impl RelayLoop {
                 .end_acked_at_us
                 .is_some_and(|at_us| now_us.saturating_sub(at_us) > PEER_TIMEOUT_US);
             let both_over = c.end_acked_at_us.is_some() && c.gateway_ended;
-            if c.outbox_closed && (both_over || c.gateway_gone || acked_long_ago) {
+            // Handed over: done once the gateway has our `Moved`.
+            let moved = c.moved_to.is_some() && c.end_acked_at_us.is_some();
+            if c.outbox_closed && (both_over || c.gateway_gone || acked_long_ago || moved) {
                 finished.push(key);
             }
         }
+        self.poll_handoffs(now_us).await;
         for key in finished {
             self.conns.remove(&key);
             self.ended.insert(key, now_us);
@@ -591,6 +678,9 @@ impl RelayLoop {
 /// while the chunk channel has room: a full one leaves them unacknowledged, which stops the
 /// gateway at its window), and tells the zone of the client's loss once it can.
 fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
+    if c.moving.is_some() || c.moved_to.is_some() {
+        return;
+    }
     if let Some(reply) = &mut c.reply {
         match reply.try_recv() {
             Ok(id) => {
@@ -620,8 +710,11 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
             }
             // Item 0 was handled at opening.
             StreamItem::Open { .. } if !c.opened_seen => c.opened_seen = true,
-            // Only a zone process sends `LoggedIn`; a second `Open` is out of place.
-            StreamItem::Open { .. } | StreamItem::LoggedIn => count("wrong_direction"),
+            // Only a zone process sends `LoggedIn` and `Moved`; a second `Open` is out of
+            // place.
+            StreamItem::Open { .. } | StreamItem::LoggedIn | StreamItem::Moved { .. } => {
+                count("wrong_direction");
+            }
         }
     }
     let Some(id) = c.id else { return };
@@ -677,9 +770,11 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
             Err(mpsc::error::TryRecvError::Empty) => break,
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 c.outbox_closed = true;
-                c.to_gateway.push(StreamItem::End {
+                // Handed over: `Moved` instead of `End` (the session goes on elsewhere).
+                let last = c.moved_to.clone().unwrap_or(StreamItem::End {
                     reason_code: c.link.close_reason().code(),
                 });
+                c.to_gateway.push(last);
             }
         }
     }

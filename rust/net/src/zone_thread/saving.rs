@@ -66,7 +66,9 @@ pub(crate) const SHUTDOWN_RETRY: Duration = Duration::from_secs(5);
 /// Character id -> highest version offered by any zone (shared by a server's zones).
 pub(crate) type SaveVersions = Arc<Mutex<BTreeMap<u64, u64>>>;
 
-/// One logged-in character's save state; moves with the player at a handoff.
+/// One logged-in character's save state; moves with the player at a handoff (as postcard
+/// bytes to another process: [`SaveState::encode`]).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct SaveState {
     /// The record loaded at login: ids, name, level, experience come from it.
     base: CharacterRecord,
@@ -74,6 +76,19 @@ pub(crate) struct SaveState {
     last_offered: CharacterRecord,
     /// The version given to a snapshot the store refused (offered again with it).
     unsent_version: Option<u64>,
+}
+
+impl SaveState {
+    /// The state as bytes for a handoff to another process (postcard; the peer message
+    /// carries the format version).
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(self).map_err(|e| format!("save state not encoded: {e}"))
+    }
+
+    /// A state from [`SaveState::encode`]'s bytes.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<SaveState, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("save state does not decode: {e}"))
+    }
 }
 
 /// A zone thread's persistence state.

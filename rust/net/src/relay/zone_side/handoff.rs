@@ -1,0 +1,702 @@
+//! Handoffs and border exports between zone processes (`RELAY_FORMAT.md`, section 6).
+//!
+//! **Out.** A zone thread hands a player to a zone another process runs exactly as it
+//! would to a local one (`zone_thread::PeerMsg::Arrive` into that zone's peer channel);
+//! here that channel ends in [`forward_remote`]. The relay then takes what the session has
+//! not read of the gateway's stream (the chunks waiting in its control channel and the
+//! items received in order), notes where the gateway's stream resumes (`resume_seq`: the
+//! first item not taken), stops delivering and acknowledging the gateway's items, and
+//! sends a [`Handoff`] to the zone's subject, again every [`RESEND_AFTER_US`] until it is
+//! answered. Client datagrams arriving meanwhile are forwarded to the new process.
+//! * *Accepted*: the session's outbox is closed, so what the session wrote before the take
+//!   reaches the gateway first, then `Moved { new process, resume_seq }` as the last item;
+//!   the connection is forgotten once the gateway acknowledged it. The account leaves this
+//!   process's registry.
+//! * *Refused* (the receiver checked and took nothing): the player is put back into its old
+//!   zone, with its unread control bytes, and closed there with `service_unavailable`
+//!   (its logout save is offered here).
+//! * *No answer within [`GIVE_UP_AFTER_US`]*: the receiver may have taken the player, so
+//!   this process must not act for it any more. The connection is ended with
+//!   `service_unavailable` and nothing is saved here; if the receiver did take it, it owns
+//!   the character (and saves it when the gateway's end reaches it or it times out). Either
+//!   way exactly one process, or none, saves the character after the handoff.
+//!
+//! **In.** A [`Handoff`] is taken only when this process runs `to_zone` (and holds its
+//! lease), is not stopping, the sender's lease on `from_zone` is the current one in the
+//! directory (the fencing check), and the transfer and save state decode. The session is
+//! registered as a relayed connection of the gateway named in the handoff (both streams
+//! start again at item 0), its unread control bytes first in its channel, and handed to the
+//! zone thread as a local handoff would be. The answer is remembered for
+//! `ENDED_MEMORY_US`, so a repeated handoff gets the same answer and never a second copy.
+//!
+//! **Border exports** to a remote zone are published as they come (one per tick and
+//! neighbour); received ones go to the local zone's peer channel, within the same backlog
+//! bound as between local zones.
+//!
+//! Not carried across processes: chat deliveries and kicks (a duplicate login's kick finds
+//! nothing here, as if the player were offline; fleet-wide presence is not built).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mmo_core::control::DisconnectReason;
+use mmo_core::relay::{
+    Handoff, HandoffAnswer, PeerMessage, ReliableReceiver, ReliableSender, StreamItem,
+};
+use mmo_core::zone::{ConnectionId, PlayerTransfer};
+use tokio::sync::mpsc;
+
+use super::{ConnKey, ENDED_MEMORY_US, RelayLoop, ZoneConn, count};
+use crate::bridge::Link;
+use crate::relay::directory::Fencing;
+use crate::zone_set::RemotePeer;
+use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, ZoneMsg};
+
+/// An unanswered handoff is sent again after this long, µs.
+pub(super) const RESEND_AFTER_US: u64 = 300_000;
+/// An unanswered handoff is given up after this long, µs.
+pub(super) const GIVE_UP_AFTER_US: u64 = 2_000_000;
+
+/// The zone threads' shared tables a handoff touches.
+pub(super) struct Peers {
+    /// Peer channel of each zone, by zone id.
+    pub(super) senders: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
+    /// Whether each zone (by id) runs here.
+    pub(super) local: Vec<bool>,
+    pub(super) accounts: AccountRegistry,
+    pub(super) border_backlog: Arc<[AtomicUsize]>,
+    pub(super) chat: crate::chat::ChatHub,
+    /// `None` without a directory (no fencing check).
+    pub(super) fencing: Option<Fencing>,
+}
+
+/// What a local zone sent to a remote one.
+pub(super) struct RemoteMsg {
+    zone: u16,
+    msg: PeerMsg,
+}
+
+/// Merges the remote zones' peer channels into one (a task per remote zone).
+pub(super) fn forward_remote(remote: Vec<RemotePeer>) -> mpsc::UnboundedReceiver<RemoteMsg> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for RemotePeer { zone, mut messages } in remote {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = messages.recv().await {
+                if tx.send(RemoteMsg { zone, msg }).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// A handoff this process sent.
+pub(super) struct Moving {
+    key: ConnKey,
+    from_zone: u16,
+    to_zone: u16,
+    /// The player as its zone gave it, until answered (put back when refused).
+    arrive: Option<PeerMsg>,
+    /// Control bytes the session had not read (put back when refused).
+    control: Vec<Vec<u8>>,
+    client_gone: Option<DisconnectReason>,
+    /// The encoded [`Handoff`], sent again until answered.
+    message: Vec<u8>,
+    resume_seq: u64,
+    first_sent_at_us: u64,
+    sent_at_us: u64,
+    answered: bool,
+    /// Client datagrams to forward.
+    datagrams: Vec<Vec<u8>>,
+}
+
+impl Moving {
+    /// Queues a client datagram for the new process.
+    pub(super) fn forward(&mut self, bytes: Vec<u8>) {
+        // Bounded: a second's worth at a generous client rate; older ones are stale.
+        if self.datagrams.len() < 256 {
+            self.datagrams.push(bytes);
+        }
+    }
+}
+
+/// A handoff this process received: its answer and the connection it made.
+pub(super) struct Arrived {
+    answer: HandoffAnswer,
+    key: Option<ConnKey>,
+    at_us: u64,
+}
+
+impl RelayLoop {
+    /// A local zone sent something to a remote zone.
+    pub(super) async fn send_remote(&mut self, RemoteMsg { zone, msg }: RemoteMsg) {
+        match msg {
+            arrive @ PeerMsg::Arrive { .. } => self.hand_out(zone, arrive).await,
+            PeerMsg::Border(export) => {
+                if let Some(backlog) = self.peers.border_backlog.get(usize::from(zone)) {
+                    backlog.fetch_sub(1, Ordering::AcqRel);
+                }
+                let subject = self.settings.peer_zone_subject(zone);
+                let message = PeerMessage::Border {
+                    to_zone: zone,
+                    export,
+                };
+                publish_peer(&self.client, &subject, &message).await;
+            }
+            // Dropping a kick answers it (nobody here has the connection).
+            PeerMsg::Kick(..) => {}
+            PeerMsg::Chat(_) => count("chat_not_relayed"),
+        }
+    }
+
+    /// Starts handing `arrive`'s player to remote zone `to_zone`.
+    async fn hand_out(&mut self, to_zone: u16, arrive: PeerMsg) {
+        let PeerMsg::Arrive {
+            id,
+            transfer,
+            mut conn,
+            account,
+            save,
+        } = arrive
+        else {
+            return;
+        };
+        let from_zone = transfer.from().0;
+        let Some((&key, c)) = self
+            .conns
+            .iter_mut()
+            .find(|(_, c)| c.id == Some(id) && c.moving.is_none() && c.moved_to.is_none())
+        else {
+            // Every relayed session has its connection here; dropping `conn` closes it.
+            tracing::error!(
+                connection = id.0,
+                "handoff of a connection the relay does not know"
+            );
+            return;
+        };
+        // What the session has not read: its channel, then the stream's in-order items.
+        let mut control = Vec::new();
+        while let Ok(chunk) = conn.control.try_recv() {
+            control.push(chunk);
+        }
+        let mut client_gone = c.lost.take();
+        while let Some(item) = c.from_gateway.pop() {
+            match item {
+                StreamItem::Bytes(bytes) => control.push(bytes),
+                StreamItem::End { reason_code } => {
+                    client_gone.get_or_insert(
+                        DisconnectReason::try_from(reason_code)
+                            .unwrap_or(DisconnectReason::ClientQuit),
+                    );
+                }
+                StreamItem::Open { .. } | StreamItem::LoggedIn | StreamItem::Moved { .. } => {}
+            }
+        }
+        let resume_seq = c.from_gateway.next_seq();
+        let transfer_id: u64 = rand::random();
+        let encoded = transfer.encode().and_then(|bytes| {
+            let save = save.as_ref().map(|s| s.encode()).transpose()?;
+            Ok((bytes, save))
+        });
+        let handoff = encoded.and_then(|(bytes, save_bytes)| {
+            PeerMessage::Handoff(Box::new(Handoff {
+                transfer_id,
+                from_process: self.me,
+                from_zone,
+                from_token: self
+                    .peers
+                    .fencing
+                    .as_ref()
+                    .and_then(|f| f.token(from_zone))
+                    .unwrap_or(0),
+                to_zone,
+                gateway: key.gateway,
+                gateway_subject: c.gateway_subject.clone(),
+                gateway_conn: key.local,
+                connection: id.0,
+                account: account.clone(),
+                transfer: bytes,
+                save: save_bytes,
+                control: control.clone(),
+                client_gone: client_gone.map(DisconnectReason::code),
+            }))
+            .encode()
+            .map_err(|e| e.to_string())
+        });
+        c.moving = Some(transfer_id);
+        let now_us = self.now_us();
+        let mut moving = Moving {
+            key,
+            from_zone,
+            to_zone,
+            arrive: Some(PeerMsg::Arrive {
+                id,
+                transfer,
+                conn,
+                account,
+                save,
+            }),
+            control,
+            client_gone,
+            message: Vec::new(),
+            resume_seq,
+            first_sent_at_us: now_us,
+            sent_at_us: now_us,
+            answered: false,
+            datagrams: Vec::new(),
+        };
+        match handoff {
+            Ok(message) => {
+                let subject = self.settings.peer_zone_subject(to_zone);
+                publish_bytes(&self.client, &subject, message.clone()).await;
+                moving.message = message;
+                count("handoff_sent");
+                tracing::debug!(
+                    connection = id.0,
+                    from_zone,
+                    to_zone,
+                    transfer = transfer_id,
+                    "handoff to another zone process sent"
+                );
+                self.moving.insert(transfer_id, moving);
+            }
+            Err(e) => {
+                tracing::error!(connection = id.0, error = %e, "handoff not encodable: the player stays");
+                self.moving.insert(transfer_id, moving);
+                self.refused(transfer_id, &e);
+            }
+        }
+    }
+
+    /// Resends unanswered handoffs, gives up old ones, forwards datagrams, forgets what
+    /// ended. Called at every flush.
+    pub(super) async fn poll_handoffs(&mut self, now_us: u64) {
+        let mut give_up = Vec::new();
+        let mut done = Vec::new();
+        for (&transfer_id, m) in &mut self.moving {
+            if !self.conns.contains_key(&m.key) {
+                done.push(transfer_id);
+                continue;
+            }
+            if !m.answered {
+                if now_us.saturating_sub(m.first_sent_at_us) > GIVE_UP_AFTER_US {
+                    give_up.push(transfer_id);
+                    continue;
+                }
+                if now_us.saturating_sub(m.sent_at_us) >= RESEND_AFTER_US {
+                    m.sent_at_us = now_us;
+                    count("handoff_resent");
+                    let subject = self.settings.peer_zone_subject(m.to_zone);
+                    publish_bytes(&self.client, &subject, m.message.clone()).await;
+                }
+            }
+            if !m.datagrams.is_empty() {
+                let message = PeerMessage::Datagrams {
+                    transfer_id,
+                    datagrams: std::mem::take(&mut m.datagrams),
+                };
+                let subject = self.settings.peer_zone_subject(m.to_zone);
+                publish_peer(&self.client, &subject, &message).await;
+            }
+        }
+        for transfer_id in done {
+            self.moving.remove(&transfer_id);
+        }
+        for transfer_id in give_up {
+            self.give_up(transfer_id);
+        }
+        self.arrived
+            .retain(|_, a| now_us.saturating_sub(a.at_us) < ENDED_MEMORY_US);
+    }
+
+    /// No answer: end the connection here without saving (the receiver may own it).
+    fn give_up(&mut self, transfer_id: u64) {
+        let Some(mut m) = self.moving.remove(&transfer_id) else {
+            return;
+        };
+        count("handoff_unanswered");
+        let Some(PeerMsg::Arrive {
+            id, conn, account, ..
+        }) = m.arrive.take()
+        else {
+            return;
+        };
+        tracing::warn!(
+            connection = id.0,
+            to_zone = m.to_zone,
+            "handoff unanswered: ending the connection here, unsaved (the other process may have the player)"
+        );
+        conn.link
+            .set_close_reason(DisconnectReason::ServiceUnavailable);
+        self.unregister(id, account.as_deref());
+        if let Some(c) = self.conns.get_mut(&m.key) {
+            c.moving = None;
+            if let Some(reason) = m.client_gone {
+                c.gateway_ended = true;
+                c.lost = Some(reason);
+            }
+        }
+        // Dropping `conn` closes the outbox: our `End` follows what the session wrote.
+        drop(conn);
+    }
+
+    /// The receiver refused (or the handoff could not be encoded): the player goes back
+    /// to its old zone and is closed there with `service_unavailable`, saved as a logout.
+    fn refused(&mut self, transfer_id: u64, reason: &str) {
+        let Some(mut m) = self.moving.remove(&transfer_id) else {
+            return;
+        };
+        count("handoff_refused");
+        let Some(PeerMsg::Arrive {
+            id,
+            transfer,
+            mut conn,
+            account,
+            save,
+        }) = m.arrive.take()
+        else {
+            return;
+        };
+        tracing::warn!(connection = id.0, to_zone = m.to_zone, %reason, "handoff refused: the player goes back to its zone and is closed there");
+        let Some(c) = self.conns.get_mut(&m.key) else {
+            return;
+        };
+        let capacity = crate::server::control_chunks().max(m.control.len() + 1);
+        let (control_tx, control_rx) = mpsc::channel(capacity);
+        for chunk in m.control.drain(..) {
+            // Cannot fail: the capacity holds them all.
+            let _ = control_tx.try_send(chunk);
+        }
+        conn.control = control_rx;
+        c.control = control_tx;
+        c.moving = None;
+        if let Some(reason) = m.client_gone {
+            c.gateway_ended = true;
+            c.lost = Some(reason);
+        }
+        conn.link.set_zone(m.from_zone);
+        let Some(zone) = self.peers.senders.get(usize::from(m.from_zone)) else {
+            return;
+        };
+        let back = PeerMsg::Arrive {
+            id,
+            transfer,
+            conn,
+            account,
+            save,
+        };
+        if zone.send(back).is_ok() {
+            let kick: crate::zone_thread::KickDone = Arc::default();
+            let _ = zone.send(PeerMsg::Kick(
+                id,
+                DisconnectReason::ServiceUnavailable,
+                "handoff to another zone process refused",
+                kick,
+            ));
+        }
+    }
+
+    /// The receiver took the player: our last item to the gateway is `Moved`.
+    fn accepted(&mut self, transfer_id: u64, zone_process: u64) {
+        let Some(m) = self.moving.get_mut(&transfer_id) else {
+            return;
+        };
+        if m.answered {
+            return;
+        }
+        m.answered = true;
+        count("handed_out");
+        let Some(PeerMsg::Arrive {
+            id, conn, account, ..
+        }) = m.arrive.take()
+        else {
+            return;
+        };
+        if let Some(c) = self.conns.get_mut(&m.key) {
+            c.moved_to = Some(StreamItem::Moved {
+                zone_process,
+                resume_seq: m.resume_seq,
+            });
+        }
+        tracing::debug!(connection = id.0, to = %format!("{zone_process:016x}"), "player handed to another zone process");
+        self.unregister(id, account.as_deref());
+        // Dropping `conn` closes the session's outbox: `Moved` follows its last bytes.
+        drop(conn);
+    }
+
+    fn unregister(&self, id: ConnectionId, account: Option<&str>) {
+        if let Some(account) = account {
+            let mut accounts = self
+                .peers
+                .accounts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if accounts.get(account) == Some(&id) {
+                accounts.remove(account);
+            }
+        }
+        self.peers.chat.offline(id);
+    }
+
+    /// A message from another zone process.
+    pub(super) async fn receive_peer(&mut self, payload: &[u8]) {
+        let message = match PeerMessage::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                count("peer_refused");
+                tracing::warn!(error = %e, "peer message refused");
+                return;
+            }
+        };
+        match message {
+            PeerMessage::Handoff(h) => self.take_handoff(*h).await,
+            PeerMessage::Answer(answer) => match answer.refused {
+                None => self.accepted(answer.transfer_id, answer.zone_process),
+                Some(reason) => {
+                    if self
+                        .moving
+                        .get(&answer.transfer_id)
+                        .is_some_and(|m| !m.answered)
+                    {
+                        self.refused(answer.transfer_id, &reason);
+                    }
+                }
+            },
+            PeerMessage::Datagrams {
+                transfer_id,
+                datagrams,
+            } => {
+                let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+                let Some(c) = self
+                    .arrived
+                    .get(&transfer_id)
+                    .and_then(|a| a.key)
+                    .and_then(|key| self.conns.get(&key))
+                else {
+                    return;
+                };
+                let (Some(id), Some(inbox)) = (c.id, self.inboxes.get(usize::from(c.link.zone())))
+                else {
+                    return;
+                };
+                for bytes in datagrams {
+                    if inbox
+                        .try_send(ZoneMsg::Datagram(id, bytes, zone_now_us))
+                        .is_err()
+                    {
+                        c.link.drop_datagram("inbox_full");
+                    }
+                }
+            }
+            PeerMessage::Border { to_zone, export } => {
+                let zone = usize::from(to_zone);
+                if !self.peers.local.get(zone).copied().unwrap_or(false) {
+                    count("peer_wrong_zone");
+                    return;
+                }
+                let (Some(sender), Some(backlog)) = (
+                    self.peers.senders.get(zone),
+                    self.peers.border_backlog.get(zone),
+                ) else {
+                    return;
+                };
+                if backlog.load(Ordering::Acquire) >= crate::zone_thread::MAX_BORDER_BACKLOG {
+                    return;
+                }
+                backlog.fetch_add(1, Ordering::AcqRel);
+                if sender.send(PeerMsg::Border(export)).is_err() {
+                    backlog.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// Takes (or refuses) a player handed over by another zone process, and answers.
+    async fn take_handoff(&mut self, h: Handoff) {
+        let now_us = self.now_us();
+        let answer = match self.arrived.get(&h.transfer_id) {
+            Some(arrived) => arrived.answer.clone(),
+            None => {
+                let (refused, key) = match self.admit(h.clone()).await {
+                    Ok(key) => (None, Some(key)),
+                    Err(reason) => (Some(reason), None),
+                };
+                if let Some(reason) = &refused {
+                    count("handoff_in_refused");
+                    tracing::warn!(connection = h.connection, from_zone = h.from_zone, to_zone = h.to_zone, %reason, "handoff refused");
+                } else {
+                    count("handed_in");
+                    tracing::debug!(
+                        connection = h.connection,
+                        from_zone = h.from_zone,
+                        to_zone = h.to_zone,
+                        "player taken from another zone process"
+                    );
+                }
+                let answer = HandoffAnswer {
+                    transfer_id: h.transfer_id,
+                    zone_process: self.me,
+                    refused,
+                };
+                self.arrived.insert(
+                    h.transfer_id,
+                    Arrived {
+                        answer: answer.clone(),
+                        key,
+                        at_us: now_us,
+                    },
+                );
+                answer
+            }
+        };
+        let subject = self.settings.peer_process_subject(h.from_process);
+        publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
+    }
+
+    /// Checks a handoff and registers its session here; the reason when refused.
+    async fn admit(&mut self, h: Handoff) -> Result<ConnKey, String> {
+        let zone = usize::from(h.to_zone);
+        if !self.peers.local.get(zone).copied().unwrap_or(false) {
+            return Err(format!(
+                "zone {} is not run by this zone process",
+                h.to_zone
+            ));
+        }
+        if self.stopping {
+            return Err("this zone process is stopping".to_owned());
+        }
+        if let Some(fencing) = &self.peers.fencing {
+            if fencing.token(h.to_zone).is_none() {
+                return Err(format!(
+                    "this zone process holds no lease on zone {}",
+                    h.to_zone
+                ));
+            }
+            match fencing
+                .holds(h.from_zone, h.from_process, h.from_token)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
+                        h.from_zone, h.from_process, h.from_token
+                    ));
+                }
+                Err(e) => return Err(format!("ownership of zone {} unproven: {e}", h.from_zone)),
+            }
+        }
+        let key = ConnKey {
+            gateway: h.gateway,
+            local: h.gateway_conn,
+        };
+        match self.conns.get(&key) {
+            // Handed out earlier and coming back before the gateway confirmed the move:
+            // the old entry is finished.
+            Some(c) if c.moved_to.is_some() => {
+                self.conns.remove(&key);
+            }
+            Some(_) => {
+                return Err(format!(
+                    "gateway connection {} is already here",
+                    h.gateway_conn
+                ));
+            }
+            None => {}
+        }
+        let transfer = PlayerTransfer::decode(&h.transfer)?;
+        let save = h
+            .save
+            .as_deref()
+            .map(crate::zone_thread::SaveState::decode)
+            .transpose()?;
+        let id = ConnectionId(h.connection);
+        let client_gone = h
+            .client_gone
+            .map(|code| DisconnectReason::try_from(code).unwrap_or(DisconnectReason::ClientQuit));
+        let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
+        link.set_zone(h.to_zone);
+        link.set_logged_in();
+        let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
+        let capacity = crate::server::control_chunks().max(h.control.len() + 1);
+        let (control_tx, control_rx) = mpsc::channel(capacity);
+        for chunk in h.control {
+            // Cannot fail: the capacity holds them all.
+            let _ = control_tx.try_send(chunk);
+        }
+        let stats = transfer.connection().stats();
+        let conn = Conn::arriving(outbox, control_rx, link.clone(), stats);
+        if let Some(account) = &h.account {
+            self.peers
+                .accounts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(account.clone())
+                .or_insert(id);
+        }
+        let arrive = PeerMsg::Arrive {
+            id,
+            transfer: Box::new(transfer),
+            conn,
+            account: h.account,
+            save: save.map(Box::new),
+        };
+        if self.peers.senders[zone].send(arrive).is_err() {
+            return Err(format!("zone {} stopped", h.to_zone));
+        }
+        self.conns.insert(
+            key,
+            ZoneConn {
+                gateway_subject: h.gateway_subject,
+                id: Some(id),
+                reply: None,
+                outbox: outbox_rx,
+                outbox_closed: false,
+                control: control_tx,
+                link,
+                to_gateway: ReliableSender::new(),
+                from_gateway: ReliableReceiver::new(),
+                logged_in_sent: true,
+                gateway_ended: client_gone.is_some(),
+                lost: client_gone,
+                gateway_gone: false,
+                end_acked_at_us: None,
+                opened_seen: true,
+                moving: None,
+                moved_to: None,
+            },
+        );
+        self.ended.remove(&key);
+        Ok(key)
+    }
+}
+
+/// Publishes a peer message (dropped and counted when it cannot be encoded or sent).
+async fn publish_peer(client: &async_nats::Client, subject: &str, message: &PeerMessage) {
+    match message.encode() {
+        Ok(bytes) => publish_bytes(client, subject, bytes).await,
+        Err(e) => {
+            count("peer_unencodable");
+            tracing::warn!(%subject, error = %e, "peer message not encodable");
+        }
+    }
+}
+
+async fn publish_bytes(client: &async_nats::Client, subject: &str, bytes: Vec<u8>) {
+    let len_bytes = bytes.len() as u64;
+    let published = tokio::time::timeout(
+        crate::relay::PUBLISH_DEADLINE,
+        client.publish(subject.to_owned(), bytes.into()),
+    )
+    .await;
+    match published {
+        Ok(Ok(())) => {
+            count("peer_sent");
+            metrics::counter!(crate::metrics::RELAY_BYTES_SENT_TOTAL).increment(len_bytes);
+        }
+        Ok(Err(_)) => count("publish_failed"),
+        Err(_) => count("publish_timeout"),
+    }
+}
