@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A local fleet in one command: NATS, Redis and PostgreSQL on loopback (ci/services.sh), one
-# zone process and two gateway processes of one world, all on this machine.
+# A local fleet in one command: NATS, Redis and PostgreSQL on loopback (ci/services.sh), four
+# zone processes and two gateway processes of one world, all on this machine.
 #
 #   bash ci/fleet.sh up [DIR]     builds mmo-server (release), starts everything with its
 #                                 files under DIR (default /tmp/mmo-fleet), prints the
@@ -12,8 +12,10 @@
 # Logins are open (`--dev-open-login`: any name, password `dev_password`), for trying it
 # out and for `mmo-loadtest --http <gateway HTTP address>`.
 #
-# One zone process runs every zone of the world (the relay supports one zone process per
-# world for now; see docs/fleet.md).
+# The world (DIR/fleet.toml) is the default 4 km square cut into 2 x 2 zones, which meet at
+# the spawn point; each zone process runs one zone (--zones), and new characters appear
+# within 40 m of the spawn point, so players walking about cross zone and process borders
+# (docs/fleet.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,25 +68,42 @@ up)
     . "$dir/services/env"
     touch "$dir/fleet.up"
     world="local"
-    common=(--nats-url "$MMO_TEST_NATS_URL" --world "$world" --data-dir "$dir/data"
+    cat >"$dir/fleet.toml" <<'TOML'
+[world]
+zone_columns = 2
+zone_rows = 2
+
+[gameplay]
+spawn_spread_m = 40
+TOML
+    common=(--config "$dir/fleet.toml" --nats-url "$MMO_TEST_NATS_URL" --world "$world"
+        --data-dir "$dir/data"
         --database-url "$MMO_TEST_POSTGRES_URL" --redis-url "$MMO_TEST_REDIS_URL"
         --dev-open-login --handshake-burst 100000 --handshake-refill-per-s 100000
         --logins-per-address-per-min 100000)
-    start_server zone --role zone --http-addr "127.0.0.1:$(free_port)" "${common[@]}"
+    # The first zone process creates the JWT secret and certificate the others read.
+    for z in 0 1 2 3; do
+        start_server "zone-$z" --role zone --zones "$z" --http-addr "127.0.0.1:$(free_port)" \
+            "${common[@]}"
+    done
     for g in 1 2; do
         start_server "gateway-$g" --role gateway --http-addr "127.0.0.1:$(free_port)" \
             --quic-addr "127.0.0.1:$(free_port)" "${common[@]}"
     done
     echo "fleet up in $dir (logs: $dir/*.log)"
-    zone_http=$(tr ' ' '\n' <"$dir/zone.ready" | sed -n 's/^http=//p')
+    also=()
+    for z in 0 1 2 3; do
+        zone_http=$(tr ' ' '\n' <"$dir/zone-$z.ready" | sed -n 's/^http=//p')
+        also+=(--also-metrics "$zone_http")
+        echo "zone process $z: metrics at http://$zone_http/metrics"
+    done
     for g in 1 2; do
         http=$(tr ' ' '\n' <"$dir/gateway-$g.ready" | sed -n 's/^http=//p')
-        echo "gateway $g: login at http://$http/v1/login (any name, password dev_password); load: mmo-loadtest --http $http --also-metrics $zone_http"
+        echo "gateway $g: login at http://$http/v1/login (any name, password dev_password); load: mmo-loadtest --http $http ${also[*]}"
     done
-    echo "zone process: metrics at http://$zone_http/metrics"
     ;;
 down)
-    for name in gateway-1 gateway-2 zone; do
+    for name in gateway-1 gateway-2 zone-0 zone-1 zone-2 zone-3; do
         if [ -f "$dir/$name.pid" ]; then
             kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
             for _ in $(seq 100); do

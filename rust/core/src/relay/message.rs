@@ -13,6 +13,33 @@ use serde::{Deserialize, Serialize};
 /// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
 pub const RELAY_FORMAT_VERSION: u8 = 2;
 
+/// A connection's number in items (`conn`): the gateway's serial number for the
+/// connection in the high 48 bits, the incarnation of its streams in the low 16. Each
+/// handoff between zone processes starts new streams under the next incarnation (wrapping),
+/// so items of an old stream never mix with the new one's (`RELAY_FORMAT.md`, section 5).
+#[must_use]
+pub fn conn_number(serial: u64, incarnation: u16) -> u64 {
+    (serial << 16) | u64::from(incarnation)
+}
+
+/// The serial part of a `conn` number (see [`conn_number`]).
+#[must_use]
+pub fn conn_serial(conn: u64) -> u64 {
+    conn >> 16
+}
+
+/// The incarnation part of a `conn` number (see [`conn_number`]).
+#[must_use]
+pub fn conn_incarnation(conn: u64) -> u16 {
+    (conn & 0xFFFF) as u16
+}
+
+/// The `conn` number of the next incarnation of the same connection.
+#[must_use]
+pub fn next_incarnation(conn: u64) -> u64 {
+    conn_number(conn_serial(conn), conn_incarnation(conn).wrapping_add(1))
+}
+
 /// Largest encoded batch, bytes: NATS's default maximum payload (1 MiB). Encoders split
 /// their items over several batches below it; decoders refuse larger ones.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -97,7 +124,7 @@ pub enum StreamItem {
     },
     /// Zone to gateway, the last item of the old zone process's direction: the session
     /// moved to another zone process (a handoff across processes, `RELAY_FORMAT.md`
-    /// section 6). The gateway sends this connection's items to `zone_process` from now on,
+    /// section 5). The gateway sends this connection's items to `zone_process` from now on,
     /// starting both directions again at item 0: it first resends, in order, its items
     /// numbered `resume_seq` and above (the old process did not take them), then goes on;
     /// items the new process sent before this one are delivered after it.
@@ -279,6 +306,20 @@ mod tests {
     }
 
     #[test]
+    fn a_conn_number_carries_its_serial_and_incarnation() {
+        let conn = conn_number(7, 0);
+        assert_eq!((conn_serial(conn), conn_incarnation(conn)), (7, 0));
+        let next = next_incarnation(conn);
+        assert_eq!((conn_serial(next), conn_incarnation(next)), (7, 1));
+        let last = conn_number(7, u16::MAX);
+        assert_eq!(
+            next_incarnation(last),
+            conn_number(7, 0),
+            "wraps within the serial"
+        );
+    }
+
+    #[test]
     fn bad_batches_are_refused_with_the_reason() {
         let bytes = sample().encode().unwrap();
         assert_eq!(Batch::decode(&[]), Err(RelayError::Empty));
@@ -346,26 +387,26 @@ mod example {
             reply_to: "mmo.w.gw.000000000000012c".into(),
             items: vec![
                 Item::Stream {
-                    conn: 3,
+                    conn: conn_number(3, 0),
                     seq: 0,
                     item: StreamItem::Open { home_zone: 2 },
                 },
                 Item::Stream {
-                    conn: 1,
+                    conn: conn_number(1, 0),
                     seq: 7,
                     item: StreamItem::Bytes(vec![0xaa, 0xbb]),
                 },
                 Item::Datagram {
-                    conn: 1,
+                    conn: conn_number(1, 0),
                     bytes: vec![0x01],
                 },
                 Item::Ack {
-                    conn: 1,
+                    conn: conn_number(1, 0),
                     next_seq: 5,
                     credit_end: 261,
                 },
                 Item::Stream {
-                    conn: 2,
+                    conn: conn_number(2, 0),
                     seq: 9,
                     item: StreamItem::End { reason_code: 1 },
                 },

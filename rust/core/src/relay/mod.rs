@@ -22,6 +22,9 @@ pub mod message;
 pub mod peer;
 pub mod reliable;
 
-pub use message::{Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem};
+pub use message::{
+    Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem, conn_incarnation, conn_number,
+    conn_serial, next_incarnation,
+};
 pub use peer::{Handoff, HandoffAnswer, PEER_FORMAT_VERSION, PeerError, PeerMessage};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

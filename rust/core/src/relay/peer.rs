@@ -1,4 +1,4 @@
-//! What zone processes of one world say to each other (`RELAY_FORMAT.md`, section 6): a
+//! What zone processes of one world say to each other (`RELAY_FORMAT.md`, section 5): a
 //! player handed over with its session, the answer, the datagrams that reached the old
 //! process after the handover, and border exports.
 //!
@@ -46,7 +46,7 @@ pub enum PeerMessage {
     },
 }
 
-/// A player's session moving to another zone process. See `RELAY_FORMAT.md`, section 6.
+/// A player's session moving to another zone process. See `RELAY_FORMAT.md`, section 5.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Handoff {
     /// Drawn at random by the sender; answers and forwarded datagrams name it. A receiver

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::{AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::relay::{
+    AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem, conn_incarnation,
+    conn_number, conn_serial,
+};
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
 
@@ -313,6 +316,9 @@ struct GatewayConn {
     /// The zone process the session moved away from, and our final acknowledgement of its
     /// stream (given again if it sends its `Moved` again: the first one was lost).
     moved_from: Option<(String, AckFields)>,
+    /// The incarnation of its streams (the low 16 bits of its `conn` number in items):
+    /// one more at each `Moved`.
+    incarnation: u16,
     /// The QUIC connection ended (our `End` is queued).
     client_gone: bool,
     /// The zone's `End` arrived.
@@ -426,6 +432,7 @@ impl RelayLoop {
                         zone_answered: false,
                         next: None,
                         moved_from: None,
+                        incarnation: 0,
                         client_gone: false,
                         zone_ended: false,
                         end_acked_at_us: None,
@@ -441,7 +448,10 @@ impl RelayLoop {
                     self.outgoing
                         .entry(conn.zone_subject.clone())
                         .or_default()
-                        .push(Item::Datagram { conn: local, bytes });
+                        .push(Item::Datagram {
+                            conn: conn_number(local, conn.incarnation),
+                            bytes,
+                        });
                 }
             }
             Command::Lost { local, reason } => {
@@ -485,8 +495,12 @@ impl RelayLoop {
         self.last_heard_us.insert(batch.reply_to.clone(), now_us);
         for item in batch.items {
             match item {
-                Item::Datagram { conn: local, bytes } => {
-                    let Some(conn) = self.conns.get(&local) else {
+                Item::Datagram {
+                    conn: number,
+                    bytes,
+                } => {
+                    // Any incarnation: snapshots of the old or the next process are as good.
+                    let Some(conn) = self.conns.get(&conn_serial(number)) else {
                         continue;
                     };
                     if let Some(outbox) = &conn.outbox
@@ -498,10 +512,12 @@ impl RelayLoop {
                     }
                 }
                 Item::Stream {
-                    conn: local,
+                    conn: number,
                     seq,
                     item,
                 } => {
+                    let local = conn_serial(number);
+                    let incarnation = conn_incarnation(number);
                     let Some(conn) = self.conns.get_mut(&local) else {
                         // A retransmitted end of a connection already forgotten: its
                         // acknowledgement was lost, so give it again.
@@ -510,32 +526,26 @@ impl RelayLoop {
                                 .entry(batch.reply_to.clone())
                                 .or_default()
                                 .push(Item::Ack {
-                                    conn: local,
+                                    conn: number,
                                     next_seq: seq.saturating_add(1),
                                     credit_end: seq.saturating_add(1),
                                 });
                         }
                         continue;
                     };
-                    if !conn.zone_answered {
-                        conn.zone_subject.clone_from(&batch.reply_to);
-                        conn.zone_answered = true;
-                    } else if let Some((subject, ack)) = &conn.moved_from
-                        && *subject == batch.reply_to
-                    {
-                        // The process the session left did not get our final ack.
-                        self.outgoing
-                            .entry(subject.clone())
-                            .or_default()
-                            .push(Item::Ack {
-                                conn: local,
-                                next_seq: ack.next_seq,
-                                credit_end: ack.credit_end,
-                            });
-                        continue;
-                    } else if conn.zone_subject != batch.reply_to {
-                        // The session is moving to this zone process: its items wait for
-                        // the current one's `Moved` (RELAY_FORMAT.md section 6).
+                    if incarnation == conn.incarnation {
+                        if !conn.zone_answered {
+                            conn.zone_subject.clone_from(&batch.reply_to);
+                            conn.zone_answered = true;
+                        }
+                        if let Err(e) = conn.from_zone.on_item(seq, item) {
+                            count("stream_refused");
+                            tracing::warn!(connection = local, error = %e, "zone process broke the relay stream: closing");
+                            close_client(conn, DisconnectReason::ServiceUnavailable);
+                        }
+                    } else if incarnation == conn.incarnation.wrapping_add(1) {
+                        // The zone process the session is moving to: its items wait for the
+                        // current one's `Moved` (RELAY_FORMAT.md section 5).
                         let next = match &mut conn.next {
                             Some(next) if next.subject == batch.reply_to => next,
                             next => next.insert(NextZone {
@@ -548,37 +558,46 @@ impl RelayLoop {
                             tracing::warn!(connection = local, error = %e, "next zone process broke the relay stream: closing");
                             close_client(conn, DisconnectReason::ServiceUnavailable);
                         }
-                        self.dirty.push(local);
+                    } else if incarnation == conn.incarnation.wrapping_sub(1)
+                        && let Some((subject, ack)) = &conn.moved_from
+                    {
+                        // The process the session left did not get our final ack.
+                        self.outgoing
+                            .entry(subject.clone())
+                            .or_default()
+                            .push(Item::Ack {
+                                conn: number,
+                                next_seq: ack.next_seq,
+                                credit_end: ack.credit_end,
+                            });
                         continue;
-                    }
-                    if let Err(e) = conn.from_zone.on_item(seq, item) {
-                        count("stream_refused");
-                        tracing::warn!(connection = local, error = %e, "zone process broke the relay stream: closing");
-                        close_client(conn, DisconnectReason::ServiceUnavailable);
+                    } else {
+                        count("stale_incarnation");
+                        continue;
                     }
                     self.dirty.push(local);
                 }
                 Item::Ack {
-                    conn: local,
+                    conn: number,
                     next_seq,
                     credit_end,
                 } => {
-                    if let Some(conn) = self.conns.get_mut(&local) {
-                        if !conn.zone_answered {
-                            conn.zone_subject.clone_from(&batch.reply_to);
-                            conn.zone_answered = true;
-                        } else if conn.zone_subject != batch.reply_to {
-                            // Acknowledges nothing we sent it (we send there only after the
-                            // move).
-                            continue;
-                        }
+                    let local = conn_serial(number);
+                    let Some(conn) = self.conns.get_mut(&local) else {
+                        continue;
+                    };
+                    // Only the current incarnation's process was sent anything.
+                    if conn_incarnation(number) != conn.incarnation {
+                        continue;
                     }
-                    if let Some(conn) = self.conns.get_mut(&local)
-                        && let Err(e) = conn.to_zone.on_ack(AckFields {
-                            next_seq,
-                            credit_end,
-                        })
-                    {
+                    if !conn.zone_answered {
+                        conn.zone_subject.clone_from(&batch.reply_to);
+                        conn.zone_answered = true;
+                    }
+                    if let Err(e) = conn.to_zone.on_ack(AckFields {
+                        next_seq,
+                        credit_end,
+                    }) {
                         count("stream_refused");
                         tracing::warn!(connection = local, error = %e, "bad relay acknowledgement: closing");
                         close_client(conn, DisconnectReason::ServiceUnavailable);
@@ -614,17 +633,19 @@ impl RelayLoop {
             let Some(conn) = self.conns.get_mut(&local) else {
                 continue;
             };
+            let incarnation = conn.incarnation;
             if let Some(final_ack) = deliver(conn, &self.settings, now_us, &mut self.last_heard_us)
             {
                 self.outgoing
                     .entry(final_ack.0)
                     .or_default()
                     .push(Item::Ack {
-                        conn: local,
+                        conn: conn_number(local, incarnation),
                         next_seq: final_ack.1.next_seq,
                         credit_end: final_ack.1.credit_end,
                     });
             }
+            let number = conn_number(local, conn.incarnation);
             drain_control(conn, Drain::WhileRoom);
             due.clear();
             conn.to_zone
@@ -632,14 +653,14 @@ impl RelayLoop {
             let items = self.outgoing.entry(conn.zone_subject.clone()).or_default();
             for d in due.drain(..) {
                 items.push(Item::Stream {
-                    conn: local,
+                    conn: number,
                     seq: d.seq,
                     item: d.item,
                 });
             }
             if let Some(ack) = conn.from_zone.take_ack(now_us, RETRANSMIT_AFTER_US) {
                 items.push(Item::Ack {
-                    conn: local,
+                    conn: number,
                     next_seq: ack.next_seq,
                     credit_end: ack.credit_end,
                 });
@@ -651,7 +672,7 @@ impl RelayLoop {
                     .entry(next.subject.clone())
                     .or_default()
                     .push(Item::Ack {
-                        conn: local,
+                        conn: conn_number(local, conn.incarnation.wrapping_add(1)),
                         next_seq: ack.next_seq,
                         credit_end: ack.credit_end,
                     });
@@ -798,6 +819,7 @@ fn deliver(
                 };
                 let old = std::mem::replace(&mut conn.zone_subject, subject.clone());
                 conn.moved_from = Some((old.clone(), ack));
+                conn.incarnation = conn.incarnation.wrapping_add(1);
                 final_ack = Some((old, ack));
                 let resend = conn.to_zone.take_unacked_from(resume_seq);
                 conn.to_zone = ReliableSender::new();

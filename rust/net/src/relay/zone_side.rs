@@ -681,16 +681,7 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
     if c.moving.is_some() || c.moved_to.is_some() {
         return;
     }
-    if let Some(reply) = &mut c.reply {
-        match reply.try_recv() {
-            Ok(id) => {
-                c.id = Some(id);
-                c.reply = None;
-            }
-            Err(oneshot::error::TryRecvError::Empty) => {}
-            Err(oneshot::error::TryRecvError::Closed) => c.reply = None,
-        }
-    }
+    learn_id(c);
     let mut woke = false;
     while c.control.capacity() > 0 {
         let Some(item) = c.from_gateway.pop() else {
@@ -730,6 +721,20 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
         && inbox.try_send(ZoneMsg::Lost(id, reason)).is_ok()
     {
         c.lost = None;
+    }
+}
+
+/// Takes the session's id from its zone's reply, once it came.
+fn learn_id(c: &mut ZoneConn) {
+    if let Some(reply) = &mut c.reply {
+        match reply.try_recv() {
+            Ok(id) => {
+                c.id = Some(id);
+                c.reply = None;
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            Err(oneshot::error::TryRecvError::Closed) => c.reply = None,
+        }
     }
 }
 

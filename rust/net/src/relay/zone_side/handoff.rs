@@ -1,4 +1,4 @@
-//! Handoffs and border exports between zone processes (`RELAY_FORMAT.md`, section 6).
+//! Handoffs and border exports between zone processes (`RELAY_FORMAT.md`, section 5).
 //!
 //! **Out.** A zone thread hands a player to a zone another process runs exactly as it
 //! would to a local one (`zone_thread::PeerMsg::Arrive` into that zone's peer channel);
@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use mmo_core::control::DisconnectReason;
 use mmo_core::relay::{
     Handoff, HandoffAnswer, PeerMessage, ReliableReceiver, ReliableSender, StreamItem,
+    next_incarnation,
 };
 use mmo_core::zone::{ConnectionId, PlayerTransfer};
 use tokio::sync::mpsc;
@@ -164,14 +165,25 @@ impl RelayLoop {
             return;
         };
         let from_zone = transfer.from().0;
+        // A session can leave its first zone before the relay's next flush learned its id.
+        for c in self.conns.values_mut() {
+            super::learn_id(c);
+        }
         let Some((&key, c)) = self
             .conns
             .iter_mut()
             .find(|(_, c)| c.id == Some(id) && c.moving.is_none() && c.moved_to.is_none())
         else {
             // Every relayed session has its connection here; dropping `conn` closes it.
+            let same: Vec<String> = self
+                .conns
+                .values()
+                .filter(|c| c.id == Some(id))
+                .map(|c| format!("moving={:?} moved={}", c.moving, c.moved_to.is_some()))
+                .collect();
             tracing::error!(
                 connection = id.0,
+                ?same,
                 "handoff of a connection the relay does not know"
             );
             return;
@@ -214,7 +226,8 @@ impl RelayLoop {
                 to_zone,
                 gateway: key.gateway,
                 gateway_subject: c.gateway_subject.clone(),
-                gateway_conn: key.local,
+                // The streams start again under the connection's next incarnation.
+                gateway_conn: next_incarnation(key.local),
                 connection: id.0,
                 account: account.clone(),
                 transfer: bytes,
