@@ -105,6 +105,8 @@ pub(crate) struct BotOutcome {
     pub ack_latency_us: Histogram<u64>,
     pub snapshots_received: u64,
     pub snapshots_expected: u64,
+    /// Prediction corrections the session counted.
+    pub corrections: u64,
     /// Session payload bytes per second over the active time (`None` when never active).
     pub bytes_up_per_s: Option<f64>,
     pub bytes_down_per_s: Option<f64>,
@@ -135,6 +137,7 @@ pub(crate) async fn run_bot(
         ack_latency_us: new_histogram(),
         snapshots_received: 0,
         snapshots_expected: 0,
+        corrections: 0,
         bytes_up_per_s: None,
         bytes_down_per_s: None,
         udp_bytes_up_per_s: None,
@@ -288,6 +291,7 @@ async fn play(
     let stats = client.session().stats();
     outcome.snapshots_received = stats.snapshots_received;
     outcome.snapshots_expected = stats.snapshots_expected;
+    outcome.corrections = stats.corrections;
     if active_s > 0.0 {
         outcome.bytes_up_per_s = Some(stats.bytes_out as f64 / active_s);
         outcome.bytes_down_per_s = Some(stats.bytes_in as f64 / active_s);

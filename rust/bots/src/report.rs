@@ -99,6 +99,9 @@ pub struct Report {
     pub input_to_ack_samples: u64,
     /// Sum of snapshots received over sum of snapshots expected (by sequence numbers).
     pub snapshot_delivery_ratio: Option<f64>,
+    /// Prediction corrections of all bots (the server's state of the bot's own character
+    /// differed from its prediction), summed.
+    pub corrections: u64,
     /// Per-client upload rate of session payload (input datagrams and control frames) over
     /// its active time, median, bytes/s.
     pub bytes_per_s_up_p50: Option<f64>,
@@ -266,7 +269,7 @@ impl Report {
         let mut failure_examples = BTreeMap::new();
         let mut disconnect_reasons = BTreeMap::new();
         let mut disconnect_examples = BTreeMap::new();
-        let (mut received, mut expected) = (0u64, 0u64);
+        let (mut received, mut expected, mut corrections) = (0u64, 0u64, 0u64);
         let (mut abilities, mut inventories) = (0u64, 0u64);
         let (mut combat_events, mut damage_events) = (0u64, 0u64);
         let mut burst: Option<(Instant, Instant)> = None;
@@ -292,6 +295,7 @@ impl Report {
             let _ = ack_us.add(&o.ack_latency_us);
             received += o.snapshots_received;
             expected += o.snapshots_expected;
+            corrections += o.corrections;
             if let Some(b) = o.bytes_up_per_s {
                 let _ = up.record(b.round() as u64);
             }
@@ -378,6 +382,7 @@ impl Report {
             input_to_ack_ms_p99: quantile(&ack_us, 0.99, 1e-3),
             input_to_ack_samples: ack_us.len(),
             snapshot_delivery_ratio: (expected > 0).then(|| received as f64 / expected as f64),
+            corrections,
             bytes_per_s_up_p50: quantile(&up, 0.5, 1.0),
             bytes_per_s_up_p99: quantile(&up, 0.99, 1.0),
             bytes_per_s_down_p50: quantile(&down, 0.5, 1.0),
@@ -509,6 +514,7 @@ impl Report {
             "snapshot_delivery_ratio",
             num(self.snapshot_delivery_ratio.map(|r| r * 100.0)) + " %",
         );
+        row("corrections", self.corrections.to_string());
         row(
             "bytes_per_s_up p50 / p99",
             format!(

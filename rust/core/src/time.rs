@@ -7,10 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A simulation tick number. Tick 0 is the first tick of a zone's simulation.
+/// A simulation tick number. Tick 0 is the first tick of a zone's simulation; in a fleet,
+/// the first tick of the world (its epoch, shared by every zone process: `docs/fleet.md`).
 ///
-/// At 60 Hz a `u32` lasts about 2.2 years, so ticks never wrap in practice; arithmetic that
-/// could overflow saturates.
+/// At 60 Hz a `u32` lasts about 2.2 years (4.5 at 30 Hz) from that start; arithmetic that
+/// could overflow saturates, and a zone process refuses to start a world whose epoch is
+/// too old for its tick numbers (start the world under a new name).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

@@ -291,6 +291,20 @@ impl ChatHub {
         self.inner.bridge.presence(&name, false);
     }
 
+    /// The character name `connection` chats under, if online here.
+    pub(crate) fn name_of(&self, connection: ConnectionId) -> Option<String> {
+        self.inner.lock().by_conn.get(&connection).cloned()
+    }
+
+    /// `connection` moved to another zone process, which announced it online there: it is
+    /// forgotten here without telling the bridge it went offline.
+    pub(crate) fn moved_away(&self, connection: ConnectionId) {
+        let mut online = self.inner.lock();
+        if let Some(name) = online.by_conn.remove(&connection) {
+            online.by_name.remove(&name);
+        }
+    }
+
     /// `connection` was handed over to `zone`.
     pub(crate) fn moved(&self, connection: ConnectionId, zone: u16) {
         let mut online = self.inner.lock();

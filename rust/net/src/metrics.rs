@@ -42,7 +42,14 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// (zone side: a new connection answered with an end, the zone's inbox being full or
 /// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
 /// included, and forgot),
-/// `gateway_ended` (connections the gateway side forgot).
+/// `gateway_ended` (connections the gateway side forgot); handoffs between zone processes:
+/// `handoff_sent`, `handoff_resent`, `handed_out` (accepted), `handoff_refused`,
+/// `handoff_unanswered` (given up after 2 s: the connection was ended unsaved),
+/// `handed_in`, `handoff_in_refused`, `moved` (gateway: a connection switched to its new
+/// zone process), `stale_incarnation` (gateway: an item of an old or unknown stream
+/// incarnation, ignored), `peer_sent`, `peer_refused` (an undecodable peer message),
+/// `peer_unencodable`, `peer_wrong_zone` (a border export for a zone not run here),
+/// `chat_not_relayed` (a chat delivery for a player in another process: dropped).
 pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
 /// Gauge: relayed connections the process's relay knows (open, or ended and not yet
 /// forgotten by both sides).

@@ -1,5 +1,6 @@
 //! The fleet roles over a real NATS server: gateway processes hold the QUIC connections and
-//! one zone process runs the sessions, and nothing but NATS connects them.
+//! zone processes run the sessions (one process for the whole world, or one per zone with a
+//! player handed between them), and nothing but NATS connects them.
 //!
 //! Needs `MMO_TEST_NATS_URL` (`ci/services.sh` starts a server; skipped without it unless
 //! `MMO_REQUIRE_SERVICES=1`); the directory test needs `MMO_TEST_REDIS_URL` too, and the

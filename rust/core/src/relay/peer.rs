@@ -72,6 +72,8 @@ pub struct Handoff {
     pub connection: u32,
     /// The logged-in account.
     pub account: Option<String>,
+    /// The character name the player chats under (the receiver announces it online).
+    pub chat_name: Option<String>,
     /// The session: [`crate::zone::PlayerTransfer::encode`]'s bytes.
     pub transfer: Vec<u8>,
     /// The character's save state (loaded record, last record offered, versions), in the
@@ -180,6 +182,7 @@ mod tests {
             gateway_conn: 6,
             connection: 7,
             account: Some("alice".to_owned()),
+            chat_name: Some("Alice".to_owned()),
             transfer: vec![1, 2, 3],
             save: None,
             control: vec![vec![9, 9]],

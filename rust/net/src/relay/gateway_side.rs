@@ -519,9 +519,9 @@ impl RelayLoop {
                     let local = conn_serial(number);
                     let incarnation = conn_incarnation(number);
                     let Some(conn) = self.conns.get_mut(&local) else {
-                        // A retransmitted end of a connection already forgotten: its
-                        // acknowledgement was lost, so give it again.
-                        if matches!(item, StreamItem::End { .. }) {
+                        // A retransmitted end (or move) of a connection already forgotten:
+                        // its acknowledgement was lost, so give it again.
+                        if matches!(item, StreamItem::End { .. } | StreamItem::Moved { .. }) {
                             self.outgoing
                                 .entry(batch.reply_to.clone())
                                 .or_default()
@@ -715,6 +715,20 @@ impl RelayLoop {
                 conn.zone_ended || now_us.saturating_sub(at_us) > PEER_TIMEOUT_US
             });
             if done || timed_out {
+                // A process the session was moving to is told it is over (once: if this is
+                // lost, its own timeout ends the session there).
+                if let Some(next) = &conn.next {
+                    self.outgoing
+                        .entry(next.subject.clone())
+                        .or_default()
+                        .push(Item::Stream {
+                            conn: conn_number(local, conn.incarnation.wrapping_add(1)),
+                            seq: 0,
+                            item: StreamItem::End {
+                                reason_code: conn.link.close_reason().code(),
+                            },
+                        });
+                }
                 self.conns.remove(&local);
                 count("gateway_ended");
             }

@@ -19,6 +19,8 @@
 //! | `mmo.<world>.zone.<zone id>` | the zone process running the zone | a connection's first items, until the zone process's own subject is known |
 //! | `mmo.<world>.zproc.<process id, 16 hex digits>` | that zone process | everything after (each batch names its sender's subject as `reply_to`) |
 //! | `mmo.<world>.gw.<gateway id, 16 hex digits>` | that gateway | everything for its connections |
+//! | `mmo.<world>.peer.zone.<zone id>` | the zone process running the zone | handoffs, forwarded datagrams and border exports from other zone processes |
+//! | `mmo.<world>.peer.proc.<process id, 16 hex digits>` | that zone process | answers to its handoffs |
 //!
 //! Gateway and zone-process ids are random `u64`s drawn at start, so a restarted process
 //! never receives its predecessor's traffic.
@@ -38,20 +40,30 @@
 //! client with `ServiceUnavailable` too.
 //!
 //! **Ownership**: with [`RelaySettings::redis_url`], a zone process holds a lease with a
-//! fencing token for each zone it runs ([`directory`]); a second zone process of the same
-//! world is refused at start, naming the owner, and a process that loses a lease is told
-//! ([`ZoneProcess::ownership_lost`]).
+//! fencing token for each zone it runs ([`directory`]), all of the layout's or those
+//! [`RelaySettings::zones`] names; a process asking for a zone another holds is refused at
+//! start, naming the owner, and a process that loses a lease is told
+//! ([`ZoneProcess::ownership_lost`]). Every zone process of a world numbers ticks from the
+//! world's epoch in the directory.
 //!
-//! # Not done yet (issue 14, step (a) continues)
+//! **Handoff between processes** (`zone_side::handoff`, `RELAY_FORMAT.md` section 5): a
+//! player crossing into a zone of another process moves there with its session, checked
+//! against the sender's lease; the gateway switches the connection at the old process's
+//! `Moved` item, and the connection's streams start again under their next incarnation.
 //!
-//! - **One zone process per world**: it runs every zone of the layout and subscribes to
-//!   every zone subject (the leases keep a second one from starting). Routing gateways by
-//!   the directory, checking fencing tokens, handoff across processes and border
-//!   visibility between processes are the next steps.
-//! - Account presence and login limits are still per process, and a gateway crash ends
-//!   its clients' sessions (after the timeout) instead of resuming them on another
-//!   gateway. NATS TLS and per-role users work ([`NatsSecurity`]); Redis ACLs are not set
-//!   up.
+//! # Not done yet (issue 14)
+//!
+//! - A handoff's end is decided by the old process alone: with no answer within 2 s it
+//!   ends the connection unsaved although the receiver may have taken the player (which
+//!   then saves it when the session ends there); no two-phase commit, and no test kills a
+//!   process in the middle of a handoff.
+//! - Account presence, duplicate-login kicks and login limits are per process (a kick
+//!   does not reach another process); chat deliveries to a player in another process are
+//!   dropped. Ids restart with a zone process, so a replacement can reuse ids of players
+//!   who moved to other processes (such a player is closed when it next crosses back).
+//! - A gateway crash ends its clients' sessions (after the timeout) instead of resuming
+//!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]); Redis
+//!   ACLs are not set up.
 
 pub mod directory;
 mod gateway_side;
@@ -96,7 +108,7 @@ pub struct RelaySettings {
     pub world: String,
     /// The Redis of the fleet's directory ([`directory`]): a zone process takes the lease
     /// of each zone it runs there before serving, and stops when it loses one. `None`: no
-    /// directory (a single zone process is assumed; tests and trials).
+    /// directory (one zone process runs every zone; tests and trials).
     pub redis_url: Option<String>,
     /// How this process proves who it is to NATS and checks the server (`None`: plain TCP,
     /// no credentials: loopback trials only).

@@ -119,6 +119,7 @@ impl ZoneProcess {
         let (stopping, stop_rx) = oneshot::channel();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let health = super::RelayHealth::default();
+        let (checked_tx, checked_rx) = mpsc::unbounded_channel();
         let relay_loop = RelayLoop {
             health: health.clone(),
             connections: connections.clone(),
@@ -145,11 +146,13 @@ impl ZoneProcess {
             },
             moving: HashMap::new(),
             arrived: HashMap::new(),
+            checked: checked_tx,
         };
         let relay_task = tokio::spawn(relay_loop.run(
             futures_util::stream::select_all(batch_subjects),
             futures_util::stream::select_all(peer_subjects),
             remote,
+            checked_rx,
             tick,
             stop_rx,
         ));
@@ -285,6 +288,9 @@ struct ZoneConn {
     /// Handed over: our last item is `Moved` (to this process, resuming at this item of
     /// the gateway's), and the connection is forgotten once it is acknowledged.
     moved_to: Option<StreamItem>,
+    /// Client datagrams that arrived after its zone handed it to another process and before
+    /// the relay heard of the handoff (forwarded with it).
+    held: Vec<Vec<u8>>,
 }
 
 /// A connection: its gateway and the gateway's number for it.
@@ -331,6 +337,8 @@ struct RelayLoop {
     /// Handoffs received, by transfer id: the answer given and the connection (forgotten
     /// after [`ENDED_MEMORY_US`]).
     arrived: HashMap<u64, handoff::Arrived>,
+    /// Where fencing-check tasks send their handoffs back.
+    checked: mpsc::UnboundedSender<handoff::Checked>,
 }
 
 impl RelayLoop {
@@ -343,6 +351,7 @@ impl RelayLoop {
         mut incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
         mut peer_incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
         mut remote: mpsc::UnboundedReceiver<handoff::RemoteMsg>,
+        mut checked: mpsc::UnboundedReceiver<handoff::Checked>,
         tick: Arc<tokio::sync::Notify>,
         mut stopping: oneshot::Receiver<()>,
     ) {
@@ -371,6 +380,7 @@ impl RelayLoop {
                     self.receive_peer(&message.payload).await;
                 }
                 Some(msg) = remote.recv() => self.send_remote(msg).await,
+                Some(done) = checked.recv() => self.finish_handoff(done).await,
                 () = tick.notified() => self.flush().await,
                 _ = timer.tick() => {
                     self.flush().await;
@@ -402,7 +412,7 @@ impl RelayLoop {
                         gateway,
                         local: conn,
                     };
-                    let Some(c) = self.conns.get(&key) else {
+                    let Some(c) = self.conns.get_mut(&key) else {
                         continue;
                     };
                     if let Some(transfer_id) = c.moving {
@@ -414,7 +424,17 @@ impl RelayLoop {
                     if c.moved_to.is_some() {
                         continue;
                     }
-                    let routed = self.inboxes.get(usize::from(c.link.zone()));
+                    let zone = usize::from(c.link.zone());
+                    if !self.peers.is_local(zone) {
+                        // Its zone just handed it to another process (the relay hears of it
+                        // next): kept for the handoff to forward.
+                        if c.held.len() >= handoff::MAX_HELD_DATAGRAMS {
+                            c.held.remove(0);
+                        }
+                        c.held.push(bytes);
+                        continue;
+                    }
+                    let routed = self.inboxes.get(zone);
                     match (c.id, routed) {
                         (Some(id), Some(inbox)) if c.link.is_logged_in() => {
                             if inbox
@@ -535,6 +555,7 @@ impl RelayLoop {
             opened_seen: false,
             moving: None,
             moved_to: None,
+            held: Vec::new(),
         };
         let connect = ZoneMsg::Connect {
             outbox,

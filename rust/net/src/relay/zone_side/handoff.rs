@@ -53,6 +53,10 @@ use crate::relay::directory::Fencing;
 use crate::zone_set::RemotePeer;
 use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, ZoneMsg};
 
+/// Client datagrams kept per connection for a handoff the relay has not heard of yet, and
+/// queued for forwarding between two flushes, at most (the oldest go first).
+pub(super) const MAX_HELD_DATAGRAMS: usize = 256;
+
 /// An unanswered handoff is sent again after this long, µs.
 pub(super) const RESEND_AFTER_US: u64 = 300_000;
 /// An unanswered handoff is given up after this long, µs.
@@ -69,6 +73,13 @@ pub(super) struct Peers {
     pub(super) chat: crate::chat::ChatHub,
     /// `None` without a directory (no fencing check).
     pub(super) fencing: Option<Fencing>,
+}
+
+impl Peers {
+    /// Whether zone `zone` runs in this process.
+    pub(super) fn is_local(&self, zone: usize) -> bool {
+        self.local.get(zone).copied().unwrap_or(false)
+    }
 }
 
 /// What a local zone sent to a remote one.
@@ -116,18 +127,29 @@ pub(super) struct Moving {
 impl Moving {
     /// Queues a client datagram for the new process.
     pub(super) fn forward(&mut self, bytes: Vec<u8>) {
-        // Bounded: a second's worth at a generous client rate; older ones are stale.
-        if self.datagrams.len() < 256 {
-            self.datagrams.push(bytes);
+        // Bounded (a second's worth at a generous client rate): the oldest go first, the
+        // newest inputs matter most.
+        if self.datagrams.len() >= MAX_HELD_DATAGRAMS {
+            self.datagrams.remove(0);
         }
+        self.datagrams.push(bytes);
     }
 }
 
-/// A handoff this process received: its answer and the connection it made.
+/// A handoff this process received: its answer (`None` while its fencing check runs) and
+/// the connection it made.
 pub(super) struct Arrived {
-    answer: HandoffAnswer,
+    answer: Option<HandoffAnswer>,
     key: Option<ConnKey>,
     at_us: u64,
+}
+
+/// A handoff whose sender's lease was checked (off the relay loop: the directory can be
+/// slow), back to the relay loop.
+pub(super) struct Checked {
+    handoff: Box<Handoff>,
+    /// `Err(reason)`: refuse it.
+    verdict: Result<(), String>,
 }
 
 impl RelayLoop {
@@ -230,6 +252,7 @@ impl RelayLoop {
                 gateway_conn: next_incarnation(key.local),
                 connection: id.0,
                 account: account.clone(),
+                chat_name: self.peers.chat.name_of(id),
                 transfer: bytes,
                 save: save_bytes,
                 control: control.clone(),
@@ -239,6 +262,7 @@ impl RelayLoop {
             .map_err(|e| e.to_string())
         });
         c.moving = Some(transfer_id);
+        let held = std::mem::take(&mut c.held);
         let now_us = self.now_us();
         let mut moving = Moving {
             key,
@@ -258,7 +282,7 @@ impl RelayLoop {
             first_sent_at_us: now_us,
             sent_at_us: now_us,
             answered: false,
-            datagrams: Vec::new(),
+            datagrams: held,
         };
         match handoff {
             Ok(message) => {
@@ -344,6 +368,7 @@ impl RelayLoop {
         conn.link
             .set_close_reason(DisconnectReason::ServiceUnavailable);
         self.unregister(id, account.as_deref());
+        self.peers.chat.offline(id);
         if let Some(c) = self.conns.get_mut(&m.key) {
             c.moving = None;
             if let Some(reason) = m.client_gone {
@@ -435,10 +460,13 @@ impl RelayLoop {
         }
         tracing::debug!(connection = id.0, to = %format!("{zone_process:016x}"), "player handed to another zone process");
         self.unregister(id, account.as_deref());
+        // The new process announced the name online; ours must not say it went offline.
+        self.peers.chat.moved_away(id);
         // Dropping `conn` closes the session's outbox: `Moved` follows its last bytes.
         drop(conn);
     }
 
+    /// Takes the account out of this process's registry (if it still maps to `id`).
     fn unregister(&self, id: ConnectionId, account: Option<&str>) {
         if let Some(account) = account {
             let mut accounts = self
@@ -450,7 +478,6 @@ impl RelayLoop {
                 accounts.remove(account);
             }
         }
-        self.peers.chat.offline(id);
     }
 
     /// A message from another zone process.
@@ -526,50 +553,91 @@ impl RelayLoop {
         }
     }
 
-    /// Takes (or refuses) a player handed over by another zone process, and answers.
+    /// A handoff arrived: answered again when it was seen before, else its sender's lease is
+    /// checked in a task of its own (the relay loop never waits for the directory) and
+    /// [`RelayLoop::finish_handoff`] takes it.
     async fn take_handoff(&mut self, h: Handoff) {
         let now_us = self.now_us();
-        let answer = match self.arrived.get(&h.transfer_id) {
-            Some(arrived) => arrived.answer.clone(),
-            None => {
-                let (refused, key) = match self.admit(h.clone()).await {
-                    Ok(key) => (None, Some(key)),
-                    Err(reason) => (Some(reason), None),
-                };
-                if let Some(reason) = &refused {
-                    count("handoff_in_refused");
-                    tracing::warn!(connection = h.connection, from_zone = h.from_zone, to_zone = h.to_zone, %reason, "handoff refused");
-                } else {
-                    count("handed_in");
-                    tracing::debug!(
-                        connection = h.connection,
-                        from_zone = h.from_zone,
-                        to_zone = h.to_zone,
-                        "player taken from another zone process"
-                    );
-                }
-                let answer = HandoffAnswer {
-                    transfer_id: h.transfer_id,
-                    zone_process: self.me,
-                    refused,
-                };
-                self.arrived.insert(
-                    h.transfer_id,
-                    Arrived {
-                        answer: answer.clone(),
-                        key,
-                        at_us: now_us,
-                    },
-                );
-                answer
+        if let Some(arrived) = self.arrived.get(&h.transfer_id) {
+            // Still being checked: the answer goes out when the check is done.
+            if let Some(answer) = arrived.answer.clone() {
+                let subject = self.settings.peer_process_subject(h.from_process);
+                publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
             }
+            return;
+        }
+        self.arrived.insert(
+            h.transfer_id,
+            Arrived {
+                answer: None,
+                key: None,
+                at_us: now_us,
+            },
+        );
+        let fencing = self.peers.fencing.clone();
+        let checked = self.checked.clone();
+        tokio::spawn(async move {
+            let verdict = match &fencing {
+                None => Ok(()),
+                Some(fencing) if fencing.token(h.to_zone).is_none() => Err(format!(
+                    "this zone process holds no lease on zone {}",
+                    h.to_zone
+                )),
+                Some(fencing) => match fencing
+                    .holds(h.from_zone, h.from_process, h.from_token)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!(
+                        "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
+                        h.from_zone, h.from_process, h.from_token
+                    )),
+                    Err(e) => Err(format!("ownership of zone {} unproven: {e}", h.from_zone)),
+                },
+            };
+            let _ = checked.send(Checked {
+                handoff: Box::new(h),
+                verdict,
+            });
+        });
+    }
+
+    /// Takes (or refuses) a checked handoff, and answers.
+    pub(super) async fn finish_handoff(&mut self, checked: Checked) {
+        let h = *checked.handoff;
+        let result = checked.verdict.and_then(|()| self.admit(h.clone()));
+        let (refused, key) = match result {
+            Ok(key) => (None, Some(key)),
+            Err(reason) => (Some(reason), None),
         };
+        if let Some(reason) = &refused {
+            count("handoff_in_refused");
+            tracing::warn!(connection = h.connection, from_zone = h.from_zone, to_zone = h.to_zone, %reason, "handoff refused");
+        } else {
+            count("handed_in");
+            tracing::debug!(
+                connection = h.connection,
+                from_zone = h.from_zone,
+                to_zone = h.to_zone,
+                "player taken from another zone process"
+            );
+        }
+        let answer = HandoffAnswer {
+            transfer_id: h.transfer_id,
+            zone_process: self.me,
+            refused,
+        };
+        if let Some(arrived) = self.arrived.get_mut(&h.transfer_id) {
+            arrived.answer = Some(answer.clone());
+            arrived.key = key;
+        }
         let subject = self.settings.peer_process_subject(h.from_process);
         publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
     }
 
-    /// Checks a handoff and registers its session here; the reason when refused.
-    async fn admit(&mut self, h: Handoff) -> Result<ConnKey, String> {
+    /// Checks a handoff (its lease check done) and registers its session here; the reason
+    /// when refused.
+    fn admit(&mut self, h: Handoff) -> Result<ConnKey, String> {
         let zone = usize::from(h.to_zone);
         if !self.peers.local.get(zone).copied().unwrap_or(false) {
             return Err(format!(
@@ -579,27 +647,6 @@ impl RelayLoop {
         }
         if self.stopping {
             return Err("this zone process is stopping".to_owned());
-        }
-        if let Some(fencing) = &self.peers.fencing {
-            if fencing.token(h.to_zone).is_none() {
-                return Err(format!(
-                    "this zone process holds no lease on zone {}",
-                    h.to_zone
-                ));
-            }
-            match fencing
-                .holds(h.from_zone, h.from_process, h.from_token)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(format!(
-                        "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
-                        h.from_zone, h.from_process, h.from_token
-                    ));
-                }
-                Err(e) => return Err(format!("ownership of zone {} unproven: {e}", h.from_zone)),
-            }
         }
         let key = ConnKey {
             gateway: h.gateway,
@@ -641,14 +688,22 @@ impl RelayLoop {
         }
         let stats = transfer.connection().stats();
         let conn = Conn::arriving(outbox, control_rx, link.clone(), stats);
-        if let Some(account) = &h.account {
-            self.peers
+        let registered = h.account.as_ref().is_some_and(|account| {
+            let mut accounts = self
+                .peers
                 .accounts
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(account.clone())
-                .or_insert(id);
-        }
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match accounts.entry(account.clone()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(id);
+                    true
+                }
+                // Logged in again meanwhile: the zone closes the arrival as a duplicate.
+                std::collections::btree_map::Entry::Occupied(_) => false,
+            }
+        });
+        let account = h.account.clone();
         let arrive = PeerMsg::Arrive {
             id,
             transfer: Box::new(transfer),
@@ -656,8 +711,25 @@ impl RelayLoop {
             account: h.account,
             save: save.map(Box::new),
         };
-        if self.peers.senders[zone].send(arrive).is_err() {
+        let sender = &self.peers.senders[zone];
+        if sender.send(arrive).is_err() {
+            if registered {
+                self.unregister(id, account.as_deref());
+            }
             return Err(format!("zone {} stopped", h.to_zone));
+        }
+        if let Some(name) = &h.chat_name {
+            self.peers.chat.online(name, h.to_zone, id);
+        }
+        if let Some(reason) = client_gone {
+            // Through the peer channel, so the zone has the player when it comes.
+            let done: crate::zone_thread::KickDone = Arc::default();
+            let _ = sender.send(PeerMsg::Kick(
+                id,
+                reason,
+                "the client left during a handoff",
+                done,
+            ));
         }
         self.conns.insert(
             key,
@@ -673,12 +745,13 @@ impl RelayLoop {
                 from_gateway: ReliableReceiver::new(),
                 logged_in_sent: true,
                 gateway_ended: client_gone.is_some(),
-                lost: client_gone,
+                lost: None,
                 gateway_gone: false,
                 end_acked_at_us: None,
                 opened_seen: true,
                 moving: None,
                 moved_to: None,
+                held: Vec::new(),
             },
         );
         self.ended.remove(&key);
