@@ -211,3 +211,82 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+    use crate::codec::entity_state::NetEntityState;
+    use crate::entity::EntityId;
+    use crate::relay::{Batch, Item, StreamItem, conn_number};
+    use crate::replication::PriorityCategory;
+    use crate::time::Tick;
+    use crate::world::ZoneId;
+    use crate::zone::GhostState;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The handoff example of `RELAY_FORMAT.md` ("Example"): the spec's bytes are these.
+    #[test]
+    fn the_spec_handoff_example_encodes_to_the_bytes_it_shows() {
+        let moved = Batch {
+            gateway: 300,
+            reply_to: "mmo.w.zproc.0000000000000001".into(),
+            items: vec![Item::Stream {
+                conn: conn_number(1, 0),
+                seq: 12,
+                item: StreamItem::Moved {
+                    zone_process: 2,
+                    resume_seq: 40,
+                },
+            }],
+        };
+        let answer = PeerMessage::Answer(HandoffAnswer {
+            transfer_id: 5,
+            zone_process: 2,
+            refused: None,
+        });
+        let border = PeerMessage::Border {
+            to_zone: 1,
+            export: BorderExport {
+                from: ZoneId(0),
+                tick: Tick(1000),
+                states: vec![GhostState {
+                    id: EntityId(9),
+                    state: NetEntityState {
+                        position_m: glam::Vec3::new(1.0, -2.0, 0.5),
+                        yaw_rad: 0.0,
+                        flags: 0,
+                    },
+                    archetype: 1,
+                    category: PriorityCategory::High,
+                }],
+            },
+        };
+        let lines = [
+            hex(&moved.encode().unwrap()),
+            hex(&answer.encode().unwrap()),
+            hex(&border.encode().unwrap()),
+        ];
+        let spec = include_str!("RELAY_FORMAT.md");
+        let shown: Vec<String> = spec
+            .split("<!-- peer-example-bytes -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- end -->").next())
+            .expect("the spec marks its handoff example bytes")
+            .lines()
+            .map(|l| {
+                l.chars()
+                    .filter(char::is_ascii_hexdigit)
+                    .collect::<String>()
+            })
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines.to_vec(),
+            shown,
+            "RELAY_FORMAT.md's handoff example bytes"
+        );
+    }
+}
