@@ -1,6 +1,6 @@
-//! The fleet roles as real processes: one `mmo-server --role zone` and two `mmo-server
-//! --role gateway` sharing a data directory (JWT secret, certificate, SQLite database) and
-//! a real NATS server. Players log in over a gateway's HTTP, play through its QUIC
+//! The fleet roles as real processes: one `mmo-server --role zone` (or two splitting the
+//! world's zones) and two `mmo-server --role gateway` sharing a data directory (JWT
+//! secret, certificate, SQLite database) and a real NATS server. Players log in over a gateway's HTTP, play through its QUIC
 //! endpoint, see each other across gateways, and hear why when processes stop.
 //!
 //! Needs `MMO_TEST_NATS_URL` and `MMO_TEST_REDIS_URL` (`ci/services.sh`; skipped without
@@ -465,6 +465,172 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
             .terminate(Duration::from_secs(20))
             .expect("the replacement exits");
         assert!(status.success(), "replacement exit status {status}");
+    })
+    .await
+    .expect("finished within 90 s");
+}
+
+/// `args` as the `&str`s the process helpers take.
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Two zone processes split a two-zone world (`[world] zone_columns = 2`: the border is at
+/// x = 0, where characters appear, in zone 1). Alice walks west into zone 0, run by the
+/// other process, without reconnecting; the process she left is killed with -9 and she
+/// plays on; her logout is saved by the process she is in, and after a replacement takes
+/// zone 1 she logs in again where she stood, her bag unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_killed() {
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dir = TempDir::new("fleet-two-zones");
+        let config = dir.path().join("world.toml");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        std::fs::write(&config, "[world]\nzone_columns = 2\n").unwrap();
+        let data = dir.path().join("data");
+        let world = format!(
+            "two-zones-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let args = |role: &'static str| -> Vec<String> {
+            [
+                "--config",
+                config.to_str().unwrap(),
+                "--role",
+                role,
+                "--nats-url",
+                &url,
+                "--redis-url",
+                &redis_url,
+                "--world",
+                &world,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--http-addr",
+                "127.0.0.1:0",
+                "--quic-addr",
+                "127.0.0.1:0",
+                "--save-interval-s",
+                "1",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+        };
+        let zone_args = |zone: &'static str| {
+            let mut a = args("zone");
+            a.extend(["--zones".to_owned(), zone.to_owned()]);
+            a
+        };
+        // Zone 1 (where characters appear) first: it creates the secret and the database.
+        let zone_1_args = zone_args("1");
+        let zone_1 = ZoneRoleProcess::start(&refs(&zone_1_args), &FLEET_ENV, None);
+        let zone_0 = ZoneRoleProcess::start(&refs(&zone_args("0")), &FLEET_ENV, None);
+        let gateway = ServerProcess::start(&refs(&args("gateway")), &FLEET_ENV, None);
+
+        let login = gateway.login("alice", "pw1").await;
+        let mut client = connect_client(gateway.quic, gateway.fingerprint, &login.token).await;
+        assert!(
+            wait_for(&mut client, Duration::from_secs(10), |e| matches!(
+                e,
+                ClientEvent::Welcome { .. }
+            ))
+            .await
+            .is_some(),
+            "Alice welcomed"
+        );
+        let bag = alice_bag(&mut client).await;
+        // Forward, facing -X.
+        let west = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            std::f32::consts::PI,
+            mmo_core::input::Buttons::default(),
+        );
+        let idle = mmo_core::input::MoveInput::default();
+        let mut events = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        // West for 3 s, then stand 1.5 s (zone 0's process saves her every second).
+        for i in 0..135 {
+            tick.tick().await;
+            client.pump();
+            while let Some(e) = client.poll_event() {
+                events.push(e);
+            }
+            client.send_input(if i < 90 { west } else { idle });
+        }
+        let stood_at_m = client
+            .session()
+            .predictor()
+            .expect("welcomed")
+            .predicted()
+            .position_m;
+        assert!(
+            stood_at_m.x < -5.0,
+            "Alice walked into zone 0: {stood_at_m}"
+        );
+
+        // The process she left dies; hers goes on (more than the gateway's 3 s of silence).
+        zone_1.kill_hard();
+        let applied_before = client.session().stats().snapshots_applied;
+        for _ in 0..120 {
+            tick.tick().await;
+            client.pump();
+            while let Some(e) = client.poll_event() {
+                events.push(e);
+            }
+            client.send_input(idle);
+        }
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+            "Alice was never disconnected: {:?}",
+            events.last()
+        );
+        let stats = client.session().stats();
+        assert_eq!(
+            stats.corrections, 0,
+            "her prediction agreed with both processes"
+        );
+        assert!(
+            stats.snapshots_applied > applied_before + 60,
+            "snapshots kept coming from zone 0's process: {applied_before} -> {}",
+            stats.snapshots_applied
+        );
+        client.disconnect(Duration::from_secs(2)).await;
+
+        // A replacement takes zone 1 once the dead process's lease expires; Alice logs in
+        // again (at zone 1's process, which hands her to zone 0's) where she stood.
+        let killed = std::time::Instant::now();
+        let mut replacement = None;
+        while replacement.is_none() && killed.elapsed() < Duration::from_secs(20) {
+            replacement = ZoneRoleProcess::try_start(&refs(&zone_1_args), &FLEET_ENV, None);
+            if replacement.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let replacement = replacement.expect("a replacement zone process starts");
+        let (spawn, bag_after) = alice_returns(&gateway).await;
+        assert!(
+            (spawn.position_m - stood_at_m).length() < 0.05,
+            "saved by zone 0's process where she stood: {} vs {stood_at_m}",
+            spawn.position_m
+        );
+        assert_eq!(bag_after, bag, "nothing lost or duplicated");
+        for process in [replacement, zone_0] {
+            let status = process
+                .terminate(Duration::from_secs(20))
+                .expect("the zone process exits");
+            assert!(status.success(), "zone process exit status {status}");
+        }
+        drop(gateway);
     })
     .await
     .expect("finished within 90 s");
