@@ -35,6 +35,9 @@ pub(crate) struct FleetPart {
     pub(crate) local_zones: Vec<u16>,
     /// The world's tick 0, µs since the Unix epoch.
     pub(crate) epoch_unix_us: u64,
+    /// Each local zone's run number (its lease's fencing token): where its ids start
+    /// (`Zone::start_ids_for_run`).
+    pub(crate) runs: Vec<(u16, u64)>,
 }
 
 /// What local zones send towards one remote zone.
@@ -118,6 +121,15 @@ impl ZoneSet {
         for zone in &mut zones {
             zone.start_at_tick(mmo_core::time::Tick(first_tick))
                 .map_err(NetError::Config)?;
+            let run = fleet.and_then(|part| {
+                part.runs
+                    .iter()
+                    .find(|(id, _)| *id == zone.zone_id().0)
+                    .map(|(_, run)| *run)
+            });
+            if let Some(run) = run {
+                zone.start_ids_for_run(run).map_err(NetError::Config)?;
+            }
         }
         let mut inboxes = Vec::with_capacity(all_ids.len());
         let mut inbox_rxs = Vec::with_capacity(zones.len());

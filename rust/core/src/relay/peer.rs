@@ -153,7 +153,15 @@ impl PeerMessage {
         if version != PEER_FORMAT_VERSION {
             return Err(PeerError::Version { got: version });
         }
-        postcard::from_bytes(rest).map_err(|e| PeerError::Malformed(e.to_string()))
+        let (message, left): (PeerMessage, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|e| PeerError::Malformed(e.to_string()))?;
+        if !left.is_empty() {
+            return Err(PeerError::Malformed(format!(
+                "{} bytes after the message",
+                left.len()
+            )));
+        }
+        Ok(message)
     }
 }
 
@@ -203,6 +211,12 @@ mod tests {
         assert!(matches!(
             PeerMessage::decode(&bytes[..bytes.len() - 3]),
             Err(PeerError::Malformed(_))
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            PeerMessage::decode(&trailing),
+            Err(PeerError::Malformed(m)) if m.contains("after the message")
         ));
         let huge = vec![PEER_FORMAT_VERSION; MAX_PEER_MESSAGE_BYTES + 1];
         assert!(matches!(

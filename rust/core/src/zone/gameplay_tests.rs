@@ -900,3 +900,31 @@ fn an_encoded_transfer_decodes_to_the_same_player_and_bad_bytes_are_refused() {
     let truncated = PlayerTransfer::decode(&bytes[..bytes.len() / 2]).expect_err("truncated");
     assert!(truncated.contains("does not decode"), "{truncated}");
 }
+
+#[test]
+fn a_zone_run_starts_its_ids_in_its_own_slot_of_the_residue_class() {
+    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
+        .expect("valid layout");
+    let zone = |run| {
+        let mut z = Zone::new(ZoneConfig {
+            placement: Some(ZonePlacement::new(layout, ZoneId(1))),
+            ..ZoneConfig::default()
+        })
+        .expect("zone 1");
+        z.start_ids_for_run(run).expect("fresh zone");
+        z
+    };
+    let mut first = zone(7);
+    let mut second = zone(8);
+    let (a, b) = (first.connect(0), second.connect(0));
+    // Zone 1 of 2 keeps its residue class (odd ids are zone 0's: k * 2 + 1).
+    assert_eq!(a.0 % 2, 0);
+    assert_eq!(b.0 % 2, 0);
+    assert_eq!(
+        b.0 - a.0,
+        2 * Zone::IDS_PER_RUN,
+        "the next run starts a slot later"
+    );
+    // Once ids were handed out, the start cannot move.
+    assert!(first.start_ids_for_run(9).is_err());
+}

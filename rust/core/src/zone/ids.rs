@@ -24,6 +24,30 @@ impl IdAllocator {
         }
     }
 
+    /// Starts both counters at `first_k` (before any id was handed out), so a zone that
+    /// runs again after a restart does not hand out the ids of its previous run.
+    ///
+    /// # Errors
+    /// Ids were handed out already, or `first_k` is past the last id of the residue class.
+    pub(super) fn start_at(&mut self, first_k: u32) -> Result<(), String> {
+        if self.connections != 0 || self.entities != 0 {
+            return Err("ids were handed out already".to_owned());
+        }
+        if first_k > u32::MAX / self.stride {
+            return Err(format!(
+                "first id number {first_k} is past the residue class"
+            ));
+        }
+        self.connections = first_k;
+        self.entities = first_k;
+        Ok(())
+    }
+
+    /// How many ids of each kind the residue class holds.
+    pub(super) fn capacity(&self) -> u32 {
+        u32::MAX / self.stride
+    }
+
     fn id(&self, k: u32) -> u32 {
         k.wrapping_mul(self.stride).wrapping_add(self.offset)
     }

@@ -1135,6 +1135,29 @@ impl Zone {
         Ok(())
     }
 
+    /// Ids a zone run hands out before it reaches the next run's (see
+    /// [`Zone::start_ids_for_run`]).
+    pub const IDS_PER_RUN: u32 = 1 << 18;
+
+    /// Makes a zone that has not handed out ids yet start its connection and entity ids in
+    /// slot `run mod slots` of its residue class, where a slot is [`Zone::IDS_PER_RUN`]
+    /// ids and `slots` as many as the class holds (at least 1). A zone process passes its
+    /// lease's fencing token, which grows with every run of the zone, so a replacement
+    /// does not hand out again the ids of players its predecessor handed to other
+    /// processes (until `slots` runs later, or a run that handed out more than a slot).
+    ///
+    /// # Errors
+    /// The zone handed out ids already.
+    pub fn start_ids_for_run(&mut self, run: u64) -> Result<(), String> {
+        let slots = (self.ids.capacity() / Self::IDS_PER_RUN)
+            .saturating_sub(1)
+            .max(1);
+        let slot = (run % u64::from(slots)) as u32;
+        self.ids
+            .start_at(slot * Self::IDS_PER_RUN)
+            .map_err(|e| format!("zone {}: {e}", self.zone_id().0))
+    }
+
     /// Starts the next tick and returns it. [`Zone::run_tick`] does this; call it directly
     /// only to run (and time) the phases one by one.
     pub fn advance_tick(&mut self) -> Tick {

@@ -83,6 +83,10 @@ impl ZoneProcess {
                 let epoch_unix_us =
                     super::directory::world_epoch_unix_us(url, &relay.world).await?;
                 let fleet = crate::zone_set::FleetPart {
+                    runs: local_zones
+                        .iter()
+                        .filter_map(|&z| leases.token(z).map(|token| (z, token)))
+                        .collect(),
                     local_zones: local_zones.clone(),
                     epoch_unix_us,
                 };
