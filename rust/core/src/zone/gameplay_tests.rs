@@ -928,3 +928,40 @@ fn a_zone_run_starts_its_ids_in_its_own_slot_of_the_residue_class() {
     // Once ids were handed out, the start cannot move.
     assert!(first.start_ids_for_run(9).is_err());
 }
+
+#[test]
+fn ghosts_of_a_neighbour_that_stops_exporting_leave_after_the_silence() {
+    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
+        .expect("valid layout");
+    let config = |i| ZoneConfig {
+        placement: Some(ZonePlacement::new(layout, ZoneId(i))),
+        ..ZoneConfig::default()
+    };
+    let mut a = Zone::new(config(0)).expect("zone 0");
+    let mut b = Zone::new(config(1)).expect("zone 1");
+    // Near the border of zone 1: a ghost there.
+    let p = login(&mut a, 95.0, 50.0);
+    a.run_tick();
+    b.set_ghosts(&a.border_export(ZoneId(1)))
+        .expect("neighbour");
+    assert!(b.is_ghost(p.entity));
+    let silence_ticks = (super::super::GHOST_SILENCE_S * 30.0) as u32;
+    // Exports every tick: it stays.
+    for _ in 0..silence_ticks + 10 {
+        a.run_tick();
+        b.set_ghosts(&a.border_export(ZoneId(1)))
+            .expect("neighbour");
+        b.run_tick();
+    }
+    assert!(b.is_ghost(p.entity));
+    // Zone 0 falls silent (its process died): the ghost leaves after the silence.
+    for _ in 0..silence_ticks {
+        b.run_tick();
+    }
+    assert!(b.is_ghost(p.entity), "not before the silence is over");
+    for _ in 0..2 {
+        b.run_tick();
+    }
+    assert!(!b.is_ghost(p.entity));
+    assert!(b.entity_state(p.entity).is_none());
+}

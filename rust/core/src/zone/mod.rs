@@ -43,8 +43,8 @@
 //! [`crate::world`]): a zone of a layout allocates entity and connection ids from its own
 //! residue class; without placement it numbers `1, 2, 3, …` as before.
 //!
-//! Not done: ghosts of a zone that stops sending exports stay until it sends an empty one;
-//! an entity moving between two neighbours of this zone (diagonal layouts) may leave and
+//! A neighbour that sends no export for [`GHOST_SILENCE_S`] (a zone process that died) has
+//! its ghosts leave. Not done: an entity moving between two neighbours of this zone (diagonal layouts) may leave and
 //! re-enter once if the old owner's list arrives before the new owner's; the client is not
 //! told about the zone change (nothing on the wire needs it).
 
@@ -277,6 +277,10 @@ pub struct TransferRejected {
     /// Why.
     pub reason: String,
 }
+
+/// A neighbour's border list older than this (its newest export's tick, in seconds of
+/// ticks) is dropped: its ghosts leave (see [`Zone::set_ghosts`]).
+pub const GHOST_SILENCE_S: f32 = 2.0;
 
 /// One entity of a neighbour's border list.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1162,7 +1166,34 @@ impl Zone {
     /// only to run (and time) the phases one by one.
     pub fn advance_tick(&mut self) -> Tick {
         self.tick = self.tick.next();
+        self.expire_ghost_lists();
         self.tick
+    }
+
+    /// A neighbour whose border list is older than [`GHOST_SILENCE_S`] stopped exporting
+    /// (its zone process died, or the link to it): its ghosts leave, as if it had sent an
+    /// empty list.
+    fn expire_ghost_lists(&mut self) {
+        let silence_ticks = (GHOST_SILENCE_S * self.config.tick_rate.hz() as f32) as u32;
+        let now = self.tick;
+        let stale: Vec<ZoneId> = self
+            .ghost_lists
+            .iter()
+            .filter(|(_, list)| {
+                !list.ids.is_empty() && list.tick.is_some_and(|t| now.since(t) > silence_ticks)
+            })
+            .map(|(&from, _)| from)
+            .collect();
+        for from in stale {
+            let empty = BorderExport {
+                from,
+                tick: now,
+                states: Vec::new(),
+            };
+            if let Err(e) = self.set_ghosts(&empty) {
+                tracing::error!(error = %e, "stale border list not cleared");
+            }
+        }
     }
 
     /// Steps every character through its queued inputs; returns the inputs applied.
