@@ -167,19 +167,10 @@ async fn two_gateways(url: String) {
 
     // A leaves cleanly: B is told within a second, and the zone process forgets A.
     a.client.disconnect(Duration::from_secs(2)).await;
-    let mut left = false;
-    for _ in 0..30 {
-        interval.tick().await;
-        b.tick(idle, tick_s);
-        if b.events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == a_entity))
-        {
-            left = true;
-            break;
-        }
-    }
-    assert!(left, "B got A's leave within a second");
+    assert!(
+        sees_leave_within_a_second(&mut b, a_entity, &mut interval, tick_s).await,
+        "B got A's leave within a second"
+    );
     assert_eq!(
         zone_of(&zones, a_entity).await,
         None,
@@ -405,6 +396,27 @@ async fn a_player_walks_into_a_zone_of_another_zone_process_and_back() {
         .expect("finished within 60 s");
 }
 
+/// Ticks `watcher` idle for at most 30 ticks until it is told `entity` left.
+async fn sees_leave_within_a_second(
+    watcher: &mut Player,
+    entity: mmo_core::entity::EntityId,
+    interval: &mut tokio::time::Interval,
+    tick_s: f32,
+) -> bool {
+    for _ in 0..30 {
+        interval.tick().await;
+        watcher.tick(MoveInput::default(), tick_s);
+        if watcher
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == entity))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// `entity`'s character if `zone` of `process` has its session.
 async fn in_zone(
     process: &ZoneProcess,
@@ -425,35 +437,20 @@ async fn across_processes(url: String) {
     common::install_recorder();
     let relay = settings(&url, "across");
     let (config, trust, zone) = config();
-    let zones_0 = ZoneProcess::start(
-        &config,
-        RelaySettings {
-            zones: Some(vec![0]),
-            ..relay.clone()
-        },
-    )
-    .await
-    .unwrap();
-    let zones_1 = ZoneProcess::start(
-        &config,
-        RelaySettings {
-            zones: Some(vec![1]),
-            ..relay.clone()
-        },
-    )
-    .await
-    .unwrap();
+    let running = |zone: u16| {
+        ZoneProcess::start(
+            &config,
+            RelaySettings {
+                zones: Some(vec![zone]),
+                ..relay.clone()
+            },
+        )
+    };
+    let zones_0 = running(0).await.unwrap();
+    let zones_1 = running(1).await.unwrap();
     assert_eq!((zones_0.zone_count(), zones_1.zone_count()), (1, 1));
     // A third process cannot take zone 1 while the second holds it.
-    let refused = ZoneProcess::start(
-        &config,
-        RelaySettings {
-            zones: Some(vec![1]),
-            ..relay.clone()
-        },
-    )
-    .await
-    .unwrap_err();
+    let refused = running(1).await.unwrap_err();
     assert!(refused.to_string().contains("zone 1"), "{refused}");
     let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
 
@@ -564,19 +561,10 @@ async fn across_processes(url: String) {
 
     // A leaves: the first process ends its session, B is told.
     a.client.disconnect(Duration::from_secs(2)).await;
-    let mut left = false;
-    for _ in 0..30 {
-        interval.tick().await;
-        b.tick(idle, tick_s);
-        if b.events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::EntityLeft { id } if *id == a_entity))
-        {
-            left = true;
-            break;
-        }
-    }
-    assert!(left, "B got A's leave within a second");
+    assert!(
+        sees_leave_within_a_second(&mut b, a_entity, &mut interval, tick_s).await,
+        "B got A's leave within a second"
+    );
     gateway.shutdown(Duration::from_secs(1)).await;
     zones_0.shutdown(Duration::from_secs(2)).await;
     zones_1.shutdown(Duration::from_secs(2)).await;

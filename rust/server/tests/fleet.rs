@@ -263,9 +263,13 @@ struct Played {
     stood_at_m: glam::Vec3,
 }
 
-/// Logs Alice in through `gateway`, waits for her welcome and bag, walks her forward for
-/// `walk_ticks` ticks and lets her stand for `stand_ticks` (ticks of 33 ms).
-async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32) -> Played {
+/// Logs Alice in through `gateway` and waits for her welcome and bag.
+async fn alice_logs_in(
+    gateway: &ServerProcess,
+) -> (
+    mmo_net::client::NetClient,
+    mmo_core::gameplay::messages::InventoryView,
+) {
     let login = gateway.login("alice", "pw1").await;
     let mut client = connect_client(gateway.quic, gateway.fingerprint, &login.token).await;
     assert!(
@@ -278,6 +282,13 @@ async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32)
         "Alice welcomed"
     );
     let bag = alice_bag(&mut client).await;
+    (client, bag)
+}
+
+/// Logs Alice in through `gateway`, waits for her welcome and bag, walks her forward for
+/// `walk_ticks` ticks and lets her stand for `stand_ticks` (ticks of 33 ms).
+async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32) -> Played {
+    let (mut client, bag) = alice_logs_in(gateway).await;
     let walk = mmo_core::input::MoveInput::from_controls(
         1.0,
         0.0,
@@ -534,18 +545,7 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
         let zone_0 = ZoneRoleProcess::start(&refs(&zone_args("0")), &FLEET_ENV, None);
         let gateway = ServerProcess::start(&refs(&args("gateway")), &FLEET_ENV, None);
 
-        let login = gateway.login("alice", "pw1").await;
-        let mut client = connect_client(gateway.quic, gateway.fingerprint, &login.token).await;
-        assert!(
-            wait_for(&mut client, Duration::from_secs(10), |e| matches!(
-                e,
-                ClientEvent::Welcome { .. }
-            ))
-            .await
-            .is_some(),
-            "Alice welcomed"
-        );
-        let bag = alice_bag(&mut client).await;
+        let (mut client, bag) = alice_logs_in(&gateway).await;
         // Forward, facing -X.
         let west = mmo_core::input::MoveInput::from_controls(
             1.0,

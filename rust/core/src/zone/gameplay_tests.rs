@@ -819,16 +819,23 @@ fn repeated_tampering_is_kicked_and_honest_players_are_untouched() {
     let _ = received(&mut z, &mut honest);
 }
 
-#[test]
-fn gameplay_state_moves_with_the_player_at_a_handoff() {
+/// Zones 0 and 1 of a 200 m x 100 m world cut in two at x = 100 m.
+fn two_zones() -> (Zone, Zone) {
     let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
         .expect("valid layout");
-    let config = |i| ZoneConfig {
-        placement: Some(ZonePlacement::new(layout, ZoneId(i))),
-        ..ZoneConfig::default()
+    let zone = |i| {
+        Zone::new(ZoneConfig {
+            placement: Some(ZonePlacement::new(layout, ZoneId(i))),
+            ..ZoneConfig::default()
+        })
+        .expect("valid zone")
     };
-    let mut a = Zone::new(config(0)).expect("zone 0");
-    let mut b = Zone::new(config(1)).expect("zone 1");
+    (zone(0), zone(1))
+}
+
+#[test]
+fn gameplay_state_moves_with_the_player_at_a_handoff() {
+    let (mut a, mut b) = two_zones();
     let p = login(&mut a, 50.0, 50.0);
     a.run_tick();
     let g = a.character_gameplay_mut(p.id).expect("player");
@@ -857,14 +864,7 @@ fn gameplay_state_moves_with_the_player_at_a_handoff() {
 
 #[test]
 fn an_encoded_transfer_decodes_to_the_same_player_and_bad_bytes_are_refused() {
-    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
-        .expect("valid layout");
-    let config = |i| ZoneConfig {
-        placement: Some(ZonePlacement::new(layout, ZoneId(i))),
-        ..ZoneConfig::default()
-    };
-    let mut a = Zone::new(config(0)).expect("zone 0");
-    let mut b = Zone::new(config(1)).expect("zone 1");
+    let (mut a, mut b) = two_zones();
     let p = login(&mut a, 50.0, 50.0);
     a.run_tick();
     let g = a.character_gameplay_mut(p.id).expect("player");
@@ -903,14 +903,8 @@ fn an_encoded_transfer_decodes_to_the_same_player_and_bad_bytes_are_refused() {
 
 #[test]
 fn a_zone_run_starts_its_ids_in_its_own_slot_of_the_residue_class() {
-    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
-        .expect("valid layout");
     let zone = |run| {
-        let mut z = Zone::new(ZoneConfig {
-            placement: Some(ZonePlacement::new(layout, ZoneId(1))),
-            ..ZoneConfig::default()
-        })
-        .expect("zone 1");
+        let (_, mut z) = two_zones();
         z.start_ids_for_run(run).expect("fresh zone");
         z
     };
@@ -931,14 +925,7 @@ fn a_zone_run_starts_its_ids_in_its_own_slot_of_the_residue_class() {
 
 #[test]
 fn ghosts_of_a_neighbour_that_stops_exporting_leave_after_the_silence() {
-    let layout = WorldLayout::new(Rect::new(Vec2::ZERO, Vec2::new(200.0, 100.0)), 2, 1, 30.0)
-        .expect("valid layout");
-    let config = |i| ZoneConfig {
-        placement: Some(ZonePlacement::new(layout, ZoneId(i))),
-        ..ZoneConfig::default()
-    };
-    let mut a = Zone::new(config(0)).expect("zone 0");
-    let mut b = Zone::new(config(1)).expect("zone 1");
+    let (mut a, mut b) = two_zones();
     // Near the border of zone 1: a ghost there.
     let p = login(&mut a, 95.0, 50.0);
     a.run_tick();

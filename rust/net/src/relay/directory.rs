@@ -142,12 +142,7 @@ impl ZoneLeases {
         process: u64,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<ZoneLeases, NetError> {
-        let client = redis::Client::open(redis_url)
-            .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+        let mut connection = connect(redis_url).await?;
         let mut leases = Vec::new();
         for zone in zones {
             let key = format!("mmo:{world}:zone:{zone}:owner");
@@ -239,18 +234,23 @@ impl Drop for ZoneLeases {
     }
 }
 
+/// A connection to the directory's Redis.
+async fn connect(redis_url: &str) -> Result<redis::aio::MultiplexedConnection, NetError> {
+    let client = redis::Client::open(redis_url)
+        .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))
+}
+
 /// The world's tick 0 (µs since the Unix epoch): the value under `mmo:<world>:epoch_unix_us`,
 /// set to now by the first process that asks.
 ///
 /// # Errors
 /// Redis unreachable, or a value there that is not a number.
 pub async fn world_epoch_unix_us(redis_url: &str, world: &str) -> Result<u64, NetError> {
-    let client = redis::Client::open(redis_url)
-        .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+    let mut connection = connect(redis_url).await?;
     let key = format!("mmo:{world}:epoch_unix_us");
     let now_unix_us = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
