@@ -206,8 +206,27 @@ impl RelayLoop {
             tracing::error!(
                 connection = id.0,
                 ?same,
-                "handoff of a connection the relay does not know"
+                "handoff of a connection the relay does not know: closing it in its zone"
             );
+            // Back to its zone and closed there, so its logout save is offered.
+            if let Some(zone) = self.peers.senders.get(usize::from(from_zone)) {
+                conn.link.set_zone(from_zone);
+                let back = PeerMsg::Arrive {
+                    id,
+                    transfer,
+                    conn,
+                    account,
+                    save,
+                };
+                if zone.send(back).is_ok() {
+                    let _ = zone.send(PeerMsg::Kick(
+                        id,
+                        DisconnectReason::ServiceUnavailable,
+                        "handoff to another zone process failed",
+                        Arc::default(),
+                    ));
+                }
+            }
             return;
         };
         // What the session has not read: its channel, then the stream's in-order items.
