@@ -59,9 +59,9 @@
 //!   process in the middle of a handoff.
 //! - Account presence, duplicate-login kicks and login limits are per process (a kick
 //!   does not reach another process); chat deliveries to a player in another process are
-//!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands out
-//!   more than a slot (262,144) can reuse ids of players
-//!   who moved to other processes (such a player is closed when it next crosses back).
+//!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
+//!   out more than a slot (262,144) can reuse ids of players who moved to other processes
+//!   (such a player is closed when it next crosses back).
 //! - A gateway crash ends its clients' sessions (after the timeout) instead of resuming
 //!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]); Redis
 //!   ACLs are not set up.
