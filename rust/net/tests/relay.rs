@@ -36,6 +36,23 @@ fn nats_url() -> Option<String> {
     }
 }
 
+/// The directory's Redis for the tests that need it, or `None` (skipped) unless
+/// `MMO_REQUIRE_SERVICES=1`.
+fn redis_url() -> Option<String> {
+    match std::env::var("MMO_TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert_ne!(
+                std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+                Ok("1"),
+                "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
+            );
+            println!("skipped: MMO_TEST_REDIS_URL not set");
+            None
+        }
+    }
+}
+
 fn settings(url: &str, world: &str) -> RelaySettings {
     RelaySettings {
         nats_url: url.to_owned(),
@@ -313,15 +330,7 @@ async fn without_a_zone_process_the_gateway_closes_with_service_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
     let Some(url) = nats_url() else { return };
-    let Ok(redis_url) = std::env::var("MMO_TEST_REDIS_URL") else {
-        assert_ne!(
-            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-            Ok("1"),
-            "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
-        );
-        println!("skipped: MMO_TEST_REDIS_URL not set");
-        return;
-    };
+    let Some(redis_url) = redis_url() else { return };
     tokio::time::timeout(Duration::from_secs(30), async {
         let relay = settings(&url, "leases");
         let (config, _, _) = config();
@@ -382,13 +391,7 @@ async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_walks_into_a_zone_of_another_zone_process_and_back() {
     let Some(url) = nats_url() else { return };
-    if std::env::var("MMO_TEST_REDIS_URL").is_err() {
-        assert_ne!(
-            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-            Ok("1"),
-            "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
-        );
-        println!("skipped: MMO_TEST_REDIS_URL not set");
+    if redis_url().is_none() {
         return;
     }
     tokio::time::timeout(Duration::from_secs(60), across_processes(url))

@@ -208,25 +208,20 @@ impl RelayLoop {
                 ?same,
                 "handoff of a connection the relay does not know: closing it in its zone"
             );
-            // Back to its zone and closed there, so its logout save is offered.
-            if let Some(zone) = self.peers.senders.get(usize::from(from_zone)) {
-                conn.link.set_zone(from_zone);
-                let back = PeerMsg::Arrive {
-                    id,
-                    transfer,
-                    conn,
-                    account,
-                    save,
-                };
-                if zone.send(back).is_ok() {
-                    let _ = zone.send(PeerMsg::Kick(
-                        id,
-                        DisconnectReason::ServiceUnavailable,
-                        "handoff to another zone process failed",
-                        Arc::default(),
-                    ));
-                }
-            }
+            conn.link.set_zone(from_zone);
+            let back = PeerMsg::Arrive {
+                id,
+                transfer,
+                conn,
+                account,
+                save,
+            };
+            self.close_in_zone(
+                from_zone,
+                id,
+                back,
+                "handoff to another zone process failed",
+            );
             return;
         };
         // What the session has not read: its channel, then the stream's in-order items.
@@ -420,12 +415,7 @@ impl RelayLoop {
         let Some(c) = self.conns.get_mut(&m.key) else {
             return;
         };
-        let capacity = crate::server::control_chunks().max(m.control.len() + 1);
-        let (control_tx, control_rx) = mpsc::channel(capacity);
-        for chunk in m.control.drain(..) {
-            // Cannot fail: the capacity holds them all.
-            let _ = control_tx.try_send(chunk);
-        }
+        let (control_tx, control_rx) = control_channel_with(std::mem::take(&mut m.control));
         conn.control = control_rx;
         c.control = control_tx;
         c.moving = None;
@@ -434,9 +424,6 @@ impl RelayLoop {
             c.lost = Some(reason);
         }
         conn.link.set_zone(m.from_zone);
-        let Some(zone) = self.peers.senders.get(usize::from(m.from_zone)) else {
-            return;
-        };
         let back = PeerMsg::Arrive {
             id,
             transfer,
@@ -444,13 +431,26 @@ impl RelayLoop {
             account,
             save,
         };
-        if zone.send(back).is_ok() {
-            let kick: crate::zone_thread::KickDone = Arc::default();
-            let _ = zone.send(PeerMsg::Kick(
+        self.close_in_zone(
+            m.from_zone,
+            id,
+            back,
+            "handoff to another zone process refused",
+        );
+    }
+
+    /// Puts `back` (a player taken out for a handoff) into local zone `zone` again and
+    /// closes it there with `service_unavailable`, so its logout save is offered.
+    fn close_in_zone(&self, zone: u16, id: ConnectionId, back: PeerMsg, message: &'static str) {
+        let Some(sender) = self.peers.senders.get(usize::from(zone)) else {
+            return;
+        };
+        if sender.send(back).is_ok() {
+            let _ = sender.send(PeerMsg::Kick(
                 id,
                 DisconnectReason::ServiceUnavailable,
-                "handoff to another zone process refused",
-                kick,
+                message,
+                Arc::default(),
             ));
         }
     }
@@ -699,12 +699,7 @@ impl RelayLoop {
         link.set_zone(h.to_zone);
         link.set_logged_in();
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
-        let capacity = crate::server::control_chunks().max(h.control.len() + 1);
-        let (control_tx, control_rx) = mpsc::channel(capacity);
-        for chunk in h.control {
-            // Cannot fail: the capacity holds them all.
-            let _ = control_tx.try_send(chunk);
-        }
+        let (control_tx, control_rx) = control_channel_with(h.control);
         let stats = transfer.connection().stats();
         let conn = Conn::arriving(outbox, control_rx, link.clone(), stats);
         let registered = h.account.as_ref().is_some_and(|account| {
@@ -776,6 +771,18 @@ impl RelayLoop {
         self.ended.remove(&key);
         Ok(key)
     }
+}
+
+/// A session's control chunk channel (as large as a single server's, or as `chunks` need)
+/// holding `chunks` in order, for the session to read first.
+fn control_channel_with(chunks: Vec<Vec<u8>>) -> (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>) {
+    let capacity = crate::server::control_chunks().max(chunks.len() + 1);
+    let (sender, receiver) = mpsc::channel(capacity);
+    for chunk in chunks {
+        // Cannot fail: the capacity holds them all.
+        let _ = sender.try_send(chunk);
+    }
+    (sender, receiver)
 }
 
 /// Publishes a peer message (dropped and counted when it cannot be encoded or sent).
