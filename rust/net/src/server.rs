@@ -468,6 +468,7 @@ async fn serve_local(
             control,
             link: link.clone(),
             reply,
+            session: None,
         })
         .await
         .is_err()

@@ -29,7 +29,7 @@ use crate::server::ServerConfig;
 use crate::zone_thread::{AccountRegistry, Inspect, PeerMsg, Shared, ZoneMsg};
 
 /// A zone process's part of a world run by several processes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct FleetPart {
     /// The zones run here (ids of the layout); the others are remote.
     pub(crate) local_zones: Vec<u16>,
@@ -38,6 +38,9 @@ pub(crate) struct FleetPart {
     /// Each local zone's run number (its lease's fencing token): where its ids start
     /// (`Zone::start_ids_for_run`).
     pub(crate) runs: Vec<(u16, u64)>,
+    /// Account presence across the world's zone processes (`None`: this process's
+    /// registry only).
+    pub(crate) presence: Option<crate::relay::FleetPresence>,
 }
 
 /// What local zones send towards one remote zone.
@@ -171,6 +174,7 @@ impl ZoneSet {
             save_interval: config.save_interval,
             save_versions: Arc::new(Mutex::new(Default::default())),
             relay_tick,
+            presence: fleet.and_then(|part| part.presence.clone()),
         };
         let mut threads = Vec::with_capacity(zones.len());
         for ((zone, inbox_rx), peer_rx) in zones.into_iter().zip(inbox_rxs).zip(peer_rxs) {

@@ -29,7 +29,9 @@
 //! and its logout save is offered (none is lost between zones stopping one after another).
 //!
 //! Accounts are unique across zones: a shared registry maps each logged-in account to its
-//! connection, and a second login of an account kicks the first wherever it is.
+//! connection, and a second login of an account kicks the first wherever it is. In a zone
+//! process with a directory they are unique across the world's zone processes too
+//! (`presence`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +49,9 @@ use crate::auth::LoginAuthority;
 use crate::bridge::Link;
 use crate::metrics as names;
 use crate::persist::CharacterStore;
+use crate::relay::SessionRef;
 
+mod presence;
 mod saving;
 
 pub(crate) use saving::SaveState;
@@ -79,6 +83,9 @@ pub(crate) enum ZoneMsg {
         control: mpsc::Receiver<Vec<u8>>,
         link: Arc<Link>,
         reply: oneshot::Sender<ConnectionId>,
+        /// The session's name in the fleet (a relayed connection; `None` on a server
+        /// holding its QUIC connections).
+        session: Option<SessionRef>,
     },
     /// A datagram and when the network task received it (µs on the zones' clock,
     /// [`Shared::start`]): the input-rate check measures arrival, not processing, time.
@@ -124,6 +131,8 @@ pub(crate) struct Conn {
     /// Control-stream chunks in arrival order.
     pub(crate) control: mpsc::Receiver<Vec<u8>>,
     pub(crate) link: Arc<Link>,
+    /// The session's name in the fleet (relayed connections only).
+    pub(crate) session: Option<SessionRef>,
     /// The session's byte counters at the last sample.
     sampled: ConnectionStats,
 }
@@ -135,11 +144,13 @@ impl Conn {
         control: mpsc::Receiver<Vec<u8>>,
         link: Arc<Link>,
         stats: ConnectionStats,
+        session: Option<SessionRef>,
     ) -> Conn {
         Conn {
             outbox,
             control,
             link,
+            session,
             sampled: stats,
         }
     }
@@ -176,6 +187,9 @@ pub(crate) struct Shared {
     /// connections are relayed (`crate::relay`): the relay sends them as one batch per
     /// gateway. `None` in a process that holds its QUIC connections itself.
     pub(crate) relay_tick: Option<Arc<tokio::sync::Notify>>,
+    /// Account presence across the world's zone processes (a zone process with a
+    /// directory; see `presence`). `None`: accounts are unique in this process only.
+    pub(crate) presence: Option<crate::relay::FleetPresence>,
 }
 
 /// The zone thread's metric handles (registered once; recording is a no-op without a
@@ -242,6 +256,8 @@ struct ZoneLoop {
     saving: saving::Saving,
     /// Sheds replication load when ticks run long (see `mmo_core::replication::overload`).
     overload: Overload,
+    /// Fleet-wide account presence of the sessions here (see `presence`).
+    presence: presence::Presence,
 }
 
 /// The overload governor and when the current degraded episode began.
@@ -283,6 +299,7 @@ pub(crate) fn run(
         metrics: ZoneMetrics::new(zone_label),
         scratch_ids: Vec::new(),
         overload: Overload::default(),
+        presence: presence::Presence::default(),
     };
     zone_loop.metrics.players.set(0.0);
     runtime.block_on(zone_loop.run(inbox, peers));
@@ -361,6 +378,8 @@ impl ZoneLoop {
         self.handle_events();
         // Every character was offered as a logout; now what the store refused.
         self.save_at_shutdown().await;
+        self.finish_releases(Instant::now() + saving::SHUTDOWN_RETRY)
+            .await;
         // Dropping the outboxes lets each writer finish its stream and close.
         self.conns.clear();
         tracing::debug!(zone = %self.metrics.zone_label, "zone stopped");
@@ -374,6 +393,7 @@ impl ZoneLoop {
                 control,
                 link,
                 reply,
+                session,
             } => {
                 let id = self.zone.connect(now_us);
                 if reply.send(id).is_ok() {
@@ -381,6 +401,7 @@ impl ZoneLoop {
                         outbox,
                         control,
                         link,
+                        session,
                         sampled: ConnectionStats::default(),
                     };
                     self.conns.insert(id, conn);
@@ -435,6 +456,7 @@ impl ZoneLoop {
                     let Some(account) = account else {
                         return self.handle_events();
                     };
+                    self.hold_claim(id, &account);
                     let current = lock(&self.shared.accounts).get(&account).copied();
                     if current != Some(id) {
                         // The account logged in again while this player was between zones:
@@ -513,6 +535,7 @@ impl ZoneLoop {
         self.handle_events();
         self.poll_loads();
         self.poll_commits();
+        self.poll_releases();
         self.zone.run_tick();
         self.commit_transfers();
         self.save_if_due();
@@ -582,7 +605,7 @@ impl ZoneLoop {
         let departures: Vec<_> = self.zone.drain_departures().collect();
         for departure in departures {
             let id = departure.connection;
-            let Some(peer) = self.shared.peers.get(usize::from(departure.to.0)) else {
+            let Some(peer) = self.shared.peers.get(usize::from(departure.to.0)).cloned() else {
                 tracing::error!(zone = departure.to.0, "departure to an unknown zone");
                 continue;
             };
@@ -603,6 +626,7 @@ impl ZoneLoop {
             );
             conn.link.set_zone(departure.to.0);
             let account = self.accounts.remove(&id);
+            self.claim_leaves(id);
             let save = self.saving.take(id).map(Box::new);
             let arrive = PeerMsg::Arrive {
                 id,
@@ -701,8 +725,9 @@ impl ZoneLoop {
     /// connection with the reason on its link).
     fn retire(&mut self, id: ConnectionId) {
         let _ = self.take_byte_delta(id);
-        // The logout save, while the character is still in the zone.
-        self.save_leaving(id);
+        // The logout save, while the character is still in the zone (and the account's
+        // fleet presence released once it commits).
+        self.leave_with_presence(id);
         self.forget_load(id);
         self.zone.remove(id);
         self.conns.remove(&id);
@@ -795,15 +820,16 @@ impl ZoneLoop {
     }
 
     /// Asks the authority about `token`; accepts the login, or closes the connection with
-    /// the refusal's reason. An account already logged in elsewhere (any zone) is closed
-    /// there with [`DisconnectReason::DuplicateLogin`].
+    /// the refusal's reason. An account already logged in elsewhere (any zone, or with
+    /// fleet-wide presence any zone process of the world) is closed there with
+    /// [`DisconnectReason::DuplicateLogin`].
     fn decide_login(&mut self, id: ConnectionId, token: &str) {
         match self
             .shared
             .authority
             .verify(token, crate::auth::unix_now_s())
         {
-            Ok(grant) if self.saving.has_store() => {
+            Ok(grant) if self.saving.has_store() || self.presence_session(id).is_some() => {
                 tracing::debug!(account = %grant.account, connection = id.0, "token accepted: loading the character");
                 self.start_load(id, grant);
             }

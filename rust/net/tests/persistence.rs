@@ -9,38 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::player::Player;
-use common::{border_world, connect_player, pinned_config};
+use common::{border_world, character_template, connect_player, pinned_config};
 use mmo_core::gameplay::messages::InventoryOp;
 use mmo_core::input::{Buttons, MoveInput};
-use mmo_core::persist::CharacterRecord;
 use mmo_core::session::client::ClientEvent;
 use mmo_core::world::WorldLayout;
 use mmo_core::zone::ZoneConfig;
-use mmo_core::zone::persistence::starting_inventory;
 use mmo_net::auth::StaticTokens;
 use mmo_net::persist::{MemoryStore, SaveUrgency};
 use mmo_net::server::Server;
 use mmo_net::tls::ServerTrust;
-
-/// The template of new characters: the content's first class and race, its starting kit.
-fn template(zone: &ZoneConfig) -> CharacterRecord {
-    let content = &zone.gameplay.content;
-    CharacterRecord {
-        character_id: 0,
-        account_id: 0,
-        name: String::new(),
-        race: content.races()[0].id.clone(),
-        class: content.classes()[0].id.clone(),
-        level: 1,
-        experience: 0,
-        zone_id: 0,
-        position_m: zone.spawn_position_m,
-        yaw_rad: 0.0,
-        pools: Vec::new(),
-        inventory: starting_inventory(content),
-        version: 0,
-    }
-}
 
 struct Setup {
     server: Server,
@@ -53,7 +31,7 @@ struct Setup {
 /// 200 m x 100 m world cut at x = 0 with players appearing 4 m west of the border.
 async fn setup(save_interval: Duration, two_zones: bool) -> Setup {
     let (world, zone) = border_world();
-    let store = Arc::new(MemoryStore::new(template(&zone)));
+    let store = Arc::new(MemoryStore::new(character_template(&zone)));
     let (mut config, trust) = pinned_config(
         &zone,
         StaticTokens::new().with("a", "alice").with("b", "bob"),
@@ -128,7 +106,7 @@ fn result_of(p: &Player, request: u32) -> Option<Option<String>> {
 }
 
 /// Items in a record.
-fn items(r: &CharacterRecord) -> u64 {
+fn items(r: &mmo_core::persist::CharacterRecord) -> u64 {
     r.inventory.iter().map(|s| u64::from(s.quantity)).sum()
 }
 

@@ -572,3 +572,247 @@ async fn across_processes(url: String) {
     zones_0.shutdown(Duration::from_secs(2)).await;
     zones_1.shutdown(Duration::from_secs(2)).await;
 }
+
+/// Two zone processes split the border world over one in-memory store (a shared database).
+/// Alice walks into zone 1, run by the second process, and logs in again: the new
+/// connection lands in zone 0's process, which kicks her older session in the other process
+/// through the account's fleet-wide presence and loads her character only after that
+/// session's logout save committed (the store holds the commit back for a while): she
+/// starts where she stood, the older client hears `duplicate_login`, and her presence key
+/// is gone once she logs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_closes_the_session_in_another_zone_process_and_starts_from_its_save() {
+    let Some(url) = nats_url() else { return };
+    let Some(redis_url) = redis_url() else { return };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        relogin_across_processes(url, redis_url),
+    )
+    .await
+    .expect("finished within 60 s");
+}
+
+/// Ticks `players` idle until each is welcomed and has its bag (at most 10 s).
+async fn until_ready(
+    players: &mut [&mut Player],
+    interval: &mut tokio::time::Interval,
+    tick_s: f32,
+) {
+    for _ in 0..300 {
+        interval.tick().await;
+        for p in players.iter_mut() {
+            p.tick(MoveInput::default(), tick_s);
+        }
+        if players
+            .iter()
+            .all(|p| p.entity().is_some() && p.client.session().inventory().is_some())
+        {
+            return;
+        }
+    }
+    panic!("players not welcomed");
+}
+
+async fn relogin_across_processes(url: String, redis_url: String) {
+    common::install_recorder();
+    let relay = settings(&url, "relogin");
+    let (mut config, trust, zone) = config();
+    let store = std::sync::Arc::new(mmo_net::persist::MemoryStore::new(
+        common::character_template(&zone),
+    ));
+    config.store = Some(store.clone());
+    // No periodic save: only the older session's logout save can carry her position.
+    config.save_interval = Duration::from_secs(3600);
+    let running = |zone: u16| {
+        ZoneProcess::start(
+            &config,
+            RelaySettings {
+                zones: Some(vec![zone]),
+                ..relay.clone()
+            },
+        )
+    };
+    let zones_0 = running(0).await.unwrap();
+    let zones_1 = running(1).await.unwrap();
+    let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let kicked_before = common::counter("mmo_relay_events_total", &[("event", "presence_kicked")]);
+    let takeovers_before =
+        common::counter("mmo_relay_events_total", &[("event", "presence_takeover")]);
+
+    let mut old = connect(&gateway, trust, &zone, "a").await;
+    until_ready(&mut [&mut old], &mut interval, tick_s).await;
+    let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+    for _ in 0..150 {
+        interval.tick().await;
+        old.tick(east, tick_s);
+        if old.position_m().x > 8.0 {
+            break;
+        }
+    }
+    for _ in 0..30 {
+        interval.tick().await;
+        old.tick(MoveInput::default(), tick_s);
+    }
+    let left_at = old.position_m();
+    let entity = old.entity().expect("welcomed");
+    assert!(
+        in_zone(&zones_1, 1, entity).await.flatten().is_some(),
+        "alice's session runs in the second process, at {left_at}"
+    );
+    assert_eq!(
+        store.character_of("alice").expect("created").version,
+        0,
+        "nothing saved yet"
+    );
+
+    // The store holds its commit answers back for a second: the older session is closed
+    // at once, but the new one waits for the commit of its logout save.
+    store.set_hold_commits(true);
+    let mut new = connect(&gateway, trust, &zone, "a").await;
+    for _ in 0..45 {
+        interval.tick().await;
+        new.tick(MoveInput::default(), tick_s);
+        old.tick(MoveInput::default(), tick_s);
+    }
+    assert!(
+        old.events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Disconnected {
+                reason: DisconnectReason::DuplicateLogin,
+                ..
+            }
+        )),
+        "the older session was closed as a duplicate login: {:?}",
+        old.events.last()
+    );
+    assert!(
+        new.entity().is_none(),
+        "the new session waits for the older one's logout save to commit"
+    );
+    assert!(store.release_commits() >= 1, "the logout save waited");
+    store.set_hold_commits(false);
+    until_ready(&mut [&mut new], &mut interval, tick_s).await;
+    for _ in 0..10 {
+        interval.tick().await;
+        new.tick(MoveInput::default(), tick_s);
+        old.tick(MoveInput::default(), tick_s);
+    }
+    assert!(
+        (new.position_m() - left_at).length() < 0.05,
+        "the new session starts at {} but alice stood at {left_at}",
+        new.position_m()
+    );
+    assert!(
+        common::counter("mmo_relay_events_total", &[("event", "presence_kicked")]) > kicked_before,
+        "the kick went through the fleet's presence"
+    );
+    assert_eq!(
+        common::counter("mmo_relay_events_total", &[("event", "presence_takeover")]),
+        takeovers_before,
+        "the older session released its key; nobody had to take it over"
+    );
+    let new_entity = new.entity().expect("welcomed");
+    assert!(
+        in_zone(&zones_1, 1, new_entity).await.flatten().is_some(),
+        "the new session was handed to the process running where she stood"
+    );
+
+    // She logs out: the process she is in releases her key once her save is committed.
+    new.client.disconnect(Duration::from_secs(2)).await;
+    let key = format!("mmo:{}:account:alice", relay.world);
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut held: Option<String> = Some(String::new());
+    for _ in 0..50 {
+        held = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if held.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        held, None,
+        "alice's presence key is released after her logout"
+    );
+    assert!(
+        store.character_of("alice").expect("saved").version >= 2,
+        "both sessions' logouts were saved"
+    );
+    gateway.shutdown(Duration::from_secs(1)).await;
+    zones_0.shutdown(Duration::from_secs(2)).await;
+    zones_1.shutdown(Duration::from_secs(2)).await;
+}
+
+/// A presence key naming a session nobody runs any more (its zone process died with it):
+/// a login of that account waits for the kick's answer for 3 s, takes the key over and
+/// plays; the key names the new session then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_takes_over_a_presence_key_that_nobody_releases() {
+    let Some(url) = nats_url() else { return };
+    let Some(redis_url) = redis_url() else { return };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        common::install_recorder();
+        let relay = settings(&url, "takeover");
+        let (config, trust, zone) = config();
+        let zones = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+        let key = format!("mmo:{}:account:alice", relay.world);
+        let mut redis = redis::Client::open(redis_url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let stale = "00000000deadbeef:1";
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(stale)
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let takeovers =
+            common::counter("mmo_relay_events_total", &[("event", "presence_takeover")]);
+        let started = std::time::Instant::now();
+        let tick = Duration::from_micros(zone.tick_rate.tick_us());
+        let mut interval = tokio::time::interval(tick);
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick.as_secs_f32()).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(2_900),
+            "the login waited for the older session's release first: {waited:?}"
+        );
+        assert_eq!(
+            common::counter("mmo_relay_events_total", &[("event", "presence_takeover")]),
+            takeovers + 1
+        );
+        let held: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let held = held.expect("the key names alice's session");
+        assert_ne!(held, stale);
+        assert!(
+            held.starts_with(&format!("{:016x}:", gateway.id())),
+            "the key names a connection of the gateway: {held}"
+        );
+        alice.client.disconnect(Duration::from_secs(2)).await;
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}

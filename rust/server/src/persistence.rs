@@ -43,6 +43,9 @@
 //! - A re-login while the old session still plays (in any zone of this server) is loaded
 //!   only after that session's zone closed it and offered its logout save (see the zone's
 //!   `saving` module, "Duplicate logins"), so the new session starts from its last state.
+//!   In a fleet the old session may be in another zone process with its own saver: there
+//!   the login waits until that process committed the logout save (account presence,
+//!   `RELAY_FORMAT.md` section 6), and loads it from the database.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -26,5 +26,5 @@ pub use message::{
     Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem, conn_incarnation, conn_number,
     conn_serial, next_incarnation,
 };
-pub use peer::{Handoff, HandoffAnswer, PEER_FORMAT_VERSION, PeerError, PeerMessage};
+pub use peer::{Handoff, HandoffAnswer, Kick, PEER_FORMAT_VERSION, PeerError, PeerMessage};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

@@ -1,10 +1,11 @@
-//! What zone processes of one world say to each other (`RELAY_FORMAT.md`, section 5): a
-//! player handed over with its session, the answer, the datagrams that reached the old
-//! process after the handover, and border exports.
+//! What zone processes of one world say to each other (`RELAY_FORMAT.md`, sections 5 and
+//! 6): a player handed over with its session, the answer, the datagrams that reached the old
+//! process after the handover, border exports, and kicks of an account's older session.
 //!
 //! One format-version byte, then a [`PeerMessage`] in postcard. Peer messages travel on
 //! `mmo.<world>.peer.zone.<zone id>` (to the process that runs a zone) and
-//! `mmo.<world>.peer.proc.<process id>` (answers), never through a gateway. The
+//! `mmo.<world>.peer.proc.<process id>` (answers) and `mmo.<world>.peer.kick` (kicks, to
+//! every zone process of the world), never through a gateway. The
 //! transfer inside a [`Handoff`] is the session's in-memory state
 //! ([`crate::zone::PlayerTransfer::encode`]), so only processes of one build exchange
 //! players; a process refuses another version with a clear reason and the player stays.
@@ -15,7 +16,7 @@ use crate::zone::BorderExport;
 
 /// Version of the peer format; a message of another version is refused (a handoff is
 /// answered with the reason, anything else dropped and counted).
-pub const PEER_FORMAT_VERSION: u8 = 1;
+pub const PEER_FORMAT_VERSION: u8 = 2;
 
 /// Largest encoded peer message, bytes (NATS's default maximum payload).
 pub const MAX_PEER_MESSAGE_BYTES: usize = 1 << 20;
@@ -44,6 +45,22 @@ pub enum PeerMessage {
         /// The export.
         export: BorderExport,
     },
+    /// An account logged in again: whichever zone process runs this older session closes
+    /// it with `duplicate_login` (section 6 of `RELAY_FORMAT.md`).
+    Kick(Kick),
+}
+
+/// The older session of an account that logged in again, named by where its client's QUIC
+/// connection is: the gateway and the gateway's serial for the connection (which stays the
+/// same across handoffs; see `conn_serial`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kick {
+    /// The account (for the receiver's log).
+    pub account: String,
+    /// The gateway holding the older session's client connection.
+    pub gateway: u64,
+    /// The gateway's serial for that connection.
+    pub conn_serial: u64,
 }
 
 /// A player's session moving to another zone process. See `RELAY_FORMAT.md`, section 5.
@@ -198,6 +215,12 @@ mod tests {
         }));
         let bytes = handoff.encode().expect("encoded");
         assert_eq!(PeerMessage::decode(&bytes), Ok(handoff));
+        let kick = PeerMessage::Kick(Kick {
+            account: "alice".to_owned(),
+            gateway: u64::MAX,
+            conn_serial: 3,
+        });
+        assert_eq!(PeerMessage::decode(&kick.encode().unwrap()), Ok(kick));
 
         assert_eq!(PeerMessage::decode(&[]), Err(PeerError::Empty));
         let mut other = bytes.clone();
@@ -278,10 +301,16 @@ mod example {
                 }],
             },
         };
+        let kick = PeerMessage::Kick(Kick {
+            account: "alice".to_owned(),
+            gateway: 300,
+            conn_serial: 1,
+        });
         let lines = [
             hex(&moved.encode().unwrap()),
             hex(&answer.encode().unwrap()),
             hex(&border.encode().unwrap()),
+            hex(&kick.encode().unwrap()),
         ];
         let spec = include_str!("RELAY_FORMAT.md");
         let shown: Vec<String> = spec

@@ -235,7 +235,9 @@ impl Drop for ZoneLeases {
 }
 
 /// A connection to the directory's Redis.
-async fn connect(redis_url: &str) -> Result<redis::aio::MultiplexedConnection, NetError> {
+pub(super) async fn connect(
+    redis_url: &str,
+) -> Result<redis::aio::MultiplexedConnection, NetError> {
     let client = redis::Client::open(redis_url)
         .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
     client

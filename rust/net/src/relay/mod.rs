@@ -21,6 +21,7 @@
 //! | `mmo.<world>.gw.<gateway id, 16 hex digits>` | that gateway | everything for its connections |
 //! | `mmo.<world>.peer.zone.<zone id>` | the zone process running the zone | handoffs, forwarded datagrams and border exports from other zone processes |
 //! | `mmo.<world>.peer.proc.<process id, 16 hex digits>` | that zone process | answers to its handoffs |
+//! | `mmo.<world>.peer.kick` | every zone process | kicks of an account's older session (`presence`) |
 //!
 //! Gateway and zone-process ids are random `u64`s drawn at start, so a restarted process
 //! never receives its predecessor's traffic.
@@ -46,6 +47,10 @@
 //! ([`ZoneProcess::ownership_lost`]). Every zone process of a world numbers ticks from the
 //! world's epoch in the directory.
 //!
+//! **Account presence** (`presence`, `RELAY_FORMAT.md` section 6; with a directory): one
+//! live session per account in the world; a login kicks the older session in whichever
+//! zone process runs it and loads the character once that session's logout save committed.
+//!
 //! **Handoff between processes** (`zone_side::handoff`, `RELAY_FORMAT.md` section 5): a
 //! player crossing into a zone of another process moves there with its session, checked
 //! against the sender's lease; the gateway switches the connection at the old process's
@@ -57,8 +62,7 @@
 //!   ends the connection unsaved although the receiver may have taken the player (which
 //!   then saves it when the session ends there); no two-phase commit, and no test kills a
 //!   process in the middle of a handoff.
-//! - Account presence, duplicate-login kicks and login limits are per process (a kick
-//!   does not reach another process); chat deliveries to a player in another process are
+//! - Login limits are per gateway; chat deliveries to a player in another process are
 //!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes
 //!   (such a player is closed when it next crosses back).
@@ -68,10 +72,12 @@
 
 pub mod directory;
 mod gateway_side;
+mod presence;
 mod zone_side;
 
 pub use gateway_side::GatewayProcess;
 pub(crate) use gateway_side::{RelayHandle, serve_relayed};
+pub(crate) use presence::{FleetPresence, SessionRef};
 pub use zone_side::ZoneProcess;
 
 use mmo_core::relay::message::{BATCH_OVERHEAD_BYTES, MAX_BATCH_BYTES};
@@ -171,6 +177,10 @@ impl RelaySettings {
 
     fn peer_zone_subject(&self, zone: u16) -> String {
         format!("mmo.{}.peer.zone.{zone}", self.world)
+    }
+
+    fn peer_kick_subject(&self) -> String {
+        format!("mmo.{}.peer.kick", self.world)
     }
 
     fn peer_process_subject(&self, id: u64) -> String {

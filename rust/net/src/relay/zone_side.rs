@@ -21,6 +21,7 @@ use mmo_core::world::ZoneId;
 use mmo_core::zone::{ConnectionId, Zone};
 use tokio::sync::{mpsc, oneshot};
 
+use super::SessionRef;
 use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_HEARTBEAT_US, count};
 use crate::NetError;
 use crate::bridge::{Link, MAX_DATAGRAM_AGE, Queued};
@@ -29,6 +30,8 @@ use crate::zone_set::ZoneSet;
 use crate::zone_thread::ZoneMsg;
 
 mod handoff;
+
+pub(super) use handoff::publish_peer;
 
 /// The relay task's timer, besides the zone ticks: retransmissions, timeouts, stragglers.
 const TIMER: Duration = Duration::from_millis(50);
@@ -50,6 +53,9 @@ pub struct ZoneProcess {
     /// Relayed connections the relay task knows (ended ones until forgotten).
     connections: Arc<std::sync::atomic::AtomicUsize>,
     health: super::RelayHealth,
+    /// Account presence across the world (with a directory) and its renewal task.
+    presence: Option<super::FleetPresence>,
+    presence_renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ZoneProcess {
@@ -70,7 +76,7 @@ impl ZoneProcess {
                 "fleet.zones (a zone process running some zones of the world) needs the fleet directory: set --redis-url".into(),
             ));
         }
-        let (leases, fleet) = match &relay.redis_url {
+        let (leases, mut fleet) = match &relay.redis_url {
             Some(url) => {
                 let leases = super::directory::ZoneLeases::acquire(
                     url,
@@ -89,6 +95,8 @@ impl ZoneProcess {
                         .collect(),
                     local_zones: local_zones.clone(),
                     epoch_unix_us,
+                    // Set below, once NATS is connected.
+                    presence: None,
                 };
                 (Some(leases), Some(fleet))
             }
@@ -108,6 +116,20 @@ impl ZoneProcess {
         // Batches: new connections on each local zone's subject, the rest on our own.
         let mut batch_subjects = vec![subscribe(my_subject.clone()).await?];
         let mut peer_subjects = vec![subscribe(relay.peer_process_subject(id)).await?];
+        // Account presence across the world's zone processes (with a directory).
+        let mut presence_parts = None;
+        if let (Some(url), Some(fleet)) = (&relay.redis_url, fleet.as_mut()) {
+            let (presence, kicks, renewer) = super::presence::FleetPresence::start(
+                url,
+                &relay.world,
+                relay.peer_kick_subject(),
+                client.clone(),
+            )
+            .await?;
+            peer_subjects.push(subscribe(relay.peer_kick_subject()).await?);
+            fleet.presence = Some(presence.clone());
+            presence_parts = Some((presence, kicks, renewer));
+        }
         for &zone in &local_zones {
             batch_subjects.push(subscribe(relay.zone_subject(zone)).await?);
             peer_subjects.push(subscribe(relay.peer_zone_subject(zone)).await?);
@@ -124,6 +146,11 @@ impl ZoneProcess {
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let health = super::RelayHealth::default();
         let (checked_tx, checked_rx) = mpsc::unbounded_channel();
+        let (presence, kicks, presence_renewer) = match presence_parts {
+            Some((presence, kicks, renewer)) => (Some(presence), kicks, Some(renewer)),
+            // Never yields: no presence, no kicks of our own.
+            None => (None, mpsc::unbounded_channel().1, None),
+        };
         let relay_loop = RelayLoop {
             health: health.clone(),
             connections: connections.clone(),
@@ -151,15 +178,17 @@ impl ZoneProcess {
             moving: HashMap::new(),
             arrived: HashMap::new(),
             checked: checked_tx,
+            presence: presence.clone(),
         };
-        let relay_task = tokio::spawn(relay_loop.run(
-            futures_util::stream::select_all(batch_subjects),
-            futures_util::stream::select_all(peer_subjects),
+        let relay_task = tokio::spawn(relay_loop.run(RelayInputs {
+            incoming: futures_util::stream::select_all(batch_subjects),
+            peer_incoming: futures_util::stream::select_all(peer_subjects),
             remote,
-            checked_rx,
+            checked: checked_rx,
+            kicks,
             tick,
-            stop_rx,
-        ));
+            stopping: stop_rx,
+        }));
         tracing::info!(process = %format!("{id:016x}"), world = %relay.world, zones = ?local_zones, "zone process relaying");
         Ok(ZoneProcess {
             zones,
@@ -169,6 +198,8 @@ impl ZoneProcess {
             stopping: Some(stopping),
             connections,
             health,
+            presence,
+            presence_renewer,
         })
     }
 
@@ -235,6 +266,13 @@ impl ZoneProcess {
     /// last batches for up to `grace`.
     pub async fn shutdown(mut self, grace: Duration) {
         self.zones.shutdown().await;
+        // The zones released their sessions' presence keys; let those calls finish.
+        if let Some(presence) = &self.presence {
+            presence.settle(grace).await;
+        }
+        if let Some(renewer) = self.presence_renewer.take() {
+            renewer.abort();
+        }
         if let Some(stopping) = self.stopping.take() {
             let _ = stopping.send(());
         }
@@ -255,6 +293,9 @@ impl ZoneProcess {
 impl Drop for ZoneProcess {
     fn drop(&mut self) {
         self.relay_task.abort();
+        if let Some(renewer) = &self.presence_renewer {
+            renewer.abort();
+        }
         if self.zones.is_running() {
             self.zones.stop_now();
         }
@@ -343,6 +384,26 @@ struct RelayLoop {
     arrived: HashMap<u64, handoff::Arrived>,
     /// Where fencing-check tasks send their handoffs back.
     checked: mpsc::UnboundedSender<handoff::Checked>,
+    /// Account presence across the world (with a directory).
+    presence: Option<super::FleetPresence>,
+}
+
+/// What the relay task waits on.
+struct RelayInputs {
+    /// Batches from gateways (the process's and its zones' subjects).
+    incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
+    /// Peer messages from other zone processes (handoffs, answers, borders, kicks).
+    peer_incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
+    /// What local zones send to remote ones.
+    remote: mpsc::UnboundedReceiver<handoff::RemoteMsg>,
+    /// Handoffs whose fencing check finished.
+    checked: mpsc::UnboundedReceiver<handoff::Checked>,
+    /// Sessions here whose presence key a newer login took.
+    kicks: mpsc::UnboundedReceiver<super::presence::LocalKick>,
+    /// Woken after each zone tick.
+    tick: Arc<tokio::sync::Notify>,
+    /// The zones stopped.
+    stopping: oneshot::Receiver<()>,
 }
 
 impl RelayLoop {
@@ -350,15 +411,16 @@ impl RelayLoop {
         self.clock.elapsed().as_micros() as u64
     }
 
-    async fn run(
-        mut self,
-        mut incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
-        mut peer_incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
-        mut remote: mpsc::UnboundedReceiver<handoff::RemoteMsg>,
-        mut checked: mpsc::UnboundedReceiver<handoff::Checked>,
-        tick: Arc<tokio::sync::Notify>,
-        mut stopping: oneshot::Receiver<()>,
-    ) {
+    async fn run(mut self, inputs: RelayInputs) {
+        let RelayInputs {
+            mut incoming,
+            mut peer_incoming,
+            mut remote,
+            mut checked,
+            mut kicks,
+            tick,
+            mut stopping,
+        } = inputs;
         // Every batch subscription carries the same batches (section 1 of
         // `RELAY_FORMAT.md`).
         let mut guard = self.health.guard();
@@ -385,6 +447,7 @@ impl RelayLoop {
                 }
                 Some(msg) = remote.recv() => self.send_remote(msg).await,
                 Some(done) = checked.recv() => self.finish_handoff(done).await,
+                Some(kick) = kicks.recv() => self.kick_session(&kick.account, kick.session),
                 () = tick.notified() => self.flush().await,
                 _ = timer.tick() => {
                     self.flush().await;
@@ -566,6 +629,10 @@ impl RelayLoop {
             control: control_rx,
             link,
             reply,
+            session: Some(SessionRef {
+                gateway: key.gateway,
+                conn_serial: mmo_core::relay::conn_serial(key.local),
+            }),
         };
         let refused = if self.stopping {
             Some(DisconnectReason::ServerShutdown)
@@ -588,6 +655,43 @@ impl RelayLoop {
         }
         count("opened");
         self.conns.insert(key, conn);
+    }
+
+    /// Closes the session `session` names with `duplicate_login` if it runs here (an
+    /// account presence kick, `RELAY_FORMAT.md` section 6). A session being handed to
+    /// another process is left alone: the kick is published again until it lands.
+    fn kick_session(&mut self, account: &str, session: SessionRef) {
+        let found = self.conns.iter().find(|(key, c)| {
+            key.gateway == session.gateway
+                && mmo_core::relay::conn_serial(key.local) == session.conn_serial
+                && c.moving.is_none()
+                && c.moved_to.is_none()
+                && !c.outbox_closed
+        });
+        let Some((_, c)) = found else {
+            return;
+        };
+        let Some(id) = c.id else {
+            return;
+        };
+        let Some(zone) = self.peers.senders.get(usize::from(c.link.zone())) else {
+            return;
+        };
+        count("presence_kicked");
+        tracing::info!(
+            account,
+            connection = id.0,
+            "logged in again elsewhere in the fleet: closing this session"
+        );
+        // Answered by nobody: the release of the account's key is what the new login
+        // waits for.
+        let done: crate::zone_thread::KickDone = Arc::default();
+        let _ = zone.send(crate::zone_thread::PeerMsg::Kick(
+            id,
+            DisconnectReason::DuplicateLogin,
+            "logged in from another connection",
+            done,
+        ));
     }
 
     fn queue(&mut self, to: GatewayAddress, item: Item) {

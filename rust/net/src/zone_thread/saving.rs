@@ -43,6 +43,9 @@
 //!   (a kick nobody finds is answered by being dropped), and the load starts then, or
 //!   after [`KICK_WAIT`] at the latest. The saver's `load` returns a pending record newer
 //!   than the stored one, so the new session starts from the older session's last state.
+//!   With fleet-wide presence (a relayed session in a fleet, see `presence`) the login
+//!   first claims the account's key, which waits until the older session, in any zone
+//!   process, was closed and its logout save committed; the load starts after that.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -116,11 +119,18 @@ struct Loading {
     /// Answered or closed once the older session's zone closed it and offered its logout
     /// save; the load starts then, or at the deadline.
     kicked: Option<(oneshot::Receiver<()>, Instant)>,
+    /// The claim of the account's fleet-wide presence (a relayed session in a fleet, see
+    /// `presence`), until answered, and its deadline; the load waits for it.
+    claim: Option<(oneshot::Receiver<Result<(), String>>, Instant)>,
 }
 
 /// Longest a login waits for its account's older session (in another zone) to be closed
 /// and saved before its character is loaded anyway.
 const KICK_WAIT: Duration = Duration::from_secs(3);
+
+/// Longest a login waits for its fleet-wide presence claim (which itself gives up within
+/// about 5.5 s) before it is refused.
+const CLAIM_DEADLINE: Duration = Duration::from_secs(8);
 
 impl Saving {
     /// The state of zone `index` of `zone_count` (its periodic saves are staggered).
@@ -169,42 +179,72 @@ fn urgency_label(urgency: SaveUrgency) -> &'static str {
 }
 
 impl ZoneLoop {
-    /// Starts loading `grant`'s character for `id` (with a store). The account is
-    /// registered now, so an older session is closed (and saved) before the load.
+    /// Starts a login whose token was accepted, with a store or a fleet-wide presence to
+    /// wait for. The account is registered now, so an older session here is closed (and
+    /// saved) first; the account's fleet presence is claimed (which kicks an older session
+    /// in another process and waits for its save); then the character is loaded (or, without
+    /// a store, spawned from the zone's defaults).
     pub(super) fn start_load(&mut self, id: ConnectionId, grant: LoginGrant) {
-        let Some(store) = self.saving.store.clone() else {
-            return;
-        };
         let kicked = self.register_account(id, &grant.account);
         // The older session's logout save (same zone) is offered before the load.
         self.handle_events();
-        match kicked {
+        let now = Instant::now();
+        let claim = self
+            .start_claim(id, &grant.account)
+            .map(|claim| (claim, now + CLAIM_DEADLINE));
+        self.saving.loading.push(Loading {
+            id,
+            grant,
+            answer: None,
             // In another zone: load once that zone has offered its logout save.
-            Some(done) => self.saving.loading.push(Loading {
-                id,
-                grant,
-                answer: None,
-                kicked: Some((done, Instant::now() + KICK_WAIT)),
-            }),
-            None => {
-                let answer = Some(store.load(&grant));
-                self.saving.loading.push(Loading {
-                    id,
-                    grant,
-                    answer,
-                    kicked: None,
-                });
-            }
-        }
+            kicked: kicked.map(|done| (done, now + KICK_WAIT)),
+            claim,
+        });
+        self.poll_loads();
     }
 
-    /// Handles the loads that finished (every tick).
+    /// Moves every login waiting for its claim, its older session or its character on,
+    /// and handles the loads that finished (every tick).
     pub(super) fn poll_loads(&mut self) {
         let now = Instant::now();
         let store = self.saving.store.clone();
         let mut i = 0;
         while i < self.saving.loading.len() {
             let loading = &mut self.saving.loading[i];
+            if let Some((claim, deadline)) = &mut loading.claim {
+                let outcome = match claim.try_recv() {
+                    Err(TryRecvError::Empty) if now < *deadline => {
+                        i += 1;
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => {
+                        Err("no answer from the fleet's account presence".to_owned())
+                    }
+                    Ok(outcome) => outcome,
+                    Err(TryRecvError::Closed) => {
+                        Err("the fleet's account presence stopped".to_owned())
+                    }
+                };
+                loading.claim = None;
+                let (id, account) = (loading.id, loading.grant.account.clone());
+                if let Err(message) = outcome {
+                    let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
+                    tracing::error!(account = %grant.account, connection = id.0, error = %message, "login refused: account presence not claimed");
+                    self.refuse_login(
+                        id,
+                        &grant,
+                        LoginRefusal {
+                            reason: DisconnectReason::ServiceUnavailable,
+                            message: format!(
+                                "cannot check where else you are logged in: {message}"
+                            ),
+                        },
+                    );
+                    continue;
+                }
+                self.hold_claim(id, &account);
+                continue;
+            }
             if let Some((done, deadline)) = &mut loading.kicked {
                 let closed = match done.try_recv() {
                     Err(TryRecvError::Empty) => false,
@@ -218,12 +258,18 @@ impl ZoneLoop {
                     tracing::warn!(account = %loading.grant.account, connection = loading.id.0, "the older session was not closed in time: loading the character anyway");
                 }
                 loading.kicked = None;
-                loading.answer = store.as_ref().map(|s| s.load(&loading.grant));
+            }
+            if loading.answer.is_none() {
+                let Some(store) = &store else {
+                    // No store (a fleet session's presence was what it waited for).
+                    let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
+                    self.accept_without_store(id, &grant.account);
+                    continue;
+                };
+                loading.answer = Some(store.load(&loading.grant));
             }
             let Some(answer) = loading.answer.as_mut() else {
-                // No store (cannot happen: loads start only with one); refused below.
-                let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
-                self.finish_load(id, grant, None);
+                i += 1;
                 continue;
             };
             let outcome = match answer.try_recv() {
@@ -237,6 +283,26 @@ impl ZoneLoop {
             let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
             self.finish_load(id, grant, outcome);
         }
+    }
+
+    /// Spawns a new character from the zone's defaults for a login without a store.
+    fn accept_without_store(&mut self, id: ConnectionId, account: &str) {
+        if self.zone.accept_login(id).is_none() {
+            // The client left meanwhile.
+            self.unregister(id, account);
+            return;
+        }
+        self.logged_in(id, account, account);
+        self.flush(id);
+    }
+
+    /// Closes a login with `refusal` and counts it.
+    fn refuse_login(&mut self, id: ConnectionId, grant: &LoginGrant, refusal: LoginRefusal) {
+        metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str()).increment(1);
+        tracing::info!(account = %grant.account, connection = id.0, reason = refusal.reason.as_str(), message = %refusal.message, "login refused");
+        self.unregister(id, &grant.account);
+        self.zone.close(id, refusal.reason, &refusal.message);
+        self.flush(id);
     }
 
     fn finish_load(
@@ -317,11 +383,7 @@ impl ZoneLoop {
                 }
             }
         };
-        metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str()).increment(1);
-        tracing::info!(account = %grant.account, connection = id.0, reason = refusal.reason.as_str(), message = %refusal.message, "character not loaded: login refused");
-        self.unregister(id, &grant.account);
-        self.zone.close(id, refusal.reason, &refusal.message);
-        self.flush(id);
+        self.refuse_login(id, &grant, refusal);
     }
 
     /// Forgets a login still loading on `id` (the connection is gone).
@@ -441,15 +503,36 @@ impl ZoneLoop {
     }
 
     /// The logout save of `id` (before its character leaves the zone).
-    pub(super) fn save_leaving(&mut self, id: ConnectionId) {
-        let record = self.changed_record(id);
+    ///
+    /// With `barrier` the record is offered even when unchanged (with the next version)
+    /// and with a `committed` channel, returned: its answer comes once every save of the
+    /// character offered so far is written (`None`: no save state here). A batch the store
+    /// hands back is queued without its channel, which answers as closed.
+    pub(super) fn save_leaving(
+        &mut self,
+        id: ConnectionId,
+        barrier: bool,
+    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let mut record = self.changed_record(id);
+        if barrier && record.is_none() {
+            let state = self.saving.states.get(&id)?;
+            record = self.zone.character_record(id, &state.base).map(|mut r| {
+                r.version = state.last_offered.version + 1;
+                r
+            });
+        }
         self.saving.states.remove(&id);
-        let Some(record) = record else {
-            return;
+        let record = record?;
+        let (committed, answer) = if barrier {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
         };
-        if let Err(batch) = self.offer(vec![record], SaveUrgency::Now, None) {
+        if let Err(batch) = self.offer(vec![record], SaveUrgency::Now, committed) {
             self.saving.queued.push(batch.records);
         }
+        answer
     }
 
     /// Offers each transfer the zone applied as one committed batch of both characters.
@@ -526,7 +609,7 @@ impl ZoneLoop {
         // Characters of connections not retired (none normally).
         let ids: Vec<ConnectionId> = self.saving.states.keys().copied().collect();
         for id in ids {
-            self.save_leaving(id);
+            self.save_leaving(id, false);
         }
         let deadline = Instant::now() + SHUTDOWN_RETRY;
         loop {

@@ -217,6 +217,27 @@ pub fn border_world() -> (Rect, ZoneConfig) {
     (world, zone)
 }
 
+/// The template of new characters in a `MemoryStore`: the content's first class and race,
+/// its starting kit, at the zone's spawn position.
+pub fn character_template(zone: &ZoneConfig) -> mmo_core::persist::CharacterRecord {
+    let content = &zone.gameplay.content;
+    mmo_core::persist::CharacterRecord {
+        character_id: 0,
+        account_id: 0,
+        name: String::new(),
+        race: content.races()[0].id.clone(),
+        class: content.classes()[0].id.clone(),
+        level: 1,
+        experience: 0,
+        zone_id: 0,
+        position_m: zone.spawn_position_m,
+        yaw_rad: 0.0,
+        pools: Vec::new(),
+        inventory: mmo_core::zone::persistence::starting_inventory(content),
+        version: 0,
+    }
+}
+
 /// A server config on 127.0.0.1 (any port) for `zone` with `tokens` and a fresh
 /// self-signed certificate, and the trust that pins it.
 pub fn pinned_config(zone: &ZoneConfig, tokens: StaticTokens) -> (ServerConfig, ServerTrust) {

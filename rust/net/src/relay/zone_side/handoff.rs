@@ -33,8 +33,11 @@
 //! neighbour); received ones go to the local zone's peer channel, within the same backlog
 //! bound as between local zones.
 //!
-//! Not carried across processes: chat deliveries and kicks (a duplicate login's kick finds
-//! nothing here, as if the player were offline; fleet-wide presence is not built).
+//! The account's fleet-wide presence key (`relay::presence`) names the gateway's connection,
+//! so it does not change: the receiver renews it from the arrival on, the sender stops at
+//! the answer (or when it gives up). Kicks of an account's older session arrive on their
+//! own subject (`RELAY_FORMAT.md` section 6) and close it here if it runs here and is not
+//! moving. Not carried across processes: chat deliveries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +52,7 @@ use tokio::sync::mpsc;
 
 use super::{ConnKey, ENDED_MEMORY_US, RelayLoop, ZoneConn, count};
 use crate::bridge::Link;
+use crate::relay::SessionRef;
 use crate::relay::directory::Fencing;
 use crate::zone_set::RemotePeer;
 use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, ZoneMsg};
@@ -382,6 +386,8 @@ impl RelayLoop {
         conn.link
             .set_close_reason(DisconnectReason::ServiceUnavailable);
         self.unregister(id, account.as_deref());
+        // Nor does it renew the account's presence (the receiver does if it took it).
+        self.let_go_presence(conn.session);
         self.peers.chat.offline(id);
         if let Some(c) = self.conns.get_mut(&m.key) {
             c.moving = None;
@@ -479,10 +485,18 @@ impl RelayLoop {
         }
         tracing::debug!(connection = id.0, to = %format!("{zone_process:016x}"), "player handed to another zone process");
         self.unregister(id, account.as_deref());
+        self.let_go_presence(conn.session);
         // The new process announced the name online; ours must not say it went offline.
         self.peers.chat.moved_away(id);
         // Dropping `conn` closes the session's outbox: `Moved` follows its last bytes.
         drop(conn);
+    }
+
+    /// Stops renewing the presence key of a session that left this process.
+    fn let_go_presence(&self, session: Option<SessionRef>) {
+        if let (Some(presence), Some(session)) = (&self.presence, session) {
+            presence.let_go(session);
+        }
     }
 
     /// Takes the account out of this process's registry (if it still maps to `id`).
@@ -510,6 +524,13 @@ impl RelayLoop {
             }
         };
         match message {
+            PeerMessage::Kick(kick) => self.kick_session(
+                &kick.account,
+                SessionRef {
+                    gateway: kick.gateway,
+                    conn_serial: kick.conn_serial,
+                },
+            ),
             PeerMessage::Handoff(h) => self.take_handoff(*h).await,
             PeerMessage::Answer(answer) => match answer.refused {
                 None => self.accepted(answer.transfer_id, answer.zone_process),
@@ -701,7 +722,11 @@ impl RelayLoop {
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
         let (control_tx, control_rx) = control_channel_with(h.control);
         let stats = transfer.connection().stats();
-        let conn = Conn::arriving(outbox, control_rx, link.clone(), stats);
+        let session = SessionRef {
+            gateway: h.gateway,
+            conn_serial: mmo_core::relay::conn_serial(h.gateway_conn),
+        };
+        let conn = Conn::arriving(outbox, control_rx, link.clone(), stats, Some(session));
         let registered = h.account.as_ref().is_some_and(|account| {
             let mut accounts = self
                 .peers
@@ -718,6 +743,11 @@ impl RelayLoop {
             }
         });
         let account = h.account.clone();
+        if let (Some(presence), Some(account)) = (&self.presence, &account) {
+            // Its key names the session still; this process renews it from now on (and the
+            // zone releases it when the session ends).
+            presence.hold(account, session);
+        }
         let arrive = PeerMsg::Arrive {
             id,
             transfer: Box::new(transfer),
@@ -786,7 +816,11 @@ fn control_channel_with(chunks: Vec<Vec<u8>>) -> (mpsc::Sender<Vec<u8>>, mpsc::R
 }
 
 /// Publishes a peer message (dropped and counted when it cannot be encoded or sent).
-async fn publish_peer(client: &async_nats::Client, subject: &str, message: &PeerMessage) {
+pub(in crate::relay) async fn publish_peer(
+    client: &async_nats::Client,
+    subject: &str,
+    message: &PeerMessage,
+) {
     match message.encode() {
         Ok(bytes) => publish_bytes(client, subject, bytes).await,
         Err(e) => {
