@@ -1,5 +1,8 @@
 //! The HTTP login of a bot: `POST /v1/login` with a username and password, answered with a
-//! token, the QUIC address and the certificate fingerprint to pin.
+//! token, the QUIC address and the certificate fingerprint to pin. A fleet whose world is
+//! full answers 202 with a place in its login queue; the bot then polls
+//! `POST /v1/login/queue` as the answer says until it is let in (at most
+//! [`MAX_QUEUE_WAIT`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub const BOT_PASSWORD: &str = "dev_password";
 /// Longest wait for one login request.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a bot waits in a fleet's login queue before it gives up
+/// (`login_queue_timeout`).
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Serialize)]
 struct LoginRequest<'a> {
@@ -25,6 +31,18 @@ struct LoginResponse {
     token: String,
     quic_addr: String,
     fingerprint_sha256: String,
+}
+
+/// A 202 answer: a place in the login queue.
+#[derive(Deserialize)]
+struct QueuedResponse {
+    ticket: String,
+    poll_after_s: u64,
+}
+
+#[derive(Serialize)]
+struct PollRequest<'a> {
+    ticket: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -42,13 +60,16 @@ pub struct Granted {
     pub quic_addr: SocketAddr,
     /// The certificate to pin.
     pub fingerprint: Fingerprint,
+    /// How long the login waited in the fleet's queue (`None`: let in at once).
+    pub queued: Option<Duration>,
 }
 
 /// A failed login: a reason code for the report and the detail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginFailure {
-    /// `login_http` (no answer), `login_refused_<status>` (an error answer), or
-    /// `login_bad_response` (an answer that is not the documented JSON).
+    /// `login_http` (no answer), `login_refused_<status>` (an error answer),
+    /// `login_bad_response` (an answer that is not the documented JSON), or
+    /// `login_queue_timeout` (queued longer than [`MAX_QUEUE_WAIT`]).
     pub code: String,
     /// What happened.
     pub message: String,
@@ -69,23 +90,39 @@ pub async fn login(
     username: &str,
 ) -> Result<Granted, LoginFailure> {
     let url = format!("http://{http_base}/v1/login");
-    let response = client
-        .post(&url)
-        .json(&LoginRequest {
-            username,
-            password: BOT_PASSWORD,
-        })
-        .send()
-        .await
-        .map_err(|e| LoginFailure {
-            code: "login_http".into(),
-            message: format!("POST {url}: {e}"),
+    let request = LoginRequest {
+        username,
+        password: BOT_PASSWORD,
+    };
+    let (mut status, mut body) = post(client, &url, &request).await?;
+    let queued_at = std::time::Instant::now();
+    let mut was_queued = false;
+    let queue_url = format!("http://{http_base}/v1/login/queue");
+    while status == reqwest::StatusCode::ACCEPTED {
+        was_queued = true;
+        let place: QueuedResponse = serde_json::from_str(&body).map_err(|e| LoginFailure {
+            code: "login_bad_response".into(),
+            message: format!("POST {url}: a 202 answer that is not a queue place: {e}"),
         })?;
-    let status = response.status();
-    let body = response.text().await.map_err(|e| LoginFailure {
-        code: "login_http".into(),
-        message: format!("POST {url}: reading the answer: {e}"),
-    })?;
+        if queued_at.elapsed() >= MAX_QUEUE_WAIT {
+            return Err(LoginFailure {
+                code: "login_queue_timeout".into(),
+                message: format!(
+                    "still queued after {} s at {http_base}",
+                    MAX_QUEUE_WAIT.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(place.poll_after_s.clamp(1, 30))).await;
+        (status, body) = post(
+            client,
+            &queue_url,
+            &PollRequest {
+                ticket: &place.ticket,
+            },
+        )
+        .await?;
+    }
     if !status.is_success() {
         let detail = serde_json::from_str::<ErrorResponse>(&body)
             .map(|e| format!("{}: {}", e.error, e.message))
@@ -95,10 +132,35 @@ pub async fn login(
             message: format!("POST {url}: {status}: {detail}"),
         });
     }
-    parse_granted(&body).map_err(|message| LoginFailure {
+    let mut granted = parse_granted(&body).map_err(|message| LoginFailure {
         code: "login_bad_response".into(),
         message: format!("POST {url}: {message}"),
-    })
+    })?;
+    granted.queued = was_queued.then(|| queued_at.elapsed());
+    Ok(granted)
+}
+
+/// POSTs `body` as JSON to `url`: the status and the answer's text.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &impl Serialize,
+) -> Result<(reqwest::StatusCode, String), LoginFailure> {
+    let response = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| LoginFailure {
+            code: "login_http".into(),
+            message: format!("POST {url}: {e}"),
+        })?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| LoginFailure {
+        code: "login_http".into(),
+        message: format!("POST {url}: reading the answer: {e}"),
+    })?;
+    Ok((status, text))
 }
 
 /// Parses a 200 answer's body.
@@ -114,6 +176,7 @@ fn parse_granted(body: &str) -> Result<Granted, String> {
         token: r.token,
         quic_addr,
         fingerprint,
+        queued: None,
     })
 }
 

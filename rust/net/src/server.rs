@@ -149,6 +149,7 @@ impl Server {
             },
             config.outbox_capacity,
             zones.start,
+            Arc::default(),
         ));
         tracing::info!(%local_addr, zones = zones.inboxes.len(), fingerprint = %config.cert.fingerprint().to_hex(), "server listening");
         Ok(Server {
@@ -284,8 +285,8 @@ pub(crate) async fn accept_loop(
     upstream: Upstream,
     outbox_capacity: usize,
     zone_clock: Instant,
+    counts: Arc<GatewayCounts>,
 ) {
-    let counts = Arc::new(GatewayCounts::default());
     let control_stream_timeout = gateway.config().control_stream_timeout;
     let max_datagrams_per_s = gateway.config().max_datagrams_per_s;
     let start = Instant::now();

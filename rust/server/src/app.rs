@@ -146,6 +146,12 @@ pub struct App {
     issuer: Arc<TokenIssuer>,
     http_stop: Option<oneshot::Sender<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
+    /// A gateway of a fleet: its registry entry's refresh task (stopped, and the entry
+    /// deleted, first at shutdown).
+    fleet_login: Option<(
+        Arc<crate::fleet_login::FleetLogin>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 /// The server certificate: the operator's PEM files when `--cert-file`/`--key-file` are set
@@ -281,6 +287,14 @@ impl App {
             ready: ready.clone(),
             metrics,
         });
+        let fleet_login = match (zones.running(), &settings.chat.redis_url) {
+            (crate::zones::Running::Gateway(gateway), Some(url)) => Some(
+                crate::fleet_login::FleetLogin::start(url, &settings.fleet, gateway)
+                    .await
+                    .map_err(|e| StartError::Quic(NetError::Connection(e)))?,
+            ),
+            _ => None,
+        };
         let router = match (quic_addr, fingerprint) {
             (Some(quic_addr), Some(fingerprint)) => {
                 let accounts = crate::accounts::Accounts::new(
@@ -300,6 +314,7 @@ impl App {
                     quic_addr,
                     fingerprint_hex: fingerprint.to_hex(),
                     ops,
+                    fleet: fleet_login.as_ref().map(|(login, _)| login.clone()),
                 }))
             }
             // The zone role: players log in at a gateway.
@@ -328,6 +343,7 @@ impl App {
             issuer,
             http_stop: Some(http_stop),
             http_task: Some(http_task),
+            fleet_login,
         })
     }
 
@@ -415,6 +431,11 @@ impl App {
     pub async fn shutdown(mut self, grace: Duration) {
         tracing::info!("shutting down");
         self.ready.store(false, Ordering::Release);
+        if let Some((login, refresher)) = self.fleet_login.take() {
+            // No login is sent here any more.
+            refresher.abort();
+            login.registry.deregister().await;
+        }
         if let Some(zones) = self.zones.take() {
             // The zones offer their last saves while they stop.
             zones.shutdown(grace).await;
@@ -448,6 +469,10 @@ impl Drop for App {
     /// and the zones stop as their server is dropped.
     fn drop(&mut self) {
         self.ready.store(false, Ordering::Release);
+        if let Some((_, refresher)) = &self.fleet_login {
+            // The entry goes stale after 3 s and is no longer chosen.
+            refresher.abort();
+        }
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }

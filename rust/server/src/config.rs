@@ -46,6 +46,8 @@
 //! | `--nats-password-file` | `MMO_NATS_PASSWORD_FILE` | `[fleet] nats_password_file` | none |
 //! | `--nats-ca-file` | `MMO_NATS_CA_FILE` | `[fleet] nats_ca_file` | none (plain TCP) |
 //! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids) |
+//! | `--max-players` | `MMO_MAX_PLAYERS` | `[fleet] max_players` | none: no login queue (gateway role with `--redis-url`) |
+//! | `--public-quic-addr` | `MMO_PUBLIC_QUIC_ADDR` | `[fleet] public_quic_addr` | the bound QUIC address (gateway role) |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
 //! [`crate::service_settings`].
@@ -461,6 +463,12 @@ fn option_name(key: &str) -> String {
             "--nats-ca-file / MMO_NATS_CA_FILE / [fleet] nats_ca_file".to_owned()
         }
         "fleet.zones" | "zones" => "--zones / MMO_ZONES / [fleet] zones".to_owned(),
+        "fleet.max_players" | "max_players" => {
+            "--max-players / MMO_MAX_PLAYERS / [fleet] max_players".to_owned()
+        }
+        "fleet.public_quic_addr" | "public_quic_addr" => {
+            "--public-quic-addr / MMO_PUBLIC_QUIC_ADDR / [fleet] public_quic_addr".to_owned()
+        }
         "accounts.logins_per_address_per_min" | "logins_per_address_per_min" => {
             "--logins-per-address-per-min / MMO_LOGINS_PER_ADDRESS_PER_MIN / [accounts] logins_per_address_per_min".to_owned()
         }
@@ -647,6 +655,15 @@ impl ServerSettings {
                 "redis_url",
                 "(none)",
                 "the zone role needs Redis: the fleet's directory, where it holds a lease on each zone it runs",
+            ));
+        }
+        if let Some(max) = self.fleet.max_players
+            && self.chat.redis_url.is_none()
+        {
+            return Err(error(
+                "fleet.max_players",
+                max,
+                "the login queue is kept in Redis: set --redis-url too",
             ));
         }
         self.gameplay.load().map(|_| ())
@@ -847,6 +864,14 @@ pub struct Cli {
     /// zone processes of the world run the rest) [env: MMO_ZONES] [default: all zones]
     #[arg(long, value_name = "IDS")]
     pub zones: Option<String>,
+    /// Gateway role with --redis-url: players the world holds at once; logins past it wait
+    /// in a queue [env: MMO_MAX_PLAYERS] [default: none, no queue]
+    #[arg(long, value_name = "N")]
+    pub max_players: Option<u32>,
+    /// Gateway role: the QUIC address clients reach this gateway at, as the fleet's login
+    /// answers give it (ip:port) [env: MMO_PUBLIC_QUIC_ADDR] [default: the bound address]
+    #[arg(long, value_name = "ADDR")]
+    pub public_quic_addr: Option<SocketAddr>,
 }
 
 /// Reads the TOML file at `path` over the defaults.
@@ -1023,6 +1048,12 @@ pub fn apply_env(
     if let Some(v) = get("zones") {
         settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(&v)?);
     }
+    if let Some(v) = get("max_players") {
+        settings.fleet.max_players = Some(parse_env("max_players", &v, from_str)?);
+    }
+    if let Some(v) = get("public_quic_addr") {
+        settings.fleet.public_quic_addr = Some(parse_env("public_quic_addr", &v, from_str)?);
+    }
     Ok(())
 }
 
@@ -1123,6 +1154,12 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = &cli.zones {
         settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(v)?);
+    }
+    if let Some(v) = cli.max_players {
+        settings.fleet.max_players = Some(v);
+    }
+    if let Some(v) = cli.public_quic_addr {
+        settings.fleet.public_quic_addr = Some(v);
     }
     Ok(())
 }

@@ -76,6 +76,14 @@ pub struct FleetSettings {
     /// Zone role: the ids of the layout's zones this process runs (`None`: all). Several
     /// zone processes split a world this way; needs the directory (`--redis-url`).
     pub zones: Option<Vec<u16>>,
+    /// Gateway role with the directory: players the world holds at once; a login past it
+    /// gets a place in the login queue instead of a token (`None`: no queue).
+    pub max_players: Option<u32>,
+    /// Gateway role: the QUIC address clients reach this gateway at, which the fleet's
+    /// login answers give (`None`: the bound address; one that is unspecified, `0.0.0.0`,
+    /// becomes the address the HTTP request arrived on, right only when the chosen gateway
+    /// runs on that host).
+    pub public_quic_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for FleetSettings {
@@ -88,6 +96,8 @@ impl Default for FleetSettings {
             nats_password_file: None,
             nats_ca_file: None,
             zones: None,
+            max_players: None,
+            public_quic_addr: None,
         }
     }
 }
@@ -148,6 +158,34 @@ impl FleetSettings {
             sorted.sort_unstable();
             if sorted.windows(2).any(|w| w[0] == w[1]) {
                 return Err(error("fleet.zones", &text, "a zone is named twice"));
+            }
+        }
+        if let Some(max) = self.max_players {
+            if self.role != Role::Gateway {
+                return Err(error(
+                    "fleet.max_players",
+                    max,
+                    "only the gateway role answers logins with a queue",
+                ));
+            }
+            if !(1..=10_000_000).contains(&max) {
+                return Err(error("fleet.max_players", max, "1..=10000000"));
+            }
+        }
+        if let Some(addr) = self.public_quic_addr {
+            if self.role != Role::Gateway {
+                return Err(error(
+                    "fleet.public_quic_addr",
+                    addr,
+                    "only a gateway is reached at a public QUIC address",
+                ));
+            }
+            if addr.ip().is_unspecified() || addr.port() == 0 {
+                return Err(error(
+                    "fleet.public_quic_addr",
+                    addr,
+                    "a client must be able to connect to it: a concrete IP and a port",
+                ));
             }
         }
         match (&self.nats_url, self.role) {

@@ -93,6 +93,9 @@ pub struct HttpState {
     pub fingerprint_hex: String,
     /// Readiness and metrics (the routes every role serves).
     pub ops: Arc<OpsState>,
+    /// A gateway of a fleet with a directory: placement and the login queue
+    /// ([`crate::fleet_login`]); `None`: every login connects here.
+    pub fleet: Option<Arc<crate::fleet_login::FleetLogin>>,
 }
 
 /// What the operations routes (`/metrics`, `/healthz`, `/readyz`) need: every role serves
@@ -244,6 +247,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/accounts", post(register))
         .route("/v1/login", post(login))
+        .route("/v1/login/queue", post(crate::fleet_login::poll_queue))
         .route("/v1/token/refresh", post(refresh))
         .route("/v1/logout", post(logout))
         .route(
@@ -283,7 +287,7 @@ pub async fn serve(
     .await
 }
 
-fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(ErrorResponse {
@@ -366,7 +370,7 @@ fn store_error(e: &StoreError, route: &'static str, account: Option<&str>) -> Re
 }
 
 /// The 500 `internal` answer (log the detail first).
-fn internal() -> Response {
+pub(crate) fn internal() -> Response {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -379,10 +383,10 @@ fn bad_request(message: impl Into<String>) -> Response {
 }
 
 /// An answer ending a handler early (boxed: a `Response` is large).
-type Early = Box<Response>;
+pub(crate) type Early = Box<Response>;
 
 /// The JSON body, or the 400 answer naming `expected`.
-fn json_body<T: DeserializeOwned>(
+pub(crate) fn json_body<T: DeserializeOwned>(
     body: Result<Json<T>, JsonRejection>,
     expected: &str,
 ) -> Result<T, Early> {
@@ -408,8 +412,56 @@ fn client_quic_addr(state: &HttpState, local: Option<SocketAddr>) -> String {
     quic_addr.to_string()
 }
 
-/// The login answer for `session`: a fresh access token and its refresh token.
-fn session_response(state: &HttpState, session: Session, local: Option<SocketAddr>) -> Response {
+/// `chosen` (a gateway's registry address) or this server's QUIC address, as a client
+/// whose request arrived on `local` can use it.
+pub(crate) fn quic_addr_for(
+    state: &HttpState,
+    chosen: Option<&str>,
+    local: Option<SocketAddr>,
+) -> String {
+    match chosen {
+        Some(address) => crate::fleet_login::reachable(address, local),
+        None => client_quic_addr(state, local),
+    }
+}
+
+/// Where a login whose credentials were checked connects, or its 202 queued answer (with
+/// `refresh`, the request's refresh token and its lifetime).
+async fn place(
+    state: &HttpState,
+    who: crate::login_queue::QueuedLogin,
+    local: Option<SocketAddr>,
+    refresh: Option<(String, u64)>,
+) -> Result<String, Response> {
+    let Some(fleet) = &state.fleet else {
+        return Ok(client_quic_addr(state, local));
+    };
+    match fleet.place(&who).await {
+        crate::fleet_login::Placement::Connect(chosen) => {
+            Ok(quic_addr_for(state, chosen.as_deref(), local))
+        }
+        crate::fleet_login::Placement::Queued(waiting) => {
+            Err(crate::fleet_login::QueuedResponse::answer(waiting, refresh))
+        }
+    }
+}
+
+/// The login answer for `session`: a fresh access token and its refresh token, or the
+/// queued answer when the fleet is full.
+async fn session_response(
+    state: &HttpState,
+    session: Session,
+    local: Option<SocketAddr>,
+) -> Response {
+    let who = crate::login_queue::QueuedLogin {
+        account: session.name.clone(),
+        character_id: None,
+    };
+    let refresh = Some((session.refresh_token.clone(), session.refresh_expires_in_s));
+    let quic_addr = match place(state, who, local, refresh).await {
+        Ok(addr) => addr,
+        Err(queued) => return queued,
+    };
     let token = match state
         .issuer
         .issue(&session.name, mmo_net::auth::unix_now_s())
@@ -425,7 +477,7 @@ fn session_response(state: &HttpState, session: Session, local: Option<SocketAdd
         expires_in_s: state.issuer.ttl_s(),
         refresh_token: session.refresh_token,
         refresh_expires_in_s: session.refresh_expires_in_s,
-        quic_addr: client_quic_addr(state, local),
+        quic_addr,
         fingerprint_sha256: state.fingerprint_hex.clone(),
     })
     .into_response()
@@ -487,7 +539,7 @@ async fn login(
         Ok(session) => {
             metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => "ok").increment(1);
             tracing::info!(username = %request.username, "login");
-            session_response(&state, session, addrs.local)
+            session_response(&state, session, addrs.local).await
         }
         Err(e) => {
             metrics::counter!(HTTP_LOGINS_TOTAL, "outcome" => e.kind()).increment(1);
@@ -511,7 +563,7 @@ async fn refresh(
         .refresh(&request.refresh_token, mmo_net::auth::unix_now_s())
         .await
     {
-        Ok(session) => session_response(&state, session, addrs.local),
+        Ok(session) => session_response(&state, session, addrs.local).await,
         Err(e) => account_error(&e, "POST /v1/token/refresh", None),
     }
 }
@@ -746,6 +798,14 @@ async fn character_session(
         Ok(_) => return not_found(id),
         Err(e) => return store_error(&e, "POST /v1/characters/{id}/session", Some(&account)),
     }
+    let who = crate::login_queue::QueuedLogin {
+        account: account.clone(),
+        character_id: Some(id),
+    };
+    let quic_addr = match place(&state, who, addrs.local, None).await {
+        Ok(addr) => addr,
+        Err(queued) => return queued,
+    };
     match state
         .issuer
         .issue_for_character(&account, id, mmo_net::auth::unix_now_s())
@@ -753,7 +813,7 @@ async fn character_session(
         Ok(token) => Json(SessionResponse {
             token,
             expires_in_s: state.issuer.ttl_s(),
-            quic_addr: client_quic_addr(&state, addrs.local),
+            quic_addr,
             fingerprint_sha256: state.fingerprint_hex.clone(),
         })
         .into_response(),

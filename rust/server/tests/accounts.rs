@@ -95,6 +95,7 @@ async fn server(store: &Store, settings: AccountSettings, limiter: LoginLimiter)
             ready: Arc::new(AtomicBool::new(true)),
             metrics: mmo_server::metrics::global(),
         }),
+        fleet: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

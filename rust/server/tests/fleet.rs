@@ -51,11 +51,22 @@ struct Fleet {
 }
 
 /// The dev accounts every fleet process knows.
-const FLEET_ENV: [(&str, &str); 1] = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2")];
+const FLEET_ENV: [(&str, &str); 1] = [("MMO_DEV_ACCOUNTS", "alice:pw1,bob:pw2,carol:pw3")];
 
 impl Fleet {
     /// Starts the fleet; `zone_extra` are more arguments for the zone process.
     fn start(tag: &str, nats_url: &str, redis_url: &str, zone_extra: &[&str]) -> Fleet {
+        Fleet::start_with(tag, nats_url, redis_url, zone_extra, &[])
+    }
+
+    /// [`Fleet::start`] with more arguments for the gateways too.
+    fn start_with(
+        tag: &str,
+        nats_url: &str,
+        redis_url: &str,
+        zone_extra: &[&str],
+        gateway_extra: &[&str],
+    ) -> Fleet {
         let dir = TempDir::new(tag);
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
@@ -88,8 +99,10 @@ impl Fleet {
         zone_args.extend_from_slice(zone_extra);
         // The zone process first: it creates the data directory's secret and database.
         let zone = ZoneRoleProcess::start(&zone_args, &FLEET_ENV, None);
-        let gateway_1 = ServerProcess::start(&args("gateway"), &FLEET_ENV, None);
-        let gateway_2 = ServerProcess::start(&args("gateway"), &FLEET_ENV, None);
+        let mut gateway_args = args("gateway");
+        gateway_args.extend_from_slice(gateway_extra);
+        let gateway_1 = ServerProcess::start(&gateway_args, &FLEET_ENV, None);
+        let gateway_2 = ServerProcess::start(&gateway_args, &FLEET_ENV, None);
         Fleet {
             zone_args: zone_args.iter().map(|a| (*a).to_owned()).collect(),
             _dir: dir,
@@ -145,7 +158,14 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
 
         // Alice logs in and plays through gateway 1, Bob through gateway 2.
         let alice_login = gateway_1.login("alice", "pw1").await;
-        assert_eq!(alice_login.quic_addr, gateway_1.quic.to_string());
+        // Placement names the least loaded gateway (both are empty: either); any gateway
+        // serves any player.
+        assert!(
+            [gateway_1.quic.to_string(), gateway_2.quic.to_string()]
+                .contains(&alice_login.quic_addr),
+            "{}",
+            alice_login.quic_addr
+        );
         let bob_login = gateway_2.login("bob", "pw2").await;
         let mut alice =
             connect_client(gateway_1.quic, gateway_1.fingerprint, &alice_login.token).await;
@@ -631,6 +651,140 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
             assert!(status.success(), "zone process exit status {status}");
         }
         drop(gateway);
+    })
+    .await
+    .expect("finished within 90 s");
+}
+
+/// Logs `name` in at `gateway`: the status and the JSON answer.
+async fn log_in(gateway: &ServerProcess, name: &str, password: &str) -> (u16, serde_json::Value) {
+    gateway
+        .post(
+            "/v1/login",
+            serde_json::json!({"username": name, "password": password}),
+        )
+        .await
+}
+
+/// Connects with a 200 login answer (to the gateway it names) and waits for the welcome.
+async fn play(
+    answer: &serde_json::Value,
+    fingerprint: mmo_net::tls::Fingerprint,
+) -> (mmo_net::client::NetClient, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = answer["quic_addr"]
+        .as_str()
+        .expect("quic_addr")
+        .parse()
+        .expect("an ip:port");
+    let token = answer["token"].as_str().expect("token");
+    let mut client = connect_client(addr, fingerprint, token).await;
+    assert!(
+        wait_for(&mut client, Duration::from_secs(10), |e| matches!(
+            e,
+            ClientEvent::Welcome { .. }
+        ))
+        .await
+        .is_some(),
+        "welcomed through {addr}"
+    );
+    (client, addr)
+}
+
+/// Two gateways of a world of at most 2 players (`--max-players 2`). Alice's login is sent
+/// to one gateway, Bob's (once Alice shows in its count) to the other; Carol's, with the
+/// world full, waits in the queue (202, position 1, a refresh token); an unknown ticket is
+/// 404; once Bob leaves, Carol's poll lets her in with a token and a gateway, and she plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_go_to_the_least_loaded_gateway_and_wait_in_a_queue_when_the_world_is_full() {
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let fleet = Fleet::start_with("queue", &url, &redis_url, &[], &["--max-players", "2"]);
+        let fingerprint = fleet.gateway_1.fingerprint;
+        let gateways = [fleet.gateway_1.quic, fleet.gateway_2.quic];
+
+        let (status, alice_login) = log_in(&fleet.gateway_1, "alice", "pw1").await;
+        assert_eq!(status, 200, "{alice_login}");
+        let (mut alice, alice_at) = play(&alice_login, fingerprint).await;
+        assert!(
+            gateways.contains(&alice_at),
+            "{alice_at} is a gateway of the fleet"
+        );
+        // Both gateways rewrite their entries every second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (status, bob_login) = log_in(&fleet.gateway_1, "bob", "pw2").await;
+        assert_eq!(status, 200, "{bob_login}");
+        let (bob, bob_at) = play(&bob_login, fingerprint).await;
+        assert!(gateways.contains(&bob_at));
+        assert_ne!(
+            bob_at, alice_at,
+            "Bob was sent to the gateway without a player"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        let (status, queued) = log_in(&fleet.gateway_2, "carol", "pw3").await;
+        assert_eq!(status, 202, "the world is full: {queued}");
+        assert_eq!(queued["queued"], true);
+        assert_eq!(queued["position"], 1);
+        assert_eq!(queued["queue_length"], 1);
+        assert!(queued.get("token").is_none(), "no login token while queued");
+        assert!(
+            queued["refresh_token"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "the refresh token the login issued is not lost: {queued}"
+        );
+        let ticket = queued["ticket"].as_str().expect("ticket").to_owned();
+        let (status, unknown) = fleet
+            .gateway_1
+            .post("/v1/login/queue", serde_json::json!({"ticket": "nope"}))
+            .await;
+        assert_eq!(status, 404, "{unknown}");
+        assert_eq!(unknown["error"], "ticket_unknown");
+        let (status, still) = fleet
+            .gateway_1
+            .post("/v1/login/queue", serde_json::json!({"ticket": ticket}))
+            .await;
+        assert_eq!(
+            status, 202,
+            "still waiting (any gateway answers polls): {still}"
+        );
+        assert_eq!(still["position"], 1);
+
+        // Bob leaves; Carol is let in once the gateways count one player.
+        bob.disconnect(Duration::from_secs(2)).await;
+        let left = std::time::Instant::now();
+        let let_in = loop {
+            let (status, answer) = fleet
+                .gateway_2
+                .post("/v1/login/queue", serde_json::json!({"ticket": ticket}))
+                .await;
+            match status {
+                200 => break answer,
+                202 => {}
+                _ => panic!("poll answered {status}: {answer}"),
+            }
+            assert!(
+                left.elapsed() < Duration::from_secs(15),
+                "Carol let in within 15 s of Bob leaving"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let waited = left.elapsed();
+        let (mut carol, carol_at) = play(&let_in, fingerprint).await;
+        assert!(gateways.contains(&carol_at));
+        println!("Carol let in {waited:?} after Bob left");
+        let metrics = fleet.gateway_2.metrics().await;
+        assert!(
+            metrics.contains("mmo_login_placements_total{outcome=\"queued\"} 1"),
+            "the queued login is counted"
+        );
+        for client in [&mut alice, &mut carol] {
+            client.pump();
+        }
+        alice.disconnect(Duration::from_secs(2)).await;
+        carol.disconnect(Duration::from_secs(2)).await;
     })
     .await
     .expect("finished within 90 s");

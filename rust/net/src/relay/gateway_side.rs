@@ -90,6 +90,7 @@ pub struct GatewayProcess {
     relay_task: tokio::task::JoinHandle<()>,
     commands: mpsc::Sender<Command>,
     health: super::RelayHealth,
+    counts: Arc<crate::gateway::GatewayCounts>,
 }
 
 impl std::fmt::Debug for Command {
@@ -147,12 +148,14 @@ impl GatewayProcess {
             commands: commands.clone(),
             next_local: Arc::new(AtomicU64::new(1)),
         };
+        let counts = Arc::new(crate::gateway::GatewayCounts::default());
         let accept_task = tokio::spawn(crate::server::accept_loop(
             endpoint.clone(),
             gate,
             Upstream::Relay(handle),
             config.outbox_capacity,
             Instant::now(),
+            counts.clone(),
         ));
         tracing::info!(%local_addr, gateway = %format!("{id:016x}"), world = %relay.world, fingerprint = %config.cert.fingerprint().to_hex(), "gateway listening");
         Ok(GatewayProcess {
@@ -164,7 +167,16 @@ impl GatewayProcess {
             relay_task,
             commands,
             health,
+            counts,
         })
+    }
+
+    /// Reads this gateway's open QUIC connections (handshaking ones included) whenever
+    /// called: what the fleet's placement compares between gateways.
+    #[must_use]
+    pub fn open_connections(&self) -> std::sync::Arc<dyn Fn() -> usize + Send + Sync> {
+        let counts = self.counts.clone();
+        std::sync::Arc::new(move || counts.load().live_connections)
     }
 
     /// The bound UDP address.

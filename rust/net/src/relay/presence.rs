@@ -46,7 +46,7 @@ pub const KICK_WAIT_MS: u64 = 3_000;
 /// refused, ms.
 pub const CLAIM_GIVE_UP_MS: u64 = 5_000;
 /// A claim tries again this often while the key names an older session, ms.
-pub const CLAIM_POLL_MS: u64 = 50;
+pub const CLAIM_POLL_MS: u64 = 20;
 /// A kick is published again this often while the same older session holds the key, ms.
 pub const KICK_RESEND_MS: u64 = 500;
 /// Longest wait for one Redis call, ms.

@@ -1,0 +1,251 @@
+//! The fleet's gateways in Redis, and which one a login is sent to (placement).
+//!
+//! Every gateway process with `--redis-url` writes its entry into the hash
+//! `mmo:<world>:gateways` every [`REFRESH_MS`]: field = its id (16 lowercase hex digits),
+//! value = `<open QUIC connections>|<unix ms of the write>|<public QUIC address>`. An entry
+//! older than [`STALE_MS`] is ignored (the gateway is gone or cut off), one older than
+//! [`FORGET_MS`] is deleted by whichever gateway refreshes next, and a gateway that stops
+//! deletes its own.
+//!
+//! A gateway's refresh also resets its count of logins placed on it since the previous
+//! one (`mmo:<world>:gateways:placed`): its connection count has caught up with them.
+//! Placement itself (the least loaded fresh gateway) and the world's player count are one
+//! step with the login queue ([`crate::login_queue`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often a gateway rewrites its entry, ms.
+pub const REFRESH_MS: u64 = 1_000;
+/// An entry not rewritten for this long is not chosen or counted, ms.
+pub const STALE_MS: u64 = 3_000;
+/// An entry not rewritten for this long is deleted, ms.
+pub const FORGET_MS: u64 = 60_000;
+/// Longest wait for one Redis call, ms.
+const REDIS_CALL_MS: u64 = 500;
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One gateway's entry as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayEntry {
+    /// Its id, 16 lowercase hex digits.
+    pub id: String,
+    /// Open QUIC connections at its last write.
+    pub connections: u64,
+    /// When it last wrote, ms since the Unix epoch.
+    pub updated_unix_ms: u64,
+    /// Where clients reach it (`ip:port`; an unspecified IP means "the host the login was
+    /// answered on").
+    pub quic_addr: String,
+}
+
+impl GatewayEntry {
+    /// Parses a hash value `<connections>|<unix ms>|<address>`.
+    fn parse(id: &str, value: &str) -> Option<GatewayEntry> {
+        let mut parts = value.splitn(3, '|');
+        let connections = parts.next()?.parse().ok()?;
+        let updated_unix_ms = parts.next()?.parse().ok()?;
+        let quic_addr = parts.next()?.to_owned();
+        Some(GatewayEntry {
+            id: id.to_owned(),
+            connections,
+            updated_unix_ms,
+            quic_addr,
+        })
+    }
+}
+
+/// This gateway's handle on the registry (see the module docs).
+#[derive(Clone)]
+pub struct GatewayRegistry {
+    redis: redis::aio::MultiplexedConnection,
+    key: String,
+    placed_key: String,
+    id_hex: String,
+}
+
+impl std::fmt::Debug for GatewayRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayRegistry")
+            .field("key", &self.key)
+            .field("id", &self.id_hex)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redis_error(e: impl std::fmt::Display) -> String {
+    format!("fleet registry Redis: {e}")
+}
+
+/// Runs a Redis call within [`REDIS_CALL_MS`].
+async fn within<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    tokio::time::timeout(Duration::from_millis(REDIS_CALL_MS), call)
+        .await
+        .map_err(|_| format!("fleet registry Redis: no answer in {REDIS_CALL_MS} ms"))?
+        .map_err(redis_error)
+}
+
+impl GatewayRegistry {
+    /// The registry of `world` at `redis_url`, for the gateway `gateway_id`.
+    ///
+    /// # Errors
+    /// A bad URL or Redis unreachable.
+    pub async fn connect(
+        redis_url: &str,
+        world: &str,
+        gateway_id: u64,
+    ) -> Result<GatewayRegistry, String> {
+        let client = redis::Client::open(redis_url).map_err(redis_error)?;
+        let redis = within(client.get_multiplexed_async_connection()).await?;
+        Ok(GatewayRegistry {
+            redis,
+            key: format!("mmo:{world}:gateways"),
+            placed_key: format!("mmo:{world}:gateways:placed"),
+            id_hex: format!("{gateway_id:016x}"),
+        })
+    }
+
+    /// Writes this gateway's entry now, resets its placements, deletes forgotten entries.
+    ///
+    /// # Errors
+    /// Redis unreachable or too slow.
+    pub async fn refresh(&self, quic_addr: SocketAddr, connections: usize) -> Result<(), String> {
+        let now_ms = unix_now_ms();
+        let mut redis = self.redis.clone();
+        let value = format!("{connections}|{now_ms}|{quic_addr}");
+        let mut pipe = redis::pipe();
+        pipe.hset(&self.key, &self.id_hex, value)
+            .ignore()
+            .hdel(&self.placed_key, &self.id_hex)
+            .ignore();
+        within(pipe.query_async::<()>(&mut redis)).await?;
+        let forgotten: Vec<String> = self
+            .entries()
+            .await?
+            .into_iter()
+            .filter(|e| now_ms.saturating_sub(e.updated_unix_ms) > FORGET_MS)
+            .map(|e| e.id)
+            .collect();
+        if !forgotten.is_empty() {
+            let mut pipe = redis::pipe();
+            pipe.hdel(&self.key, &forgotten)
+                .ignore()
+                .hdel(&self.placed_key, &forgotten)
+                .ignore();
+            within(pipe.query_async::<()>(&mut redis)).await?;
+            tracing::info!(gateways = ?forgotten, "fleet registry: silent gateways forgotten");
+        }
+        Ok(())
+    }
+
+    /// Rewrites this gateway's entry every [`REFRESH_MS`] with `connections()` (a task;
+    /// abort it before [`GatewayRegistry::deregister`]).
+    pub fn spawn_refresh(
+        &self,
+        quic_addr: SocketAddr,
+        connections: Arc<dyn Fn() -> usize + Send + Sync>,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(REFRESH_MS));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                every.tick().await;
+                match registry.refresh(quic_addr, connections()).await {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::warn!("fleet registry reachable again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %e, "fleet registry not refreshed: logins elsewhere stop sending players here after {STALE_MS} ms");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+
+    /// Deletes this gateway's entry (at shutdown).
+    pub async fn deregister(&self) {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.hdel(&self.key, &self.id_hex)
+            .ignore()
+            .hdel(&self.placed_key, &self.id_hex)
+            .ignore();
+        if let Err(e) = within(pipe.query_async::<()>(&mut redis)).await {
+            tracing::warn!(error = %e, "fleet registry entry not deleted (ignored once stale)");
+        }
+    }
+
+    /// Every entry, fresh or not (unparseable ones are skipped).
+    ///
+    /// # Errors
+    /// Redis unreachable or too slow.
+    pub async fn entries(&self) -> Result<Vec<GatewayEntry>, String> {
+        let mut redis = self.redis.clone();
+        let all: Vec<(String, String)> = within(
+            redis::cmd("HGETALL")
+                .arg(&self.key)
+                .query_async::<Vec<(String, String)>>(&mut redis),
+        )
+        .await?;
+        Ok(all
+            .iter()
+            .filter_map(|(id, value)| GatewayEntry::parse(id, value))
+            .collect())
+    }
+
+    /// Players in the world: the connections of the fresh gateways.
+    ///
+    /// # Errors
+    /// Redis unreachable or too slow.
+    pub async fn players(&self) -> Result<u64, String> {
+        let now_ms = unix_now_ms();
+        Ok(self
+            .entries()
+            .await?
+            .iter()
+            .filter(|e| now_ms.saturating_sub(e.updated_unix_ms) <= STALE_MS)
+            .map(|e| e.connections)
+            .sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_and_bad_values_are_skipped() {
+        assert_eq!(
+            GatewayEntry::parse("00000000000000aa", "12|1700000000000|10.0.0.5:7777"),
+            Some(GatewayEntry {
+                id: "00000000000000aa".to_owned(),
+                connections: 12,
+                updated_unix_ms: 1_700_000_000_000,
+                quic_addr: "10.0.0.5:7777".to_owned(),
+            })
+        );
+        // An IPv6 address keeps its colons.
+        assert_eq!(
+            GatewayEntry::parse("a", "0|1|[::1]:7777").map(|e| e.quic_addr),
+            Some("[::1]:7777".to_owned())
+        );
+        for bad in ["", "x|1|a:1", "1|y|a:1", "1|2", "-1|2|a:1"] {
+            assert_eq!(GatewayEntry::parse("a", bad), None, "{bad:?}");
+        }
+    }
+}
