@@ -86,6 +86,8 @@ pub enum StartError {
     Quic(NetError),
     /// The database or the accounts could not be set up.
     Storage(String),
+    /// A gateway could not register in the fleet's directory (Redis).
+    Fleet(String),
     /// The HTTP listener could not be bound.
     Http {
         /// The address.
@@ -117,6 +119,7 @@ impl std::fmt::Display for StartError {
             StartError::Certificate(m) => write!(f, "certificate: {m}"),
             StartError::Quic(e) => write!(f, "QUIC endpoint: {e}"),
             StartError::Storage(m) => write!(f, "storage: {m}"),
+            StartError::Fleet(m) => write!(f, "fleet directory: {m}"),
             StartError::Http { addr, source } => {
                 write!(f, "cannot bind the HTTP endpoint on {addr}: {source}")
             }
@@ -291,7 +294,7 @@ impl App {
             (crate::zones::Running::Gateway(gateway), Some(url)) => Some(
                 crate::fleet_login::FleetLogin::start(url, &settings.fleet, gateway)
                     .await
-                    .map_err(|e| StartError::Quic(NetError::Connection(e)))?,
+                    .map_err(StartError::Fleet)?,
             ),
             _ => None,
         };

@@ -18,6 +18,10 @@
 //! expired (not shown for 30 s) or was never issued; 400 `bad_request` for a body that is
 //! not `{"ticket": "..."}`.
 //!
+//! The token a poll hands out is issued from the ticket (the credentials were checked when
+//! the ticket was issued); the zone checks the character's ownership again at the QUIC
+//! login.
+//!
 //! Redis unreachable: logins are let in and sent to this gateway (logged at warn and
 //! counted as `unavailable`), so an outage of the directory does not lock players out; the
 //! gateways' connection caps still bound each process. A poll during an outage is 503
@@ -40,8 +44,6 @@ use crate::login_queue::{Admission, LoginQueue, POLL_AFTER_S, QueuedLogin, Waiti
 /// Counter, label `outcome` (`let_in`, `queued`, `unavailable`): logins placed by the
 /// fleet's placement and queue.
 pub const PLACEMENTS_TOTAL: &str = "mmo_login_placements_total";
-/// Gauge: players in the world as the gateways' registry counted them at the last login.
-pub const FLEET_PLAYERS: &str = "mmo_fleet_players";
 
 /// The fleet's side of a gateway's logins.
 #[derive(Debug)]
@@ -132,6 +134,9 @@ impl FleetLogin {
     ) -> Result<(Arc<FleetLogin>, tokio::task::JoinHandle<()>), String> {
         let registry = GatewayRegistry::connect(redis_url, &fleet.world, gateway.id()).await?;
         let public = fleet.public_quic_addr.unwrap_or(gateway.local_addr());
+        if public.ip().is_unspecified() {
+            tracing::warn!(%public, "this gateway registers an unspecified QUIC address: logins answered by a gateway on another host would send players to that host; set --public-quic-addr when gateways run on several hosts");
+        }
         let connections = gateway.open_connections();
         // Registered before the first login is answered.
         registry.refresh(public, connections()).await?;
@@ -154,7 +159,6 @@ impl FleetLogin {
     }
 
     async fn try_place(&self, who: &QueuedLogin) -> Result<Placement, String> {
-        self.publish_players().await;
         Ok(self.placement(who, self.queue.enter(who).await?))
     }
 
@@ -173,20 +177,11 @@ impl FleetLogin {
         }
     }
 
-    /// Publishes the world's players as the registry counts them ([`FLEET_PLAYERS`]).
-    async fn publish_players(&self) {
-        if let Ok(players) = self.registry.players().await {
-            #[allow(clippy::cast_precision_loss)] // A gauge; far below 2^52.
-            metrics::gauge!(FLEET_PLAYERS).set(players as f64);
-        }
-    }
-
     /// A queue poll: who waits and where they go, `None` for an unknown ticket.
     ///
     /// # Errors
     /// Redis unreachable or too slow.
     pub async fn poll(&self, ticket: &str) -> Result<Option<(QueuedLogin, Placement)>, String> {
-        self.publish_players().await;
         let Some((who, admission)) = self.queue.poll(ticket).await? else {
             return Ok(None);
         };

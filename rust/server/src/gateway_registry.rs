@@ -1,20 +1,19 @@
-//! The fleet's gateways in Redis, and which one a login is sent to (placement).
+//! The fleet's gateways in Redis, which placement chooses from.
 //!
 //! Every gateway process with `--redis-url` writes its entry into the hash
 //! `mmo:<world>:gateways` every [`REFRESH_MS`]: field = its id (16 lowercase hex digits),
-//! value = `<open QUIC connections>|<unix ms of the write>|<public QUIC address>`. An entry
-//! older than [`STALE_MS`] is ignored (the gateway is gone or cut off), one older than
-//! [`FORGET_MS`] is deleted by whichever gateway refreshes next, and a gateway that stops
-//! deletes its own.
-//!
-//! A gateway's refresh also resets its count of logins placed on it since the previous
-//! one (`mmo:<world>:gateways:placed`): its connection count has caught up with them.
-//! Placement itself (the least loaded fresh gateway) and the world's player count are one
-//! step with the login queue ([`crate::login_queue`]).
+//! value = `<open QUIC connections>|<unix ms of the write, Redis's clock>|<public QUIC
+//! address>`. The same step (a Lua script) resets the gateway's count of logins placed on
+//! it since its previous write (`mmo:<world>:gateways:placed`: its connection count now
+//! includes those that connected) and deletes entries not rewritten for [`FORGET_MS`]. An
+//! entry older than [`STALE_MS`] is not chosen or counted (the gateway is gone or cut off);
+//! a gateway that stops deletes its own. Times come from Redis (`TIME`), so the hosts'
+//! clocks need not agree. Placement itself (the least loaded fresh gateway) and the world's
+//! player count are one step with the login queue ([`crate::login_queue`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How often a gateway rewrites its entry, ms.
 pub const REFRESH_MS: u64 = 1_000;
@@ -25,12 +24,25 @@ pub const FORGET_MS: u64 = 60_000;
 /// Longest wait for one Redis call, ms.
 const REDIS_CALL_MS: u64 = 500;
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+/// Writes the entry `ARGV[1]` = `ARGV[2]|<now>|ARGV[3]`, resets its placements, deletes
+/// entries older than `ARGV[4]` ms; returns the ids deleted.
+const REFRESH: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. now .. '|' .. ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local forgotten = {}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local updated = string.match(entries[i + 1], '^%d+|(%d+)|')
+  if updated == nil or now - tonumber(updated) > tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[1], entries[i])
+    redis.call('HDEL', KEYS[2], entries[i])
+    table.insert(forgotten, entries[i])
+  end
+end
+return forgotten
+";
 
 /// One gateway's entry as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +51,7 @@ pub struct GatewayEntry {
     pub id: String,
     /// Open QUIC connections at its last write.
     pub connections: u64,
-    /// When it last wrote, ms since the Unix epoch.
+    /// When it last wrote, ms since the Unix epoch (Redis's clock).
     pub updated_unix_ms: u64,
     /// Where clients reach it (`ip:port`; an unspecified IP means "the host the login was
     /// answered on").
@@ -65,7 +77,9 @@ impl GatewayEntry {
 /// This gateway's handle on the registry (see the module docs).
 #[derive(Clone)]
 pub struct GatewayRegistry {
-    redis: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the network fails.
+    redis: redis::aio::ConnectionManager,
+    refresh_script: redis::Script,
     key: String,
     placed_key: String,
     id_hex: String,
@@ -84,14 +98,24 @@ fn redis_error(e: impl std::fmt::Display) -> String {
     format!("fleet registry Redis: {e}")
 }
 
-/// Runs a Redis call within [`REDIS_CALL_MS`].
+/// Runs a Redis call within `limit_ms`.
 async fn within<T>(
+    limit_ms: u64,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, String> {
-    tokio::time::timeout(Duration::from_millis(REDIS_CALL_MS), call)
+    tokio::time::timeout(Duration::from_millis(limit_ms), call)
         .await
-        .map_err(|_| format!("fleet registry Redis: no answer in {REDIS_CALL_MS} ms"))?
+        .map_err(|_| format!("fleet registry Redis: no answer in {limit_ms} ms"))?
         .map_err(redis_error)
+}
+
+/// A connection to `redis_url` that reconnects by itself.
+///
+/// # Errors
+/// A bad URL or Redis unreachable.
+pub async fn connection_manager(redis_url: &str) -> Result<redis::aio::ConnectionManager, String> {
+    let client = redis::Client::open(redis_url).map_err(redis_error)?;
+    within(REDIS_CALL_MS * 4, client.get_connection_manager()).await
 }
 
 impl GatewayRegistry {
@@ -104,44 +128,33 @@ impl GatewayRegistry {
         world: &str,
         gateway_id: u64,
     ) -> Result<GatewayRegistry, String> {
-        let client = redis::Client::open(redis_url).map_err(redis_error)?;
-        let redis = within(client.get_multiplexed_async_connection()).await?;
         Ok(GatewayRegistry {
-            redis,
+            redis: connection_manager(redis_url).await?,
+            refresh_script: redis::Script::new(REFRESH),
             key: format!("mmo:{world}:gateways"),
             placed_key: format!("mmo:{world}:gateways:placed"),
             id_hex: format!("{gateway_id:016x}"),
         })
     }
 
-    /// Writes this gateway's entry now, resets its placements, deletes forgotten entries.
+    /// Writes this gateway's entry now, resets its placements, deletes forgotten entries
+    /// (one step).
     ///
     /// # Errors
     /// Redis unreachable or too slow.
     pub async fn refresh(&self, quic_addr: SocketAddr, connections: usize) -> Result<(), String> {
-        let now_ms = unix_now_ms();
         let mut redis = self.redis.clone();
-        let value = format!("{connections}|{now_ms}|{quic_addr}");
-        let mut pipe = redis::pipe();
-        pipe.hset(&self.key, &self.id_hex, value)
-            .ignore()
-            .hdel(&self.placed_key, &self.id_hex)
-            .ignore();
-        within(pipe.query_async::<()>(&mut redis)).await?;
-        let forgotten: Vec<String> = self
-            .entries()
-            .await?
-            .into_iter()
-            .filter(|e| now_ms.saturating_sub(e.updated_unix_ms) > FORGET_MS)
-            .map(|e| e.id)
-            .collect();
+        let mut invocation = self.refresh_script.prepare_invoke();
+        invocation
+            .key(&self.key)
+            .key(&self.placed_key)
+            .arg(&self.id_hex)
+            .arg(connections)
+            .arg(quic_addr.to_string())
+            .arg(FORGET_MS);
+        let forgotten: Vec<String> =
+            within(REDIS_CALL_MS, invocation.invoke_async(&mut redis)).await?;
         if !forgotten.is_empty() {
-            let mut pipe = redis::pipe();
-            pipe.hdel(&self.key, &forgotten)
-                .ignore()
-                .hdel(&self.placed_key, &forgotten)
-                .ignore();
-            within(pipe.query_async::<()>(&mut redis)).await?;
             tracing::info!(gateways = ?forgotten, "fleet registry: silent gateways forgotten");
         }
         Ok(())
@@ -181,11 +194,12 @@ impl GatewayRegistry {
     pub async fn deregister(&self) {
         let mut redis = self.redis.clone();
         let mut pipe = redis::pipe();
-        pipe.hdel(&self.key, &self.id_hex)
+        pipe.atomic()
+            .hdel(&self.key, &self.id_hex)
             .ignore()
             .hdel(&self.placed_key, &self.id_hex)
             .ignore();
-        if let Err(e) = within(pipe.query_async::<()>(&mut redis)).await {
+        if let Err(e) = within(REDIS_CALL_MS, pipe.query_async::<()>(&mut redis)).await {
             tracing::warn!(error = %e, "fleet registry entry not deleted (ignored once stale)");
         }
     }
@@ -197,6 +211,7 @@ impl GatewayRegistry {
     pub async fn entries(&self) -> Result<Vec<GatewayEntry>, String> {
         let mut redis = self.redis.clone();
         let all: Vec<(String, String)> = within(
+            REDIS_CALL_MS,
             redis::cmd("HGETALL")
                 .arg(&self.key)
                 .query_async::<Vec<(String, String)>>(&mut redis),
@@ -206,21 +221,6 @@ impl GatewayRegistry {
             .iter()
             .filter_map(|(id, value)| GatewayEntry::parse(id, value))
             .collect())
-    }
-
-    /// Players in the world: the connections of the fresh gateways.
-    ///
-    /// # Errors
-    /// Redis unreachable or too slow.
-    pub async fn players(&self) -> Result<u64, String> {
-        let now_ms = unix_now_ms();
-        Ok(self
-            .entries()
-            .await?
-            .iter()
-            .filter(|e| now_ms.saturating_sub(e.updated_unix_ms) <= STALE_MS)
-            .map(|e| e.connections)
-            .sum())
     }
 }
 

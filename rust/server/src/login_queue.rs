@@ -7,15 +7,17 @@
 //! | key | holds |
 //! |---|---|
 //! | `gateways` (hash) | each gateway's open connections, last write and public address |
-//! | `gateways:placed` (hash) | logins sent to each gateway since its last write (reset by the write, when its connection count has caught up) |
+//! | `gateways:placed` (hash) | logins sent to each gateway since its last write (reset by its next write, whose connection count includes those that connected by then) |
 //! | `queue` (sorted set) | waiting logins: member = SHA-256 (hex) of the ticket, score = its number in arrival order (from `queue:seq`, so ties cannot reorder the queue) |
 //! | `queue:seq` | the last number given |
 //! | `queue:entered` (hash) | member -> when it entered, unix ms |
 //! | `queue:seen` (sorted set) | the same members, score = when the ticket was last shown, unix ms |
 //! | `queue:stats` (hash) | `last_admit_ms`, `gap_ms`: when a waiting login was last let in, and the average gap between two such admissions |
 //! | `queue:ticket:<SHA-256 hex of the ticket>` | JSON [`QueuedLogin`]: who waits, expiring [`TICKET_TTL_MS`] after the ticket was last shown |
+//! | `queue:admitted:<SHA-256 hex of the ticket>` | the gateway a polled ticket was let in to, for [`TICKET_TTL_MS`]: a repeated poll gets the same answer |
 //!
-//! **One step** (a Lua script, per login or poll): the players in the world are the fresh
+//! **One step** (a Lua script, per login or poll, timed by Redis's clock, `TIME`, so the
+//! gateways' clocks need not agree): the players in the world are the fresh
 //! gateways' (written within [`crate::gateway_registry::STALE_MS`]) connections plus the
 //! logins placed on them since; waiting logins whose ticket was not shown for
 //! [`TICKET_TTL_MS`] leave; the login enters the queue if it is not in it; it is let in when
@@ -24,7 +26,10 @@
 //! plus placements (ties: the lowest id), whose placement count goes up by one. So a login
 //! arriving while others wait queues behind them, a login arriving at a world with room and
 //! nobody waiting is let in at once, and a burst of logins within one refresh spreads over
-//! the gateways. A client that takes longer than a refresh (1 s) to connect after its login
+//! the gateways. An account whose presence key exists (it plays, or its session is still
+//! being closed: a reconnection) is let in without waiting. Only a new login enters the
+//! queue: a poll whose login left it (its ticket was not shown in time) is told so, and a
+//! poll repeated after its login was let in gets the same gateway again. A client that takes longer than a refresh (1 s) to connect after its login
 //! is counted by neither (the world can briefly hold a few more than `max_players`; each
 //! gateway's connection cap still bounds its process).
 //!
@@ -45,8 +50,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::gateway_registry::unix_now_ms;
-
 /// A waiting login whose ticket was not shown for this long leaves the queue, ms.
 pub const TICKET_TTL_MS: u64 = 30_000;
 /// A waiting player polls again after this long, seconds.
@@ -56,15 +59,19 @@ pub const TICKET_BYTES: usize = 32;
 /// Longest wait for one Redis call, ms.
 const REDIS_CALL_MS: u64 = 500;
 
-/// One placement step (see the module docs). Returns strings: `{outcome, position,
-/// queue length, oldest wait ms, average gap ms or -1, gateway address}` where outcome is
-/// `1` let in (position 0, the gateway's address last), `0` queued, `2` let in but no
-/// gateway is fresh (the caller's own gateway takes it).
+/// One placement step (see the module docs). Keys: queue, seen, stats, gateways, placed,
+/// seq, entered, the ticket's admission marker, the account's presence key. Arguments:
+/// member, capacity (-1: none), freshness ms, ticket lifetime ms, `enter` or `poll`.
+/// Returns strings: `{outcome, position, queue length, oldest wait ms, average gap ms or
+/// -1, gateway address, players}`; outcome `1` let in (position 0, the gateway's address),
+/// `0` queued, `2` let in with no gateway fresh (the caller's own takes it), `3` a poll of
+/// a member not in the queue (it left: its ticket was not shown in time).
 const PLACE: &str = r"
-local now = tonumber(ARGV[1])
-local member = ARGV[2]
-local capacity = tonumber(ARGV[3])
-local fresh_ms = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member = ARGV[1]
+local capacity = tonumber(ARGV[2])
+local fresh_ms = tonumber(ARGV[3])
 local players = 0
 local best_id, best_addr, best_load = nil, nil, nil
 local entries = redis.call('HGETALL', KEYS[4])
@@ -79,21 +86,44 @@ for i = 1, #entries, 2 do
     end
   end
 end
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+local function oldest_wait()
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
+  if oldest[1] then
+    return now - tonumber(redis.call('HGET', KEYS[7], oldest[1]) or tostring(now))
+  end
+  return 0
+end
+-- A poll repeated after its login was let in gets the same answer.
+local admitted = redis.call('GET', KEYS[8])
+if admitted then
+  local outcome = '1'
+  if admitted == '' then
+    outcome = '2'
+  end
+  return {outcome, '0', tostring(redis.call('ZCARD', KEYS[1])), tostring(oldest_wait()), '-1',
+    admitted, tostring(players)}
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
 for _, m in ipairs(gone) do
   redis.call('ZREM', KEYS[1], m)
   redis.call('ZREM', KEYS[2], m)
   redis.call('HDEL', KEYS[7], m)
 end
 if not redis.call('ZSCORE', KEYS[1], member) then
+  if ARGV[5] ~= 'enter' then
+    return {'3', '0', tostring(redis.call('ZCARD', KEYS[1])), tostring(oldest_wait()), '-1', '',
+      tostring(players)}
+  end
   redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[6]), member)
   redis.call('HSET', KEYS[7], member, tostring(now))
 end
 local entered = tonumber(redis.call('HGET', KEYS[7], member) or tostring(now))
 redis.call('ZADD', KEYS[2], now, member)
 local rank = redis.call('ZRANK', KEYS[1], member)
-local outcome = 0
-local address = ''
+-- A player whose account is in the world already (reconnecting) does not wait.
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  capacity = -1
+end
 if capacity < 0 or rank < capacity - players then
   redis.call('ZREM', KEYS[1], member)
   redis.call('ZREM', KEYS[2], member)
@@ -107,26 +137,24 @@ if capacity < 0 or rank < capacity - players then
     end
     redis.call('HSET', KEYS[3], 'last_admit_ms', tostring(now))
   end
+  local left = redis.call('ZCARD', KEYS[1])
+  if left == 0 then
+    -- The next queue starts its estimate afresh.
+    redis.call('DEL', KEYS[3])
+  end
+  local outcome, address = '2', ''
   if best_id then
     redis.call('HINCRBY', KEYS[5], best_id, 1)
-    outcome = 1
-    address = best_addr
-  else
-    outcome = 2
+    outcome, address = '1', best_addr
   end
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
-local oldest_wait = 0
-if oldest[1] then
-  oldest_wait = now - tonumber(redis.call('HGET', KEYS[7], oldest[1]) or tostring(now))
+  if ARGV[5] ~= 'enter' then
+    redis.call('SET', KEYS[8], address, 'PX', ARGV[4])
+  end
+  return {outcome, '0', tostring(left), tostring(oldest_wait()), '-1', address, tostring(players)}
 end
 local gap = redis.call('HGET', KEYS[3], 'gap_ms') or '-1'
-local position = 0
-if outcome == 0 then
-  position = rank + 1
-end
-return {tostring(outcome), tostring(position), tostring(redis.call('ZCARD', KEYS[1])),
-  tostring(oldest_wait), gap, address}
+return {'0', tostring(rank + 1), tostring(redis.call('ZCARD', KEYS[1])), tostring(oldest_wait()),
+  gap, '', tostring(players)}
 ";
 
 /// Gauge: logins waiting in the world's queue, as this gateway last saw it.
@@ -135,11 +163,15 @@ pub const QUEUE_LENGTH: &str = "mmo_login_queue_length";
 /// it (the scaling signal: the seed adds capacity past 30 s).
 pub const QUEUE_OLDEST_WAIT_SECONDS: &str = "mmo_login_queue_oldest_wait_seconds";
 
-/// Publishes what one admission step saw.
+/// Gauge: players in the world as the gateways' registry counted them at the last step.
+pub const FLEET_PLAYERS: &str = "mmo_fleet_players";
+
+/// Publishes what one placement step saw.
 #[allow(clippy::cast_precision_loss)] // Gauges; far below 2^52.
-fn record_queue(queue_length: u64, oldest_wait_ms: u64) {
+fn record_queue(queue_length: u64, oldest_wait_ms: u64, players: u64) {
     metrics::gauge!(QUEUE_LENGTH).set(queue_length as f64);
     metrics::gauge!(QUEUE_OLDEST_WAIT_SECONDS).set(oldest_wait_ms as f64 / 1000.0);
+    metrics::gauge!(FLEET_PLAYERS).set(players as f64);
 }
 
 /// Who waits behind a ticket: what the token is issued for once let in.
@@ -181,7 +213,9 @@ pub enum Admission {
 /// Placement and the queue of one world (see the module docs).
 #[derive(Clone)]
 pub struct LoginQueue {
-    redis: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the network fails.
+    redis: redis::aio::ConnectionManager,
+    place_script: redis::Script,
     world: String,
     /// `None`: nobody ever waits (placement only).
     max_players: Option<u64>,
@@ -214,6 +248,13 @@ async fn within<T>(
         .map_err(|e| format!("login queue Redis: {e}"))
 }
 
+/// Whether a step is a new login (which may enter the queue) or a poll (which may not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Enter,
+    Poll,
+}
+
 impl LoginQueue {
     /// Placement and the queue of `world` at `redis_url`, for a world of `max_players`
     /// (`None`: no queue).
@@ -225,11 +266,9 @@ impl LoginQueue {
         world: &str,
         max_players: Option<u32>,
     ) -> Result<LoginQueue, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("login queue Redis: {e}"))?;
-        let redis = within(client.get_multiplexed_async_connection()).await?;
         Ok(LoginQueue {
-            redis,
+            redis: crate::gateway_registry::connection_manager(redis_url).await?,
+            place_script: redis::Script::new(PLACE),
             world: world.to_owned(),
             max_players: max_players.map(u64::from),
         })
@@ -243,48 +282,63 @@ impl LoginQueue {
         self.key(&format!("queue:ticket:{hash}"))
     }
 
-    /// One placement step for the member `hash`.
-    async fn step(&self, hash: &str) -> Result<Admission, String> {
+    /// One placement step for the member `hash` of `account`: `None` for a poll whose
+    /// member left the queue.
+    async fn step(
+        &self,
+        hash: &str,
+        account: &str,
+        kind: StepKind,
+    ) -> Result<Option<Admission>, String> {
         let mut redis = self.redis.clone();
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(PLACE)
-            .arg(7)
-            .arg(self.key("queue"))
-            .arg(self.key("queue:seen"))
-            .arg(self.key("queue:stats"))
-            .arg(self.key("gateways"))
-            .arg(self.key("gateways:placed"))
-            .arg(self.key("queue:seq"))
-            .arg(self.key("queue:entered"))
-            .arg(unix_now_ms())
+        let mut invocation = self.place_script.prepare_invoke();
+        invocation
+            .key(self.key("queue"))
+            .key(self.key("queue:seen"))
+            .key(self.key("queue:stats"))
+            .key(self.key("gateways"))
+            .key(self.key("gateways:placed"))
+            .key(self.key("queue:seq"))
+            .key(self.key("queue:entered"))
+            .key(self.key(&format!("queue:admitted:{hash}")))
+            .key(mmo_net::relay::account_presence_key(&self.world, account))
             .arg(hash)
             .arg(
                 self.max_players
                     .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
             )
             .arg(crate::gateway_registry::STALE_MS)
-            .arg(TICKET_TTL_MS);
-        let answer: Vec<String> = within(command.query_async(&mut redis)).await?;
+            .arg(TICKET_TTL_MS)
+            .arg(match kind {
+                StepKind::Enter => "enter",
+                StepKind::Poll => "poll",
+            });
+        let answer: Vec<String> = within(invocation.invoke_async(&mut redis)).await?;
         let number = |i: usize| -> i64 { answer.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
         let queue_length = u64::try_from(number(2)).unwrap_or(0);
-        record_queue(queue_length, u64::try_from(number(3)).unwrap_or(0));
-        match number(0) {
-            1 => Ok(Admission::LetIn(answer.get(5).cloned())),
-            2 => Ok(Admission::LetIn(None)),
+        let oldest_wait_ms = u64::try_from(number(3)).unwrap_or(0);
+        record_queue(
+            queue_length,
+            oldest_wait_ms,
+            u64::try_from(number(6)).unwrap_or(0),
+        );
+        Ok(match number(0) {
+            1 => Some(Admission::LetIn(answer.get(5).cloned())),
+            2 => Some(Admission::LetIn(None)),
+            3 => None,
             _ => {
                 let position = u64::try_from(number(1)).unwrap_or(0);
-                Ok(Admission::Queued(Waiting {
+                Some(Admission::Queued(Waiting {
                     ticket: String::new(),
                     position,
                     queue_length,
                     estimated_wait_s: u64::try_from(number(4))
                         .ok()
                         .map(|gap_ms| position.saturating_mul(gap_ms) / 1000),
-                    oldest_wait_ms: u64::try_from(number(3)).unwrap_or(0),
+                    oldest_wait_ms,
                 }))
             }
-        }
+        })
     }
 
     /// A new login of `who`: let in (and placed), or queued with a fresh ticket.
@@ -294,7 +348,10 @@ impl LoginQueue {
     pub async fn enter(&self, who: &QueuedLogin) -> Result<Admission, String> {
         let ticket = URL_SAFE_NO_PAD.encode(rand::random::<[u8; TICKET_BYTES]>());
         let hash = ticket_hash(&ticket);
-        let admission = self.step(&hash).await?;
+        let admission = self
+            .step(&hash, &who.account, StepKind::Enter)
+            .await?
+            .ok_or_else(|| "login queue: a new login was not placed".to_owned())?;
         let Admission::Queued(mut waiting) = admission else {
             return Ok(admission);
         };
@@ -313,8 +370,9 @@ impl LoginQueue {
         Ok(Admission::Queued(waiting))
     }
 
-    /// A poll with `ticket`: who waits and whether it is let in now; `None` for a ticket
-    /// that is unknown or expired.
+    /// A poll with `ticket`: who waits and whether it is let in now (a poll repeated after
+    /// it was let in is answered the same); `None` for a ticket that is unknown, expired or
+    /// whose login left the queue.
     ///
     /// # Errors
     /// Redis unreachable or too slow.
@@ -330,23 +388,27 @@ impl LoginQueue {
         let Ok(who) = serde_json::from_str::<QueuedLogin>(&record) else {
             return Ok(None);
         };
-        match self.step(&hash).await? {
-            Admission::Queued(mut waiting) => {
-                within(
-                    redis::cmd("PEXPIRE")
-                        .arg(&key)
-                        .arg(TICKET_TTL_MS)
-                        .query_async::<()>(&mut redis),
-                )
-                .await?;
-                waiting.ticket = ticket.to_owned();
-                Ok(Some((who, Admission::Queued(waiting))))
-            }
-            let_in => {
-                within(redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis)).await?;
-                Ok(Some((who, let_in)))
-            }
-        }
+        let Some(admission) = self.step(&hash, &who.account, StepKind::Poll).await? else {
+            return Ok(None);
+        };
+        // Shown: the ticket lives on (after admission too, for repeated polls).
+        within(
+            redis::cmd("PEXPIRE")
+                .arg(&key)
+                .arg(TICKET_TTL_MS)
+                .query_async::<()>(&mut redis),
+        )
+        .await?;
+        Ok(Some((
+            who,
+            match admission {
+                Admission::Queued(mut waiting) => {
+                    waiting.ticket = ticket.to_owned();
+                    Admission::Queued(waiting)
+                }
+                let_in => let_in,
+            },
+        )))
     }
 }
 
@@ -457,8 +519,8 @@ mod tests {
         assert_eq!(admitted, Admission::LetIn(Some(at.to_string())));
         assert_eq!(
             queue.poll(&a.ticket).await.unwrap(),
-            None,
-            "a ticket is spent once"
+            Some((who("a"), Admission::LetIn(Some(at.to_string())))),
+            "a repeated poll (the answer was lost) gets the same answer, not a new place"
         );
         // A's placement fills the place until the gateway's next refresh.
         let (_, still) = queue.poll(&b.ticket).await.unwrap().unwrap();
@@ -476,6 +538,26 @@ mod tests {
             "two admissions of waiting logins give a rate"
         );
         assert!(waiting.oldest_wait_ms < 60_000);
+
+        // An account already in the world (its presence key is set: it reconnects) does
+        // not wait, even in a full world.
+        let mut redis = crate::gateway_registry::connection_manager(&url)
+            .await
+            .unwrap();
+        let () = redis::cmd("SET")
+            .arg(mmo_net::relay::account_presence_key(&world, "d"))
+            .arg("00000000000000aa:1")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(matches!(
+            queue.enter(&who("d")).await.unwrap(),
+            Admission::LetIn(Some(_))
+        ));
+        assert!(matches!(
+            queue.enter(&who("e")).await.unwrap(),
+            Admission::Queued(_)
+        ));
     }
 
     #[test]

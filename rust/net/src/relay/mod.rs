@@ -77,6 +77,7 @@ mod zone_side;
 
 pub use gateway_side::GatewayProcess;
 pub(crate) use gateway_side::{RelayHandle, serve_relayed};
+pub use presence::account_presence_key;
 pub(crate) use presence::{FleetPresence, SessionRef};
 pub use zone_side::ZoneProcess;
 

@@ -11,8 +11,11 @@
 //!   the older session is kicked on `mmo.<world>.peer.kick` (every zone process hears it)
 //!   and the claim is tried again every [`CLAIM_POLL_MS`] until the older session's
 //!   process releases the key after its logout save committed. After [`KICK_WAIT_MS`] the
-//!   key is taken regardless (that process is gone or does not answer); a claim that could
-//!   not reach Redis for [`CLAIM_GIVE_UP_MS`] fails and the login is refused.
+//!   key is taken over if it still names that older session (that process is gone or does
+//!   not answer; a key naming yet another session by then starts the wait again); a claim
+//!   that could not reach Redis for [`CLAIM_GIVE_UP_MS`] fails and the login is refused. A
+//!   claim whose login ended before the answer was read is abandoned
+//!   ([`FleetPresence::abandon`]: released if it had succeeded).
 //! - **Release** ([`FleetPresence::release`], a zone thread once the logout save of a
 //!   session that claimed the key committed): deletes the key if it still names the
 //!   session.
@@ -21,7 +24,11 @@
 //! - **Renewal** (a task, every [`RENEW_EVERY_MS`]): the keys of every session held here
 //!   get their expiry ([`PRESENCE_TTL_MS`]) back; a key found naming another session means
 //!   a newer login took it after its wait, and the session here is kicked
-//!   ([`LocalKick`], closed by the relay with `duplicate_login`); a missing key is set again.
+//!   ([`LocalKick`], closed by the relay with `duplicate_login`); a missing key is set again
+//!   unless its session was released while the renewal ran (then it is deleted again).
+//!
+//! The Redis connection reconnects by itself (`ConnectionManager`); scripts go by their
+//! hash (`EVALSHA`), loaded at their first use.
 //!
 //! Nothing here blocks a zone thread: claims and releases run as tasks on the relay's
 //! runtime; a claim's outcome arrives on a oneshot channel the zone polls every tick.
@@ -85,6 +92,24 @@ end
 return 0
 ";
 
+/// Sets the key to us when it still names the older session `ARGV[3]` (`''`); else returns
+/// its value (`false` when absent: then claim normally).
+const TAKE_OVER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ''
+end
+return current
+";
+
+/// The Redis key naming `account`'s live session in `world` (present while it plays; the
+/// login queue lets such an account in without waiting: it reconnects).
+#[must_use]
+pub fn account_presence_key(world: &str, account: &str) -> String {
+    format!("mmo:{world}:account:{account}")
+}
+
 /// A session in the fleet, named by its client's connection: the gateway holding it and
 /// the gateway's serial for it (the same in every incarnation of its streams).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,7 +160,11 @@ impl std::fmt::Debug for FleetPresence {
 }
 
 struct Inner {
-    redis: redis::aio::MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the network fails.
+    redis: redis::aio::ConnectionManager,
+    claim_script: redis::Script,
+    release_script: redis::Script,
+    take_over_script: redis::Script,
     nats: async_nats::Client,
     world: String,
     kick_subject: String,
@@ -168,11 +197,22 @@ impl FleetPresence {
         ),
         NetError,
     > {
-        let redis = super::directory::connect(redis_url).await?;
+        let client = redis::Client::open(redis_url)
+            .map_err(|e| NetError::Config(format!("account presence Redis URL: {e}")))?;
+        let redis = tokio::time::timeout(
+            Duration::from_millis(REDIS_CALL_MS * 4),
+            client.get_connection_manager(),
+        )
+        .await
+        .map_err(|_| NetError::Connection("account presence Redis: no answer".into()))?
+        .map_err(|e| NetError::Connection(format!("account presence Redis: {e}")))?;
         let (local_kicks, kicks) = mpsc::unbounded_channel();
         let presence = FleetPresence {
             inner: Arc::new(Inner {
                 redis,
+                claim_script: redis::Script::new(CLAIM),
+                release_script: redis::Script::new(RELEASE),
+                take_over_script: redis::Script::new(TAKE_OVER),
                 nats,
                 world: world.to_owned(),
                 kick_subject,
@@ -207,6 +247,20 @@ impl FleetPresence {
             }
         });
         rx
+    }
+
+    /// Gives up a claim whose login ended before its answer was read: no answer can arrive
+    /// any more, and the key is released if the claim had already succeeded.
+    pub(crate) fn abandon(
+        &self,
+        mut claim: oneshot::Receiver<Result<(), String>>,
+        account: &str,
+        session: SessionRef,
+    ) {
+        claim.close();
+        if let Ok(Ok(())) = claim.try_recv() {
+            self.release(account, session);
+        }
     }
 
     /// Releases `account`'s key if it still names `session` (its logout save committed).
@@ -281,20 +335,28 @@ impl Inner {
     }
 
     fn key(&self, account: &str) -> String {
-        format!("mmo:{}:account:{account}", self.world)
+        account_presence_key(&self.world, account)
     }
 
-    /// Runs one script on one key, within [`REDIS_CALL_MS`].
-    async fn eval(&self, script: &str, key: &str, session: SessionRef) -> Result<String, String> {
+    /// Runs one script (by its hash, loaded at the first use) on one key with the
+    /// session and the key's lifetime (and `extra`), within [`REDIS_CALL_MS`].
+    async fn run_script(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        session: SessionRef,
+        extra: Option<&str>,
+    ) -> Result<String, String> {
         let mut redis = self.redis.clone();
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(script)
-            .arg(1)
-            .arg(key)
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(key)
             .arg(session.value())
             .arg(PRESENCE_TTL_MS);
-        let call = command.query_async::<redis::Value>(&mut redis);
+        if let Some(extra) = extra {
+            invocation.arg(extra);
+        }
+        let call = invocation.invoke_async::<redis::Value>(&mut redis);
         let value = tokio::time::timeout(Duration::from_millis(REDIS_CALL_MS), call)
             .await
             .map_err(|_| format!("no answer from Redis in {REDIS_CALL_MS} ms"))?
@@ -304,20 +366,37 @@ impl Inner {
 
     async fn claim(&self, account: &str, session: SessionRef) -> Result<(), String> {
         let key = self.key(account);
-        let started = Instant::now();
+        let mut started = Instant::now();
         // The older session kicked last and when.
         let mut kicked: Option<(String, Instant)> = None;
         loop {
-            match self.eval(CLAIM, &key, session).await {
+            match self
+                .run_script(&self.claim_script, &key, session, None)
+                .await
+            {
                 Ok(holder) if holder.is_empty() => {
                     if let Some((older, _)) = kicked {
-                        tracing::info!(account, older = %older, waited_ms = started.elapsed().as_millis() as u64, "account presence: the older session released its key");
+                        let waited_ms =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        tracing::info!(account, older = %older, waited_ms, "account presence: the older session released its key");
                     }
                     return Ok(());
                 }
                 Ok(holder) => {
                     if started.elapsed() >= Duration::from_millis(KICK_WAIT_MS) {
-                        return self.take_over(account, &key, session, &holder).await;
+                        match self.take_over(account, &key, session, &holder).await {
+                            Ok(true) => return Ok(()),
+                            // The key changed meanwhile: wait for its new holder in turn.
+                            Ok(false) => started = Instant::now(),
+                            Err(e)
+                                if started.elapsed() >= Duration::from_millis(CLAIM_GIVE_UP_MS) =>
+                            {
+                                return Err(format!("account presence unavailable: {e}"));
+                            }
+                            Err(_) => {}
+                        }
+                        tokio::time::sleep(Duration::from_millis(CLAIM_POLL_MS)).await;
+                        continue;
                     }
                     let due = kicked.as_ref().is_none_or(|(older, at)| {
                         *older != holder || at.elapsed() >= Duration::from_millis(KICK_RESEND_MS)
@@ -338,35 +417,28 @@ impl Inner {
         }
     }
 
-    /// Takes the key from an older session whose process did not release it in time.
+    /// Takes the key from the older session `holder`, whose process did not release it in
+    /// time, if the key still names it (`false`: it names another session now, or none).
     async fn take_over(
         &self,
         account: &str,
         key: &str,
         session: SessionRef,
         holder: &str,
-    ) -> Result<(), String> {
-        let mut redis = self.redis.clone();
-        let mut command = redis::cmd("SET");
-        command
-            .arg(key)
-            .arg(session.value())
-            .arg("PX")
-            .arg(PRESENCE_TTL_MS);
-        let call = command.query_async::<()>(&mut redis);
-        tokio::time::timeout(Duration::from_millis(REDIS_CALL_MS), call)
-            .await
-            .map_err(|_| {
-                format!("account presence unavailable: no answer from Redis in {REDIS_CALL_MS} ms")
-            })?
-            .map_err(|e| format!("account presence unavailable: Redis: {e}"))?;
+    ) -> Result<bool, String> {
+        let current = self
+            .run_script(&self.take_over_script, key, session, Some(holder))
+            .await?;
+        if !current.is_empty() {
+            return Ok(false);
+        }
         super::count("presence_takeover");
         tracing::warn!(
             account,
             older = holder,
             "account presence: the older session was not released in {KICK_WAIT_MS} ms; its key is taken over"
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Publishes a kick of the session `holder` names.
@@ -390,7 +462,10 @@ impl Inner {
 
     async fn release(&self, account: &str, session: SessionRef) {
         self.held().remove(&session);
-        if let Err(e) = self.eval(RELEASE, &self.key(account), session).await {
+        if let Err(e) = self
+            .run_script(&self.release_script, &self.key(account), session, None)
+            .await
+        {
             tracing::warn!(account, error = %e, "account presence key not released (it expires by itself)");
         }
     }
@@ -422,6 +497,11 @@ impl Inner {
         for ((session, account), answer) in held.into_iter().zip(answers) {
             match script_string(answer).as_str() {
                 "" => {}
+                // Released (or moved away) while the renewal ran: the renewal must not
+                // bring the key back.
+                "+" if !self.held().contains_key(&session) => {
+                    self.release(&account, session).await;
+                }
                 "+" => {
                     tracing::warn!(
                         account,

@@ -54,15 +54,16 @@ impl ZoneLoop {
         self.conns.get(&id)?.session
     }
 
-    /// Starts claiming `account`'s key for `id` (`None`: presence does not apply).
+    /// Starts claiming `account`'s key for `id`: the answer's receiver and the session
+    /// (`None`: presence does not apply).
     pub(super) fn start_claim(
         &self,
         id: ConnectionId,
         account: &str,
-    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+    ) -> Option<(oneshot::Receiver<Result<(), String>>, SessionRef)> {
         let session = self.presence_session(id)?;
         let presence = self.shared.presence.as_ref()?;
-        Some(presence.claim(account, session))
+        Some((presence.claim(account, session), session))
     }
 
     /// `id` holds `account`'s key (its claim succeeded, or it arrived with it).

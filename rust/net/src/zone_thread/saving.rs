@@ -104,9 +104,16 @@ pub(super) struct Saving {
     /// Logins waiting for their character.
     loading: Vec<Loading>,
     /// Logout batches the store refused, oldest first.
-    queued: Vec<Vec<CharacterRecord>>,
+    queued: Vec<QueuedBatch>,
     /// Transfers waiting for the store's commit.
     commits: Vec<(PendingTransfer, oneshot::Receiver<Result<(), String>>)>,
+}
+
+/// A logout batch the store refused, offered again later with its commit channel (the
+/// account's presence is released only when that answers).
+struct QueuedBatch {
+    records: Vec<CharacterRecord>,
+    committed: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// A login waiting for the store.
@@ -120,8 +127,15 @@ struct Loading {
     /// save; the load starts then, or at the deadline.
     kicked: Option<(oneshot::Receiver<()>, Instant)>,
     /// The claim of the account's fleet-wide presence (a relayed session in a fleet, see
-    /// `presence`), until answered, and its deadline; the load waits for it.
-    claim: Option<(oneshot::Receiver<Result<(), String>>, Instant)>,
+    /// `presence`), until answered; the load waits for it.
+    claim: Option<PendingClaim>,
+}
+
+/// A presence claim not answered yet.
+struct PendingClaim {
+    answer: oneshot::Receiver<Result<(), String>>,
+    deadline: Instant,
+    session: crate::relay::SessionRef,
 }
 
 /// Longest a login waits for its account's older session (in another zone) to be closed
@@ -191,7 +205,11 @@ impl ZoneLoop {
         let now = Instant::now();
         let claim = self
             .start_claim(id, &grant.account)
-            .map(|claim| (claim, now + CLAIM_DEADLINE));
+            .map(|(answer, session)| PendingClaim {
+                answer,
+                deadline: now + CLAIM_DEADLINE,
+                session,
+            });
         self.saving.loading.push(Loading {
             id,
             grant,
@@ -211,9 +229,9 @@ impl ZoneLoop {
         let mut i = 0;
         while i < self.saving.loading.len() {
             let loading = &mut self.saving.loading[i];
-            if let Some((claim, deadline)) = &mut loading.claim {
-                let outcome = match claim.try_recv() {
-                    Err(TryRecvError::Empty) if now < *deadline => {
+            if let Some(claim) = &mut loading.claim {
+                let outcome = match claim.answer.try_recv() {
+                    Err(TryRecvError::Empty) if now < claim.deadline => {
                         i += 1;
                         continue;
                     }
@@ -225,7 +243,13 @@ impl ZoneLoop {
                         Err("the fleet's account presence stopped".to_owned())
                     }
                 };
-                loading.claim = None;
+                if let Some(claim) = loading.claim.take()
+                    && outcome.is_err()
+                    && let Some(presence) = &self.shared.presence
+                {
+                    // Past the deadline: an answer arriving now must not leave the key held.
+                    presence.abandon(claim.answer, &loading.grant.account, claim.session);
+                }
                 let (id, account) = (loading.id, loading.grant.account.clone());
                 if let Err(message) = outcome {
                     let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
@@ -318,7 +342,7 @@ impl ZoneLoop {
                     .saving
                     .queued
                     .iter()
-                    .flatten()
+                    .flat_map(|batch| &batch.records)
                     .filter(|r| r.character_id == record.character_id)
                     .max_by_key(|r| r.version)
                     .filter(|r| r.version > record.version)
@@ -386,10 +410,14 @@ impl ZoneLoop {
         self.refuse_login(id, &grant, refusal);
     }
 
-    /// Forgets a login still loading on `id` (the connection is gone).
+    /// Forgets a login still loading on `id` (the connection is gone); a presence claim it
+    /// was waiting for is abandoned (released if it succeeded meanwhile).
     pub(super) fn forget_load(&mut self, id: ConnectionId) {
         if let Some(at) = self.saving.loading.iter().position(|l| l.id == id) {
             let loading = self.saving.loading.swap_remove(at);
+            if let (Some(claim), Some(presence)) = (loading.claim, &self.shared.presence) {
+                presence.abandon(claim.answer, &loading.grant.account, claim.session);
+            }
             self.unregister(id, &loading.grant.account);
         }
     }
@@ -494,9 +522,15 @@ impl ZoneLoop {
     /// Offers the refused logout batches again, oldest first, until one is refused.
     fn offer_queued(&mut self) {
         while !self.saving.queued.is_empty() {
-            let records = self.saving.queued.remove(0);
-            if let Err(batch) = self.offer(records, SaveUrgency::Now, None) {
-                self.saving.queued.insert(0, batch.records);
+            let QueuedBatch { records, committed } = self.saving.queued.remove(0);
+            if let Err(batch) = self.offer(records, SaveUrgency::Now, committed) {
+                self.saving.queued.insert(
+                    0,
+                    QueuedBatch {
+                        records: batch.records,
+                        committed: batch.committed,
+                    },
+                );
                 return;
             }
         }
@@ -507,7 +541,8 @@ impl ZoneLoop {
     /// With `barrier` the record is offered even when unchanged (with the next version)
     /// and with a `committed` channel, returned: its answer comes once every save of the
     /// character offered so far is written (`None`: no save state here). A batch the store
-    /// hands back is queued without its channel, which answers as closed.
+    /// hands back is queued with its channel and offered again later: the answer waits
+    /// until the store has taken and written it.
     pub(super) fn save_leaving(
         &mut self,
         id: ConnectionId,
@@ -530,7 +565,10 @@ impl ZoneLoop {
             (None, None)
         };
         if let Err(batch) = self.offer(vec![record], SaveUrgency::Now, committed) {
-            self.saving.queued.push(batch.records);
+            self.saving.queued.push(QueuedBatch {
+                records: batch.records,
+                committed: batch.committed,
+            });
         }
         answer
     }
@@ -618,7 +656,7 @@ impl ZoneLoop {
                 return;
             }
             if Instant::now() >= deadline {
-                let records: usize = self.saving.queued.iter().map(Vec::len).sum();
+                let records: usize = self.saving.queued.iter().map(|b| b.records.len()).sum();
                 tracing::error!(zone = %self.metrics.zone_label, records, "character store still full at shutdown: these saves are lost");
                 return;
             }
