@@ -52,6 +52,9 @@ cargo fmt --all --check
 log "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "deploy/: Kubernetes and Agones manifests against their schemas (ci/deploy-check.sh)"
+bash ci/deploy-check.sh
+
 log "PostgreSQL, Redis and NATS for the storage, outage, chat and relay tests (ci/services.sh)"
 services_dir=$(mktemp -d /tmp/mmo-services.XXXXXX)
 trap 'bash ci/services.sh stop "$services_dir"' EXIT

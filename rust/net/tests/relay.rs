@@ -61,6 +61,7 @@ fn settings(url: &str, world: &str) -> RelaySettings {
         redis_url: std::env::var("MMO_TEST_REDIS_URL").ok(),
         nats_security: None,
         zones: None,
+        take_free_zone: false,
     }
 }
 

@@ -169,6 +169,7 @@ fn settings(nats: &SecureNats, world: &str, user: &str, password: &str) -> Relay
             ca_file: Some(nats.ca_file.clone()),
         }),
         zones: None,
+        take_free_zone: false,
     }
 }
 

@@ -155,6 +155,25 @@ pub struct App {
         Arc<crate::fleet_login::FleetLogin>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// A zone process run by Agones: the sidecar and the health pings' task.
+    agones: Option<(crate::agones::AgonesSdk, tokio::task::JoinHandle<()>)>,
+}
+
+/// Serves `router` on `listener` until the returned sender is used (or dropped).
+fn spawn_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (http_stop, stopped) = oneshot::channel::<()>();
+    let http_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = crate::http::serve(listener, router, shutdown).await {
+            tracing::error!(error = %e, "HTTP endpoint failed");
+        }
+    });
+    (http_stop, http_task)
 }
 
 /// The server certificate: the operator's PEM files when `--cert-file`/`--key-file` are set
@@ -269,6 +288,33 @@ impl App {
                 },
             )
         });
+        let ready = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(OpsState {
+            ready: ready.clone(),
+            metrics,
+        });
+        // A zone process serves its operations routes from the start: with `--zones auto`
+        // it may wait a long time as a spare before it runs a zone (not ready meanwhile).
+        let mut listener = Some(listener);
+        let mut http = None;
+        if role == Role::Zone
+            && let Some(listener) = listener.take()
+        {
+            http = Some(spawn_http(listener, crate::http::ops_router(ops.clone())));
+        }
+        let agones = if role == Role::Zone && settings.fleet.agones {
+            let sdk = crate::agones::AgonesSdk::from_env().map_err(StartError::Fleet)?;
+            // Ready before looking for a zone: a spare is the Fleet's Ready buffer.
+            sdk.ready().await.map_err(StartError::Fleet)?;
+            let health = sdk.spawn_health();
+            tracing::info!(
+                "Agones: ready, health pings every {:?}",
+                crate::agones::HEALTH_EVERY
+            );
+            Some((sdk, health))
+        } else {
+            None
+        };
         // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
         let gateway = gateway_config(&settings);
         let zones = crate::zones::start_zones(
@@ -285,11 +331,15 @@ impl App {
         let quic_addr = zones.quic_addr();
         let fingerprint = zones.fingerprint();
         let issuer = Arc::new(TokenIssuer::new(&secret, settings.token_ttl_s));
-        let ready = Arc::new(AtomicBool::new(false));
-        let ops = Arc::new(OpsState {
-            ready: ready.clone(),
-            metrics,
-        });
+        if let (Some((sdk, _)), crate::zones::Running::ZoneProcess(process)) =
+            (&agones, zones.running())
+        {
+            // Never scaled down or replaced by an update while it runs its zones.
+            sdk.allocate_for(&process.zone_ids())
+                .await
+                .map_err(StartError::Fleet)?;
+            tracing::info!(zones = ?process.zone_ids(), "Agones: allocated");
+        }
         let fleet_login = match (zones.running(), &settings.chat.redis_url) {
             (crate::zones::Running::Gateway(gateway), Some(url)) => Some(
                 crate::fleet_login::FleetLogin::start(url, &settings.fleet, gateway)
@@ -298,8 +348,9 @@ impl App {
             ),
             _ => None,
         };
-        let router = match (quic_addr, fingerprint) {
-            (Some(quic_addr), Some(fingerprint)) => {
+        let router = match (listener.is_some(), quic_addr, fingerprint) {
+            (false, _, _) => None,
+            (true, Some(quic_addr), Some(fingerprint)) => {
                 let accounts = crate::accounts::Accounts::new(
                     store.clone(),
                     settings.accounts.clone(),
@@ -307,7 +358,7 @@ impl App {
                     crate::accounts::LoginLimiter::from_settings(&settings.accounts),
                 )
                 .map_err(|e| StartError::Storage(e.to_string()))?;
-                crate::http::router(Arc::new(HttpState {
+                Some(crate::http::router(Arc::new(HttpState {
                     issuer: issuer.clone(),
                     authority: Arc::new(JwtAuthority::new(&secret)),
                     accounts: Arc::new(accounts),
@@ -318,20 +369,16 @@ impl App {
                     fingerprint_hex: fingerprint.to_hex(),
                     ops,
                     fleet: fleet_login.as_ref().map(|(login, _)| login.clone()),
-                }))
+                })))
             }
-            // The zone role: players log in at a gateway.
-            _ => crate::http::ops_router(ops),
+            // The zone role serves these already (above).
+            (true, _, _) => Some(crate::http::ops_router(ops)),
         };
-        let (http_stop, stopped) = oneshot::channel::<()>();
-        let http_task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            if let Err(e) = crate::http::serve(listener, router, shutdown).await {
-                tracing::error!(error = %e, "HTTP endpoint failed");
-            }
-        });
+        if let (Some(listener), Some(router)) = (listener, router) {
+            http = Some(spawn_http(listener, router));
+        }
+        // Set above for every role (the zone role's before its zones, the others' here).
+        let (http_stop, http_task) = http.expect("the HTTP endpoint was started");
         ready.store(true, Ordering::Release);
         tracing::info!(role = role.as_str(), quic_addr = ?quic_addr, %http_addr, fingerprint = ?fingerprint.map(|f| f.to_hex()), "server ready");
         Ok(App {
@@ -347,6 +394,7 @@ impl App {
             http_stop: Some(http_stop),
             http_task: Some(http_task),
             fleet_login,
+            agones,
         })
     }
 
@@ -455,6 +503,13 @@ impl App {
             }
         }
         self.store.close().await;
+        if let Some((sdk, health)) = self.agones.take() {
+            health.abort();
+            match sdk.shutdown().await {
+                Ok(()) => tracing::info!("Agones: shutdown reported"),
+                Err(e) => tracing::warn!(error = %e, "Agones: shutdown not reported"),
+            }
+        }
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
@@ -472,6 +527,9 @@ impl Drop for App {
     /// and the zones stop as their server is dropped.
     fn drop(&mut self) {
         self.ready.store(false, Ordering::Release);
+        if let Some((_, health)) = &self.agones {
+            health.abort();
+        }
         if let Some((_, refresher)) = &self.fleet_login {
             // The entry goes stale after 3 s and is no longer chosen.
             refresher.abort();

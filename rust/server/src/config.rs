@@ -45,7 +45,8 @@
 //! | `--nats-user` | `MMO_NATS_USER` | `[fleet] nats_user` | none |
 //! | `--nats-password-file` | `MMO_NATS_PASSWORD_FILE` | `[fleet] nats_password_file` | none |
 //! | `--nats-ca-file` | `MMO_NATS_CA_FILE` | `[fleet] nats_ca_file` | none (plain TCP) |
-//! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids) |
+//! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids, or `auto`: one zone no other process runs, waiting as a spare until one is free) |
+//! | `--agones` | `MMO_AGONES` | `[fleet] agones` | false (zone role: report to the Agones SDK sidecar) |
 //! | `--max-players` | `MMO_MAX_PLAYERS` | `[fleet] max_players` | none: no login queue (gateway role with `--redis-url`) |
 //! | `--public-quic-addr` | `MMO_PUBLIC_QUIC_ADDR` | `[fleet] public_quic_addr` | the bound QUIC address (gateway role) |
 //!
@@ -463,6 +464,7 @@ fn option_name(key: &str) -> String {
             "--nats-ca-file / MMO_NATS_CA_FILE / [fleet] nats_ca_file".to_owned()
         }
         "fleet.zones" | "zones" => "--zones / MMO_ZONES / [fleet] zones".to_owned(),
+        "fleet.agones" | "agones" => "--agones / MMO_AGONES / [fleet] agones".to_owned(),
         "fleet.max_players" | "max_players" => {
             "--max-players / MMO_MAX_PLAYERS / [fleet] max_players".to_owned()
         }
@@ -861,9 +863,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub nats_ca_file: Option<PathBuf>,
     /// Zone role: the ids of the layout's zones this process runs, comma-separated (other
-    /// zone processes of the world run the rest) [env: MMO_ZONES] [default: all zones]
+    /// zone processes of the world run the rest), or `auto` (one zone no other process
+    /// runs; a spare waits until one is free) [env: MMO_ZONES] [default: all zones]
     #[arg(long, value_name = "IDS")]
     pub zones: Option<String>,
+    /// Zone role: report to the Agones SDK sidecar (Ready, Allocate, health, Shutdown)
+    /// [env: MMO_AGONES] [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub agones: Option<bool>,
     /// Gateway role with --redis-url: players the world holds at once; logins past it wait
     /// in a queue [env: MMO_MAX_PLAYERS] [default: none, no queue]
     #[arg(long, value_name = "N")]
@@ -1048,6 +1055,9 @@ pub fn apply_env(
     if let Some(v) = get("zones") {
         settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(&v)?);
     }
+    if let Some(v) = get("agones") {
+        settings.fleet.agones = parse_env("agones", &v, parse_bool)?;
+    }
     if let Some(v) = get("max_players") {
         settings.fleet.max_players = Some(parse_env("max_players", &v, from_str)?);
     }
@@ -1154,6 +1164,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = &cli.zones {
         settings.fleet.zones = Some(crate::fleet_settings::parse_zone_list(v)?);
+    }
+    if let Some(v) = cli.agones {
+        settings.fleet.agones = v;
     }
     if let Some(v) = cli.max_players {
         settings.fleet.max_players = Some(v);

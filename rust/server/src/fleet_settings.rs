@@ -73,9 +73,12 @@ pub struct FleetSettings {
     /// PEM file of the certificate authority of the NATS server's certificate: when set,
     /// the connection must be TLS and the server's certificate is checked against it.
     pub nats_ca_file: Option<PathBuf>,
-    /// Zone role: the ids of the layout's zones this process runs (`None`: all). Several
-    /// zone processes split a world this way; needs the directory (`--redis-url`).
-    pub zones: Option<Vec<u16>>,
+    /// Zone role: the zones of the layout this process runs (`None`: all). Several zone
+    /// processes split a world this way; needs the directory (`--redis-url`).
+    pub zones: Option<ZoneList>,
+    /// Zone role: report to the Agones SDK sidecar (Ready, Allocate, health pings,
+    /// Shutdown) over its REST API ([`crate::agones`]).
+    pub agones: bool,
     /// Gateway role with the directory: players the world holds at once; a login past it
     /// gets a place in the login queue instead of a token (`None`: no queue).
     pub max_players: Option<u32>,
@@ -96,28 +99,52 @@ impl Default for FleetSettings {
             nats_password_file: None,
             nats_ca_file: None,
             zones: None,
+            agones: false,
             max_players: None,
             public_quic_addr: None,
         }
     }
 }
 
-/// Parses `--zones` / `MMO_ZONES`: comma-separated zone ids (`0,1`).
+/// Which zones a zone process runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ZoneList {
+    /// `auto`: one zone no other process runs; while every zone has one, the process waits
+    /// as a spare and takes the first whose lease expires (its process died).
+    Auto(AutoKeyword),
+    /// These zone ids.
+    These(Vec<u16>),
+}
+
+/// The word `auto` in settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoKeyword {
+    /// `auto`.
+    Auto,
+}
+
+/// Parses `--zones` / `MMO_ZONES`: comma-separated zone ids (`0,1`), or `auto`.
 ///
 /// # Errors
 /// A part that is not a zone id, naming it.
-pub fn parse_zone_list(text: &str) -> Result<Vec<u16>, ConfigError> {
+pub fn parse_zone_list(text: &str) -> Result<ZoneList, ConfigError> {
+    if text.trim() == "auto" {
+        return Ok(ZoneList::Auto(AutoKeyword::Auto));
+    }
     text.split(',')
         .map(|part| {
             part.trim().parse::<u16>().map_err(|_| {
                 error(
                     "fleet.zones",
                     text,
-                    format!("`{}` is not a zone id (0..=65535)", part.trim()),
+                    format!("`{}` is not a zone id (0..=65535) or `auto`", part.trim()),
                 )
             })
         })
-        .collect()
+        .collect::<Result<Vec<u16>, ConfigError>>()
+        .map(ZoneList::These)
 }
 
 impl FleetSettings {
@@ -142,6 +169,13 @@ impl FleetSettings {
                 "set together with fleet.nats_password_file, or neither",
             ));
         }
+        if self.agones && self.role != Role::Zone {
+            return Err(error(
+                "fleet.agones",
+                "true",
+                "only zone processes run as Agones game servers (gateways are a Deployment)",
+            ));
+        }
         if let Some(zones) = &self.zones {
             let text = format!("{zones:?}");
             if self.role != Role::Zone {
@@ -151,6 +185,9 @@ impl FleetSettings {
                     "only the zone role runs a part of the world's zones",
                 ));
             }
+            let ZoneList::These(zones) = zones else {
+                return Ok(());
+            };
             if zones.is_empty() {
                 return Err(error("fleet.zones", &text, "name at least one zone"));
             }
@@ -242,7 +279,11 @@ impl FleetSettings {
             world: self.world.clone(),
             redis_url: redis_url.map(str::to_owned),
             nats_security: security,
-            zones: self.zones.clone(),
+            zones: match &self.zones {
+                Some(ZoneList::These(zones)) => Some(zones.clone()),
+                Some(ZoneList::Auto(_)) | None => None,
+            },
+            take_free_zone: matches!(self.zones, Some(ZoneList::Auto(_))),
         }))
     }
 }
@@ -253,19 +294,39 @@ mod tests {
 
     #[test]
     fn a_zone_list_parses_and_belongs_to_the_zone_role_only() {
-        assert_eq!(parse_zone_list("0, 2,3").unwrap(), vec![0, 2, 3]);
+        assert_eq!(
+            parse_zone_list("0, 2,3").unwrap(),
+            ZoneList::These(vec![0, 2, 3])
+        );
+        assert_eq!(
+            parse_zone_list("auto").unwrap(),
+            ZoneList::Auto(AutoKeyword::Auto)
+        );
         let bad = parse_zone_list("0,x").unwrap_err();
         assert!(bad.to_string().contains("`x` is not a zone id"), "{bad}");
         let zone = FleetSettings {
             role: Role::Zone,
             nats_url: Some("nats://127.0.0.1:4222".into()),
-            zones: Some(vec![1]),
+            zones: Some(ZoneList::These(vec![1])),
             ..FleetSettings::default()
         };
         assert!(zone.validate().is_ok());
-        assert_eq!(zone.relay(None).unwrap().unwrap().zones, Some(vec![1]));
+        let relay = zone.relay(None).unwrap().unwrap();
+        assert_eq!((relay.zones, relay.take_free_zone), (Some(vec![1]), false));
+        let auto = FleetSettings {
+            zones: Some(ZoneList::Auto(AutoKeyword::Auto)),
+            ..zone.clone()
+        };
+        assert!(auto.validate().is_ok());
+        let relay = auto.relay(None).unwrap().unwrap();
+        assert_eq!((relay.zones, relay.take_free_zone), (None, true));
+        // TOML spells it as a string or a list.
+        let from_toml: FleetSettings = toml::from_str("zones = \"auto\"").unwrap();
+        assert_eq!(from_toml.zones, Some(ZoneList::Auto(AutoKeyword::Auto)));
+        let from_toml: FleetSettings = toml::from_str("zones = [0, 3]").unwrap();
+        assert_eq!(from_toml.zones, Some(ZoneList::These(vec![0, 3])));
         let twice = FleetSettings {
-            zones: Some(vec![1, 1]),
+            zones: Some(ZoneList::These(vec![1, 1])),
             ..zone.clone()
         };
         assert!(

@@ -20,6 +20,7 @@
 //! Not done: saving cooldowns, running effects and strikes; say across zone borders.
 
 pub mod accounts;
+pub mod agones;
 pub mod app;
 pub mod auth;
 pub mod chat_redis;

@@ -419,9 +419,12 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
     .expect("finished within 90 s");
 }
 
+/// The zone process runs with `--zones auto` and a second one waits as a spare; the first
+/// is killed with -9, its client is told `service_unavailable`, the spare takes the zone
+/// once the dead process's lease expires, and Alice logs in again from the last save.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_nothing_duplicated()
-{
+async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_from_the_last_save_with_nothing_duplicated()
+ {
     let Some((url, redis_url)) = fleet_services() else {
         return;
     };
@@ -430,7 +433,7 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
             "fleet-zone-kill",
             &url,
             &redis_url,
-            &["--save-interval-s", "1"],
+            &["--save-interval-s", "1", "--zones", "auto"],
         );
         let Fleet {
             _dir,
@@ -439,8 +442,15 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
             zone_args,
             ..
         } = fleet;
+        // A spare with the same arguments finds the world's one zone taken and waits.
+        let args: Vec<&str> = zone_args.iter().map(String::as_str).collect();
+        let spare = common::process::Pending::spawn(&args, &FLEET_ENV, None);
         // Walking for a second, then standing 2.5 s: saves every second record where.
         let mut alice = alice_walks(&gateway_1, 30, 75).await;
+        assert!(
+            spare.still_waiting(Duration::from_millis(100)),
+            "the spare does not run the zone while its process lives"
+        );
 
         // The zone process dies without a word: the gateway notices its silence.
         zone.kill_hard();
@@ -466,18 +476,14 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_from_the_last_save_with_n
             "told within 5 s, not {told_after:?}"
         );
 
-        // A replacement starts once the dead process's leases expire (at most 5 s).
-        let args: Vec<&str> = zone_args.iter().map(String::as_str).collect();
-        let mut replacement = None;
-        while replacement.is_none() && killed.elapsed() < Duration::from_secs(20) {
-            replacement = ZoneRoleProcess::try_start(&args, &FLEET_ENV, None);
-            if replacement.is_none() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        let replacement = replacement.expect("a replacement zone process starts");
+        // The spare takes the zone once the dead process's lease expires (at most 5 s).
+        let replacement =
+            tokio::task::spawn_blocking(move || spare.zone_ready(Duration::from_secs(20)))
+                .await
+                .expect("joined")
+                .expect("the spare runs the zone");
         let replaced_after = killed.elapsed();
-        println!("replacement zone process ready {replaced_after:?} after the kill");
+        println!("spare zone process ready {replaced_after:?} after the kill");
         assert!(
             replaced_after < Duration::from_secs(8),
             "the leases expired in time: {replaced_after:?}"
@@ -788,4 +794,95 @@ async fn logins_go_to_the_least_loaded_gateway_and_wait_in_a_queue_when_the_worl
     })
     .await
     .expect("finished within 90 s");
+}
+
+/// A zone process with `--agones` reports its lifecycle to the Agones SDK sidecar's REST
+/// API. No Agones runs here: the test answers on a local port as the sidecar does
+/// (`AGONES_SDK_HTTP_PORT`) and records the calls, which must be the documented ones in
+/// order: Ready (as a spare, before the zone), the `mmo-zones` label and Allocate once the
+/// zone runs, health pings every 2 s, Shutdown at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_process_under_agones_reports_ready_allocated_health_and_shutdown() {
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let calls: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let record = |calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  body: axum::body::Bytes| async move {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("{method} {} {body}", uri.path()));
+                axum::Json(serde_json::json!({}))
+            }
+        };
+        let sidecar = axum::Router::new().fallback(record(calls.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        tokio::spawn(async move { axum::serve(listener, sidecar).await });
+
+        let dir = TempDir::new("agones");
+        let data = dir.path().join("data");
+        let world = format!("agones-{port}");
+        let args = [
+            "--role",
+            "zone",
+            "--zones",
+            "auto",
+            "--agones",
+            "--nats-url",
+            &url,
+            "--redis-url",
+            &redis_url,
+            "--world",
+            &world,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ];
+        let mut env = FLEET_ENV.to_vec();
+        env.push(("AGONES_SDK_HTTP_PORT", port.as_str()));
+        let zone = ZoneRoleProcess::start(&args, &env, None);
+        // Two health periods.
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let status = zone
+            .terminate(Duration::from_secs(20))
+            .expect("the zone process exits");
+        assert!(status.success(), "exit status {status}");
+
+        let calls = calls.lock().unwrap().clone();
+        let at = |call: &str| {
+            calls
+                .iter()
+                .position(|c| c == call)
+                .unwrap_or_else(|| panic!("no `{call}` among {calls:?}"))
+        };
+        let ready = at("POST /ready {}");
+        let label = at(r#"PUT /metadata/label {"key":"mmo-zones","value":"0"}"#);
+        let allocate = at("POST /allocate {}");
+        let shutdown = at("POST /shutdown {}");
+        assert!(
+            ready < label && label < allocate && allocate < shutdown,
+            "in order: {calls:?}"
+        );
+        assert_eq!(shutdown, calls.len() - 1, "shutdown last: {calls:?}");
+        let health = calls.iter().filter(|c| *c == "POST /health {}").count();
+        assert!(health >= 2, "health pings every 2 s: {calls:?}");
+        assert!(
+            calls.iter().all(|c| c.starts_with("POST /ready")
+                || c.starts_with("POST /health")
+                || c.starts_with("PUT /metadata/label")
+                || c.starts_with("POST /allocate")
+                || c.starts_with("POST /shutdown")),
+            "only documented calls: {calls:?}"
+        );
+    })
+    .await
+    .expect("finished within 60 s");
 }

@@ -10,7 +10,8 @@
 //! | `epoch_unix_us` | the world's tick 0, µs since the Unix epoch: set once by the first zone process ([`world_epoch_unix_us`]), so every process numbers ticks alike |
 //!
 //! A zone process takes the lease of every zone it runs before it serves anyone
-//! ([`ZoneLeases::acquire`]: refused, naming the owner, while another process holds one),
+//! ([`ZoneLeases::acquire`]: refused, naming the owner, while another process holds one;
+//! [`take_free_zone`]: the first zone nobody holds, waiting as a spare until one is free),
 //! renews them every [`RENEW_EVERY_MS`], and gives them back when it stops. Taking and
 //! renewing are Lua scripts, so each is one atomic step in Redis. A renewal that finds
 //! another value under the key, or that has not succeeded for [`LEASE_MS`] (Redis
@@ -142,6 +143,19 @@ impl ZoneLeases {
         process: u64,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<ZoneLeases, NetError> {
+        Self::try_acquire(redis_url, world, process, zones)
+            .await?
+            .map_err(NetError::Config)
+    }
+
+    /// [`ZoneLeases::acquire`], telling a zone owned by another process (`Ok(Err(why))`)
+    /// from Redis being unreachable (`Err`).
+    async fn try_acquire(
+        redis_url: &str,
+        world: &str,
+        process: u64,
+        zones: impl IntoIterator<Item = u16>,
+    ) -> Result<Result<ZoneLeases, String>, NetError> {
         let mut connection = connect(redis_url).await?;
         let mut leases = Vec::new();
         for zone in zones {
@@ -171,7 +185,7 @@ impl ZoneLeases {
                 }
                 (_, owner, ttl_ms) => {
                     release_all(&mut connection, &leases).await;
-                    return Err(NetError::Config(format!(
+                    return Ok(Err(format!(
                         "zone {zone} of world `{world}` is owned by zone process {owner} (its lease \
                          expires in {ttl_ms} ms unless renewed): one zone process per zone"
                     )));
@@ -180,13 +194,13 @@ impl ZoneLeases {
         }
         let (lost_tx, lost) = watch::channel(None);
         let renewer = tokio::spawn(renew(connection.clone(), leases.clone(), lost_tx));
-        Ok(ZoneLeases {
+        Ok(Ok(ZoneLeases {
             connection,
             world: world.to_owned(),
             leases,
             renewer,
             lost,
-        })
+        }))
     }
 
     /// What the relay needs to check fencing tokens: a Redis connection, the world, this
@@ -231,6 +245,62 @@ impl Drop for ZoneLeases {
     fn drop(&mut self) {
         // Dropped without `release`: the leases expire after `LEASE_MS`.
         self.renewer.abort();
+    }
+}
+
+/// How often a spare zone process looks for a zone without a process, ms.
+pub const SPARE_POLL_MS: u64 = 500;
+
+/// Takes the lease of the first of `zones` (in order) that no process holds, for
+/// `process`; while every zone is held, waits as a spare, trying again every
+/// [`SPARE_POLL_MS`] (a zone whose process died is free once its lease expires, at most
+/// [`LEASE_MS`] after the last renewal). Never gives up; Redis errors are logged and
+/// retried.
+///
+/// # Errors
+/// A bad Redis URL.
+pub async fn take_free_zone(
+    redis_url: &str,
+    world: &str,
+    process: u64,
+    zones: &[u16],
+) -> Result<(u16, ZoneLeases), NetError> {
+    let mut told_spare = false;
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        for &zone in zones {
+            match ZoneLeases::try_acquire(redis_url, world, process, [zone]).await {
+                Ok(Ok(leases)) => {
+                    if told_spare {
+                        tracing::warn!(
+                            zone,
+                            world,
+                            "spare zone process takes over a zone without a process"
+                        );
+                    }
+                    return Ok((zone, leases));
+                }
+                // Held by another process: the next one.
+                Ok(Err(_)) => {}
+                Err(NetError::Config(message)) => return Err(NetError::Config(message)),
+                Err(e) => {
+                    if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::error!(error = %e, "fleet directory unreachable: cannot look for a free zone");
+                        last_error_log = Some(Instant::now());
+                    }
+                    break;
+                }
+            }
+        }
+        if !told_spare {
+            tracing::info!(
+                world,
+                zones = zones.len(),
+                "every zone of the world has a process: waiting as a spare"
+            );
+            told_spare = true;
+        }
+        tokio::time::sleep(Duration::from_millis(SPARE_POLL_MS)).await;
     }
 }
 

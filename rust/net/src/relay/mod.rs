@@ -124,6 +124,10 @@ pub struct RelaySettings {
     /// Zone role: the zones of the layout this process runs (`None`: all of them). Several
     /// zone processes split a world this way; it needs the directory (`redis_url`).
     pub zones: Option<Vec<u16>>,
+    /// Zone role, instead of `zones`: run one zone no other process holds, waiting as a
+    /// spare while every zone has its process ([`directory::take_free_zone`]). Needs the
+    /// directory.
+    pub take_free_zone: bool,
 }
 
 /// TLS and credentials towards the NATS server. Give each role its own user, whose

@@ -70,21 +70,33 @@ impl ZoneProcess {
     ) -> Result<ZoneProcess, NetError> {
         let id: u64 = rand::random();
         let all_zones = crate::zone_set::zone_ids(config);
-        let local_zones = relay.zones.clone().unwrap_or_else(|| all_zones.clone());
-        if relay.zones.is_some() && relay.redis_url.is_none() {
+        if (relay.zones.is_some() || relay.take_free_zone) && relay.redis_url.is_none() {
             return Err(NetError::Config(
                 "fleet.zones (a zone process running some zones of the world) needs the fleet directory: set --redis-url".into(),
             ));
         }
-        let (leases, mut fleet) = match &relay.redis_url {
+        if relay.zones.is_some() && relay.take_free_zone {
+            return Err(NetError::Config(
+                "fleet.zones: name zones or take a free one (`auto`), not both".into(),
+            ));
+        }
+        let (leases, mut fleet, local_zones) = match &relay.redis_url {
             Some(url) => {
-                let leases = super::directory::ZoneLeases::acquire(
-                    url,
-                    &relay.world,
-                    id,
-                    local_zones.iter().copied(),
-                )
-                .await?;
+                let (local_zones, leases) = if relay.take_free_zone {
+                    let (zone, leases) =
+                        super::directory::take_free_zone(url, &relay.world, id, &all_zones).await?;
+                    (vec![zone], leases)
+                } else {
+                    let local_zones = relay.zones.clone().unwrap_or_else(|| all_zones.clone());
+                    let leases = super::directory::ZoneLeases::acquire(
+                        url,
+                        &relay.world,
+                        id,
+                        local_zones.iter().copied(),
+                    )
+                    .await?;
+                    (local_zones, leases)
+                };
                 tracing::info!(process = %format!("{id:016x}"), zones = ?local_zones, "zone leases taken");
                 let epoch_unix_us =
                     super::directory::world_epoch_unix_us(url, &relay.world).await?;
@@ -98,9 +110,9 @@ impl ZoneProcess {
                     // Set below, once NATS is connected.
                     presence: None,
                 };
-                (Some(leases), Some(fleet))
+                (Some(leases), Some(fleet), local_zones)
             }
-            None => (None, None),
+            None => (None, None, all_zones.clone()),
         };
         let client = relay.connect(&format!("mmo-zone-{id:016x}")).await?;
         let my_subject = relay.zone_process_subject(id);
@@ -237,6 +249,15 @@ impl ZoneProcess {
     #[must_use]
     pub fn relayed_connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The ids of the zones run here.
+    #[must_use]
+    pub fn zone_ids(&self) -> Vec<u16> {
+        (0u16..)
+            .zip(self.zones.local.iter())
+            .filter_map(|(id, &local)| local.then_some(id))
+            .collect()
     }
 
     /// How many zones (threads) run here.

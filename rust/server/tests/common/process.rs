@@ -52,7 +52,12 @@ impl ZoneRoleProcess {
         env: &[(&str, &str)],
         log_path: Option<&std::path::Path>,
     ) -> Option<Self> {
-        let (mut child, line) = spawn_until_ready(args, env, log_path);
+        let (child, line) = spawn_until_ready(args, env, log_path);
+        Self::from_line(child, line)
+    }
+
+    /// The process whose first line is `line`, if it is a READY line.
+    fn from_line(mut child: Child, line: String) -> Option<Self> {
         if !line.starts_with("MMO_SERVER_READY ") {
             // Refused (it exits), or something else went wrong: never wait on a live one.
             let _ = child.kill();
@@ -85,6 +90,79 @@ impl Drop for ZoneRoleProcess {
     }
 }
 
+/// A started process whose READY line (or the end of its stdout) has not been read yet.
+pub struct Pending {
+    /// Taken when the line is read (until then, killed on drop).
+    child: Option<Child>,
+    first_line: std::sync::mpsc::Receiver<String>,
+}
+
+impl Pending {
+    /// Starts the binary with `args` and `env` (over a clean environment). Its log goes to
+    /// `log_path` when given.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], log_path: Option<&std::path::Path>) -> Self {
+        let mut command = server_command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let stderr = match log_path {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::null(),
+        };
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start mmo-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, first_line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        Pending {
+            child: Some(child),
+            first_line,
+        }
+    }
+
+    /// Whether the READY line (or the end of stdout) has not come within `within`.
+    pub fn still_waiting(&self, within: Duration) -> bool {
+        matches!(
+            self.first_line.recv_timeout(within),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
+    }
+
+    /// Waits up to `within` for the READY line (or the end of stdout): the process and
+    /// the line.
+    fn wait(mut self, within: Duration) -> (Child, String) {
+        let line = self
+            .first_line
+            .recv_timeout(within)
+            .expect("READY line (or the end of stdout) in time");
+        // Set at spawn, taken only here (which consumes `self`).
+        let child = self.child.take().expect("the child is still here");
+        (child, line)
+    }
+
+    /// The zone process once ready (within `within`); `None` when it exited instead.
+    pub fn zone_ready(self, within: Duration) -> Option<ZoneRoleProcess> {
+        let (child, line) = self.wait(within);
+        ZoneRoleProcess::from_line(child, line)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts the binary with `args` and `env` (over a clean environment) and waits up to 30 s
 /// for its READY line, which it returns. Its log goes to `log_path` when given.
 fn spawn_until_ready(
@@ -92,30 +170,7 @@ fn spawn_until_ready(
     env: &[(&str, &str)],
     log_path: Option<&std::path::Path>,
 ) -> (Child, String) {
-    let mut command = server_command(args);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let stderr = match log_path {
-        Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
-        None => Stdio::null(),
-    };
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start mmo-server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("READY line (or the end of stdout) within 30 s");
-    (child, line)
+    Pending::spawn(args, env, log_path).wait(Duration::from_secs(30))
 }
 
 /// SIGTERM to `child`, then waits up to `within` for its exit status.
