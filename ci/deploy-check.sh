@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${MMO_DEPLOY_VENV:-/tmp/mmo-deploy-venv}
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -x "$venv/bin/pip" ]; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check \

@@ -2,12 +2,13 @@
 //! its lifecycle reported to the Agones SDK sidecar over the sidecar's REST API
 //! (`http://localhost:$AGONES_SDK_HTTP_PORT`, 9358 when unset; `docs/deploy.md`).
 //!
-//! - At start, before the process looks for a zone: `POST /ready` (a spare counts as a
-//!   Ready game server, which the Fleet keeps as its buffer), then `POST /health` every
-//!   [`HEALTH_EVERY`] until the process stops.
-//! - Once it runs its zones: `PUT /metadata/label` `mmo-zones` = the zone ids
-//!   (`0-3` style: ids joined by `-`), then `POST /allocate`: an Allocated game server is
-//!   never deleted by a scale-down or a rolling update while it runs its zones.
+//! - At start, before the database is opened and before the process looks for a zone:
+//!   `POST /health` every [`HEALTH_EVERY`] until the process stops, and `POST /ready` (a
+//!   spare counts as a Ready game server, which the Fleet keeps as its buffer).
+//! - Once it runs its zones: `PUT /metadata/label` `mmo-zones` = the zone ids (`0-3`
+//!   style: ids joined by `-`; Agones stores it as the label `agones.dev/sdk-mmo-zones`),
+//!   best effort, then `POST /allocate` (tried 3 times): an Allocated game server is never
+//!   deleted by a scale-down or a rolling update while it runs its zones.
 //! - At shutdown, after the zones stopped and saved: `POST /shutdown`.
 //!
 //! Every call's body is `{}` (the label's is `{"key": ..., "value": ...}`). The sidecar may
@@ -107,14 +108,29 @@ impl AgonesSdk {
     /// A call the sidecar refused or did not answer.
     pub async fn allocate_for(&self, zones: &[u16]) -> Result<(), String> {
         let ids: Vec<String> = zones.iter().map(u16::to_string).collect();
-        self.call(
-            reqwest::Method::PUT,
-            "/metadata/label",
-            serde_json::json!({"key": "mmo-zones", "value": ids.join("-")}),
-        )
-        .await?;
-        self.call(reqwest::Method::POST, "/allocate", serde_json::json!({}))
+        if let Err(e) = self
+            .call(
+                reqwest::Method::PUT,
+                "/metadata/label",
+                serde_json::json!({"key": "mmo-zones", "value": ids.join("-")}),
+            )
             .await
+        {
+            // Only informative: the zone runs whether or not the label is set.
+            tracing::warn!(error = %e, "Agones: zone label not set");
+        }
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .call(reqwest::Method::POST, "/allocate", serde_json::json!({}))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if tries >= 3 => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
     }
 
     /// `POST /shutdown`.

@@ -234,6 +234,24 @@ impl App {
             path: settings.data_dir.clone(),
             source,
         })?;
+        // Before anything slow (the database): Agones counts missed health pings from the
+        // pod's start.
+        let agones = if settings.fleet.role == Role::Zone && settings.fleet.agones {
+            let sdk = crate::agones::AgonesSdk::from_env().map_err(StartError::Fleet)?;
+            let health = sdk.spawn_health();
+            // Ready before looking for a zone: a spare is the Fleet's Ready buffer.
+            if let Err(e) = sdk.ready().await {
+                health.abort();
+                return Err(StartError::Fleet(e));
+            }
+            tracing::info!(
+                "Agones: ready, health pings every {:?}",
+                crate::agones::HEALTH_EVERY
+            );
+            Some((sdk, health))
+        } else {
+            None
+        };
         let secret = match &settings.jwt_secret_file {
             Some(path) => crate::auth::load_secret(path),
             None => crate::auth::load_or_create_secret(&settings.jwt_secret_path()),
@@ -302,19 +320,6 @@ impl App {
         {
             http = Some(spawn_http(listener, crate::http::ops_router(ops.clone())));
         }
-        let agones = if role == Role::Zone && settings.fleet.agones {
-            let sdk = crate::agones::AgonesSdk::from_env().map_err(StartError::Fleet)?;
-            // Ready before looking for a zone: a spare is the Fleet's Ready buffer.
-            sdk.ready().await.map_err(StartError::Fleet)?;
-            let health = sdk.spawn_health();
-            tracing::info!(
-                "Agones: ready, health pings every {:?}",
-                crate::agones::HEALTH_EVERY
-            );
-            Some((sdk, health))
-        } else {
-            None
-        };
         // `mmo_net::server::Server::start` validates it again (a `Quic` error if bad).
         let gateway = gateway_config(&settings);
         let zones = crate::zones::start_zones(

@@ -185,16 +185,15 @@ impl FleetSettings {
                     "only the zone role runs a part of the world's zones",
                 ));
             }
-            let ZoneList::These(zones) = zones else {
-                return Ok(());
-            };
-            if zones.is_empty() {
-                return Err(error("fleet.zones", &text, "name at least one zone"));
-            }
-            let mut sorted = zones.clone();
-            sorted.sort_unstable();
-            if sorted.windows(2).any(|w| w[0] == w[1]) {
-                return Err(error("fleet.zones", &text, "a zone is named twice"));
+            if let ZoneList::These(zones) = zones {
+                if zones.is_empty() {
+                    return Err(error("fleet.zones", &text, "name at least one zone"));
+                }
+                let mut sorted = zones.clone();
+                sorted.sort_unstable();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(error("fleet.zones", &text, "a zone is named twice"));
+                }
             }
         }
         if let Some(max) = self.max_players {
@@ -320,6 +319,18 @@ mod tests {
         assert!(auto.validate().is_ok());
         let relay = auto.relay(None).unwrap().unwrap();
         assert_eq!((relay.zones, relay.take_free_zone), (None, true));
+        // `auto` does not skip the other checks.
+        let auto_without_nats = FleetSettings {
+            nats_url: None,
+            ..auto.clone()
+        };
+        assert!(
+            auto_without_nats
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("NATS")
+        );
         // TOML spells it as a string or a list.
         let from_toml: FleetSettings = toml::from_str("zones = \"auto\"").unwrap();
         assert_eq!(from_toml.zones, Some(ZoneList::Auto(AutoKeyword::Auto)));

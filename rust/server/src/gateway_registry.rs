@@ -98,15 +98,25 @@ fn redis_error(e: impl std::fmt::Display) -> String {
     format!("fleet registry Redis: {e}")
 }
 
-/// Runs a Redis call within `limit_ms`.
-async fn within<T>(
+/// Runs a Redis call within `limit_ms`; errors are prefixed with `what` (`"login queue
+/// Redis"`).
+pub(crate) async fn within_as<T>(
+    what: &str,
     limit_ms: u64,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, String> {
     tokio::time::timeout(Duration::from_millis(limit_ms), call)
         .await
-        .map_err(|_| format!("fleet registry Redis: no answer in {limit_ms} ms"))?
-        .map_err(redis_error)
+        .map_err(|_| format!("{what}: no answer in {limit_ms} ms"))?
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Runs a registry call within `limit_ms`.
+async fn within<T>(
+    limit_ms: u64,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    within_as("fleet registry Redis", limit_ms, call).await
 }
 
 /// A connection to `redis_url` that reconnects by itself.

@@ -43,8 +43,6 @@
 //! waits, who presents it to `POST /v1/login/queue` at least every [`TICKET_TTL_MS`]
 //! (the answer says to come back after [`POLL_AFTER_S`]); Redis holds only its SHA-256.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -242,10 +240,7 @@ fn ticket_hash(ticket: &str) -> String {
 async fn within<T>(
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, String> {
-    tokio::time::timeout(Duration::from_millis(REDIS_CALL_MS), call)
-        .await
-        .map_err(|_| format!("login queue Redis: no answer in {REDIS_CALL_MS} ms"))?
-        .map_err(|e| format!("login queue Redis: {e}"))
+    crate::gateway_registry::within_as("login queue Redis", REDIS_CALL_MS, call).await
 }
 
 /// Whether a step is a new login (which may enter the queue) or a poll (which may not).

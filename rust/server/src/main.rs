@@ -59,8 +59,17 @@ fn init_tracing(format: LogFormat) {
 async fn run(settings: ServerSettings) -> ExitCode {
     // Installed before the READY line: a SIGTERM sent as soon as it is read must find the
     // handler, not the default action (termination by signal).
-    let signal = ShutdownSignal::install();
-    let app = match App::start(settings).await {
+    let mut signal = ShutdownSignal::install();
+    // A spare zone process (`--zones auto`) can wait in `App::start` for a long time: a
+    // signal meanwhile stops it there, before it takes a zone.
+    let started = tokio::select! {
+        started = App::start(settings) => started,
+        () = signal.wait() => {
+            tracing::info!("stopped before start-up finished");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let app = match started {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");
@@ -125,14 +134,14 @@ impl ShutdownSignal {
         }
     }
 
-    /// Resolves on the first of the signals.
-    async fn wait(self) {
+    /// Resolves on the first of the signals (again on a later one when called again).
+    async fn wait(&mut self) {
         #[cfg(unix)]
         {
             /// A signal that never comes stands in for a stream that is missing.
-            async fn next(stream: Option<tokio::signal::unix::Signal>) {
+            async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
                 match stream {
-                    Some(mut s) => {
+                    Some(s) => {
                         s.recv().await;
                     }
                     None => std::future::pending::<()>().await,
@@ -144,8 +153,8 @@ impl ShutdownSignal {
                 return;
             }
             tokio::select! {
-                () = next(self.term) => tracing::info!("SIGTERM received"),
-                () = next(self.interrupt) => tracing::info!("SIGINT received"),
+                () = next(self.term.as_mut()) => tracing::info!("SIGTERM received"),
+                () = next(self.interrupt.as_mut()) => tracing::info!("SIGINT received"),
             }
         }
         #[cfg(not(unix))]

@@ -269,7 +269,13 @@ fn append_unsaved(path: &Path, records: &[CharacterRecord]) -> bool {
             file.sync_all()
         });
     match written {
-        Ok(()) => true,
+        Ok(()) => {
+            // Also in the log: where the data directory does not outlive the process (a
+            // container's scratch volume), the log collector keeps them.
+            tracing::error!(path = %path.display(), records = %lines,
+                "characters written to the unsaved-characters file; the records follow");
+            true
+        }
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, records = %lines,
                 "cannot write the unsaved-characters file; the records follow");

@@ -498,6 +498,15 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_from_the_last_
             alice.stood_at_m
         );
         assert_eq!(bag_after, alice.bag, "nothing lost or duplicated");
+        // A spare that is told to stop while it waits stops at once.
+        let idle_spare = common::process::Pending::spawn(&args, &FLEET_ENV, None);
+        assert!(idle_spare.still_waiting(Duration::from_secs(1)));
+        let asked = std::time::Instant::now();
+        let status = idle_spare
+            .terminate(Duration::from_secs(5))
+            .expect("a waiting spare stops on SIGTERM");
+        assert!(status.success(), "spare exit status {status}");
+        println!("waiting spare stopped {:?} after SIGTERM", asked.elapsed());
         let status = replacement
             .terminate(Duration::from_secs(20))
             .expect("the replacement exits");

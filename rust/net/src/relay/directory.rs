@@ -156,7 +156,16 @@ impl ZoneLeases {
         process: u64,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<Result<ZoneLeases, String>, NetError> {
-        let mut connection = connect(redis_url).await?;
+        Self::try_acquire_on(connect(redis_url).await?, world, process, zones).await
+    }
+
+    /// [`ZoneLeases::try_acquire`] over an open connection.
+    async fn try_acquire_on(
+        mut connection: redis::aio::MultiplexedConnection,
+        world: &str,
+        process: u64,
+        zones: impl IntoIterator<Item = u16>,
+    ) -> Result<Result<ZoneLeases, String>, NetError> {
         let mut leases = Vec::new();
         for zone in zones {
             let key = format!("mmo:{world}:zone:{zone}:owner");
@@ -267,32 +276,49 @@ pub async fn take_free_zone(
 ) -> Result<(u16, ZoneLeases), NetError> {
     let mut told_spare = false;
     let mut last_error_log: Option<Instant> = None;
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     loop {
-        for &zone in zones {
-            match ZoneLeases::try_acquire(redis_url, world, process, [zone]).await {
-                Ok(Ok(leases)) => {
-                    if told_spare {
-                        tracing::warn!(
-                            zone,
-                            world,
-                            "spare zone process takes over a zone without a process"
-                        );
-                    }
-                    return Ok((zone, leases));
-                }
-                // Held by another process: the next one.
-                Ok(Err(_)) => {}
+        let mut reached = true;
+        if connection.is_none() {
+            match connect(redis_url).await {
+                Ok(c) => connection = Some(c),
                 Err(NetError::Config(message)) => return Err(NetError::Config(message)),
-                Err(e) => {
-                    if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                        tracing::error!(error = %e, "fleet directory unreachable: cannot look for a free zone");
-                        last_error_log = Some(Instant::now());
+                Err(_) => reached = false,
+            }
+        }
+        if let Some(open) = &connection {
+            for &zone in zones {
+                match ZoneLeases::try_acquire_on(open.clone(), world, process, [zone]).await {
+                    Ok(Ok(leases)) => {
+                        if told_spare {
+                            tracing::warn!(
+                                zone,
+                                world,
+                                "spare zone process takes over a zone without a process"
+                            );
+                        }
+                        return Ok((zone, leases));
                     }
-                    break;
+                    // Held by another process: the next one.
+                    Ok(Err(_)) => {}
+                    Err(_) => {
+                        // Opened again next round.
+                        connection = None;
+                        reached = false;
+                        break;
+                    }
                 }
             }
         }
-        if !told_spare {
+        if !reached {
+            if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                tracing::error!(
+                    world,
+                    "fleet directory unreachable: cannot look for a free zone"
+                );
+                last_error_log = Some(Instant::now());
+            }
+        } else if !told_spare {
             tracing::info!(
                 world,
                 zones = zones.len(),

@@ -147,6 +147,12 @@ impl Pending {
         (child, line)
     }
 
+    /// SIGTERM before it got ready, then waits up to `within` for the exit status.
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        terminate(&mut child, within)
+    }
+
     /// The zone process once ready (within `within`); `None` when it exited instead.
     pub fn zone_ready(self, within: Duration) -> Option<ZoneRoleProcess> {
         let (child, line) = self.wait(within);
