@@ -29,6 +29,8 @@
 //!   (`logins_per_address_per_min`, registrations count too). A refused attempt is
 //!   answered before any password is checked, with the seconds until the window ends.
 //!   Windows are fixed: they start at a key's first event and last [`LoginLimiter::window`].
+//!   At a gateway of a fleet the same limits are also counted across every gateway, in
+//!   Redis ([`crate::fleet_limits`]).
 //!   Memory is bounded: each table holds at most `max_keys` entries; when full, expired
 //!   entries are dropped, then the oldest tenth. Under a flood of distinct keys an
 //!   account's counter can thus be evicted early; the per-address limit bounds how fast one
@@ -551,6 +553,8 @@ pub struct Accounts {
     dev: DevAccounts,
     passwords: Passwords,
     limiter: LoginLimiter,
+    /// A gateway of a fleet: the limits every gateway shares ([`crate::fleet_limits`]).
+    fleet_limits: Option<crate::fleet_limits::FleetLimits>,
 }
 
 impl Accounts {
@@ -569,7 +573,24 @@ impl Accounts {
             dev,
             passwords,
             limiter,
+            fleet_limits: None,
         })
+    }
+
+    /// Also applies the limits every gateway of the fleet shares.
+    #[must_use]
+    pub fn with_fleet_limits(mut self, limits: crate::fleet_limits::FleetLimits) -> Self {
+        self.fleet_limits = Some(limits);
+        self
+    }
+
+    /// Counts an attempt from `address` here and in the fleet.
+    async fn attempt_from(&self, address: Option<IpAddr>) -> Result<(), AccountError> {
+        self.limiter.attempt_from(address)?;
+        if let Some(fleet) = &self.fleet_limits {
+            fleet.attempt_from(address).await?;
+        }
+        Ok(())
     }
 
     /// The store.
@@ -603,7 +624,7 @@ impl Accounts {
         }
         check_name(name)?;
         check_new_password(password)?;
-        self.limiter.attempt_from(address)?;
+        self.attempt_from(address).await?;
         let hash = self.passwords.hash(password).await?;
         let id = self.store.create_account(name, &hash, now_unix_s).await?;
         tracing::info!(account = name, account_id = id, "account created");
@@ -629,15 +650,35 @@ impl Accounts {
             )));
         }
         check_name(name)?;
-        self.limiter.attempt_from(address)?;
-        let attempt = self.limiter.reserve_account(name)?;
-        match self.check_credentials(name, password, now_unix_s).await {
+        self.attempt_from(address).await?;
+        // The fleet's reservation first: a refusal here then counts nowhere.
+        let fleet_attempt = match &self.fleet_limits {
+            Some(fleet) => Some(fleet.reserve_account(name).await?),
+            None => None,
+        };
+        let attempt = match self.limiter.reserve_account(name) {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                if let (Some(fleet), Some(reserved)) = (&self.fleet_limits, fleet_attempt) {
+                    fleet.release(reserved).await;
+                }
+                return Err(e);
+            }
+        };
+        let outcome = self.check_credentials(name, password, now_unix_s).await;
+        let failed_on_credentials = matches!(outcome, Ok(None));
+        if !failed_on_credentials
+            && let (Some(fleet), Some(reserved)) = (&self.fleet_limits, fleet_attempt)
+        {
+            fleet.release(reserved).await;
+        }
+        match outcome {
             Ok(Some(account_id)) => {
                 attempt.release();
                 self.open_session(account_id, name, now_unix_s).await
             }
             Ok(None) => {
-                // Dropping the reservation counts the failure.
+                // Dropping the reservations counts the failure.
                 drop(attempt);
                 Err(AccountError::BadCredentials)
             }

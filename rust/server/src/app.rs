@@ -356,13 +356,25 @@ impl App {
         let router = match (listener.is_some(), quic_addr, fingerprint) {
             (false, _, _) => None,
             (true, Some(quic_addr), Some(fingerprint)) => {
-                let accounts = crate::accounts::Accounts::new(
+                let mut accounts = crate::accounts::Accounts::new(
                     store.clone(),
                     settings.accounts.clone(),
                     DevAccounts::new(&settings.dev_accounts, settings.dev_open_login),
                     crate::accounts::LoginLimiter::from_settings(&settings.accounts),
                 )
                 .map_err(|e| StartError::Storage(e.to_string()))?;
+                if role == Role::Gateway
+                    && let Some(url) = &settings.chat.redis_url
+                {
+                    let limits = crate::fleet_limits::FleetLimits::connect(
+                        url,
+                        &settings.fleet.world,
+                        &settings.accounts,
+                    )
+                    .await
+                    .map_err(StartError::Fleet)?;
+                    accounts = accounts.with_fleet_limits(limits);
+                }
                 Some(crate::http::router(Arc::new(HttpState {
                     issuer: issuer.clone(),
                     authority: Arc::new(JwtAuthority::new(&secret)),

@@ -25,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod chat_redis;
 pub mod config;
+pub mod fleet_limits;
 pub mod fleet_login;
 pub mod fleet_settings;
 pub mod gateway_registry;

@@ -895,3 +895,45 @@ async fn a_zone_process_under_agones_reports_ready_allocated_health_and_shutdown
     .await
     .expect("finished within 60 s");
 }
+
+/// The login limits are the fleet's, not each gateway's: 5 failed passwords for Bob spread
+/// over both gateways (3 and 2) lock his account at either (429 `rate_limited` with a
+/// retry delay), the right password included, while Alice still logs in; per gateway
+/// (the old limits) gateway 1 would have seen 3 failures only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_spread_over_gateways_meet_one_limit() {
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let fleet = Fleet::start("limits", &url, &redis_url, &[]);
+        for (i, gateway) in [
+            &fleet.gateway_1,
+            &fleet.gateway_2,
+            &fleet.gateway_1,
+            &fleet.gateway_2,
+            &fleet.gateway_1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (status, answer) = log_in(gateway, "bob", "wrong").await;
+            assert_eq!(status, 401, "failure {i}: {answer}");
+        }
+        let (status, answer) = log_in(&fleet.gateway_1, "bob", "pw2").await;
+        assert_eq!(status, 429, "locked across the fleet: {answer}");
+        assert_eq!(answer["error"], "rate_limited");
+        assert!(
+            answer["retry_after_s"]
+                .as_u64()
+                .is_some_and(|s| (1..=60).contains(&s)),
+            "{answer}"
+        );
+        let (status, _) = log_in(&fleet.gateway_2, "bob", "pw2").await;
+        assert_eq!(status, 429, "at the other gateway too");
+        let (status, answer) = log_in(&fleet.gateway_2, "alice", "pw1").await;
+        assert_eq!(status, 200, "another account is not affected: {answer}");
+    })
+    .await
+    .expect("finished within 60 s");
+}
