@@ -52,8 +52,10 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// `chat_not_relayed` (a chat delivery for a player in another process: dropped); account
 /// presence (zone side): `presence_kick_sent` (a kick of an account's older session
 /// published), `presence_kicked` (a session here closed on a kick), `presence_takeover` (a
-/// login took the key of an older session not released within 3 s), `presence_lost` (a
-/// renewal found a session's key taken: the session is closed).
+/// login took the key of an older session not released within 3 s), `presence_still_saving`
+/// (a login refused because its account's previous session, closed, was still being saved
+/// after 3 s), `presence_lost` (a renewal found a session's key taken: the session is
+/// closed).
 pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
 /// Gauge: relayed connections the process's relay knows (open, or ended and not yet
 /// forgotten by both sides).

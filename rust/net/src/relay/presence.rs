@@ -58,6 +58,12 @@ pub const CLAIM_POLL_MS: u64 = 20;
 pub const KICK_RESEND_MS: u64 = 500;
 /// Longest wait for one Redis call, ms.
 const REDIS_CALL_MS: u64 = 500;
+/// Appended to a key's value while its session is closed and its logout save is being
+/// committed: a claim neither kicks it nor takes it over.
+pub const CLOSING_SUFFIX: &str = "/closing";
+/// Why a login is refused when its account's previous session is still being saved.
+pub const STILL_SAVING: &str =
+    "your previous session is still being saved; log in again in a few seconds";
 
 /// Sets the key when it is free or already ours (`''`); else returns its value.
 const CLAIM: &str = r"
@@ -69,11 +75,11 @@ end
 return current
 ";
 
-/// Renews the key when it names us (`''`), sets it when missing (`'+'`); else returns its
-/// value.
+/// Renews the key when it names us, closing or not (`''`), sets it when missing (`'+'`);
+/// else returns its value.
 const RENEW: &str = r"
 local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
+if current == ARGV[1] or current == ARGV[1] .. '/closing' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return ''
 end
@@ -84,10 +90,20 @@ end
 return current
 ";
 
-/// Deletes the key when it names us.
+/// Deletes the key when it names us, closing or not.
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] or current == ARGV[1] .. '/closing' then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Marks the key as closing when it names us.
+const CLOSING: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1] .. '/closing', 'PX', ARGV[2])
+  return 1
 end
 return 0
 ";
@@ -164,6 +180,7 @@ struct Inner {
     redis: redis::aio::ConnectionManager,
     claim_script: redis::Script,
     release_script: redis::Script,
+    closing_script: redis::Script,
     take_over_script: redis::Script,
     nats: async_nats::Client,
     world: String,
@@ -212,6 +229,7 @@ impl FleetPresence {
                 redis,
                 claim_script: redis::Script::new(CLAIM),
                 release_script: redis::Script::new(RELEASE),
+                closing_script: redis::Script::new(CLOSING),
                 take_over_script: redis::Script::new(TAKE_OVER),
                 nats,
                 world: world.to_owned(),
@@ -261,6 +279,21 @@ impl FleetPresence {
         if let Ok(Ok(())) = claim.try_recv() {
             self.release(account, session);
         }
+    }
+
+    /// Marks `account`'s key as closing if it still names `session` (closed; its logout save
+    /// is being committed): logins wait for its release instead of taking it over.
+    pub(crate) fn closing(&self, account: &str, session: SessionRef) {
+        let account = account.to_owned();
+        self.run(move |inner| async move {
+            let key = inner.key(&account);
+            if let Err(e) = inner
+                .run_script(&inner.closing_script, &key, session, None)
+                .await
+            {
+                tracing::debug!(account, error = %e, "account presence key not marked closing");
+            }
+        });
     }
 
     /// Releases `account`'s key if it still names `session` (its logout save committed).
@@ -382,6 +415,13 @@ impl Inner {
                     }
                     return Ok(());
                 }
+                Ok(holder) if holder.ends_with(CLOSING_SUFFIX) => {
+                    // Closed already; its logout save is being written: never taken over.
+                    if started.elapsed() >= Duration::from_millis(KICK_WAIT_MS) {
+                        super::count("presence_still_saving");
+                        return Err(STILL_SAVING.to_owned());
+                    }
+                }
                 Ok(holder) => {
                     if started.elapsed() >= Duration::from_millis(KICK_WAIT_MS) {
                         match self.take_over(account, &key, session, &holder).await {
@@ -391,7 +431,9 @@ impl Inner {
                             Err(e)
                                 if started.elapsed() >= Duration::from_millis(CLAIM_GIVE_UP_MS) =>
                             {
-                                return Err(format!("account presence unavailable: {e}"));
+                                return Err(format!(
+                                    "cannot check where else this account is logged in ({e})"
+                                ));
                             }
                             Err(_) => {}
                         }
@@ -407,7 +449,9 @@ impl Inner {
                     }
                 }
                 Err(e) if started.elapsed() >= Duration::from_millis(CLAIM_GIVE_UP_MS) => {
-                    return Err(format!("account presence unavailable: {e}"));
+                    return Err(format!(
+                        "cannot check where else this account is logged in ({e})"
+                    ));
                 }
                 Err(e) => {
                     tracing::debug!(account, error = %e, "account presence claim failed: trying again");

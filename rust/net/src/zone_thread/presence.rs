@@ -10,8 +10,9 @@
 //!   a handoff.
 //! * **Release.** When such a session ends (any reason), its logout save is offered with a
 //!   `committed` channel even when nothing changed (a barrier: the answer comes once every
-//!   earlier save of the character is written too), and the key is released when that
-//!   answer comes (whatever it says). Without a save state (no store) it is released at
+//!   earlier save of the character is written too), the key is marked closing (a new login
+//!   waits for it instead of taking it over), and the key is released when that answer
+//!   comes (whatever it says). Without a save state (no store) it is released at
 //!   once. A new login of the account, in any process, therefore loads the character only
 //!   after this session's last save is in the database.
 //! * **Shutdown.** The zone waits for its releases' commits up to the save retry deadline;
@@ -92,7 +93,13 @@ impl ZoneLoop {
             return;
         };
         match self.save_leaving(id, true) {
-            Some(committed) => self.presence.releasing.push(Releasing { claim, committed }),
+            Some(committed) => {
+                if let Some(presence) = &self.shared.presence {
+                    // A new login waits for this save instead of taking the key over.
+                    presence.closing(&claim.account, claim.session);
+                }
+                self.presence.releasing.push(Releasing { claim, committed });
+            }
             None => self.release_claim(&claim),
         }
     }

@@ -235,13 +235,14 @@ impl ZoneLoop {
                         i += 1;
                         continue;
                     }
-                    Err(TryRecvError::Empty) => {
-                        Err("no answer from the fleet's account presence".to_owned())
-                    }
+                    Err(TryRecvError::Empty) => Err(
+                        "cannot check where else this account is logged in (no answer in time)"
+                            .to_owned(),
+                    ),
                     Ok(outcome) => outcome,
-                    Err(TryRecvError::Closed) => {
-                        Err("the fleet's account presence stopped".to_owned())
-                    }
+                    Err(TryRecvError::Closed) => Err(
+                        "cannot check where else this account is logged in (stopping)".to_owned(),
+                    ),
                 };
                 if let Some(claim) = loading.claim.take()
                     && outcome.is_err()
@@ -259,9 +260,7 @@ impl ZoneLoop {
                         &grant,
                         LoginRefusal {
                             reason: DisconnectReason::ServiceUnavailable,
-                            message: format!(
-                                "cannot check where else you are logged in: {message}"
-                            ),
+                            message,
                         },
                     );
                     continue;
