@@ -16,7 +16,8 @@
 //!   once. A new login of the account, in any process, therefore loads the character only
 //!   after this session's last save is in the database.
 //! * **Shutdown.** The zone waits for its releases' commits up to the save retry deadline;
-//!   keys still held then expire, or the next login takes them over after its wait.
+//!   keys still marked closing then expire after 30 s (logins of those accounts are
+//!   refused until then: their last saves were not written).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
