@@ -254,7 +254,7 @@ impl ZoneLoop {
                 let (id, account) = (loading.id, loading.grant.account.clone());
                 if let Err(message) = outcome {
                     let Loading { id, grant, .. } = self.saving.loading.swap_remove(i);
-                    tracing::error!(account = %grant.account, connection = id.0, error = %message, "login refused: account presence not claimed");
+                    tracing::warn!(account = %grant.account, connection = id.0, error = %message, "login refused: account presence not claimed");
                     self.refuse_login(
                         id,
                         &grant,
