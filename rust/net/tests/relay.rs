@@ -871,3 +871,126 @@ async fn a_login_takes_over_a_presence_key_that_nobody_releases() {
     .await
     .expect("finished within 60 s");
 }
+
+/// A handoff whose receiving zone process is dead (dropped without giving anything back,
+/// as after `kill -9`): the sender resends it for 2 s, gives up and ends the connection
+/// with `service_unavailable` without saving, so the character exists once, as last saved
+/// (before the border); a new login of the account takes the dead session's presence key
+/// over after 3 s and starts from that save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_from_the_last_save() {
+    let Some(url) = nats_url() else { return };
+    if redis_url().is_none() {
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        common::install_recorder();
+        let relay = settings(&url, "dead-receiver");
+        let (mut config, trust, zone) = config();
+        let store = std::sync::Arc::new(mmo_net::persist::MemoryStore::new(
+            common::character_template(&zone),
+        ));
+        config.store = Some(store.clone());
+        config.save_interval = Duration::from_secs(1);
+        let running = |zone: u16| {
+            ZoneProcess::start(
+                &config,
+                RelaySettings {
+                    zones: Some(vec![zone]),
+                    ..relay.clone()
+                },
+            )
+        };
+        let zones_0 = running(0).await.unwrap();
+        let zones_1 = running(1).await.unwrap();
+        let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+        let tick = Duration::from_micros(zone.tick_rate.tick_us());
+        let tick_s = tick.as_secs_f32();
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let unanswered_before =
+            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]);
+
+        // Alice walks to just before the border (x = 0) and stands through a save.
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick_s).await;
+        let bag = alice.client.session().inventory().cloned();
+        let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        for _ in 0..150 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            if alice.position_m().x > -1.5 {
+                break;
+            }
+        }
+        for _ in 0..60 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+        }
+        let stood_at = alice.position_m();
+        let saved = store.character_of("alice").expect("saved every second");
+        assert!(
+            (saved.position_m - stood_at).length() < 0.05 && stood_at.x < 0.0,
+            "saved where she stands, in zone 0: {} vs {stood_at}",
+            saved.position_m
+        );
+
+        // The process of zone 1 dies; she walks across the border into its zone.
+        drop(zones_1);
+        let mut ended = None;
+        for _ in 0..200 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            ended = alice.events.iter().find_map(|e| match e {
+                ClientEvent::Disconnected { reason, .. } => Some(*reason),
+                _ => None,
+            });
+            if ended.is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            ended,
+            Some(DisconnectReason::ServiceUnavailable),
+            "the handoff was given up: {:?}",
+            alice.events.last()
+        );
+        assert!(
+            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")])
+                > unanswered_before,
+            "counted as unanswered"
+        );
+        // Saved last before she crossed (a periodic save may come between the stand and
+        // the crossing); nothing after: the receiver might own her.
+        let after = store.character_of("alice").expect("stored");
+        assert!(
+            after.position_m.x < 0.0 && after.version >= saved.version,
+            "the last save is from zone 0, before the crossing: {after:?}"
+        );
+
+        // She logs in again: the dead session's key is taken over after 3 s.
+        let mut again = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut again], &mut interval, tick_s).await;
+        assert!(
+            (again.position_m() - after.position_m).length() < 0.05,
+            "back from the last save: {} vs {}",
+            again.position_m(),
+            after.position_m
+        );
+        assert_eq!(
+            store.character_of("alice").map(|r| r.version),
+            Some(after.version),
+            "not saved by anyone while she was away"
+        );
+        assert_eq!(
+            again.client.session().inventory().cloned(),
+            bag,
+            "her bag, once"
+        );
+        again.client.disconnect(Duration::from_secs(2)).await;
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones_0.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}
