@@ -631,23 +631,30 @@ async fn a_login_is_refused_while_the_older_session_is_still_being_saved() {
     .expect("finished within 60 s");
 }
 
-/// Whether the store holds the logout save's commit past the takeover delay.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SlowStore {
-    No,
-    Yes,
+/// The border world split between two zone processes (zone 0 and zone 1) over one
+/// in-memory store (a shared database) saving every `save_interval`, a gateway, and a
+/// ticker at the zones' rate.
+struct SplitWorld {
+    relay: RelaySettings,
+    store: std::sync::Arc<mmo_net::persist::MemoryStore>,
+    zones_0: ZoneProcess,
+    zones_1: ZoneProcess,
+    gateway: GatewayProcess,
+    trust: ServerTrust,
+    zone: ZoneConfig,
+    interval: tokio::time::Interval,
+    tick_s: f32,
 }
 
-async fn relogin_across_processes(url: String, redis_url: String, slow: SlowStore) {
+async fn split_world(url: &str, tag: &str, save_interval: Duration) -> SplitWorld {
     common::install_recorder();
-    let relay = settings(&url, "relogin");
+    let relay = settings(url, tag);
     let (mut config, trust, zone) = config();
     let store = std::sync::Arc::new(mmo_net::persist::MemoryStore::new(
         common::character_template(&zone),
     ));
     config.store = Some(store.clone());
-    // No periodic save: only the older session's logout save can carry her position.
-    config.save_interval = Duration::from_secs(3600);
+    config.save_interval = save_interval;
     let running = |zone: u16| {
         ZoneProcess::start(
             &config,
@@ -661,9 +668,41 @@ async fn relogin_across_processes(url: String, redis_url: String, slow: SlowStor
     let zones_1 = running(1).await.unwrap();
     let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
     let tick = Duration::from_micros(zone.tick_rate.tick_us());
-    let tick_s = tick.as_secs_f32();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    SplitWorld {
+        relay,
+        store,
+        zones_0,
+        zones_1,
+        gateway,
+        trust,
+        zone,
+        interval,
+        tick_s: tick.as_secs_f32(),
+    }
+}
+
+/// Whether the store holds the logout save's commit past the takeover delay.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlowStore {
+    No,
+    Yes,
+}
+
+async fn relogin_across_processes(url: String, redis_url: String, slow: SlowStore) {
+    // No periodic save: only the older session's logout save can carry her position.
+    let SplitWorld {
+        relay,
+        store,
+        zones_0,
+        zones_1,
+        gateway,
+        trust,
+        zone,
+        mut interval,
+        tick_s,
+    } = split_world(&url, "relogin", Duration::from_secs(3600)).await;
     let kicked_before = common::counter("mmo_relay_events_total", &[("event", "presence_kicked")]);
     let key = format!("mmo:{}:account:alice", relay.world);
     let mut redis = redis::Client::open(redis_url)
@@ -884,30 +923,17 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
         return;
     }
     tokio::time::timeout(Duration::from_secs(60), async {
-        common::install_recorder();
-        let relay = settings(&url, "dead-receiver");
-        let (mut config, trust, zone) = config();
-        let store = std::sync::Arc::new(mmo_net::persist::MemoryStore::new(
-            common::character_template(&zone),
-        ));
-        config.store = Some(store.clone());
-        config.save_interval = Duration::from_secs(1);
-        let running = |zone: u16| {
-            ZoneProcess::start(
-                &config,
-                RelaySettings {
-                    zones: Some(vec![zone]),
-                    ..relay.clone()
-                },
-            )
-        };
-        let zones_0 = running(0).await.unwrap();
-        let zones_1 = running(1).await.unwrap();
-        let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
-        let tick = Duration::from_micros(zone.tick_rate.tick_us());
-        let tick_s = tick.as_secs_f32();
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let SplitWorld {
+            store,
+            zones_0,
+            zones_1,
+            gateway,
+            trust,
+            zone,
+            mut interval,
+            tick_s,
+            ..
+        } = split_world(&url, "dead-receiver", Duration::from_secs(1)).await;
         let unanswered_before =
             common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]);
 
