@@ -937,3 +937,166 @@ async fn failed_logins_spread_over_gateways_meet_one_limit() {
     .await
     .expect("finished within 60 s");
 }
+
+/// The Redis ACL users `docs/fleet.md` gives each role, on a Redis of this test's own
+/// whose default user is off (ACL file from the documentation's template, with this test's
+/// world): a zone process and two gateways run on them (Alice logs in, is placed, and
+/// plays), and each user is refused the other role's keys (a gateway cannot take a zone's
+/// lease or write an account's presence; a zone process cannot write the gateway registry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
+    let Some((url, _)) = fleet_services() else {
+        return;
+    };
+    let Some(redis_server) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        assert_ne!(
+            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+            Ok("1"),
+            "redis-server not installed but MMO_REQUIRE_SERVICES=1"
+        );
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("redis-acl");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let world = format!(
+            "acl-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        // The template of docs/fleet.md ("Redis users"), between its markers.
+        let doc = include_str!("../../../docs/fleet.md");
+        let template = doc
+            .split("<!-- redis-acl -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- end -->").next())
+            .expect("docs/fleet.md marks its Redis ACL template")
+            .lines()
+            .filter(|l| l.starts_with("user "))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("<world>", &world)
+            .replace("<zone password>", "zone-secret")
+            .replace("<gateway password>", "gateway-secret");
+        let acl = dir.path().join("users.acl");
+        std::fs::write(&acl, template + "\n").unwrap();
+        let port = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            socket.local_addr().unwrap().port()
+        };
+        let mut redis = std::process::Command::new(redis_server)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--aclfile")
+            .arg(&acl)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let zone_url = format!("redis://mmo-zone:zone-secret@127.0.0.1:{port}/");
+        let gateway_url = format!("redis://mmo-gateway:gateway-secret@127.0.0.1:{port}/");
+        let mut as_gateway = None;
+        for _ in 0..50 {
+            if let Ok(client) = redis::Client::open(gateway_url.as_str())
+                && let Ok(c) = client.get_multiplexed_async_connection().await
+            {
+                as_gateway = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut as_gateway = as_gateway.expect("the gateway user connects");
+
+        let data = dir.path().join("data");
+        let args = |role: &'static str, redis_url: &str| -> Vec<String> {
+            [
+                "--role",
+                role,
+                "--nats-url",
+                &url,
+                "--redis-url",
+                redis_url,
+                "--world",
+                &world,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--http-addr",
+                "127.0.0.1:0",
+                "--quic-addr",
+                "127.0.0.1:0",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+        };
+        let zone_args = args("zone", &zone_url);
+        let gateway_args = args("gateway", &gateway_url);
+        let zone = ZoneRoleProcess::start(&refs(&zone_args), &FLEET_ENV, None);
+        let gateway = ServerProcess::start(&refs(&gateway_args), &FLEET_ENV, None);
+        let (status, login) = log_in(&gateway, "alice", "pw1").await;
+        assert_eq!(status, 200, "{login}");
+        let (mut alice, _) = play(&login, gateway.fingerprint).await;
+
+        // Each user is refused the other role's keys.
+        let refused = |result: redis::RedisResult<()>| {
+            result
+                .err()
+                .is_some_and(|e| e.to_string().to_ascii_uppercase().contains("NOPERM"))
+        };
+        let lease: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("mmo:{world}:zone:0:owner"))
+            .arg("forged")
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(refused(lease), "a gateway cannot take a zone's lease");
+        let presence: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("mmo:{world}:account:alice"))
+            .arg("forged")
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(
+            refused(presence),
+            "a gateway cannot write an account's presence"
+        );
+        let read: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(format!("mmo:{world}:account:alice"))
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(
+            read.as_ref().is_ok_and(Option::is_some),
+            "a gateway reads presence (the queue lets reconnections in): {read:?}"
+        );
+        let mut as_zone = redis::Client::open(zone_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let registry: redis::RedisResult<()> = redis::cmd("HSET")
+            .arg(format!("mmo:{world}:gateways"))
+            .arg("forged")
+            .arg("0|0|1.2.3.4:5")
+            .query_async(&mut as_zone)
+            .await;
+        assert!(
+            refused(registry),
+            "a zone process cannot write the gateway registry"
+        );
+
+        alice.disconnect(Duration::from_secs(2)).await;
+        for process in [
+            zone.terminate(Duration::from_secs(20)),
+            gateway.terminate(Duration::from_secs(20)),
+        ] {
+            let status = process.expect("exits");
+            assert!(status.success(), "exit status {status}");
+        }
+        let _ = redis.kill();
+        let _ = redis.wait();
+    })
+    .await
+    .expect("finished within 60 s");
+}

@@ -67,8 +67,8 @@
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes
 //!   (such a player is closed when it next crosses back).
 //! - A gateway crash ends its clients' sessions (after the timeout) instead of resuming
-//!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]); Redis
-//!   ACLs are not set up.
+//!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]), and
+//!   per-role Redis users (`docs/fleet.md`, "Redis users"); Redis over TLS is not set up.
 
 pub mod directory;
 mod gateway_side;
