@@ -1039,7 +1039,7 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
         let gateway = ServerProcess::start(&refs(&gateway_args), &FLEET_ENV, None);
         let (status, login) = log_in(&gateway, "alice", "pw1").await;
         assert_eq!(status, 200, "{login}");
-        let (mut alice, _) = play(&login, gateway.fingerprint).await;
+        let (alice, _) = play(&login, gateway.fingerprint).await;
 
         // Each user is refused the other role's keys.
         let refused = |result: redis::RedisResult<()>| {
