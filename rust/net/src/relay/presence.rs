@@ -10,15 +10,18 @@
 //!   before loading the character): one Lua step sets the key when it is free; otherwise
 //!   the older session is kicked on `mmo.<world>.peer.kick` (every zone process hears it)
 //!   and the claim is tried again every [`CLAIM_POLL_MS`] until the older session's
-//!   process releases the key after its logout save committed. After [`KICK_WAIT_MS`] the
-//!   key is taken over if it still names that older session (that process is gone or does
-//!   not answer; a key naming yet another session by then starts the wait again); a claim
-//!   that could not reach Redis for [`CLAIM_GIVE_UP_MS`] fails and the login is refused. A
-//!   claim whose login ended before the answer was read is abandoned
-//!   ([`FleetPresence::abandon`]: released if it had succeeded).
-//! - **Release** ([`FleetPresence::release`], a zone thread once the logout save of a
-//!   session that claimed the key committed): deletes the key if it still names the
-//!   session.
+//!   process releases the key after its logout save committed. After [`KICK_WAIT_MS`] a
+//!   key marked closing (below) refuses the login ([`STILL_SAVING`]); any other is taken
+//!   over if it still names that older session (that process is gone or does not answer;
+//!   a key naming yet another session by then starts the wait again). A claim that could
+//!   not reach Redis for [`CLAIM_GIVE_UP_MS`] fails and the login is refused. A claim
+//!   whose login ended before the answer was read is abandoned ([`FleetPresence::abandon`]:
+//!   released if it had succeeded).
+//! - **Closing** ([`FleetPresence::closing`], a zone thread when a session that holds the
+//!   key ends and its logout save is offered): the value gets [`CLOSING_SUFFIX`], so a
+//!   login waits for the save instead of taking the key over.
+//! - **Release** ([`FleetPresence::release`], a zone thread once that logout save
+//!   committed): deletes the key if it still names the session, closing or not.
 //! - **Moving**: the process a session leaves stops renewing its key
 //!   ([`FleetPresence::let_go`]), the one it arrives at starts ([`FleetPresence::hold`]).
 //! - **Renewal** (a task, every [`RENEW_EVERY_MS`]): the keys of every session held here
