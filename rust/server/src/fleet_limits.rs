@@ -25,8 +25,9 @@ use crate::accounts::AccountError;
 /// Longest wait for one Redis call, ms.
 const REDIS_CALL_MS: u64 = 500;
 
-/// Counts one event when the key is below `ARGV[1]` (answer -1; the window of `ARGV[2]` ms
-/// starts at the first); else answers the key's remaining window, ms.
+/// Counts one event when the key is below `ARGV[1]` (the window of `ARGV[2]` ms starts at
+/// the first). Answers `{1, window left ms}` when counted, `{0, window left ms}` when
+/// refused.
 const COUNT: &str = r"
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then
@@ -35,16 +36,16 @@ if n >= tonumber(ARGV[1]) then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     left = tonumber(ARGV[2])
   end
-  return left
+  return {0, left}
 end
 redis.call('INCR', KEYS[1])
 if n == 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return -1
+return {1, redis.call('PTTL', KEYS[1])}
 ";
 
-/// Gives one reserved event back (when its window has not ended).
+/// Gives one reserved event back (the caller checks that its window has not ended).
 const UNCOUNT: &str = r"
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n > 0 then
@@ -52,6 +53,14 @@ if n > 0 then
 end
 return 0
 ";
+
+/// The outcome of one check-and-count.
+enum Counted {
+    /// Counted; the window has this long left, ms.
+    Yes { left_ms: u64 },
+    /// At the limit: not counted; the window has this long left, ms.
+    Refused { left_ms: u64 },
+}
 
 /// The fleet's limits for one world (see the module docs).
 pub struct FleetLimits {
@@ -82,6 +91,9 @@ impl std::fmt::Debug for FleetLimits {
 #[must_use = "an attempt not released counts as a failure"]
 pub struct FleetAttempt {
     key: String,
+    /// When the window it was counted in ends; `None`: not counted (Redis was
+    /// unreachable), nothing to give back.
+    window_ends: Option<Instant>,
 }
 
 impl FleetLimits {
@@ -106,15 +118,21 @@ impl FleetLimits {
         })
     }
 
-    /// One check-and-count of `key` against `limit`: the remaining window (ms) when
-    /// refused; `None` when counted, or when Redis could not be asked.
-    async fn count(&self, key: &str, limit: u32) -> Option<u64> {
+    /// One check-and-count of `key` against `limit` (`None`: Redis could not be asked).
+    async fn count(&self, key: &str, limit: u32) -> Option<Counted> {
         let mut redis = self.redis.clone();
         let mut invocation = self.count_script.prepare_invoke();
         invocation.key(key).arg(limit).arg(self.window_ms);
-        let call = invocation.invoke_async::<i64>(&mut redis);
+        let call = invocation.invoke_async::<(i64, i64)>(&mut redis);
         match crate::gateway_registry::within_as("login limits Redis", REDIS_CALL_MS, call).await {
-            Ok(left_ms) => u64::try_from(left_ms).ok(),
+            Ok((counted, left_ms)) => {
+                let left_ms = u64::try_from(left_ms).unwrap_or(0);
+                Some(if counted == 1 {
+                    Counted::Yes { left_ms }
+                } else {
+                    Counted::Refused { left_ms }
+                })
+            }
             Err(e) => {
                 self.outage(&e);
                 None
@@ -143,8 +161,8 @@ impl FleetLimits {
         };
         let key = format!("{}:address:{address}", self.prefix);
         match self.count(&key, self.attempts_per_address).await {
-            None => Ok(()),
-            Some(left_ms) => Err(AccountError::RateLimited {
+            None | Some(Counted::Yes { .. }) => Ok(()),
+            Some(Counted::Refused { left_ms }) => Err(AccountError::RateLimited {
                 scope: "from this address",
                 retry_after_s: left_ms.div_ceil(1000).max(1),
             }),
@@ -158,16 +176,30 @@ impl FleetLimits {
     pub async fn reserve_account(&self, account: &str) -> Result<FleetAttempt, AccountError> {
         let key = format!("{}:account:{account}", self.prefix);
         match self.count(&key, self.failures_per_account).await {
-            None => Ok(FleetAttempt { key }),
-            Some(left_ms) => Err(AccountError::RateLimited {
+            None => Ok(FleetAttempt {
+                key,
+                window_ends: None,
+            }),
+            Some(Counted::Yes { left_ms }) => Ok(FleetAttempt {
+                key,
+                window_ends: Some(Instant::now() + Duration::from_millis(left_ms)),
+            }),
+            Some(Counted::Refused { left_ms }) => Err(AccountError::RateLimited {
                 scope: "for this account",
                 retry_after_s: left_ms.div_ceil(1000).max(1),
             }),
         }
     }
 
-    /// The reserved attempt did not fail on its credentials: it no longer counts.
+    /// The reserved attempt did not fail on its credentials: it no longer counts (unless it
+    /// was never counted, or its window ended: a new window's count is not touched).
     pub async fn release(&self, attempt: FleetAttempt) {
+        if attempt
+            .window_ends
+            .is_none_or(|ends| Instant::now() >= ends)
+        {
+            return;
+        }
         let mut redis = self.redis.clone();
         let mut invocation = self.uncount_script.prepare_invoke();
         invocation.key(&attempt.key);

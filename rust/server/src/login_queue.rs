@@ -58,8 +58,10 @@ pub const TICKET_BYTES: usize = 32;
 const REDIS_CALL_MS: u64 = 500;
 
 /// One placement step (see the module docs). Keys: queue, seen, stats, gateways, placed,
-/// seq, entered, the ticket's admission marker, the account's presence key. Arguments:
-/// member, capacity (-1: none), freshness ms, ticket lifetime ms, `enter` or `poll`.
+/// seq, entered, the ticket's admission marker. Arguments: member, capacity (-1: none),
+/// freshness ms, ticket lifetime ms, `enter` or `poll`, `1` when the account is in the
+/// world (its presence key exists: read before the step, since a gateway may only read
+/// presence keys and a script's keys count as written).
 /// Returns strings: `{outcome, position, queue length, oldest wait ms, average gap ms or
 /// -1, gateway address, players}`; outcome `1` let in (position 0, the gateway's address),
 /// `0` queued, `2` let in with no gateway fresh (the caller's own takes it), `3` a poll of
@@ -119,7 +121,7 @@ local entered = tonumber(redis.call('HGET', KEYS[7], member) or tostring(now))
 redis.call('ZADD', KEYS[2], now, member)
 local rank = redis.call('ZRANK', KEYS[1], member)
 -- A player whose account is in the world already (reconnecting) does not wait.
-if redis.call('EXISTS', KEYS[9]) == 1 then
+if ARGV[6] == '1' then
   capacity = -1
 end
 if capacity < 0 or rank < capacity - players then
@@ -286,6 +288,12 @@ impl LoginQueue {
         kind: StepKind,
     ) -> Result<Option<Admission>, String> {
         let mut redis = self.redis.clone();
+        let in_world: bool = within(
+            redis::cmd("EXISTS")
+                .arg(mmo_net::relay::account_presence_key(&self.world, account))
+                .query_async(&mut redis),
+        )
+        .await?;
         let mut invocation = self.place_script.prepare_invoke();
         invocation
             .key(self.key("queue"))
@@ -296,7 +304,6 @@ impl LoginQueue {
             .key(self.key("queue:seq"))
             .key(self.key("queue:entered"))
             .key(self.key(&format!("queue:admitted:{hash}")))
-            .key(mmo_net::relay::account_presence_key(&self.world, account))
             .arg(hash)
             .arg(
                 self.max_players
@@ -307,7 +314,8 @@ impl LoginQueue {
             .arg(match kind {
                 StepKind::Enter => "enter",
                 StepKind::Poll => "poll",
-            });
+            })
+            .arg(if in_world { "1" } else { "0" });
         let answer: Vec<String> = within(invocation.invoke_async(&mut redis)).await?;
         let number = |i: usize| -> i64 { answer.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
         let queue_length = u64::try_from(number(2)).unwrap_or(0);

@@ -938,11 +938,23 @@ async fn failed_logins_spread_over_gateways_meet_one_limit() {
     .expect("finished within 60 s");
 }
 
+/// A child process killed (and reaped) when dropped.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The Redis ACL users `docs/fleet.md` gives each role, on a Redis of this test's own
 /// whose default user is off (ACL file from the documentation's template, with this test's
-/// world): a zone process and two gateways run on them (Alice logs in, is placed, and
-/// plays), and each user is refused the other role's keys (a gateway cannot take a zone's
-/// lease or write an account's presence; a zone process cannot write the gateway registry).
+/// world): a zone process and a gateway run on them (Alice logs in, is placed by the
+/// queue's script, and plays; the zone process's chat bridge subscribes; no process logs a
+/// refused command), and each user is refused the other role's keys (a gateway cannot take
+/// a zone's lease or write an account's presence; a zone process cannot write the gateway
+/// registry).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
     let Some((url, _)) = fleet_services() else {
@@ -989,14 +1001,18 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
             let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             socket.local_addr().unwrap().port()
         };
-        let mut redis = std::process::Command::new(redis_server)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--aclfile")
-            .arg(&acl)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
+        // Killed when the test ends, passed or not (its output would hold the test's open).
+        let _redis = KilledOnDrop(
+            std::process::Command::new(redis_server)
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--aclfile")
+                .arg(&acl)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server starts"),
+        );
         let zone_url = format!("redis://mmo-zone:zone-secret@127.0.0.1:{port}/");
         let gateway_url = format!("redis://mmo-gateway:gateway-secret@127.0.0.1:{port}/");
         let mut as_gateway = None;
@@ -1035,11 +1051,19 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
         };
         let zone_args = args("zone", &zone_url);
         let gateway_args = args("gateway", &gateway_url);
-        let zone = ZoneRoleProcess::start(&refs(&zone_args), &FLEET_ENV, None);
-        let gateway = ServerProcess::start(&refs(&gateway_args), &FLEET_ENV, None);
+        let zone_log = dir.path().join("zone.log");
+        let gateway_log = dir.path().join("gateway.log");
+        let zone = ZoneRoleProcess::start(&refs(&zone_args), &FLEET_ENV, Some(&zone_log));
+        let gateway = ServerProcess::start(&refs(&gateway_args), &FLEET_ENV, Some(&gateway_log));
         let (status, login) = log_in(&gateway, "alice", "pw1").await;
         assert_eq!(status, 200, "{login}");
         let (alice, _) = play(&login, gateway.fingerprint).await;
+        let metrics = gateway.metrics().await;
+        assert!(
+            metrics.contains("mmo_login_placements_total{outcome=\"let_in\"} 1"),
+            "placed by the queue's script, not let in for want of Redis"
+        );
+        assert!(!metrics.contains("outcome=\"unavailable\""));
 
         // Each user is refused the other role's keys.
         let refused = |result: redis::RedisResult<()>| {
@@ -1087,6 +1111,20 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
         );
 
         alice.disconnect(Duration::from_secs(2)).await;
+        let logs = [
+            std::fs::read_to_string(&zone_log).unwrap_or_default(),
+            std::fs::read_to_string(&gateway_log).unwrap_or_default(),
+        ];
+        assert!(
+            logs[0].contains("chat: subscribed to Redis"),
+            "the zone process's chat bridge subscribed"
+        );
+        for log in &logs {
+            assert!(
+                !log.to_ascii_uppercase().contains("NOPERM"),
+                "no command refused by the ACLs: {log}"
+            );
+        }
         for process in [
             zone.terminate(Duration::from_secs(20)),
             gateway.terminate(Duration::from_secs(20)),
@@ -1094,8 +1132,6 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
             let status = process.expect("exits");
             assert!(status.success(), "exit status {status}");
         }
-        let _ = redis.kill();
-        let _ = redis.wait();
     })
     .await
     .expect("finished within 60 s");

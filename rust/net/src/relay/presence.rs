@@ -78,8 +78,8 @@ end
 return current
 ";
 
-/// Renews the key when it names us, closing or not (`''`), sets it when missing (`'+'`);
-/// else returns its value.
+/// Renews the key when it names us, closing or not (`''`); sets it to `ARGV[3]` (our value,
+/// with the closing mark while we close) when missing (`'+'`); else returns its value.
 const RENEW: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] or current == ARGV[1] .. '/closing' then
@@ -87,7 +87,7 @@ if current == ARGV[1] or current == ARGV[1] .. '/closing' then
   return ''
 end
 if not current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
   return '+'
 end
 return current
@@ -111,11 +111,11 @@ end
 return 0
 ";
 
-/// Sets the key to us when it still names the older session `ARGV[3]` (`''`); else returns
-/// its value (`false` when absent: then claim normally).
+/// Sets the key to us when it still names the older session `ARGV[3]`, or is absent (`''`);
+/// else returns its value.
 const TAKE_OVER: &str = r"
 local current = redis.call('GET', KEYS[1])
-if current == ARGV[3] then
+if current == ARGV[3] or not current then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return ''
 end
@@ -164,6 +164,23 @@ pub(crate) struct LocalKick {
     pub(crate) session: SessionRef,
 }
 
+/// A session whose key this process renews.
+#[derive(Clone, Debug)]
+struct Held {
+    account: String,
+    /// Closed; its logout save is being committed (the key carries [`CLOSING_SUFFIX`]).
+    closing: bool,
+}
+
+impl Held {
+    fn new(account: &str) -> Held {
+        Held {
+            account: account.to_owned(),
+            closing: false,
+        }
+    }
+}
+
 /// The presence of one zone process's sessions; cheap to clone (see the module docs).
 #[derive(Clone)]
 pub(crate) struct FleetPresence {
@@ -191,7 +208,7 @@ struct Inner {
     /// Where claims and releases run (zone threads have runtimes of their own).
     runtime: tokio::runtime::Handle,
     /// Sessions whose keys this process renews, with their accounts.
-    held: Mutex<BTreeMap<SessionRef, String>>,
+    held: Mutex<BTreeMap<SessionRef, Held>>,
     /// Claims and releases running.
     in_flight: std::sync::atomic::AtomicUsize,
     local_kicks: mpsc::UnboundedSender<LocalKick>,
@@ -260,7 +277,7 @@ impl FleetPresence {
         self.run(move |inner| async move {
             let outcome = inner.claim(&account, session).await;
             if outcome.is_ok() {
-                inner.held().insert(session, account.clone());
+                inner.held().insert(session, Held::new(&account));
             }
             if let Err(Ok(())) = tx.send(outcome) {
                 // The login was abandoned while claiming.
@@ -289,6 +306,10 @@ impl FleetPresence {
     pub(crate) fn closing(&self, account: &str, session: SessionRef) {
         let account = account.to_owned();
         self.run(move |inner| async move {
+            if let Some(held) = inner.held().get_mut(&session) {
+                // A renewal that finds the key missing sets it back closing.
+                held.closing = true;
+            }
             let key = inner.key(&account);
             if let Err(e) = inner
                 .run_script(&inner.closing_script, &key, session, None)
@@ -340,7 +361,7 @@ impl FleetPresence {
 
     /// A session arrived from another zone process: its key is renewed here from now on.
     pub(crate) fn hold(&self, account: &str, session: SessionRef) {
-        self.inner.held().insert(session, account.to_owned());
+        self.inner.held().insert(session, Held::new(account));
     }
 
     /// A session left for another zone process: its key is renewed there.
@@ -363,7 +384,7 @@ impl FleetPresence {
 }
 
 impl Inner {
-    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<SessionRef, String>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<SessionRef, Held>> {
         // Every critical section is one insert, remove or copy: a poisoned map is whole.
         self.held
             .lock()
@@ -508,30 +529,47 @@ impl Inner {
     }
 
     async fn release(&self, account: &str, session: SessionRef) {
+        // Out of the renewals first: a renewal running meanwhile deletes a key it set back.
         self.held().remove(&session);
-        if let Err(e) = self
-            .run_script(&self.release_script, &self.key(account), session, None)
-            .await
-        {
-            tracing::warn!(account, error = %e, "account presence key not released (it expires by itself)");
+        // Tried a few times: a closing key left behind refuses the account's logins until
+        // it expires.
+        let key = self.key(account);
+        for attempt in 1..=5 {
+            match self
+                .run_script(&self.release_script, &key, session, None)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt == 5 => {
+                    tracing::warn!(account, error = %e, "account presence key not released (it expires by itself)");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 
     /// Renews every held key in one pipeline; kicks the sessions whose keys were taken.
     async fn renew_all(&self) -> Result<(), String> {
-        let held: Vec<(SessionRef, String)> =
-            self.held().iter().map(|(s, a)| (*s, a.clone())).collect();
+        let held: Vec<(SessionRef, Held)> =
+            self.held().iter().map(|(s, h)| (*s, h.clone())).collect();
         if held.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (session, account) in &held {
+        for (session, entry) in &held {
+            let value = session.value();
+            let when_missing = if entry.closing {
+                format!("{value}{CLOSING_SUFFIX}")
+            } else {
+                value.clone()
+            };
             pipe.cmd("EVAL")
                 .arg(RENEW)
                 .arg(1)
-                .arg(self.key(account))
-                .arg(session.value())
-                .arg(PRESENCE_TTL_MS);
+                .arg(self.key(&entry.account))
+                .arg(value)
+                .arg(PRESENCE_TTL_MS)
+                .arg(when_missing);
         }
         let mut redis = self.redis.clone();
         let answers: Vec<redis::Value> = tokio::time::timeout(
@@ -541,7 +579,7 @@ impl Inner {
         .await
         .map_err(|_| "no answer from Redis".to_owned())?
         .map_err(|e| format!("Redis: {e}"))?;
-        for ((session, account), answer) in held.into_iter().zip(answers) {
+        for ((session, Held { account, .. }), answer) in held.into_iter().zip(answers) {
             match script_string(answer).as_str() {
                 "" => {}
                 // Released (or moved away) while the renewal ran: the renewal must not
