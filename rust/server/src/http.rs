@@ -13,6 +13,10 @@
 //! - `POST /v1/token/refresh {refresh_token}`: 200 like login, with the rotated refresh
 //!   token; 401 `refresh_token_expired` / `refresh_token_revoked` / `refresh_token_unknown`.
 //! - `POST /v1/logout {refresh_token}`: 204 (the token is revoked; an unknown one too).
+//! - At a gateway of a fleet ([`crate::fleet_login`]): login, refresh and character session
+//!   name the least loaded gateway in `quic_addr`, or answer 202 `queued` when the world
+//!   is full; `POST /v1/login/queue {ticket}` polls (200 with a token, 202, 404
+//!   `ticket_unknown`, 503 `unavailable`).
 //!
 //! Characters, with `Authorization: Bearer <access token>` (401 `bad_token` with the
 //! [`JwtAuthority`]'s message when missing, expired or forged):
