@@ -44,36 +44,6 @@ end
 return forgotten
 ";
 
-/// One gateway's entry as read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayEntry {
-    /// Its id, 16 lowercase hex digits.
-    pub id: String,
-    /// Open QUIC connections at its last write.
-    pub connections: u64,
-    /// When it last wrote, ms since the Unix epoch (Redis's clock).
-    pub updated_unix_ms: u64,
-    /// Where clients reach it (`ip:port`; an unspecified IP means "the host the login was
-    /// answered on").
-    pub quic_addr: String,
-}
-
-impl GatewayEntry {
-    /// Parses a hash value `<connections>|<unix ms>|<address>`.
-    fn parse(id: &str, value: &str) -> Option<GatewayEntry> {
-        let mut parts = value.splitn(3, '|');
-        let connections = parts.next()?.parse().ok()?;
-        let updated_unix_ms = parts.next()?.parse().ok()?;
-        let quic_addr = parts.next()?.to_owned();
-        Some(GatewayEntry {
-            id: id.to_owned(),
-            connections,
-            updated_unix_ms,
-            quic_addr,
-        })
-    }
-}
-
 /// This gateway's handle on the registry (see the module docs).
 #[derive(Clone)]
 pub struct GatewayRegistry {
@@ -211,51 +181,6 @@ impl GatewayRegistry {
             .ignore();
         if let Err(e) = within(REDIS_CALL_MS, pipe.query_async::<()>(&mut redis)).await {
             tracing::warn!(error = %e, "fleet registry entry not deleted (ignored once stale)");
-        }
-    }
-
-    /// Every entry, fresh or not (unparseable ones are skipped).
-    ///
-    /// # Errors
-    /// Redis unreachable or too slow.
-    pub async fn entries(&self) -> Result<Vec<GatewayEntry>, String> {
-        let mut redis = self.redis.clone();
-        let all: Vec<(String, String)> = within(
-            REDIS_CALL_MS,
-            redis::cmd("HGETALL")
-                .arg(&self.key)
-                .query_async::<Vec<(String, String)>>(&mut redis),
-        )
-        .await?;
-        Ok(all
-            .iter()
-            .filter_map(|(id, value)| GatewayEntry::parse(id, value))
-            .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_parse_and_bad_values_are_skipped() {
-        assert_eq!(
-            GatewayEntry::parse("00000000000000aa", "12|1700000000000|10.0.0.5:7777"),
-            Some(GatewayEntry {
-                id: "00000000000000aa".to_owned(),
-                connections: 12,
-                updated_unix_ms: 1_700_000_000_000,
-                quic_addr: "10.0.0.5:7777".to_owned(),
-            })
-        );
-        // An IPv6 address keeps its colons.
-        assert_eq!(
-            GatewayEntry::parse("a", "0|1|[::1]:7777").map(|e| e.quic_addr),
-            Some("[::1]:7777".to_owned())
-        );
-        for bad in ["", "x|1|a:1", "1|y|a:1", "1|2", "-1|2|a:1"] {
-            assert_eq!(GatewayEntry::parse("a", bad), None, "{bad:?}");
         }
     }
 }

@@ -143,23 +143,13 @@ impl ZoneLeases {
         process: u64,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<ZoneLeases, NetError> {
-        Self::try_acquire(redis_url, world, process, zones)
+        Self::try_acquire_on(connect(redis_url).await?, world, process, zones)
             .await?
             .map_err(NetError::Config)
     }
 
-    /// [`ZoneLeases::acquire`], telling a zone owned by another process (`Ok(Err(why))`)
-    /// from Redis being unreachable (`Err`).
-    async fn try_acquire(
-        redis_url: &str,
-        world: &str,
-        process: u64,
-        zones: impl IntoIterator<Item = u16>,
-    ) -> Result<Result<ZoneLeases, String>, NetError> {
-        Self::try_acquire_on(connect(redis_url).await?, world, process, zones).await
-    }
-
-    /// [`ZoneLeases::try_acquire`] over an open connection.
+    /// [`ZoneLeases::acquire`] over an open connection, telling a zone owned by another
+    /// process (`Ok(Err(why))`) from Redis being unreachable (`Err`).
     async fn try_acquire_on(
         mut connection: redis::aio::MultiplexedConnection,
         world: &str,
@@ -331,9 +321,7 @@ pub async fn take_free_zone(
 }
 
 /// A connection to the directory's Redis.
-pub(super) async fn connect(
-    redis_url: &str,
-) -> Result<redis::aio::MultiplexedConnection, NetError> {
+async fn connect(redis_url: &str) -> Result<redis::aio::MultiplexedConnection, NetError> {
     let client = redis::Client::open(redis_url)
         .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
     client
