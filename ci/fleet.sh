@@ -16,6 +16,16 @@
 # the spawn point; each zone process runs one zone (--zones), and new characters appear
 # within 40 m of the spawn point, so players walking about cross zone and process borders
 # (docs/fleet.md).
+#
+# Sizes (environment, read by `up`):
+#   MMO_FLEET_ZONES=CxR          zone columns x rows, one zone process each (default 2x2)
+#   MMO_FLEET_GATEWAYS=N         gateway processes (default 2)
+#   MMO_FLEET_SPAWN_SPREAD_M=M   new characters within M metres of the centre (default 40)
+#   MMO_FLEET_SINGLE=1           the same world and PostgreSQL in one `--role all` process
+#                                instead (the comparison the fleet's costs are judged by)
+#
+# `up` also writes DIR/load-args: the `mmo-loadtest` flags that target the first gateway
+# and scrape every other process (--also-metrics), as ci/fleet-load.sh uses them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +69,23 @@ up)
         log "$dir/services is left from an earlier run: bash ci/fleet.sh down $dir first"
         exit 1
     fi
+    zones=${MMO_FLEET_ZONES:-2x2}
+    gateways=${MMO_FLEET_GATEWAYS:-2}
+    spread=${MMO_FLEET_SPAWN_SPREAD_M:-40}
+    if ! [[ $zones =~ ^([1-9][0-9]?)x([1-9][0-9]?)$ ]]; then
+        log "MMO_FLEET_ZONES=$zones: expected COLUMNSxROWS, e.g. 2x2"
+        exit 2
+    fi
+    columns=${BASH_REMATCH[1]}
+    rows=${BASH_REMATCH[2]}
+    if ! [[ $gateways =~ ^[1-9][0-9]?$ ]]; then
+        log "MMO_FLEET_GATEWAYS=$gateways: expected 1 to 99"
+        exit 2
+    fi
+    if ! [[ $spread =~ ^[0-9]+$ ]] || [ "$spread" -gt 10000 ]; then
+        log "MMO_FLEET_SPAWN_SPREAD_M=$spread: expected whole metres, 0 to 10000"
+        exit 2
+    fi
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd)
     log "building mmo-server (release)"
@@ -68,57 +95,71 @@ up)
     . "$dir/services/env"
     touch "$dir/fleet.up"
     world="local"
-    cat >"$dir/fleet.toml" <<'TOML'
+    cat >"$dir/fleet.toml" <<TOML
 [world]
-zone_columns = 2
-zone_rows = 2
+zone_columns = $columns
+zone_rows = $rows
 
 [gameplay]
-spawn_spread_m = 40
+spawn_spread_m = $spread
 TOML
     common=(--config "$dir/fleet.toml" --nats-url "$MMO_TEST_NATS_URL" --world "$world"
         --data-dir "$dir/data"
         --database-url "$MMO_TEST_POSTGRES_URL" --redis-url "$MMO_TEST_REDIS_URL"
         --dev-open-login --handshake-burst 100000 --handshake-refill-per-s 100000
         --logins-per-address-per-min 100000)
+    http_of() { tr ' ' '\n' <"$dir/$1.ready" | sed -n 's/^http=//p'; }
+    if [ "${MMO_FLEET_SINGLE:-0}" = 1 ]; then
+        start_server "all-1" --role all --config "$dir/fleet.toml" --data-dir "$dir/data" \
+            --database-url "$MMO_TEST_POSTGRES_URL" --dev-open-login \
+            --handshake-burst 100000 --handshake-refill-per-s 100000 \
+            --logins-per-address-per-min 100000 \
+            --http-addr "127.0.0.1:$(free_port)" --quic-addr "127.0.0.1:$(free_port)"
+        echo "one process up in $dir (log: $dir/all-1.log)"
+        echo "--http $(http_of all-1)" >"$dir/load-args"
+        echo "load: mmo-loadtest $(cat "$dir/load-args")"
+        exit 0
+    fi
     # The first zone process creates the JWT secret and certificate the others read.
-    for z in 0 1 2 3; do
+    zone_ids=$(seq 0 $((columns * rows - 1)))
+    for z in $zone_ids; do
         start_server "zone-$z" --role zone --zones "$z" --http-addr "127.0.0.1:$(free_port)" \
             "${common[@]}"
     done
-    for g in 1 2; do
+    for g in $(seq "$gateways"); do
         start_server "gateway-$g" --role gateway --http-addr "127.0.0.1:$(free_port)" \
             --quic-addr "127.0.0.1:$(free_port)" "${common[@]}"
     done
     echo "fleet up in $dir (logs: $dir/*.log)"
     also=()
-    for z in 0 1 2 3; do
-        zone_http=$(tr ' ' '\n' <"$dir/zone-$z.ready" | sed -n 's/^http=//p')
-        also+=(--also-metrics "$zone_http")
-        echo "zone process $z: metrics at http://$zone_http/metrics"
+    for z in $zone_ids; do
+        also+=(--also-metrics "$(http_of "zone-$z")")
+        echo "zone process $z: metrics at http://$(http_of "zone-$z")/metrics"
     done
-    for g in 1 2; do
-        http=$(tr ' ' '\n' <"$dir/gateway-$g.ready" | sed -n 's/^http=//p')
-        echo "gateway $g: login at http://$http/v1/login (any name, password dev_password); load: mmo-loadtest --http $http ${also[*]}"
+    for g in $(seq "$gateways"); do
+        [ "$g" = 1 ] || also+=(--also-metrics "$(http_of "gateway-$g")")
+        echo "gateway $g: login at http://$(http_of "gateway-$g")/v1/login (any name, password dev_password)"
     done
+    echo "--http $(http_of gateway-1) ${also[*]}" >"$dir/load-args"
+    echo "load: mmo-loadtest $(cat "$dir/load-args")"
     ;;
 down)
-    for name in gateway-1 gateway-2 zone-0 zone-1 zone-2 zone-3; do
-        if [ -f "$dir/$name.pid" ]; then
-            kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
-            for _ in $(seq 100); do
-                kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break
-                sleep 0.1
-            done
-            rm -f "$dir/$name.pid"
-        fi
+    # Gateways first (their clients end), then the zone processes (they save).
+    for pidfile in "$dir"/gateway-*.pid "$dir"/zone-*.pid "$dir"/all-*.pid; do
+        [ -f "$pidfile" ] || continue
+        kill "$(cat "$pidfile")" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+            sleep 0.1
+        done
+        rm -f "$pidfile"
     done
     if [ -d "$dir/services" ]; then
         bash ci/services.sh stop "$dir/services"
         # The databases are scratch: the next `up` starts from empty ones.
         rm -rf "$dir/services"
     fi
-    rm -f "$dir/fleet.up"
+    rm -f "$dir/fleet.up" "$dir/load-args"
     log "down"
     ;;
 *)

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::capacity::Prices;
+use crate::options::PlanRequest;
 use crate::{LoadError, LoadOptions, Target};
 
 /// Headless QUIC bots against an MMO Netcore server; prints a report.
@@ -72,6 +74,29 @@ pub struct Cli {
     /// memory); repeat for several.
     #[arg(long = "also-metrics", value_name = "HOST:PORT")]
     pub also_metrics: Vec<String>,
+    /// Also write the report as a self-contained HTML page with plots (CCU, players, tick
+    /// and CPU per process over time, the input-to-ack CDF). The file is created before
+    /// the run, so a path that cannot be written fails at once.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Plan a fleet for this many concurrent players from the run's per-player figures,
+    /// per role (cores at 70 % CPU, memory, egress).
+    #[arg(long)]
+    pub plan_ccu: Option<u64>,
+    /// With --plan-ccu: the price of one core for a month, USD (an input, not a
+    /// measurement; give all three prices or none).
+    #[arg(long, requires = "plan_ccu")]
+    pub usd_per_core_month: Option<f64>,
+    /// With --plan-ccu: the price of one GiB of memory for a month, USD.
+    #[arg(long, requires = "plan_ccu")]
+    pub usd_per_gib_memory_month: Option<f64>,
+    /// With --plan-ccu: the price of one GiB of egress to the internet, USD.
+    #[arg(long, requires = "plan_ccu")]
+    pub usd_per_gib_egress: Option<f64>,
+    /// With the prices: monthly players per peak concurrent player, for the cost per
+    /// monthly player.
+    #[arg(long, requires = "usd_per_core_month")]
+    pub monthly_players_per_ccu: Option<f64>,
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
@@ -86,9 +111,43 @@ fn seconds(flag: &str, s: f64) -> Result<Duration, LoadError> {
 }
 
 impl Cli {
+    /// `--plan-ccu` and its prices, or an error naming a price that is missing.
+    fn plan(&self) -> Result<Option<PlanRequest>, LoadError> {
+        let Some(ccu) = self.plan_ccu else {
+            return Ok(None);
+        };
+        let given = [
+            ("--usd-per-core-month", self.usd_per_core_month),
+            ("--usd-per-gib-memory-month", self.usd_per_gib_memory_month),
+            ("--usd-per-gib-egress", self.usd_per_gib_egress),
+        ];
+        let prices = match given {
+            [(_, Some(core)), (_, Some(memory)), (_, Some(egress))] => Some(Prices {
+                usd_per_core_month: core,
+                usd_per_gib_memory_month: memory,
+                usd_per_gib_egress: egress,
+                monthly_players_per_ccu: self.monthly_players_per_ccu,
+            }),
+            [(_, None), (_, None), (_, None)] => None,
+            _ => {
+                let missing: Vec<&str> = given
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(flag, _)| *flag)
+                    .collect();
+                return Err(LoadError::BadOption(format!(
+                    "give all three prices or none: missing {}",
+                    missing.join(", ")
+                )));
+            }
+        };
+        Ok(Some(PlanRequest { ccu, prices }))
+    }
+
     /// The run's options (`progress_allowed`: whether stdout is a terminal).
     pub fn options(&self, progress_allowed: bool) -> Result<LoadOptions, LoadError> {
         Ok(LoadOptions {
+            plan: self.plan()?,
             bots: self.bots,
             ramp_per_s: self.ramp_per_s,
             iterations: self.iterations,
@@ -152,6 +211,57 @@ mod tests {
         assert_eq!(o.also_metrics, vec!["127.0.0.1:9100", "127.0.0.1:9101"]);
         let none = Cli::try_parse_from(["mmo-loadtest", "--spawn-server"]).unwrap();
         assert!(none.options(false).unwrap().also_metrics.is_empty());
+    }
+
+    #[test]
+    fn a_plan_needs_all_three_prices_or_none() {
+        let base = [
+            "mmo-loadtest",
+            "--http",
+            "127.0.0.1:8080",
+            "--plan-ccu",
+            "10000",
+        ];
+        let cli = Cli::try_parse_from(base).unwrap();
+        let plan = cli.options(false).unwrap().plan.unwrap();
+        assert_eq!(plan.ccu, 10_000);
+        assert_eq!(plan.prices, None);
+        let partial = Cli::try_parse_from(base.into_iter().chain([
+            "--usd-per-core-month",
+            "20",
+            "--usd-per-gib-egress",
+            "0.05",
+        ]))
+        .unwrap();
+        let err = partial.options(false).unwrap_err().to_string();
+        assert!(err.contains("--usd-per-gib-memory-month"), "{err}");
+        let full = Cli::try_parse_from(base.into_iter().chain([
+            "--usd-per-core-month",
+            "20",
+            "--usd-per-gib-memory-month",
+            "3",
+            "--usd-per-gib-egress",
+            "0.05",
+            "--monthly-players-per-ccu=-1",
+        ]))
+        .unwrap();
+        let err = full
+            .options(false)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("monthly_players_per_ccu"), "{err}");
+        // Prices without a plan are refused by the parser.
+        assert!(
+            Cli::try_parse_from([
+                "mmo-loadtest",
+                "--spawn-server",
+                "--usd-per-core-month",
+                "1"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

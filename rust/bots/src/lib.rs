@@ -17,7 +17,9 @@
 //! the QUIC connect), [`login`] (the HTTP login), [`spawn`] (a child `mmo-server`), `bot`
 //! (one bot), `gameplay` (which request to send), `tally` (what a bot counted),
 //! [`scenario`], [`self_cpu`] (the bots' own CPU, which voids a starved run), [`prometheus`] (the metrics text parser), [`server_figures`]
-//! (server figures from `/metrics`), [`report`], `progress`, `run` (orchestration), [`cli`].
+//! (server figures from `/metrics`), [`timeline`] (the run over time), [`capacity`]
+//! (per-role costs per player and the fleet they imply), [`report`], [`report_html`] and
+//! [`svg_chart`] (the HTML page), `progress`, `run` (orchestration), [`cli`].
 //!
 //! Not done: bots do not chat, change zones, or use the direction and ground abilities;
 //! they play the built-in default content (a server announcing another content hash gets
@@ -25,6 +27,7 @@
 
 mod access;
 mod bot;
+pub mod capacity;
 pub mod cli;
 mod error;
 mod gameplay;
@@ -33,13 +36,16 @@ pub mod options;
 mod progress;
 pub mod prometheus;
 pub mod report;
+pub mod report_html;
 mod run;
 pub mod scenario;
 pub mod self_cpu;
 pub mod server_figures;
 pub mod spawn;
+pub mod svg_chart;
 mod tally;
 pub mod target;
+pub mod timeline;
 
 pub use error::LoadError;
 pub use options::LoadOptions;

@@ -1,5 +1,6 @@
 //! The `mmo-loadtest` binary: parses the flags, runs the load test on a multi-thread tokio
-//! runtime, prints the report (a table, or one JSON object with `--json`), and exits
+//! runtime, prints the report (a table, or one JSON object with `--json`; with `--html FILE`
+//! also an HTML page), and exits
 //! non-zero when a bot failed to connect or none connected.
 
 use std::io::IsTerminal;
@@ -16,6 +17,17 @@ fn main() -> ExitCode {
             eprintln!("mmo-loadtest: {e}");
             return ExitCode::from(2);
         }
+    };
+    // Created before the run, so an unwritable path fails now, not after it.
+    let mut html = match &cli.html {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path.clone(), file)),
+            Err(e) => {
+                eprintln!("mmo-loadtest: --html {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.worker_threads.max(1))
@@ -39,6 +51,17 @@ fn main() -> ExitCode {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_table());
+    }
+    if let Some((path, file)) = html.as_mut() {
+        use std::io::Write as _;
+        let page = mmo_loadtest::report_html::render(&report);
+        if let Err(e) = file
+            .write_all(page.as_bytes())
+            .and_then(|()| file.sync_all())
+        {
+            eprintln!("mmo-loadtest: --html {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
     }
     match report.failure() {
         Some(why) => {

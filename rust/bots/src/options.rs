@@ -45,6 +45,18 @@ pub struct LoadOptions {
     /// HTTP addresses (`host:port`) of more processes whose `/metrics` the report adds as
     /// their own figures (a fleet's zone process, another gateway).
     pub also_metrics: Vec<String>,
+    /// `Some`: the report plans a fleet for this many concurrent players from the run's
+    /// per-player figures (`crate::capacity`).
+    pub plan: Option<PlanRequest>,
+}
+
+/// What `--plan-ccu` and the price flags ask for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanRequest {
+    /// Concurrent players, `>= 1`.
+    pub ccu: u64,
+    /// Prices for the monthly cost (all given, or none).
+    pub prices: Option<crate::capacity::Prices>,
 }
 
 impl Default for LoadOptions {
@@ -64,6 +76,7 @@ impl Default for LoadOptions {
             spawn_spread_m: 0.0,
             light_with_full_sample: None,
             also_metrics: Vec::new(),
+            plan: None,
         }
     }
 }
@@ -90,6 +103,31 @@ impl LoadOptions {
                 self.iteration,
                 rate.tick_us()
             )));
+        }
+        if let Some(plan) = &self.plan {
+            if plan.ccu == 0 {
+                return Err(LoadError::BadOption("plan ccu must be at least 1".into()));
+            }
+            if let Some(p) = &plan.prices {
+                for (name, v) in [
+                    ("usd_per_core_month", p.usd_per_core_month),
+                    ("usd_per_gib_memory_month", p.usd_per_gib_memory_month),
+                    ("usd_per_gib_egress", p.usd_per_gib_egress),
+                ] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(LoadError::BadOption(format!(
+                            "{name} must be a number >= 0, got {v}"
+                        )));
+                    }
+                }
+                if let Some(m) = p.monthly_players_per_ccu
+                    && !(m.is_finite() && m > 0.0)
+                {
+                    return Err(LoadError::BadOption(format!(
+                        "monthly_players_per_ccu must be a positive number, got {m}"
+                    )));
+                }
+            }
         }
         if self.duration_cap.is_some_and(|d| d.is_zero()) {
             return Err(LoadError::BadOption("duration cap must be positive".into()));

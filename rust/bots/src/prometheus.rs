@@ -75,6 +75,34 @@ impl Scrape {
         found.then_some(total)
     }
 
+    /// The sum of the samples named `name` whose label `label` is `value`, or `None` when
+    /// there is none.
+    #[must_use]
+    pub fn sum_where(&self, name: &str, label: &str, value: &str) -> Option<f64> {
+        let mut found = false;
+        let mut total = 0.0;
+        for s in self
+            .samples
+            .iter()
+            .filter(|s| s.name == name && s.labels.get(label).is_some_and(|v| v == value))
+        {
+            found = true;
+            total += s.value;
+        }
+        found.then_some(total)
+    }
+
+    /// The value of label `label` on the first sample named `name` whose value is `1`
+    /// (an info-style gauge such as `mmo_process_role{role="zone"} 1`), or `None`.
+    #[must_use]
+    pub fn label_of_one(&self, name: &str, label: &str) -> Option<&str> {
+        self.samples
+            .iter()
+            .find(|s| s.name == name && s.value == 1.0)
+            .and_then(|s| s.labels.get(label))
+            .map(String::as_str)
+    }
+
     /// The largest value of the samples named `name`, or `None` when there is none.
     #[must_use]
     pub fn max(&self, name: &str) -> Option<f64> {

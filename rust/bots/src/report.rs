@@ -10,8 +10,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::bot::BotOutcome;
-use crate::server_figures::{ReplicationPerPlayer, ServerFigures};
+use crate::capacity::{CapacityPlan, RoleFigures};
+use crate::server_figures::{ActivityFigures, ReplicationPerPlayer, ServerFigures, TrafficFigures};
 use crate::tally::RequestTally;
+use crate::timeline::Timeline;
 
 /// The machine the load tester ran on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,6 +122,9 @@ pub struct Report {
     pub udp_bytes_per_s_down_p50: Option<f64>,
     /// Per-client UDP download rate, 99th percentile, bytes/s.
     pub udp_bytes_per_s_down_p99: Option<f64>,
+    /// Per-client UDP download rate, mean, bytes/s: the egress per player the capacity
+    /// plan prices (measured on the wire at the clients).
+    pub udp_bytes_per_s_down_mean: Option<f64>,
     /// Ability steps the scenario reached (every 10th iteration): each sent a request or
     /// was skipped with a reason.
     pub abilities_requested: u64,
@@ -179,10 +184,56 @@ pub struct Report {
     pub seed: u64,
     /// This machine.
     pub machine: Machine,
+    /// The server's role (`all`, `gateway`, `zone`), from its metrics.
+    pub server_role: Option<String>,
+    /// The server's players, connections and handoffs over the steady phase.
+    pub server_activity: ActivityFigures,
+    /// The server's traffic over the steady phase.
+    pub server_traffic: TrafficFigures,
     /// The figures of the other processes named with `--also-metrics`, in that order.
     pub processes: Vec<ProcessFigures>,
+    /// The target and the `--also-metrics` processes grouped by role, per player
+    /// (`capacity`).
+    pub roles: Vec<RoleFigures>,
+    /// The fleet those figures imply at `--plan-ccu` players.
+    pub capacity: Option<CapacityPlan>,
+    /// The input-to-ack distribution: the latency at each of [`CDF_FRACTIONS`].
+    pub input_to_ack_cdf: Vec<CdfPoint>,
+    /// CCU and each process's tick, CPU and players over time (`timeline`).
+    pub timeline: Timeline,
     /// How to read the figures, and why any is missing.
     pub notes: Vec<String>,
+}
+
+/// One point of a latency distribution: `fraction` of the samples took at most `ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CdfPoint {
+    /// Latency, ms.
+    pub ms: f64,
+    /// Share of the samples at or below it, `0..=1`.
+    pub fraction: f64,
+}
+
+/// The fractions at which the latency distribution is reported: every 2 % up to 98 %, then
+/// the tail.
+pub const CDF_FRACTIONS: &[f64] = &[
+    0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.22, 0.24, 0.26, 0.28, 0.3,
+    0.32, 0.34, 0.36, 0.38, 0.4, 0.42, 0.44, 0.46, 0.48, 0.5, 0.52, 0.54, 0.56, 0.58, 0.6, 0.62,
+    0.64, 0.66, 0.68, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.94,
+    0.96, 0.98, 0.99, 0.995, 0.999, 0.9999, 1.0,
+];
+
+fn cdf(h: &Histogram<u64>, scale: f64) -> Vec<CdfPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    CDF_FRACTIONS
+        .iter()
+        .map(|&fraction| CdfPoint {
+            ms: h.value_at_quantile(fraction) as f64 * scale,
+            fraction,
+        })
+        .collect()
 }
 
 /// Another process's figures over the same steady phase (`--also-metrics`), from its
@@ -197,6 +248,16 @@ pub struct ProcessFigures {
     pub tick_p99_ms_upper_bound: Option<f64>,
     /// Its longest tick since it started, ms.
     pub tick_max_ms: Option<f64>,
+    /// Ticks its zones skipped during the steady phase.
+    pub ticks_skipped: Option<f64>,
+    /// Ticks its zones replicated at a degraded overload level during the steady phase.
+    pub degraded_ticks: Option<f64>,
+    /// Its role (`all`, `gateway`, `zone`), from its metrics.
+    pub role: Option<String>,
+    /// Its players, connections and handoffs.
+    pub activity: ActivityFigures,
+    /// Its traffic.
+    pub traffic: TrafficFigures,
     /// Its CPU over the steady phase, cores.
     pub cpu_cores: Option<f64>,
     /// Its resident memory at peak CCU, MiB.
@@ -216,6 +277,11 @@ impl ProcessFigures {
             tick_p50_ms_upper_bound: figures.tick_p50_ms_upper_bound,
             tick_p99_ms_upper_bound: figures.tick_p99_ms_upper_bound,
             tick_max_ms: figures.tick_max_ms,
+            ticks_skipped: figures.ticks_skipped,
+            degraded_ticks: figures.degraded_ticks,
+            role: figures.role,
+            activity: figures.activity,
+            traffic: figures.traffic,
             cpu_cores: figures.cpu_cores,
             rss_mib: figures.rss_mib,
             memory_per_player_kib: figures.memory_per_player_kib,
@@ -240,6 +306,12 @@ pub(crate) struct RunFacts {
     pub bot_cores: usize,
     /// Bots that read only snapshot heads (`--light`).
     pub light_bots: usize,
+    /// Per-role figures of every scraped process.
+    pub roles: Vec<RoleFigures>,
+    /// `--plan-ccu` and its prices.
+    pub plan: Option<crate::options::PlanRequest>,
+    /// The run over time.
+    pub timeline: Timeline,
     pub notes: Vec<String>,
 }
 
@@ -321,6 +393,10 @@ impl Report {
                 }
             }
         }
+        let udp_down_mean = (!udp_down.is_empty()).then(|| udp_down.mean());
+        let capacity = facts.plan.map(|request| {
+            crate::capacity::plan(&facts.roles, udp_down_mean, request.ccu, request.prices)
+        });
         let handshakes_per_s = burst.and_then(|(a, b)| {
             let s = (b - a).as_secs_f64();
             (connected > 0 && s > 0.0).then(|| connected as f64 / s)
@@ -381,6 +457,7 @@ impl Report {
             input_to_ack_ms_p95: quantile(&ack_us, 0.95, 1e-3),
             input_to_ack_ms_p99: quantile(&ack_us, 0.99, 1e-3),
             input_to_ack_samples: ack_us.len(),
+            input_to_ack_cdf: cdf(&ack_us, 1e-3),
             snapshot_delivery_ratio: (expected > 0).then(|| received as f64 / expected as f64),
             corrections,
             bytes_per_s_up_p50: quantile(&up, 0.5, 1.0),
@@ -391,6 +468,7 @@ impl Report {
             udp_bytes_per_s_up_p99: quantile(&udp_up, 0.99, 1.0),
             udp_bytes_per_s_down_p50: quantile(&udp_down, 0.5, 1.0),
             udp_bytes_per_s_down_p99: quantile(&udp_down, 0.99, 1.0),
+            udp_bytes_per_s_down_mean: udp_down_mean,
             abilities_requested: abilities,
             inventory_opens: inventories,
             abilities: request_figures(outcomes.iter().map(|o| &o.gameplay.abilities)),
@@ -421,7 +499,13 @@ impl Report {
             machine: Machine {
                 cores: std::thread::available_parallelism().map_or(1, usize::from),
             },
+            server_role: facts.server.role.clone(),
+            server_activity: facts.server.activity,
+            server_traffic: facts.server.traffic,
             processes: facts.processes,
+            roles: facts.roles,
+            capacity,
+            timeline: facts.timeline,
             notes,
         }
     }
@@ -622,6 +706,57 @@ impl Report {
                 &format!("{}: cpu cores, rss MiB", p.http),
                 format!("{}, {}", num(p.cpu_cores), num(p.rss_mib)),
             );
+            row(
+                &format!("{}: role, players, handoffs", p.http),
+                format!(
+                    "{}, {}, {} ({} to other processes)",
+                    p.role.as_deref().unwrap_or("-"),
+                    num(p.activity.zone_players),
+                    num(p.activity.handoffs),
+                    num(p.activity.handoffs_to_other_processes)
+                ),
+            );
+            row(
+                &format!("{}: client out / NATS out B/s", p.http),
+                format!(
+                    "{} / {}",
+                    num(p.traffic.client_bytes_out_per_s),
+                    num(p.traffic.nats_bytes_sent_per_s)
+                ),
+            );
+        }
+        for r in &self.roles {
+            row(
+                &format!("role {} ({}): per player", r.role, r.processes),
+                format!(
+                    "{} millicores, {} KiB, client payload {} B/s, NATS {} B/s",
+                    num(r.cpu_millicores_per_player),
+                    num(r.memory_kib_per_player),
+                    num(r.client_payload_bytes_per_s_per_player),
+                    num(r.nats_bytes_per_s_per_player)
+                ),
+            );
+        }
+        if let Some(plan) = &self.capacity {
+            for r in &plan.roles {
+                row(
+                    &format!("plan {} ccu: {}", plan.ccu, r.role),
+                    format!("{:.1} cores, {:.1} GiB", r.cores, r.memory_gib),
+                );
+            }
+            row(
+                &format!("plan {} ccu: egress GiB/month", plan.ccu),
+                format!("{:.0}", plan.egress_gib_per_month),
+            );
+            if let Some(c) = &plan.cost {
+                row(
+                    &format!("plan {} ccu: USD/month", plan.ccu),
+                    format!(
+                        "{:.0} ({:.3} per concurrent player)",
+                        c.total_usd, c.usd_per_concurrent_player
+                    ),
+                );
+            }
         }
         row(
             "server_memory_per_player_kib",

@@ -77,20 +77,36 @@ pub async fn run(options: &LoadOptions, target: Target) -> Result<Report, LoadEr
     }
 }
 
-/// Scrapes `/metrics` if there is an endpoint; a failed scrape becomes a note.
-async fn scrape(
-    metrics: Option<&(reqwest::Client, String)>,
+/// Scrapes every endpoint's `/metrics` at once, so that the processes' figures share one
+/// moment (one after the other, a busy fleet's last scrape lagged the first by enough for
+/// logouts to start in between); a failed scrape is `None` and a note.
+async fn scrape_all(
+    endpoints: &[(reqwest::Client, String)],
     notes: &mut Vec<String>,
     when: &str,
-) -> Option<TimedScrape> {
-    let (client, base) = metrics?;
-    match server_figures::scrape(client, base).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            notes.push(format!("metrics scrape {when} failed: {e}"));
-            None
-        }
+) -> Vec<Option<TimedScrape>> {
+    let tasks: Vec<_> = endpoints
+        .iter()
+        .map(|(client, base)| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move { server_figures::scrape(&client, &base).await })
+        })
+        .collect();
+    let mut scrapes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        scrapes.push(match task.await {
+            Ok(Ok(scrape)) => Some(scrape),
+            Ok(Err(e)) => {
+                notes.push(format!("metrics scrape {when} failed: {e}"));
+                None
+            }
+            Err(e) => {
+                notes.push(format!("metrics scrape {when} failed: {e}"));
+                None
+            }
+        });
     }
+    scrapes
 }
 
 async fn drive(
@@ -120,7 +136,6 @@ async fn drive(
     if metrics.is_none() {
         notes.push("no metrics endpoint for this target".to_owned());
     }
-    let baseline = scrape(metrics.as_ref(), &mut notes, "before the bots").await;
     // The other processes (`--also-metrics`), scraped at the same moments.
     let others: Vec<(reqwest::Client, String)> = if options.also_metrics.is_empty() {
         Vec::new()
@@ -132,10 +147,10 @@ async fn drive(
             .map(|base| (client.clone(), base.clone()))
             .collect()
     };
-    let mut others_baseline = Vec::with_capacity(others.len());
-    for other in &others {
-        others_baseline.push(scrape(Some(other), &mut notes, "before the bots").await);
-    }
+    // Every endpoint: the target's first (when it has one), then the others in order.
+    let endpoints: Vec<(reqwest::Client, String)> =
+        metrics.iter().chain(others.iter()).cloned().collect();
+    let baseline = scrape_all(&endpoints, &mut notes, "before the bots").await;
 
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop) = watch::channel(false);
@@ -158,6 +173,12 @@ async fn drive(
     }
     let progress = Progress::start(options.progress, options.bots, counters.clone());
     let started = Instant::now();
+    let recorder = crate::timeline::Recorder::start(
+        started,
+        counters.clone(),
+        endpoints.first().map(|(client, _)| client.clone()),
+        endpoints.iter().map(|(_, base)| base.clone()).collect(),
+    );
 
     // The launcher starts bot `i` at `i / ramp_per_s` seconds.
     let launcher = {
@@ -194,11 +215,7 @@ async fn drive(
     while !(burst_over() || stopped()) {
         tokio::time::sleep(PHASE_POLL).await;
     }
-    let steady_start = scrape(metrics.as_ref(), &mut notes, "at the steady phase's start").await;
-    let mut others_start = Vec::with_capacity(others.len());
-    for other in &others {
-        others_start.push(scrape(Some(other), &mut notes, "at the steady phase's start").await);
-    }
+    let steady_start = scrape_all(&endpoints, &mut notes, "at the steady phase's start").await;
     let steady_started = Instant::now();
     let bots_cpu = crate::self_cpu::CpuMark::now();
     // Steady phase: until the first logout, the cap, Ctrl-C, or every bot done.
@@ -209,11 +226,7 @@ async fn drive(
         tokio::time::sleep(PHASE_POLL).await;
     }
     let bots_cpu_cores = bots_cpu.cores_since();
-    let steady_end = scrape(metrics.as_ref(), &mut notes, "at the steady phase's end").await;
-    let mut others_end = Vec::with_capacity(others.len());
-    for other in &others {
-        others_end.push(scrape(Some(other), &mut notes, "at the steady phase's end").await);
-    }
+    let steady_end = scrape_all(&endpoints, &mut notes, "at the steady phase's end").await;
     let steady_phase = steady_started.elapsed();
 
     let handles = launcher.await.unwrap_or_default();
@@ -225,6 +238,7 @@ async fn drive(
         }
     }
     let duration = started.elapsed();
+    let timeline = recorder.finish().await;
     for w in watchers {
         w.abort();
     }
@@ -240,26 +254,27 @@ async fn drive(
         ));
     }
     let ccu_peak = Counters::get(&counters.ccu_peak);
-    let server = server_figures::figures(
-        baseline.as_ref(),
-        steady_start.as_ref(),
-        steady_end.as_ref(),
-        ccu_peak,
-    );
-    let processes = others
-        .iter()
-        .enumerate()
-        .map(|(i, (_, base))| {
-            crate::report::ProcessFigures::new(
-                base.clone(),
-                server_figures::figures(
-                    others_baseline[i].as_ref(),
-                    others_start[i].as_ref(),
-                    others_end[i].as_ref(),
-                    ccu_peak,
-                ),
+    // One set of figures per endpoint, in `endpoints` order.
+    let mut figures: Vec<server_figures::ServerFigures> = (0..endpoints.len())
+        .map(|i| {
+            server_figures::figures(
+                baseline[i].as_ref(),
+                steady_start[i].as_ref(),
+                steady_end[i].as_ref(),
+                ccu_peak,
             )
         })
+        .collect();
+    let roles = crate::capacity::role_figures(&figures.iter().collect::<Vec<_>>(), ccu_peak);
+    let server = if metrics.is_some() {
+        figures.remove(0)
+    } else {
+        server_figures::figures(None, None, None, ccu_peak)
+    };
+    let processes = others
+        .iter()
+        .zip(figures)
+        .map(|((_, base), figures)| crate::report::ProcessFigures::new(base.clone(), figures))
         .collect();
     Ok(Report::aggregate(
         &outcomes,
@@ -271,6 +286,9 @@ async fn drive(
             seed: options.seed,
             server,
             processes,
+            roles,
+            plan: options.plan,
+            timeline,
             bots_cpu_cores,
             light_bots: full_sample.map_or(0, |s| {
                 (0..outcomes.len()).filter(|&i| !s.is_full(i)).count()

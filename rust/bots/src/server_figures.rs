@@ -16,7 +16,18 @@
 //!   player. The rest of the resident memory per player is everything else: QUIC and TLS
 //!   state, tasks and channels, sessions, allocator overhead.
 //!
+//! - Role: the `role` label of `mmo_process_role` (`all`, `gateway`, `zone`).
+//! - Activity: players in the process's zones (`mmo_zone_players`) and open QUIC
+//!   connections (`mmo_connections`) at the steady phase's end; handoffs to neighbour zones
+//!   (`mmo_zone_handoffs_total`) and of those, handoffs to other processes accepted there
+//!   (`mmo_relay_events_total{event="handed_out"}`), counted over the steady phase.
+//! - Traffic, bytes per second over the steady phase: to and from clients
+//!   (`mmo_bytes_out_total`, `mmo_bytes_in_total`: QUIC payload the process sent and
+//!   received) and relay batches published to NATS (`mmo_relay_bytes_sent_total`).
+//!
 //! A metric missing from a scrape gives `None` (JSON `null`) and a note; nothing is made up.
+//! (Activity and traffic metrics absent from a process that has no such part, such as NATS
+//! bytes in a single process, are `None` without a note.)
 
 use std::time::Instant;
 
@@ -34,6 +45,22 @@ pub const RSS_BYTES: &str = "process_resident_memory_bytes";
 pub const TICKS_SKIPPED: &str = "mmo_ticks_skipped_total";
 /// Counter of ticks replicated at a degraded overload level (summed over zones).
 pub const DEGRADED_TICKS: &str = "mmo_replication_degraded_ticks_total";
+/// The info gauge naming the process's role.
+pub const PROCESS_ROLE: &str = "mmo_process_role";
+/// Gauge of players in a zone (summed over zones).
+pub const ZONE_PLAYERS: &str = "mmo_zone_players";
+/// Gauge of open QUIC connections.
+pub const CONNECTIONS: &str = "mmo_connections";
+/// Counter of handoffs to neighbour zones (summed over zones).
+pub const ZONE_HANDOFFS: &str = "mmo_zone_handoffs_total";
+/// Counter of relay events, label `event`.
+pub const RELAY_EVENTS: &str = "mmo_relay_events_total";
+/// Counter of bytes sent to clients.
+pub const BYTES_OUT: &str = "mmo_bytes_out_total";
+/// Counter of bytes received from clients.
+pub const BYTES_IN: &str = "mmo_bytes_in_total";
+/// Counter of relay bytes published to NATS.
+pub const RELAY_BYTES_SENT: &str = "mmo_relay_bytes_sent_total";
 /// Gauges of the replication state's heap, by part (summed over zones).
 pub const REPLICATION_HISTORIES_BYTES: &str = "mmo_replication_histories_bytes";
 /// See [`REPLICATION_HISTORIES_BYTES`].
@@ -76,8 +103,38 @@ pub struct ServerFigures {
     pub memory_per_player_kib: Option<f64>,
     /// Of that, the replication state's heap per player, KiB, by part.
     pub replication_per_player_kib: Option<ReplicationPerPlayer>,
+    /// The process's role (`all`, `gateway`, `zone`), from `mmo_process_role`.
+    pub role: Option<String>,
+    /// Players, connections and handoffs.
+    pub activity: ActivityFigures,
+    /// Bytes per second to clients and to NATS.
+    pub traffic: TrafficFigures,
     /// Why a figure is missing or how to read it.
     pub notes: Vec<String>,
+}
+
+/// A process's players, connections and handoffs (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ActivityFigures {
+    /// Players in its zones at the steady phase's end (`None`: it runs no zone).
+    pub zone_players: Option<f64>,
+    /// Open QUIC connections at the steady phase's end (`None`: it has no endpoint).
+    pub connections: Option<f64>,
+    /// Players its zones handed to neighbour zones during the steady phase.
+    pub handoffs: Option<f64>,
+    /// Of those, handoffs to another process that were accepted there.
+    pub handoffs_to_other_processes: Option<f64>,
+}
+
+/// A process's traffic over the steady phase, bytes per second (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct TrafficFigures {
+    /// QUIC payload sent to clients (`None`: it has no endpoint).
+    pub client_bytes_out_per_s: Option<f64>,
+    /// QUIC payload received from clients.
+    pub client_bytes_in_per_s: Option<f64>,
+    /// Relay batches published to NATS (`None`: it relays nothing).
+    pub nats_bytes_sent_per_s: Option<f64>,
 }
 
 /// The replication state's heap per connected player, KiB (the server's accounting).
@@ -165,6 +222,37 @@ pub fn figures(
         (None, Some(s1)) => f.degraded_ticks = Some(s1.max(0.0)),
     }
     let wall_s = (end.at - start.at).as_secs_f64();
+    f.role = b
+        .label_of_one(PROCESS_ROLE, "role")
+        .or_else(|| a.label_of_one(PROCESS_ROLE, "role"))
+        .map(str::to_owned);
+    let delta = |name: &str| Some((b.sum(name)? - a.sum(name)?).max(0.0));
+    let rate = |name: &str| {
+        delta(name)
+            .filter(|_| wall_s >= MIN_CPU_WINDOW_S)
+            .map(|d| d / wall_s)
+    };
+    // Gauges at the end: every process is scraped at once, so the players of a fleet's
+    // processes add up to the players at that moment.
+    f.activity = ActivityFigures {
+        zone_players: b.sum(ZONE_PLAYERS),
+        connections: b.sum(CONNECTIONS),
+        handoffs: delta(ZONE_HANDOFFS),
+        handoffs_to_other_processes: match (
+            a.sum_where(RELAY_EVENTS, "event", "handed_out"),
+            b.sum_where(RELAY_EVENTS, "event", "handed_out"),
+        ) {
+            (Some(x), Some(y)) => Some((y - x).max(0.0)),
+            // The counter appears at the first such handoff.
+            (None, Some(y)) => Some(y),
+            (_, None) => b.sum(RELAY_EVENTS).map(|_| 0.0),
+        },
+    };
+    f.traffic = TrafficFigures {
+        client_bytes_out_per_s: rate(BYTES_OUT),
+        client_bytes_in_per_s: rate(BYTES_IN),
+        nats_bytes_sent_per_s: rate(RELAY_BYTES_SENT),
+    };
     match (a.sum(CPU_SECONDS), b.sum(CPU_SECONDS)) {
         (Some(c0), Some(c1)) if wall_s >= MIN_CPU_WINDOW_S => {
             f.cpu_cores = Some((c1 - c0).max(0.0) / wall_s);
@@ -220,6 +308,18 @@ pub fn figures(
             }
         }
         None => f.notes.push(format!("{RSS_BYTES} missing from /metrics")),
+    }
+    // A gateway runs no zone: its zone figures are absent, not missing.
+    if f.role.as_deref() == Some("gateway") {
+        let zone_metrics = [
+            TICK_HISTOGRAM,
+            TICK_MAX_GAUGE,
+            TICKS_SKIPPED,
+            "mmo_replication_",
+        ];
+        f.notes
+            .retain(|n| !zone_metrics.iter().any(|m| n.contains(m)));
+        f.degraded_ticks = None;
     }
     f
 }
@@ -315,5 +415,67 @@ mod tests {
         let none = figures(None, None, None, 10);
         assert_eq!(none.cpu_cores, None);
         assert!(!none.notes.is_empty());
+    }
+
+    #[test]
+    fn role_activity_and_traffic_come_from_the_steady_scrapes() {
+        let t0 = Instant::now();
+        let start = timed(
+            "mmo_process_role{role=\"zone\"} 1\n\
+             mmo_zone_handoffs_total{zone=\"1\"} 10\n\
+             mmo_zone_handoffs_total{zone=\"2\"} 5\n\
+             mmo_relay_bytes_sent_total 1000\n",
+            t0,
+        );
+        let end = timed(
+            "mmo_process_role{role=\"zone\"} 1\n\
+             mmo_zone_players{zone=\"1\"} 30\n\
+             mmo_zone_players{zone=\"2\"} 12\n\
+             mmo_zone_handoffs_total{zone=\"1\"} 14\n\
+             mmo_zone_handoffs_total{zone=\"2\"} 9\n\
+             mmo_relay_events_total{event=\"handed_out\"} 6\n\
+             mmo_relay_events_total{event=\"moved\"} 2\n\
+             mmo_relay_bytes_sent_total 5000\n",
+            t0 + Duration::from_secs(4),
+        );
+        let f = figures(None, Some(&start), Some(&end), 42);
+        assert_eq!(f.role.as_deref(), Some("zone"));
+        assert_eq!(
+            f.activity,
+            ActivityFigures {
+                zone_players: Some(42.0),
+                connections: None,
+                handoffs: Some(8.0),
+                handoffs_to_other_processes: Some(6.0),
+            }
+        );
+        assert_eq!(f.traffic.nats_bytes_sent_per_s, Some(1000.0));
+        assert_eq!(f.traffic.client_bytes_out_per_s, None);
+        // A process with relay events but no handoff yet has handed out none.
+        let quiet = timed(
+            "mmo_relay_events_total{event=\"moved\"} 2\n",
+            t0 + Duration::from_secs(4),
+        );
+        let f = figures(None, Some(&start), Some(&quiet), 42);
+        assert_eq!(f.activity.handoffs_to_other_processes, Some(0.0));
+        assert_eq!(f.role.as_deref(), Some("zone"));
+        // A gateway's missing zone metrics are not worth a note.
+        let gateway = timed(
+            "mmo_process_role{role=\"gateway\"} 1\nmmo_connections 5\n",
+            t0 + Duration::from_secs(4),
+        );
+        let f = figures(None, Some(&gateway), Some(&gateway), 5);
+        assert_eq!(f.activity.connections, Some(5.0));
+        assert_eq!(f.degraded_ticks, None);
+        assert!(
+            !f.notes.iter().any(|n| n.contains(TICK_HISTOGRAM)),
+            "{:?}",
+            f.notes
+        );
+        assert!(
+            f.notes.iter().any(|n| n.contains(CPU_SECONDS)),
+            "{:?}",
+            f.notes
+        );
     }
 }

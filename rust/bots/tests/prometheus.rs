@@ -107,3 +107,28 @@ fn bad_lines_are_errors_naming_the_line() {
         }
     );
 }
+
+#[test]
+fn sums_by_one_label_and_reads_an_info_gauge() {
+    let scrape = Scrape::parse(
+        "mmo_relay_events_total{event=\"handed_out\"} 3\n\
+         mmo_relay_events_total{event=\"handed_in\"} 5\n\
+         mmo_relay_events_total{event=\"handed_out\",zone=\"2\"} 4\n\
+         mmo_process_role{role=\"all\"} 0\n\
+         mmo_process_role{role=\"zone\"} 1\n",
+    )
+    .unwrap();
+    assert_eq!(
+        scrape.sum_where("mmo_relay_events_total", "event", "handed_out"),
+        Some(7.0)
+    );
+    assert_eq!(
+        scrape.sum_where("mmo_relay_events_total", "event", "moved"),
+        None
+    );
+    assert_eq!(
+        scrape.label_of_one("mmo_process_role", "role"),
+        Some("zone")
+    );
+    assert_eq!(scrape.label_of_one("mmo_missing", "role"), None);
+}

@@ -1,11 +1,36 @@
-//! `--spawn-server` error paths, through the binary and the library: a server binary that
-//! does not exist, and one that exits without printing its ready line.
+//! Error paths, through the binary and the library: a server binary that does not exist,
+//! one that exits without printing its ready line, and an `--html` path that cannot be
+//! written.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use mmo_loadtest::{LoadOptions, Target};
+
+#[test]
+fn an_html_path_that_cannot_be_written_fails_before_the_run() {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_mmo-loadtest"))
+        .args([
+            "--http",
+            "127.0.0.1:9",
+            "--html",
+            "/nonexistent/dir/report.html",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--html /nonexistent/dir/report.html"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    // No bot was started: the error came before any login attempt.
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
 
 #[test]
 fn the_binary_names_a_missing_server_binary_and_exits_non_zero() {

@@ -1,7 +1,7 @@
 //! End to end through the real binaries: builds `mmo-server`, then runs the `mmo-loadtest`
 //! binary with `--spawn-server --json`: 200 bots for 20 iterations of 0.5 s against the
 //! server it spawns (each uses two abilities and one inventory operation), and checks the
-//! JSON report it prints.
+//! JSON report it prints and the HTML page it writes (`--html`).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -64,6 +64,8 @@ fn number(report: &Value, key: &str) -> f64 {
 fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
     let server_bin = build_server();
     let bots = BOTS.to_string();
+    let html_dir = tempfile::tempdir().unwrap();
+    let html_path = html_dir.path().join("report.html");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmo-loadtest"))
         .args([
             "--spawn-server",
@@ -81,6 +83,10 @@ fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
             "30",
             "--json",
             "--no-progress",
+            "--html",
+            html_path.to_str().unwrap(),
+            "--plan-ccu",
+            "10000",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -170,6 +176,49 @@ fn two_hundred_bots_for_ten_seconds_against_the_real_server() {
     assert!(number(&report, "server_tick_max_ms") > 0.0, "{report:#}");
     assert!(number(&report, "server_ticks_skipped") >= 0.0, "{report:#}");
     assert!(number(&report, "server_rss_mib") > 0.0, "{report:#}");
+    // The per-role figures and the plan come from the same scrapes.
+    assert_eq!(report["server_role"], "all", "{report:#}");
+    assert!(
+        number(&report["server_traffic"], "client_bytes_out_per_s") > 0.0,
+        "{report:#}"
+    );
+    let roles = report["roles"].as_array().expect("roles is an array");
+    assert_eq!(roles.len(), 1, "{report:#}");
+    assert!(
+        number(&roles[0], "cpu_millicores_per_player") > 0.0,
+        "{report:#}"
+    );
+    let plan = &report["capacity"];
+    assert_eq!(plan["ccu"], 10_000, "{report:#}");
+    assert!(number(&plan["roles"][0], "cores") > 0.0, "{report:#}");
+    assert!(plan["cost"].is_null(), "no prices given: {report:#}");
+    // The timeline saw every bot connected at once and the server's players.
+    let ccu = report["timeline"]["ccu"].as_array().expect("ccu points");
+    let most = ccu.iter().filter_map(|p| p["active"].as_u64()).max();
+    assert_eq!(most, Some(BOTS), "{report:#}");
+    let server_line = &report["timeline"]["processes"][0];
+    assert_eq!(server_line["role"], "all", "{report:#}");
+    assert!(
+        server_line["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .any(|p| p["zone_players"].as_f64() == Some(BOTS as f64)),
+        "{report:#}"
+    );
+    let cdf = report["input_to_ack_cdf"].as_array().expect("cdf points");
+    assert_eq!(cdf.last().map(|p| p["fraction"].as_f64()), Some(Some(1.0)));
+    assert!(
+        cdf.windows(2)
+            .all(|w| number(&w[0], "ms") <= number(&w[1], "ms")),
+        "{report:#}"
+    );
+    // The HTML page: its four timelines and the CDF are drawn with data.
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert_eq!(html.matches("<svg").count(), 5, "{html}");
+    assert!(!html.contains("no data"), "{html}");
+    assert!(html.contains("Plan for 10000 concurrent players"), "{html}");
     let notes = report["notes"].as_array().expect("notes is an array");
     assert!(
         notes

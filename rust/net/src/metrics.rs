@@ -62,6 +62,9 @@ pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
 pub const RELAY_CONNECTIONS: &str = "mmo_relay_connections";
 /// Counter, bytes: relay batches published to NATS.
 pub const RELAY_BYTES_SENT_TOTAL: &str = "mmo_relay_bytes_sent_total";
+/// Gauge, label `role` (`all`, `gateway`, `zone`): 1 for the role this process runs, set
+/// at start, so a scraper (the load tester's per-role figures) knows what it reads.
+pub const PROCESS_ROLE: &str = "mmo_process_role";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
 /// [`crate::gateway::GatewayConfig::max_connections`] caps).
 pub const CONNECTIONS: &str = "mmo_connections";
@@ -101,8 +104,8 @@ pub const VALIDATION_REJECTIONS_TOTAL: &str = "mmo_validation_rejections_total";
 /// zone closed for breaking the protocol (bad frames, bad datagrams, messages out of order,
 /// a wrong protocol version).
 pub const PROTOCOL_VIOLATIONS_TOTAL: &str = "mmo_protocol_violations_total";
-/// Counter: players handed from one zone to a neighbour. Not recorded yet (one zone per
-/// server).
+/// Counter, label `zone`: players this zone handed to a neighbour (in this process or
+/// another).
 pub const ZONE_HANDOFFS_TOTAL: &str = "mmo_zone_handoffs_total";
 /// Counter, label `urgency` (`periodic`, `now`): character records offered to the
 /// character store (a record offered again after a refusal counts again).
@@ -120,6 +123,10 @@ pub const CHARACTER_LOADS_TOTAL: &str = "mmo_character_loads_total";
 /// Call once after installing it.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        PROCESS_ROLE,
+        "1 for the role this process runs (label role: all, gateway or zone)"
+    );
     describe_histogram!(
         TICK_DURATION_SECONDS,
         Unit::Seconds,
