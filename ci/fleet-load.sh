@@ -18,26 +18,39 @@
 #   MMO_FLEET_ZONES=4x4 MMO_FLEET_GATEWAYS=8 MMO_FLEET_SPAWN_SPREAD_M=1800 \
 #       MMO_LOAD_RAMP_PER_S=500 bash ci/fleet-load.sh 10000 /tmp/fleet-10k -- --worker-threads 8
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
-bots=${1:?usage: ci/fleet-load.sh BOTS [DIR] [-- more mmo-loadtest flags]}
+usage="usage: ci/fleet-load.sh BOTS [DIR] [-- more mmo-loadtest flags]"
+bots=${1:?$usage}
 shift
 dir=/tmp/mmo-fleet-load
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then
     dir=$1
     shift
 fi
-[ $# -gt 0 ] && [ "$1" = "--" ] && shift
+if [ $# -gt 0 ]; then
+    if [ "$1" != "--" ]; then
+        echo "fleet-load: $1: mmo-loadtest flags go after --; $usage" >&2
+        exit 2
+    fi
+    shift
+fi
 if ! [[ $bots =~ ^[1-9][0-9]*$ ]]; then
-    echo "fleet-load: BOTS=$bots: expected a whole number >= 1" >&2
+    echo "fleet-load: BOTS=$bots: expected a whole number >= 1; $usage" >&2
     exit 2
 fi
+if [[ $dir == -* ]]; then
+    echo "fleet-load: DIR=$dir: a directory, not a flag (flags go after --); $usage" >&2
+    exit 2
+fi
+# Resolved from the caller's directory, before the cd below.
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+cd "$(dirname "$0")/.."
 cargo build --release -q -p mmo-loadtest
-bash ci/fleet.sh up "$dir/fleet"
+# Before `up`: a fleet that fails half-way up is taken down too.
 trap 'bash ci/fleet.sh down "$dir/fleet"' EXIT
+bash ci/fleet.sh up "$dir/fleet"
 read -r -a target <"$dir/fleet/load-args"
 python3 ci/service_cpu.py mark "$dir/fleet/services" >"$dir/services-cpu.json"
 status=0

@@ -63,7 +63,7 @@ pg_start() {
     local bin
     bin=$(pg_bin)
     as_pg "$bin/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -t 60 \
-        -o "-p $(cat "$dir/pg.port") -k $dir/pgsock -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+        -o "-p $(cat "$dir/pg.port") -k $dir/pgsock -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=400" start >/dev/null
 }
 
 pg_stop() {

@@ -93,6 +93,15 @@ mod tests {
     }
 }
 
+/// Bytes and the active time they were counted over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ActiveBytes {
+    /// Bytes.
+    pub bytes: u64,
+    /// Seconds the session was active.
+    pub active_s: f64,
+}
+
 /// What one bot measured.
 #[derive(Debug)]
 pub(crate) struct BotOutcome {
@@ -113,6 +122,9 @@ pub(crate) struct BotOutcome {
     /// UDP bytes per second (QUIC overhead, acks and retransmissions included).
     pub udp_bytes_up_per_s: Option<f64>,
     pub udp_bytes_down_per_s: Option<f64>,
+    /// UDP bytes received over the whole connection, and the active time they are divided
+    /// by, seconds (`None` when never active): the report's fleet-wide egress rate sums these.
+    pub udp_down: Option<ActiveBytes>,
     /// Gameplay requests, results and combat events.
     pub gameplay: GameplayTally,
     /// How the session ended (`client_quit` for a graceful logout), once connected.
@@ -142,6 +154,7 @@ pub(crate) async fn run_bot(
         bytes_down_per_s: None,
         udp_bytes_up_per_s: None,
         udp_bytes_down_per_s: None,
+        udp_down: None,
         gameplay: GameplayTally::new(),
         disconnect_reason: None,
         disconnect_message: None,
@@ -300,6 +313,10 @@ async fn play(
         let quic = client.stats();
         outcome.udp_bytes_up_per_s = Some(quic.udp_bytes_out as f64 / active_s);
         outcome.udp_bytes_down_per_s = Some(quic.udp_bytes_in as f64 / active_s);
+        outcome.udp_down = Some(ActiveBytes {
+            bytes: quic.udp_bytes_in,
+            active_s,
+        });
     }
     outcome.disconnect_reason = Some(match ended_by_server {
         Some((reason, message)) => {

@@ -21,10 +21,14 @@
 //! of egress in US dollars. The cost per monthly player divides the cost per concurrent
 //! player by the monthly players per peak concurrent player (`--monthly-players-per-ccu`).
 //!
+//! A cost is given only when every part was measured (every role's CPU and memory, the
+//! egress, at least one player); otherwise the plan says why it has none.
+//!
 //! What the figures leave out: a run on one small machine shares its cores between the
-//! bots and every process, so CPU per player includes contention; NATS, Redis and
-//! PostgreSQL are not scraped (their CPU is not in any role); load balancers, storage and
-//! support are not priced.
+//! bots and every process, so CPU per player includes contention; CPU is the steady
+//! phase's, so the logins and QUIC handshakes of the ramp are in no role; NATS, Redis and
+//! PostgreSQL are not scraped (their CPU is not in any role; `ci/service_cpu.py` measures it
+//! beside a fleet run); load balancers, storage and support are not priced.
 
 use serde::Serialize;
 
@@ -34,7 +38,7 @@ use crate::server_figures::ServerFigures;
 pub const CPU_TARGET_SHARE: f64 = 0.7;
 /// Hours in a month (365.25 × 24 ÷ 12).
 pub const HOURS_PER_MONTH: f64 = 730.5;
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+const BYTES_PER_GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// One role's measured figures (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -200,7 +204,7 @@ pub fn plan(
             (Some(cpu), Some(memory)) => plans.push(RolePlan {
                 role: r.role.clone(),
                 cores: cpu / 1000.0 * players / CPU_TARGET_SHARE,
-                memory_gib: memory * 1024.0 * players / GIB,
+                memory_gib: memory * 1024.0 * players / BYTES_PER_GIB,
             }),
             _ => notes.push(format!(
                 "role {} has no CPU or memory figure per player: left out of the plan",
@@ -208,15 +212,25 @@ pub fn plan(
             )),
         }
     }
-    let egress_gib_per_month = egress_b_per_s * seconds_per_month / GIB;
-    let cost = prices.map(|p| {
+    let egress_gib_per_month = egress_b_per_s * seconds_per_month / BYTES_PER_GIB;
+    // A cost with a part missing would be too low and look whole: none at all, said why.
+    let complete = egress_bytes_per_s_per_player.is_some()
+        && !plans.is_empty()
+        && plans.len() == roles.len()
+        && ccu > 0;
+    if prices.is_some() && !complete {
+        notes.push(
+            "no cost: a part of the fleet (a role, egress or any player) was not measured".into(),
+        );
+    }
+    let cost = prices.filter(|_| complete).map(|p| {
         let cores: f64 = plans.iter().map(|r| r.cores).sum();
         let memory: f64 = plans.iter().map(|r| r.memory_gib).sum();
         let compute_usd = cores * p.usd_per_core_month;
         let memory_usd = memory * p.usd_per_gib_memory_month;
         let egress_usd = egress_gib_per_month * p.usd_per_gib_egress;
         let total_usd = compute_usd + memory_usd + egress_usd;
-        let per_ccu = if ccu > 0 { total_usd / players } else { 0.0 };
+        let per_ccu = total_usd / players;
         Cost {
             compute_usd,
             memory_usd,
@@ -234,7 +248,7 @@ pub fn plan(
         cpu_target_share: CPU_TARGET_SHARE,
         roles: plans,
         egress_gib_per_month,
-        nats_gib_per_month: nats_b_per_s * seconds_per_month / GIB,
+        nats_gib_per_month: nats_b_per_s * seconds_per_month / BYTES_PER_GIB,
         prices,
         cost,
         notes,
@@ -291,7 +305,7 @@ mod tests {
         // 1 MiB per gateway player: 10,000 MiB.
         assert!((p.roles[0].memory_gib - 10_000.0 / 1024.0).abs() < 1e-9);
         // 4000 B/s × 10,000 players for a month.
-        let egress = 4000.0 * 10_000.0 * HOURS_PER_MONTH * 3600.0 / GIB;
+        let egress = 4000.0 * 10_000.0 * HOURS_PER_MONTH * 3600.0 / BYTES_PER_GIB;
         assert!((p.egress_gib_per_month - egress).abs() < 1e-6);
         let cost = p.cost.unwrap();
         let cores = 60.0 / 0.7;
@@ -315,6 +329,30 @@ mod tests {
         assert!(p.notes[0].contains("egress left out"), "{:?}", p.notes);
         assert!(p.notes[1].contains("role zone"), "{:?}", p.notes);
         assert_eq!(p.egress_gib_per_month, 0.0);
+        // With prices, a plan missing a part has no cost rather than a low one.
+        let prices = Prices {
+            usd_per_core_month: 20.0,
+            usd_per_gib_memory_month: 3.0,
+            usd_per_gib_egress: 0.05,
+            monthly_players_per_ccu: None,
+        };
+        let g = process("gateway", 0.1, 50.0, None, 0.0);
+        let roles = role_figures(&[&g, &z], 10);
+        let p = plan(&roles, Some(1000.0), 1000, Some(prices));
+        assert_eq!(p.roles.len(), 1);
+        assert_eq!(p.cost, None);
+        assert!(
+            p.notes.iter().any(|n| n.contains("no cost")),
+            "{:?}",
+            p.notes
+        );
+        let roles = role_figures(&[&g], 10);
+        assert!(
+            plan(&roles, Some(1000.0), 1000, Some(prices))
+                .cost
+                .is_some()
+        );
+        assert_eq!(plan(&roles, None, 1000, Some(prices)).cost, None);
         assert_eq!(p.cost, None);
         // No player connected: nothing per player.
         let roles = role_figures(&[&process("all", 1.0, 100.0, Some(5.0), 0.0)], 0);

@@ -251,7 +251,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("monthly_players_per_ccu"), "{err}");
+        assert!(err.contains("--monthly-players-per-ccu"), "{err}");
         // Prices without a plan are refused by the parser.
         assert!(
             Cli::try_parse_from([

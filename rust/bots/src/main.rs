@@ -18,17 +18,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Created before the run, so an unwritable path fails now, not after it.
-    let mut html = match &cli.html {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Some((path.clone(), file)),
-            Err(e) => {
-                eprintln!("mmo-loadtest: --html {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
-    };
+    if let Err(e) = options.validate() {
+        eprintln!("mmo-loadtest: {e}");
+        return ExitCode::from(2);
+    }
+    // Opened (not truncated: an earlier report stays until this one replaces it) before the
+    // run, so an unwritable path fails now, not after it.
+    if let Some(path) = &cli.html
+        && let Err(e) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        eprintln!("mmo-loadtest: --html {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.worker_threads.max(1))
         .enable_all()
@@ -52,16 +56,11 @@ fn main() -> ExitCode {
     } else {
         print!("{}", report.to_table());
     }
-    if let Some((path, file)) = html.as_mut() {
-        use std::io::Write as _;
-        let page = mmo_loadtest::report_html::render(&report);
-        if let Err(e) = file
-            .write_all(page.as_bytes())
-            .and_then(|()| file.sync_all())
-        {
-            eprintln!("mmo-loadtest: --html {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    if let Some(path) = &cli.html
+        && let Err(e) = std::fs::write(path, mmo_loadtest::report_html::render(&report))
+    {
+        eprintln!("mmo-loadtest: --html {}: {e}", path.display());
+        return ExitCode::from(2);
     }
     match report.failure() {
         Some(why) => {

@@ -106,13 +106,13 @@ impl LoadOptions {
         }
         if let Some(plan) = &self.plan {
             if plan.ccu == 0 {
-                return Err(LoadError::BadOption("plan ccu must be at least 1".into()));
+                return Err(LoadError::BadOption("--plan-ccu must be at least 1".into()));
             }
             if let Some(p) = &plan.prices {
                 for (name, v) in [
-                    ("usd_per_core_month", p.usd_per_core_month),
-                    ("usd_per_gib_memory_month", p.usd_per_gib_memory_month),
-                    ("usd_per_gib_egress", p.usd_per_gib_egress),
+                    ("--usd-per-core-month", p.usd_per_core_month),
+                    ("--usd-per-gib-memory-month", p.usd_per_gib_memory_month),
+                    ("--usd-per-gib-egress", p.usd_per_gib_egress),
                 ] {
                     if !(v.is_finite() && v >= 0.0) {
                         return Err(LoadError::BadOption(format!(
@@ -124,7 +124,7 @@ impl LoadOptions {
                     && !(m.is_finite() && m > 0.0)
                 {
                     return Err(LoadError::BadOption(format!(
-                        "monthly_players_per_ccu must be a positive number, got {m}"
+                        "--monthly-players-per-ccu must be a positive number, got {m}"
                     )));
                 }
             }

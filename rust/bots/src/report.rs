@@ -122,8 +122,8 @@ pub struct Report {
     pub udp_bytes_per_s_down_p50: Option<f64>,
     /// Per-client UDP download rate, 99th percentile, bytes/s.
     pub udp_bytes_per_s_down_p99: Option<f64>,
-    /// Per-client UDP download rate, mean, bytes/s: the egress per player the capacity
-    /// plan prices (measured on the wire at the clients).
+    /// UDP bytes all bots received over all their active time, bytes/s per bot: the egress
+    /// per player the capacity plan prices (measured on the wire at the clients).
     pub udp_bytes_per_s_down_mean: Option<f64>,
     /// Ability steps the scenario reached (every 10th iteration): each sent a request or
     /// was skipped with a reason.
@@ -393,7 +393,13 @@ impl Report {
                 }
             }
         }
-        let udp_down_mean = (!udp_down.is_empty()).then(|| udp_down.mean());
+        // All bots' bytes over all their active time: a bot that ended early does not weigh
+        // its handshake bytes over a short time as much as a per-bot mean would.
+        let (down_bytes, down_active_s) = outcomes
+            .iter()
+            .filter_map(|o| o.udp_down)
+            .fold((0u64, 0.0f64), |(b, s), d| (b + d.bytes, s + d.active_s));
+        let udp_down_mean = (down_active_s > 0.0).then(|| down_bytes as f64 / down_active_s);
         let capacity = facts.plan.map(|request| {
             crate::capacity::plan(&facts.roles, udp_down_mean, request.ccu, request.prices)
         });

@@ -182,7 +182,7 @@ pub fn render(report: &Report) -> String {
             process_series(report, |p| p.zone_players.or(p.connections)),
         ),
         (
-            "Tick p99 per process (bucket upper bound, per interval)",
+            "Tick p99 per process and second (about its slowest tick; bucket upper bound)",
             "ms",
             process_series(report, |p| p.tick_p99_ms_upper_bound),
         ),

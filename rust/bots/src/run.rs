@@ -94,12 +94,9 @@ async fn scrape_all(
         .collect();
     let mut scrapes = Vec::with_capacity(tasks.len());
     for task in tasks {
-        scrapes.push(match task.await {
-            Ok(Ok(scrape)) => Some(scrape),
-            Ok(Err(e)) => {
-                notes.push(format!("metrics scrape {when} failed: {e}"));
-                None
-            }
+        let scraped = task.await.map_err(|e| e.to_string()).and_then(|r| r);
+        scrapes.push(match scraped {
+            Ok(scrape) => Some(scrape),
             Err(e) => {
                 notes.push(format!("metrics scrape {when} failed: {e}"));
                 None

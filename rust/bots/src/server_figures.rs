@@ -21,9 +21,11 @@
 //!   connections (`mmo_connections`) at the steady phase's end; handoffs to neighbour zones
 //!   (`mmo_zone_handoffs_total`) and of those, handoffs to other processes accepted there
 //!   (`mmo_relay_events_total{event="handed_out"}`), counted over the steady phase.
-//! - Traffic, bytes per second over the steady phase: to and from clients
-//!   (`mmo_bytes_out_total`, `mmo_bytes_in_total`: QUIC payload the process sent and
-//!   received) and relay batches published to NATS (`mmo_relay_bytes_sent_total`).
+//! - Traffic, bytes per second over the steady phase: session payload to and from clients
+//!   as the process's zones count it (`mmo_bytes_out_total`, `mmo_bytes_in_total`: in a
+//!   fleet the zone processes, which encode; a gateway counts none) and relay batches
+//!   published to NATS (`mmo_relay_bytes_sent_total`). A counter first seen at the steady
+//!   phase's end counts from 0 (counters appear at their first event).
 //!
 //! A metric missing from a scrape gives `None` (JSON `null`) and a note; nothing is made up.
 //! (Activity and traffic metrics absent from a process that has no such part, such as NATS
@@ -129,9 +131,9 @@ pub struct ActivityFigures {
 /// A process's traffic over the steady phase, bytes per second (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct TrafficFigures {
-    /// QUIC payload sent to clients (`None`: it has no endpoint).
+    /// Session payload its zones sent to clients (`None`: it runs no zone).
     pub client_bytes_out_per_s: Option<f64>,
-    /// QUIC payload received from clients.
+    /// Session payload its zones received from clients.
     pub client_bytes_in_per_s: Option<f64>,
     /// Relay batches published to NATS (`None`: it relays nothing).
     pub nats_bytes_sent_per_s: Option<f64>,
@@ -226,7 +228,8 @@ pub fn figures(
         .label_of_one(PROCESS_ROLE, "role")
         .or_else(|| a.label_of_one(PROCESS_ROLE, "role"))
         .map(str::to_owned);
-    let delta = |name: &str| Some((b.sum(name)? - a.sum(name)?).max(0.0));
+    // Counters appear at their first event: absent at the start means 0 then.
+    let delta = |name: &str| Some((b.sum(name)? - a.sum(name).unwrap_or(0.0)).max(0.0));
     let rate = |name: &str| {
         delta(name)
             .filter(|_| wall_s >= MIN_CPU_WINDOW_S)
@@ -435,7 +438,8 @@ mod tests {
              mmo_zone_handoffs_total{zone=\"2\"} 9\n\
              mmo_relay_events_total{event=\"handed_out\"} 6\n\
              mmo_relay_events_total{event=\"moved\"} 2\n\
-             mmo_relay_bytes_sent_total 5000\n",
+             mmo_relay_bytes_sent_total 5000\n\
+             mmo_bytes_out_total 400\n",
             t0 + Duration::from_secs(4),
         );
         let f = figures(None, Some(&start), Some(&end), 42);
@@ -450,7 +454,9 @@ mod tests {
             }
         );
         assert_eq!(f.traffic.nats_bytes_sent_per_s, Some(1000.0));
-        assert_eq!(f.traffic.client_bytes_out_per_s, None);
+        // First seen at the end: counted from 0.
+        assert_eq!(f.traffic.client_bytes_out_per_s, Some(100.0));
+        assert_eq!(f.traffic.client_bytes_in_per_s, None);
         // A process with relay events but no handoff yet has handed out none.
         let quiet = timed(
             "mmo_relay_events_total{event=\"moved\"} 2\n",

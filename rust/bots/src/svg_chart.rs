@@ -2,8 +2,9 @@
 //! report opens anywhere and can be attached to an issue as it is.
 //!
 //! A chart has a title, axis labels and series of points; a point without a value breaks
-//! its line (a gap, never a made-up value). Axes start at 0 unless a series goes below it,
-//! and get five evenly spaced ticks rounded to 1, 2 or 5 times a power of ten.
+//! its line (a gap, never a made-up value). Axes include 0, and get about five evenly
+//! spaced ticks rounded to 1, 2 or 5 times a power of ten. Non-finite values are left out.
+//! The chart grows taller when its legend needs the room (one line per series).
 
 use std::fmt::Write as _;
 
@@ -39,7 +40,12 @@ pub struct Chart<'a> {
 }
 
 const WIDTH_PX: f64 = 760.0;
+/// Height of a chart with a short legend.
 const HEIGHT_PX: f64 = 320.0;
+/// One legend line.
+const LEGEND_LINE_PX: f64 = 14.0;
+/// At most this many ticks per axis (a guard: round steps give about five).
+const MAX_TICKS: usize = 20;
 const LEFT_PX: f64 = 70.0;
 const RIGHT_PX: f64 = 190.0;
 const TOP_PX: f64 = 30.0;
@@ -86,21 +92,39 @@ fn nice_step(span: f64) -> f64 {
     nice * power
 }
 
-/// The axis range `[low, high]` covering `values` (from 0 unless a value is negative),
-/// rounded out to whole steps, and its step.
-fn axis(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
-    let (mut low, mut high) = (0.0f64, f64::NEG_INFINITY);
+/// An axis: its range and the step between its ticks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Axis {
+    low: f64,
+    high: f64,
+    step: f64,
+}
+
+/// The axis covering `values` and 0, rounded out to whole steps.
+fn axis(values: impl Iterator<Item = f64>) -> Axis {
+    // Past this, rounding out to a step could overflow to infinity.
+    const LIMIT: f64 = 1e300;
+    let (mut low, mut high) = (0.0f64, 0.0f64);
     for v in values.filter(|v| v.is_finite()) {
-        low = low.min(v);
-        high = high.max(v);
+        low = low.min(v.max(-LIMIT));
+        high = high.max(v.min(LIMIT));
     }
-    if !high.is_finite() || high <= low {
+    if high <= low {
         high = low + 1.0;
     }
     let step = nice_step(high - low);
-    let low = (low / step).floor() * step;
-    let high = (high / step).ceil() * step;
-    (low, high, step)
+    Axis {
+        low: (low / step).floor() * step,
+        high: (high / step).ceil() * step,
+        step,
+    }
+}
+
+/// The tick values of an axis, at most [`MAX_TICKS`].
+fn ticks(axis: Axis) -> impl Iterator<Item = f64> {
+    (0..MAX_TICKS)
+        .map(move |i| axis.low + axis.step * i as f64)
+        .take_while(move |v| *v <= axis.high + axis.step * 1e-9)
 }
 
 fn label(value: f64) -> String {
@@ -117,6 +141,7 @@ fn label(value: f64) -> String {
 /// "no data".
 #[must_use]
 pub fn line_chart(chart: &Chart<'_>) -> String {
+    let finite = |p: &Point| p.y.filter(|y| y.is_finite());
     let xs = chart
         .series
         .iter()
@@ -124,24 +149,24 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
     let ys = chart
         .series
         .iter()
-        .flat_map(|s| s.points.iter().filter_map(|p| p.y));
-    let (x_low, x_high, x_step) = axis(xs);
-    let (y_low, y_high, y_step) = axis(ys);
+        .flat_map(|s| s.points.iter().filter_map(finite));
+    let x_axis = axis(xs);
+    let y_axis = axis(ys);
+    let height_px = HEIGHT_PX.max(TOP_PX + LEGEND_LINE_PX * chart.series.len() as f64 + 20.0);
     let plot_w = WIDTH_PX - LEFT_PX - RIGHT_PX;
-    let plot_h = HEIGHT_PX - TOP_PX - BOTTOM_PX;
-    let px = |x: f64| LEFT_PX + (x - x_low) / (x_high - x_low) * plot_w;
-    let py = |y: f64| TOP_PX + plot_h - (y - y_low) / (y_high - y_low) * plot_h;
+    let plot_h = height_px - TOP_PX - BOTTOM_PX;
+    let px = |x: f64| LEFT_PX + (x - x_axis.low) / (x_axis.high - x_axis.low) * plot_w;
+    let py = |y: f64| TOP_PX + plot_h - (y - y_axis.low) / (y_axis.high - y_axis.low) * plot_h;
     let mut svg = String::new();
     // Writing to a String cannot fail.
     let _ = write!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH_PX}\" height=\"{HEIGHT_PX}\" \
-         viewBox=\"0 0 {WIDTH_PX} {HEIGHT_PX}\" role=\"img\" aria-label=\"{title}\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH_PX}\" height=\"{height_px}\" \
+         viewBox=\"0 0 {WIDTH_PX} {height_px}\" role=\"img\" aria-label=\"{title}\">\
          <text x=\"{LEFT_PX}\" y=\"18\" font-weight=\"bold\">{title}</text>",
         title = escape(chart.title)
     );
-    let mut y = y_low;
-    while y <= y_high + y_step * 1e-9 {
+    for y in ticks(y_axis) {
         let _ = write!(
             svg,
             "<line x1=\"{LEFT_PX}\" x2=\"{:.1}\" y1=\"{v:.1}\" y2=\"{v:.1}\" stroke=\"#ddd\"/>\
@@ -152,10 +177,8 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
             label(y),
             v = py(y),
         );
-        y += y_step;
     }
-    let mut x = x_low;
-    while x <= x_high + x_step * 1e-9 {
+    for x in ticks(x_axis) {
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{}</text>",
@@ -163,7 +186,6 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
             TOP_PX + plot_h + 16.0,
             label(x)
         );
-        x += x_step;
     }
     let _ = write!(
         svg,
@@ -173,7 +195,7 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
          <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" \
          transform=\"rotate(-90 14 {:.1})\">{}</text>",
         LEFT_PX + plot_w / 2.0,
-        HEIGHT_PX - 8.0,
+        height_px - 8.0,
         escape(chart.x_label),
         TOP_PX + plot_h / 2.0,
         TOP_PX + plot_h / 2.0,
@@ -182,35 +204,47 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
     let mut any = false;
     for (i, series) in chart.series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+        // Runs of consecutive points with a value, in pixels.
+        let mut runs: Vec<Vec<Pixel>> = vec![Vec::new()];
         for p in &series.points {
-            match p.y.filter(|y| y.is_finite()) {
+            match finite(p) {
                 Some(y) => {
                     any = true;
                     // Invariant: `runs` starts with one run and only grows.
                     let run = runs.last_mut().expect("runs is never empty");
-                    run.push(format!("{:.1},{:.1}", px(p.x), py(y)));
+                    run.push(Pixel {
+                        x: px(p.x),
+                        y: py(y),
+                    });
                 }
                 None => runs.push(Vec::new()),
             }
         }
-        for run in runs.iter().filter(|r| !r.is_empty()) {
-            if run.len() == 1 {
-                let (cx, cy) = run[0].split_once(',').unwrap_or(("0", "0"));
-                let _ = write!(
-                    svg,
-                    "<circle cx=\"{cx}\" cy=\"{cy}\" r=\"2\" fill=\"{colour}\"/>"
-                );
-            } else {
-                let _ = write!(
-                    svg,
-                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" \
-                     points=\"{}\"/>",
-                    run.join(" ")
-                );
+        for run in &runs {
+            match run.as_slice() {
+                [] => {}
+                [only] => {
+                    let _ = write!(
+                        svg,
+                        "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{colour}\"/>",
+                        only.x, only.y
+                    );
+                }
+                points => {
+                    let coordinates: Vec<String> = points
+                        .iter()
+                        .map(|p| format!("{:.1},{:.1}", p.x, p.y))
+                        .collect();
+                    let _ = write!(
+                        svg,
+                        "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" \
+                         points=\"{}\"/>",
+                        coordinates.join(" ")
+                    );
+                }
             }
         }
-        let legend_y = TOP_PX + 14.0 * i as f64 + 8.0;
+        let legend_y = TOP_PX + LEGEND_LINE_PX * i as f64 + 8.0;
         let _ = write!(
             svg,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"{colour}\"/>\
@@ -234,6 +268,13 @@ pub fn line_chart(chart: &Chart<'_>) -> String {
     svg
 }
 
+/// A point in the SVG's pixels.
+#[derive(Clone, Copy, Debug)]
+struct Pixel {
+    x: f64,
+    y: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,9 +285,17 @@ mod tests {
         assert_eq!(nice_step(7.0), 2.0);
         assert!((nice_step(0.3) - 0.1).abs() < 1e-12);
         assert_eq!(nice_step(400.0), 100.0);
-        assert_eq!(axis([3.0, 47.0].into_iter()), (0.0, 50.0, 10.0));
-        assert_eq!(axis([-3.0, 7.0].into_iter()), (-4.0, 8.0, 2.0));
-        assert_eq!(axis(std::iter::empty()), (0.0, 1.0, 0.2));
+        let a = |low, high, step| Axis { low, high, step };
+        assert_eq!(axis([3.0, 47.0].into_iter()), a(0.0, 50.0, 10.0));
+        assert_eq!(axis([-3.0, 7.0].into_iter()), a(-4.0, 8.0, 2.0));
+        assert_eq!(axis(std::iter::empty()), a(0.0, 1.0, 0.2));
+        // All negative: 0 stays on the axis.
+        assert_eq!(axis([-5.0, -3.0].into_iter()), a(-5.0, 0.0, 1.0));
+        // Huge and non-finite values: a finite axis and a bounded number of ticks.
+        let huge = axis([f64::MAX, f64::INFINITY, f64::NAN].into_iter());
+        assert!(huge.high.is_finite() && huge.step.is_finite(), "{huge:?}");
+        assert!(ticks(huge).count() <= MAX_TICKS);
+        assert_eq!(ticks(a(0.0, 50.0, 10.0)).count(), 6);
     }
 
     #[test]
@@ -290,5 +339,23 @@ mod tests {
         });
         assert!(empty.contains("no data"));
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
+        // A long legend makes the chart taller instead of falling off it.
+        let many: Vec<Series> = (0..30)
+            .map(|i| Series {
+                name: format!("p{i}"),
+                points: vec![Point {
+                    x: 0.0,
+                    y: Some(1.0),
+                }],
+            })
+            .collect();
+        let tall = line_chart(&Chart {
+            title: "t",
+            x_label: "s",
+            y_label: "ms",
+            series: &many,
+        });
+        let expected = TOP_PX + LEGEND_LINE_PX * 30.0 + 20.0;
+        assert!(tall.contains(&format!("height=\"{expected}\"")), "{tall}");
     }
 }

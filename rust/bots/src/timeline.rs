@@ -11,8 +11,11 @@
 //! - `cpu_cores`: `process_cpu_seconds_total` delta over the interval's wall time;
 //! - `zone_players`, `connections`: the gauges at the scrape.
 //!
-//! A scrape that fails or takes longer than [`SCRAPE_TIMEOUT`] leaves a gap (the next point
-//! covers the longer interval) and is counted in `failed_scrapes`; nothing is filled in.
+//! A scrape that fails or takes longer than [`SCRAPE_TIMEOUT`] leaves a gap (a point with
+//! no value, which breaks the process's lines; the next point covers the longer interval)
+//! and is counted in `failed_scrapes`; nothing is filled in.
+//!
+//! A 1 s interval holds about 30 ticks at 30 Hz, so its "p99" is about its slowest tick.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,11 +134,12 @@ impl Recorder {
                 let mut ticker = tokio::time::interval(SAMPLE_EVERY);
                 loop {
                     tokio::select! {
+                        biased;
+                        _ = stopped.changed() => break,
                         _ = ticker.tick() => points.push(CcuPoint {
                             t_s: started.elapsed().as_secs_f64(),
                             active: Counters::get(&counters.active),
                         }),
-                        _ = stopped.changed() => break,
                     }
                 }
                 points
@@ -197,13 +201,21 @@ async fn sample_process(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            biased;
             _ = stopped.changed() => break,
+            _ = ticker.tick() => {}
         }
         let scraped =
             tokio::time::timeout(SCRAPE_TIMEOUT, server_figures::scrape(&client, &line.http)).await;
         let Ok(Ok(now)) = scraped else {
             line.failed_scrapes += 1;
+            line.points.push(ProcessPoint {
+                t_s: started.elapsed().as_secs_f64(),
+                tick_p99_ms_upper_bound: None,
+                cpu_cores: None,
+                zone_players: None,
+                connections: None,
+            });
             continue;
         };
         if let Some(role) = now
