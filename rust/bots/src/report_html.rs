@@ -243,6 +243,7 @@ pub fn render(report: &Report) -> String {
             num(report.server_activity.handoffs, 0),
             num(report.server_activity.handoffs_to_other_processes, 0)
         ),
+        num(report.server_activity.inputs_drained, 0),
         num(report.server_traffic.client_bytes_out_per_s, 0),
         num(report.server_traffic.nats_bytes_sent_per_s, 0),
     ]];
@@ -266,6 +267,7 @@ pub fn render(report: &Report) -> String {
                 num(p.activity.handoffs, 0),
                 num(p.activity.handoffs_to_other_processes, 0)
             ),
+            num(p.activity.inputs_drained, 0),
             num(p.traffic.client_bytes_out_per_s, 0),
             num(p.traffic.nats_bytes_sent_per_s, 0),
         ]);
@@ -282,7 +284,8 @@ pub fn render(report: &Report) -> String {
             "players",
             "connections",
             "handoffs (to other processes)",
-            "client out B/s",
+            "inputs drained",
+            "client payload B/s",
             "NATS out B/s",
         ],
         &rows,

@@ -19,8 +19,9 @@
 //! - Role: the `role` label of `mmo_process_role` (`all`, `gateway`, `zone`).
 //! - Activity: players in the process's zones (`mmo_zone_players`) and open QUIC
 //!   connections (`mmo_connections`) at the steady phase's end; handoffs to neighbour zones
-//!   (`mmo_zone_handoffs_total`) and of those, handoffs to other processes accepted there
-//!   (`mmo_relay_events_total{event="handed_out"}`), counted over the steady phase.
+//!   (`mmo_zone_handoffs_total`), of those the handoffs to other processes accepted there
+//!   (`mmo_relay_events_total{event="handed_out"}`), and the extra inputs taken to drain
+//!   standing input backlogs (`mmo_inputs_drained_total`), counted over the steady phase.
 //! - Traffic, bytes per second over the steady phase: session payload to and from clients
 //!   as the process's zones count it (`mmo_bytes_out_total`, `mmo_bytes_in_total`: in a
 //!   fleet the zone processes, which encode; a gateway counts none) and relay batches
@@ -55,6 +56,8 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 pub const CONNECTIONS: &str = "mmo_connections";
 /// Counter of handoffs to neighbour zones (summed over zones).
 pub const ZONE_HANDOFFS: &str = "mmo_zone_handoffs_total";
+/// Counter of extra inputs taken to drain standing input backlogs.
+pub const INPUTS_DRAINED: &str = "mmo_inputs_drained_total";
 /// Counter of relay events, label `event`.
 pub const RELAY_EVENTS: &str = "mmo_relay_events_total";
 /// Counter of bytes sent to clients.
@@ -126,6 +129,9 @@ pub struct ActivityFigures {
     pub handoffs: Option<f64>,
     /// Of those, handoffs to another process that were accepted there.
     pub handoffs_to_other_processes: Option<f64>,
+    /// Ticks in which a character took an extra input to drain a standing input backlog
+    /// (`mmo_inputs_drained_total`), over the steady phase.
+    pub inputs_drained: Option<f64>,
 }
 
 /// A process's traffic over the steady phase, bytes per second (see the module docs).
@@ -241,6 +247,7 @@ pub fn figures(
         zone_players: b.sum(ZONE_PLAYERS),
         connections: b.sum(CONNECTIONS),
         handoffs: delta(ZONE_HANDOFFS),
+        inputs_drained: delta(INPUTS_DRAINED),
         handoffs_to_other_processes: match (
             a.sum_where(RELAY_EVENTS, "event", "handed_out"),
             b.sum_where(RELAY_EVENTS, "event", "handed_out"),
@@ -451,6 +458,7 @@ mod tests {
                 connections: None,
                 handoffs: Some(8.0),
                 handoffs_to_other_processes: Some(6.0),
+                inputs_drained: None,
             }
         );
         assert_eq!(f.traffic.nats_bytes_sent_per_s, Some(1000.0));

@@ -62,6 +62,12 @@ pub const RELAY_EVENTS_TOTAL: &str = "mmo_relay_events_total";
 pub const RELAY_CONNECTIONS: &str = "mmo_relay_connections";
 /// Counter, bytes: relay batches published to NATS.
 pub const RELAY_BYTES_SENT_TOTAL: &str = "mmo_relay_bytes_sent_total";
+/// Counter: movement inputs never received, skipped over after a bounded wait (sampled
+/// from the sessions once a second and when a player leaves a zone).
+pub const INPUTS_SKIPPED_TOTAL: &str = "mmo_inputs_skipped_total";
+/// Counter: extra inputs the zones took in one tick to drain a standing input backlog
+/// (`mmo_core::session::input_queue`); each is one tick in which a character stepped twice.
+pub const INPUTS_DRAINED_TOTAL: &str = "mmo_inputs_drained_total";
 /// Gauge, label `role` (`all`, `gateway`, `zone`): 1 for the role this process runs, set
 /// at start, so a scraper (the load tester's per-role figures) knows what it reads.
 pub const PROCESS_ROLE: &str = "mmo_process_role";
@@ -123,6 +129,14 @@ pub const CHARACTER_LOADS_TOTAL: &str = "mmo_character_loads_total";
 /// Call once after installing it.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        INPUTS_SKIPPED_TOTAL,
+        "Movement inputs never received, skipped over after a bounded wait"
+    );
+    describe_counter!(
+        INPUTS_DRAINED_TOTAL,
+        "Extra inputs taken in one tick to drain a standing input backlog"
+    );
     describe_gauge!(
         PROCESS_ROLE,
         "1 for the role this process runs (label role: all, gateway or zone)"

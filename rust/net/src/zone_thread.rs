@@ -207,8 +207,7 @@ struct ZoneMetrics {
     replication_shared_bytes: metrics::Gauge,
     players: metrics::Gauge,
     handoffs: metrics::Counter,
-    bytes_in: metrics::Counter,
-    bytes_out: metrics::Counter,
+    sessions: SessionCounters,
     client_bytes_in_per_s: metrics::Histogram,
     client_bytes_out_per_s: metrics::Histogram,
 }
@@ -228,8 +227,12 @@ impl ZoneMetrics {
             replication_shared_bytes: metrics::gauge!(names::REPLICATION_SHARED_BYTES, "zone" => zone.clone()),
             players: metrics::gauge!(names::ZONE_PLAYERS, "zone" => zone.clone()),
             handoffs: metrics::counter!(names::ZONE_HANDOFFS_TOTAL, "zone" => zone),
-            bytes_in: metrics::counter!(names::BYTES_IN_TOTAL),
-            bytes_out: metrics::counter!(names::BYTES_OUT_TOTAL),
+            sessions: SessionCounters {
+                bytes_in: metrics::counter!(names::BYTES_IN_TOTAL),
+                bytes_out: metrics::counter!(names::BYTES_OUT_TOTAL),
+                inputs_skipped: metrics::counter!(names::INPUTS_SKIPPED_TOTAL),
+                inputs_drained: metrics::counter!(names::INPUTS_DRAINED_TOTAL),
+            },
             client_bytes_in_per_s: metrics::histogram!(names::CLIENT_BYTES_IN_PER_SECOND),
             client_bytes_out_per_s: metrics::histogram!(names::CLIENT_BYTES_OUT_PER_SECOND),
             zone_label,
@@ -945,8 +948,17 @@ impl ZoneLoop {
     }
 }
 
-/// Adds a session's bytes since `sampled` to the totals, moves `sampled` up to `stats`, and
-/// returns the bytes in and out.
+/// The counters every session's [`ConnectionStats`] add to (their deltas since the last
+/// sample, so a session handed between zones is counted once).
+struct SessionCounters {
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
+    inputs_skipped: metrics::Counter,
+    inputs_drained: metrics::Counter,
+}
+
+/// Adds a session's counts since `sampled` to the totals, moves `sampled` up to `stats`,
+/// and returns the bytes in and out.
 fn record_delta(
     metrics: &ZoneMetrics,
     stats: ConnectionStats,
@@ -954,9 +966,16 @@ fn record_delta(
 ) -> (u64, u64) {
     let bytes_in = stats.bytes_in.saturating_sub(sampled.bytes_in);
     let bytes_out = stats.bytes_out.saturating_sub(sampled.bytes_out);
+    let counters = &metrics.sessions;
+    counters.bytes_in.increment(bytes_in);
+    counters.bytes_out.increment(bytes_out);
+    counters
+        .inputs_skipped
+        .increment(stats.inputs_skipped.saturating_sub(sampled.inputs_skipped));
+    counters
+        .inputs_drained
+        .increment(stats.inputs_drained.saturating_sub(sampled.inputs_drained));
     *sampled = stats;
-    metrics.bytes_in.increment(bytes_in);
-    metrics.bytes_out.increment(bytes_out);
     (bytes_in, bytes_out)
 }
 

@@ -7,6 +7,17 @@
 //! predicted, so legal inputs never cause a correction however the network behaves. A missing
 //! input (lost in every redundant copy) is skipped once the queue holds later inputs past a
 //! bounded wait, so one loss cannot stall the character.
+//!
+//! **Depth.** One input per tick keeps a character's motion even, so the queue absorbs
+//! delivery jitter: two inputs landing in one tick wait one tick each. But inputs arrive one
+//! per tick on average, so a queue that once held one more input than it consumed keeps it
+//! for good: every later input then waits a tick longer (33 ms at 30 Hz) without absorbing any
+//! jitter. Behind a relay that bunches deliveries this cost half the fleet's inputs a tick
+//! (`docs/performance.md`, "Fleet capacity"). So a queue that still holds an input after
+//! every tick for [`InputQueueConfig::drain_after_ticks`] ticks in a row takes one extra
+//! input in the next tick; a queue that runs empty now and then is absorbing jitter and is
+//! left alone. Past [`InputQueueConfig::target_depth`] it catches up faster (a delay
+//! spike).
 
 use std::collections::VecDeque;
 
@@ -24,6 +35,10 @@ pub struct InputQueueConfig {
     pub target_depth: usize,
     /// Ticks to wait for a missing sequence number before skipping over it.
     pub gap_wait_ticks: u32,
+    /// Ticks in a row with an input left after the tick's take, after which the next tick
+    /// takes one input more (a standing backlog is latency without benefit, see the module
+    /// docs); 0 never drains it. Draining needs `max_per_tick >= 2`.
+    pub drain_after_ticks: u32,
 }
 
 impl Default for InputQueueConfig {
@@ -33,6 +48,7 @@ impl Default for InputQueueConfig {
             max_per_tick: 3,
             target_depth: 2,
             gap_wait_ticks: 4,
+            drain_after_ticks: 8,
         }
     }
 }
@@ -59,6 +75,10 @@ pub struct InputQueue {
     last_consumed_seq: u32,
     gap_waited_ticks: u32,
     skipped_inputs: u64,
+    /// Ticks in a row whose take left an input behind.
+    ticks_not_emptied: u32,
+    /// Extra inputs taken to drain a standing backlog, since creation.
+    drained_inputs: u64,
 }
 
 impl InputQueue {
@@ -71,6 +91,8 @@ impl InputQueue {
             last_consumed_seq: 0,
             gap_waited_ticks: 0,
             skipped_inputs: 0,
+            ticks_not_emptied: 0,
+            drained_inputs: 0,
         }
     }
 
@@ -93,8 +115,12 @@ impl InputQueue {
     /// Takes the inputs to simulate this tick (in order) into `out`, cleared first.
     pub fn take_for_tick(&mut self, out: &mut Vec<(u32, MoveInput)>) {
         out.clear();
+        let standing = self.config.drain_after_ticks > 0
+            && self.ticks_not_emptied >= self.config.drain_after_ticks;
         let budget = if self.pending.len() > self.config.target_depth {
             self.config.max_per_tick
+        } else if standing {
+            self.config.max_per_tick.min(2)
         } else {
             1
         };
@@ -114,6 +140,17 @@ impl InputQueue {
             self.pending.pop_front();
             self.last_consumed_seq = seq;
             out.push((seq, input));
+        }
+        if standing {
+            self.ticks_not_emptied = 0;
+            if out.len() == 2 {
+                self.drained_inputs += 1;
+            }
+        }
+        if self.pending.is_empty() {
+            self.ticks_not_emptied = 0;
+        } else {
+            self.ticks_not_emptied = self.ticks_not_emptied.saturating_add(1);
         }
     }
 
@@ -139,6 +176,12 @@ impl InputQueue {
     #[must_use]
     pub fn skipped_inputs(&self) -> u64 {
         self.skipped_inputs
+    }
+
+    /// Extra inputs taken to drain a standing backlog (see the module docs), since creation.
+    #[must_use]
+    pub fn drained_inputs(&self) -> u64 {
+        self.drained_inputs
     }
 }
 
@@ -174,6 +217,80 @@ mod tests {
         assert_eq!(take(&mut q), vec![2]);
         assert_eq!(take(&mut q), Vec::<u32>::new());
         assert_eq!(q.last_consumed_seq(), 2);
+    }
+
+    /// Feeds one input per tick after a head start of `backlog`, for `ticks` ticks; the
+    /// inputs each tick took.
+    fn steady(q: &mut InputQueue, backlog: u32, ticks: u32) -> Vec<Vec<u32>> {
+        let mut next = 1;
+        for _ in 0..backlog {
+            q.insert(next, input(0));
+            next += 1;
+        }
+        (0..ticks)
+            .map(|_| {
+                q.insert(next, input(0));
+                next += 1;
+                take(q)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_standing_backlog_is_drained_after_drain_after_ticks() {
+        let config = InputQueueConfig {
+            drain_after_ticks: 5,
+            ..Default::default()
+        };
+        let mut q = InputQueue::new(config);
+        // One input ahead, then one per tick: without draining, each waits a tick.
+        let taken = steady(&mut q, 1, 12);
+        // Five ticks leave an input behind; the sixth takes two; then none is left.
+        assert!(taken[..5].iter().all(|t| t.len() == 1), "{taken:?}");
+        assert_eq!(taken[5], vec![6, 7]);
+        assert!(taken[6..].iter().all(|t| t.len() == 1), "{taken:?}");
+        assert!(q.is_empty());
+        assert_eq!(q.drained_inputs(), 1);
+        // Every input taken once, in order.
+        let all: Vec<u32> = taken.into_iter().flatten().collect();
+        assert_eq!(all, (1..=13).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_queue_that_runs_empty_is_left_alone_and_draining_can_be_off() {
+        let config = InputQueueConfig {
+            drain_after_ticks: 3,
+            ..Default::default()
+        };
+        let mut q = InputQueue::new(config);
+        // Jitter: two inputs in one tick, none in the next, over and over. The queue runs
+        // empty every other tick, so the spare input is absorbing jitter: no drain.
+        let mut next = 1;
+        for _ in 0..20 {
+            q.insert(next, input(0));
+            q.insert(next + 1, input(0));
+            next += 2;
+            assert_eq!(take(&mut q).len(), 1);
+            assert_eq!(take(&mut q).len(), 1);
+        }
+        assert_eq!(q.drained_inputs(), 0);
+        // drain_after_ticks 0, or max_per_tick 1: a standing backlog stays.
+        for config in [
+            InputQueueConfig {
+                drain_after_ticks: 0,
+                ..Default::default()
+            },
+            InputQueueConfig {
+                drain_after_ticks: 3,
+                max_per_tick: 1,
+                ..Default::default()
+            },
+        ] {
+            let mut q = InputQueue::new(config);
+            let taken = steady(&mut q, 1, 20);
+            assert!(taken.iter().all(|t| t.len() == 1), "{config:?}: {taken:?}");
+            assert_eq!(q.len(), 1, "{config:?}");
+        }
     }
 
     #[test]

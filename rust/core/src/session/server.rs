@@ -155,6 +155,11 @@ pub struct ConnectionStats {
     pub datagrams_before_login: u64,
     /// Inputs dropped because the queue was full.
     pub inputs_overflowed: u64,
+    /// Inputs never received, skipped over after a bounded wait.
+    pub inputs_skipped: u64,
+    /// Extra inputs taken in a tick to drain a standing backlog (one per drain; see
+    /// [`crate::session::input_queue`]).
+    pub inputs_drained: u64,
 }
 
 /// One client connection, server side. See the module docs.
@@ -498,6 +503,8 @@ impl ServerConnection {
     pub fn take_inputs_for_tick(&mut self, out: &mut Vec<(u32, MoveInput)>) {
         if matches!(self.state, ConnectionState::Active { .. }) {
             self.inputs.take_for_tick(out);
+            self.stats.inputs_skipped = self.inputs.skipped_inputs();
+            self.stats.inputs_drained = self.inputs.drained_inputs();
         } else {
             out.clear();
         }

@@ -206,7 +206,7 @@ pub struct PlayerTransfer {
 /// queue, validation state, character, gameplay), so only processes of one build exchange
 /// them; bump this whenever any type inside a transfer changes, and a process refuses a
 /// transfer of another version (the player stays where it is).
-pub const TRANSFER_FORMAT_VERSION: u8 = 1;
+pub const TRANSFER_FORMAT_VERSION: u8 = 2;
 
 impl PlayerTransfer {
     /// The transfer as bytes for a zone in another process: [`TRANSFER_FORMAT_VERSION`],
