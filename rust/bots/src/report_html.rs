@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::Report;
+use crate::report::{ProcessFigures, Report};
 use crate::svg_chart::{Chart, Point, Series, escape, line_chart};
 use crate::timeline::ProcessTimeline;
 
@@ -61,6 +61,37 @@ fn process_series(
                 .collect(),
         })
         .collect()
+}
+
+/// One row of the processes table.
+fn process_row(p: &ProcessFigures) -> Vec<String> {
+    vec![
+        p.http.clone(),
+        p.role.clone().unwrap_or_else(|| "-".into()),
+        format!(
+            "{} / {} / {}",
+            num(p.tick_p50_ms_upper_bound, 2),
+            num(p.tick_p99_ms_upper_bound, 2),
+            num(p.tick_max_ms, 1)
+        ),
+        format!("{} / {}", num(p.ticks_skipped, 0), num(p.degraded_ticks, 0)),
+        num(p.cpu_cores, 2),
+        num(p.rss_mib, 0),
+        num(p.activity.zone_players, 0),
+        num(p.activity.connections, 0),
+        format!(
+            "{} ({})",
+            num(p.activity.handoffs, 0),
+            num(p.activity.handoffs_to_other_processes, 0)
+        ),
+        format!(
+            "{} / {}",
+            num(p.activity.inputs_drained, 0),
+            num(p.activity.input_starved_ticks, 0)
+        ),
+        num(p.traffic.client_bytes_out_per_s, 0),
+        num(p.traffic.nats_bytes_sent_per_s, 0),
+    ]
 }
 
 /// The page.
@@ -220,58 +251,26 @@ pub fn render(report: &Report) -> String {
     }));
 
     out.push_str("<h2>Processes (steady phase)</h2>");
-    let mut rows = vec![vec![
-        "target".to_owned(),
-        report.server_role.clone().unwrap_or_else(|| "-".into()),
-        format!(
-            "{} / {} / {}",
-            num(report.server_tick_p50_ms_upper_bound, 2),
-            num(report.server_tick_p99_ms_upper_bound, 2),
-            num(report.server_tick_max_ms, 1)
-        ),
-        format!(
-            "{} / {}",
-            num(report.server_ticks_skipped, 0),
-            num(report.server_replication_degraded_ticks, 0)
-        ),
-        num(report.server_cpu_cores, 2),
-        num(report.server_rss_mib, 0),
-        num(report.server_activity.zone_players, 0),
-        num(report.server_activity.connections, 0),
-        format!(
-            "{} ({})",
-            num(report.server_activity.handoffs, 0),
-            num(report.server_activity.handoffs_to_other_processes, 0)
-        ),
-        num(report.server_activity.inputs_drained, 0),
-        num(report.server_traffic.client_bytes_out_per_s, 0),
-        num(report.server_traffic.nats_bytes_sent_per_s, 0),
-    ]];
-    for p in &report.processes {
-        rows.push(vec![
-            p.http.clone(),
-            p.role.clone().unwrap_or_else(|| "-".into()),
-            format!(
-                "{} / {} / {}",
-                num(p.tick_p50_ms_upper_bound, 2),
-                num(p.tick_p99_ms_upper_bound, 2),
-                num(p.tick_max_ms, 1)
-            ),
-            format!("{} / {}", num(p.ticks_skipped, 0), num(p.degraded_ticks, 0)),
-            num(p.cpu_cores, 2),
-            num(p.rss_mib, 0),
-            num(p.activity.zone_players, 0),
-            num(p.activity.connections, 0),
-            format!(
-                "{} ({})",
-                num(p.activity.handoffs, 0),
-                num(p.activity.handoffs_to_other_processes, 0)
-            ),
-            num(p.activity.inputs_drained, 0),
-            num(p.traffic.client_bytes_out_per_s, 0),
-            num(p.traffic.nats_bytes_sent_per_s, 0),
-        ]);
-    }
+    // The target's figures in the shape of the others'.
+    let target = ProcessFigures {
+        http: "target".to_owned(),
+        tick_p50_ms_upper_bound: report.server_tick_p50_ms_upper_bound,
+        tick_p99_ms_upper_bound: report.server_tick_p99_ms_upper_bound,
+        tick_max_ms: report.server_tick_max_ms,
+        ticks_skipped: report.server_ticks_skipped,
+        degraded_ticks: report.server_replication_degraded_ticks,
+        role: report.server_role.clone(),
+        activity: report.server_activity,
+        traffic: report.server_traffic,
+        cpu_cores: report.server_cpu_cores,
+        rss_mib: report.server_rss_mib,
+        memory_per_player_kib: report.server_memory_per_player_kib,
+        notes: Vec::new(),
+    };
+    let rows: Vec<Vec<String>> = std::iter::once(&target)
+        .chain(report.processes.iter())
+        .map(process_row)
+        .collect();
     table(
         &mut out,
         &[
@@ -284,7 +283,7 @@ pub fn render(report: &Report) -> String {
             "players",
             "connections",
             "handoffs (to other processes)",
-            "inputs drained",
+            "inputs drained / starved ticks",
             "client payload B/s",
             "NATS out B/s",
         ],

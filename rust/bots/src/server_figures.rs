@@ -20,8 +20,9 @@
 //! - Activity: players in the process's zones (`mmo_zone_players`) and open QUIC
 //!   connections (`mmo_connections`) at the steady phase's end; handoffs to neighbour zones
 //!   (`mmo_zone_handoffs_total`), of those the handoffs to other processes accepted there
-//!   (`mmo_relay_events_total{event="handed_out"}`), and the extra inputs taken to drain
-//!   standing input backlogs (`mmo_inputs_drained_total`), counted over the steady phase.
+//!   (`mmo_relay_events_total{event="handed_out"}`), the extra inputs taken to drain
+//!   standing input backlogs (`mmo_inputs_drained_total`) and the ticks in which a player
+//!   took no input (`mmo_input_starved_ticks_total`), counted over the steady phase.
 //! - Traffic, bytes per second over the steady phase: session payload to and from clients
 //!   as the process's zones count it (`mmo_bytes_out_total`, `mmo_bytes_in_total`: in a
 //!   fleet the zone processes, which encode; a gateway counts none) and relay batches
@@ -58,6 +59,8 @@ pub const CONNECTIONS: &str = "mmo_connections";
 pub const ZONE_HANDOFFS: &str = "mmo_zone_handoffs_total";
 /// Counter of extra inputs taken to drain standing input backlogs.
 pub const INPUTS_DRAINED: &str = "mmo_inputs_drained_total";
+/// Counter of ticks in which an active session took no input.
+pub const INPUT_STARVED_TICKS: &str = "mmo_input_starved_ticks_total";
 /// Counter of relay events, label `event`.
 pub const RELAY_EVENTS: &str = "mmo_relay_events_total";
 /// Counter of bytes sent to clients.
@@ -132,6 +135,9 @@ pub struct ActivityFigures {
     /// Ticks in which a character took an extra input to drain a standing input backlog
     /// (`mmo_inputs_drained_total`), over the steady phase.
     pub inputs_drained: Option<f64>,
+    /// Ticks in which a player's character took no input and stood still
+    /// (`mmo_input_starved_ticks_total`), over the steady phase.
+    pub input_starved_ticks: Option<f64>,
 }
 
 /// A process's traffic over the steady phase, bytes per second (see the module docs).
@@ -248,6 +254,7 @@ pub fn figures(
         connections: b.sum(CONNECTIONS),
         handoffs: delta(ZONE_HANDOFFS),
         inputs_drained: delta(INPUTS_DRAINED),
+        input_starved_ticks: delta(INPUT_STARVED_TICKS),
         handoffs_to_other_processes: match (
             a.sum_where(RELAY_EVENTS, "event", "handed_out"),
             b.sum_where(RELAY_EVENTS, "event", "handed_out"),
@@ -446,6 +453,7 @@ mod tests {
              mmo_relay_events_total{event=\"handed_out\"} 6\n\
              mmo_relay_events_total{event=\"moved\"} 2\n\
              mmo_relay_bytes_sent_total 5000\n\
+             mmo_inputs_drained_total 3\n\
              mmo_bytes_out_total 400\n",
             t0 + Duration::from_secs(4),
         );
@@ -458,7 +466,8 @@ mod tests {
                 connections: None,
                 handoffs: Some(8.0),
                 handoffs_to_other_processes: Some(6.0),
-                inputs_drained: None,
+                inputs_drained: Some(3.0),
+                input_starved_ticks: None,
             }
         );
         assert_eq!(f.traffic.nats_bytes_sent_per_s, Some(1000.0));

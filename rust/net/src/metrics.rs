@@ -68,6 +68,9 @@ pub const INPUTS_SKIPPED_TOTAL: &str = "mmo_inputs_skipped_total";
 /// Counter: extra inputs the zones took in one tick to drain a standing input backlog
 /// (`mmo_core::session::input_queue`); each is one tick in which a character stepped twice.
 pub const INPUTS_DRAINED_TOTAL: &str = "mmo_inputs_drained_total";
+/// Counter: ticks in which an active session took no input (its character stood still for
+/// the tick): the hitches delivery jitter costs, clients sending one input per tick.
+pub const INPUT_STARVED_TICKS_TOTAL: &str = "mmo_input_starved_ticks_total";
 /// Gauge, label `role` (`all`, `gateway`, `zone`): 1 for the role this process runs, set
 /// at start, so a scraper (the load tester's per-role figures) knows what it reads.
 pub const PROCESS_ROLE: &str = "mmo_process_role";
@@ -136,6 +139,10 @@ pub fn describe() {
     describe_counter!(
         INPUTS_DRAINED_TOTAL,
         "Extra inputs taken in one tick to drain a standing input backlog"
+    );
+    describe_counter!(
+        INPUT_STARVED_TICKS_TOTAL,
+        "Ticks in which an active session took no input"
     );
     describe_gauge!(
         PROCESS_ROLE,

@@ -65,7 +65,7 @@ const MAX_CATCH_UP_TICKS: u32 = 5;
 /// a pile of control frames into the connections' outboxes.
 const MAX_SIMULATED_MISSED_TICKS: u64 = 15;
 
-/// Per-client byte rates are sampled this often.
+/// Per-client byte rates and session counts are sampled this often.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Border exports queued for one zone (from all its neighbours, at most 8) beyond which
@@ -232,6 +232,7 @@ impl ZoneMetrics {
                 bytes_out: metrics::counter!(names::BYTES_OUT_TOTAL),
                 inputs_skipped: metrics::counter!(names::INPUTS_SKIPPED_TOTAL),
                 inputs_drained: metrics::counter!(names::INPUTS_DRAINED_TOTAL),
+                input_starved_ticks: metrics::counter!(names::INPUT_STARVED_TICKS_TOTAL),
             },
             client_bytes_in_per_s: metrics::histogram!(names::CLIENT_BYTES_IN_PER_SECOND),
             client_bytes_out_per_s: metrics::histogram!(names::CLIENT_BYTES_OUT_PER_SECOND),
@@ -955,6 +956,7 @@ struct SessionCounters {
     bytes_out: metrics::Counter,
     inputs_skipped: metrics::Counter,
     inputs_drained: metrics::Counter,
+    input_starved_ticks: metrics::Counter,
 }
 
 /// Adds a session's counts since `sampled` to the totals, moves `sampled` up to `stats`,
@@ -975,6 +977,11 @@ fn record_delta(
     counters
         .inputs_drained
         .increment(stats.inputs_drained.saturating_sub(sampled.inputs_drained));
+    counters.input_starved_ticks.increment(
+        stats
+            .input_starved_ticks
+            .saturating_sub(sampled.input_starved_ticks),
+    );
     *sampled = stats;
     (bytes_in, bytes_out)
 }

@@ -11,13 +11,24 @@
 //! **Depth.** One input per tick keeps a character's motion even, so the queue absorbs
 //! delivery jitter: two inputs landing in one tick wait one tick each. But inputs arrive one
 //! per tick on average, so a queue that once held one more input than it consumed keeps it
-//! for good: every later input then waits a tick longer (33 ms at 30 Hz) without absorbing any
-//! jitter. Behind a relay that bunches deliveries this cost half the fleet's inputs a tick
-//! (`docs/performance.md`, "Fleet capacity"). So a queue that still holds an input after
-//! every tick for [`InputQueueConfig::drain_after_ticks`] ticks in a row takes one extra
-//! input in the next tick; a queue that runs empty now and then is absorbing jitter and is
-//! left alone. Past [`InputQueueConfig::target_depth`] it catches up faster (a delay
-//! spike).
+//! until a late delivery uses it up: meanwhile every input waits a tick longer (33 ms at
+//! 30 Hz) without absorbing any jitter. Behind a relay that bunches deliveries this cost
+//! about half the fleet's inputs a tick (`docs/performance.md`, "Fleet capacity"). So a queue
+//! that still holds an input after every tick for [`InputQueueConfig::drain_after_ticks`]
+//! ticks in a row takes one extra input in the next tick (a *drain*); a queue that runs
+//! empty at least once in that many ticks is absorbing jitter and is left alone. Past
+//! [`InputQueueConfig::target_depth`] it catches up faster (a delay spike), and that is not
+//! a drain.
+//!
+//! Ticks spent waiting for a missing input count as ticks that left an input behind; a
+//! drain due while the front is still a gap takes nothing and starts the count again. When
+//! a drain takes the input before a gap, the wait for the gap starts in that tick, as after
+//! any other take.
+//!
+//! A tick that takes no input although the connection is active is *starved*
+//! ([`InputQueue::starved_ticks`]): the character stands still for that tick. A client
+//! sends one input per tick, so starved ticks measure the hitches that delivery jitter (and
+//! a drain that was premature) cost.
 
 use std::collections::VecDeque;
 
@@ -48,7 +59,7 @@ impl Default for InputQueueConfig {
             max_per_tick: 3,
             target_depth: 2,
             gap_wait_ticks: 4,
-            drain_after_ticks: 8,
+            drain_after_ticks: 30,
         }
     }
 }
@@ -79,6 +90,8 @@ pub struct InputQueue {
     ticks_not_emptied: u32,
     /// Extra inputs taken to drain a standing backlog, since creation.
     drained_inputs: u64,
+    /// Ticks that took no input, since creation.
+    starved_ticks: u64,
 }
 
 impl InputQueue {
@@ -93,6 +106,7 @@ impl InputQueue {
             skipped_inputs: 0,
             ticks_not_emptied: 0,
             drained_inputs: 0,
+            starved_ticks: 0,
         }
     }
 
@@ -117,9 +131,11 @@ impl InputQueue {
         out.clear();
         let standing = self.config.drain_after_ticks > 0
             && self.ticks_not_emptied >= self.config.drain_after_ticks;
-        let budget = if self.pending.len() > self.config.target_depth {
+        let catching_up = self.pending.len() > self.config.target_depth;
+        let drain = standing && !catching_up;
+        let budget = if catching_up {
             self.config.max_per_tick
-        } else if standing {
+        } else if drain {
             self.config.max_per_tick.min(2)
         } else {
             1
@@ -143,9 +159,12 @@ impl InputQueue {
         }
         if standing {
             self.ticks_not_emptied = 0;
-            if out.len() == 2 {
-                self.drained_inputs += 1;
-            }
+        }
+        if drain && out.len() == 2 {
+            self.drained_inputs += 1;
+        }
+        if out.is_empty() {
+            self.starved_ticks += 1;
         }
         if self.pending.is_empty() {
             self.ticks_not_emptied = 0;
@@ -182,6 +201,12 @@ impl InputQueue {
     #[must_use]
     pub fn drained_inputs(&self) -> u64 {
         self.drained_inputs
+    }
+
+    /// Ticks that took no input (see the module docs), since creation.
+    #[must_use]
+    pub fn starved_ticks(&self) -> u64 {
+        self.starved_ticks
     }
 }
 
@@ -291,6 +316,45 @@ mod tests {
             assert!(taken.iter().all(|t| t.len() == 1), "{config:?}: {taken:?}");
             assert_eq!(q.len(), 1, "{config:?}");
         }
+    }
+
+    #[test]
+    fn a_drain_due_on_a_gap_takes_nothing_and_catch_up_is_not_a_drain() {
+        let config = InputQueueConfig {
+            drain_after_ticks: 2,
+            gap_wait_ticks: 4,
+            ..Default::default()
+        };
+        let mut q = InputQueue::new(config);
+        // Input 1 is lost; 2 waits at the front.
+        q.insert(2, input(0));
+        assert_eq!(take(&mut q), Vec::<u32>::new());
+        assert_eq!(take(&mut q), Vec::<u32>::new());
+        // The drain is due, but the front is a gap: nothing taken, nothing counted.
+        assert_eq!(take(&mut q), Vec::<u32>::new());
+        assert_eq!(q.drained_inputs(), 0);
+        assert_eq!(q.starved_ticks(), 3);
+        // The wait ends after 4 ticks as without draining; 1 is skipped.
+        assert_eq!(take(&mut q), Vec::<u32>::new());
+        assert_eq!(take(&mut q), vec![2]);
+        assert_eq!(q.skipped_inputs(), 1);
+
+        // Catch-up past the target depth takes up to 3, and is not counted as a drain.
+        let mut q = InputQueue::new(InputQueueConfig {
+            drain_after_ticks: 1,
+            max_per_tick: 2,
+            ..Default::default()
+        });
+        for s in 1..=6 {
+            q.insert(s, input(0));
+        }
+        assert_eq!(take(&mut q), vec![1, 2]);
+        assert_eq!(take(&mut q), vec![3, 4]);
+        assert_eq!(q.drained_inputs(), 0);
+        // Two left, at the target depth: the standing backlog is drained now.
+        assert_eq!(take(&mut q), vec![5, 6]);
+        assert_eq!(q.drained_inputs(), 1);
+        assert_eq!(q.starved_ticks(), 0);
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub struct ConnectionStats {
     /// Extra inputs taken in a tick to drain a standing backlog (one per drain; see
     /// [`crate::session::input_queue`]).
     pub inputs_drained: u64,
+    /// Ticks of the active session that took no input (the character stood still).
+    pub input_starved_ticks: u64,
 }
 
 /// One client connection, server side. See the module docs.
@@ -505,6 +507,7 @@ impl ServerConnection {
             self.inputs.take_for_tick(out);
             self.stats.inputs_skipped = self.inputs.skipped_inputs();
             self.stats.inputs_drained = self.inputs.drained_inputs();
+            self.stats.input_starved_ticks = self.inputs.starved_ticks();
         } else {
             out.clear();
         }

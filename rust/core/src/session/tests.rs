@@ -310,11 +310,22 @@ fn honest_inputs_flow_into_the_queue_in_order() {
     assert_eq!(server.rejections().total(), 0);
     let mut taken = Vec::new();
     let mut all = Vec::new();
+    let (mut empty_ticks, mut two_input_ticks) = (0u64, 0u64);
     for _ in 0..100 {
         server.take_inputs_for_tick(&mut taken);
         all.extend(taken.iter().map(|(s, _)| *s));
+        empty_ticks += u64::from(taken.is_empty());
+        two_input_ticks += u64::from(taken.len() == 2);
     }
     assert_eq!(all, (1..=60).collect::<Vec<u32>>());
+    // The session's counters follow its queue: every tick that took nothing is starved;
+    // 60 queued at once are taken 3 a tick (catch-up) until none is left, so no tick took
+    // 2 and nothing was drained.
+    let stats = server.stats();
+    assert_eq!(stats.input_starved_ticks, empty_ticks);
+    assert!(empty_ticks > 0);
+    assert_eq!(stats.inputs_drained, two_input_ticks);
+    assert_eq!(stats.inputs_skipped, 0);
 }
 
 #[test]

@@ -205,7 +205,8 @@ pub struct PlayerTransfer {
 /// postcard. The bytes are the session's in-memory state (connection, baselines, input
 /// queue, validation state, character, gameplay), so only processes of one build exchange
 /// them; bump this whenever any type inside a transfer changes, and a process refuses a
-/// transfer of another version (the player stays where it is).
+/// transfer of another version (the sender takes the player back and closes its connection
+/// with `service_unavailable`: a fleet is upgraded whole, or under a new world name).
 pub const TRANSFER_FORMAT_VERSION: u8 = 2;
 
 impl PlayerTransfer {
