@@ -34,6 +34,7 @@
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
 //! | `--spawn-spread-m` | `MMO_SPAWN_SPREAD_M` | `[gameplay] spawn_spread_m` | 0 (everyone at the spawn point) |
 //! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: one per zone plus its share of the cores the zone threads leave) |
+//! | `--input-drain-after-ticks` | `MMO_INPUT_DRAIN_AFTER_TICKS` | `[zone] input_drain_after_ticks` | 30 (a player's input queue holding an input after every tick this long takes one extra; 0: never) |
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
 //! | `--redis-url` | `MMO_REDIS_URL` | `[chat] redis_url` | none (in-process chat) |
@@ -169,7 +170,7 @@ impl Default for WorldSettings {
 }
 
 /// Per-zone settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZoneSettings {
     /// Threads that replicate one zone's connections each tick, the zone's own thread
@@ -177,7 +178,25 @@ pub struct ZoneSettings {
     /// over by the zone threads (`1 + (cores - zones) / zones`; zones replicate on the same
     /// schedule, so the spare cores are split between them).
     pub replication_threads: u32,
+    /// Ticks in a row a player's input queue may keep an input after each tick before the
+    /// next tick takes one extra (0..=600; 0: never): a standing backlog is a tick of
+    /// latency that absorbs no jitter (`mmo_core::session::input_queue`). Smaller drains
+    /// sooner and makes characters change pace more often.
+    pub input_drain_after_ticks: u32,
 }
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        ZoneSettings {
+            replication_threads: 0,
+            input_drain_after_ticks: mmo_core::session::input_queue::InputQueueConfig::default()
+                .drain_after_ticks,
+        }
+    }
+}
+
+/// Largest `[zone] input_drain_after_ticks` (20 s at 30 Hz).
+pub const MAX_INPUT_DRAIN_AFTER_TICKS: u32 = 600;
 
 impl ZoneSettings {
     /// The thread count for a world of `zone_threads` zones on `cores` usable cores.
@@ -431,6 +450,11 @@ fn option_name(key: &str) -> String {
             "--replication-threads / MMO_REPLICATION_THREADS / [zone] replication_threads"
                 .to_owned()
         }
+        "zone.input_drain_after_ticks" | "input_drain_after_ticks" => {
+            "--input-drain-after-ticks / MMO_INPUT_DRAIN_AFTER_TICKS / [zone] \
+             input_drain_after_ticks"
+                .to_owned()
+        }
         "gameplay.spawn_spread_m" | "spawn_spread_m" => {
             "--spawn-spread-m / MMO_SPAWN_SPREAD_M / [gameplay] spawn_spread_m".to_owned()
         }
@@ -648,6 +672,13 @@ impl ServerSettings {
                 "must be within 0..=64 (0: automatic)",
             ));
         }
+        if self.zone.input_drain_after_ticks > MAX_INPUT_DRAIN_AFTER_TICKS {
+            return Err(error(
+                "zone.input_drain_after_ticks",
+                self.zone.input_drain_after_ticks,
+                format!("must be within 0..={MAX_INPUT_DRAIN_AFTER_TICKS} (0: never)"),
+            ));
+        }
         self.storage.validate()?;
         self.accounts.validate()?;
         self.chat.validate()?;
@@ -822,6 +853,10 @@ pub struct Cli {
     /// [env: MMO_REPLICATION_THREADS] [default: 0]
     #[arg(long, value_name = "N")]
     pub replication_threads: Option<u32>,
+    /// Ticks a player's input queue may keep an input after every tick before the next
+    /// takes one extra, 0..=600; 0: never [env: MMO_INPUT_DRAIN_AFTER_TICKS] [default: 30]
+    #[arg(long, value_name = "TICKS")]
+    pub input_drain_after_ticks: Option<u32>,
     /// Database: sqlite://<path> or postgres://user:pass@host:port/db
     /// [env: MMO_DATABASE_URL] [default: SQLite in <data_dir>/mmo.db]
     #[arg(long, value_name = "URL")]
@@ -1015,6 +1050,9 @@ pub fn apply_env(
     if let Some(v) = get("replication_threads") {
         settings.zone.replication_threads = parse_env("replication_threads", &v, from_str)?;
     }
+    if let Some(v) = get("input_drain_after_ticks") {
+        settings.zone.input_drain_after_ticks = parse_env("input_drain_after_ticks", &v, from_str)?;
+    }
     if let Some(v) = get("kick_above_strikes") {
         settings.gameplay.kick_above_strikes = parse_env("kick_above_strikes", &v, from_str)?;
     }
@@ -1128,6 +1166,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = cli.replication_threads {
         settings.zone.replication_threads = v;
+    }
+    if let Some(v) = cli.input_drain_after_ticks {
+        settings.zone.input_drain_after_ticks = v;
     }
     if let Some(v) = cli.kick_above_strikes {
         settings.gameplay.kick_above_strikes = v;
@@ -1375,6 +1416,20 @@ mod tests {
         assert_eq!(from_flag.zone.replication_threads, 5);
         let file = parse_toml("[zone]\nreplication_threads = 2\n").unwrap();
         assert_eq!(file.zone.replication_threads, 2);
+        // The input drain, likewise; out of range is named.
+        assert_eq!(defaults.zone.input_drain_after_ticks, 30);
+        let file = parse_toml("[zone]\ninput_drain_after_ticks = 0\n").unwrap();
+        assert_eq!(file.zone.input_drain_after_ticks, 0);
+        let from_env = load(&cli(&[]), &env_of(&[("MMO_INPUT_DRAIN_AFTER_TICKS", "12")])).unwrap();
+        assert_eq!(from_env.zone.input_drain_after_ticks, 12);
+        let from_flag = load(
+            &cli(&["--input-drain-after-ticks", "5"]),
+            &env_of(&[("MMO_INPUT_DRAIN_AFTER_TICKS", "12")]),
+        )
+        .unwrap();
+        assert_eq!(from_flag.zone.input_drain_after_ticks, 5);
+        let err = load(&cli(&["--input-drain-after-ticks", "601"]), &env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("input_drain_after_ticks"), "{err}");
         let err = load(&cli(&["--replication-threads", "65"]), &env_of(&[])).unwrap_err();
         assert!(err.option.contains("--replication-threads"), "{err}");
         assert_eq!(err.value, "65");

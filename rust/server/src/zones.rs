@@ -76,6 +76,7 @@ pub async fn start_zones(
         replication_threads,
         ..ZoneConfig::default()
     };
+    zone.connection.input_queue.drain_after_ticks = settings.zone.input_drain_after_ticks;
     zone.movement.bounds = ZoneBounds {
         min_xy_m: layout.world().min_xy_m,
         max_xy_m: layout.world().max_xy_m,
