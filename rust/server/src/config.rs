@@ -34,6 +34,7 @@
 //! | `--kick-above-strikes` | `MMO_KICK_ABOVE_STRIKES` | `[gameplay] kick_above_strikes` | 20 |
 //! | `--spawn-spread-m` | `MMO_SPAWN_SPREAD_M` | `[gameplay] spawn_spread_m` | 0 (everyone at the spawn point) |
 //! | `--replication-threads` | `MMO_REPLICATION_THREADS` | `[zone] replication_threads` | 0 (auto: one per zone plus its share of the cores the zone threads leave) |
+//! | `--snapshot-budget-bytes-per-s` | `MMO_SNAPSHOT_BUDGET_BYTES_PER_S` | `[zone] snapshot_budget_bytes_per_s` | 10000 (snapshot payload per client; egress is most of a fleet's cost) |
 //! | `--input-drain-after-ticks` | `MMO_INPUT_DRAIN_AFTER_TICKS` | `[zone] input_drain_after_ticks` | 30 (a player's input queue holding an input after every tick this long takes one extra; 0: never) |
 //! | `--database-url` | `MMO_DATABASE_URL` | `[storage] database_url` | SQLite in `<data_dir>/mmo.db` |
 //! | `--save-interval-s` | `MMO_SAVE_INTERVAL_S` | `[storage] save_interval_s` | 30 |
@@ -183,12 +184,25 @@ pub struct ZoneSettings {
     /// latency that absorbs no jitter (`mmo_core::session::input_queue`). Smaller drains
     /// sooner and makes characters change pace more often.
     pub input_drain_after_ticks: u32,
+    /// Long-run snapshot payload budget per client, bytes per second
+    /// ([`MIN_SNAPSHOT_BUDGET_BYTES_PER_S`]..=[`MAX_SNAPSHOT_BUDGET_BYTES_PER_S`]). Each
+    /// client also receives QUIC's overhead on top (about 1,600 B/s measured at 30 Hz).
+    /// Fewer bytes mean far entities refresh less often; egress is most of what a fleet
+    /// costs (`docs/performance.md`, "Fleet capacity").
+    pub snapshot_budget_bytes_per_s: u32,
 }
+
+/// Smallest `[zone] snapshot_budget_bytes_per_s`: about 66 bytes a tick at 30 Hz.
+pub const MIN_SNAPSHOT_BUDGET_BYTES_PER_S: u32 = 2_000;
+/// Largest `[zone] snapshot_budget_bytes_per_s`.
+pub const MAX_SNAPSHOT_BUDGET_BYTES_PER_S: u32 = 1_000_000;
 
 impl Default for ZoneSettings {
     fn default() -> Self {
         ZoneSettings {
             replication_threads: 0,
+            snapshot_budget_bytes_per_s: mmo_core::replication::ReplicationConfig::default()
+                .budget_bytes_per_s,
             input_drain_after_ticks: mmo_core::session::input_queue::InputQueueConfig::default()
                 .drain_after_ticks,
         }
@@ -450,6 +464,11 @@ fn option_name(key: &str) -> String {
             "--replication-threads / MMO_REPLICATION_THREADS / [zone] replication_threads"
                 .to_owned()
         }
+        "zone.snapshot_budget_bytes_per_s" | "snapshot_budget_bytes_per_s" => {
+            "--snapshot-budget-bytes-per-s / MMO_SNAPSHOT_BUDGET_BYTES_PER_S / [zone] \
+             snapshot_budget_bytes_per_s"
+                .to_owned()
+        }
         "zone.input_drain_after_ticks" | "input_drain_after_ticks" => {
             "--input-drain-after-ticks / MMO_INPUT_DRAIN_AFTER_TICKS / [zone] \
              input_drain_after_ticks"
@@ -672,6 +691,18 @@ impl ServerSettings {
                 "must be within 0..=64 (0: automatic)",
             ));
         }
+        if !(MIN_SNAPSHOT_BUDGET_BYTES_PER_S..=MAX_SNAPSHOT_BUDGET_BYTES_PER_S)
+            .contains(&self.zone.snapshot_budget_bytes_per_s)
+        {
+            return Err(error(
+                "zone.snapshot_budget_bytes_per_s",
+                self.zone.snapshot_budget_bytes_per_s,
+                format!(
+                    "must be within \
+                     {MIN_SNAPSHOT_BUDGET_BYTES_PER_S}..={MAX_SNAPSHOT_BUDGET_BYTES_PER_S} bytes/s"
+                ),
+            ));
+        }
         if self.zone.input_drain_after_ticks > MAX_INPUT_DRAIN_AFTER_TICKS {
             return Err(error(
                 "zone.input_drain_after_ticks",
@@ -857,6 +888,10 @@ pub struct Cli {
     /// takes one extra, 0..=600; 0: never [env: MMO_INPUT_DRAIN_AFTER_TICKS] [default: 30]
     #[arg(long, value_name = "TICKS")]
     pub input_drain_after_ticks: Option<u32>,
+    /// Snapshot payload budget per client, 2000..=1000000 bytes/s
+    /// [env: MMO_SNAPSHOT_BUDGET_BYTES_PER_S] [default: 10000]
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_budget_bytes_per_s: Option<u32>,
     /// Database: sqlite://<path> or postgres://user:pass@host:port/db
     /// [env: MMO_DATABASE_URL] [default: SQLite in <data_dir>/mmo.db]
     #[arg(long, value_name = "URL")]
@@ -1050,6 +1085,10 @@ pub fn apply_env(
     if let Some(v) = get("replication_threads") {
         settings.zone.replication_threads = parse_env("replication_threads", &v, from_str)?;
     }
+    if let Some(v) = get("snapshot_budget_bytes_per_s") {
+        settings.zone.snapshot_budget_bytes_per_s =
+            parse_env("snapshot_budget_bytes_per_s", &v, from_str)?;
+    }
     if let Some(v) = get("input_drain_after_ticks") {
         settings.zone.input_drain_after_ticks = parse_env("input_drain_after_ticks", &v, from_str)?;
     }
@@ -1166,6 +1205,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = cli.replication_threads {
         settings.zone.replication_threads = v;
+    }
+    if let Some(v) = cli.snapshot_budget_bytes_per_s {
+        settings.zone.snapshot_budget_bytes_per_s = v;
     }
     if let Some(v) = cli.input_drain_after_ticks {
         settings.zone.input_drain_after_ticks = v;
@@ -1428,6 +1470,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_flag.zone.input_drain_after_ticks, 5);
+        // The snapshot budget, likewise.
+        assert_eq!(defaults.zone.snapshot_budget_bytes_per_s, 10_000);
+        let from_env = load(
+            &cli(&[]),
+            &env_of(&[("MMO_SNAPSHOT_BUDGET_BYTES_PER_S", "5000")]),
+        )
+        .unwrap();
+        assert_eq!(from_env.zone.snapshot_budget_bytes_per_s, 5_000);
+        let file = parse_toml("[zone]\nsnapshot_budget_bytes_per_s = 20000\n").unwrap();
+        assert_eq!(file.zone.snapshot_budget_bytes_per_s, 20_000);
+        for bad in ["1999", "1000001"] {
+            let err =
+                load(&cli(&["--snapshot-budget-bytes-per-s", bad]), &env_of(&[])).unwrap_err();
+            assert!(
+                err.to_string().contains("snapshot_budget_bytes_per_s"),
+                "{err}"
+            );
+        }
         let err = load(&cli(&["--input-drain-after-ticks", "601"]), &env_of(&[])).unwrap_err();
         assert!(err.to_string().contains("input_drain_after_ticks"), "{err}");
         let err = load(&cli(&["--replication-threads", "65"]), &env_of(&[])).unwrap_err();

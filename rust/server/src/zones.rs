@@ -77,6 +77,7 @@ pub async fn start_zones(
         ..ZoneConfig::default()
     };
     zone.connection.input_queue.drain_after_ticks = settings.zone.input_drain_after_ticks;
+    zone.replication.budget_bytes_per_s = settings.zone.snapshot_budget_bytes_per_s;
     zone.movement.bounds = ZoneBounds {
         min_xy_m: layout.world().min_xy_m,
         max_xy_m: layout.world().max_xy_m,
