@@ -103,17 +103,17 @@ zone_rows = $rows
 [gameplay]
 spawn_spread_m = $spread
 TOML
-    common=(--config "$dir/fleet.toml" --nats-url "$MMO_TEST_NATS_URL" --world "$world"
-        --data-dir "$dir/data"
-        --database-url "$MMO_TEST_POSTGRES_URL" --redis-url "$MMO_TEST_REDIS_URL"
+    # What every process shares, the one-process twin included; the fleet adds NATS, Redis
+    # and the world's name.
+    base=(--config "$dir/fleet.toml" --data-dir "$dir/data"
+        --database-url "$MMO_TEST_POSTGRES_URL"
         --dev-open-login --handshake-burst 100000 --handshake-refill-per-s 100000
         --logins-per-address-per-min 100000)
+    common=("${base[@]}" --nats-url "$MMO_TEST_NATS_URL" --world "$world"
+        --redis-url "$MMO_TEST_REDIS_URL")
     http_of() { tr ' ' '\n' <"$dir/$1.ready" | sed -n 's/^http=//p'; }
     if [ "${MMO_FLEET_SINGLE:-0}" = 1 ]; then
-        start_server "all-1" --role all --config "$dir/fleet.toml" --data-dir "$dir/data" \
-            --database-url "$MMO_TEST_POSTGRES_URL" --dev-open-login \
-            --handshake-burst 100000 --handshake-refill-per-s 100000 \
-            --logins-per-address-per-min 100000 \
+        start_server "all-1" --role all "${base[@]}" \
             --http-addr "127.0.0.1:$(free_port)" --quic-addr "127.0.0.1:$(free_port)"
         echo "one process up in $dir (log: $dir/all-1.log)"
         echo "--http $(http_of all-1)" >"$dir/load-args"

@@ -72,6 +72,14 @@ fn sum_all(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     total
 }
 
+/// A sum over the parts that are present (a process without such traffic has none);
+/// `None` when no part is.
+fn sum_present(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values
+        .flatten()
+        .fold(None, |total, v| Some(total.unwrap_or(0.0) + v))
+}
+
 /// The processes' figures grouped by role, per player at `ccu` (roles in name order).
 #[must_use]
 pub fn role_figures(processes: &[&ServerFigures], ccu: usize) -> Vec<RoleFigures> {
@@ -93,14 +101,8 @@ pub fn role_figures(processes: &[&ServerFigures], ccu: usize) -> Vec<RoleFigures
             let cpu_cores = sum_all(group.iter().map(|p| p.cpu_cores));
             let rss_mib = sum_all(group.iter().map(|p| p.rss_mib));
             // Traffic a process does not have (no endpoint, no relay) counts as none.
-            let payload = group
-                .iter()
-                .filter_map(|p| p.traffic.client_bytes_out_per_s)
-                .fold(None, |t: Option<f64>, v| Some(t.unwrap_or(0.0) + v));
-            let nats = group
-                .iter()
-                .filter_map(|p| p.traffic.nats_bytes_sent_per_s)
-                .fold(None, |t: Option<f64>, v| Some(t.unwrap_or(0.0) + v));
+            let payload = sum_present(group.iter().map(|p| p.traffic.client_bytes_out_per_s));
+            let nats = sum_present(group.iter().map(|p| p.traffic.nats_bytes_sent_per_s));
             RoleFigures {
                 processes: group.len(),
                 cpu_millicores_per_player: per_player(cpu_cores.map(|c| c * 1000.0)),

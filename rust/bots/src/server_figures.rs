@@ -255,14 +255,13 @@ pub fn figures(
         handoffs: delta(ZONE_HANDOFFS),
         inputs_drained: delta(INPUTS_DRAINED),
         input_starved_ticks: delta(INPUT_STARVED_TICKS),
-        handoffs_to_other_processes: match (
-            a.sum_where(RELAY_EVENTS, "event", "handed_out"),
-            b.sum_where(RELAY_EVENTS, "event", "handed_out"),
-        ) {
-            (Some(x), Some(y)) => Some((y - x).max(0.0)),
-            // The counter appears at the first such handoff.
-            (None, Some(y)) => Some(y),
-            (_, None) => b.sum(RELAY_EVENTS).map(|_| 0.0),
+        // Counted from 0 like the others; a relay with no such handoff yet has handed out 0.
+        handoffs_to_other_processes: match b.sum_where(RELAY_EVENTS, "event", "handed_out") {
+            Some(y) => {
+                let x = a.sum_where(RELAY_EVENTS, "event", "handed_out");
+                Some((y - x.unwrap_or(0.0)).max(0.0))
+            }
+            None => b.sum(RELAY_EVENTS).map(|_| 0.0),
         },
     };
     f.traffic = TrafficFigures {

@@ -242,10 +242,15 @@ impl ServerConnection {
         matches!(self.state, ConnectionState::Closed { .. })
     }
 
-    /// Counters.
+    /// Counters (the input queue's read from the queue itself).
     #[must_use]
     pub fn stats(&self) -> ConnectionStats {
-        self.stats
+        ConnectionStats {
+            inputs_skipped: self.inputs.skipped_inputs(),
+            inputs_drained: self.inputs.drained_inputs(),
+            input_starved_ticks: self.inputs.starved_ticks(),
+            ..self.stats
+        }
     }
 
     /// Validation rejections by kind.
@@ -505,9 +510,6 @@ impl ServerConnection {
     pub fn take_inputs_for_tick(&mut self, out: &mut Vec<(u32, MoveInput)>) {
         if matches!(self.state, ConnectionState::Active { .. }) {
             self.inputs.take_for_tick(out);
-            self.stats.inputs_skipped = self.inputs.skipped_inputs();
-            self.stats.inputs_drained = self.inputs.drained_inputs();
-            self.stats.input_starved_ticks = self.inputs.starved_ticks();
         } else {
             out.clear();
         }
