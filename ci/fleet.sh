@@ -21,6 +21,9 @@
 #   MMO_FLEET_ZONES=CxR          zone columns x rows, one zone process each (default 2x2)
 #   MMO_FLEET_GATEWAYS=N         gateway processes (default 2)
 #   MMO_FLEET_SPAWN_SPREAD_M=M   new characters within M metres of the centre (default 40)
+#   MMO_FLEET_SPARES=N           spare zone processes (`--zones auto`, default 0): each takes
+#                                a zone whose process died, or a shard the gateways ask for
+#   MMO_FLEET_SHARD_CAP=N        the gateways' --shard-cap (default the server's, 900)
 #   MMO_FLEET_SINGLE=1           the same world and PostgreSQL in one `--role all` process
 #                                instead (the comparison the fleet's costs are judged by)
 #
@@ -126,15 +129,31 @@ TOML
         start_server "zone-$z" --role zone --zones "$z" --http-addr "127.0.0.1:$(free_port)" \
             "${common[@]}"
     done
+    # Spares print their READY line only once they take a zone or shard: not waited for.
+    spares=${MMO_FLEET_SPARES:-0}
+    for s in $(seq "$spares"); do
+        port=$(free_port)
+        echo "127.0.0.1:$port" >"$dir/spare-$s.http"
+        RUST_LOG=info target/release/mmo-server --role zone --zones auto \
+            --http-addr "127.0.0.1:$port" "${common[@]}" \
+            </dev/null >"$dir/spare-$s.ready" 2>"$dir/spare-$s.log" &
+        echo $! >"$dir/zone-spare-$s.pid"
+        log "spare-$s: waiting for a zone or shard (log: $dir/spare-$s.log)"
+    done
+    cap=()
+    [ -z "${MMO_FLEET_SHARD_CAP:-}" ] || cap=(--shard-cap "$MMO_FLEET_SHARD_CAP")
     for g in $(seq "$gateways"); do
         start_server "gateway-$g" --role gateway --http-addr "127.0.0.1:$(free_port)" \
-            --quic-addr "127.0.0.1:$(free_port)" "${common[@]}"
+            --quic-addr "127.0.0.1:$(free_port)" "${common[@]}" "${cap[@]}"
     done
     echo "fleet up in $dir (logs: $dir/*.log)"
     also=()
     for z in $zone_ids; do
         also+=(--also-metrics "$(http_of "zone-$z")")
         echo "zone process $z: metrics at http://$(http_of "zone-$z")/metrics"
+    done
+    for s in $(seq "$spares"); do
+        also+=(--also-metrics "$(cat "$dir/spare-$s.http")")
     done
     for g in $(seq "$gateways"); do
         [ "$g" = 1 ] || also+=(--also-metrics "$(http_of "gateway-$g")")

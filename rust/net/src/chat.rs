@@ -318,16 +318,19 @@ impl ChatHub {
         }
     }
 
-    /// A chat line from `connection` of `zone`: checked, then said, routed or refused.
+    /// A chat line from `connection` of `zone` (zone instance `instance`, see
+    /// `crate::shard`: zone chat stays within a shard): checked, then said, routed or
+    /// refused.
     pub(crate) fn on_chat(
         &self,
         zone: &mut Zone,
+        instance: u16,
         connection: ConnectionId,
         channel: ChatChannel,
         to: Option<String>,
         text: &str,
     ) {
-        let zone_id = zone.zone_id().0;
+        let zone_id = instance;
         let admitted = {
             let mut online = self.inner.lock();
             let Some(name) = online.by_conn.get(&connection).cloned() else {

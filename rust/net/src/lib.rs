@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod persist;
 pub mod relay;
 pub mod server;
+pub mod shard;
 pub mod tls;
 mod token_bucket;
 pub mod udp;

@@ -4,7 +4,8 @@
 //! every record is a no-op. `mmo-server` installs a Prometheus recorder and serves it on
 //! `/metrics`; [`describe`] gives each metric its help text and unit there.
 //!
-//! Labels are bounded: `zone` (a zone id), `reason` / `kind` / `outcome` (fixed snake_case
+//! Labels are bounded: `zone` (a zone id, `3`; a shard other than 0 is `<zone>.<shard>`,
+//! `3.1`: `crate::shard`), `reason` / `kind` / `outcome` (fixed snake_case
 //! sets). Nothing is labelled per client or per address.
 
 /// Histogram, seconds, label `zone`: wall time of one zone tick (inputs, movement,
@@ -74,6 +75,11 @@ pub const INPUT_STARVED_TICKS_TOTAL: &str = "mmo_input_starved_ticks_total";
 /// Gauge, label `role` (`all`, `gateway`, `zone`): 1 for the role this process runs, set
 /// at start, so a scraper (the load tester's per-role figures) knows what it reads.
 pub const PROCESS_ROLE: &str = "mmo_process_role";
+/// Counter, label `outcome` (`under_cap`, `new_shard`, `over_cap`, `unknown`): where a
+/// gateway placed new connections among the home zone's shards (`crate::relay`'s
+/// `shard_loads`): a shard under the cap, a shard started because every one was at the
+/// cap, the least loaded over the cap (no new shard in time), shard 0 for want of loads.
+pub const SHARD_PLACEMENTS_TOTAL: &str = "mmo_shard_placements_total";
 /// Gauge: open QUIC connections on the endpoint (handshaking ones included: what
 /// [`crate::gateway::GatewayConfig::max_connections`] caps).
 pub const CONNECTIONS: &str = "mmo_connections";
@@ -184,6 +190,10 @@ pub fn describe() {
     );
     describe_gauge!(ZONE_PLAYERS, "Players logged in, per zone");
     describe_gauge!(CONNECTIONS, "Open QUIC connections");
+    describe_counter!(
+        SHARD_PLACEMENTS_TOTAL,
+        "New connections placed on the home zone's shards, by outcome"
+    );
     describe_counter!(HANDSHAKES_TOTAL, "Incoming QUIC handshakes by outcome");
     describe_counter!(LOGINS_TOTAL, "Logins decided, by outcome");
     describe_counter!(DISCONNECTS_TOTAL, "Connections closed, by reason");

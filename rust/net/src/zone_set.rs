@@ -14,6 +14,11 @@
 //! ticks from the world's epoch (a wall-clock instant shared through the fleet's
 //! directory), so tick `n` covers the same interval everywhere and a handed-over session's
 //! tick numbers stay meaningful.
+//!
+//! Everything here is indexed by **zone instance** ([`crate::shard`]): in a fleet a zone
+//! can have several shards, each its own zone thread, and the tables hold every shard's
+//! instance id (`MAX_SHARDS_PER_ZONE` per zone); outside a fleet the instance ids are the
+//! zone ids.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -31,21 +36,21 @@ use crate::zone_thread::{AccountRegistry, Inspect, PeerMsg, Shared, ZoneMsg};
 /// A zone process's part of a world run by several processes.
 #[derive(Clone, Debug)]
 pub(crate) struct FleetPart {
-    /// The zones run here (ids of the layout); the others are remote.
-    pub(crate) local_zones: Vec<u16>,
+    /// The zone instances run here (`crate::shard`); the others are remote.
+    pub(crate) local_instances: Vec<u16>,
     /// The world's tick 0, µs since the Unix epoch.
     pub(crate) epoch_unix_us: u64,
-    /// Each local zone's run number (its lease's fencing token): where its ids start
-    /// (`Zone::start_ids_for_run`).
+    /// Each local instance's run number (its lease's fencing token, unique among the
+    /// shards of a zone): where its ids start (`Zone::start_ids_for_run`).
     pub(crate) runs: Vec<(u16, u64)>,
     /// Account presence across the world's zone processes (`None`: this process's
     /// registry only).
     pub(crate) presence: Option<crate::relay::FleetPresence>,
 }
 
-/// What local zones send towards one remote zone.
+/// What local zones send towards one remote zone instance.
 pub(crate) struct RemotePeer {
-    /// The remote zone's id.
+    /// The remote zone instance's id.
     pub(crate) zone: u16,
     /// Its peer channel's receiving end.
     pub(crate) messages: mpsc::UnboundedReceiver<PeerMsg>,
@@ -62,7 +67,7 @@ impl std::fmt::Debug for RemotePeer {
 /// The running zone threads of a process.
 #[derive(Debug)]
 pub(crate) struct ZoneSet {
-    /// Inbox of each zone thread, indexed by zone id.
+    /// Inbox of each zone thread, indexed by zone instance.
     pub(crate) inboxes: Arc<[mpsc::Sender<ZoneMsg>]>,
     /// Empty once the zones were stopped.
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -72,14 +77,18 @@ pub(crate) struct ZoneSet {
     pub(crate) chat: ChatHub,
     /// The instant tick 0 started (the zones' clock; datagrams are stamped with it).
     pub(crate) start: Instant,
-    /// Peer channel of each zone, indexed by zone id (remote ones end in [`ZoneSet::remote`]).
+    /// Peer channel of each zone instance (remote ones end in [`ZoneSet::remote`]).
     pub(crate) peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
-    /// Whether each zone (by id) runs here.
+    /// Whether each zone instance runs here.
     pub(crate) local: Vec<bool>,
     /// Account -> connection of every logged-in player of this process.
     pub(crate) accounts: AccountRegistry,
-    /// Border exports waiting in each zone's peer channel, by zone id.
+    /// Border exports waiting in each zone instance's peer channel.
     pub(crate) border_backlog: Arc<[AtomicUsize]>,
+    /// Players logged in on each zone instance (what the fleet's placement reads).
+    pub(crate) players: Arc<[AtomicUsize]>,
+    /// Which zone instances run in the fleet (lanes; shard 0 only outside a fleet).
+    pub(crate) lanes: crate::shard::Lanes,
     /// What local zones send to remote ones; taken by the relay.
     pub(crate) remote: Vec<RemotePeer>,
 }
@@ -95,52 +104,61 @@ impl ZoneSet {
     ) -> Result<ZoneSet, NetError> {
         check_config(config)?;
         let all_ids = zone_ids(config);
+        // Below 2^16 zones by the layout's own limits.
+        let zone_count = all_ids.len() as u16;
+        let instances =
+            crate::shard::instance_count(zone_count, fleet.is_some()).map_err(NetError::Config)?;
         let local: Vec<bool> = match fleet {
             Some(part) => {
-                for &id in &part.local_zones {
-                    if !all_ids.contains(&id) {
+                for &id in &part.local_instances {
+                    if id >= instances {
                         return Err(NetError::Config(format!(
                             "fleet.zones: zone {id} is not a zone of the world layout (zones 0 to {})",
                             all_ids.len().saturating_sub(1)
                         )));
                     }
                 }
-                if part.local_zones.is_empty() {
+                if part.local_instances.is_empty() {
                     return Err(NetError::Config("fleet.zones is empty".into()));
                 }
-                all_ids
-                    .iter()
-                    .map(|id| part.local_zones.contains(id))
+                (0..instances)
+                    .map(|id| part.local_instances.contains(&id))
                     .collect()
             }
-            None => vec![true; all_ids.len()],
+            None => vec![true; usize::from(instances)],
         };
         let (start, first_tick) = match fleet {
             Some(part) => world_clock(part.epoch_unix_us, config.zone.tick_rate.tick_us())?,
             None => (Instant::now(), 0),
         };
-        let mut zones = build_zones(config)?;
-        zones.retain(|z| local[usize::from(z.zone_id().0)]);
-        for zone in &mut zones {
+        let local_ids: Vec<u16> = (0..instances).filter(|&i| local[usize::from(i)]).collect();
+        let mut zones = Vec::with_capacity(local_ids.len());
+        for &instance in &local_ids {
+            let mut zone = build_zone(config, instance % zone_count.max(1))?;
             zone.start_at_tick(mmo_core::time::Tick(first_tick))
                 .map_err(NetError::Config)?;
             let run = fleet.and_then(|part| {
                 part.runs
                     .iter()
-                    .find(|(id, _)| *id == zone.zone_id().0)
+                    .find(|(id, _)| *id == instance)
                     .map(|(_, run)| *run)
             });
             if let Some(run) = run {
                 zone.start_ids_for_run(run).map_err(NetError::Config)?;
             }
+            zones.push((instance, zone));
         }
-        let mut inboxes = Vec::with_capacity(all_ids.len());
+        let mut inboxes = Vec::with_capacity(usize::from(instances));
         let mut inbox_rxs = Vec::with_capacity(zones.len());
-        let mut peers = Vec::with_capacity(all_ids.len());
+        let mut peers = Vec::with_capacity(usize::from(instances));
         let mut peer_rxs = Vec::with_capacity(zones.len());
         let mut remote = Vec::new();
-        for &id in &all_ids {
-            let (tx, rx) = mpsc::channel(config.inbox_capacity);
+        for id in 0..instances {
+            let (tx, rx) = mpsc::channel(if local[usize::from(id)] {
+                config.inbox_capacity
+            } else {
+                1
+            });
             inboxes.push(tx);
             let (peer_tx, peer_rx) = mpsc::unbounded_channel();
             peers.push(peer_tx);
@@ -148,7 +166,7 @@ impl ZoneSet {
                 inbox_rxs.push(rx);
                 peer_rxs.push(peer_rx);
             } else {
-                // A remote zone's inbox is closed here: nothing is queued for it.
+                // A remote instance's inbox is closed here: nothing is queued for it.
                 drop(rx);
                 remote.push(RemotePeer {
                     zone: id,
@@ -156,12 +174,17 @@ impl ZoneSet {
                 });
             }
         }
+        let lanes = crate::shard::Lanes::new(zone_count, instances);
+        for &id in &local_ids {
+            lanes.set_running(id, true);
+        }
+        let players: Arc<[AtomicUsize]> = (0..instances).map(|_| AtomicUsize::new(0)).collect();
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let peers: Arc<[mpsc::UnboundedSender<PeerMsg>]> = peers.into();
         let chat = ChatHub::new(config.chat, peers.clone(), config.chat_bridge.clone());
         let accounts: AccountRegistry = Arc::new(Mutex::new(Default::default()));
         let border_backlog: Arc<[AtomicUsize]> =
-            (0..all_ids.len()).map(|_| AtomicUsize::new(0)).collect();
+            (0..instances).map(|_| AtomicUsize::new(0)).collect();
         let shared = Shared {
             authority: config.authority.clone(),
             accounts: accounts.clone(),
@@ -175,14 +198,19 @@ impl ZoneSet {
             save_versions: Arc::new(Mutex::new(Default::default())),
             relay_tick,
             presence: fleet.and_then(|part| part.presence.clone()),
+            players: players.clone(),
+            lanes: lanes.clone(),
         };
         let mut threads = Vec::with_capacity(zones.len());
-        for ((zone, inbox_rx), peer_rx) in zones.into_iter().zip(inbox_rxs).zip(peer_rxs) {
-            let name = format!("mmo-zone-{}", zone.zone_id().0);
+        for (((instance, zone), inbox_rx), peer_rx) in
+            zones.into_iter().zip(inbox_rxs).zip(peer_rxs)
+        {
+            let label = crate::shard::ZoneShard::of_instance(instance, zone_count).label();
+            let name = format!("mmo-zone-{label}");
             let shared = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || crate::zone_thread::run(zone, shared, inbox_rx, peer_rx));
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                crate::zone_thread::run(zone, instance, shared, inbox_rx, peer_rx);
+            });
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
@@ -203,6 +231,8 @@ impl ZoneSet {
             accounts,
             border_backlog,
             remote,
+            players,
+            lanes,
         })
     }
 
@@ -297,7 +327,7 @@ pub(crate) fn check_config(config: &ServerConfig) -> Result<(), NetError> {
     Ok(())
 }
 
-/// The ids of the zones [`build_zones`] makes for `config`.
+/// The ids of the zones of `config`'s layout (`[0]` without one).
 pub(crate) fn zone_ids(config: &ServerConfig) -> Vec<u16> {
     match config.layout {
         Some(layout) => layout.zones().map(|id| id.0).collect(),
@@ -305,21 +335,15 @@ pub(crate) fn zone_ids(config: &ServerConfig) -> Vec<u16> {
     }
 }
 
-/// One [`Zone`] per zone of the layout (placement set), or one for the whole world.
-pub(crate) fn build_zones(config: &ServerConfig) -> Result<Vec<Zone>, NetError> {
+/// The [`Zone`] of zone `id` of the layout (placement set), or the whole world's (no
+/// layout; `id` is 0).
+fn build_zone(config: &ServerConfig, id: u16) -> Result<Zone, NetError> {
     let Some(layout) = config.layout else {
-        return Ok(vec![
-            Zone::new(config.zone.clone()).map_err(NetError::Config)?,
-        ]);
+        return Zone::new(config.zone.clone()).map_err(NetError::Config);
     };
-    layout
-        .zones()
-        .map(|id| {
-            let zone = ZoneConfig {
-                placement: Some(ZonePlacement::new(layout, id)),
-                ..config.zone.clone()
-            };
-            Zone::new(zone).map_err(|e| NetError::Config(format!("zone {}: {e}", id.0)))
-        })
-        .collect()
+    let zone = ZoneConfig {
+        placement: Some(ZonePlacement::new(layout, ZoneId(id))),
+        ..config.zone.clone()
+    };
+    Zone::new(zone).map_err(|e| NetError::Config(format!("zone {id}: {e}")))
 }

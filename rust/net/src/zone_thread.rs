@@ -105,6 +105,8 @@ pub(crate) enum PeerMsg {
     /// A player crossed into the receiving zone.
     Arrive {
         id: ConnectionId,
+        /// The zone instance it leaves.
+        from: u16,
         transfer: Box<PlayerTransfer>,
         conn: Conn,
         account: Option<String>,
@@ -164,11 +166,11 @@ pub(crate) type AccountRegistry = Arc<Mutex<BTreeMap<String, ConnectionId>>>;
 pub(crate) struct Shared {
     pub(crate) authority: Arc<dyn LoginAuthority>,
     pub(crate) accounts: AccountRegistry,
-    /// Peer channel of each zone, indexed by zone id.
+    /// Peer channel of each zone instance (`crate::shard`), indexed by instance id.
     pub(crate) peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
     /// The instant tick 0 started: every zone ticks on the same schedule.
     pub(crate) start: Instant,
-    /// Border exports waiting in each zone's peer channel, indexed by zone id.
+    /// Border exports waiting in each zone instance's peer channel.
     pub(crate) border_backlog: Arc<[AtomicUsize]>,
     /// Routes chat between zone threads and processes.
     pub(crate) chat: crate::chat::ChatHub,
@@ -190,6 +192,12 @@ pub(crate) struct Shared {
     /// Account presence across the world's zone processes (a zone process with a
     /// directory; see `presence`). `None`: accounts are unique in this process only.
     pub(crate) presence: Option<crate::relay::FleetPresence>,
+    /// Players logged in on each zone instance, kept by its thread (the fleet's shard
+    /// loads).
+    pub(crate) players: Arc<[AtomicUsize]>,
+    /// Which zone instances run in the fleet: where crossings go, which neighbours get
+    /// border exports (`crate::shard`).
+    pub(crate) lanes: crate::shard::Lanes,
 }
 
 /// The zone thread's metric handles (registered once; recording is a no-op without a
@@ -249,6 +257,8 @@ pub(crate) fn count_disconnect(reason: DisconnectReason) {
 /// The zone thread's state.
 struct ZoneLoop {
     zone: Zone,
+    /// This zone's instance id (`crate::shard`): its index in the shared tables.
+    instance: u16,
     shared: Shared,
     conns: BTreeMap<ConnectionId, Conn>,
     /// The account of each logged-in connection here (the registry in `shared` maps back).
@@ -275,6 +285,7 @@ struct Overload {
 /// thread (spawn one per zone).
 pub(crate) fn run(
     zone: Zone,
+    instance: u16,
     shared: Shared,
     inbox: mpsc::Receiver<ZoneMsg>,
     peers: mpsc::UnboundedReceiver<PeerMsg>,
@@ -289,12 +300,14 @@ pub(crate) fn run(
             return;
         }
     };
-    let zone_label = zone.zone_id().0.to_string();
+    let zone_label =
+        crate::shard::ZoneShard::of_instance(instance, shared.lanes.zone_count()).label();
     let mut zone = zone;
     zone.set_transfers_await_commit(shared.store.is_some());
-    let saving = saving::Saving::new(&shared, usize::from(zone.zone_id().0), shared.peers.len());
+    let saving = saving::Saving::new(&shared, usize::from(instance), shared.peers.len());
     let mut zone_loop = ZoneLoop {
         zone,
+        instance,
         saving,
         shared,
         conns: BTreeMap::new(),
@@ -305,7 +318,7 @@ pub(crate) fn run(
         overload: Overload::default(),
         presence: presence::Presence::default(),
     };
-    zone_loop.metrics.players.set(0.0);
+    zone_loop.count_players();
     runtime.block_on(zone_loop.run(inbox, peers));
 }
 
@@ -314,9 +327,18 @@ impl ZoneLoop {
         self.shared.start.elapsed().as_micros() as u64
     }
 
-    /// This zone's index in the shared tables (its zone id).
+    /// This zone's index in the shared tables (its instance id).
     fn index(&self) -> usize {
-        usize::from(self.zone.zone_id().0)
+        usize::from(self.instance)
+    }
+
+    /// Publishes how many players are logged in here (gauge and shard load).
+    fn count_players(&self) {
+        #[allow(clippy::cast_precision_loss)] // A player count.
+        self.metrics.players.set(self.accounts.len() as f64);
+        if let Some(players) = self.shared.players.get(self.index()) {
+            players.store(self.accounts.len(), Ordering::Relaxed);
+        }
     }
 
     async fn run(
@@ -444,6 +466,7 @@ impl ZoneLoop {
         match msg {
             PeerMsg::Arrive {
                 id,
+                from: _,
                 transfer,
                 conn,
                 account,
@@ -454,7 +477,7 @@ impl ZoneLoop {
                     if let Some(save) = save {
                         self.saving.put(id, *save);
                     }
-                    self.shared.chat.moved(id, self.zone.zone_id().0);
+                    self.shared.chat.moved(id, self.instance);
                     let now_us = self.now_us();
                     self.read_control(id, now_us);
                     let Some(account) = account else {
@@ -475,7 +498,7 @@ impl ZoneLoop {
                     } else {
                         self.accounts.insert(id, account);
                     }
-                    self.metrics.players.set(self.accounts.len() as f64);
+                    self.count_players();
                 }
                 Err(rejected) => {
                     // Unreachable while ids are globally unique (`mmo_core::world`); if it
@@ -609,7 +632,8 @@ impl ZoneLoop {
         let departures: Vec<_> = self.zone.drain_departures().collect();
         for departure in departures {
             let id = departure.connection;
-            let Some(peer) = self.shared.peers.get(usize::from(departure.to.0)).cloned() else {
+            let to = self.shared.lanes.crossing(self.instance, departure.to.0);
+            let Some(peer) = self.shared.peers.get(usize::from(to)).cloned() else {
                 tracing::error!(zone = departure.to.0, "departure to an unknown zone");
                 continue;
             };
@@ -628,12 +652,13 @@ impl ZoneLoop {
                 transfer.connection().stats(),
                 &mut conn.sampled,
             );
-            conn.link.set_zone(departure.to.0);
+            conn.link.set_zone(to);
             let account = self.accounts.remove(&id);
             self.claim_leaves(id);
             let save = self.saving.take(id).map(Box::new);
             let arrive = PeerMsg::Arrive {
                 id,
+                from: self.instance,
                 transfer: Box::new(transfer),
                 conn,
                 account,
@@ -651,8 +676,8 @@ impl ZoneLoop {
                 continue;
             }
             self.metrics.handoffs.increment(1);
-            self.metrics.players.set(self.accounts.len() as f64);
-            tracing::debug!(connection = id.0, from = %self.metrics.zone_label, to = departure.to.0, "player handed over");
+            self.count_players();
+            tracing::debug!(connection = id.0, from = %self.metrics.zone_label, to, "player handed over");
         }
     }
 
@@ -662,7 +687,10 @@ impl ZoneLoop {
             return;
         };
         for neighbour in layout.neighbours(self.zone.zone_id()) {
-            let to = usize::from(neighbour.0);
+            let Some(to) = self.shared.lanes.border_partner(self.instance, neighbour.0) else {
+                continue;
+            };
+            let to = usize::from(to);
             let (Some(peer), Some(backlog)) = (
                 self.shared.peers.get(to),
                 self.shared.border_backlog.get(to),
@@ -739,7 +767,7 @@ impl ZoneLoop {
             self.unregister(id, &account);
         }
         self.shared.chat.offline(id);
-        self.metrics.players.set(self.accounts.len() as f64);
+        self.count_players();
     }
 
     /// Removes `account` from the registry if it still maps to `id`.
@@ -795,7 +823,14 @@ impl ZoneLoop {
                     }
                 }
                 ServerEvent::Chat { channel, to, text } => {
-                    (self.shared.chat).on_chat(&mut self.zone, id, channel, to, &text);
+                    (self.shared.chat).on_chat(
+                        &mut self.zone,
+                        self.instance,
+                        id,
+                        channel,
+                        to,
+                        &text,
+                    );
                 }
                 ServerEvent::ChatJoin(c) => {
                     (self.shared.chat).on_membership(&mut self.zone, id, c, true)
@@ -887,9 +922,8 @@ impl ZoneLoop {
             conn.link.set_logged_in();
         }
         self.accounts.insert(id, account.to_owned());
-        self.metrics.players.set(self.accounts.len() as f64);
-        let zone_id = self.zone.zone_id().0;
-        self.shared.chat.online(chat_name, zone_id, id);
+        self.count_players();
+        self.shared.chat.online(chat_name, self.instance, id);
     }
 
     /// Closes `id` here, or asks every other zone to (it may have been handed over).

@@ -62,6 +62,7 @@ fn settings(url: &str, world: &str) -> RelaySettings {
         nats_security: None,
         zones: None,
         take_free_zone: false,
+        shard_cap: None,
     }
 }
 
@@ -1019,4 +1020,178 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
     })
     .await
     .expect("finished within 60 s");
+}
+
+/// Shards and lanes (`mmo_net::shard`): one zone process runs both zones of the border
+/// world (their shard 0) and two spares wait; the gateway's cap is one player per shard.
+/// Alice lands on shard 0 of the home zone; Bob, past the cap, makes the gateway ask for
+/// lane 1, the spares take zone 0's and zone 1's shard 1, and Bob starts on the first.
+/// Standing on the same spot, they never see each other. Bob walks east and stays in his
+/// lane: his session runs on zone 1's shard 1, not in the first process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_past_the_shard_cap_starts_a_new_lane_and_keeps_it_across_zones() {
+    let Some(url) = nats_url() else { return };
+    let Some(redis) = redis_url() else { return };
+    tokio::time::timeout(Duration::from_secs(60), shards(url, redis))
+        .await
+        .expect("finished within 60 s");
+}
+
+/// Reads the fresh shard loads until `want` (zone, shard) pairs are all there (at most
+/// 10 s).
+async fn until_shards_run(redis: &str, world: &str, want: &[(u16, u16)]) {
+    let client = redis::Client::open(redis).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..100 {
+        let loads = mmo_net::relay::shard_loads::read_loads(&mut connection, world)
+            .await
+            .unwrap();
+        if want.iter().all(|&(zone, shard)| {
+            loads
+                .iter()
+                .any(|l| (l.shard.zone, l.shard.shard) == (zone, shard))
+        }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("shards {want:?} not running in 10 s");
+}
+
+async fn shards(url: String, redis: String) {
+    common::install_recorder();
+    let relay = settings(&url, "shards");
+    let (config, trust, zone) = config();
+    let main = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+    assert_eq!(main.zone_labels(), ["0", "1"]);
+    let spare = || {
+        let config = config.clone();
+        let relay = RelaySettings {
+            take_free_zone: true,
+            ..relay.clone()
+        };
+        tokio::spawn(async move { ZoneProcess::start(&config, relay).await.unwrap() })
+    };
+    let spares = [spare(), spare()];
+    let gateway = GatewayProcess::start(
+        &config,
+        RelaySettings {
+            shard_cap: Some(1),
+            ..relay.clone()
+        },
+    )
+    .await
+    .unwrap();
+    until_shards_run(&redis, &relay.world, &[(0, 0), (1, 0)]).await;
+
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle = MoveInput::default();
+    let new_shard =
+        |outcome| common::counter("mmo_shard_placements_total", &[("outcome", outcome)]);
+    let (under_before, new_before) = (new_shard("under_cap"), new_shard("new_shard"));
+    let mut a = connect(&gateway, trust, &zone, "a").await;
+    let started = std::time::Instant::now();
+    let mut b = connect(&gateway, trust, &zone, "b").await;
+    for _ in 0..300 {
+        if a.entity().is_some() && b.entity().is_some() {
+            break;
+        }
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+    }
+    let (a_entity, b_entity) = (
+        a.entity().expect("A welcomed"),
+        b.entity().expect("B welcomed"),
+    );
+    println!(
+        "B (past the cap) welcomed {} ms after connecting on a new shard",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(
+        new_shard("under_cap"),
+        under_before + 1,
+        "A placed under the cap"
+    );
+    assert_eq!(
+        new_shard("new_shard"),
+        new_before + 1,
+        "B placed on a new shard"
+    );
+    // The spares took lane 1: zone 0's shard 1 first (the home zone), then zone 1's.
+    let mut taken = Vec::new();
+    for spare in spares {
+        taken.push(
+            tokio::time::timeout(Duration::from_secs(10), spare)
+                .await
+                .expect("each spare took a shard within 10 s")
+                .unwrap(),
+        );
+    }
+    taken.sort_by_key(ZoneProcess::zone_labels);
+    let [shard_0_1, shard_1_1] = <[ZoneProcess; 2]>::try_from(taken).unwrap();
+    assert_eq!(shard_0_1.zone_labels(), ["0.1"]);
+    assert_eq!(shard_1_1.zone_labels(), ["1.1"]);
+    // Zone 0's shard 1 is instance 2 of the 2-zone world, zone 1's is instance 3.
+    assert!(
+        in_zone(&main, 0, a_entity).await.flatten().is_some(),
+        "A on shard 0"
+    );
+    assert!(
+        in_zone(&shard_0_1, 2, b_entity).await.flatten().is_some(),
+        "B on shard 1"
+    );
+    until_shards_run(&redis, &relay.world, &[(0, 1), (1, 1)]).await;
+    // Every process reads the loads each second: let the lanes learn that 1.1 runs.
+    let mut saw_each_other = 0;
+    for _ in 0..45 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(idle, tick_s);
+        if a.sees(b_entity) || b.sees(a_entity) {
+            saw_each_other += 1;
+        }
+    }
+    assert_eq!(
+        saw_each_other, 0,
+        "shards of one zone do not see each other"
+    );
+
+    // Bob walks east into zone 1: lane 1 runs there, so he goes to its shard 1.
+    let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+    for i in 0..150 {
+        interval.tick().await;
+        a.tick(idle, tick_s);
+        b.tick(if i < 120 { east } else { idle }, tick_s);
+        if a.sees(b_entity) || b.sees(a_entity) {
+            saw_each_other += 1;
+        }
+    }
+    assert!(
+        b.position_m().x > 0.0,
+        "B walked into zone 1: {}",
+        b.position_m()
+    );
+    assert!(
+        in_zone(&shard_1_1, 3, b_entity).await.flatten().is_some(),
+        "B's session runs on zone 1's shard 1"
+    );
+    assert!(
+        in_zone(&main, 1, b_entity).await.flatten().is_none(),
+        "not on zone 1's shard 0"
+    );
+    assert_eq!(
+        saw_each_other, 0,
+        "lanes do not see each other across the border either"
+    );
+    assert_eq!(b.client.state(), ClientState::Active, "B stayed connected");
+    assert_eq!(b.client.session().stats().corrections, 0);
+
+    gateway.shutdown(Duration::from_secs(1)).await;
+    for process in [main, shard_0_1, shard_1_1] {
+        process.shutdown(Duration::from_secs(2)).await;
+    }
 }

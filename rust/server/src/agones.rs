@@ -5,8 +5,8 @@
 //! - At start, before the database is opened and before the process looks for a zone:
 //!   `POST /health` every [`HEALTH_EVERY`] until the process stops, and `POST /ready` (a
 //!   spare counts as a Ready game server, which the Fleet keeps as its buffer).
-//! - Once it runs its zones: `PUT /metadata/label` `mmo-zones` = the zone ids (`0-3`
-//!   style: ids joined by `-`; Agones stores it as the label `agones.dev/sdk-mmo-zones`),
+//! - Once it runs its zones: `PUT /metadata/label` `mmo-zones` = the zone instances'
+//!   labels (`0-3` style: labels joined by `-`, a shard other than 0 as `3.1`; Agones stores it as the label `agones.dev/sdk-mmo-zones`),
 //!   best effort, then `POST /allocate` (tried 3 times): an Allocated game server is never
 //!   deleted by a scale-down or a rolling update while it runs its zones.
 //! - At shutdown, after the zones stopped and saved: `POST /shutdown`.
@@ -106,8 +106,8 @@ impl AgonesSdk {
     ///
     /// # Errors
     /// A call the sidecar refused or did not answer.
-    pub async fn allocate_for(&self, zones: &[u16]) -> Result<(), String> {
-        let ids: Vec<String> = zones.iter().map(u16::to_string).collect();
+    pub async fn allocate_for(&self, zones: &[String]) -> Result<(), String> {
+        let ids = zones;
         if let Err(e) = self
             .call(
                 reqwest::Method::PUT,

@@ -340,10 +340,10 @@ impl App {
             (&agones, zones.running())
         {
             // Never scaled down or replaced by an update while it runs its zones.
-            sdk.allocate_for(&process.zone_ids())
+            sdk.allocate_for(&process.zone_labels())
                 .await
                 .map_err(StartError::Fleet)?;
-            tracing::info!(zones = ?process.zone_ids(), "Agones: allocated");
+            tracing::info!(zones = ?process.zone_labels(), "Agones: allocated");
         }
         let fleet_login = match (zones.running(), &settings.chat.redis_url) {
             (crate::zones::Running::Gateway(gateway), Some(url)) => Some(

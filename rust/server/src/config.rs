@@ -50,6 +50,7 @@
 //! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids, or `auto`: one zone no other process runs, waiting as a spare until one is free) |
 //! | `--agones` | `MMO_AGONES` | `[fleet] agones` | false (zone role: report to the Agones SDK sidecar) |
 //! | `--max-players` | `MMO_MAX_PLAYERS` | `[fleet] max_players` | none: no login queue (gateway role with `--redis-url`) |
+//! | `--shard-cap` | `MMO_SHARD_CAP` | `[fleet] shard_cap` | 900 (gateway role with `--redis-url`: players per shard of the home zone before new logins go to another shard and a new one is asked for) |
 //! | `--public-quic-addr` | `MMO_PUBLIC_QUIC_ADDR` | `[fleet] public_quic_addr` | the bound QUIC address (gateway role) |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
@@ -511,6 +512,9 @@ fn option_name(key: &str) -> String {
         "fleet.max_players" | "max_players" => {
             "--max-players / MMO_MAX_PLAYERS / [fleet] max_players".to_owned()
         }
+        "fleet.shard_cap" | "shard_cap" => {
+            "--shard-cap / MMO_SHARD_CAP / [fleet] shard_cap".to_owned()
+        }
         "fleet.public_quic_addr" | "public_quic_addr" => {
             "--public-quic-addr / MMO_PUBLIC_QUIC_ADDR / [fleet] public_quic_addr".to_owned()
         }
@@ -945,6 +949,10 @@ pub struct Cli {
     /// in a queue [env: MMO_MAX_PLAYERS] [default: none, no queue]
     #[arg(long, value_name = "N")]
     pub max_players: Option<u32>,
+    /// Gateway role with --redis-url: players per shard of the home zone before new logins
+    /// go to another shard and a new shard is asked for [env: MMO_SHARD_CAP] [default: 900]
+    #[arg(long, value_name = "N")]
+    pub shard_cap: Option<u32>,
     /// Gateway role: the QUIC address clients reach this gateway at, as the fleet's login
     /// answers give it (ip:port) [env: MMO_PUBLIC_QUIC_ADDR] [default: the bound address]
     #[arg(long, value_name = "ADDR")]
@@ -1138,6 +1146,9 @@ pub fn apply_env(
     if let Some(v) = get("max_players") {
         settings.fleet.max_players = Some(parse_env("max_players", &v, from_str)?);
     }
+    if let Some(v) = get("shard_cap") {
+        settings.fleet.shard_cap = Some(parse_env("shard_cap", &v, from_str)?);
+    }
     if let Some(v) = get("public_quic_addr") {
         settings.fleet.public_quic_addr = Some(parse_env("public_quic_addr", &v, from_str)?);
     }
@@ -1253,6 +1264,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = cli.max_players {
         settings.fleet.max_players = Some(v);
+    }
+    if let Some(v) = cli.shard_cap {
+        settings.fleet.shard_cap = Some(v);
     }
     if let Some(v) = cli.public_quic_addr {
         settings.fleet.public_quic_addr = Some(v);

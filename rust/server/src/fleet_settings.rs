@@ -82,6 +82,10 @@ pub struct FleetSettings {
     /// Gateway role with the directory: players the world holds at once; a login past it
     /// gets a place in the login queue instead of a token (`None`: no queue).
     pub max_players: Option<u32>,
+    /// Gateway role with the directory: players a shard of the home zone takes before new
+    /// connections go to another shard, and a new shard is asked for when every one is
+    /// full (`None`: [`DEFAULT_SHARD_CAP`], the seed's 900).
+    pub shard_cap: Option<u32>,
     /// Gateway role: the QUIC address clients reach this gateway at, which the fleet's
     /// login answers give (`None`: the bound address; one that is unspecified, `0.0.0.0`,
     /// becomes the address the HTTP request arrived on, right only when the chosen gateway
@@ -101,10 +105,15 @@ impl Default for FleetSettings {
             zones: None,
             agones: false,
             max_players: None,
+            shard_cap: None,
             public_quic_addr: None,
         }
     }
 }
+
+/// Players per shard before a gateway places new connections on another shard (the
+/// seed's "players per instance > 900: spawn a new shard").
+pub const DEFAULT_SHARD_CAP: u32 = 900;
 
 /// Which zones a zone process runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +217,18 @@ impl FleetSettings {
                 return Err(error("fleet.max_players", max, "1..=10000000"));
             }
         }
+        if let Some(cap) = self.shard_cap {
+            if self.role != Role::Gateway {
+                return Err(error(
+                    "fleet.shard_cap",
+                    cap,
+                    "only the gateway role places new connections on shards",
+                ));
+            }
+            if !(1..=100_000).contains(&cap) {
+                return Err(error("fleet.shard_cap", cap, "1..=100000"));
+            }
+        }
         if let Some(addr) = self.public_quic_addr {
             if self.role != Role::Gateway {
                 return Err(error(
@@ -283,6 +304,8 @@ impl FleetSettings {
                 Some(ZoneList::Auto(_)) | None => None,
             },
             take_free_zone: matches!(self.zones, Some(ZoneList::Auto(_))),
+            shard_cap: (self.role == Role::Gateway && redis_url.is_some())
+                .then(|| self.shard_cap.unwrap_or(DEFAULT_SHARD_CAP)),
         }))
     }
 }
@@ -405,5 +428,43 @@ mod tests {
         assert!(bad_url.validate().is_err());
         assert_eq!("Zone".parse::<Role>(), Ok(Role::Zone));
         assert!("zones".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn the_shard_cap_belongs_to_gateways_with_a_directory() {
+        let gateway = FleetSettings {
+            role: Role::Gateway,
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            ..FleetSettings::default()
+        };
+        // Placement needs the directory: none without Redis, the seed's 900 by default.
+        assert_eq!(gateway.relay(None).unwrap().unwrap().shard_cap, None);
+        let redis = Some("redis://127.0.0.1:6379/");
+        assert_eq!(
+            gateway.relay(redis).unwrap().unwrap().shard_cap,
+            Some(DEFAULT_SHARD_CAP)
+        );
+        let capped = FleetSettings {
+            shard_cap: Some(50),
+            ..gateway.clone()
+        };
+        assert!(capped.validate().is_ok());
+        assert_eq!(capped.relay(redis).unwrap().unwrap().shard_cap, Some(50));
+        for (bad, why) in [(0, "1..=100000"), (100_001, "1..=100000")] {
+            let e = FleetSettings {
+                shard_cap: Some(bad),
+                ..gateway.clone()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let zone = FleetSettings {
+            role: Role::Zone,
+            ..capped
+        };
+        let e = zone.validate().unwrap_err();
+        assert!(e.to_string().contains("only the gateway role"), "{e}");
+        assert_eq!(zone.relay(redis).unwrap().unwrap().shard_cap, None);
     }
 }

@@ -5,13 +5,17 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `zone:<zone id>:owner` | `<zone process id, 16 hex digits>:<fencing token>`, expiring after [`LEASE_MS`] unless renewed |
-//! | `zone:<zone id>:fence` | the zone's fencing counter: every lease taken increments it |
+//! | `zone:<zone id>:owner` | shard 0 of the zone: `<zone process id, 16 hex digits>:<fencing token>`, expiring after [`LEASE_MS`] unless renewed |
+//! | `zone:<zone id>:shard:<k>:owner` | the same for the zone's shard `k` (1 to 15; `crate::shard`) |
+//! | `zone:<zone id>:fence` | the zone's fencing counter: every lease taken on any of its shards increments it, so tokens are unique among a zone's shards (they also number the shards' entity-id runs) |
+//! | `shards_wanted` | hash: field `<zone id>` = how many shards the gateways asked that zone to have (`shard_loads`); spares take the missing ones |
 //! | `epoch_unix_us` | the world's tick 0, µs since the Unix epoch: set once by the first zone process ([`world_epoch_unix_us`]), so every process numbers ticks alike |
 //!
-//! A zone process takes the lease of every zone it runs before it serves anyone
-//! ([`ZoneLeases::acquire`]: refused, naming the owner, while another process holds one;
-//! [`take_free_zone`]: the first zone nobody holds, waiting as a spare until one is free),
+//! Leases are per zone instance (a zone's shard, `crate::shard`). A zone process takes the
+//! lease of every instance it runs before it serves anyone ([`ZoneLeases::acquire`]:
+//! refused, naming the owner, while another process holds one; [`take_free_zone`]: the
+//! first zone nobody holds, else a shard the gateways asked for that nobody holds, waiting
+//! as a spare until there is one),
 //! renews them every [`RENEW_EVERY_MS`], and gives them back when it stops. Taking and
 //! renewing are Lua scripts, so each is one atomic step in Redis. A renewal that finds
 //! another value under the key, or that has not succeeded for [`LEASE_MS`] (Redis
@@ -30,6 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::NetError;
+use crate::shard::{MAX_SHARDS_PER_ZONE, ZoneShard};
 
 /// How long a lease lasts without renewal, ms.
 pub const LEASE_MS: u64 = 5_000;
@@ -64,9 +69,10 @@ end
 return 0
 ";
 
-/// One lease held: the zone, its key and the value it holds.
+/// One lease held: the zone instance, its key and the value it holds.
 #[derive(Clone, Debug)]
 struct Lease {
+    /// The zone instance (`crate::shard`).
     zone: u16,
     key: String,
     value: String,
@@ -78,6 +84,7 @@ struct Lease {
 pub struct Fencing {
     connection: redis::aio::MultiplexedConnection,
     world: String,
+    zone_count: u16,
     tokens: Vec<(u16, u64)>,
 }
 
@@ -91,14 +98,14 @@ impl std::fmt::Debug for Fencing {
 }
 
 impl Fencing {
-    /// Whether `zone`'s lease is held now by `process` with fencing token `token` (one
-    /// Redis read, at most 500 ms).
+    /// Whether zone instance `zone`'s lease is held now by `process` with fencing token
+    /// `token` (one Redis read, at most 500 ms).
     ///
     /// # Errors
     /// Redis unreachable or too slow: the caller must treat ownership as unproven.
     pub async fn holds(&self, zone: u16, process: u64, token: u64) -> Result<bool, NetError> {
         let mut connection = self.connection.clone();
-        let key = format!("mmo:{}:zone:{zone}:owner", self.world);
+        let key = owner_key(&self.world, ZoneShard::of_instance(zone, self.zone_count));
         let read = tokio::time::timeout(
             Duration::from_millis(500),
             redis::cmd("GET")
@@ -111,7 +118,7 @@ impl Fencing {
         Ok(read.as_deref() == Some(format!("{process:016x}:{token}").as_str()))
     }
 
-    /// This process's fencing token for `zone` (`None`: not taken here).
+    /// This process's fencing token for zone instance `zone` (`None`: not taken here).
     #[must_use]
     pub fn token(&self, zone: u16) -> Option<u64> {
         self.tokens
@@ -126,13 +133,15 @@ impl Fencing {
 pub struct ZoneLeases {
     connection: redis::aio::MultiplexedConnection,
     world: String,
+    zone_count: u16,
     leases: Vec<Lease>,
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<Option<String>>,
 }
 
 impl ZoneLeases {
-    /// Takes the lease of each of `zones` of `world` for `process` at `redis_url`.
+    /// Takes the lease of each of the zone instances `zones` of `world` (a world of
+    /// `zone_count` zones) for `process` at `redis_url`.
     ///
     /// # Errors
     /// Redis unreachable; or a zone already owned: [`NetError::Config`] naming the zone,
@@ -141,9 +150,10 @@ impl ZoneLeases {
         redis_url: &str,
         world: &str,
         process: u64,
+        zone_count: u16,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<ZoneLeases, NetError> {
-        Self::try_acquire_on(connect(redis_url).await?, world, process, zones)
+        Self::try_acquire_on(connect(redis_url).await?, world, process, zone_count, zones)
             .await?
             .map_err(NetError::Config)
     }
@@ -154,12 +164,14 @@ impl ZoneLeases {
         mut connection: redis::aio::MultiplexedConnection,
         world: &str,
         process: u64,
+        zone_count: u16,
         zones: impl IntoIterator<Item = u16>,
     ) -> Result<Result<ZoneLeases, String>, NetError> {
         let mut leases = Vec::new();
         for zone in zones {
-            let key = format!("mmo:{world}:zone:{zone}:owner");
-            let fence = format!("mmo:{world}:zone:{zone}:fence");
+            let shard = ZoneShard::of_instance(zone, zone_count);
+            let key = owner_key(world, shard);
+            let fence = format!("mmo:{world}:zone:{}:fence", shard.zone);
             let answer: (i64, String, i64) = redis::cmd("EVAL")
                 .arg(ACQUIRE)
                 .arg(2)
@@ -185,8 +197,9 @@ impl ZoneLeases {
                 (_, owner, ttl_ms) => {
                     release_all(&mut connection, &leases).await;
                     return Ok(Err(format!(
-                        "zone {zone} of world `{world}` is owned by zone process {owner} (its lease \
-                         expires in {ttl_ms} ms unless renewed): one zone process per zone"
+                        "zone {} of world `{world}` is owned by zone process {owner} (its lease \
+                         expires in {ttl_ms} ms unless renewed): one zone process per zone",
+                        shard.label()
                     )));
                 }
             }
@@ -196,6 +209,7 @@ impl ZoneLeases {
         Ok(Ok(ZoneLeases {
             connection,
             world: world.to_owned(),
+            zone_count,
             leases,
             renewer,
             lost,
@@ -209,11 +223,12 @@ impl ZoneLeases {
         Fencing {
             connection: self.connection.clone(),
             world: self.world.clone(),
+            zone_count: self.zone_count,
             tokens: self.leases.iter().map(|l| (l.zone, l.token)).collect(),
         }
     }
 
-    /// The fencing token of `zone`'s lease, if this process holds it.
+    /// The fencing token of zone instance `zone`'s lease, if this process holds it.
     #[must_use]
     pub fn token(&self, zone: u16) -> Option<u64> {
         self.leases.iter().find(|l| l.zone == zone).map(|l| l.token)
@@ -251,10 +266,12 @@ impl Drop for ZoneLeases {
 pub const SPARE_POLL_MS: u64 = 500;
 
 /// Takes the lease of the first of `zones` (in order) that no process holds, for
-/// `process`; while every zone is held, waits as a spare, trying again every
-/// [`SPARE_POLL_MS`] (a zone whose process died is free once its lease expires, at most
-/// [`LEASE_MS`] after the last renewal). Never gives up; Redis errors are logged and
-/// retried.
+/// `process`; else of the first shard the gateways asked for (`shards_wanted`: lowest
+/// shard first, and within a shard the home zone `home` first, then the zones in order)
+/// that no process holds. While there is none, waits as a spare,
+/// trying again every [`SPARE_POLL_MS`] (a zone whose process died is free once its lease
+/// expires, at most [`LEASE_MS`] after the last renewal). Never gives up; Redis errors are
+/// logged and retried. Returns the zone instance taken (`crate::shard`).
 ///
 /// # Errors
 /// A bad Redis URL.
@@ -263,7 +280,10 @@ pub async fn take_free_zone(
     world: &str,
     process: u64,
     zones: &[u16],
+    home: u16,
 ) -> Result<(u16, ZoneLeases), NetError> {
+    // Below 2^16 zones by the layout's own limits.
+    let zone_count = zones.len() as u16;
     let mut told_spare = false;
     let mut last_error_log: Option<Instant> = None;
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
@@ -276,15 +296,30 @@ pub async fn take_free_zone(
                 Err(_) => reached = false,
             }
         }
-        if let Some(open) = &connection {
-            for &zone in zones {
-                match ZoneLeases::try_acquire_on(open.clone(), world, process, [zone]).await {
+        if let Some(open) = connection.clone() {
+            let wanted = match wanted_shards(open.clone(), world, zone_count, home).await {
+                Ok(wanted) => wanted,
+                Err(_) => {
+                    connection = None;
+                    reached = false;
+                    Vec::new()
+                }
+            };
+            let candidates = zones.iter().copied().chain(wanted);
+            for zone in candidates {
+                if !reached {
+                    break;
+                }
+                match ZoneLeases::try_acquire_on(open.clone(), world, process, zone_count, [zone])
+                    .await
+                {
                     Ok(Ok(leases)) => {
+                        let label = ZoneShard::of_instance(zone, zone_count).label();
                         if told_spare {
                             tracing::warn!(
-                                zone,
+                                zone = %label,
                                 world,
-                                "spare zone process takes over a zone without a process"
+                                "spare zone process takes a zone or shard without a process"
                             );
                         }
                         return Ok((zone, leases));
@@ -312,7 +347,7 @@ pub async fn take_free_zone(
             tracing::info!(
                 world,
                 zones = zones.len(),
-                "every zone of the world has a process: waiting as a spare"
+                "every zone and wanted shard of the world has a process: waiting as a spare"
             );
             told_spare = true;
         }
@@ -320,8 +355,56 @@ pub async fn take_free_zone(
     }
 }
 
+/// The instances of the shards (1 and up) the gateways asked for (the `shards_wanted`
+/// hash, each count capped at [`MAX_SHARDS_PER_ZONE`]): lowest shard first, within one the
+/// home zone first, then the zones in order.
+async fn wanted_shards(
+    mut connection: redis::aio::MultiplexedConnection,
+    world: &str,
+    zone_count: u16,
+    home: u16,
+) -> Result<Vec<u16>, NetError> {
+    let wanted: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(shards_wanted_key(world))
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+    let by_zone: Vec<(u16, u16)> = wanted
+        .iter()
+        .filter_map(|(zone, count)| Some((zone.parse().ok()?, count.parse().ok()?)))
+        .filter(|&(zone, _)| zone < zone_count)
+        .collect();
+    let mut shards: Vec<ZoneShard> = by_zone
+        .into_iter()
+        .flat_map(|(zone, count)| {
+            (1..count.min(MAX_SHARDS_PER_ZONE)).map(move |shard| ZoneShard { zone, shard })
+        })
+        .collect();
+    shards.sort_unstable_by_key(|s| (s.shard, s.zone != home, s.zone));
+    Ok(shards.into_iter().map(|s| s.instance(zone_count)).collect())
+}
+
+/// The owner key of a zone instance's lease (module docs).
+pub(super) fn owner_key(world: &str, shard: ZoneShard) -> String {
+    if shard.shard == 0 {
+        format!("mmo:{world}:zone:{}:owner", shard.zone)
+    } else {
+        format!(
+            "mmo:{world}:zone:{}:shard:{}:owner",
+            shard.zone, shard.shard
+        )
+    }
+}
+
+/// The hash of how many shards each zone should have (module docs).
+pub(super) fn shards_wanted_key(world: &str) -> String {
+    format!("mmo:{world}:shards_wanted")
+}
+
 /// A connection to the directory's Redis.
-async fn connect(redis_url: &str) -> Result<redis::aio::MultiplexedConnection, NetError> {
+pub(super) async fn connect(
+    redis_url: &str,
+) -> Result<redis::aio::MultiplexedConnection, NetError> {
     let client = redis::Client::open(redis_url)
         .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
     client

@@ -47,6 +47,8 @@ enum Command {
     /// A connection opened its control stream.
     Open {
         local: u64,
+        /// The zone instance it starts in (the home zone's shard placed on).
+        home: u16,
         outbox: mpsc::Sender<Queued>,
         control: mpsc::Receiver<Vec<u8>>,
         link: Arc<Link>,
@@ -69,6 +71,10 @@ enum Command {
 pub(crate) struct RelayHandle {
     commands: mpsc::Sender<Command>,
     next_local: Arc<AtomicU64>,
+    /// The home zone's instance id (shard 0), where connections start without placement.
+    home: u16,
+    /// Placement among the home zone's shards (with the directory and a shard cap).
+    placement: Option<Arc<super::shard_loads::ShardPlacement>>,
 }
 
 impl RelayHandle {
@@ -125,6 +131,28 @@ impl GatewayProcess {
         let (endpoint, local_addr) = crate::server::bind_endpoint(config)?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let home = crate::server::home_zone(config) as u16;
+        let placement = match (&relay.redis_url, relay.shard_cap) {
+            (Some(url), Some(cap)) => {
+                // Below 2^16 zones by the layout's own limits.
+                let zone_count = crate::zone_set::zone_ids(config).len() as u16;
+                Some(Arc::new(
+                    super::shard_loads::ShardPlacement::connect(
+                        url,
+                        &relay.world,
+                        home,
+                        zone_count,
+                        cap,
+                    )
+                    .await?,
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(NetError::Config(
+                    "fleet.shard_cap needs the fleet directory: set --redis-url".into(),
+                ));
+            }
+            (_, None) => None,
+        };
         let health = super::RelayHealth::default();
         let relay_task = tokio::spawn(
             RelayLoop {
@@ -132,8 +160,6 @@ impl GatewayProcess {
                 settings: relay.clone(),
                 id,
                 my_subject,
-                home_subject: relay.zone_subject(home),
-                home,
                 conns: HashMap::new(),
                 outgoing: HashMap::new(),
                 dirty: Vec::new(),
@@ -147,6 +173,8 @@ impl GatewayProcess {
         let handle = RelayHandle {
             commands: commands.clone(),
             next_local: Arc::new(AtomicU64::new(1)),
+            home,
+            placement,
         };
         let counts = Arc::new(crate::gateway::GatewayCounts::default());
         let accept_task = tokio::spawn(crate::server::accept_loop(
@@ -250,8 +278,13 @@ pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) 
     let local = relay.next_local.fetch_add(1, Ordering::Relaxed);
     let (outbox, outbox_rx) = mpsc::channel(outbox_capacity);
     let (control_tx, control) = mpsc::channel(crate::server::control_chunks());
+    let home = match &relay.placement {
+        Some(placement) => placement.place().await,
+        None => relay.home,
+    };
     let open = Command::Open {
         local,
+        home,
         outbox,
         control,
         link: link.clone(),
@@ -345,8 +378,6 @@ struct RelayLoop {
     settings: RelaySettings,
     id: u64,
     my_subject: String,
-    home_subject: String,
-    home: u16,
     conns: HashMap<u64, GatewayConn>,
     /// Items to publish, by subject.
     outgoing: HashMap<String, Vec<Item>>,
@@ -424,14 +455,13 @@ impl RelayLoop {
         match command {
             Command::Open {
                 local,
+                home,
                 outbox,
                 control,
                 link,
             } => {
                 let mut to_zone = ReliableSender::new();
-                to_zone.push(StreamItem::Open {
-                    home_zone: self.home,
-                });
+                to_zone.push(StreamItem::Open { home_zone: home });
                 self.conns.insert(
                     local,
                     GatewayConn {
@@ -440,7 +470,7 @@ impl RelayLoop {
                         link,
                         to_zone,
                         from_zone: ReliableReceiver::new(),
-                        zone_subject: self.home_subject.clone(),
+                        zone_subject: self.settings.zone_subject(home),
                         zone_answered: false,
                         next: None,
                         moved_from: None,

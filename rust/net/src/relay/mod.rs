@@ -16,10 +16,10 @@
 //!
 //! | subject | subscriber | carries |
 //! |---|---|---|
-//! | `mmo.<world>.zone.<zone id>` | the zone process running the zone | a connection's first items, until the zone process's own subject is known |
+//! | `mmo.<world>.zone.<zone instance>` | the zone process running the zone instance (a zone's shard, [`crate::shard`]; shard 0's is the zone id) | a connection's first items, until the zone process's own subject is known |
 //! | `mmo.<world>.zproc.<process id, 16 hex digits>` | that zone process | everything after (each batch names its sender's subject as `reply_to`) |
 //! | `mmo.<world>.gw.<gateway id, 16 hex digits>` | that gateway | everything for its connections |
-//! | `mmo.<world>.peer.zone.<zone id>` | the zone process running the zone | handoffs, forwarded datagrams and border exports from other zone processes |
+//! | `mmo.<world>.peer.zone.<zone instance>` | the zone process running the zone instance | handoffs, forwarded datagrams and border exports from other zone processes |
 //! | `mmo.<world>.peer.proc.<process id, 16 hex digits>` | that zone process | answers to its handoffs |
 //! | `mmo.<world>.peer.kick` | every zone process | kicks of an account's older session (`presence`) |
 //!
@@ -51,6 +51,11 @@
 //! live session per account in the world; a login kicks the older session in whichever
 //! zone process runs it and loads the character once that session's logout save committed.
 //!
+//! **Shards** ([`shard_loads`], [`crate::shard`]): zone processes publish their instances'
+//! player counts; a gateway places each new connection on the least loaded shard of the
+//! home zone under its cap, and asks for a new lane (spares take its shards) when all are
+//! full. Players keep their lane across zone borders.
+//!
 //! **Handoff between processes** (`zone_side::handoff`, `RELAY_FORMAT.md` section 5): a
 //! player crossing into a zone of another process moves there with its session, checked
 //! against the sender's lease; the gateway switches the connection at the old process's
@@ -66,6 +71,8 @@
 //!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes
 //!   (such a player is closed when it next crosses back).
+//! - Shards: players are never moved between shards of a zone, and shards nobody needs
+//!   are not given back (`docs/fleet.md`, "Shards and lanes").
 //! - A gateway crash ends its clients' sessions (after the timeout) instead of resuming
 //!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]), and
 //!   per-role Redis users (`docs/fleet.md`, "Redis users"); Redis over TLS is not set up.
@@ -73,6 +80,7 @@
 pub mod directory;
 mod gateway_side;
 mod presence;
+pub mod shard_loads;
 mod zone_side;
 
 pub use gateway_side::GatewayProcess;
@@ -124,10 +132,14 @@ pub struct RelaySettings {
     /// Zone role: the zones of the layout this process runs (`None`: all of them). Several
     /// zone processes split a world this way; it needs the directory (`redis_url`).
     pub zones: Option<Vec<u16>>,
-    /// Zone role, instead of `zones`: run one zone no other process holds, waiting as a
-    /// spare while every zone has its process ([`directory::take_free_zone`]). Needs the
-    /// directory.
+    /// Zone role, instead of `zones`: run one zone no other process holds, or else a shard
+    /// the gateways asked for, waiting as a spare while there is none
+    /// ([`directory::take_free_zone`]). Needs the directory.
     pub take_free_zone: bool,
+    /// Gateway role with the directory: players a shard of the home zone takes before new
+    /// connections go to another shard, and a new one is asked for when all are full
+    /// ([`shard_loads`]). `None`: every connection starts in shard 0.
+    pub shard_cap: Option<u32>,
 }
 
 /// TLS and credentials towards the NATS server. Give each role its own user, whose

@@ -26,6 +26,7 @@ use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_HEARTBEAT_
 use crate::NetError;
 use crate::bridge::{Link, MAX_DATAGRAM_AGE, Queued};
 use crate::server::ServerConfig;
+use crate::shard::ZoneShard;
 use crate::zone_set::ZoneSet;
 use crate::zone_thread::ZoneMsg;
 
@@ -56,6 +57,21 @@ pub struct ZoneProcess {
     /// Account presence across the world (with a directory) and its renewal task.
     presence: Option<super::FleetPresence>,
     presence_renewer: Option<tokio::task::JoinHandle<()>>,
+    /// The shard loads task (with a directory).
+    loads: Option<ShardLoadsTask>,
+    /// The world's name (for the directory's keys).
+    settings_world: String,
+}
+
+/// A zone process's shard loads task and what removing its entries takes.
+#[derive(Debug)]
+struct ShardLoadsTask {
+    /// Its own connection, for removing the entries at a clean stop.
+    connection: redis::aio::MultiplexedConnection,
+    task: tokio::task::JoinHandle<()>,
+    zone_count: u16,
+    /// The instances run here.
+    local: Vec<u16>,
 }
 
 impl ZoneProcess {
@@ -70,6 +86,8 @@ impl ZoneProcess {
     ) -> Result<ZoneProcess, NetError> {
         let id: u64 = rand::random();
         let all_zones = crate::zone_set::zone_ids(config);
+        // Below 2^16 zones by the layout's own limits.
+        let zone_count = all_zones.len() as u16;
         if (relay.zones.is_some() || relay.take_free_zone) && relay.redis_url.is_none() {
             return Err(NetError::Config(
                 "fleet.zones (a zone process running some zones of the world) needs the fleet directory: set --redis-url".into(),
@@ -83,21 +101,33 @@ impl ZoneProcess {
         let (leases, mut fleet, local_zones) = match &relay.redis_url {
             Some(url) => {
                 let (local_zones, leases) = if relay.take_free_zone {
-                    let (zone, leases) =
-                        super::directory::take_free_zone(url, &relay.world, id, &all_zones).await?;
+                    let (zone, leases) = super::directory::take_free_zone(
+                        url,
+                        &relay.world,
+                        id,
+                        &all_zones,
+                        crate::server::home_zone(config) as u16,
+                    )
+                    .await?;
                     (vec![zone], leases)
                 } else {
                     let local_zones = relay.zones.clone().unwrap_or_else(|| all_zones.clone());
+                    // The named zones' shard 0: their instance ids are the zone ids.
                     let leases = super::directory::ZoneLeases::acquire(
                         url,
                         &relay.world,
                         id,
+                        zone_count,
                         local_zones.iter().copied(),
                     )
                     .await?;
                     (local_zones, leases)
                 };
-                tracing::info!(process = %format!("{id:016x}"), zones = ?local_zones, "zone leases taken");
+                let labels: Vec<String> = local_zones
+                    .iter()
+                    .map(|&i| ZoneShard::of_instance(i, zone_count).label())
+                    .collect();
+                tracing::info!(process = %format!("{id:016x}"), zones = ?labels, "zone leases taken");
                 let epoch_unix_us =
                     super::directory::world_epoch_unix_us(url, &relay.world).await?;
                 let fleet = crate::zone_set::FleetPart {
@@ -105,7 +135,7 @@ impl ZoneProcess {
                         .iter()
                         .filter_map(|&z| leases.token(z).map(|token| (z, token)))
                         .collect(),
-                    local_zones: local_zones.clone(),
+                    local_instances: local_zones.clone(),
                     epoch_unix_us,
                     // Set below, once NATS is connected.
                     presence: None,
@@ -154,6 +184,22 @@ impl ZoneProcess {
         let tick = Arc::new(tokio::sync::Notify::new());
         let mut zones = ZoneSet::start(config, Some(tick.clone()), fleet.as_ref())?;
         let remote = handoff::forward_remote(std::mem::take(&mut zones.remote));
+        // Shard loads: what gateways place by and what the lanes read (with a directory).
+        let loads = match &relay.redis_url {
+            Some(url) => Some(ShardLoadsTask {
+                connection: super::directory::connect(url).await?,
+                task: tokio::spawn(super::shard_loads::publish_loads(
+                    super::directory::connect(url).await?,
+                    relay.world.clone(),
+                    local_zones.clone(),
+                    zones.players.clone(),
+                    zones.lanes.clone(),
+                )),
+                zone_count,
+                local: local_zones.clone(),
+            }),
+            None => None,
+        };
         let (stopping, stop_rx) = oneshot::channel();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let health = super::RelayHealth::default();
@@ -206,6 +252,8 @@ impl ZoneProcess {
             zones,
             id,
             leases,
+            loads,
+            settings_world: relay.world.clone(),
             relay_task,
             stopping: Some(stopping),
             connections,
@@ -221,7 +269,7 @@ impl ZoneProcess {
         self.id
     }
 
-    /// The fencing token of `zone`'s lease (`None` without a directory).
+    /// The fencing token of `zone`'s lease (its shard 0; `None` without a directory).
     #[must_use]
     pub fn fencing_token(&self, zone: ZoneId) -> Option<u64> {
         self.leases.as_ref()?.token(zone.0)
@@ -251,12 +299,15 @@ impl ZoneProcess {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The ids of the zones run here.
+    /// The zone instances run here, as metrics name them (`3`, or `3.1` for zone 3's shard
+    /// 1; `crate::shard`).
     #[must_use]
-    pub fn zone_ids(&self) -> Vec<u16> {
+    pub fn zone_labels(&self) -> Vec<String> {
+        let zone_count = self.zones.lanes.zone_count();
         (0u16..)
             .zip(self.zones.local.iter())
-            .filter_map(|(id, &local)| local.then_some(id))
+            .filter(|&(_, &local)| local)
+            .map(|(id, _)| ZoneShard::of_instance(id, zone_count).label())
             .collect()
     }
 
@@ -273,7 +324,8 @@ impl ZoneProcess {
     }
 
     /// Runs `f` on `zone`'s thread between ticks (see
-    /// [`crate::server::Server::inspect_zone`]).
+    /// [`crate::server::Server::inspect_zone`]); `zone` is a zone instance id
+    /// ([`crate::shard`]: a zone's own id names its shard 0).
     pub async fn inspect_zone<R: Send + 'static>(
         &self,
         zone: ZoneId,
@@ -304,6 +356,16 @@ impl ZoneProcess {
             tracing::warn!("zone process relay did not finish within the grace period");
             self.relay_task.abort();
         }
+        if let Some(mut loads) = self.loads.take() {
+            loads.task.abort();
+            super::shard_loads::remove_loads(
+                &mut loads.connection,
+                &self.settings_world,
+                loads.zone_count,
+                &loads.local,
+            )
+            .await;
+        }
         if let Some(leases) = self.leases.take() {
             leases.release().await;
         }
@@ -314,6 +376,9 @@ impl ZoneProcess {
 impl Drop for ZoneProcess {
     fn drop(&mut self) {
         self.relay_task.abort();
+        if let Some(loads) = &self.loads {
+            loads.task.abort();
+        }
         if let Some(renewer) = &self.presence_renewer {
             renewer.abort();
         }

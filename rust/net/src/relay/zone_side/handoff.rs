@@ -68,9 +68,9 @@ pub(super) const GIVE_UP_AFTER_US: u64 = 2_000_000;
 
 /// The zone threads' shared tables a handoff touches.
 pub(super) struct Peers {
-    /// Peer channel of each zone, by zone id.
+    /// Peer channel of each zone instance (`crate::shard`), by instance id.
     pub(super) senders: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
-    /// Whether each zone (by id) runs here.
+    /// Whether each zone instance runs here.
     pub(super) local: Vec<bool>,
     pub(super) accounts: AccountRegistry,
     pub(super) border_backlog: Arc<[AtomicUsize]>,
@@ -182,6 +182,7 @@ impl RelayLoop {
     async fn hand_out(&mut self, to_zone: u16, arrive: PeerMsg) {
         let PeerMsg::Arrive {
             id,
+            from: from_zone,
             transfer,
             mut conn,
             account,
@@ -190,7 +191,6 @@ impl RelayLoop {
         else {
             return;
         };
-        let from_zone = transfer.from().0;
         // A session can leave its first zone before the relay's next flush learned its id.
         for c in self.conns.values_mut() {
             super::learn_id(c);
@@ -215,6 +215,7 @@ impl RelayLoop {
             conn.link.set_zone(from_zone);
             let back = PeerMsg::Arrive {
                 id,
+                from: from_zone,
                 transfer,
                 conn,
                 account,
@@ -288,6 +289,7 @@ impl RelayLoop {
             to_zone,
             arrive: Some(PeerMsg::Arrive {
                 id,
+                from: from_zone,
                 transfer,
                 conn,
                 account,
@@ -409,6 +411,7 @@ impl RelayLoop {
         count("handoff_refused");
         let Some(PeerMsg::Arrive {
             id,
+            from: _,
             transfer,
             mut conn,
             account,
@@ -432,6 +435,7 @@ impl RelayLoop {
         conn.link.set_zone(m.from_zone);
         let back = PeerMsg::Arrive {
             id,
+            from: m.from_zone,
             transfer,
             conn,
             account,
@@ -750,6 +754,7 @@ impl RelayLoop {
         }
         let arrive = PeerMsg::Arrive {
             id,
+            from: h.from_zone,
             transfer: Box::new(transfer),
             conn,
             account: h.account,
