@@ -85,6 +85,19 @@ up)
         log "MMO_FLEET_GATEWAYS=$gateways: expected 1 to 99"
         exit 2
     fi
+    if [ $((columns * rows)) -gt 4095 ]; then
+        log "MMO_FLEET_ZONES=$zones: a fleet has at most 4095 zones (16 shards each fit 16-bit ids)"
+        exit 2
+    fi
+    spares=${MMO_FLEET_SPARES:-0}
+    if ! [[ $spares =~ ^[0-9]{1,2}$ ]]; then
+        log "MMO_FLEET_SPARES=$spares: expected a whole number, 0 to 99"
+        exit 2
+    fi
+    if [ -n "${MMO_FLEET_SHARD_CAP:-}" ] && ! [[ $MMO_FLEET_SHARD_CAP =~ ^[1-9][0-9]{0,5}$ ]]; then
+        log "MMO_FLEET_SHARD_CAP=$MMO_FLEET_SHARD_CAP: expected players per shard, 1 to 100000"
+        exit 2
+    fi
     if ! [[ $spread =~ ^[0-9]+$ ]] || [ "$spread" -gt 10000 ]; then
         log "MMO_FLEET_SPAWN_SPREAD_M=$spread: expected whole metres, 0 to 10000"
         exit 2
@@ -130,7 +143,6 @@ TOML
             "${common[@]}"
     done
     # Spares print their READY line only once they take a zone or shard: not waited for.
-    spares=${MMO_FLEET_SPARES:-0}
     for s in $(seq "$spares"); do
         port=$(free_port)
         echo "127.0.0.1:$port" >"$dir/spare-$s.http"
@@ -140,11 +152,18 @@ TOML
         echo $! >"$dir/zone-spare-$s.pid"
         log "spare-$s: waiting for a zone or shard (log: $dir/spare-$s.log)"
     done
-    cap=()
-    [ -z "${MMO_FLEET_SHARD_CAP:-}" ] || cap=(--shard-cap "$MMO_FLEET_SHARD_CAP")
+    gateway_flags=("${common[@]}")
+    [ -z "${MMO_FLEET_SHARD_CAP:-}" ] || gateway_flags+=(--shard-cap "$MMO_FLEET_SHARD_CAP")
     for g in $(seq "$gateways"); do
         start_server "gateway-$g" --role gateway --http-addr "127.0.0.1:$(free_port)" \
-            --quic-addr "127.0.0.1:$(free_port)" "${common[@]}" "${cap[@]}"
+            --quic-addr "127.0.0.1:$(free_port)" "${gateway_flags[@]}"
+    done
+    for s in $(seq "$spares"); do
+        if ! kill -0 "$(cat "$dir/zone-spare-$s.pid")" 2>/dev/null; then
+            log "spare-$s exited; its log:"
+            tail -20 "$dir/spare-$s.log" >&2
+            exit 1
+        fi
     done
     echo "fleet up in $dir (logs: $dir/*.log)"
     also=()
@@ -163,8 +182,9 @@ TOML
     echo "load: mmo-loadtest $(cat "$dir/load-args")"
     ;;
 down)
-    # Gateways first (their clients end), then the zone processes (they save).
-    for pidfile in "$dir"/gateway-*.pid "$dir"/zone-*.pid "$dir"/all-*.pid; do
+    # Gateways first (their clients end), then spares (so none takes over a zone given
+    # back below), then the zone processes (they save).
+    for pidfile in "$dir"/gateway-*.pid "$dir"/zone-spare-*.pid "$dir"/zone-*.pid "$dir"/all-*.pid; do
         [ -f "$pidfile" ] || continue
         kill "$(cat "$pidfile")" 2>/dev/null || true
         for _ in $(seq 100); do

@@ -304,7 +304,15 @@ pub(crate) fn run(
         crate::shard::ZoneShard::of_instance(instance, shared.lanes.zone_count()).label();
     let mut zone = zone;
     zone.set_transfers_await_commit(shared.store.is_some());
-    let saving = saving::Saving::new(&shared, usize::from(instance), shared.peers.len());
+    // Saves are staggered over the interval by zone and shard (`zone × 16 + shard` of
+    // `zones × 16`), so the zones of a world, in one process or many, spread theirs out.
+    let shard = crate::shard::ZoneShard::of_instance(instance, shared.lanes.zone_count());
+    let per_zone = usize::from(crate::shard::MAX_SHARDS_PER_ZONE);
+    let saving = saving::Saving::new(
+        &shared,
+        usize::from(shard.zone) * per_zone + usize::from(shard.shard),
+        usize::from(shared.lanes.zone_count()) * per_zone,
+    );
     let mut zone_loop = ZoneLoop {
         zone,
         instance,

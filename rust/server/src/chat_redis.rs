@@ -3,7 +3,8 @@
 //! a whisper finds its recipient anywhere (or is refused `chat_unknown_recipient`).
 //!
 //! Channels (`<prefix>` is `mmo` unless a test isolates itself): `<prefix>:chat:global`,
-//! `<prefix>:chat:zone:<zone id>`, `<prefix>:chat:whisper`; each message is the JSON
+//! `<prefix>:chat:zone:<zone instance>` (a zone's shard: `k × zones + z` for shard `k` of
+//! zone `z`, the zone id for shard 0; `mmo_net::shard`), `<prefix>:chat:whisper`; each message is the JSON
 //! `{"server": <server id>, "line": ChatLine}`, and a process ignores its own. Presence:
 //! `<prefix>:presence:<name>` -> server id, with a TTL refreshed every third of it, so a
 //! crashed process's players vanish on their own.

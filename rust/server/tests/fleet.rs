@@ -1064,6 +1064,10 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
             "placed by the queue's script, not let in for want of Redis"
         );
         assert!(!metrics.contains("outcome=\"unavailable\""));
+        assert!(
+            metrics.contains("mmo_shard_placements_total{outcome=\"under_cap\"} 1"),
+            "placed on a shard by the loads the zone process wrote and the gateway read"
+        );
 
         // Each user is refused the other role's keys.
         let refused = |result: redis::RedisResult<()>| {
@@ -1109,6 +1113,38 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
             refused(registry),
             "a zone process cannot write the gateway registry"
         );
+        // Gateways ask for shards, spares read what they asked for.
+        let wanted = format!("mmo:{world}:shards_wanted");
+        let asked: redis::RedisResult<()> = redis::cmd("HSET")
+            .arg(&wanted)
+            .arg("0")
+            .arg("1")
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(asked.is_ok(), "a gateway asks for shards: {asked:?}");
+        let read: redis::RedisResult<std::collections::HashMap<String, String>> =
+            redis::cmd("HGETALL")
+                .arg(&wanted)
+                .query_async(&mut as_zone)
+                .await;
+        assert!(
+            read.is_ok(),
+            "a zone process reads the shards wanted: {read:?}"
+        );
+        let forged: redis::RedisResult<()> = redis::cmd("HSET")
+            .arg(&wanted)
+            .arg("0")
+            .arg("9")
+            .query_async(&mut as_zone)
+            .await;
+        assert!(refused(forged), "a zone process cannot ask for shards");
+        let forged: redis::RedisResult<()> = redis::cmd("HSET")
+            .arg(format!("mmo:{world}:shard_loads"))
+            .arg("0.0")
+            .arg("0|0")
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(refused(forged), "a gateway cannot write shard loads");
 
         alice.disconnect(Duration::from_secs(2)).await;
         let logs = [

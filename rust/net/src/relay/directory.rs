@@ -16,7 +16,8 @@
 //! refused, naming the owner, while another process holds one; [`take_free_zone`]: the
 //! first zone nobody holds, else a shard the gateways asked for that nobody holds, waiting
 //! as a spare until there is one),
-//! renews them every [`RENEW_EVERY_MS`], and gives them back when it stops. Taking and
+//! renews them every [`RENEW_EVERY_MS`] (over a connection that reconnects by itself, each
+//! call limited to 500 ms), and gives them back when it stops. Taking and
 //! renewing are Lua scripts, so each is one atomic step in Redis. A renewal that finds
 //! another value under the key, or that has not succeeded for [`LEASE_MS`] (Redis
 //! unreachable: the lease may have expired and been taken), means ownership is lost: the
@@ -82,7 +83,7 @@ struct Lease {
 /// Fencing checks against the directory (see the module docs); cheap to clone.
 #[derive(Clone)]
 pub struct Fencing {
-    connection: redis::aio::MultiplexedConnection,
+    connection: redis::aio::ConnectionManager,
     world: String,
     zone_count: u16,
     tokens: Vec<(u16, u64)>,
@@ -131,7 +132,7 @@ impl Fencing {
 /// The leases of one zone process; see the module docs.
 #[derive(Debug)]
 pub struct ZoneLeases {
-    connection: redis::aio::MultiplexedConnection,
+    connection: redis::aio::ConnectionManager,
     world: String,
     zone_count: u16,
     leases: Vec<Lease>,
@@ -161,7 +162,7 @@ impl ZoneLeases {
     /// [`ZoneLeases::acquire`] over an open connection, telling a zone owned by another
     /// process (`Ok(Err(why))`) from Redis being unreachable (`Err`).
     async fn try_acquire_on(
-        mut connection: redis::aio::MultiplexedConnection,
+        mut connection: redis::aio::ConnectionManager,
         world: &str,
         process: u64,
         zone_count: u16,
@@ -286,7 +287,7 @@ pub async fn take_free_zone(
     let zone_count = zones.len() as u16;
     let mut told_spare = false;
     let mut last_error_log: Option<Instant> = None;
-    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut connection: Option<redis::aio::ConnectionManager> = None;
     loop {
         let mut reached = true;
         if connection.is_none() {
@@ -297,19 +298,19 @@ pub async fn take_free_zone(
             }
         }
         if let Some(open) = connection.clone() {
-            let wanted = match wanted_shards(open.clone(), world, zone_count, home).await {
-                Ok(wanted) => wanted,
-                Err(_) => {
-                    connection = None;
-                    reached = false;
-                    Vec::new()
+            // Free zones first; then the shards the gateways asked for (a failed read of
+            // those, e.g. a Redis user without read access to them, only skips them).
+            let mut candidates: Vec<u16> = zones.to_vec();
+            match wanted_shards(open.clone(), world, zone_count, home).await {
+                Ok(wanted) => candidates.extend(wanted),
+                Err(e) => {
+                    if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(world, error = %e, "the shards the gateways want not read: looking for free zones only");
+                        last_error_log = Some(Instant::now());
+                    }
                 }
-            };
-            let candidates = zones.iter().copied().chain(wanted);
+            }
             for zone in candidates {
-                if !reached {
-                    break;
-                }
                 match ZoneLeases::try_acquire_on(open.clone(), world, process, zone_count, [zone])
                     .await
                 {
@@ -359,7 +360,7 @@ pub async fn take_free_zone(
 /// hash, each count capped at [`MAX_SHARDS_PER_ZONE`]): lowest shard first, within one the
 /// home zone first, then the zones in order.
 async fn wanted_shards(
-    mut connection: redis::aio::MultiplexedConnection,
+    mut connection: redis::aio::ConnectionManager,
     world: &str,
     zone_count: u16,
     home: u16,
@@ -401,17 +402,31 @@ pub(super) fn shards_wanted_key(world: &str) -> String {
     format!("mmo:{world}:shards_wanted")
 }
 
-/// A connection to the directory's Redis.
-pub(super) async fn connect(
-    redis_url: &str,
-) -> Result<redis::aio::MultiplexedConnection, NetError> {
+/// A connection to the directory's Redis that reconnects by itself after Redis restarts
+/// or the link drops (`ConnectionManager`; a call made while it is down fails, the next
+/// ones go through once it is back). The first connection must succeed within
+/// [`CONNECT_TIMEOUT_MS`].
+pub(super) async fn connect(redis_url: &str) -> Result<redis::aio::ConnectionManager, NetError> {
     let client = redis::Client::open(redis_url)
         .map_err(|e| NetError::Config(format!("fleet directory Redis URL: {e}")))?;
-    client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))
+    tokio::time::timeout(
+        Duration::from_millis(CONNECT_TIMEOUT_MS),
+        client.get_connection_manager(),
+    )
+    .await
+    .map_err(|_| {
+        NetError::Connection(format!(
+            "fleet directory Redis: no connection in {CONNECT_TIMEOUT_MS} ms"
+        ))
+    })?
+    .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))
 }
+
+/// The longest wait for the directory's first connection, ms.
+pub const CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// The longest wait for one renewal call: a Redis that does not answer counts as
+/// unreachable, so the lease's loss is still declared in time, ms.
+const RENEW_CALL_TIMEOUT_MS: u64 = 500;
 
 /// The world's tick 0 (µs since the Unix epoch): the value under `mmo:<world>:epoch_unix_us`,
 /// set to now by the first process that asks.
@@ -444,7 +459,7 @@ pub async fn world_epoch_unix_us(redis_url: &str, world: &str) -> Result<u64, Ne
     })
 }
 
-async fn release_all(connection: &mut redis::aio::MultiplexedConnection, leases: &[Lease]) {
+async fn release_all(connection: &mut redis::aio::ConnectionManager, leases: &[Lease]) {
     for lease in leases {
         let released: Result<i64, _> = redis::cmd("EVAL")
             .arg(RELEASE)
@@ -461,7 +476,7 @@ async fn release_all(connection: &mut redis::aio::MultiplexedConnection, leases:
 
 /// Renews every lease each [`RENEW_EVERY_MS`] until one is lost; then says why on `lost`.
 async fn renew(
-    mut connection: redis::aio::MultiplexedConnection,
+    mut connection: redis::aio::ConnectionManager,
     leases: Vec<Lease>,
     lost: watch::Sender<Option<String>>,
 ) {
@@ -473,14 +488,23 @@ async fn renew(
         let mut all_held = true;
         let mut reached = true;
         for lease in &leases {
-            let held: Result<i64, _> = redis::cmd("EVAL")
+            let mut renew = redis::cmd("EVAL");
+            renew
                 .arg(RENEW)
                 .arg(1)
                 .arg(&lease.key)
                 .arg(&lease.value)
-                .arg(LEASE_MS)
-                .query_async(&mut connection)
-                .await;
+                .arg(LEASE_MS);
+            let call = renew.query_async::<i64>(&mut connection);
+            let held: Result<i64, String> = match tokio::time::timeout(
+                Duration::from_millis(RENEW_CALL_TIMEOUT_MS),
+                call,
+            )
+            .await
+            {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer in {RENEW_CALL_TIMEOUT_MS} ms")),
+            };
             match held {
                 Ok(1) => {}
                 Ok(_) => {

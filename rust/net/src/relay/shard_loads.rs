@@ -24,9 +24,16 @@
 //! past that it goes to the least loaded shard over the cap, and for
 //! [`NO_SPARE_BACKOFF_MS`] the gateway places over the cap at once instead of waiting
 //! again (logged: no spare took the shard). Without loads (no zone process has written
-//! yet) or with Redis unreachable a connection starts in shard 0, as in a world without
-//! shards. The cap is checked where players enter the world; a crossing is never
-//! refused, so a shard of another zone can pass it (its lane is full).
+//! yet), or with Redis unreachable for [`LOADS_TRUSTED_MS`] (until then the last copy
+//! is used), a connection starts in shard 0, as in a world without shards. Only one read
+//! of the loads runs at a time (every [`REFRESH_AFTER_MS`], or every [`WAIT_POLL_MS`]
+//! while connections wait), and a lane is asked for once (again after a second), so a
+//! burst at the cap costs Redis a few calls, not a few per connection. The cap is checked
+//! where players enter the world; a crossing is never refused, so a shard of another
+//! zone can pass it (its lane is full). It is not exact either: a shard's published count
+//! is its logged-in players, at most a second old, and each gateway adds only the
+//! connections it sent itself in the last [`SENT_MEMORY_MS`], so a burst through several
+//! gateways can take a shard past the cap (measured in `docs/fleet.md`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -94,7 +101,7 @@ fn now_unix_ms() -> u64 {
 /// # Errors
 /// Redis unreachable.
 pub async fn read_loads(
-    connection: &mut redis::aio::MultiplexedConnection,
+    connection: &mut impl redis::aio::ConnectionLike,
     world: &str,
 ) -> Result<Vec<ShardLoad>, NetError> {
     let all: HashMap<String, String> = redis::cmd("HGETALL")
@@ -151,7 +158,7 @@ fn parse_entry(field: &str, value: &str) -> Option<(ShardLoad, u64)> {
 /// instance) and reads every shard's load into `lanes`. Redis errors are logged (at most
 /// every 10 s) and retried; the task never ends by itself.
 pub(crate) async fn publish_loads(
-    mut connection: redis::aio::MultiplexedConnection,
+    mut connection: redis::aio::ConnectionManager,
     world: String,
     local: Vec<u16>,
     players: Arc<[AtomicUsize]>,
@@ -186,18 +193,16 @@ pub(crate) async fn publish_loads(
         };
         match read {
             Ok(loads) => {
-                let running: Vec<u16> = loads
+                let running: std::collections::HashSet<u16> = loads
                     .iter()
                     .filter(|l| l.shard.zone < zone_count)
                     .map(|l| l.shard.instance(zone_count))
+                    .chain(local.iter().copied())
                     .collect();
                 for shard in 1..MAX_SHARDS_PER_ZONE {
                     for zone in 0..zone_count {
                         let instance = ZoneShard { zone, shard }.instance(zone_count);
-                        lanes.set_running(
-                            instance,
-                            local.contains(&instance) || running.contains(&instance),
-                        );
+                        lanes.set_running(instance, running.contains(&instance));
                     }
                 }
             }
@@ -214,7 +219,7 @@ pub(crate) async fn publish_loads(
 /// Deletes the load entries of `local` (a zone process stopping cleanly), so gateways
 /// stop placing players there at once instead of after [`LOAD_FRESH_MS`].
 pub(crate) async fn remove_loads(
-    connection: &mut redis::aio::MultiplexedConnection,
+    connection: &mut redis::aio::ConnectionManager,
     world: &str,
     zone_count: u16,
     local: &[u16],
@@ -236,21 +241,40 @@ pub(crate) async fn remove_loads(
 struct PlacementState {
     /// The home zone's running shards and their published loads, as last read.
     loads: Vec<ShardLoad>,
+    /// When `loads` was last read successfully.
     read_at: Option<Instant>,
+    /// When a read was last tried (successful or not).
+    tried_at: Option<Instant>,
     /// Connections placed recently: (shard, when).
     sent: Vec<(u16, Instant)>,
+    /// The lane count last asked for, and when.
+    lane_asked: Option<(u16, Instant)>,
     /// No spare took a requested shard: place over the cap without waiting until then.
     no_spare_until: Option<Instant>,
+    /// When a Redis failure was last logged (at most one line every 10 s).
+    warned_at: Option<Instant>,
+}
+
+/// What one look at the loads decided.
+enum Step {
+    Placed(Placed),
+    /// Every shard is full: wait for a new one, asking for lane count `ask` first.
+    Wait {
+        ask: Option<u16>,
+    },
 }
 
 /// A gateway's placement of new connections on the shards of the home zone (module docs).
 pub struct ShardPlacement {
-    connection: redis::aio::MultiplexedConnection,
+    connection: redis::aio::ConnectionManager,
     world: String,
     home_zone: u16,
     zone_count: u16,
     cap: u32,
-    state: tokio::sync::Mutex<PlacementState>,
+    /// Held only between awaits (never across a Redis call).
+    state: std::sync::Mutex<PlacementState>,
+    /// One read of the loads at a time; the others place by the copy they have.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ShardPlacement {
@@ -268,11 +292,13 @@ impl std::fmt::Debug for ShardPlacement {
 pub enum Placed {
     /// A running shard under the cap.
     UnderCap(u16),
-    /// A shard the gateway asked for, once it ran.
+    /// A shard with room found while waiting for a new one (the new one, unless a place
+    /// freed up meanwhile).
     NewShard(u16),
     /// Every shard was at the cap and no new one came in time: the least loaded.
     OverCap(u16),
-    /// No shard loads known (or Redis unreachable): shard 0.
+    /// No shard loads known (none written yet, or none read for [`LOADS_TRUSTED_MS`]):
+    /// shard 0.
     Unknown,
 }
 
@@ -287,12 +313,19 @@ impl Placed {
     }
 }
 
+/// A copy of the loads older than this (Redis unreachable meanwhile) is not used, ms.
+pub const LOADS_TRUSTED_MS: u64 = 10_000;
+/// A lane asked for is asked for again after this long (the first request may have
+/// failed), ms.
+const ASK_AGAIN_MS: u64 = 1_000;
+
 impl ShardPlacement {
     /// Placement on the shards of `home_zone` (of `zone_count` zones) of `world`, at most
-    /// `cap` players a shard, with the directory at `redis_url`.
+    /// `cap` players a shard, with the directory at `redis_url` (a connection that
+    /// reconnects by itself).
     ///
     /// # Errors
-    /// A bad Redis URL or Redis unreachable; a cap of 0.
+    /// A bad Redis URL or Redis unreachable at start; a cap of 0.
     pub async fn connect(
         redis_url: &str,
         world: &str,
@@ -311,14 +344,14 @@ impl ShardPlacement {
             home_zone,
             zone_count,
             cap,
-            state: tokio::sync::Mutex::new(PlacementState::default()),
+            state: std::sync::Mutex::new(PlacementState::default()),
+            reading: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The zone instance a new connection starts in (module docs), counted as sent there.
     pub async fn place(&self) -> u16 {
         let placed = self.place_shard().await;
-        let shard = placed.shard();
         let outcome = match placed {
             Placed::UnderCap(_) => "under_cap",
             Placed::NewShard(_) => "new_shard",
@@ -329,7 +362,7 @@ impl ShardPlacement {
             .increment(1);
         ZoneShard {
             zone: self.home_zone,
-            shard,
+            shard: placed.shard(),
         }
         .instance(self.zone_count)
     }
@@ -337,98 +370,153 @@ impl ShardPlacement {
     /// [`ShardPlacement::place`]'s decision.
     pub async fn place_shard(&self) -> Placed {
         let started = Instant::now();
-        let mut requested = false;
+        let mut waiting = false;
         loop {
-            let mut state = self.state.lock().await;
-            let stale = state
-                .read_at
-                .is_none_or(|at| at.elapsed() >= Duration::from_millis(REFRESH_AFTER_MS));
-            if stale || requested {
-                self.refresh(&mut state).await;
+            let every_ms = if waiting {
+                WAIT_POLL_MS
+            } else {
+                REFRESH_AFTER_MS
+            };
+            self.refresh_if_older_than(every_ms).await;
+            match self.step(started, waiting) {
+                Step::Placed(placed) => return placed,
+                Step::Wait { ask } => {
+                    if let Some(count) = ask {
+                        self.request_shards(count).await;
+                    }
+                    waiting = true;
+                    tokio::time::sleep(Duration::from_millis(WAIT_POLL_MS)).await;
+                }
             }
-            let now = Instant::now();
-            state
-                .sent
-                .retain(|(_, at)| now.duration_since(*at) < Duration::from_millis(SENT_MEMORY_MS));
-            if state.loads.is_empty() {
-                return Placed::Unknown;
-            }
-            let effective = |state: &PlacementState, load: &ShardLoad| {
+        }
+    }
+
+    /// One look at the loads as last read (see the module docs).
+    fn step(&self, started: Instant, waiting: bool) -> Step {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        state
+            .sent
+            .retain(|(_, at)| now.duration_since(*at) < Duration::from_millis(SENT_MEMORY_MS));
+        let trusted = state
+            .read_at
+            .is_some_and(|at| now.duration_since(at) < Duration::from_millis(LOADS_TRUSTED_MS));
+        let least = state
+            .loads
+            .iter()
+            .map(|load| {
                 let sent = state
                     .sent
                     .iter()
                     .filter(|(s, _)| *s == load.shard.shard)
                     .count() as u32;
-                load.players.saturating_add(sent)
-            };
-            let least = state
-                .loads
-                .iter()
-                .map(|l| (effective(&state, l), l.shard.shard))
-                .min();
-            let Some((players, shard)) = least else {
-                return Placed::Unknown;
-            };
-            if players < self.cap {
-                state.sent.push((shard, now));
-                if !requested {
-                    return Placed::UnderCap(shard);
-                }
-                tracing::info!(
-                    zone = self.home_zone,
-                    shard,
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "connection placed on a new shard"
-                );
-                return Placed::NewShard(shard);
+                (load.players.saturating_add(sent), load.shard.shard)
+            })
+            .min();
+        let (Some((players, shard)), true) = (least, trusted) else {
+            return Step::Placed(Placed::Unknown);
+        };
+        if players < self.cap {
+            state.sent.push((shard, now));
+            if !waiting {
+                return Step::Placed(Placed::UnderCap(shard));
             }
-            let waited_out = started.elapsed() >= Duration::from_millis(WAIT_FOR_SHARD_MS);
-            let backing_off = state.no_spare_until.is_some_and(|until| now < until);
-            let highest = state.loads.iter().map(|l| l.shard.shard).max().unwrap_or(0);
-            if waited_out || backing_off || highest + 1 >= MAX_SHARDS_PER_ZONE {
-                if waited_out {
-                    state.no_spare_until = Some(now + Duration::from_millis(NO_SPARE_BACKOFF_MS));
-                    tracing::warn!(
-                        zone = self.home_zone,
-                        cap = self.cap,
-                        waited_ms = started.elapsed().as_millis() as u64,
-                        "every shard is at the cap and no spare zone process took a new one: placing over the cap"
-                    );
-                }
-                state.sent.push((shard, now));
-                return Placed::OverCap(shard);
-            }
-            if !requested {
-                self.request_shards(highest + 2).await;
-                requested = true;
-            }
-            drop(state);
-            tokio::time::sleep(Duration::from_millis(WAIT_POLL_MS)).await;
+            tracing::info!(
+                zone = self.home_zone,
+                shard,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "connection placed on a new shard"
+            );
+            return Step::Placed(Placed::NewShard(shard));
         }
+        let waited_out = started.elapsed() >= Duration::from_millis(WAIT_FOR_SHARD_MS);
+        let backing_off = state.no_spare_until.is_some_and(|until| now < until);
+        let highest = state.loads.iter().map(|l| l.shard.shard).max().unwrap_or(0);
+        if waited_out || backing_off || highest + 1 >= MAX_SHARDS_PER_ZONE {
+            if waited_out && !backing_off {
+                state.no_spare_until = Some(now + Duration::from_millis(NO_SPARE_BACKOFF_MS));
+                tracing::warn!(
+                    zone = self.home_zone,
+                    cap = self.cap,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "every shard is at the cap and no spare zone process took a new one: placing over the cap"
+                );
+            }
+            state.sent.push((shard, now));
+            return Step::Placed(Placed::OverCap(shard));
+        }
+        let count = highest + 2;
+        let ask = match state.lane_asked {
+            Some((asked, at))
+                if asked >= count
+                    && now.duration_since(at) < Duration::from_millis(ASK_AGAIN_MS) =>
+            {
+                None
+            }
+            _ => {
+                state.lane_asked = Some((count, now));
+                Some(count)
+            }
+        };
+        Step::Wait { ask }
     }
 
-    /// Reads the home zone's shard loads (keeps the last copy when Redis fails).
-    async fn refresh(&self, state: &mut PlacementState) {
+    /// Reads the home zone's shard loads when the last try is older than `max_age_ms`,
+    /// unless another placement is reading them now. A failure keeps the last copy (used
+    /// for at most [`LOADS_TRUSTED_MS`]) and is logged at most every 10 s.
+    async fn refresh_if_older_than(&self, max_age_ms: u64) {
+        let Ok(_reading) = self.reading.try_lock() else {
+            return;
+        };
+        let due = {
+            let state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state
+                .tried_at
+                .is_none_or(|at| at.elapsed() >= Duration::from_millis(max_age_ms))
+        };
+        if !due {
+            return;
+        }
         let mut connection = self.connection.clone();
         let read = tokio::time::timeout(
             Duration::from_millis(500),
             read_loads(&mut connection, &self.world),
         )
-        .await;
+        .await
+        .unwrap_or_else(|_| {
+            Err(NetError::Connection(
+                "fleet directory Redis: no answer in 500 ms".into(),
+            ))
+        });
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        state.tried_at = Some(now);
         match read {
-            Ok(Ok(loads)) => {
+            Ok(loads) => {
                 state.loads = loads
                     .into_iter()
                     .filter(|l| l.shard.zone == self.home_zone)
                     .collect();
-                state.read_at = Some(Instant::now());
+                state.read_at = Some(now);
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "shard loads not read: placing by the last copy")
+            Err(e) => {
+                if state
+                    .warned_at
+                    .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
+                {
+                    state.warned_at = Some(now);
+                    tracing::warn!(error = %e, "shard loads not read: placing by the last copy (shard 0 once it is 10 s old)");
+                }
             }
-            Err(_) => tracing::warn!(
-                "shard loads: no answer from Redis in 500 ms: placing by the last copy"
-            ),
         }
     }
 
@@ -445,16 +533,22 @@ impl ShardPlacement {
         for zone in 0..self.zone_count {
             raise.arg(zone);
         }
-        let raised: Result<i64, _> = raise.query_async(&mut connection).await;
+        let raised = tokio::time::timeout(
+            Duration::from_millis(500),
+            raise.query_async::<i64>(&mut connection),
+        )
+        .await;
         match raised {
-            Ok(raised) => tracing::info!(
+            Ok(Ok(raised)) if raised > 0 => tracing::info!(
                 zone = self.home_zone,
                 shards = count,
                 zones_raised = raised,
                 cap = self.cap,
                 "every shard of the home zone is at the cap: asked for a new lane"
             ),
-            Err(e) => tracing::warn!(error = %e, "new shard not requested (Redis)"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "new lane not requested (Redis)"),
+            Err(_) => tracing::warn!("new lane not requested: no answer from Redis in 500 ms"),
         }
     }
 }

@@ -67,7 +67,7 @@ pub struct ZoneProcess {
 #[derive(Debug)]
 struct ShardLoadsTask {
     /// Its own connection, for removing the entries at a clean stop.
-    connection: redis::aio::MultiplexedConnection,
+    connection: redis::aio::ConnectionManager,
     task: tokio::task::JoinHandle<()>,
     zone_count: u16,
     /// The instances run here.
@@ -92,6 +92,14 @@ impl ZoneProcess {
             return Err(NetError::Config(
                 "fleet.zones (a zone process running some zones of the world) needs the fleet directory: set --redis-url".into(),
             ));
+        }
+        // `fleet.zones` names zones (their shard 0); only a spare's lease gives a process
+        // another shard.
+        if let Some(bad) = relay.zones.iter().flatten().find(|&&z| z >= zone_count) {
+            return Err(NetError::Config(format!(
+                "fleet.zones: zone {bad} is not a zone of the world layout (zones 0 to {})",
+                zone_count.saturating_sub(1)
+            )));
         }
         if relay.zones.is_some() && relay.take_free_zone {
             return Err(NetError::Config(
