@@ -85,7 +85,7 @@ pub(crate) struct ZoneSet {
     pub(crate) accounts: AccountRegistry,
     /// Border exports waiting in each zone instance's peer channel.
     pub(crate) border_backlog: Arc<[AtomicUsize]>,
-    /// Players logged in on each zone instance (what the fleet's placement reads).
+    /// Sessions on each zone instance, logged in or logging in (the fleet's shard loads).
     pub(crate) players: Arc<[AtomicUsize]>,
     /// Which zone instances run in the fleet (lanes; shard 0 only outside a fleet).
     pub(crate) lanes: crate::shard::Lanes,

@@ -192,8 +192,8 @@ pub(crate) struct Shared {
     /// Account presence across the world's zone processes (a zone process with a
     /// directory; see `presence`). `None`: accounts are unique in this process only.
     pub(crate) presence: Option<crate::relay::FleetPresence>,
-    /// Players logged in on each zone instance, kept by its thread (the fleet's shard
-    /// loads).
+    /// Sessions (logged in, or registered and logging in) on each zone instance, kept by
+    /// its thread: the fleet's shard loads.
     pub(crate) players: Arc<[AtomicUsize]>,
     /// Which zone instances run in the fleet: where crossings go, which neighbours get
     /// border exports (`crate::shard`).
@@ -340,12 +340,18 @@ impl ZoneLoop {
         usize::from(self.instance)
     }
 
-    /// Publishes how many players are logged in here (gauge and shard load).
+    /// Publishes how many players are logged in here (the gauge) and the shard's load.
     fn count_players(&self) {
         #[allow(clippy::cast_precision_loss)] // A player count.
         self.metrics.players.set(self.accounts.len() as f64);
-        if let Some(players) = self.shared.players.get(self.index()) {
-            players.store(self.accounts.len(), Ordering::Relaxed);
+        self.publish_load();
+    }
+
+    /// The shard's load for the fleet's placement: its sessions, logged in or still
+    /// logging in (a login in flight takes its place as soon as it is registered here).
+    fn publish_load(&self) {
+        if let Some(load) = self.shared.players.get(self.index()) {
+            load.store(self.conns.len(), Ordering::Relaxed);
         }
     }
 
@@ -439,6 +445,7 @@ impl ZoneLoop {
                         sampled: ConnectionStats::default(),
                     };
                     self.conns.insert(id, conn);
+                    self.publish_load();
                     self.read_control(id, now_us);
                 } else {
                     self.zone.remove(id);
@@ -482,6 +489,7 @@ impl ZoneLoop {
             } => match self.zone.insert_player(id, *transfer) {
                 Ok(()) => {
                     self.conns.insert(id, conn);
+                    self.publish_load();
                     if let Some(save) = save {
                         self.saving.put(id, *save);
                     }
@@ -771,6 +779,7 @@ impl ZoneLoop {
         self.forget_load(id);
         self.zone.remove(id);
         self.conns.remove(&id);
+        self.publish_load();
         if let Some(account) = self.accounts.remove(&id) {
             self.unregister(id, &account);
         }
@@ -987,6 +996,7 @@ impl ZoneLoop {
             // with the Kicked code regardless.
             while self.zone.poll_transmit(id).is_some() {}
             self.conns.remove(&id);
+            self.publish_load();
         }
     }
 }

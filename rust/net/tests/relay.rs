@@ -1188,3 +1188,101 @@ async fn shards(url: String, redis: String) {
         process.shutdown(Duration::from_secs(2)).await;
     }
 }
+
+/// The gateways' placement against a real Redis, without QUIC: two gateways place 20
+/// connections at once on a home zone whose shard 0 holds 5 sessions and shard 1 holds 8,
+/// with a cap of 10, while a stand-in for the zone processes publishes each shard's
+/// sessions as they arrive (its base plus the placements made on it). Exactly the 7 free
+/// places are taken; the others make the gateways ask for lane 2 in every zone; a "spare"
+/// starts shard 2 after 0.5 s and takes 10 more; the last 3 wait out the 3 s and go over
+/// the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane() {
+    use mmo_net::relay::shard_placement::{Placed, ShardPlacement};
+    let Some(redis) = redis_url() else { return };
+    let world = format!("placement-{:08x}", rand_suffix());
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let bases = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        ("0.0", 5u32),
+        ("0.1", 8),
+        ("1.0", 0),
+    ]));
+    // The zone processes' stand-in: every 100 ms, each shard's base plus the placements
+    // recorded on it, stamped now.
+    let publisher = {
+        let mut connection = connection.clone();
+        let world = world.clone();
+        let bases = bases.clone();
+        tokio::spawn(async move {
+            loop {
+                let placed: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(format!("mmo:{world}:shard_placed:0"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                let entries = bases.lock().unwrap().clone();
+                let mut write = redis::cmd("HSET");
+                write.arg(format!("mmo:{world}:shard_loads"));
+                for (field, base) in entries {
+                    let shard = field.strip_prefix("0.").unwrap_or("-");
+                    let on_it = placed
+                        .iter()
+                        .filter(|m| m.split(':').next() == Some(shard))
+                        .count() as u32;
+                    write.arg(field).arg(format!("{}|{now_ms}", base + on_it));
+                }
+                let () = write.query_async(&mut connection).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let gateways = [
+        std::sync::Arc::new(
+            ShardPlacement::connect(&redis, &world, 0, 2, 10)
+                .await
+                .unwrap(),
+        ),
+        std::sync::Arc::new(
+            ShardPlacement::connect(&redis, &world, 0, 2, 10)
+                .await
+                .unwrap(),
+        ),
+    ];
+    let placing: Vec<_> = (0..20)
+        .map(|i| {
+            let gateway = gateways[i % 2].clone();
+            tokio::spawn(async move { gateway.place_shard().await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A spare takes zone 0's shard 2, which the gateways asked for.
+    let wanted: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("mmo:{world}:shards_wanted"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    bases.lock().unwrap().push(("0.2", 0));
+    let mut placed = Vec::new();
+    for p in placing {
+        placed.push(p.await.unwrap());
+    }
+    publisher.abort();
+    let count = |f: &dyn Fn(&Placed) -> bool| placed.iter().filter(|p| f(p)).count();
+    assert_eq!(
+        wanted.get("0").zip(wanted.get("1")),
+        Some((&"3".to_owned(), &"3".to_owned())),
+        "lane 2 asked for in every zone: {wanted:?}"
+    );
+    assert_eq!(count(&|p| *p == Placed::UnderCap(0)), 5, "{placed:?}");
+    assert_eq!(count(&|p| *p == Placed::UnderCap(1)), 2, "{placed:?}");
+    assert_eq!(count(&|p| *p == Placed::NewShard(2)), 10, "{placed:?}");
+    assert_eq!(count(&|p| matches!(p, Placed::OverCap(_))), 3, "{placed:?}");
+}

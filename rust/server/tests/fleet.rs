@@ -1066,7 +1066,12 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
         assert!(!metrics.contains("outcome=\"unavailable\""));
         assert!(
             metrics.contains("mmo_shard_placements_total{outcome=\"under_cap\"} 1"),
-            "placed on a shard by the loads the zone process wrote and the gateway read"
+            "placed on a shard by the loads the zone process wrote and the gateway read: {}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("shard"))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
 
         // Each user is refused the other role's keys.

@@ -74,7 +74,7 @@ pub(crate) struct RelayHandle {
     /// The home zone's instance id (shard 0), where connections start without placement.
     home: u16,
     /// Placement among the home zone's shards (with the directory and a shard cap).
-    placement: Option<Arc<super::shard_loads::ShardPlacement>>,
+    placement: Option<Arc<super::shard_placement::ShardPlacement>>,
 }
 
 impl RelayHandle {
@@ -136,7 +136,7 @@ impl GatewayProcess {
                 // Below 2^16 zones by the layout's own limits.
                 let zone_count = crate::zone_set::zone_ids(config).len() as u16;
                 Some(Arc::new(
-                    super::shard_loads::ShardPlacement::connect(
+                    super::shard_placement::ShardPlacement::connect(
                         url,
                         &relay.world,
                         home,

@@ -51,8 +51,8 @@
 //! live session per account in the world; a login kicks the older session in whichever
 //! zone process runs it and loads the character once that session's logout save committed.
 //!
-//! **Shards** ([`shard_loads`], [`crate::shard`]): zone processes publish their instances'
-//! player counts; a gateway places each new connection on the least loaded shard of the
+//! **Shards** ([`shard_loads`], [`shard_placement`], [`crate::shard`]): zone processes
+//! publish their instances' loads; a gateway places each new connection on the least loaded shard of the
 //! home zone under its cap, and asks for a new lane (spares take its shards) when all are
 //! full. Players keep their lane across zone borders.
 //!
@@ -81,6 +81,7 @@ pub mod directory;
 mod gateway_side;
 mod presence;
 pub mod shard_loads;
+pub mod shard_placement;
 mod zone_side;
 
 pub use gateway_side::GatewayProcess;
@@ -138,7 +139,7 @@ pub struct RelaySettings {
     pub take_free_zone: bool,
     /// Gateway role with the directory: players a shard of the home zone takes before new
     /// connections go to another shard, and a new one is asked for when all are full
-    /// ([`shard_loads`]). `None`: every connection starts in shard 0.
+    /// ([`shard_placement`]). `None`: every connection starts in shard 0.
     pub shard_cap: Option<u32>,
 }
 
