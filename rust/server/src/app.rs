@@ -306,6 +306,9 @@ impl App {
                 },
             )
         });
+        // Before anything can wait (a spare zone process may wait long for a zone), so a
+        // scraper always knows the role.
+        metrics::gauge!(mmo_net::metrics::PROCESS_ROLE, "role" => role.as_str()).set(1.0);
         let ready = Arc::new(AtomicBool::new(false));
         let ops = Arc::new(OpsState {
             ready: ready.clone(),
@@ -396,7 +399,6 @@ impl App {
         }
         // Set above for every role (the zone role's before its zones, the others' here).
         let (http_stop, http_task) = http.expect("the HTTP endpoint was started");
-        metrics::gauge!(mmo_net::metrics::PROCESS_ROLE, "role" => role.as_str()).set(1.0);
         ready.store(true, Ordering::Release);
         tracing::info!(role = role.as_str(), quic_addr = ?quic_addr, %http_addr, fingerprint = ?fingerprint.map(|f| f.to_hex()), "server ready");
         Ok(App {
