@@ -23,7 +23,7 @@
 #   MMO_FLEET_SPAWN_SPREAD_M=M   new characters within M metres of the centre (default 40)
 #   MMO_FLEET_SPARES=N           spare zone processes (`--zones auto`, default 0): each takes
 #                                a zone whose process died, or a shard the gateways ask for
-#   MMO_FLEET_SHARD_CAP=N        the gateways' --shard-cap (default the server's, 900)
+#   MMO_FLEET_SHARD_CAP=N        every process's --shard-cap (default the server's, 900)
 #   MMO_FLEET_SINGLE=1           the same world and PostgreSQL in one `--role all` process
 #                                instead (the comparison the fleet's costs are judged by)
 #
@@ -127,6 +127,7 @@ TOML
         --logins-per-address-per-min 100000)
     common=("${base[@]}" --nats-url "$MMO_TEST_NATS_URL" --world "$world"
         --redis-url "$MMO_TEST_REDIS_URL")
+    [ -z "${MMO_FLEET_SHARD_CAP:-}" ] || common+=(--shard-cap "$MMO_FLEET_SHARD_CAP")
     http_of() { tr ' ' '\n' <"$dir/$1.ready" | sed -n 's/^http=//p'; }
     if [ "${MMO_FLEET_SINGLE:-0}" = 1 ]; then
         start_server "all-1" --role all "${base[@]}" \
@@ -152,11 +153,9 @@ TOML
         echo $! >"$dir/zone-spare-$s.pid"
         log "spare-$s: waiting for a zone or shard (log: $dir/spare-$s.log)"
     done
-    gateway_flags=("${common[@]}")
-    [ -z "${MMO_FLEET_SHARD_CAP:-}" ] || gateway_flags+=(--shard-cap "$MMO_FLEET_SHARD_CAP")
     for g in $(seq "$gateways"); do
         start_server "gateway-$g" --role gateway --http-addr "127.0.0.1:$(free_port)" \
-            --quic-addr "127.0.0.1:$(free_port)" "${gateway_flags[@]}"
+            --quic-addr "127.0.0.1:$(free_port)" "${common[@]}"
     done
     for s in $(seq "$spares"); do
         if ! kill -0 "$(cat "$dir/zone-spare-$s.pid")" 2>/dev/null; then

@@ -94,6 +94,9 @@ pub(crate) enum ZoneMsg {
     Wake(ConnectionId),
     /// The QUIC connection is gone, for this reason (as the network saw it).
     Lost(ConnectionId, DisconnectReason),
+    /// Move every logged-in player here to zone instance `to`, another shard of this
+    /// zone (this shard is merging into it: `relay::shard_merge`).
+    MoveAll { to: u16 },
     /// Run a closure against the zone (tests, admin).
     Inspect(Inspect),
     /// Close every connection, flush, and stop.
@@ -468,6 +471,13 @@ impl ZoneLoop {
                 }
                 self.retire(id);
             }
+            ZoneMsg::MoveAll { to } => {
+                let ids: Vec<ConnectionId> = self.accounts.keys().copied().collect();
+                let moved = ids.into_iter().filter(|&id| self.hand_over(id, to)).count();
+                if moved > 0 {
+                    tracing::info!(zone = %self.metrics.zone_label, to, moved, "players moved to another shard of the zone");
+                }
+            }
             ZoneMsg::Inspect(f) => {
                 let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
                 f(&self.zone, &ids);
@@ -647,54 +657,61 @@ impl ZoneLoop {
     fn hand_over_departures(&mut self) {
         let departures: Vec<_> = self.zone.drain_departures().collect();
         for departure in departures {
-            let id = departure.connection;
             let to = self.shared.lanes.crossing(self.instance, departure.to.0);
-            let Some(peer) = self.shared.peers.get(usize::from(to)).cloned() else {
-                tracing::error!(zone = departure.to.0, "departure to an unknown zone");
-                continue;
-            };
-            if !self.conns.contains_key(&id) {
-                continue;
-            }
-            let Some(transfer) = self.zone.take_player(id) else {
-                continue;
-            };
-            let Some(mut conn) = self.conns.remove(&id) else {
-                continue;
-            };
-            // This zone's share of its bytes goes to the totals here.
-            record_delta(
-                &self.metrics,
-                transfer.connection().stats(),
-                &mut conn.sampled,
-            );
-            conn.link.set_zone(to);
-            let account = self.accounts.remove(&id);
-            self.claim_leaves(id);
-            let save = self.saving.take(id).map(Box::new);
-            let arrive = PeerMsg::Arrive {
-                id,
-                from: self.instance,
-                transfer: Box::new(transfer),
-                conn,
-                account,
-                save,
-            };
-            if let Err(mpsc::error::SendError(arrive)) = peer.send(arrive) {
-                // The other zone stopped (shutdown): the player comes back here and is
-                // closed with the shutdown reason, which offers its logout save (retired
-                // by this tick's `handle_events`).
-                tracing::debug!(connection = id.0, "handoff target stopped: closing here");
-                self.handle_peer(arrive);
-                self.zone
-                    .close(id, DisconnectReason::ServerShutdown, "server shutting down");
-                self.flush(id);
-                continue;
-            }
-            self.metrics.handoffs.increment(1);
-            self.count_players();
-            tracing::debug!(connection = id.0, from = %self.metrics.zone_label, to, "player handed over");
+            self.hand_over(departure.connection, to);
         }
+    }
+
+    /// Hands player `id` to zone instance `to` (a neighbour, or another shard of this
+    /// zone) with its connection, route switched first so its next datagrams go there.
+    /// False when it is not here to hand over (not logged in, or gone).
+    fn hand_over(&mut self, id: ConnectionId, to: u16) -> bool {
+        let Some(peer) = self.shared.peers.get(usize::from(to)).cloned() else {
+            tracing::error!(zone = to, "handoff to an unknown zone instance");
+            return false;
+        };
+        if !self.conns.contains_key(&id) {
+            return false;
+        }
+        let Some(transfer) = self.zone.take_player(id) else {
+            return false;
+        };
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return false;
+        };
+        // This zone's share of its bytes goes to the totals here.
+        record_delta(
+            &self.metrics,
+            transfer.connection().stats(),
+            &mut conn.sampled,
+        );
+        conn.link.set_zone(to);
+        let account = self.accounts.remove(&id);
+        self.claim_leaves(id);
+        let save = self.saving.take(id).map(Box::new);
+        let arrive = PeerMsg::Arrive {
+            id,
+            from: self.instance,
+            transfer: Box::new(transfer),
+            conn,
+            account,
+            save,
+        };
+        if let Err(mpsc::error::SendError(arrive)) = peer.send(arrive) {
+            // The other zone stopped (shutdown): the player comes back here and is
+            // closed with the shutdown reason, which offers its logout save (retired
+            // by this tick's `handle_events`).
+            tracing::debug!(connection = id.0, "handoff target stopped: closing here");
+            self.handle_peer(arrive);
+            self.zone
+                .close(id, DisconnectReason::ServerShutdown, "server shutting down");
+            self.flush(id);
+            return false;
+        }
+        self.metrics.handoffs.increment(1);
+        self.count_players();
+        tracing::debug!(connection = id.0, from = %self.metrics.zone_label, to, "player handed over");
+        true
     }
 
     /// Sends this zone's border states to each neighbour.

@@ -63,6 +63,7 @@ fn settings(url: &str, world: &str) -> RelaySettings {
         zones: None,
         take_free_zone: false,
         shard_cap: None,
+        shard_merge_after: Duration::from_secs(60),
     }
 }
 
@@ -1285,4 +1286,138 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
     assert_eq!(count(&|p| *p == Placed::UnderCap(1)), 2, "{placed:?}");
     assert_eq!(count(&|p| *p == Placed::NewShard(2)), 10, "{placed:?}");
     assert_eq!(count(&|p| matches!(p, Placed::OverCap(_))), 3, "{placed:?}");
+}
+
+/// A shard nobody needs merges into another (`mmo_net::relay::shard_merge`): with a cap of
+/// 4, four players fill shard 0 of the home zone and the fifth starts shard 1 on a spare;
+/// two of the four leave, so shards 0 and 1 together hold 3, three quarters of the cap.
+/// After the (here one-second) wait the fifth player is moved to shard 0 without losing
+/// her connection, sees the two others there, the gateways' wanted count falls back to
+/// one shard, and the spare's process says it is retired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_nobody_needs_merges_into_another_and_its_process_retires() {
+    let Some(url) = nats_url() else { return };
+    let Some(redis) = redis_url() else { return };
+    tokio::time::timeout(Duration::from_secs(60), merging(url, redis))
+        .await
+        .expect("finished within 60 s");
+}
+
+async fn merging(url: String, redis: String) {
+    common::install_recorder();
+    let relay = RelaySettings {
+        shard_cap: Some(4),
+        shard_merge_after: Duration::from_secs(1),
+        ..settings(&url, "merge")
+    };
+    let (mut config, trust, zone) = config();
+    config.authority = std::sync::Arc::new(
+        StaticTokens::new()
+            .with("a", "alice")
+            .with("b", "bob")
+            .with("c", "carol")
+            .with("d", "dave")
+            .with("e", "erin"),
+    );
+    let main = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+    let spare = {
+        let config = config.clone();
+        let relay = RelaySettings {
+            take_free_zone: true,
+            ..relay.clone()
+        };
+        tokio::spawn(async move { ZoneProcess::start(&config, relay).await.unwrap() })
+    };
+    let gateway = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+    until_shards_run(&redis, &relay.world, &[(0, 0), (1, 0)]).await;
+
+    let tick = Duration::from_micros(zone.tick_rate.tick_us());
+    let tick_s = tick.as_secs_f32();
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle = MoveInput::default();
+    let mut players: Vec<Player> = Vec::new();
+    for token in ["a", "b", "c", "d", "e"] {
+        let mut p = connect(&gateway, trust, &zone, token).await;
+        for _ in 0..300 {
+            if p.entity().is_some() {
+                break;
+            }
+            interval.tick().await;
+            p.tick(idle, tick_s);
+            for other in &mut players {
+                other.tick(idle, tick_s);
+            }
+        }
+        assert!(p.entity().is_some(), "{token} welcomed");
+        players.push(p);
+    }
+    let spare = tokio::time::timeout(Duration::from_secs(10), spare)
+        .await
+        .expect("the spare took shard 1 within 10 s")
+        .unwrap();
+    assert_eq!(spare.zone_labels(), ["0.1"]);
+    let e_entity = players[4].entity().unwrap();
+    let (a_entity, b_entity) = (players[0].entity().unwrap(), players[1].entity().unwrap());
+    assert!(
+        in_zone(&spare, 2, e_entity).await.flatten().is_some(),
+        "E started on shard 1"
+    );
+    // C and D leave: shards 0 and 1 now hold 2 + 1 = 3, three quarters of the cap.
+    let mut e = players.pop().unwrap();
+    let d = players.pop().unwrap();
+    let c = players.pop().unwrap();
+    c.client.disconnect(Duration::from_secs(2)).await;
+    d.client.disconnect(Duration::from_secs(2)).await;
+    let mut retired_after_ticks = None;
+    {
+        let retired = spare.retired();
+        tokio::pin!(retired);
+        for i in 0..450 {
+            tokio::select! {
+                () = &mut retired, if retired_after_ticks.is_none() => retired_after_ticks = Some(i),
+                _ = interval.tick() => {
+                    e.tick(idle, tick_s);
+                    for p in &mut players {
+                        p.tick(idle, tick_s);
+                    }
+                    if retired_after_ticks.is_some() && e.sees(a_entity) && e.sees(b_entity) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(retired_after_ticks.is_some(), "the spare's process retired");
+    assert!(
+        in_zone(&main, 0, e_entity).await.flatten().is_some(),
+        "E's session moved to shard 0"
+    );
+    assert!(
+        e.sees(a_entity) && e.sees(b_entity),
+        "E sees A and B on shard 0"
+    );
+    assert!(players[0].sees(e_entity), "A sees E");
+    assert_eq!(
+        e.client.state(),
+        ClientState::Active,
+        "E kept her connection"
+    );
+    assert_eq!(e.client.session().stats().corrections, 0);
+    let wanted: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("mmo:{}:shards_wanted", relay.world))
+        .query_async(
+            &mut redis::Client::open(redis.as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wanted.get("0").map(String::as_str), Some("1"), "{wanted:?}");
+
+    spare.shutdown(Duration::from_secs(2)).await;
+    gateway.shutdown(Duration::from_secs(1)).await;
+    main.shutdown(Duration::from_secs(2)).await;
 }

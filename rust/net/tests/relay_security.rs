@@ -171,6 +171,7 @@ fn settings(nats: &SecureNats, world: &str, user: &str, password: &str) -> Relay
         zones: None,
         take_free_zone: false,
         shard_cap: None,
+        shard_merge_after: Duration::from_secs(60),
     }
 }
 

@@ -471,6 +471,15 @@ impl App {
         }
     }
 
+    /// Resolves once this zone process's shards were all merged into others (see
+    /// [`Zones::retired`]): `mmo-server` stops cleanly and exits with 0.
+    pub async fn retired(&self) {
+        match &self.zones {
+            Some(zones) => zones.retired().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The zones (for inspection).
     #[must_use]
     pub fn zones(&self) -> Option<&Zones> {

@@ -50,7 +50,8 @@
 //! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids, or `auto`: one zone no other process runs, waiting as a spare until one is free) |
 //! | `--agones` | `MMO_AGONES` | `[fleet] agones` | false (zone role: report to the Agones SDK sidecar) |
 //! | `--max-players` | `MMO_MAX_PLAYERS` | `[fleet] max_players` | none: no login queue (gateway role with `--redis-url`) |
-//! | `--shard-cap` | `MMO_SHARD_CAP` | `[fleet] shard_cap` | 900 (gateway role with `--redis-url`: players per shard of the home zone before new logins go to another shard and a new one is asked for) |
+//! | `--shard-cap` | `MMO_SHARD_CAP` | `[fleet] shard_cap` | 900 (gateway and zone roles with `--redis-url`: sessions per shard; gateways place new logins by it and ask for a new lane when the home zone's shards are full, zone processes merge a shard nobody needs by it) |
+//! | `--shard-merge-after-s` | `MMO_SHARD_MERGE_AFTER_S` | `[fleet] shard_merge_after_s` | 60 (zone role: seconds a shard must have been mergeable before its players move to another shard and it is given back) |
 //! | `--public-quic-addr` | `MMO_PUBLIC_QUIC_ADDR` | `[fleet] public_quic_addr` | the bound QUIC address (gateway role) |
 //!
 //! The other keys of `[storage]`, `[accounts]` and `[chat]` are in
@@ -515,6 +516,10 @@ fn option_name(key: &str) -> String {
         "fleet.shard_cap" | "shard_cap" => {
             "--shard-cap / MMO_SHARD_CAP / [fleet] shard_cap".to_owned()
         }
+        "fleet.shard_merge_after_s" | "shard_merge_after_s" => {
+            "--shard-merge-after-s / MMO_SHARD_MERGE_AFTER_S / [fleet] shard_merge_after_s"
+                .to_owned()
+        }
         "fleet.public_quic_addr" | "public_quic_addr" => {
             "--public-quic-addr / MMO_PUBLIC_QUIC_ADDR / [fleet] public_quic_addr".to_owned()
         }
@@ -949,10 +954,15 @@ pub struct Cli {
     /// in a queue [env: MMO_MAX_PLAYERS] [default: none, no queue]
     #[arg(long, value_name = "N")]
     pub max_players: Option<u32>,
-    /// Gateway role with --redis-url: players per shard of the home zone before new logins
-    /// go to another shard and a new shard is asked for [env: MMO_SHARD_CAP] [default: 900]
+    /// Gateway and zone roles with --redis-url: sessions per shard; gateways place new
+    /// logins by it, zone processes merge shards nobody needs by it [env: MMO_SHARD_CAP]
+    /// [default: 900]
     #[arg(long, value_name = "N")]
     pub shard_cap: Option<u32>,
+    /// Zone role: seconds a shard must have been mergeable before its players move to
+    /// another shard and it is given back [env: MMO_SHARD_MERGE_AFTER_S] [default: 60]
+    #[arg(long, value_name = "S")]
+    pub shard_merge_after_s: Option<u64>,
     /// Gateway role: the QUIC address clients reach this gateway at, as the fleet's login
     /// answers give it (ip:port) [env: MMO_PUBLIC_QUIC_ADDR] [default: the bound address]
     #[arg(long, value_name = "ADDR")]
@@ -1149,6 +1159,9 @@ pub fn apply_env(
     if let Some(v) = get("shard_cap") {
         settings.fleet.shard_cap = Some(parse_env("shard_cap", &v, from_str)?);
     }
+    if let Some(v) = get("shard_merge_after_s") {
+        settings.fleet.shard_merge_after_s = Some(parse_env("shard_merge_after_s", &v, from_str)?);
+    }
     if let Some(v) = get("public_quic_addr") {
         settings.fleet.public_quic_addr = Some(parse_env("public_quic_addr", &v, from_str)?);
     }
@@ -1267,6 +1280,9 @@ pub fn apply_cli(settings: &mut ServerSettings, cli: &Cli) -> Result<(), ConfigE
     }
     if let Some(v) = cli.shard_cap {
         settings.fleet.shard_cap = Some(v);
+    }
+    if let Some(v) = cli.shard_merge_after_s {
+        settings.fleet.shard_merge_after_s = Some(v);
     }
     if let Some(v) = cli.public_quic_addr {
         settings.fleet.public_quic_addr = Some(v);

@@ -82,10 +82,15 @@ pub struct FleetSettings {
     /// Gateway role with the directory: players the world holds at once; a login past it
     /// gets a place in the login queue instead of a token (`None`: no queue).
     pub max_players: Option<u32>,
-    /// Gateway role with the directory: players a shard of the home zone takes before new
-    /// connections go to another shard, and a new shard is asked for when every one is
-    /// full (`None`: [`DEFAULT_SHARD_CAP`], the seed's 900).
+    /// Gateway and zone roles with the directory: sessions a shard holds at most. Gateways
+    /// place new connections on the home zone's shards by it and ask for a new lane when
+    /// every one is full; zone processes merge a shard nobody needs into another by it
+    /// (`None`: [`DEFAULT_SHARD_CAP`], the seed's 900). Give every process the same value.
     pub shard_cap: Option<u32>,
+    /// Zone role: seconds a shard must have been mergeable (it and another shard of its
+    /// zone fit in three quarters of the cap) before its players move there and it is given
+    /// back (`None`: [`DEFAULT_SHARD_MERGE_AFTER_S`]).
+    pub shard_merge_after_s: Option<u64>,
     /// Gateway role: the QUIC address clients reach this gateway at, which the fleet's
     /// login answers give (`None`: the bound address; one that is unspecified, `0.0.0.0`,
     /// becomes the address the HTTP request arrived on, right only when the chosen gateway
@@ -106,6 +111,7 @@ impl Default for FleetSettings {
             agones: false,
             max_players: None,
             shard_cap: None,
+            shard_merge_after_s: None,
             public_quic_addr: None,
         }
     }
@@ -114,6 +120,9 @@ impl Default for FleetSettings {
 /// Players per shard before a gateway places new connections on another shard (the
 /// seed's "players per instance > 900: spawn a new shard").
 pub const DEFAULT_SHARD_CAP: u32 = 900;
+
+/// Seconds a shard must have been mergeable before it merges into another.
+pub const DEFAULT_SHARD_MERGE_AFTER_S: u64 = 60;
 
 /// Which zones a zone process runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,15 +227,27 @@ impl FleetSettings {
             }
         }
         if let Some(cap) = self.shard_cap {
-            if self.role != Role::Gateway {
+            if self.role == Role::All {
                 return Err(error(
                     "fleet.shard_cap",
                     cap,
-                    "only the gateway role places new connections on shards",
+                    "shards are a fleet's: only the gateway and zone roles read the cap",
                 ));
             }
             if !(1..=100_000).contains(&cap) {
                 return Err(error("fleet.shard_cap", cap, "1..=100000"));
+            }
+        }
+        if let Some(after) = self.shard_merge_after_s {
+            if self.role != Role::Zone {
+                return Err(error(
+                    "fleet.shard_merge_after_s",
+                    after,
+                    "only the zone role merges shards",
+                ));
+            }
+            if !(1..=86_400).contains(&after) {
+                return Err(error("fleet.shard_merge_after_s", after, "1..=86400"));
             }
         }
         if let Some(addr) = self.public_quic_addr {
@@ -304,8 +325,12 @@ impl FleetSettings {
                 Some(ZoneList::Auto(_)) | None => None,
             },
             take_free_zone: matches!(self.zones, Some(ZoneList::Auto(_))),
-            shard_cap: (self.role == Role::Gateway && redis_url.is_some())
+            shard_cap: (self.role != Role::All && redis_url.is_some())
                 .then(|| self.shard_cap.unwrap_or(DEFAULT_SHARD_CAP)),
+            shard_merge_after: std::time::Duration::from_secs(
+                self.shard_merge_after_s
+                    .unwrap_or(DEFAULT_SHARD_MERGE_AFTER_S),
+            ),
         }))
     }
 }
@@ -431,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shard_cap_belongs_to_gateways_with_a_directory() {
+    fn the_shard_cap_belongs_to_the_fleet_roles_with_a_directory() {
         let gateway = FleetSettings {
             role: Role::Gateway,
             nats_url: Some("nats://127.0.0.1:4222".into()),
@@ -459,12 +484,40 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains(why), "{e}");
         }
+        // Zone processes merge shards by the same cap, after a while of their own.
         let zone = FleetSettings {
             role: Role::Zone,
-            ..capped
+            shard_merge_after_s: Some(5),
+            ..capped.clone()
         };
-        let e = zone.validate().unwrap_err();
-        assert!(e.to_string().contains("only the gateway role"), "{e}");
-        assert_eq!(zone.relay(redis).unwrap().unwrap().shard_cap, None);
+        assert!(zone.validate().is_ok());
+        let relay = zone.relay(redis).unwrap().unwrap();
+        assert_eq!(relay.shard_cap, Some(50));
+        assert_eq!(relay.shard_merge_after, std::time::Duration::from_secs(5));
+        let e = FleetSettings {
+            shard_merge_after_s: Some(5),
+            ..capped.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("only the zone role"), "{e}");
+        let e = FleetSettings {
+            shard_merge_after_s: Some(0),
+            ..zone
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("1..=86400"), "{e}");
+        let e = FleetSettings {
+            role: Role::All,
+            nats_url: None,
+            ..capped
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("only the gateway and zone roles"),
+            "{e}"
+        );
     }
 }

@@ -87,6 +87,10 @@ async fn run(settings: ServerSettings) -> ExitCode {
     let lost = tokio::select! {
         () = signal.wait() => None,
         reason = app.failed() => Some(reason),
+        () = app.retired() => {
+            tracing::info!("every shard here merged into another: nothing left to run, stopping");
+            None
+        }
     };
     if let Some(reason) = &lost {
         tracing::error!(%reason, "this process can no longer serve: shutting down");

@@ -180,6 +180,15 @@ impl Zones {
         }
     }
 
+    /// Resolves once a zone process's shards were all merged into others and emptied
+    /// (`mmo_net::relay::shard_merge`): it should stop cleanly. Never resolves otherwise.
+    pub async fn retired(&self) {
+        match &self.running {
+            Running::ZoneProcess(z) => z.retired().await,
+            Running::Gateway(_) | Running::Server(_) => std::future::pending().await,
+        }
+    }
+
     /// What runs the game here (for inspection in tests and admin tools).
     #[must_use]
     pub fn running(&self) -> &Running {

@@ -71,8 +71,8 @@
 //!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes
 //!   (such a player is closed when it next crosses back).
-//! - Shards: players are never moved between shards of a zone, and shards nobody needs
-//!   are not given back (`docs/fleet.md`, "Shards and lanes").
+//! - Shards: players move between shards of a zone only when a shard merges into another
+//!   ([`shard_merge`]); there is no operator command to move them.
 //! - A gateway crash ends its clients' sessions (after the timeout) instead of resuming
 //!   them on another gateway. NATS TLS and per-role users work ([`NatsSecurity`]), and
 //!   per-role Redis users (`docs/fleet.md`, "Redis users"); Redis over TLS is not set up.
@@ -81,6 +81,7 @@ pub mod directory;
 mod gateway_side;
 mod presence;
 pub mod shard_loads;
+pub mod shard_merge;
 pub mod shard_placement;
 mod zone_side;
 
@@ -137,10 +138,14 @@ pub struct RelaySettings {
     /// the gateways asked for, waiting as a spare while there is none
     /// ([`directory::take_free_zone`]). Needs the directory.
     pub take_free_zone: bool,
-    /// Gateway role with the directory: players a shard of the home zone takes before new
-    /// connections go to another shard, and a new one is asked for when all are full
-    /// ([`shard_placement`]). `None`: every connection starts in shard 0.
+    /// With the directory: sessions a shard holds at most. Gateways place new connections
+    /// by it and ask for a new lane when every shard of the home zone is full
+    /// ([`shard_placement`]); zone processes merge a shard nobody needs into another by it
+    /// ([`shard_merge`]). `None`: every connection starts in shard 0, and no shard merges.
     pub shard_cap: Option<u32>,
+    /// Zone role: how long a shard must have been mergeable before its players move
+    /// ([`shard_merge`]).
+    pub shard_merge_after: std::time::Duration,
 }
 
 /// TLS and credentials towards the NATS server. Give each role its own user, whose

@@ -6,10 +6,12 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `shard_loads` | hash: field `<zone id>.<shard>` = `<sessions>\|<unix ms sampled>`: the shard's sessions (logged in, or registered and logging in), written every [`LOADS_EVERY_MS`] by the zone process running that instance, deleted when it stops; an entry older than [`LOAD_FRESH_MS`] is a shard that no longer runs |
+//! | `shard_loads` | hash: field `<zone id>.<shard>` = `<sessions>\|<unix ms sampled>`, or `<sessions>\|<unix ms sampled>\|draining` for a shard whose players are moving to another shard ([`super::shard_merge`]): the shard's sessions (logged in, or registered and logging in), written every [`LOADS_EVERY_MS`] by the zone process running that instance, deleted when it stops; an entry older than [`LOAD_FRESH_MS`] is a shard that no longer runs |
 //!
 //! **Zone processes** ([`publish_loads`]) write their instances' loads and read everyone's,
-//! which tells their [`Lanes`] which shards run (crossings and border exports).
+//! which tells their [`Lanes`] which shards run (crossings and border exports: a draining
+//! shard counts as not running) and drives the merging of shards nobody needs
+//! ([`super::shard_merge`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct ShardLoad {
     pub shard: ZoneShard,
     /// Its sessions (logged in, or registered and logging in).
     pub players: u32,
+    /// Its players are moving to another shard: nobody is placed there.
+    pub draining: bool,
 }
 
 pub(super) fn now_unix_ms() -> u64 {
@@ -85,7 +89,12 @@ pub async fn read_loads(
 /// One entry of the loads hash: the load and when it was written (unix ms).
 pub(super) fn parse_entry(field: &str, value: &str) -> Option<(ShardLoad, u64)> {
     let (zone, shard) = field.split_once('.')?;
-    let (players, written_ms) = value.split_once('|')?;
+    let (players, rest) = value.split_once('|')?;
+    let (written_ms, draining) = match rest.split_once('|') {
+        Some((written_ms, "draining")) => (written_ms, true),
+        Some(_) => return None,
+        None => (rest, false),
+    };
     let shard = ZoneShard {
         zone: zone.parse().ok()?,
         shard: shard.parse().ok()?,
@@ -97,22 +106,70 @@ pub(super) fn parse_entry(field: &str, value: &str) -> Option<(ShardLoad, u64)> 
         ShardLoad {
             shard,
             players: players.parse().ok()?,
+            draining,
         },
         written_ms.parse().ok()?,
     ))
 }
 
+/// What a zone process's loads task works with.
+pub(crate) struct LoadsTask {
+    /// Its own connection to the directory.
+    pub(crate) connection: redis::aio::ConnectionManager,
+    pub(crate) world: String,
+    /// The instances run here.
+    pub(crate) local: Vec<u16>,
+    /// Sessions on each instance, by instance id (kept by the zone threads).
+    pub(crate) players: Arc<[AtomicUsize]>,
+    /// Which instances run in the fleet, as this process sees it (written here).
+    pub(crate) lanes: Lanes,
+    /// Merging shards nobody needs (`None`: never).
+    pub(crate) merging: Option<Merging>,
+}
+
+/// What merging shards needs ([`super::shard_merge`]).
+pub(crate) struct Merging {
+    /// The zone threads' inboxes, by instance id (to move their players).
+    pub(crate) inboxes: Arc<[tokio::sync::mpsc::Sender<crate::zone_thread::ZoneMsg>]>,
+    /// Sessions a shard holds at most (the gateways' `shard_cap`).
+    pub(crate) cap: u32,
+    /// How long a merge verdict must hold before a shard drains.
+    pub(crate) after: Duration,
+    /// Set once every instance here has drained and emptied: the process should stop.
+    pub(crate) retired: tokio::sync::watch::Sender<bool>,
+}
+
+/// One local instance's merging state.
+#[derive(Debug, Default)]
+struct LocalShard {
+    clock: super::shard_merge::MergeClock,
+    draining: bool,
+    /// Reads in a row that found it draining and empty.
+    empty_reads: u32,
+}
+
+/// Lowers a zone's wanted shard count `ARGV[2]` to `ARGV[3]` if it still is `ARGV[2]`.
+const LOWER_WANTED: &str = r"
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') == tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
 /// A zone process's loads task: every [`LOADS_EVERY_MS`] writes the sessions of each of
-/// `local` (instances of a world of `lanes.zone_count()` zones, counts in `players` by
-/// instance) and reads every shard's load into `lanes`. Redis errors are logged (at most
-/// every 10 s) and retried; the task never ends by itself.
-pub(crate) async fn publish_loads(
-    mut connection: redis::aio::ConnectionManager,
-    world: String,
-    local: Vec<u16>,
-    players: Arc<[AtomicUsize]>,
-    lanes: Lanes,
-) {
+/// its instances, reads every shard's load into its lanes, and merges shards nobody needs
+/// ([`super::shard_merge`]). Redis errors are logged (at most every 10 s) and retried; the
+/// task never ends by itself.
+pub(crate) async fn publish_loads(task: LoadsTask) {
+    let LoadsTask {
+        mut connection,
+        world,
+        local,
+        players,
+        lanes,
+        merging,
+    } = task;
     let zone_count = lanes.zone_count();
     let fields: Vec<(u16, String)> = local
         .iter()
@@ -121,6 +178,13 @@ pub(crate) async fn publish_loads(
             (i, format!("{}.{}", s.zone, s.shard))
         })
         .collect();
+    let mut shards: HashMap<u16, LocalShard> =
+        local.iter().map(|&i| (i, LocalShard::default())).collect();
+    let sessions_of = |instance: u16| -> u32 {
+        players.get(usize::from(instance)).map_or(0, |p| {
+            u32::try_from(p.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
+        })
+    };
     let mut every = tokio::time::interval(Duration::from_millis(LOADS_EVERY_MS));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error_log: Option<Instant> = None;
@@ -130,38 +194,144 @@ pub(crate) async fn publish_loads(
         let mut write = redis::cmd("HSET");
         write.arg(loads_key(&world));
         for (instance, field) in &fields {
-            let count = players
-                .get(usize::from(*instance))
-                .map_or(0, |p| p.load(Ordering::Relaxed));
-            write.arg(field).arg(format!("{count}|{now_ms}"));
+            let draining = shards.get(instance).is_some_and(|s| s.draining);
+            let suffix = if draining { "|draining" } else { "" };
+            write
+                .arg(field)
+                .arg(format!("{}|{now_ms}{suffix}", sessions_of(*instance)));
         }
         let written: Result<i64, _> = write.query_async(&mut connection).await;
         let read = match written {
             Ok(_) => read_loads(&mut connection, &world).await,
             Err(e) => Err(NetError::Connection(format!("fleet directory Redis: {e}"))),
         };
-        match read {
-            Ok(loads) => {
-                let running: std::collections::HashSet<u16> = loads
-                    .iter()
-                    .filter(|l| l.shard.zone < zone_count)
-                    .map(|l| l.shard.instance(zone_count))
-                    .chain(local.iter().copied())
-                    .collect();
-                for shard in 1..MAX_SHARDS_PER_ZONE {
-                    for zone in 0..zone_count {
-                        let instance = ZoneShard { zone, shard }.instance(zone_count);
-                        lanes.set_running(instance, running.contains(&instance));
-                    }
-                }
-            }
+        let loads = match read {
+            Ok(loads) => loads,
             Err(e) => {
                 if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
                     tracing::warn!(error = %e, "shard loads not written or read (lanes keep the last view)");
                     last_error_log = Some(Instant::now());
                 }
+                continue;
+            }
+        };
+        let running: std::collections::HashSet<u16> = loads
+            .iter()
+            .filter(|l| l.shard.zone < zone_count && !l.draining)
+            .map(|l| l.shard.instance(zone_count))
+            .chain(
+                local
+                    .iter()
+                    .copied()
+                    .filter(|i| !shards.get(i).is_some_and(|s| s.draining)),
+            )
+            .collect();
+        for shard in 1..MAX_SHARDS_PER_ZONE {
+            for zone in 0..zone_count {
+                let instance = ZoneShard { zone, shard }.instance(zone_count);
+                lanes.set_running(instance, running.contains(&instance));
             }
         }
+        if let Some(merging) = &merging {
+            merge_step(
+                &mut connection,
+                &world,
+                zone_count,
+                &loads,
+                &mut shards,
+                &sessions_of,
+                merging,
+            )
+            .await;
+        }
+    }
+}
+
+/// One read's merging work for every local shard (see [`super::shard_merge`]).
+async fn merge_step(
+    connection: &mut redis::aio::ConnectionManager,
+    world: &str,
+    zone_count: u16,
+    loads: &[ShardLoad],
+    shards: &mut HashMap<u16, LocalShard>,
+    sessions_of: &impl Fn(u16) -> u32,
+    merging: &Merging,
+) {
+    use super::shard_merge::{Verdict, verdict};
+    let wanted: HashMap<String, String> = match redis::cmd("HGETALL")
+        .arg(super::directory::shards_wanted_key(world))
+        .query_async(connection)
+        .await
+    {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            tracing::debug!(error = %e, "shards wanted not read: no merging this round");
+            return;
+        }
+    };
+    let now = Instant::now();
+    for (&instance, state) in shards.iter_mut() {
+        let me = ZoneShard::of_instance(instance, zone_count);
+        if me.shard == 0 {
+            continue;
+        }
+        let sessions = sessions_of(instance);
+        let wanted_here = wanted
+            .get(&me.zone.to_string())
+            .and_then(|w| w.parse::<u16>().ok())
+            .unwrap_or(0);
+        // While draining, the gateways' count was lowered by this shard itself.
+        let wanted_for_verdict = if state.draining {
+            wanted_here.min(me.shard + 1)
+        } else {
+            wanted_here
+        };
+        let verdict = verdict(me, sessions, loads, wanted_for_verdict, merging.cap);
+        if !state.draining {
+            if !state.clock.merge_due(verdict, now, merging.after) {
+                continue;
+            }
+            state.draining = true;
+            tracing::info!(shard = %me.label(), sessions, ?verdict, "shard no longer needed: its players move to another shard, then it is given back");
+            let lowered: Result<i64, _> = redis::cmd("EVAL")
+                .arg(LOWER_WANTED)
+                .arg(1)
+                .arg(super::directory::shards_wanted_key(world))
+                .arg(me.zone)
+                .arg(me.shard + 1)
+                .arg(me.shard)
+                .query_async(connection)
+                .await;
+            if let Err(e) = lowered {
+                tracing::warn!(shard = %me.label(), error = %e, "wanted shards not lowered");
+            }
+        }
+        if sessions == 0 {
+            state.empty_reads += 1;
+            continue;
+        }
+        state.empty_reads = 0;
+        // Players still here (logged in since, or crossed in): move them too.
+        let target = match verdict {
+            Verdict::MergeInto(shard) => Some(shard),
+            Verdict::Keep => loads
+                .iter()
+                .filter(|l| l.shard.zone == me.zone && l.shard != me && !l.draining)
+                .min_by_key(|l| (l.players, l.shard.shard))
+                .map(|l| l.shard.shard),
+        };
+        let Some(target) = target else { continue };
+        let to = ZoneShard {
+            zone: me.zone,
+            shard: target,
+        }
+        .instance(zone_count);
+        if let Some(inbox) = merging.inboxes.get(usize::from(instance)) {
+            let _ = inbox.try_send(crate::zone_thread::ZoneMsg::MoveAll { to });
+        }
+    }
+    if !shards.is_empty() && shards.values().all(|s| s.draining && s.empty_reads >= 2) {
+        merging.retired.send_replace(true);
     }
 }
 
@@ -196,10 +366,15 @@ mod tests {
             Some((
                 ShardLoad {
                     shard: ZoneShard { zone: 3, shard: 1 },
-                    players: 12
+                    players: 12,
+                    draining: false,
                 },
                 1_700_000_000_000
             ))
+        );
+        assert_eq!(
+            parse_entry("3.1", "0|5|draining").map(|(l, _)| l.draining),
+            Some(true)
         );
         for (field, value) in [
             ("3", "1|2"),
@@ -207,6 +382,7 @@ mod tests {
             ("3.1", "1"),
             ("3.1", "-1|2"),
             ("3.16", "1|2"),
+            ("3.1", "1|2|full"),
         ] {
             assert_eq!(parse_entry(field, value), None, "{field} = {value}");
         }

@@ -11,7 +11,7 @@
 //!
 //! **A placement** ([`ShardPlacement::place`]) reads `shard_loads`, then runs one Lua
 //! script in Redis, so gateways never place on one count twice: for each running shard of the home zone (a fresh entry
-//! of `shard_loads`) its load is its published sessions plus the placements made since
+//! and not draining entry of `shard_loads`) its load is its published sessions plus the placements made since
 //! that count was sampled (less [`REGISTER_MARGIN_MS`], the time a placed connection takes
 //! to reach its zone and be counted there); the shard with the lowest load (ties: the
 //! lowest shard) takes the connection if that load is under the cap, and the placement is
@@ -59,8 +59,9 @@ const CALL_TIMEOUT_MS: u64 = 500;
 /// The placement (see the module docs). KEYS: the zone's placements. ARGV: (unused),
 /// cap, freshness ms, memory ms, margin ms, a random member suffix, force (1: place on the
 /// least loaded shard even over the cap), then for each shard of the home zone in the
-/// loads hash its shard, sessions and unix ms sampled (the gateway reads the hash first:
-/// its Redis user may only read it, and every key a script is given counts as written).
+/// loads hash its shard, sessions, unix ms sampled and whether it is draining (1 or 0:
+/// counted as running, never chosen) (the gateway reads the hash first: its Redis user may
+/// only read it, and every key a script is given counts as written).
 /// Returns `{outcome, shard, highest running shard}`, outcome -1 no fresh loads, 0 placed
 /// under the cap, 1 every shard full (nothing recorded), 2 placed over the cap.
 const PLACE: &str = r"
@@ -69,9 +70,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
 local placed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local best, best_load, highest = -1, 0, -1
-for i = 8, #ARGV - 2, 3 do
+for i = 8, #ARGV - 3, 4 do
   local shard, sessions, written = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  if now - written <= tonumber(ARGV[3]) then
+  if now - written <= tonumber(ARGV[3]) and shard > highest then highest = shard end
+  if now - written <= tonumber(ARGV[3]) and ARGV[i + 3] == '0' then
       local load = sessions
       local since = written - tonumber(ARGV[5])
       for j = 1, #placed, 2 do
@@ -79,7 +81,6 @@ for i = 8, #ARGV - 2, 3 do
           load = load + 1
         end
       end
-      if shard > highest then highest = shard end
       if best < 0 or load < best_load or (load == best_load and shard < best) then
         best, best_load = shard, load
       end
@@ -331,9 +332,9 @@ impl ShardPlacement {
         }
     }
 
-    /// The home zone's entries of the loads hash, as read: (shard, sessions, unix ms
-    /// sampled); malformed ones are left out (`shard_loads::read_loads` logs them).
-    async fn home_loads(&self) -> Result<Vec<(u16, u32, u64)>, NetError> {
+    /// The home zone's entries of the loads hash, as read: (load, unix ms sampled);
+    /// malformed ones are left out (`shard_loads::read_loads` logs them).
+    async fn home_loads(&self) -> Result<Vec<(super::shard_loads::ShardLoad, u64)>, NetError> {
         let mut connection = self.connection.clone();
         let all = tokio::time::timeout(
             Duration::from_millis(CALL_TIMEOUT_MS),
@@ -352,7 +353,6 @@ impl ShardPlacement {
             .iter()
             .filter_map(|(field, value)| super::shard_loads::parse_entry(field, value))
             .filter(|(load, _)| load.shard.zone == self.home_zone)
-            .map(|(load, written_ms)| (load.shard.shard, load.players, written_ms))
             .collect())
     }
 
@@ -375,8 +375,12 @@ impl ShardPlacement {
             .arg(REGISTER_MARGIN_MS)
             .arg(rand::random::<u64>())
             .arg(if force { "1" } else { "0" });
-        for (shard, sessions, written_ms) in loads {
-            place.arg(shard).arg(sessions).arg(written_ms);
+        for (load, written_ms) in loads {
+            place
+                .arg(load.shard.shard)
+                .arg(load.players)
+                .arg(written_ms)
+                .arg(u8::from(load.draining));
         }
         let answer = tokio::time::timeout(
             Duration::from_millis(CALL_TIMEOUT_MS),

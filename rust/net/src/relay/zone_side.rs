@@ -59,6 +59,8 @@ pub struct ZoneProcess {
     presence_renewer: Option<tokio::task::JoinHandle<()>>,
     /// The shard loads task (with a directory).
     loads: Option<ShardLoadsTask>,
+    /// Becomes true once every shard here merged into another and emptied.
+    retired: tokio::sync::watch::Receiver<bool>,
     /// The world's name (for the directory's keys).
     settings_world: String,
 }
@@ -193,15 +195,25 @@ impl ZoneProcess {
         let mut zones = ZoneSet::start(config, Some(tick.clone()), fleet.as_ref())?;
         let remote = handoff::forward_remote(std::mem::take(&mut zones.remote));
         // Shard loads: what gateways place by and what the lanes read (with a directory).
+        // Shard loads (with a directory), and with a cap the merging of shards nobody needs.
+        let (retired_tx, retired) = tokio::sync::watch::channel(false);
         let loads = match &relay.redis_url {
             Some(url) => Some(ShardLoadsTask {
                 connection: super::directory::connect(url).await?,
                 task: tokio::spawn(super::shard_loads::publish_loads(
-                    super::directory::connect(url).await?,
-                    relay.world.clone(),
-                    local_zones.clone(),
-                    zones.players.clone(),
-                    zones.lanes.clone(),
+                    super::shard_loads::LoadsTask {
+                        connection: super::directory::connect(url).await?,
+                        world: relay.world.clone(),
+                        local: local_zones.clone(),
+                        players: zones.players.clone(),
+                        lanes: zones.lanes.clone(),
+                        merging: relay.shard_cap.map(|cap| super::shard_loads::Merging {
+                            inboxes: zones.inboxes.clone(),
+                            cap,
+                            after: relay.shard_merge_after,
+                            retired: retired_tx,
+                        }),
+                    },
                 )),
                 zone_count,
                 local: local_zones.clone(),
@@ -261,6 +273,7 @@ impl ZoneProcess {
             id,
             leases,
             loads,
+            retired,
             settings_world: relay.world.clone(),
             relay_task,
             stopping: Some(stopping),
@@ -297,6 +310,18 @@ impl ZoneProcess {
         match &self.leases {
             Some(leases) => leases.lost().await,
             None => std::future::pending().await,
+        }
+    }
+
+    /// Resolves once every zone instance here was a shard nobody needed any more: its
+    /// players moved to another shard of its zone ([`super::shard_merge`]), and the process
+    /// should stop cleanly (its supervisor starts a new spare). Never resolves for a
+    /// process running a shard 0, or without merging (`RelaySettings::shard_cap`).
+    pub async fn retired(&self) {
+        let mut retired = self.retired.clone();
+        if retired.wait_for(|r| *r).await.is_err() {
+            // The loads task ended without retiring (never, while the process runs).
+            std::future::pending::<()>().await;
         }
     }
 
