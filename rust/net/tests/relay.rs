@@ -1421,3 +1421,113 @@ async fn merging(url: String, redis: String) {
     gateway.shutdown(Duration::from_secs(1)).await;
     main.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A `redis-server` of the test's own on a free port, killed when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    /// Starts one (`None`: no `redis-server` installed, and services are not required).
+    fn start() -> Option<OwnRedis> {
+        let Some(binary) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+        else {
+            assert_ne!(
+                std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
+                Ok("1"),
+                "redis-server not installed but MMO_REQUIRE_SERVICES=1"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        Some(OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        })
+    }
+
+    /// A connection once the server accepts them (at most 5 s).
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        for _ in 0..50 {
+            if let Ok(c) = client.get_multiplexed_async_connection().await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("redis-server at {} did not accept a connection", self.url);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The directory's connections reconnect by themselves: Redis drops every client
+/// connection (`CLIENT KILL`) twice, 3 s apart, and the zone process keeps its leases
+/// (renewed through new connections) instead of taking the failed renewals for a lost
+/// zone after 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_process_keeps_its_leases_when_redis_drops_its_connections() {
+    let Some(url) = nats_url() else { return };
+    let Some(own) = OwnRedis::start() else { return };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut admin = own.connection().await;
+        let relay = RelaySettings {
+            redis_url: Some(own.url.clone()),
+            ..settings(&url, "reconnect")
+        };
+        let (config, _, _) = config();
+        let process = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let token = process.fencing_token(ZoneId(0)).unwrap();
+        for _ in 0..2 {
+            let killed: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("normal")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+            assert!(killed > 0, "the zone process's connections were dropped");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        // 6 s after the first drop: past a lease's 5 s without renewal.
+        let lost = tokio::time::timeout(Duration::from_millis(500), process.ownership_lost()).await;
+        assert!(lost.is_err(), "the leases are still held: {lost:?}");
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(format!("mmo:{}:zone:0:owner", relay.world))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(owner, Some(format!("{:016x}:{token}", process.id())));
+        let ttl_ms: i64 = redis::cmd("PTTL")
+            .arg(format!("mmo:{}:zone:0:owner", relay.world))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(
+            ttl_ms > 3_000,
+            "renewed within the last 2 s: {ttl_ms} ms left"
+        );
+        process.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 30 s");
+}
