@@ -1210,17 +1210,19 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
         ("1.0", 0),
     ]));
     // The zone processes' stand-in: every 100 ms, each shard's base plus the placements
-    // recorded on it, stamped now.
+    // recorded on it, stamped now. Like a zone, it counts a placement once it is
+    // `REGISTER_MARGIN_MS` old (what the placement script assumes of a load).
     let publisher = {
         let mut connection = connection.clone();
         let world = world.clone();
         let bases = bases.clone();
         tokio::spawn(async move {
             loop {
-                let placed: Vec<String> = redis::cmd("ZRANGE")
+                let placed: Vec<(String, f64)> = redis::cmd("ZRANGE")
                     .arg(format!("mmo:{world}:shard_placed:0"))
                     .arg(0)
                     .arg(-1)
+                    .arg("WITHSCORES")
                     .query_async(&mut connection)
                     .await
                     .unwrap();
@@ -1228,6 +1230,10 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_millis();
+                #[allow(clippy::cast_precision_loss)] // ms since 1970: below 2^52.
+                let counted_before_ms = (now_ms
+                    - u128::from(mmo_net::relay::shard_placement::REGISTER_MARGIN_MS))
+                    as f64;
                 let entries = bases.lock().unwrap().clone();
                 let mut write = redis::cmd("HSET");
                 write.arg(format!("mmo:{world}:shard_loads"));
@@ -1235,7 +1241,9 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
                     let shard = field.strip_prefix("0.").unwrap_or("-");
                     let on_it = placed
                         .iter()
-                        .filter(|m| m.split(':').next() == Some(shard))
+                        .filter(|(m, at_ms)| {
+                            m.split(':').next() == Some(shard) && *at_ms <= counted_before_ms
+                        })
                         .count() as u32;
                     write.arg(field).arg(format!("{}|{now_ms}", base + on_it));
                 }
@@ -1293,7 +1301,8 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
 /// two of the four leave, so shards 0 and 1 together hold 3, three quarters of the cap.
 /// After the (here one-second) wait the fifth player is moved to shard 0 without losing
 /// her connection, sees the two others there, the gateways' wanted count falls back to
-/// one shard, and the spare's process says it is retired.
+/// one shard, and once the drain has been published for 4 s and three reads found the
+/// shard empty, the spare's process says it is retired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_nobody_needs_merges_into_another_and_its_process_retires() {
     let Some(url) = nats_url() else { return };

@@ -50,7 +50,7 @@
 //! | `--zones` | `MMO_ZONES` | `[fleet] zones` | all zones of the layout (zone role only; comma-separated ids, or `auto`: one zone no other process runs, waiting as a spare until one is free) |
 //! | `--agones` | `MMO_AGONES` | `[fleet] agones` | false (zone role: report to the Agones SDK sidecar) |
 //! | `--max-players` | `MMO_MAX_PLAYERS` | `[fleet] max_players` | none: no login queue (gateway role with `--redis-url`) |
-//! | `--shard-cap` | `MMO_SHARD_CAP` | `[fleet] shard_cap` | 900 (gateway and zone roles with `--redis-url`: sessions per shard; gateways place new logins by it and ask for a new lane when the home zone's shards are full, zone processes merge a shard nobody needs by it) |
+//! | `--shard-cap` | `MMO_SHARD_CAP` | `[fleet] shard_cap` | 900 for gateways, none for zone processes (gateway and zone roles with `--redis-url`: sessions per shard; gateways place new logins by it and ask for a new lane when the home zone's shards are full; zone processes given it merge a shard nobody needs by it) |
 //! | `--shard-merge-after-s` | `MMO_SHARD_MERGE_AFTER_S` | `[fleet] shard_merge_after_s` | 60 (zone role: seconds a shard must have been mergeable before its players move to another shard and it is given back) |
 //! | `--public-quic-addr` | `MMO_PUBLIC_QUIC_ADDR` | `[fleet] public_quic_addr` | the bound QUIC address (gateway role) |
 //!
@@ -955,8 +955,8 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_players: Option<u32>,
     /// Gateway and zone roles with --redis-url: sessions per shard; gateways place new
-    /// logins by it, zone processes merge shards nobody needs by it [env: MMO_SHARD_CAP]
-    /// [default: 900]
+    /// logins by it, zone processes given it merge shards nobody needs by it
+    /// [env: MMO_SHARD_CAP] [default: 900 for gateways; zone processes: none, no merging]
     #[arg(long, value_name = "N")]
     pub shard_cap: Option<u32>,
     /// Zone role: seconds a shard must have been mergeable before its players move to

@@ -84,8 +84,9 @@ pub struct FleetSettings {
     pub max_players: Option<u32>,
     /// Gateway and zone roles with the directory: sessions a shard holds at most. Gateways
     /// place new connections on the home zone's shards by it and ask for a new lane when
-    /// every one is full; zone processes merge a shard nobody needs into another by it
-    /// (`None`: [`DEFAULT_SHARD_CAP`], the seed's 900). Give every process the same value.
+    /// every one is full (`None`: [`DEFAULT_SHARD_CAP`], the seed's 900); zone processes
+    /// given it merge a shard nobody needs into another by it (`None`: they never merge).
+    /// Give every process the same value.
     pub shard_cap: Option<u32>,
     /// Zone role: seconds a shard must have been mergeable (it and another shard of its
     /// zone fit in three quarters of the cap) before its players move there and it is given
@@ -325,8 +326,13 @@ impl FleetSettings {
                 Some(ZoneList::Auto(_)) | None => None,
             },
             take_free_zone: matches!(self.zones, Some(ZoneList::Auto(_))),
-            shard_cap: (self.role != Role::All && redis_url.is_some())
-                .then(|| self.shard_cap.unwrap_or(DEFAULT_SHARD_CAP)),
+            // Gateways place by the cap by default; zone processes merge shards only when
+            // given it (it must be the gateways').
+            shard_cap: match (self.role, redis_url) {
+                (Role::Gateway, Some(_)) => Some(self.shard_cap.unwrap_or(DEFAULT_SHARD_CAP)),
+                (Role::Zone, Some(_)) => self.shard_cap,
+                _ => None,
+            },
             shard_merge_after: std::time::Duration::from_secs(
                 self.shard_merge_after_s
                     .unwrap_or(DEFAULT_SHARD_MERGE_AFTER_S),
@@ -484,7 +490,12 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains(why), "{e}");
         }
-        // Zone processes merge shards by the same cap, after a while of their own.
+        // Zone processes merge shards only when given the cap (the gateways').
+        let no_cap = FleetSettings {
+            role: Role::Zone,
+            ..gateway.clone()
+        };
+        assert_eq!(no_cap.relay(redis).unwrap().unwrap().shard_cap, None);
         let zone = FleetSettings {
             role: Role::Zone,
             shard_merge_after_s: Some(5),

@@ -40,6 +40,8 @@ pub struct ShardLoad {
     pub players: u32,
     /// Its players are moving to another shard: nobody is placed there.
     pub draining: bool,
+    /// When the count was sampled: Redis's clock, ms since the Unix epoch.
+    pub sampled_unix_ms: u64,
 }
 
 pub(super) fn now_unix_ms() -> u64 {
@@ -67,8 +69,8 @@ pub async fn read_loads(
     let mut malformed = 0usize;
     for (field, value) in &all {
         match parse_entry(field, value) {
-            Some((load, written_ms)) => {
-                if now_ms.saturating_sub(written_ms) <= LOAD_FRESH_MS {
+            Some(load) => {
+                if now_ms.saturating_sub(load.sampled_unix_ms) <= LOAD_FRESH_MS {
                     loads.push(load);
                 }
             }
@@ -86,8 +88,8 @@ pub async fn read_loads(
     Ok(loads)
 }
 
-/// One entry of the loads hash: the load and when it was written (unix ms).
-pub(super) fn parse_entry(field: &str, value: &str) -> Option<(ShardLoad, u64)> {
+/// One entry of the loads hash.
+pub(super) fn parse_entry(field: &str, value: &str) -> Option<ShardLoad> {
     let (zone, shard) = field.split_once('.')?;
     let (players, rest) = value.split_once('|')?;
     let (written_ms, draining) = match rest.split_once('|') {
@@ -102,14 +104,12 @@ pub(super) fn parse_entry(field: &str, value: &str) -> Option<(ShardLoad, u64)> 
     if shard.shard >= MAX_SHARDS_PER_ZONE {
         return None;
     }
-    Some((
-        ShardLoad {
-            shard,
-            players: players.parse().ok()?,
-            draining,
-        },
-        written_ms.parse().ok()?,
-    ))
+    Some(ShardLoad {
+        shard,
+        players: players.parse().ok()?,
+        draining,
+        sampled_unix_ms: written_ms.parse().ok()?,
+    })
 }
 
 /// What a zone process's loads task works with.
@@ -135,6 +135,8 @@ pub(crate) struct Merging {
     pub(crate) cap: u32,
     /// How long a merge verdict must hold before a shard drains.
     pub(crate) after: Duration,
+    /// The zone new connections start in: other zones' shards follow its lanes.
+    pub(crate) home_zone: u16,
     /// Set once every instance here has drained and emptied: the process should stop.
     pub(crate) retired: tokio::sync::watch::Sender<bool>,
 }
@@ -143,12 +145,36 @@ pub(crate) struct Merging {
 #[derive(Debug, Default)]
 struct LocalShard {
     clock: super::shard_merge::MergeClock,
-    draining: bool,
+    /// Since when it drains (`None`: it does not).
+    draining_since: Option<Instant>,
     /// Reads in a row that found it draining and empty.
     empty_reads: u32,
 }
 
-/// Lowers a zone's wanted shard count `ARGV[2]` to `ARGV[3]` if it still is `ARGV[2]`.
+impl LocalShard {
+    fn draining(&self) -> bool {
+        self.draining_since.is_some()
+    }
+}
+
+/// A draining shard retires only after this many reads in a row found it empty: longer
+/// than a handoff may wait for its answer (2 s), so a player refused by the other shard
+/// and put back here is seen.
+const EMPTY_READS_TO_RETIRE: u32 = 3;
+
+/// Sets the load entry of each shard `ARGV[i]` to `ARGV[i + 1] .. '|' .. <Redis's time
+/// in ms> .. ARGV[i + 2]` (the suffix is empty or `|draining`): every entry is stamped
+/// by one clock, the one the gateways' placement script reads.
+const WRITE_LOADS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #ARGV - 2, 3 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. '|' .. now .. ARGV[i + 2])
+end
+return now
+";
+
+/// Lowers zone `ARGV[1]`'s wanted shard count to `ARGV[3]` if it still is `ARGV[2]`.
 const LOWER_WANTED: &str = r"
 if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') == tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -190,15 +216,14 @@ pub(crate) async fn publish_loads(task: LoadsTask) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         every.tick().await;
-        let now_ms = now_unix_ms();
-        let mut write = redis::cmd("HSET");
-        write.arg(loads_key(&world));
+        let mut write = redis::cmd("EVAL");
+        write.arg(WRITE_LOADS).arg(1).arg(loads_key(&world));
         for (instance, field) in &fields {
-            let draining = shards.get(instance).is_some_and(|s| s.draining);
-            let suffix = if draining { "|draining" } else { "" };
+            let draining = shards.get(instance).is_some_and(LocalShard::draining);
             write
                 .arg(field)
-                .arg(format!("{}|{now_ms}{suffix}", sessions_of(*instance)));
+                .arg(sessions_of(*instance))
+                .arg(if draining { "|draining" } else { "" });
         }
         let written: Result<i64, _> = write.query_async(&mut connection).await;
         let read = match written {
@@ -223,7 +248,7 @@ pub(crate) async fn publish_loads(task: LoadsTask) {
                 local
                     .iter()
                     .copied()
-                    .filter(|i| !shards.get(i).is_some_and(|s| s.draining)),
+                    .filter(|i| !shards.get(i).is_some_and(LocalShard::draining)),
             )
             .collect();
         for shard in 1..MAX_SHARDS_PER_ZONE {
@@ -257,7 +282,7 @@ async fn merge_step(
     sessions_of: &impl Fn(u16) -> u32,
     merging: &Merging,
 ) {
-    use super::shard_merge::{Verdict, verdict};
+    use super::shard_merge::{MergeView, Verdict, verdict};
     let wanted: HashMap<String, String> = match redis::cmd("HGETALL")
         .arg(super::directory::shards_wanted_key(world))
         .query_async(connection)
@@ -270,6 +295,9 @@ async fn merge_step(
         }
     };
     let now = Instant::now();
+    // Our own entries were just stamped by Redis: the newest sample is Redis's now.
+    let now_unix_ms = loads.iter().map(|l| l.sampled_unix_ms).max().unwrap_or(0);
+    let retire_after = Duration::from_millis(LOAD_FRESH_MS + LOADS_EVERY_MS);
     for (&instance, state) in shards.iter_mut() {
         let me = ZoneShard::of_instance(instance, zone_count);
         if me.shard == 0 {
@@ -280,18 +308,25 @@ async fn merge_step(
             .get(&me.zone.to_string())
             .and_then(|w| w.parse::<u16>().ok())
             .unwrap_or(0);
-        // While draining, the gateways' count was lowered by this shard itself.
-        let wanted_for_verdict = if state.draining {
-            wanted_here.min(me.shard + 1)
-        } else {
-            wanted_here
+        if state.draining() && wanted_here > me.shard {
+            // The gateways want this shard again (the others filled up): it stays.
+            tracing::info!(shard = %me.label(), sessions, "shard wanted again: drain stopped");
+            *state = LocalShard::default();
+            continue;
+        }
+        let view = MergeView {
+            loads,
+            wanted: wanted_here,
+            cap: merging.cap,
+            home_zone: merging.home_zone,
+            now_unix_ms,
         };
-        let verdict = verdict(me, sessions, loads, wanted_for_verdict, merging.cap);
-        if !state.draining {
+        let verdict = verdict(me, sessions, &view);
+        if !state.draining() {
             if !state.clock.merge_due(verdict, now, merging.after) {
                 continue;
             }
-            state.draining = true;
+            state.draining_since = Some(now);
             tracing::info!(shard = %me.label(), sessions, ?verdict, "shard no longer needed: its players move to another shard, then it is given back");
             let lowered: Result<i64, _> = redis::cmd("EVAL")
                 .arg(LOWER_WANTED)
@@ -311,12 +346,19 @@ async fn merge_step(
             continue;
         }
         state.empty_reads = 0;
-        // Players still here (logged in since, or crossed in): move them too.
+        // Players still here (logged in since, crossed in, or put back): move them too,
+        // to the shard the verdict names (`Keep` now: the emptiest fresh one).
         let target = match verdict {
             Verdict::MergeInto(shard) => Some(shard),
             Verdict::Keep => loads
                 .iter()
-                .filter(|l| l.shard.zone == me.zone && l.shard != me && !l.draining)
+                .filter(|l| {
+                    l.shard.zone == me.zone
+                        && l.shard != me
+                        && !l.draining
+                        && now_unix_ms.saturating_sub(l.sampled_unix_ms)
+                            <= super::shard_merge::TARGET_FRESH_MS
+                })
                 .min_by_key(|l| (l.players, l.shard.shard))
                 .map(|l| l.shard.shard),
         };
@@ -330,7 +372,12 @@ async fn merge_step(
             let _ = inbox.try_send(crate::zone_thread::ZoneMsg::MoveAll { to });
         }
     }
-    if !shards.is_empty() && shards.values().all(|s| s.draining && s.empty_reads >= 2) {
+    let all_retired = shards.values().all(|s| {
+        s.draining_since
+            .is_some_and(|since| now.duration_since(since) >= retire_after)
+            && s.empty_reads >= EMPTY_READS_TO_RETIRE
+    });
+    if !shards.is_empty() && all_retired {
         merging.retired.send_replace(true);
     }
 }
@@ -363,17 +410,15 @@ mod tests {
     fn load_entries_parse_and_refuse_malformed_ones() {
         assert_eq!(
             parse_entry("3.1", "12|1700000000000"),
-            Some((
-                ShardLoad {
-                    shard: ZoneShard { zone: 3, shard: 1 },
-                    players: 12,
-                    draining: false,
-                },
-                1_700_000_000_000
-            ))
+            Some(ShardLoad {
+                shard: ZoneShard { zone: 3, shard: 1 },
+                players: 12,
+                draining: false,
+                sampled_unix_ms: 1_700_000_000_000,
+            })
         );
         assert_eq!(
-            parse_entry("3.1", "0|5|draining").map(|(l, _)| l.draining),
+            parse_entry("3.1", "0|5|draining").map(|l| l.draining),
             Some(true)
         );
         for (field, value) in [

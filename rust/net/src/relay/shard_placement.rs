@@ -7,18 +7,21 @@
 //! | key | value |
 //! |---|---|
 //! | `shard_placed:<zone id>` | sorted set: one member `<shard>:<random u64>` per connection a gateway placed on a shard of that zone, scored by Redis's time in ms; members older than [`PLACED_MEMORY_MS`] are dropped |
-//! | `shards_wanted` | hash: field `<zone id>` = how many shards the zone should have (`directory`); only ever raised, by gateways |
+//! | `shards_wanted` | hash: field `<zone id>` = how many shards the zone should have (`directory`); raised by gateways, lowered by a shard that merges ([`super::shard_merge`]) |
 //!
 //! **A placement** ([`ShardPlacement::place`]) reads `shard_loads`, then runs one Lua
 //! script in Redis, so gateways never place on one count twice: for each running shard of the home zone (a fresh entry
 //! and not draining entry of `shard_loads`) its load is its published sessions plus the placements made since
 //! that count was sampled (less [`REGISTER_MARGIN_MS`], the time a placed connection takes
-//! to reach its zone and be counted there); the shard with the lowest load (ties: the
+//! to reach its zone and be counted there: a placement in that margin before a sample that
+//! the zone had already counted is counted twice, so a shard can look full a few sessions
+//! early at a burst); the shard with the lowest load (ties: the
 //! lowest shard) takes the connection if that load is under the cap, and the placement is
 //! recorded.
 //!
 //! **At the cap** the gateway asks for a new lane: it raises every zone's `shards_wanted`
-//! to one more than the home zone's highest running shard (spares take them lowest shard
+//! to one more than the home zone's highest running shard (or, when that shard is
+//! draining, to include it again, which stops its drain) (spares take them lowest shard
 //! first and the home zone's first, `directory::take_free_zone`), and the connection
 //! tries again every [`WAIT_POLL_MS`] for a shard with room, at most
 //! [`WAIT_FOR_SHARD_MS`]; past that it goes to the least loaded shard over the cap, and
@@ -47,7 +50,7 @@ pub const NO_SPARE_BACKOFF_MS: u64 = 30_000;
 pub const PLACED_MEMORY_MS: u64 = 5_000;
 /// A placement made this long before a load was sampled is taken to be in that load
 /// already (the time from the gateway's decision to the zone registering the session), ms.
-pub const REGISTER_MARGIN_MS: u64 = 200;
+pub const REGISTER_MARGIN_MS: u64 = 100;
 /// A lane asked for is asked for again after this long (the first request may have
 /// failed), ms.
 const ASK_AGAIN_MS: u64 = 1_000;
@@ -146,7 +149,11 @@ impl Placed {
 enum Answer {
     NoLoads,
     Placed(u16),
-    Full { highest: u16 },
+    /// Every shard is full; the highest running one, and whether it is draining.
+    Full {
+        highest: u16,
+        highest_draining: bool,
+    },
     Over(u16),
 }
 
@@ -297,14 +304,23 @@ impl ShardPlacement {
                     }
                     return Placed::OverCap(shard);
                 }
-                Answer::Full { highest } => {
-                    if highest + 1 >= MAX_SHARDS_PER_ZONE {
+                Answer::Full {
+                    highest,
+                    highest_draining,
+                } => {
+                    // A draining highest shard is wanted back (its drain stops); else
+                    // one more than the highest.
+                    let count = if highest_draining {
+                        highest + 1
+                    } else {
+                        highest + 2
+                    };
+                    if count > MAX_SHARDS_PER_ZONE {
                         // No shard left to ask for: the next try places over the cap.
                         self.state().no_spare_until =
                             Some(Instant::now() + Duration::from_millis(NO_SPARE_BACKOFF_MS));
                         continue;
                     }
-                    let count = highest + 2;
                     let ask = {
                         let mut state = self.state();
                         let now = Instant::now();
@@ -334,7 +350,7 @@ impl ShardPlacement {
 
     /// The home zone's entries of the loads hash, as read: (load, unix ms sampled);
     /// malformed ones are left out (`shard_loads::read_loads` logs them).
-    async fn home_loads(&self) -> Result<Vec<(super::shard_loads::ShardLoad, u64)>, NetError> {
+    async fn home_loads(&self) -> Result<Vec<super::shard_loads::ShardLoad>, NetError> {
         let mut connection = self.connection.clone();
         let all = tokio::time::timeout(
             Duration::from_millis(CALL_TIMEOUT_MS),
@@ -352,7 +368,7 @@ impl ShardPlacement {
         Ok(all
             .iter()
             .filter_map(|(field, value)| super::shard_loads::parse_entry(field, value))
-            .filter(|(load, _)| load.shard.zone == self.home_zone)
+            .filter(|load| load.shard.zone == self.home_zone)
             .collect())
     }
 
@@ -375,11 +391,11 @@ impl ShardPlacement {
             .arg(REGISTER_MARGIN_MS)
             .arg(rand::random::<u64>())
             .arg(if force { "1" } else { "0" });
-        for (load, written_ms) in loads {
+        for load in &loads {
             place
                 .arg(load.shard.shard)
                 .arg(load.players)
-                .arg(written_ms)
+                .arg(load.sampled_unix_ms)
                 .arg(u8::from(load.draining));
         }
         let answer = tokio::time::timeout(
@@ -398,6 +414,9 @@ impl ShardPlacement {
             (0, best, _) => Answer::Placed(shard(best)),
             (1, _, highest) => Answer::Full {
                 highest: shard(highest),
+                highest_draining: loads
+                    .iter()
+                    .any(|l| l.shard.shard == shard(highest) && l.draining),
             },
             (2, best, _) => Answer::Over(shard(best)),
             _ => Answer::NoLoads,

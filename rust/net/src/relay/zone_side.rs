@@ -211,6 +211,7 @@ impl ZoneProcess {
                             inboxes: zones.inboxes.clone(),
                             cap,
                             after: relay.shard_merge_after,
+                            home_zone: crate::server::home_zone(config) as u16,
                             retired: retired_tx,
                         }),
                     },
