@@ -1171,3 +1171,175 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
     .await
     .expect("finished within 60 s");
 }
+
+/// Which process a handoff test kills with `-9`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KilledSide {
+    /// The zone process handing the player over.
+    Sender,
+    /// The one taking her.
+    Receiver,
+}
+
+/// A zone process killed with `-9` the moment its handoff is on NATS (seen by a
+/// subscriber of the receiving zone's peer subject, at the same time as the receiver).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_whose_sender_is_killed_as_it_is_sent_leaves_one_owner_and_nothing_lost() {
+    handoff_with_a_kill(KilledSide::Sender).await;
+}
+
+/// The same with the receiver killed as the handoff reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_whose_receiver_is_killed_as_it_arrives_leaves_one_owner_and_nothing_lost() {
+    handoff_with_a_kill(KilledSide::Receiver).await;
+}
+
+/// Two zone processes split a two-zone world (zone 1 holds the spawn point); Alice walks
+/// west into zone 0 and one side of that handoff is killed as the handoff message is
+/// published. Whatever the race gives (she plays on, or her client is told and
+/// disconnected), exactly one owner remains: she logs in again, once a replacement took
+/// the dead process's zone, with her bag unchanged, and from a position on her path.
+async fn handoff_with_a_kill(killed: KilledSide) {
+    use futures_util::StreamExt;
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let dir = TempDir::new("fleet-handoff-kill");
+        let config = dir.path().join("world.toml");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        std::fs::write(&config, "[world]\nzone_columns = 2\n").unwrap();
+        let data = dir.path().join("data");
+        let world = format!(
+            "handoff-kill-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let args = |role: &'static str| -> Vec<String> {
+            [
+                "--config",
+                config.to_str().unwrap(),
+                "--role",
+                role,
+                "--nats-url",
+                &url,
+                "--redis-url",
+                &redis_url,
+                "--world",
+                &world,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--http-addr",
+                "127.0.0.1:0",
+                "--quic-addr",
+                "127.0.0.1:0",
+                "--save-interval-s",
+                "1",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect()
+        };
+        let zone_args = |zone: &'static str| {
+            let mut a = args("zone");
+            a.extend(["--zones".to_owned(), zone.to_owned()]);
+            a
+        };
+        let zone_1_args = zone_args("1");
+        let zone_0_args = zone_args("0");
+        let zone_1 = ZoneRoleProcess::start(&refs(&zone_1_args), &FLEET_ENV, None);
+        let zone_0 = ZoneRoleProcess::start(&refs(&zone_0_args), &FLEET_ENV, None);
+        let gateway = ServerProcess::start(&refs(&args("gateway")), &FLEET_ENV, None);
+        // Handoffs into zone 0 arrive on its peer subject (border exports too).
+        let nats = async_nats::connect(&url).await.unwrap();
+        let mut peer = nats
+            .subscribe(format!("mmo.{world}.peer.zone.0"))
+            .await
+            .unwrap();
+        nats.flush().await.unwrap();
+
+        let (mut client, bag) = alice_logs_in(&gateway).await;
+        let start_m = client.session().predictor().unwrap().predicted().position_m;
+        let west = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            std::f32::consts::PI,
+            mmo_core::input::Buttons::default(),
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        let mut events = Vec::new();
+        let (mut zone_1, mut zone_0) = (Some(zone_1), Some(zone_0));
+        for _ in 0..150 {
+            tokio::select! {
+                Some(message) = peer.next() => {
+                    let handoff = matches!(
+                        mmo_core::relay::PeerMessage::decode(&message.payload),
+                        Ok(mmo_core::relay::PeerMessage::Handoff(_))
+                    );
+                    if handoff && zone_1.is_some() && zone_0.is_some() {
+                        match killed {
+                            KilledSide::Sender => zone_1.take().unwrap().kill_hard(),
+                            KilledSide::Receiver => zone_0.take().unwrap().kill_hard(),
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    client.pump();
+                    while let Some(e) = client.poll_event() {
+                        events.push(e);
+                    }
+                    client.send_input(west);
+                }
+            }
+        }
+        assert!(
+            zone_1.is_none() || zone_0.is_none(),
+            "a handoff was seen and one side killed"
+        );
+        let walked_to_m = client.session().predictor().unwrap().predicted().position_m;
+        let disconnected = events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Disconnected { .. }));
+        println!("{killed:?} killed; Alice disconnected: {disconnected}; at {walked_to_m}");
+        if !disconnected {
+            client.disconnect(Duration::from_secs(2)).await;
+        }
+
+        // A replacement takes the dead process's zone once its lease expires.
+        let dead_args = match killed {
+            KilledSide::Sender => &zone_1_args,
+            KilledSide::Receiver => &zone_0_args,
+        };
+        let killed_at = std::time::Instant::now();
+        let mut replacement = None;
+        while replacement.is_none() && killed_at.elapsed() < Duration::from_secs(20) {
+            replacement = ZoneRoleProcess::try_start(&refs(dead_args), &FLEET_ENV, None);
+            if replacement.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let replacement = replacement.expect("a replacement zone process starts");
+        let (spawn, bag_after) = alice_returns(&gateway).await;
+        assert_eq!(bag_after, bag, "nothing lost or duplicated");
+        // Saved somewhere on her walk west (by whichever process owned her last).
+        let on_path = spawn.position_m.x <= start_m.x + 0.05
+            && spawn.position_m.x >= walked_to_m.x.min(start_m.x) - 0.5
+            && (spawn.position_m.y - start_m.y).abs() < 0.5;
+        assert!(
+            on_path,
+            "Alice returns on her path: {} (from {start_m} to {walked_to_m})",
+            spawn.position_m
+        );
+        for process in [Some(replacement), zone_0, zone_1].into_iter().flatten() {
+            let status = process
+                .terminate(Duration::from_secs(20))
+                .expect("the zone process exits");
+            assert!(status.success(), "zone process exit status {status}");
+        }
+        drop(gateway);
+    })
+    .await
+    .expect("finished within 120 s");
+}

@@ -65,8 +65,8 @@
 //!
 //! - A handoff's end is decided by the old process alone: with no answer within 2 s it
 //!   ends the connection unsaved although the receiver may have taken the player (which
-//!   then saves it when the session ends there); no two-phase commit, and no test kills a
-//!   process in the middle of a handoff.
+//!   then saves it when the session ends there); no two-phase commit. Tests kill either
+//!   side as the handoff is published (`rust/server/tests/fleet.rs`), not at each step.
 //! - Login limits are per gateway; chat deliveries to a player in another process are
 //!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes
