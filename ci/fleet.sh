@@ -21,6 +21,8 @@
 #   MMO_FLEET_ZONES=CxR          zone columns x rows, one zone process each (default 2x2)
 #   MMO_FLEET_GATEWAYS=N         gateway processes (default 2)
 #   MMO_FLEET_SPAWN_SPREAD_M=M   new characters within M metres of the centre (default 40)
+#   MMO_FLEET_ONE_ZONE_PROCESS=1 every zone in one zone process instead of one each (the
+#                                relay's cost without borders between zone processes)
 #   MMO_FLEET_SPARES=N           spare zone processes (`--zones auto`, default 0): each takes
 #                                a zone whose process died, or a shard the gateways ask for
 #   MMO_FLEET_SHARD_CAP=N        every process's --shard-cap (default the server's, 900)
@@ -139,8 +141,15 @@ TOML
     fi
     # The first zone process creates the JWT secret and certificate the others read.
     zone_ids=$(seq 0 $((columns * rows - 1)))
+    if [ "${MMO_FLEET_ONE_ZONE_PROCESS:-0}" = 1 ]; then
+        # Every zone in one zone process ("zone-0", no --zones): the relay's hop without
+        # zone borders between processes.
+        zone_ids=0
+    fi
     for z in $zone_ids; do
-        start_server "zone-$z" --role zone --zones "$z" --http-addr "127.0.0.1:$(free_port)" \
+        zones_flag=(--zones "$z")
+        [ "${MMO_FLEET_ONE_ZONE_PROCESS:-0}" != 1 ] || zones_flag=()
+        start_server "zone-$z" --role zone ${zones_flag[@]+"${zones_flag[@]}"} --http-addr "127.0.0.1:$(free_port)" \
             "${common[@]}"
     done
     # Spares print their READY line only once they take a zone or shard: not waited for.

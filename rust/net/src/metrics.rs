@@ -75,6 +75,11 @@ pub const INPUT_STARVED_TICKS_TOTAL: &str = "mmo_input_starved_ticks_total";
 /// Gauge, label `role` (`all`, `gateway`, `zone`): 1 for the role this process runs, set
 /// at start, so a scraper (the load tester's per-role figures) knows what it reads.
 pub const PROCESS_ROLE: &str = "mmo_process_role";
+/// Histogram, seconds: how long a handoff to another zone process waited for its
+/// answer, from its first publication (the player's session is in neither zone
+/// meanwhile: its inputs are forwarded and wait, which the load tester sees as
+/// input-to-ack latency).
+pub const HANDOFF_ANSWER_SECONDS: &str = "mmo_handoff_answer_seconds";
 /// Counter, label `outcome` (`under_cap`, `new_shard`, `over_cap`, `unknown`): where a
 /// gateway placed new connections among the home zone's shards (`crate::relay`'s
 /// `shard_loads`): a shard under the cap, a shard started because every one was at the
@@ -190,6 +195,11 @@ pub fn describe() {
     );
     describe_gauge!(ZONE_PLAYERS, "Players logged in, per zone");
     describe_gauge!(CONNECTIONS, "Open QUIC connections");
+    describe_histogram!(
+        HANDOFF_ANSWER_SECONDS,
+        Unit::Seconds,
+        "Wait of a handoff to another zone process for its answer"
+    );
     describe_counter!(
         SHARD_PLACEMENTS_TOTAL,
         "New connections placed on the home zone's shards, by outcome"

@@ -2,8 +2,9 @@
 //!
 //! One [`PrometheusRecorder`](metrics_exporter_prometheus::PrometheusRecorder) is installed as the process's global `metrics` recorder, the
 //! first time [`global`] is called (later calls, e.g. a second [`crate::app::App`] in one
-//! test process, share it). Histograms get explicit buckets: the tick duration from 0.25 ms
-//! to 1 s, fine between 1 and 10 ms and coarse past the 33 ms of a 30 Hz tick; the per-client bytes/s histograms from 100 B/s to
+//! test process, share it). Histograms get explicit buckets: the tick duration (and a
+//! handoff's wait for its answer) from 0.25 ms to 1 s, fine between 1 and 10 ms and coarse
+//! past the 33 ms of a 30 Hz tick; the per-client bytes/s histograms from 100 B/s to
 //! 1 MB/s. Other histograms use the exporter's default buckets.
 //!
 //! Two process gauges are read at scrape time, not recorded: `process_cpu_seconds_total`
@@ -45,6 +46,12 @@ pub fn build_recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
             Matcher::Full(mmo_net::metrics::TICK_DURATION_SECONDS.to_owned()),
             TICK_BUCKETS_S,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(mmo_net::metrics::HANDOFF_ANSWER_SECONDS.to_owned()),
+                TICK_BUCKETS_S,
+            )
+        })
         .and_then(|b| {
             b.set_buckets_for_metric(
                 Matcher::Full(mmo_net::metrics::CLIENT_BYTES_IN_PER_SECOND.to_owned()),

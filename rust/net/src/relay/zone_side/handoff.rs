@@ -86,6 +86,12 @@ impl Peers {
     }
 }
 
+/// Records how long a handoff waited for its answer (accepted or refused).
+fn record_answer_time(waited_us: u64) {
+    #[allow(clippy::cast_precision_loss)] // µs of a wait bounded by the 2 s give-up.
+    metrics::histogram!(crate::metrics::HANDOFF_ANSWER_SECONDS).record(waited_us as f64 / 1e6);
+}
+
 /// What a local zone sent to a remote one.
 pub(super) struct RemoteMsg {
     zone: u16,
@@ -409,6 +415,7 @@ impl RelayLoop {
             return;
         };
         count("handoff_refused");
+        record_answer_time(self.now_us().saturating_sub(m.first_sent_at_us));
         let Some(PeerMsg::Arrive {
             id,
             from: _,
@@ -467,6 +474,7 @@ impl RelayLoop {
 
     /// The receiver took the player: our last item to the gateway is `Moved`.
     fn accepted(&mut self, transfer_id: u64, zone_process: u64) {
+        let now_us = self.now_us();
         let Some(m) = self.moving.get_mut(&transfer_id) else {
             return;
         };
@@ -475,6 +483,7 @@ impl RelayLoop {
         }
         m.answered = true;
         count("handed_out");
+        record_answer_time(now_us.saturating_sub(m.first_sent_at_us));
         let Some(PeerMsg::Arrive {
             id, conn, account, ..
         }) = m.arrive.take()
