@@ -275,6 +275,56 @@ struct ZoneLoop {
     overload: Overload,
     /// Fleet-wide account presence of the sessions here (see `presence`).
     presence: presence::Presence,
+    /// Datagrams of connections not here (yet): a player being handed over here whose
+    /// datagrams, routed to this zone once the old one let go, overtook it (they come
+    /// through the inbox, the player through the peer channel).
+    early: EarlyDatagrams,
+}
+
+/// Datagrams that arrived before their connection (see `ZoneLoop::early`): kept at most
+/// [`EARLY_DATAGRAM_MS`], [`EARLY_PER_CONNECTION`] per connection and [`EARLY_TOTAL`] in all,
+/// and fed to the session when it arrives.
+#[derive(Default)]
+struct EarlyDatagrams {
+    /// Per connection: (bytes, arrival µs on the zones' clock, kept at µs).
+    by_connection: BTreeMap<ConnectionId, Vec<(Vec<u8>, u64)>>,
+    total: usize,
+}
+
+/// How long a datagram waits for its connection to arrive, ms.
+const EARLY_DATAGRAM_MS: u64 = 250;
+/// Early datagrams kept per connection.
+const EARLY_PER_CONNECTION: usize = 16;
+/// Early datagrams kept in all.
+const EARLY_TOTAL: usize = 1024;
+
+impl EarlyDatagrams {
+    /// Keeps `bytes` (received at `received_us`) for `id`; forgets what waited too long.
+    fn keep(&mut self, id: ConnectionId, bytes: Vec<u8>, received_us: u64, now_us: u64) {
+        let oldest_us = now_us.saturating_sub(EARLY_DATAGRAM_MS * 1000);
+        let mut total = 0;
+        self.by_connection.retain(|_, list| {
+            list.retain(|(_, at)| *at >= oldest_us);
+            total += list.len();
+            !list.is_empty()
+        });
+        self.total = total;
+        if self.total >= EARLY_TOTAL || received_us < oldest_us {
+            return;
+        }
+        let list = self.by_connection.entry(id).or_default();
+        if list.len() < EARLY_PER_CONNECTION {
+            list.push((bytes, received_us));
+            self.total += 1;
+        }
+    }
+
+    /// What waited for `id`, oldest first.
+    fn take(&mut self, id: ConnectionId) -> Vec<(Vec<u8>, u64)> {
+        let list = self.by_connection.remove(&id).unwrap_or_default();
+        self.total = self.total.saturating_sub(list.len());
+        list
+    }
 }
 
 /// The overload governor and when the current degraded episode began.
@@ -328,6 +378,7 @@ pub(crate) fn run(
         scratch_ids: Vec::new(),
         overload: Overload::default(),
         presence: presence::Presence::default(),
+        early: EarlyDatagrams::default(),
     };
     zone_loop.count_players();
     runtime.block_on(zone_loop.run(inbox, peers));
@@ -455,7 +506,11 @@ impl ZoneLoop {
                 }
             }
             ZoneMsg::Datagram(id, d, received_us) => {
-                self.zone.handle_datagram(id, received_us.min(now_us), &d);
+                if self.zone.connection(id).is_some() {
+                    self.zone.handle_datagram(id, received_us.min(now_us), &d);
+                } else {
+                    self.early.keep(id, d, received_us.min(now_us), now_us);
+                }
             }
             ZoneMsg::Wake(id) => self.read_control(id, now_us),
             ZoneMsg::Lost(id, reason) => {
@@ -505,6 +560,9 @@ impl ZoneLoop {
                     }
                     self.shared.chat.moved(id, self.instance);
                     let now_us = self.now_us();
+                    for (d, received_us) in self.early.take(id) {
+                        self.zone.handle_datagram(id, received_us, &d);
+                    }
                     self.read_control(id, now_us);
                     let Some(account) = account else {
                         return self.handle_events();
@@ -1062,4 +1120,40 @@ fn lock<T>(table: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     table
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_datagrams_wait_for_their_connection_within_bounds() {
+        let mut early = EarlyDatagrams::default();
+        let (a, b) = (ConnectionId(1), ConnectionId(2));
+        early.keep(a, vec![1], 1_000, 1_000);
+        early.keep(a, vec![2], 2_000, 2_000);
+        early.keep(b, vec![9], 2_000, 2_000);
+        assert_eq!(
+            early.take(a),
+            vec![(vec![1], 1_000), (vec![2], 2_000)],
+            "in arrival order"
+        );
+        assert!(early.take(a).is_empty(), "taken once");
+        // Older than EARLY_DATAGRAM_MS: forgotten at the next keep.
+        let later_us = 2_000 + EARLY_DATAGRAM_MS * 1000 + 1;
+        early.keep(a, vec![3], later_us, later_us);
+        assert!(early.take(b).is_empty(), "b's datagram expired");
+        // At most EARLY_PER_CONNECTION per connection.
+        for i in 0..EARLY_PER_CONNECTION + 5 {
+            early.keep(b, vec![i as u8], later_us, later_us);
+        }
+        assert_eq!(early.take(b).len(), EARLY_PER_CONNECTION);
+        // At most EARLY_TOTAL in all.
+        for id in 0..(EARLY_TOTAL as u32) {
+            early.keep(ConnectionId(100 + id), vec![0], later_us, later_us);
+        }
+        early.keep(ConnectionId(9_999), vec![0], later_us, later_us);
+        assert!(early.take(ConnectionId(9_999)).is_empty(), "over the total");
+        assert!(early.total <= EARLY_TOTAL);
+    }
 }

@@ -536,6 +536,19 @@ async fn across_processes(url: String) {
         .await
         .flatten()
         .expect("A's session is back in the first process");
+    // Every input she sent on the way reached a zone: none had to be skipped over (the
+    // old process forwards what reaches it during a handoff, and the new one keeps
+    // datagrams that overtake the player).
+    let skipped = zones_0
+        .inspect_zone(ZoneId(0), move |z, ids| {
+            ids.iter()
+                .find(|id| z.connection(**id).and_then(|c| c.entity()) == Some(a_entity))
+                .and_then(|id| z.connection(*id))
+                .map(|c| c.stats().inputs_skipped)
+        })
+        .await
+        .flatten();
+    assert_eq!(skipped, Some(0), "inputs skipped over by A's session");
     assert!(
         (server_a.position_m - a_position).length() < 1e-3,
         "server {} vs predicted {a_position}",

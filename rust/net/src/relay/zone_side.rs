@@ -258,6 +258,7 @@ impl ZoneProcess {
             arrived: HashMap::new(),
             checked: checked_tx,
             presence: presence.clone(),
+            flush_soon: false,
         };
         let relay_task = tokio::spawn(relay_loop.run(RelayInputs {
             incoming: futures_util::stream::select_all(batch_subjects),
@@ -506,6 +507,9 @@ struct RelayLoop {
     checked: mpsc::UnboundedSender<handoff::Checked>,
     /// Account presence across the world (with a directory).
     presence: Option<super::FleetPresence>,
+    /// A handoff changed state (sent, answered): flush now rather than at the next tick,
+    /// so its `Moved` item and the datagrams it forwards do not wait up to a tick.
+    flush_soon: bool,
 }
 
 /// What the relay task waits on.
@@ -548,6 +552,10 @@ impl RelayLoop {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopped = false;
         loop {
+            if self.flush_soon {
+                self.flush_soon = false;
+                self.flush().await;
+            }
             tokio::select! {
                 message = incoming.next() => {
                     let Some(message) = message else {

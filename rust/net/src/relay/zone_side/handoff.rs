@@ -152,6 +152,10 @@ pub(super) struct Arrived {
     answer: Option<HandoffAnswer>,
     key: Option<ConnKey>,
     at_us: u64,
+    /// Client datagrams the sender forwarded before this process took the player (its
+    /// lease check still running), delivered once it is taken; at most
+    /// [`MAX_HELD_DATAGRAMS`].
+    early: Vec<Vec<u8>>,
 }
 
 /// A handoff whose sender's lease was checked (off the relay loop: the directory can be
@@ -316,6 +320,8 @@ impl RelayLoop {
                 publish_bytes(&self.client, &subject, message.clone()).await;
                 moving.message = message;
                 count("handoff_sent");
+                // Datagrams held for it go out with the next flush: make that now.
+                self.flush_soon = true;
                 tracing::debug!(
                     connection = id.0,
                     from_zone,
@@ -482,6 +488,7 @@ impl RelayLoop {
             return;
         }
         m.answered = true;
+        self.flush_soon = true;
         count("handed_out");
         record_answer_time(now_us.saturating_sub(m.first_sent_at_us));
         let Some(PeerMsg::Arrive {
@@ -561,27 +568,16 @@ impl RelayLoop {
                 transfer_id,
                 datagrams,
             } => {
-                let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
-                let Some(c) = self
-                    .arrived
-                    .get(&transfer_id)
-                    .and_then(|a| a.key)
-                    .and_then(|key| self.conns.get(&key))
-                else {
+                let Some(arrived) = self.arrived.get_mut(&transfer_id) else {
                     return;
                 };
-                let (Some(id), Some(inbox)) = (c.id, self.inboxes.get(usize::from(c.link.zone())))
-                else {
+                if arrived.key.is_none() && arrived.answer.is_none() {
+                    // Still being checked: kept until the player is taken here.
+                    let room = MAX_HELD_DATAGRAMS.saturating_sub(arrived.early.len());
+                    arrived.early.extend(datagrams.into_iter().take(room));
                     return;
-                };
-                for bytes in datagrams {
-                    if inbox
-                        .try_send(ZoneMsg::Datagram(id, bytes, zone_now_us))
-                        .is_err()
-                    {
-                        c.link.drop_datagram("inbox_full");
-                    }
                 }
+                self.deliver_forwarded(transfer_id, datagrams);
             }
             PeerMessage::Border { to_zone, export } => {
                 let zone = usize::from(to_zone);
@@ -625,6 +621,7 @@ impl RelayLoop {
                 answer: None,
                 key: None,
                 at_us: now_us,
+                early: Vec::new(),
             },
         );
         let fencing = self.peers.fencing.clone();
@@ -680,12 +677,42 @@ impl RelayLoop {
             zone_process: self.me,
             refused,
         };
+        let mut early = Vec::new();
         if let Some(arrived) = self.arrived.get_mut(&h.transfer_id) {
             arrived.answer = Some(answer.clone());
             arrived.key = key;
+            early = std::mem::take(&mut arrived.early);
+        }
+        if !early.is_empty() {
+            self.deliver_forwarded(h.transfer_id, early);
         }
         let subject = self.settings.peer_process_subject(h.from_process);
         publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
+    }
+
+    /// Delivers client datagrams the sender forwarded to the zone of the player it handed
+    /// over (dropped when it was refused, or is gone).
+    fn deliver_forwarded(&self, transfer_id: u64, datagrams: Vec<Vec<u8>>) {
+        let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+        let Some(c) = self
+            .arrived
+            .get(&transfer_id)
+            .and_then(|a| a.key)
+            .and_then(|key| self.conns.get(&key))
+        else {
+            return;
+        };
+        let (Some(id), Some(inbox)) = (c.id, self.inboxes.get(usize::from(c.link.zone()))) else {
+            return;
+        };
+        for bytes in datagrams {
+            if inbox
+                .try_send(ZoneMsg::Datagram(id, bytes, zone_now_us))
+                .is_err()
+            {
+                c.link.drop_datagram("inbox_full");
+            }
+        }
     }
 
     /// Checks a handoff (its lease check done) and registers its session here; the reason
