@@ -532,53 +532,12 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), async {
-        let dir = TempDir::new("fleet-two-zones");
-        let config = dir.path().join("world.toml");
-        std::fs::create_dir_all(dir.path()).unwrap();
-        std::fs::write(&config, "[world]\nzone_columns = 2\n").unwrap();
-        let data = dir.path().join("data");
-        let world = format!(
-            "two-zones-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let args = |role: &'static str| -> Vec<String> {
-            [
-                "--config",
-                config.to_str().unwrap(),
-                "--role",
-                role,
-                "--nats-url",
-                &url,
-                "--redis-url",
-                &redis_url,
-                "--world",
-                &world,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--http-addr",
-                "127.0.0.1:0",
-                "--quic-addr",
-                "127.0.0.1:0",
-                "--save-interval-s",
-                "1",
-            ]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect()
-        };
-        let zone_args = |zone: &'static str| {
-            let mut a = args("zone");
-            a.extend(["--zones".to_owned(), zone.to_owned()]);
-            a
-        };
+        let split = SplitWorld::new("two-zones", &url, &redis_url);
         // Zone 1 (where characters appear) first: it creates the secret and the database.
-        let zone_1_args = zone_args("1");
+        let zone_1_args = split.zone_args("1");
         let zone_1 = ZoneRoleProcess::start(&refs(&zone_1_args), &FLEET_ENV, None);
-        let zone_0 = ZoneRoleProcess::start(&refs(&zone_args("0")), &FLEET_ENV, None);
-        let gateway = ServerProcess::start(&refs(&args("gateway")), &FLEET_ENV, None);
+        let zone_0 = ZoneRoleProcess::start(&refs(&split.zone_args("0")), &FLEET_ENV, None);
+        let gateway = ServerProcess::start(&refs(&split.args("gateway")), &FLEET_ENV, None);
 
         let (mut client, bag) = alice_logs_in(&gateway).await;
         // Forward, facing -X.
@@ -669,6 +628,73 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
     })
     .await
     .expect("finished within 90 s");
+}
+
+/// A two-zone world (`zone_columns = 2`; zone 1 holds the spawn point) whose zones run in
+/// separate processes, saving every second, over one data directory.
+struct SplitWorld {
+    dir: TempDir,
+    world: String,
+    url: String,
+    redis_url: String,
+}
+
+impl SplitWorld {
+    /// Its files in a new temporary directory; `tag` starts the world's name.
+    fn new(tag: &str, url: &str, redis_url: &str) -> SplitWorld {
+        let dir = TempDir::new(&format!("fleet-{tag}"));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        std::fs::write(dir.path().join("world.toml"), "[world]\nzone_columns = 2\n").unwrap();
+        let world = format!(
+            "{tag}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        SplitWorld {
+            dir,
+            world,
+            url: url.to_owned(),
+            redis_url: redis_url.to_owned(),
+        }
+    }
+
+    /// The flags of a process of `role`.
+    fn args(&self, role: &str) -> Vec<String> {
+        let config = self.dir.path().join("world.toml");
+        let data = self.dir.path().join("data");
+        [
+            "--config",
+            config.to_str().unwrap(),
+            "--role",
+            role,
+            "--nats-url",
+            &self.url,
+            "--redis-url",
+            &self.redis_url,
+            "--world",
+            &self.world,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--quic-addr",
+            "127.0.0.1:0",
+            "--save-interval-s",
+            "1",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+    }
+
+    /// The flags of the zone process running `zone`.
+    fn zone_args(&self, zone: &str) -> Vec<String> {
+        let mut a = self.args("zone");
+        a.extend(["--zones".to_owned(), zone.to_owned()]);
+        a
+    }
 }
 
 /// Logs `name` in at `gateway`: the status and the JSON answer.
@@ -1205,57 +1231,16 @@ async fn handoff_with_a_kill(killed: KilledSide) {
         return;
     };
     tokio::time::timeout(Duration::from_secs(120), async {
-        let dir = TempDir::new("fleet-handoff-kill");
-        let config = dir.path().join("world.toml");
-        std::fs::create_dir_all(dir.path()).unwrap();
-        std::fs::write(&config, "[world]\nzone_columns = 2\n").unwrap();
-        let data = dir.path().join("data");
-        let world = format!(
-            "handoff-kill-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let args = |role: &'static str| -> Vec<String> {
-            [
-                "--config",
-                config.to_str().unwrap(),
-                "--role",
-                role,
-                "--nats-url",
-                &url,
-                "--redis-url",
-                &redis_url,
-                "--world",
-                &world,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--http-addr",
-                "127.0.0.1:0",
-                "--quic-addr",
-                "127.0.0.1:0",
-                "--save-interval-s",
-                "1",
-            ]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect()
-        };
-        let zone_args = |zone: &'static str| {
-            let mut a = args("zone");
-            a.extend(["--zones".to_owned(), zone.to_owned()]);
-            a
-        };
-        let zone_1_args = zone_args("1");
-        let zone_0_args = zone_args("0");
+        let split = SplitWorld::new("handoff-kill", &url, &redis_url);
+        let zone_1_args = split.zone_args("1");
+        let zone_0_args = split.zone_args("0");
         let zone_1 = ZoneRoleProcess::start(&refs(&zone_1_args), &FLEET_ENV, None);
         let zone_0 = ZoneRoleProcess::start(&refs(&zone_0_args), &FLEET_ENV, None);
-        let gateway = ServerProcess::start(&refs(&args("gateway")), &FLEET_ENV, None);
+        let gateway = ServerProcess::start(&refs(&split.args("gateway")), &FLEET_ENV, None);
         // Handoffs into zone 0 arrive on its peer subject (border exports too).
         let nats = async_nats::connect(&url).await.unwrap();
         let mut peer = nats
-            .subscribe(format!("mmo.{world}.peer.zone.0"))
+            .subscribe(format!("mmo.{}.peer.zone.0", split.world))
             .await
             .unwrap();
         nats.flush().await.unwrap();

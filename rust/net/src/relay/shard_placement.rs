@@ -115,6 +115,20 @@ end
 return raised
 ";
 
+/// One Redis call, at most [`CALL_TIMEOUT_MS`].
+async fn call<T>(
+    query: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, NetError> {
+    tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), query)
+        .await
+        .map_err(|_| {
+            NetError::Connection(format!(
+                "fleet directory Redis: no answer in {CALL_TIMEOUT_MS} ms"
+            ))
+        })?
+        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))
+}
+
 /// The key of `zone`'s recent placements (a sorted set).
 fn placed_key(world: &str, zone: u16) -> String {
     format!("mmo:{world}:shard_placed:{zone}")
@@ -352,19 +366,12 @@ impl ShardPlacement {
     /// malformed ones are left out (`shard_loads::read_loads` logs them).
     async fn home_loads(&self) -> Result<Vec<super::shard_loads::ShardLoad>, NetError> {
         let mut connection = self.connection.clone();
-        let all = tokio::time::timeout(
-            Duration::from_millis(CALL_TIMEOUT_MS),
+        let all: std::collections::HashMap<String, String> = call(
             redis::cmd("HGETALL")
                 .arg(super::shard_loads::loads_key(&self.world))
-                .query_async::<std::collections::HashMap<String, String>>(&mut connection),
+                .query_async(&mut connection),
         )
-        .await
-        .map_err(|_| {
-            NetError::Connection(format!(
-                "fleet directory Redis: no answer in {CALL_TIMEOUT_MS} ms"
-            ))
-        })?
-        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+        .await?;
         Ok(all
             .iter()
             .filter_map(|(field, value)| super::shard_loads::parse_entry(field, value))
@@ -398,17 +405,7 @@ impl ShardPlacement {
                 .arg(load.sampled_unix_ms)
                 .arg(u8::from(load.draining));
         }
-        let answer = tokio::time::timeout(
-            Duration::from_millis(CALL_TIMEOUT_MS),
-            place.query_async::<(i64, i64, i64)>(&mut connection),
-        )
-        .await
-        .map_err(|_| {
-            NetError::Connection(format!(
-                "fleet directory Redis: no answer in {CALL_TIMEOUT_MS} ms"
-            ))
-        })?
-        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
+        let answer: (i64, i64, i64) = call(place.query_async(&mut connection)).await?;
         let shard = |v: i64| u16::try_from(v).unwrap_or(0);
         Ok(match answer {
             (0, best, _) => Answer::Placed(shard(best)),
@@ -436,22 +433,17 @@ impl ShardPlacement {
         for zone in 0..self.zone_count {
             raise.arg(zone);
         }
-        let raised = tokio::time::timeout(
-            Duration::from_millis(CALL_TIMEOUT_MS),
-            raise.query_async::<i64>(&mut connection),
-        )
-        .await;
+        let raised: Result<i64, NetError> = call(raise.query_async(&mut connection)).await;
         match raised {
-            Ok(Ok(raised)) if raised > 0 => tracing::info!(
+            Ok(raised) if raised > 0 => tracing::info!(
                 zone = self.home_zone,
                 shards = count,
                 zones_raised = raised,
                 cap = self.cap,
                 "every shard of the home zone is at the cap: asked for a new lane"
             ),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "new lane not requested (Redis)"),
-            Err(_) => tracing::warn!("new lane not requested: no answer from Redis in time"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "new lane not requested"),
         }
     }
 }
