@@ -77,8 +77,7 @@ pub const INPUT_STARVED_TICKS_TOTAL: &str = "mmo_input_starved_ticks_total";
 pub const PROCESS_ROLE: &str = "mmo_process_role";
 /// Histogram, seconds: how long a handoff to another zone process waited for its
 /// answer, from its first publication (the player's session is in neither zone
-/// meanwhile: its inputs are forwarded and wait, which the load tester sees as
-/// input-to-ack latency).
+/// meanwhile); one given up unanswered counts as its 2 s.
 pub const HANDOFF_ANSWER_SECONDS: &str = "mmo_handoff_answer_seconds";
 /// Counter, label `outcome` (`under_cap`, `new_shard`, `over_cap`, `unknown`): where a
 /// gateway placed new connections among the home zone's shards (`crate::relay`'s

@@ -283,10 +283,11 @@ struct ZoneLoop {
 
 /// Datagrams that arrived before their connection (see `ZoneLoop::early`): kept at most
 /// [`EARLY_DATAGRAM_MS`], [`EARLY_PER_CONNECTION`] per connection and [`EARLY_TOTAL`] in all,
-/// and fed to the session when it arrives.
+/// and fed to the session when it arrives. Those of a connection that leaves this zone (or
+/// ends here) are forgotten, so a player coming back later never gets them.
 #[derive(Default)]
 struct EarlyDatagrams {
-    /// Per connection: (bytes, arrival µs on the zones' clock, kept at µs).
+    /// Per connection: (bytes, arrival µs on the zones' clock).
     by_connection: BTreeMap<ConnectionId, Vec<(Vec<u8>, u64)>>,
     total: usize,
 }
@@ -319,11 +320,20 @@ impl EarlyDatagrams {
         }
     }
 
-    /// What waited for `id`, oldest first.
-    fn take(&mut self, id: ConnectionId) -> Vec<(Vec<u8>, u64)> {
-        let list = self.by_connection.remove(&id).unwrap_or_default();
+    /// What waited for `id` at most [`EARLY_DATAGRAM_MS`] (at `now_us`), oldest first.
+    fn take(&mut self, id: ConnectionId, now_us: u64) -> Vec<(Vec<u8>, u64)> {
+        let mut list = self.by_connection.remove(&id).unwrap_or_default();
         self.total = self.total.saturating_sub(list.len());
+        let oldest_us = now_us.saturating_sub(EARLY_DATAGRAM_MS * 1000);
+        list.retain(|(_, at)| *at >= oldest_us);
         list
+    }
+
+    /// Forgets what waited for `id` (it left this zone, or ended).
+    fn forget(&mut self, id: ConnectionId) {
+        if let Some(list) = self.by_connection.remove(&id) {
+            self.total = self.total.saturating_sub(list.len());
+        }
     }
 }
 
@@ -560,7 +570,7 @@ impl ZoneLoop {
                     }
                     self.shared.chat.moved(id, self.instance);
                     let now_us = self.now_us();
-                    for (d, received_us) in self.early.take(id) {
+                    for (d, received_us) in self.early.take(id, now_us) {
                         self.zone.handle_datagram(id, received_us, &d);
                     }
                     self.read_control(id, now_us);
@@ -585,6 +595,7 @@ impl ZoneLoop {
                     self.count_players();
                 }
                 Err(rejected) => {
+                    self.early.forget(id);
                     // Unreachable while ids are globally unique (`mmo_core::world`); if it
                     // happens the player cannot continue anywhere: close it loudly.
                     tracing::error!(connection = id.0, reason = %rejected.reason, "handoff refused: closing the connection");
@@ -744,6 +755,7 @@ impl ZoneLoop {
             &mut conn.sampled,
         );
         conn.link.set_zone(to);
+        self.early.forget(id);
         let account = self.accounts.remove(&id);
         self.claim_leaves(id);
         let save = self.saving.take(id).map(Box::new);
@@ -847,6 +859,7 @@ impl ZoneLoop {
     /// leave the zone, its outbox is dropped (which ends the writer, which closes the QUIC
     /// connection with the reason on its link).
     fn retire(&mut self, id: ConnectionId) {
+        self.early.forget(id);
         let _ = self.take_byte_delta(id);
         // The logout save, while the character is still in the zone (and the account's
         // fleet presence released once it commits).
@@ -1134,26 +1147,40 @@ mod tests {
         early.keep(a, vec![2], 2_000, 2_000);
         early.keep(b, vec![9], 2_000, 2_000);
         assert_eq!(
-            early.take(a),
+            early.take(a, 2_000),
             vec![(vec![1], 1_000), (vec![2], 2_000)],
             "in arrival order"
         );
-        assert!(early.take(a).is_empty(), "taken once");
+        assert!(early.take(a, 2_000).is_empty(), "taken once");
+        // What waited too long is not handed out, even with nothing kept since.
+        early.keep(a, vec![7], 3_000, 3_000);
+        assert!(
+            early
+                .take(a, 3_000 + EARLY_DATAGRAM_MS * 1000 + 1)
+                .is_empty()
+        );
+        // A connection that left or ended is forgotten.
+        early.keep(a, vec![8], 3_000, 3_000);
+        early.forget(a);
+        assert!(early.take(a, 3_000).is_empty());
         // Older than EARLY_DATAGRAM_MS: forgotten at the next keep.
         let later_us = 2_000 + EARLY_DATAGRAM_MS * 1000 + 1;
         early.keep(a, vec![3], later_us, later_us);
-        assert!(early.take(b).is_empty(), "b's datagram expired");
+        assert!(early.take(b, later_us).is_empty(), "b's datagram expired");
         // At most EARLY_PER_CONNECTION per connection.
         for i in 0..EARLY_PER_CONNECTION + 5 {
             early.keep(b, vec![i as u8], later_us, later_us);
         }
-        assert_eq!(early.take(b).len(), EARLY_PER_CONNECTION);
+        assert_eq!(early.take(b, later_us).len(), EARLY_PER_CONNECTION);
         // At most EARLY_TOTAL in all.
         for id in 0..(EARLY_TOTAL as u32) {
             early.keep(ConnectionId(100 + id), vec![0], later_us, later_us);
         }
         early.keep(ConnectionId(9_999), vec![0], later_us, later_us);
-        assert!(early.take(ConnectionId(9_999)).is_empty(), "over the total");
+        assert!(
+            early.take(ConnectionId(9_999), later_us).is_empty(),
+            "over the total"
+        );
         assert!(early.total <= EARLY_TOTAL);
     }
 }

@@ -1221,10 +1221,12 @@ async fn a_handoff_whose_receiver_is_killed_as_it_arrives_leaves_one_owner_and_n
 }
 
 /// Two zone processes split a two-zone world (zone 1 holds the spawn point); Alice walks
-/// west into zone 0 and one side of that handoff is killed as the handoff message is
-/// published. Whatever the race gives (she plays on, or her client is told and
+/// east into zone 1, moves a stack in her bag and stands while zone 1's process saves her,
+/// then walks west into zone 0, and one side of that handoff is killed as the handoff
+/// message is published. Whatever the race gives (she plays on, or her client is told and
 /// disconnected), exactly one owner remains: she logs in again, once a replacement took
-/// the dead process's zone, with her bag unchanged, and from a position on her path.
+/// the dead process's zone, with the moved stack where she moved it and nothing else
+/// changed, from a position on her walk west.
 async fn handoff_with_a_kill(killed: KilledSide) {
     use futures_util::StreamExt;
     let Some((url, redis_url)) = fleet_services() else {
@@ -1245,18 +1247,68 @@ async fn handoff_with_a_kill(killed: KilledSide) {
             .unwrap();
         nats.flush().await.unwrap();
 
-        let (mut client, bag) = alice_logs_in(&gateway).await;
-        let start_m = client.session().predictor().unwrap().predicted().position_m;
+        let (mut client, first_bag) = alice_logs_in(&gateway).await;
+        let east = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            0.0,
+            mmo_core::input::Buttons::default(),
+        );
         let west = mmo_core::input::MoveInput::from_controls(
             1.0,
             0.0,
             std::f32::consts::PI,
             mmo_core::input::Buttons::default(),
         );
+        let idle = mmo_core::input::MoveInput::default();
         let mut tick = tokio::time::interval(Duration::from_millis(33));
         let mut events = Vec::new();
+        // East into zone 1 for 2 s, a stack moved to the last slot, 1.5 s standing (zone 1's
+        // process saves both): a lost save would show in where she returns and her bag.
+        let from = first_bag
+            .bag
+            .iter()
+            .position(Option::is_some)
+            .expect("an item");
+        let to = first_bag
+            .bag
+            .iter()
+            .rposition(Option::is_none)
+            .expect("an empty slot");
+        for i in 0..105 {
+            tick.tick().await;
+            client.pump();
+            while let Some(e) = client.poll_event() {
+                events.push(e);
+            }
+            client.send_input(if i < 60 { east } else { idle });
+            if i == 60 {
+                client
+                    .session_mut()
+                    .inventory_op(mmo_core::gameplay::messages::InventoryOp::Move {
+                        from: from as u32,
+                        to: to as u32,
+                    })
+                    .expect("active");
+            }
+        }
+        let bag = events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                ClientEvent::Inventory(view) => Some(view.clone()),
+                _ => None,
+            })
+            .expect("the bag after the move");
+        assert!(
+            bag.bag[to].is_some() && bag.bag[from].is_none(),
+            "the stack moved"
+        );
+        let start_m = client.session().predictor().unwrap().predicted().position_m;
+        assert!(start_m.x > 3.0, "Alice walked east into zone 1: {start_m}");
         let (mut zone_1, mut zone_0) = (Some(zone_1), Some(zone_0));
-        for _ in 0..150 {
+        let mut ticks = 0;
+        while ticks < 150 {
             tokio::select! {
                 Some(message) = peer.next() => {
                     let handoff = matches!(
@@ -1271,6 +1323,7 @@ async fn handoff_with_a_kill(killed: KilledSide) {
                     }
                 }
                 _ = tick.tick() => {
+                    ticks += 1;
                     client.pump();
                     while let Some(e) = client.poll_event() {
                         events.push(e);
@@ -1307,8 +1360,12 @@ async fn handoff_with_a_kill(killed: KilledSide) {
         }
         let replacement = replacement.expect("a replacement zone process starts");
         let (spawn, bag_after) = alice_returns(&gateway).await;
-        assert_eq!(bag_after, bag, "nothing lost or duplicated");
-        // Saved somewhere on her walk west (by whichever process owned her last).
+        assert_eq!(
+            bag_after, bag,
+            "the moved stack is where it was moved, nothing lost or duplicated"
+        );
+        // Saved somewhere on her walk west from where she stood in zone 1 (by whichever
+        // process owned her last), not back at the spawn point.
         let on_path = spawn.position_m.x <= start_m.x + 0.05
             && spawn.position_m.x >= walked_to_m.x.min(start_m.x) - 0.5
             && (spawn.position_m.y - start_m.y).abs() < 0.5;

@@ -431,12 +431,13 @@ impl ServerConnection {
         self.stats.bytes_out += super::queue_control(message, &mut self.transmits) as u64;
     }
 
-    /// A datagram received from the client.
+    /// A datagram received from the client (`now_us`: when it arrived; one handed over late
+    /// can be older than what was heard since, and never moves `last_heard_us` back).
     pub fn handle_datagram(&mut self, now_us: u64, datagram: &[u8]) {
         if self.is_closed() {
             return;
         }
-        self.last_heard_us = now_us;
+        self.last_heard_us = self.last_heard_us.max(now_us);
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         if let Err(e) = self.on_datagram(now_us, datagram) {

@@ -153,9 +153,9 @@ pub(super) struct Arrived {
     key: Option<ConnKey>,
     at_us: u64,
     /// Client datagrams the sender forwarded before this process took the player (its
-    /// lease check still running), delivered once it is taken; at most
-    /// [`MAX_HELD_DATAGRAMS`].
-    early: Vec<Vec<u8>>,
+    /// lease check still running), with when they arrived (µs on the zones' clock),
+    /// delivered once it is taken; at most [`MAX_HELD_DATAGRAMS`].
+    early: Vec<(Vec<u8>, u64)>,
 }
 
 /// A handoff whose sender's lease was checked (off the relay loop: the directory can be
@@ -386,6 +386,7 @@ impl RelayLoop {
             return;
         };
         count("handoff_unanswered");
+        record_answer_time(GIVE_UP_AFTER_US);
         let Some(PeerMsg::Arrive {
             id, conn, account, ..
         }) = m.arrive.take()
@@ -568,6 +569,9 @@ impl RelayLoop {
                 transfer_id,
                 datagrams,
             } => {
+                let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+                let datagrams: Vec<(Vec<u8>, u64)> =
+                    datagrams.into_iter().map(|d| (d, zone_now_us)).collect();
                 let Some(arrived) = self.arrived.get_mut(&transfer_id) else {
                     return;
                 };
@@ -690,10 +694,10 @@ impl RelayLoop {
         publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
     }
 
-    /// Delivers client datagrams the sender forwarded to the zone of the player it handed
-    /// over (dropped when it was refused, or is gone).
-    fn deliver_forwarded(&self, transfer_id: u64, datagrams: Vec<Vec<u8>>) {
-        let zone_now_us = self.zone_clock.elapsed().as_micros() as u64;
+    /// Delivers client datagrams the sender forwarded (with when they arrived here) to the
+    /// zone of the player it handed over; dropped when it was refused, is gone, or is being
+    /// handed on again.
+    fn deliver_forwarded(&self, transfer_id: u64, datagrams: Vec<(Vec<u8>, u64)>) {
         let Some(c) = self
             .arrived
             .get(&transfer_id)
@@ -702,12 +706,15 @@ impl RelayLoop {
         else {
             return;
         };
+        if c.moving.is_some() || c.moved_to.is_some() || !c.link.is_logged_in() {
+            return;
+        }
         let (Some(id), Some(inbox)) = (c.id, self.inboxes.get(usize::from(c.link.zone()))) else {
             return;
         };
-        for bytes in datagrams {
+        for (bytes, received_us) in datagrams {
             if inbox
-                .try_send(ZoneMsg::Datagram(id, bytes, zone_now_us))
+                .try_send(ZoneMsg::Datagram(id, bytes, received_us))
                 .is_err()
             {
                 c.link.drop_datagram("inbox_full");
