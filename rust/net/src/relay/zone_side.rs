@@ -62,7 +62,7 @@ pub struct ZoneProcess {
     /// Becomes true once every shard here merged into another and emptied.
     retired: tokio::sync::watch::Receiver<bool>,
     /// The world's name (for the directory's keys).
-    settings_world: String,
+    world: String,
 }
 
 /// A zone process's shard loads task and what removing its entries takes.
@@ -194,8 +194,8 @@ impl ZoneProcess {
         let tick = Arc::new(tokio::sync::Notify::new());
         let mut zones = ZoneSet::start(config, Some(tick.clone()), fleet.as_ref())?;
         let remote = handoff::forward_remote(std::mem::take(&mut zones.remote));
-        // Shard loads: what gateways place by and what the lanes read (with a directory).
-        // Shard loads (with a directory), and with a cap the merging of shards nobody needs.
+        // Shard loads (with a directory): what gateways place by and the lanes read; with a
+        // cap, the merging of shards nobody needs.
         let (retired_tx, retired) = tokio::sync::watch::channel(false);
         let loads = match &relay.redis_url {
             Some(url) => Some(ShardLoadsTask {
@@ -276,7 +276,7 @@ impl ZoneProcess {
             leases,
             loads,
             retired,
-            settings_world: relay.world.clone(),
+            world: relay.world.clone(),
             relay_task,
             stopping: Some(stopping),
             connections,
@@ -395,7 +395,7 @@ impl ZoneProcess {
             loads.task.abort();
             super::shard_loads::remove_loads(
                 &mut loads.connection,
-                &self.settings_world,
+                &self.world,
                 loads.zone_count,
                 &loads.local,
             )
