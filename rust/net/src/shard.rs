@@ -120,17 +120,7 @@ impl Lanes {
     /// Where a player leaving instance `from` for zone `to_zone` goes: the same lane's
     /// shard of `to_zone` when it runs, else its shard 0.
     pub(crate) fn crossing(&self, from: u16, to_zone: u16) -> u16 {
-        let lane = ZoneShard::of_instance(from, self.zone_count).shard;
-        let same_lane = ZoneShard {
-            zone: to_zone,
-            shard: lane,
-        }
-        .instance(self.zone_count);
-        if self.is_running(same_lane) {
-            same_lane
-        } else {
-            to_zone
-        }
+        self.border_partner(from, to_zone).unwrap_or(to_zone)
     }
 
     /// The instance of neighbour zone `to_zone` that instance `from` exchanges border

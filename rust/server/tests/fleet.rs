@@ -602,15 +602,7 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
 
         // A replacement takes zone 1 once the dead process's lease expires; Alice logs in
         // again (at zone 1's process, which hands her to zone 0's) where she stood.
-        let killed = std::time::Instant::now();
-        let mut replacement = None;
-        while replacement.is_none() && killed.elapsed() < Duration::from_secs(20) {
-            replacement = ZoneRoleProcess::try_start(&refs(&zone_1_args), &FLEET_ENV, None);
-            if replacement.is_none() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        let replacement = replacement.expect("a replacement zone process starts");
+        let replacement = replacement_for(&zone_1_args).await;
         let (spawn, bag_after) = alice_returns(&gateway).await;
         assert!(
             (spawn.position_m - stood_at_m).length() < 0.05,
@@ -694,6 +686,22 @@ impl SplitWorld {
         let mut a = self.args("zone");
         a.extend(["--zones".to_owned(), zone.to_owned()]);
         a
+    }
+}
+
+/// A zone process started with `args` once the killed one's lease expired (tried every
+/// 200 ms, for at most 20 s).
+async fn replacement_for(args: &[String]) -> ZoneRoleProcess {
+    let killed = std::time::Instant::now();
+    loop {
+        if let Some(process) = ZoneRoleProcess::try_start(&refs(args), &FLEET_ENV, None) {
+            return process;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "a replacement zone process starts within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -1350,15 +1358,7 @@ async fn handoff_with_a_kill(killed: KilledSide) {
             KilledSide::Sender => &zone_1_args,
             KilledSide::Receiver => &zone_0_args,
         };
-        let killed_at = std::time::Instant::now();
-        let mut replacement = None;
-        while replacement.is_none() && killed_at.elapsed() < Duration::from_secs(20) {
-            replacement = ZoneRoleProcess::try_start(&refs(dead_args), &FLEET_ENV, None);
-            if replacement.is_none() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        let replacement = replacement.expect("a replacement zone process starts");
+        let replacement = replacement_for(dead_args).await;
         let (spawn, bag_after) = alice_returns(&gateway).await;
         assert_eq!(
             bag_after, bag,

@@ -31,6 +31,12 @@ pub(super) fn loads_key(world: &str) -> String {
     format!("mmo:{world}:shard_loads")
 }
 
+/// A shard's field in the loads hash: `<zone id>.<shard>` (shard 0 included, unlike
+/// [`ZoneShard::label`]).
+fn load_field(shard: ZoneShard) -> String {
+    format!("{}.{}", shard.zone, shard.shard)
+}
+
 /// One running shard's published load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShardLoad {
@@ -201,7 +207,7 @@ pub(crate) async fn publish_loads(task: LoadsTask) {
         .iter()
         .map(|&i| {
             let s = ZoneShard::of_instance(i, zone_count);
-            (i, format!("{}.{}", s.zone, s.shard))
+            (i, load_field(s))
         })
         .collect();
     let mut shards: HashMap<u16, LocalShard> =
@@ -282,7 +288,7 @@ async fn merge_step(
     sessions_of: &impl Fn(u16) -> u32,
     merging: &Merging,
 ) {
-    use super::shard_merge::{MergeView, Verdict, verdict};
+    use super::shard_merge::{MergeView, verdict};
     let wanted: HashMap<String, String> = match redis::cmd("HGETALL")
         .arg(super::directory::shards_wanted_key(world))
         .query_async(connection)
@@ -347,27 +353,11 @@ async fn merge_step(
         }
         state.empty_reads = 0;
         // Players still here (logged in since, crossed in, or put back): move them too,
-        // to the shard the verdict names (`Keep` now: the emptiest fresh one).
-        let target = match verdict {
-            Verdict::MergeInto(shard) => Some(shard),
-            Verdict::Keep => loads
-                .iter()
-                .filter(|l| {
-                    l.shard.zone == me.zone
-                        && l.shard != me
-                        && !l.draining
-                        && now_unix_ms.saturating_sub(l.sampled_unix_ms)
-                            <= super::shard_merge::TARGET_FRESH_MS
-                })
-                .min_by_key(|l| (l.players, l.shard.shard))
-                .map(|l| l.shard.shard),
+        // to the emptiest fresh shard (the one a `MergeInto` verdict names).
+        let Some(target) = super::shard_merge::target(me, &view) else {
+            continue;
         };
-        let Some(target) = target else { continue };
-        let to = ZoneShard {
-            zone: me.zone,
-            shard: target,
-        }
-        .instance(zone_count);
+        let to = target.shard.instance(zone_count);
         if let Some(inbox) = merging.inboxes.get(usize::from(instance)) {
             let _ = inbox.try_send(crate::zone_thread::ZoneMsg::MoveAll { to });
         }
@@ -394,7 +384,7 @@ pub(crate) async fn remove_loads(
     delete.arg(loads_key(world));
     for &i in local {
         let s = ZoneShard::of_instance(i, zone_count);
-        delete.arg(format!("{}.{}", s.zone, s.shard));
+        delete.arg(load_field(s));
     }
     let deleted: Result<i64, _> = delete.query_async(connection).await;
     if let Err(e) = deleted {

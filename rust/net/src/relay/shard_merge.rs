@@ -89,19 +89,14 @@ pub fn verdict(me: ZoneShard, my_sessions: u32, view: &MergeView<'_>) -> Verdict
     {
         return Verdict::Keep;
     }
-    let others = view
+    if view
         .loads
         .iter()
-        .filter(|l| l.shard.zone == me.zone && l.shard != me);
-    if others.clone().any(|l| l.shard.shard > me.shard) {
+        .any(|l| l.shard.zone == me.zone && l.shard.shard > me.shard)
+    {
         return Verdict::Keep;
     }
-    let Some(target) = others
-        .filter(|l| {
-            !l.draining && view.now_unix_ms.saturating_sub(l.sampled_unix_ms) <= TARGET_FRESH_MS
-        })
-        .min_by_key(|l| (l.players, l.shard.shard))
-    else {
+    let Some(target) = target(me, view) else {
         return Verdict::Keep;
     };
     let together = u64::from(target.players) + u64::from(my_sessions);
@@ -110,6 +105,21 @@ pub fn verdict(me: ZoneShard, my_sessions: u32, view: &MergeView<'_>) -> Verdict
     } else {
         Verdict::Keep
     }
+}
+
+/// Where shard `me`'s players would go: the other shard of its zone, not draining and
+/// sampled within [`TARGET_FRESH_MS`], with the fewest sessions (ties: the lowest shard).
+#[must_use]
+pub fn target<'a>(me: ZoneShard, view: &MergeView<'a>) -> Option<&'a ShardLoad> {
+    view.loads
+        .iter()
+        .filter(|l| {
+            l.shard.zone == me.zone
+                && l.shard != me
+                && !l.draining
+                && view.now_unix_ms.saturating_sub(l.sampled_unix_ms) <= TARGET_FRESH_MS
+        })
+        .min_by_key(|l| (l.players, l.shard.shard))
 }
 
 /// How long a shard's verdict has said "merge" (reset by any other verdict).

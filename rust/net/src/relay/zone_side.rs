@@ -88,6 +88,8 @@ impl ZoneProcess {
     ) -> Result<ZoneProcess, NetError> {
         let id: u64 = rand::random();
         let all_zones = crate::zone_set::zone_ids(config);
+        // Where new connections start (spares take its shards first; lanes follow it).
+        let home_zone = crate::server::home_zone(config) as u16;
         // Below 2^16 zones by the layout's own limits.
         let zone_count = all_zones.len() as u16;
         if (relay.zones.is_some() || relay.take_free_zone) && relay.redis_url.is_none() {
@@ -116,7 +118,7 @@ impl ZoneProcess {
                         &relay.world,
                         id,
                         &all_zones,
-                        crate::server::home_zone(config) as u16,
+                        home_zone,
                     )
                     .await?;
                     (vec![zone], leases)
@@ -211,7 +213,7 @@ impl ZoneProcess {
                             inboxes: zones.inboxes.clone(),
                             cap,
                             after: relay.shard_merge_after,
-                            home_zone: crate::server::home_zone(config) as u16,
+                            home_zone,
                             retired: retired_tx,
                         }),
                     },
