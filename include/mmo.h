@@ -30,7 +30,9 @@
 // 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
 // 3: chat (`mmo_client_event` grew `chat_from_len_bytes`; the chat event text starts with
 // the sender's name).
-#define MMO_ABI_VERSION 3
+// 4: rejoins (the event kind `MMO_CLIENT_EVENT_KIND_REJOINED`, which a caller must handle:
+// the controlled entity changes).
+#define MMO_ABI_VERSION 4
 
 // Length of the content hash (`mmo_client_content_hash`), bytes.
 #define MMO_CONTENT_HASH_LEN_BYTES 32
@@ -155,6 +157,11 @@ enum mmo_client_event_kind
   // `chat_muted`, `chat_unknown_recipient`, `chat_bad_recipient`, `chat_not_joined`,
   // `chat_cannot_leave`), the kind its first `refusal_kind_len_bytes` bytes.
   MMO_CLIENT_EVENT_KIND_CHAT_REFUSED = 12,
+  // The server restarted the session from the character's last save (the zone process
+  // that ran it stopped): `entity_id` is the controlled entity from now on, `spawn` where
+  // it stands. Every remote entity left just before (an `ENTITY_DESPAWNED` each);
+  // requests not answered yet will not be; the inventory and pools follow.
+  MMO_CLIENT_EVENT_KIND_REJOINED = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -49,7 +49,9 @@ mod tests;
 /// 2: gameplay (`mmo_client_event` grew the gameplay fields, so its layout changed).
 /// 3: chat (`mmo_client_event` grew `chat_from_len_bytes`; the chat event text starts with
 /// the sender's name).
-pub const MMO_ABI_VERSION: u32 = 3;
+/// 4: rejoins (the event kind `MMO_CLIENT_EVENT_KIND_REJOINED`, which a caller must handle:
+/// the controlled entity changes).
+pub const MMO_ABI_VERSION: u32 = 4;
 
 /// Returns the ABI version this library was built with (`MMO_ABI_VERSION`).
 ///

@@ -295,6 +295,23 @@ pub enum ServerControl {
         /// Human-readable detail (at most [`MAX_MESSAGE_LEN_BYTES`]); for a mute, until when.
         message: String,
     },
+    /// The session was restarted from the character's last save by another zone process
+    /// (the one that ran it stopped). Only after the welcome. The client forgets every
+    /// remote entity, every snapshot and every unanswered request, and continues from
+    /// `spawn` as the new `entity_id`; its input sequence numbers go on
+    /// (`WIRE_FORMAT.md`, 8.9).
+    Rejoined {
+        /// The entity the client controls from now on.
+        entity_id: EntityId,
+        /// Server tick at the time of the rejoin.
+        tick: Tick,
+        /// Simulation rate in Hz (the session's so far: another is a protocol violation).
+        tick_rate_hz: u32,
+        /// Where the character stands (its last saved state).
+        spawn: CharacterState,
+        /// SHA-256 of the server's gameplay content, as in the welcome.
+        content_hash: [u8; 32],
+    },
 }
 
 /// What can go wrong reading or writing control frames.
@@ -386,6 +403,7 @@ impl ServerControl {
                 })
             }
             ServerControl::Welcome { .. }
+            | ServerControl::Rejoined { .. }
             | ServerControl::Disconnect { .. }
             | ServerControl::Inventory(_)
             | ServerControl::Resources(_)
@@ -695,6 +713,25 @@ mod tests {
         };
         encode_frame(&bye, &mut out).unwrap();
         assert_eq!(out, [0x06, 0x02, 0x02, 0x03, b'b', b'y', b'e']);
+        out.clear();
+        let rejoined = ServerControl::Rejoined {
+            entity_id: EntityId(7),
+            tick: Tick(1234),
+            tick_rate_hz: 30,
+            spawn: CharacterState::at(Vec3::new(1.0, 2.0, 0.0)),
+            content_hash: [7; 32],
+        };
+        encode_frame(&rejoined, &mut out).unwrap();
+        assert_eq!(out.len(), 67);
+        assert_eq!(out[..6], [0x42, 0x09, 0x07, 0xd2, 0x09, 0x1e]);
+        assert_eq!(out[6..10], 1.0f32.to_le_bytes());
+        assert_eq!(out[10..14], 2.0f32.to_le_bytes());
+        assert!(out[14..34].iter().all(|&b| b == 0));
+        assert_eq!(out[34], 1);
+        assert_eq!(out[35..], [7; 32]);
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&out);
+        assert_eq!(decoder.next_message::<ServerControl>(), Ok(Some(rejoined)));
         out.clear();
         encode_frame(
             &ClientControl::Chat {

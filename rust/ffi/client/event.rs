@@ -64,6 +64,11 @@ pub enum mmo_client_event_kind {
     /// `chat_muted`, `chat_unknown_recipient`, `chat_bad_recipient`, `chat_not_joined`,
     /// `chat_cannot_leave`), the kind its first `refusal_kind_len_bytes` bytes.
     ChatRefused = 12,
+    /// The server restarted the session from the character's last save (the zone process
+    /// that ran it stopped): `entity_id` is the controlled entity from now on, `spawn` where
+    /// it stands. Every remote entity left just before (an `ENTITY_DESPAWNED` each);
+    /// requests not answered yet will not be; the inventory and pools follow.
+    Rejoined = 13,
 }
 
 /// What happened in a combat event (`mmo_client_event.combat_kind`).
@@ -262,6 +267,11 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
             entity_id, spawn, ..
         } => {
             e.kind = mmo_client_event_kind::Welcome;
+            e.entity_id = entity_id.0;
+            e.spawn = (&spawn).into();
+        }
+        ClientEvent::Rejoined { entity_id, spawn } => {
+            e.kind = mmo_client_event_kind::Rejoined;
             e.entity_id = entity_id.0;
             e.spawn = (&spawn).into();
         }

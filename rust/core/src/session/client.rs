@@ -151,6 +151,17 @@ pub enum ClientEvent {
         /// Detail (for a mute, until when).
         message: String,
     },
+    /// The server restarted the session from the character's last save (the zone process
+    /// that ran it stopped; `WIRE_FORMAT.md`, 8.9). Every remote entity left just before
+    /// (an [`ClientEvent::EntityLeft`] each), unanswered requests will not be answered, and
+    /// the local character continues from `spawn` as `entity_id`. The inventory and pools
+    /// follow as after the welcome.
+    Rejoined {
+        /// The entity the client controls from now on.
+        entity_id: EntityId,
+        /// Where the character stands (its last saved state).
+        spawn: CharacterState,
+    },
     /// The session is over.
     Disconnected {
         /// Why.
@@ -199,6 +210,18 @@ pub enum ClientState {
     Closed,
 }
 
+/// The snapshot sequence numbers received so far (extended), for
+/// [`ClientStats::snapshots_expected`].
+#[derive(Clone, Copy, Debug)]
+struct SnapshotSeqRange {
+    /// Oldest received since the welcome or the last rejoin.
+    first: u64,
+    /// Newest received since then.
+    newest: u64,
+    /// Expected in the sessions before the last rejoin.
+    earlier_expected: u64,
+}
+
 #[derive(Debug)]
 struct RemoteEntity {
     archetype: u16,
@@ -234,9 +257,9 @@ pub struct ClientSession {
     /// `(seq, sent_at_us)` of recent datagrams, indexed by `seq % SEND_TIMES`.
     send_times: [(u64, u64); SEND_TIMES],
     newest_acked_datagram: Option<u16>,
-    /// Extended sequence numbers of the first and the newest snapshot received
-    /// (`first <= newest`), for [`ClientStats::snapshots_expected`].
-    snapshot_seq_range: Option<(u64, u64)>,
+    /// Extended sequence numbers of the first and the newest snapshot received since the
+    /// welcome or the last rejoin.
+    snapshot_seq_range: Option<SnapshotSeqRange>,
     last_heard_us: u64,
     last_server_tick: Option<Tick>,
     stats: ClientStats,
@@ -665,6 +688,13 @@ impl ClientSession {
                     Err(e) => self.finish(DisconnectReason::ProtocolViolation, e.to_string()),
                 }
             }
+            ServerControl::Rejoined {
+                entity_id,
+                tick,
+                tick_rate_hz,
+                spawn,
+                content_hash,
+            } => self.on_rejoined(entity_id, tick, tick_rate_hz, spawn, content_hash),
             ServerControl::Chat {
                 from_name,
                 from_entity,
@@ -703,6 +733,63 @@ impl ClientSession {
                     .extend(events.into_iter().map(ClientEvent::Combat));
             }
         }
+    }
+
+    /// `Rejoined`: forgets the ended session's snapshots, remote entities and unanswered
+    /// requests, and continues from `spawn` (`WIRE_FORMAT.md`, 8.9). Input sequence numbers
+    /// go on, so inputs sent before the message and after it never collide at the server.
+    fn on_rejoined(
+        &mut self,
+        entity_id: EntityId,
+        tick: Tick,
+        tick_rate_hz: u32,
+        spawn: CharacterState,
+        content_hash: [u8; 32],
+    ) {
+        if self.state != ClientState::Active {
+            self.finish(
+                DisconnectReason::ProtocolViolation,
+                "rejoined before the welcome".to_owned(),
+            );
+            return;
+        }
+        if tick_rate_hz != self.rate.hz() {
+            self.finish(
+                DisconnectReason::ProtocolViolation,
+                format!(
+                    "rejoined at {tick_rate_hz} Hz; the session ran at {} Hz",
+                    self.rate.hz()
+                ),
+            );
+            return;
+        }
+        let reset = self
+            .predictor
+            .as_mut()
+            .is_some_and(|predictor| predictor.reset(spawn));
+        if !reset {
+            self.finish(
+                DisconnectReason::ProtocolViolation,
+                "rejoined with a non-finite state".to_owned(),
+            );
+            return;
+        }
+        for id in std::mem::take(&mut self.remotes).into_keys() {
+            self.events.push_back(ClientEvent::EntityLeft { id });
+        }
+        // The new session numbers its snapshots from scratch: nothing of the old one may
+        // serve as a baseline, and an empty history acknowledges nothing, which is what
+        // tells the server this client reset.
+        self.received = ReceivedHistory::new();
+        self.decoded = DecodedSnapshot::default();
+        self.decoding = DecodedSnapshot::default();
+        self.snapshot_seq_range = None;
+        self.entity_id = Some(entity_id);
+        self.last_server_tick = Some(tick);
+        self.gameplay.forget_requests();
+        self.gameplay.set_content_hash(content_hash);
+        self.events
+            .push_back(ClientEvent::Rejoined { entity_id, spawn });
     }
 
     /// A datagram received from the server. Undecodable datagrams are counted and dropped
@@ -779,15 +866,23 @@ impl ClientSession {
 
     fn count_snapshot_seq(&mut self, seq: u16) {
         self.stats.snapshots_received += 1;
-        let (first, newest) = match self.snapshot_seq_range {
-            None => (u64::from(seq), u64::from(seq)),
-            Some((first, newest)) => {
-                let seq = crate::codec::packet::unwrap_seq(seq, newest);
-                (first.min(seq), newest.max(seq))
+        let range = match self.snapshot_seq_range {
+            None => SnapshotSeqRange {
+                first: u64::from(seq),
+                newest: u64::from(seq),
+                earlier_expected: self.stats.snapshots_expected,
+            },
+            Some(range) => {
+                let seq = crate::codec::packet::unwrap_seq(seq, range.newest);
+                SnapshotSeqRange {
+                    first: range.first.min(seq),
+                    newest: range.newest.max(seq),
+                    ..range
+                }
             }
         };
-        self.snapshot_seq_range = Some((first, newest));
-        self.stats.snapshots_expected = newest - first + 1;
+        self.snapshot_seq_range = Some(range);
+        self.stats.snapshots_expected = range.earlier_expected + range.newest - range.first + 1;
     }
 
     fn on_datagram_ack(&mut self, now_us: u64, ack: u16) {

@@ -60,6 +60,15 @@ impl ClientGameplay {
         self.pending_ability
     }
 
+    /// Forgets what a restarted session will not answer: the pending ability request and
+    /// the cooldowns (the new session reports its own with its answers). Request numbers go
+    /// on; the inventory and pools stay until the new session sends them.
+    pub(crate) fn forget_requests(&mut self) {
+        self.pending_ability = None;
+        self.global_ends_us = 0;
+        self.cooldowns.clear();
+    }
+
     pub(crate) fn set_content_hash(&mut self, hash: [u8; 32]) {
         self.content_hash = Some(hash);
     }

@@ -140,6 +140,21 @@ pub enum ConnectionState {
     },
 }
 
+/// Where a restarted session is in its rejoin (`WIRE_FORMAT.md`, 8.9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RejoinPhase {
+    /// A session opened by the client's login (the usual case), or a rejoin finished.
+    #[default]
+    None,
+    /// Created by [`ServerConnection::rejoining`]: its character is loading; accepting it
+    /// sends `Rejoined` instead of `Welcome`.
+    Loading,
+    /// `Rejoined` sent: the client's acknowledgements still name the snapshots of the
+    /// session that ended, so they are ignored and no snapshot is sent until an input
+    /// datagram acknowledges nothing (the client reset its snapshot history).
+    AwaitingReset,
+}
+
 /// Counters of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionStats {
@@ -188,6 +203,8 @@ pub struct ServerConnection {
     login_requested_us: u64,
     rejections: RejectionCounts,
     stats: ConnectionStats,
+    /// A session restarted from the last save by another zone process.
+    rejoin: RejoinPhase,
 }
 
 impl ServerConnection {
@@ -218,7 +235,34 @@ impl ServerConnection {
             login_requested_us: now_us,
             rejections: RejectionCounts::default(),
             stats: ConnectionStats::default(),
+            rejoin: RejoinPhase::None,
         })
+    }
+
+    /// A connection created at `now_us` for a session another zone process ran until it
+    /// stopped: the client logged in there, so no `Login` is awaited. The login is pending
+    /// from now on (the driver loads the character and calls
+    /// [`ServerConnection::accept_login`], which then sends `Rejoined`).
+    ///
+    /// Fails with a message naming the bad field when the configuration is invalid.
+    pub fn rejoining(now_us: u64, config: ServerConnectionConfig) -> Result<Self, String> {
+        let mut connection = ServerConnection::new(now_us, config)?;
+        connection.state = ConnectionState::LoginPending;
+        connection.rejoin = RejoinPhase::Loading;
+        Ok(connection)
+    }
+
+    /// Where the connection is in a rejoin ([`RejoinPhase::None`] for a usual session).
+    #[must_use]
+    pub fn rejoin_phase(&self) -> RejoinPhase {
+        self.rejoin
+    }
+
+    /// True while no snapshot may be sent: a rejoined client has not shown yet that it
+    /// forgot the ended session's snapshots ([`RejoinPhase::AwaitingReset`]).
+    #[must_use]
+    pub fn holds_snapshots(&self) -> bool {
+        self.rejoin == RejoinPhase::AwaitingReset
     }
 
     /// Where the connection is.
@@ -364,14 +408,25 @@ impl ServerConnection {
         // and a login answered late (up to `login_pending_timeout_us`) must still leave it a
         // whole idle timeout. `tick`'s start is on the driver's clock (tick 0 starts at 0).
         self.last_heard_us = self.last_heard_us.max(rate.tick_start_us(tick));
-        self.send_control(&ServerControl::Welcome {
-            protocol_version: crate::PROTOCOL_VERSION,
-            entity_id: entity,
-            tick,
-            tick_rate_hz: rate.hz(),
-            spawn,
-            content_hash,
-        });
+        if self.rejoin == RejoinPhase::Loading {
+            self.rejoin = RejoinPhase::AwaitingReset;
+            self.send_control(&ServerControl::Rejoined {
+                entity_id: entity,
+                tick,
+                tick_rate_hz: rate.hz(),
+                spawn,
+                content_hash,
+            });
+        } else {
+            self.send_control(&ServerControl::Welcome {
+                protocol_version: crate::PROTOCOL_VERSION,
+                entity_id: entity,
+                tick,
+                tick_rate_hz: rate.hz(),
+                spawn,
+                content_hash,
+            });
+        }
         true
     }
 
@@ -461,7 +516,12 @@ impl ServerConnection {
             return Ok(());
         }
         self.input_datagrams.record(header.seq);
-        if let Some(ack) = header.ack {
+        if self.rejoin == RejoinPhase::AwaitingReset {
+            if header.ack.is_none() {
+                // The client applied `Rejoined`: its acknowledgements are ours from now on.
+                self.rejoin = RejoinPhase::None;
+            }
+        } else if let Some(ack) = header.ack {
             // Processed in the replication phase (see `snapshot_stream`).
             self.snapshots.queue_ack(ack);
         }

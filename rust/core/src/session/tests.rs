@@ -634,3 +634,189 @@ fn the_client_decodes_exactly_what_the_server_wrote_over_a_bad_link() {
         assert!(checked > 1500, "{handling:?}: {checked}");
     }
 }
+
+/// A session restarted by another zone process (`WIRE_FORMAT.md`, 8.9): the client resets
+/// at `Rejoined`, keeps numbering its inputs, and the new session sends no snapshot (and
+/// reads no acknowledgement) until the client showed it reset.
+#[test]
+fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
+    use crate::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
+    use crate::codec::snapshot::{EntityRecordIn, SnapshotCodec};
+    use crate::session::server::RejoinPhase;
+    use crate::session::snapshot_stream::EncodeBuffers;
+    let (mut client, mut old_server) = pair();
+    let codec = SnapshotCodec::new(Quantization::new(SnapshotConfig::default()).unwrap());
+    let (mut datagram, mut written) = (Vec::new(), Vec::new());
+    let owner = CharacterState::default();
+    let mut now_us = 0;
+    // The old session: snapshots with a remote entity, inputs both ways.
+    for tick in 1..=40u32 {
+        now_us += 33_333;
+        client.send_input(
+            now_us,
+            MoveInput::from_controls(1.0, 0.0, 0.0, Default::default()),
+        );
+        while let Some(Transmit::Datagram(d)) = client.poll_transmit() {
+            old_server.handle_datagram(now_us, &d);
+        }
+        old_server.process_acks();
+        let records = [EntityRecordIn {
+            id: EntityId(5),
+            state: NetEntityState {
+                position_m: glam::Vec3::new(3.0, 4.0, 0.0),
+                yaw_rad: 0.0,
+                flags: 0,
+            },
+            base: old_server.record_base(EntityId(5), None, 1),
+        }];
+        let d = send_snapshot_datagram(
+            &mut old_server,
+            &codec,
+            Tick(tick),
+            Some(&owner),
+            &records,
+            EncodeBuffers {
+                datagram: &mut datagram,
+                written: &mut written,
+                cache: None,
+            },
+        );
+        client.handle_datagram(now_us, &d);
+    }
+    while client.poll_event().is_some() {}
+    assert_eq!(client.remote_ids().collect::<Vec<_>>(), vec![EntityId(5)]);
+    let seq_before = client.predictor().unwrap().next_seq();
+
+    // The old process stops; another restarts the session from the save.
+    let mut server =
+        ServerConnection::rejoining(now_us, ServerConnectionConfig::default()).unwrap();
+    assert_eq!(server.state(), ConnectionState::LoginPending);
+    assert_eq!(server.rejoin_phase(), RejoinPhase::Loading);
+    // An input sent before the client hears of the rejoin: it still acknowledges the old
+    // session's snapshots, which must not be read as this session's.
+    now_us += 33_333;
+    client.send_input(
+        now_us,
+        MoveInput::from_controls(0.0, 1.0, 0.0, Default::default()),
+    );
+    let saved = CharacterState::at(glam::Vec3::new(50.0, 60.0, 0.0));
+    assert!(server.accept_login(EntityId(77), Tick(900), TickRate::DEFAULT, saved, [0; 32]));
+    assert_eq!(server.rejoin_phase(), RejoinPhase::AwaitingReset);
+    while let Some(Transmit::Datagram(d)) = client.poll_transmit() {
+        server.handle_datagram(now_us, &d);
+    }
+    assert!(server.holds_snapshots(), "the client has not reset yet");
+    // The new session takes the client's sequence numbers as they come: the datagram's
+    // oldest repeated input first (the client repeats up to 16 unacknowledged ones).
+    let mut inputs = Vec::new();
+    for _ in 0..6 {
+        server.take_inputs_for_tick(&mut inputs);
+        if !inputs.is_empty() {
+            break;
+        }
+    }
+    let first = inputs
+        .first()
+        .map(|(seq, _)| *seq)
+        .expect("inputs simulated");
+    assert!(
+        (seq_before - 15..=seq_before).contains(&first),
+        "first {first}, newest {seq_before}"
+    );
+
+    // `Rejoined` reaches the client.
+    while let Some(t) = server.poll_transmit() {
+        if let Transmit::Stream(b) = t {
+            client.handle_stream(now_us, &b);
+        }
+    }
+    let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert_eq!(
+        events,
+        vec![
+            ClientEvent::EntityLeft { id: EntityId(5) },
+            ClientEvent::Rejoined {
+                entity_id: EntityId(77),
+                spawn: saved
+            }
+        ]
+    );
+    assert_eq!(client.state(), ClientState::Active);
+    assert_eq!(client.entity_id(), Some(EntityId(77)));
+    assert_eq!(
+        client.predictor().unwrap().predicted().position_m,
+        saved.position_m
+    );
+    assert_eq!(client.remote_ids().count(), 0);
+
+    // Its next input acknowledges nothing: the new session sends snapshots from now on,
+    // and the client applies them from sequence 0.
+    now_us += 33_333;
+    client.send_input(
+        now_us,
+        MoveInput::from_controls(0.0, 1.0, 0.0, Default::default()),
+    );
+    let mut sent_seq = 0;
+    while let Some(Transmit::Datagram(d)) = client.poll_transmit() {
+        let (header, _) = crate::codec::packet::PacketHeader::decode(&d).unwrap();
+        assert!(header.ack.is_none(), "a reset client acknowledges nothing");
+        sent_seq = header.seq;
+        server.handle_datagram(now_us, &d);
+    }
+    assert!(!server.holds_snapshots());
+    assert_eq!(server.rejoin_phase(), RejoinPhase::None);
+    let applied_before = client.stats().snapshots_applied;
+    let d = send_snapshot_datagram(
+        &mut server,
+        &codec,
+        Tick(901),
+        Some(&saved),
+        &[],
+        EncodeBuffers {
+            datagram: &mut datagram,
+            written: &mut written,
+            cache: None,
+        },
+    );
+    let (header, _) = crate::codec::packet::PacketHeader::decode(&d).unwrap();
+    assert_eq!(
+        header.seq, 0,
+        "the new session numbers its snapshots afresh"
+    );
+    assert_eq!(header.ack.map(|a| a.ack), Some(sent_seq));
+    client.handle_datagram(now_us, &d);
+    assert_eq!(client.stats().snapshots_applied, applied_before + 1);
+    assert_eq!(client.last_server_tick(), Some(Tick(901)));
+}
+
+#[test]
+fn a_rejoin_before_the_welcome_or_at_another_tick_rate_is_a_protocol_violation() {
+    let rejoined = |tick_rate_hz: u32| {
+        let mut out = Vec::new();
+        control::encode_frame(
+            &ServerControl::Rejoined {
+                entity_id: EntityId(3),
+                tick: Tick(1),
+                tick_rate_hz,
+                spawn: CharacterState::default(),
+                content_hash: [0; 32],
+            },
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    let mut client = ClientSession::new(0, ClientConfig::default(), "token").unwrap();
+    client.handle_stream(0, &rejoined(TickRate::DEFAULT.hz()));
+    assert!(matches!(
+        client.poll_event(),
+        Some(ClientEvent::Disconnected { reason: DisconnectReason::ProtocolViolation, message }) if message.contains("before the welcome")
+    ));
+    let (mut client, _server) = pair();
+    client.handle_stream(0, &rejoined(TickRate::DEFAULT.hz() + 1));
+    let last = std::iter::from_fn(|| client.poll_event()).last();
+    assert!(matches!(
+        last,
+        Some(ClientEvent::Disconnected { reason: DisconnectReason::ProtocolViolation, message }) if message.contains("Hz")
+    ));
+}

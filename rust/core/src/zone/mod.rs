@@ -594,6 +594,19 @@ impl Zone {
         id
     }
 
+    /// Creates a connection for a session restarted here from its last save after the zone
+    /// process that ran it stopped (see [`ServerConnection::rejoining`]): its login is
+    /// pending at once, and accepting it (`accept_login_record`, `accept_login`) sends
+    /// `Rejoined` instead of `Welcome`.
+    pub fn connect_rejoining(&mut self, now_us: u64) -> ConnectionId {
+        let id = ConnectionId(self.ids.next_connection());
+        // The settings were validated in `new` with the same config.
+        let connection = ServerConnection::rejoining(now_us, self.config.connection)
+            .unwrap_or_else(|e| unreachable!("connection config validated in Zone::new: {e}"));
+        self.players.insert(id, Player::new(connection, None));
+        id
+    }
+
     /// The connection's state machine, for inspection.
     #[must_use]
     pub fn connection(&self, id: ConnectionId) -> Option<&ServerConnection> {

@@ -258,6 +258,10 @@ impl Pass<'_> {
             scratch.cache.fit(self.frame.len());
         }
         for ClientWork { id, player, view } in work.iter_mut() {
+            if player.connection.holds_snapshots() {
+                // A rejoined client that has not reset yet (`ServerConnection::rejoining`).
+                continue;
+            }
             player.connection.process_acks();
             // Take candidates in priority order while their estimated size fits: the
             // replicator ranks only that many (a top-k selection, not a full sort).

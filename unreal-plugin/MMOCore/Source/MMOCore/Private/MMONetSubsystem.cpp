@@ -249,6 +249,13 @@ void UMMONetSubsystem::SubscribeOwnHandlers()
 			OnConnected.Broadcast(LocalEntityId);
 			return;
 		}
+		if (Event.kind() == MMO_CLIENT_EVENT_KIND_REJOINED)
+		{
+			LocalEntityId = static_cast<int32>(Event.event.entity_id);
+			UE_LOG(LogMMO, Warning, TEXT("MMO session restarted from the last save as entity %d"), LocalEntityId);
+			OnRejoined.Broadcast(LocalEntityId);
+			return;
+		}
 		const int32 Reason = static_cast<int32>(Event.event.disconnect_reason);
 		const FString Message = ToFString(Event.text);
 		UE_LOG(LogMMO, Log, TEXT("MMO disconnected: %s (%d): %s"), UTF8_TO_TCHAR(mmo::disconnect_reason_name(Event.event.disconnect_reason)), Reason, *Message);

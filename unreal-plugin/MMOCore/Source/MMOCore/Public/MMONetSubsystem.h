@@ -82,6 +82,10 @@ public:
 	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
 	FMMOConnectedSignature OnConnected;
 
+	/** The server restarted the session from the character's last save (the zone process that ran it stopped): the new local entity id. Remote actors were despawned just before; the local character continues from its saved state. */
+	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
+	FMMOConnectedSignature OnRejoined;
+
 	/** The session ended: the library's disconnect reason code (mmo_disconnect_reason) and message. */
 	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
 	FMMODisconnectedSignature OnDisconnected;
