@@ -83,6 +83,18 @@ pub(crate) struct Link {
     /// Server side: the zone (thread) that owns the session now, where the connection task
     /// sends its datagrams and wake-ups. Switched by the old zone at a handoff.
     zone: AtomicU16,
+    /// Server side, once logged in: who the session is (what a relay tells its gateway so
+    /// that the session can be restarted elsewhere, `mmo_core::relay::SessionTicket`).
+    identity: std::sync::Mutex<Option<SessionIdentity>>,
+}
+
+/// Who a logged-in session is: its account and, with a character store, its character.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SessionIdentity {
+    /// The account the login token named.
+    pub(crate) account: String,
+    /// The character's database id (`None` without a store).
+    pub(crate) character_id: Option<u64>,
 }
 
 impl Link {
@@ -94,7 +106,24 @@ impl Link {
             datagrams_dropped: AtomicU64::new(0),
             server_metrics,
             zone: AtomicU16::new(0),
+            identity: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Records who the logged-in session is (server side).
+    pub(crate) fn set_identity(&self, identity: SessionIdentity) {
+        *self
+            .identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(identity);
+    }
+
+    /// Who the session is, once [`Link::set_identity`] was called.
+    pub(crate) fn identity(&self) -> Option<SessionIdentity> {
+        self.identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The zone that owns the session now (server side).

@@ -39,7 +39,10 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// gateway), `stream_refused` (a broken reliable stream: the connection is ended),
 /// `wrong_direction` (a stream item only the other side sends: ignored), `peer_timeout` (the other process
 /// stopped acknowledging), `zone_silent` (gateway: no batch from a zone process for 3 s,
-/// heartbeat included: its clients are closed), `outbox_full` (gateway: a client's outbox), `open_refused`
+/// heartbeat included, and no restart possible or a restart unanswered: the client is
+/// closed), `rejoin_started` (gateway: such a session restarted in the zone's next process,
+/// `RELAY_FORMAT.md` section 7), `rejoined` (gateway: a restart's `LoggedIn` arrived),
+/// `rejoin_opened` (zone side: a `Rejoin` opened a connection), `outbox_full` (gateway: a client's outbox), `open_refused`
 /// (zone side: a new connection answered with an end, the zone's inbox being full or
 /// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
 /// included, and forgot),
@@ -79,6 +82,10 @@ pub const PROCESS_ROLE: &str = "mmo_process_role";
 /// answer, from its first publication (the player's session is in neither zone
 /// meanwhile); one given up unanswered counts as its 2 s.
 pub const HANDOFF_ANSWER_SECONDS: &str = "mmo_handoff_answer_seconds";
+/// Histogram, seconds (gateway): how long restarting a session whose zone process fell
+/// silent took, from the `Rejoin` (3 s after the silence began) to the new process's
+/// `LoggedIn`.
+pub const REJOIN_SECONDS: &str = "mmo_rejoin_seconds";
 /// Counter, label `outcome` (`under_cap`, `new_shard`, `over_cap`, `unknown`): where a
 /// gateway placed new connections among the home zone's shards (`crate::relay`'s
 /// `shard_loads`): a shard under the cap, a shard started because every one was at the
@@ -198,6 +205,11 @@ pub fn describe() {
         HANDOFF_ANSWER_SECONDS,
         Unit::Seconds,
         "Wait of a handoff to another zone process for its answer"
+    );
+    describe_histogram!(
+        REJOIN_SECONDS,
+        Unit::Seconds,
+        "Restart of a session whose zone process fell silent, from Rejoin to LoggedIn"
     );
     describe_counter!(
         SHARD_PLACEMENTS_TOTAL,

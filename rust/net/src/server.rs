@@ -470,6 +470,7 @@ async fn serve_local(
             link: link.clone(),
             reply,
             session: None,
+            rejoin: None,
         })
         .await
         .is_err()

@@ -45,8 +45,8 @@ use mmo_core::session::server::{ConnectionStats, ServerEvent};
 use mmo_core::zone::{BorderExport, ConnectionId, PlayerTransfer, Zone};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::LoginAuthority;
-use crate::bridge::Link;
+use crate::auth::{LoginAuthority, LoginGrant};
+use crate::bridge::{Link, SessionIdentity};
 use crate::metrics as names;
 use crate::persist::CharacterStore;
 use crate::relay::SessionRef;
@@ -86,6 +86,10 @@ pub(crate) enum ZoneMsg {
         /// The session's name in the fleet (a relayed connection; `None` on a server
         /// holding its QUIC connections).
         session: Option<SessionRef>,
+        /// A session restarted here after the zone process that ran it stopped (relayed
+        /// connections only): the client logged in there as this grant, so the session
+        /// starts with its login pending and answers `Rejoined`.
+        rejoin: Option<LoginGrant>,
     },
     /// A datagram and when the network task received it (µs on the zones' clock,
     /// [`Shared::start`]): the input-rate check measures arrival, not processing, time.
@@ -498,8 +502,12 @@ impl ZoneLoop {
                 link,
                 reply,
                 session,
+                rejoin,
             } => {
-                let id = self.zone.connect(now_us);
+                let id = match rejoin {
+                    Some(_) => self.zone.connect_rejoining(now_us),
+                    None => self.zone.connect(now_us),
+                };
                 if reply.send(id).is_ok() {
                     let conn = Conn {
                         outbox,
@@ -510,6 +518,11 @@ impl ZoneLoop {
                     };
                     self.conns.insert(id, conn);
                     self.publish_load();
+                    if let Some(grant) = rejoin {
+                        tracing::info!(account = %grant.account, connection = id.0, zone = %self.metrics.zone_label, "restarting a session from its last save");
+                        self.admit(id, grant);
+                        self.flush(id);
+                    }
                     self.read_control(id, now_us);
                 } else {
                     self.zone.remove(id);
@@ -973,18 +986,7 @@ impl ZoneLoop {
             .authority
             .verify(token, crate::auth::unix_now_s())
         {
-            Ok(grant) if self.saving.has_store() || self.presence_session(id).is_some() => {
-                tracing::debug!(account = %grant.account, connection = id.0, "token accepted: loading the character");
-                self.start_load(id, grant);
-            }
-            Ok(grant) => {
-                if self.zone.accept_login(id).is_none() {
-                    // The client left while its token was checked.
-                    return;
-                }
-                self.register_account(id, &grant.account);
-                self.logged_in(id, &grant.account, &grant.account);
-            }
+            Ok(grant) => self.admit(id, grant),
             Err(refusal) => {
                 metrics::counter!(names::LOGINS_TOTAL, "outcome" => refusal.reason.as_str())
                     .increment(1);
@@ -993,6 +995,22 @@ impl ZoneLoop {
             }
         }
         self.flush(id);
+    }
+
+    /// Lets in the login `grant` on `id` (a verified token, or a rejoin): loads the character
+    /// when there is a store or a fleet presence to claim, else spawns it at once.
+    fn admit(&mut self, id: ConnectionId, grant: LoginGrant) {
+        if self.saving.has_store() || self.presence_session(id).is_some() {
+            tracing::debug!(account = %grant.account, connection = id.0, "login accepted: loading the character");
+            self.start_load(id, grant);
+            return;
+        }
+        if self.zone.accept_login(id).is_none() {
+            // The client left while its token was checked.
+            return;
+        }
+        self.register_account(id, &grant.account);
+        self.logged_in(id, &grant.account, &grant.account);
     }
 
     /// Maps `account` to `id` in the server's registry; an older connection of the account
@@ -1025,6 +1043,10 @@ impl ZoneLoop {
         if let Some(conn) = self.conns.get(&id) {
             // Before the welcome is flushed, so the client's first input is let through.
             conn.link.set_logged_in();
+            conn.link.set_identity(SessionIdentity {
+                account: account.to_owned(),
+                character_id: self.saving.character_id(id),
+            });
         }
         self.accounts.insert(id, account.to_owned());
         self.count_players();

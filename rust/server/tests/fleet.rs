@@ -420,10 +420,12 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
 }
 
 /// The zone process runs with `--zones auto` and a second one waits as a spare; the first
-/// is killed with -9, its client is told `service_unavailable`, the spare takes the zone
-/// once the dead process's lease expires, and Alice logs in again from the last save.
+/// is killed with -9. Its client stays connected: the gateway notices the silence, the
+/// spare takes the zone once the dead process's lease expires, and the gateway has Alice's
+/// session restarted there from the last save (`Rejoined`): she plays on, nothing
+/// duplicated; a later login finds the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_from_the_last_save_with_nothing_duplicated()
+async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_players_play_on_from_the_last_save()
  {
     let Some((url, redis_url)) = fleet_services() else {
         return;
@@ -447,56 +449,96 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_from_the_last_
         let spare = common::process::Pending::spawn(&args, &FLEET_ENV, None);
         // Walking for a second, then standing 2.5 s: saves every second record where.
         let mut alice = alice_walks(&gateway_1, 30, 75).await;
+        let entity_before = alice.client.session().entity_id();
         assert!(
             spare.still_waiting(Duration::from_millis(100)),
             "the spare does not run the zone while its process lives"
         );
 
-        // The zone process dies without a word: the gateway notices its silence.
+        // The zone process dies without a word: the gateway notices its silence and has
+        // the session restarted by the spare once it owns the zone.
         zone.kill_hard();
         let killed = std::time::Instant::now();
-        let end = wait_for(&mut alice.client, Duration::from_secs(8), |e| {
-            matches!(e, ClientEvent::Disconnected { .. })
+        let rejoined = wait_for(&mut alice.client, Duration::from_secs(10), |e| {
+            matches!(
+                e,
+                ClientEvent::Rejoined { .. } | ClientEvent::Disconnected { .. }
+            )
         })
         .await;
-        let told_after = killed.elapsed();
-        println!("client told {end:?} {told_after:?} after the zone process was killed");
+        let rejoined_after = killed.elapsed();
+        println!("client rejoined {rejoined_after:?} after the zone process was killed");
+        let Some(ClientEvent::Rejoined { entity_id, spawn }) = rejoined else {
+            panic!("Alice's session restarted, not {rejoined:?}");
+        };
         assert!(
-            matches!(
-                end,
-                Some(ClientEvent::Disconnected {
-                    reason: DisconnectReason::ServiceUnavailable,
-                    ..
-                })
-            ),
-            "{end:?}"
+            rejoined_after < Duration::from_secs(8),
+            "playing again within 8 s of the kill, not {rejoined_after:?}"
         );
-        assert!(
-            told_after < Duration::from_secs(5),
-            "told within 5 s, not {told_after:?}"
+        assert_ne!(
+            Some(entity_id),
+            entity_before,
+            "a new entity in the new process"
         );
-
-        // The spare takes the zone once the dead process's lease expires (at most 5 s).
-        let replacement =
-            tokio::task::spawn_blocking(move || spare.zone_ready(Duration::from_secs(20)))
-                .await
-                .expect("joined")
-                .expect("the spare runs the zone");
-        let replaced_after = killed.elapsed();
-        println!("spare zone process ready {replaced_after:?} after the kill");
-        assert!(
-            replaced_after < Duration::from_secs(8),
-            "the leases expired in time: {replaced_after:?}"
-        );
-
-        // Alice comes back from the last save: where she stood, her bag unchanged.
-        let (spawn, bag_after) = alice_returns(&gateway_1).await;
+        assert_eq!(alice.client.session().entity_id(), Some(entity_id));
         assert!(
             (spawn.position_m - alice.stood_at_m).length() < 0.05,
             "from the last save: {} vs {}",
             spawn.position_m,
             alice.stood_at_m
         );
+        let bag = alice_bag(&mut alice.client).await;
+        assert_eq!(bag, alice.bag, "nothing lost or duplicated");
+        let replacement =
+            tokio::task::spawn_blocking(move || spare.zone_ready(Duration::from_secs(20)))
+                .await
+                .expect("joined")
+                .expect("the spare runs the zone");
+
+        // She walks on in the new process: its snapshots reach her (it waited for her
+        // reset), they acknowledge her inputs, and her position moves.
+        let applied_before = alice.client.session().stats().snapshots_applied;
+        let walk = mmo_core::input::MoveInput::from_controls(
+            1.0,
+            0.0,
+            0.0,
+            mmo_core::input::Buttons::default(),
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        for _ in 0..45 {
+            tick.tick().await;
+            alice.client.pump();
+            while let Some(e) = alice.client.poll_event() {
+                assert!(
+                    !matches!(e, ClientEvent::Disconnected { .. }),
+                    "still playing: {e:?}"
+                );
+            }
+            alice.client.send_input(walk);
+        }
+        let session = alice.client.session();
+        assert!(
+            session.stats().snapshots_applied > applied_before + 10,
+            "snapshots of the new process applied: {} then {}",
+            applied_before,
+            session.stats().snapshots_applied
+        );
+        let predictor = session.predictor().expect("predicting");
+        assert!(
+            predictor.last_acked_seq() + 30 > predictor.next_seq(),
+            "the new process acknowledges her inputs: acked {} of {}",
+            predictor.last_acked_seq(),
+            predictor.next_seq()
+        );
+        assert!(
+            (predictor.predicted().position_m - spawn.position_m).length() > 1.0,
+            "she walked on from {}",
+            spawn.position_m
+        );
+        alice.client.disconnect(Duration::from_secs(2)).await;
+
+        // A later login finds her bag as it was: nothing duplicated by the restart.
+        let (_, bag_after) = alice_returns(&gateway_1).await;
         assert_eq!(bag_after, alice.bag, "nothing lost or duplicated");
         // A spare that is told to stop while it waits stops at once.
         let idle_spare = common::process::Pending::spawn(&args, &FLEET_ENV, None);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the relay format. A process that receives another version drops the batch
 /// and counts it (`RelayError::Version`); a rolling upgrade that changes the format runs
 /// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
-pub const RELAY_FORMAT_VERSION: u8 = 2;
+pub const RELAY_FORMAT_VERSION: u8 = 3;
 
 /// A connection's number in items (`conn`): the gateway's serial number for the
 /// connection in the high 48 bits, the incarnation of its streams in the low 16. Each
@@ -135,6 +135,27 @@ pub enum StreamItem {
         /// The first of the gateway's items the old process did not take.
         resume_seq: u64,
     },
+    /// Zone to gateway, after `LoggedIn` and again whenever the session changes zone
+    /// instance within the process: what the gateway needs to have the session restarted
+    /// from its last save if this process stops (`RELAY_FORMAT.md` section 7).
+    Session(SessionTicket),
+    /// Gateway to zone, always item 0 (instead of `Open`): restart a session whose zone
+    /// process stopped, from the character's last save, in the zone instance the ticket
+    /// names (`RELAY_FORMAT.md` section 7). The client is logged in already: the session
+    /// starts with `Rejoined`, not `Welcome`.
+    Rejoin(SessionTicket),
+}
+
+/// Who a logged-in session is and where it plays: carried by [`StreamItem::Session`] and
+/// [`StreamItem::Rejoin`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTicket {
+    /// The zone instance the session is in.
+    pub zone: u16,
+    /// The account the login token named (1-256 bytes).
+    pub account: String,
+    /// The character's database id, when the zone process has a character store.
+    pub character_id: Option<u64>,
 }
 
 /// Why a relay batch or item was refused.

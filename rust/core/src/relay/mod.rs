@@ -12,19 +12,23 @@
 //! - [`reliable`]: a sequence-numbered, acknowledged, retransmitted stream of
 //!   [`message::StreamItem`]s per connection and direction;
 //! - [`peer`]: what zone processes say to each other (players handed over, border
-//!   exports).
+//!   exports);
+//! - [`frame_cursor`]: where the control frames of a relayed byte stream begin (a session
+//!   restarted elsewhere starts at one).
 //!
 //! Sans-IO like the rest of the crate: time is an argument (`now_us`), and the drivers in
 //! `mmo-net` own the NATS client. The format is specified in `RELAY_FORMAT.md` next to this
 //! file.
 
+pub mod frame_cursor;
 pub mod message;
 pub mod peer;
 pub mod reliable;
 
+pub use frame_cursor::FrameCursor;
 pub use message::{
-    Batch, Item, RELAY_FORMAT_VERSION, RelayError, StreamItem, conn_incarnation, conn_number,
-    conn_serial, next_incarnation,
+    Batch, Item, RELAY_FORMAT_VERSION, RelayError, SessionTicket, StreamItem, conn_incarnation,
+    conn_number, conn_serial, next_incarnation,
 };
 pub use peer::{Handoff, HandoffAnswer, Kick, PEER_FORMAT_VERSION, PeerError, PeerMessage};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

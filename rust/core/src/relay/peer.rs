@@ -16,7 +16,7 @@ use crate::zone::BorderExport;
 
 /// Version of the peer format; a message of another version is refused (a handoff is
 /// answered with the reason, anything else dropped and counted).
-pub const PEER_FORMAT_VERSION: u8 = 2;
+pub const PEER_FORMAT_VERSION: u8 = 3;
 
 /// Largest encoded peer message, bytes (NATS's default maximum payload).
 pub const MAX_PEER_MESSAGE_BYTES: usize = 1 << 20;
@@ -306,11 +306,25 @@ mod example {
             gateway: 300,
             conn_serial: 1,
         });
+        let rejoin = Batch {
+            gateway: 300,
+            reply_to: "mmo.w.gw.000000000000012c".into(),
+            items: vec![Item::Stream {
+                conn: conn_number(1, 1),
+                seq: 0,
+                item: StreamItem::Rejoin(crate::relay::SessionTicket {
+                    zone: 2,
+                    account: "alice".to_owned(),
+                    character_id: Some(7),
+                }),
+            }],
+        };
         let lines = [
             hex(&moved.encode().unwrap()),
             hex(&answer.encode().unwrap()),
             hex(&border.encode().unwrap()),
             hex(&kick.encode().unwrap()),
+            hex(&rejoin.encode().unwrap()),
         ];
         let spec = include_str!("RELAY_FORMAT.md");
         let shown: Vec<String> = spec

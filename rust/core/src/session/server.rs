@@ -140,6 +140,10 @@ pub enum ConnectionState {
     },
 }
 
+/// Most control bytes a rejoining session buffers before its character is loaded (the
+/// client plays on meanwhile); beyond, the session is closed as a protocol violation.
+pub const MAX_REJOIN_BACKLOG_BYTES: usize = 64 * 1024;
+
 /// Where a restarted session is in its rejoin (`WIRE_FORMAT.md`, 8.9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RejoinPhase {
@@ -317,6 +321,22 @@ impl ServerConnection {
         self.last_heard_us = now_us;
         self.stats.bytes_in += bytes.len() as u64;
         self.control.push(bytes);
+        if self.rejoin == RejoinPhase::Loading {
+            // A rejoining client plays on: its requests are read once the session is back
+            // (`accept_login`).
+            if self.control.buffered_len_bytes() > MAX_REJOIN_BACKLOG_BYTES {
+                self.close(
+                    DisconnectReason::ProtocolViolation,
+                    "control stream backlog while the session restarts",
+                );
+            }
+            return;
+        }
+        self.read_control();
+    }
+
+    /// Handles every whole message the control stream buffered.
+    fn read_control(&mut self) {
         loop {
             match self.control.next_message::<ClientControl>() {
                 Ok(Some(message)) => self.on_control(message),
@@ -417,6 +437,8 @@ impl ServerConnection {
                 spawn,
                 content_hash,
             });
+            // What the client sent while its character loaded.
+            self.read_control();
         } else {
             self.send_control(&ServerControl::Welcome {
                 protocol_version: crate::PROTOCOL_VERSION,

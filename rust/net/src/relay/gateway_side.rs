@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
 use mmo_core::relay::{
-    AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem, conn_incarnation,
-    conn_number, conn_serial,
+    AckFields, Batch, FrameCursor, Item, ReliableReceiver, ReliableSender, SessionTicket,
+    StreamItem, conn_incarnation, conn_number, conn_serial,
 };
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
 
 use super::{
-    OPEN_TIMEOUT_US, PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_SILENCE_US, count,
+    OPEN_TIMEOUT_US, PEER_TIMEOUT_US, REJOIN_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings,
+    ZONE_SILENCE_US, count,
 };
 use crate::NetError;
 use crate::bridge::{Link, Queued};
@@ -343,6 +344,21 @@ struct NextZone {
     from_zone: ReliableReceiver,
 }
 
+/// What a gateway needs to have a session restarted when its zone process stops
+/// (`RELAY_FORMAT.md` section 7).
+#[derive(Default)]
+struct Restart {
+    /// The zone process's last `Session` item: who the session is and where it plays.
+    ticket: Option<SessionTicket>,
+    /// Where the client's control bytes passed on so far stand in its frames.
+    cursor: FrameCursor,
+    /// Restarting since then (µs of the relay's clock): `Rejoin` sent, no `LoggedIn` yet.
+    since_us: Option<u64>,
+    /// The stopped process took part of the client's current frame: the rest of it is
+    /// dropped, so the new process starts at a frame.
+    finishing_frame: bool,
+}
+
 /// One relayed connection as the relay task knows it.
 struct GatewayConn {
     /// `None` once the client's writer was told to close.
@@ -371,6 +387,8 @@ struct GatewayConn {
     /// When our `End` was acknowledged (the connection is forgotten at the zone's `End`,
     /// or [`PEER_TIMEOUT_US`] after this at the latest).
     end_acked_at_us: Option<u64>,
+    /// Restarting the session if its zone process stops.
+    restart: Restart,
 }
 
 struct RelayLoop {
@@ -478,6 +496,7 @@ impl RelayLoop {
                         client_gone: false,
                         zone_ended: false,
                         end_acked_at_us: None,
+                        restart: Restart::default(),
                     },
                 );
                 self.dirty.push(local);
@@ -486,6 +505,7 @@ impl RelayLoop {
             Command::Datagram { local, bytes } => {
                 if let Some(conn) = self.conns.get(&local)
                     && !conn.zone_ended
+                    && conn.restart.since_us.is_none()
                 {
                     self.outgoing
                         .entry(conn.zone_subject.clone())
@@ -719,7 +739,9 @@ impl RelayLoop {
                         credit_end: ack.credit_end,
                     });
             }
-            let limit_us = if conn.to_zone.acked_count() == 0 {
+            let limit_us = if conn.restart.since_us.is_some() {
+                REJOIN_TIMEOUT_US
+            } else if conn.to_zone.acked_count() == 0 {
                 OPEN_TIMEOUT_US
             } else {
                 PEER_TIMEOUT_US
@@ -734,6 +756,15 @@ impl RelayLoop {
                 .last_heard_us
                 .get(&conn.zone_subject)
                 .is_some_and(|&at_us| now_us.saturating_sub(at_us) > ZONE_SILENCE_US);
+            if silent && !unacknowledged && start_rejoin(conn, &self.settings, now_us) {
+                tracing::warn!(
+                    connection = local,
+                    "zone process silent: restarting the session from its last save"
+                );
+                count("rejoin_started");
+                self.dirty.push(local);
+                continue;
+            }
             let timed_out = unacknowledged || silent;
             if timed_out {
                 count(if silent {
@@ -743,7 +774,8 @@ impl RelayLoop {
                 });
                 tracing::warn!(
                     connection = local,
-                    "zone process silent: closing the client"
+                    rejoining = conn.restart.since_us.is_some(),
+                    "zone process silent or not answering: closing the client"
                 );
                 close_client(conn, DisconnectReason::ServiceUnavailable);
             }
@@ -820,7 +852,17 @@ fn drain_control(conn: &mut GatewayConn, how: Drain) {
     }
     while how == Drain::All || conn.to_zone.has_room() {
         match conn.control.try_recv() {
-            Ok(chunk) => {
+            Ok(mut chunk) => {
+                let restart = &mut conn.restart;
+                if restart.finishing_frame {
+                    let dropped = restart.cursor.finish_frame(&chunk);
+                    chunk.drain(..dropped);
+                    restart.finishing_frame = !restart.cursor.at_boundary();
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                }
+                restart.cursor.advance(&chunk);
                 conn.to_zone.push(StreamItem::Bytes(chunk));
             }
             Err(_) => break,
@@ -852,7 +894,16 @@ fn deliver(
                     close_client(conn, DisconnectReason::Timeout);
                 }
             }
-            StreamItem::LoggedIn => conn.link.set_logged_in(),
+            StreamItem::LoggedIn => {
+                conn.link.set_logged_in();
+                if let Some(since_us) = conn.restart.since_us.take() {
+                    let took_s = now_us.saturating_sub(since_us) as f64 / 1e6;
+                    metrics::histogram!(crate::metrics::REJOIN_SECONDS).record(took_s);
+                    count("rejoined");
+                    tracing::info!(took_s, "session restarted from its last save");
+                }
+            }
+            StreamItem::Session(ticket) => conn.restart.ticket = Some(ticket),
             StreamItem::End { reason_code } => {
                 let reason = DisconnectReason::try_from(reason_code)
                     .unwrap_or(DisconnectReason::ServerShutdown);
@@ -890,10 +941,42 @@ fn deliver(
                 count("moved");
             }
             // Only a gateway opens.
-            StreamItem::Open { .. } => count("wrong_direction"),
+            StreamItem::Open { .. } | StreamItem::Rejoin(_) => count("wrong_direction"),
         }
     }
     final_ack
+}
+
+/// Starts restarting `conn`'s session in the next process of its zone instance, when the
+/// zone process that ran it fell silent (`RELAY_FORMAT.md` section 7): new streams under
+/// the next incarnation, opened by `Rejoin` on the instance's subject (retransmitted until
+/// a process serves it); the client's datagrams wait for the new `LoggedIn`, its control
+/// bytes go on at the next frame. False (nothing changed) when the session cannot be
+/// restarted: no ticket yet, either end over, a rejoin already running or the client's
+/// framing broken.
+fn start_rejoin(conn: &mut GatewayConn, settings: &RelaySettings, now_us: u64) -> bool {
+    let Some(ticket) = conn.restart.ticket.clone() else {
+        return false;
+    };
+    if conn.client_gone
+        || conn.zone_ended
+        || conn.outbox.is_none()
+        || conn.restart.since_us.is_some()
+        || conn.restart.cursor.is_broken()
+    {
+        return false;
+    }
+    conn.incarnation = conn.incarnation.wrapping_add(1);
+    conn.zone_subject = settings.zone_subject(ticket.zone);
+    conn.zone_answered = false;
+    conn.next = None;
+    conn.moved_from = None;
+    conn.to_zone = ReliableSender::new();
+    conn.to_zone.push(StreamItem::Rejoin(ticket));
+    conn.from_zone = ReliableReceiver::new();
+    conn.restart.since_us = Some(now_us);
+    conn.restart.finishing_frame = !conn.restart.cursor.at_boundary();
+    true
 }
 
 /// Closes the client's QUIC connection with `reason` (the writer finishes the control

@@ -108,9 +108,17 @@ pub(crate) const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::fr
 /// A zone process sends each gateway it has connections with at least one batch this often
 /// (an empty one when nothing is due), µs.
 pub const ZONE_HEARTBEAT_US: u64 = 1_000_000;
-/// A gateway that heard nothing from a zone process for this long takes it for dead and
-/// closes the clients it has there with `ServiceUnavailable`, µs.
+/// A gateway that heard nothing from a zone process for this long takes it for dead: it
+/// has the sessions it knows restarted from their last save by the zone's next process
+/// (`RELAY_FORMAT.md` section 7) and closes the other clients it has there with
+/// `ServiceUnavailable`, µs.
 pub const ZONE_SILENCE_US: u64 = 3_000_000;
+
+/// A rejoin (a session restarted in the zone's next process, `RELAY_FORMAT.md` section 7)
+/// not acknowledged after this long fails: the gateway closes the client with
+/// `ServiceUnavailable`. Counted from the rejoin's start, itself [`ZONE_SILENCE_US`] after
+/// the zone process fell silent: together 10 s, the client's own idle timeout, µs.
+pub const REJOIN_TIMEOUT_US: u64 = 7_000_000;
 
 /// A connection's opening not acknowledged after this long means no zone process runs its
 /// home zone: the gateway closes the client with `ServiceUnavailable` (well before the

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::{AckFields, Batch, Item, ReliableReceiver, ReliableSender, StreamItem};
+use mmo_core::relay::{
+    AckFields, Batch, Item, ReliableReceiver, ReliableSender, SessionTicket, StreamItem,
+};
 use mmo_core::session::Transmit;
 use mmo_core::world::ZoneId;
 use mmo_core::zone::{ConnectionId, Zone};
@@ -24,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::SessionRef;
 use super::{PEER_TIMEOUT_US, RETRANSMIT_AFTER_US, RelaySettings, ZONE_HEARTBEAT_US, count};
 use crate::NetError;
+use crate::auth::LoginGrant;
 use crate::bridge::{Link, MAX_DATAGRAM_AGE, Queued};
 use crate::server::ServerConfig;
 use crate::shard::ZoneShard;
@@ -439,7 +442,8 @@ struct ZoneConn {
     link: Arc<Link>,
     to_gateway: ReliableSender,
     from_gateway: ReliableReceiver,
-    logged_in_sent: bool,
+    /// What the gateway was told about the session so far.
+    announced: Announced,
     /// The gateway's `End` arrived; `lost` waits to reach the zone.
     gateway_ended: bool,
     lost: Option<DisconnectReason>,
@@ -459,6 +463,23 @@ struct ZoneConn {
     /// Client datagrams that arrived after its zone handed it to another process and before
     /// the relay heard of the handoff (forwarded with it).
     held: Vec<Vec<u8>>,
+}
+
+/// What a zone process told a gateway about a session (`LoggedIn`, `Session`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Announced {
+    /// `LoggedIn` was queued.
+    pub(super) logged_in: bool,
+    /// The zone instance of the last `Session` item queued.
+    pub(super) session_zone: Option<u16>,
+}
+
+/// How a gateway opened a connection here (its item 0).
+enum Opening {
+    /// `Open`: a new connection, whose client logs in, starting in this zone instance.
+    Login { home_zone: u16 },
+    /// `Rejoin`: a session whose zone process stopped, restarted from its last save.
+    Rejoin(SessionTicket),
 }
 
 /// A connection: its gateway and the gateway's number for it.
@@ -650,12 +671,22 @@ impl RelayLoop {
                         local: conn,
                     };
                     if !self.conns.contains_key(&key) {
-                        match item {
+                        match &item {
                             StreamItem::Open { home_zone } if seq == 0 => {
                                 if self.ended.contains_key(&key) {
                                     continue;
                                 }
-                                self.open(key, home_zone, &batch.reply_to);
+                                let how = Opening::Login {
+                                    home_zone: *home_zone,
+                                };
+                                self.open(key, how, &batch.reply_to);
+                            }
+                            StreamItem::Rejoin(ticket) if seq == 0 => {
+                                if self.ended.contains_key(&key) {
+                                    continue;
+                                }
+                                let how = Opening::Rejoin(ticket.clone());
+                                self.open(key, how, &batch.reply_to);
                             }
                             StreamItem::End { .. } => {
                                 // Its acknowledgement was lost after we forgot it.
@@ -720,14 +751,26 @@ impl RelayLoop {
         }
     }
 
-    /// Registers a new connection with zone `home_zone` (zone 0 when there is no such
-    /// zone here).
-    fn open(&mut self, key: ConnKey, home_zone: u16, gateway_subject: &str) {
-        let home = if usize::from(home_zone) < self.inboxes.len() {
-            home_zone
-        } else {
-            0
+    /// Registers a new connection: a login in zone instance `home_zone` (zone 0 when there
+    /// is no such zone here), or a rejoin in the ticket's instance (refused with
+    /// `service_unavailable` when that instance is not run here).
+    fn open(&mut self, key: ConnKey, how: Opening, gateway_subject: &str) {
+        let (home, rejoin) = match how {
+            Opening::Login { home_zone } if usize::from(home_zone) < self.inboxes.len() => {
+                (home_zone, None)
+            }
+            Opening::Login { .. } => (0, None),
+            Opening::Rejoin(ticket) => {
+                count("rejoin_opened");
+                let grant = LoginGrant {
+                    account: ticket.account,
+                    character_id: ticket.character_id,
+                };
+                (ticket.zone, Some(grant))
+            }
         };
+        let runs_home =
+            usize::from(home) < self.inboxes.len() && self.peers.is_local(usize::from(home));
         let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
         link.set_zone(home);
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
@@ -744,7 +787,7 @@ impl RelayLoop {
             link: link.clone(),
             to_gateway: ReliableSender::new(),
             from_gateway: ReliableReceiver::new(),
-            logged_in_sent: false,
+            announced: Announced::default(),
             gateway_ended: false,
             lost: None,
             gateway_gone: false,
@@ -763,9 +806,13 @@ impl RelayLoop {
                 gateway: key.gateway,
                 conn_serial: mmo_core::relay::conn_serial(key.local),
             }),
+            rejoin,
         };
         let refused = if self.stopping {
             Some(DisconnectReason::ServerShutdown)
+        } else if !runs_home {
+            // A rejoin sent to a zone subject this process no longer serves.
+            Some(DisconnectReason::ServiceUnavailable)
         } else {
             match self.inboxes[usize::from(home)].try_send(connect) {
                 Ok(()) => None,
@@ -959,10 +1006,16 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
                 end_session(c, reason);
             }
             // Item 0 was handled at opening.
-            StreamItem::Open { .. } if !c.opened_seen => c.opened_seen = true,
-            // Only a zone process sends `LoggedIn` and `Moved`; a second `Open` is out of
-            // place.
-            StreamItem::Open { .. } | StreamItem::LoggedIn | StreamItem::Moved { .. } => {
+            StreamItem::Open { .. } | StreamItem::Rejoin(_) if !c.opened_seen => {
+                c.opened_seen = true;
+            }
+            // Only a zone process sends `LoggedIn`, `Moved` and `Session`; a second `Open`
+            // or `Rejoin` is out of place.
+            StreamItem::Open { .. }
+            | StreamItem::Rejoin(_)
+            | StreamItem::LoggedIn
+            | StreamItem::Moved { .. }
+            | StreamItem::Session(_) => {
                 count("wrong_direction");
             }
         }
@@ -1009,9 +1062,26 @@ fn end_session(c: &mut ZoneConn, reason: DisconnectReason) {
 /// (stale ones dropped, as a single server's writer does), control bytes into the stream
 /// while the window has room, and the session's end.
 fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
-    if !c.logged_in_sent && c.link.is_logged_in() {
-        c.logged_in_sent = true;
+    if !c.announced.logged_in && c.link.is_logged_in() {
+        c.announced.logged_in = true;
         c.to_gateway.push(StreamItem::LoggedIn);
+    }
+    // What a restart elsewhere needs, once known and whenever the zone instance changed
+    // (not while the session is leaving for another process: the next one tells).
+    let zone = c.link.zone();
+    if c.announced.logged_in
+        && c.announced.session_zone != Some(zone)
+        && c.moving.is_none()
+        && c.moved_to.is_none()
+        && !c.outbox_closed
+        && let Some(identity) = c.link.identity()
+    {
+        c.announced.session_zone = Some(zone);
+        c.to_gateway.push(StreamItem::Session(SessionTicket {
+            zone,
+            account: identity.account,
+            character_id: identity.character_id,
+        }));
     }
     // A gone gateway acknowledges nothing: take everything (it is dropped) so the
     // session's end is seen.

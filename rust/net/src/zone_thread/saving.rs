@@ -82,6 +82,11 @@ pub(crate) struct SaveState {
 }
 
 impl SaveState {
+    /// The database id of the character.
+    pub(crate) fn character_id(&self) -> u64 {
+        self.base.character_id
+    }
+
     /// The state as bytes for a handoff to another process (postcard; the peer message
     /// carries the format version).
     pub(crate) fn encode(&self) -> Result<Vec<u8>, String> {
@@ -165,6 +170,11 @@ impl Saving {
     /// Whether logins go through the store.
     pub(super) fn has_store(&self) -> bool {
         self.store.is_some()
+    }
+
+    /// The database id of `id`'s character, once loaded (with a store).
+    pub(super) fn character_id(&self, id: ConnectionId) -> Option<u64> {
+        self.states.get(&id).map(|state| state.base.character_id)
     }
 
     /// Takes a player's save state for a handoff.

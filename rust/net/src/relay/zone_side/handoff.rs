@@ -254,7 +254,11 @@ impl RelayLoop {
                             .unwrap_or(DisconnectReason::ClientQuit),
                     );
                 }
-                StreamItem::Open { .. } | StreamItem::LoggedIn | StreamItem::Moved { .. } => {}
+                StreamItem::Open { .. }
+                | StreamItem::Rejoin(_)
+                | StreamItem::LoggedIn
+                | StreamItem::Moved { .. }
+                | StreamItem::Session(_) => {}
             }
         }
         let resume_seq = c.from_gateway.next_seq();
@@ -766,6 +770,14 @@ impl RelayLoop {
         let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
         link.set_zone(h.to_zone);
         link.set_logged_in();
+        if let Some(account) = &h.account {
+            link.set_identity(crate::bridge::SessionIdentity {
+                account: account.clone(),
+                character_id: save
+                    .as_ref()
+                    .map(crate::zone_thread::SaveState::character_id),
+            });
+        }
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
         let (control_tx, control_rx) = control_channel_with(h.control);
         let stats = transfer.connection().stats();
@@ -835,7 +847,12 @@ impl RelayLoop {
                 link,
                 to_gateway: ReliableSender::new(),
                 from_gateway: ReliableReceiver::new(),
-                logged_in_sent: true,
+                // The gateway heard `LoggedIn` from the first process; `Session` (this
+                // zone) is announced at the first drain.
+                announced: super::Announced {
+                    logged_in: true,
+                    session_zone: None,
+                },
                 gateway_ended: client_gone.is_some(),
                 lost: None,
                 gateway_gone: false,
