@@ -459,18 +459,39 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
         // the session restarted by the spare once it owns the zone.
         zone.kill_hard();
         let killed = std::time::Instant::now();
-        let rejoined = wait_for(&mut alice.client, Duration::from_secs(10), |e| {
-            matches!(
-                e,
-                ClientEvent::Rejoined { .. } | ClientEvent::Disconnected { .. }
-            )
-        })
-        .await;
-        let rejoined_after = killed.elapsed();
-        println!("client rejoined {rejoined_after:?} after the zone process was killed");
-        let Some(ClientEvent::Rejoined { entity_id, spawn }) = rejoined else {
-            panic!("Alice's session restarted, not {rejoined:?}");
+        // A request sent once the gateway began the restart (3 s of silence) waits for
+        // the new process and is answered there, after `Rejoined`.
+        let mut request = None;
+        let mut events = Vec::new();
+        while killed.elapsed() < Duration::from_secs(10) {
+            alice.client.pump();
+            while let Some(e) = alice.client.poll_event() {
+                events.push((killed.elapsed(), e));
+            }
+            if request.is_none() && killed.elapsed() > Duration::from_millis(3300) {
+                let op = mmo_core::gameplay::messages::InventoryOp::Move { from: 999, to: 0 };
+                request = Some(alice.client.session_mut().inventory_op(op).expect("sent"));
+            }
+            let answered = events.iter().any(
+                |(_, e)| matches!(e, ClientEvent::InventoryResult(r) if Some(r.request) == request),
+            );
+            if answered
+                || events
+                    .iter()
+                    .any(|(_, e)| matches!(e, ClientEvent::Disconnected { .. }))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let Some((rejoined_after, ClientEvent::Rejoined { entity_id, spawn })) = events
+            .iter()
+            .find(|(_, e)| matches!(e, ClientEvent::Rejoined { .. }))
+            .cloned()
+        else {
+            panic!("Alice's session restarted: {events:?}");
         };
+        println!("client rejoined {rejoined_after:?} after the zone process was killed");
         assert!(
             rejoined_after < Duration::from_secs(8),
             "playing again within 8 s of the kill, not {rejoined_after:?}"
@@ -487,8 +508,27 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
             spawn.position_m,
             alice.stood_at_m
         );
-        let bag = alice_bag(&mut alice.client).await;
-        assert_eq!(bag, alice.bag, "nothing lost or duplicated");
+        let after_rejoin: Vec<&ClientEvent> = events
+            .iter()
+            .skip_while(|(_, e)| !matches!(e, ClientEvent::Rejoined { .. }))
+            .map(|(_, e)| e)
+            .collect();
+        let answer = after_rejoin.iter().find_map(|e| match e {
+            ClientEvent::InventoryResult(r) if Some(r.request) == request => Some(r),
+            _ => None,
+        });
+        assert!(
+            answer.is_some_and(|r| r
+                .refusal
+                .as_ref()
+                .is_some_and(|f| f.kind == "inventory_bad_slot")),
+            "the request sent during the restart answered by the new process: {events:?}"
+        );
+        let bag = after_rejoin.iter().find_map(|e| match e {
+            ClientEvent::Inventory(bag) => Some(bag.clone()),
+            _ => None,
+        });
+        assert_eq!(bag.as_ref(), Some(&alice.bag), "nothing lost or duplicated");
         let replacement =
             tokio::task::spawn_blocking(move || spare.zone_ready(Duration::from_secs(20)))
                 .await

@@ -310,7 +310,7 @@ mod example {
             gateway: 300,
             reply_to: "mmo.w.gw.000000000000012c".into(),
             items: vec![Item::Stream {
-                conn: conn_number(1, 1),
+                conn: conn_number(1, 2),
                 seq: 0,
                 item: StreamItem::Rejoin(crate::relay::SessionTicket {
                     zone: 2,

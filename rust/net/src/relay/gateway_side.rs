@@ -914,30 +914,14 @@ fn deliver(
                 zone_process,
                 resume_seq,
             } => {
-                // Both directions start again at item 0 with the new process: ours with
-                // the items the old one did not take, theirs with what it sent already.
                 let subject = settings.zone_process_subject(zone_process);
-                let ack = AckFields {
-                    next_seq: conn.from_zone.next_seq(),
-                    credit_end: conn
-                        .from_zone
-                        .next_seq()
-                        .saturating_add(mmo_core::relay::reliable::WINDOW_ITEMS),
-                };
-                let old = std::mem::replace(&mut conn.zone_subject, subject.clone());
-                conn.moved_from = Some((old.clone(), ack));
-                conn.incarnation = conn.incarnation.wrapping_add(1);
-                final_ack = Some((old, ack));
-                let resend = conn.to_zone.take_unacked_from(resume_seq);
-                conn.to_zone = ReliableSender::new();
-                for item in resend {
-                    conn.to_zone.push(item);
-                }
-                conn.from_zone = match conn.next.take() {
-                    Some(next) if next.subject == subject => next.from_zone,
-                    _ => ReliableReceiver::new(),
-                };
-                last_heard_us.entry(subject).or_insert(now_us);
+                final_ack = Some(switch_process(
+                    conn,
+                    subject,
+                    resume_seq,
+                    now_us,
+                    last_heard_us,
+                ));
                 count("moved");
             }
             // Only a gateway opens.
@@ -947,13 +931,49 @@ fn deliver(
     final_ack
 }
 
+/// Switches `conn` to the zone process on `subject` under the next incarnation (a handoff,
+/// `RELAY_FORMAT.md` section 5): both directions start again at item 0, ours with the items
+/// numbered `resume_seq` and above that the old process did not take, theirs with what the
+/// new process sent already. Returns the old process's subject and our final
+/// acknowledgement of its stream.
+fn switch_process(
+    conn: &mut GatewayConn,
+    subject: String,
+    resume_seq: u64,
+    now_us: u64,
+    last_heard_us: &mut HashMap<String, u64>,
+) -> (String, AckFields) {
+    let ack = AckFields {
+        next_seq: conn.from_zone.next_seq(),
+        credit_end: conn
+            .from_zone
+            .next_seq()
+            .saturating_add(mmo_core::relay::reliable::WINDOW_ITEMS),
+    };
+    let old = std::mem::replace(&mut conn.zone_subject, subject.clone());
+    conn.moved_from = Some((old.clone(), ack));
+    conn.incarnation = conn.incarnation.wrapping_add(1);
+    let resend = conn.to_zone.take_unacked_from(resume_seq);
+    conn.to_zone = ReliableSender::new();
+    for item in resend {
+        conn.to_zone.push(item);
+    }
+    conn.from_zone = match conn.next.take() {
+        Some(next) if next.subject == subject => next.from_zone,
+        _ => ReliableReceiver::new(),
+    };
+    last_heard_us.entry(subject).or_insert(now_us);
+    (old, ack)
+}
+
 /// Starts restarting `conn`'s session in the next process of its zone instance, when the
 /// zone process that ran it fell silent (`RELAY_FORMAT.md` section 7): new streams under
 /// the next incarnation, opened by `Rejoin` on the instance's subject (retransmitted until
 /// a process serves it); the client's datagrams wait for the new `LoggedIn`, its control
 /// bytes go on at the next frame. False (nothing changed) when the session cannot be
-/// restarted: no ticket yet, either end over, a rejoin already running or the client's
-/// framing broken.
+/// restarted: no ticket yet, either end over, a rejoin already running, the client's
+/// framing broken, or a handoff's receiver heard from (it may own the session: the client
+/// is closed, and that process saves the session when it ends there, as before rejoins).
 fn start_rejoin(conn: &mut GatewayConn, settings: &RelaySettings, now_us: u64) -> bool {
     let Some(ticket) = conn.restart.ticket.clone() else {
         return false;
@@ -963,13 +983,15 @@ fn start_rejoin(conn: &mut GatewayConn, settings: &RelaySettings, now_us: u64) -
         || conn.outbox.is_none()
         || conn.restart.since_us.is_some()
         || conn.restart.cursor.is_broken()
+        || conn.next.is_some()
     {
         return false;
     }
-    conn.incarnation = conn.incarnation.wrapping_add(1);
+    // Two on: items a handoff's receiver may still send under the next one are not mixed
+    // with the restarted session's.
+    conn.incarnation = conn.incarnation.wrapping_add(2);
     conn.zone_subject = settings.zone_subject(ticket.zone);
     conn.zone_answered = false;
-    conn.next = None;
     conn.moved_from = None;
     conn.to_zone = ReliableSender::new();
     conn.to_zone.push(StreamItem::Rejoin(ticket));
