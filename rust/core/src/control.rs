@@ -236,6 +236,14 @@ pub enum ClientControl {
     ChatJoin(ChatChannel),
     /// Stop receiving this channel (zone and global; others are refused).
     ChatLeave(ChatChannel),
+    /// The answer to [`ServerControl::Rejoined`]: the client reset its snapshot history, and
+    /// its input datagrams from `next_datagram_seq` on (the header `seq` of the first one
+    /// it sends after the reset) acknowledge the restarted session's snapshots only
+    /// (`WIRE_FORMAT.md`, 8.9).
+    RejoinAccepted {
+        /// The header `seq` of the client's next input datagram.
+        next_datagram_seq: u16,
+    },
 }
 
 /// Messages from server to client.
@@ -369,7 +377,8 @@ impl ClientControl {
             | ClientControl::Disconnect
             | ClientControl::UseAbility(_)
             | ClientControl::CancelCast
-            | ClientControl::Inventory(_) => Ok(()),
+            | ClientControl::Inventory(_)
+            | ClientControl::RejoinAccepted { .. } => Ok(()),
         }
     }
 }

@@ -270,7 +270,9 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
             e.entity_id = entity_id.0;
             e.spawn = (&spawn).into();
         }
-        ClientEvent::Rejoined { entity_id, spawn } => {
+        ClientEvent::Rejoined {
+            entity_id, spawn, ..
+        } => {
             e.kind = mmo_client_event_kind::Rejoined;
             e.entity_id = entity_id.0;
             e.spawn = (&spawn).into();

@@ -42,7 +42,9 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// heartbeat included, and no restart possible or a restart unanswered: the client is
 /// closed), `rejoin_started` (gateway: such a session restarted in the zone's next process,
 /// `RELAY_FORMAT.md` section 7), `rejoined` (gateway: a restart's `LoggedIn` arrived),
-/// `rejoin_opened` (zone side: a `Rejoin` opened a connection), `outbox_full` (gateway: a client's outbox), `open_refused`
+/// `rejoin_opened` (zone side: a `Rejoin` opened a connection), `client_framing_broken`
+/// (gateway: a client's control stream broke the frame rules during a restart: closed),
+/// `outbox_full` (gateway: a client's outbox), `open_refused`
 /// (zone side: a new connection answered with an end, the zone's inbox being full or
 /// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
 /// included, and forgot),

@@ -305,10 +305,9 @@ async fn alice_logs_in(
     (client, bag)
 }
 
-/// Logs Alice in through `gateway`, waits for her welcome and bag, walks her forward for
-/// `walk_ticks` ticks and lets her stand for `stand_ticks` (ticks of 33 ms).
-async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32) -> Played {
-    let (mut client, bag) = alice_logs_in(gateway).await;
+/// Walks `client` forward for `walk_ticks` ticks of 33 ms, then lets it stand for
+/// `stand_ticks`, pumping it; no event on the way may be a disconnect.
+async fn walk_forward(client: &mut mmo_net::client::NetClient, walk_ticks: u32, stand_ticks: u32) {
     let walk = mmo_core::input::MoveInput::from_controls(
         1.0,
         0.0,
@@ -319,13 +318,25 @@ async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32)
     for i in 0..walk_ticks + stand_ticks {
         tick.tick().await;
         client.pump();
-        while client.poll_event().is_some() {}
+        while let Some(e) = client.poll_event() {
+            assert!(
+                !matches!(e, ClientEvent::Disconnected { .. }),
+                "still playing: {e:?}"
+            );
+        }
         client.send_input(if i < walk_ticks {
             walk
         } else {
             mmo_core::input::MoveInput::default()
         });
     }
+}
+
+/// Logs Alice in through `gateway`, waits for her welcome and bag, walks her forward for
+/// `walk_ticks` ticks and lets her stand for `stand_ticks` (ticks of 33 ms).
+async fn alice_walks(gateway: &ServerProcess, walk_ticks: u32, stand_ticks: u32) -> Played {
+    let (mut client, bag) = alice_logs_in(gateway).await;
+    walk_forward(&mut client, walk_ticks, stand_ticks).await;
     let stood_at_m = client
         .session()
         .predictor()
@@ -484,7 +495,12 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let Some((rejoined_after, ClientEvent::Rejoined { entity_id, spawn })) = events
+        let Some((
+            rejoined_after,
+            ClientEvent::Rejoined {
+                entity_id, spawn, ..
+            },
+        )) = events
             .iter()
             .find(|(_, e)| matches!(e, ClientEvent::Rejoined { .. }))
             .cloned()
@@ -538,24 +554,7 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
         // She walks on in the new process: its snapshots reach her (it waited for her
         // reset), they acknowledge her inputs, and her position moves.
         let applied_before = alice.client.session().stats().snapshots_applied;
-        let walk = mmo_core::input::MoveInput::from_controls(
-            1.0,
-            0.0,
-            0.0,
-            mmo_core::input::Buttons::default(),
-        );
-        let mut tick = tokio::time::interval(Duration::from_millis(33));
-        for _ in 0..45 {
-            tick.tick().await;
-            alice.client.pump();
-            while let Some(e) = alice.client.poll_event() {
-                assert!(
-                    !matches!(e, ClientEvent::Disconnected { .. }),
-                    "still playing: {e:?}"
-                );
-            }
-            alice.client.send_input(walk);
-        }
+        walk_forward(&mut alice.client, 45, 0).await;
         let session = alice.client.session();
         assert!(
             session.stats().snapshots_applied > applied_before + 10,

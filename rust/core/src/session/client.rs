@@ -161,6 +161,8 @@ pub enum ClientEvent {
         entity_id: EntityId,
         /// Where the character stands (its last saved state).
         spawn: CharacterState,
+        /// SHA-256 of the new process's gameplay content (as in the welcome).
+        content_hash: [u8; 32],
     },
     /// The session is over.
     Disconnected {
@@ -763,6 +765,8 @@ impl ClientSession {
             );
             return;
         }
+        // Every input so far counts as acknowledged: the new session ignores the datagrams
+        // sent before `RejoinAccepted`, so none of them is simulated from the saved state.
         let reset = self
             .predictor
             .as_mut()
@@ -788,8 +792,16 @@ impl ClientSession {
         self.last_server_tick = Some(tick);
         self.gameplay.forget_requests();
         self.gameplay.set_content_hash(content_hash);
-        self.events
-            .push_back(ClientEvent::Rejoined { entity_id, spawn });
+        // The server takes this client's datagrams from here on (the low 16 bits are the
+        // header's seq).
+        self.send_control(&ClientControl::RejoinAccepted {
+            next_datagram_seq: self.next_datagram_seq as u16,
+        });
+        self.events.push_back(ClientEvent::Rejoined {
+            entity_id,
+            spawn,
+            content_hash,
+        });
     }
 
     /// A datagram received from the server. Undecodable datagrams are counted and dropped

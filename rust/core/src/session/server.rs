@@ -151,13 +151,26 @@ pub enum RejoinPhase {
     #[default]
     None,
     /// Created by [`ServerConnection::rejoining`]: its character is loading; accepting it
-    /// sends `Rejoined` instead of `Welcome`.
+    /// sends `Rejoined` instead of `Welcome`. Datagrams are ignored.
     Loading,
-    /// `Rejoined` sent: the client's acknowledgements still name the snapshots of the
-    /// session that ended, so they are ignored and no snapshot is sent until an input
-    /// datagram acknowledges nothing (the client reset its snapshot history).
-    AwaitingReset,
+    /// `Rejoined` sent, `RejoinAccepted` not received: the client's datagrams still belong
+    /// to the session that ended (their acknowledgements name its snapshots, their inputs
+    /// were predicted from its state), so they are ignored, and no snapshot is sent.
+    AwaitingClient,
+    /// `RejoinAccepted` received: input datagrams whose header `seq` is at or after
+    /// `first_datagram_seq` are the client's after its reset; older ones (overtaken on the
+    /// way) are still ignored, until a datagram [`REJOIN_REORDER_WINDOW`] past it ends the
+    /// rejoin.
+    Reset {
+        /// The header `seq` of the client's first input datagram after its reset.
+        first_datagram_seq: u16,
+    },
 }
+
+/// How far (in input datagram seqs) past its first datagram after a reset a rejoined
+/// client's datagrams must be before the rejoin ends ([`RejoinPhase::Reset`]): older ones
+/// cannot be on their way any more.
+pub const REJOIN_REORDER_WINDOW: u16 = 1024;
 
 /// Counters of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -170,7 +183,8 @@ pub struct ConnectionStats {
     pub bytes_out: u64,
     /// Snapshots sent.
     pub snapshots_sent: u64,
-    /// Datagrams ignored because they arrived before login completed.
+    /// Datagrams ignored because they arrived before login completed, or (a rejoined
+    /// session) were sent before the client's reset.
     pub datagrams_before_login: u64,
     /// Inputs dropped because the queue was full.
     pub inputs_overflowed: u64,
@@ -262,11 +276,33 @@ impl ServerConnection {
         self.rejoin
     }
 
-    /// True while no snapshot may be sent: a rejoined client has not shown yet that it
-    /// forgot the ended session's snapshots ([`RejoinPhase::AwaitingReset`]).
+    /// True while no snapshot may be sent: a rejoined client has not said yet that it
+    /// forgot the ended session's snapshots ([`RejoinPhase::AwaitingClient`]).
     #[must_use]
     pub fn holds_snapshots(&self) -> bool {
-        self.rejoin == RejoinPhase::AwaitingReset
+        matches!(
+            self.rejoin,
+            RejoinPhase::Loading | RejoinPhase::AwaitingClient
+        )
+    }
+
+    /// Whether an input datagram with header `seq` belongs to the session (not to the one a
+    /// rejoin replaced); ends the rejoin once the client is far enough past its reset.
+    fn datagram_is_current(&mut self, seq: u16) -> bool {
+        match self.rejoin {
+            RejoinPhase::None => true,
+            RejoinPhase::Loading | RejoinPhase::AwaitingClient => false,
+            RejoinPhase::Reset { first_datagram_seq } => {
+                let past = seq.wrapping_sub(first_datagram_seq);
+                if past >= 0x8000 {
+                    return false;
+                }
+                if past >= REJOIN_REORDER_WINDOW {
+                    self.rejoin = RejoinPhase::None;
+                }
+                true
+            }
+        }
     }
 
     /// Where the connection is.
@@ -398,6 +434,14 @@ impl ServerConnection {
                 self.events
                     .push_back(ServerEvent::InventoryRequested(request));
             }
+            (
+                ConnectionState::Active { .. },
+                ClientControl::RejoinAccepted { next_datagram_seq },
+            ) if self.rejoin == RejoinPhase::AwaitingClient => {
+                self.rejoin = RejoinPhase::Reset {
+                    first_datagram_seq: next_datagram_seq,
+                };
+            }
             (_, ClientControl::Disconnect) => {
                 self.close(DisconnectReason::ClientQuit, "client quit");
             }
@@ -429,7 +473,7 @@ impl ServerConnection {
         // whole idle timeout. `tick`'s start is on the driver's clock (tick 0 starts at 0).
         self.last_heard_us = self.last_heard_us.max(rate.tick_start_us(tick));
         if self.rejoin == RejoinPhase::Loading {
-            self.rejoin = RejoinPhase::AwaitingReset;
+            self.rejoin = RejoinPhase::AwaitingClient;
             self.send_control(&ServerControl::Rejoined {
                 entity_id: entity,
                 tick,
@@ -537,13 +581,13 @@ impl ServerConnection {
             self.stats.datagrams_before_login += 1;
             return Ok(());
         }
+        if !self.datagram_is_current(header.seq) {
+            // Sent before the client's reset (`RejoinPhase`).
+            self.stats.datagrams_before_login += 1;
+            return Ok(());
+        }
         self.input_datagrams.record(header.seq);
-        if self.rejoin == RejoinPhase::AwaitingReset {
-            if header.ack.is_none() {
-                // The client applied `Rejoined`: its acknowledgements are ours from now on.
-                self.rejoin = RejoinPhase::None;
-            }
-        } else if let Some(ack) = header.ack {
+        if let Some(ack) = header.ack {
             // Processed in the replication phase (see `snapshot_stream`).
             self.snapshots.queue_ack(ack);
         }
@@ -732,5 +776,6 @@ fn message_name(message: &ClientControl) -> &'static str {
         ClientControl::UseAbility(_) => "use_ability",
         ClientControl::CancelCast => "cancel_cast",
         ClientControl::Inventory(_) => "inventory",
+        ClientControl::RejoinAccepted { .. } => "rejoin_accepted",
     }
 }

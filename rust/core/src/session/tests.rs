@@ -636,10 +636,10 @@ fn the_client_decodes_exactly_what_the_server_wrote_over_a_bad_link() {
 }
 
 /// A session restarted by another zone process (`WIRE_FORMAT.md`, 8.9): the client resets
-/// at `Rejoined`, keeps numbering its inputs, and the new session sends no snapshot (and
-/// reads no acknowledgement) until the client showed it reset.
+/// at `Rejoined` and answers `RejoinAccepted`; the new session sends no snapshot and takes
+/// nothing from the client's datagrams sent before that point.
 #[test]
-fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
+fn a_rejoined_session_resets_the_client_and_ignores_what_it_sent_before() {
     use crate::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
     use crate::codec::snapshot::{EntityRecordIn, SnapshotCodec};
     use crate::session::server::RejoinPhase;
@@ -692,39 +692,31 @@ fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
         ServerConnection::rejoining(now_us, ServerConnectionConfig::default()).unwrap();
     assert_eq!(server.state(), ConnectionState::LoginPending);
     assert_eq!(server.rejoin_phase(), RejoinPhase::Loading);
-    // An input sent before the client hears of the rejoin: it still acknowledges the old
-    // session's snapshots, which must not be read as this session's.
+    // An input sent before the client hears of the rejoin: it was predicted from the old
+    // session's state and acknowledges its snapshots, so the new session ignores it.
     now_us += 33_333;
     client.send_input(
         now_us,
         MoveInput::from_controls(0.0, 1.0, 0.0, Default::default()),
     );
+    let Some(Transmit::Datagram(before_reset)) = client.poll_transmit() else {
+        panic!("an input datagram");
+    };
     let saved = CharacterState::at(glam::Vec3::new(50.0, 60.0, 0.0));
     assert!(server.accept_login(EntityId(77), Tick(900), TickRate::DEFAULT, saved, [0; 32]));
-    assert_eq!(server.rejoin_phase(), RejoinPhase::AwaitingReset);
-    while let Some(Transmit::Datagram(d)) = client.poll_transmit() {
-        server.handle_datagram(now_us, &d);
-    }
+    assert_eq!(server.rejoin_phase(), RejoinPhase::AwaitingClient);
+    server.handle_datagram(now_us, &before_reset);
     assert!(server.holds_snapshots(), "the client has not reset yet");
-    // The new session takes the client's sequence numbers as they come: the datagram's
-    // oldest repeated input first (the client repeats up to 16 unacknowledged ones).
     let mut inputs = Vec::new();
     for _ in 0..6 {
         server.take_inputs_for_tick(&mut inputs);
-        if !inputs.is_empty() {
-            break;
-        }
+        assert!(
+            inputs.is_empty(),
+            "inputs of the old session are not simulated"
+        );
     }
-    let first = inputs
-        .first()
-        .map(|(seq, _)| *seq)
-        .expect("inputs simulated");
-    assert!(
-        (seq_before - 15..=seq_before).contains(&first),
-        "first {first}, newest {seq_before}"
-    );
 
-    // `Rejoined` reaches the client.
+    // `Rejoined` reaches the client, which answers `RejoinAccepted`.
     while let Some(t) = server.poll_transmit() {
         if let Transmit::Stream(b) = t {
             client.handle_stream(now_us, &b);
@@ -737,7 +729,8 @@ fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
             ClientEvent::EntityLeft { id: EntityId(5) },
             ClientEvent::Rejoined {
                 entity_id: EntityId(77),
-                spawn: saved
+                spawn: saved,
+                content_hash: [0; 32],
             }
         ]
     );
@@ -748,9 +741,19 @@ fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
         saved.position_m
     );
     assert_eq!(client.remote_ids().count(), 0);
+    while let Some(t) = client.poll_transmit() {
+        if let Transmit::Stream(b) = t {
+            server.handle_stream(now_us, &b);
+        }
+    }
+    assert!(matches!(server.rejoin_phase(), RejoinPhase::Reset { .. }));
+    assert!(!server.holds_snapshots());
+    // The datagram from before the reset, overtaken on the way, is still ignored.
+    server.handle_datagram(now_us, &before_reset);
+    server.take_inputs_for_tick(&mut inputs);
+    assert!(inputs.is_empty());
 
-    // Its next input acknowledges nothing: the new session sends snapshots from now on,
-    // and the client applies them from sequence 0.
+    // The client's next input acknowledges nothing and is the first the new session runs.
     now_us += 33_333;
     client.send_input(
         now_us,
@@ -763,8 +766,17 @@ fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
         sent_seq = header.seq;
         server.handle_datagram(now_us, &d);
     }
-    assert!(!server.holds_snapshots());
-    assert_eq!(server.rejoin_phase(), RejoinPhase::None);
+    for _ in 0..6 {
+        server.take_inputs_for_tick(&mut inputs);
+        if !inputs.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        inputs.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![seq_before + 1],
+        "only the input sent after the reset"
+    );
     let applied_before = client.stats().snapshots_applied;
     let d = send_snapshot_datagram(
         &mut server,
@@ -787,6 +799,21 @@ fn a_rejoined_session_resets_the_client_and_waits_for_it_before_snapshots() {
     client.handle_datagram(now_us, &d);
     assert_eq!(client.stats().snapshots_applied, applied_before + 1);
     assert_eq!(client.last_server_tick(), Some(Tick(901)));
+}
+
+#[test]
+fn rejoin_accepted_without_a_rejoin_is_a_protocol_violation() {
+    let mut c = active_connection();
+    c.handle_stream(
+        1,
+        &frame(&ClientControl::RejoinAccepted {
+            next_datagram_seq: 3,
+        }),
+    );
+    assert_eq!(
+        closed_reason(&mut c),
+        Some(DisconnectReason::ProtocolViolation)
+    );
 }
 
 #[test]

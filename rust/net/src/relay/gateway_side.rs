@@ -561,10 +561,21 @@ impl RelayLoop {
                     conn: number,
                     bytes,
                 } => {
-                    // Any incarnation: snapshots of the old or the next process are as good.
                     let Some(conn) = self.conns.get(&conn_serial(number)) else {
                         continue;
                     };
+                    // Snapshots of a handoff's old or next process are as good (the session
+                    // moves with its baselines); a restarted session's old process is not
+                    // (its client reset: `RELAY_FORMAT.md` section 7).
+                    let incarnation = conn_incarnation(number);
+                    let current = incarnation == conn.incarnation
+                        || incarnation == conn.incarnation.wrapping_add(1)
+                        || (incarnation == conn.incarnation.wrapping_sub(1)
+                            && conn.moved_from.is_some());
+                    if !current {
+                        count("stale_incarnation");
+                        continue;
+                    }
                     if let Some(outbox) = &conn.outbox
                         && outbox
                             .try_send(Queued::now(Transmit::Datagram(bytes)))
@@ -699,12 +710,12 @@ impl RelayLoop {
             if let Some(final_ack) = deliver(conn, &self.settings, now_us, &mut self.last_heard_us)
             {
                 self.outgoing
-                    .entry(final_ack.0)
+                    .entry(final_ack.subject)
                     .or_default()
                     .push(Item::Ack {
                         conn: conn_number(local, incarnation),
-                        next_seq: final_ack.1.next_seq,
-                        credit_end: final_ack.1.credit_end,
+                        next_seq: final_ack.ack.next_seq,
+                        credit_end: final_ack.ack.credit_end,
                     });
             }
             let number = conn_number(local, conn.incarnation);
@@ -807,7 +818,9 @@ impl RelayLoop {
                 count("gateway_ended");
             }
         }
+        // Connections touched during the loop (a restart started) stay due.
         locals.clear();
+        locals.append(&mut self.dirty);
         self.dirty = locals;
         if all {
             // Zone processes nobody is connected to any more (they restart with new ids).
@@ -858,9 +871,16 @@ fn drain_control(conn: &mut GatewayConn, how: Drain) {
                     let dropped = restart.cursor.finish_frame(&chunk);
                     chunk.drain(..dropped);
                     restart.finishing_frame = !restart.cursor.at_boundary();
-                    if chunk.is_empty() {
-                        continue;
-                    }
+                }
+                if restart.cursor.is_broken() {
+                    // The zone process would close the session for it; nothing after can
+                    // be framed.
+                    count("client_framing_broken");
+                    close_client(conn, DisconnectReason::ProtocolViolation);
+                    break;
+                }
+                if chunk.is_empty() {
+                    continue;
                 }
                 restart.cursor.advance(&chunk);
                 conn.to_zone.push(StreamItem::Bytes(chunk));
@@ -878,7 +898,7 @@ fn deliver(
     settings: &RelaySettings,
     now_us: u64,
     last_heard_us: &mut HashMap<String, u64>,
-) -> Option<(String, AckFields)> {
+) -> Option<FinalAck> {
     let mut final_ack = None;
     while let Some(item) = conn.from_zone.pop() {
         match item {
@@ -931,18 +951,26 @@ fn deliver(
     final_ack
 }
 
+/// Our last word to a zone process a session moved away from: the final acknowledgement
+/// of its stream, sent to its subject.
+struct FinalAck {
+    /// The old process's subject.
+    subject: String,
+    /// What we received of its stream.
+    ack: AckFields,
+}
+
 /// Switches `conn` to the zone process on `subject` under the next incarnation (a handoff,
 /// `RELAY_FORMAT.md` section 5): both directions start again at item 0, ours with the items
 /// numbered `resume_seq` and above that the old process did not take, theirs with what the
-/// new process sent already. Returns the old process's subject and our final
-/// acknowledgement of its stream.
+/// new process sent already. Returns our final acknowledgement for the old process.
 fn switch_process(
     conn: &mut GatewayConn,
     subject: String,
     resume_seq: u64,
     now_us: u64,
     last_heard_us: &mut HashMap<String, u64>,
-) -> (String, AckFields) {
+) -> FinalAck {
     let ack = AckFields {
         next_seq: conn.from_zone.next_seq(),
         credit_end: conn
@@ -963,7 +991,7 @@ fn switch_process(
         _ => ReliableReceiver::new(),
     };
     last_heard_us.entry(subject).or_insert(now_us);
-    (old, ack)
+    FinalAck { subject: old, ack }
 }
 
 /// Starts restarting `conn`'s session in the next process of its zone instance, when the

@@ -33,7 +33,9 @@
 //! the NATS server 2.7 times the CPU), and sends on a 20 ms timer too. Stream items not acknowledged within
 //! [`RETRANSMIT_AFTER_US`] are sent again. A zone process sends each gateway at least one
 //! batch every [`ZONE_HEARTBEAT_US`]; a gateway that hears nothing from a zone process for
-//! [`ZONE_SILENCE_US`] closes the clients it has there with `ServiceUnavailable`. An item
+//! [`ZONE_SILENCE_US`] has the logged-in sessions it has there restarted from their last
+//! save by the zone's next process ([`REJOIN_TIMEOUT_US`], `RELAY_FORMAT.md` section 7) and
+//! closes the other clients with `ServiceUnavailable`. An item
 //! unacknowledged for
 //! [`PEER_TIMEOUT_US`] means the other process is gone: the gateway closes the client with
 //! `ServiceUnavailable`, the zone process ends the session as a `Timeout`; an opening not
