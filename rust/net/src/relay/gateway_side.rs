@@ -870,18 +870,20 @@ fn drain_control(conn: &mut GatewayConn, how: Drain) {
                 if restart.finishing_frame {
                     let dropped = restart.cursor.finish_frame(&chunk);
                     chunk.drain(..dropped);
+                    if restart.cursor.is_broken() {
+                        // The stopped process would have closed the session for it, and
+                        // the new one cannot be given a frame: closed here.
+                        count("client_framing_broken");
+                        close_client(conn, DisconnectReason::ProtocolViolation);
+                        break;
+                    }
                     restart.finishing_frame = !restart.cursor.at_boundary();
+                    if chunk.is_empty() {
+                        continue;
+                    }
                 }
-                if restart.cursor.is_broken() {
-                    // The zone process would close the session for it; nothing after can
-                    // be framed.
-                    count("client_framing_broken");
-                    close_client(conn, DisconnectReason::ProtocolViolation);
-                    break;
-                }
-                if chunk.is_empty() {
-                    continue;
-                }
+                // Outside a restart a broken framing is the zone process's to find (it
+                // closes the session with a `Disconnect` naming it).
                 restart.cursor.advance(&chunk);
                 conn.to_zone.push(StreamItem::Bytes(chunk));
             }
@@ -995,8 +997,8 @@ fn switch_process(
 }
 
 /// Starts restarting `conn`'s session in the next process of its zone instance, when the
-/// zone process that ran it fell silent (`RELAY_FORMAT.md` section 7): new streams under
-/// the next incarnation, opened by `Rejoin` on the instance's subject (retransmitted until
+/// zone process that ran it fell silent (`RELAY_FORMAT.md` section 7): new streams two
+/// incarnations on, opened by `Rejoin` on the instance's subject (retransmitted until
 /// a process serves it); the client's datagrams wait for the new `LoggedIn`, its control
 /// bytes go on at the next frame. False (nothing changed) when the session cannot be
 /// restarted: no ticket yet, either end over, a rejoin already running, the client's

@@ -769,8 +769,10 @@ impl RelayLoop {
                 (ticket.zone, Some(grant))
             }
         };
-        let runs_home =
-            usize::from(home) < self.inboxes.len() && self.peers.is_local(usize::from(home));
+        // A rejoin sent to a zone subject this process no longer serves (a login's home
+        // zone not run here is refused below, by its closed inbox, as before rejoins).
+        let rejoin_elsewhere = rejoin.is_some()
+            && !(usize::from(home) < self.inboxes.len() && self.peers.is_local(usize::from(home)));
         let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
         link.set_zone(home);
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
@@ -810,8 +812,7 @@ impl RelayLoop {
         };
         let refused = if self.stopping {
             Some(DisconnectReason::ServerShutdown)
-        } else if !runs_home {
-            // A rejoin sent to a zone subject this process no longer serves.
+        } else if rejoin_elsewhere {
             Some(DisconnectReason::ServiceUnavailable)
         } else {
             match self.inboxes[usize::from(home)].try_send(connect) {
