@@ -22,36 +22,7 @@ use mmo_net::client::NetClient;
 use mmo_net::relay::{GatewayProcess, RelaySettings, ZoneProcess};
 use mmo_net::server::ServerConfig;
 use mmo_net::tls::{ServerCert, ServerTrust};
-
-fn nats_url() -> Option<String> {
-    match std::env::var("MMO_TEST_NATS_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("MMO_TEST_NATS_URL not set but MMO_REQUIRE_SERVICES=1")
-        }
-        Err(_) => {
-            println!("skipped: MMO_TEST_NATS_URL not set");
-            None
-        }
-    }
-}
-
-/// The directory's Redis for the tests that need it, or `None` (skipped) unless
-/// `MMO_REQUIRE_SERVICES=1`.
-fn redis_url() -> Option<String> {
-    match std::env::var("MMO_TEST_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert_ne!(
-                std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-                Ok("1"),
-                "MMO_TEST_REDIS_URL not set but MMO_REQUIRE_SERVICES=1"
-            );
-            println!("skipped: MMO_TEST_REDIS_URL not set");
-            None
-        }
-    }
-}
+use mmo_testkit::services::{installed_server, service_url};
 
 fn settings(url: &str, world: &str) -> RelaySettings {
     RelaySettings {
@@ -114,7 +85,9 @@ async fn connect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_on_two_gateways_play_together_in_one_zone_process() {
-    let Some(url) = nats_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(60), two_gateways(url))
         .await
         .expect("finished within 60 s");
@@ -235,7 +208,9 @@ async fn two_gateways(url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_batches_are_refused_and_a_bad_token_is_refused_through_the_relay() {
-    let Some(url) = nats_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(30), async {
         common::install_recorder();
         let relay = settings(&url, "bad-input");
@@ -299,7 +274,9 @@ async fn bad_batches_are_refused_and_a_bad_token_is_refused_through_the_relay() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_zone_process_the_gateway_closes_with_service_unavailable() {
-    let Some(url) = nats_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(30), async {
         let relay = settings(&url, "no-zones");
         let (config, trust, zone) = config();
@@ -332,8 +309,12 @@ async fn without_a_zone_process_the_gateway_closes_with_service_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis_url) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(30), async {
         let relay = settings(&url, "leases");
         let (config, _, _) = config();
@@ -393,8 +374,10 @@ async fn a_zone_is_owned_by_one_zone_process_at_a_time() {
 /// stays in zone 0 near the border and watches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_walks_into_a_zone_of_another_zone_process_and_back() {
-    let Some(url) = nats_url() else { return };
-    if redis_url().is_none() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    if service_url("MMO_TEST_REDIS_URL").is_none() {
         return;
     }
     tokio::time::timeout(Duration::from_secs(60), across_processes(url))
@@ -598,8 +581,12 @@ async fn across_processes(url: String) {
 /// is gone once she logs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_closes_the_session_in_another_zone_process_and_starts_from_its_save() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis_url) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(
         Duration::from_secs(60),
         relogin_across_processes(url, redis_url, SlowStore::No),
@@ -636,8 +623,12 @@ async fn until_ready(
 /// store commits, Alice logs in again where she stood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_is_refused_while_the_older_session_is_still_being_saved() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis_url) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(
         Duration::from_secs(60),
         relogin_across_processes(url, redis_url, SlowStore::Yes),
@@ -867,8 +858,12 @@ async fn relogin_across_processes(url: String, redis_url: String, slow: SlowStor
 /// plays; the key names the new session then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_takes_over_a_presence_key_that_nobody_releases() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis_url) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(60), async {
         common::install_recorder();
         let relay = settings(&url, "takeover");
@@ -933,8 +928,10 @@ async fn a_login_takes_over_a_presence_key_that_nobody_releases() {
 /// over after 3 s and starts from that save.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_from_the_last_save() {
-    let Some(url) = nats_url() else { return };
-    if redis_url().is_none() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    if service_url("MMO_TEST_REDIS_URL").is_none() {
         return;
     }
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -1044,8 +1041,12 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
 /// first process, and across the border the two lanes never see each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_player_past_the_shard_cap_starts_a_new_lane_and_keeps_it_across_zones() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(60), shards(url, redis))
         .await
         .expect("finished within 60 s");
@@ -1213,7 +1214,9 @@ async fn shards(url: String, redis: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane() {
     use mmo_net::relay::shard_placement::{Placed, ShardPlacement};
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     let world = format!("placement-{:08x}", rand_suffix());
     let client = redis::Client::open(redis.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -1318,8 +1321,12 @@ async fn gateways_placing_at_once_fill_each_shard_to_the_cap_and_ask_for_a_lane(
 /// shard empty, the spare's process says it is retired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_nobody_needs_merges_into_another_and_its_process_retires() {
-    let Some(url) = nats_url() else { return };
-    let Some(redis) = redis_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
     tokio::time::timeout(Duration::from_secs(60), merging(url, redis))
         .await
         .expect("finished within 60 s");
@@ -1453,17 +1460,7 @@ struct OwnRedis {
 impl OwnRedis {
     /// Starts one (`None`: no `redis-server` installed, and services are not required).
     fn start() -> Option<OwnRedis> {
-        let Some(binary) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-        else {
-            assert_ne!(
-                std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-                Ok("1"),
-                "redis-server not installed but MMO_REQUIRE_SERVICES=1"
-            );
-            return None;
-        };
+        let binary = installed_server("redis-server")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1508,7 +1505,9 @@ impl Drop for OwnRedis {
 /// zone after 5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_process_keeps_its_leases_when_redis_drops_its_connections() {
-    let Some(url) = nats_url() else { return };
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
     let Some(own) = OwnRedis::start() else { return };
     tokio::time::timeout(Duration::from_secs(30), async {
         let mut admin = own.connection().await;

@@ -18,26 +18,7 @@ use mmo_net::client::NetClient;
 use mmo_net::relay::{GatewayProcess, NatsSecurity, RelaySettings, ZoneProcess};
 use mmo_net::server::ServerConfig;
 use mmo_net::tls::{ServerCert, ServerTrust};
-
-fn nats_server_binary() -> Option<PathBuf> {
-    let found = [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file());
-    if found.is_none() {
-        assert_ne!(
-            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-            Ok("1"),
-            "nats-server not installed but MMO_REQUIRE_SERVICES=1"
-        );
-        println!("skipped: nats-server not installed");
-    }
-    found
-}
+use mmo_testkit::services::installed_server;
 
 /// A `nats-server` with TLS and two users, killed on drop.
 struct SecureNats {
@@ -177,7 +158,7 @@ fn settings(nats: &SecureNats, world: &str, user: &str, password: &str) -> Relay
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_works_over_tls_with_a_user_per_role_and_refuses_the_rest() {
-    let Some(binary) = nats_server_binary() else {
+    let Some(binary) = installed_server("nats-server") else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(40), async {

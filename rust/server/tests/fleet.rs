@@ -10,26 +10,12 @@ use std::time::Duration;
 
 use mmo_core::control::DisconnectReason;
 use mmo_core::session::client::ClientEvent;
+use mmo_testkit::services::{installed_server, service_url};
 
 mod common;
 
-use common::process::{ServerProcess, ZoneRoleProcess};
+use common::process::{ServerProcess, ZoneRoleProcess, assert_stopped_cleanly};
 use common::{TempDir, connect_client, wait_for_event_within as wait_for};
-
-/// The URL in the environment variable `var`, or `None` (the test is skipped) unless
-/// `MMO_REQUIRE_SERVICES=1`.
-fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("MMO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("{var} not set but MMO_REQUIRE_SERVICES=1")
-        }
-        Err(_) => {
-            println!("skipped: {var} not set");
-            None
-        }
-    }
-}
 
 /// The NATS and Redis the fleet runs on, or `None` (the test is skipped).
 fn fleet_services() -> Option<(String, String)> {
@@ -202,10 +188,7 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
 
         // Gateway 1 stops: Alice is told `ServerShutdown`; the zone process ends her
         // session, and Bob sees her leave.
-        let status = gateway_1
-            .terminate(Duration::from_secs(15))
-            .expect("gateway 1 exits");
-        assert!(status.success(), "gateway 1 exit status {status}");
+        assert_stopped_cleanly(gateway_1.terminate(Duration::from_secs(15)), "gateway 1");
         let alice_end = wait_for(&mut alice, Duration::from_secs(5), |e| {
             matches!(e, ClientEvent::Disconnected { .. })
         })
@@ -229,10 +212,7 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
         assert!(alice_left.is_some(), "Bob saw Alice leave");
 
         // The zone process stops: Bob hears `ServerShutdown` through gateway 2.
-        let status = zone
-            .terminate(Duration::from_secs(20))
-            .expect("the zone process exits");
-        assert!(status.success(), "zone exit status {status}");
+        assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");
         let bob_end = wait_for(&mut bob, Duration::from_secs(5), |e| {
             matches!(e, ClientEvent::Disconnected { .. })
         })
@@ -247,10 +227,7 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
             ),
             "{bob_end:?}"
         );
-        let status = gateway_2
-            .terminate(Duration::from_secs(15))
-            .expect("gateway 2 exits");
-        assert!(status.success(), "gateway 2 exit status {status}");
+        assert_stopped_cleanly(gateway_2.terminate(Duration::from_secs(15)), "gateway 2");
     })
     .await
     .expect("finished within 90 s");
@@ -420,10 +397,7 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
             alice.stood_at_m
         );
         assert_eq!(bag_after, alice.bag, "nothing lost or duplicated");
-        let status = zone
-            .terminate(Duration::from_secs(20))
-            .expect("the zone process exits");
-        assert!(status.success(), "zone exit status {status}");
+        assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");
         drop(gateway_2);
     })
     .await
@@ -583,15 +557,15 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
         let idle_spare = common::process::Pending::spawn(&args, &FLEET_ENV, None);
         assert!(idle_spare.still_waiting(Duration::from_secs(1)));
         let asked = std::time::Instant::now();
-        let status = idle_spare
-            .terminate(Duration::from_secs(5))
-            .expect("a waiting spare stops on SIGTERM");
-        assert!(status.success(), "spare exit status {status}");
+        assert_stopped_cleanly(
+            idle_spare.terminate(Duration::from_secs(5)),
+            "a waiting spare (SIGTERM)",
+        );
         println!("waiting spare stopped {:?} after SIGTERM", asked.elapsed());
-        let status = replacement
-            .terminate(Duration::from_secs(20))
-            .expect("the replacement exits");
-        assert!(status.success(), "replacement exit status {status}");
+        assert_stopped_cleanly(
+            replacement.terminate(Duration::from_secs(20)),
+            "the replacement",
+        );
     })
     .await
     .expect("finished within 90 s");
@@ -692,10 +666,10 @@ async fn a_player_in_another_zone_process_plays_on_when_the_one_she_left_is_kill
         );
         assert_eq!(bag_after, bag, "nothing lost or duplicated");
         for process in [replacement, zone_0] {
-            let status = process
-                .terminate(Duration::from_secs(20))
-                .expect("the zone process exits");
-            assert!(status.success(), "zone process exit status {status}");
+            assert_stopped_cleanly(
+                process.terminate(Duration::from_secs(20)),
+                "the zone process",
+            );
         }
         drop(gateway);
     })
@@ -975,10 +949,7 @@ async fn a_zone_process_under_agones_reports_ready_allocated_health_and_shutdown
         let zone = ZoneRoleProcess::start(&args, &env, None);
         // Two health periods.
         tokio::time::sleep(Duration::from_millis(4500)).await;
-        let status = zone
-            .terminate(Duration::from_secs(20))
-            .expect("the zone process exits");
-        assert!(status.success(), "exit status {status}");
+        assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");
 
         let calls = calls.lock().unwrap().clone();
         let at = |call: &str| {
@@ -1075,15 +1046,7 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
     let Some((url, _)) = fleet_services() else {
         return;
     };
-    let Some(redis_server) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-    else {
-        assert_ne!(
-            std::env::var("MMO_REQUIRE_SERVICES").as_deref(),
-            Ok("1"),
-            "redis-server not installed but MMO_REQUIRE_SERVICES=1"
-        );
+    let Some(redis_server) = installed_server("redis-server") else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -1275,13 +1238,8 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
                 "no command refused by the ACLs: {log}"
             );
         }
-        for process in [
-            zone.terminate(Duration::from_secs(20)),
-            gateway.terminate(Duration::from_secs(20)),
-        ] {
-            let status = process.expect("exits");
-            assert!(status.success(), "exit status {status}");
-        }
+        assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");
+        assert_stopped_cleanly(gateway.terminate(Duration::from_secs(20)), "the gateway");
     })
     .await
     .expect("finished within 60 s");
@@ -1456,10 +1414,10 @@ async fn handoff_with_a_kill(killed: KilledSide) {
             spawn.position_m
         );
         for process in [Some(replacement), zone_0, zone_1].into_iter().flatten() {
-            let status = process
-                .terminate(Duration::from_secs(20))
-                .expect("the zone process exits");
-            assert!(status.success(), "zone process exit status {status}");
+            assert_stopped_cleanly(
+                process.terminate(Duration::from_secs(20)),
+                "the zone process",
+            );
         }
         drop(gateway);
     })

@@ -12,10 +12,13 @@
 //!   virtual clock: the whole client/server loop without a socket.
 //! - [`world_harness::WorldHarness`]: every zone of a world layout and client sessions, with
 //!   handoffs across borders and border ghosts carried between neighbours.
+//! - [`services`]: the PostgreSQL, Redis and NATS of `ci/services.sh` for integration tests
+//!   (where they are, or why a test is skipped).
 
 pub mod clock;
 pub mod harness;
 pub mod link;
+pub mod services;
 pub mod world_harness;
 
 pub use clock::VirtualClock;

@@ -262,3 +262,9 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Checks the answer of a `terminate`: the process `what` exited in time, with status 0.
+pub fn assert_stopped_cleanly(status: Option<std::process::ExitStatus>, what: &str) {
+    let status = status.unwrap_or_else(|| panic!("{what} did not exit in time"));
+    assert!(status.success(), "{what} exit status {status}");
+}
