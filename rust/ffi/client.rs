@@ -278,6 +278,9 @@ impl mmo_client {
         while let Some(e) = net.poll_event() {
             match e {
                 ClientEvent::Disconnected { .. } => ended = Some(event::to_c(e)),
+                // Only `NetClient::resume` starts a resumption, which this ABI does not
+                // offer yet: none arrives.
+                ClientEvent::Resumed => {}
                 other => self.queue.push_back(event::to_c(other)),
             }
         }

@@ -26,6 +26,10 @@ pub const MAX_CHAT_LEN_BYTES: usize = 512;
 /// Longest login token accepted, in bytes.
 pub const MAX_TOKEN_LEN_BYTES: usize = 4096;
 
+/// Longest resumption token a server issues or a client presents, bytes
+/// (`WIRE_FORMAT.md`, 8.10).
+pub const MAX_RESUME_TOKEN_LEN_BYTES: usize = 64;
+
 /// Why a connection ended or a login was refused. The numeric codes are stable and never
 /// reused: they reach logs, metrics, the C ABI and the wire (encoded as the code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -244,6 +248,18 @@ pub enum ClientControl {
         /// The header `seq` of the client's next input datagram.
         next_datagram_seq: u16,
     },
+    /// First message on a new connection that continues a session whose connection was
+    /// lost (instead of `Login`; `WIRE_FORMAT.md`, 8.10). In a fleet the gateway reads it
+    /// and asks the zone processes for the session; the session never sees it.
+    Resume {
+        /// The client's [`crate::PROTOCOL_VERSION`].
+        protocol_version: u16,
+        /// The session's last [`ServerControl::ResumeToken`] (at most
+        /// [`MAX_RESUME_TOKEN_LEN_BYTES`]).
+        token: Vec<u8>,
+        /// Control-stream bytes of whole frames the client took after that token's frame.
+        received_bytes: u64,
+    },
 }
 
 /// Messages from server to client.
@@ -320,6 +336,22 @@ pub enum ServerControl {
         /// SHA-256 of the server's gameplay content, as in the welcome.
         content_hash: [u8; 32],
     },
+    /// The secret with which the client can continue this session on a new connection if
+    /// its connection is lost (`WIRE_FORMAT.md`, 8.10). Sent by a fleet, never by a single
+    /// server; may come before the welcome; a later one replaces an earlier one. The
+    /// control-stream bytes counted for a resumption start after this frame.
+    ResumeToken {
+        /// Opaque to the client (at most [`MAX_RESUME_TOKEN_LEN_BYTES`]).
+        token: Vec<u8>,
+    },
+    /// The answer to [`ClientControl::Resume`]: the session continues on this connection.
+    /// The client sends its control frames again from the one numbered `received_frames`.
+    Resumed {
+        /// Control frames of the client the session took: every frame since the `Login`
+        /// (the `Login` is frame 0) or, after a rejoin, since the `RejoinAccepted` (frame
+        /// 0).
+        received_frames: u64,
+    },
 }
 
 /// What can go wrong reading or writing control frames.
@@ -379,6 +411,7 @@ impl ClientControl {
             | ClientControl::CancelCast
             | ClientControl::Inventory(_)
             | ClientControl::RejoinAccepted { .. } => Ok(()),
+            ClientControl::Resume { token, .. } => check_bytes_len(token),
         }
     }
 }
@@ -411,8 +444,10 @@ impl ServerControl {
                     max_bytes: MAX_COMBAT_EVENTS,
                 })
             }
+            ServerControl::ResumeToken { token } => check_bytes_len(token),
             ServerControl::Welcome { .. }
             | ServerControl::Rejoined { .. }
+            | ServerControl::Resumed { .. }
             | ServerControl::Disconnect { .. }
             | ServerControl::Inventory(_)
             | ServerControl::Resources(_)
@@ -428,6 +463,18 @@ fn check_refusal(refusal: Option<&Refusal>) -> Result<(), ControlError> {
             check_len("refusal message", &r.message, MAX_MESSAGE_LEN_BYTES)
         }
         None => Ok(()),
+    }
+}
+
+fn check_bytes_len(token: &[u8]) -> Result<(), ControlError> {
+    if token.len() > MAX_RESUME_TOKEN_LEN_BYTES {
+        Err(ControlError::FieldTooLong {
+            field: "resume token",
+            len_bytes: token.len(),
+            max_bytes: MAX_RESUME_TOKEN_LEN_BYTES,
+        })
+    } else {
+        Ok(())
     }
 }
 

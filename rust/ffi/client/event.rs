@@ -287,6 +287,8 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
             e.archetype = archetype;
             e.position_m = position_m.into();
         }
+        // Filtered out before (`client.rs`): the C ABI does not resume sessions yet.
+        ClientEvent::Resumed => e.kind = mmo_client_event_kind::None,
         ClientEvent::EntityLeft { id } => {
             e.kind = mmo_client_event_kind::EntityDespawned;
             e.entity_id = id.0;

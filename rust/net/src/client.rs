@@ -93,6 +93,11 @@ pub struct NetClient {
     writer: tokio::task::JoinHandle<()>,
     link: Arc<Link>,
     start: Instant,
+    /// When the last datagram or control bytes came from the server.
+    last_heard: Instant,
+    /// The connection a resumption replaced, open until `Resumed` (closing it earlier
+    /// could end the session before the new connection took it).
+    stale: Option<quinn::Connection>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -173,62 +178,79 @@ impl NetClient {
         };
         let session = ClientSession::new(0, config, token).map_err(NetError::Config)?;
         let (socket, _, _) = crate::udp::bind_udp(bind, options.udp_buffer_bytes)?;
-        let mut endpoint = quinn::Endpoint::new(
+        let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             None,
             socket,
             Arc::new(quinn::TokioRuntime),
         )?;
-        let mut client_config = quinn::ClientConfig::new(crate::tls::quic_client_crypto(trust)?);
-        client_config.transport_config(crate::transport_config());
-        endpoint.set_default_client_config(client_config);
-        let connecting = endpoint
-            .connect(server, server_name)
-            .map_err(|e| NetError::Connection(e.to_string()))?;
-        let connection = match tokio::time::timeout(options.connect_timeout, connecting).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(connect_error(&e)),
-            Err(_) => return Err(NetError::Connection("handshake timed out".into())),
-        };
-        if let Some(e) = connection.close_reason() {
-            return Err(connect_error(&e));
-        }
-        let (send, recv) = connection.open_bi().await.map_err(|e| connect_error(&e))?;
+        let wired = dial(&endpoint, server, server_name, trust, options).await?;
         let start = Instant::now();
-        let link = Arc::new(Link::new(DisconnectReason::ClientQuit, false));
-        let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
-        let writer = tokio::spawn(crate::bridge::write_transmits(
-            connection.clone(),
-            send,
-            outbox_rx,
-            link.clone(),
-        ));
-        let stream_reader = tokio::spawn(crate::bridge::read_stream(
-            recv,
-            inbox_tx.clone(),
-            Inbound::Stream,
-            || {},
-        ));
-        tokio::spawn(read_datagrams(
-            connection.clone(),
-            inbox_tx,
-            stream_reader,
-            link.clone(),
-        ));
         let mut client = NetClient {
             session,
             endpoint,
-            connection,
-            inbox,
-            outbox: Some(outbox),
-            writer,
-            link,
+            connection: wired.connection,
+            inbox: wired.inbox,
+            outbox: Some(wired.outbox),
+            writer: wired.writer,
+            link: wired.link,
             start,
+            last_heard: start,
+            stale: None,
         };
         // The login frame.
         client.flush();
         Ok(client)
+    }
+
+    /// Continues the session over a new connection to `server` (another gateway of the
+    /// fleet, or the same one again) after the current one was lost or fell silent
+    /// (`WIRE_FORMAT.md` 8.10; see [`NetClient::server_silent_for`]): the session, its
+    /// prediction and its entity stay; [`ClientEvent::Resumed`] follows once the server
+    /// took it over, or [`ClientEvent::Disconnected`] if it cannot (no answer within 5 s,
+    /// or a refusal). Returns once the QUIC handshake is done and the `Resume` is queued.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when the session cannot resume (not active, or the server gave
+    /// no resumption token: a single server does not); a connection error as for
+    /// [`NetClient::connect_with`] (the session then goes on waiting over the old
+    /// connection, and may be resumed again).
+    pub async fn resume(
+        &mut self,
+        server: SocketAddr,
+        server_name: &str,
+        trust: ServerTrust,
+        options: &ConnectOptions,
+    ) -> Result<(), NetError> {
+        if !self.session.can_resume() {
+            return Err(NetError::Config(
+                "the session cannot resume: not active, or the server gave no resumption token"
+                    .into(),
+            ));
+        }
+        let wired = dial(&self.endpoint, server, server_name, trust, options).await?;
+        let old = std::mem::replace(&mut self.connection, wired.connection);
+        if let Some(older) = self.stale.replace(old) {
+            crate::bridge::close_with(&older, DisconnectReason::ClientQuit, "resumed elsewhere");
+        }
+        self.inbox = wired.inbox;
+        self.outbox = Some(wired.outbox);
+        self.writer.abort();
+        self.writer = wired.writer;
+        self.link = wired.link;
+        self.session
+            .begin_resume(self.now_us())
+            .map_err(NetError::Config)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// How long nothing (no snapshot, no control bytes) came from the server. A fleet's
+    /// server sends snapshots every tick; a silence of a second or more means the
+    /// connection is failing (its gateway may be gone): time to [`NetClient::resume`].
+    #[must_use]
+    pub fn server_silent_for(&self) -> Duration {
+        self.last_heard.elapsed()
     }
 
     /// Microseconds since the connection was made (the session's clock).
@@ -251,6 +273,9 @@ impl NetClient {
     pub fn pump_with(&mut self, mut after_datagram: impl FnMut(&ClientSession, Instant)) {
         let now_us = self.now_us();
         while let Ok(inbound) = self.inbox.try_recv() {
+            if !matches!(inbound, Inbound::Closed(..)) {
+                self.last_heard = Instant::now();
+            }
             match inbound {
                 Inbound::Datagram(d, arrived) => {
                     self.session.handle_datagram(now_us, &d);
@@ -262,6 +287,11 @@ impl NetClient {
         }
         if self.session.poll_timeout().is_some_and(|t| now_us >= t) {
             self.session.handle_timeout(now_us);
+        }
+        if !self.session.is_resuming()
+            && let Some(stale) = self.stale.take()
+        {
+            crate::bridge::close_with(&stale, DisconnectReason::ClientQuit, "resumed elsewhere");
         }
         self.flush();
     }
@@ -378,6 +408,68 @@ impl Drop for NetClient {
     fn drop(&mut self) {
         crate::bridge::close_with(&self.connection, DisconnectReason::ClientQuit, "dropped");
     }
+}
+
+/// One QUIC connection's control stream and tasks.
+struct Wired {
+    connection: quinn::Connection,
+    inbox: mpsc::Receiver<Inbound>,
+    outbox: mpsc::Sender<crate::bridge::Queued>,
+    writer: tokio::task::JoinHandle<()>,
+    link: Arc<Link>,
+}
+
+/// Connects `endpoint` to `server`, trusting it as `trust` says, opens the control stream
+/// and starts the connection's reading and writing tasks.
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    server: SocketAddr,
+    server_name: &str,
+    trust: ServerTrust,
+    options: &ConnectOptions,
+) -> Result<Wired, NetError> {
+    let mut client_config = quinn::ClientConfig::new(crate::tls::quic_client_crypto(trust)?);
+    client_config.transport_config(crate::transport_config());
+    let connecting = endpoint
+        .connect_with(client_config, server, server_name)
+        .map_err(|e| NetError::Connection(e.to_string()))?;
+    let connection = match tokio::time::timeout(options.connect_timeout, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(connect_error(&e)),
+        Err(_) => return Err(NetError::Connection("handshake timed out".into())),
+    };
+    if let Some(e) = connection.close_reason() {
+        return Err(connect_error(&e));
+    }
+    let (send, recv) = connection.open_bi().await.map_err(|e| connect_error(&e))?;
+    let link = Arc::new(Link::new(DisconnectReason::ClientQuit, false));
+    let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+    let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let writer = tokio::spawn(crate::bridge::write_transmits(
+        connection.clone(),
+        send,
+        outbox_rx,
+        link.clone(),
+    ));
+    let stream_reader = tokio::spawn(crate::bridge::read_stream(
+        recv,
+        inbox_tx.clone(),
+        Inbound::Stream,
+        || {},
+    ));
+    tokio::spawn(read_datagrams(
+        connection.clone(),
+        inbox_tx,
+        stream_reader,
+        link.clone(),
+    ));
+    Ok(Wired {
+        connection,
+        inbox,
+        outbox,
+        writer,
+        link,
+    })
 }
 
 /// Reads datagrams into the inbox (dropped when it is full) until the connection ends;

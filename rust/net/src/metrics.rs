@@ -44,7 +44,10 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// `RELAY_FORMAT.md` section 7), `rejoined` (gateway: a restart's `LoggedIn` arrived),
 /// `rejoin_opened` (zone side: a `Rejoin` opened a connection), `client_framing_broken`
 /// (gateway: a client's control stream broke the frame rules during a restart: closed),
-/// `outbox_full` (gateway: a client's outbox), `open_refused`
+/// `resume_asked` (gateway: a new connection's first frame was a `Resume`, sent on as item
+/// 0 `Resume`, `RELAY_FORMAT.md` section 8), `resumed` and `resume_refused` (zone side: a
+/// session here continued over the new connection, or its client missed more than is
+/// kept), `outbox_full` (gateway: a client's outbox), `open_refused`
 /// (zone side: a new connection answered with an end, the zone's inbox being full or
 /// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
 /// included, and forgot),

@@ -128,6 +128,10 @@ pub(crate) enum PeerMsg {
     Kick(ConnectionId, DisconnectReason, &'static str, KickDone),
     /// Chat lines or a refusal routed by the chat hub ([`crate::chat`]).
     Chat(crate::chat::ChatDelivery),
+    /// The connection's session continues over another client connection (a resumption,
+    /// `RELAY_FORMAT.md` section 8): read what came over the old one, then answer
+    /// `Resumed`.
+    Resume(ConnectionId),
 }
 
 /// Answered (or dropped) when a kicked connection's zone has closed it and offered its
@@ -643,6 +647,17 @@ impl ZoneLoop {
                 }
             }
             PeerMsg::Chat(delivery) => crate::chat::deliver(&mut self.zone, delivery),
+            PeerMsg::Resume(id) => {
+                let now_us = self.now_us();
+                self.read_control(id, now_us);
+                if self.zone.resume(id) {
+                    self.flush(id);
+                } else {
+                    // Not here (between zones) or not active: the client gives up after
+                    // its wait for `Resumed` and logs in again.
+                    tracing::info!(connection = id.0, "resumption of a session not active here");
+                }
+            }
         }
         self.handle_events();
     }

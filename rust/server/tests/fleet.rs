@@ -404,6 +404,133 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
     .expect("finished within 90 s");
 }
 
+/// Gateway 1 is killed with -9 under Alice while she plays. Her client notices the silence
+/// and resumes the same session through gateway 2 (`WIRE_FORMAT.md` 8.10): no new login,
+/// same entity, an inventory request she sent into the dead connection is answered once,
+/// and she walks on; a later login finds her bag unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_within_3_s() {
+    let Some((url, redis_url)) = fleet_services() else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let Fleet {
+            _dir,
+            zone,
+            gateway_1,
+            gateway_2,
+            ..
+        } = Fleet::start("fleet-resume", &url, &redis_url, &[]);
+        let Played {
+            mut client, bag, ..
+        } = alice_walks(&gateway_1, 30, 10).await;
+        let entity = client.session().entity_id();
+        assert!(
+            client.session().can_resume(),
+            "a fleet gives a resumption token"
+        );
+
+        gateway_1.kill_hard();
+        let killed = std::time::Instant::now();
+        // She stands and plays on; a request goes into the dead connection.
+        let request = client
+            .session_mut()
+            .inventory_op(mmo_core::gameplay::messages::InventoryOp::Move { from: 999, to: 0 })
+            .expect("active");
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        while client.server_silent_for() < Duration::from_secs(1) {
+            tick.tick().await;
+            client.pump();
+            client.send_input(mmo_core::input::MoveInput::default());
+            assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "the silence is noticed"
+            );
+        }
+        client
+            .resume(
+                gateway_2.quic,
+                "localhost",
+                mmo_net::tls::ServerTrust::Pinned(gateway_2.fingerprint),
+                &mmo_net::client::ConnectOptions::default(),
+            )
+            .await
+            .expect("QUIC handshake with gateway 2");
+        let mut answered = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut resumed_after = None;
+        while std::time::Instant::now() < deadline && (resumed_after.is_none() || answered == 0) {
+            tick.tick().await;
+            client.pump();
+            while let Some(e) = client.poll_event() {
+                match e {
+                    ClientEvent::Resumed => resumed_after = Some(killed.elapsed()),
+                    ClientEvent::InventoryResult(r) if r.request == request => answered += 1,
+                    ClientEvent::Welcome { .. }
+                    | ClientEvent::Rejoined { .. }
+                    | ClientEvent::Disconnected { .. } => panic!("the same session goes on: {e:?}"),
+                    _ => {}
+                }
+            }
+            client.send_input(mmo_core::input::MoveInput::default());
+        }
+        let resumed_after = resumed_after.expect("resumed through gateway 2");
+        println!("resumed through gateway 2 {resumed_after:?} after gateway 1 was killed");
+        assert!(
+            resumed_after < Duration::from_secs(3),
+            "playing again within 3 s of the kill, not {resumed_after:?}"
+        );
+        assert_eq!(
+            answered, 1,
+            "the request sent into the dead connection, answered once"
+        );
+        assert_eq!(client.session().entity_id(), entity, "the same entity");
+
+        // She walks on: the zone process takes her inputs and she applies its snapshots.
+        let applied_before = client.session().stats().snapshots_applied;
+        let at_m = client
+            .session()
+            .predictor()
+            .expect("predicting")
+            .predicted()
+            .position_m;
+        walk_forward(&mut client, 30, 10).await;
+        let stats = client.session().stats();
+        assert!(
+            stats.snapshots_applied > applied_before + 20,
+            "snapshots through gateway 2: {} then {}",
+            applied_before,
+            stats.snapshots_applied
+        );
+        let walked_to_m = client
+            .session()
+            .predictor()
+            .expect("predicting")
+            .predicted()
+            .position_m;
+        assert!(
+            (walked_to_m - at_m).truncate().length() > 1.0,
+            "she walked on"
+        );
+        let server_at_m = client
+            .session()
+            .last_owner_state()
+            .expect("the server's word on her")
+            .position_m;
+        assert!(
+            (server_at_m - walked_to_m).length() < 0.5,
+            "the server agrees: {server_at_m} vs {walked_to_m}"
+        );
+        client.disconnect(Duration::from_secs(2)).await;
+        let (_, bag_after) = alice_returns(&gateway_2).await;
+        assert_eq!(bag_after, bag, "nothing lost or duplicated");
+        assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");
+        drop(gateway_2);
+    })
+    .await
+    .expect("finished within 90 s");
+}
+
 /// The zone process runs with `--zones auto` and a second one waits as a spare; the first
 /// is killed with -9. Its client stays connected: the gateway notices the silence, the
 /// spare takes the zone once the dead process's lease expires, and the gateway has Alice's

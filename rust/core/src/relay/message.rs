@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the relay format. A process that receives another version drops the batch
 /// and counts it (`RelayError::Version`); a rolling upgrade that changes the format runs
 /// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
-pub const RELAY_FORMAT_VERSION: u8 = 3;
+pub const RELAY_FORMAT_VERSION: u8 = 4;
 
 /// A connection's number in items (`conn`): the gateway's serial number for the
 /// connection in the high 48 bits, the incarnation of its streams in the low 16. Each
@@ -144,6 +144,17 @@ pub enum StreamItem {
     /// names (`RELAY_FORMAT.md` section 7). The client is logged in already: the session
     /// starts with `Rejoined`, not `Welcome`.
     Rejoin(SessionTicket),
+    /// Gateway to zone, always item 0 (instead of `Open`), on the subject every zone
+    /// process hears (`mmo.<world>.zone.resume`): the client continues a session it had
+    /// over another connection (`RELAY_FORMAT.md` section 8). Only the process whose
+    /// session issued `token` answers; it replays the session's control bytes from
+    /// `received_bytes` on.
+    Resume {
+        /// The client's `ClientControl::Resume` token (at most 64 bytes).
+        token: Vec<u8>,
+        /// The client's count of session bytes after the token's frame.
+        received_bytes: u64,
+    },
 }
 
 /// Who a logged-in session is and where it plays: carried by [`StreamItem::Session`] and

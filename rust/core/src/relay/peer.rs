@@ -16,7 +16,7 @@ use crate::zone::BorderExport;
 
 /// Version of the peer format; a message of another version is refused (a handoff is
 /// answered with the reason, anything else dropped and counted).
-pub const PEER_FORMAT_VERSION: u8 = 3;
+pub const PEER_FORMAT_VERSION: u8 = 4;
 
 /// Largest encoded peer message, bytes (NATS's default maximum payload).
 pub const MAX_PEER_MESSAGE_BYTES: usize = 1 << 20;
@@ -85,6 +85,12 @@ pub struct Handoff {
     pub gateway_subject: String,
     /// The gateway's number for the connection.
     pub gateway_conn: u64,
+    /// The session's name for account presence (`RELAY_FORMAT.md` section 6): the gateway
+    /// and connection serial of the connection it logged in on, which differ from
+    /// `gateway` and `gateway_conn` after a resumption (section 8).
+    pub session_gateway: u64,
+    /// That connection's serial.
+    pub session_conn_serial: u64,
     /// The session's connection id (kept across zones).
     pub connection: u32,
     /// The logged-in account.
@@ -205,6 +211,8 @@ mod tests {
             gateway: 5,
             gateway_subject: "mmo.w.gw.0000000000000005".to_owned(),
             gateway_conn: 6,
+            session_gateway: 8,
+            session_conn_serial: 9,
             connection: 7,
             account: Some("alice".to_owned()),
             chat_name: Some("Alice".to_owned()),

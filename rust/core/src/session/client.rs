@@ -164,6 +164,10 @@ pub enum ClientEvent {
         /// SHA-256 of the new process's gameplay content (as in the welcome).
         content_hash: [u8; 32],
     },
+    /// The session continues over a new connection ([`ClientSession::begin_resume`],
+    /// `WIRE_FORMAT.md` 8.10): same entity, same prediction; what the server sent meanwhile
+    /// follows, the control messages the server missed were sent again.
+    Resumed,
     /// The session is over.
     Disconnected {
         /// Why.
@@ -267,6 +271,10 @@ pub struct ClientSession {
     stats: ClientStats,
     datagram: Vec<u8>,
     gameplay: ClientGameplay,
+    /// Continuing the session over a new connection (token, counts, kept frames).
+    resumption: super::resumption::Resumption,
+    /// A `Resume` frame to send before anything else.
+    resume_frame: Option<Vec<u8>>,
 }
 
 impl ClientSession {
@@ -310,6 +318,8 @@ impl ClientSession {
             stats: ClientStats::default(),
             datagram: Vec::with_capacity(256),
             gameplay: ClientGameplay::default(),
+            resumption: super::resumption::Resumption::default(),
+            resume_frame: None,
         };
         session.send_control(&ClientControl::Login {
             protocol_version: crate::PROTOCOL_VERSION,
@@ -614,7 +624,91 @@ impl ClientSession {
     }
 
     fn send_control(&mut self, message: &ClientControl) {
-        self.stats.bytes_out += super::queue_control(message, &mut self.transmits) as u64;
+        let len_bytes = super::queue_control(message, &mut self.transmits);
+        if len_bytes > 0
+            && let Some(Transmit::Stream(frame)) = self.transmits.back()
+        {
+            self.resumption.sent_frame(frame);
+        }
+        self.stats.bytes_out += len_bytes as u64;
+    }
+
+    /// True between [`ClientSession::begin_resume`] and `Resumed` (or the session's end).
+    #[must_use]
+    pub fn is_resuming(&self) -> bool {
+        self.state != ClientState::Closed && self.resumption.awaiting_since_us().is_some()
+    }
+
+    /// True when the session can continue over a new connection
+    /// ([`ClientSession::begin_resume`]): it is active and the server sent a resumption
+    /// token (a fleet's gateways do; a single server does not).
+    #[must_use]
+    pub fn can_resume(&self) -> bool {
+        self.state == ClientState::Active && self.resumption.token().is_some()
+    }
+
+    /// The connection was lost and a new one is open (`WIRE_FORMAT.md`, 8.10): the next
+    /// transmit is the `Resume` frame, the first bytes of the new control stream. Until
+    /// `Resumed` arrives no other control frame is sent (they are kept and go after it,
+    /// with the ones the server missed); datagrams go on. The part of a server frame the
+    /// lost connection delivered is forgotten (the server sends the frame again). Without
+    /// `Resumed` within [`super::resumption::RESUME_ANSWER_TIMEOUT_US`] the session closes
+    /// with `timeout`. May be called again for another new connection while waiting.
+    ///
+    /// # Errors
+    /// A message when the session cannot resume ([`ClientSession::can_resume`] is false).
+    pub fn begin_resume(&mut self, now_us: u64) -> Result<(), String> {
+        if self.state != ClientState::Active {
+            return Err("only an active session can resume".to_owned());
+        }
+        let Some(token) = self.resumption.token() else {
+            return Err(
+                "the server gave no resumption token (a single server does not)".to_owned(),
+            );
+        };
+        let resume = ClientControl::Resume {
+            protocol_version: crate::PROTOCOL_VERSION,
+            token: token.to_vec(),
+            received_bytes: self.resumption.received_bytes(),
+        };
+        let mut frame = Vec::new();
+        control::encode_frame(&resume, &mut frame).map_err(|e| e.to_string())?;
+        self.control = FrameDecoder::new();
+        // Every control frame queued is kept; they go after `Resumed`, from the server's
+        // count.
+        self.transmits
+            .retain(|t| matches!(t, Transmit::Datagram(_)));
+        self.stats.bytes_out += frame.len() as u64;
+        self.resume_frame = Some(frame);
+        self.resumption.await_answer(now_us);
+        Ok(())
+    }
+
+    /// `Resumed`: sends again the control frames the server did not take, then carries on.
+    fn on_resumed(&mut self, received_frames: u64) {
+        if self.resumption.awaiting_since_us().is_none() {
+            self.finish(
+                DisconnectReason::ProtocolViolation,
+                "resumed without a resume".to_owned(),
+            );
+            return;
+        }
+        match self.resumption.frames_from(received_frames) {
+            Ok(frames) => {
+                // Frames queued while waiting are among these.
+                self.transmits
+                    .retain(|t| matches!(t, Transmit::Datagram(_)));
+                for frame in frames.into_iter().rev() {
+                    self.stats.bytes_out += frame.len() as u64;
+                    self.transmits.push_front(Transmit::Stream(frame));
+                }
+                self.events.push_back(ClientEvent::Resumed);
+            }
+            Err(e) => self.finish(
+                DisconnectReason::ServiceUnavailable,
+                format!("the session cannot resume: {e}"),
+            ),
+        }
     }
 
     /// Bytes received on the control stream.
@@ -626,8 +720,13 @@ impl ClientSession {
         self.stats.bytes_in += bytes.len() as u64;
         self.control.push(bytes);
         while self.state != ClientState::Closed {
+            let buffered_bytes = self.control.buffered_len_bytes();
             match self.control.next_message::<ServerControl>() {
-                Ok(Some(message)) => self.on_control(message, now_us),
+                Ok(Some(message)) => {
+                    self.resumption
+                        .took_frame(buffered_bytes - self.control.buffered_len_bytes());
+                    self.on_control(message, now_us);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.finish(
@@ -734,6 +833,8 @@ impl ClientSession {
                 self.events
                     .extend(events.into_iter().map(ClientEvent::Combat));
             }
+            ServerControl::ResumeToken { token } => self.resumption.set_token(token),
+            ServerControl::Resumed { received_frames } => self.on_resumed(received_frames),
         }
     }
 
@@ -793,7 +894,8 @@ impl ClientSession {
         self.gameplay.forget_requests();
         self.gameplay.set_content_hash(content_hash);
         // The server takes this client's datagrams from here on (the low 16 bits are the
-        // header's seq).
+        // header's seq). Its control frames are numbered from this one (frame 0).
+        self.resumption.restart_numbering();
         self.send_control(&ClientControl::RejoinAccepted {
             next_datagram_seq: self.next_datagram_seq as u16,
         });
@@ -988,6 +1090,17 @@ impl ClientSession {
 
     /// The next thing to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(frame) = self.resume_frame.take() {
+            return Some(Transmit::Stream(frame));
+        }
+        if self.resumption.awaiting_since_us().is_some() {
+            // Control frames wait for `Resumed`.
+            let datagram = self
+                .transmits
+                .iter()
+                .position(|t| matches!(t, Transmit::Datagram(_)))?;
+            return self.transmits.remove(datagram);
+        }
         self.transmits.pop_front()
     }
 
@@ -999,8 +1112,14 @@ impl ClientSession {
     /// When [`ClientSession::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        (self.state != ClientState::Closed)
-            .then_some(self.last_heard_us + self.config.idle_timeout_us)
+        let idle_us = self.last_heard_us + self.config.idle_timeout_us;
+        let resume_us = self
+            .resumption
+            .awaiting_since_us()
+            .map_or(u64::MAX, |since_us| {
+                since_us + super::resumption::RESUME_ANSWER_TIMEOUT_US
+            });
+        (self.state != ClientState::Closed).then_some(idle_us.min(resume_us))
     }
 
     /// The transport under the session is gone (the QUIC connection closed or failed): the
@@ -1014,6 +1133,16 @@ impl ClientSession {
 
     /// Ends the session if the server has been silent for too long.
     pub fn handle_timeout(&mut self, now_us: u64) {
+        if self.state != ClientState::Closed
+            && self.resumption.awaiting_since_us().is_some_and(|since_us| {
+                now_us >= since_us + super::resumption::RESUME_ANSWER_TIMEOUT_US
+            })
+        {
+            self.finish(
+                DisconnectReason::Timeout,
+                "the server did not answer the resumption".to_owned(),
+            );
+        }
         if self.state != ClientState::Closed
             && now_us >= self.last_heard_us + self.config.idle_timeout_us
         {

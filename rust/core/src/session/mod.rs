@@ -9,6 +9,7 @@
 pub mod client;
 pub mod client_gameplay;
 pub mod input_queue;
+pub mod resumption;
 pub mod server;
 pub mod snapshot_stream;
 #[cfg(test)]

@@ -223,6 +223,9 @@ pub struct ServerConnection {
     stats: ConnectionStats,
     /// A session restarted from the last save by another zone process.
     rejoin: RejoinPhase,
+    /// Control frames of the client decoded: since the `Login` (frame 0), or since the
+    /// `RejoinAccepted` (frame 0) after a rejoin. A resumption's `Resumed` carries it.
+    frames_in: u64,
 }
 
 impl ServerConnection {
@@ -254,6 +257,7 @@ impl ServerConnection {
             rejections: RejectionCounts::default(),
             stats: ConnectionStats::default(),
             rejoin: RejoinPhase::None,
+            frames_in: 0,
         })
     }
 
@@ -375,7 +379,10 @@ impl ServerConnection {
     fn read_control(&mut self) {
         loop {
             match self.control.next_message::<ClientControl>() {
-                Ok(Some(message)) => self.on_control(message),
+                Ok(Some(message)) => {
+                    self.frames_in += 1;
+                    self.on_control(message);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.close(
@@ -441,6 +448,25 @@ impl ServerConnection {
                 self.rejoin = RejoinPhase::Reset {
                     first_datagram_seq: next_datagram_seq,
                 };
+                // The client numbers its frames again from this one (frame 0).
+                self.frames_in = 1;
+            }
+            (
+                ConnectionState::AwaitingLogin,
+                ClientControl::Resume {
+                    protocol_version, ..
+                },
+            ) => {
+                // A fleet's gateway takes a resumption before any session sees it: here it
+                // reached a server that cannot continue the session.
+                if let Err(e) = control::check_protocol_version(protocol_version) {
+                    self.close(DisconnectReason::ProtocolMismatch, &e.to_string());
+                } else {
+                    self.close(
+                        DisconnectReason::ServiceUnavailable,
+                        "this server cannot resume the session: log in again",
+                    );
+                }
             }
             (_, ClientControl::Disconnect) => {
                 self.close(DisconnectReason::ClientQuit, "client quit");
@@ -450,6 +476,22 @@ impl ServerConnection {
                 self.close(DisconnectReason::ProtocolViolation, &detail);
             }
         }
+    }
+
+    /// The session continues over a new connection (a resumption, `WIRE_FORMAT.md` 8.10):
+    /// the start of a client frame the lost connection delivered is forgotten (the client
+    /// sends the frame again) and `Resumed` tells the client how many of its frames were
+    /// taken. The driver feeds every control chunk that came over the lost connection
+    /// first. Returns false, changing nothing, unless the session is active.
+    pub fn resume(&mut self) -> bool {
+        if !matches!(self.state, ConnectionState::Active { .. }) {
+            return false;
+        }
+        self.control = FrameDecoder::new();
+        self.send_control(&ServerControl::Resumed {
+            received_frames: self.frames_in,
+        });
+        true
     }
 
     /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`;
@@ -777,5 +819,6 @@ fn message_name(message: &ClientControl) -> &'static str {
         ClientControl::CancelCast => "cancel_cast",
         ClientControl::Inventory(_) => "inventory",
         ClientControl::RejoinAccepted { .. } => "rejoin_accepted",
+        ClientControl::Resume { .. } => "resume",
     }
 }

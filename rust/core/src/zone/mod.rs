@@ -207,7 +207,7 @@ pub struct PlayerTransfer {
 /// them; bump this whenever any type inside a transfer changes, and a process refuses a
 /// transfer of another version (the sender takes the player back and closes its connection
 /// with `service_unavailable`: a fleet is upgraded whole, or under a new world name).
-pub const TRANSFER_FORMAT_VERSION: u8 = 2;
+pub const TRANSFER_FORMAT_VERSION: u8 = 3;
 
 impl PlayerTransfer {
     /// The transfer as bytes for a zone in another process: [`TRANSFER_FORMAT_VERSION`],
@@ -639,6 +639,17 @@ impl Zone {
             p.connection.handle_stream(now_us, bytes);
             self.collect_events(id);
         }
+    }
+
+    /// The connection's session continues over a new client connection (see
+    /// [`ServerConnection::resume`]); false when it is not here or not active.
+    pub fn resume(&mut self, id: ConnectionId) -> bool {
+        let Some(p) = self.players.get_mut(&id) else {
+            return false;
+        };
+        let resumed = p.connection.resume();
+        self.collect_events(id);
+        resumed
     }
 
     /// A datagram received on a connection.

@@ -38,6 +38,9 @@ use crate::tls::Fingerprint;
 const COMMAND_CAPACITY: usize = 65_536;
 /// The relay task's timer: control bytes left behind, retransmissions, timeouts.
 const TIMER: Duration = Duration::from_millis(20);
+/// How long a connection's first control frame is awaited before it is opened as a login
+/// anyway (the zone process then times out a client that says nothing), µs.
+const FIRST_FRAME_WAIT_US: u64 = 1_000_000;
 /// Client traffic is held at most this long to share a batch with what follows it (one
 /// NATS message per datagram cost more CPU in the gateway, the NATS server and the zone
 /// process than the relay's whole work otherwise; see `docs/fleet.md`).
@@ -359,6 +362,16 @@ struct Restart {
     finishing_frame: bool,
 }
 
+/// A connection's first control bytes, held until they show whether the client logs in
+/// (item 0 `Open`) or resumes a session (item 0 `Resume`, `RELAY_FORMAT.md` section 8).
+struct FirstFrame {
+    /// The zone instance a login starts in.
+    home: u16,
+    bytes: Vec<u8>,
+    /// When the connection registered (µs of the relay's clock).
+    since_us: u64,
+}
+
 /// One relayed connection as the relay task knows it.
 struct GatewayConn {
     /// `None` once the client's writer was told to close.
@@ -389,6 +402,8 @@ struct GatewayConn {
     end_acked_at_us: Option<u64>,
     /// Restarting the session if its zone process stops.
     restart: Restart,
+    /// Item 0 not chosen yet: the client's first bytes.
+    first_frame: Option<FirstFrame>,
 }
 
 struct RelayLoop {
@@ -478,15 +493,14 @@ impl RelayLoop {
                 control,
                 link,
             } => {
-                let mut to_zone = ReliableSender::new();
-                to_zone.push(StreamItem::Open { home_zone: home });
+                let since_us = self.now_us();
                 self.conns.insert(
                     local,
                     GatewayConn {
                         outbox: Some(outbox),
                         control,
                         link,
-                        to_zone,
+                        to_zone: ReliableSender::new(),
                         from_zone: ReliableReceiver::new(),
                         zone_subject: self.settings.zone_subject(home),
                         zone_answered: false,
@@ -497,6 +511,11 @@ impl RelayLoop {
                         zone_ended: false,
                         end_acked_at_us: None,
                         restart: Restart::default(),
+                        first_frame: Some(FirstFrame {
+                            home,
+                            bytes: Vec::new(),
+                            since_us,
+                        }),
                     },
                 );
                 self.dirty.push(local);
@@ -520,7 +539,7 @@ impl RelayLoop {
                 if let Some(conn) = self.conns.get_mut(&local)
                     && !conn.client_gone
                 {
-                    drain_control(conn, Drain::All);
+                    drain_control(conn, Drain::All, &self.settings);
                     conn.client_gone = true;
                     conn.outbox = None;
                     conn.to_zone.push(StreamItem::End {
@@ -534,7 +553,7 @@ impl RelayLoop {
                 for (&local, conn) in &mut self.conns {
                     conn.link.set_close_reason(DisconnectReason::ServerShutdown);
                     if !conn.client_gone {
-                        drain_control(conn, Drain::All);
+                        drain_control(conn, Drain::All, &self.settings);
                         conn.client_gone = true;
                         conn.to_zone.push(StreamItem::End {
                             reason_code: DisconnectReason::ServerShutdown.code(),
@@ -706,6 +725,13 @@ impl RelayLoop {
             let Some(conn) = self.conns.get_mut(&local) else {
                 continue;
             };
+            if conn
+                .first_frame
+                .as_ref()
+                .is_some_and(|first| now_us.saturating_sub(first.since_us) > FIRST_FRAME_WAIT_US)
+            {
+                choose_opening(conn, &self.settings, true);
+            }
             let incarnation = conn.incarnation;
             if let Some(final_ack) = deliver(conn, &self.settings, now_us, &mut self.last_heard_us)
             {
@@ -719,7 +745,7 @@ impl RelayLoop {
                     });
             }
             let number = conn_number(local, conn.incarnation);
-            drain_control(conn, Drain::WhileRoom);
+            drain_control(conn, Drain::WhileRoom, &self.settings);
             due.clear();
             conn.to_zone
                 .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
@@ -859,13 +885,18 @@ enum Drain {
 }
 
 /// Moves the client's control bytes waiting in the chunk channel into the stream.
-fn drain_control(conn: &mut GatewayConn, how: Drain) {
+fn drain_control(conn: &mut GatewayConn, how: Drain, settings: &RelaySettings) {
     if conn.client_gone {
         return;
     }
     while how == Drain::All || conn.to_zone.has_room() {
         match conn.control.try_recv() {
             Ok(mut chunk) => {
+                if let Some(first) = &mut conn.first_frame {
+                    first.bytes.append(&mut chunk);
+                    choose_opening(conn, settings, false);
+                    continue;
+                }
                 let restart = &mut conn.restart;
                 if restart.finishing_frame {
                     let dropped = restart.cursor.finish_frame(&chunk);
@@ -889,6 +920,62 @@ fn drain_control(conn: &mut GatewayConn, how: Drain) {
             }
             Err(_) => break,
         }
+    }
+    if how == Drain::All {
+        // The connection ends: its item 0 comes before its end.
+        choose_opening(conn, settings, true);
+    }
+}
+
+/// Chooses item 0 once the client's first control frame is whole (or when `force`d: the
+/// connection ends, or the frame is late or cannot be one): `Resume` on the subject every
+/// zone process hears when it is a `Resume` of this protocol version (its frame is not
+/// passed on; the bytes after it are), otherwise `Open` in the placed zone instance,
+/// followed by every byte (the zone process reads the login, or refuses what is not one).
+fn choose_opening(conn: &mut GatewayConn, settings: &RelaySettings, force: bool) {
+    let Some(first) = &conn.first_frame else {
+        return;
+    };
+    let mut decoder = mmo_core::control::FrameDecoder::new();
+    decoder.push(&first.bytes);
+    let resume = match decoder.next_message::<mmo_core::control::ClientControl>() {
+        Ok(Some(mmo_core::control::ClientControl::Resume {
+            protocol_version,
+            token,
+            received_bytes,
+        })) if protocol_version == mmo_core::PROTOCOL_VERSION
+            && token.len() <= mmo_core::control::MAX_RESUME_TOKEN_LEN_BYTES =>
+        {
+            let frame_len = first.bytes.len() - decoder.buffered_len_bytes();
+            Some((token, received_bytes, frame_len))
+        }
+        Ok(None) if !force => return,
+        _ => None,
+    };
+    let Some(first) = conn.first_frame.take() else {
+        return;
+    };
+    let mut bytes = first.bytes;
+    match resume {
+        Some((token, received_bytes, frame_len)) => {
+            count("resume_asked");
+            conn.zone_subject = settings.resume_subject();
+            conn.to_zone.push(StreamItem::Resume {
+                token,
+                received_bytes,
+            });
+            bytes.drain(..frame_len);
+        }
+        None => {
+            conn.zone_subject = settings.zone_subject(first.home);
+            conn.to_zone.push(StreamItem::Open {
+                home_zone: first.home,
+            });
+        }
+    }
+    if !bytes.is_empty() {
+        conn.restart.cursor.advance(&bytes);
+        conn.to_zone.push(StreamItem::Bytes(bytes));
     }
 }
 
@@ -947,7 +1034,9 @@ fn deliver(
                 count("moved");
             }
             // Only a gateway opens.
-            StreamItem::Open { .. } | StreamItem::Rejoin(_) => count("wrong_direction"),
+            StreamItem::Open { .. } | StreamItem::Rejoin(_) | StreamItem::Resume { .. } => {
+                count("wrong_direction");
+            }
         }
     }
     final_ack

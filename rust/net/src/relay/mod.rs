@@ -208,6 +208,12 @@ impl RelaySettings {
         format!("mmo.{}.zone.{zone}", self.world)
     }
 
+    /// Where gateways send a resumption's `Resume` item: every zone process subscribes
+    /// (under `zone.>`, so the roles' NATS permissions cover it).
+    fn resume_subject(&self) -> String {
+        format!("mmo.{}.zone.resume", self.world)
+    }
+
     fn peer_zone_subject(&self, zone: u16) -> String {
         format!("mmo.{}.peer.zone.{zone}", self.world)
     }

@@ -34,6 +34,7 @@ use crate::zone_set::ZoneSet;
 use crate::zone_thread::ZoneMsg;
 
 mod handoff;
+mod replay;
 
 pub(super) use handoff::publish_peer;
 
@@ -187,6 +188,8 @@ impl ZoneProcess {
             fleet.presence = Some(presence.clone());
             presence_parts = Some((presence, kicks, renewer));
         }
+        // Resumptions of sessions over another gateway: every zone process hears them.
+        batch_subjects.push(subscribe(relay.resume_subject()).await?);
         for &zone in &local_zones {
             batch_subjects.push(subscribe(relay.zone_subject(zone)).await?);
             peer_subjects.push(subscribe(relay.peer_zone_subject(zone)).await?);
@@ -463,6 +466,11 @@ struct ZoneConn {
     /// Client datagrams that arrived after its zone handed it to another process and before
     /// the relay heard of the handoff (forwarded with it).
     held: Vec<Vec<u8>>,
+    /// The session's name for account presence (the connection it logged in on; kept
+    /// across handoffs and resumptions).
+    session: SessionRef,
+    /// The resumption token's secret and the session's recent control bytes.
+    replay: replay::ServerReplay,
 }
 
 /// What a zone process told a gateway about a session (`LoggedIn`, `Session`).
@@ -688,6 +696,19 @@ impl RelayLoop {
                                 let how = Opening::Rejoin(ticket.clone());
                                 self.open(key, how, &batch.reply_to);
                             }
+                            StreamItem::Resume {
+                                token,
+                                received_bytes,
+                            } if seq == 0 => {
+                                if self.ended.contains_key(&key) {
+                                    continue;
+                                }
+                                let (token, received_bytes) = (token.clone(), *received_bytes);
+                                if !self.resume(key, &token, received_bytes, &batch.reply_to) {
+                                    // Another process's session (or none): they answer.
+                                    continue;
+                                }
+                            }
                             StreamItem::End { .. } => {
                                 // Its acknowledgement was lost after we forgot it.
                                 self.queue(
@@ -798,16 +819,18 @@ impl RelayLoop {
             moving: None,
             moved_to: None,
             held: Vec::new(),
+            session: SessionRef {
+                gateway: key.gateway,
+                conn_serial: mmo_core::relay::conn_serial(key.local),
+            },
+            replay: replay::ServerReplay::new(),
         };
         let connect = ZoneMsg::Connect {
             outbox,
             control: control_rx,
             link,
             reply,
-            session: Some(SessionRef {
-                gateway: key.gateway,
-                conn_serial: mmo_core::relay::conn_serial(key.local),
-            }),
+            session: Some(conn.session),
             rejoin,
         };
         let refused = if self.stopping {
@@ -835,16 +858,93 @@ impl RelayLoop {
         self.conns.insert(key, conn);
     }
 
+    /// A gateway's `Resume` as item 0 of connection `key` (`RELAY_FORMAT.md` section 8):
+    /// when a session here issued `token`, it continues over `key` (the gateway on
+    /// `gateway_subject`), its control bytes the client missed are sent again, and the
+    /// connection it had is ended with `duplicate_login`; returns true. False, doing
+    /// nothing, when no session here has the token (another process's, or none: whoever
+    /// has it answers, and the gateway times out otherwise).
+    fn resume(
+        &mut self,
+        key: ConnKey,
+        token: &[u8],
+        received_bytes: u64,
+        gateway_subject: &str,
+    ) -> bool {
+        let found = self.conns.iter().find(|(_, c)| {
+            c.replay.matches(token)
+                && c.id.is_some()
+                && c.moving.is_none()
+                && c.moved_to.is_none()
+                && !c.outbox_closed
+                && !c.gateway_gone
+                && !c.gateway_ended
+                && c.lost.is_none()
+        });
+        let Some((&old_key, old)) = found else {
+            return false;
+        };
+        let missed = match old.replay.missed_from(received_bytes) {
+            Ok(missed) => missed,
+            Err(e) => {
+                count("resume_refused");
+                tracing::info!(error = %e, "resumption refused");
+                let mut refused = ended_conn(gateway_subject, old.session);
+                refused.to_gateway.push(StreamItem::End {
+                    reason_code: DisconnectReason::ServiceUnavailable.code(),
+                });
+                self.conns.insert(key, refused);
+                return true;
+            }
+        };
+        let Some(mut conn) = self.conns.remove(&old_key) else {
+            return false;
+        };
+        // What is left of the old connection: its streams, ended by us with the reason the
+        // client would see there (it moved to another connection).
+        let mut left = ended_conn(&conn.gateway_subject, conn.session);
+        left.to_gateway = std::mem::replace(&mut conn.to_gateway, ReliableSender::new());
+        left.from_gateway = std::mem::replace(&mut conn.from_gateway, ReliableReceiver::new());
+        left.to_gateway.push(StreamItem::End {
+            reason_code: DisconnectReason::DuplicateLogin.code(),
+        });
+        // The session, over the new connection: fresh streams, `LoggedIn` for the gateway
+        // (which relays datagrams from then on), then what the client missed; its zone
+        // answers `Resumed` once it read what came over the old connection.
+        conn.gateway_subject = gateway_subject.to_owned();
+        conn.opened_seen = false;
+        conn.announced = Announced {
+            logged_in: true,
+            session_zone: None,
+        };
+        conn.to_gateway.push(StreamItem::LoggedIn);
+        let missed_bytes = missed.len();
+        if !missed.is_empty() {
+            conn.to_gateway.push(StreamItem::Bytes(missed));
+        }
+        if let (Some(id), Some(zone)) = (
+            conn.id,
+            self.peers.senders.get(usize::from(conn.link.zone())),
+        ) {
+            let _ = zone.send(crate::zone_thread::PeerMsg::Resume(id));
+        }
+        count("resumed");
+        tracing::info!(
+            connection = conn.id.map(|id| id.0),
+            missed_bytes,
+            "session resumed over another connection"
+        );
+        self.conns.insert(key, conn);
+        self.conns.insert(old_key, left);
+        true
+    }
+
     /// Closes the session `session` names with `duplicate_login` if it runs here (an
     /// account presence kick, `RELAY_FORMAT.md` section 6). A session being handed to
     /// another process is left alone: the kick is published again until it lands.
     fn kick_session(&mut self, account: &str, session: SessionRef) {
-        let found = self.conns.iter().find(|(key, c)| {
-            key.gateway == session.gateway
-                && mmo_core::relay::conn_serial(key.local) == session.conn_serial
-                && c.moving.is_none()
-                && c.moved_to.is_none()
-                && !c.outbox_closed
+        let found = self.conns.iter().find(|(_, c)| {
+            c.session == session && c.moving.is_none() && c.moved_to.is_none() && !c.outbox_closed
         });
         let Some((_, c)) = found else {
             return;
@@ -981,6 +1081,35 @@ impl RelayLoop {
     }
 }
 
+/// A connection with no session behind it (its outbox closed): what remains of one whose
+/// session resumed elsewhere, or a refused resumption. Forgotten like any ended one.
+fn ended_conn(gateway_subject: &str, session: SessionRef) -> ZoneConn {
+    let (_, outbox) = mpsc::channel(1);
+    let (control, _) = mpsc::channel(1);
+    ZoneConn {
+        gateway_subject: gateway_subject.to_owned(),
+        id: None,
+        reply: None,
+        outbox,
+        outbox_closed: true,
+        control,
+        link: Arc::new(Link::new(DisconnectReason::ServerShutdown, true)),
+        to_gateway: ReliableSender::new(),
+        from_gateway: ReliableReceiver::new(),
+        announced: Announced::default(),
+        gateway_ended: false,
+        lost: None,
+        gateway_gone: false,
+        end_acked_at_us: None,
+        opened_seen: false,
+        moving: None,
+        moved_to: None,
+        held: Vec::new(),
+        session,
+        replay: replay::ServerReplay::new(),
+    }
+}
+
 /// Learns the session id, hands the gateway's in-order items to the zone (control bytes
 /// while the chunk channel has room: a full one leaves them unacknowledged, which stops the
 /// gateway at its window), and tells the zone of the client's loss once it can.
@@ -1007,13 +1136,16 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
                 end_session(c, reason);
             }
             // Item 0 was handled at opening.
-            StreamItem::Open { .. } | StreamItem::Rejoin(_) if !c.opened_seen => {
+            StreamItem::Open { .. } | StreamItem::Rejoin(_) | StreamItem::Resume { .. }
+                if !c.opened_seen =>
+            {
                 c.opened_seen = true;
             }
-            // Only a zone process sends `LoggedIn`, `Moved` and `Session`; a second `Open`
-            // or `Rejoin` is out of place.
+            // Only a zone process sends `LoggedIn`, `Moved` and `Session`; a second `Open`,
+            // `Rejoin` or `Resume` is out of place.
             StreamItem::Open { .. }
             | StreamItem::Rejoin(_)
+            | StreamItem::Resume { .. }
             | StreamItem::LoggedIn
             | StreamItem::Moved { .. }
             | StreamItem::Session(_) => {
@@ -1084,6 +1216,16 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
             character_id: identity.character_id,
         }));
     }
+    // The resumption token: the first of the stream's bytes once logged in (at a frame
+    // boundary: each of the session's transmits is whole frames).
+    if c.announced.logged_in
+        && c.moving.is_none()
+        && c.moved_to.is_none()
+        && !c.outbox_closed
+        && let Some(frame) = c.replay.token_frame()
+    {
+        c.to_gateway.push(StreamItem::Bytes(frame));
+    }
     // A gone gateway acknowledges nothing: take everything (it is dropped) so the
     // session's end is seen.
     while !c.outbox_closed && (c.gateway_gone || c.to_gateway.has_room()) {
@@ -1100,6 +1242,7 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
                 transmit: Transmit::Stream(bytes),
                 ..
             }) => {
+                c.replay.sent(&bytes);
                 c.to_gateway.push(StreamItem::Bytes(bytes));
             }
             Err(mpsc::error::TryRecvError::Empty) => break,

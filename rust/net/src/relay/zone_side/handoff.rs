@@ -185,6 +185,8 @@ impl RelayLoop {
             // Dropping a kick answers it (nobody here has the connection).
             PeerMsg::Kick(..) => {}
             PeerMsg::Chat(_) => count("chat_not_relayed"),
+            // Only the relay sends these, to local zones.
+            PeerMsg::Resume(_) => {}
         }
     }
 
@@ -256,6 +258,7 @@ impl RelayLoop {
                 }
                 StreamItem::Open { .. }
                 | StreamItem::Rejoin(_)
+                | StreamItem::Resume { .. }
                 | StreamItem::LoggedIn
                 | StreamItem::Moved { .. }
                 | StreamItem::Session(_) => {}
@@ -283,6 +286,8 @@ impl RelayLoop {
                 gateway_subject: c.gateway_subject.clone(),
                 // The streams start again under the connection's next incarnation.
                 gateway_conn: next_incarnation(key.local),
+                session_gateway: c.session.gateway,
+                session_conn_serial: c.session.conn_serial,
                 connection: id.0,
                 account: account.clone(),
                 chat_name: self.peers.chat.name_of(id),
@@ -782,8 +787,8 @@ impl RelayLoop {
         let (control_tx, control_rx) = control_channel_with(h.control);
         let stats = transfer.connection().stats();
         let session = SessionRef {
-            gateway: h.gateway,
-            conn_serial: mmo_core::relay::conn_serial(h.gateway_conn),
+            gateway: h.session_gateway,
+            conn_serial: h.session_conn_serial,
         };
         let conn = Conn::arriving(outbox, control_rx, link.clone(), stats, Some(session));
         let registered = h.account.as_ref().is_some_and(|account| {
@@ -861,6 +866,9 @@ impl RelayLoop {
                 moving: None,
                 moved_to: None,
                 held: Vec::new(),
+                session,
+                // A secret of its own: its `ResumeToken` is the first of its bytes.
+                replay: super::replay::ServerReplay::new(),
             },
         );
         self.ended.remove(&key);
