@@ -847,3 +847,167 @@ fn a_rejoin_before_the_welcome_or_at_another_tick_rate_is_a_protocol_violation()
         Some(ClientEvent::Disconnected { reason: DisconnectReason::ProtocolViolation, message }) if message.contains("Hz")
     ));
 }
+
+fn server_frame(message: &ServerControl) -> Vec<u8> {
+    let mut out = Vec::new();
+    control::encode_frame(message, &mut out).unwrap();
+    out
+}
+
+fn say(text: &str) -> ServerControl {
+    ServerControl::Chat {
+        from_name: "Bo".into(),
+        from_entity: EntityId(0),
+        channel: control::ChatChannel::Say,
+        text: text.into(),
+    }
+}
+
+/// The control stream across a resumption (`WIRE_FORMAT.md` 8.10), with frames lost and
+/// cut in both directions when the old connection died: the client reports what it took
+/// after the token, the server what it decoded, and each side gets every frame of the
+/// other exactly once, in order.
+#[test]
+fn a_resumed_session_gets_every_control_frame_once_in_both_directions() {
+    let (mut client, mut server) = pair();
+    assert!(!client.can_resume(), "no token from a single server");
+    assert!(client.begin_resume(1).is_err());
+    while server.poll_transmit().is_some() {}
+    client.handle_stream(
+        1,
+        &server_frame(&ServerControl::ResumeToken { token: vec![7; 17] }),
+    );
+    assert!(client.can_resume());
+    // Server to client: X arrives, Y arrives in part, Z is lost.
+    let (x, y, z) = (
+        server_frame(&say("x")),
+        server_frame(&say("y")),
+        server_frame(&say("z")),
+    );
+    client.handle_stream(2, &x);
+    client.handle_stream(2, &y[..3]);
+    // Client to server: A arrives, B arrives in part, C is lost.
+    let chat = |client: &mut ClientSession, text: &str| {
+        client
+            .send_chat(control::ChatChannel::Global, None, text)
+            .unwrap();
+        match client.poll_transmit() {
+            Some(Transmit::Stream(bytes)) => bytes,
+            other => panic!("a chat frame: {other:?}"),
+        }
+    };
+    server.handle_stream(3, &chat(&mut client, "a"));
+    let b = chat(&mut client, "b");
+    server.handle_stream(3, &b[..2]);
+    let _lost_c = chat(&mut client, "c");
+    // D is written by the game while the client resumes.
+    client.begin_resume(4).unwrap();
+    client
+        .send_chat(control::ChatChannel::Global, None, "d")
+        .unwrap();
+    let Some(Transmit::Stream(resume)) = client.poll_transmit() else {
+        panic!("the Resume frame first");
+    };
+    assert_eq!(client.poll_transmit(), None, "nothing else before Resumed");
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&resume);
+    let Ok(Some(ClientControl::Resume {
+        token,
+        received_bytes,
+        ..
+    })) = decoder.next_message::<ClientControl>()
+    else {
+        panic!("a Resume frame");
+    };
+    assert_eq!(token, vec![7; 17]);
+    assert_eq!(
+        received_bytes,
+        x.len() as u64,
+        "whole frames after the token"
+    );
+    // The server side: what the client missed (from its count on), then `Resumed`.
+    assert!(server.resume());
+    let mut resumed = Vec::new();
+    while let Some(t) = server.poll_transmit() {
+        if let Transmit::Stream(bytes) = t {
+            resumed.extend(bytes);
+        }
+    }
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&resumed);
+    assert_eq!(
+        decoder.next_message::<ServerControl>().unwrap(),
+        Some(ServerControl::Resumed { received_frames: 2 }),
+        "the login and A"
+    );
+    while client.poll_event().is_some() {}
+    client.handle_stream(5, &y);
+    client.handle_stream(5, &z);
+    client.handle_stream(5, &resumed);
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| client.poll_event()).collect();
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Chat { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["y", "z"]);
+    assert_eq!(events.last(), Some(&ClientEvent::Resumed));
+    while server.poll_event().is_some() {}
+    while let Some(t) = client.poll_transmit() {
+        if let Transmit::Stream(bytes) = t {
+            server.handle_stream(6, &bytes);
+        }
+    }
+    let said: Vec<String> = std::iter::from_fn(|| server.poll_event())
+        .filter_map(|e| match e {
+            ServerEvent::Chat { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, ["b", "c", "d"]);
+    assert_eq!(
+        server.state(),
+        ConnectionState::Active {
+            entity: EntityId(9)
+        }
+    );
+}
+
+#[test]
+fn resumed_without_a_resume_and_a_resume_to_a_single_server_are_refused_with_reasons() {
+    let (mut client, _) = pair();
+    client.handle_stream(
+        1,
+        &server_frame(&ServerControl::Resumed { received_frames: 0 }),
+    );
+    assert_eq!(client.state(), ClientState::Closed);
+    let mut server = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
+    server.handle_stream(
+        0,
+        &frame(&ClientControl::Resume {
+            protocol_version: crate::PROTOCOL_VERSION,
+            token: vec![1; 17],
+            received_bytes: 0,
+        }),
+    );
+    assert_eq!(
+        closed_reason(&mut server),
+        Some(DisconnectReason::ServiceUnavailable)
+    );
+    let mut server = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
+    server.handle_stream(
+        0,
+        &frame(&ClientControl::Resume {
+            protocol_version: crate::PROTOCOL_VERSION + 1,
+            token: vec![1; 65],
+            received_bytes: 0,
+        }),
+    );
+    assert_eq!(
+        closed_reason(&mut server),
+        Some(DisconnectReason::ProtocolViolation),
+        "a token over 64 bytes"
+    );
+}
