@@ -238,6 +238,8 @@ impl NetClient {
         self.writer.abort();
         self.writer = wired.writer;
         self.link = wired.link;
+        // The new connection's silence counts from now.
+        self.last_heard = Instant::now();
         self.session
             .begin_resume(self.now_us())
             .map_err(NetError::Config)?;

@@ -380,7 +380,10 @@ impl ServerConnection {
         loop {
             match self.control.next_message::<ClientControl>() {
                 Ok(Some(message)) => {
-                    self.frames_in += 1;
+                    // A rejoined client numbers its frames from its `RejoinAccepted`.
+                    if !self.holds_snapshots() {
+                        self.frames_in += 1;
+                    }
                     self.on_control(message);
                 }
                 Ok(None) => break,

@@ -725,13 +725,6 @@ impl RelayLoop {
             let Some(conn) = self.conns.get_mut(&local) else {
                 continue;
             };
-            if conn
-                .first_frame
-                .as_ref()
-                .is_some_and(|first| now_us.saturating_sub(first.since_us) > FIRST_FRAME_WAIT_US)
-            {
-                choose_opening(conn, &self.settings, true);
-            }
             let incarnation = conn.incarnation;
             if let Some(final_ack) = deliver(conn, &self.settings, now_us, &mut self.last_heard_us)
             {
@@ -746,6 +739,14 @@ impl RelayLoop {
             }
             let number = conn_number(local, conn.incarnation);
             drain_control(conn, Drain::WhileRoom, &self.settings);
+            // After the drain: a first frame waiting in the channel is read before this.
+            if conn
+                .first_frame
+                .as_ref()
+                .is_some_and(|first| now_us.saturating_sub(first.since_us) > FIRST_FRAME_WAIT_US)
+            {
+                choose_opening(conn, &self.settings, true);
+            }
             due.clear();
             conn.to_zone
                 .poll_transmit(now_us, RETRANSMIT_AFTER_US, &mut due);
