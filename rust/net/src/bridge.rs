@@ -86,6 +86,9 @@ pub(crate) struct Link {
     /// Server side, once logged in: who the session is (what a relay tells its gateway so
     /// that the session can be restarted elsewhere, `mmo_core::relay::SessionTicket`).
     identity: std::sync::Mutex<Option<SessionIdentity>>,
+    /// Server side: the session resumed over another client connection and its zone has
+    /// not answered `Resumed` yet (taken once, by whichever zone thread has it then).
+    resume_pending: AtomicBool,
 }
 
 /// Who a logged-in session is: its account and, with a character store, its character.
@@ -107,6 +110,7 @@ impl Link {
             server_metrics,
             zone: AtomicU16::new(0),
             identity: std::sync::Mutex::new(None),
+            resume_pending: AtomicBool::new(false),
         }
     }
 
@@ -147,6 +151,16 @@ impl Link {
     pub(crate) fn close_reason(&self) -> DisconnectReason {
         DisconnectReason::try_from(self.close_code.load(Ordering::Acquire))
             .unwrap_or(self.default_reason)
+    }
+
+    /// The session must answer a resumption (see `resume_pending`).
+    pub(crate) fn ask_resume(&self) {
+        self.resume_pending.store(true, Ordering::Release);
+    }
+
+    /// True once per [`Link::ask_resume`]: the caller answers it.
+    pub(crate) fn take_resume(&self) -> bool {
+        self.resume_pending.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn set_logged_in(&self) {

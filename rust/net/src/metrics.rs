@@ -45,7 +45,8 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// `rejoin_opened` (zone side: a `Rejoin` opened a connection), `client_framing_broken`
 /// (gateway: a client's control stream broke the frame rules during a restart: closed),
 /// `resume_asked` (gateway: a new connection's first frame was a `Resume`, sent on as item
-/// 0 `Resume`, `RELAY_FORMAT.md` section 8), `resumed` and `resume_refused` (zone side: a
+/// 0 `Resume`, `RELAY_FORMAT.md` section 8), `resume_abandoned` (gateway: its client left
+/// before an answer: forgotten without an end), `resumed` and `resume_refused` (zone side: a
 /// session here continued over the new connection, or its client missed more than is
 /// kept), `outbox_full` (gateway: a client's outbox), `open_refused`
 /// (zone side: a new connection answered with an end, the zone's inbox being full or

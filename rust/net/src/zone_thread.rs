@@ -591,6 +591,10 @@ impl ZoneLoop {
                         self.zone.handle_datagram(id, received_us, &d);
                     }
                     self.read_control(id, now_us);
+                    // A resumption that reached its old zone while it was on its way.
+                    if self.conns.get(&id).is_some_and(|c| c.link.take_resume()) {
+                        self.answer_resume(id);
+                    }
                     let Some(account) = account else {
                         return self.handle_events();
                     };
@@ -648,18 +652,26 @@ impl ZoneLoop {
             }
             PeerMsg::Chat(delivery) => crate::chat::deliver(&mut self.zone, delivery),
             PeerMsg::Resume(id) => {
-                let now_us = self.now_us();
-                self.read_control(id, now_us);
-                if self.zone.resume(id) {
-                    self.flush(id);
-                } else {
-                    // Not here (between zones) or not active: the client gives up after
-                    // its wait for `Resumed` and logs in again.
-                    tracing::info!(connection = id.0, "resumption of a session not active here");
+                // Not here: it is between zones, and the zone it arrives at answers.
+                if self.conns.get(&id).is_some_and(|c| c.link.take_resume()) {
+                    self.answer_resume(id);
                 }
             }
         }
         self.handle_events();
+    }
+
+    /// The session resumed over another client connection (`RELAY_FORMAT.md` section 8):
+    /// reads what came over the old one, then has the session answer `Resumed`.
+    fn answer_resume(&mut self, id: ConnectionId) {
+        let now_us = self.now_us();
+        self.read_control(id, now_us);
+        if self.zone.resume(id) {
+            self.flush(id);
+        } else {
+            // Not active (closing): the client gives up after its wait for `Resumed`.
+            tracing::info!(connection = id.0, "resumption of a session not active");
+        }
     }
 
     /// Feeds the connection's waiting control chunks to its session, in order.

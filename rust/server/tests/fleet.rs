@@ -407,7 +407,8 @@ async fn a_player_whose_gateway_is_killed_logs_in_again_through_another_with_not
 /// Gateway 1 is killed with -9 under Alice while she plays. Her client notices the silence
 /// and resumes the same session through gateway 2 (`WIRE_FORMAT.md` 8.10): no new login,
 /// same entity, an inventory request she sent into the dead connection is answered once,
-/// and she walks on; a later login finds her bag unchanged.
+/// a chat line the zone process wrote into it meanwhile reaches her once, and she walks
+/// on; a later login finds her bag unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_within_3_s() {
     let Some((url, redis_url)) = fleet_services() else {
@@ -429,6 +430,20 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
             client.session().can_resume(),
             "a fleet gives a resumption token"
         );
+        // Bob plays through gateway 2; what he says after the kill goes into Alice's dead
+        // connection and must reach her once, sent again at the resumption.
+        let bob_login = gateway_2.login("bob", "pw2").await;
+        let mut bob = connect_client(gateway_2.quic, gateway_2.fingerprint, &bob_login.token).await;
+        assert!(
+            wait_for(&mut bob, Duration::from_secs(10), |e| matches!(
+                e,
+                ClientEvent::Welcome { .. }
+            ))
+            .await
+            .is_some(),
+            "Bob welcomed"
+        );
+        let said = "said while Alice's gateway was dead";
 
         gateway_1.kill_hard();
         let killed = std::time::Instant::now();
@@ -438,7 +453,13 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
             .inventory_op(mmo_core::gameplay::messages::InventoryOp::Move { from: 999, to: 0 })
             .expect("active");
         let mut tick = tokio::time::interval(Duration::from_millis(33));
+        // Until Alice's zone process wrote Bob's line to her (her dead connection).
+        bob.session_mut()
+            .send_chat(mmo_core::control::ChatChannel::Global, None, said)
+            .expect("Bob may chat");
+        bob.pump();
         while client.server_silent_for() < Duration::from_secs(1) {
+            bob.pump();
             tick.tick().await;
             client.pump();
             client.send_input(mmo_core::input::MoveInput::default());
@@ -457,15 +478,19 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
             .await
             .expect("QUIC handshake with gateway 2");
         let mut answered = 0;
+        let mut heard = 0;
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut resumed_after = None;
-        while std::time::Instant::now() < deadline && (resumed_after.is_none() || answered == 0) {
+        while std::time::Instant::now() < deadline
+            && (resumed_after.is_none() || answered == 0 || heard == 0)
+        {
             tick.tick().await;
             client.pump();
             while let Some(e) = client.poll_event() {
                 match e {
                     ClientEvent::Resumed => resumed_after = Some(killed.elapsed()),
                     ClientEvent::InventoryResult(r) if r.request == request => answered += 1,
+                    ClientEvent::Chat { text, .. } if text == said => heard += 1,
                     ClientEvent::Welcome { .. }
                     | ClientEvent::Rejoined { .. }
                     | ClientEvent::Disconnected { .. } => panic!("the same session goes on: {e:?}"),
@@ -480,8 +505,10 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
             tick.tick().await;
             client.pump();
             while let Some(e) = client.poll_event() {
-                if matches!(&e, ClientEvent::InventoryResult(r) if r.request == request) {
-                    answered += 1;
+                match e {
+                    ClientEvent::InventoryResult(r) if r.request == request => answered += 1,
+                    ClientEvent::Chat { text, .. } if text == said => heard += 1,
+                    _ => {}
                 }
             }
             client.send_input(mmo_core::input::MoveInput::default());
@@ -495,6 +522,10 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
         assert_eq!(
             answered, 1,
             "the request sent into the dead connection, answered once"
+        );
+        assert_eq!(
+            heard, 1,
+            "Bob's line, written into the dead connection, heard once"
         );
         assert_eq!(client.session().entity_id(), entity, "the same entity");
 
@@ -534,6 +565,7 @@ async fn a_player_whose_gateway_is_killed_resumes_her_session_through_another_wi
             "the server agrees: {server_at_m} vs {walked_to_m}"
         );
         client.disconnect(Duration::from_secs(2)).await;
+        bob.disconnect(Duration::from_secs(2)).await;
         let (_, bag_after) = alice_returns(&gateway_2).await;
         assert_eq!(bag_after, bag, "nothing lost or duplicated");
         assert_stopped_cleanly(zone.terminate(Duration::from_secs(20)), "the zone process");

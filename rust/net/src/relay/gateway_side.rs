@@ -404,6 +404,8 @@ struct GatewayConn {
     restart: Restart,
     /// Item 0 not chosen yet: the client's first bytes.
     first_frame: Option<FirstFrame>,
+    /// Item 0 is `Resume`.
+    resuming: bool,
 }
 
 struct RelayLoop {
@@ -516,6 +518,7 @@ impl RelayLoop {
                             bytes: Vec::new(),
                             since_us,
                         }),
+                        resuming: false,
                     },
                 );
                 self.dirty.push(local);
@@ -540,6 +543,10 @@ impl RelayLoop {
                     && !conn.client_gone
                 {
                     drain_control(conn, Drain::All, &self.settings);
+                    if unanswered_resume(conn) {
+                        self.conns.remove(&local);
+                        return;
+                    }
                     conn.client_gone = true;
                     conn.outbox = None;
                     conn.to_zone.push(StreamItem::End {
@@ -550,6 +557,10 @@ impl RelayLoop {
             }
             Command::Shutdown => {
                 self.stopping = true;
+                self.conns.retain(|_, conn| {
+                    drain_control(conn, Drain::All, &self.settings);
+                    !unanswered_resume(conn)
+                });
                 for (&local, conn) in &mut self.conns {
                     conn.link.set_close_reason(DisconnectReason::ServerShutdown);
                     if !conn.client_gone {
@@ -928,6 +939,18 @@ fn drain_control(conn: &mut GatewayConn, how: Drain, settings: &RelaySettings) {
     }
 }
 
+/// True when `conn`, whose client is leaving, resumes a session no zone process answered
+/// for yet: it is forgotten without an `End` (counted as `resume_abandoned`), so that a
+/// process that takes the session over by it keeps the session for the client's next
+/// try (which takes it over again) instead of ending it with this connection.
+fn unanswered_resume(conn: &GatewayConn) -> bool {
+    let unanswered = conn.resuming && !conn.zone_answered && !conn.client_gone;
+    if unanswered {
+        count("resume_abandoned");
+    }
+    unanswered
+}
+
 /// Chooses item 0 once the client's first control frame is whole (or when `force`d: the
 /// connection ends, or the frame is late or cannot be one): `Resume` on the subject every
 /// zone process hears when it is a `Resume` of this protocol version (its frame is not
@@ -960,6 +983,7 @@ fn choose_opening(conn: &mut GatewayConn, settings: &RelaySettings, force: bool)
     match resume {
         Some((token, received_bytes, frame_len)) => {
             count("resume_asked");
+            conn.resuming = true;
             conn.zone_subject = settings.resume_subject();
             conn.to_zone.push(StreamItem::Resume {
                 token,

@@ -922,6 +922,8 @@ impl RelayLoop {
         if !missed.is_empty() {
             conn.to_gateway.push(StreamItem::Bytes(missed));
         }
+        // Taken by whichever zone thread has the session (also one it arrives at later).
+        conn.link.ask_resume();
         if let (Some(id), Some(zone)) = (
             conn.id,
             self.peers.senders.get(usize::from(conn.link.zone())),
@@ -1020,8 +1022,12 @@ impl RelayLoop {
                     .oldest_unacked_age_us(now_us)
                     .is_some_and(|age| age > PEER_TIMEOUT_US)
             {
-                count("peer_timeout");
-                tracing::warn!("gateway silent: ending the session");
+                // What is left of a connection whose session resumed elsewhere has no
+                // session to end: its gateway is likely the one that died.
+                if !(c.outbox_closed && c.id.is_none()) {
+                    count("peer_timeout");
+                    tracing::warn!("gateway silent: ending the session");
+                }
                 c.gateway_gone = true;
                 c.gateway_ended = true;
                 end_session(c, DisconnectReason::Timeout);
