@@ -685,12 +685,14 @@ impl ClientSession {
     }
 
     /// `Resumed`: sends again the control frames the server did not take, then carries on.
+    /// Only the first after [`ClientSession::begin_resume`] counts: when an earlier attempt
+    /// was taken over but its answer lost, the server sends that answer again (it is among
+    /// the bytes the client missed) before the new one, and the client, having sent
+    /// nothing in between, was answered the same count by both.
     fn on_resumed(&mut self, received_frames: u64) {
         if self.resumption.awaiting_since_us().is_none() {
-            self.finish(
-                DisconnectReason::ProtocolViolation,
-                "resumed without a resume".to_owned(),
-            );
+            // The answer to an earlier attempt, sent again among what this client missed
+            // before the answer to its last one: the client acted on the first.
             return;
         }
         match self.resumption.frames_from(received_frames) {

@@ -976,13 +976,15 @@ fn a_resumed_session_gets_every_control_frame_once_in_both_directions() {
 }
 
 #[test]
-fn resumed_without_a_resume_and_a_resume_to_a_single_server_are_refused_with_reasons() {
+fn a_late_resumed_is_ignored_and_a_resume_to_a_single_server_is_refused_with_a_reason() {
     let (mut client, _) = pair();
+    while client.poll_transmit().is_some() {}
     client.handle_stream(
         1,
         &server_frame(&ServerControl::Resumed { received_frames: 0 }),
     );
-    assert_eq!(client.state(), ClientState::Closed);
+    assert_eq!(client.state(), ClientState::Active);
+    assert_eq!(client.poll_transmit(), None, "nothing sent again");
     let mut server = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
     server.handle_stream(
         0,
