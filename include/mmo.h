@@ -162,6 +162,10 @@ enum mmo_client_event_kind
   // it stands. Every remote entity left just before (an `ENTITY_DESPAWNED` each);
   // requests not answered yet will not be; the inventory and pools follow.
   MMO_CLIENT_EVENT_KIND_REJOINED = 13,
+  // The session continues over the connection `mmo_client_resume` opened: same entity,
+  // same prediction; control messages lost with the old connection were sent again both
+  // ways. Only after `mmo_client_resume`.
+  MMO_CLIENT_EVENT_KIND_RESUMED = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1299,6 +1303,37 @@ mmo_result mmo_client_stats(const struct mmo_client *client, struct mmo_connecti
 // # Safety
 // `client` must be NULL or a live handle; `out` NULL or writable.
 mmo_result mmo_client_connection_state(const struct mmo_client *client, mmo_connection_state *out);
+
+// Starts continuing the session over a new connection to `host`:`port` (another gateway
+// of the fleet, or the same address behind a load balancer) and returns at once:
+// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing came
+// from the server for about a second (`mmo_client_server_silent_ms`; a fleet sends
+// snapshots every tick). The session, its entity and its prediction stay; keep polling
+// and sending inputs meanwhile. The outcome comes from `mmo_client_poll_event`:
+// `RESUMED`, or `DISCONNECTED` (reason `CONNECT_FAILED` when the new connection could not
+// be made, `SERVICE_UNAVAILABLE` or `TIMEOUT` when no server took the session over; log
+// in again with a new handle). The new server is trusted by the config's pinned
+// fingerprint (a fleet's gateways share one certificate).
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (empty host, port 0,
+// not UTF-8), `MMO_RESULT_INVALID_STATE` (not an active session; a resume already being
+// made; or the server gave no resumption token: a single server gives none, the last
+// error says which). Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `host` NULL or a NUL-terminated string (copied,
+// not retained).
+mmo_result mmo_client_resume(struct mmo_client *client, const char *host, uint16_t port);
+
+// Writes to `*out_ms` how long nothing (no snapshot, no control bytes) came from the
+// server, milliseconds (0 before a connection). About a second means the connection is
+// failing: see `mmo_client_resume`.
+//
+// Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
+//
+// # Safety
+// `client` must be NULL or a live handle; `out_ms` NULL or writable.
+mmo_result mmo_client_server_silent_ms(const struct mmo_client *client, uint64_t *out_ms);
 
 // Starts leaving cleanly and returns at once: the disconnect frame is sent and the
 // connection closed in the background; the `DISCONNECTED` event (reason `CLIENT_QUIT`)

@@ -973,6 +973,16 @@ public:
         return detail::out<mmo_connection_state>(
             [&](mmo_connection_state *o) { return mmo_client_connection_state(h_.get(), o); });
     }
+    /// Starts continuing the session over a new connection to `host`:`port` (after about a
+    /// second of `server_silent_ms`); the RESUMED or DISCONNECTED event follows.
+    Status resume(const char *host, uint16_t port) {
+        return Status(mmo_client_resume(h_.get(), host, port));
+    }
+    /// How long nothing came from the server, milliseconds.
+    Result<uint64_t> server_silent_ms() const {
+        return detail::out<uint64_t>(
+            [&](uint64_t *o) { return mmo_client_server_silent_ms(h_.get(), o); });
+    }
     /// Starts leaving cleanly; the DISCONNECTED event (CLIENT_QUIT) follows.
     Status disconnect() { return Status(mmo_client_disconnect(h_.get())); }
 

@@ -28,6 +28,11 @@
 //! refused as full) still ends the session: mmo-net hands the QUIC close reason to it, and
 //! the `DISCONNECTED` event carries that reason.
 //!
+//! In a fleet, a connection whose gateway died falls silent instead: after about a second
+//! of `mmo_client_server_silent_ms`, `mmo_client_resume` makes a connection to another
+//! gateway in the background (the session is pumped meanwhile) and moves the session onto
+//! it (`NetClient::adopt`); the `RESUMED` event follows, or `DISCONNECTED`.
+//!
 //! Not done yet: movement and snapshot settings are the core's defaults (the server does
 //! not send its own yet).
 
@@ -48,7 +53,7 @@ use mmo_core::entity::EntityId;
 use mmo_core::session::client::{ClientConfig, ClientEvent, ClientState};
 use mmo_core::validation::validate_input;
 use mmo_net::NetError;
-use mmo_net::client::NetClient;
+use mmo_net::client::{ConnectOptions, NetClient, ResumeConnection, ResumeDialer};
 use mmo_net::tls::Fingerprint;
 use tokio::sync::oneshot;
 
@@ -190,6 +195,8 @@ pub struct mmo_client {
     text: String,
     /// The newest stats read from the session (kept after it ends).
     stats: mmo_connection_stats,
+    /// `mmo_client_resume`'s connection, being made on the runtime.
+    resuming: Option<oneshot::Receiver<Result<ResumeConnection, String>>>,
 }
 
 impl mmo_client {
@@ -273,14 +280,37 @@ impl mmo_client {
         };
         // Quinn calls made while pumping find the runtime they belong to.
         let _context = runtime.enter();
+        if let Some(resuming) = &mut self.resuming {
+            let made = match resuming.try_recv() {
+                Ok(made) => Some(made),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err("the resume task ended without a result".to_owned()))
+                }
+            };
+            if let Some(made) = made {
+                self.resuming = None;
+                let adopted = made.and_then(|connection| {
+                    net.adopt(connection)
+                        .map_err(|e| format!("the session cannot resume: {e}"))
+                });
+                if let Err(message) = adopted {
+                    // The old connection is failing and no other took the session: over.
+                    net.session_mut().disconnect();
+                    self.queue.push_back(event::disconnected(
+                        mmo_disconnect_reason::ConnectFailed,
+                        message,
+                    ));
+                    self.begin_close_quietly();
+                    return;
+                }
+            }
+        }
         net.pump();
         let mut ended = None;
         while let Some(e) = net.poll_event() {
             match e {
                 ClientEvent::Disconnected { .. } => ended = Some(event::to_c(e)),
-                // Only `NetClient::resume` starts a resumption, which this ABI does not
-                // offer yet: none arrives.
-                ClientEvent::Resumed => {}
                 other => self.queue.push_back(event::to_c(other)),
             }
         }
@@ -297,9 +327,22 @@ impl mmo_client {
         }
     }
 
+    /// [`mmo_client::begin_close`] after its `DISCONNECTED` event was queued already.
+    fn begin_close_quietly(&mut self) {
+        self.resuming = None;
+        let Some(runtime) = self.runtime.as_ref() else {
+            return;
+        };
+        let Conn::Connected(net) = std::mem::replace(&mut self.conn, Conn::Closed) else {
+            return;
+        };
+        runtime.spawn(async move { net.disconnect(DISCONNECT_GRACE).await });
+    }
+
     /// Hands the connection to a close task on the runtime; `event` is queued when the
     /// close is done.
     fn begin_close(&mut self, event: (mmo_client_event, String)) {
+        self.resuming = None;
         let Some(runtime) = self.runtime.as_ref() else {
             return;
         };
@@ -394,18 +437,44 @@ async fn connect_task(
     settings: ClientSettings,
     token: String,
 ) -> Result<NetClient, String> {
-    let lookup = tokio::net::lookup_host((host.as_str(), port));
-    let server = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .ok_or_else(|| format!("host {host:?} resolved to no address"))?,
-        Ok(Err(e)) => return Err(format!("host {host:?} did not resolve: {e}")),
-        Err(_) => return Err(format!("host {host:?} did not resolve in time")),
-    };
+    let server = resolve(&host, port).await?;
     let server_name = settings.server_name.unwrap_or(host);
     connect_net(server, &server_name, settings.pin, settings.session, &token)
         .await
         .map_err(|e| format!("could not connect to {server}: {e}"))
+}
+
+/// Resolves `host` (a name or an IP literal); the error text names it.
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let lookup = tokio::net::lookup_host((host, port));
+    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .ok_or_else(|| format!("host {host:?} resolved to no address")),
+        Ok(Err(e)) => Err(format!("host {host:?} did not resolve: {e}")),
+        Err(_) => Err(format!("host {host:?} did not resolve in time")),
+    }
+}
+
+/// Resolves `host` and makes the connection a resumption moves the session onto; the
+/// error text names the step that failed.
+async fn resume_task(
+    dialer: ResumeDialer,
+    host: String,
+    port: u16,
+    settings: ClientSettings,
+) -> Result<ResumeConnection, String> {
+    let server = resolve(&host, port).await?;
+    let server_name = settings.server_name.unwrap_or(host);
+    dialer
+        .dial(
+            server,
+            &server_name,
+            mmo_net::tls::ServerTrust::Pinned(settings.pin),
+            &ConnectOptions::default(),
+        )
+        .await
+        .map_err(|e| format!("could not connect to {server} to resume: {e}"))
 }
 
 /// Reads a required NUL-terminated UTF-8 string argument.
@@ -462,6 +531,7 @@ pub unsafe extern "C" fn mmo_client_new(
             queue: VecDeque::new(),
             text: String::new(),
             stats: mmo_connection_stats::default(),
+            resuming: None,
         };
         // SAFETY: `out` is valid per the caller.
         unsafe { out.write(boundary::into_handle(client)) };
@@ -862,6 +932,89 @@ pub unsafe extern "C" fn mmo_client_connection_state(
 ) -> mmo_result {
     // SAFETY: per the caller, `client` is NULL or a live handle, `out` NULL or writable.
     unsafe { boundary::getter(client, "client", out, mmo_client::state) }
+}
+
+/// Starts continuing the session over a new connection to `host`:`port` (another gateway
+/// of the fleet, or the same address behind a load balancer) and returns at once:
+/// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing came
+/// from the server for about a second (`mmo_client_server_silent_ms`; a fleet sends
+/// snapshots every tick). The session, its entity and its prediction stay; keep polling
+/// and sending inputs meanwhile. The outcome comes from `mmo_client_poll_event`:
+/// `RESUMED`, or `DISCONNECTED` (reason `CONNECT_FAILED` when the new connection could not
+/// be made, `SERVICE_UNAVAILABLE` or `TIMEOUT` when no server took the session over; log
+/// in again with a new handle). The new server is trusted by the config's pinned
+/// fingerprint (a fleet's gateways share one certificate).
+///
+/// Errors: `MMO_RESULT_NULL_ARGUMENT`, `MMO_RESULT_INVALID_ARGUMENT` (empty host, port 0,
+/// not UTF-8), `MMO_RESULT_INVALID_STATE` (not an active session; a resume already being
+/// made; or the server gave no resumption token: a single server gives none, the last
+/// error says which). Game thread only.
+///
+/// # Safety
+/// `client` must be NULL or a live handle; `host` NULL or a NUL-terminated string (copied,
+/// not retained).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmo_client_resume(
+    client: *mut mmo_client,
+    host: *const c_char,
+    port: u16,
+) -> mmo_result {
+    boundary::guard(|| {
+        // SAFETY: per the caller, NULL or a live, unaliased handle.
+        let c = unsafe { boundary::in_mut(client, "client") }?;
+        // SAFETY: per the caller, NULL or NUL-terminated.
+        let host = unsafe { arg_str(host, "host") }?;
+        if host.is_empty() {
+            return Err(FfiError::invalid("host", "is empty"));
+        }
+        if port == 0 {
+            return Err(FfiError::invalid("port", "is 0"));
+        }
+        if c.resuming.is_some() {
+            return Err(FfiError::new(
+                mmo_result::InvalidState,
+                "a resume is being made already",
+            ));
+        }
+        let settings = c.settings.clone();
+        let host = host.to_owned();
+        let runtime = c.runtime()?.handle().clone();
+        // Checked now, so the caller hears at once that the session cannot resume.
+        let dialer = c
+            .net("resume")?
+            .resume_dialer()
+            .map_err(|e| FfiError::new(mmo_result::InvalidState, e.to_string()))?;
+        let (result_tx, result) = oneshot::channel();
+        runtime.spawn(async move {
+            let _ = result_tx.send(resume_task(dialer, host, port, settings).await);
+        });
+        c.resuming = Some(result);
+        Ok(())
+    })
+}
+
+/// Writes to `*out_ms` how long nothing (no snapshot, no control bytes) came from the
+/// server, milliseconds (0 before a connection). About a second means the connection is
+/// failing: see `mmo_client_resume`.
+///
+/// Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
+///
+/// # Safety
+/// `client` must be NULL or a live handle; `out_ms` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mmo_client_server_silent_ms(
+    client: *const mmo_client,
+    out_ms: *mut u64,
+) -> mmo_result {
+    // SAFETY: per the caller, `client` is NULL or a live handle, `out_ms` NULL or writable.
+    unsafe {
+        boundary::getter(client, "client", out_ms, |c| match &c.conn {
+            Conn::Connected(net) => {
+                u64::try_from(net.server_silent_for().as_millis()).unwrap_or(u64::MAX)
+            }
+            _ => 0,
+        })
+    }
 }
 
 /// Starts leaving cleanly and returns at once: the disconnect frame is sent and the

@@ -190,6 +190,20 @@ int main(int argc, char **argv) {
              ", expected " + std::to_string(stats->snapshots_expected));
     }
 
+    // Snapshots came every tick: the server is not silent. A single server gives no
+    // resumption token, so resuming is refused at once, naming why.
+    mmo::Result<uint64_t> silent_ms = client.server_silent_ms();
+    if (!silent_ms.ok() || *silent_ms > 1000) {
+        fail("server_silent_ms while playing: " +
+             (silent_ms.ok() ? std::to_string(*silent_ms) : detail(silent_ms.status())));
+    }
+    if (const mmo::Status s = client.resume(host, static_cast<uint16_t>(port));
+        s.code() != MMO_RESULT_INVALID_STATE ||
+        mmo::last_error().find("resumption token") == std::string::npos) {
+        fail("resume against a single server: " + detail(s) + ", want INVALID_STATE naming the "
+             "missing resumption token");
+    }
+
     if (const mmo::Status s = client.disconnect(); !s.ok()) {
         fail("disconnect: " + detail(s));
     }

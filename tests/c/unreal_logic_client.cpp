@@ -143,6 +143,7 @@ void check_router_rules() {
     CHECK(mmo::ue::channel_of(MMO_CLIENT_EVENT_KIND_INVENTORY_CHANGED) == EventChannel::Inventory);
     CHECK(mmo::ue::channel_of(MMO_CLIENT_EVENT_KIND_DISCONNECTED) == EventChannel::Connection);
     CHECK(mmo::ue::channel_of(MMO_CLIENT_EVENT_KIND_REJOINED) == EventChannel::Connection);
+    CHECK(mmo::ue::channel_of(MMO_CLIENT_EVENT_KIND_RESUMED) == EventChannel::Connection);
 }
 
 /// One client with a router whose handlers record what each channel received.

@@ -69,6 +69,10 @@ pub enum mmo_client_event_kind {
     /// it stands. Every remote entity left just before (an `ENTITY_DESPAWNED` each);
     /// requests not answered yet will not be; the inventory and pools follow.
     Rejoined = 13,
+    /// The session continues over the connection `mmo_client_resume` opened: same entity,
+    /// same prediction; control messages lost with the old connection were sent again both
+    /// ways. Only after `mmo_client_resume`.
+    Resumed = 14,
 }
 
 /// What happened in a combat event (`mmo_client_event.combat_kind`).
@@ -287,8 +291,7 @@ pub(crate) fn to_c(event: ClientEvent) -> (mmo_client_event, String) {
             e.archetype = archetype;
             e.position_m = position_m.into();
         }
-        // Filtered out before (`client.rs`): the C ABI does not resume sessions yet.
-        ClientEvent::Resumed => e.kind = mmo_client_event_kind::None,
+        ClientEvent::Resumed => e.kind = mmo_client_event_kind::Resumed,
         ClientEvent::EntityLeft { id } => {
             e.kind = mmo_client_event_kind::EntityDespawned;
             e.entity_id = id.0;

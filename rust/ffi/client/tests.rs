@@ -175,6 +175,7 @@ fn null_client_is_reported_by_every_export_and_free_null_is_a_no_op() {
     let mut sample = mmo_interp_output::default();
     let mut stats = mmo_connection_stats::default();
     let mut state = mmo_connection_state::Idle;
+    let mut silent_ms = 0u64;
     // SAFETY: the client is NULL (what is tested); the other pointers are live locals.
     unsafe {
         mmo_client_free(null_mut());
@@ -192,6 +193,8 @@ fn null_client_is_reported_by_every_export_and_free_null_is_a_no_op() {
             mmo_client_stats(null(), &mut stats),
             mmo_client_connection_state(null(), &mut state),
             mmo_client_disconnect(null_mut()),
+            mmo_client_resume(null_mut(), text.as_ptr(), 1),
+            mmo_client_server_silent_ms(null(), &mut silent_ms),
         ];
         for (i, code) in codes.into_iter().enumerate() {
             assert_eq!(code, mmo_result::NullArgument, "export #{i}");
@@ -278,6 +281,25 @@ fn calls_out_of_state_are_state_errors_and_connect_twice_is_refused() {
             mmo_result::InvalidState
         );
         assert_eq!(mmo_client_disconnect(client), mmo_result::InvalidState);
+        assert_eq!(
+            mmo_client_resume(client, host.as_ptr(), 1),
+            mmo_result::InvalidState
+        );
+        assert!(last_error().contains("idle"), "{}", last_error());
+        assert_eq!(
+            mmo_client_resume(client, c"".as_ptr(), 1),
+            mmo_result::InvalidArgument
+        );
+        assert_eq!(
+            mmo_client_resume(client, host.as_ptr(), 0),
+            mmo_result::InvalidArgument
+        );
+        let mut silent_ms = 7u64;
+        assert_eq!(
+            mmo_client_server_silent_ms(client, &mut silent_ms),
+            mmo_result::Ok
+        );
+        assert_eq!(silent_ms, 0, "no connection yet");
         assert_eq!(mmo_client_stats(client, &mut stats), mmo_result::Ok);
         assert_eq!(stats, mmo_connection_stats::default());
         // Bad arguments are refused before anything starts.
@@ -1231,4 +1253,145 @@ fn a_strike_between_two_c_clients_reports_combat_to_both() {
         mmo_client_free(a);
         mmo_client_free(b);
     }
+}
+
+/// A fleet in-process over the NATS of `ci/services.sh`: one zone process, two gateways.
+/// The first gateway's runtime is stopped at once (nothing of it runs or sends again, as
+/// when its process is killed): the C client notices the silence and resumes through the
+/// second (`WIRE_FORMAT.md` 8.10).
+#[test]
+#[cfg_attr(miri, ignore = "starts tokio runtimes and needs NATS")]
+fn a_c_client_resumes_its_session_through_another_gateway_when_its_own_falls_silent() {
+    let Some(nats_url) = mmo_testkit::services::service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cert = mmo_net::tls::ServerCert::self_signed(&["localhost"]).unwrap();
+    let pin_hex = cert.fingerprint().to_hex();
+    let config = mmo_net::server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        mmo_core::zone::ZoneConfig::default(),
+        cert,
+        Arc::new(mmo_net::auth::StaticTokens::new().with("good-token", "alice")),
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let relay = mmo_net::relay::RelaySettings {
+        nats_url,
+        world: format!("c-resume-{nanos:08x}"),
+        redis_url: None,
+        nats_security: None,
+        zones: None,
+        take_free_zone: false,
+        shard_cap: None,
+        shard_merge_after: Duration::from_secs(60),
+    };
+    let (zones, gateway_2) = runtime.block_on(async {
+        let zones = mmo_net::relay::ZoneProcess::start(&config, relay.clone())
+            .await
+            .unwrap();
+        let gateway_2 = mmo_net::relay::GatewayProcess::start(&config, relay.clone())
+            .await
+            .unwrap();
+        (zones, gateway_2)
+    });
+    // Gateway 1 on a runtime of its own, stopped abruptly below: no task of it runs again
+    // and nothing more leaves its socket, as when its process is killed.
+    let gateway_1_runtime = tokio::runtime::Runtime::new().unwrap();
+    let gateway_1 = gateway_1_runtime
+        .block_on(mmo_net::relay::GatewayProcess::start(&config, relay))
+        .unwrap();
+    let pin = CString::new(pin_hex).unwrap();
+    let config = mmo_client_config {
+        server_fingerprint_hex: pin.as_ptr(),
+        server_name: c"localhost".as_ptr(),
+        ..default_config()
+    };
+    let (r, client) = try_new(&config);
+    assert_eq!(r, mmo_result::Ok, "{}", last_error());
+    connect(client, gateway_1.local_addr().port(), c"good-token");
+    poll_until(client, Duration::from_secs(10), |e| {
+        e.kind == mmo_client_event_kind::Welcome
+    });
+    let input = mmo_move_input::default();
+    let applied = |client: *mut mmo_client| {
+        let mut stats = mmo_connection_stats::default();
+        // SAFETY: a live handle and a live local.
+        let r = unsafe { mmo_client_stats(client, &mut stats) };
+        assert_eq!(r, mmo_result::Ok);
+        stats.snapshots_applied
+    };
+    // Plays a tick: events (none may end the session), an input.
+    let play = |client: *mut mmo_client| {
+        while let Some((e, text)) = poll(client) {
+            assert!(
+                !matches!(
+                    e.kind,
+                    mmo_client_event_kind::Disconnected | mmo_client_event_kind::Welcome
+                ),
+                "the same session goes on: {e:?} {text}"
+            );
+        }
+        // SAFETY: a live handle and a live local.
+        let r = unsafe { mmo_client_send_input(client, &input) };
+        assert_eq!(r, mmo_result::Ok, "{}", last_error());
+        std::thread::sleep(Duration::from_millis(33));
+    };
+    for _ in 0..30 {
+        play(client);
+    }
+
+    // Gateway 1 dies; its connections go silent.
+    gateway_1_runtime.shutdown_background();
+    drop(gateway_1);
+    let silent_since = Instant::now();
+    let mut silent_ms = 0u64;
+    while silent_ms < 1_000 {
+        play(client);
+        // SAFETY: a live handle and a live local.
+        let r = unsafe { mmo_client_server_silent_ms(client, &mut silent_ms) };
+        assert_eq!(r, mmo_result::Ok);
+        assert!(
+            silent_since.elapsed() < Duration::from_secs(5),
+            "silent within 5 s"
+        );
+    }
+    let port = gateway_2.local_addr().port();
+    // SAFETY: a live handle and a C string literal.
+    let r = unsafe { mmo_client_resume(client, c"127.0.0.1".as_ptr(), port) };
+    assert_eq!(r, mmo_result::Ok, "{}", last_error());
+    // SAFETY: as above.
+    let again = unsafe { mmo_client_resume(client, c"127.0.0.1".as_ptr(), port) };
+    assert_eq!(again, mmo_result::InvalidState, "one resume at a time");
+    let seen = poll_until(client, Duration::from_secs(5), |e| {
+        matches!(
+            e.kind,
+            mmo_client_event_kind::Resumed | mmo_client_event_kind::Disconnected
+        )
+    });
+    let (last, text) = seen.last().expect("an event");
+    assert_eq!(last.kind, mmo_client_event_kind::Resumed, "{text}");
+    let before = applied(client);
+    for _ in 0..30 {
+        play(client);
+    }
+    assert!(
+        applied(client) > before + 10,
+        "snapshots through gateway 2: {before} then {}",
+        applied(client)
+    );
+    // SAFETY: a live handle, freed once.
+    unsafe {
+        assert_eq!(mmo_client_disconnect(client), mmo_result::Ok);
+        poll_until(client, Duration::from_secs(5), |e| {
+            e.kind == mmo_client_event_kind::Disconnected
+        });
+        mmo_client_free(client);
+    }
+    runtime.block_on(async {
+        gateway_2.shutdown(Duration::from_millis(200)).await;
+        zones.shutdown(Duration::from_millis(200)).await;
+    });
 }

@@ -222,13 +222,44 @@ impl NetClient {
         trust: ServerTrust,
         options: &ConnectOptions,
     ) -> Result<(), NetError> {
+        let connection = self
+            .resume_dialer()?
+            .dial(server, server_name, trust, options)
+            .await?;
+        self.adopt(connection)
+    }
+
+    /// [`NetClient::resume`] in two steps, for a caller that cannot wait on the client
+    /// (the C ABI pumps it every frame meanwhile): this checks that the session can resume
+    /// and returns what makes the new connection ([`ResumeDialer::dial`], which needs
+    /// nothing of the client: run it on the runtime); [`NetClient::adopt`] then moves the
+    /// session onto the connection.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when the session cannot resume (see [`NetClient::resume`]).
+    pub fn resume_dialer(&self) -> Result<ResumeDialer, NetError> {
         if !self.session.can_resume() {
             return Err(NetError::Config(
-                "the session cannot resume: not active, or the server gave no resumption token"
+                "the session cannot resume: not active, or the server gave no resumption token \
+                 (a single server gives none)"
                     .into(),
             ));
         }
-        let wired = dial(&self.endpoint, server, server_name, trust, options).await?;
+        Ok(ResumeDialer {
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    /// Moves the session onto `connection` (from [`ResumeDialer::dial`]) and sends
+    /// its `Resume`.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when the session can no longer resume (it closed meanwhile).
+    pub fn adopt(&mut self, connection: ResumeConnection) -> Result<(), NetError> {
+        let ResumeConnection(wired) = connection;
+        self.session
+            .begin_resume(self.now_us())
+            .map_err(NetError::Config)?;
         let old = std::mem::replace(&mut self.connection, wired.connection);
         if let Some(older) = self.stale.replace(old) {
             crate::bridge::close_with(&older, DisconnectReason::ClientQuit, "resumed elsewhere");
@@ -240,9 +271,6 @@ impl NetClient {
         self.link = wired.link;
         // The new connection's silence counts from now.
         self.last_heard = Instant::now();
-        self.session
-            .begin_resume(self.now_us())
-            .map_err(NetError::Config)?;
         self.flush();
         Ok(())
     }
@@ -412,7 +440,37 @@ impl Drop for NetClient {
     }
 }
 
+/// Makes the new connection a session resumes over ([`NetClient::resume_dialer`]).
+#[derive(Clone, Debug)]
+pub struct ResumeDialer {
+    endpoint: quinn::Endpoint,
+}
+
+impl ResumeDialer {
+    /// Connects to `server` as [`NetClient::connect_with`] does (the QUIC handshake and
+    /// the control stream; nothing is sent yet).
+    ///
+    /// # Errors
+    /// As for [`NetClient::connect_with`].
+    pub async fn dial(
+        self,
+        server: SocketAddr,
+        server_name: &str,
+        trust: ServerTrust,
+        options: &ConnectOptions,
+    ) -> Result<ResumeConnection, NetError> {
+        dial(&self.endpoint, server, server_name, trust, options)
+            .await
+            .map(ResumeConnection)
+    }
+}
+
+/// A new connection to resume a session over ([`ResumeDialer::dial`]).
+#[derive(Debug)]
+pub struct ResumeConnection(Wired);
+
 /// One QUIC connection's control stream and tasks.
+#[derive(Debug)]
 struct Wired {
     connection: quinn::Connection,
     inbox: mpsc::Receiver<Inbound>,

@@ -473,6 +473,41 @@ struct ZoneConn {
     replay: replay::ServerReplay,
 }
 
+impl ZoneConn {
+    /// A connection of the gateway on `gateway_subject` whose session is `session`, the
+    /// zone's end of its channels given: fresh streams, nothing announced, nothing ended.
+    fn new(
+        gateway_subject: &str,
+        session: SessionRef,
+        outbox: mpsc::Receiver<Queued>,
+        control: mpsc::Sender<Vec<u8>>,
+        link: Arc<Link>,
+    ) -> ZoneConn {
+        ZoneConn {
+            gateway_subject: gateway_subject.to_owned(),
+            id: None,
+            reply: None,
+            outbox,
+            outbox_closed: false,
+            control,
+            link,
+            to_gateway: ReliableSender::new(),
+            from_gateway: ReliableReceiver::new(),
+            announced: Announced::default(),
+            gateway_ended: false,
+            lost: None,
+            gateway_gone: false,
+            end_acked_at_us: None,
+            opened_seen: false,
+            moving: None,
+            moved_to: None,
+            held: Vec::new(),
+            session,
+            replay: replay::ServerReplay::new(),
+        }
+    }
+}
+
 /// What a zone process told a gateway about a session (`LoggedIn`, `Session`).
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Announced {
@@ -800,31 +835,12 @@ impl RelayLoop {
         // As small as a single server's: the credit keeps the rest at the gateway.
         let (control, control_rx) = mpsc::channel(crate::server::control_chunks());
         let (reply, reply_rx) = oneshot::channel();
-        let mut conn = ZoneConn {
-            gateway_subject: gateway_subject.to_owned(),
-            id: None,
-            reply: Some(reply_rx),
-            outbox: outbox_rx,
-            outbox_closed: false,
-            control,
-            link: link.clone(),
-            to_gateway: ReliableSender::new(),
-            from_gateway: ReliableReceiver::new(),
-            announced: Announced::default(),
-            gateway_ended: false,
-            lost: None,
-            gateway_gone: false,
-            end_acked_at_us: None,
-            opened_seen: false,
-            moving: None,
-            moved_to: None,
-            held: Vec::new(),
-            session: SessionRef {
-                gateway: key.gateway,
-                conn_serial: mmo_core::relay::conn_serial(key.local),
-            },
-            replay: replay::ServerReplay::new(),
+        let session = SessionRef {
+            gateway: key.gateway,
+            conn_serial: mmo_core::relay::conn_serial(key.local),
         };
+        let mut conn = ZoneConn::new(gateway_subject, session, outbox_rx, control, link.clone());
+        conn.reply = Some(reply_rx);
         let connect = ZoneMsg::Connect {
             outbox,
             control: control_rx,
@@ -1092,28 +1108,10 @@ impl RelayLoop {
 fn ended_conn(gateway_subject: &str, session: SessionRef) -> ZoneConn {
     let (_, outbox) = mpsc::channel(1);
     let (control, _) = mpsc::channel(1);
-    ZoneConn {
-        gateway_subject: gateway_subject.to_owned(),
-        id: None,
-        reply: None,
-        outbox,
-        outbox_closed: true,
-        control,
-        link: Arc::new(Link::new(DisconnectReason::ServerShutdown, true)),
-        to_gateway: ReliableSender::new(),
-        from_gateway: ReliableReceiver::new(),
-        announced: Announced::default(),
-        gateway_ended: false,
-        lost: None,
-        gateway_gone: false,
-        end_acked_at_us: None,
-        opened_seen: false,
-        moving: None,
-        moved_to: None,
-        held: Vec::new(),
-        session,
-        replay: replay::ServerReplay::new(),
-    }
+    let link = Arc::new(Link::new(DisconnectReason::ServerShutdown, true));
+    let mut conn = ZoneConn::new(gateway_subject, session, outbox, control, link);
+    conn.outbox_closed = true;
+    conn
 }
 
 /// Learns the session id, hands the gateway's in-order items to the zone (control bytes

@@ -43,10 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::{
-    Handoff, HandoffAnswer, PeerMessage, ReliableReceiver, ReliableSender, StreamItem,
-    next_incarnation,
-};
+use mmo_core::relay::{Handoff, HandoffAnswer, PeerMessage, StreamItem, next_incarnation};
 use mmo_core::zone::{ConnectionId, PlayerTransfer};
 use tokio::sync::mpsc;
 
@@ -840,37 +837,14 @@ impl RelayLoop {
                 done,
             ));
         }
-        self.conns.insert(
-            key,
-            ZoneConn {
-                gateway_subject: h.gateway_subject,
-                id: Some(id),
-                reply: None,
-                outbox: outbox_rx,
-                outbox_closed: false,
-                control: control_tx,
-                link,
-                to_gateway: ReliableSender::new(),
-                from_gateway: ReliableReceiver::new(),
-                // The gateway heard `LoggedIn` from the first process; `Session` (this
-                // zone) is announced at the first drain.
-                announced: super::Announced {
-                    logged_in: true,
-                    session_zone: None,
-                },
-                gateway_ended: client_gone.is_some(),
-                lost: None,
-                gateway_gone: false,
-                end_acked_at_us: None,
-                opened_seen: true,
-                moving: None,
-                moved_to: None,
-                held: Vec::new(),
-                session,
-                // A secret of its own: its `ResumeToken` is the first of its bytes.
-                replay: super::replay::ServerReplay::new(),
-            },
-        );
+        let mut arrived = ZoneConn::new(&h.gateway_subject, session, outbox_rx, control_tx, link);
+        arrived.id = Some(id);
+        // The gateway heard `LoggedIn` from the first process; `Session` (this zone) is
+        // announced at the first drain, after this process's own `ResumeToken`.
+        arrived.announced.logged_in = true;
+        arrived.gateway_ended = client_gone.is_some();
+        arrived.opened_seen = true;
+        self.conns.insert(key, arrived);
         self.ended.remove(&key);
         Ok(key)
     }

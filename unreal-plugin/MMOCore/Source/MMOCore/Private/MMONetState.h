@@ -14,6 +14,7 @@
 #include "mmo.hpp"
 
 #include <optional>
+#include <string>
 
 struct FMMONetState
 {
@@ -31,6 +32,14 @@ struct FMMONetState
 	/** The pending DISCONNECTED's reason code and message. */
 	int32 PendingReason = 0;
 	FString PendingMessage;
+	/** Where the session connected (a resumption goes there again: in a fleet, the address
+	    of its gateways' load balancer). */
+	std::string ServerHost;
+	uint16_t ServerPort = 0;
+	/** A resumption was started and has not ended (RESUMED or DISCONNECTED). */
+	bool bResuming = false;
+	/** The session cannot resume (a single server gives no resumption token). */
+	bool bResumeUnavailable = false;
 	/** Router subscriptions of the subsystem itself (removed in Deinitialize). */
 	std::vector<mmo::ue::EventRouter::SubscriptionId> OwnSubscriptions;
 

@@ -124,6 +124,10 @@ bool UMMONetSubsystem::ConnectTo(const FString& Host, int32 Port, const FString&
 		return false;
 	}
 	State->Client.emplace(std::move(Made).value());
+	State->ServerHost = HostUtf8;
+	State->ServerPort = static_cast<uint16_t>(Port);
+	State->bResuming = false;
+	State->bResumeUnavailable = false;
 	UE_LOG(LogMMO, Log, TEXT("MMO connecting to %s:%d"), *Host, Port);
 	return true;
 }
@@ -223,6 +227,7 @@ void UMMONetSubsystem::Tick(float DeltaTime)
 		UE_LOG(LogMMO, Error, TEXT("MMO poll failed: %s"), *MMOLastError(Pumped.status()));
 	}
 	RespawnOrphans();
+	ResumeIfSilent();
 	if (GEngine != nullptr && MMOIsStatsOverlayEnabled())
 	{
 		GEngine->AddOnScreenDebugMessage(StatsOverlayKey, 0.0f, FColor::Cyan, GetStatsText());
@@ -235,6 +240,31 @@ void UMMONetSubsystem::Tick(float DeltaTime)
 		// After the release: a handler that connects again finds no session running.
 		OnDisconnected.Broadcast(Reason, Message);
 	}
+}
+
+void UMMONetSubsystem::ResumeIfSilent()
+{
+	mmo::Client* Client = State->GetClient();
+	if (Client == nullptr || !State->bWelcomed || State->bResuming || State->bResumeUnavailable || State->bReleasePending)
+	{
+		return;
+	}
+	const uint64_t ThresholdMs = ResumeAfterSilenceMs > 0 ? static_cast<uint64_t>(ResumeAfterSilenceMs) : 0u;
+	const mmo::Result<uint64_t> SilentMs = Client->server_silent_ms();
+	if (!SilentMs.ok() || *SilentMs < ThresholdMs)
+	{
+		return;
+	}
+	const mmo::Status Started = Client->resume(State->ServerHost.c_str(), State->ServerPort);
+	if (!Started.ok())
+	{
+		// A single server gives no resumption token: its session ends by its idle timeout.
+		State->bResumeUnavailable = true;
+		UE_LOG(LogMMO, Log, TEXT("MMO server silent for %llu ms; the session cannot resume: %s"), static_cast<unsigned long long>(*SilentMs), *MMOLastError(Started));
+		return;
+	}
+	State->bResuming = true;
+	UE_LOG(LogMMO, Warning, TEXT("MMO server silent for %llu ms: resuming the session"), static_cast<unsigned long long>(*SilentMs));
 }
 
 void UMMONetSubsystem::SubscribeOwnHandlers()
@@ -254,6 +284,13 @@ void UMMONetSubsystem::SubscribeOwnHandlers()
 			LocalEntityId = static_cast<int32>(Event.event.entity_id);
 			UE_LOG(LogMMO, Warning, TEXT("MMO session restarted from the last save as entity %d"), LocalEntityId);
 			OnRejoined.Broadcast(LocalEntityId);
+			return;
+		}
+		if (Event.kind() == MMO_CLIENT_EVENT_KIND_RESUMED)
+		{
+			State->bResuming = false;
+			UE_LOG(LogMMO, Log, TEXT("MMO session resumed over a new connection"));
+			OnResumed.Broadcast(LocalEntityId);
 			return;
 		}
 		const int32 Reason = static_cast<int32>(Event.event.disconnect_reason);

@@ -24,8 +24,9 @@ namespace ue {
 
 /// Who an event is for. Every event kind the library reports belongs to exactly one.
 enum class EventChannel : uint8_t {
-    /// WELCOME, REJOINED and DISCONNECTED: the session's start, its restart from the last
-    /// save by another zone process, and its end.
+    /// WELCOME, REJOINED, RESUMED and DISCONNECTED: the session's start, its restart from
+    /// the last save by another zone process, its continuation over a new connection, and
+    /// its end.
     Connection = 0,
     /// ENTITY_SPAWNED and ENTITY_DESPAWNED: remote entities entering and leaving the view.
     Entity,
@@ -53,6 +54,7 @@ inline std::optional<EventChannel> channel_of(mmo_client_event_kind kind) noexce
     switch (kind) {
     case MMO_CLIENT_EVENT_KIND_WELCOME:
     case MMO_CLIENT_EVENT_KIND_REJOINED:
+    case MMO_CLIENT_EVENT_KIND_RESUMED:
     case MMO_CLIENT_EVENT_KIND_DISCONNECTED: return EventChannel::Connection;
     case MMO_CLIENT_EVENT_KIND_ENTITY_SPAWNED:
     case MMO_CLIENT_EVENT_KIND_ENTITY_DESPAWNED: return EventChannel::Entity;
