@@ -32,7 +32,9 @@
 // the sender's name).
 // 4: rejoins (the event kind `MMO_CLIENT_EVENT_KIND_REJOINED`, which a caller must handle:
 // the controlled entity changes).
-#define MMO_ABI_VERSION 4
+// 5: resumption (`mmo_client_resume`, `mmo_client_server_silent_ms` and the event kind
+// `MMO_CLIENT_EVENT_KIND_RESUMED`): a caller built against 5 needs those symbols.
+#define MMO_ABI_VERSION 5
 
 // Length of the content hash (`mmo_client_content_hash`), bytes.
 #define MMO_CONTENT_HASH_LEN_BYTES 32
@@ -1306,9 +1308,10 @@ mmo_result mmo_client_connection_state(const struct mmo_client *client, mmo_conn
 
 // Starts continuing the session over a new connection to `host`:`port` (another gateway
 // of the fleet, or the same address behind a load balancer) and returns at once:
-// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing came
-// from the server for about a second (`mmo_client_server_silent_ms`; a fleet sends
-// snapshots every tick). The session, its entity and its prediction stay; keep polling
+// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing at all
+// came over it for about a second (`mmo_client_server_silent_ms`). Calling it again
+// while the first resumption waits for its answer tries another connection within the
+// first attempt's 5 s. The session, its entity and its prediction stay; keep polling
 // and sending inputs meanwhile. The outcome comes from `mmo_client_poll_event`:
 // `RESUMED`, or `DISCONNECTED` (reason `CONNECT_FAILED` when the new connection could not
 // be made, `SERVICE_UNAVAILABLE` or `TIMEOUT` when no server took the session over; log
@@ -1325,9 +1328,11 @@ mmo_result mmo_client_connection_state(const struct mmo_client *client, mmo_conn
 // not retained).
 mmo_result mmo_client_resume(struct mmo_client *client, const char *host, uint16_t port);
 
-// Writes to `*out_ms` how long nothing (no snapshot, no control bytes) came from the
-// server, milliseconds (0 before a connection). About a second means the connection is
-// failing: see `mmo_client_resume`.
+// Writes to `*out_ms` how long nothing at all came over the connection, milliseconds (0
+// before a connection): no snapshot, no control bytes, not even QUIC's acknowledgements
+// of the inputs sent every tick. About a second means the gateway or the path is gone
+// (`mmo_client_resume`); a gateway whose zone process died still acknowledges, and
+// restarts the session itself (`REJOINED`).
 //
 // Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
 //

@@ -288,8 +288,12 @@ impl mmo_client {
                     Some(Err("the resume task ended without a result".to_owned()))
                 }
             };
-            if let Some(made) = made {
+            if made.is_some() {
                 self.resuming = None;
+            }
+            // A session closed meanwhile (disconnect, a stalled stream) reports its own
+            // reason below; the new connection is dropped.
+            if let Some(made) = made.filter(|_| net.state() == ClientState::Active) {
                 let adopted = made.and_then(|connection| {
                     net.adopt(connection)
                         .map_err(|e| format!("the session cannot resume: {e}"))
@@ -936,9 +940,10 @@ pub unsafe extern "C" fn mmo_client_connection_state(
 
 /// Starts continuing the session over a new connection to `host`:`port` (another gateway
 /// of the fleet, or the same address behind a load balancer) and returns at once:
-/// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing came
-/// from the server for about a second (`mmo_client_server_silent_ms`; a fleet sends
-/// snapshots every tick). The session, its entity and its prediction stay; keep polling
+/// `MMO_RESULT_OK` means started. Call it when the connection seems lost: nothing at all
+/// came over it for about a second (`mmo_client_server_silent_ms`). Calling it again
+/// while the first resumption waits for its answer tries another connection within the
+/// first attempt's 5 s. The session, its entity and its prediction stay; keep polling
 /// and sending inputs meanwhile. The outcome comes from `mmo_client_poll_event`:
 /// `RESUMED`, or `DISCONNECTED` (reason `CONNECT_FAILED` when the new connection could not
 /// be made, `SERVICE_UNAVAILABLE` or `TIMEOUT` when no server took the session over; log
@@ -993,9 +998,11 @@ pub unsafe extern "C" fn mmo_client_resume(
     })
 }
 
-/// Writes to `*out_ms` how long nothing (no snapshot, no control bytes) came from the
-/// server, milliseconds (0 before a connection). About a second means the connection is
-/// failing: see `mmo_client_resume`.
+/// Writes to `*out_ms` how long nothing at all came over the connection, milliseconds (0
+/// before a connection): no snapshot, no control bytes, not even QUIC's acknowledgements
+/// of the inputs sent every tick. About a second means the gateway or the path is gone
+/// (`mmo_client_resume`); a gateway whose zone process died still acknowledges, and
+/// restarts the session itself (`REJOINED`).
 ///
 /// Errors: `MMO_RESULT_NULL_ARGUMENT`. Game thread only.
 ///
@@ -1049,6 +1056,7 @@ pub unsafe extern "C" fn mmo_client_disconnect(client: *mut mmo_client) -> mmo_r
             }
             Conn::Connected(net) => {
                 net.session_mut().disconnect();
+                c.resuming = None;
                 c.pump_connected();
                 Ok(())
             }

@@ -51,7 +51,9 @@ mod tests;
 /// the sender's name).
 /// 4: rejoins (the event kind `MMO_CLIENT_EVENT_KIND_REJOINED`, which a caller must handle:
 /// the controlled entity changes).
-pub const MMO_ABI_VERSION: u32 = 4;
+/// 5: resumption (`mmo_client_resume`, `mmo_client_server_silent_ms` and the event kind
+/// `MMO_CLIENT_EVENT_KIND_RESUMED`): a caller built against 5 needs those symbols.
+pub const MMO_ABI_VERSION: u32 = 5;
 
 /// Returns the ABI version this library was built with (`MMO_ABI_VERSION`).
 ///

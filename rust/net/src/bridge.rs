@@ -158,6 +158,11 @@ impl Link {
         self.resume_pending.store(true, Ordering::Release);
     }
 
+    /// A resumption waits for its zone's answer.
+    pub(crate) fn is_resume_pending(&self) -> bool {
+        self.resume_pending.load(Ordering::Acquire)
+    }
+
     /// True once per [`Link::ask_resume`]: the caller answers it.
     pub(crate) fn take_resume(&self) -> bool {
         self.resume_pending.swap(false, Ordering::AcqRel)

@@ -93,8 +93,11 @@ pub struct NetClient {
     writer: tokio::task::JoinHandle<()>,
     link: Arc<Link>,
     start: Instant,
-    /// When the last datagram or control bytes came from the server.
+    /// When the last UDP datagram of the connection arrived (data or QUIC's own
+    /// acknowledgements), seen at a pump.
     last_heard: Instant,
+    /// The connection's count of UDP datagrams received at the last pump.
+    udp_datagrams_in: u64,
     /// The connection a resumption replaced, open until `Resumed` (closing it earlier
     /// could end the session before the new connection took it).
     stale: Option<quinn::Connection>,
@@ -196,6 +199,7 @@ impl NetClient {
             link: wired.link,
             start,
             last_heard: start,
+            udp_datagrams_in: 0,
             stale: None,
         };
         // The login frame.
@@ -271,13 +275,17 @@ impl NetClient {
         self.link = wired.link;
         // The new connection's silence counts from now.
         self.last_heard = Instant::now();
+        self.udp_datagrams_in = 0;
         self.flush();
         Ok(())
     }
 
-    /// How long nothing (no snapshot, no control bytes) came from the server. A fleet's
-    /// server sends snapshots every tick; a silence of a second or more means the
-    /// connection is failing (its gateway may be gone): time to [`NetClient::resume`].
+    /// How long nothing at all came over the connection, as seen at the last
+    /// [`NetClient::pump`]: no snapshot, no control bytes, not even QUIC's acknowledgements
+    /// of the inputs sent every tick. A second of that means the path or the server (in a
+    /// fleet, the gateway) is gone: time to [`NetClient::resume`]. A live gateway whose
+    /// zone process died still acknowledges, so this stays low while the gateway restarts
+    /// the session (`Rejoined`), as it should.
     #[must_use]
     pub fn server_silent_for(&self) -> Duration {
         self.last_heard.elapsed()
@@ -302,10 +310,12 @@ impl NetClient {
     /// is not the caller's frame time.
     pub fn pump_with(&mut self, mut after_datagram: impl FnMut(&ClientSession, Instant)) {
         let now_us = self.now_us();
+        let udp_datagrams_in = self.connection.stats().udp_rx.datagrams;
+        if udp_datagrams_in != self.udp_datagrams_in {
+            self.udp_datagrams_in = udp_datagrams_in;
+            self.last_heard = Instant::now();
+        }
         while let Ok(inbound) = self.inbox.try_recv() {
-            if !matches!(inbound, Inbound::Closed(..)) {
-                self.last_heard = Instant::now();
-            }
             match inbound {
                 Inbound::Datagram(d, arrived) => {
                     self.session.handle_datagram(now_us, &d);
@@ -489,7 +499,7 @@ async fn dial(
     options: &ConnectOptions,
 ) -> Result<Wired, NetError> {
     let mut client_config = quinn::ClientConfig::new(crate::tls::quic_client_crypto(trust)?);
-    client_config.transport_config(crate::transport_config());
+    client_config.transport_config(crate::client_transport_config());
     let connecting = endpoint
         .connect_with(client_config, server, server_name)
         .map_err(|e| NetError::Connection(e.to_string()))?;

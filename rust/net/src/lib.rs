@@ -115,10 +115,27 @@ const DATAGRAM_RECEIVE_BUFFER_BYTES: usize = 64 * 1024;
 /// opens): a peer opening more, or any unidirectional stream, breaks QUIC's stream limits
 /// and is closed by quinn.
 fn transport_config() -> std::sync::Arc<quinn::TransportConfig> {
+    transport_config_with_keep_alive(std::time::Duration::from_secs(2))
+}
+
+/// How often an idle client pings its server: the server's acknowledgements then arrive at
+/// least this often, so a client that hears nothing at all for a second knows the server
+/// (in a fleet, its gateway) or the path is gone (`client::NetClient::server_silent_for`).
+/// A playing client sends inputs every tick, which need no ping.
+const CLIENT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// [`transport_config`] for the client's end: pings every [`CLIENT_KEEP_ALIVE`].
+fn client_transport_config() -> std::sync::Arc<quinn::TransportConfig> {
+    transport_config_with_keep_alive(CLIENT_KEEP_ALIVE)
+}
+
+fn transport_config_with_keep_alive(
+    keep_alive: std::time::Duration,
+) -> std::sync::Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(1u32.into());
     t.max_concurrent_uni_streams(0u32.into());
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+    t.keep_alive_interval(Some(keep_alive));
     // 10 s, the sessions' own idle timeout; the conversion cannot fail for this value.
     if let Ok(idle) = quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)) {
         t.max_idle_timeout(Some(idle));

@@ -619,8 +619,12 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
         // the new process and is answered there, after `Rejoined`.
         let mut request = None;
         let mut events = Vec::new();
+        // Her gateway lives: QUIC keeps answering her pings, so a client that resumes
+        // after a second of silence (the Unreal plugin) leaves her connection alone.
+        let mut most_silent = Duration::ZERO;
         while killed.elapsed() < Duration::from_secs(10) {
             alice.client.pump();
+            most_silent = most_silent.max(alice.client.server_silent_for());
             while let Some(e) = alice.client.poll_event() {
                 events.push((killed.elapsed(), e));
             }
@@ -652,7 +656,14 @@ async fn a_zone_process_killed_with_kill_9_is_replaced_by_a_spare_and_its_player
         else {
             panic!("Alice's session restarted: {events:?}");
         };
-        println!("client rejoined {rejoined_after:?} after the zone process was killed");
+        println!(
+            "client rejoined {rejoined_after:?} after the zone process was killed; \
+             longest silence of her connection meanwhile {most_silent:?}"
+        );
+        assert!(
+            most_silent < Duration::from_millis(800),
+            "the live gateway kept answering: silent for {most_silent:?} at most"
+        );
         assert!(
             rejoined_after < Duration::from_secs(8),
             "playing again within 8 s of the kill, not {rejoined_after:?}"

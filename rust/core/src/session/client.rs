@@ -652,8 +652,9 @@ impl ClientSession {
     /// `Resumed` arrives no other control frame is sent (they are kept and go after it,
     /// with the ones the server missed); datagrams go on. The part of a server frame the
     /// lost connection delivered is forgotten (the server sends the frame again). Without
-    /// `Resumed` within [`super::resumption::RESUME_ANSWER_TIMEOUT_US`] the session closes
-    /// with `timeout`. May be called again for another new connection while waiting.
+    /// `Resumed` within [`super::resumption::RESUME_ANSWER_TIMEOUT_US`] of the first
+    /// attempt the session closes with `timeout`. May be called again for another new
+    /// connection while waiting (the deadline stays the first attempt's).
     ///
     /// # Errors
     /// A message when the session cannot resume ([`ClientSession::can_resume`] is false).

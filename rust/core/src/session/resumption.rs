@@ -81,9 +81,10 @@ impl Resumption {
         self.kept_bytes = 0;
     }
 
-    /// `Resume` was sent at `now_us`.
+    /// `Resume` was sent at `now_us` (another attempt while waiting keeps the first
+    /// attempt's deadline).
     pub(crate) fn await_answer(&mut self, now_us: u64) {
-        self.awaiting_since_us = Some(now_us);
+        self.awaiting_since_us.get_or_insert(now_us);
     }
 
     /// Waiting for `Resumed` since this time.

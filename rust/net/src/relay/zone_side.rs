@@ -877,8 +877,10 @@ impl RelayLoop {
     /// A gateway's `Resume` as item 0 of connection `key` (`RELAY_FORMAT.md` section 8):
     /// when a session here issued `token`, it continues over `key` (the gateway on
     /// `gateway_subject`), its control bytes the client missed are sent again, and the
-    /// connection it had is ended with `duplicate_login`; returns true. False, doing
-    /// nothing, when no session here has the token (another process's, or none: whoever
+    /// connection it had is ended with `duplicate_login`; returns true (also when it is
+    /// refused: the client missed more than is kept, the session is moving to another
+    /// process, or an earlier resumption is not answered yet). False, doing nothing, when
+    /// no session here has the token (another process's, or none: whoever
     /// has it answers, and the gateway times out otherwise).
     fn resume(
         &mut self,
@@ -900,7 +902,17 @@ impl RelayLoop {
         let Some((&old_key, old)) = found else {
             return false;
         };
-        let missed = match old.replay.missed_from(received_bytes) {
+        // Not while its zone hands it to another process (that one gives a token of its
+        // own), nor while an earlier resumption waits for its zone's answer (the session
+        // must read its stream up to one boundary at a time).
+        let settled = if !self.peers.is_local(usize::from(old.link.zone())) {
+            Err("the session is moving to another zone process".to_owned())
+        } else if old.link.is_resume_pending() {
+            Err("an earlier resumption of the session is not answered yet".to_owned())
+        } else {
+            Ok(())
+        };
+        let missed = match settled.and_then(|()| old.replay.missed_from(received_bytes)) {
             Ok(missed) => missed,
             Err(e) => {
                 count("resume_refused");

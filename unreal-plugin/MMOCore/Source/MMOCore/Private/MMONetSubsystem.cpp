@@ -249,7 +249,12 @@ void UMMONetSubsystem::ResumeIfSilent()
 	{
 		return;
 	}
-	const uint64_t ThresholdMs = ResumeAfterSilenceMs > 0 ? static_cast<uint64_t>(ResumeAfterSilenceMs) : 0u;
+	const int32 SettingMs = GetDefault<UMMODeveloperSettings>()->ResumeAfterSilenceMs;
+	if (SettingMs <= 0)
+	{
+		return;
+	}
+	const uint64_t ThresholdMs = static_cast<uint64_t>(SettingMs);
 	const mmo::Result<uint64_t> SilentMs = Client->server_silent_ms();
 	if (!SilentMs.ok() || *SilentMs < ThresholdMs)
 	{

@@ -36,6 +36,10 @@ public:
 	UPROPERTY(config, EditAnywhere, BlueprintReadOnly, Category = "Interpolation", meta = (ClampMin = "0", ClampMax = "1000"))
 	int32 InterpolationDelayMs = 20;
 
+	/** After this long with nothing from the server (not even transport acknowledgements), the net subsystem resumes the session over a new connection to the same address (a fleet's gateway died), milliseconds; 0 disables resuming. */
+	UPROPERTY(config, EditAnywhere, BlueprintReadOnly, Category = "Connection", meta = (ClampMin = "0", ClampMax = "60000"))
+	int32 ResumeAfterSilenceMs = 1000;
+
 	/** Actor class spawned for each entity archetype the server reports. */
 	UPROPERTY(config, EditAnywhere, BlueprintReadOnly, Category = "Entities")
 	TMap<int32, TSubclassOf<AMMORemoteCharacter>> ArchetypeClasses;

@@ -86,13 +86,9 @@ public:
 	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
 	FMMOConnectedSignature OnRejoined;
 
-	/** The session continues over a new connection after its connection fell silent (in a fleet, its gateway died): same entity, same prediction; nothing was lost. */
+	/** The session continues over a new connection after its connection fell silent for the project settings' ResumeAfterSilenceMs (in a fleet, its gateway died): same entity, same prediction; nothing was lost. */
 	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
 	FMMOConnectedSignature OnResumed;
-
-	/** How long the server may be silent before the subsystem resumes the session over a new connection to the same address (a fleet sends snapshots every tick), ms. */
-	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "MMO|Net")
-	int64 ResumeAfterSilenceMs = 1000;
 
 	/** The session ended: the library's disconnect reason code (mmo_disconnect_reason) and message. */
 	UPROPERTY(BlueprintAssignable, Category = "MMO|Net")
@@ -115,7 +111,7 @@ public:
 
 private:
 	void SubscribeOwnHandlers();
-	/** Resumes the session when the server has been silent for ResumeAfterSilenceMs (once per silence; never for a session that cannot resume). */
+	/** Resumes the session when the server has been silent for the project settings' ResumeAfterSilenceMs (not while a resumption runs; never for a session that cannot resume; never when the setting is 0). */
 	void ResumeIfSilent();
 	void SpawnRemote(int32 EntityId, int32 Archetype, const FVector& BaseLocation);
 	void DespawnRemote(int32 EntityId);
