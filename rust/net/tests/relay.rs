@@ -1552,3 +1552,98 @@ async fn a_zone_process_keeps_its_leases_when_redis_drops_its_connections() {
     .await
     .expect("finished within 30 s");
 }
+
+/// A connection that presents a `Resume` nobody issued (or a broken one) is refused with a
+/// reason, and the session whose place it might take plays on: a forged token is closed
+/// `service_unavailable` after the gateway's 3 s opening wait (no zone process answers), a
+/// `Resume` of another protocol version reaches a zone as a login and is refused
+/// `protocol_mismatch`, one with a token over 64 bytes `protocol_violation`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_broken_resume_is_refused_and_the_real_session_plays_on() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(40), async {
+        let relay = settings(&url, "forged-resume");
+        let (config, trust, zone) = config();
+        let ServerTrust::Pinned(pin) = trust else {
+            panic!("the test pins the certificate");
+        };
+        let zones = ZoneProcess::start(&config, relay.clone()).await.unwrap();
+        let gateway = GatewayProcess::start(&config, relay).await.unwrap();
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        let tick = Duration::from_micros(zone.tick_rate.tick_us());
+        let mut interval = tokio::time::interval(tick);
+        while alice.entity().is_none() {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick.as_secs_f32());
+        }
+        assert!(alice.client.session().can_resume(), "a token came");
+
+        let resume = |protocol_version: u16, token_len: usize| {
+            let mut token = vec![1u8];
+            token.resize(token_len, 0x5a);
+            let mut frame = Vec::new();
+            mmo_core::control::encode_frame(
+                &mmo_core::control::ClientControl::Resume {
+                    protocol_version,
+                    token,
+                    received_bytes: 0,
+                },
+                &mut frame,
+            )
+            .unwrap();
+            frame
+        };
+        let mut attempts = Vec::new();
+        for frame in [
+            resume(mmo_core::PROTOCOL_VERSION, 17),
+            resume(mmo_core::PROTOCOL_VERSION + 1, 17),
+            resume(mmo_core::PROTOCOL_VERSION, 65),
+        ] {
+            let (endpoint, connection) = common::raw_connection(gateway.local_addr(), pin).await;
+            let (mut send, _recv) = connection.open_bi().await.expect("control stream");
+            send.write_all(&frame).await.expect("written");
+            attempts.push((endpoint, connection, send));
+        }
+        let started = std::time::Instant::now();
+        let applied_before = alice.client.session().stats().snapshots_applied;
+        let mut codes = Vec::new();
+        for (_, connection, _) in &attempts {
+            // Alice plays meanwhile.
+            let mut closed = Box::pin(common::close_code(connection, Duration::from_secs(8)));
+            let code = loop {
+                tokio::select! {
+                    code = &mut closed => break code,
+                    _ = interval.tick() => alice.tick(MoveInput::default(), tick.as_secs_f32()),
+                }
+            };
+            codes.push((code, started.elapsed()));
+        }
+        assert_eq!(
+            codes.iter().map(|(code, _)| *code).collect::<Vec<_>>(),
+            vec![
+                Some(u64::from(DisconnectReason::ServiceUnavailable.code())),
+                Some(u64::from(DisconnectReason::ProtocolMismatch.code())),
+                Some(u64::from(DisconnectReason::ProtocolViolation.code())),
+            ],
+            "forged, other version, token too long"
+        );
+        let forged_after = codes[0].1;
+        assert!(
+            forged_after >= Duration::from_secs(3) && forged_after < Duration::from_secs(6),
+            "the forged one waited for the 3 s opening timeout, not {forged_after:?}"
+        );
+        assert_eq!(alice.client.state(), ClientState::Active, "Alice plays on");
+        assert!(
+            alice.client.session().stats().snapshots_applied > applied_before + 30,
+            "her snapshots kept coming"
+        );
+        drop(attempts);
+        alice.client.disconnect(Duration::from_secs(1)).await;
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 40 s");
+}
