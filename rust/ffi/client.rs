@@ -301,11 +301,10 @@ impl mmo_client {
                 if let Err(message) = adopted {
                     // The old connection is failing and no other took the session: over.
                     net.session_mut().disconnect();
-                    self.queue.push_back(event::disconnected(
+                    self.begin_close(event::disconnected(
                         mmo_disconnect_reason::ConnectFailed,
                         message,
                     ));
-                    self.begin_close_quietly();
                     return;
                 }
             }
@@ -329,18 +328,6 @@ impl mmo_client {
             });
             self.begin_close(ended);
         }
-    }
-
-    /// [`mmo_client::begin_close`] after its `DISCONNECTED` event was queued already.
-    fn begin_close_quietly(&mut self) {
-        self.resuming = None;
-        let Some(runtime) = self.runtime.as_ref() else {
-            return;
-        };
-        let Conn::Connected(net) = std::mem::replace(&mut self.conn, Conn::Closed) else {
-            return;
-        };
-        runtime.spawn(async move { net.disconnect(DISCONNECT_GRACE).await });
     }
 
     /// Hands the connection to a close task on the runtime; `event` is queued when the
@@ -481,6 +468,17 @@ async fn resume_task(
         .map_err(|e| format!("could not connect to {server} to resume: {e}"))
 }
 
+/// Refuses an empty host or port 0 (`mmo_client_connect`, `mmo_client_resume`).
+fn check_address(host: &str, port: u16) -> Result<(), FfiError> {
+    if host.is_empty() {
+        return Err(FfiError::invalid("host", "is empty"));
+    }
+    if port == 0 {
+        return Err(FfiError::invalid("port", "is 0"));
+    }
+    Ok(())
+}
+
 /// Reads a required NUL-terminated UTF-8 string argument.
 ///
 /// # Safety
@@ -584,12 +582,7 @@ pub unsafe extern "C" fn mmo_client_connect(
         let host = unsafe { arg_str(host, "host") }?;
         // SAFETY: per the caller, NULL or NUL-terminated.
         let token = unsafe { arg_str(token, "token") }?;
-        if host.is_empty() {
-            return Err(FfiError::invalid("host", "is empty"));
-        }
-        if port == 0 {
-            return Err(FfiError::invalid("port", "is 0"));
-        }
+        check_address(host, port)?;
         if token.len() > control::MAX_TOKEN_LEN_BYTES {
             return Err(FfiError::invalid(
                 "token",
@@ -969,12 +962,7 @@ pub unsafe extern "C" fn mmo_client_resume(
         let c = unsafe { boundary::in_mut(client, "client") }?;
         // SAFETY: per the caller, NULL or NUL-terminated.
         let host = unsafe { arg_str(host, "host") }?;
-        if host.is_empty() {
-            return Err(FfiError::invalid("host", "is empty"));
-        }
-        if port == 0 {
-            return Err(FfiError::invalid("port", "is 0"));
-        }
+        check_address(host, port)?;
         if c.resuming.is_some() {
             return Err(FfiError::new(
                 mmo_result::InvalidState,

@@ -557,6 +557,8 @@ impl RelayLoop {
             }
             Command::Shutdown => {
                 self.stopping = true;
+                // Every connection's last bytes go before its end (an unanswered resumption
+                // is forgotten instead, as when its client leaves).
                 self.conns.retain(|_, conn| {
                     drain_control(conn, Drain::All, &self.settings);
                     !unanswered_resume(conn)
@@ -564,7 +566,6 @@ impl RelayLoop {
                 for (&local, conn) in &mut self.conns {
                     conn.link.set_close_reason(DisconnectReason::ServerShutdown);
                     if !conn.client_gone {
-                        drain_control(conn, Drain::All, &self.settings);
                         conn.client_gone = true;
                         conn.to_zone.push(StreamItem::End {
                             reason_code: DisconnectReason::ServerShutdown.code(),
