@@ -1595,6 +1595,8 @@ async fn a_forged_or_broken_resume_is_refused_and_the_real_session_plays_on() {
             .unwrap();
             frame
         };
+        // Before the forged `Resume` is sent: the gateway's 3 s count from its first sending.
+        let started = std::time::Instant::now();
         let mut attempts = Vec::new();
         for frame in [
             resume(mmo_core::PROTOCOL_VERSION, 17),
@@ -1606,7 +1608,6 @@ async fn a_forged_or_broken_resume_is_refused_and_the_real_session_plays_on() {
             send.write_all(&frame).await.expect("written");
             attempts.push((endpoint, connection, send));
         }
-        let started = std::time::Instant::now();
         let applied_before = alice.client.session().stats().snapshots_applied;
         let mut codes = Vec::new();
         for (_, connection, _) in &attempts {
