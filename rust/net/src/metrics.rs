@@ -54,8 +54,11 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// included, and forgot),
 /// `gateway_ended` (connections the gateway side forgot); handoffs between zone processes:
 /// `handoff_sent`, `handoff_resent`, `handed_out` (accepted), `handoff_refused`,
-/// `handoff_unanswered` (given up after 2 s: the connection was ended unsaved),
-/// `handed_in`, `handoff_in_refused`, `moved` (gateway: a connection switched to its new
+/// `handoff_kept` (unanswered after 2 s and recorded aborted in the directory: the player
+/// stays here and is closed, saved), `handoff_found_taken` (unanswered, but the directory
+/// records it taken: handed over), `handoff_unanswered` (undecided after 10 s, or no
+/// directory: the connection was ended unsaved), `handed_in`, `handoff_in_refused`,
+/// `handoff_revoked` (claimed here but not taken after all: turned to aborted), `moved` (gateway: a connection switched to its new
 /// zone process), `stale_incarnation` (gateway: an item of an old or unknown stream
 /// incarnation, ignored), `peer_sent`, `peer_refused` (an undecodable peer message),
 /// `peer_unencodable`, `peer_wrong_zone` (a border export for a zone not run here),

@@ -8,6 +8,8 @@
 //! on one NATS server do not see each other.
 
 mod common;
+#[path = "relay/decisions.rs"]
+mod decisions;
 
 use std::time::Duration;
 
@@ -642,6 +644,8 @@ async fn a_login_is_refused_while_the_older_session_is_still_being_saved() {
 /// ticker at the zones' rate.
 struct SplitWorld {
     relay: RelaySettings,
+    /// What the zone processes run with (zone 1's again after it died).
+    config: ServerConfig,
     store: std::sync::Arc<mmo_net::persist::MemoryStore>,
     zones_0: ZoneProcess,
     zones_1: ZoneProcess,
@@ -678,6 +682,7 @@ async fn split_world(url: &str, tag: &str, save_interval: Duration) -> SplitWorl
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     SplitWorld {
         relay,
+        config,
         store,
         zones_0,
         zones_1,
@@ -700,6 +705,7 @@ async fn relogin_across_processes(url: String, redis_url: String, slow: SlowStor
     // No periodic save: only the older session's logout save can carry her position.
     let SplitWorld {
         relay,
+        config: _,
         store,
         zones_0,
         zones_1,
@@ -922,20 +928,23 @@ async fn a_login_takes_over_a_presence_key_that_nobody_releases() {
 }
 
 /// A handoff whose receiving zone process is dead (dropped without giving anything back,
-/// as after `kill -9`): the sender resends it for 2 s, gives up and ends the connection
-/// with `service_unavailable` without saving, so the character exists once, as last saved
-/// (before the border); a new login of the account takes the dead session's presence key
-/// over after 3 s and starts from that save.
+/// as after `kill -9`): the sender resends it for 2 s, then records it aborted in the
+/// directory (nobody claimed it), keeps the player, and closes her with
+/// `service_unavailable`, saving her where she crossed; the dead process can no longer
+/// take her. Once another process runs zone 1, she logs in again from that save with her
+/// bag, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_from_the_last_save() {
+async fn a_handoff_to_a_dead_zone_process_is_aborted_and_the_player_is_saved_where_she_crossed() {
     let Some(url) = service_url("MMO_TEST_NATS_URL") else {
         return;
     };
-    if service_url("MMO_TEST_REDIS_URL").is_none() {
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
         return;
-    }
+    };
     tokio::time::timeout(Duration::from_secs(60), async {
         let SplitWorld {
+            relay,
+            config,
             store,
             zones_0,
             zones_1,
@@ -944,10 +953,8 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
             zone,
             mut interval,
             tick_s,
-            ..
         } = split_world(&url, "dead-receiver", Duration::from_secs(1)).await;
-        let unanswered_before =
-            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]);
+        let kept_before = common::counter("mmo_relay_events_total", &[("event", "handoff_kept")]);
 
         // Alice walks to just before the border (x = 0) and stands through a save.
         let mut alice = connect(&gateway, trust, &zone, "a").await;
@@ -990,35 +997,75 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
         assert_eq!(
             ended,
             Some(DisconnectReason::ServiceUnavailable),
-            "the handoff was given up: {:?}",
+            "the sender kept her and closed her: {:?}",
             alice.events.last()
         );
         assert!(
-            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")])
-                > unanswered_before,
-            "counted as unanswered"
+            common::counter("mmo_relay_events_total", &[("event", "handoff_kept")]) > kept_before,
+            "counted as kept"
         );
-        // Saved last before she crossed (a periodic save may come between the stand and
-        // the crossing); nothing after: the receiver might own her.
-        let after = store.character_of("alice").expect("stored");
+        let mut redis = redis::Client::open(redis_url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let records: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("mmo:{}:transfer:*", relay.world))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1, "one handoff: {records:?}");
+        let record: String = redis::cmd("GET")
+            .arg(&records[0])
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(record, "aborted");
+
+        // Saved by the sender as she logged out: where she crossed, past where she stood.
+        let mut after = None;
+        for _ in 0..60 {
+            interval.tick().await;
+            after = store
+                .character_of("alice")
+                .filter(|r| r.version > saved.version);
+            if after.is_some() {
+                break;
+            }
+        }
+        let after = after.expect("a logout save by the sender within 2 s");
         assert!(
-            after.position_m.x < 0.0 && after.version >= saved.version,
-            "the last save is from zone 0, before the crossing: {after:?}"
+            after.position_m.x > stood_at.x + 1.0,
+            "saved where she crossed: {} (stood at {stood_at})",
+            after.position_m
         );
 
-        // She logs in again: the dead session's key is taken over after 3 s.
+        // Another process takes zone 1 once the dead one's lease expired; she comes back
+        // from the sender's save.
+        let mut zones_1 = None;
+        for _ in 0..100 {
+            let started = ZoneProcess::start(
+                &config,
+                RelaySettings {
+                    zones: Some(vec![1]),
+                    ..relay.clone()
+                },
+            )
+            .await;
+            if let Ok(process) = started {
+                zones_1 = Some(process);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let zones_1 = zones_1.expect("zone 1 taken over within 10 s");
         let mut again = connect(&gateway, trust, &zone, "a").await;
         until_ready(&mut [&mut again], &mut interval, tick_s).await;
         assert!(
             (again.position_m() - after.position_m).length() < 0.05,
-            "back from the last save: {} vs {}",
+            "back from the sender's save: {} vs {}",
             again.position_m(),
             after.position_m
-        );
-        assert_eq!(
-            store.character_of("alice").map(|r| r.version),
-            Some(after.version),
-            "not saved by anyone while she was away"
         );
         assert_eq!(
             again.client.session().inventory().cloned(),
@@ -1028,6 +1075,7 @@ async fn a_handoff_to_a_dead_zone_process_ends_unsaved_and_the_player_returns_fr
         again.client.disconnect(Duration::from_secs(2)).await;
         gateway.shutdown(Duration::from_secs(1)).await;
         zones_0.shutdown(Duration::from_secs(2)).await;
+        zones_1.shutdown(Duration::from_secs(2)).await;
     })
     .await
     .expect("finished within 60 s");

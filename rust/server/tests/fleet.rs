@@ -1378,6 +1378,25 @@ async fn the_fleet_runs_on_redis_users_limited_to_their_roles_keys() {
             refused(registry),
             "a zone process cannot write the gateway registry"
         );
+        // Zone processes decide handoffs (`RELAY_FORMAT.md` 5, "Deciding"); gateways cannot.
+        let record = format!("mmo:{world}:transfer:{:016x}", 1);
+        let decided: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&record)
+            .arg("aborted")
+            .arg("PX")
+            .arg(1_000)
+            .query_async(&mut as_zone)
+            .await;
+        assert!(
+            decided.is_ok(),
+            "a zone process records a handoff's decision: {decided:?}"
+        );
+        let forged: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&record)
+            .arg("taken 0000000000000001")
+            .query_async(&mut as_gateway)
+            .await;
+        assert!(refused(forged), "a gateway cannot decide a handoff");
         // Gateways ask for shards, spares read what they asked for (and a merging shard
         // lowers it).
         let wanted = format!("mmo:{world}:shards_wanted");

@@ -9,6 +9,7 @@
 //! | `zone:<zone id>:shard:<k>:owner` | the same for the zone's shard `k` (1 to 15; `crate::shard`) |
 //! | `zone:<zone id>:fence` | the zone's fencing counter: every lease taken on any of its shards increments it, so tokens are unique among a zone's shards (they also number the shards' entity-id runs) |
 //! | `shards_wanted` | hash: field `<zone id>` = how many shards the gateways asked that zone to have (`shard_loads`); spares take the missing ones |
+//! | `transfer:<transfer id, 16 hex digits>` | a handoff's decision, `taken <process>` or `aborted`, for 60 s (`transfer`) |
 //! | `epoch_unix_us` | the world's tick 0, µs since the Unix epoch: set once by the first zone process ([`world_epoch_unix_us`]), so every process numbers ticks alike |
 //!
 //! Leases are per zone instance (a zone's shard, `crate::shard`). A zone process takes the
@@ -25,8 +26,9 @@
 //!
 //! The fencing token grows with every lease of a zone, so a consumer can refuse a process
 //! acting on an older lease: a zone process taking a player handed over from zone `z`
-//! checks that the sender's `<process>:<token>` is what `zone:<z>:owner` holds now
-//! ([`ZoneLeases::holds`]). Not done yet: gateways do not check it (they route by subjects,
+//! checks that the sender's `<process>:<token>` is what `zone:<z>:owner` holds now, in the
+//! same atomic step as it records the handoff's decision ([`Fencing::claim_transfer`],
+//! key `transfer:<id>`). Not done yet: gateways do not check it (they route by subjects,
 //! which only the zone's current owner subscribes to after a clean handover) and saves do
 //! not carry it.
 
@@ -36,6 +38,9 @@ use tokio::sync::watch;
 
 use crate::NetError;
 use crate::shard::{MAX_SHARDS_PER_ZONE, ZoneShard};
+
+mod transfer;
+pub use transfer::{DECISION_MEMORY_MS, TransferDecision};
 
 /// How long a lease lasts without renewal, ms.
 pub const LEASE_MS: u64 = 5_000;
@@ -99,26 +104,6 @@ impl std::fmt::Debug for Fencing {
 }
 
 impl Fencing {
-    /// Whether zone instance `zone`'s lease is held now by `process` with fencing token
-    /// `token` (one Redis read, at most 500 ms).
-    ///
-    /// # Errors
-    /// Redis unreachable or too slow: the caller must treat ownership as unproven.
-    pub async fn holds(&self, zone: u16, process: u64, token: u64) -> Result<bool, NetError> {
-        let mut connection = self.connection.clone();
-        let key = owner_key(&self.world, ZoneShard::of_instance(zone, self.zone_count));
-        let read = tokio::time::timeout(
-            Duration::from_millis(500),
-            redis::cmd("GET")
-                .arg(&key)
-                .query_async::<Option<String>>(&mut connection),
-        )
-        .await
-        .map_err(|_| NetError::Connection("fleet directory Redis: no answer in 500 ms".into()))?
-        .map_err(|e| NetError::Connection(format!("fleet directory Redis: {e}")))?;
-        Ok(read.as_deref() == Some(format!("{process:016x}:{token}").as_str()))
-    }
-
     /// This process's fencing token for zone instance `zone` (`None`: not taken here).
     #[must_use]
     pub fn token(&self, zone: u16) -> Option<u64> {

@@ -232,7 +232,7 @@ impl ZoneProcess {
         let (stopping, stop_rx) = oneshot::channel();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let health = super::RelayHealth::default();
-        let (checked_tx, checked_rx) = mpsc::unbounded_channel();
+        let (handoff_tasks_tx, handoff_tasks_rx) = mpsc::unbounded_channel();
         let (presence, kicks, presence_renewer) = match presence_parts {
             Some((presence, kicks, renewer)) => (Some(presence), kicks, Some(renewer)),
             // Never yields: no presence, no kicks of our own.
@@ -264,7 +264,7 @@ impl ZoneProcess {
             },
             moving: HashMap::new(),
             arrived: HashMap::new(),
-            checked: checked_tx,
+            handoff_tasks: handoff_tasks_tx,
             presence: presence.clone(),
             flush_soon: false,
         };
@@ -272,7 +272,7 @@ impl ZoneProcess {
             incoming: futures_util::stream::select_all(batch_subjects),
             peer_incoming: futures_util::stream::select_all(peer_subjects),
             remote,
-            checked: checked_rx,
+            handoff_tasks: handoff_tasks_rx,
             kicks,
             tick,
             stopping: stop_rx,
@@ -569,8 +569,9 @@ struct RelayLoop {
     /// Handoffs received, by transfer id: the answer given and the connection (forgotten
     /// after [`ENDED_MEMORY_US`]).
     arrived: HashMap<u64, handoff::Arrived>,
-    /// Where fencing-check tasks send their handoffs back.
-    checked: mpsc::UnboundedSender<handoff::Checked>,
+    /// Where a handoff's directory tasks (the receiver's fencing check and claim, the
+    /// sender's abort) send their results.
+    handoff_tasks: mpsc::UnboundedSender<handoff::TaskDone>,
     /// Account presence across the world (with a directory).
     presence: Option<super::FleetPresence>,
     /// A handoff changed state (sent, answered): flush now rather than at the next tick,
@@ -586,8 +587,8 @@ struct RelayInputs {
     peer_incoming: futures_util::stream::SelectAll<async_nats::Subscriber>,
     /// What local zones send to remote ones.
     remote: mpsc::UnboundedReceiver<handoff::RemoteMsg>,
-    /// Handoffs whose fencing check finished.
-    checked: mpsc::UnboundedReceiver<handoff::Checked>,
+    /// Handoffs' directory tasks that finished.
+    handoff_tasks: mpsc::UnboundedReceiver<handoff::TaskDone>,
     /// Sessions here whose presence key a newer login took.
     kicks: mpsc::UnboundedReceiver<super::presence::LocalKick>,
     /// Woken after each zone tick.
@@ -606,7 +607,7 @@ impl RelayLoop {
             mut incoming,
             mut peer_incoming,
             mut remote,
-            mut checked,
+            mut handoff_tasks,
             mut kicks,
             tick,
             mut stopping,
@@ -640,7 +641,7 @@ impl RelayLoop {
                     self.receive_peer(&message.payload).await;
                 }
                 Some(msg) = remote.recv() => self.send_remote(msg).await,
-                Some(done) = checked.recv() => self.finish_handoff(done).await,
+                Some(done) = handoff_tasks.recv() => self.handoff_task_done(done).await,
                 Some(kick) = kicks.recv() => self.kick_session(&kick.account, kick.session),
                 () = tick.notified() => self.flush().await,
                 _ = timer.tick() => {

@@ -15,15 +15,23 @@
 //! * *Refused* (the receiver checked and took nothing): the player is put back into its old
 //!   zone, with its unread control bytes, and closed there with `service_unavailable`
 //!   (its logout save is offered here).
-//! * *No answer within [`GIVE_UP_AFTER_US`]*: the receiver may have taken the player, so
-//!   this process must not act for it any more. The connection is ended with
-//!   `service_unavailable` and nothing is saved here; if the receiver did take it, it owns
-//!   the character (and saves it when the gateway's end reaches it or it times out). Either
-//!   way exactly one process, or none, saves the character after the handoff.
+//! * *No answer within [`ASK_AFTER_US`]*: the handoff's decision record in the directory
+//!   (`directory::transfer`) settles it: this process records `aborted` unless the
+//!   receiver recorded `taken` first. `aborted`: as *refused* (the receiver can no longer
+//!   take the player). `taken`: as *accepted* (the answer was lost or is late). Asked again
+//!   every [`RESEND_AFTER_US`] while Redis does not answer, for at most
+//!   [`UNDECIDED_LIMIT_US`] from the first sending; then (and at once without a directory)
+//!   this process gives up: the receiver may have taken the player, so the connection is
+//!   ended with `service_unavailable` and nothing is saved here. Either way exactly one
+//!   process, or none, saves the character after the handoff.
 //!
 //! **In.** A [`Handoff`] is taken only when this process runs `to_zone` (and holds its
-//! lease), is not stopping, the sender's lease on `from_zone` is the current one in the
-//! directory (the fencing check), and the transfer and save state decode. The session is
+//! lease), is not stopping, the transfer and save state decode, and then, in one atomic
+//! step in the directory, the sender's lease on `from_zone` is the current one (the fencing
+//! check) and the handoff is not decided yet: the step records `taken` by this process
+//! (`Fencing::claim_transfer`, tried again every [`CLAIM_RETRY_US`] for at most
+//! [`CLAIM_PATIENCE_US`] while Redis does not answer). A claimed handoff whose zone thread
+//! is gone after all is turned to `aborted` before it is refused. The session is
 //! registered as a relayed connection of the gateway named in the handoff (both streams
 //! start again at item 0), its unread control bytes first in its channel, and handed to the
 //! zone thread as a local handoff would be. The answer is remembered for
@@ -41,6 +49,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use mmo_core::control::DisconnectReason;
 use mmo_core::relay::{Handoff, HandoffAnswer, PeerMessage, StreamItem, next_incarnation};
@@ -50,9 +59,9 @@ use tokio::sync::mpsc;
 use super::{ConnKey, ENDED_MEMORY_US, RelayLoop, ZoneConn, count};
 use crate::bridge::Link;
 use crate::relay::SessionRef;
-use crate::relay::directory::Fencing;
+use crate::relay::directory::{Fencing, TransferDecision};
 use crate::zone_set::RemotePeer;
-use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, ZoneMsg};
+use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, SaveState, ZoneMsg};
 
 /// Client datagrams kept per connection for a handoff the relay has not heard of yet, and
 /// queued for forwarding between two flushes, at most (the oldest go first).
@@ -60,8 +69,15 @@ pub(super) const MAX_HELD_DATAGRAMS: usize = 256;
 
 /// An unanswered handoff is sent again after this long, µs.
 pub(super) const RESEND_AFTER_US: u64 = 300_000;
-/// An unanswered handoff is given up after this long, µs.
-pub(super) const GIVE_UP_AFTER_US: u64 = 2_000_000;
+/// An unanswered handoff is decided through the directory after this long, µs.
+pub(super) const ASK_AFTER_US: u64 = 2_000_000;
+/// A handoff still undecided this long after it was first sent (the directory did not
+/// answer) is given up, µs.
+pub(super) const UNDECIDED_LIMIT_US: u64 = 10_000_000;
+/// The receiver tries its claim again this long after Redis did not answer, µs.
+const CLAIM_RETRY_US: u64 = 250_000;
+/// The receiver refuses a handoff it could not claim within this long, µs.
+const CLAIM_PATIENCE_US: u64 = 5_000_000;
 
 /// The zone threads' shared tables a handoff touches.
 pub(super) struct Peers {
@@ -127,6 +143,10 @@ pub(super) struct Moving {
     first_sent_at_us: u64,
     sent_at_us: u64,
     answered: bool,
+    /// The directory is being asked for the decision (an abort call is running).
+    asking: bool,
+    /// When the last abort call started (µs of the relay's clock).
+    asked_at_us: Option<u64>,
     /// Client datagrams to forward.
     datagrams: Vec<Vec<u8>>,
 }
@@ -155,12 +175,39 @@ pub(super) struct Arrived {
     early: Vec<(Vec<u8>, u64)>,
 }
 
-/// A handoff whose sender's lease was checked (off the relay loop: the directory can be
-/// slow), back to the relay loop.
+/// What a handoff's directory task (run off the relay loop: the directory can be slow)
+/// gives back.
+pub(super) enum TaskDone {
+    /// A received handoff was claimed (or not).
+    Checked(Checked),
+    /// The decision of a handoff this process sent and nobody answered.
+    Decided {
+        transfer_id: u64,
+        decision: Result<TransferDecision, String>,
+    },
+    /// A claimed handoff that could not be taken was turned to `aborted` (or the
+    /// directory did not answer): its refusal can go out.
+    Revoked {
+        from_process: u64,
+        answer: HandoffAnswer,
+    },
+}
+
+/// A received handoff whose claim finished.
 pub(super) struct Checked {
     handoff: Box<Handoff>,
+    /// The decoded session, from [`RelayLoop::prepare`].
+    prepared: Prepared,
     /// `Err(reason)`: refuse it.
     verdict: Result<(), String>,
+    /// The directory records it as taken by this process.
+    claimed: bool,
+}
+
+/// A received handoff's session and save state, decoded before it is claimed.
+pub(super) struct Prepared {
+    transfer: Box<PlayerTransfer>,
+    save: Option<Box<SaveState>>,
 }
 
 impl RelayLoop {
@@ -318,6 +365,8 @@ impl RelayLoop {
             first_sent_at_us: now_us,
             sent_at_us: now_us,
             answered: false,
+            asking: false,
+            asked_at_us: None,
             datagrams: held,
         };
         match handoff {
@@ -340,7 +389,7 @@ impl RelayLoop {
             Err(e) => {
                 tracing::error!(connection = id.0, error = %e, "handoff not encodable: the player stays");
                 self.moving.insert(transfer_id, moving);
-                self.refused(transfer_id, &e);
+                self.refused(transfer_id, &e, "handoff_refused");
             }
         }
     }
@@ -356,11 +405,26 @@ impl RelayLoop {
                 continue;
             }
             if !m.answered {
-                if now_us.saturating_sub(m.first_sent_at_us) > GIVE_UP_AFTER_US {
-                    give_up.push(transfer_id);
-                    continue;
-                }
-                if now_us.saturating_sub(m.sent_at_us) >= RESEND_AFTER_US {
+                let waited_us = now_us.saturating_sub(m.first_sent_at_us);
+                if waited_us > ASK_AFTER_US {
+                    match &self.peers.fencing {
+                        Some(fencing) if waited_us <= UNDECIDED_LIMIT_US => {
+                            let due = m
+                                .asked_at_us
+                                .is_none_or(|at| now_us.saturating_sub(at) >= RESEND_AFTER_US);
+                            if !m.asking && due {
+                                m.asking = true;
+                                m.asked_at_us = Some(now_us);
+                                ask_decision(
+                                    fencing.clone(),
+                                    transfer_id,
+                                    self.handoff_tasks.clone(),
+                                );
+                            }
+                        }
+                        _ => give_up.push(transfer_id),
+                    }
+                } else if now_us.saturating_sub(m.sent_at_us) >= RESEND_AFTER_US {
                     m.sent_at_us = now_us;
                     count("handoff_resent");
                     let subject = self.settings.peer_zone_subject(m.to_zone);
@@ -392,7 +456,7 @@ impl RelayLoop {
             return;
         };
         count("handoff_unanswered");
-        record_answer_time(GIVE_UP_AFTER_US);
+        record_answer_time(self.now_us().saturating_sub(m.first_sent_at_us));
         let Some(PeerMsg::Arrive {
             id, conn, account, ..
         }) = m.arrive.take()
@@ -421,13 +485,14 @@ impl RelayLoop {
         drop(conn);
     }
 
-    /// The receiver refused (or the handoff could not be encoded): the player goes back
-    /// to its old zone and is closed there with `service_unavailable`, saved as a logout.
-    fn refused(&mut self, transfer_id: u64, reason: &str) {
+    /// The receiver refused (or the handoff could not be encoded, or the directory
+    /// recorded it aborted: `event` says which): the player goes back to its old zone and
+    /// is closed there with `service_unavailable`, saved as a logout.
+    fn refused(&mut self, transfer_id: u64, reason: &str, event: &'static str) {
         let Some(mut m) = self.moving.remove(&transfer_id) else {
             return;
         };
-        count("handoff_refused");
+        count(event);
         record_answer_time(self.now_us().saturating_sub(m.first_sent_at_us));
         let Some(PeerMsg::Arrive {
             id,
@@ -482,6 +547,65 @@ impl RelayLoop {
                 message,
                 Arc::default(),
             ));
+        }
+    }
+
+    /// A directory task finished.
+    pub(super) async fn handoff_task_done(&mut self, done: TaskDone) {
+        match done {
+            TaskDone::Checked(checked) => self.finish_handoff(checked).await,
+            TaskDone::Decided {
+                transfer_id,
+                decision,
+            } => self.decided(transfer_id, decision),
+            TaskDone::Revoked {
+                from_process,
+                answer,
+            } => {
+                let subject = self.settings.peer_process_subject(from_process);
+                publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
+            }
+        }
+    }
+
+    /// The directory's decision on a handoff nobody answered in time.
+    fn decided(&mut self, transfer_id: u64, decision: Result<TransferDecision, String>) {
+        let Some(m) = self.moving.get_mut(&transfer_id) else {
+            // Answered meanwhile (the answer agrees with the record) or given up.
+            return;
+        };
+        m.asking = false;
+        if m.answered {
+            return;
+        }
+        match decision {
+            Ok(TransferDecision::Aborted) => {
+                self.refused(
+                    transfer_id,
+                    "unanswered, and recorded aborted before the receiver took it",
+                    "handoff_kept",
+                );
+            }
+            Ok(TransferDecision::Taken { by_process }) => {
+                count("handoff_found_taken");
+                tracing::info!(
+                    transfer = transfer_id,
+                    to = %format!("{by_process:016x}"),
+                    "handoff unanswered but recorded taken: handing the connection over"
+                );
+                self.accepted(transfer_id, by_process);
+            }
+            Ok(other) => {
+                // Not an answer the abort script gives: asked again at the next resend.
+                tracing::warn!(
+                    transfer = transfer_id,
+                    ?other,
+                    "handoff decision unreadable"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(transfer = transfer_id, error = %e, "handoff decision not read: asking again");
+            }
         }
     }
 
@@ -567,7 +691,7 @@ impl RelayLoop {
                         .get(&answer.transfer_id)
                         .is_some_and(|m| !m.answered)
                     {
-                        self.refused(answer.transfer_id, &reason);
+                        self.refused(answer.transfer_id, &reason, "handoff_refused");
                     }
                 }
             },
@@ -612,9 +736,9 @@ impl RelayLoop {
         }
     }
 
-    /// A handoff arrived: answered again when it was seen before, else its sender's lease is
-    /// checked in a task of its own (the relay loop never waits for the directory) and
-    /// [`RelayLoop::finish_handoff`] takes it.
+    /// A handoff arrived: answered again when it was seen before; else checked here, then
+    /// claimed in the directory by a task of its own (the relay loop never waits for the
+    /// directory), whose result [`RelayLoop::finish_handoff`] takes.
     async fn take_handoff(&mut self, h: Handoff) {
         let now_us = self.now_us();
         if let Some(arrived) = self.arrived.get(&h.transfer_id) {
@@ -634,38 +758,61 @@ impl RelayLoop {
                 early: Vec::new(),
             },
         );
+        // What can be refused without the directory is refused before the claim, so
+        // nothing is recorded for it.
+        let prepared = match self.prepare(&h) {
+            Ok(prepared) => prepared,
+            Err(reason) => {
+                self.answer_handoff(&h, Err(reason), false).await;
+                return;
+            }
+        };
         let fencing = self.peers.fencing.clone();
-        let checked = self.checked.clone();
+        let done = self.handoff_tasks.clone();
+        let me = self.me;
         tokio::spawn(async move {
-            let verdict = match &fencing {
-                None => Ok(()),
-                Some(fencing) if fencing.token(h.to_zone).is_none() => Err(format!(
-                    "this zone process holds no lease on zone {}",
-                    h.to_zone
-                )),
-                Some(fencing) => match fencing
-                    .holds(h.from_zone, h.from_process, h.from_token)
-                    .await
-                {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(format!(
-                        "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
-                        h.from_zone, h.from_process, h.from_token
+            let (verdict, claimed) = match &fencing {
+                None => (Ok(()), false),
+                Some(fencing) if fencing.token(h.to_zone).is_none() => (
+                    Err(format!(
+                        "this zone process holds no lease on zone {}",
+                        h.to_zone
                     )),
-                    Err(e) => Err(format!("ownership of zone {} unproven: {e}", h.from_zone)),
-                },
+                    false,
+                ),
+                Some(fencing) => claim(fencing, &h, me).await,
             };
-            let _ = checked.send(Checked {
+            let _ = done.send(TaskDone::Checked(Checked {
                 handoff: Box::new(h),
+                prepared,
                 verdict,
-            });
+                claimed,
+            }));
         });
     }
 
-    /// Takes (or refuses) a checked handoff, and answers.
-    pub(super) async fn finish_handoff(&mut self, checked: Checked) {
-        let h = *checked.handoff;
-        let result = checked.verdict.and_then(|()| self.admit(h.clone()));
+    /// Takes (or refuses) a claimed handoff, and answers.
+    async fn finish_handoff(&mut self, checked: Checked) {
+        let Checked {
+            handoff,
+            prepared,
+            verdict,
+            claimed,
+        } = checked;
+        let h = *handoff;
+        let result = verdict.and_then(|()| self.admit(h.clone(), prepared));
+        self.answer_handoff(&h, result, claimed).await;
+    }
+
+    /// Counts and answers a handoff taken (`Ok`, the key of its connection here) or
+    /// refused; a refused one this process `claimed` is turned to `aborted` in the
+    /// directory before its answer goes out.
+    async fn answer_handoff(
+        &mut self,
+        h: &Handoff,
+        result: Result<ConnKey, String>,
+        claimed: bool,
+    ) {
         let (refused, key) = match result {
             Ok(key) => (None, Some(key)),
             Err(reason) => (Some(reason), None),
@@ -687,14 +834,29 @@ impl RelayLoop {
             zone_process: self.me,
             refused,
         };
+        let revoke = claimed && answer.refused.is_some();
         let mut early = Vec::new();
         if let Some(arrived) = self.arrived.get_mut(&h.transfer_id) {
-            arrived.answer = Some(answer.clone());
+            // A revoked claim is answered once, by the revoking task: repeats of the
+            // handoff meanwhile and after it go unanswered, and its sender asks the
+            // directory, which says `aborted` once the revocation landed.
+            arrived.answer = (!revoke).then(|| answer.clone());
             arrived.key = key;
             early = std::mem::take(&mut arrived.early);
         }
         if !early.is_empty() {
             self.deliver_forwarded(h.transfer_id, early);
+        }
+        if let (true, Some(fencing)) = (revoke, self.peers.fencing.clone()) {
+            count("handoff_revoked");
+            revoke_claim(
+                fencing,
+                h.from_process,
+                answer,
+                self.me,
+                self.handoff_tasks.clone(),
+            );
+            return;
         }
         let subject = self.settings.peer_process_subject(h.from_process);
         publish_peer(&self.client, &subject, &PeerMessage::Answer(answer)).await;
@@ -728,9 +890,9 @@ impl RelayLoop {
         }
     }
 
-    /// Checks a handoff (its lease check done) and registers its session here; the reason
-    /// when refused.
-    fn admit(&mut self, h: Handoff) -> Result<ConnKey, String> {
+    /// Checks what a handoff can be refused for without the directory, and decodes its
+    /// session; the reason when refused.
+    fn prepare(&self, h: &Handoff) -> Result<Prepared, String> {
         let zone = usize::from(h.to_zone);
         if !self.peers.local.get(zone).copied().unwrap_or(false) {
             return Err(format!(
@@ -741,30 +903,44 @@ impl RelayLoop {
         if self.stopping {
             return Err("this zone process is stopping".to_owned());
         }
+        self.check_key_free(h)?;
+        let transfer = PlayerTransfer::decode(&h.transfer)?;
+        let save = h.save.as_deref().map(SaveState::decode).transpose()?;
+        Ok(Prepared {
+            transfer: Box::new(transfer),
+            save: save.map(Box::new),
+        })
+    }
+
+    /// Refuses a handoff whose connection is here and live.
+    fn check_key_free(&self, h: &Handoff) -> Result<(), String> {
         let key = ConnKey {
             gateway: h.gateway,
             local: h.gateway_conn,
         };
         match self.conns.get(&key) {
-            // Handed out earlier and coming back before the gateway confirmed the move:
-            // the old entry is finished.
-            Some(c) if c.moved_to.is_some() => {
-                self.conns.remove(&key);
-            }
-            Some(_) => {
-                return Err(format!(
-                    "gateway connection {} is already here",
-                    h.gateway_conn
-                ));
-            }
-            None => {}
+            Some(c) if c.moved_to.is_none() => Err(format!(
+                "gateway connection {} is already here",
+                h.gateway_conn
+            )),
+            _ => Ok(()),
         }
-        let transfer = PlayerTransfer::decode(&h.transfer)?;
-        let save = h
-            .save
-            .as_deref()
-            .map(crate::zone_thread::SaveState::decode)
-            .transpose()?;
+    }
+
+    /// Registers a checked and claimed handoff's session here; the reason when refused
+    /// (its zone thread stopped, or the connection came back meanwhile: neither happens
+    /// in a process that runs on).
+    fn admit(&mut self, h: Handoff, prepared: Prepared) -> Result<ConnKey, String> {
+        let zone = usize::from(h.to_zone);
+        self.check_key_free(&h)?;
+        let key = ConnKey {
+            gateway: h.gateway,
+            local: h.gateway_conn,
+        };
+        // Handed out earlier and coming back before the gateway confirmed the move: the
+        // old entry is finished.
+        self.conns.remove(&key);
+        let Prepared { transfer, save } = prepared;
         let id = ConnectionId(h.connection);
         let client_gone = h
             .client_gone
@@ -775,9 +951,7 @@ impl RelayLoop {
         if let Some(account) = &h.account {
             link.set_identity(crate::bridge::SessionIdentity {
                 account: account.clone(),
-                character_id: save
-                    .as_ref()
-                    .map(crate::zone_thread::SaveState::character_id),
+                character_id: save.as_ref().map(|s| s.character_id()),
             });
         }
         let (outbox, outbox_rx) = mpsc::channel(self.outbox_capacity);
@@ -812,10 +986,10 @@ impl RelayLoop {
         let arrive = PeerMsg::Arrive {
             id,
             from: h.from_zone,
-            transfer: Box::new(transfer),
+            transfer,
             conn,
             account: h.account,
-            save: save.map(Box::new),
+            save,
         };
         let sender = &self.peers.senders[zone];
         if sender.send(arrive).is_err() {
@@ -892,4 +1066,102 @@ async fn publish_bytes(client: &async_nats::Client, subject: &str, bytes: Vec<u8
         Ok(Err(_)) => count("publish_failed"),
         Err(_) => count("publish_timeout"),
     }
+}
+
+/// The receiver's claim of handoff `h` as process `me` (`Fencing::claim_transfer`),
+/// tried again while Redis does not answer: `(verdict, claimed)`.
+async fn claim(fencing: &Fencing, h: &Handoff, me: u64) -> (Result<(), String>, bool) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let decision = fencing
+            .claim_transfer(h.transfer_id, h.from_zone, h.from_process, h.from_token, me)
+            .await;
+        return match decision {
+            Ok(TransferDecision::Taken { by_process }) if by_process == me => (Ok(()), true),
+            Ok(TransferDecision::Taken { by_process }) => (
+                Err(format!(
+                    "the handoff is recorded as taken by zone process {by_process:016x}"
+                )),
+                false,
+            ),
+            Ok(TransferDecision::Aborted) => (
+                Err("the sender gave the handoff up before this process took it".to_owned()),
+                false,
+            ),
+            Ok(TransferDecision::StaleLease) => (
+                Err(format!(
+                    "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
+                    h.from_zone, h.from_process, h.from_token
+                )),
+                false,
+            ),
+            Ok(TransferDecision::Undecided) => {
+                (Err("the claim left no decision".to_owned()), false)
+            }
+            Err(e) => {
+                if started.elapsed() >= Duration::from_micros(CLAIM_PATIENCE_US) {
+                    // The sender decides `aborted` unless one of our calls landed after
+                    // all; then the record says taken by us and the sender hands the
+                    // connection to a process without the session: it is closed, and
+                    // the character comes back from its last save.
+                    (Err(format!("handoff not claimed: {e}")), false)
+                } else {
+                    tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await;
+                    continue;
+                }
+            }
+        };
+    }
+}
+
+/// Asks the directory for the decision of unanswered handoff `transfer_id`, recording
+/// `aborted` unless it is decided; the result goes to `done`.
+fn ask_decision(fencing: Fencing, transfer_id: u64, done: mpsc::UnboundedSender<TaskDone>) {
+    tokio::spawn(async move {
+        let decision = fencing
+            .abort_transfer(transfer_id)
+            .await
+            .map_err(|e| e.to_string());
+        let _ = done.send(TaskDone::Decided {
+            transfer_id,
+            decision,
+        });
+    });
+}
+
+/// Turns this process's claim of a handoff it cannot take to `aborted` (tried while
+/// Redis does not answer, at most [`CLAIM_PATIENCE_US`]), then has `answer` sent.
+fn revoke_claim(
+    fencing: Fencing,
+    from_process: u64,
+    answer: HandoffAnswer,
+    me: u64,
+    done: mpsc::UnboundedSender<TaskDone>,
+) {
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        loop {
+            match fencing.revoke_transfer(answer.transfer_id, me).await {
+                Ok(decision) => {
+                    if decision != TransferDecision::Aborted {
+                        tracing::warn!(
+                            transfer = answer.transfer_id,
+                            ?decision,
+                            "claimed handoff not revoked"
+                        );
+                    }
+                    break;
+                }
+                Err(e) if started.elapsed() >= Duration::from_micros(CLAIM_PATIENCE_US) => {
+                    tracing::warn!(transfer = answer.transfer_id, error = %e, "claimed handoff not revoked: the directory does not answer");
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await,
+            }
+        }
+        let _ = done.send(TaskDone::Revoked {
+            from_process,
+            answer,
+        });
+    });
 }

@@ -1,0 +1,280 @@
+//! Handoff decisions between zone processes (`RELAY_FORMAT.md` section 5, "Deciding"): the
+//! record in the directory is written once, by whichever side comes first, and both sides
+//! act on it, so a lost answer or a dead receiver leaves exactly one owner.
+
+use mmo_core::relay::PeerMessage;
+use mmo_net::relay::directory::{TransferDecision, ZoneLeases};
+
+use super::*;
+
+/// The decision scripts against a real Redis: the first writer wins, repeats return what
+/// is recorded, a stale lease records nothing, and only the claimer can revoke its claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_decision_is_recorded_once_by_whichever_side_comes_first() {
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
+    let world = format!("decisions-{:08x}", rand_suffix());
+    let sender: u64 = 0xa11ce;
+    let receiver: u64 = 0xb0b;
+    let leases = ZoneLeases::acquire(&redis_url, &world, sender, 2, [0])
+        .await
+        .unwrap();
+    let token = leases.token(0).expect("zone 0 leased");
+    let fencing = leases.fencing();
+    let taken = TransferDecision::Taken {
+        by_process: receiver,
+    };
+
+    // Claimed first: the sender's abort finds it taken; a repeated claim says the same.
+    assert_eq!(
+        fencing
+            .claim_transfer(1, 0, sender, token, receiver)
+            .await
+            .unwrap(),
+        taken
+    );
+    assert_eq!(fencing.abort_transfer(1).await.unwrap(), taken);
+    assert_eq!(
+        fencing
+            .claim_transfer(1, 0, sender, token, receiver)
+            .await
+            .unwrap(),
+        taken
+    );
+    // Aborted first: the receiver's claim finds it aborted.
+    assert_eq!(
+        fencing.abort_transfer(2).await.unwrap(),
+        TransferDecision::Aborted
+    );
+    assert_eq!(
+        fencing
+            .claim_transfer(2, 0, sender, token, receiver)
+            .await
+            .unwrap(),
+        TransferDecision::Aborted
+    );
+    // A claim naming another lease records nothing: the sender can still abort.
+    assert_eq!(
+        fencing
+            .claim_transfer(3, 0, sender, token + 1, receiver)
+            .await
+            .unwrap(),
+        TransferDecision::StaleLease
+    );
+    assert_eq!(
+        fencing
+            .claim_transfer(3, 0, 0xdead, token, receiver)
+            .await
+            .unwrap(),
+        TransferDecision::StaleLease
+    );
+    assert_eq!(
+        fencing.abort_transfer(3).await.unwrap(),
+        TransferDecision::Aborted
+    );
+    // Only the claimer turns its claim to aborted.
+    assert_eq!(
+        fencing.revoke_transfer(1, 0xdead).await.unwrap(),
+        taken,
+        "another process cannot revoke"
+    );
+    assert_eq!(
+        fencing.revoke_transfer(1, receiver).await.unwrap(),
+        TransferDecision::Aborted
+    );
+    assert_eq!(
+        fencing.abort_transfer(1).await.unwrap(),
+        TransferDecision::Aborted
+    );
+    assert_eq!(
+        fencing.revoke_transfer(4, receiver).await.unwrap(),
+        TransferDecision::Undecided
+    );
+    // The record expires (60 s).
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(format!("mmo:{world}:transfer:{:016x}", 2))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&ttl_ms), "expires: {ttl_ms} ms");
+    leases.release().await;
+}
+
+/// A stand-in for zone 1's process that claims every handoff in the directory and never
+/// answers (as if its answers were lost): the sender asks the directory after 2 s, finds the
+/// handoff taken, and hands the connection over, so the gateway sends Alice's traffic to
+/// the stand-in; the sender does not close her and saves nothing after the border (the
+/// receiver owns her).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let SplitWorld {
+            relay,
+            config: _,
+            store,
+            zones_0,
+            zones_1,
+            gateway,
+            trust,
+            zone,
+            mut interval,
+            tick_s,
+        } = split_world(&url, "claimed-unanswered", Duration::from_secs(1)).await;
+        // Zone 1's process dies; the stand-in takes its lease once it expired.
+        drop(zones_1);
+        let stand_in: u64 = 0x005e_c00d;
+        let leases = {
+            let mut taken = None;
+            for _ in 0..100 {
+                if let Ok(leases) =
+                    ZoneLeases::acquire(&redis_url, &relay.world, stand_in, 2, [1]).await
+                {
+                    taken = Some(leases);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            taken.expect("zone 1's lease expired within 10 s")
+        };
+        let fencing = leases.fencing();
+        let nats = async_nats::connect(url.as_str()).await.unwrap();
+        let mut handoffs = nats
+            .subscribe(format!("mmo.{}.peer.zone.1", relay.world))
+            .await
+            .unwrap();
+        let mut to_stand_in = nats
+            .subscribe(format!("mmo.{}.zproc.{stand_in:016x}", relay.world))
+            .await
+            .unwrap();
+        nats.flush().await.unwrap();
+        let (claimed_tx, mut claimed) = tokio::sync::oneshot::channel();
+        let claimer = tokio::spawn(async move {
+            let mut claimed_tx = Some(claimed_tx);
+            while let Some(message) = futures_util::StreamExt::next(&mut handoffs).await {
+                let Ok(PeerMessage::Handoff(h)) = PeerMessage::decode(&message.payload) else {
+                    continue;
+                };
+                let decision = fencing
+                    .claim_transfer(
+                        h.transfer_id,
+                        h.from_zone,
+                        h.from_process,
+                        h.from_token,
+                        stand_in,
+                    )
+                    .await
+                    .unwrap();
+                if let Some(tx) = claimed_tx.take() {
+                    let _ = tx.send((h.transfer_id, decision, std::time::Instant::now()));
+                }
+            }
+        });
+        let found_before = common::counter(
+            "mmo_relay_events_total",
+            &[("event", "handoff_found_taken")],
+        );
+        let unanswered_before =
+            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]);
+
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick_s).await;
+        let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        let mut claim = None;
+        for _ in 0..300 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            if let Ok(c) = claimed.try_recv() {
+                claim = Some(c);
+                break;
+            }
+        }
+        let (transfer_id, decision, claimed_at) = claim.expect("she crossed into zone 1");
+        assert_eq!(
+            decision,
+            TransferDecision::Taken {
+                by_process: stand_in
+            }
+        );
+        // The gateway sends her traffic to the stand-in once the sender handed her over.
+        let mut switched = false;
+        let mut saved_before = None;
+        for i in 0..150 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+            if i == 10 {
+                // Her zone's last periodic save has landed by now; the sender decides
+                // at 2 s.
+                saved_before = store.character_of("alice");
+            }
+            if tokio::time::timeout(
+                Duration::ZERO,
+                futures_util::StreamExt::next(&mut to_stand_in),
+            )
+            .await
+            .is_ok_and(|m| m.is_some())
+            {
+                switched = true;
+                break;
+            }
+        }
+        let waited = claimed_at.elapsed();
+        assert!(
+            switched,
+            "the gateway relays her to the process that claimed her"
+        );
+        assert!(
+            waited >= Duration::from_millis(1_500) && waited < Duration::from_secs(4),
+            "handed over after the sender's 2 s wait: {waited:?}"
+        );
+        assert!(
+            common::counter(
+                "mmo_relay_events_total",
+                &[("event", "handoff_found_taken")]
+            ) > found_before,
+            "counted as found taken"
+        );
+        assert_eq!(
+            common::counter("mmo_relay_events_total", &[("event", "handoff_unanswered")]),
+            unanswered_before,
+            "not given up"
+        );
+        assert!(
+            !alice
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+            "not closed by the sender: {:?}",
+            alice.events.last()
+        );
+        // The sender saved nothing after the handoff (a logout save would land within a
+        // second): the receiver owns her.
+        for _ in 0..30 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+        }
+        let saved_before = saved_before.expect("saved every second");
+        let after = store.character_of("alice").expect("stored");
+        assert_eq!(
+            after.version, saved_before.version,
+            "no save by the sender after transfer {transfer_id:x}"
+        );
+        claimer.abort();
+        drop(leases);
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones_0.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}
