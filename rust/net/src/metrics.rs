@@ -59,7 +59,8 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// records it taken: handed over), `handoff_unanswered` (undecided after 10 s, or no
 /// directory: the connection was ended unsaved), `handed_in`, `handoff_in_refused`,
 /// `handoff_revoked` (claimed here but not taken after all: turned to aborted), `moved` (gateway: a connection switched to its new
-/// zone process), `stale_incarnation` (gateway: an item of an old or unknown stream
+/// zone process), `moved_without_sender` (gateway: the process a session was handed from
+/// fell silent after the receiver took it: switched to the receiver by its `TakenOver`), `stale_incarnation` (gateway: an item of an old or unknown stream
 /// incarnation, ignored), `peer_sent`, `peer_refused` (an undecodable peer message),
 /// `peer_unencodable`, `peer_wrong_zone` (a border export for a zone not run here),
 /// `chat_not_relayed` (a chat delivery for a player in another process: dropped); account

@@ -1556,7 +1556,13 @@ async fn handoff_with_a_kill(killed: KilledSide) {
         assert!(start_m.x > 3.0, "Alice walked east into zone 1: {start_m}");
         let (mut zone_1, mut zone_0) = (Some(zone_1), Some(zone_0));
         let mut ticks = 0;
-        while ticks < 150 {
+        let mut killed_at: Option<std::time::Instant> = None;
+        // Snapshots applied in the last second of the run, which ends 6.5 s after the kill
+        // (past the gateway's 3 s zone silence).
+        let mut late_snapshots = None;
+        let snapshots = |c: &mmo_net::client::NetClient| c.session().stats().snapshots_applied;
+        while ticks < 600 && killed_at.is_none_or(|at| at.elapsed() < Duration::from_millis(6_500))
+        {
             tokio::select! {
                 Some(message) = peer.next() => {
                     let handoff = matches!(
@@ -1568,6 +1574,7 @@ async fn handoff_with_a_kill(killed: KilledSide) {
                             KilledSide::Sender => zone_1.take().unwrap().kill_hard(),
                             KilledSide::Receiver => zone_0.take().unwrap().kill_hard(),
                         }
+                        killed_at = Some(std::time::Instant::now());
                     }
                 }
                 _ = tick.tick() => {
@@ -1577,6 +1584,11 @@ async fn handoff_with_a_kill(killed: KilledSide) {
                         events.push(e);
                     }
                     client.send_input(west);
+                    if late_snapshots.is_none()
+                        && killed_at.is_some_and(|at| at.elapsed() >= Duration::from_millis(5_500))
+                    {
+                        late_snapshots = Some(snapshots(&client));
+                    }
                 }
             }
         }
@@ -1584,11 +1596,32 @@ async fn handoff_with_a_kill(killed: KilledSide) {
             zone_1.is_none() || zone_0.is_none(),
             "a handoff was seen and one side killed"
         );
+        let late_snapshots = snapshots(&client) - late_snapshots.expect("ran past the kill");
         let walked_to_m = client.session().predictor().unwrap().predicted().position_m;
         let disconnected = events
             .iter()
             .any(|e| matches!(e, ClientEvent::Disconnected { .. }));
-        println!("{killed:?} killed; Alice disconnected: {disconnected}; at {walked_to_m}");
+        let rejoined = events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Rejoined { .. }));
+        println!(
+            "{killed:?} killed; Alice disconnected: {disconnected}, rejoined: {rejoined}, \
+             snapshots in the last second: {late_snapshots}; at {walked_to_m}"
+        );
+        if killed == KilledSide::Sender {
+            // The receiver had the handoff and the sender's lease was still current: it
+            // claimed and took her, and the gateway switched to it when the sender fell
+            // silent (`TakenOver`), so the same session plays on.
+            assert!(
+                !disconnected && !rejoined,
+                "the receiver's session goes on: {:?}",
+                events.last()
+            );
+            assert!(
+                late_snapshots >= 15,
+                "snapshots keep coming from the receiver: {late_snapshots} in the last second"
+            );
+        }
         if !disconnected {
             client.disconnect(Duration::from_secs(2)).await;
         }

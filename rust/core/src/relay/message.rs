@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the relay format. A process that receives another version drops the batch
 /// and counts it (`RelayError::Version`); a rolling upgrade that changes the format runs
 /// the new version under another world name (see `RELAY_FORMAT.md`, "Versions").
-pub const RELAY_FORMAT_VERSION: u8 = 4;
+pub const RELAY_FORMAT_VERSION: u8 = 5;
 
 /// A connection's number in items (`conn`): the gateway's serial number for the
 /// connection in the high 48 bits, the incarnation of its streams in the low 16. Each
@@ -155,6 +155,23 @@ pub enum StreamItem {
         /// The client's count of session bytes after the token's frame.
         received_bytes: u64,
     },
+    /// Zone to gateway, item 0 of the stream a handoff's receiver opens (`RELAY_FORMAT.md`
+    /// section 5): what the gateway needs to switch the connection to it without the
+    /// sender's `Moved`, when the sender falls silent. Ignored when delivered after `Moved`.
+    TakenOver(SenderTail),
+}
+
+/// The end of a handoff sender's streams, as it handed the session over (carried by
+/// [`StreamItem::TakenOver`] and the `Handoff` peer message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderTail {
+    /// The first of the gateway's items the sender did not take (what its `Moved` says).
+    pub resume_seq: u64,
+    /// The sender's number of the first of `items`.
+    pub first_seq: u64,
+    /// The sender's items to the gateway not acknowledged when it handed the session over
+    /// (sent or not yet), in order: the gateway delivers those it did not receive.
+    pub items: Vec<StreamItem>,
 }
 
 /// Who a logged-in session is and where it plays: carried by [`StreamItem::Session`] and

@@ -27,8 +27,8 @@ pub mod reliable;
 
 pub use frame_cursor::FrameCursor;
 pub use message::{
-    Batch, Item, RELAY_FORMAT_VERSION, RelayError, SessionTicket, StreamItem, conn_incarnation,
-    conn_number, conn_serial, next_incarnation,
+    Batch, Item, RELAY_FORMAT_VERSION, RelayError, SenderTail, SessionTicket, StreamItem,
+    conn_incarnation, conn_number, conn_serial, next_incarnation,
 };
 pub use peer::{Handoff, HandoffAnswer, Kick, PEER_FORMAT_VERSION, PeerError, PeerMessage};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

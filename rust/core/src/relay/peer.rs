@@ -12,11 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::relay::message::SenderTail;
 use crate::zone::BorderExport;
 
 /// Version of the peer format; a message of another version is refused (a handoff is
 /// answered with the reason, anything else dropped and counted).
-pub const PEER_FORMAT_VERSION: u8 = 4;
+pub const PEER_FORMAT_VERSION: u8 = 5;
 
 /// Largest encoded peer message, bytes (NATS's default maximum payload).
 pub const MAX_PEER_MESSAGE_BYTES: usize = 1 << 20;
@@ -108,6 +109,9 @@ pub struct Handoff {
     /// The client's connection already ended, with this `DisconnectReason` code: the
     /// receiver ends the session at once (its logout save is offered there).
     pub client_gone: Option<u16>,
+    /// The end of the sender's streams: the receiver sends it to the gateway as its first
+    /// item ([`crate::relay::StreamItem::TakenOver`]).
+    pub sender_tail: SenderTail,
 }
 
 /// The answer to a [`Handoff`].
@@ -191,6 +195,7 @@ impl PeerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::StreamItem;
 
     #[test]
     fn messages_round_trip_and_bad_bytes_are_refused() {
@@ -220,6 +225,11 @@ mod tests {
             save: None,
             control: vec![vec![9, 9]],
             client_gone: None,
+            sender_tail: SenderTail {
+                resume_seq: 3,
+                first_seq: 10,
+                items: vec![StreamItem::LoggedIn, StreamItem::Bytes(vec![1])],
+            },
         }));
         let bytes = handoff.encode().expect("encoded");
         assert_eq!(PeerMessage::decode(&bytes), Ok(handoff));

@@ -126,6 +126,16 @@ impl ReliableSender {
             .collect()
     }
 
+    /// The items not acknowledged yet (sent or waiting for credit), in order, with the
+    /// number of the first (a handoff's sender tells the gateway through the receiver).
+    #[must_use]
+    pub fn unacked(&self) -> (u64, Vec<StreamItem>) {
+        (
+            self.acked_count(),
+            self.unacked.iter().map(|p| p.item.clone()).collect(),
+        )
+    }
+
     /// Items acknowledged so far (every item below this number).
     #[must_use]
     pub fn acked_count(&self) -> u64 {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use mmo_core::control::DisconnectReason;
 use mmo_core::relay::{
-    AckFields, Batch, FrameCursor, Item, ReliableReceiver, ReliableSender, SessionTicket,
-    StreamItem, conn_incarnation, conn_number, conn_serial,
+    AckFields, Batch, FrameCursor, Item, ReliableReceiver, ReliableSender, SenderTail,
+    SessionTicket, StreamItem, conn_incarnation, conn_number, conn_serial,
 };
 use mmo_core::session::Transmit;
 use tokio::sync::mpsc;
@@ -345,6 +345,8 @@ pub(crate) async fn serve_relayed(opened: OpenedConnection, relay: RelayHandle) 
 struct NextZone {
     subject: String,
     from_zone: ReliableReceiver,
+    /// Its item 0 `TakenOver`: it took the session (`switch_to_taker`).
+    taken_over: Option<SenderTail>,
 }
 
 /// What a gateway needs to have a session restarted when its zone process stops
@@ -655,8 +657,14 @@ impl RelayLoop {
                             next => next.insert(NextZone {
                                 subject: batch.reply_to.clone(),
                                 from_zone: ReliableReceiver::new(),
+                                taken_over: None,
                             }),
                         };
+                        if seq == 0
+                            && let StreamItem::TakenOver(tail) = &item
+                        {
+                            next.taken_over.get_or_insert_with(|| tail.clone());
+                        }
                         if let Err(e) = next.from_zone.on_item(seq, item) {
                             count("stream_refused");
                             tracing::warn!(connection = local, error = %e, "next zone process broke the relay stream: closing");
@@ -806,6 +814,18 @@ impl RelayLoop {
                 .last_heard_us
                 .get(&conn.zone_subject)
                 .is_some_and(|&at_us| now_us.saturating_sub(at_us) > ZONE_SILENCE_US);
+            if silent
+                && !unacknowledged
+                && switch_to_taker(conn, &self.settings, now_us, &mut self.last_heard_us)
+            {
+                tracing::warn!(
+                    connection = local,
+                    "zone process silent after the session's handoff was taken: switching to the receiver"
+                );
+                count("moved_without_sender");
+                self.dirty.push(local);
+                continue;
+            }
             if silent && !unacknowledged && start_rejoin(conn, &self.settings, now_us) {
                 tracing::warn!(
                     connection = local,
@@ -1016,56 +1036,111 @@ fn deliver(
 ) -> Option<FinalAck> {
     let mut final_ack = None;
     while let Some(item) = conn.from_zone.pop() {
-        match item {
-            StreamItem::Bytes(bytes) => {
-                if let Some(outbox) = &conn.outbox
-                    && outbox
-                        .try_send(Queued::now(Transmit::Stream(bytes)))
-                        .is_err()
-                {
-                    // The client does not read its control stream fast enough; its writer
-                    // times out a stalled stream the same way (`bridge::write_transmits`).
-                    count("outbox_full");
-                    close_client(conn, DisconnectReason::Timeout);
-                }
-            }
-            StreamItem::LoggedIn => {
-                conn.link.set_logged_in();
-                if let Some(since_us) = conn.restart.since_us.take() {
-                    let took_s = now_us.saturating_sub(since_us) as f64 / 1e6;
-                    metrics::histogram!(crate::metrics::REJOIN_SECONDS).record(took_s);
-                    count("rejoined");
-                    tracing::info!(took_s, "session restarted from its last save");
-                }
-            }
-            StreamItem::Session(ticket) => conn.restart.ticket = Some(ticket),
-            StreamItem::End { reason_code } => {
-                let reason = DisconnectReason::try_from(reason_code)
-                    .unwrap_or(DisconnectReason::ServerShutdown);
-                close_client(conn, reason);
-                conn.zone_ended = true;
-            }
-            StreamItem::Moved {
-                zone_process,
-                resume_seq,
-            } => {
-                let subject = settings.zone_process_subject(zone_process);
-                final_ack = Some(switch_process(
-                    conn,
-                    subject,
-                    resume_seq,
-                    now_us,
-                    last_heard_us,
-                ));
-                count("moved");
-            }
-            // Only a gateway opens.
-            StreamItem::Open { .. } | StreamItem::Rejoin(_) | StreamItem::Resume { .. } => {
-                count("wrong_direction");
-            }
+        if let Some(ack) = deliver_item(conn, item, settings, now_us, last_heard_us) {
+            final_ack = Some(ack);
         }
     }
     final_ack
+}
+
+/// One in-order item of the zone's stream (see [`deliver`]).
+fn deliver_item(
+    conn: &mut GatewayConn,
+    item: StreamItem,
+    settings: &RelaySettings,
+    now_us: u64,
+    last_heard_us: &mut HashMap<String, u64>,
+) -> Option<FinalAck> {
+    match item {
+        StreamItem::Bytes(bytes) => {
+            if let Some(outbox) = &conn.outbox
+                && outbox
+                    .try_send(Queued::now(Transmit::Stream(bytes)))
+                    .is_err()
+            {
+                // The client does not read its control stream fast enough; its writer
+                // times out a stalled stream the same way (`bridge::write_transmits`).
+                count("outbox_full");
+                close_client(conn, DisconnectReason::Timeout);
+            }
+        }
+        StreamItem::LoggedIn => {
+            conn.link.set_logged_in();
+            if let Some(since_us) = conn.restart.since_us.take() {
+                let took_s = now_us.saturating_sub(since_us) as f64 / 1e6;
+                metrics::histogram!(crate::metrics::REJOIN_SECONDS).record(took_s);
+                count("rejoined");
+                tracing::info!(took_s, "session restarted from its last save");
+            }
+        }
+        StreamItem::Session(ticket) => conn.restart.ticket = Some(ticket),
+        StreamItem::End { reason_code } => {
+            let reason =
+                DisconnectReason::try_from(reason_code).unwrap_or(DisconnectReason::ServerShutdown);
+            close_client(conn, reason);
+            conn.zone_ended = true;
+        }
+        StreamItem::Moved {
+            zone_process,
+            resume_seq,
+        } => {
+            let subject = settings.zone_process_subject(zone_process);
+            count("moved");
+            return Some(switch_process(
+                conn,
+                subject,
+                resume_seq,
+                now_us,
+                last_heard_us,
+            ));
+        }
+        // Delivered after the sender's `Moved`: the switch is done.
+        StreamItem::TakenOver(_) => {}
+        // Only a gateway opens.
+        StreamItem::Open { .. } | StreamItem::Rejoin(_) | StreamItem::Resume { .. } => {
+            count("wrong_direction");
+        }
+    }
+    None
+}
+
+/// The zone process `conn` was being handed from fell silent, and the process it was being
+/// handed to took the session (its item 0 `TakenOver` arrived): switches as the sender's
+/// `Moved` would have (`RELAY_FORMAT.md` section 5), first delivering the sender's items
+/// this gateway never received (from the tail the receiver carries). False (nothing
+/// changed) without such a receiver, or when either end is over.
+fn switch_to_taker(
+    conn: &mut GatewayConn,
+    settings: &RelaySettings,
+    now_us: u64,
+    last_heard_us: &mut HashMap<String, u64>,
+) -> bool {
+    if conn.client_gone || conn.zone_ended || conn.outbox.is_none() {
+        return false;
+    }
+    let Some(next) = conn.next.as_mut() else {
+        return false;
+    };
+    let Some(tail) = next.taken_over.take() else {
+        return false;
+    };
+    let subject = next.subject.clone();
+    // Everything received in order was delivered (`deliver` runs first).
+    let received = conn.from_zone.next_seq();
+    // The sender is gone: no final acknowledgement for it.
+    let _ = switch_process(conn, subject, tail.resume_seq, now_us, last_heard_us);
+    for (seq, item) in (tail.first_seq..).zip(tail.items) {
+        // Only what a session writes before its handoff; a `Moved` or `End` cannot be
+        // among these items, and a nested `TakenOver` is ignored.
+        let wanted = matches!(
+            item,
+            StreamItem::Bytes(_) | StreamItem::LoggedIn | StreamItem::Session(_)
+        );
+        if seq >= received && wanted {
+            let _ = deliver_item(conn, item, settings, now_us, last_heard_us);
+        }
+    }
+    true
 }
 
 /// Our last word to a zone process a session moved away from: the final acknowledgement

@@ -1165,7 +1165,8 @@ fn deliver(c: &mut ZoneConn, inboxes: &[mpsc::Sender<ZoneMsg>]) {
             | StreamItem::Resume { .. }
             | StreamItem::LoggedIn
             | StreamItem::Moved { .. }
-            | StreamItem::Session(_) => {
+            | StreamItem::Session(_)
+            | StreamItem::TakenOver(_) => {
                 count("wrong_direction");
             }
         }

@@ -278,3 +278,135 @@ async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
     .await
     .expect("finished within 60 s");
 }
+
+/// A sender that dies after its handoff reached the receiver: a stand-in receiver answers
+/// the gateway with item 0 `TakenOver`, carrying the sender's tail plus one chat frame the
+/// sender "never got out"; when the sender has been silent for 3 s the gateway switches
+/// to the stand-in without a `Moved`, delivers that frame to the client once, and relays
+/// the client's datagrams to the stand-in; the client is not disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_senders_last_control_bytes_reach_the_client_through_the_receiver() {
+    use mmo_core::control::{ChatChannel, ServerControl, encode_frame};
+    use mmo_core::relay::{Batch, Item, StreamItem};
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let SplitWorld {
+            relay,
+            config: _,
+            store: _,
+            zones_0,
+            zones_1,
+            gateway,
+            trust,
+            zone,
+            mut interval,
+            tick_s,
+        } = split_world(&url, "silent-sender", Duration::from_secs(1)).await;
+        // Zone 1's handoffs go to the stand-in only.
+        drop(zones_1);
+        let stand_in: u64 = 0x005e_c00d;
+        let stand_in_subject = format!("mmo.{}.zproc.{stand_in:016x}", relay.world);
+        let nats = async_nats::connect(url.as_str()).await.unwrap();
+        let mut handoffs = nats
+            .subscribe(format!("mmo.{}.peer.zone.1", relay.world))
+            .await
+            .unwrap();
+        let mut to_stand_in = nats.subscribe(stand_in_subject.clone()).await.unwrap();
+        nats.flush().await.unwrap();
+
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick_s).await;
+        let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        let mut handoff = None;
+        for _ in 0..300 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            if let Ok(Some(message)) =
+                tokio::time::timeout(Duration::ZERO, futures_util::StreamExt::next(&mut handoffs))
+                    .await
+                && let Ok(PeerMessage::Handoff(h)) = PeerMessage::decode(&message.payload)
+            {
+                handoff = Some(h);
+                break;
+            }
+        }
+        let h = handoff.expect("she crossed into zone 1");
+        // The sender dies now (its relay task stops: silence, as after kill -9).
+        drop(zones_0);
+        let died = std::time::Instant::now();
+        let said = "the sender's last words";
+        let mut frame = Vec::new();
+        encode_frame(
+            &ServerControl::Chat {
+                from_name: "Bob".to_owned(),
+                from_entity: mmo_core::entity::EntityId(0),
+                channel: ChatChannel::Global,
+                text: said.to_owned(),
+            },
+            &mut frame,
+        )
+        .unwrap();
+        let mut tail = h.sender_tail.clone();
+        tail.items.push(StreamItem::Bytes(frame));
+        let batch = Batch {
+            gateway: h.gateway,
+            reply_to: stand_in_subject.clone(),
+            items: vec![Item::Stream {
+                conn: h.gateway_conn,
+                seq: 0,
+                item: StreamItem::TakenOver(tail),
+            }],
+        }
+        .encode()
+        .unwrap();
+        nats.publish(h.gateway_subject.clone(), batch.into())
+            .await
+            .unwrap();
+        nats.flush().await.unwrap();
+
+        let mut heard = Vec::new();
+        let mut datagrams_to_stand_in = 0;
+        let mut disconnected = false;
+        while died.elapsed() < Duration::from_millis(5_500) {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+            for e in alice.events.drain(..) {
+                match e {
+                    ClientEvent::Chat { text, .. } if text == said => heard.push(died.elapsed()),
+                    ClientEvent::Disconnected { .. } => disconnected = true,
+                    _ => {}
+                }
+            }
+            while let Ok(Some(message)) = tokio::time::timeout(
+                Duration::ZERO,
+                futures_util::StreamExt::next(&mut to_stand_in),
+            )
+            .await
+            {
+                let batch = Batch::decode(&message.payload).unwrap();
+                datagrams_to_stand_in += batch
+                    .items
+                    .iter()
+                    .filter(|i| matches!(i, Item::Datagram { .. }))
+                    .count();
+            }
+        }
+        println!("the sender's last frame heard at {heard:?} after its death");
+        assert_eq!(heard.len(), 1, "the sender's last frame, once: {heard:?}");
+        assert!(
+            heard[0] >= Duration::from_millis(2_500),
+            "switched after the sender's 3 s of silence: {:?}",
+            heard[0]
+        );
+        assert!(!disconnected, "not closed");
+        assert!(
+            datagrams_to_stand_in > 10,
+            "her datagrams go to the receiver: {datagrams_to_stand_in}"
+        );
+        gateway.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}

@@ -52,11 +52,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mmo_core::control::DisconnectReason;
-use mmo_core::relay::{Handoff, HandoffAnswer, PeerMessage, StreamItem, next_incarnation};
+use mmo_core::relay::{
+    Handoff, HandoffAnswer, PeerMessage, SenderTail, StreamItem, next_incarnation,
+};
 use mmo_core::zone::{ConnectionId, PlayerTransfer};
 use tokio::sync::mpsc;
 
-use super::{ConnKey, ENDED_MEMORY_US, RelayLoop, ZoneConn, count};
+use super::{ConnKey, ENDED_MEMORY_US, GatewayAddress, RelayLoop, ZoneConn, count};
 use crate::bridge::Link;
 use crate::relay::SessionRef;
 use crate::relay::directory::{Fencing, TransferDecision};
@@ -285,6 +287,15 @@ impl RelayLoop {
             );
             return;
         };
+        // What the session wrote before the take goes into the stream now, so the
+        // handoff's tail holds every item the gateway may miss if this process dies.
+        let mut datagrams = Vec::new();
+        super::drain_outbox(c, key.local, &mut datagrams);
+        let (first_seq, items) = c.to_gateway.unacked();
+        let gateway_address = GatewayAddress {
+            subject: c.gateway_subject.clone(),
+            gateway: key.gateway,
+        };
         // What the session has not read: its channel, then the stream's in-order items.
         let mut control = Vec::new();
         while let Ok(chunk) = conn.control.try_recv() {
@@ -305,7 +316,8 @@ impl RelayLoop {
                 | StreamItem::Resume { .. }
                 | StreamItem::LoggedIn
                 | StreamItem::Moved { .. }
-                | StreamItem::Session(_) => {}
+                | StreamItem::Session(_)
+                | StreamItem::TakenOver(_) => {}
             }
         }
         let resume_seq = c.from_gateway.next_seq();
@@ -339,12 +351,20 @@ impl RelayLoop {
                 save: save_bytes,
                 control: control.clone(),
                 client_gone: client_gone.map(DisconnectReason::code),
+                sender_tail: SenderTail {
+                    resume_seq,
+                    first_seq,
+                    items,
+                },
             }))
             .encode()
             .map_err(|e| e.to_string())
         });
         c.moving = Some(transfer_id);
         let held = std::mem::take(&mut c.held);
+        for datagram in datagrams {
+            self.queue(gateway_address.clone(), datagram);
+        }
         let now_us = self.now_us();
         let mut moving = Moving {
             key,
@@ -1013,6 +1033,11 @@ impl RelayLoop {
         }
         let mut arrived = ZoneConn::new(&h.gateway_subject, session, outbox_rx, control_tx, link);
         arrived.id = Some(id);
+        // Item 0: lets the gateway switch here should the sender fall silent before its
+        // `Moved` (`RELAY_FORMAT.md` section 5).
+        arrived
+            .to_gateway
+            .push(StreamItem::TakenOver(h.sender_tail));
         // The gateway heard `LoggedIn` from the first process; `Session` (this zone) is
         // announced at the first drain, after this process's own `ResumeToken`.
         arrived.announced.logged_in = true;
