@@ -1024,7 +1024,7 @@ impl RelayLoop {
                 })
                 .or_default();
             datagrams.clear();
-            drain_outbox(c, key.local, &mut datagrams);
+            drain_outbox(c, key.local, &mut datagrams, &self.peers.local);
             due.clear();
             if !c.gateway_gone {
                 c.to_gateway
@@ -1211,16 +1211,20 @@ fn end_session(c: &mut ZoneConn, reason: DisconnectReason) {
 
 /// Moves the session's transmits to the gateway: datagrams as they are into `datagrams`
 /// (stale ones dropped, as a single server's writer does), control bytes into the stream
-/// while the window has room, and the session's end.
-fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>) {
+/// while the window has room, and the session's end. `local_zones[z]`: zone instance `z`
+/// runs in this process.
+fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>, local_zones: &[bool]) {
     if !c.announced.logged_in && c.link.is_logged_in() {
         c.announced.logged_in = true;
         c.to_gateway.push(StreamItem::LoggedIn);
     }
     // What a restart elsewhere needs, once known and whenever the zone instance changed
-    // (not while the session is leaving for another process: the next one tells).
+    // (not while the session is leaving for another process, nor for a zone another
+    // process runs, which the session's zone names as soon as it hands the player over:
+    // the next process tells; a restart must start where this process saved).
     let zone = c.link.zone();
     if c.announced.logged_in
+        && local_zones.get(usize::from(zone)).copied().unwrap_or(false)
         && c.announced.session_zone != Some(zone)
         && c.moving.is_none()
         && c.moved_to.is_none()

@@ -110,7 +110,8 @@ async fn a_handoff_decision_is_recorded_once_by_whichever_side_comes_first() {
 /// answers (as if its answers were lost): the sender asks the directory after 2 s, finds the
 /// handoff taken, and hands the connection over, so the gateway sends Alice's traffic to
 /// the stand-in; the sender does not close her and saves nothing after the border (the
-/// receiver owns her).
+/// receiver owns her). The stand-in then stays silent, as a receiver killed right after
+/// its claim would: the gateway restarts her session from her last save.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
     let Some(url) = service_url("MMO_TEST_NATS_URL") else {
@@ -269,6 +270,45 @@ async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
         assert_eq!(
             after.version, saved_before.version,
             "no save by the sender after transfer {transfer_id:x}"
+        );
+
+        // The stand-in never serves her, like a receiver killed right after its claim: 3 s
+        // after the switch the gateway restarts her session from her last save, in the
+        // zone of her last ticket (zone 0's, the stand-in sent none), without a disconnect.
+        let mut rejoined_at = None;
+        for _ in 0..300 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+            if let Some(ClientEvent::Rejoined { spawn, .. }) = alice
+                .events
+                .iter()
+                .find(|e| matches!(e, ClientEvent::Rejoined { .. }))
+            {
+                rejoined_at = Some(spawn.position_m);
+                break;
+            }
+        }
+        let rejoined_at = rejoined_at.unwrap_or_else(|| {
+            let c = |e: &str| common::counter("mmo_relay_events_total", &[("event", e)]);
+            panic!(
+                "restarted from her last save within 10 s: rejoin_started {}, rejoin_opened {}; {:?}",
+                c("rejoin_started"),
+                c("rejoin_opened"),
+                alice.events.last()
+            )
+        });
+        assert!(
+            (rejoined_at - after.position_m).length() < 0.05,
+            "from her last save: {rejoined_at} vs {}",
+            after.position_m
+        );
+        assert!(
+            !alice
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+            "not disconnected: {:?}",
+            alice.events.last()
         );
         claimer.abort();
         drop(leases);

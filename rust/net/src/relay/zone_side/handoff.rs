@@ -287,10 +287,13 @@ impl RelayLoop {
             );
             return;
         };
+        let transfer_id: u64 = rand::random();
+        // Moving from now on: no `Session` ticket or resumption token for the zone it left.
+        c.moving = Some(transfer_id);
         // What the session wrote before the take goes into the stream now, so the
         // handoff's tail holds every item the gateway may miss if this process dies.
         let mut datagrams = Vec::new();
-        super::drain_outbox(c, key.local, &mut datagrams);
+        super::drain_outbox(c, key.local, &mut datagrams, &self.peers.local);
         let (first_seq, items) = c.to_gateway.unacked();
         let gateway_address = GatewayAddress {
             subject: c.gateway_subject.clone(),
@@ -321,7 +324,6 @@ impl RelayLoop {
             }
         }
         let resume_seq = c.from_gateway.next_seq();
-        let transfer_id: u64 = rand::random();
         let encoded = transfer.encode().and_then(|bytes| {
             let save = save.as_ref().map(|s| s.encode()).transpose()?;
             Ok((bytes, save))
@@ -360,7 +362,6 @@ impl RelayLoop {
             .encode()
             .map_err(|e| e.to_string())
         });
-        c.moving = Some(transfer_id);
         let held = std::mem::take(&mut c.held);
         for datagram in datagrams {
             self.queue(gateway_address.clone(), datagram);
