@@ -53,7 +53,10 @@ pub const ZONE_PLAYERS: &str = "mmo_zone_players";
 /// closed), `opened` and `ended` (relayed connections the zone side created, refused ones
 /// included, and forgot),
 /// `gateway_ended` (connections the gateway side forgot); handoffs between zone processes:
-/// `handoff_sent`, `handoff_resent`, `handed_out` (accepted), `handoff_refused`,
+/// `handoff_sent`, `handoff_resent`, `handed_out` (accepted), `handoff_refused` (refused,
+/// and with a directory recorded aborted: the player stays here and is closed, saved),
+/// `handoff_tail_dropped` (the sender's unacknowledged bytes were over 256 KiB: left out
+/// of the handoff),
 /// `handoff_kept` (unanswered after 2 s and recorded aborted in the directory: the player
 /// stays here and is closed, saved), `handoff_found_taken` (unanswered, but the directory
 /// records it taken: handed over), `handoff_unanswered` (undecided after 10 s, or no

@@ -673,14 +673,20 @@ impl RelayLoop {
                     } else if incarnation == conn.incarnation.wrapping_sub(1)
                         && let Some((subject, ack)) = &conn.moved_from
                     {
-                        // The process the session left did not get our final ack.
+                        // The process the session left did not get our final ack. After a
+                        // switch without its `Moved` (`switch_to_taker`) the final ack did
+                        // not cover its last items: a `Moved` or `End` from it is
+                        // acknowledged through itself, so it stops sending.
+                        let last =
+                            matches!(item, StreamItem::Moved { .. } | StreamItem::End { .. });
+                        let through = if last { seq.saturating_add(1) } else { 0 };
                         self.outgoing
                             .entry(subject.clone())
                             .or_default()
                             .push(Item::Ack {
                                 conn: number,
-                                next_seq: ack.next_seq,
-                                credit_end: ack.credit_end,
+                                next_seq: ack.next_seq.max(through),
+                                credit_end: ack.credit_end.max(through),
                             });
                         continue;
                     } else {
@@ -1226,4 +1232,132 @@ fn start_rejoin(conn: &mut GatewayConn, settings: &RelaySettings, now_us: u64) -
 fn close_client(conn: &mut GatewayConn, reason: DisconnectReason) {
     conn.link.set_close_reason(reason);
     conn.outbox = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> RelaySettings {
+        RelaySettings {
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            world: "w".to_owned(),
+            redis_url: None,
+            nats_security: None,
+            zones: None,
+            take_free_zone: false,
+            shard_cap: None,
+            shard_merge_after: Duration::from_secs(60),
+        }
+    }
+
+    /// A connection whose writer is `outbox`.
+    fn conn(outbox: mpsc::Sender<Queued>) -> GatewayConn {
+        GatewayConn {
+            outbox: Some(outbox),
+            control: mpsc::channel(1).1,
+            link: Arc::new(Link::new(DisconnectReason::ClientQuit, false)),
+            to_zone: ReliableSender::new(),
+            from_zone: ReliableReceiver::new(),
+            zone_subject: "mmo.w.zproc.000000000000000a".to_owned(),
+            zone_answered: true,
+            next: None,
+            moved_from: None,
+            incarnation: 0,
+            client_gone: false,
+            zone_ended: false,
+            end_acked_at_us: None,
+            restart: Restart::default(),
+            first_frame: None,
+            resuming: false,
+        }
+    }
+
+    /// What the client's writer got: the control bytes, in order.
+    fn written(outbox: &mut mpsc::Receiver<Queued>) -> Vec<Vec<u8>> {
+        let mut bytes = Vec::new();
+        while let Ok(queued) = outbox.try_recv() {
+            if let Transmit::Stream(b) = queued.transmit {
+                bytes.push(b);
+            }
+        }
+        bytes
+    }
+
+    /// The sender (A) got items 0..3 to the gateway before it fell silent; the receiver's
+    /// tail starts at A's item 1 and holds five items: the gateway delivers the two it
+    /// never got (numbers 3 and 4: bytes and a ticket) once, then the receiver's own
+    /// items, and sends the receiver its items from `resume_seq` on, renumbered from 0.
+    #[test]
+    fn a_takeover_delivers_only_the_senders_items_the_gateway_missed_then_the_receivers() {
+        let settings = settings();
+        let (outbox_tx, mut outbox) = mpsc::channel(64);
+        let mut conn = conn(outbox_tx);
+        let mut heard = HashMap::new();
+        for seq in 0..3u8 {
+            conn.from_zone
+                .on_item(u64::from(seq), StreamItem::Bytes(vec![seq]))
+                .unwrap();
+        }
+        assert!(deliver(&mut conn, &settings, 0, &mut heard).is_none());
+        assert_eq!(written(&mut outbox), vec![vec![0], vec![1], vec![2]]);
+        for client_item in 0..10u8 {
+            conn.to_zone
+                .push(StreamItem::Bytes(vec![100 + client_item]));
+        }
+        let ticket = SessionTicket {
+            zone: 3,
+            account: "alice".to_owned(),
+            character_id: Some(7),
+        };
+        let tail = SenderTail {
+            resume_seq: 7,
+            first_seq: 1,
+            items: vec![
+                StreamItem::Bytes(vec![1]),
+                StreamItem::Bytes(vec![2]),
+                StreamItem::Bytes(vec![3]),
+                StreamItem::Session(ticket.clone()),
+                StreamItem::Bytes(vec![4]),
+            ],
+        };
+        let receiver = "mmo.w.zproc.000000000000000b".to_owned();
+        let mut next = NextZone {
+            subject: receiver.clone(),
+            from_zone: ReliableReceiver::new(),
+            taken_over: Some(tail.clone()),
+        };
+        next.from_zone
+            .on_item(0, StreamItem::TakenOver(tail))
+            .unwrap();
+        next.from_zone
+            .on_item(1, StreamItem::Bytes(vec![9]))
+            .unwrap();
+        conn.next = Some(next);
+
+        assert!(switch_to_taker(&mut conn, &settings, 5, &mut heard));
+        assert!(deliver(&mut conn, &settings, 5, &mut heard).is_none());
+        assert_eq!(
+            written(&mut outbox),
+            vec![vec![3], vec![4], vec![9]],
+            "the sender's missed items once, then the receiver's"
+        );
+        assert_eq!(conn.restart.ticket, Some(ticket), "the tail's ticket");
+        assert_eq!(conn.zone_subject, receiver);
+        assert_eq!(conn.incarnation, 1);
+        assert!(conn.next.is_none());
+        let (first, resent) = conn.to_zone.unacked();
+        assert_eq!(first, 0, "the receiver's stream starts at item 0");
+        assert_eq!(
+            resent,
+            vec![
+                StreamItem::Bytes(vec![107]),
+                StreamItem::Bytes(vec![108]),
+                StreamItem::Bytes(vec![109]),
+            ],
+            "the client's items from resume_seq on"
+        );
+        // No takeover twice, nor without a receiver that took the session.
+        assert!(!switch_to_taker(&mut conn, &settings, 6, &mut heard));
+    }
 }

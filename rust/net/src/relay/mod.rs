@@ -59,16 +59,17 @@
 //! full. Players keep their lane across zone borders.
 //!
 //! **Handoff between processes** (`zone_side::handoff`, `RELAY_FORMAT.md` section 5): a
-//! player crossing into a zone of another process moves there with its session, checked
-//! against the sender's lease; the gateway switches the connection at the old process's
-//! `Moved` item, and the connection's streams start again under their next incarnation.
+//! player crossing into a zone of another process moves there with its session; who owns
+//! it is decided once in the directory (the receiver's fenced claim or the sender's
+//! abort, `directory::transfer`); the gateway switches the connection at the old
+//! process's `Moved` item (or at the receiver's `TakenOver` when the old process falls
+//! silent), and the connection's streams start again under their next incarnation.
 //!
 //! # Not done yet (issue 14)
 //!
-//! - A handoff's end is decided by the old process alone: with no answer within 2 s it
-//!   ends the connection unsaved although the receiver may have taken the player (which
-//!   then saves it when the session ends there); no two-phase commit. Tests kill either
-//!   side as the handoff is published (`rust/server/tests/fleet.rs`), not at each step.
+//! - A handoff whose record cannot be read for 10 s (Redis down) or that runs without a
+//!   directory is still ended unsaved by the old process. A zone process that stops with
+//!   handoffs unanswered drops those players' save states.
 //! - Login limits are per gateway; chat deliveries to a player in another process are
 //!   dropped. Ids start in a slot chosen by the lease's fencing token; a run that hands
 //!   out more than a slot (262,144) can reuse ids of players who moved to other processes

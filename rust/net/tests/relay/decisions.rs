@@ -8,7 +8,8 @@ use mmo_net::relay::directory::{TransferDecision, ZoneLeases};
 use super::*;
 
 /// The decision scripts against a real Redis: the first writer wins, repeats return what
-/// is recorded, a stale lease records nothing, and only the claimer can revoke its claim.
+/// is recorded, a stale lease on either side records nothing, and only the claimer can
+/// revoke its claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_decision_is_recorded_once_by_whichever_side_comes_first() {
     let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
@@ -17,78 +18,81 @@ async fn a_handoff_decision_is_recorded_once_by_whichever_side_comes_first() {
     let world = format!("decisions-{:08x}", rand_suffix());
     let sender: u64 = 0xa11ce;
     let receiver: u64 = 0xb0b;
-    let leases = ZoneLeases::acquire(&redis_url, &world, sender, 2, [0])
+    let sender_leases = ZoneLeases::acquire(&redis_url, &world, sender, 2, [0])
         .await
         .unwrap();
-    let token = leases.token(0).expect("zone 0 leased");
-    let fencing = leases.fencing();
+    let receiver_leases = ZoneLeases::acquire(&redis_url, &world, receiver, 2, [1])
+        .await
+        .unwrap();
+    let token = sender_leases.token(0).expect("zone 0 leased");
+    let at_sender = sender_leases.fencing();
+    let at_receiver = receiver_leases.fencing();
     let taken = TransferDecision::Taken {
         by_process: receiver,
     };
+    let claim = |id: u64, from_process: u64, from_token: u64, to_zone: u16, me: u64| {
+        let at_receiver = at_receiver.clone();
+        async move {
+            at_receiver
+                .claim_transfer(id, 0, from_process, from_token, to_zone, me)
+                .await
+                .unwrap()
+        }
+    };
 
     // Claimed first: the sender's abort finds it taken; a repeated claim says the same.
-    assert_eq!(
-        fencing
-            .claim_transfer(1, 0, sender, token, receiver)
-            .await
-            .unwrap(),
-        taken
-    );
-    assert_eq!(fencing.abort_transfer(1).await.unwrap(), taken);
-    assert_eq!(
-        fencing
-            .claim_transfer(1, 0, sender, token, receiver)
-            .await
-            .unwrap(),
-        taken
-    );
+    assert_eq!(claim(1, sender, token, 1, receiver).await, taken);
+    assert_eq!(at_sender.abort_transfer(1).await.unwrap(), taken);
+    assert_eq!(claim(1, sender, token, 1, receiver).await, taken);
     // Aborted first: the receiver's claim finds it aborted.
     assert_eq!(
-        fencing.abort_transfer(2).await.unwrap(),
+        at_sender.abort_transfer(2).await.unwrap(),
         TransferDecision::Aborted
     );
     assert_eq!(
-        fencing
-            .claim_transfer(2, 0, sender, token, receiver)
-            .await
-            .unwrap(),
+        claim(2, sender, token, 1, receiver).await,
         TransferDecision::Aborted
     );
-    // A claim naming another lease records nothing: the sender can still abort.
+    // A claim naming another lease of the sender records nothing: the sender can still
+    // abort.
     assert_eq!(
-        fencing
-            .claim_transfer(3, 0, sender, token + 1, receiver)
-            .await
-            .unwrap(),
+        claim(3, sender, token + 1, 1, receiver).await,
         TransferDecision::StaleLease
     );
     assert_eq!(
-        fencing
-            .claim_transfer(3, 0, 0xdead, token, receiver)
-            .await
-            .unwrap(),
+        claim(3, 0xdead, token, 1, receiver).await,
         TransferDecision::StaleLease
     );
+    // Nor does a claim by a process that does not hold the receiving zone's lease (another
+    // process hearing the zone's subject), or into a zone it holds no lease on.
     assert_eq!(
-        fencing.abort_transfer(3).await.unwrap(),
+        claim(3, sender, token, 1, 0xdead).await,
+        TransferDecision::NotOwner
+    );
+    assert_eq!(
+        claim(3, sender, token, 0, receiver).await,
+        TransferDecision::NotOwner
+    );
+    assert_eq!(
+        at_sender.abort_transfer(3).await.unwrap(),
         TransferDecision::Aborted
     );
     // Only the claimer turns its claim to aborted.
     assert_eq!(
-        fencing.revoke_transfer(1, 0xdead).await.unwrap(),
+        at_receiver.revoke_transfer(1, 0xdead).await.unwrap(),
         taken,
         "another process cannot revoke"
     );
     assert_eq!(
-        fencing.revoke_transfer(1, receiver).await.unwrap(),
+        at_receiver.revoke_transfer(1, receiver).await.unwrap(),
         TransferDecision::Aborted
     );
     assert_eq!(
-        fencing.abort_transfer(1).await.unwrap(),
+        at_sender.abort_transfer(1).await.unwrap(),
         TransferDecision::Aborted
     );
     assert_eq!(
-        fencing.revoke_transfer(4, receiver).await.unwrap(),
+        at_receiver.revoke_transfer(4, receiver).await.unwrap(),
         TransferDecision::Undecided
     );
     // The record expires (60 s).
@@ -103,7 +107,8 @@ async fn a_handoff_decision_is_recorded_once_by_whichever_side_comes_first() {
         .await
         .unwrap();
     assert!((1..=60_000).contains(&ttl_ms), "expires: {ttl_ms} ms");
-    leases.release().await;
+    sender_leases.release().await;
+    receiver_leases.release().await;
 }
 
 /// A stand-in for zone 1's process that claims every handoff in the directory and never
@@ -173,10 +178,10 @@ async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
                         h.from_zone,
                         h.from_process,
                         h.from_token,
+                        h.to_zone,
                         stand_in,
                     )
-                    .await
-                    .unwrap();
+                    .await;
                 if let Some(tx) = claimed_tx.take() {
                     let _ = tx.send((h.transfer_id, decision, std::time::Instant::now()));
                 }
@@ -203,10 +208,10 @@ async fn a_handoff_claimed_but_never_answered_is_handed_over_by_the_record() {
         }
         let (transfer_id, decision, claimed_at) = claim.expect("she crossed into zone 1");
         assert_eq!(
-            decision,
-            TransferDecision::Taken {
+            decision.map_err(|e| e.to_string()),
+            Ok(TransferDecision::Taken {
                 by_process: stand_in
-            }
+            })
         );
         // The gateway sends her traffic to the stand-in once the sender handed her over.
         let mut switched = false;
@@ -446,6 +451,125 @@ async fn a_silent_senders_last_control_bytes_reach_the_client_through_the_receiv
             "her datagrams go to the receiver: {datagrams_to_stand_in}"
         );
         gateway.shutdown(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}
+
+/// Another process hearing zone 1's handoffs refuses at once (as one that is stopping
+/// would) while zone 1's real process claims the handoff: the sender does not believe the
+/// refusal but records `aborted` unless the handoff was claimed, and acts on the record.
+/// Whichever of the two was recorded first, Alice has exactly one owner: in zone 1's
+/// process and still connected (`taken`), or closed by zone 0's process and nowhere else
+/// (`aborted`). Believing the refusal would close her while zone 1's process has her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_a_process_that_did_not_claim_is_checked_against_the_record() {
+    use mmo_core::relay::HandoffAnswer;
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    let Some(redis_url) = service_url("MMO_TEST_REDIS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let SplitWorld {
+            relay,
+            config: _,
+            store: _,
+            zones_0,
+            zones_1,
+            gateway,
+            trust,
+            zone,
+            mut interval,
+            tick_s,
+        } = split_world(&url, "refused-by-another", Duration::from_secs(1)).await;
+        let nats = async_nats::connect(url.as_str()).await.unwrap();
+        let mut handoffs = nats
+            .subscribe(format!("mmo.{}.peer.zone.1", relay.world))
+            .await
+            .unwrap();
+        nats.flush().await.unwrap();
+        let world = relay.world.clone();
+        let refuser = tokio::spawn(async move {
+            while let Some(message) = futures_util::StreamExt::next(&mut handoffs).await {
+                let Ok(PeerMessage::Handoff(h)) = PeerMessage::decode(&message.payload) else {
+                    continue;
+                };
+                let answer = PeerMessage::Answer(HandoffAnswer {
+                    transfer_id: h.transfer_id,
+                    zone_process: 0x0000_0000_dead_beef,
+                    refused: Some("this zone process is stopping".to_owned()),
+                });
+                let subject = format!("mmo.{world}.peer.proc.{:016x}", h.from_process);
+                nats.publish(subject, answer.encode().unwrap().into())
+                    .await
+                    .unwrap();
+                nats.flush().await.unwrap();
+            }
+        });
+
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick_s).await;
+        let entity = alice.entity().expect("welcomed");
+        let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        let closed = |alice: &Player| {
+            alice.events.iter().find_map(|e| match e {
+                ClientEvent::Disconnected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+        };
+        for _ in 0..300 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            if closed(&alice).is_some() || in_zone(&zones_1, 1, entity).await.flatten().is_some() {
+                break;
+            }
+        }
+        // A second more for whatever follows to settle.
+        for _ in 0..30 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+        }
+        let mut redis = redis::Client::open(redis_url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let records: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("mmo:{}:transfer:*", relay.world))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1, "one handoff: {records:?}");
+        let record: String = redis::cmd("GET")
+            .arg(&records[0])
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let in_1 = in_zone(&zones_1, 1, entity).await.flatten().is_some();
+        let in_0 = in_zone(&zones_0, 0, entity).await.flatten().is_some();
+        let closed = closed(&alice);
+        println!("record {record:?}; in zone 1: {in_1}, in zone 0: {in_0}, closed: {closed:?}");
+        if record.starts_with("taken ") {
+            assert!(
+                in_1 && !in_0 && closed.is_none(),
+                "taken: she plays on in zone 1 only"
+            );
+        } else {
+            assert_eq!(record, "aborted");
+            assert!(
+                !in_1 && !in_0 && closed == Some(DisconnectReason::ServiceUnavailable),
+                "aborted: zone 0's process kept and closed her; zone 1 refused her"
+            );
+        }
+        refuser.abort();
+        if closed.is_none() {
+            alice.client.disconnect(Duration::from_secs(2)).await;
+        }
+        gateway.shutdown(Duration::from_secs(1)).await;
+        zones_0.shutdown(Duration::from_secs(2)).await;
+        zones_1.shutdown(Duration::from_secs(2)).await;
     })
     .await
     .expect("finished within 60 s");

@@ -9,7 +9,8 @@
 //! is absent and otherwise returns what is there:
 //!
 //! * the receiver, before it takes the player ([`Fencing::claim_transfer`]), and only when
-//!   the sender's lease on its zone is still the one in the handoff (the fencing check of
+//!   the sender's lease on its zone is still the one in the handoff and the receiver's own
+//!   lease on the zone it takes the player into is still current (the fencing checks of
 //!   the same step);
 //! * the sender, when the receiver has not answered within 2 s
 //!   ([`Fencing::abort_transfer`]): if the record then says `taken`, the receiver has the
@@ -36,14 +37,16 @@ pub const DECISION_MEMORY_MS: u64 = 60_000;
 /// The longest wait for one decision call, ms (the caller tries again on an error).
 const CALL_TIMEOUT_MS: u64 = 500;
 
-/// Records `taken` when no decision exists and the sender's lease is current; returns the
-/// decision (the existing one, the new one, or `stale`).
-/// KEYS: the sender zone's owner key, the record. ARGV: the expected owner value, the
-/// `taken` value, the record's lifetime in ms.
+/// Records `taken` when no decision exists and both leases are current; returns the
+/// decision (the existing one, the new one, `stale` or `not_owner`).
+/// KEYS: the sender zone's owner key, the record, the receiver zone's owner key. ARGV: the
+/// sender's expected owner value, the `taken` value, the record's lifetime in ms, the
+/// receiver's expected owner value.
 const CLAIM: &str = r"
 local decided = redis.call('GET', KEYS[2])
 if decided then return decided end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then return 'not_owner' end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return ARGV[2]
 ";
@@ -82,6 +85,10 @@ pub enum TransferDecision {
     /// Not decided, and the sender's lease on its zone is not the one in the handoff
     /// (only [`Fencing::claim_transfer`] answers this; nothing was recorded).
     StaleLease,
+    /// Not decided, and the receiver's own lease on the zone it would take the player
+    /// into is not current, or not held (only [`Fencing::claim_transfer`] answers this;
+    /// nothing was recorded).
+    NotOwner,
     /// No record (only [`Fencing::revoke_transfer`] answers this).
     Undecided,
 }
@@ -92,6 +99,7 @@ impl TransferDecision {
         match value {
             "aborted" => Ok(Self::Aborted),
             "stale" => Ok(Self::StaleLease),
+            "not_owner" => Ok(Self::NotOwner),
             "none" => Ok(Self::Undecided),
             _ => {
                 let hex = value.strip_prefix("taken ").ok_or_else(bad)?;
@@ -113,9 +121,10 @@ impl Fencing {
         format!("mmo:{}:transfer:{transfer_id:016x}", self.world)
     }
 
-    /// The receiver's step: records that process `me` takes handoff `transfer_id` when it
-    /// is undecided and zone instance `from_zone` is owned by `from_process` with fencing
-    /// token `from_token`; returns the decision (`Taken { by_process: me }` when taken).
+    /// The receiver's step: records that process `me` takes handoff `transfer_id` into its
+    /// zone instance `to_zone` when it is undecided, zone instance `from_zone` is owned by
+    /// `from_process` with fencing token `from_token`, and `to_zone` is owned by `me` with
+    /// this process's token; returns the decision (`Taken { by_process: me }` when taken).
     ///
     /// # Errors
     /// Redis unreachable or too slow (500 ms): the record may or may not have been written;
@@ -126,21 +135,25 @@ impl Fencing {
         from_zone: u16,
         from_process: u64,
         from_token: u64,
+        to_zone: u16,
         me: u64,
     ) -> Result<TransferDecision, NetError> {
-        let owner = owner_key(
-            &self.world,
-            ZoneShard::of_instance(from_zone, self.zone_count),
-        );
+        let Some(my_token) = self.token(to_zone) else {
+            return Ok(TransferDecision::NotOwner);
+        };
+        let owner =
+            |zone: u16| owner_key(&self.world, ZoneShard::of_instance(zone, self.zone_count));
         let mut script = redis::cmd("EVAL");
         script
             .arg(CLAIM)
-            .arg(2)
-            .arg(owner)
+            .arg(3)
+            .arg(owner(from_zone))
             .arg(self.transfer_key(transfer_id))
+            .arg(owner(to_zone))
             .arg(format!("{from_process:016x}:{from_token}"))
             .arg(taken_value(me))
-            .arg(DECISION_MEMORY_MS);
+            .arg(DECISION_MEMORY_MS)
+            .arg(format!("{me:016x}:{my_token}"));
         self.decide(script).await
     }
 
@@ -214,6 +227,10 @@ mod tests {
         assert_eq!(
             TransferDecision::parse("stale").unwrap(),
             TransferDecision::StaleLease
+        );
+        assert_eq!(
+            TransferDecision::parse("not_owner").unwrap(),
+            TransferDecision::NotOwner
         );
         let e = TransferDecision::parse("taken zz").unwrap_err().to_string();
         assert!(e.contains("\"taken zz\""), "{e}");

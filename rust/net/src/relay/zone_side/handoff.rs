@@ -69,6 +69,10 @@ use crate::zone_thread::{AccountRegistry, Conn, PeerMsg, SaveState, ZoneMsg};
 /// queued for forwarding between two flushes, at most (the oldest go first).
 pub(super) const MAX_HELD_DATAGRAMS: usize = 256;
 
+/// The sender's unacknowledged control bytes a handoff carries for the gateway
+/// ([`SenderTail`]), at most; a larger tail is left out.
+const MAX_TAIL_BYTES: usize = 256 * 1024;
+
 /// An unanswered handoff is sent again after this long, µs.
 pub(super) const RESEND_AFTER_US: u64 = 300_000;
 /// An unanswered handoff is decided through the directory after this long, µs.
@@ -103,7 +107,7 @@ impl Peers {
 
 /// Records how long a handoff waited for its answer (accepted or refused).
 fn record_answer_time(waited_us: u64) {
-    #[allow(clippy::cast_precision_loss)] // µs of a wait bounded by the 2 s give-up.
+    #[allow(clippy::cast_precision_loss)] // µs of a wait bounded by the 10 s give-up.
     metrics::histogram!(crate::metrics::HANDOFF_ANSWER_SECONDS).record(waited_us as f64 / 1e6);
 }
 
@@ -149,6 +153,9 @@ pub(super) struct Moving {
     asking: bool,
     /// When the last abort call started (µs of the relay's clock).
     asked_at_us: Option<u64>,
+    /// A receiver's refusal, checked against the directory's record before it is
+    /// believed (another process than the claimer may have refused).
+    refusal: Option<String>,
     /// Client datagrams to forward.
     datagrams: Vec<Vec<u8>>,
 }
@@ -165,8 +172,9 @@ impl Moving {
     }
 }
 
-/// A handoff this process received: its answer (`None` while its fencing check runs) and
-/// the connection it made.
+/// A handoff this process received: its answer (`None` while its claim runs, and for good
+/// once a claim was revoked: that refusal goes out once, from the revoking task) and the
+/// connection it made.
 pub(super) struct Arrived {
     answer: Option<HandoffAnswer>,
     key: Option<ConnKey>,
@@ -294,7 +302,21 @@ impl RelayLoop {
         // handoff's tail holds every item the gateway may miss if this process dies.
         let mut datagrams = Vec::new();
         super::drain_outbox(c, key.local, &mut datagrams, &self.peers.local);
-        let (first_seq, items) = c.to_gateway.unacked();
+        let (mut first_seq, mut items) = c.to_gateway.unacked();
+        let tail_bytes: usize = items
+            .iter()
+            .map(|item| match item {
+                StreamItem::Bytes(bytes) => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        if tail_bytes > MAX_TAIL_BYTES {
+            // Too large to travel with the handoff (a peer message is at most 1 MiB):
+            // the gateway would switch without them if this process died.
+            count("handoff_tail_dropped");
+            first_seq += items.len() as u64;
+            items.clear();
+        }
         let gateway_address = GatewayAddress {
             subject: c.gateway_subject.clone(),
             gateway: key.gateway,
@@ -388,6 +410,7 @@ impl RelayLoop {
             answered: false,
             asking: false,
             asked_at_us: None,
+            refusal: None,
             datagrams: held,
         };
         match handoff {
@@ -429,7 +452,8 @@ impl RelayLoop {
                 let waited_us = now_us.saturating_sub(m.first_sent_at_us);
                 if waited_us > ASK_AFTER_US {
                     match &self.peers.fencing {
-                        Some(fencing) if waited_us <= UNDECIDED_LIMIT_US => {
+                        // An abort call still running is waited for (at most 500 ms).
+                        Some(fencing) if waited_us <= UNDECIDED_LIMIT_US || m.asking => {
                             let due = m
                                 .asked_at_us
                                 .is_none_or(|at| now_us.saturating_sub(at) >= RESEND_AFTER_US);
@@ -571,6 +595,31 @@ impl RelayLoop {
         }
     }
 
+    /// A receiver refused a handoff. Without a directory the refusal is final. With one,
+    /// the record decides: a process other than the one that claims the handoff can
+    /// refuse it (one that is stopping or lost its lease still hears the zone's subject),
+    /// so the sender records `aborted` unless it was claimed, at once, and acts on that.
+    fn on_refusal(&mut self, transfer_id: u64, reason: String) {
+        let now_us = self.now_us();
+        let Some(m) = self.moving.get_mut(&transfer_id) else {
+            return;
+        };
+        if m.answered {
+            return;
+        }
+        let Some(fencing) = self.peers.fencing.clone() else {
+            self.refused(transfer_id, &reason, "handoff_refused");
+            return;
+        };
+        tracing::debug!(transfer = transfer_id, %reason, "handoff refused: checking the record");
+        m.refusal.get_or_insert(reason);
+        if !m.asking {
+            m.asking = true;
+            m.asked_at_us = Some(now_us);
+            ask_decision(fencing, transfer_id, self.handoff_tasks.clone());
+        }
+    }
+
     /// A directory task finished.
     pub(super) async fn handoff_task_done(&mut self, done: TaskDone) {
         match done {
@@ -600,13 +649,14 @@ impl RelayLoop {
             return;
         }
         match decision {
-            Ok(TransferDecision::Aborted) => {
-                self.refused(
+            Ok(TransferDecision::Aborted) => match m.refusal.take() {
+                Some(reason) => self.refused(transfer_id, &reason, "handoff_refused"),
+                None => self.refused(
                     transfer_id,
                     "unanswered, and recorded aborted before the receiver took it",
                     "handoff_kept",
-                );
-            }
+                ),
+            },
             Ok(TransferDecision::Taken { by_process }) => {
                 count("handoff_found_taken");
                 tracing::info!(
@@ -706,15 +756,7 @@ impl RelayLoop {
             PeerMessage::Handoff(h) => self.take_handoff(*h).await,
             PeerMessage::Answer(answer) => match answer.refused {
                 None => self.accepted(answer.transfer_id, answer.zone_process),
-                Some(reason) => {
-                    if self
-                        .moving
-                        .get(&answer.transfer_id)
-                        .is_some_and(|m| !m.answered)
-                    {
-                        self.refused(answer.transfer_id, &reason, "handoff_refused");
-                    }
-                }
+                Some(reason) => self.on_refusal(answer.transfer_id, reason),
             },
             PeerMessage::Datagrams {
                 transfer_id,
@@ -1100,7 +1142,14 @@ async fn claim(fencing: &Fencing, h: &Handoff, me: u64) -> (Result<(), String>, 
     let started = tokio::time::Instant::now();
     loop {
         let decision = fencing
-            .claim_transfer(h.transfer_id, h.from_zone, h.from_process, h.from_token, me)
+            .claim_transfer(
+                h.transfer_id,
+                h.from_zone,
+                h.from_process,
+                h.from_token,
+                h.to_zone,
+                me,
+            )
             .await;
         return match decision {
             Ok(TransferDecision::Taken { by_process }) if by_process == me => (Ok(()), true),
@@ -1121,16 +1170,21 @@ async fn claim(fencing: &Fencing, h: &Handoff, me: u64) -> (Result<(), String>, 
                 )),
                 false,
             ),
+            Ok(TransferDecision::NotOwner) => (
+                Err(format!(
+                    "this zone process's lease on zone {} is not current",
+                    h.to_zone
+                )),
+                false,
+            ),
             Ok(TransferDecision::Undecided) => {
                 (Err("the claim left no decision".to_owned()), false)
             }
             Err(e) => {
                 if started.elapsed() >= Duration::from_micros(CLAIM_PATIENCE_US) {
-                    // The sender decides `aborted` unless one of our calls landed after
-                    // all; then the record says taken by us and the sender hands the
-                    // connection to a process without the session: it is closed, and
-                    // the character comes back from its last save.
-                    (Err(format!("handoff not claimed: {e}")), false)
+                    // One of our calls may have landed after all: the revocation turns
+                    // our `taken` to `aborted` (if Redis answers by then).
+                    (Err(format!("handoff not claimed: {e}")), true)
                 } else {
                     tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await;
                     continue;
