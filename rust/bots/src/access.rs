@@ -8,6 +8,7 @@ use mmo_net::client::NetClient;
 use mmo_net::tls::Fingerprint;
 
 use crate::login;
+use crate::resume::ResumeTargets;
 use crate::target::{TokenSource, bot_name};
 
 /// The server name sent as SNI (the pin, not the name, identifies the server).
@@ -38,13 +39,13 @@ pub(crate) struct ConnectFailure {
 
 impl Access {
     /// Logs bot `index` in (if needed) and connects it, handling snapshots as `snapshots`
-    /// says. The session is still logging in.
+    /// says, with where it can resume its session. The session is still logging in.
     pub(crate) async fn connect(
         &self,
         index: usize,
         snapshots: SnapshotHandling,
-    ) -> Result<NetClient, ConnectFailure> {
-        let (quic_addr, fingerprint, token) = match self {
+    ) -> Result<(NetClient, ResumeTargets), ConnectFailure> {
+        let (quic_addr, fingerprint, token, resume_addrs) = match self {
             Access::Http { client, http_base } => {
                 let granted = login::login(client, http_base, &bot_name(index))
                     .await
@@ -52,20 +53,31 @@ impl Access {
                         code: f.code,
                         message: f.message,
                     })?;
-                (granted.quic_addr, granted.fingerprint, granted.token)
+                (
+                    granted.quic_addr,
+                    granted.fingerprint,
+                    granted.token,
+                    granted.resume_addrs,
+                )
             }
             Access::Direct {
                 quic_addr,
                 fingerprint,
                 tokens,
-            } => (*quic_addr, *fingerprint, tokens.token(index)),
+            } => (*quic_addr, *fingerprint, tokens.token(index), Vec::new()),
         };
-        connect_quic(quic_addr, fingerprint, &token, snapshots)
+        let client = connect_quic(quic_addr, fingerprint, &token, snapshots)
             .await
             .map_err(|e| ConnectFailure {
                 code: "quic_connect".into(),
                 message: format!("{quic_addr}: {e}"),
-            })
+            })?;
+        let targets = ResumeTargets {
+            addrs: resume_addrs,
+            trust: mmo_net::tls::ServerTrust::Pinned(fingerprint),
+            server_name: SERVER_NAME,
+        };
+        Ok((client, targets))
     }
 }
 

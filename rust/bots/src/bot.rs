@@ -26,6 +26,7 @@ use tokio::time::MissedTickBehavior;
 use crate::access::Access;
 use crate::gameplay::{AbilityChoice, GameplayIds, choose_ability, choose_inventory_op};
 use crate::progress::Counters;
+use crate::resume::{ResumeTally, Resumer};
 use crate::scenario::Scenario;
 use crate::tally::GameplayTally;
 
@@ -131,6 +132,8 @@ pub(crate) struct BotOutcome {
     pub disconnect_reason: Option<String>,
     /// The server's message when it ended the session.
     pub disconnect_message: Option<String>,
+    /// Resumptions through another gateway.
+    pub resumes: ResumeTally,
 }
 
 /// Runs bot `index` to the end. Never panics on network trouble: everything is recorded.
@@ -158,16 +161,17 @@ pub(crate) async fn run_bot(
         gameplay: GameplayTally::new(),
         disconnect_reason: None,
         disconnect_message: None,
+        resumes: ResumeTally::new(),
     };
     let connected = connect(index, &access, plan.tick, plan.snapshots_of(index)).await;
     outcome.connect_ended = Instant::now();
     Counters::bump(&counters.attempted);
     match connected {
-        Ok(client) => {
+        Ok((client, resumer)) => {
             outcome.connect = Ok(outcome.connect_ended - connect_started);
             Counters::bump(&counters.connected);
             counters.activate();
-            play(client, index, &plan, &counters, stop, &mut outcome).await;
+            play(client, resumer, index, &plan, &counters, stop, &mut outcome).await;
             counters.deactivate();
         }
         Err(failure) => outcome.connect = Err(failure),
@@ -184,8 +188,8 @@ async fn connect(
     access: &Access,
     tick: Duration,
     snapshots: SnapshotHandling,
-) -> Result<NetClient, (String, String)> {
-    let mut client = access
+) -> Result<(NetClient, Resumer), (String, String)> {
+    let (mut client, targets) = access
         .connect(index, snapshots)
         .await
         .map_err(|f| (f.code, f.message))?;
@@ -203,7 +207,7 @@ async fn connect(
             }
         }
         match client.state() {
-            ClientState::Active => return Ok(client),
+            ClientState::Active => return Ok((client, Resumer::new(targets))),
             ClientState::Closed => {
                 return Err((
                     "closed_before_welcome".into(),
@@ -225,6 +229,7 @@ async fn connect(
 /// The scenario, from the welcome to the logout.
 async fn play(
     mut client: NetClient,
+    mut resumer: Resumer,
     index: usize,
     plan: &BotPlan,
     counters: &Counters,
@@ -260,10 +265,13 @@ async fn play(
         client.pump_with(|session, arrived| {
             record_acks(session, arrived, &mut pending, &mut outcome.ack_latency_us);
         });
-        drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
+        if drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server) {
+            resumer.resumed(&mut outcome.resumes);
+        }
         if ended_by_server.is_some() || client.state() == ClientState::Closed {
             break;
         }
+        resumer.poll(&mut client, &mut outcome.resumes).await;
         if std::mem::take(&mut ability_due) {
             ability_step(&mut client, &plan.gameplay, &mut outcome.gameplay);
         }
@@ -294,7 +302,9 @@ async fn play(
         client.pump_with(|session, arrived| {
             record_acks(session, arrived, &mut pending, &mut outcome.ack_latency_us);
         });
-        drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server);
+        if drain_events(&mut client, &mut outcome.gameplay, &mut ended_by_server) {
+            resumer.resumed(&mut outcome.resumes);
+        }
         if let Some(seq) = client.send_input(idle) {
             pending.push_back((seq, Instant::now()));
         }
@@ -330,15 +340,17 @@ async fn play(
 }
 
 /// Polls every queued event: results and combat events go to the tally, a disconnect to
-/// `ended_by_server`.
+/// `ended_by_server`; true when the session said `Resumed`.
 fn drain_events(
     client: &mut NetClient,
     tally: &mut GameplayTally,
     ended_by_server: &mut Option<(DisconnectReason, String)>,
-) {
+) -> bool {
     let now = Instant::now();
+    let mut resumed = false;
     while let Some(event) = client.poll_event() {
         match event {
+            ClientEvent::Resumed => resumed = true,
             ClientEvent::Disconnected { reason, message } => {
                 *ended_by_server = Some((reason, message));
             }
@@ -353,6 +365,7 @@ fn drain_events(
             _ => {}
         }
     }
+    resumed
 }
 
 /// Whether the server plays the content the bot resolved its ids in.

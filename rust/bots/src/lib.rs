@@ -37,6 +37,7 @@ mod progress;
 pub mod prometheus;
 pub mod report;
 pub mod report_html;
+mod resume;
 mod run;
 pub mod scenario;
 pub mod self_cpu;

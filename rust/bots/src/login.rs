@@ -30,6 +30,9 @@ struct LoginRequest<'a> {
 struct LoginResponse {
     token: String,
     quic_addr: String,
+    /// Absent from servers older than the field.
+    #[serde(default)]
+    resume_addrs: Vec<String>,
     fingerprint_sha256: String,
 }
 
@@ -58,6 +61,8 @@ pub struct Granted {
     pub token: String,
     /// Where the QUIC endpoint is.
     pub quic_addr: SocketAddr,
+    /// Other gateways to resume the session at (empty outside a fleet).
+    pub resume_addrs: Vec<SocketAddr>,
     /// The certificate to pin.
     pub fingerprint: Fingerprint,
     /// How long the login waited in the fleet's queue (`None`: let in at once).
@@ -172,9 +177,18 @@ fn parse_granted(body: &str) -> Result<Granted, String> {
         .parse()
         .map_err(|_| format!("quic_addr {:?} is not ip:port", r.quic_addr))?;
     let fingerprint = parse_fingerprint(&r.fingerprint_sha256)?;
+    let resume_addrs = r
+        .resume_addrs
+        .iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|_| format!("resume_addrs entry {a:?} is not ip:port"))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Granted {
         token: r.token,
         quic_addr,
+        resume_addrs,
         fingerprint,
         queued: None,
     })
@@ -215,8 +229,27 @@ mod tests {
         let g = parse_granted(&ok).unwrap();
         assert_eq!(g.token, "t");
         assert_eq!(g.quic_addr.port(), 4433);
+        assert!(g.resume_addrs.is_empty(), "absent: none");
         let bad_addr = ok.replace("127.0.0.1:4433", "nowhere");
         assert!(parse_granted(&bad_addr).unwrap_err().contains("quic_addr"));
         assert!(parse_granted("{}").unwrap_err().contains("expected JSON"));
+        let fleet = ok.replace(
+            r#""quic_addr""#,
+            r#""resume_addrs":["127.0.0.1:4434","10.0.0.2:4433"],"quic_addr""#,
+        );
+        let g = parse_granted(&fleet).unwrap();
+        assert_eq!(
+            g.resume_addrs,
+            vec![
+                "127.0.0.1:4434".parse::<SocketAddr>().unwrap(),
+                "10.0.0.2:4433".parse().unwrap()
+            ]
+        );
+        let bad_resume = fleet.replace("10.0.0.2:4433", "elsewhere");
+        assert!(
+            parse_granted(&bad_resume)
+                .unwrap_err()
+                .contains("resume_addrs entry \"elsewhere\"")
+        );
     }
 }

@@ -68,6 +68,44 @@ fn request_figures<'a>(tallies: impl Iterator<Item = &'a RequestTally>) -> Reque
     f
 }
 
+/// Resumptions through another gateway (`crate::resume`): bots whose gateway fell silent
+/// for 1 s dialled another gateway of their login answer's `resume_addrs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ResumeFigures {
+    /// Dials started.
+    pub attempts: u64,
+    /// Dials that failed or timed out.
+    pub dial_failures: u64,
+    /// Sessions resumed (`Resumed` received).
+    pub resumed: u64,
+    /// Bots that resumed at least once.
+    pub bots_resumed: u64,
+    /// Last datagram heard before the silence to `Resumed`, median, ms.
+    pub gap_ms_p50: Option<f64>,
+    /// That gap, 99th percentile, ms.
+    pub gap_ms_p99: Option<f64>,
+    /// That gap, the longest, ms.
+    pub gap_ms_max: Option<f64>,
+}
+
+impl ResumeFigures {
+    fn of<'a>(tallies: impl Iterator<Item = &'a crate::resume::ResumeTally>) -> Self {
+        let mut f = ResumeFigures::default();
+        let mut gap_us = histogram();
+        for t in tallies {
+            f.attempts += t.attempts;
+            f.dial_failures += t.dial_failures;
+            f.resumed += t.resumed;
+            f.bots_resumed += u64::from(t.resumed > 0);
+            let _ = gap_us.add(&t.gap_us);
+        }
+        f.gap_ms_p50 = quantile(&gap_us, 0.5, 1e-3);
+        f.gap_ms_p99 = quantile(&gap_us, 0.99, 1e-3);
+        f.gap_ms_max = (!gap_us.is_empty()).then(|| gap_us.max() as f64 * 1e-3);
+        f
+    }
+}
+
 /// What a run measured. Field names are the JSON keys.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -139,6 +177,8 @@ pub struct Report {
     pub combat_events: u64,
     /// Of those, damage events.
     pub damage_events: u64,
+    /// Sessions resumed through another gateway after their gateway fell silent.
+    pub resumptions: ResumeFigures,
     /// One example of the server's message per disconnect reason other than the bot's
     /// own logout (e.g. which anti-cheat strike kicked a bot).
     pub disconnect_examples: BTreeMap<String, String>,
@@ -481,6 +521,7 @@ impl Report {
             inventory_ops: request_figures(outcomes.iter().map(|o| &o.gameplay.inventory)),
             combat_events,
             damage_events,
+            resumptions: ResumeFigures::of(outcomes.iter().map(|o| &o.resumes)),
             bots_kicked: disconnect_reasons.get(KICKED).copied().unwrap_or(0),
             disconnect_reasons,
             disconnect_examples,
@@ -605,6 +646,22 @@ impl Report {
             num(self.snapshot_delivery_ratio.map(|r| r * 100.0)) + " %",
         );
         row("corrections", self.corrections.to_string());
+        if self.resumptions.attempts > 0 {
+            let r = &self.resumptions;
+            row(
+                "resumed (bots) / dials failed",
+                format!("{} ({}) / {}", r.resumed, r.bots_resumed, r.dial_failures),
+            );
+            row(
+                "resume gap_ms p50 / p99 / max",
+                format!(
+                    "{} / {} / {}",
+                    num(r.gap_ms_p50),
+                    num(r.gap_ms_p99),
+                    num(r.gap_ms_max)
+                ),
+            );
+        }
         row(
             "bytes_per_s_up p50 / p99",
             format!(

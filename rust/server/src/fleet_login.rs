@@ -197,6 +197,35 @@ impl FleetLogin {
     }
 }
 
+/// Other gateways a login answer lists for resumption, at most.
+pub const MAX_RESUME_ADDRS: usize = 4;
+
+impl FleetLogin {
+    /// The fresh gateways other than `quic_addr` (the one the login connects to), as a
+    /// client whose request arrived on `local` can use them, at most
+    /// [`MAX_RESUME_ADDRS`], in a different order per `quic_addr`'s position so resumed
+    /// clients spread: where a client whose gateway dies resumes its session.
+    #[must_use]
+    pub fn resume_addrs(&self, quic_addr: &str, local: Option<SocketAddr>) -> Vec<String> {
+        let fresh: Vec<String> = self
+            .registry
+            .fresh_addresses()
+            .iter()
+            .map(|a| reachable(a, local))
+            .collect();
+        let start = fresh
+            .iter()
+            .position(|a| a == quic_addr)
+            .map_or(0, |i| i + 1);
+        (0..fresh.len())
+            .map(|k| &fresh[(start + k) % fresh.len()])
+            .filter(|a| a.as_str() != quic_addr)
+            .take(MAX_RESUME_ADDRS)
+            .cloned()
+            .collect()
+    }
+}
+
 /// `address` (a registry entry's) as a client can use it: an unspecified IP becomes the
 /// one the HTTP request arrived on.
 #[must_use]
@@ -241,13 +270,17 @@ pub async fn poll_queue(
                 None => state.issuer.issue(&who.account, now_s),
             };
             match token {
-                Ok(token) => Json(SessionResponse {
-                    token,
-                    expires_in_s: state.issuer.ttl_s(),
-                    quic_addr: crate::http::quic_addr_for(&state, addr.as_deref(), addrs.local),
-                    fingerprint_sha256: state.fingerprint_hex.clone(),
-                })
-                .into_response(),
+                Ok(token) => {
+                    let quic_addr = crate::http::quic_addr_for(&state, addr.as_deref(), addrs.local);
+                    Json(SessionResponse {
+                        token,
+                        expires_in_s: state.issuer.ttl_s(),
+                        resume_addrs: fleet.resume_addrs(&quic_addr, addrs.local),
+                        quic_addr,
+                        fingerprint_sha256: state.fingerprint_hex.clone(),
+                    })
+                    .into_response()
+                }
                 Err(e) => {
                     tracing::error!(error = %e, account = %who.account, "token not issued");
                     crate::http::internal()

@@ -8,7 +8,9 @@
 //! includes those that connected) and deletes entries not rewritten for [`FORGET_MS`]. An
 //! entry older than [`STALE_MS`] is not chosen or counted (the gateway is gone or cut off);
 //! a gateway that stops deletes its own. Times come from Redis (`TIME`), so the hosts'
-//! clocks need not agree. Placement itself (the least loaded fresh gateway) and the world's
+//! clocks need not agree. Each refresh also reads the fresh gateways' addresses, which
+//! logins answered here list as `resume_addrs` (where a client whose gateway dies resumes
+//! its session, `RELAY_FORMAT.md` section 8). Placement itself (the least loaded fresh gateway) and the world's
 //! player count are one step with the login queue ([`crate::login_queue`]).
 
 use std::net::SocketAddr;
@@ -25,23 +27,27 @@ pub const FORGET_MS: u64 = 60_000;
 const REDIS_CALL_MS: u64 = 500;
 
 /// Writes the entry `ARGV[1]` = `ARGV[2]|<now>|ARGV[3]`, resets its placements, deletes
-/// entries older than `ARGV[4]` ms; returns the ids deleted.
+/// entries older than `ARGV[4]` ms; returns the ids deleted and the addresses of the
+/// entries at most `ARGV[5]` ms old (this one's included).
 const REFRESH: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. now .. '|' .. ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local forgotten = {}
+local fresh = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local updated = string.match(entries[i + 1], '^%d+|(%d+)|')
+  local updated, address = string.match(entries[i + 1], '^%d+|(%d+)|(.+)$')
   if updated == nil or now - tonumber(updated) > tonumber(ARGV[4]) then
     redis.call('HDEL', KEYS[1], entries[i])
     redis.call('HDEL', KEYS[2], entries[i])
     table.insert(forgotten, entries[i])
+  elseif now - tonumber(updated) <= tonumber(ARGV[5]) then
+    table.insert(fresh, address)
   end
 end
-return forgotten
+return {forgotten, fresh}
 ";
 
 /// This gateway's handle on the registry (see the module docs).
@@ -53,6 +59,8 @@ pub struct GatewayRegistry {
     key: String,
     placed_key: String,
     id_hex: String,
+    /// The fresh gateways' public QUIC addresses at the last refresh (sorted).
+    fresh: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for GatewayRegistry {
@@ -114,6 +122,7 @@ impl GatewayRegistry {
             key: format!("mmo:{world}:gateways"),
             placed_key: format!("mmo:{world}:gateways:placed"),
             id_hex: format!("{gateway_id:016x}"),
+            fresh: Arc::default(),
         })
     }
 
@@ -131,9 +140,15 @@ impl GatewayRegistry {
             .arg(&self.id_hex)
             .arg(connections)
             .arg(quic_addr.to_string())
-            .arg(FORGET_MS);
-        let forgotten: Vec<String> =
+            .arg(FORGET_MS)
+            .arg(STALE_MS);
+        let (forgotten, mut fresh): (Vec<String>, Vec<String>) =
             within(REDIS_CALL_MS, invocation.invoke_async(&mut redis)).await?;
+        fresh.sort();
+        *self
+            .fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         if !forgotten.is_empty() {
             tracing::info!(gateways = ?forgotten, "fleet registry: silent gateways forgotten");
         }
@@ -168,6 +183,17 @@ impl GatewayRegistry {
                 }
             }
         })
+    }
+
+    /// The public QUIC addresses of the gateways that were fresh at the last refresh (this
+    /// one's included; empty before the first refresh, and stale while Redis is
+    /// unreachable).
+    #[must_use]
+    pub fn fresh_addresses(&self) -> Vec<String> {
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Deletes this gateway's entry (at shutdown).

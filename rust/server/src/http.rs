@@ -153,6 +153,9 @@ pub struct LoginResponse {
     pub refresh_expires_in_s: u64,
     /// Where to connect (`ip:port`).
     pub quic_addr: String,
+    /// Other gateways of the fleet (`ip:port`, at most 4; empty outside a fleet): where
+    /// to resume the session if `quic_addr` falls silent (`RELAY_FORMAT.md` section 8).
+    pub resume_addrs: Vec<String>,
     /// The certificate fingerprint to pin (64 lowercase hex characters).
     pub fingerprint_sha256: String,
 }
@@ -175,6 +178,8 @@ pub struct SessionResponse {
     pub expires_in_s: u64,
     /// Where to connect (`ip:port`).
     pub quic_addr: String,
+    /// As in [`LoginResponse`].
+    pub resume_addrs: Vec<String>,
     /// The certificate fingerprint to pin (64 lowercase hex characters).
     pub fingerprint_sha256: String,
 }
@@ -429,6 +434,12 @@ pub(crate) fn quic_addr_for(
     }
 }
 
+/// Where a login connects: its gateway, and the others it can resume at.
+struct Placed {
+    quic_addr: String,
+    resume_addrs: Vec<String>,
+}
+
 /// Where a login whose credentials were checked connects, or its 202 queued answer (with
 /// `refresh`, the request's refresh token and its lifetime).
 async fn place(
@@ -436,13 +447,20 @@ async fn place(
     who: crate::login_queue::QueuedLogin,
     local: Option<SocketAddr>,
     refresh: Option<(String, u64)>,
-) -> Result<String, Response> {
+) -> Result<Placed, Response> {
     let Some(fleet) = &state.fleet else {
-        return Ok(client_quic_addr(state, local));
+        return Ok(Placed {
+            quic_addr: client_quic_addr(state, local),
+            resume_addrs: Vec::new(),
+        });
     };
     match fleet.place(&who).await {
         crate::fleet_login::Placement::Connect(chosen) => {
-            Ok(quic_addr_for(state, chosen.as_deref(), local))
+            let quic_addr = quic_addr_for(state, chosen.as_deref(), local);
+            Ok(Placed {
+                resume_addrs: fleet.resume_addrs(&quic_addr, local),
+                quic_addr,
+            })
         }
         crate::fleet_login::Placement::Queued(waiting) => {
             Err(crate::fleet_login::QueuedResponse::answer(waiting, refresh))
@@ -462,8 +480,8 @@ async fn session_response(
         character_id: None,
     };
     let refresh = Some((session.refresh_token.clone(), session.refresh_expires_in_s));
-    let quic_addr = match place(state, who, local, refresh).await {
-        Ok(addr) => addr,
+    let placed = match place(state, who, local, refresh).await {
+        Ok(placed) => placed,
         Err(queued) => return queued,
     };
     let token = match state
@@ -481,7 +499,8 @@ async fn session_response(
         expires_in_s: state.issuer.ttl_s(),
         refresh_token: session.refresh_token,
         refresh_expires_in_s: session.refresh_expires_in_s,
-        quic_addr,
+        quic_addr: placed.quic_addr,
+        resume_addrs: placed.resume_addrs,
         fingerprint_sha256: state.fingerprint_hex.clone(),
     })
     .into_response()
@@ -806,8 +825,8 @@ async fn character_session(
         account: account.clone(),
         character_id: Some(id),
     };
-    let quic_addr = match place(&state, who, addrs.local, None).await {
-        Ok(addr) => addr,
+    let placed = match place(&state, who, addrs.local, None).await {
+        Ok(placed) => placed,
         Err(queued) => return queued,
     };
     match state
@@ -817,7 +836,8 @@ async fn character_session(
         Ok(token) => Json(SessionResponse {
             token,
             expires_in_s: state.issuer.ttl_s(),
-            quic_addr,
+            quic_addr: placed.quic_addr,
+            resume_addrs: placed.resume_addrs,
             fingerprint_sha256: state.fingerprint_hex.clone(),
         })
         .into_response(),

@@ -251,6 +251,10 @@ async fn register_login_refresh_logout(store: &Store) {
     assert_eq!(login.expires_in_s, 900);
     assert_eq!(login.refresh_expires_in_s, settings().refresh_token_ttl_s);
     assert_eq!(login.quic_addr, s.quic_addr.to_string());
+    assert!(
+        login.resume_addrs.is_empty(),
+        "no other gateway to resume at"
+    );
     assert_eq!(login.refresh_token.len(), 43);
     let grant = JwtAuthority::new(SECRET)
         .verify(&login.token, unix_now_s())

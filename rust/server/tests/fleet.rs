@@ -152,6 +152,26 @@ async fn two_gateway_processes_relay_players_to_one_zone_process() {
             "{}",
             alice_login.quic_addr
         );
+        // Its answer lists the other gateway to resume at (once both have refreshed their
+        // registry entries, at most a second apart).
+        let mut answer = alice_login.clone();
+        for _ in 0..30 {
+            if !answer.resume_addrs.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            answer = gateway_1.login("alice", "pw1").await;
+        }
+        let other = if answer.quic_addr == gateway_1.quic.to_string() {
+            gateway_2.quic
+        } else {
+            gateway_1.quic
+        };
+        assert_eq!(
+            answer.resume_addrs,
+            vec![other.to_string()],
+            "the login answer lists the other gateway for resumption"
+        );
         let bob_login = gateway_2.login("bob", "pw2").await;
         let mut alice =
             connect_client(gateway_1.quic, gateway_1.fingerprint, &alice_login.token).await;
