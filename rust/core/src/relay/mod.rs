@@ -30,5 +30,7 @@ pub use message::{
     Batch, Item, RELAY_FORMAT_VERSION, RelayError, SenderTail, SessionTicket, StreamItem,
     conn_incarnation, conn_number, conn_serial, next_incarnation,
 };
-pub use peer::{Handoff, HandoffAnswer, Kick, PEER_FORMAT_VERSION, PeerError, PeerMessage};
+pub use peer::{
+    Handoff, HandoffAnswer, Kick, PEER_FORMAT_VERSION, PeerError, PeerMessage, SessionReplay,
+};
 pub use reliable::{AckFields, DueItem, ReliableReceiver, ReliableSender};

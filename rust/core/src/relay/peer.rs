@@ -112,6 +112,20 @@ pub struct Handoff {
     /// The end of the sender's streams: the receiver sends it to the gateway as its first
     /// item ([`crate::relay::StreamItem::TakenOver`]).
     pub sender_tail: SenderTail,
+    /// The session's resumption state (`RELAY_FORMAT.md` section 8), kept by the receiver
+    /// so the client's token stays valid; `None` before the session sent its token.
+    pub replay: Option<SessionReplay>,
+}
+
+/// A session's resumption state as a handoff carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReplay {
+    /// The token's secret (the token is a version byte, then these bytes).
+    pub secret: Vec<u8>,
+    /// Control bytes sent to the client after the token's frame.
+    pub sent_bytes: u64,
+    /// The last of them, at most 32 KiB.
+    pub kept: Vec<u8>,
 }
 
 /// The answer to a [`Handoff`].
@@ -230,6 +244,11 @@ mod tests {
                 first_seq: 10,
                 items: vec![StreamItem::LoggedIn, StreamItem::Bytes(vec![1])],
             },
+            replay: Some(SessionReplay {
+                secret: vec![5; 16],
+                sent_bytes: 40,
+                kept: vec![1, 2],
+            }),
         }));
         let bytes = handoff.encode().expect("encoded");
         assert_eq!(PeerMessage::decode(&bytes), Ok(handoff));

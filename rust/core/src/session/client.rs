@@ -647,6 +647,13 @@ impl ClientSession {
         self.state == ClientState::Active && self.resumption.token().is_some()
     }
 
+    /// The server's last resumption token (`None` before one came; for diagnostics and
+    /// tests: the session presents it by itself in [`ClientSession::begin_resume`]).
+    #[must_use]
+    pub fn resume_token(&self) -> Option<&[u8]> {
+        self.resumption.token()
+    }
+
     /// The connection was lost and a new one is open (`WIRE_FORMAT.md`, 8.10): the next
     /// transmit is the `Resume` frame, the first bytes of the new control stream. Until
     /// `Resumed` arrives no other control frame is sent (they are kept and go after it,

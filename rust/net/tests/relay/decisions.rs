@@ -574,3 +574,100 @@ async fn a_refusal_by_a_process_that_did_not_claim_is_checked_against_the_record
     .await
     .expect("finished within 60 s");
 }
+
+/// A session handed to another zone process keeps its resumption token (the handoff
+/// carries it): after Alice crosses from zone 0's process into zone 1's, her token is the
+/// one zone 0's process gave, and she resumes with it through a second gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_handed_to_another_process_resumes_with_the_token_it_had() {
+    let Some(url) = service_url("MMO_TEST_NATS_URL") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let SplitWorld {
+            relay,
+            config,
+            store: _,
+            zones_0,
+            zones_1,
+            gateway,
+            trust,
+            zone,
+            mut interval,
+            tick_s,
+        } = split_world(&url, "token-kept", Duration::from_secs(1)).await;
+        let gateway_2 = GatewayProcess::start(&config, relay.clone()).await.unwrap();
+        let mut alice = connect(&gateway, trust, &zone, "a").await;
+        until_ready(&mut [&mut alice], &mut interval, tick_s).await;
+        let entity = alice.entity().expect("welcomed");
+        let token = alice
+            .client
+            .session()
+            .resume_token()
+            .expect("a fleet session has a token")
+            .to_vec();
+        let east = MoveInput::from_controls(1.0, 0.0, 0.0, Buttons::default());
+        let mut crossed = false;
+        for _ in 0..300 {
+            interval.tick().await;
+            alice.tick(east, tick_s);
+            if in_zone(&zones_1, 1, entity).await.flatten().is_some() {
+                crossed = true;
+                break;
+            }
+        }
+        assert!(crossed, "she crossed into zone 1's process");
+        for _ in 0..30 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+        }
+        assert_eq!(
+            alice.client.session().resume_token(),
+            Some(token.as_slice()),
+            "the same token after the handoff"
+        );
+        alice
+            .client
+            .resume(
+                gateway_2.local_addr(),
+                "localhost",
+                trust,
+                &mmo_net::client::ConnectOptions::default(),
+            )
+            .await
+            .expect("dials gateway 2");
+        let mut resumed = false;
+        for _ in 0..90 {
+            interval.tick().await;
+            alice.tick(MoveInput::default(), tick_s);
+            if alice
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Resumed))
+            {
+                resumed = true;
+                break;
+            }
+        }
+        assert!(
+            resumed,
+            "zone 1's process answered her old token: {:?}",
+            alice.events.last()
+        );
+        assert!(
+            !alice
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+            "not closed"
+        );
+        assert_eq!(alice.entity(), Some(entity), "the same entity");
+        alice.client.disconnect(Duration::from_secs(2)).await;
+        gateway.shutdown(Duration::from_secs(1)).await;
+        gateway_2.shutdown(Duration::from_secs(1)).await;
+        zones_0.shutdown(Duration::from_secs(2)).await;
+        zones_1.shutdown(Duration::from_secs(2)).await;
+    })
+    .await
+    .expect("finished within 60 s");
+}

@@ -214,10 +214,11 @@ pub(super) struct Checked {
     claimed: bool,
 }
 
-/// A received handoff's session and save state, decoded before it is claimed.
+/// A received handoff's session, save and resumption state, decoded before it is claimed.
 pub(super) struct Prepared {
     transfer: Box<PlayerTransfer>,
     save: Option<Box<SaveState>>,
+    replay: Option<super::replay::ServerReplay>,
 }
 
 impl RelayLoop {
@@ -380,6 +381,7 @@ impl RelayLoop {
                     first_seq,
                     items,
                 },
+                replay: c.replay.export(),
             }))
             .encode()
             .map_err(|e| e.to_string())
@@ -969,9 +971,15 @@ impl RelayLoop {
         self.check_key_free(h)?;
         let transfer = PlayerTransfer::decode(&h.transfer)?;
         let save = h.save.as_deref().map(SaveState::decode).transpose()?;
+        let replay = h
+            .replay
+            .clone()
+            .map(super::replay::ServerReplay::import)
+            .transpose()?;
         Ok(Prepared {
             transfer: Box::new(transfer),
             save: save.map(Box::new),
+            replay,
         })
     }
 
@@ -1003,7 +1011,11 @@ impl RelayLoop {
         // Handed out earlier and coming back before the gateway confirmed the move: the
         // old entry is finished.
         self.conns.remove(&key);
-        let Prepared { transfer, save } = prepared;
+        let Prepared {
+            transfer,
+            save,
+            replay,
+        } = prepared;
         let id = ConnectionId(h.connection);
         let client_gone = h
             .client_gone
@@ -1076,13 +1088,18 @@ impl RelayLoop {
         }
         let mut arrived = ZoneConn::new(&h.gateway_subject, session, outbox_rx, control_tx, link);
         arrived.id = Some(id);
+        // The client's token stays valid: no new `ResumeToken` from this process.
+        if let Some(replay) = replay {
+            arrived.replay = replay;
+        }
         // Item 0: lets the gateway switch here should the sender fall silent before its
         // `Moved` (`RELAY_FORMAT.md` section 5).
         arrived
             .to_gateway
             .push(StreamItem::TakenOver(h.sender_tail));
         // The gateway heard `LoggedIn` from the first process; `Session` (this zone) is
-        // announced at the first drain, after this process's own `ResumeToken`.
+        // announced at the first drain (the client's resumption token stays the one the
+        // first process gave, carried in `replay`).
         arrived.announced.logged_in = true;
         arrived.gateway_ended = client_gone.is_some();
         arrived.opened_seen = true;

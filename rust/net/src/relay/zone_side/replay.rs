@@ -3,14 +3,17 @@
 //! resumption token it gave the client, and the session's most recent control bytes.
 //!
 //! The token is a version byte and 16 random bytes; it goes to the client in a
-//! `ResumeToken` frame, the first of the stream's bytes once the session is logged in (and
-//! the first a process sends after taking the session over by a handoff, with a secret of
-//! its own). The bytes sent after that frame are counted and the last
-//! [`REPLAY_MAX_BYTES`] kept, so a client that says how many it received gets the rest.
+//! `ResumeToken` frame, the first of the stream's bytes once the session is logged in. The
+//! bytes sent after that frame are counted and the last [`REPLAY_MAX_BYTES`] kept, so a
+//! client that says how many it received gets the rest. A handoff to another zone process
+//! carries all of it ([`ServerReplay::export`], [`ServerReplay::import`]): the client's
+//! token stays valid and its count goes on. A session restarted from its last save (a
+//! rejoin) gets a new token.
 
 use std::collections::VecDeque;
 
 use mmo_core::control::ServerControl;
+use mmo_core::relay::SessionReplay;
 
 /// How many of a session's most recent control bytes a zone process keeps for a
 /// resumption. A client that missed more cannot resume (it logs in again).
@@ -39,6 +42,40 @@ impl ServerReplay {
             sent_bytes: 0,
             kept: VecDeque::new(),
         }
+    }
+
+    /// The state a handoff carries (`None` before the token was sent: the receiver then
+    /// starts its own).
+    pub(super) fn export(&self) -> Option<SessionReplay> {
+        self.token_sent.then(|| SessionReplay {
+            secret: self.secret.to_vec(),
+            sent_bytes: self.sent_bytes,
+            kept: self.kept.iter().copied().collect(),
+        })
+    }
+
+    /// The state a handoff carried: the token counts as sent. `Err` naming the field when
+    /// it is not one this build exports.
+    pub(super) fn import(replay: SessionReplay) -> Result<ServerReplay, String> {
+        let secret: [u8; 16] = replay.secret.as_slice().try_into().map_err(|_| {
+            format!(
+                "replay.secret of {} bytes (expected 16)",
+                replay.secret.len()
+            )
+        })?;
+        if replay.kept.len() > REPLAY_MAX_BYTES || replay.kept.len() as u64 > replay.sent_bytes {
+            return Err(format!(
+                "replay.kept of {} bytes (at most {REPLAY_MAX_BYTES}, and at most sent_bytes {})",
+                replay.kept.len(),
+                replay.sent_bytes
+            ));
+        }
+        Ok(ServerReplay {
+            secret,
+            token_sent: true,
+            sent_bytes: replay.sent_bytes,
+            kept: replay.kept.into(),
+        })
     }
 
     /// The `ResumeToken` frame, the first time it is asked for; `None` after.
@@ -132,5 +169,27 @@ mod tests {
         assert!(a.missed_from(10).unwrap_err().contains("kept only"));
         assert_eq!(a.missed_from(11).unwrap().len(), REPLAY_MAX_BYTES);
         assert_eq!(a.missed_from(12).unwrap().len(), REPLAY_MAX_BYTES - 1);
+
+        // A handoff carries it whole: the same token, the same counts.
+        let moved = ServerReplay::import(a.export().expect("token sent")).unwrap();
+        assert!(moved.matches(&token));
+        assert_eq!(moved.missed_from(12), a.missed_from(12));
+        assert!(ServerReplay::new().export().is_none(), "no token yet");
+        let mut bad = a.export().unwrap();
+        bad.secret.pop();
+        assert!(
+            ServerReplay::import(bad)
+                .err()
+                .unwrap()
+                .contains("replay.secret")
+        );
+        let mut bad = a.export().unwrap();
+        bad.sent_bytes = 1;
+        assert!(
+            ServerReplay::import(bad)
+                .err()
+                .unwrap()
+                .contains("replay.kept")
+        );
     }
 }
