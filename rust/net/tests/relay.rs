@@ -694,6 +694,27 @@ async fn split_world(url: &str, tag: &str, save_interval: Duration) -> SplitWorl
     }
 }
 
+/// The decision record of the one handoff of `world` (`RELAY_FORMAT.md` section 5,
+/// "Deciding").
+async fn the_handoff_record(redis_url: &str, world: &str) -> String {
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let records: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("mmo:{world}:transfer:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "one handoff: {records:?}");
+    redis::cmd("GET")
+        .arg(&records[0])
+        .query_async(&mut redis)
+        .await
+        .unwrap()
+}
+
 /// Whether the store holds the logout save's commit past the takeover delay.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SlowStore {
@@ -1004,23 +1025,10 @@ async fn a_handoff_to_a_dead_zone_process_is_aborted_and_the_player_is_saved_whe
             common::counter("mmo_relay_events_total", &[("event", "handoff_kept")]) > kept_before,
             "counted as kept"
         );
-        let mut redis = redis::Client::open(redis_url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let records: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("mmo:{}:transfer:*", relay.world))
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(records.len(), 1, "one handoff: {records:?}");
-        let record: String = redis::cmd("GET")
-            .arg(&records[0])
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(record, "aborted");
+        assert_eq!(
+            the_handoff_record(&redis_url, &relay.world).await,
+            "aborted"
+        );
 
         // Saved by the sender as she logged out: where she crossed, past where she stood.
         let mut after = None;

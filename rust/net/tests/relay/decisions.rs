@@ -531,22 +531,7 @@ async fn a_refusal_by_a_process_that_did_not_claim_is_checked_against_the_record
             interval.tick().await;
             alice.tick(MoveInput::default(), tick_s);
         }
-        let mut redis = redis::Client::open(redis_url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let records: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("mmo:{}:transfer:*", relay.world))
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        assert_eq!(records.len(), 1, "one handoff: {records:?}");
-        let record: String = redis::cmd("GET")
-            .arg(&records[0])
-            .query_async(&mut redis)
-            .await
-            .unwrap();
+        let record = the_handoff_record(&redis_url, &relay.world).await;
         let in_1 = in_zone(&zones_1, 1, entity).await.flatten().is_some();
         let in_0 = in_zone(&zones_0, 0, entity).await.flatten().is_some();
         let closed = closed(&alice);
