@@ -66,7 +66,8 @@ pub(crate) struct Resumer {
     next: usize,
     /// The last datagram before the current silence (set at the first dial).
     silent_since: Option<Instant>,
-    /// Not before this instant does a failed dial get another try.
+    /// Not before this instant is another gateway dialled (a failed dial, or an adopted
+    /// connection that has not answered `Resumed` yet).
     retry_at: Option<Instant>,
 }
 
@@ -81,15 +82,16 @@ impl Resumer {
     }
 
     /// Called every tick: dials the next gateway once the transport was silent for
-    /// [`RESUME_AFTER`] (one dial at a time; a failed one is tried again at the next
-    /// target after [`RESUME_AFTER`]).
+    /// [`RESUME_AFTER`]; another after [`RESUME_AFTER`] more while neither the dial nor
+    /// the adopted connection brought `Resumed` (the session allows another attempt until
+    /// its 5 s answer deadline). The dial is awaited in the bot's tick (at most
+    /// [`DIAL_TIMEOUT`]): its inputs wait meanwhile, as they would go nowhere.
     pub(crate) async fn poll(&mut self, client: &mut NetClient, tally: &mut ResumeTally) {
         let now = Instant::now();
         let silent_for = client.server_silent_for();
         if self.targets.addrs.is_empty()
             || silent_for < RESUME_AFTER
-            || client.session().is_resuming()
-            || !client.session().can_resume()
+            || !(client.session().can_resume() || client.session().is_resuming())
             || self.retry_at.is_some_and(|at| now < at)
         {
             return;
@@ -118,8 +120,8 @@ impl Resumer {
         };
         if !adopted {
             tally.dial_failures += 1;
-            self.retry_at = Some(Instant::now() + RESUME_AFTER);
         }
+        self.retry_at = Some(Instant::now() + RESUME_AFTER);
     }
 
     /// The session said `Resumed`: the gap is over.

@@ -202,9 +202,9 @@ pub const MAX_RESUME_ADDRS: usize = 4;
 
 impl FleetLogin {
     /// The fresh gateways other than `quic_addr` (the one the login connects to), as a
-    /// client whose request arrived on `local` can use them, at most
-    /// [`MAX_RESUME_ADDRS`], in a different order per `quic_addr`'s position so resumed
-    /// clients spread: where a client whose gateway dies resumes its session.
+    /// client whose request arrived on `local` can use them: where a client whose gateway
+    /// dies resumes its session ([`resume_order`], from a random start per answer so a
+    /// dead gateway's clients spread over the others).
     #[must_use]
     pub fn resume_addrs(&self, quic_addr: &str, local: Option<SocketAddr>) -> Vec<String> {
         let fresh: Vec<String> = self
@@ -213,17 +213,23 @@ impl FleetLogin {
             .iter()
             .map(|a| reachable(a, local))
             .collect();
-        let start = fresh
-            .iter()
-            .position(|a| a == quic_addr)
-            .map_or(0, |i| i + 1);
-        (0..fresh.len())
-            .map(|k| &fresh[(start + k) % fresh.len()])
-            .filter(|a| a.as_str() != quic_addr)
-            .take(MAX_RESUME_ADDRS)
-            .cloned()
-            .collect()
+        resume_order(&fresh, quic_addr, rand::random::<u32>() as usize)
     }
+}
+
+/// `fresh` without `quic_addr` and without repeats, at most [`MAX_RESUME_ADDRS`], read
+/// round from index `start` (modulo its length).
+#[must_use]
+pub fn resume_order(fresh: &[String], quic_addr: &str, start: usize) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for k in 0..fresh.len() {
+        let address = &fresh[start.wrapping_add(k) % fresh.len()];
+        if address != quic_addr && !order.contains(address) {
+            order.push(address.clone());
+        }
+    }
+    order.truncate(MAX_RESUME_ADDRS);
+    order
 }
 
 /// `address` (a registry entry's) as a client can use it: an unspecified IP becomes the
@@ -295,5 +301,27 @@ pub async fn poll_queue(
                 "the login queue is unavailable; try again shortly".to_owned(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumption_addresses_leave_out_the_chosen_gateway_and_repeats_and_rotate() {
+        let fresh: Vec<String> = ["a:1", "b:1", "c:1", "b:1", "d:1", "e:1", "f:1"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(resume_order(&fresh, "c:1", 0), ["a:1", "b:1", "d:1", "e:1"]);
+        assert_eq!(resume_order(&fresh, "a:1", 5), ["e:1", "f:1", "b:1", "c:1"]);
+        assert_eq!(
+            resume_order(&fresh, "a:1", usize::MAX).len(),
+            MAX_RESUME_ADDRS,
+            "any start"
+        );
+        assert!(resume_order(&["a:1".to_owned()], "a:1", 3).is_empty());
+        assert!(resume_order(&[], "a:1", 3).is_empty());
     }
 }

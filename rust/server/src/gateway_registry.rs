@@ -59,8 +59,9 @@ pub struct GatewayRegistry {
     key: String,
     placed_key: String,
     id_hex: String,
-    /// The fresh gateways' public QUIC addresses at the last refresh (sorted).
-    fresh: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The fresh gateways' public QUIC addresses at the last refresh (sorted), and when
+    /// that refresh succeeded.
+    fresh: Arc<std::sync::Mutex<(Option<std::time::Instant>, Vec<String>)>>,
 }
 
 impl std::fmt::Debug for GatewayRegistry {
@@ -148,7 +149,8 @@ impl GatewayRegistry {
         *self
             .fresh
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (Some(std::time::Instant::now()), fresh);
         if !forgotten.is_empty() {
             tracing::info!(gateways = ?forgotten, "fleet registry: silent gateways forgotten");
         }
@@ -186,14 +188,18 @@ impl GatewayRegistry {
     }
 
     /// The public QUIC addresses of the gateways that were fresh at the last refresh (this
-    /// one's included; empty before the first refresh, and stale while Redis is
-    /// unreachable).
+    /// one's included); empty before the first refresh and when the last successful one
+    /// is older than [`STALE_MS`] (Redis unreachable: the list may be wrong).
     #[must_use]
     pub fn fresh_addresses(&self) -> Vec<String> {
-        self.fresh
+        let fresh = self
+            .fresh
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match fresh.0 {
+            Some(at) if at.elapsed() <= Duration::from_millis(STALE_MS) => fresh.1.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Deletes this gateway's entry (at shutdown).

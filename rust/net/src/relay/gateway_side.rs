@@ -1127,12 +1127,21 @@ fn switch_to_taker(
     let Some(next) = conn.next.as_mut() else {
         return false;
     };
+    // Everything received in order was delivered (`deliver` runs first).
+    let received = conn.from_zone.next_seq();
+    if next
+        .taken_over
+        .as_ref()
+        .is_some_and(|tail| received < tail.first_seq)
+    {
+        // The sender's tail was left out (too large): switching would lose control bytes
+        // mid-stream; the client is closed instead.
+        return false;
+    }
     let Some(tail) = next.taken_over.take() else {
         return false;
     };
     let subject = next.subject.clone();
-    // Everything received in order was delivered (`deliver` runs first).
-    let received = conn.from_zone.next_seq();
     // The sender is gone: no final acknowledgement for it.
     let _ = switch_process(conn, subject, tail.resume_seq, now_us, last_heard_us);
     for (seq, item) in (tail.first_seq..).zip(tail.items) {
@@ -1359,5 +1368,30 @@ mod tests {
         );
         // No takeover twice, nor without a receiver that took the session.
         assert!(!switch_to_taker(&mut conn, &settings, 6, &mut heard));
+    }
+
+    /// A tail the sender left out (too large: `first_seq` past what the gateway got) is
+    /// not switched to: the client would miss control bytes mid-stream.
+    #[test]
+    fn a_takeover_whose_tail_was_left_out_is_not_switched_to() {
+        let settings = settings();
+        let (outbox_tx, _outbox) = mpsc::channel(64);
+        let mut conn = conn(outbox_tx);
+        let mut heard = HashMap::new();
+        conn.from_zone
+            .on_item(0, StreamItem::Bytes(vec![0]))
+            .unwrap();
+        assert!(deliver(&mut conn, &settings, 0, &mut heard).is_none());
+        conn.next = Some(NextZone {
+            subject: "mmo.w.zproc.000000000000000b".to_owned(),
+            from_zone: ReliableReceiver::new(),
+            taken_over: Some(SenderTail {
+                resume_seq: 0,
+                first_seq: 5,
+                items: Vec::new(),
+            }),
+        });
+        assert!(!switch_to_taker(&mut conn, &settings, 5, &mut heard));
+        assert_eq!(conn.incarnation, 0, "still on the sender's streams");
     }
 }

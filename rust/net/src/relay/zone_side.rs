@@ -903,8 +903,8 @@ impl RelayLoop {
         let Some((&old_key, old)) = found else {
             return false;
         };
-        // Not while its zone hands it to another process (that one gives a token of its
-        // own), nor while an earlier resumption waits for its zone's answer (the session
+        // Not while its zone hands it to another process (the receiver takes the token over
+        // with the session and answers it once registered), nor while an earlier resumption waits for its zone's answer (the session
         // must read its stream up to one boundary at a time).
         let settled = if !self.peers.is_local(usize::from(old.link.zone())) {
             Err("the session is moving to another zone process".to_owned())
@@ -1024,7 +1024,7 @@ impl RelayLoop {
                 })
                 .or_default();
             datagrams.clear();
-            drain_outbox(c, key.local, &mut datagrams, &self.peers.local);
+            drain_outbox(c, key.local, &mut datagrams, &self.peers.local, false);
             due.clear();
             if !c.gateway_gone {
                 c.to_gateway
@@ -1211,9 +1211,16 @@ fn end_session(c: &mut ZoneConn, reason: DisconnectReason) {
 
 /// Moves the session's transmits to the gateway: datagrams as they are into `datagrams`
 /// (stale ones dropped, as a single server's writer does), control bytes into the stream
-/// while the window has room, and the session's end. `local_zones[z]`: zone instance `z`
-/// runs in this process.
-fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>, local_zones: &[bool]) {
+/// while the window has room (everything when `whole`: a handoff's sender, whose tail and
+/// resumption count must hold all the session wrote), and the session's end.
+/// `local_zones[z]`: zone instance `z` runs in this process.
+fn drain_outbox(
+    c: &mut ZoneConn,
+    local: u64,
+    datagrams: &mut Vec<Item>,
+    local_zones: &[bool],
+    whole: bool,
+) {
     if !c.announced.logged_in && c.link.is_logged_in() {
         c.announced.logged_in = true;
         c.to_gateway.push(StreamItem::LoggedIn);
@@ -1250,7 +1257,7 @@ fn drain_outbox(c: &mut ZoneConn, local: u64, datagrams: &mut Vec<Item>, local_z
     }
     // A gone gateway acknowledges nothing: take everything (it is dropped) so the
     // session's end is seen.
-    while !c.outbox_closed && (c.gateway_gone || c.to_gateway.has_room()) {
+    while !c.outbox_closed && (whole || c.gateway_gone || c.to_gateway.has_room()) {
         match c.outbox.try_recv() {
             Ok(Queued {
                 transmit: Transmit::Datagram(_),

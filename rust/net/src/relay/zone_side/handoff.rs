@@ -302,7 +302,7 @@ impl RelayLoop {
         // What the session wrote before the take goes into the stream now, so the
         // handoff's tail holds every item the gateway may miss if this process dies.
         let mut datagrams = Vec::new();
-        super::drain_outbox(c, key.local, &mut datagrams, &self.peers.local);
+        super::drain_outbox(c, key.local, &mut datagrams, &self.peers.local, true);
         let (mut first_seq, mut items) = c.to_gateway.unacked();
         let tail_bytes: usize = items
             .iter()
@@ -452,7 +452,8 @@ impl RelayLoop {
             }
             if !m.answered {
                 let waited_us = now_us.saturating_sub(m.first_sent_at_us);
-                if waited_us > ASK_AFTER_US {
+                // A refusal is checked at once (and again if the directory did not answer).
+                if waited_us > ASK_AFTER_US || m.refusal.is_some() {
                     match &self.peers.fencing {
                         // An abort call still running is waited for (at most 500 ms).
                         Some(fencing) if waited_us <= UNDECIDED_LIMIT_US || m.asking => {
@@ -640,7 +641,8 @@ impl RelayLoop {
         }
     }
 
-    /// The directory's decision on a handoff nobody answered in time.
+    /// The directory's decision on a handoff nobody answered in time, or that a receiver
+    /// refused.
     fn decided(&mut self, transfer_id: u64, decision: Result<TransferDecision, String>) {
         let Some(m) = self.moving.get_mut(&transfer_id) else {
             // Answered meanwhile (the answer agrees with the record) or given up.
