@@ -14,7 +14,8 @@
 //!   process's registry.
 //! * *Refused* (the receiver checked and took nothing): the player is put back into its old
 //!   zone, with its unread control bytes, and closed there with `service_unavailable`
-//!   (its logout save is offered here).
+//!   (its logout save is offered here). With a directory, a refusal is believed only once
+//!   the record says `aborted` (below): another process than the claimer may refuse.
 //! * *No answer within [`ASK_AFTER_US`]*: the handoff's decision record in the directory
 //!   (`directory::transfer`) settles it: this process records `aborted` unless the
 //!   receiver recorded `taken` first. `aborted`: as *refused* (the receiver can no longer
@@ -27,8 +28,9 @@
 //!
 //! **In.** A [`Handoff`] is taken only when this process runs `to_zone` (and holds its
 //! lease), is not stopping, the transfer and save state decode, and then, in one atomic
-//! step in the directory, the sender's lease on `from_zone` is the current one (the fencing
-//! check) and the handoff is not decided yet: the step records `taken` by this process
+//! step in the directory, the sender's lease on `from_zone` and this process's on `to_zone`
+//! are the current ones (the fencing checks) and the handoff is not decided yet: the step
+//! records `taken` by this process
 //! (`Fencing::claim_transfer`, tried again every [`CLAIM_RETRY_US`] for at most
 //! [`CLAIM_PATIENCE_US`] while Redis does not answer). A claimed handoff whose zone thread
 //! is gone after all is turned to `aborted` before it is refused. The session is
@@ -312,8 +314,9 @@ impl RelayLoop {
             })
             .sum();
         if tail_bytes > MAX_TAIL_BYTES {
-            // Too large to travel with the handoff (a peer message is at most 1 MiB):
-            // the gateway would switch without them if this process died.
+            // Too large to travel with the handoff (a peer message is at most 1 MiB): if
+            // this process dies, the gateway closes the client rather than switch with a
+            // gap in its control stream.
             count("handoff_tail_dropped");
             first_seq += items.len() as u64;
             items.clear();
