@@ -843,13 +843,7 @@ impl RelayLoop {
         tokio::spawn(async move {
             let (verdict, claimed) = match &fencing {
                 None => (Ok(()), false),
-                Some(fencing) if fencing.token(h.to_zone).is_none() => (
-                    Err(format!(
-                        "this zone process holds no lease on zone {}",
-                        h.to_zone
-                    )),
-                    false,
-                ),
+                // No lease on `to_zone` here: the claim answers `NotOwner` without Redis.
                 Some(fencing) => claim(fencing, &h, me).await,
             };
             let _ = done.send(TaskDone::Checked(Checked {
@@ -1158,61 +1152,68 @@ async fn publish_bytes(client: &async_nats::Client, subject: &str, bytes: Vec<u8
     }
 }
 
+/// `call` again every [`CLAIM_RETRY_US`] while Redis does not answer, for at most
+/// [`CLAIM_PATIENCE_US`]; the last error after that.
+async fn with_patience<T, F, Fut>(mut call: F) -> Result<T, crate::NetError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::NetError>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        match call().await {
+            Err(_) if started.elapsed() < Duration::from_micros(CLAIM_PATIENCE_US) => {
+                tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The receiver's claim of handoff `h` as process `me` (`Fencing::claim_transfer`),
 /// tried again while Redis does not answer: `(verdict, claimed)`.
 async fn claim(fencing: &Fencing, h: &Handoff, me: u64) -> (Result<(), String>, bool) {
-    let started = tokio::time::Instant::now();
-    loop {
-        let decision = fencing
-            .claim_transfer(
-                h.transfer_id,
-                h.from_zone,
-                h.from_process,
-                h.from_token,
-                h.to_zone,
-                me,
-            )
-            .await;
-        return match decision {
-            Ok(TransferDecision::Taken { by_process }) if by_process == me => (Ok(()), true),
-            Ok(TransferDecision::Taken { by_process }) => (
-                Err(format!(
-                    "the handoff is recorded as taken by zone process {by_process:016x}"
-                )),
-                false,
-            ),
-            Ok(TransferDecision::Aborted) => (
-                Err("the sender gave the handoff up before this process took it".to_owned()),
-                false,
-            ),
-            Ok(TransferDecision::StaleLease) => (
-                Err(format!(
-                    "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
-                    h.from_zone, h.from_process, h.from_token
-                )),
-                false,
-            ),
-            Ok(TransferDecision::NotOwner) => (
-                Err(format!(
-                    "this zone process's lease on zone {} is not current",
-                    h.to_zone
-                )),
-                false,
-            ),
-            Ok(TransferDecision::Undecided) => {
-                (Err("the claim left no decision".to_owned()), false)
-            }
-            Err(e) => {
-                if started.elapsed() >= Duration::from_micros(CLAIM_PATIENCE_US) {
-                    // One of our calls may have landed after all: the revocation turns
-                    // our `taken` to `aborted` (if Redis answers by then).
-                    (Err(format!("handoff not claimed: {e}")), true)
-                } else {
-                    tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await;
-                    continue;
-                }
-            }
-        };
+    let decision = with_patience(|| {
+        fencing.claim_transfer(
+            h.transfer_id,
+            h.from_zone,
+            h.from_process,
+            h.from_token,
+            h.to_zone,
+            me,
+        )
+    })
+    .await;
+    match decision {
+        Ok(TransferDecision::Taken { by_process }) if by_process == me => (Ok(()), true),
+        Ok(TransferDecision::Taken { by_process }) => (
+            Err(format!(
+                "the handoff is recorded as taken by zone process {by_process:016x}"
+            )),
+            false,
+        ),
+        Ok(TransferDecision::Aborted) => (
+            Err("the sender gave the handoff up before this process took it".to_owned()),
+            false,
+        ),
+        Ok(TransferDecision::StaleLease) => (
+            Err(format!(
+                "stale lease: zone {} is not owned by {:016x} with fencing token {} any more",
+                h.from_zone, h.from_process, h.from_token
+            )),
+            false,
+        ),
+        Ok(TransferDecision::NotOwner) => (
+            Err(format!(
+                "this zone process holds no current lease on zone {}",
+                h.to_zone
+            )),
+            false,
+        ),
+        Ok(TransferDecision::Undecided) => (Err("the claim left no decision".to_owned()), false),
+        // One of our calls may have landed after all: the revocation turns our `taken` to
+        // `aborted` (if Redis answers by then).
+        Err(e) => (Err(format!("handoff not claimed: {e}")), true),
     }
 }
 
@@ -1241,24 +1242,17 @@ fn revoke_claim(
     done: mpsc::UnboundedSender<TaskDone>,
 ) {
     tokio::spawn(async move {
-        let started = tokio::time::Instant::now();
-        loop {
-            match fencing.revoke_transfer(answer.transfer_id, me).await {
-                Ok(decision) => {
-                    if decision != TransferDecision::Aborted {
-                        tracing::warn!(
-                            transfer = answer.transfer_id,
-                            ?decision,
-                            "claimed handoff not revoked"
-                        );
-                    }
-                    break;
-                }
-                Err(e) if started.elapsed() >= Duration::from_micros(CLAIM_PATIENCE_US) => {
-                    tracing::warn!(transfer = answer.transfer_id, error = %e, "claimed handoff not revoked: the directory does not answer");
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_micros(CLAIM_RETRY_US)).await,
+        match with_patience(|| fencing.revoke_transfer(answer.transfer_id, me)).await {
+            Ok(TransferDecision::Aborted) => {}
+            Ok(decision) => {
+                tracing::warn!(
+                    transfer = answer.transfer_id,
+                    ?decision,
+                    "claimed handoff not revoked"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(transfer = answer.transfer_id, error = %e, "claimed handoff not revoked: the directory does not answer");
             }
         }
         let _ = done.send(TaskDone::Revoked {
