@@ -277,12 +277,13 @@ pub async fn poll_queue(
             };
             match token {
                 Ok(token) => {
-                    let quic_addr = crate::http::quic_addr_for(&state, addr.as_deref(), addrs.local);
+                    let placed =
+                        crate::http::Placed::in_fleet(&state, fleet, addr.as_deref(), addrs.local);
                     Json(SessionResponse {
                         token,
                         expires_in_s: state.issuer.ttl_s(),
-                        resume_addrs: fleet.resume_addrs(&quic_addr, addrs.local),
-                        quic_addr,
+                        quic_addr: placed.quic_addr,
+                        resume_addrs: placed.resume_addrs,
                         fingerprint_sha256: state.fingerprint_hex.clone(),
                     })
                     .into_response()

@@ -423,7 +423,7 @@ fn client_quic_addr(state: &HttpState, local: Option<SocketAddr>) -> String {
 
 /// `chosen` (a gateway's registry address) or this server's QUIC address, as a client
 /// whose request arrived on `local` can use it.
-pub(crate) fn quic_addr_for(
+fn quic_addr_for(
     state: &HttpState,
     chosen: Option<&str>,
     local: Option<SocketAddr>,
@@ -435,9 +435,26 @@ pub(crate) fn quic_addr_for(
 }
 
 /// Where a login connects: its gateway, and the others it can resume at.
-struct Placed {
-    quic_addr: String,
-    resume_addrs: Vec<String>,
+pub(crate) struct Placed {
+    pub(crate) quic_addr: String,
+    pub(crate) resume_addrs: Vec<String>,
+}
+
+impl Placed {
+    /// A fleet's placement on `chosen` (`None`: this gateway), as a client whose request
+    /// arrived on `local` can use it.
+    pub(crate) fn in_fleet(
+        state: &HttpState,
+        fleet: &crate::fleet_login::FleetLogin,
+        chosen: Option<&str>,
+        local: Option<SocketAddr>,
+    ) -> Placed {
+        let quic_addr = quic_addr_for(state, chosen, local);
+        Placed {
+            resume_addrs: fleet.resume_addrs(&quic_addr, local),
+            quic_addr,
+        }
+    }
 }
 
 /// Where a login whose credentials were checked connects, or its 202 queued answer (with
@@ -456,11 +473,7 @@ async fn place(
     };
     match fleet.place(&who).await {
         crate::fleet_login::Placement::Connect(chosen) => {
-            let quic_addr = quic_addr_for(state, chosen.as_deref(), local);
-            Ok(Placed {
-                resume_addrs: fleet.resume_addrs(&quic_addr, local),
-                quic_addr,
-            })
+            Ok(Placed::in_fleet(state, fleet, chosen.as_deref(), local))
         }
         crate::fleet_login::Placement::Queued(waiting) => {
             Err(crate::fleet_login::QueuedResponse::answer(waiting, refresh))
