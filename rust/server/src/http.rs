@@ -423,11 +423,7 @@ fn client_quic_addr(state: &HttpState, local: Option<SocketAddr>) -> String {
 
 /// `chosen` (a gateway's registry address) or this server's QUIC address, as a client
 /// whose request arrived on `local` can use it.
-fn quic_addr_for(
-    state: &HttpState,
-    chosen: Option<&str>,
-    local: Option<SocketAddr>,
-) -> String {
+fn quic_addr_for(state: &HttpState, chosen: Option<&str>, local: Option<SocketAddr>) -> String {
     match chosen {
         Some(address) => crate::fleet_login::reachable(address, local),
         None => client_quic_addr(state, local),
