@@ -17,6 +17,7 @@ pub mod entity;
 pub mod entity_flags;
 pub mod fast_hash;
 pub mod gameplay;
+pub mod geometry;
 pub mod input;
 pub mod interpolation;
 pub mod lag_compensation;

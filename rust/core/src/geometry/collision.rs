@@ -1,0 +1,402 @@
+//! The loaded world's collision, and the queries the movement step asks of it.
+//!
+//! Shapes and meshes become `parry3d` shapes behind one bounding-volume hierarchy (parry's
+//! `Bvh`), so a query touches only the elements near it instead of a linear list.
+//! Heightfields are kept as height grids and answered directly ([`CollisionWorld::terrain`]):
+//! the movement step follows terrain by looking its height up under the character, which is
+//! exact for a grid and far cheaper than casting a capsule against its triangles. Traces
+//! ([`CollisionWorld::line_trace`]) see heightfields too, through parry's heightfield shape
+//! built on the same triangles.
+//!
+//! Determinism: parry is built with `enhanced-determinism` (its maths through `libm`, no
+//! SIMD-dependent paths), and every query that can meet several elements at the same time of
+//! impact picks the lowest element id, so the answer does not depend on the hierarchy's
+//! layout or on which tiles a process loaded.
+
+use std::sync::Arc;
+
+use glam::{Vec2, Vec3};
+use parry3d::bounding_volume::{Aabb as ParryAabb, BoundingVolume};
+use parry3d::math::{Pose as ParryPose, Rot3, Vector as PVec};
+use parry3d::partitioning::{Bvh, BvhBuildStrategy};
+use parry3d::query::{Ray, ShapeCastOptions, cast_shapes};
+use parry3d::shape::{
+    Capsule, HeightField, HeightFieldCellStatus, Shape, SharedShape, TriMesh, TriMeshFlags,
+};
+use parry3d::utils::Array2;
+
+use super::format::{Heightfield, Pose, ShapeKind, TileCoord, WorldFile};
+
+/// What a shape cast or trace hit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SweepHit {
+    /// Fraction of the motion travelled before contact, `0..=1`.
+    pub fraction: f32,
+    /// The surface's normal at the contact, pointing out of the element toward the caster.
+    pub normal: Vec3,
+    /// The element's id (`WORLD_FORMAT.md`).
+    pub element_id: u32,
+}
+
+/// The terrain under a point: height and the surface normal there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TerrainSample {
+    /// Height of the surface, metres.
+    pub height_m: f32,
+    /// Unit normal of the triangle the point is over (`z > 0`).
+    pub normal: Vec3,
+}
+
+/// One shape or mesh in the hierarchy.
+struct Element {
+    id: u32,
+    pose: ParryPose,
+    shape: SharedShape,
+}
+
+/// A heightfield for direct lookups, with parry's copy for traces.
+struct Terrain {
+    source: Heightfield,
+    min_xy_m: Vec2,
+    max_xy_m: Vec2,
+}
+
+/// Static collision of (part of) a world. Cheap to share: clone the [`Arc`].
+pub struct CollisionWorld {
+    elements: Vec<Element>,
+    bvh: Bvh,
+    terrains: Vec<Terrain>,
+    /// The heightfields as parry shapes, for traces (same order as `terrains`).
+    terrain_shapes: Vec<Element>,
+}
+
+impl std::fmt::Debug for CollisionWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollisionWorld")
+            .field("elements", &self.elements.len())
+            .field("heightfields", &self.terrains.len())
+            .finish()
+    }
+}
+
+fn pv(v: Vec3) -> PVec {
+    PVec::new(v.x, v.y, v.z)
+}
+
+fn gv(v: PVec) -> Vec3 {
+    Vec3::new(v.x, v.y, v.z)
+}
+
+fn parry_pose(p: &Pose) -> ParryPose {
+    let q = p.unit_rotation();
+    ParryPose::from_parts(pv(p.position_m), Rot3::from_xyzw(q.x, q.y, q.z, q.w))
+}
+
+/// Why a validated world could still not be built into collision shapes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("element {element_id}: {reason}")]
+pub struct CollisionBuildError {
+    /// The element's id.
+    pub element_id: u32,
+    /// What parry refused.
+    pub reason: String,
+}
+
+impl CollisionWorld {
+    /// A world with nothing in it (the flat default: only the movement config's ground
+    /// plane and bounds remain).
+    #[must_use]
+    pub fn empty() -> Arc<Self> {
+        Arc::new(CollisionWorld {
+            elements: Vec::new(),
+            bvh: Bvh::new(),
+            terrains: Vec::new(),
+            terrain_shapes: Vec::new(),
+        })
+    }
+
+    /// Builds the collision of every tile of a validated file for which `keep` is true
+    /// (a zone keeps its area plus a border of one tile).
+    pub fn build(
+        file: &WorldFile,
+        keep: impl Fn(TileCoord) -> bool,
+    ) -> Result<Arc<Self>, CollisionBuildError> {
+        let mut elements = Vec::new();
+        let mut terrains = Vec::new();
+        let mut terrain_shapes = Vec::new();
+        for tile in file.tiles.iter().filter(|t| keep(t.coord)) {
+            for h in &tile.heightfields {
+                terrain_shapes.push(heightfield_element(h));
+                terrains.push(Terrain {
+                    min_xy_m: h.origin_m,
+                    max_xy_m: h.far_corner_m(),
+                    source: h.clone(),
+                });
+            }
+            for s in &tile.shapes {
+                let shape = match &s.kind {
+                    ShapeKind::Box { half_extents_m } => {
+                        SharedShape::cuboid(half_extents_m.x, half_extents_m.y, half_extents_m.z)
+                    }
+                    ShapeKind::Sphere { radius_m } => SharedShape::ball(*radius_m),
+                    ShapeKind::Capsule {
+                        half_length_m,
+                        radius_m,
+                    } => SharedShape::capsule_z(*half_length_m, *radius_m),
+                    ShapeKind::Convex { points_m } => {
+                        let points: Vec<PVec> = points_m.iter().map(|p| pv(*p)).collect();
+                        SharedShape::convex_hull(&points).ok_or_else(|| CollisionBuildError {
+                            element_id: s.id,
+                            reason: "parry could not build the convex hull".into(),
+                        })?
+                    }
+                };
+                elements.push(Element {
+                    id: s.id,
+                    pose: parry_pose(&s.pose),
+                    shape,
+                });
+            }
+            for m in &tile.meshes {
+                let vertices: Vec<PVec> = m.vertices_m.iter().map(|v| pv(*v)).collect();
+                let mesh =
+                    TriMesh::with_flags(vertices, m.triangles.clone(), TriMeshFlags::empty())
+                        .map_err(|e| CollisionBuildError {
+                            element_id: m.id,
+                            reason: format!("parry refused the mesh: {e:?}"),
+                        })?;
+                elements.push(Element {
+                    id: m.id,
+                    pose: parry_pose(&m.pose),
+                    shape: SharedShape::new(mesh),
+                });
+            }
+        }
+        // Elements in id order: the hierarchy's leaf data is the index, and ties between
+        // hits go to the lowest id.
+        elements.sort_by_key(|e| e.id);
+        let aabbs: Vec<ParryAabb> = elements
+            .iter()
+            .map(|e| e.shape.compute_aabb(&e.pose))
+            .collect();
+        let bvh = Bvh::from_leaves(BvhBuildStrategy::Binned, &aabbs);
+        Ok(Arc::new(CollisionWorld {
+            elements,
+            bvh,
+            terrains,
+            terrain_shapes,
+        }))
+    }
+
+    /// Shapes and meshes loaded (heightfields not counted).
+    #[must_use]
+    pub fn element_count(&self) -> usize {
+        self.elements.len()
+    }
+
+    /// Heightfields loaded.
+    #[must_use]
+    pub fn heightfield_count(&self) -> usize {
+        self.terrains.len()
+    }
+
+    /// Whether the world holds nothing at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.elements.is_empty() && self.terrains.is_empty()
+    }
+
+    /// Sweeps a vertical capsule (segment half length `half_length_m` around `centre_m`,
+    /// `radius_m`) along `motion_m` against shapes and meshes (not heightfields), stopping
+    /// `skin_m` short of contact. Returns the earliest hit, ties to the lowest element id.
+    /// A contact already within `skin_m` at the start counts only when the motion goes
+    /// into it (moving away from a touched wall is free).
+    #[must_use]
+    pub fn cast_capsule(
+        &self,
+        capsule: CapsuleShape,
+        centre_m: Vec3,
+        motion_m: Vec3,
+        skin_m: f32,
+    ) -> Option<SweepHit> {
+        if self.elements.is_empty() {
+            return None;
+        }
+        let shape = Capsule::new_z(capsule.half_length_m, capsule.radius_m);
+        let start = ParryPose::from_translation(pv(centre_m));
+        let end = ParryPose::from_translation(pv(centre_m + motion_m));
+        let swept = shape.compute_swept_aabb(&start, &end).loosened(skin_m);
+        let options = ShapeCastOptions {
+            max_time_of_impact: 1.0,
+            target_distance: skin_m,
+            stop_at_penetration: false,
+            compute_impact_geometry_on_penetration: true,
+        };
+        let mut best: Option<SweepHit> = None;
+        for leaf in self.bvh.intersect_aabb(&swept) {
+            let e = &self.elements[leaf as usize];
+            // Shapes parry cannot cast against do not exist here (boxes, balls, capsules,
+            // hulls and meshes all are supported), so an error is treated as no hit.
+            let Ok(Some(hit)) = cast_shapes(
+                &start,
+                pv(motion_m),
+                &shape,
+                &e.pose,
+                PVec::ZERO,
+                e.shape.as_ref(),
+                options,
+            ) else {
+                continue;
+            };
+            let normal = -gv(hit.normal1);
+            // A touch at the start while moving away from the surface blocks nothing.
+            if hit.time_of_impact <= 0.0 && normal.dot(motion_m) >= 0.0 {
+                continue;
+            }
+            let candidate = SweepHit {
+                fraction: hit.time_of_impact.clamp(0.0, 1.0),
+                normal: normal.normalize_or_zero(),
+                element_id: e.id,
+            };
+            if best.is_none_or(|b| {
+                (candidate.fraction, candidate.element_id) < (b.fraction, b.element_id)
+            }) {
+                best = Some(candidate);
+            }
+        }
+        best
+    }
+
+    /// The highest heightfield surface under `xy_m`, if any heightfield covers it.
+    #[must_use]
+    pub fn terrain(&self, xy_m: Vec2) -> Option<TerrainSample> {
+        let mut best: Option<TerrainSample> = None;
+        for t in &self.terrains {
+            if xy_m.x < t.min_xy_m.x
+                || xy_m.y < t.min_xy_m.y
+                || xy_m.x > t.max_xy_m.x
+                || xy_m.y > t.max_xy_m.y
+            {
+                continue;
+            }
+            let sample = sample_heightfield(&t.source, xy_m);
+            if best.is_none_or(|b| sample.height_m > b.height_m) {
+                best = Some(sample);
+            }
+        }
+        best
+    }
+
+    /// A line from `start_m` to `end_m` against everything (heightfields included):
+    /// the first hit, ties to the lowest element id. For debugging mismatches between
+    /// the server's world and the engine's.
+    #[must_use]
+    pub fn line_trace(&self, start_m: Vec3, end_m: Vec3) -> Option<SweepHit> {
+        let dir = end_m - start_m;
+        let ray = Ray::new(pv(start_m), pv(dir));
+        let mut best: Option<SweepHit> = None;
+        let mut consider = |e: &Element| {
+            if let Some(hit) = e.shape.cast_ray_and_get_normal(&e.pose, &ray, 1.0, true) {
+                let candidate = SweepHit {
+                    fraction: hit.time_of_impact,
+                    normal: gv(hit.normal).normalize_or_zero(),
+                    element_id: e.id,
+                };
+                if best.is_none_or(|b| {
+                    (candidate.fraction, candidate.element_id) < (b.fraction, b.element_id)
+                }) {
+                    best = Some(candidate);
+                }
+            }
+        };
+        let lo = start_m.min(end_m);
+        let hi = start_m.max(end_m);
+        let bounds = ParryAabb::new(pv(lo), pv(hi));
+        for leaf in self.bvh.intersect_aabb(&bounds) {
+            consider(&self.elements[leaf as usize]);
+        }
+        for e in &self.terrain_shapes {
+            consider(e);
+        }
+        best
+    }
+}
+
+/// A character's capsule: a vertical segment with a radius.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CapsuleShape {
+    /// Half the segment between the sphere centres, metres, `>= 0`.
+    pub half_length_m: f32,
+    /// Radius, metres, `> 0`.
+    pub radius_m: f32,
+}
+
+/// The height and normal of a heightfield at a point inside it, on the triangles the format
+/// defines (diagonal from sample `(c, r)` to `(c + 1, r + 1)`).
+fn sample_heightfield(h: &Heightfield, xy_m: Vec2) -> TerrainSample {
+    let local = (xy_m - h.origin_m) / h.spacing_m;
+    let max_c = usize::from(h.columns) - 2;
+    let max_r = usize::from(h.rows) - 2;
+    // Inside the grid (checked by the caller), so the floors are >= 0; the last row and
+    // column belong to the cell before them.
+    let c = (local.x.floor().max(0.0) as usize).min(max_c);
+    let r = (local.y.floor().max(0.0) as usize).min(max_r);
+    let u = local.x - c as f32;
+    let v = local.y - r as f32;
+    let h00 = h.sample_height_m(c, r);
+    let h10 = h.sample_height_m(c + 1, r);
+    let h01 = h.sample_height_m(c, r + 1);
+    let h11 = h.sample_height_m(c + 1, r + 1);
+    let sx = h.spacing_m.x;
+    let sy = h.spacing_m.y;
+    // Lower triangle (c, r), (c+1, r), (c+1, r+1) holds u >= v.
+    let (height_m, dzdx, dzdy) = if u >= v {
+        let dzdx = (h10 - h00) / sx;
+        let dzdy = (h11 - h10) / sy;
+        (h00 + (h10 - h00) * u + (h11 - h10) * v, dzdx, dzdy)
+    } else {
+        let dzdx = (h11 - h01) / sx;
+        let dzdy = (h01 - h00) / sy;
+        (h00 + (h01 - h00) * v + (h11 - h01) * u, dzdx, dzdy)
+    };
+    TerrainSample {
+        height_m,
+        normal: Vec3::new(-dzdx, -dzdy, 1.0).normalize(),
+    }
+}
+
+/// A heightfield as a parry shape on the same triangles, for traces.
+fn heightfield_element(h: &Heightfield) -> Element {
+    let columns = usize::from(h.columns);
+    let rows = usize::from(h.rows);
+    // parry's heightfield is Y-up: its rows (i) run along local Z and its columns (j) along
+    // local X, column-major (index i + j · nrows). The pose's rotation is the cyclic
+    // permutation local (x, y, z) -> world (z, x, y)... written as: local X = world Y,
+    // local Y (height) = world Z, local Z = world X. So parry's i is our column c (world X)
+    // and parry's j our row r (world Y), and index c + r · columns is our row-major index.
+    let heights: Vec<f32> = (0..rows)
+        .flat_map(|r| (0..columns).map(move |c| (c, r)))
+        .map(|(c, r)| h.sample_height_m(c, r))
+        .collect();
+    let extent = h.far_corner_m() - h.origin_m;
+    let mut field = HeightField::new(
+        Array2::new(columns, rows, heights),
+        PVec::new(extent.y, 1.0, extent.x),
+    );
+    // Our diagonal runs from (c, r) to (c + 1, r + 1): parry's (i, j) to (i + 1, j + 1),
+    // which is its zig-zag subdivision.
+    for i in 0..columns - 1 {
+        for j in 0..rows - 1 {
+            field.set_cell_status(i, j, HeightFieldCellStatus::ZIGZAG_SUBDIVISION);
+        }
+    }
+    let centre = h.origin_m + extent * 0.5;
+    // Rotation taking local X to world Y, local Y to world Z and local Z to world X: 120
+    // degrees about (1, 1, 1), the quaternion (0.5, 0.5, 0.5, 0.5).
+    let rotation = Rot3::from_xyzw(0.5, 0.5, 0.5, 0.5);
+    Element {
+        id: h.id,
+        pose: ParryPose::from_parts(PVec::new(centre.x, centre.y, 0.0), rotation),
+        shape: SharedShape::new(field),
+    }
+}
