@@ -940,10 +940,15 @@ typedef struct mmo_movement_config {
   float bounds_max_x_m;
   // Highest Y of the playable rectangle, metres.
   float bounds_max_y_m;
-  // Half the width of the character's box, metres (> 0).
+  // Radius of the character's capsule, metres (> 0).
   float radius_m;
-  // Half the height of the character's box, metres (> 0).
+  // Half the height of the character's capsule, metres (>= radius_m).
   float half_height_m;
+  // Highest ledge walked up without jumping, metres (0 <= value < 2 * half_height_m).
+  float max_step_height_m;
+  // Smallest `z` of a surface normal the character can stand on: the cosine of the
+  // steepest walkable slope, (0, 1]. Use the server's exact value.
+  float walkable_floor_z;
 } mmo_movement_config;
 
 // Tuning of the predictor itself. Start from `mmo_prediction_config_default`.

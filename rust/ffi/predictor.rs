@@ -7,7 +7,7 @@
 //! `mmo_predictor_render_position`.
 
 use glam::Vec2;
-use mmo_core::movement::{Aabb, MovementConfig, ZoneBounds};
+use mmo_core::movement::{Aabb, MovementConfig, MovementConfigError, ZoneBounds, blocker_world};
 use mmo_core::prediction::{
     PredictionConfig, Predictor, PredictorError, ReconcileError, ReconcileOutcome,
 };
@@ -50,10 +50,15 @@ pub struct mmo_movement_config {
     pub bounds_max_x_m: f32,
     /// Highest Y of the playable rectangle, metres.
     pub bounds_max_y_m: f32,
-    /// Half the width of the character's box, metres (> 0).
+    /// Radius of the character's capsule, metres (> 0).
     pub radius_m: f32,
-    /// Half the height of the character's box, metres (> 0).
+    /// Half the height of the character's capsule, metres (>= radius_m).
     pub half_height_m: f32,
+    /// Highest ledge walked up without jumping, metres (0 <= value < 2 * half_height_m).
+    pub max_step_height_m: f32,
+    /// Smallest `z` of a surface normal the character can stand on: the cosine of the
+    /// steepest walkable slope, (0, 1]. Use the server's exact value.
+    pub walkable_floor_z: f32,
 }
 
 impl From<&MovementConfig> for mmo_movement_config {
@@ -74,13 +79,21 @@ impl From<&MovementConfig> for mmo_movement_config {
             bounds_max_y_m: c.bounds.max_xy_m.y,
             radius_m: c.radius_m,
             half_height_m: c.half_height_m,
+            max_step_height_m: c.max_step_height_m,
+            walkable_floor_z: c.walkable_floor_z,
         }
     }
 }
 
 impl mmo_movement_config {
-    fn to_core(self, blockers: &[mmo_aabb]) -> MovementConfig {
-        MovementConfig {
+    /// The core config, with the blocker boxes as its collision world (an error names the
+    /// first bad box as `blockers[i]`).
+    fn to_core(self, blockers: &[mmo_aabb]) -> Result<MovementConfig, MovementConfigError> {
+        let boxes: Vec<Aabb> = blockers
+            .iter()
+            .map(|b| Aabb::new(b.min_m.to_vec3(), b.max_m.to_vec3()))
+            .collect();
+        Ok(MovementConfig {
             walk_speed_mps: self.walk_speed_mps,
             sprint_speed_mps: self.sprint_speed_mps,
             ground_accel_mps2: self.ground_accel_mps2,
@@ -94,13 +107,12 @@ impl mmo_movement_config {
                 min_xy_m: Vec2::new(self.bounds_min_x_m, self.bounds_min_y_m),
                 max_xy_m: Vec2::new(self.bounds_max_x_m, self.bounds_max_y_m),
             },
-            blockers: blockers
-                .iter()
-                .map(|b| Aabb::new(b.min_m.to_vec3(), b.max_m.to_vec3()))
-                .collect(),
             radius_m: self.radius_m,
             half_height_m: self.half_height_m,
-        }
+            max_step_height_m: self.max_step_height_m,
+            walkable_floor_z: self.walkable_floor_z,
+            geometry: blocker_world(&boxes)?,
+        })
     }
 }
 
@@ -282,13 +294,11 @@ pub unsafe extern "C" fn mmo_predictor_new(
             snap_distance_m: config.snap_distance_m,
         };
         let initial = initial.to_core("initial")?;
-        let inner =
-            Predictor::new(movement.to_core(blockers), rate, initial, prediction).map_err(|e| {
-                match e {
-                    PredictorError::NonFiniteInitialState => FfiError::invalid("initial", e),
-                    other => FfiError::config(other),
-                }
-            })?;
+        let movement = movement.to_core(blockers).map_err(FfiError::config)?;
+        let inner = Predictor::new(movement, rate, initial, prediction).map_err(|e| match e {
+            PredictorError::NonFiniteInitialState => FfiError::invalid("initial", e),
+            other => FfiError::config(other),
+        })?;
         // SAFETY: `out` is valid per the caller.
         unsafe { out.write(boundary::into_handle(mmo_predictor { inner })) };
         Ok(())

@@ -19,13 +19,20 @@ use glam::{Vec2, Vec3};
 use parry3d::bounding_volume::{Aabb as ParryAabb, BoundingVolume};
 use parry3d::math::{Pose as ParryPose, Rot3, Vector as PVec};
 use parry3d::partitioning::{Bvh, BvhBuildStrategy};
-use parry3d::query::{Ray, ShapeCastOptions, cast_shapes};
+use parry3d::query::{Ray, ShapeCastOptions, cast_shapes, contact};
 use parry3d::shape::{
-    Capsule, HeightField, HeightFieldCellStatus, Shape, SharedShape, TriMesh, TriMeshFlags,
+    HeightField, HeightFieldCellStatus, Segment, Shape, SharedShape, TriMesh, TriMeshFlags,
 };
 use parry3d::utils::Array2;
 
-use super::format::{Heightfield, Pose, ShapeKind, TileCoord, WorldFile};
+use sha2::{Digest, Sha256};
+
+use super::file::LoadedWorld;
+use super::format::{Heightfield, Mesh, Pose, ShapeKind, StaticShape, TileCoord};
+
+/// Below this cosine between a motion and a touched surface, the motion counts as along
+/// the surface, not into it ([`CollisionWorld::cast_capsule`]).
+const PARALLEL_COS: f32 = 1e-3;
 
 /// What a shape cast or trace hit.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,12 +69,22 @@ struct Terrain {
 }
 
 /// Static collision of (part of) a world. Cheap to share: clone the [`Arc`].
+///
+/// Two worlds compare equal when they were built from the same content (the same file and
+/// the same tiles kept, or the same shapes): `identity` is a SHA-256 of that.
 pub struct CollisionWorld {
+    identity: [u8; 32],
     elements: Vec<Element>,
     bvh: Bvh,
     terrains: Vec<Terrain>,
     /// The heightfields as parry shapes, for traces (same order as `terrains`).
     terrain_shapes: Vec<Element>,
+}
+
+impl PartialEq for CollisionWorld {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity == other.identity
+    }
 }
 
 impl std::fmt::Debug for CollisionWorld {
@@ -108,6 +125,7 @@ impl CollisionWorld {
     #[must_use]
     pub fn empty() -> Arc<Self> {
         Arc::new(CollisionWorld {
+            identity: [0; 32],
             elements: Vec::new(),
             bvh: Bvh::new(),
             terrains: Vec::new(),
@@ -115,62 +133,81 @@ impl CollisionWorld {
         })
     }
 
-    /// Builds the collision of every tile of a validated file for which `keep` is true
+    /// Builds the collision of every tile of a loaded file for which `keep` is true
     /// (a zone keeps its area plus a border of one tile).
     pub fn build(
-        file: &WorldFile,
+        loaded: &LoadedWorld,
         keep: impl Fn(TileCoord) -> bool,
     ) -> Result<Arc<Self>, CollisionBuildError> {
-        let mut elements = Vec::new();
-        let mut terrains = Vec::new();
-        let mut terrain_shapes = Vec::new();
-        for tile in file.tiles.iter().filter(|t| keep(t.coord)) {
-            for h in &tile.heightfields {
-                terrain_shapes.push(heightfield_element(h));
-                terrains.push(Terrain {
-                    min_xy_m: h.origin_m,
-                    max_xy_m: h.far_corner_m(),
-                    source: h.clone(),
-                });
-            }
-            for s in &tile.shapes {
-                let shape = match &s.kind {
-                    ShapeKind::Box { half_extents_m } => {
-                        SharedShape::cuboid(half_extents_m.x, half_extents_m.y, half_extents_m.z)
-                    }
-                    ShapeKind::Sphere { radius_m } => SharedShape::ball(*radius_m),
-                    ShapeKind::Capsule {
-                        half_length_m,
-                        radius_m,
-                    } => SharedShape::capsule_z(*half_length_m, *radius_m),
-                    ShapeKind::Convex { points_m } => {
-                        let points: Vec<PVec> = points_m.iter().map(|p| pv(*p)).collect();
-                        SharedShape::convex_hull(&points).ok_or_else(|| CollisionBuildError {
-                            element_id: s.id,
-                            reason: "parry could not build the convex hull".into(),
-                        })?
-                    }
-                };
-                elements.push(Element {
-                    id: s.id,
-                    pose: parry_pose(&s.pose),
-                    shape,
-                });
-            }
-            for m in &tile.meshes {
-                let vertices: Vec<PVec> = m.vertices_m.iter().map(|v| pv(*v)).collect();
-                let mesh =
-                    TriMesh::with_flags(vertices, m.triangles.clone(), TriMeshFlags::empty())
-                        .map_err(|e| CollisionBuildError {
-                            element_id: m.id,
-                            reason: format!("parry refused the mesh: {e:?}"),
-                        })?;
-                elements.push(Element {
-                    id: m.id,
-                    pose: parry_pose(&m.pose),
-                    shape: SharedShape::new(mesh),
-                });
-            }
+        let mut identity = Sha256::new();
+        identity.update(b"mmo-world-tiles\0");
+        identity.update(loaded.hash);
+        let mut heightfields = Vec::new();
+        let mut shapes = Vec::new();
+        let mut meshes = Vec::new();
+        for tile in loaded.world.tiles.iter().filter(|t| keep(t.coord)) {
+            identity.update(tile.coord.x.to_le_bytes());
+            identity.update(tile.coord.y.to_le_bytes());
+            heightfields.extend(tile.heightfields.iter().cloned());
+            shapes.extend(tile.shapes.iter().cloned());
+            meshes.extend(tile.meshes.iter().cloned());
+        }
+        Self::from_parts(identity.finalize().into(), heightfields, &shapes, &meshes)
+    }
+
+    /// A world of shapes only, not from a file (tests, benchmarks, the C ABI's blocker
+    /// boxes). Ids must be unique; the shapes must satisfy the format's field rules.
+    pub fn from_shapes(shapes: &[StaticShape]) -> Result<Arc<Self>, CollisionBuildError> {
+        let mut identity = Sha256::new();
+        identity.update(b"mmo-world-shapes\0");
+        // Debug output of f32 round-trips exactly, so this is a canonical description.
+        identity.update(format!("{shapes:?}").as_bytes());
+        Self::from_parts(identity.finalize().into(), Vec::new(), shapes, &[])
+    }
+
+    fn from_parts(
+        identity: [u8; 32],
+        heightfields: Vec<Heightfield>,
+        shapes: &[StaticShape],
+        meshes: &[Mesh],
+    ) -> Result<Arc<Self>, CollisionBuildError> {
+        let mut elements = Vec::with_capacity(shapes.len() + meshes.len());
+        for s in shapes {
+            let shape = match &s.kind {
+                ShapeKind::Box { half_extents_m } => {
+                    SharedShape::cuboid(half_extents_m.x, half_extents_m.y, half_extents_m.z)
+                }
+                ShapeKind::Sphere { radius_m } => SharedShape::ball(*radius_m),
+                ShapeKind::Capsule {
+                    half_length_m,
+                    radius_m,
+                } => SharedShape::capsule_z(*half_length_m, *radius_m),
+                ShapeKind::Convex { points_m } => {
+                    let points: Vec<PVec> = points_m.iter().map(|p| pv(*p)).collect();
+                    SharedShape::convex_hull(&points).ok_or_else(|| CollisionBuildError {
+                        element_id: s.id,
+                        reason: "parry could not build the convex hull".into(),
+                    })?
+                }
+            };
+            elements.push(Element {
+                id: s.id,
+                pose: parry_pose(&s.pose),
+                shape,
+            });
+        }
+        for m in meshes {
+            let vertices: Vec<PVec> = m.vertices_m.iter().map(|v| pv(*v)).collect();
+            let mesh = TriMesh::with_flags(vertices, m.triangles.clone(), TriMeshFlags::empty())
+                .map_err(|e| CollisionBuildError {
+                    element_id: m.id,
+                    reason: format!("parry refused the mesh: {e:?}"),
+                })?;
+            elements.push(Element {
+                id: m.id,
+                pose: parry_pose(&m.pose),
+                shape: SharedShape::new(mesh),
+            });
         }
         // Elements in id order: the hierarchy's leaf data is the index, and ties between
         // hits go to the lowest id.
@@ -180,7 +217,17 @@ impl CollisionWorld {
             .map(|e| e.shape.compute_aabb(&e.pose))
             .collect();
         let bvh = Bvh::from_leaves(BvhBuildStrategy::Binned, &aabbs);
+        let terrain_shapes = heightfields.iter().map(heightfield_element).collect();
+        let terrains = heightfields
+            .into_iter()
+            .map(|h| Terrain {
+                min_xy_m: h.origin_m,
+                max_xy_m: h.far_corner_m(),
+                source: h,
+            })
+            .collect();
         Ok(Arc::new(CollisionWorld {
+            identity,
             elements,
             bvh,
             terrains,
@@ -208,7 +255,8 @@ impl CollisionWorld {
 
     /// Sweeps a vertical capsule (segment half length `half_length_m` around `centre_m`,
     /// `radius_m`) along `motion_m` against shapes and meshes (not heightfields), stopping
-    /// `skin_m` short of contact. Returns the earliest hit, ties to the lowest element id.
+    /// `skin_m` short of contact (computed as its core segment stopping `radius_m + skin_m`
+    /// short, see [`CapsuleShape`]). Returns the earliest hit, ties to the lowest element id.
     /// A contact already within `skin_m` at the start counts only when the motion goes
     /// into it (moving away from a touched wall is free).
     #[must_use]
@@ -222,13 +270,14 @@ impl CollisionWorld {
         if self.elements.is_empty() {
             return None;
         }
-        let shape = Capsule::new_z(capsule.half_length_m, capsule.radius_m);
+        let shape = capsule.core();
         let start = ParryPose::from_translation(pv(centre_m));
         let end = ParryPose::from_translation(pv(centre_m + motion_m));
-        let swept = shape.compute_swept_aabb(&start, &end).loosened(skin_m);
+        let reach_m = capsule.radius_m + skin_m;
+        let swept = shape.compute_swept_aabb(&start, &end).loosened(reach_m);
         let options = ShapeCastOptions {
             max_time_of_impact: 1.0,
-            target_distance: skin_m,
+            target_distance: reach_m,
             stop_at_penetration: false,
             compute_impact_geometry_on_penetration: true,
         };
@@ -248,9 +297,20 @@ impl CollisionWorld {
             ) else {
                 continue;
             };
-            let normal = -gv(hit.normal1);
-            // A touch at the start while moving away from the surface blocks nothing.
-            if hit.time_of_impact <= 0.0 && normal.dot(motion_m) >= 0.0 {
+            // The cast's own normal is only as exact as its advancement; the closest points
+            // at the impact pose (a separated pair, solved exactly) give the surface's.
+            let at_impact =
+                ParryPose::from_translation(pv(centre_m + motion_m * hit.time_of_impact));
+            let normal = match contact(&at_impact, &shape, &e.pose, e.shape.as_ref(), reach_m) {
+                Ok(Some(c)) => -gv(c.normal1),
+                _ => -gv(hit.normal1),
+            };
+            // A touch at the start blocks only motion into the surface: moving away from
+            // it, or along it (within a cosine of 0.001, as a touching contact's normal is
+            // only as exact as the cast's tolerance), is free.
+            if hit.time_of_impact <= 0.0
+                && normal.dot(motion_m) >= -PARALLEL_COS * motion_m.length()
+            {
                 continue;
             }
             let candidate = SweepHit {
@@ -265,6 +325,49 @@ impl CollisionWorld {
             }
         }
         best
+    }
+
+    /// Moves a vertical capsule out of every shape or mesh it is closer to than half of
+    /// `skin_m`, to `skin_m` away, element by element in id order, in two passes. Sweeps
+    /// keep the capsule `skin_m` away, but a slide nearly parallel to a surface can creep
+    /// closer by the cast's tolerance; this takes the creep back (and frees a capsule that
+    /// started inside a shape, as far as two passes can). Returns the corrected centre.
+    #[must_use]
+    pub fn push_out(&self, capsule: CapsuleShape, centre_m: Vec3, skin_m: f32) -> Vec3 {
+        if self.elements.is_empty() {
+            return centre_m;
+        }
+        let shape = capsule.core();
+        let reach_m = capsule.radius_m + skin_m;
+        let mut centre = centre_m;
+        let mut near: Vec<u32> = Vec::new();
+        for _ in 0..2 {
+            let pose = ParryPose::from_translation(pv(centre));
+            let bounds = shape.compute_aabb(&pose).loosened(reach_m);
+            near.clear();
+            near.extend(self.bvh.intersect_aabb(&bounds));
+            // Corrections are applied one after another, so their order must not depend
+            // on the hierarchy's layout: element index order is id order.
+            near.sort_unstable();
+            let mut moved = false;
+            for &leaf in &near {
+                let e = &self.elements[leaf as usize];
+                let pose = ParryPose::from_translation(pv(centre));
+                let Ok(Some(c)) = contact(&pose, &shape, &e.pose, e.shape.as_ref(), reach_m) else {
+                    continue;
+                };
+                // Distance from the capsule's surface: the core's distance less the radius.
+                let dist_m = c.dist - capsule.radius_m;
+                if dist_m < 0.5 * skin_m {
+                    centre -= gv(c.normal1) * (skin_m - dist_m);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        centre
     }
 
     /// The highest heightfield surface under `xy_m`, if any heightfield covers it.
@@ -329,6 +432,18 @@ pub struct CapsuleShape {
     pub half_length_m: f32,
     /// Radius, metres, `> 0`.
     pub radius_m: f32,
+}
+
+impl CapsuleShape {
+    /// The capsule's core segment, centred on the origin. Queries run on the segment with
+    /// the radius added to their distances: parry's distance and contact between a rounded
+    /// shape and a flat face near touching are only as exact as its penetration solver
+    /// (a box 0.4 µm thinner turned a 1.4 mm penetration into an 8 mm gap), while the core
+    /// stays a radius away from everything and is solved exactly.
+    fn core(self) -> Segment {
+        let half = PVec::new(0.0, 0.0, self.half_length_m);
+        Segment::new(-half, half)
+    }
 }
 
 /// The height and normal of a heightfield at a point inside it, on the triangles the format

@@ -60,6 +60,17 @@ pub struct LoadedWorld {
     pub hash: [u8; 32],
 }
 
+impl LoadedWorld {
+    /// A world made in memory (a scene builder, a test), with the hash its file would have.
+    pub fn from_world(world: WorldFile) -> Result<Self, WorldFormatError> {
+        let bytes = encode(&world)?;
+        Ok(LoadedWorld {
+            hash: content_hash(&bytes),
+            world,
+        })
+    }
+}
+
 /// The world's content hash: SHA-256 of the file's bytes as stored.
 #[must_use]
 pub fn content_hash(bytes: &[u8]) -> [u8; 32] {

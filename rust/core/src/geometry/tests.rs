@@ -283,7 +283,8 @@ fn every_truncation_is_refused_without_a_panic() {
 }
 
 fn built(world: &WorldFile) -> std::sync::Arc<CollisionWorld> {
-    CollisionWorld::build(world, |_| true).expect("builds")
+    let loaded = LoadedWorld::from_world(world.clone()).expect("valid");
+    CollisionWorld::build(&loaded, |_| true).expect("builds")
 }
 
 const CHARACTER: CapsuleShape = CapsuleShape {
@@ -411,8 +412,19 @@ fn traces_see_rotated_shapes_and_meshes() {
 
 #[test]
 fn building_only_some_tiles_leaves_the_others_out() {
-    let world = CollisionWorld::build(&golden_world(), |c| c.x == 1).expect("builds");
+    let loaded = LoadedWorld::from_world(golden_world()).expect("valid");
+    let world = CollisionWorld::build(&loaded, |c| c.x == 1).expect("builds");
     assert_eq!(world.element_count(), 1);
     assert_eq!(world.heightfield_count(), 0);
     assert!(CollisionWorld::empty().is_empty());
+    // Equal content, equal worlds; other tiles kept, another world.
+    assert_eq!(
+        *world,
+        *CollisionWorld::build(&loaded, |c| c.x == 1).expect("builds")
+    );
+    assert_ne!(
+        *world,
+        *CollisionWorld::build(&loaded, |_| true).expect("builds")
+    );
+    assert_ne!(*world, *CollisionWorld::empty());
 }
