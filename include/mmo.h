@@ -703,7 +703,7 @@ typedef struct mmo_character_state {
   struct mmo_vec3 velocity_mps;
   // Facing, radians in `[0, 2*pi)`.
   float yaw_rad;
-  // 1 when standing on the ground or on a blocker, else 0 (other values are invalid).
+  // 1 when standing on walkable support (ground, terrain or a shape), else 0 (other values are invalid).
   uint8_t on_ground;
 } mmo_character_state;
 

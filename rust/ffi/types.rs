@@ -62,7 +62,7 @@ pub struct mmo_character_state {
     pub velocity_mps: mmo_vec3,
     /// Facing, radians in `[0, 2*pi)`.
     pub yaw_rad: f32,
-    /// 1 when standing on the ground or on a blocker, else 0 (other values are invalid).
+    /// 1 when standing on walkable support (ground, terrain or a shape), else 0 (other values are invalid).
     pub on_ground: u8,
 }
 

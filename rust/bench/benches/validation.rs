@@ -192,7 +192,7 @@ fn logged_in_connection() -> ServerConnection {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
-        [0; 32],
+        &mmo_core::control::WelcomeTerms::default(),
     );
     assert!(accepted, "the login was pending");
     while conn.poll_transmit().is_some() {}

@@ -15,6 +15,7 @@ use crate::gameplay::messages::{
     AbilityRequest, AbilityResult, CombatEvent, InventoryRequest, InventoryResult, InventoryView,
     MAX_COMBAT_EVENTS, MAX_KIND_LEN_BYTES, MAX_MESSAGE_LEN_BYTES, Refusal, ResourceView,
 };
+use crate::movement::MovementConfig;
 use crate::time::Tick;
 
 /// Largest control frame body accepted or produced, in bytes.
@@ -262,6 +263,18 @@ pub enum ClientControl {
     },
 }
 
+/// What a welcome (or `Rejoined`) tells the client besides its entity and spawn: the
+/// server's content and simulation, so the client predicts as the server simulates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WelcomeTerms {
+    /// SHA-256 of the gameplay content.
+    pub content_hash: [u8; 32],
+    /// The movement settings (its geometry is the server's; only `world_hash` is sent).
+    pub movement: MovementConfig,
+    /// SHA-256 of the world geometry file, zeros without one.
+    pub world_hash: [u8; 32],
+}
+
 /// Messages from server to client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServerControl {
@@ -281,6 +294,13 @@ pub enum ServerControl {
         /// ([`crate::gameplay::content::Content::hash`]); a client with other content
         /// shows wrong names and costs.
         content_hash: [u8; 32],
+        /// The movement settings the client predicts with (the geometry is not sent: see
+        /// `world_hash`).
+        movement: MovementConfig,
+        /// SHA-256 of the server's world geometry file (`geometry/WORLD_FORMAT.md`), all
+        /// zeros when the server has none (a flat world); a client with other geometry is
+        /// corrected at every obstacle.
+        world_hash: [u8; 32],
     },
     /// A chat line from someone.
     Chat {
@@ -333,7 +353,8 @@ pub enum ServerControl {
         tick_rate_hz: u32,
         /// Where the character stands (its last saved state).
         spawn: CharacterState,
-        /// SHA-256 of the server's gameplay content, as in the welcome.
+        /// SHA-256 of the server's gameplay content, as in the welcome. (The movement
+        /// settings and world are not repeated: a fleet runs one of each.)
         content_hash: [u8; 32],
     },
     /// The secret with which the client can continue this session on a new connection if
@@ -610,6 +631,8 @@ mod tests {
             tick_rate_hz: 30,
             spawn: CharacterState::at(Vec3::new(1.0, 2.0, 0.0)),
             content_hash: [7; 32],
+            movement: MovementConfig::default(),
+            world_hash: [9; 32],
         }
     }
 

@@ -22,7 +22,7 @@ pub struct CharacterState {
     pub velocity_mps: Vec3,
     /// Facing, radians in `[0, 2*pi)`, derived from the last input's quantized yaw.
     pub yaw_rad: f32,
-    /// True when standing on the ground plane or on top of a blocker.
+    /// True when standing on walkable support: the ground plane, a heightfield or a shape.
     pub on_ground: bool,
 }
 

@@ -34,4 +34,4 @@ pub mod zone;
 
 /// Version of the wire protocol (datagrams and control frames, see `WIRE_FORMAT.md`). A
 /// client and server with different versions refuse each other at login with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;

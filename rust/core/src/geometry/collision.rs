@@ -74,6 +74,8 @@ struct Terrain {
 /// the same tiles kept, or the same shapes): `identity` is a SHA-256 of that.
 pub struct CollisionWorld {
     identity: [u8; 32],
+    /// SHA-256 of the world file it was built from; zeros when not built from a file.
+    file_hash: [u8; 32],
     elements: Vec<Element>,
     bvh: Bvh,
     terrains: Vec<Terrain>,
@@ -126,6 +128,7 @@ impl CollisionWorld {
     pub fn empty() -> Arc<Self> {
         Arc::new(CollisionWorld {
             identity: [0; 32],
+            file_hash: [0; 32],
             elements: Vec::new(),
             bvh: Bvh::new(),
             terrains: Vec::new(),
@@ -152,7 +155,13 @@ impl CollisionWorld {
             shapes.extend(tile.shapes.iter().cloned());
             meshes.extend(tile.meshes.iter().cloned());
         }
-        Self::from_parts(identity.finalize().into(), heightfields, &shapes, &meshes)
+        Self::from_parts(
+            identity.finalize().into(),
+            loaded.hash,
+            heightfields,
+            &shapes,
+            &meshes,
+        )
     }
 
     /// A world of shapes only, not from a file (tests, benchmarks, the C ABI's blocker
@@ -162,11 +171,12 @@ impl CollisionWorld {
         identity.update(b"mmo-world-shapes\0");
         // Debug output of f32 round-trips exactly, so this is a canonical description.
         identity.update(format!("{shapes:?}").as_bytes());
-        Self::from_parts(identity.finalize().into(), Vec::new(), shapes, &[])
+        Self::from_parts(identity.finalize().into(), [0; 32], Vec::new(), shapes, &[])
     }
 
     fn from_parts(
         identity: [u8; 32],
+        file_hash: [u8; 32],
         heightfields: Vec<Heightfield>,
         shapes: &[StaticShape],
         meshes: &[Mesh],
@@ -228,11 +238,19 @@ impl CollisionWorld {
             .collect();
         Ok(Arc::new(CollisionWorld {
             identity,
+            file_hash,
             elements,
             bvh,
             terrains,
             terrain_shapes,
         }))
+    }
+
+    /// SHA-256 of the world file this was built from (whatever tiles were kept), sent in
+    /// the welcome; all zeros for a world not built from a file (empty, or shapes only).
+    #[must_use]
+    pub fn world_hash(&self) -> [u8; 32] {
+        self.file_hash
     }
 
     /// Shapes and meshes loaded (heightfields not counted).

@@ -236,6 +236,15 @@ struct RemoteEntity {
     flags: u8,
 }
 
+/// Bytes as lowercase hex, for log lines.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// Send times of recent input datagrams, for RTT samples from the server's acks.
 const SEND_TIMES: usize = 64;
 
@@ -565,6 +574,21 @@ impl ClientSession {
         self.gameplay.cooldown_left(ability, now_us)
     }
 
+    /// The server's world geometry hash, once welcomed (zeros: a flat world).
+    #[must_use]
+    pub fn world_hash(&self) -> Option<[u8; 32]> {
+        self.gameplay.world_hash()
+    }
+
+    /// Whether the client's own world (its config's `movement.geometry`) is the one the
+    /// server runs; `None` before the welcome. When false, every obstacle the two disagree
+    /// on becomes corrections: load the server's world file.
+    #[must_use]
+    pub fn world_matches(&self) -> Option<bool> {
+        self.world_hash()
+            .map(|h| h == self.config.movement.geometry.world_hash())
+    }
+
     /// The server's gameplay content hash, once welcomed.
     #[must_use]
     pub fn content_hash(&self) -> Option<[u8; 32]> {
@@ -757,6 +781,8 @@ impl ClientSession {
                 tick_rate_hz,
                 spawn,
                 content_hash,
+                movement,
+                world_hash,
             } => {
                 if self.state != ClientState::LoggingIn {
                     self.finish(
@@ -776,12 +802,22 @@ impl ClientSession {
                         return;
                     }
                 };
-                let predictor = Predictor::new(
-                    self.config.movement.clone(),
-                    rate,
-                    spawn,
-                    self.config.prediction,
-                );
+                // The server's settings, over the client's own copy of the world.
+                let movement = MovementConfig {
+                    geometry: self.config.movement.geometry.clone(),
+                    ..movement
+                };
+                let ours = movement.geometry.world_hash();
+                if ours != world_hash {
+                    tracing::warn!(
+                        server = %Hex(&world_hash),
+                        client = %Hex(&ours),
+                        "the server simulates another world geometry: expect corrections at \
+                         every obstacle until the client loads the server's world file"
+                    );
+                }
+                self.gameplay.set_world_hash(world_hash);
+                let predictor = Predictor::new(movement, rate, spawn, self.config.prediction);
                 match predictor {
                     Ok(p) => {
                         self.predictor = Some(p);

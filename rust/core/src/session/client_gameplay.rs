@@ -30,6 +30,9 @@ pub struct ClientGameplay {
     cooldowns: BTreeMap<AbilityId, CooldownEnds>,
     /// Content hash from the welcome.
     content_hash: Option<[u8; 32]>,
+    /// World geometry hash from the welcome (kept here beside the content hash: both say
+    /// what the server runs, for the game to compare with what it loaded).
+    world_hash: Option<[u8; 32]>,
     /// The ability request awaiting its answer, if any.
     pending_ability: Option<u32>,
 }
@@ -73,6 +76,10 @@ impl ClientGameplay {
         self.content_hash = Some(hash);
     }
 
+    pub(crate) fn set_world_hash(&mut self, hash: [u8; 32]) {
+        self.world_hash = Some(hash);
+    }
+
     pub(crate) fn set_inventory(&mut self, view: InventoryView) {
         self.inventory = Some(view);
     }
@@ -96,6 +103,12 @@ impl ClientGameplay {
     #[must_use]
     pub fn content_hash(&self) -> Option<[u8; 32]> {
         self.content_hash
+    }
+
+    /// The server's world geometry hash (from the welcome; zeros for a flat world).
+    #[must_use]
+    pub fn world_hash(&self) -> Option<[u8; 32]> {
+        self.world_hash
     }
 
     /// The inventory as the server last sent it.

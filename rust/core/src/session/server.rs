@@ -19,7 +19,7 @@ use crate::codec::input_codec::decode_input_payload;
 use crate::codec::packet::{PacketHeader, PacketKind};
 use crate::codec::snapshot::{EncodeReport, RecordBase, RecordSource, SnapshotCodec, SnapshotIn};
 use crate::control::{
-    self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl,
+    self, ChatChannel, ClientControl, DisconnectReason, FrameDecoder, ServerControl, WelcomeTerms,
 };
 use crate::entity::{CharacterState, EntityId};
 use crate::gameplay::messages::{AbilityRequest, InventoryRequest};
@@ -498,7 +498,7 @@ impl ServerConnection {
     }
 
     /// Accepts the pending login: the client controls `entity`, spawned as `spawn` at `tick`;
-    /// the welcome carries the server's gameplay `content_hash`.
+    /// the welcome carries `terms` (content hash, movement settings, world hash).
     /// Returns false, changing nothing, unless a login is pending: the connection may have
     /// closed while the token was being verified, which is a race, not a caller mistake.
     pub fn accept_login(
@@ -507,7 +507,7 @@ impl ServerConnection {
         tick: Tick,
         rate: TickRate,
         spawn: CharacterState,
-        content_hash: [u8; 32],
+        terms: &WelcomeTerms,
     ) -> bool {
         if self.state != ConnectionState::LoginPending {
             return false;
@@ -524,7 +524,7 @@ impl ServerConnection {
                 tick,
                 tick_rate_hz: rate.hz(),
                 spawn,
-                content_hash,
+                content_hash: terms.content_hash,
             });
             // What the client sent while its character loaded.
             self.read_control();
@@ -535,7 +535,9 @@ impl ServerConnection {
                 tick,
                 tick_rate_hz: rate.hz(),
                 spawn,
-                content_hash,
+                content_hash: terms.content_hash,
+                movement: terms.movement.clone(),
+                world_hash: terms.world_hash,
             });
         }
         true

@@ -1,9 +1,12 @@
 //! Tests of the session state machines against hostile or broken peers: every bad input
 //! gets a reason, and nothing panics.
 
-use crate::control::{self, ClientControl, DisconnectReason, FrameDecoder, ServerControl};
+use crate::control::{
+    self, ClientControl, DisconnectReason, FrameDecoder, ServerControl, WelcomeTerms,
+};
 use crate::entity::{CharacterState, EntityId};
 use crate::input::MoveInput;
+use crate::movement::MovementConfig;
 use crate::time::{Tick, TickRate};
 use crate::validation::RejectionKind;
 
@@ -62,7 +65,7 @@ fn active_connection() -> ServerConnection {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
-        [0; 32],
+        &WelcomeTerms::default(),
     );
     assert_eq!(
         c.state(),
@@ -167,7 +170,7 @@ fn a_login_answered_after_the_client_left_is_ignored() {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
-        [0; 32]
+        &WelcomeTerms::default()
     ));
     assert_eq!(
         c.state(),
@@ -196,7 +199,13 @@ fn a_login_accepted_late_leaves_the_client_a_whole_idle_timeout() {
     // Accepted at tick 255 (8.5 s at 30 Hz), after a slow character load.
     let rate = TickRate::new(30).unwrap();
     let tick = Tick(255);
-    assert!(c.accept_login(EntityId(1), tick, rate, CharacterState::default(), [0; 32]));
+    assert!(c.accept_login(
+        EntityId(1),
+        tick,
+        rate,
+        CharacterState::default(),
+        &WelcomeTerms::default()
+    ));
     let welcomed_us = rate.tick_start_us(tick);
     assert_eq!(c.poll_timeout(), Some(welcomed_us + config.idle_timeout_us));
     c.handle_timeout(10_000_000);
@@ -239,6 +248,13 @@ fn pair() -> (ClientSession, ServerConnection) {
 }
 
 fn pair_with(config: ClientConfig) -> (ClientSession, ServerConnection) {
+    pair_with_terms(config, &WelcomeTerms::default())
+}
+
+fn pair_with_terms(
+    config: ClientConfig,
+    terms: &WelcomeTerms,
+) -> (ClientSession, ServerConnection) {
     let mut client = ClientSession::new(0, config, "token").unwrap();
     let mut server = ServerConnection::new(0, ServerConnectionConfig::default()).unwrap();
     while let Some(Transmit::Stream(b)) = client.poll_transmit() {
@@ -252,7 +268,7 @@ fn pair_with(config: ClientConfig) -> (ClientSession, ServerConnection) {
         Tick(0),
         TickRate::DEFAULT,
         CharacterState::default(),
-        [0; 32],
+        terms,
     );
     while let Some(Transmit::Stream(b)) = server.poll_transmit() {
         client.handle_stream(0, &b);
@@ -266,6 +282,55 @@ fn pair_with(config: ClientConfig) -> (ClientSession, ServerConnection) {
         })
     ));
     (client, server)
+}
+
+#[test]
+fn the_client_predicts_with_the_settings_of_the_welcome_and_compares_worlds() {
+    use crate::geometry::{LoadedWorld, Tile, TileCoord, WorldFile};
+    let world = LoadedWorld::from_world(WorldFile {
+        tile_size_m: 64.0,
+        tiles: vec![Tile {
+            coord: TileCoord { x: 0, y: 0 },
+            heightfields: vec![],
+            shapes: vec![],
+            meshes: vec![],
+        }],
+    })
+    .expect("valid");
+    let server_movement = MovementConfig {
+        walk_speed_mps: 5.5,
+        walkable_floor_z: 0.8,
+        max_step_height_m: 0.3,
+        ..MovementConfig::default()
+    };
+    let terms = WelcomeTerms {
+        content_hash: [1; 32],
+        movement: server_movement.clone(),
+        world_hash: world.hash,
+    };
+    // A client with the default settings and no world: it takes the server's settings,
+    // and is told its world differs.
+    let (client, _server) = pair_with_terms(ClientConfig::default(), &terms);
+    let used = client.predictor().expect("welcomed").movement_config();
+    assert_eq!(used.walk_speed_mps, 5.5);
+    assert_eq!(used.walkable_floor_z.to_bits(), 0.8f32.to_bits());
+    assert_eq!(used.max_step_height_m, 0.3);
+    assert_eq!(client.world_hash(), Some(world.hash));
+    assert_eq!(client.world_matches(), Some(false));
+    // A client that loaded the same file matches, and keeps its own copy of the world.
+    let geometry = crate::geometry::CollisionWorld::build(&world, |_| true).expect("builds");
+    let config = ClientConfig {
+        movement: MovementConfig {
+            geometry: geometry.clone(),
+            ..MovementConfig::default()
+        },
+        ..ClientConfig::default()
+    };
+    let (client, _server) = pair_with_terms(config, &terms);
+    assert_eq!(client.world_matches(), Some(true));
+    let used = client.predictor().expect("welcomed").movement_config();
+    assert!(std::sync::Arc::ptr_eq(&used.geometry, &geometry));
+    assert_eq!(used.walk_speed_mps, 5.5);
 }
 
 #[test]
@@ -703,7 +768,13 @@ fn a_rejoined_session_resets_the_client_and_ignores_what_it_sent_before() {
         panic!("an input datagram");
     };
     let saved = CharacterState::at(glam::Vec3::new(50.0, 60.0, 0.0));
-    assert!(server.accept_login(EntityId(77), Tick(900), TickRate::DEFAULT, saved, [0; 32]));
+    assert!(server.accept_login(
+        EntityId(77),
+        Tick(900),
+        TickRate::DEFAULT,
+        saved,
+        &WelcomeTerms::default()
+    ));
     assert_eq!(server.rejoin_phase(), RejoinPhase::AwaitingClient);
     server.handle_datagram(now_us, &before_reset);
     assert!(server.holds_snapshots(), "the client has not reset yet");

@@ -54,7 +54,7 @@ use glam::Vec3;
 
 use crate::codec::entity_state::{NetEntityState, Quantization, SnapshotConfig};
 use crate::codec::snapshot::SnapshotCodec;
-use crate::control::DisconnectReason;
+use crate::control::{DisconnectReason, WelcomeTerms};
 use crate::entity::{CharacterState, EntityId};
 use crate::fast_hash::FastMap;
 use crate::gameplay::character::CharacterGameplay;
@@ -462,8 +462,8 @@ pub struct Zone {
     /// Entity -> connection of every local character. Invariant: exactly the players with
     /// an entity.
     entity_connections: FastMap<EntityId, ConnectionId>,
-    /// The content hash sent in every welcome.
-    content_hash: [u8; 32],
+    /// What every welcome tells the client: content hash, movement settings, world hash.
+    welcome_terms: WelcomeTerms,
     /// The gameplay phase's state: hitboxes, queued requests, combat events, damage over
     /// time sources, item transfers.
     play: PlayState,
@@ -528,7 +528,11 @@ impl Zone {
             0,
         )
         .map_err(|e| format!("gameplay: {e}"))?;
-        let content_hash = config.gameplay.content.hash();
+        let welcome_terms = WelcomeTerms {
+            content_hash: config.gameplay.content.hash(),
+            movement: config.movement.clone(),
+            world_hash: config.movement.geometry.world_hash(),
+        };
         let (id_stride, id_offset) = match &placement {
             None => (1, 1),
             Some(p) => (u32::from(p.layout.zone_count()), u32::from(p.zone.0) + 1),
@@ -547,7 +551,7 @@ impl Zone {
             events: Vec::new(),
             scratch_inputs: Vec::new(),
             entity_connections: FastMap::default(),
-            content_hash,
+            welcome_terms,
             play: PlayState {
                 hitboxes,
                 requests: Vec::new(),
@@ -727,14 +731,13 @@ impl Zone {
         gameplay: Option<CharacterGameplay>,
     ) -> Option<EntityId> {
         let entity = EntityId(self.ids.peek_entity());
-        let content_hash = self.content_hash;
         let player = self.players.get_mut(&id)?;
         if !player.connection.accept_login(
             entity,
             self.tick,
             self.config.tick_rate,
             spawn,
-            content_hash,
+            &self.welcome_terms,
         ) {
             return None;
         }

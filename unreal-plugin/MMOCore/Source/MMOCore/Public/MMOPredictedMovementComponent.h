@@ -43,7 +43,7 @@ public:
 	UPROPERTY(BlueprintReadOnly, Category = "MMO|Movement")
 	FVector PredictedVelocity = FVector::ZeroVector;
 
-	/** Predicted: on the ground or on a blocker. */
+	/** Predicted: standing on walkable support (ground, terrain or a shape). */
 	UPROPERTY(BlueprintReadOnly, Category = "MMO|Movement")
 	bool bOnGround = true;
 
