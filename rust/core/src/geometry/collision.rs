@@ -61,7 +61,7 @@ struct Element {
     shape: SharedShape,
 }
 
-/// A heightfield for direct lookups, with parry's copy for traces.
+/// A heightfield for direct lookups (parry's copy for traces is in `terrain_shapes`).
 struct Terrain {
     source: Heightfield,
     min_xy_m: Vec2,
@@ -336,11 +336,7 @@ impl CollisionWorld {
                 normal: normal.normalize_or_zero(),
                 element_id: e.id,
             };
-            if best.is_none_or(|b| {
-                (candidate.fraction, candidate.element_id) < (b.fraction, b.element_id)
-            }) {
-                best = Some(candidate);
-            }
+            keep_earliest(&mut best, candidate);
         }
         best
     }
@@ -423,11 +419,7 @@ impl CollisionWorld {
                     normal: gv(hit.normal).normalize_or_zero(),
                     element_id: e.id,
                 };
-                if best.is_none_or(|b| {
-                    (candidate.fraction, candidate.element_id) < (b.fraction, b.element_id)
-                }) {
-                    best = Some(candidate);
-                }
+                keep_earliest(&mut best, candidate);
             }
         };
         let lo = start_m.min(end_m);
@@ -440,6 +432,15 @@ impl CollisionWorld {
             consider(e);
         }
         best
+    }
+}
+
+/// Keeps in `best` the earlier of it and `candidate`: the smaller fraction, ties to the
+/// lowest element id (the order client and server agree on whatever tiles they loaded).
+fn keep_earliest(best: &mut Option<SweepHit>, candidate: SweepHit) {
+    if best.is_none_or(|b| (candidate.fraction, candidate.element_id) < (b.fraction, b.element_id))
+    {
+        *best = Some(candidate);
     }
 }
 
@@ -503,9 +504,9 @@ fn heightfield_element(h: &Heightfield) -> Element {
     let columns = usize::from(h.columns);
     let rows = usize::from(h.rows);
     // parry's heightfield is Y-up: its rows (i) run along local Z and its columns (j) along
-    // local X, column-major (index i + j · nrows). The pose's rotation is the cyclic
-    // permutation local (x, y, z) -> world (z, x, y)... written as: local X = world Y,
-    // local Y (height) = world Z, local Z = world X. So parry's i is our column c (world X)
+    // local X, column-major (index i + j · nrows). The pose's rotation is a cyclic
+    // permutation of the axes: local X = world Y, local Y (height) = world Z, local Z =
+    // world X. So parry's i is our column c (world X)
     // and parry's j our row r (world Y), and index c + r · columns is our row-major index.
     let heights: Vec<f32> = (0..rows)
         .flat_map(|r| (0..columns).map(move |c| (c, r)))
